@@ -1,0 +1,20 @@
+// Package backpressure holds sluice's policies and their live counters:
+// per-key concurrency caps and exact rolling-window rate limits.
+//
+// A Registry answers one question atomically: may a job with concurrency key
+// C and rate-limit key R be admitted now? If yes, it counts the job active on
+// C and records an admission on R (only when R has a policy). If no, it names
+// the blocking key and registers the caller's Waiter on that key, so the
+// caller learns when the key may admit again (a slot is released, the policy
+// changes). A rate limit's reopening time is returned so the caller can arm a
+// timer of its own; the registry keeps no clock.
+//
+// Concurrency counts are kept for every key in use, with or without a policy,
+// so that a policy set later sees the true number of active jobs. Rate
+// admissions are kept only while a policy exists: deleting the policy forgets
+// them.
+//
+// The registry is sharded by key; each shard has its own mutex, which is a
+// leaf lock: nothing else is locked while it is held. A call that touches two
+// keys takes their shards one after the other, never together.
+package backpressure

@@ -1,0 +1,471 @@
+package backpressure
+
+import (
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"sort"
+	"strconv"
+	"sync"
+)
+
+// Kind is the kind of a policy.
+type Kind uint8
+
+// The policy kinds.
+const (
+	Concurrency Kind = iota + 1
+	RateLimit
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Concurrency:
+		return "concurrency"
+	case RateLimit:
+		return "ratelimit"
+	}
+	return "kind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// ParseKind reads "concurrency" or "ratelimit" (any case).
+func ParseKind(s string) (Kind, bool) {
+	switch {
+	case equalFold(s, "concurrency"):
+		return Concurrency, true
+	case equalFold(s, "ratelimit"):
+		return RateLimit, true
+	}
+	return 0, false
+}
+
+func equalFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		c := a[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// Errors returned for invalid policies.
+var (
+	ErrLimit  = errors.New("limit must be a positive integer")
+	ErrPeriod = errors.New("period must be a positive number of milliseconds")
+)
+
+// Waiter is whatever the caller registers to be woken when a key may admit
+// again. It must be comparable; the registry only stores and returns it.
+type Waiter any
+
+// Block says which policy refused an admission.
+type Block struct {
+	Kind   Kind
+	Key    string
+	Active int64 // active jobs (concurrency) or admissions in the window (rate limit)
+	Limit  int64
+	Until  int64 // rate limit only: the first instant the window admits again
+}
+
+// String renders the block the way JOBGET's blocked_by shows it.
+func (b Block) String() string {
+	if b.Kind == Concurrency {
+		return fmt.Sprintf("concurrency:%s %d/%d", b.Key, b.Active, b.Limit)
+	}
+	return fmt.Sprintf("ratelimit:%s until %d", b.Key, b.Until)
+}
+
+// Info is a policy with its live usage, as POLICYGET shows it.
+type Info struct {
+	Kind       Kind
+	Key        string
+	Limit      int64
+	Period     int64 // rate limit only
+	Active     int64
+	NextFreeAt int64 // rate limit only, 0 when the window is not full
+	Blocking   bool  // the policy refuses admissions right now
+}
+
+const numShards = 16
+
+// Registry holds every policy and the live counters of every key in use.
+// The zero value is not usable; call New.
+type Registry struct {
+	seed   maphash.Seed
+	shards [numShards]shard
+}
+
+type shard struct {
+	mu   sync.Mutex            // protects conc and rate
+	conc map[string]*concState // keys with a policy or active jobs
+	rate map[string]*rateState // keys with a rate-limit policy
+}
+
+type concState struct {
+	limit   int64 // 0: no policy
+	active  int64
+	waiters map[Waiter]struct{}
+}
+
+type rateState struct {
+	limit, period int64
+	adm           []int64 // admission times, ascending; adm[head:] are live
+	head          int
+	waiters       map[Waiter]struct{}
+}
+
+// New returns an empty registry.
+func New() *Registry {
+	r := &Registry{seed: maphash.MakeSeed()}
+	for i := range r.shards {
+		r.shards[i].conc = make(map[string]*concState)
+		r.shards[i].rate = make(map[string]*rateState)
+	}
+	return r
+}
+
+func (r *Registry) shard(key string) *shard {
+	return &r.shards[maphash.String(r.seed, key)%numShards]
+}
+
+// Admit decides whether a job with concurrency key ckey and rate-limit key
+// rkey (either may be empty) may be reserved at now. When it may, the job is
+// counted active on ckey and, if rkey has a policy, an admission is recorded
+// at now. When it may not, nothing is counted, w is registered on the
+// blocking key, and the block is returned, with any waiters the caller must
+// wake (a refused admission briefly counted the job on ckey; whoever saw the
+// key full meanwhile is handed back).
+func (r *Registry) Admit(now int64, ckey, rkey string, w Waiter) (b Block, ok bool, wake []Waiter) {
+	if ckey != "" {
+		s := r.shard(ckey)
+		s.mu.Lock()
+		c := s.concLocked(ckey)
+		if c.limit > 0 && c.active >= c.limit {
+			b := Block{Kind: Concurrency, Key: ckey, Active: c.active, Limit: c.limit}
+			addWaiter(&c.waiters, w)
+			s.mu.Unlock()
+			return b, false, nil
+		}
+		c.active++
+		s.mu.Unlock()
+	}
+	if rkey != "" {
+		s := r.shard(rkey)
+		s.mu.Lock()
+		if rs := s.rate[rkey]; rs != nil {
+			if b, blocked := rs.check(now, rkey); blocked {
+				addWaiter(&rs.waiters, w)
+				s.mu.Unlock()
+				return b, false, r.Release(ckey) // undo the tentative count
+			}
+			rs.record(now)
+		}
+		s.mu.Unlock()
+	}
+	return Block{}, true, nil
+}
+
+// Take counts a job active on ckey and records an admission on rkey (if it
+// has a policy) without checking limits. Replay uses it to restore outcomes
+// that were decided before.
+func (r *Registry) Take(now int64, ckey, rkey string) {
+	if ckey != "" {
+		s := r.shard(ckey)
+		s.mu.Lock()
+		s.concLocked(ckey).active++
+		s.mu.Unlock()
+	}
+	if rkey != "" {
+		s := r.shard(rkey)
+		s.mu.Lock()
+		if rs := s.rate[rkey]; rs != nil {
+			rs.trim(now)
+			rs.record(now)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// Release ends one active job on ckey. If the key may now admit, the waiters
+// registered on it are returned (and forgotten): the caller wakes them.
+func (r *Registry) Release(ckey string) []Waiter {
+	if ckey == "" {
+		return nil
+	}
+	s := r.shard(ckey)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.conc[ckey]
+	if c == nil || c.active == 0 {
+		return nil // a release without a matching admission; nothing to do
+	}
+	c.active--
+	var ws []Waiter
+	if c.limit == 0 || c.active < c.limit {
+		ws = takeWaiters(&c.waiters)
+	}
+	if c.limit == 0 && c.active == 0 && len(c.waiters) == 0 {
+		delete(s.conc, ckey)
+	}
+	return ws
+}
+
+// Check reports, without changing anything, whether a job with these keys
+// would be refused at now, and by which policy (concurrency first).
+func (r *Registry) Check(now int64, ckey, rkey string) (Block, bool) {
+	if ckey != "" {
+		s := r.shard(ckey)
+		s.mu.Lock()
+		c := s.conc[ckey]
+		if c != nil && c.limit > 0 && c.active >= c.limit {
+			b := Block{Kind: Concurrency, Key: ckey, Active: c.active, Limit: c.limit}
+			s.mu.Unlock()
+			return b, true
+		}
+		s.mu.Unlock()
+	}
+	if rkey != "" {
+		s := r.shard(rkey)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if rs := s.rate[rkey]; rs != nil {
+			return rs.check(now, rkey)
+		}
+	}
+	return Block{}, false
+}
+
+// Active is the number of active jobs counted on a concurrency key.
+func (r *Registry) Active(ckey string) int64 {
+	s := r.shard(ckey)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := s.conc[ckey]; c != nil {
+		return c.active
+	}
+	return 0
+}
+
+// SetConcurrency creates or changes a concurrency policy. Lowering a limit
+// evicts nobody. The waiters of the key are returned to be woken.
+func (r *Registry) SetConcurrency(key string, limit int64) ([]Waiter, error) {
+	if limit < 1 {
+		return nil, ErrLimit
+	}
+	s := r.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.concLocked(key)
+	c.limit = limit
+	return takeWaiters(&c.waiters), nil
+}
+
+// SetRateLimit creates or changes a rate-limit policy. Admissions already
+// recorded for the key are kept and judged against the new limit and period.
+func (r *Registry) SetRateLimit(key string, limit, period int64) ([]Waiter, error) {
+	if limit < 1 {
+		return nil, ErrLimit
+	}
+	if period < 1 {
+		return nil, ErrPeriod
+	}
+	s := r.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rs := s.rate[key]
+	if rs == nil {
+		rs = &rateState{}
+		s.rate[key] = rs
+	}
+	rs.limit, rs.period = limit, period
+	return takeWaiters(&rs.waiters), nil
+}
+
+// Delete removes a policy. Deleting a rate limit forgets its admissions. It
+// reports whether a policy existed, and returns the key's waiters.
+func (r *Registry) Delete(kind Kind, key string) (bool, []Waiter) {
+	s := r.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch kind {
+	case Concurrency:
+		c := s.conc[key]
+		if c == nil || c.limit == 0 {
+			return false, nil
+		}
+		c.limit = 0
+		ws := takeWaiters(&c.waiters)
+		if c.active == 0 {
+			delete(s.conc, key)
+		}
+		return true, ws
+	case RateLimit:
+		rs := s.rate[key]
+		if rs == nil {
+			return false, nil
+		}
+		delete(s.rate, key)
+		return true, takeWaiters(&rs.waiters)
+	}
+	return false, nil
+}
+
+// Get returns a policy with its live usage at now.
+func (r *Registry) Get(now int64, kind Kind, key string) (Info, bool) {
+	s := r.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.infoLocked(now, kind, key)
+}
+
+// List returns every policy, sorted by kind then key.
+func (r *Registry) List(now int64) []Info {
+	var out []Info
+	for i := range r.shards {
+		s := &r.shards[i]
+		s.mu.Lock()
+		for k, c := range s.conc {
+			if c.limit > 0 {
+				info, _ := s.infoLocked(now, Concurrency, k)
+				out = append(out, info)
+			}
+		}
+		for k := range s.rate {
+			info, _ := s.infoLocked(now, RateLimit, k)
+			out = append(out, info)
+		}
+		s.mu.Unlock()
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Kind != out[j].Kind {
+			return out[i].Kind < out[j].Kind
+		}
+		return out[i].Key < out[j].Key
+	})
+	return out
+}
+
+// Policy is a policy's definition, without usage: what a snapshot keeps.
+type Policy struct {
+	Kind   Kind
+	Key    string
+	Limit  int64
+	Period int64
+}
+
+// Reset forgets every policy and counter.
+func (r *Registry) Reset() {
+	for i := range r.shards {
+		s := &r.shards[i]
+		s.mu.Lock()
+		s.conc = make(map[string]*concState)
+		s.rate = make(map[string]*rateState)
+		s.mu.Unlock()
+	}
+}
+
+// Lock must be held.
+func (s *shard) concLocked(key string) *concState {
+	c := s.conc[key]
+	if c == nil {
+		c = &concState{}
+		s.conc[key] = c
+	}
+	return c
+}
+
+// Lock must be held.
+func (s *shard) infoLocked(now int64, kind Kind, key string) (Info, bool) {
+	switch kind {
+	case Concurrency:
+		c := s.conc[key]
+		if c == nil || c.limit == 0 {
+			return Info{}, false
+		}
+		return Info{Kind: Concurrency, Key: key, Limit: c.limit, Active: c.active,
+			Blocking: c.active >= c.limit}, true
+	case RateLimit:
+		rs := s.rate[key]
+		if rs == nil {
+			return Info{}, false
+		}
+		b, blocked := rs.check(now, key)
+		info := Info{Kind: RateLimit, Key: key, Limit: rs.limit, Period: rs.period,
+			Active: rs.count(), Blocking: blocked}
+		if blocked {
+			info.NextFreeAt = b.Until
+		}
+		return info, true
+	}
+	return Info{}, false
+}
+
+// check slides the window to now and reports whether it is full.
+func (rs *rateState) check(now int64, key string) (Block, bool) {
+	rs.trim(now)
+	n := rs.count()
+	if n < rs.limit {
+		return Block{}, false
+	}
+	// The window admits again once the (n-limit+1)th oldest admission has
+	// left it: at that admission's time + period.
+	until := rs.adm[rs.head+int(n-rs.limit)] + rs.period
+	return Block{Kind: RateLimit, Key: key, Active: n, Limit: rs.limit, Until: until}, true
+}
+
+func (rs *rateState) count() int64 { return int64(len(rs.adm) - rs.head) }
+
+// trim drops admissions that have left the window (now - period, now].
+func (rs *rateState) trim(now int64) {
+	for rs.head < len(rs.adm) && rs.adm[rs.head] <= now-rs.period {
+		rs.head++
+	}
+	if rs.head > 32 && rs.head*2 >= len(rs.adm) {
+		n := copy(rs.adm, rs.adm[rs.head:])
+		rs.adm = rs.adm[:n]
+		rs.head = 0
+	}
+}
+
+// record adds an admission at now, keeping the times sorted even if callers
+// on different goroutines pass slightly out-of-order clocks.
+func (rs *rateState) record(now int64) {
+	n := len(rs.adm)
+	if n == rs.head || rs.adm[n-1] <= now {
+		rs.adm = append(rs.adm, now)
+		return
+	}
+	i := sort.Search(n-rs.head, func(i int) bool { return rs.adm[rs.head+i] > now }) + rs.head
+	rs.adm = append(rs.adm, 0)
+	copy(rs.adm[i+1:], rs.adm[i:])
+	rs.adm[i] = now
+}
+
+func addWaiter(m *map[Waiter]struct{}, w Waiter) {
+	if w == nil {
+		return
+	}
+	if *m == nil {
+		*m = make(map[Waiter]struct{}, 1)
+	}
+	(*m)[w] = struct{}{}
+}
+
+func takeWaiters(m *map[Waiter]struct{}) []Waiter {
+	if len(*m) == 0 {
+		return nil
+	}
+	ws := make([]Waiter, 0, len(*m))
+	for w := range *m {
+		ws = append(ws, w)
+	}
+	*m = nil
+	return ws
+}

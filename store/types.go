@@ -1,0 +1,205 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+
+	"sluice/backpressure"
+)
+
+// State is a job's lifecycle state.
+type State uint8
+
+// The lifecycle states (PROTOCOL.md "Job lifecycle").
+const (
+	Scheduled State = iota + 1
+	Queued
+	Reserved
+	Running
+	Succeeded
+	Failed
+	RetryPending
+	Cancelled
+	numStates
+)
+
+var stateNames = [...]string{
+	Scheduled:    "scheduled",
+	Queued:       "queued",
+	Reserved:     "reserved",
+	Running:      "running",
+	Succeeded:    "succeeded",
+	Failed:       "failed",
+	RetryPending: "retry_pending",
+	Cancelled:    "cancelled",
+}
+
+func (s State) String() string {
+	if s >= Scheduled && s < numStates {
+		return stateNames[s]
+	}
+	return fmt.Sprintf("state(%d)", uint8(s))
+}
+
+// Terminal reports whether no operation but JOBRETRY (from failed) moves a
+// job out of s.
+func (s State) Terminal() bool { return s == Succeeded || s == Failed || s == Cancelled }
+
+// transitions is the lifecycle table of PROTOCOL.md. Every state change goes
+// through it (see (*Store).move), so an illegal one is refused before
+// anything changes.
+var transitions = map[State][]State{
+	Scheduled:    {Queued, Cancelled},
+	Queued:       {Reserved, Cancelled},
+	Reserved:     {Running, Queued, Scheduled, Succeeded, RetryPending, Failed, Cancelled},
+	Running:      {Queued, Succeeded, RetryPending, Failed, Cancelled},
+	RetryPending: {Queued, Cancelled},
+	Failed:       {Queued},
+	Succeeded:    nil,
+	Cancelled:    nil,
+}
+
+var allowed [numStates][numStates]bool
+
+func init() {
+	for from, tos := range transitions {
+		for _, to := range tos {
+			allowed[from][to] = true
+		}
+	}
+}
+
+// Errors. Each message starts with its wire code (PROTOCOL.md "Errors"), so
+// the server turns them into RESP errors by printing them; the code is also
+// available through Code.
+var (
+	ErrNoJob         = errors.New("NOJOB no such job")
+	ErrNoReservation = errors.New("NORESERVATION no such reservation")
+	ErrExpired       = errors.New("EXPIRED the reservation's lease has expired")
+	ErrDupJob        = errors.New("DUPJOB a job with this id already exists")
+	ErrWrongState    = errors.New("WRONGSTATE operation not allowed in the job's state")
+	ErrFull          = errors.New("FULL the server is at its job limit")
+	ErrInvalid       = errors.New("ERR invalid argument")
+)
+
+// StateError is a refused lifecycle transition. It matches ErrWrongState
+// with errors.Is.
+type StateError struct {
+	ID       string
+	From, To State
+}
+
+func (e *StateError) Error() string {
+	return fmt.Sprintf("WRONGSTATE job %s cannot go from %s to %s", e.ID, e.From, e.To)
+}
+
+// Is makes errors.Is(err, ErrWrongState) true.
+func (e *StateError) Is(target error) bool { return target == ErrWrongState }
+
+// invalid wraps ErrInvalid with a message a user can act on.
+type invalidError struct{ msg string }
+
+func (e *invalidError) Error() string        { return "ERR " + e.msg }
+func (e *invalidError) Is(target error) bool { return target == ErrInvalid }
+
+func invalid(format string, args ...any) error {
+	return &invalidError{msg: fmt.Sprintf(format, args...)}
+}
+
+// Defaults of PROTOCOL.md.
+const (
+	DefaultMaxAttempts = 1
+	DefaultBackoff     = 1000           // ms
+	MaxBackoff         = 60 * 60 * 1000 // the retry delay is capped at one hour
+	MaxIdentifier      = 1024           // bytes, for queue, handler, id, worker and key names
+	DefaultPeekCount   = 10
+)
+
+// PushOptions describe a new job.
+type PushOptions struct {
+	Queue, Handler string
+	Payload        []byte
+	ID             string // empty: generated
+	Priority       int64
+	ConcurrencyKey string
+	RateLimitKey   string
+	RunAt          int64 // 0: now; a time after now creates the job scheduled
+	MaxAttempts    int64 // 0: DefaultMaxAttempts
+	Backoff        int64 // ms; 0: DefaultBackoff
+}
+
+// ReserveOptions describe a reservation request.
+type ReserveOptions struct {
+	Worker   string
+	Lease    int64    // ms, > 0
+	Count    int      // 0: 1
+	Handlers []string // nil: any handler
+	Queues   []string // in order of preference
+}
+
+// Reservation is one reserved job, as JOBRESERVE returns it.
+type Reservation struct {
+	Token     string
+	ID        string
+	Queue     string
+	Handler   string
+	Payload   []byte
+	Priority  int64
+	Attempt   int64
+	ExpiresAt int64
+}
+
+// FailOptions qualify JOBFAIL.
+type FailOptions struct {
+	Error    string
+	HasError bool  // Error was given (an empty message is kept as empty)
+	RetryIn  int64 // ms; used when HasRetry
+	HasRetry bool
+	NoRetry  bool
+}
+
+// Job is a copy of a job's record, as JOBGET shows it. Empty strings and zero
+// times stand for absent values.
+type Job struct {
+	ID, Queue, Handler string
+	Payload            []byte
+	State              State
+	Priority           int64
+	ConcurrencyKey     string
+	RateLimitKey       string
+	Attempt            int64
+	MaxAttempts        int64
+	Backoff            int64
+	CreatedAt          int64
+	UpdatedAt          int64
+	RunAt              int64
+	Worker             string // while reserved or running
+	ExpiresAt          int64  // while reserved or running
+	LastError          string
+	HasLastError       bool
+	BlockedBy          string // why a queued job is not reservable now; "" if it is
+}
+
+// QueueStats is QUEUESTATS's answer.
+type QueueStats struct {
+	Queue              string
+	Status             string // paused, throttled, active or idle
+	Queued             int64
+	Scheduled          int64
+	Reserved           int64
+	Running            int64
+	RetryPending       int64
+	Failed             int64
+	BlockedConcurrency int64
+	BlockedRateLimit   int64
+	Paused             bool
+	PushedTotal        int64
+	SucceededTotal     int64
+	FailedTotal        int64
+}
+
+// PolicyInfo is a policy with its live usage (POLICYGET).
+type PolicyInfo struct {
+	backpressure.Info
+	Waiting int64 // queued jobs with this key that the policy blocks now
+}
