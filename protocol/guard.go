@@ -1,0 +1,363 @@
+package protocol
+
+import (
+	"errors"
+	"io"
+)
+
+// Limits bound what a client may send in one command. The guard enforces
+// them on the raw byte stream, before redcon's reader sees a single byte.
+type Limits struct {
+	MaxArgs    int64 // arguments in one multibulk command
+	MaxBulk    int64 // bytes in one argument
+	MaxInline  int64 // bytes in one inline (telnet-style) command line
+	MaxCommand int64 // bytes in one command, framing included
+
+	// Unauthenticated selects Redis's wording for a client that has not yet
+	// authenticated ("unauthenticated multibulk length"), and makes the guard
+	// release one command at a time, so that a successful AUTH lifts the
+	// limits for the very next command of a pipeline.
+	Unauthenticated bool
+}
+
+// ProtocolError is a framing violation. The connection is answered with
+// "-ERR Protocol error: ..." and closed.
+type ProtocolError struct{ Msg string }
+
+func (e *ProtocolError) Error() string { return "Protocol error: " + e.Msg }
+
+var (
+	errInvalidMultibulk = &ProtocolError{"invalid multibulk length"}
+	errInvalidBulk      = &ProtocolError{"invalid bulk length"}
+	errUnauthMultibulk  = &ProtocolError{"unauthenticated multibulk length"}
+	errUnauthBulk       = &ProtocolError{"unauthenticated bulk length"}
+	errInlineTooBig     = &ProtocolError{"too big inline request"}
+	errCommandTooBig    = &ProtocolError{"query buffer limit exceeded"}
+)
+
+// maxHeader is the longest "*<n>" or "$<n>" line we accept (digits only);
+// no valid count needs more.
+const maxHeader = 20
+
+type guardState uint8
+
+const (
+	gsStart     guardState = iota // at the first byte of a command
+	gsArrayLen                    // in "*<digits>", before '\r'
+	gsArrayLF                     // after the '\r' of "*<n>"
+	gsBulkStart                   // expecting '$'
+	gsBulkLen                     // in "$<digits>", before '\r'
+	gsBulkLF                      // after the '\r' of "$<n>"
+	gsBulkData                    // in the payload
+	gsBulkCR                      // expecting the '\r' after the payload
+	gsBulkEnd                     // expecting the '\n' after the payload
+	gsInline                      // in an inline command line
+)
+
+// guard is an io.Reader that validates RESP framing incrementally and passes
+// only validated bytes on. It sits between the network connection and
+// redcon's reader, whose own parser trusts lengths it has not checked
+// (a bulk length near MaxInt64 crashes the process, a huge array count makes
+// it spin) and has no size limits. A violation is reported once the bytes
+// before it have been delivered; it is sticky.
+//
+// A guard belongs to its connection's goroutine; it is not safe for
+// concurrent use.
+type guard struct {
+	src    io.Reader
+	limits *Limits // read at every header; the owner may swap its contents
+
+	in     []byte // raw input; in[ip:ie] is not yet validated
+	ip, ie int
+	rerr   error // read error to report once in[ip:ie] is consumed
+	err    error // sticky framing error
+
+	hold  [maxHeader + 4]byte // a validated header not yet handed on
+	holdN int
+	holdP int
+
+	state   guardState
+	neg     bool  // header had a leading '-'
+	digits  int   // digits seen in the current header
+	num     int64 // value of the current header
+	args    int64 // arguments still expected in this command
+	remain  int64 // payload bytes still expected in this argument
+	cmdSize int64 // bytes of the current command so far
+	paused  bool  // a command just ended and Limits.Unauthenticated is set
+}
+
+func newGuard(src io.Reader, limits *Limits, bufSize int) *guard {
+	return &guard{src: src, limits: limits, in: make([]byte, bufSize)}
+}
+
+// Err is the framing error, if one was found.
+func (g *guard) Err() error { return g.err }
+
+// Read implements io.Reader.
+func (g *guard) Read(p []byte) (int, error) {
+	n := 0
+	g.paused = false
+	for n < len(p) {
+		if g.holdP < g.holdN {
+			c := copy(p[n:], g.hold[g.holdP:g.holdN])
+			g.holdP += c
+			n += c
+			continue
+		}
+		if g.paused || g.err != nil {
+			break
+		}
+		if g.ip == g.ie {
+			if n > 0 {
+				break // never block while holding validated bytes
+			}
+			if g.rerr != nil {
+				return 0, g.rerr
+			}
+			m, err := g.src.Read(g.in)
+			g.ip, g.ie = 0, m
+			if err != nil {
+				g.rerr = err
+			}
+			if m == 0 && err == nil {
+				return 0, nil
+			}
+			continue
+		}
+		n += g.scan(p[n:])
+	}
+	if n == 0 && g.err != nil {
+		return 0, g.err
+	}
+	return n, nil
+}
+
+func (g *guard) fail(err error) int {
+	g.err = err
+	return 0
+}
+
+// scan consumes input from in[ip:ie], writes validated bytes to p, and
+// returns how many it wrote. It stops at a state change that needs room.
+func (g *guard) scan(p []byte) int {
+	lim := g.limits
+	n := 0
+	for g.ip < g.ie && g.holdP == g.holdN && !g.paused && g.err == nil {
+		b := g.in[g.ip]
+		switch g.state {
+		case gsStart:
+			g.cmdSize = 0
+			if b == '*' {
+				g.state, g.neg, g.digits, g.num = gsArrayLen, false, 0, 0
+				g.ip++
+				g.cmdSize++
+				continue
+			}
+			g.state = gsInline
+			continue
+		case gsArrayLen, gsBulkLen:
+			array := g.state == gsArrayLen
+			g.ip++
+			g.cmdSize++
+			switch {
+			case b == '\r':
+				if g.digits == 0 {
+					return n + g.fail(g.headerErr(array))
+				}
+				if array {
+					g.state = gsArrayLF
+				} else {
+					g.state = gsBulkLF
+				}
+			case b == '-' && g.digits == 0 && !g.neg:
+				g.neg = true
+			case b >= '0' && b <= '9' && g.digits < 18:
+				g.digits++
+				g.num = g.num*10 + int64(b-'0')
+			default:
+				return n + g.fail(g.headerErr(array))
+			}
+		case gsArrayLF:
+			g.ip++
+			g.cmdSize++
+			if b != '\n' {
+				return n + g.fail(errInvalidMultibulk)
+			}
+			count := g.num
+			if g.neg {
+				count = -count
+			}
+			if count <= 0 {
+				// "*0" and "*-1" are empty commands: Redis skips them.
+				g.state = gsStart
+				continue
+			}
+			if lim.Unauthenticated && count > lim.MaxArgs {
+				return n + g.fail(errUnauthMultibulk)
+			}
+			if count > lim.MaxArgs {
+				return n + g.fail(errInvalidMultibulk)
+			}
+			g.args = count
+			g.state = gsBulkStart
+			g.holdHeader('*', count)
+		case gsBulkStart:
+			if b != '$' {
+				return n + g.fail(&ProtocolError{"expected '$', got '" + printable(b) + "'"})
+			}
+			g.ip++
+			g.cmdSize++
+			g.state, g.neg, g.digits, g.num = gsBulkLen, false, 0, 0
+		case gsBulkLF:
+			g.ip++
+			g.cmdSize++
+			if b != '\n' || g.neg {
+				return n + g.fail(errInvalidBulk)
+			}
+			if lim.Unauthenticated && g.num > lim.MaxBulk {
+				return n + g.fail(errUnauthBulk)
+			}
+			if g.num > lim.MaxBulk {
+				return n + g.fail(errInvalidBulk)
+			}
+			if g.cmdSize+g.num > lim.MaxCommand {
+				return n + g.fail(errCommandTooBig)
+			}
+			g.remain = g.num
+			g.state = gsBulkData
+			g.holdHeader('$', g.num)
+		case gsBulkData:
+			if g.remain == 0 {
+				g.state = gsBulkCR
+				continue
+			}
+			if n == len(p) {
+				return n
+			}
+			c := int64(g.ie - g.ip)
+			if c > g.remain {
+				c = g.remain
+			}
+			if room := int64(len(p) - n); c > room {
+				c = room
+			}
+			copy(p[n:], g.in[g.ip:g.ip+int(c)])
+			n += int(c)
+			g.ip += int(c)
+			g.remain -= c
+			g.cmdSize += c
+		case gsBulkCR, gsBulkEnd:
+			want := byte('\r')
+			if g.state == gsBulkEnd {
+				want = '\n'
+			}
+			if b != want {
+				return n + g.fail(errInvalidBulk)
+			}
+			if n == len(p) {
+				return n
+			}
+			p[n] = b
+			n++
+			g.ip++
+			g.cmdSize++
+			if g.state == gsBulkCR {
+				g.state = gsBulkEnd
+				continue
+			}
+			g.args--
+			if g.args > 0 {
+				g.state = gsBulkStart
+				if g.cmdSize > lim.MaxCommand {
+					return n + g.fail(errCommandTooBig)
+				}
+				continue
+			}
+			g.endCommand()
+		case gsInline:
+			if n == len(p) {
+				return n
+			}
+			// Copy up to the end of the line in one go.
+			end := g.ip
+			for end < g.ie && g.in[end] != '\n' {
+				end++
+			}
+			found := end < g.ie
+			if found {
+				end++ // include the '\n'
+			}
+			c := end - g.ip
+			if room := len(p) - n; c > room {
+				c, found = room, false
+			}
+			if g.cmdSize+int64(c) > lim.MaxInline+2 || (!found && g.cmdSize+int64(c) > lim.MaxInline) {
+				return n + g.fail(errInlineTooBig)
+			}
+			copy(p[n:], g.in[g.ip:g.ip+c])
+			n += c
+			g.ip += c
+			g.cmdSize += int64(c)
+			if found {
+				g.endCommand()
+			}
+		}
+	}
+	return n
+}
+
+func (g *guard) endCommand() {
+	g.state = gsStart
+	if g.limits.Unauthenticated {
+		g.paused = true
+	}
+}
+
+func (g *guard) headerErr(array bool) error {
+	if array {
+		return errInvalidMultibulk
+	}
+	return errInvalidBulk
+}
+
+// holdHeader queues a validated "*<n>\r\n" or "$<n>\r\n" for delivery.
+func (g *guard) holdHeader(c byte, v int64) {
+	b := append(g.hold[:0], c)
+	b = appendDecimal(b, v)
+	b = append(b, '\r', '\n')
+	g.holdN, g.holdP = len(b), 0
+}
+
+func appendDecimal(b []byte, v int64) []byte {
+	var tmp [20]byte
+	i := len(tmp)
+	for {
+		i--
+		tmp[i] = byte('0' + v%10)
+		v /= 10
+		if v == 0 {
+			break
+		}
+	}
+	return append(b, tmp[i:]...)
+}
+
+func printable(b byte) string {
+	if b >= 0x20 && b < 0x7f {
+		return string(rune(b))
+	}
+	return "\\x" + string("0123456789abcdef"[b>>4]) + string("0123456789abcdef"[b&15])
+}
+
+// isProtocolError reports whether err is a framing error, ours or redcon's
+// (redcon's inline parser reports unbalanced quotes itself).
+func isProtocolError(err error) (string, bool) {
+	var pe *ProtocolError
+	if errors.As(err, &pe) {
+		return pe.Error(), true
+	}
+	if err != nil && len(err.Error()) > 15 && err.Error()[:15] == "Protocol error:" {
+		return err.Error(), true
+	}
+	return "", false
+}

@@ -1,0 +1,118 @@
+package protocol
+
+import (
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/tidwall/redcon"
+)
+
+// Reply values. A handler returns one of these, and the connection encodes
+// it once the handler is done:
+//
+//	nil, Null           null bulk string ($-1)
+//	NullArray           null array (*-1)
+//	SimpleString        simple string (+OK)
+//	string, []byte      bulk string
+//	int, int64          integer
+//	[]any, []string     array (elements encoded recursively)
+//	Error, error        error reply (see ErrorText)
+type (
+	// SimpleString is a RESP simple string.
+	SimpleString string
+	nullArray    struct{}
+	nullBulk     struct{}
+)
+
+// Replies used everywhere.
+var (
+	OK        = SimpleString("OK")
+	NullArray = nullArray{}
+	Null      = nullBulk{}
+)
+
+// writer buffers replies for one connection and writes them out with a
+// deadline, so a client that stops reading cannot pin a goroutine forever.
+// The buffer is flushed whenever it grows past limit, which bounds the
+// memory one connection's replies hold. Owned by the connection goroutine.
+type writer struct {
+	nc      net.Conn
+	b       []byte
+	err     error         // sticky write error
+	timeout time.Duration // per write; 0: none
+	limit   int           // flush threshold
+}
+
+func (w *writer) flush() error {
+	if w.err != nil {
+		return w.err
+	}
+	if len(w.b) == 0 {
+		return nil
+	}
+	if w.timeout > 0 {
+		_ = w.nc.SetWriteDeadline(time.Now().Add(w.timeout))
+	}
+	_, w.err = w.nc.Write(w.b)
+	if cap(w.b) > 4*w.limit {
+		w.b = make([]byte, 0, 4096)
+	} else {
+		w.b = w.b[:0]
+	}
+	return w.err
+}
+
+func (w *writer) maybeFlush() {
+	if len(w.b) >= w.limit {
+		_ = w.flush()
+	}
+}
+
+func (w *writer) writeError(text string) {
+	w.b = redcon.AppendError(w.b, text)
+}
+
+// appendReply encodes v. It reports false if v is not a reply type (a bug
+// in a handler), after encoding "ERR internal error" in its place.
+func (w *writer) appendReply(v any, onErr func(error) string) bool {
+	switch v := v.(type) {
+	case nil, nullBulk:
+		w.b = append(w.b, "$-1\r\n"...)
+	case nullArray:
+		w.b = append(w.b, "*-1\r\n"...)
+	case SimpleString:
+		w.b = redcon.AppendString(w.b, string(v))
+	case string:
+		w.b = redcon.AppendBulkString(w.b, v)
+	case []byte:
+		w.b = redcon.AppendBulk(w.b, v)
+	case int64:
+		w.b = redcon.AppendInt(w.b, v)
+	case int:
+		w.b = redcon.AppendInt(w.b, int64(v))
+	case []string:
+		w.b = redcon.AppendArray(w.b, len(v))
+		for _, s := range v {
+			w.b = redcon.AppendBulkString(w.b, s)
+			w.maybeFlush()
+		}
+	case []any:
+		w.b = redcon.AppendArray(w.b, len(v))
+		ok := true
+		for _, e := range v {
+			ok = w.appendReply(e, onErr) && ok
+			w.maybeFlush()
+		}
+		return ok
+	case error:
+		w.writeError(onErr(v))
+	default:
+		w.writeError(string(ErrInternal))
+		return false
+	}
+	return true
+}
+
+// Int formats an integer the way Redis prints numbers in text replies.
+func Int(v int64) string { return strconv.FormatInt(v, 10) }

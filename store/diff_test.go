@@ -1,0 +1,709 @@
+package store_test
+
+// The differential test: the store and the naive model of model_test.go
+// execute the same random operation sequences and must agree on every reply
+// (values and errors), on Len after every operation, and on the whole
+// visible state at the end of each sequence.
+//
+// Reproduce a failure with the printed seed:
+//
+//	go test -race -run 'TestDifferential$' ./store/ -diff.seed=N -diff.n=1 -v
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"sluice/backpressure"
+	"sluice/store"
+)
+
+var (
+	diffSeed = flag.Uint64("diff.seed", 1, "first seed of TestDifferential")
+	diffN    = flag.Int("diff.n", 10000, "number of sequences TestDifferential runs")
+)
+
+// sut is what the differential test drives: *store.Store and *model.
+type sut interface {
+	Push(now int64, p store.PushOptions) (string, error)
+	Reserve(now int64, r store.ReserveOptions) ([]store.Reservation, error)
+	Start(now int64, token string) (int64, error)
+	Touch(now int64, token string, lease int64) (int64, error)
+	Ack(now int64, token string) error
+	Fail(now int64, token string, o store.FailOptions) (store.State, error)
+	Release(now int64, token string, delay int64) error
+	Cancel(now int64, id string) (bool, error)
+	Retry(now int64, id string) error
+	Get(now int64, id string) (store.Job, bool)
+	QueueLen(now int64, queue string) int64
+	QueueStats(now int64, queue string) store.QueueStats
+	Queues(now int64) []string
+	Pause(now int64, queue string) error
+	Resume(now int64, queue string) error
+	Peek(now int64, queue string, n int) []store.Job
+	Purge(now int64, queue string) int64
+	SetConcurrency(now int64, key string, limit int64) error
+	SetRateLimit(now int64, key string, limit, period int64) error
+	DeletePolicy(now int64, kind backpressure.Kind, key string) bool
+	GetPolicy(now int64, kind backpressure.Kind, key string) (store.PolicyInfo, bool)
+	Policies(now int64) []store.PolicyInfo
+	Flush(now int64)
+	Len() int64
+}
+
+var _ sut = (*model)(nil)
+
+// newSUT builds the implementation under test.
+var newSUT = storeSUT
+
+// ---- sources of choices ---------------------------------------------------
+
+// source makes the generator's choices: a seeded PRNG, or fuzz bytes.
+type source interface {
+	intn(n int) int // in [0, n); n > 0
+	done() bool     // no more choices (fuzz input exhausted)
+}
+
+type randSource struct{ r *rand.Rand }
+
+func (s randSource) intn(n int) int { return s.r.IntN(n) }
+func (s randSource) done() bool     { return false }
+
+type byteSource struct {
+	b []byte
+	i int
+}
+
+func (s *byteSource) intn(n int) int {
+	if s.i >= len(s.b) {
+		return 0
+	}
+	v := int(s.b[s.i])
+	s.i++
+	if n > 256 && s.i < len(s.b) {
+		v = v<<8 | int(s.b[s.i])
+		s.i++
+	}
+	return v % n
+}
+
+func (s *byteSource) done() bool { return s.i >= len(s.b) }
+
+// ---- replies --------------------------------------------------------------
+
+type reply struct {
+	text   string
+	ids    []string // job ids the reply names (push, reserve)
+	tokens []string // tokens the reply hands out (reserve)
+}
+
+// errText renders an error for comparison: the sentinel's code, or the full
+// text of a StateError.
+func errText(err error) string {
+	if err == nil {
+		return "nil"
+	}
+	var se *store.StateError
+	if errors.As(err, &se) {
+		return "StateError(" + se.Error() + ")"
+	}
+	for _, e := range []struct {
+		err  error
+		name string
+	}{
+		{store.ErrNoJob, "NOJOB"},
+		{store.ErrNoReservation, "NORESERVATION"},
+		{store.ErrExpired, "EXPIRED"},
+		{store.ErrDupJob, "DUPJOB"},
+		{store.ErrWrongState, "WRONGSTATE(not a StateError)"},
+		{store.ErrFull, "FULL"},
+		{store.ErrInvalid, "INVALID"},
+	} {
+		if errors.Is(err, e.err) {
+			return e.name
+		}
+	}
+	return fmt.Sprintf("unexpected error %T %q", err, err.Error())
+}
+
+func fmtJob(j store.Job) string {
+	return fmt.Sprintf("{id=%s q=%s h=%s payload=%q state=%s prio=%d ckey=%q rkey=%q attempt=%d/%d backoff=%d created=%d updated=%d run_at=%d worker=%q expires=%d last_error=%q/%v blocked_by=%q}",
+		j.ID, j.Queue, j.Handler, j.Payload, j.State, j.Priority, j.ConcurrencyKey, j.RateLimitKey,
+		j.Attempt, j.MaxAttempts, j.Backoff, j.CreatedAt, j.UpdatedAt, j.RunAt, j.Worker, j.ExpiresAt,
+		j.LastError, j.HasLastError, j.BlockedBy)
+}
+
+func fmtJobs(js []store.Job) string {
+	parts := make([]string, len(js))
+	for i, j := range js {
+		parts[i] = fmtJob(j)
+	}
+	return "[" + strings.Join(parts, " ") + "]"
+}
+
+func fmtRes(rs []store.Reservation) string {
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		parts[i] = fmt.Sprintf("{token=%s id=%s q=%s h=%s payload=%q prio=%d attempt=%d expires=%d}",
+			r.Token, r.ID, r.Queue, r.Handler, r.Payload, r.Priority, r.Attempt, r.ExpiresAt)
+	}
+	return "[" + strings.Join(parts, " ") + "]"
+}
+
+func fmtPolicy(p store.PolicyInfo) string {
+	return fmt.Sprintf("{%s %s limit=%d period=%d active=%d next_free_at=%d blocking=%v waiting=%d}",
+		p.Kind, p.Key, p.Limit, p.Period, p.Active, p.NextFreeAt, p.Blocking, p.Waiting)
+}
+
+func fmtPolicies(ps []store.PolicyInfo) string {
+	parts := make([]string, len(ps))
+	for i, p := range ps {
+		parts[i] = fmtPolicy(p)
+	}
+	return "[" + strings.Join(parts, " ") + "]"
+}
+
+// ---- operations -----------------------------------------------------------
+
+type op struct {
+	desc string
+	run  func(s sut) reply
+}
+
+// call runs o on s, turning a panic into a reply so that the log is printed.
+func call(o op, s sut) (r reply) {
+	defer func() {
+		if p := recover(); p != nil {
+			r = reply{text: fmt.Sprintf("PANIC: %v", p)}
+		}
+	}()
+	return o.run(s)
+}
+
+var (
+	diffQueues   = []string{"q1", "q2", "q3"}
+	diffHandlers = []string{"h1", "h2", "h3"}
+	diffCKeys    = []string{"c1", "c2", "c3"}
+	diffRKeys    = []string{"r1", "r2", "r3"}
+	diffIDs      = []string{"a", "b", "c", "j1", "j2", "j3", "j5"}
+	diffPrios    = []int64{-1, 0, 0, 0, 1, 5}
+)
+
+// opGen produces operations. It reads (never changes) the model to aim at
+// interesting tokens and instants.
+type opGen struct {
+	src    source
+	m      *model
+	now    int64
+	ids    []string // every job id pushed, named or returned
+	tokens []string // every token handed out
+	nextX  int
+}
+
+func (g *opGen) pick(list []string) string { return list[g.src.intn(len(list))] }
+
+func (g *opGen) chance(pct int) bool { return g.src.intn(100) < pct }
+
+func (g *opGen) addID(id string) {
+	for _, x := range g.ids {
+		if x == id {
+			return
+		}
+	}
+	g.ids = append(g.ids, id)
+}
+
+func (g *opGen) queue() string {
+	if g.chance(8) {
+		return "qx" // never pushed to
+	}
+	return g.pick(diffQueues)
+}
+
+func (g *opGen) anyID() string {
+	if len(g.ids) == 0 || g.chance(10) {
+		if g.chance(50) {
+			return "nope"
+		}
+		return g.pick(diffIDs)
+	}
+	return g.pick(g.ids)
+}
+
+func (g *opGen) token() string {
+	live := g.m.liveTokens()
+	switch c := g.src.intn(100); {
+	case c < 60 && len(live) > 0:
+		return g.pick(live)
+	case c < 88 && len(g.tokens) > 0:
+		return g.tokens[len(g.tokens)-1-g.src.intn(min(len(g.tokens), 8))]
+	case c < 94:
+		return "garbage"
+	case c < 97:
+		return g.pick(diffIDs) + ".999999"
+	default:
+		return g.pick(diffIDs) + "." + fmt.Sprint(1+g.src.intn(6))
+	}
+}
+
+func (g *opGen) next() op {
+	now := g.now
+	switch c := g.src.intn(140); {
+	case c < 26:
+		return g.push(now)
+	case c < 44:
+		return g.reserve(now)
+	case c < 52:
+		tok := g.token()
+		return op{fmt.Sprintf("Start(%q)", tok), func(s sut) reply {
+			n, err := s.Start(now, tok)
+			return reply{text: fmt.Sprintf("%d %s", n, errText(err))}
+		}}
+	case c < 57:
+		tok := g.token()
+		lease := []int64{1, 5, 50, 1000, 0}[g.src.intn(5)]
+		if lease == 0 && !g.chance(20) {
+			lease = 7
+		}
+		return op{fmt.Sprintf("Touch(%q, %d)", tok, lease), func(s sut) reply {
+			n, err := s.Touch(now, tok, lease)
+			return reply{text: fmt.Sprintf("%d %s", n, errText(err))}
+		}}
+	case c < 65:
+		tok := g.token()
+		return op{fmt.Sprintf("Ack(%q)", tok), func(s sut) reply {
+			return reply{text: errText(s.Ack(now, tok))}
+		}}
+	case c < 73:
+		tok := g.token()
+		var o store.FailOptions
+		if g.chance(50) {
+			o.HasError = true
+			o.Error = []string{"", "boom", "oops"}[g.src.intn(3)]
+		}
+		switch g.src.intn(4) {
+		case 0:
+			o.HasRetry = true
+			o.RetryIn = []int64{0, 1, 10, 100}[g.src.intn(4)]
+		case 1:
+			o.NoRetry = true
+		}
+		return op{fmt.Sprintf("Fail(%q, %+v)", tok, o), func(s sut) reply {
+			st, err := s.Fail(now, tok, o)
+			return reply{text: fmt.Sprintf("%s %s", st, errText(err))}
+		}}
+	case c < 78:
+		tok := g.token()
+		delay := []int64{0, 0, 1, 5, 50}[g.src.intn(5)]
+		return op{fmt.Sprintf("Release(%q, %d)", tok, delay), func(s sut) reply {
+			return reply{text: errText(s.Release(now, tok, delay))}
+		}}
+	case c < 81:
+		id := g.anyID()
+		return op{fmt.Sprintf("Cancel(%q)", id), func(s sut) reply {
+			ok, err := s.Cancel(now, id)
+			return reply{text: fmt.Sprintf("%v %s", ok, errText(err))}
+		}}
+	case c < 85:
+		id := g.anyID()
+		return op{fmt.Sprintf("Retry(%q)", id), func(s sut) reply {
+			return reply{text: errText(s.Retry(now, id))}
+		}}
+	case c < 89:
+		id := g.anyID()
+		return op{fmt.Sprintf("Get(%q)", id), func(s sut) reply {
+			j, ok := s.Get(now, id)
+			if !ok {
+				return reply{text: "absent"}
+			}
+			return reply{text: fmtJob(j)}
+		}}
+	case c < 90:
+		q := g.queue()
+		return op{fmt.Sprintf("QueueLen(%q)", q), func(s sut) reply {
+			return reply{text: fmt.Sprint(s.QueueLen(now, q))}
+		}}
+	case c < 92:
+		q := g.queue()
+		return op{fmt.Sprintf("QueueStats(%q)", q), func(s sut) reply {
+			return reply{text: fmt.Sprintf("%+v", s.QueueStats(now, q))}
+		}}
+	case c < 93:
+		return op{"Queues()", func(s sut) reply {
+			return reply{text: fmt.Sprintf("%q", s.Queues(now))}
+		}}
+	case c < 95:
+		q := g.queue()
+		return op{fmt.Sprintf("Pause(%q)", q), func(s sut) reply {
+			return reply{text: errText(s.Pause(now, q))}
+		}}
+	case c < 98:
+		q := g.queue()
+		return op{fmt.Sprintf("Resume(%q)", q), func(s sut) reply {
+			return reply{text: errText(s.Resume(now, q))}
+		}}
+	case c < 100:
+		q := g.queue()
+		n := []int{0, 1, 2, 3, 10}[g.src.intn(5)]
+		return op{fmt.Sprintf("Peek(%q, %d)", q, n), func(s sut) reply {
+			return reply{text: fmtJobs(s.Peek(now, q, n))}
+		}}
+	case c < 101:
+		q := g.queue()
+		return op{fmt.Sprintf("Purge(%q)", q), func(s sut) reply {
+			return reply{text: fmt.Sprint(s.Purge(now, q))}
+		}}
+	case c < 104:
+		key := g.policyKey(diffCKeys)
+		limit := []int64{1, 1, 2, 3, 0}[g.src.intn(5)]
+		if limit == 0 && !g.chance(30) {
+			limit = 2
+		}
+		return op{fmt.Sprintf("SetConcurrency(%q, %d)", key, limit), func(s sut) reply {
+			return reply{text: errText(s.SetConcurrency(now, key, limit))}
+		}}
+	case c < 107:
+		key := g.policyKey(diffRKeys)
+		limit := []int64{1, 1, 2, 3, 0}[g.src.intn(5)]
+		period := []int64{1, 5, 10, 50, 100, 0}[g.src.intn(6)]
+		if (limit == 0 || period == 0) && !g.chance(30) {
+			limit, period = 2, 10
+		}
+		return op{fmt.Sprintf("SetRateLimit(%q, %d, %d)", key, limit, period), func(s sut) reply {
+			return reply{text: errText(s.SetRateLimit(now, key, limit, period))}
+		}}
+	case c < 109:
+		kind, key := g.policyRef()
+		return op{fmt.Sprintf("DeletePolicy(%s, %q)", kind, key), func(s sut) reply {
+			return reply{text: fmt.Sprint(s.DeletePolicy(now, kind, key))}
+		}}
+	case c < 112:
+		kind, key := g.policyRef()
+		return op{fmt.Sprintf("GetPolicy(%s, %q)", kind, key), func(s sut) reply {
+			p, ok := s.GetPolicy(now, kind, key)
+			if !ok {
+				return reply{text: "absent"}
+			}
+			return reply{text: fmtPolicy(p)}
+		}}
+	case c < 113:
+		return op{"Policies()", func(s sut) reply {
+			return reply{text: fmtPolicies(s.Policies(now))}
+		}}
+	case c < 114:
+		if g.chance(80) {
+			return g.advance()
+		}
+		return op{"Flush()", func(s sut) reply {
+			s.Flush(now)
+			return reply{text: "done"}
+		}}
+	default:
+		return g.advance()
+	}
+}
+
+func (g *opGen) policyKey(keys []string) string {
+	switch c := g.src.intn(100); {
+	case c < 85:
+		return g.pick(keys)
+	case c < 97:
+		// a key of the other kind, or one no job uses
+		return g.pick([]string{"c1", "r1", "unused"})
+	default:
+		return ""
+	}
+}
+
+func (g *opGen) policyRef() (backpressure.Kind, string) {
+	switch c := g.src.intn(100); {
+	case c < 48:
+		return backpressure.Concurrency, g.policyKey(diffCKeys)
+	case c < 96:
+		return backpressure.RateLimit, g.policyKey(diffRKeys)
+	default:
+		return backpressure.Kind(7), "c1"
+	}
+}
+
+func (g *opGen) push(now int64) op {
+	p := store.PushOptions{
+		Queue:    g.pick(diffQueues),
+		Handler:  g.pick(diffHandlers),
+		Priority: diffPrios[g.src.intn(len(diffPrios))],
+	}
+	if g.chance(80) {
+		p.Payload = []byte(fmt.Sprintf("p%d", g.src.intn(100)))
+	}
+	switch c := g.src.intn(100); {
+	case c < 25:
+		p.ID = g.pick(diffIDs)
+	case c < 32 && len(g.ids) > 0:
+		p.ID = g.pick(g.ids) // most likely a duplicate
+	case c < 37:
+		g.nextX++
+		p.ID = fmt.Sprintf("x%d", g.nextX)
+	}
+	if g.chance(50) {
+		p.ConcurrencyKey = g.pick(diffCKeys[:2])
+	}
+	if g.chance(45) {
+		p.RateLimitKey = g.pick(diffRKeys[:2])
+	}
+	switch c := g.src.intn(100); {
+	case c < 12:
+		p.RunAt = now + []int64{1, 5, 20, 100, 1000}[g.src.intn(5)] // DELAY
+	case c < 15:
+		p.RunAt = now // AT now: queued at once
+	case c < 17:
+		p.RunAt = now - 7 // AT in the past: queued at once
+	}
+	if g.chance(40) {
+		p.MaxAttempts = int64(1 + g.src.intn(3))
+	}
+	if g.chance(40) {
+		p.Backoff = []int64{1, 3, 10, 100}[g.src.intn(4)]
+	}
+	if g.chance(2) {
+		if g.chance(50) {
+			p.Queue = ""
+		} else {
+			p.Handler = ""
+		}
+	}
+	if p.ID != "" {
+		g.addID(p.ID)
+	}
+	return op{fmt.Sprintf("Push(%+v)", pushDesc(p)), func(s sut) reply {
+		id, err := s.Push(now, p)
+		r := reply{text: fmt.Sprintf("%q %s", id, errText(err))}
+		if err == nil {
+			r.ids = []string{id}
+		}
+		return r
+	}}
+}
+
+func pushDesc(p store.PushOptions) string {
+	return fmt.Sprintf("q=%s h=%s payload=%q id=%q prio=%d ckey=%q rkey=%q run_at=%d max_attempts=%d backoff=%d",
+		p.Queue, p.Handler, p.Payload, p.ID, p.Priority, p.ConcurrencyKey, p.RateLimitKey, p.RunAt, p.MaxAttempts, p.Backoff)
+}
+
+func (g *opGen) reserve(now int64) op {
+	r := store.ReserveOptions{
+		Worker: g.pick([]string{"w1", "w2"}),
+		Lease:  []int64{1, 5, 10, 50, 1000}[g.src.intn(5)],
+		Count:  g.src.intn(4),
+	}
+	n := 1 + g.src.intn(3)
+	for i := 0; i < n; i++ {
+		r.Queues = append(r.Queues, g.queue())
+	}
+	if g.chance(30) {
+		r.Handlers = []string{g.pick(diffHandlers)}
+		if g.chance(40) {
+			r.Handlers = append(r.Handlers, g.pick(append([]string{"hx"}, diffHandlers...)))
+		}
+	}
+	if g.chance(2) {
+		r.Lease = 0
+	}
+	return op{fmt.Sprintf("Reserve(%+v)", r), func(s sut) reply {
+		rs, err := s.Reserve(now, r)
+		out := reply{text: fmtRes(rs) + " " + errText(err)}
+		for _, x := range rs {
+			out.ids = append(out.ids, x.ID)
+			out.tokens = append(out.tokens, x.Token)
+		}
+		return out
+	}}
+}
+
+// advance moves the clock: a little, to (or around) an instant at which
+// something falls due, or far.
+func (g *opGen) advance() op {
+	var to int64
+	switch c := g.src.intn(100); {
+	case c < 20:
+		to = g.now + 1
+	case c < 45:
+		to = g.now + int64(2+g.src.intn(20))
+	case c < 88:
+		var ts []int64
+		for _, t := range g.m.deadlines() {
+			if t >= g.now {
+				ts = append(ts, t)
+			}
+		}
+		if len(ts) == 0 {
+			to = g.now + 3
+			break
+		}
+		sort.Slice(ts, func(a, b int) bool { return ts[a] < ts[b] })
+		// Mostly the nearest deadlines.
+		t := ts[min(g.src.intn(len(ts)), g.src.intn(3))]
+		to = t + int64(g.src.intn(3)) - 1
+	case c < 96:
+		to = g.now + []int64{100, 1000, 5000}[g.src.intn(3)]
+	default:
+		to = g.now + 3_700_000 // past the default retention and the backoff cap
+	}
+	to = max(to, g.now)
+	g.now = to
+	return op{fmt.Sprintf("-- clock -> %d", to), func(s sut) reply { return reply{text: "tick"} }}
+}
+
+// pickConfig chooses the store configuration of one sequence.
+func pickConfig(src source) store.Config {
+	cfg := store.Config{
+		Shards: []int{0, 1, 2, 4}[src.intn(4)],
+	}
+	if src.intn(100) < 60 {
+		cfg.Retention = []int64{20, 100, 1000}[src.intn(3)]
+	}
+	if src.intn(100) < 60 {
+		cfg.MaxRetained = 2 + src.intn(5)
+	}
+	if src.intn(100) < 60 {
+		cfg.ExpiredTokens = 1 + src.intn(4)
+	}
+	if src.intn(100) < 20 {
+		cfg.MaxJobs = int64(4 + src.intn(6))
+	}
+	return cfg
+}
+
+// state renders everything visible, for the comparison at the end of a
+// sequence.
+func state(s sut, now int64, ids []string) []string {
+	var out []string
+	sorted := append([]string(nil), ids...)
+	sort.Strings(sorted)
+	for _, id := range sorted {
+		if j, ok := s.Get(now, id); ok {
+			out = append(out, "Get "+fmtJob(j))
+		} else {
+			out = append(out, "Get "+id+" absent")
+		}
+	}
+	for _, q := range append(append([]string(nil), diffQueues...), "qx") {
+		out = append(out, fmt.Sprintf("QueueStats %+v", s.QueueStats(now, q)))
+		out = append(out, fmt.Sprintf("QueueLen %s %d", q, s.QueueLen(now, q)))
+		out = append(out, "Peek "+q+" "+fmtJobs(s.Peek(now, q, 1000)))
+	}
+	out = append(out, fmt.Sprintf("Queues %q", s.Queues(now)))
+	out = append(out, "Policies "+fmtPolicies(s.Policies(now)))
+	for _, k := range append(append([]string(nil), diffCKeys...), diffRKeys...) {
+		for _, kind := range []backpressure.Kind{backpressure.Concurrency, backpressure.RateLimit} {
+			if p, ok := s.GetPolicy(now, kind, k); ok {
+				out = append(out, "GetPolicy "+fmtPolicy(p))
+			}
+		}
+	}
+	out = append(out, fmt.Sprintf("Len %d", s.Len()))
+	return out
+}
+
+// runSequence runs one sequence of at most maxOps operations (fewer when src
+// runs dry) and returns a description of the first disagreement, or "".
+// With checkEvery the whole state is compared after every operation, not
+// only at the end (that observes the store more often, which can hide bugs
+// that depend on when it looks, so only some sequences do it).
+func runSequence(src source, maxOps int, checkEvery bool) string {
+	cfg := pickConfig(src)
+	st, err := newSUT(cfg, newGen())
+	if err != nil {
+		return fmt.Sprintf("store.New(%+v): %v", cfg, err)
+	}
+	m := newModel(cfg, newGen())
+	g := &opGen{src: src, m: m, now: 1_000_000 + int64(src.intn(1000))}
+	var log []string
+	fail := func(format string, args ...any) string {
+		return fmt.Sprintf("config %+v\nops:\n  %s\n%s", cfg, strings.Join(log, "\n  "), fmt.Sprintf(format, args...))
+	}
+	compareState := func() string {
+		want, got := state(m, g.now, g.ids), state(st, g.now, g.ids)
+		for i := 0; i < max(len(want), len(got)); i++ {
+			var w, gt string
+			if i < len(want) {
+				w = want[i]
+			}
+			if i < len(got) {
+				gt = got[i]
+			}
+			if w != gt {
+				return fail("state differs at t=%d:\n  model: %s\n  store: %s", g.now, w, gt)
+			}
+		}
+		return ""
+	}
+	for i := 0; i < maxOps && !src.done(); i++ {
+		now := g.now
+		o := g.next()
+		want := call(o, m)
+		got := call(o, st)
+		log = append(log, fmt.Sprintf("t=%d %s => %s", now, o.desc, want.text))
+		if want.text != got.text {
+			return fail("reply differs:\n  model: %s\n  store: %s", want.text, got.text)
+		}
+		if wl, gl := m.Len(), st.Len(); wl != gl {
+			return fail("Len differs: model %d, store %d", wl, gl)
+		}
+		for _, id := range want.ids {
+			g.addID(id)
+		}
+		g.tokens = append(g.tokens, want.tokens...)
+		if checkEvery {
+			if d := compareState(); d != "" {
+				return d
+			}
+		}
+	}
+	return compareState()
+}
+
+func TestDifferential(t *testing.T) {
+	n := *diffN
+	if testing.Short() {
+		n = min(n, 1000)
+	}
+	start := time.Now()
+	ops := 0
+	for i := 0; i < n; i++ {
+		seed := *diffSeed + uint64(i)
+		src := randSource{rand.New(rand.NewPCG(seed, 0x5eed))}
+		length := 30 + src.intn(51)
+		ops += length
+		if d := runSequence(src, length, seed%4 == 0); d != "" {
+			t.Fatalf("seed %d (rerun: -run 'TestDifferential$' -diff.seed=%d -diff.n=1):\n%s", seed, seed, d)
+		}
+	}
+	t.Logf("%d sequences, %d operations, %v", n, ops, time.Since(start))
+}
+
+func FuzzDifferential(f *testing.F) {
+	f.Add([]byte{})
+	f.Add([]byte("\x00\x01\x02\x03 push reserve ack"))
+	f.Add([]byte{3, 0, 0, 0, 0, 0, 10, 20, 30, 40, 50, 60, 0, 26, 1, 2, 44, 0, 52, 0, 57, 0, 120, 3, 65, 0})
+	for seed := uint64(1); seed <= 4; seed++ {
+		r := rand.New(rand.NewPCG(seed, 42))
+		b := make([]byte, 400)
+		for i := range b {
+			b[i] = byte(r.UintN(256))
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 4000 {
+			data = data[:4000]
+		}
+		if d := runSequence(&byteSource{b: data}, 300, len(data) > 0 && data[0]%2 == 0); d != "" {
+			t.Fatal(d)
+		}
+	})
+}

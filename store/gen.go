@@ -1,0 +1,81 @@
+package store
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"strconv"
+	"sync"
+	"sync/atomic"
+)
+
+// SeqGenerator is a deterministic Generator for tests and replay checks: job
+// ids "j1", "j2", ... and tokens "1", "2", ...
+type SeqGenerator struct {
+	ids, tokens atomic.Uint64
+}
+
+// NewSeqGenerator returns a SeqGenerator starting at 1.
+func NewSeqGenerator() *SeqGenerator { return &SeqGenerator{} }
+
+// JobID implements Generator.
+func (g *SeqGenerator) JobID(int64) string { return "j" + strconv.FormatUint(g.ids.Add(1), 10) }
+
+// Token implements Generator.
+func (g *SeqGenerator) Token(int64) string { return strconv.FormatUint(g.tokens.Add(1), 10) }
+
+// RandomGenerator is the production Generator. Job ids are 16 characters of
+// Crockford base32: 9 for the milliseconds (45 bits, so ids sort roughly by
+// time until the year 3084), then 7 for a 32-bit counter that starts at a
+// random value each millisecond, so ids made in the same millisecond stay
+// unique and ordered. Tokens carry 64 random bits.
+type RandomGenerator struct {
+	mu     sync.Mutex // protects last and ctr
+	last   int64
+	ctr    uint32
+	random func([]byte)
+}
+
+// NewRandomGenerator returns a generator seeded from crypto/rand.
+func NewRandomGenerator() *RandomGenerator {
+	return &RandomGenerator{random: func(b []byte) { _, _ = rand.Read(b) }}
+}
+
+const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+// JobID implements Generator.
+func (g *RandomGenerator) JobID(now int64) string {
+	g.mu.Lock()
+	if now > g.last {
+		g.last = now
+		var b [4]byte
+		g.random(b[:])
+		g.ctr = binary.LittleEndian.Uint32(b[:]) >> 1 // leave room to count up
+	} else {
+		g.ctr++
+	}
+	ms, ctr := uint64(g.last), uint64(g.ctr)
+	g.mu.Unlock()
+	var out [16]byte
+	for i := 15; i >= 9; i-- {
+		out[i] = crockford[ctr&31]
+		ctr >>= 5
+	}
+	for i := 8; i >= 0; i-- {
+		out[i] = crockford[ms&31]
+		ms >>= 5
+	}
+	return string(out[:])
+}
+
+// Token implements Generator.
+func (g *RandomGenerator) Token(int64) string {
+	var b [8]byte
+	g.random(b[:])
+	v := binary.LittleEndian.Uint64(b[:])
+	var out [13]byte
+	for i := 12; i >= 0; i-- {
+		out[i] = crockford[v&31]
+		v >>= 5
+	}
+	return string(out[:])
+}

@@ -1,0 +1,153 @@
+package store
+
+import (
+	"fmt"
+	"sort"
+)
+
+// CheckInvariants verifies the store's internal consistency: every held job
+// is in exactly one place for its state (a live lane entry when queued, an
+// armed timer when scheduled, retry_pending, reserved or running, nothing
+// otherwise), per-queue state counts match the jobs, lanes and heaps agree,
+// and the concurrency counters equal the reserved + running jobs per key.
+// It is meant for tests; call it while no other operation runs.
+func (s *Store) CheckInvariants() error {
+	jobs := s.index.all()
+	if int64(len(jobs)) != s.total.Load() {
+		return fmt.Errorf("index holds %d jobs, total says %d", len(jobs), s.total.Load())
+	}
+	counts := map[*queue]*[numStates]int64{}
+	active := map[string]int64{}
+	for _, j := range jobs {
+		if j.dropped {
+			return fmt.Errorf("job %s is dropped but indexed", j.id)
+		}
+		q := j.q
+		if q.dead || q.sh.queues[q.name] != q {
+			return fmt.Errorf("job %s belongs to a queue that is not held", j.id)
+		}
+		if counts[q] == nil {
+			counts[q] = new([numStates]int64)
+		}
+		counts[q][j.state]++
+		if j.ln.dead || q.lanes[j.ln.key] != j.ln {
+			return fmt.Errorf("job %s refers to a lane its queue does not hold", j.id)
+		}
+		armed := j.tidx >= 0 && int(j.tidx) < len(q.sh.timers) && q.sh.timers[j.tidx] == j
+		switch j.state {
+		case Scheduled, RetryPending, Reserved, Running:
+			if !armed {
+				return fmt.Errorf("job %s is %s without a timer", j.id, j.state)
+			}
+		default:
+			if j.tidx >= 0 {
+				return fmt.Errorf("job %s is %s with a timer", j.id, j.state)
+			}
+		}
+		if (j.state == Reserved || j.state == Running) && j.ln.key.ckey != "" {
+			active[j.ln.key.ckey]++
+		}
+		if j.state.Terminal() != (j.retainGen.Load()%2 == 1) {
+			return fmt.Errorf("job %s is %s but retention says %d", j.id, j.state, j.retainGen.Load())
+		}
+	}
+	seenQueued := map[*job]bool{}
+	for _, sh := range s.shards {
+		for i, j := range sh.timers {
+			if int(j.tidx) != i {
+				return fmt.Errorf("timer heap index of job %s is %d, not %d", j.id, j.tidx, i)
+			}
+		}
+		for name, q := range sh.queues {
+			if q.name != name || q.sh != sh {
+				return fmt.Errorf("queue %q is misfiled", name)
+			}
+			c := counts[q]
+			if c == nil {
+				c = new([numStates]int64)
+			}
+			var total int64
+			for st := Scheduled; st < numStates; st++ {
+				if q.counts[st] != c[st] {
+					return fmt.Errorf("queue %q counts %d %s jobs, holds %d", name, q.counts[st], st, c[st])
+				}
+				total += c[st]
+			}
+			if total != q.jobs {
+				return fmt.Errorf("queue %q counts %d jobs, holds %d", name, q.jobs, total)
+			}
+			if q.jobs == 0 && !q.paused {
+				return fmt.Errorf("queue %q is empty but held", name)
+			}
+			if err := q.checkLanes(seenQueued); err != nil {
+				return err
+			}
+		}
+	}
+	for _, j := range jobs {
+		if (j.state == Queued) != seenQueued[j] {
+			return fmt.Errorf("job %s is %s but lane membership is %v", j.id, j.state, seenQueued[j])
+		}
+	}
+	keys := make([]string, 0, len(active))
+	for k := range active {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if got := s.reg.Active(k); got != active[k] {
+			return fmt.Errorf("concurrency key %q counts %d active, jobs say %d", k, got, active[k])
+		}
+	}
+	return nil
+}
+
+// checkLanes verifies one queue's lanes and heaps. Lock must be held.
+func (q *queue) checkLanes(seen map[*job]bool) error {
+	for k, l := range q.lanes {
+		n := 0
+		for _, b := range l.buckets {
+			for i := 0; i < b.jobs.len(); i++ {
+				j := b.jobs.at(i)
+				if !live(j) || j.ln != l {
+					continue
+				}
+				if seen[j] {
+					return fmt.Errorf("job %s is queued twice", j.id)
+				}
+				if j.priority != b.prio {
+					return fmt.Errorf("job %s sits in the priority %d bucket", j.id, b.prio)
+				}
+				seen[j] = true
+				n++
+			}
+		}
+		if n != l.n {
+			return fmt.Errorf("lane %v of %q counts %d jobs, holds %d", k, q.name, l.n, n)
+		}
+		if l.n > 0 && !live(l.head()) {
+			return fmt.Errorf("lane %v of %q has a stale head", k, q.name)
+		}
+		onHeap := l.idx >= 0 && l.idx < len(l.g.lanes) && l.g.lanes[l.idx] == l
+		if onHeap != l.wanted() {
+			return fmt.Errorf("lane %v of %q on heap %v, wanted %v", k, q.name, onHeap, l.wanted())
+		}
+	}
+	for h, g := range q.groups {
+		onHeap := g.idx >= 0 && g.idx < len(q.heap) && q.heap[g.idx] == g
+		if onHeap != (len(g.lanes) > 0) {
+			return fmt.Errorf("group %q of %q on heap %v with %d lanes", h, q.name, onHeap, len(g.lanes))
+		}
+		for i := 1; i < len(g.lanes); i++ {
+			if before(g.lanes[i].head(), g.lanes[(i-1)/2].head()) {
+				return fmt.Errorf("lane heap of %q/%q is out of order", q.name, h)
+			}
+		}
+	}
+	for i := 1; i < len(q.heap); i++ {
+		if before(q.heap[i].lanes[0].head(), q.heap[(i-1)/2].lanes[0].head()) {
+			return fmt.Errorf("group heap of %q is out of order", q.name)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,961 @@
+package store_test
+
+// A deliberately naive reference model of the store, written for
+// obviousness, not speed: one slice of every job held, linear scans, and a
+// full maintenance pass over all jobs at the start of every operation, as
+// docs/semantics.md describes it. It shares nothing with the store but the
+// exported types and errors; it keeps its own policy counters and rate
+// windows (it does not use backpressure.Registry). The differential tests
+// run it side by side with the store and demand identical replies.
+
+import (
+	"bytes"
+	"sort"
+
+	"sluice/backpressure"
+	"sluice/store"
+)
+
+const (
+	modelDefaultRetention     = 60 * 60 * 1000
+	modelDefaultMaxRetained   = 100000
+	modelDefaultExpiredTokens = 100000
+	modelMaxIdentifier        = 1024
+)
+
+// mjob is one job held by the model.
+type mjob struct {
+	job store.Job // the record as JOBGET shows it (BlockedBy is computed on read)
+
+	entry       int64  // order of the latest entry into queued (smaller = earlier)
+	dueSeq      int64  // order in which the current due time (expires_at or run_at) was set
+	token       string // the current reservation's token, while reserved or running
+	cancelToken string // the token whose lease a JOBCANCEL ended, if any
+	terminalAt  int64  // when the job became terminal
+	terminalSeq int64  // order in which it became terminal
+}
+
+type mcounters struct {
+	pushed, succeeded, failed int64
+}
+
+type mrate struct {
+	limit, period int64
+	adm           []int64 // admission times, oldest first
+}
+
+type model struct {
+	retention     int64
+	maxRetained   int
+	expiredTokens int
+	maxJobs       int64
+	gen           store.Generator
+
+	jobs     []*mjob // every job held, in no particular order
+	seq      int64   // source of the entry, dueSeq and terminalSeq orders
+	paused   map[string]bool
+	counters map[string]*mcounters
+	conc     map[string]int64 // concurrency policies: key → limit
+	rate     map[string]*mrate
+	expired  []string // tokens of expired leases, oldest first
+}
+
+func newModel(cfg store.Config, gen store.Generator) *model {
+	m := &model{
+		retention:     cfg.Retention,
+		maxRetained:   cfg.MaxRetained,
+		expiredTokens: cfg.ExpiredTokens,
+		maxJobs:       cfg.MaxJobs,
+		gen:           gen,
+	}
+	if m.retention <= 0 {
+		m.retention = modelDefaultRetention
+	}
+	if m.maxRetained <= 0 {
+		m.maxRetained = modelDefaultMaxRetained
+	}
+	if m.expiredTokens <= 0 {
+		m.expiredTokens = modelDefaultExpiredTokens
+	}
+	m.reset()
+	return m
+}
+
+func (m *model) reset() {
+	m.jobs = nil
+	m.paused = map[string]bool{}
+	m.counters = map[string]*mcounters{}
+	m.conc = map[string]int64{}
+	m.rate = map[string]*mrate{}
+	m.expired = nil
+}
+
+func (m *model) next() int64 { m.seq++; return m.seq }
+
+func (m *model) find(id string) *mjob {
+	for _, j := range m.jobs {
+		if j.job.ID == id {
+			return j
+		}
+	}
+	return nil
+}
+
+func (m *model) counter(queue string) *mcounters {
+	c := m.counters[queue]
+	if c == nil {
+		c = &mcounters{}
+		m.counters[queue] = c
+	}
+	return c
+}
+
+func validIdent(s string) bool { return s != "" && len(s) <= modelMaxIdentifier }
+
+// ---- maintenance ----------------------------------------------------------
+
+// maintain applies everything due at now: expired leases and due timers move
+// their jobs to queued (ordered by due time, then by the order the due times
+// were set), retention drops terminal jobs, rate windows slide, and queues
+// that no longer exist lose their counters.
+func (m *model) maintain(now int64) {
+	type due struct {
+		j   *mjob
+		at  int64
+		seq int64
+	}
+	var ds []due
+	for _, j := range m.jobs {
+		switch j.job.State {
+		case store.Reserved, store.Running:
+			if j.job.ExpiresAt <= now {
+				ds = append(ds, due{j, j.job.ExpiresAt, j.dueSeq})
+			}
+		case store.Scheduled, store.RetryPending:
+			if j.job.RunAt <= now {
+				ds = append(ds, due{j, j.job.RunAt, j.dueSeq})
+			}
+		}
+	}
+	sort.Slice(ds, func(a, b int) bool {
+		if ds[a].at != ds[b].at {
+			return ds[a].at < ds[b].at
+		}
+		return ds[a].seq < ds[b].seq
+	})
+	for _, d := range ds {
+		j := d.j
+		if j.job.State == store.Reserved || j.job.State == store.Running {
+			m.rememberExpired(j.token)
+			j.token = ""
+			j.job.Worker = ""
+			j.job.ExpiresAt = 0
+			j.job.RunAt = d.at
+		}
+		j.job.State = store.Queued
+		j.job.UpdatedAt = d.at
+		j.entry = m.next()
+	}
+
+	var kept []*mjob
+	for _, j := range m.jobs {
+		if j.job.State.Terminal() && j.terminalAt+m.retention <= now {
+			continue
+		}
+		kept = append(kept, j)
+	}
+	m.jobs = kept
+
+	for _, r := range m.rate {
+		var live []int64
+		for _, a := range r.adm {
+			if a > now-r.period {
+				live = append(live, a)
+			}
+		}
+		r.adm = live
+	}
+	m.forgetVanishedQueues()
+}
+
+func (m *model) rememberExpired(tok string) {
+	m.expired = append(m.expired, tok)
+	if len(m.expired) > m.expiredTokens {
+		m.expired = m.expired[len(m.expired)-m.expiredTokens:]
+	}
+}
+
+// queueExists: a queue exists while it holds any job or is paused.
+func (m *model) queueExists(q string) bool {
+	if m.paused[q] {
+		return true
+	}
+	for _, j := range m.jobs {
+		if j.job.Queue == q {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *model) forgetVanishedQueues() {
+	for q := range m.counters {
+		if !m.queueExists(q) {
+			delete(m.counters, q)
+		}
+	}
+}
+
+// makeTerminal moves j into a terminal state and enforces MaxRetained.
+func (m *model) makeTerminal(now int64, j *mjob, s store.State) {
+	j.job.State = s
+	j.job.UpdatedAt = now
+	j.job.Worker = ""
+	j.job.ExpiresAt = 0
+	j.token = ""
+	j.terminalAt = now
+	j.terminalSeq = m.next()
+	switch s {
+	case store.Succeeded:
+		m.counter(j.job.Queue).succeeded++
+	case store.Failed:
+		m.counter(j.job.Queue).failed++
+	}
+	m.enforceMaxRetained()
+}
+
+func (m *model) enforceMaxRetained() {
+	for {
+		var term []*mjob
+		for _, j := range m.jobs {
+			if j.job.State.Terminal() {
+				term = append(term, j)
+			}
+		}
+		if len(term) <= m.maxRetained {
+			break
+		}
+		oldest := term[0]
+		for _, j := range term[1:] {
+			if j.terminalAt < oldest.terminalAt ||
+				(j.terminalAt == oldest.terminalAt && j.terminalSeq < oldest.terminalSeq) {
+				oldest = j
+			}
+		}
+		m.drop(oldest)
+	}
+	m.forgetVanishedQueues()
+}
+
+func (m *model) drop(d *mjob) {
+	var kept []*mjob
+	for _, j := range m.jobs {
+		if j != d {
+			kept = append(kept, j)
+		}
+	}
+	m.jobs = kept
+}
+
+func (m *model) enqueue(now int64, j *mjob) {
+	j.job.State = store.Queued
+	j.job.RunAt = now
+	j.job.UpdatedAt = now
+	j.job.Worker = ""
+	j.job.ExpiresAt = 0
+	j.token = ""
+	j.entry = m.next()
+}
+
+// ---- policies -------------------------------------------------------------
+
+// active counts reserved and running jobs with concurrency key key.
+func (m *model) active(key string) int64 {
+	var n int64
+	for _, j := range m.jobs {
+		if j.job.ConcurrencyKey == key && (j.job.State == store.Reserved || j.job.State == store.Running) {
+			n++
+		}
+	}
+	return n
+}
+
+// window returns the admissions of r in (now-period, now], oldest first.
+func (r *mrate) window(now int64) []int64 {
+	var w []int64
+	for _, a := range r.adm {
+		if a > now-r.period && a <= now {
+			w = append(w, a)
+		}
+	}
+	return w
+}
+
+func (m *model) concBlock(key string) (backpressure.Block, bool) {
+	if key == "" {
+		return backpressure.Block{}, false
+	}
+	limit, ok := m.conc[key]
+	if !ok {
+		return backpressure.Block{}, false
+	}
+	n := m.active(key)
+	if n < limit {
+		return backpressure.Block{}, false
+	}
+	return backpressure.Block{Kind: backpressure.Concurrency, Key: key, Active: n, Limit: limit}, true
+}
+
+func (m *model) rateBlock(now int64, key string) (backpressure.Block, bool) {
+	if key == "" {
+		return backpressure.Block{}, false
+	}
+	r := m.rate[key]
+	if r == nil {
+		return backpressure.Block{}, false
+	}
+	w := r.window(now)
+	n := int64(len(w))
+	if n < r.limit {
+		return backpressure.Block{}, false
+	}
+	until := w[n-r.limit] + r.period
+	return backpressure.Block{Kind: backpressure.RateLimit, Key: key, Active: n, Limit: r.limit, Until: until}, true
+}
+
+// policyBlock says which policy refuses j now, concurrency first.
+func (m *model) policyBlock(now int64, j *mjob) (backpressure.Block, bool) {
+	if b, ok := m.concBlock(j.job.ConcurrencyKey); ok {
+		return b, true
+	}
+	return m.rateBlock(now, j.job.RateLimitKey)
+}
+
+func (m *model) blockedBy(now int64, j *mjob) string {
+	if j.job.State != store.Queued {
+		return ""
+	}
+	if b, ok := m.policyBlock(now, j); ok {
+		return b.String()
+	}
+	if m.paused[j.job.Queue] {
+		return "paused"
+	}
+	return ""
+}
+
+func (m *model) view(now int64, j *mjob) store.Job {
+	out := j.job
+	out.Payload = bytes.Clone(j.job.Payload)
+	out.BlockedBy = m.blockedBy(now, j)
+	return out
+}
+
+// ---- tokens ---------------------------------------------------------------
+
+// byToken finds the job whose current reservation is tok. to names the state
+// the operation would move the job to, for the WRONGSTATE of a cancelled
+// job's last token.
+func (m *model) byToken(tok string, to store.State) (*mjob, error) {
+	for _, j := range m.jobs {
+		if j.token != "" && j.token == tok {
+			return j, nil
+		}
+	}
+	for _, e := range m.expired {
+		if e == tok {
+			return nil, store.ErrExpired
+		}
+	}
+	for _, j := range m.jobs {
+		if j.cancelToken != "" && j.cancelToken == tok && j.job.State == store.Cancelled {
+			return nil, &store.StateError{ID: j.job.ID, From: store.Cancelled, To: to}
+		}
+	}
+	return nil, store.ErrNoReservation
+}
+
+// ---- operations -----------------------------------------------------------
+
+func (m *model) Push(now int64, p store.PushOptions) (string, error) {
+	if !validIdent(p.Queue) || !validIdent(p.Handler) || len(p.ID) > modelMaxIdentifier ||
+		len(p.ConcurrencyKey) > modelMaxIdentifier || len(p.RateLimitKey) > modelMaxIdentifier ||
+		p.MaxAttempts < 0 || p.Backoff < 0 || p.RunAt < 0 {
+		return "", store.ErrInvalid
+	}
+	m.maintain(now)
+	if p.ID != "" && m.find(p.ID) != nil {
+		return "", store.ErrDupJob
+	}
+	if m.maxJobs > 0 && int64(len(m.jobs)) >= m.maxJobs {
+		return "", store.ErrFull
+	}
+	id := p.ID
+	if id == "" {
+		for {
+			id = m.gen.JobID(now)
+			if m.find(id) == nil {
+				break
+			}
+		}
+	}
+	j := &mjob{job: store.Job{
+		ID:             id,
+		Queue:          p.Queue,
+		Handler:        p.Handler,
+		Payload:        bytes.Clone(p.Payload),
+		Priority:       p.Priority,
+		ConcurrencyKey: p.ConcurrencyKey,
+		RateLimitKey:   p.RateLimitKey,
+		MaxAttempts:    p.MaxAttempts,
+		Backoff:        p.Backoff,
+		CreatedAt:      now,
+		UpdatedAt:      now,
+	}}
+	if j.job.MaxAttempts == 0 {
+		j.job.MaxAttempts = store.DefaultMaxAttempts
+	}
+	if j.job.Backoff == 0 {
+		j.job.Backoff = store.DefaultBackoff
+	}
+	if p.RunAt > now {
+		j.job.State = store.Scheduled
+		j.job.RunAt = p.RunAt
+		j.dueSeq = m.next()
+	} else {
+		j.job.State = store.Queued
+		j.job.RunAt = now
+		j.entry = m.next()
+	}
+	m.jobs = append(m.jobs, j)
+	m.counter(p.Queue).pushed++
+	return id, nil
+}
+
+func (m *model) Reserve(now int64, r store.ReserveOptions) ([]store.Reservation, error) {
+	if !validIdent(r.Worker) || r.Lease <= 0 || r.Count < 0 || len(r.Queues) == 0 {
+		return nil, store.ErrInvalid
+	}
+	for _, q := range r.Queues {
+		if !validIdent(q) {
+			return nil, store.ErrInvalid
+		}
+	}
+	for _, h := range r.Handlers {
+		if !validIdent(h) {
+			return nil, store.ErrInvalid
+		}
+	}
+	m.maintain(now)
+	count := r.Count
+	if count == 0 {
+		count = 1
+	}
+	var out []store.Reservation
+	for i := 0; i < count; i++ {
+		var pick *mjob
+		for _, q := range r.Queues {
+			if m.paused[q] {
+				continue
+			}
+			for _, j := range m.jobs {
+				if j.job.Queue != q || j.job.State != store.Queued {
+					continue
+				}
+				if r.Handlers != nil && !contains(r.Handlers, j.job.Handler) {
+					continue
+				}
+				if _, blocked := m.policyBlock(now, j); blocked {
+					continue
+				}
+				if pick == nil || j.job.Priority > pick.job.Priority ||
+					(j.job.Priority == pick.job.Priority && j.entry < pick.entry) {
+					pick = j
+				}
+			}
+			if pick != nil {
+				break
+			}
+		}
+		if pick == nil {
+			break
+		}
+		pick.job.State = store.Reserved
+		pick.job.Worker = r.Worker
+		pick.job.ExpiresAt = now + r.Lease
+		pick.job.UpdatedAt = now
+		pick.dueSeq = m.next()
+		pick.token = pick.job.ID + "." + m.gen.Token(now)
+		pick.cancelToken = ""
+		if rs := m.rate[pick.job.RateLimitKey]; pick.job.RateLimitKey != "" && rs != nil {
+			rs.adm = append(rs.adm, now)
+		}
+		out = append(out, store.Reservation{
+			Token:     pick.token,
+			ID:        pick.job.ID,
+			Queue:     pick.job.Queue,
+			Handler:   pick.job.Handler,
+			Payload:   bytes.Clone(pick.job.Payload),
+			Priority:  pick.job.Priority,
+			Attempt:   pick.job.Attempt,
+			ExpiresAt: pick.job.ExpiresAt,
+		})
+	}
+	return out, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *model) Start(now int64, token string) (int64, error) {
+	m.maintain(now)
+	j, err := m.byToken(token, store.Running)
+	if err != nil {
+		return 0, err
+	}
+	if j.job.State != store.Reserved {
+		return 0, &store.StateError{ID: j.job.ID, From: j.job.State, To: store.Running}
+	}
+	j.job.State = store.Running
+	j.job.Attempt++
+	j.job.UpdatedAt = now
+	return j.job.Attempt, nil
+}
+
+func (m *model) Touch(now int64, token string, lease int64) (int64, error) {
+	if lease <= 0 {
+		return 0, store.ErrInvalid
+	}
+	m.maintain(now)
+	j, err := m.byToken(token, store.Running)
+	if err != nil {
+		return 0, err
+	}
+	j.job.ExpiresAt = now + lease
+	j.job.UpdatedAt = now
+	j.dueSeq = m.next()
+	return j.job.ExpiresAt, nil
+}
+
+func (m *model) Ack(now int64, token string) error {
+	m.maintain(now)
+	j, err := m.byToken(token, store.Succeeded)
+	if err != nil {
+		return err
+	}
+	if j.job.State == store.Reserved {
+		j.job.Attempt++
+	}
+	m.makeTerminal(now, j, store.Succeeded)
+	return nil
+}
+
+func (m *model) Fail(now int64, token string, o store.FailOptions) (store.State, error) {
+	if o.HasRetry && o.RetryIn < 0 {
+		return 0, store.ErrInvalid
+	}
+	m.maintain(now)
+	j, err := m.byToken(token, store.Failed)
+	if err != nil {
+		return 0, err
+	}
+	if j.job.State == store.Reserved {
+		j.job.Attempt++
+	}
+	if o.HasError {
+		j.job.LastError = o.Error
+		j.job.HasLastError = true
+	}
+	if !o.NoRetry && j.job.Attempt < j.job.MaxAttempts {
+		var delay int64
+		if o.HasRetry {
+			delay = o.RetryIn
+		} else {
+			delay = j.job.Backoff
+			for i := int64(1); i < j.job.Attempt && delay < store.MaxBackoff; i++ {
+				delay *= 2
+			}
+			if delay > store.MaxBackoff {
+				delay = store.MaxBackoff
+			}
+		}
+		j.job.State = store.RetryPending
+		j.job.RunAt = now + delay
+		j.job.UpdatedAt = now
+		j.job.Worker = ""
+		j.job.ExpiresAt = 0
+		j.token = ""
+		j.dueSeq = m.next()
+		return store.RetryPending, nil
+	}
+	m.makeTerminal(now, j, store.Failed)
+	return store.Failed, nil
+}
+
+func (m *model) Release(now int64, token string, delay int64) error {
+	if delay < 0 {
+		return store.ErrInvalid
+	}
+	to := store.Queued
+	if delay > 0 {
+		to = store.Scheduled
+	}
+	m.maintain(now)
+	j, err := m.byToken(token, to)
+	if err != nil {
+		return err
+	}
+	if j.job.State != store.Reserved {
+		return &store.StateError{ID: j.job.ID, From: j.job.State, To: to}
+	}
+	if delay == 0 {
+		m.enqueue(now, j)
+		return nil
+	}
+	j.job.State = store.Scheduled
+	j.job.RunAt = now + delay
+	j.job.UpdatedAt = now
+	j.job.Worker = ""
+	j.job.ExpiresAt = 0
+	j.token = ""
+	j.dueSeq = m.next()
+	return nil
+}
+
+func (m *model) Cancel(now int64, id string) (bool, error) {
+	m.maintain(now)
+	j := m.find(id)
+	if j == nil {
+		return false, store.ErrNoJob
+	}
+	if j.job.State.Terminal() {
+		return false, nil
+	}
+	if j.token != "" {
+		j.cancelToken = j.token
+	}
+	m.makeTerminal(now, j, store.Cancelled)
+	return true, nil
+}
+
+func (m *model) Retry(now int64, id string) error {
+	m.maintain(now)
+	j := m.find(id)
+	if j == nil {
+		return store.ErrNoJob
+	}
+	if j.job.State != store.Failed {
+		return &store.StateError{ID: id, From: j.job.State, To: store.Queued}
+	}
+	j.job.Attempt = 0
+	m.enqueue(now, j)
+	return nil
+}
+
+func (m *model) Get(now int64, id string) (store.Job, bool) {
+	m.maintain(now)
+	j := m.find(id)
+	if j == nil {
+		return store.Job{}, false
+	}
+	return m.view(now, j), true
+}
+
+func (m *model) QueueLen(now int64, queue string) int64 {
+	m.maintain(now)
+	var n int64
+	for _, j := range m.jobs {
+		if j.job.Queue == queue && j.job.State == store.Queued {
+			n++
+		}
+	}
+	return n
+}
+
+func (m *model) QueueStats(now int64, queue string) store.QueueStats {
+	m.maintain(now)
+	st := store.QueueStats{Queue: queue, Paused: m.paused[queue]}
+	nonTerminal := false
+	for _, j := range m.jobs {
+		if j.job.Queue != queue {
+			continue
+		}
+		switch j.job.State {
+		case store.Queued:
+			st.Queued++
+			if b, ok := m.policyBlock(now, j); ok {
+				if b.Kind == backpressure.Concurrency {
+					st.BlockedConcurrency++
+				} else {
+					st.BlockedRateLimit++
+				}
+			}
+		case store.Scheduled:
+			st.Scheduled++
+		case store.Reserved:
+			st.Reserved++
+		case store.Running:
+			st.Running++
+		case store.RetryPending:
+			st.RetryPending++
+		case store.Failed:
+			st.Failed++
+		}
+		if !j.job.State.Terminal() {
+			nonTerminal = true
+		}
+	}
+	if c := m.counters[queue]; c != nil {
+		st.PushedTotal, st.SucceededTotal, st.FailedTotal = c.pushed, c.succeeded, c.failed
+	}
+	switch {
+	case st.Paused:
+		st.Status = "paused"
+	case st.Queued > 0 && st.BlockedConcurrency+st.BlockedRateLimit == st.Queued:
+		st.Status = "throttled"
+	case nonTerminal:
+		st.Status = "active"
+	default:
+		st.Status = "idle"
+	}
+	return st
+}
+
+func (m *model) Queues(now int64) []string {
+	m.maintain(now)
+	seen := map[string]bool{}
+	var out []string
+	for _, j := range m.jobs {
+		if !seen[j.job.Queue] {
+			seen[j.job.Queue] = true
+			out = append(out, j.job.Queue)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (m *model) Pause(now int64, queue string) error {
+	if !validIdent(queue) {
+		return store.ErrInvalid
+	}
+	m.maintain(now)
+	m.paused[queue] = true
+	return nil
+}
+
+func (m *model) Resume(now int64, queue string) error {
+	if !validIdent(queue) {
+		return store.ErrInvalid
+	}
+	m.maintain(now)
+	delete(m.paused, queue)
+	m.forgetVanishedQueues()
+	return nil
+}
+
+// queuedInOrder lists the queued jobs of queue in reservation order,
+// ignoring policies and pauses.
+func (m *model) queuedInOrder(queue string) []*mjob {
+	var qs []*mjob
+	for _, j := range m.jobs {
+		if j.job.Queue == queue && j.job.State == store.Queued {
+			qs = append(qs, j)
+		}
+	}
+	sort.Slice(qs, func(a, b int) bool {
+		if qs[a].job.Priority != qs[b].job.Priority {
+			return qs[a].job.Priority > qs[b].job.Priority
+		}
+		return qs[a].entry < qs[b].entry
+	})
+	return qs
+}
+
+func (m *model) Peek(now int64, queue string, n int) []store.Job {
+	m.maintain(now)
+	if n <= 0 {
+		n = store.DefaultPeekCount
+	}
+	var out []store.Job
+	for _, j := range m.queuedInOrder(queue) {
+		if len(out) == n {
+			break
+		}
+		out = append(out, m.view(now, j))
+	}
+	return out
+}
+
+func (m *model) Purge(now int64, queue string) int64 {
+	m.maintain(now)
+	victims := m.queuedInOrder(queue)
+	var sched []*mjob
+	for _, j := range m.jobs {
+		if j.job.Queue == queue && j.job.State == store.Scheduled {
+			sched = append(sched, j)
+		}
+	}
+	sort.Slice(sched, func(a, b int) bool {
+		if sched[a].job.RunAt != sched[b].job.RunAt {
+			return sched[a].job.RunAt < sched[b].job.RunAt
+		}
+		return sched[a].dueSeq < sched[b].dueSeq
+	})
+	victims = append(victims, sched...)
+	for _, j := range victims {
+		m.makeTerminal(now, j, store.Cancelled)
+	}
+	return int64(len(victims))
+}
+
+func (m *model) SetConcurrency(now int64, key string, limit int64) error {
+	if !validIdent(key) || limit < 1 {
+		return store.ErrInvalid
+	}
+	m.maintain(now)
+	m.conc[key] = limit
+	return nil
+}
+
+func (m *model) SetRateLimit(now int64, key string, limit, period int64) error {
+	if !validIdent(key) || limit < 1 || period < 1 {
+		return store.ErrInvalid
+	}
+	m.maintain(now)
+	r := m.rate[key]
+	if r == nil {
+		r = &mrate{}
+		m.rate[key] = r
+	}
+	r.limit, r.period = limit, period
+	return nil
+}
+
+func (m *model) DeletePolicy(now int64, kind backpressure.Kind, key string) bool {
+	m.maintain(now)
+	switch kind {
+	case backpressure.Concurrency:
+		if _, ok := m.conc[key]; ok {
+			delete(m.conc, key)
+			return true
+		}
+	case backpressure.RateLimit:
+		if _, ok := m.rate[key]; ok {
+			delete(m.rate, key)
+			return true
+		}
+	}
+	return false
+}
+
+func (m *model) policyInfo(now int64, kind backpressure.Kind, key string) (store.PolicyInfo, bool) {
+	var info store.PolicyInfo
+	switch kind {
+	case backpressure.Concurrency:
+		limit, ok := m.conc[key]
+		if !ok {
+			return info, false
+		}
+		info.Kind, info.Key, info.Limit = kind, key, limit
+		info.Active = m.active(key)
+		info.Blocking = info.Active >= limit
+	case backpressure.RateLimit:
+		r := m.rate[key]
+		if r == nil {
+			return info, false
+		}
+		info.Kind, info.Key, info.Limit, info.Period = kind, key, r.limit, r.period
+		info.Active = int64(len(r.window(now)))
+		if b, blocked := m.rateBlock(now, key); blocked {
+			info.Blocking = true
+			info.NextFreeAt = b.Until
+		}
+	default:
+		return info, false
+	}
+	if info.Blocking {
+		for _, j := range m.jobs {
+			if j.job.State != store.Queued {
+				continue
+			}
+			if (kind == backpressure.Concurrency && j.job.ConcurrencyKey == key) ||
+				(kind == backpressure.RateLimit && j.job.RateLimitKey == key) {
+				info.Waiting++
+			}
+		}
+	}
+	return info, true
+}
+
+func (m *model) GetPolicy(now int64, kind backpressure.Kind, key string) (store.PolicyInfo, bool) {
+	m.maintain(now)
+	return m.policyInfo(now, kind, key)
+}
+
+func (m *model) Policies(now int64) []store.PolicyInfo {
+	m.maintain(now)
+	var ckeys, rkeys []string
+	for k := range m.conc {
+		ckeys = append(ckeys, k)
+	}
+	for k := range m.rate {
+		rkeys = append(rkeys, k)
+	}
+	sort.Strings(ckeys)
+	sort.Strings(rkeys)
+	var out []store.PolicyInfo
+	for _, k := range ckeys {
+		info, _ := m.policyInfo(now, backpressure.Concurrency, k)
+		out = append(out, info)
+	}
+	for _, k := range rkeys {
+		info, _ := m.policyInfo(now, backpressure.RateLimit, k)
+		out = append(out, info)
+	}
+	return out
+}
+
+func (m *model) Flush(now int64) { m.reset() }
+
+func (m *model) Len() int64 { return int64(len(m.jobs)) }
+
+// deadlines lists the instants at which the model has work due: the
+// differential generator jumps the clock to (and around) them.
+func (m *model) deadlines() []int64 {
+	var ts []int64
+	for _, j := range m.jobs {
+		switch j.job.State {
+		case store.Reserved, store.Running:
+			ts = append(ts, j.job.ExpiresAt)
+		case store.Scheduled, store.RetryPending:
+			ts = append(ts, j.job.RunAt)
+		case store.Succeeded, store.Failed, store.Cancelled:
+			ts = append(ts, j.terminalAt+m.retention)
+		}
+	}
+	for _, r := range m.rate {
+		for _, a := range r.adm {
+			ts = append(ts, a+r.period)
+		}
+	}
+	return ts
+}
+
+// tokens lists the tokens of current reservations, for the generator.
+func (m *model) liveTokens() []string {
+	var out []string
+	for _, j := range m.jobs {
+		if j.token != "" {
+			out = append(out, j.token)
+		}
+	}
+	sort.Strings(out)
+	return out
+}

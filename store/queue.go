@@ -1,0 +1,372 @@
+package store
+
+import (
+	"container/heap"
+
+	"sluice/backpressure"
+)
+
+// A queue's queued jobs live in lanes: one lane per (handler,
+// concurrency_key, rate_limit_key). Inside a lane, jobs are kept in priority
+// buckets (a heap of buckets, highest priority first), each a FIFO by entry
+// into queued. Every job of a lane is blocked or admitted by the same keys, so
+// a lane whose key refuses admissions is parked off the heaps as a whole and
+// costs nothing until its key may admit again. Lanes of one handler form a
+// group (a heap of lanes ordered by their head job); the queue keeps a heap
+// of groups ordered by their best head. Reserve therefore looks at O(log)
+// entries whatever is blocked, and a HANDLERS filter looks only at the groups
+// it names.
+//
+// All of it is guarded by the lock of the shard that owns the queue.
+
+type laneKey struct {
+	handler, ckey, rkey string
+}
+
+type parkKey struct {
+	kind backpressure.Kind
+	key  string
+}
+
+type queue struct {
+	name    string
+	sh      *shard
+	paused  bool
+	lanes   map[laneKey]*lane
+	groups  map[string]*group
+	heap    groupHeap           // groups with at least one unparked, non-empty lane
+	parked  map[parkKey][]*lane // lanes parked on a key; may hold stale entries
+	seq     uint64              // entry order into queued
+	created uint64              // push order
+	counts  [numStates]int64
+	jobs    int64 // jobs held (any state) that belong to the queue
+	pushed  int64
+	succ    int64
+	failed  int64
+	dead    bool // removed from its shard; no job refers to it
+}
+
+type group struct {
+	handler string
+	lanes   laneHeap
+	idx     int // in queue.heap, -1 when absent
+	count   int // lanes of this handler, on the heap or not
+}
+
+type lane struct {
+	key     laneKey
+	g       *group
+	buckets bucketHeap
+	byPrio  map[int64]*bucket // every bucket, by priority
+	n       int               // live queued jobs
+	idx     int               // in g.lanes, -1 when absent
+	parked  bool
+	parkGen uint32 // bumped at every park, so a stale unpark timer is ignored
+	on      parkKey
+	refs    int64 // jobs of any state that belong to the lane
+	cc, rc  *keyCount
+	dead    bool
+}
+
+type bucket struct {
+	prio int64
+	jobs ring[*job]
+	idx  int
+}
+
+// keyCount counts the queued jobs of a shard that carry a policy key, for
+// POLICYGET's waiting figure.
+type keyCount struct {
+	queued int64
+	lanes  int64
+}
+
+// before is the reservation order: higher priority, then earlier entry.
+func before(a, b *job) bool {
+	if a.priority != b.priority {
+		return a.priority > b.priority
+	}
+	return a.seq < b.seq
+}
+
+// head is the lane's next job. The lane must be non-empty.
+func (l *lane) head() *job { return l.buckets[0].jobs.front() }
+
+// live reports whether a lane entry is still a queued job of that lane
+// (cancelled jobs leave stale entries behind, skipped lazily).
+func live(j *job) bool { return j.state == Queued && !j.dropped }
+
+// pushJob appends j to its priority bucket.
+func (l *lane) pushJob(j *job) {
+	b := l.byPrio[j.priority]
+	if b == nil {
+		b = &bucket{prio: j.priority}
+		if l.byPrio == nil {
+			l.byPrio = make(map[int64]*bucket, 1)
+		}
+		l.byPrio[j.priority] = b
+		heap.Push(&l.buckets, b)
+	}
+	b.jobs.push(j)
+	l.n++
+}
+
+// popHead removes and returns the head job.
+func (l *lane) popHead() *job {
+	j := l.buckets[0].jobs.popFront()
+	l.n--
+	l.clean()
+	return j
+}
+
+// clean restores the invariant that the top bucket starts with a live job,
+// dropping stale entries and empty buckets.
+func (l *lane) clean() {
+	for len(l.buckets) > 0 {
+		b := l.buckets[0]
+		for b.jobs.len() > 0 && !live(b.jobs.front()) {
+			b.jobs.popFront()
+		}
+		if b.jobs.len() > 0 {
+			return
+		}
+		heap.Pop(&l.buckets)
+		delete(l.byPrio, b.prio)
+	}
+}
+
+// reset forgets every entry.
+func (l *lane) reset() {
+	l.buckets = nil
+	l.byPrio = nil
+	l.n = 0
+}
+
+// inHeap reports whether the lane should be on its group's heap.
+func (l *lane) wanted() bool { return l.n > 0 && !l.parked && !l.dead }
+
+// fix puts lane l (whose head or status may have changed) and its group in
+// the right place of the heaps. Lock must be held.
+func (q *queue) fix(l *lane) {
+	g := l.g
+	switch {
+	case l.wanted() && l.idx < 0:
+		heap.Push(&g.lanes, l)
+	case l.wanted():
+		heap.Fix(&g.lanes, l.idx)
+	case l.idx >= 0:
+		heap.Remove(&g.lanes, l.idx)
+	}
+	switch {
+	case len(g.lanes) > 0 && g.idx < 0:
+		heap.Push(&q.heap, g)
+	case len(g.lanes) > 0:
+		heap.Fix(&q.heap, g.idx)
+	case g.idx >= 0:
+		heap.Remove(&q.heap, g.idx)
+	}
+}
+
+// laneFor returns the lane of (handler, ckey, rkey), creating it. Lock must
+// be held.
+func (q *queue) laneFor(k laneKey) *lane {
+	if l := q.lanes[k]; l != nil {
+		return l
+	}
+	g := q.groups[k.handler]
+	if g == nil {
+		g = &group{handler: k.handler, idx: -1}
+		q.groups[k.handler] = g
+	}
+	g.count++
+	l := &lane{key: k, g: g, idx: -1}
+	if k.ckey != "" {
+		l.cc = q.sh.keyCount(q.sh.ckeys, k.ckey)
+	}
+	if k.rkey != "" {
+		l.rc = q.sh.keyCount(q.sh.rkeys, k.rkey)
+	}
+	q.lanes[k] = l
+	return l
+}
+
+// unref drops a job's reference to its lane, deleting the lane when nothing
+// refers to it. Lock must be held.
+func (q *queue) unref(l *lane) {
+	l.refs--
+	if l.refs > 0 {
+		return
+	}
+	l.dead = true
+	q.fix(l)
+	delete(q.lanes, l.key)
+	if l.cc != nil {
+		q.sh.keyRelease(q.sh.ckeys, l.key.ckey, l.cc)
+	}
+	if l.rc != nil {
+		q.sh.keyRelease(q.sh.rkeys, l.key.rkey, l.rc)
+	}
+	l.g.count--
+	if l.g.count == 0 {
+		delete(q.groups, l.g.handler)
+	}
+}
+
+// enqueue makes j queued at the back of its lane. Lock must be held.
+func (q *queue) enqueue(j *job) {
+	q.seq++
+	j.seq = q.seq
+	l := j.ln
+	var old *job
+	if l.n > 0 {
+		old = l.head()
+	}
+	l.pushJob(j)
+	if l.cc != nil {
+		l.cc.queued++
+	}
+	if l.rc != nil {
+		l.rc.queued++
+	}
+	if old == nil || l.head() != old || l.idx < 0 {
+		q.fix(l)
+	}
+}
+
+// dequeued accounts for a queued job leaving its lane (reserved from the
+// head, or cancelled in place). Lock must be held.
+func (q *queue) dequeued(l *lane) {
+	if l.cc != nil {
+		l.cc.queued--
+	}
+	if l.rc != nil {
+		l.rc.queued--
+	}
+}
+
+// removeQueued takes a queued job out of its lane wherever it is: the entry
+// stays behind, stale, and is skipped later. Lock must be held.
+func (q *queue) removeQueued(j *job) {
+	l := j.ln
+	wasHead := l.n > 0 && l.head() == j
+	l.n--
+	q.dequeued(l)
+	if wasHead {
+		l.clean()
+		q.fix(l)
+	} else if l.n == 0 {
+		l.reset()
+		q.fix(l)
+	}
+}
+
+// park takes lane l off the heaps until key frees. Lock must be held.
+func (q *queue) park(l *lane, on parkKey) {
+	l.parked = true
+	l.parkGen++
+	l.on = on
+	if q.parked == nil {
+		q.parked = make(map[parkKey][]*lane)
+	}
+	q.parked[on] = append(q.parked[on], l)
+	q.fix(l)
+}
+
+// unparkKey puts back every lane parked on key. Lock must be held.
+func (q *queue) unparkKey(on parkKey) bool {
+	lanes := q.parked[on]
+	if lanes == nil {
+		return false
+	}
+	delete(q.parked, on)
+	any := false
+	for _, l := range lanes {
+		if l.parked && l.on == on && !l.dead {
+			l.parked = false
+			q.fix(l)
+			any = true
+		}
+	}
+	return any
+}
+
+// unparkLane puts back one lane (a rate window opened). Lock must be held.
+func (q *queue) unparkLane(l *lane, gen uint32) bool {
+	if !l.parked || l.parkGen != gen || l.dead {
+		return false
+	}
+	l.parked = false
+	q.fix(l)
+	return true
+}
+
+// groupHeap orders groups by their best lane's head.
+type groupHeap []*group
+
+func (h groupHeap) Len() int { return len(h) }
+func (h groupHeap) Less(i, k int) bool {
+	return before(h[i].lanes[0].head(), h[k].lanes[0].head())
+}
+func (h groupHeap) Swap(i, k int) {
+	h[i], h[k] = h[k], h[i]
+	h[i].idx, h[k].idx = i, k
+}
+func (h *groupHeap) Push(x any) {
+	g := x.(*group)
+	g.idx = len(*h)
+	*h = append(*h, g)
+}
+func (h *groupHeap) Pop() any {
+	old := *h
+	g := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	g.idx = -1
+	return g
+}
+
+// laneHeap orders lanes by their head job.
+type laneHeap []*lane
+
+func (h laneHeap) Len() int           { return len(h) }
+func (h laneHeap) Less(i, k int) bool { return before(h[i].head(), h[k].head()) }
+func (h laneHeap) Swap(i, k int) {
+	h[i], h[k] = h[k], h[i]
+	h[i].idx, h[k].idx = i, k
+}
+func (h *laneHeap) Push(x any) {
+	l := x.(*lane)
+	l.idx = len(*h)
+	*h = append(*h, l)
+}
+func (h *laneHeap) Pop() any {
+	old := *h
+	l := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	l.idx = -1
+	return l
+}
+
+// bucketHeap orders a lane's buckets, highest priority first.
+type bucketHeap []*bucket
+
+func (h bucketHeap) Len() int           { return len(h) }
+func (h bucketHeap) Less(i, k int) bool { return h[i].prio > h[k].prio }
+func (h bucketHeap) Swap(i, k int) {
+	h[i], h[k] = h[k], h[i]
+	h[i].idx, h[k].idx = i, k
+}
+func (h *bucketHeap) Push(x any) {
+	b := x.(*bucket)
+	b.idx = len(*h)
+	*h = append(*h, b)
+}
+func (h *bucketHeap) Pop() any {
+	old := *h
+	b := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	b.idx = -1
+	return b
+}

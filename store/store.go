@@ -1,0 +1,673 @@
+package store
+
+import (
+	"errors"
+	"hash/maphash"
+	"math"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"sluice/backpressure"
+)
+
+// Generator makes job ids and reservation tokens. Injected so that the same
+// operations always give the same state (tests, log replay). It must be safe
+// for concurrent use.
+type Generator interface {
+	// JobID returns a new job id; roughly time-ordered for production use.
+	JobID(now int64) string
+	// Token returns a string never returned before by this generator.
+	Token(now int64) string
+}
+
+// Config tunes a Store. DefaultConfig gives the documented defaults.
+type Config struct {
+	Shards        int   // queue shards, a power of two; default 32
+	Retention     int64 // ms a terminal job stays readable; default 1 h
+	MaxRetained   int   // terminal jobs kept at most, oldest dropped first; default 100,000
+	ExpiredTokens int   // expired tokens remembered; default 100,000
+	MaxJobs       int64 // jobs held at most (FULL beyond); default 0, no limit
+}
+
+// DefaultConfig returns the documented defaults.
+func DefaultConfig() Config {
+	return Config{
+		Shards:        32,
+		Retention:     60 * 60 * 1000,
+		MaxRetained:   100_000,
+		ExpiredTokens: 100_000,
+	}
+}
+
+// Validate reports the first setting a user must change.
+func (c Config) Validate() error {
+	switch {
+	case c.Shards < 1 || c.Shards&(c.Shards-1) != 0 || c.Shards > 1024:
+		return errors.New("store: Shards must be a power of two between 1 and 1024")
+	case c.Retention < 1:
+		return errors.New("store: Retention must be at least 1 ms")
+	case c.MaxRetained < 1:
+		return errors.New("store: MaxRetained must be at least 1")
+	case c.ExpiredTokens < 1:
+		return errors.New("store: ExpiredTokens must be at least 1")
+	case c.MaxJobs < 0:
+		return errors.New("store: MaxJobs must be 0 (no limit) or positive")
+	}
+	return nil
+}
+
+// Store holds every job, queue and policy. All methods are safe for
+// concurrent use; see doc.go for the locking rules.
+type Store struct {
+	cfg     Config
+	gen     Generator
+	reg     *backpressure.Registry
+	shards  []*shard
+	seed    maphash.Seed
+	index   idIndex
+	expired expiredTokens
+	ret     retention
+	total   atomic.Int64 // jobs held
+
+	onNotify atomic.Pointer[func(string)]
+	onTimer  atomic.Pointer[func()]
+}
+
+type job struct {
+	id        string
+	q         *queue // never changes
+	ln        *lane  // never changes: handler, concurrency and rate-limit keys
+	payload   []byte
+	priority  int64
+	seq       uint64 // entry order into queued, per queue
+	created   uint64 // push order, per queue
+	state     State
+	dropped   bool
+	attempt   int64
+	maxAtt    int64
+	backoff   int64
+	createdAt int64
+	updatedAt int64
+	runAt     int64
+	expiresAt int64
+	token     string // current reservation, or the last one after it ended
+	worker    string
+	lastError string
+	hasError  bool
+	// timer: dueAt is the lease expiry or run_at while armed; tidx its place
+	// in the shard's timer heap (-1 when unarmed); tseq its arming order.
+	dueAt int64
+	tseq  uint64
+	tidx  int32
+	// retainGen is odd while the job sits in retention. It is read by the
+	// retention sweeper without the shard lock, hence atomic.
+	retainGen atomic.Uint32
+}
+
+type shard struct {
+	mu     sync.Mutex           // protects everything below but the atomics and the inbox
+	queues map[string]*queue    // queues held by this shard
+	timers jobHeap              // armed job timers
+	lanes  laneTimers           // parked-lane timers
+	tseq   uint64               // timer arming order
+	ckeys  map[string]*keyCount // queued jobs per concurrency key
+	rkeys  map[string]*keyCount // queued jobs per rate-limit key
+
+	nextDue atomic.Int64 // earliest timer of either heap; MaxInt64 when none
+
+	inboxMu sync.Mutex // protects inbox; a leaf lock
+	inbox   []wakeMsg  // keys freed elsewhere, to unpark lanes here
+	inboxN  atomic.Int32
+}
+
+type wakeMsg struct {
+	q  *queue
+	on parkKey
+}
+
+// effects are actions an operation performs after releasing its locks.
+type effects struct {
+	notify []string // queues that may have eligible work
+	drops  []retEntry
+	timers bool // a timer earlier than before may have been armed
+}
+
+// New returns an empty store.
+func New(cfg Config, gen Generator) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if gen == nil {
+		return nil, errors.New("store: a Generator is required")
+	}
+	s := &Store{cfg: cfg, gen: gen, reg: backpressure.New(), seed: maphash.MakeSeed()}
+	s.shards = make([]*shard, cfg.Shards)
+	for i := range s.shards {
+		s.shards[i] = newShard()
+	}
+	s.index.init()
+	s.expired.init(cfg.ExpiredTokens)
+	s.ret.init(cfg.MaxRetained, cfg.Retention)
+	return s, nil
+}
+
+func newShard() *shard {
+	sh := &shard{
+		queues: make(map[string]*queue),
+		ckeys:  make(map[string]*keyCount),
+		rkeys:  make(map[string]*keyCount),
+	}
+	sh.nextDue.Store(math.MaxInt64)
+	return sh
+}
+
+// SetNotify installs fn, called (outside every lock, possibly from several
+// goroutines at once) with a queue name whenever work in that queue may have
+// become eligible: a push, a release, a lease expiry, a due timer, a freed
+// concurrency slot, a rate window opening, a policy change or a resume.
+func (s *Store) SetNotify(fn func(queue string)) { s.onNotify.Store(&fn) }
+
+// SetTimerHook installs fn, called when a timer earlier than the last
+// NextDeadline may have been armed. It must not block.
+func (s *Store) SetTimerHook(fn func()) { s.onTimer.Store(&fn) }
+
+// NextDeadline is the earliest instant at which maintenance has work (a
+// lease, a scheduled job, a retry, a rate window, a retention drop); 0 if
+// none.
+func (s *Store) NextDeadline() int64 {
+	min := s.ret.nextDue.Load()
+	for _, sh := range s.shards {
+		if d := sh.nextDue.Load(); d < min {
+			min = d
+		}
+	}
+	if min == math.MaxInt64 {
+		return 0
+	}
+	return min
+}
+
+// Tick applies everything due at now and notifies the affected queues.
+func (s *Store) Tick(now int64) {
+	var fx effects
+	s.maintain(now, &fx)
+	s.finish(&fx)
+}
+
+// Len is the number of jobs held, terminal ones included (DBSIZE).
+func (s *Store) Len() int64 { return s.total.Load() }
+
+func (s *Store) shardOf(queue string) *shard {
+	return s.shards[maphash.String(s.seed, queue)&uint64(len(s.shards)-1)]
+}
+
+// maintain applies everything due at now, shard by shard, then the
+// retention drops. It holds at most one lock at a time.
+func (s *Store) maintain(now int64, fx *effects) {
+	for _, sh := range s.shards {
+		if sh.nextDue.Load() <= now {
+			sh.mu.Lock()
+			s.runDue(sh, now, fx)
+			sh.mu.Unlock()
+		}
+	}
+	if s.ret.nextDue.Load() <= now {
+		for _, e := range s.ret.expire(now) {
+			s.drop(e)
+		}
+	}
+}
+
+// finish performs what an operation left for after its locks.
+func (s *Store) finish(fx *effects) {
+	for _, e := range fx.drops {
+		s.drop(e)
+	}
+	if fx.timers {
+		if fn := s.onTimer.Load(); fn != nil {
+			(*fn)()
+		}
+	}
+	if len(fx.notify) > 0 {
+		if fn := s.onNotify.Load(); fn != nil {
+			for i, name := range fx.notify {
+				if !seen(fx.notify[:i], name) {
+					(*fn)(name)
+				}
+			}
+		}
+	}
+}
+
+func seen(names []string, name string) bool {
+	for _, n := range names {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Store) notify(name string) {
+	if fn := s.onNotify.Load(); fn != nil {
+		(*fn)(name)
+	}
+}
+
+// runDue fires every timer of sh due at now. Lock must be held.
+func (s *Store) runDue(sh *shard, now int64, fx *effects) {
+	s.drain(sh)
+	for len(sh.timers) > 0 && sh.timers[0].dueAt <= now {
+		j := sh.timers[0]
+		sh.timers.remove(j)
+		switch j.state {
+		case Reserved, Running:
+			s.expire(j, fx)
+		case Scheduled, RetryPending:
+			j.updatedAt = j.dueAt
+			s.move(j, Queued)
+			j.q.enqueue(j)
+			fx.notify = append(fx.notify, j.q.name)
+		}
+	}
+	for len(sh.lanes) > 0 && sh.lanes[0].at <= now {
+		t := sh.lanes.pop()
+		if !t.q.dead && t.q.unparkLane(t.l, t.gen) {
+			fx.notify = append(fx.notify, t.q.name)
+		}
+	}
+	sh.updateDue()
+}
+
+// expire ends a lease whose time has come. Lock must be held.
+func (s *Store) expire(j *job, fx *effects) {
+	at := j.dueAt
+	s.expired.add(j.token)
+	s.releaseKey(j, fx)
+	s.move(j, Queued)
+	j.worker, j.expiresAt = "", 0
+	j.runAt, j.updatedAt = at, at
+	j.q.enqueue(j)
+	fx.notify = append(fx.notify, j.q.name)
+}
+
+// Lock must be held.
+func (sh *shard) updateDue() {
+	due := int64(math.MaxInt64)
+	if len(sh.timers) > 0 {
+		due = sh.timers[0].dueAt
+	}
+	if len(sh.lanes) > 0 && sh.lanes[0].at < due {
+		due = sh.lanes[0].at
+	}
+	sh.nextDue.Store(due)
+}
+
+// arm sets j's timer to at. Lock must be held.
+func (sh *shard) arm(j *job, at int64, fx *effects) {
+	if j.tidx >= 0 {
+		sh.timers.remove(j)
+	}
+	sh.tseq++
+	j.dueAt, j.tseq = at, sh.tseq
+	sh.timers.add(j)
+	if at < sh.nextDue.Load() {
+		sh.nextDue.Store(at)
+		fx.timers = true
+	}
+}
+
+// unarm removes j's timer, if any. Lock must be held.
+func (sh *shard) unarm(j *job) {
+	if j.tidx >= 0 {
+		sh.timers.remove(j)
+	}
+}
+
+// armLane puts lane l back at the instant its rate window opens. Lock must
+// be held.
+func (sh *shard) armLane(q *queue, l *lane, at int64, fx *effects) {
+	sh.tseq++
+	sh.lanes.push(laneTimer{at: at, seq: sh.tseq, gen: l.parkGen, q: q, l: l})
+	if at < sh.nextDue.Load() {
+		sh.nextDue.Store(at)
+		fx.timers = true
+	}
+}
+
+// drain unparks the lanes whose keys were freed by other operations. Lock
+// must be held.
+func (s *Store) drain(sh *shard) {
+	if sh.inboxN.Load() == 0 {
+		return
+	}
+	sh.inboxMu.Lock()
+	msgs := sh.inbox
+	sh.inbox = nil
+	sh.inboxN.Store(0)
+	sh.inboxMu.Unlock()
+	for _, m := range msgs {
+		if !m.q.dead {
+			m.q.unparkKey(m.on)
+		}
+	}
+}
+
+// wake hands the waiters of a freed key to their shards' inboxes and notes
+// their queues for notification. Any lock may be held.
+func (s *Store) wake(kind backpressure.Kind, key string, ws []backpressure.Waiter, fx *effects) {
+	for _, w := range ws {
+		q := w.(*queue)
+		sh := q.sh
+		sh.inboxMu.Lock()
+		sh.inbox = append(sh.inbox, wakeMsg{q: q, on: parkKey{kind, key}})
+		sh.inboxN.Store(int32(len(sh.inbox)))
+		sh.inboxMu.Unlock()
+		fx.notify = append(fx.notify, q.name)
+	}
+}
+
+// releaseKey ends j's count on its concurrency key. Lock must be held.
+func (s *Store) releaseKey(j *job, fx *effects) {
+	if ck := j.ln.key.ckey; ck != "" {
+		if ws := s.reg.Release(ck); len(ws) > 0 {
+			s.wake(backpressure.Concurrency, ck, ws, fx)
+		}
+	}
+}
+
+// move changes j's state through the lifecycle table. Lock must be held.
+func (s *Store) move(j *job, to State) error {
+	if !allowed[j.state][to] {
+		return &StateError{ID: j.id, From: j.state, To: to}
+	}
+	j.q.counts[j.state]--
+	j.q.counts[to]++
+	j.state = to
+	return nil
+}
+
+// terminal files a job that just became terminal into retention. Lock must
+// be held.
+func (s *Store) terminal(j *job, fx *effects) {
+	switch j.state {
+	case Succeeded:
+		j.q.succ++
+	case Failed:
+		j.q.failed++
+	}
+	gen := j.retainGen.Add(1) // odd: retained
+	fx.drops = append(fx.drops, s.ret.add(j, gen)...)
+	if len(fx.drops) == 0 {
+		fx.drops = nil
+	}
+}
+
+// drop forgets a job evicted from retention, unless it moved on meanwhile.
+func (s *Store) drop(e retEntry) {
+	j := e.j
+	sh := j.q.sh
+	sh.mu.Lock()
+	if !j.dropped && j.state.Terminal() && j.retainGen.Load() == e.gen+1 {
+		s.dropLocked(j)
+	}
+	sh.mu.Unlock()
+}
+
+// Lock must be held.
+func (s *Store) dropLocked(j *job) {
+	j.dropped = true
+	s.index.remove(j.id, j)
+	q := j.q
+	q.counts[j.state]--
+	q.jobs--
+	q.unref(j.ln)
+	s.total.Add(-1)
+	q.sh.maybeDelete(q)
+}
+
+// queueFor returns the named queue, creating it. Lock must be held.
+func (sh *shard) queueFor(name string) *queue {
+	q := sh.queues[name]
+	if q == nil {
+		q = &queue{name: name, sh: sh, lanes: make(map[laneKey]*lane), groups: make(map[string]*group)}
+		sh.queues[name] = q
+	}
+	return q
+}
+
+// maybeDelete forgets a queue that holds nothing. Lock must be held.
+func (sh *shard) maybeDelete(q *queue) {
+	if q.jobs == 0 && !q.paused && !q.dead {
+		q.dead = true
+		delete(sh.queues, q.name)
+	}
+}
+
+// Lock must be held.
+func (sh *shard) keyCount(m map[string]*keyCount, key string) *keyCount {
+	c := m[key]
+	if c == nil {
+		c = &keyCount{}
+		m[key] = c
+	}
+	c.lanes++
+	return c
+}
+
+// Lock must be held.
+func (sh *shard) keyRelease(m map[string]*keyCount, key string, c *keyCount) {
+	c.lanes--
+	if c.lanes == 0 {
+		delete(m, key)
+	}
+}
+
+// ident validates an identifier (PROTOCOL.md "Conventions").
+func ident(what, v string) (string, error) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return "", invalid("%s must not be empty", what)
+	}
+	if len(v) > MaxIdentifier {
+		return "", invalid("%s is longer than %d bytes", what, MaxIdentifier)
+	}
+	return v, nil
+}
+
+// optIdent validates an optional identifier: empty means none.
+func optIdent(what, v string) (string, error) {
+	v = strings.TrimSpace(v)
+	if len(v) > MaxIdentifier {
+		return "", invalid("%s is longer than %d bytes", what, MaxIdentifier)
+	}
+	return v, nil
+}
+
+// idIndex maps job ids to jobs across all queues, sharded by id. Its locks
+// are leaves.
+type idIndex struct {
+	seed   maphash.Seed
+	shards [64]struct {
+		mu sync.Mutex // protects m
+		m  map[string]*job
+	}
+}
+
+func (x *idIndex) init() {
+	x.seed = maphash.MakeSeed()
+	for i := range x.shards {
+		x.shards[i].m = make(map[string]*job)
+	}
+}
+
+func (x *idIndex) slot(id string) int { return int(maphash.String(x.seed, id) & 63) }
+
+func (x *idIndex) get(id string) *job {
+	sh := &x.shards[x.slot(id)]
+	sh.mu.Lock()
+	j := sh.m[id]
+	sh.mu.Unlock()
+	return j
+}
+
+func (x *idIndex) putIfAbsent(id string, j *job) bool {
+	sh := &x.shards[x.slot(id)]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if _, ok := sh.m[id]; ok {
+		return false
+	}
+	sh.m[id] = j
+	return true
+}
+
+func (x *idIndex) remove(id string, j *job) {
+	sh := &x.shards[x.slot(id)]
+	sh.mu.Lock()
+	if sh.m[id] == j {
+		delete(sh.m, id)
+	}
+	sh.mu.Unlock()
+}
+
+func (x *idIndex) reset() {
+	for i := range x.shards {
+		sh := &x.shards[i]
+		sh.mu.Lock()
+		sh.m = make(map[string]*job)
+		sh.mu.Unlock()
+	}
+}
+
+func (x *idIndex) all() []*job {
+	var out []*job
+	for i := range x.shards {
+		sh := &x.shards[i]
+		sh.mu.Lock()
+		for _, j := range sh.m {
+			out = append(out, j)
+		}
+		sh.mu.Unlock()
+	}
+	return out
+}
+
+// expiredTokens remembers the most recent tokens whose lease expired.
+type expiredTokens struct {
+	mu   sync.Mutex // protects set and fifo; a leaf lock
+	set  map[string]struct{}
+	fifo ring[string]
+	max  int
+}
+
+func (e *expiredTokens) init(max int) {
+	e.mu.Lock()
+	e.set = make(map[string]struct{})
+	e.fifo = ring[string]{}
+	e.max = max
+	e.mu.Unlock()
+}
+
+func (e *expiredTokens) add(tok string) {
+	e.mu.Lock()
+	e.set[tok] = struct{}{}
+	e.fifo.push(tok)
+	for e.fifo.len() > e.max {
+		delete(e.set, e.fifo.popFront())
+	}
+	e.mu.Unlock()
+}
+
+func (e *expiredTokens) has(tok string) bool {
+	e.mu.Lock()
+	_, ok := e.set[tok]
+	e.mu.Unlock()
+	return ok
+}
+
+// retention keeps terminal jobs readable for a while, oldest dropped first.
+type retention struct {
+	mu      sync.Mutex // protects fifo and live; a leaf lock
+	fifo    ring[retEntry]
+	live    int
+	max     int
+	age     int64
+	nextDue atomic.Int64 // when the oldest entry's age runs out
+}
+
+type retEntry struct {
+	j   *job
+	gen uint32 // the job's retainGen when filed (odd)
+	at  int64
+}
+
+func (r *retention) init(max int, age int64) {
+	r.mu.Lock()
+	r.fifo = ring[retEntry]{}
+	r.live, r.max, r.age = 0, max, age
+	r.nextDue.Store(math.MaxInt64)
+	r.mu.Unlock()
+}
+
+// add files j and returns the entries evicted to stay within max.
+func (r *retention) add(j *job, gen uint32) []retEntry {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.fifo.push(retEntry{j: j, gen: gen, at: j.updatedAt})
+	r.live++
+	var out []retEntry
+	for r.live > r.max && r.fifo.len() > 0 {
+		if e := r.fifo.popFront(); e.j.retainGen.CompareAndSwap(e.gen, e.gen+1) {
+			r.live--
+			out = append(out, e)
+		}
+	}
+	r.updateDue()
+	return out
+}
+
+// expire returns the entries whose retention ran out at now.
+func (r *retention) expire(now int64) []retEntry {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []retEntry
+	for r.fifo.len() > 0 && r.fifo.front().at+r.age <= now {
+		if e := r.fifo.popFront(); e.j.retainGen.CompareAndSwap(e.gen, e.gen+1) {
+			r.live--
+			out = append(out, e)
+		}
+	}
+	r.updateDue()
+	return out
+}
+
+// remove takes j out of retention (JOBRETRY). The stale entry stays in the
+// FIFO and is skipped later.
+func (r *retention) remove(j *job) {
+	r.mu.Lock()
+	if g := j.retainGen.Load(); g%2 == 1 && j.retainGen.CompareAndSwap(g, g+1) {
+		r.live--
+	}
+	r.mu.Unlock()
+}
+
+// Lock must be held.
+func (r *retention) updateDue() {
+	if r.fifo.len() == 0 {
+		r.nextDue.Store(math.MaxInt64)
+		return
+	}
+	r.nextDue.Store(r.fifo.front().at + r.age)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
