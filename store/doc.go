@@ -1,0 +1,51 @@
+// Package store is sluice's job store: jobs, queues, leases, the lifecycle,
+// the reservation algorithm, timers and blocked-reserve wake-ups. It has no
+// network code and depends on the standard library and package backpressure
+// only.
+//
+// # Determinism
+//
+// Every operation takes now (Unix ms) and first applies everything due at
+// now, in every queue: expired leases, due scheduled and retry_pending jobs,
+// retention drops. Ids and tokens come from an injected Generator. The same
+// operations on the same state therefore give the same replies and state,
+// which the tests, the log replay and, later, replication rely on.
+//
+// # Reservation without scans
+//
+// A queue's queued jobs are grouped into lanes by (handler, concurrency key,
+// rate-limit key); see queue.go. A lane whose key refuses admissions is
+// parked and registered with the policy registry; it comes back when the key
+// frees (a registry wake-up delivered to the owning shard's inbox) or, for a
+// rate limit, when the window opens (a lane timer). Reserve costs O(log) in
+// the number of lanes and jobs whatever is blocked behind them. Leases,
+// scheduled jobs and retries are an indexed min-heap of job timers per
+// shard; maintenance touches only what is due, and each shard publishes its
+// next deadline in an atomic so an operation skips idle shards without
+// locking them.
+//
+// # Locking
+//
+// Queues are sharded by a hash of their name; each shard has a mutex that
+// guards its queues, lanes, jobs and timers. The other locks are leaves,
+// taken while a shard lock may be held but never while another leaf is held:
+//
+//	shard.mu  →  backpressure registry shard | id index shard |
+//	             shard.inboxMu (of any shard) | expiredTokens.mu | retention.mu
+//
+// No goroutine ever holds two shard locks. An operation that frees a
+// concurrency key may unblock lanes in other shards: it appends a wake-up to
+// those shards' inboxes (a leaf lock) and each shard drains its inbox at the
+// start of its next locked section. A reserve over several queues locks their
+// shards one after the other. Drops from retention and notifications run
+// after the operation's locks are released (type effects). Each
+// check-then-act (admission, duplicate id, job limit, token fencing) happens
+// inside one critical section.
+//
+// # Notifications
+//
+// SetNotify's callback learns of every queue in which work may have become
+// eligible; SetTimerHook's of every earlier deadline. A server uses them to
+// wake blocked reservations without polling: Tick(now) at NextDeadline()
+// runs due maintenance and fires the notifications.
+package store
