@@ -1,0 +1,166 @@
+package store
+
+import (
+	"fmt"
+	"runtime"
+	"strconv"
+	"sync/atomic"
+	"testing"
+)
+
+func benchStore(b *testing.B) *Store {
+	b.Helper()
+	s, err := New(DefaultConfig(), NewSeqGenerator())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
+
+// BenchmarkReserveBlocked measures one reservation of an eligible job behind
+// a backlog of blocked jobs that outrank it. The blocked work is parked or
+// filtered out, so the cost should not depend on the backlog.
+func BenchmarkReserveBlocked(b *testing.B) {
+	variants := []struct {
+		name  string
+		setup func(s *Store, now int64)
+		push  PushOptions // the blocked job
+		hs    []string
+	}{
+		{"concurrency", func(s *Store, now int64) {
+			s.SetConcurrency(now, "hot", 1)
+			s.Push(now, PushOptions{Queue: "q", Handler: "h", ConcurrencyKey: "hot", Priority: 10})
+			s.Reserve(now, ReserveOptions{Worker: "w", Lease: 1 << 40, Queues: []string{"q"}})
+		}, PushOptions{Queue: "q", Handler: "h", ConcurrencyKey: "hot", Priority: 10}, nil},
+		{"ratelimit", func(s *Store, now int64) {
+			s.SetRateLimit(now, "slow", 1, 1<<40)
+			s.Push(now, PushOptions{Queue: "q", Handler: "h", RateLimitKey: "slow", Priority: 10})
+			s.Reserve(now, ReserveOptions{Worker: "w", Lease: 1 << 40, Queues: []string{"q"}})
+		}, PushOptions{Queue: "q", Handler: "h", RateLimitKey: "slow", Priority: 10}, nil},
+		{"handler", func(s *Store, now int64) {},
+			PushOptions{Queue: "q", Handler: "other", Priority: 10}, []string{"h"}},
+	}
+	payload := make([]byte, 100)
+	for _, v := range variants {
+		for _, backlog := range []int{0, 10_000, 1_000_000} {
+			b.Run(fmt.Sprintf("%s/backlog=%d", v.name, backlog), func(b *testing.B) {
+				s := benchStore(b)
+				const now = 1_000_000
+				v.setup(s, now)
+				p := v.push
+				p.Payload = payload
+				for i := 0; i < backlog; i++ {
+					if _, err := s.Push(now, p); err != nil {
+						b.Fatal(err)
+					}
+				}
+				for i := 0; i < b.N; i++ {
+					s.Push(now, PushOptions{Queue: "q", Handler: "h", Payload: payload})
+				}
+				opts := ReserveOptions{Worker: "w", Lease: 1 << 40, Handlers: v.hs, Queues: []string{"q"}}
+				runtime.GC()
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					rs, err := s.Reserve(now, opts)
+					if err != nil || len(rs) != 1 {
+						b.Fatalf("reserve %d: %v %v", i, rs, err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkCycle is push → reserve → ack, without policies and with many
+// policies far from their limits.
+func BenchmarkCycle(b *testing.B) {
+	payload := make([]byte, 100)
+	for _, policies := range []bool{false, true} {
+		b.Run("policies="+strconv.FormatBool(policies), func(b *testing.B) {
+			s := benchStore(b)
+			now := int64(1_000_000)
+			const keys = 1000
+			ck, rk := make([]string, keys), make([]string, keys)
+			for i := range ck {
+				ck[i], rk[i] = "c"+strconv.Itoa(i), "r"+strconv.Itoa(i)
+				if policies {
+					s.SetConcurrency(now, ck[i], 1000)
+					s.SetRateLimit(now, rk[i], 1_000_000, 1000)
+				}
+			}
+			opts := ReserveOptions{Worker: "w", Lease: 30_000, Queues: []string{"q"}}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				now++
+				p := PushOptions{Queue: "q", Handler: "h", Payload: payload}
+				if policies {
+					p.ConcurrencyKey, p.RateLimitKey = ck[i%keys], rk[i%keys]
+				}
+				if _, err := s.Push(now, p); err != nil {
+					b.Fatal(err)
+				}
+				rs, err := s.Reserve(now, opts)
+				if err != nil || len(rs) != 1 {
+					b.Fatalf("reserve: %v %v", rs, err)
+				}
+				if err := s.Ack(now, rs[0].Token); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkParallelQueues runs push → reserve → ack on a queue per goroutine;
+// compare -cpu 1 and -cpu 2 for scaling.
+func BenchmarkParallelQueues(b *testing.B) {
+	s := benchStore(b)
+	payload := make([]byte, 100)
+	var next, clock atomic.Int64 // one clock for all, as in a server
+	clock.Store(1_000_000)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		q := "q" + strconv.FormatInt(next.Add(1), 10)
+		opts := ReserveOptions{Worker: "w", Lease: 30_000, Queues: []string{q}}
+		for pb.Next() {
+			now := clock.Add(1)
+			if _, err := s.Push(now, PushOptions{Queue: q, Handler: "h", Payload: payload}); err != nil {
+				b.Fatal(err)
+			}
+			rs, err := s.Reserve(now, opts)
+			if err != nil || len(rs) != 1 {
+				b.Fatalf("reserve: %v %v", rs, err)
+			}
+			if err := s.Ack(now, rs[0].Token); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkQueuedJobMemory reports the heap bytes per queued job with a
+// 100-byte payload, after 1,000,000 pushes.
+func BenchmarkQueuedJobMemory(b *testing.B) {
+	const n = 1_000_000
+	payload := make([]byte, 100)
+	for i := 0; i < b.N; i++ {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		s := benchStore(b)
+		for k := 0; k < n; k++ {
+			p := make([]byte, len(payload)) // as a server would: its own copy
+			copy(p, payload)
+			if _, err := s.Push(1, PushOptions{Queue: "q", Handler: "h", Payload: p}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "bytes/job")
+		runtime.KeepAlive(s)
+	}
+}
