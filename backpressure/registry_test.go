@@ -1,0 +1,169 @@
+package backpressure
+
+import (
+	"testing"
+)
+
+func TestConcurrencyCap(t *testing.T) {
+	r := New()
+	if _, err := r.SetConcurrency("k", 2); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if _, ok, _ := r.Admit(0, "k", "", "w"); !ok {
+			t.Fatalf("admission %d refused", i)
+		}
+	}
+	b, ok, _ := r.Admit(0, "k", "", "w1")
+	if ok || b.Kind != Concurrency || b.String() != "concurrency:k 2/2" {
+		t.Fatalf("third admission: ok=%v block=%v", ok, b)
+	}
+	if ws := r.Release("k"); len(ws) != 1 || ws[0] != "w1" {
+		t.Fatalf("release woke %v, want [w1]", ws)
+	}
+	if ws := r.Release("k"); len(ws) != 0 {
+		t.Fatalf("waiters are woken once: %v", ws)
+	}
+	if got := r.Active("k"); got != 0 {
+		t.Fatalf("active = %d", got)
+	}
+	// Lowering a limit evicts nobody.
+	r.Admit(0, "k", "", nil)
+	r.Admit(0, "k", "", nil)
+	r.SetConcurrency("k", 1)
+	if got := r.Active("k"); got != 2 {
+		t.Fatalf("active after lowering = %d", got)
+	}
+	if _, ok, _ := r.Admit(0, "k", "", nil); ok {
+		t.Fatal("admitted over a lowered limit")
+	}
+	r.Release("k")
+	if _, ok, _ := r.Admit(0, "k", "", nil); ok {
+		t.Fatal("admitted at the limit")
+	}
+}
+
+func TestKeysWithoutPolicyCountButNeverBlock(t *testing.T) {
+	r := New()
+	for i := 0; i < 100; i++ {
+		if _, ok, _ := r.Admit(0, "c", "r", nil); !ok {
+			t.Fatal("refused without a policy")
+		}
+	}
+	if got := r.Active("c"); got != 100 {
+		t.Fatalf("active = %d, want 100", got)
+	}
+	r.SetRateLimit("r", 1, 1000)
+	info, _ := r.Get(0, RateLimit, "r")
+	if info.Active != 0 {
+		t.Fatalf("admissions recorded without a policy: %d", info.Active)
+	}
+}
+
+func TestRollingWindow(t *testing.T) {
+	r := New()
+	r.SetRateLimit("r", 2, 1000)
+	for _, at := range []int64{100, 400} {
+		if _, ok, _ := r.Admit(at, "", "r", nil); !ok {
+			t.Fatalf("admission at %d refused", at)
+		}
+	}
+	cases := []struct {
+		at    int64
+		ok    bool
+		until int64
+	}{
+		{999, false, 1100},
+		{1099, false, 1100},
+		{1100, true, 0}, // the admission at 100 has left (now-period, now]
+		{1101, false, 1400},
+		{1400, true, 0},
+	}
+	for _, c := range cases {
+		b, ok, _ := r.Admit(c.at, "", "r", nil)
+		if ok != c.ok || (!ok && b.Until != c.until) {
+			t.Fatalf("at %d: ok=%v until=%d, want ok=%v until=%d", c.at, ok, b.Until, c.ok, c.until)
+		}
+	}
+	info, _ := r.Get(1400, RateLimit, "r")
+	if info.Active != 2 || !info.Blocking || info.NextFreeAt != 2100 {
+		t.Fatalf("info = %+v", info)
+	}
+	// Deleting forgets the admissions.
+	if ok, _ := r.Delete(RateLimit, "r"); !ok {
+		t.Fatal("delete reported no policy")
+	}
+	r.SetRateLimit("r", 2, 1000)
+	if info, _ := r.Get(1400, RateLimit, "r"); info.Active != 0 {
+		t.Fatalf("admissions survived delete: %d", info.Active)
+	}
+}
+
+func TestRefusedRateUndoesConcurrency(t *testing.T) {
+	r := New()
+	r.SetConcurrency("c", 1)
+	r.SetRateLimit("r", 1, 1000)
+	if _, ok, _ := r.Admit(0, "", "r", nil); !ok {
+		t.Fatal("first rate admission refused")
+	}
+	b, ok, _ := r.Admit(1, "c", "r", "w")
+	if ok || b.Kind != RateLimit {
+		t.Fatalf("want a rate-limit block, got ok=%v %v", ok, b)
+	}
+	if got := r.Active("c"); got != 0 {
+		t.Fatalf("concurrency count leaked: %d", got)
+	}
+}
+
+func TestOutOfOrderAdmissionsStaySorted(t *testing.T) {
+	r := New()
+	r.SetRateLimit("r", 10, 100)
+	for _, at := range []int64{50, 40, 60, 10} {
+		r.Take(at, "", "r")
+	}
+	info, _ := r.Get(109, RateLimit, "r") // window (9, 109]: all four
+	if info.Active != 4 {
+		t.Fatalf("active = %d, want 4", info.Active)
+	}
+	info, _ = r.Get(145, RateLimit, "r") // window (45, 145]: 50, 60
+	if info.Active != 2 {
+		t.Fatalf("active = %d, want 2", info.Active)
+	}
+}
+
+func TestInvalidPolicies(t *testing.T) {
+	r := New()
+	if _, err := r.SetConcurrency("k", 0); err != ErrLimit {
+		t.Fatalf("limit 0: %v", err)
+	}
+	if _, err := r.SetRateLimit("k", 1, 0); err != ErrPeriod {
+		t.Fatalf("period 0: %v", err)
+	}
+	if list := r.List(0); len(list) != 0 {
+		t.Fatalf("invalid policies were stored: %v", list)
+	}
+	if k, ok := ParseKind("RateLimit"); !ok || k != RateLimit {
+		t.Fatal("ParseKind")
+	}
+}
+
+func TestListSorted(t *testing.T) {
+	r := New()
+	r.SetRateLimit("b", 1, 1)
+	r.SetConcurrency("z", 1)
+	r.SetConcurrency("a", 1)
+	r.SetRateLimit("a", 1, 1)
+	var got []string
+	for _, p := range r.List(0) {
+		got = append(got, p.Kind.String()+":"+p.Key)
+	}
+	want := []string{"concurrency:a", "concurrency:z", "ratelimit:a", "ratelimit:b"}
+	if len(got) != len(want) {
+		t.Fatalf("got %v", got)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("got %v, want %v", got, want)
+		}
+	}
+}
