@@ -1,0 +1,27 @@
+// Package blocking serves JOBRESERVE ... BLOCK: clients waiting for work,
+// and the one timer that runs the store's maintenance when it is due.
+//
+// The Registry keeps, per queue, the clients waiting on it in arrival order.
+// The store calls Notify(queue) whenever work in a queue may have become
+// eligible. Notify serves that queue's waiters first-come first-served: it
+// runs the store's own Reserve with each waiter's options (so priorities,
+// handler filters and policies apply exactly as for a non-blocking reserve)
+// and hands the result over a channel. It stops as soon as a waiter without
+// a handler filter gets nothing (then nothing in the queue is eligible for
+// anyone) and skips waiters whose filters already came up empty.
+//
+// Only one goroutine serves at a time; a Notify that arrives meanwhile (also
+// one raised by the store from inside a Reserve the server is running) marks
+// its queue and returns, and the serving goroutine picks the queue up before
+// it stops, so no wake-up is lost and no lock is held across a store call.
+// A waiter that times out, disconnects or is shut down while a reservation
+// is being made for it has that reservation released at once.
+//
+// The Timer is the only goroutine that sleeps: until the store's
+// NextDeadline, re-armed by the store's timer hook. Its Tick expires leases,
+// makes scheduled jobs due and opens rate windows, and the store's
+// notifications then wake the waiters. Nothing polls.
+//
+// Lock order: Registry.mu is a leaf; it is never held while calling the
+// store.
+package blocking

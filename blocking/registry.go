@@ -1,0 +1,295 @@
+package blocking
+
+import (
+	"container/list"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"sluice/store"
+)
+
+// Reserver is the part of the store the registry needs.
+type Reserver interface {
+	Reserve(now int64, o store.ReserveOptions) ([]store.Reservation, error)
+	Release(now int64, token string, delay int64) error
+}
+
+// Registry holds the clients blocked in JOBRESERVE.
+type Registry struct {
+	st  Reserver
+	log zerolog.Logger
+	now func() int64
+
+	waiting atomic.Int64 // registered waiters; Notify returns at once when 0
+
+	mu      sync.Mutex // protects queues, dirty, serving, seq, closed and every waiter's state and elems
+	queues  map[string]*list.List
+	dirty   map[string]struct{}
+	serving bool
+	closed  bool
+}
+
+type waitState uint8
+
+const (
+	waiting waitState = iota
+	served
+	cancelled
+)
+
+type waiter struct {
+	opts  store.ReserveOptions
+	ch    chan result // buffered: the server never blocks handing over
+	state waitState
+	elems []*list.Element // one per queue, parallel to opts.Queues (nil for a repeated queue)
+}
+
+type result struct {
+	res []store.Reservation
+	err error
+}
+
+// New returns an empty registry over st. now gives the time in Unix ms.
+func New(st Reserver, log zerolog.Logger, now func() int64) *Registry {
+	return &Registry{st: st, log: log, now: now,
+		queues: make(map[string]*list.List), dirty: make(map[string]struct{})}
+}
+
+// Waiting is the number of clients blocked now.
+func (r *Registry) Waiting() int64 { return r.waiting.Load() }
+
+// Reserve reserves for a blocking client. It first tries at once; if
+// nothing is eligible it waits, first-come first-served with the other
+// waiters of the same queues, until work is handed over, timeout passes
+// (0: forever), gone is closed (the client left), or the registry is closed
+// (shutdown). It returns nil, nil when nothing was reserved. block is
+// called just before waiting (the server flushes earlier replies and starts
+// watching the connection there); its stop function runs when the wait ends.
+func (r *Registry) Reserve(o store.ReserveOptions, timeout time.Duration,
+	block func() (gone <-chan struct{}, stop func())) ([]store.Reservation, error) {
+	res, err := r.st.Reserve(r.now(), o)
+	if err != nil || len(res) > 0 {
+		return res, err
+	}
+	w := &waiter{opts: o, ch: make(chan result, 1)}
+	// Count the waiter before the final attempt (made by serving it below),
+	// so that a push racing with us either sees the count and notifies, or
+	// happened before our attempt and is found by it.
+	r.waiting.Add(1)
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		r.waiting.Add(-1)
+		return nil, nil
+	}
+	w.elems = make([]*list.Element, len(o.Queues))
+	for i, q := range o.Queues {
+		if indexOf(o.Queues[:i], q) >= 0 {
+			continue
+		}
+		l := r.queues[q]
+		if l == nil {
+			l = list.New()
+			r.queues[q] = l
+		}
+		w.elems[i] = l.PushBack(w)
+		r.dirty[q] = struct{}{}
+	}
+	r.mu.Unlock()
+	r.serve()
+	select {
+	case got := <-w.ch: // served by our own final attempt
+		return got.res, got.err
+	default:
+	}
+
+	gone, stop := block()
+	defer stop()
+	var timer <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		timer = t.C
+	}
+	select {
+	case got := <-w.ch:
+		return got.res, got.err
+	case <-timer:
+		return r.cancel(w, false)
+	case <-gone:
+		return r.cancel(w, true)
+	}
+}
+
+// cancel withdraws w. If a result was handed over meanwhile, it is returned
+// (timeout: the client still gets it) or released (the client is gone).
+func (r *Registry) cancel(w *waiter, gone bool) ([]store.Reservation, error) {
+	r.mu.Lock()
+	if w.state == waiting {
+		r.removeLocked(w, cancelled)
+		r.mu.Unlock()
+		return nil, nil
+	}
+	r.mu.Unlock()
+	got := <-w.ch // served: the result is already in the channel
+	if gone {
+		r.release(got.res)
+		return nil, nil
+	}
+	return got.res, got.err
+}
+
+// Lock must be held.
+func (r *Registry) removeLocked(w *waiter, to waitState) {
+	w.state = to
+	for i, e := range w.elems {
+		if e == nil {
+			continue
+		}
+		q := w.opts.Queues[i]
+		if l := r.queues[q]; l != nil {
+			l.Remove(e)
+			if l.Len() == 0 {
+				delete(r.queues, q)
+			}
+		}
+	}
+	w.elems = nil
+	r.waiting.Add(-1)
+}
+
+// Notify tells the registry that work in queue may have become eligible.
+// It is the store's notify callback: safe from any goroutine, cheap when
+// nobody waits.
+func (r *Registry) Notify(queue string) {
+	if r.waiting.Load() == 0 {
+		return
+	}
+	r.mu.Lock()
+	if r.queues[queue] == nil {
+		r.mu.Unlock()
+		return
+	}
+	r.dirty[queue] = struct{}{}
+	r.mu.Unlock()
+	r.serve()
+}
+
+// serve serves dirty queues until none is left, unless another goroutine
+// is already doing it (it will see the dirty marks).
+func (r *Registry) serve() {
+	r.mu.Lock()
+	if r.serving {
+		r.mu.Unlock()
+		return
+	}
+	r.serving = true
+	for len(r.dirty) > 0 && !r.closed {
+		var q string
+		for q = range r.dirty {
+			break
+		}
+		delete(r.dirty, q)
+		r.serveQueueLocked(q)
+	}
+	r.serving = false
+	r.mu.Unlock()
+}
+
+// serveQueueLocked offers work in q to its waiters in arrival order. The
+// lock is released around each store call.
+//
+// Lock must be held.
+func (r *Registry) serveQueueLocked(q string) {
+	l := r.queues[q]
+	if l == nil {
+		return
+	}
+	var snapshot []*waiter
+	for e := l.Front(); e != nil; e = e.Next() {
+		snapshot = append(snapshot, e.Value.(*waiter))
+	}
+	var empty map[string]bool // handlers that got nothing
+	for _, w := range snapshot {
+		if w.state != waiting || r.closed {
+			continue
+		}
+		if w.opts.Handlers != nil && covered(w.opts.Handlers, empty) {
+			continue
+		}
+		r.mu.Unlock()
+		res, err := r.st.Reserve(r.now(), w.opts)
+		r.mu.Lock()
+		if w.state != waiting {
+			// Timed out, left or shut down while we reserved for it.
+			r.mu.Unlock()
+			r.release(res)
+			r.mu.Lock()
+			continue
+		}
+		if err != nil || len(res) > 0 {
+			r.removeLocked(w, served)
+			w.ch <- result{res, err}
+			continue
+		}
+		if w.opts.Handlers == nil {
+			return // nothing in q is eligible for anyone
+		}
+		if empty == nil {
+			empty = make(map[string]bool)
+		}
+		for _, h := range w.opts.Handlers {
+			empty[h] = true
+		}
+	}
+}
+
+func covered(hs []string, empty map[string]bool) bool {
+	if len(empty) == 0 {
+		return false
+	}
+	for _, h := range hs {
+		if !empty[h] {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *Registry) release(res []store.Reservation) {
+	for _, rv := range res {
+		if err := r.st.Release(r.now(), rv.Token, 0); err != nil {
+			r.log.Warn().Err(err).Str("job", rv.ID).Msg("could not release a reservation nobody took")
+		}
+	}
+}
+
+// Close answers every waiter with nothing and refuses new waits (shutdown).
+func (r *Registry) Close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
+	for _, l := range r.queues {
+		for e := l.Front(); e != nil; e = e.Next() {
+			w := e.Value.(*waiter)
+			if w.state == waiting {
+				w.state = served
+				w.ch <- result{}
+				r.waiting.Add(-1)
+			}
+		}
+	}
+	r.queues = make(map[string]*list.List)
+}
+
+func indexOf(xs []string, x string) int {
+	for i, y := range xs {
+		if y == x {
+			return i
+		}
+	}
+	return -1
+}

@@ -1,0 +1,146 @@
+package commands
+
+import (
+	"bytes"
+	"strconv"
+	"strings"
+
+	"sluice/protocol"
+	"sluice/store"
+)
+
+// Argument errors not worded by Redis.
+const (
+	errPositive    = protocol.Error("ERR value is out of range, must be positive")
+	errNonNegative = protocol.Error("ERR value is out of range, must not be negative")
+	errTimeout     = protocol.Error("ERR timeout is negative")
+	errTooLong     = protocol.Error("ERR value is out of range, must be at most 315360000000 ms (10 years)")
+)
+
+// maxDuration keeps now + duration far from overflowing.
+const maxDuration = 10 * 365 * 24 * 3600 * 1000
+
+// ident reads an identifier (queue, handler, job id, worker, policy key):
+// trimmed; empty or longer than 1024 bytes is an error.
+func ident(b []byte, what string) (string, error) {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return "", protocol.Error("ERR " + what + " must not be empty")
+	}
+	if len(b) > store.MaxIdentifier {
+		return "", protocol.Error("ERR " + what + " is longer than 1024 bytes")
+	}
+	return string(b), nil
+}
+
+// integer reads a signed 64-bit decimal, strictly (as Redis's string2ll).
+func integer(b []byte) (int64, error) {
+	if len(b) == 0 || len(b) > 20 || (len(b) > 1 && b[0] == '0') || b[0] == '+' {
+		return 0, protocol.ErrNotInteger
+	}
+	v, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil || (len(b) > 1 && b[0] == '-' && b[1] == '0') {
+		return 0, protocol.ErrNotInteger
+	}
+	return v, nil
+}
+
+// positive reads an integer >= 1.
+func positive(b []byte) (int64, error) {
+	v, err := integer(b)
+	if err != nil {
+		return 0, err
+	}
+	if v < 1 {
+		return 0, errPositive
+	}
+	return v, nil
+}
+
+// duration reads milliseconds: > 0 (or >= 0 with zeroOK), at most 10 years.
+func duration(b []byte, zeroOK bool) (int64, error) {
+	v, err := integer(b)
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case v < 0 && zeroOK:
+		return 0, errNonNegative
+	case v < 1 && !zeroOK:
+		return 0, errPositive
+	case v > maxDuration:
+		return 0, errTooLong
+	}
+	return v, nil
+}
+
+// keyword reports whether b is kw, ignoring case.
+func keyword(b []byte, kw string) bool {
+	return len(b) == len(kw) && strings.EqualFold(string(b), kw)
+}
+
+// options walks "KEYWORD value" pairs. Each keyword may appear once;
+// unknown keywords and missing values are syntax errors.
+type options struct {
+	args [][]byte
+	i    int
+	seen map[string]bool
+}
+
+func newOptions(args [][]byte) *options { return &options{args: args} }
+
+func (o *options) more() bool { return o.i < len(o.args) }
+
+// next returns the upper-cased keyword, refusing repeats.
+func (o *options) next() (string, error) {
+	kw := strings.ToUpper(string(o.args[o.i]))
+	o.i++
+	if o.seen == nil {
+		o.seen = make(map[string]bool, 4)
+	}
+	if o.seen[kw] {
+		return "", protocol.ErrSyntax
+	}
+	o.seen[kw] = true
+	return kw, nil
+}
+
+// value returns the keyword's value.
+func (o *options) value() ([]byte, error) {
+	if o.i >= len(o.args) {
+		return nil, protocol.ErrSyntax
+	}
+	v := o.args[o.i]
+	o.i++
+	return v, nil
+}
+
+// rest returns every remaining argument (a final variadic list).
+func (o *options) rest() [][]byte {
+	r := o.args[o.i:]
+	o.i = len(o.args)
+	return r
+}
+
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// nullable is a null bulk string for "", else the string.
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// nullableTime is a null bulk string for 0, else the integer.
+func nullableTime(t int64) any {
+	if t == 0 {
+		return nil
+	}
+	return t
+}

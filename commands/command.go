@@ -1,0 +1,167 @@
+package commands
+
+import (
+	"strings"
+
+	"sluice/protocol"
+)
+
+// Helpers to write argument documentation compactly.
+func str(name string) protocol.Arg        { return protocol.Arg{Name: name, Type: "string"} }
+func integerArg(name string) protocol.Arg { return protocol.Arg{Name: name, Type: "integer"} }
+func optional(a protocol.Arg) protocol.Arg {
+	a.Optional = true
+	return a
+}
+func opt(token string, a protocol.Arg) protocol.Arg {
+	a.Token = token
+	a.Optional = true
+	return a
+}
+
+var commandSubs = []protocol.Command{
+	{Name: "command|count", Arity: 2, Summary: "Count the commands."},
+	{Name: "command|info", Arity: -2, Summary: "Describe commands.", Args: []protocol.Arg{{Name: "command-name", Type: "string", Optional: true, Multiple: true}}},
+	{Name: "command|docs", Arity: -2, Summary: "Document commands.", Args: []protocol.Arg{{Name: "command-name", Type: "string", Optional: true, Multiple: true}}},
+	{Name: "command|list", Arity: -2, Summary: "List command names."},
+	{Name: "command|help", Arity: 2, Summary: "Show COMMAND's subcommands."},
+}
+
+// COMMAND [COUNT | INFO [name ...] | DOCS [name ...] | LIST | HELP]
+func command(c *protocol.Client, args [][]byte) (any, error) {
+	t := c.Server().Table()
+	if len(args) == 1 {
+		out := make([]any, 0, len(t.Commands()))
+		for _, cmd := range t.Commands() {
+			out = append(out, commandInfo(cmd))
+		}
+		return out, nil
+	}
+	sub := strings.ToLower(string(args[1]))
+	switch sub {
+	case "count":
+		if len(args) != 2 {
+			return nil, protocol.WrongArity("command|count")
+		}
+		return int64(len(t.Commands())), nil
+	case "list":
+		names := make([]string, 0, len(t.Commands()))
+		for _, cmd := range t.Commands() {
+			names = append(names, cmd.Name)
+		}
+		return names, nil
+	case "info":
+		if len(args) == 2 {
+			return command(c, args[:1])
+		}
+		out := make([]any, 0, len(args)-2)
+		for _, name := range args[2:] {
+			if cmd := t.Lookup(name); cmd != nil {
+				out = append(out, commandInfo(cmd))
+			} else {
+				out = append(out, protocol.NullArray)
+			}
+		}
+		return out, nil
+	case "docs":
+		var cmds []*protocol.Command
+		if len(args) == 2 {
+			cmds = t.Commands()
+		} else {
+			for _, name := range args[2:] {
+				if cmd := t.Lookup(name); cmd != nil {
+					cmds = append(cmds, cmd)
+				}
+			}
+		}
+		out := make([]any, 0, 2*len(cmds))
+		for _, cmd := range cmds {
+			out = append(out, cmd.Name, commandDocs(cmd))
+		}
+		return out, nil
+	case "getkeys", "getkeysandflags":
+		return nil, protocol.Error("ERR The command has no key arguments")
+	case "help":
+		return []string{
+			"COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+			"(no subcommand)", "    Return details about all commands.",
+			"COUNT", "    Return the total number of commands.",
+			"DOCS [<command-name> ...]", "    Return documentation about commands.",
+			"INFO [<command-name> ...]", "    Return details about the given commands.",
+			"LIST", "    Return the names of all commands.",
+		}, nil
+	}
+	return nil, protocol.UnknownSubcommand("command", args[1])
+}
+
+// commandInfo is one entry of COMMAND / COMMAND INFO, in Redis 7's shape:
+// name, arity, flags, first key, last key, step, ACL categories, tips, key
+// specs, subcommands. sluice commands take no keys.
+func commandInfo(cmd *protocol.Command) []any {
+	flags := []any{}
+	for _, f := range cmd.Flags.Names() {
+		flags = append(flags, protocol.SimpleString(f))
+	}
+	cats := []any{protocol.SimpleString("@" + cmd.Group)}
+	subs := []any{}
+	for i := range cmd.Subs {
+		subs = append(subs, commandInfo(&cmd.Subs[i]))
+	}
+	return []any{cmd.Name, int64(cmd.Arity), flags, int64(0), int64(0), int64(0), cats, []any{}, []any{}, subs}
+}
+
+// commandDocs is one entry of COMMAND DOCS.
+func commandDocs(cmd *protocol.Command) []any {
+	since := cmd.Since
+	if since == "" {
+		since = "0.1.0"
+	}
+	group := cmd.Group
+	if group == "" {
+		group = "server"
+	}
+	doc := []any{"summary", cmd.Summary, "since", since, "group", group}
+	if len(cmd.Args) > 0 {
+		doc = append(doc, "arguments", argDocs(cmd.Args))
+	}
+	if len(cmd.Subs) > 0 {
+		subs := []any{}
+		for i := range cmd.Subs {
+			sc := cmd.Subs[i]
+			if sc.Group == "" {
+				sc.Group = group
+			}
+			subs = append(subs, sc.Name, commandDocs(&sc))
+		}
+		doc = append(doc, "subcommands", subs)
+	}
+	return doc
+}
+
+func argDocs(args []protocol.Arg) []any {
+	out := make([]any, 0, len(args))
+	for _, a := range args {
+		d := []any{"name", a.Name, "type", a.Type}
+		if a.Type != "pure-token" && a.Type != "block" && a.Type != "oneof" {
+			d = append(d, "display_text", a.Name)
+		}
+		if a.Token != "" {
+			d = append(d, "token", a.Token)
+		}
+		var flags []any
+		if a.Optional {
+			flags = append(flags, protocol.SimpleString("optional"))
+		}
+		if a.Multiple {
+			flags = append(flags, protocol.SimpleString("multiple"))
+		}
+		if flags != nil {
+			d = append(d, "flags", flags)
+		}
+		if len(a.Args) > 0 {
+			d = append(d, "arguments", argDocs(a.Args))
+		}
+		out = append(out, d)
+	}
+	return out
+}

@@ -1,0 +1,44 @@
+package commands
+
+import (
+	"time"
+
+	"sluice/blocking"
+	"sluice/protocol"
+	"sluice/store"
+)
+
+// Env is what the handlers work with.
+type Env struct {
+	Store   *store.Store
+	Waiters *blocking.Registry
+	Now     func() int64 // Unix ms; time.Now by default
+
+	MaxPayload int64 // largest job payload in bytes
+	Version    string
+	// Settings answers CONFIG GET and feeds INFO: every server option with
+	// its current value, in a fixed order.
+	Settings []Setting
+	// Info adds server facts to INFO server (e.g. config_file, tcp_port).
+	Info []Setting
+}
+
+// Setting is one name/value pair.
+type Setting struct{ Name, Value string }
+
+func (e *Env) now() int64 {
+	if e.Now != nil {
+		return e.Now()
+	}
+	return time.Now().UnixMilli()
+}
+
+// Table returns every command, ready for protocol.NewTable.
+func Table(e *Env) []protocol.Command {
+	var cmds []protocol.Command
+	cmds = append(cmds, jobCommands(e)...)
+	cmds = append(cmds, queueCommands(e)...)
+	cmds = append(cmds, policyCommands(e)...)
+	cmds = append(cmds, serverCommands(e)...)
+	return cmds
+}

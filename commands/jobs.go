@@ -1,0 +1,402 @@
+package commands
+
+import (
+	"time"
+
+	"sluice/protocol"
+	"sluice/store"
+)
+
+func jobCommands(e *Env) []protocol.Command {
+	return []protocol.Command{
+		{Name: "jobpush", Arity: -4, Flags: protocol.Write | protocol.Fast, Handler: e.jobPush,
+			Group: "jobs", Summary: "Enqueue a job; returns its id.", Args: pushArgs},
+		{Name: "jobreserve", Arity: -5, Flags: protocol.Write | protocol.Blocking, Handler: e.jobReserve,
+			Group: "jobs", Summary: "Reserve eligible jobs under a lease, optionally waiting for them.", Args: reserveArgs},
+		{Name: "jobstart", Arity: 2, Flags: protocol.Write | protocol.Fast, Handler: e.jobStart,
+			Group: "jobs", Summary: "Mark a reserved job running; returns the attempt number.", Args: []protocol.Arg{str("token")}},
+		{Name: "jobtouch", Arity: 3, Flags: protocol.Write | protocol.Fast, Handler: e.jobTouch,
+			Group: "jobs", Summary: "Extend a lease; returns the new expiry.", Args: []protocol.Arg{str("token"), integerArg("lease-ms")}},
+		{Name: "joback", Arity: 2, Flags: protocol.Write | protocol.Fast, Handler: e.jobAck,
+			Group: "jobs", Summary: "Mark a job succeeded.", Args: []protocol.Arg{str("token")}},
+		{Name: "jobfail", Arity: -2, Flags: protocol.Write | protocol.Fast, Handler: e.jobFail,
+			Group: "jobs", Summary: "Record a failed attempt; returns the new state.", Args: failArgs},
+		{Name: "jobrelease", Arity: -2, Flags: protocol.Write | protocol.Fast, Handler: e.jobRelease,
+			Group: "jobs", Summary: "Give a reserved job back without using an attempt.",
+			Args: []protocol.Arg{str("token"), opt("DELAY", integerArg("ms"))}},
+		{Name: "jobcancel", Arity: 2, Flags: protocol.Write | protocol.Fast, Handler: e.jobCancel,
+			Group: "jobs", Summary: "Cancel a job that has not finished.", Args: []protocol.Arg{str("id")}},
+		{Name: "jobretry", Arity: 2, Flags: protocol.Write | protocol.Fast, Handler: e.jobRetry,
+			Group: "jobs", Summary: "Queue a failed job again with its attempts reset.", Args: []protocol.Arg{str("id")}},
+		{Name: "jobget", Arity: 2, Flags: protocol.ReadOnly | protocol.Fast, Handler: e.jobGet,
+			Group: "jobs", Summary: "Show a job.", Args: []protocol.Arg{str("id")}},
+	}
+}
+
+var pushArgs = []protocol.Arg{
+	str("queue"), str("handler"), str("payload"),
+	opt("ID", str("id")), opt("PRIORITY", integerArg("priority")),
+	opt("CONCURRENCY", str("key")), opt("RATELIMIT", str("key")),
+	{Name: "when", Type: "oneof", Optional: true, Args: []protocol.Arg{
+		{Name: "ms", Type: "integer", Token: "DELAY"}, {Name: "unix-ms", Type: "integer", Token: "AT"}}},
+	opt("MAXATTEMPTS", integerArg("n")), opt("BACKOFF", integerArg("ms")),
+}
+
+var reserveArgs = []protocol.Arg{
+	str("worker"), integerArg("lease-ms"),
+	opt("COUNT", integerArg("n")), opt("BLOCK", integerArg("ms")),
+	{Name: "handlers", Type: "block", Token: "HANDLERS", Optional: true, Args: []protocol.Arg{
+		integerArg("numhandlers"), {Name: "handler", Type: "string", Multiple: true}}},
+	{Name: "queue", Type: "string", Token: "QUEUES", Multiple: true},
+}
+
+var failArgs = []protocol.Arg{
+	str("token"), opt("ERROR", str("message")),
+	{Name: "retry", Type: "oneof", Optional: true, Args: []protocol.Arg{
+		{Name: "ms", Type: "integer", Token: "RETRYIN"}, {Name: "noretry", Type: "pure-token", Token: "NORETRY"}}},
+}
+
+// JOBPUSH queue handler payload [ID id] [PRIORITY n] [CONCURRENCY key]
+// [RATELIMIT key] [DELAY ms | AT unix-ms] [MAXATTEMPTS n] [BACKOFF ms]
+func (e *Env) jobPush(c *protocol.Client, args [][]byte) (any, error) {
+	var p store.PushOptions
+	var err error
+	if p.Queue, err = ident(args[1], "queue"); err != nil {
+		return nil, err
+	}
+	if p.Handler, err = ident(args[2], "handler"); err != nil {
+		return nil, err
+	}
+	p.Payload = args[3]
+	if int64(len(p.Payload)) > e.MaxPayload {
+		return nil, protocol.Error("ERR payload is larger than max-payload (" + protocol.Int(e.MaxPayload) + " bytes)")
+	}
+	now := e.now()
+	var delay, at int64 = -1, -1
+	o := newOptions(args[4:])
+	for o.more() {
+		kw, err := o.next()
+		if err != nil {
+			return nil, err
+		}
+		v, err := o.value()
+		if err != nil {
+			return nil, err
+		}
+		switch kw {
+		case "ID":
+			p.ID, err = ident(v, "id")
+		case "PRIORITY":
+			p.Priority, err = integer(v)
+		case "CONCURRENCY":
+			p.ConcurrencyKey, err = ident(v, "concurrency key")
+		case "RATELIMIT":
+			p.RateLimitKey, err = ident(v, "rate limit key")
+		case "DELAY":
+			delay, err = duration(v, true)
+		case "AT":
+			at, err = integer(v)
+			if err == nil && at < 0 {
+				err = errNonNegative
+			}
+		case "MAXATTEMPTS":
+			p.MaxAttempts, err = positive(v)
+		case "BACKOFF":
+			p.Backoff, err = duration(v, false)
+		default:
+			return nil, protocol.ErrSyntax
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	switch {
+	case delay >= 0 && at >= 0:
+		return nil, protocol.ErrSyntax
+	case delay > 0:
+		p.RunAt = now + delay
+	case at > 0:
+		p.RunAt = at
+	}
+	id, err := e.Store.Push(now, p)
+	if err != nil {
+		return nil, err
+	}
+	return id, nil
+}
+
+// JOBRESERVE worker lease-ms [COUNT n] [BLOCK ms]
+// [HANDLERS numhandlers handler [handler ...]] QUEUES queue [queue ...]
+func (e *Env) jobReserve(c *protocol.Client, args [][]byte) (any, error) {
+	var r store.ReserveOptions
+	var err error
+	if r.Worker, err = ident(args[1], "worker"); err != nil {
+		return nil, err
+	}
+	if r.Lease, err = duration(args[2], false); err != nil {
+		return nil, err
+	}
+	block := int64(-1)
+	o := newOptions(args[3:])
+	for o.more() && r.Queues == nil {
+		kw, err := o.next()
+		if err != nil {
+			return nil, err
+		}
+		switch kw {
+		case "COUNT":
+			v, err := o.value()
+			if err != nil {
+				return nil, err
+			}
+			n, err := positive(v)
+			if err != nil {
+				return nil, err
+			}
+			if n > 1<<20 {
+				return nil, protocol.Error("ERR COUNT is larger than 1048576")
+			}
+			r.Count = int(n)
+		case "BLOCK":
+			v, err := o.value()
+			if err != nil {
+				return nil, err
+			}
+			if block, err = integer(v); err != nil {
+				return nil, err
+			}
+			if block < 0 {
+				return nil, errTimeout
+			}
+			if block > maxDuration {
+				return nil, errTooLong
+			}
+		case "HANDLERS":
+			v, err := o.value()
+			if err != nil {
+				return nil, err
+			}
+			n, err := positive(v)
+			if err != nil {
+				return nil, err
+			}
+			if n > int64(len(o.args)-o.i) {
+				return nil, protocol.ErrSyntax
+			}
+			r.Handlers = make([]string, 0, n)
+			for ; n > 0; n-- {
+				h, _ := o.value()
+				name, err := ident(h, "handler")
+				if err != nil {
+					return nil, err
+				}
+				r.Handlers = appendUnique(r.Handlers, name)
+			}
+		case "QUEUES":
+			qs := o.rest()
+			if len(qs) == 0 {
+				return nil, protocol.ErrSyntax
+			}
+			r.Queues = make([]string, 0, len(qs))
+			for _, q := range qs {
+				name, err := ident(q, "queue")
+				if err != nil {
+					return nil, err
+				}
+				r.Queues = appendUnique(r.Queues, name)
+			}
+		default:
+			return nil, protocol.ErrSyntax
+		}
+	}
+	if r.Queues == nil {
+		return nil, protocol.ErrSyntax
+	}
+	var res []store.Reservation
+	if block < 0 {
+		res, err = e.Store.Reserve(e.now(), r)
+	} else {
+		res, err = e.Waiters.Reserve(r, time.Duration(block)*time.Millisecond, c.Block)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(res) == 0 {
+		return protocol.NullArray, nil
+	}
+	c.OnWriteFailure(func() {
+		for _, rv := range res {
+			_ = e.Store.Release(e.now(), rv.Token, 0)
+		}
+	})
+	out := make([]any, len(res))
+	for i, rv := range res {
+		out[i] = []any{
+			"token", rv.Token, "id", rv.ID, "queue", rv.Queue, "handler", rv.Handler,
+			"payload", rv.Payload, "priority", rv.Priority, "attempt", rv.Attempt,
+			"expires_at", rv.ExpiresAt,
+		}
+	}
+	return out, nil
+}
+
+func appendUnique(xs []string, x string) []string {
+	for _, y := range xs {
+		if y == x {
+			return xs
+		}
+	}
+	return append(xs, x)
+}
+
+// JOBSTART token
+func (e *Env) jobStart(c *protocol.Client, args [][]byte) (any, error) {
+	n, err := e.Store.Start(e.now(), string(args[1]))
+	if err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// JOBTOUCH token lease-ms
+func (e *Env) jobTouch(c *protocol.Client, args [][]byte) (any, error) {
+	lease, err := duration(args[2], false)
+	if err != nil {
+		return nil, err
+	}
+	exp, err := e.Store.Touch(e.now(), string(args[1]), lease)
+	if err != nil {
+		return nil, err
+	}
+	return exp, nil
+}
+
+// JOBACK token
+func (e *Env) jobAck(c *protocol.Client, args [][]byte) (any, error) {
+	if err := e.Store.Ack(e.now(), string(args[1])); err != nil {
+		return nil, err
+	}
+	return protocol.OK, nil
+}
+
+// JOBFAIL token [ERROR message] [RETRYIN ms | NORETRY]
+func (e *Env) jobFail(c *protocol.Client, args [][]byte) (any, error) {
+	var f store.FailOptions
+	o := newOptions(args[2:])
+	for o.more() {
+		kw, err := o.next()
+		if err != nil {
+			return nil, err
+		}
+		switch kw {
+		case "ERROR":
+			v, err := o.value()
+			if err != nil {
+				return nil, err
+			}
+			f.Error, f.HasError = string(v), true
+		case "RETRYIN":
+			v, err := o.value()
+			if err != nil {
+				return nil, err
+			}
+			if f.RetryIn, err = duration(v, true); err != nil {
+				return nil, err
+			}
+			f.HasRetry = true
+		case "NORETRY":
+			f.NoRetry = true
+		default:
+			return nil, protocol.ErrSyntax
+		}
+	}
+	if f.HasRetry && f.NoRetry {
+		return nil, protocol.ErrSyntax
+	}
+	st, err := e.Store.Fail(e.now(), string(args[1]), f)
+	if err != nil {
+		return nil, err
+	}
+	return protocol.SimpleString(st.String()), nil
+}
+
+// JOBRELEASE token [DELAY ms]
+func (e *Env) jobRelease(c *protocol.Client, args [][]byte) (any, error) {
+	var delay int64
+	o := newOptions(args[2:])
+	for o.more() {
+		kw, err := o.next()
+		if err != nil {
+			return nil, err
+		}
+		if kw != "DELAY" {
+			return nil, protocol.ErrSyntax
+		}
+		v, err := o.value()
+		if err != nil {
+			return nil, err
+		}
+		if delay, err = duration(v, true); err != nil {
+			return nil, err
+		}
+	}
+	if err := e.Store.Release(e.now(), string(args[1]), delay); err != nil {
+		return nil, err
+	}
+	return protocol.OK, nil
+}
+
+// JOBCANCEL id
+func (e *Env) jobCancel(c *protocol.Client, args [][]byte) (any, error) {
+	id, err := ident(args[1], "id")
+	if err != nil {
+		return nil, err
+	}
+	ok, err := e.Store.Cancel(e.now(), id)
+	if err != nil {
+		return nil, err
+	}
+	return boolInt(ok), nil
+}
+
+// JOBRETRY id
+func (e *Env) jobRetry(c *protocol.Client, args [][]byte) (any, error) {
+	id, err := ident(args[1], "id")
+	if err != nil {
+		return nil, err
+	}
+	if err := e.Store.Retry(e.now(), id); err != nil {
+		return nil, err
+	}
+	return protocol.OK, nil
+}
+
+// JOBGET id
+func (e *Env) jobGet(c *protocol.Client, args [][]byte) (any, error) {
+	id, err := ident(args[1], "id")
+	if err != nil {
+		return nil, err
+	}
+	j, ok := e.Store.Get(e.now(), id)
+	if !ok {
+		return nil, nil
+	}
+	return jobMap(j), nil
+}
+
+// jobMap is JOBGET's reply shape, also used by QUEUEPEEK.
+func jobMap(j store.Job) []any {
+	var lastErr any
+	if j.HasLastError {
+		lastErr = j.LastError
+	}
+	return []any{
+		"id", j.ID, "queue", j.Queue, "handler", j.Handler, "payload", j.Payload,
+		"state", j.State.String(), "priority", j.Priority,
+		"concurrency_key", nullable(j.ConcurrencyKey), "rate_limit_key", nullable(j.RateLimitKey),
+		"attempt", j.Attempt, "max_attempts", j.MaxAttempts,
+		"created_at", j.CreatedAt, "updated_at", j.UpdatedAt, "run_at", nullableTime(j.RunAt),
+		"worker", nullable(j.Worker), "expires_at", nullableTime(j.ExpiresAt),
+		"last_error", lastErr, "blocked_by", nullable(j.BlockedBy),
+	}
+}

@@ -1,0 +1,136 @@
+package commands
+
+import (
+	"sluice/backpressure"
+	"sluice/protocol"
+	"sluice/store"
+)
+
+func policyCommands(e *Env) []protocol.Command {
+	kindKey := []protocol.Arg{
+		{Name: "kind", Type: "oneof", Args: []protocol.Arg{
+			{Name: "concurrency", Type: "pure-token", Token: "CONCURRENCY"},
+			{Name: "ratelimit", Type: "pure-token", Token: "RATELIMIT"}}},
+		str("key"),
+	}
+	return []protocol.Command{
+		{Name: "policyset", Arity: -4, Flags: protocol.Write | protocol.Fast, Handler: e.policySet,
+			Group: "policies", Summary: "Create or change a concurrency cap or a rate limit.",
+			Args: []protocol.Arg{{Name: "policy", Type: "oneof", Args: []protocol.Arg{
+				{Name: "concurrency", Type: "block", Token: "CONCURRENCY", Args: []protocol.Arg{str("key"), integerArg("limit")}},
+				{Name: "ratelimit", Type: "block", Token: "RATELIMIT", Args: []protocol.Arg{str("key"), integerArg("limit"), integerArg("period-ms")}},
+			}}}},
+		{Name: "policydel", Arity: 3, Flags: protocol.Write | protocol.Fast, Handler: e.policyDel,
+			Group: "policies", Summary: "Delete a policy.", Args: kindKey},
+		{Name: "policyget", Arity: 3, Flags: protocol.ReadOnly | protocol.Fast, Handler: e.policyGet,
+			Group: "policies", Summary: "Show a policy and its live usage.", Args: kindKey},
+		{Name: "policylist", Arity: 1, Flags: protocol.ReadOnly, Handler: e.policyList,
+			Group: "policies", Summary: "List every policy with its live usage."},
+	}
+}
+
+func parseKind(b []byte) (backpressure.Kind, error) {
+	k, ok := backpressure.ParseKind(string(b))
+	if !ok {
+		return 0, protocol.ErrSyntax
+	}
+	return k, nil
+}
+
+// POLICYSET CONCURRENCY key limit
+// POLICYSET RATELIMIT key limit period-ms
+func (e *Env) policySet(c *protocol.Client, args [][]byte) (any, error) {
+	kind, err := parseKind(args[1])
+	if err != nil {
+		return nil, err
+	}
+	want := 4
+	if kind == backpressure.RateLimit {
+		want = 5
+	}
+	if len(args) != want {
+		return nil, protocol.ErrSyntax
+	}
+	key, err := ident(args[2], "policy key")
+	if err != nil {
+		return nil, err
+	}
+	limit, err := integer(args[3])
+	if err != nil {
+		return nil, err
+	}
+	if kind == backpressure.Concurrency {
+		err = e.Store.SetConcurrency(e.now(), key, limit)
+	} else {
+		period, perr := integer(args[4])
+		if perr != nil {
+			return nil, perr
+		}
+		if period > maxDuration {
+			return nil, errTooLong
+		}
+		err = e.Store.SetRateLimit(e.now(), key, limit, period)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return protocol.OK, nil
+}
+
+// POLICYDEL CONCURRENCY|RATELIMIT key
+func (e *Env) policyDel(c *protocol.Client, args [][]byte) (any, error) {
+	kind, err := parseKind(args[1])
+	if err != nil {
+		return nil, err
+	}
+	key, err := ident(args[2], "policy key")
+	if err != nil {
+		return nil, err
+	}
+	ok, err := e.Store.DeletePolicy(e.now(), kind, key)
+	if err != nil {
+		return nil, err
+	}
+	return boolInt(ok), nil
+}
+
+// POLICYGET CONCURRENCY|RATELIMIT key
+func (e *Env) policyGet(c *protocol.Client, args [][]byte) (any, error) {
+	kind, err := parseKind(args[1])
+	if err != nil {
+		return nil, err
+	}
+	key, err := ident(args[2], "policy key")
+	if err != nil {
+		return nil, err
+	}
+	p, ok, err := e.Store.GetPolicy(e.now(), kind, key)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, nil
+	}
+	return policyMap(p), nil
+}
+
+// POLICYLIST
+func (e *Env) policyList(c *protocol.Client, args [][]byte) (any, error) {
+	ps := e.Store.Policies(e.now())
+	out := make([]any, len(ps))
+	for i, p := range ps {
+		out[i] = policyMap(p)
+	}
+	return out, nil
+}
+
+func policyMap(p store.PolicyInfo) []any {
+	var period any
+	if p.Kind == backpressure.RateLimit {
+		period = p.Period
+	}
+	return []any{
+		"kind", p.Kind.String(), "key", p.Key, "limit", p.Limit, "period", period,
+		"active", p.Active, "waiting", p.Waiting, "next_free_at", nullableTime(p.NextFreeAt),
+	}
+}

@@ -1,0 +1,550 @@
+package commands
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tidwall/match"
+
+	"sluice/protocol"
+)
+
+func serverCommands(e *Env) []protocol.Command {
+	return []protocol.Command{
+		{Name: "ping", Arity: -1, Flags: protocol.Fast, Handler: ping,
+			Group: "connection", Summary: "Check the connection.", Args: []protocol.Arg{optional(str("message"))}},
+		{Name: "echo", Arity: 2, Flags: protocol.Fast, Handler: echo,
+			Group: "connection", Summary: "Return the message.", Args: []protocol.Arg{str("message")}},
+		{Name: "quit", Arity: -1, Flags: protocol.NoAuth | protocol.Fast, Handler: quit,
+			Group: "connection", Summary: "Close the connection."},
+		{Name: "select", Arity: 2, Flags: protocol.Fast, Handler: selectDB,
+			Group: "connection", Summary: "Only database 0 exists.", Args: []protocol.Arg{integerArg("index")}},
+		{Name: "hello", Arity: -1, Flags: protocol.NoAuth | protocol.Fast, Handler: e.hello,
+			Group: "connection", Summary: "Handshake: RESP2 only, optional AUTH and SETNAME.",
+			Args: []protocol.Arg{{Name: "arguments", Type: "block", Optional: true, Args: []protocol.Arg{
+				integerArg("protover"),
+				{Name: "auth", Type: "block", Token: "AUTH", Optional: true, Args: []protocol.Arg{str("username"), str("password")}},
+				opt("SETNAME", str("clientname"))}}}},
+		{Name: "auth", Arity: -2, Flags: protocol.NoAuth | protocol.Fast, Handler: auth,
+			Group: "connection", Summary: "Authenticate with the server password.",
+			Args: []protocol.Arg{optional(str("username")), str("password")}},
+		{Name: "client", Arity: -2, Handler: client,
+			Group: "connection", Summary: "Inspect and manage client connections.", Subs: clientSubs},
+		{Name: "command", Arity: -1, Handler: command,
+			Group: "server", Summary: "Describe the commands.", Subs: commandSubs},
+		{Name: "config", Arity: -2, Flags: protocol.Admin, Handler: e.config,
+			Group: "server", Summary: "Read the server's settings.", Subs: configSubs},
+		{Name: "info", Arity: -1, Handler: e.info,
+			Group: "server", Summary: "Server facts and counters, as text.",
+			Args: []protocol.Arg{{Name: "section", Type: "string", Optional: true, Multiple: true}}},
+		{Name: "dbsize", Arity: 1, Flags: protocol.ReadOnly | protocol.Fast, Handler: e.dbsize,
+			Group: "server", Summary: "Count the jobs held, terminal ones included."},
+		{Name: "time", Arity: 1, Flags: protocol.Fast, Handler: serverTime,
+			Group: "server", Summary: "The server's clock: seconds and microseconds."},
+		{Name: "flushall", Arity: -1, Flags: protocol.Write, Handler: e.flushAll,
+			Group: "server", Summary: "Drop every job, queue and policy.",
+			Args: []protocol.Arg{{Name: "mode", Type: "oneof", Optional: true, Args: []protocol.Arg{
+				{Name: "async", Type: "pure-token", Token: "ASYNC"}, {Name: "sync", Type: "pure-token", Token: "SYNC"}}}}},
+	}
+}
+
+// PING [message]
+func ping(c *protocol.Client, args [][]byte) (any, error) {
+	switch len(args) {
+	case 1:
+		return protocol.SimpleString("PONG"), nil
+	case 2:
+		return args[1], nil
+	}
+	return nil, protocol.WrongArity("ping")
+}
+
+// ECHO message
+func echo(c *protocol.Client, args [][]byte) (any, error) { return args[1], nil }
+
+// QUIT
+func quit(c *protocol.Client, args [][]byte) (any, error) {
+	c.CloseAfterReply()
+	return protocol.OK, nil
+}
+
+// SELECT index
+func selectDB(c *protocol.Client, args [][]byte) (any, error) {
+	n, err := integer(args[1])
+	if err != nil {
+		return nil, err
+	}
+	if n != 0 {
+		return nil, protocol.ErrDBIndex
+	}
+	return protocol.OK, nil
+}
+
+// HELLO [protover [AUTH username password] [SETNAME clientname]]
+func (e *Env) hello(c *protocol.Client, args [][]byte) (any, error) {
+	if len(args) >= 2 {
+		v, err := integer(args[1])
+		if err != nil {
+			return nil, protocol.Error("ERR Protocol version is not an integer or out of range")
+		}
+		if v != 2 {
+			return nil, protocol.Error("NOPROTO unsupported protocol version")
+		}
+	}
+	var user, pass, name []byte
+	var hasAuth, hasName bool
+	for i := 2; i < len(args); i++ {
+		more := len(args) - 1 - i
+		switch {
+		case keyword(args[i], "AUTH") && more >= 2:
+			user, pass, hasAuth = args[i+1], args[i+2], true
+			i += 2
+		case keyword(args[i], "SETNAME") && more >= 1:
+			name, hasName = args[i+1], true
+			if err := validName(name, "Client names"); err != nil {
+				return nil, err
+			}
+			i++
+		default:
+			return nil, protocol.Error("ERR Syntax error in HELLO option '" + string(args[i]) + "'")
+		}
+	}
+	if hasAuth {
+		if err := c.Authenticate(string(user), string(pass)); err != nil {
+			return nil, err
+		}
+	}
+	if !c.Authenticated() {
+		return nil, protocol.ErrHelloNoAuth
+	}
+	if hasName {
+		c.SetName(string(name))
+	}
+	return []any{
+		"server", "sluice", "version", e.Version, "proto", int64(2), "id", c.ID(),
+		"mode", "standalone", "role", "master", "modules", []any{},
+	}, nil
+}
+
+// AUTH [username] password
+func auth(c *protocol.Client, args [][]byte) (any, error) {
+	if len(args) > 3 {
+		return nil, protocol.ErrSyntax
+	}
+	user, pass := "", string(args[1])
+	if len(args) == 3 {
+		user, pass = string(args[1]), string(args[2])
+	}
+	if err := c.Authenticate(user, pass); err != nil {
+		return nil, err
+	}
+	return protocol.OK, nil
+}
+
+// validName applies Redis's rule for client names and library info: no
+// spaces, newlines or other special characters.
+func validName(b []byte, what string) error {
+	for _, ch := range b {
+		if ch < '!' || ch > '~' {
+			return protocol.Error("ERR " + what + " cannot contain spaces, newlines or special characters.")
+		}
+	}
+	return nil
+}
+
+var clientSubs = []protocol.Command{
+	{Name: "client|setname", Arity: 3, Summary: "Name the connection.", Args: []protocol.Arg{str("connection-name")}},
+	{Name: "client|getname", Arity: 2, Summary: "The connection's name."},
+	{Name: "client|id", Arity: 2, Summary: "The connection's id."},
+	{Name: "client|info", Arity: 2, Summary: "Describe this connection."},
+	{Name: "client|setinfo", Arity: 4, Summary: "Record the client library's name or version.",
+		Args: []protocol.Arg{{Name: "attr", Type: "oneof", Args: []protocol.Arg{
+			{Name: "libname", Type: "string", Token: "LIB-NAME"}, {Name: "libver", Type: "string", Token: "LIB-VER"}}}}},
+	{Name: "client|list", Arity: -2, Summary: "Describe every connection.",
+		Args: []protocol.Arg{{Name: "client-id", Type: "integer", Token: "ID", Optional: true, Multiple: true}}},
+	{Name: "client|kill", Arity: -3, Summary: "Close connections by id or address.",
+		Args: []protocol.Arg{{Name: "filter", Type: "oneof", Args: []protocol.Arg{
+			str("ip:port"),
+			{Name: "new-format", Type: "oneof", Multiple: true, Args: []protocol.Arg{
+				{Name: "client-id", Type: "integer", Token: "ID", Optional: true},
+				{Name: "ip:port", Type: "string", Token: "ADDR", Optional: true},
+				{Name: "ip:port", Type: "string", Token: "LADDR", Optional: true},
+				{Name: "yes/no", Type: "string", Token: "SKIPME", Optional: true}}}}}}},
+	{Name: "client|help", Arity: 2, Summary: "Show CLIENT's subcommands."},
+}
+
+// CLIENT SETNAME|GETNAME|ID|INFO|SETINFO|LIST|KILL|HELP ...
+func client(c *protocol.Client, args [][]byte) (any, error) {
+	sub := strings.ToLower(string(args[1]))
+	arity := func(want int) error {
+		if (want > 0 && len(args) != want) || (want < 0 && len(args) < -want) {
+			return protocol.WrongArity("client|" + sub)
+		}
+		return nil
+	}
+	switch sub {
+	case "setname":
+		if err := arity(3); err != nil {
+			return nil, err
+		}
+		if err := validName(args[2], "Client names"); err != nil {
+			return nil, err
+		}
+		c.SetName(string(args[2]))
+		return protocol.OK, nil
+	case "getname":
+		if err := arity(2); err != nil {
+			return nil, err
+		}
+		return nullable(c.Name()), nil
+	case "id":
+		if err := arity(2); err != nil {
+			return nil, err
+		}
+		return c.ID(), nil
+	case "info":
+		if err := arity(2); err != nil {
+			return nil, err
+		}
+		for _, ci := range c.Server().Clients() {
+			if ci.ID == c.ID() {
+				return clientLine(ci), nil
+			}
+		}
+		return "", nil
+	case "setinfo":
+		if err := arity(4); err != nil {
+			return nil, err
+		}
+		v := string(args[3])
+		switch {
+		case keyword(args[2], "LIB-NAME"):
+			if err := validName(args[3], "lib-name"); err != nil {
+				return nil, err
+			}
+			c.SetLib(&v, nil)
+		case keyword(args[2], "LIB-VER"):
+			if err := validName(args[3], "lib-ver"); err != nil {
+				return nil, err
+			}
+			c.SetLib(nil, &v)
+		default:
+			return nil, protocol.Error("ERR Unrecognized option '" + string(args[2]) + "'")
+		}
+		return protocol.OK, nil
+	case "list":
+		return clientList(c, args)
+	case "kill":
+		if err := arity(-3); err != nil {
+			return nil, err
+		}
+		return clientKill(c, args)
+	case "help":
+		return []string{
+			"CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+			"GETNAME", "    Return the name of the current connection.",
+			"ID", "    Return the ID of the current connection.",
+			"INFO", "    Return information about the current client connection.",
+			"KILL <ip:port> | [ID <id>] [ADDR <ip:port>] [LADDR <ip:port>] [SKIPME yes|no]",
+			"    Kill connections.",
+			"LIST [ID <id> [<id> ...]]", "    Return information about client connections.",
+			"SETINFO <LIB-NAME|LIB-VER> <value>", "    Record the client library's name or version.",
+			"SETNAME <name>", "    Assign the name <name> to the current connection.",
+		}, nil
+	}
+	return nil, protocol.UnknownSubcommand("client", args[1])
+}
+
+func clientLine(ci protocol.ClientInfo) string {
+	flags := "N"
+	if ci.Blocked {
+		flags = "b"
+	}
+	return fmt.Sprintf("id=%d addr=%s laddr=%s name=%s age=%d idle=%d flags=%s db=0 cmd=%s user=default lib-name=%s lib-ver=%s\n",
+		ci.ID, ci.Addr, ci.LAddr, ci.Name, int64(ci.Age/time.Second), int64(ci.Idle/time.Second), flags, ci.Cmd, ci.LibName, ci.LibVer)
+}
+
+// CLIENT LIST [TYPE normal] [ID id [id ...]]
+func clientList(c *protocol.Client, args [][]byte) (any, error) {
+	var ids map[int64]bool
+	for i := 2; i < len(args); i++ {
+		switch {
+		case keyword(args[i], "TYPE") && i+1 < len(args):
+			if !keyword(args[i+1], "normal") {
+				return nil, protocol.Error("ERR Unknown client type '" + string(args[i+1]) + "'")
+			}
+			i++
+		case keyword(args[i], "ID") && i+1 < len(args):
+			ids = make(map[int64]bool)
+			for i++; i < len(args); i++ {
+				id, err := positive(args[i])
+				if err != nil {
+					return nil, protocol.Error("ERR Invalid client ID")
+				}
+				ids[id] = true
+			}
+		default:
+			return nil, protocol.ErrSyntax
+		}
+	}
+	var b strings.Builder
+	for _, ci := range c.Server().Clients() {
+		if ids == nil || ids[ci.ID] {
+			b.WriteString(clientLine(ci))
+		}
+	}
+	return b.String(), nil
+}
+
+// CLIENT KILL ip:port
+// CLIENT KILL [ID id] [ADDR ip:port] [LADDR ip:port] [SKIPME yes|no] ...
+func clientKill(c *protocol.Client, args [][]byte) (any, error) {
+	if len(args) == 3 {
+		addr := string(args[2])
+		n := c.Server().Kill(func(ci protocol.ClientInfo) bool { return ci.Addr == addr }, 0)
+		if n == 0 {
+			return nil, protocol.ErrNoSuchClient
+		}
+		if addr == clientAddr(c) {
+			c.CloseAfterReply()
+		}
+		return protocol.OK, nil
+	}
+	var id int64
+	var addr, laddr string
+	skipMe := true
+	for i := 2; i < len(args); i += 2 {
+		if i+1 >= len(args) {
+			return nil, protocol.ErrSyntax
+		}
+		v := args[i+1]
+		switch {
+		case keyword(args[i], "ID"):
+			n, err := positive(v)
+			if err != nil {
+				return nil, protocol.Error("ERR client-id should be greater than 0")
+			}
+			id = n
+		case keyword(args[i], "ADDR"):
+			addr = string(v)
+		case keyword(args[i], "LADDR"):
+			laddr = string(v)
+		case keyword(args[i], "SKIPME"):
+			switch {
+			case keyword(v, "yes"):
+				skipMe = true
+			case keyword(v, "no"):
+				skipMe = false
+			default:
+				return nil, protocol.ErrSyntax
+			}
+		case keyword(args[i], "USER"):
+			if string(v) != "default" {
+				return int64(0), nil
+			}
+		default:
+			return nil, protocol.ErrSyntax
+		}
+	}
+	var skip int64
+	if skipMe {
+		skip = c.ID()
+	}
+	killedSelf := false
+	n := c.Server().Kill(func(ci protocol.ClientInfo) bool {
+		ok := (id == 0 || ci.ID == id) && (addr == "" || ci.Addr == addr) && (laddr == "" || ci.LAddr == laddr)
+		if ok && ci.ID == c.ID() {
+			killedSelf = true
+		}
+		return ok && ci.ID != c.ID()
+	}, skip)
+	if killedSelf && !skipMe {
+		n++
+		c.CloseAfterReply()
+	}
+	return int64(n), nil
+}
+
+func clientAddr(c *protocol.Client) string {
+	for _, ci := range c.Server().Clients() {
+		if ci.ID == c.ID() {
+			return ci.Addr
+		}
+	}
+	return ""
+}
+
+// TIME
+func serverTime(c *protocol.Client, args [][]byte) (any, error) {
+	now := time.Now()
+	return []any{strconv.FormatInt(now.Unix(), 10), strconv.FormatInt(int64(now.Nanosecond()/1000), 10)}, nil
+}
+
+// DBSIZE
+func (e *Env) dbsize(c *protocol.Client, args [][]byte) (any, error) {
+	return e.Store.Len(), nil
+}
+
+// FLUSHALL [ASYNC|SYNC]
+func (e *Env) flushAll(c *protocol.Client, args [][]byte) (any, error) {
+	if len(args) > 2 || (len(args) == 2 && !keyword(args[1], "ASYNC") && !keyword(args[1], "SYNC")) {
+		return nil, protocol.ErrSyntax
+	}
+	e.Store.Flush(e.now())
+	return protocol.OK, nil
+}
+
+var configSubs = []protocol.Command{
+	{Name: "config|get", Arity: -3, Summary: "Read settings matching glob patterns.",
+		Args: []protocol.Arg{{Name: "parameter", Type: "string", Multiple: true}}},
+	{Name: "config|help", Arity: 2, Summary: "Show CONFIG's subcommands."},
+}
+
+// CONFIG GET pattern [pattern ...]
+func (e *Env) config(c *protocol.Client, args [][]byte) (any, error) {
+	sub := strings.ToLower(string(args[1]))
+	switch sub {
+	case "get":
+		if len(args) < 3 {
+			return nil, protocol.WrongArity("config|get")
+		}
+		var out []string
+		for _, s := range e.Settings {
+			for _, p := range args[2:] {
+				if match.Match(s.Name, strings.ToLower(string(p))) {
+					out = append(out, s.Name, s.Value)
+					break
+				}
+			}
+		}
+		if out == nil {
+			out = []string{}
+		}
+		return out, nil
+	case "set", "rewrite", "resetstat":
+		return nil, protocol.Error("ERR CONFIG " + strings.ToUpper(sub) + " is not supported: settings come from flags, SLUICE_* variables or the config file; restart to change them")
+	case "help":
+		return []string{
+			"CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+			"GET <pattern>", "    Return parameters matching the glob-like <pattern> and their values.",
+		}, nil
+	}
+	return nil, protocol.UnknownSubcommand("config", args[1])
+}
+
+// INFO [section ...]
+func (e *Env) info(c *protocol.Client, args [][]byte) (any, error) {
+	all := []string{"server", "clients", "memory", "persistence", "stats", "queues"}
+	want := map[string]bool{}
+	if len(args) == 1 {
+		for _, s := range all {
+			want[s] = true
+		}
+	}
+	for _, a := range args[1:] {
+		s := strings.ToLower(string(a))
+		if s == "all" || s == "everything" || s == "default" {
+			for _, s := range all {
+				want[s] = true
+			}
+		}
+		want[s] = true
+	}
+	var b bytes.Buffer
+	section := func(name string, lines ...string) {
+		if !want[name] {
+			return
+		}
+		if b.Len() > 0 {
+			b.WriteString("\r\n")
+		}
+		b.WriteString("# " + strings.ToUpper(name[:1]) + name[1:] + "\r\n")
+		for _, l := range lines {
+			b.WriteString(l + "\r\n")
+		}
+	}
+	srv := c.Server()
+	st := srv.Stats()
+	uptime := time.Since(srv.Started())
+	serverLines := []string{
+		"sluice_version:" + e.Version,
+		"redis_version:7.0.0",
+		"redis_mode:standalone",
+		"os:" + runtime.GOOS + " " + runtime.GOARCH,
+		"go_version:" + runtime.Version(),
+		"process_id:" + strconv.Itoa(os.Getpid()),
+		"uptime_in_seconds:" + strconv.FormatInt(int64(uptime/time.Second), 10),
+		"uptime_in_days:" + strconv.FormatInt(int64(uptime/(24*time.Hour)), 10),
+	}
+	for _, s := range e.Info {
+		serverLines = append(serverLines, s.Name+":"+s.Value)
+	}
+	section("server", serverLines...)
+	section("clients",
+		"connected_clients:"+strconv.Itoa(st.Connected),
+		"blocked_clients:"+strconv.Itoa(st.Blocked),
+		"maxclients:"+strconv.Itoa(srv.Config().MaxClients))
+	if want["memory"] {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		section("memory",
+			"used_memory:"+strconv.FormatUint(ms.HeapAlloc, 10),
+			"used_memory_sys:"+strconv.FormatUint(ms.Sys, 10),
+			"maxmemory:"+e.setting("maxmemory"),
+			"maxmemory_enforced:0")
+	}
+	section("persistence",
+		"loading:0",
+		"aof_enabled:0",
+		"appendonly:"+e.setting("appendonly"),
+		"appendfsync:"+e.setting("appendfsync"),
+		"persistence_implemented:0")
+	section("stats",
+		"total_connections_received:"+strconv.FormatInt(st.TotalConnections, 10),
+		"total_commands_processed:"+strconv.FormatInt(st.TotalCommands, 10),
+		"rejected_connections:"+strconv.FormatInt(st.RejectedConnections, 10),
+		"total_net_input_bytes:"+strconv.FormatInt(st.NetInputBytes, 10),
+		"total_net_output_bytes:"+strconv.FormatInt(st.NetOutputBytes, 10),
+		"jobs:"+strconv.FormatInt(e.Store.Len(), 10))
+	if want["queues"] {
+		now := e.now()
+		qs := e.Store.Queues(now)
+		sort.Strings(qs)
+		lines := []string{"queues:" + strconv.Itoa(len(qs))}
+		for _, q := range qs {
+			s, err := e.Store.QueueStats(now, q)
+			if err != nil {
+				continue // the queue vanished meanwhile
+			}
+			lines = append(lines, fmt.Sprintf("queue:%s,status=%s,queued=%d,scheduled=%d,reserved=%d,running=%d,retry_pending=%d,failed=%d,paused=%d",
+				sanitizeInfo(q), s.Status, s.Queued, s.Scheduled, s.Reserved, s.Running, s.RetryPending, s.Failed, boolInt(s.Paused)))
+		}
+		section("queues", lines...)
+	}
+	return b.String(), nil
+}
+
+// sanitizeInfo keeps a queue name from breaking INFO's line format.
+func sanitizeInfo(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '\r' || r == '\n' || r == ',' {
+			return '_'
+		}
+		return r
+	}, s)
+}
+
+func (e *Env) setting(name string) string {
+	for _, s := range e.Settings {
+		if s.Name == name {
+			return s.Value
+		}
+	}
+	return ""
+}

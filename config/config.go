@@ -1,0 +1,347 @@
+// Package config reads sluice's server options from, in rising order of
+// precedence, their defaults, a config file (lines "name value"), SLUICE_*
+// environment variables and Redis-style command-line flags. One table below
+// lists every option once; flags, variables, the file, CONFIG GET and the
+// start-up log line all come from it.
+package config
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// Config is every server option. DefaultConfig gives the defaults.
+type Config struct {
+	Bind        []string // listen addresses; default 127.0.0.1
+	Port        int      // TCP port; default 6390 (0: pick a free one)
+	Dir         string   // data directory; default ./data
+	AppendOnly  bool     // keep the append-only log; default yes
+	AppendFsync string   // always, everysec (default) or no
+	RequirePass string   // password for AUTH; default none (protected mode)
+	MaxClients  int      // default 10000
+	Timeout     int      // seconds before an idle client is closed; default 0 (never)
+	MaxPayload  int64    // bytes; default 1mb
+	MaxMemory   int64    // bytes of job memory; default 0 (no limit)
+	LogLevel    string   // debug, info (default), warn, error
+	LogFormat   string   // console or json; default "" (console on a terminal, else json)
+	MetricsAddr string   // host:port for Prometheus metrics; default none
+
+	File string // the config file read, if any
+}
+
+// DefaultConfig returns the documented defaults.
+func DefaultConfig() Config {
+	return Config{
+		Bind:        []string{"127.0.0.1"},
+		Port:        6390,
+		Dir:         "./data",
+		AppendOnly:  true,
+		AppendFsync: "everysec",
+		MaxClients:  10000,
+		MaxPayload:  1 << 20,
+		LogLevel:    "info",
+	}
+}
+
+// Option describes one setting.
+type Option struct {
+	Name  string // flag name, CONFIG GET name and config-file name
+	Usage string
+	set   func(c *Config, v string) error
+	get   func(c *Config) string
+}
+
+// Env is the option's environment variable.
+func (o Option) Env() string {
+	return "SLUICE_" + strings.ToUpper(strings.ReplaceAll(o.Name, "-", "_"))
+}
+
+// Options lists every setting, in the order the documentation shows them.
+var Options = []Option{
+	{"bind", "listen address(es), space-separated",
+		func(c *Config, v string) error {
+			c.Bind = strings.Fields(v)
+			return nil
+		},
+		func(c *Config) string { return strings.Join(c.Bind, " ") }},
+	{"port", "TCP port (0 picks a free one and logs it)",
+		func(c *Config, v string) (err error) { c.Port, err = atoi(v); return },
+		func(c *Config) string { return strconv.Itoa(c.Port) }},
+	{"dir", "data directory (created if missing)",
+		func(c *Config, v string) error { c.Dir = v; return nil },
+		func(c *Config) string { return c.Dir }},
+	{"appendonly", "keep the append-only log: yes or no",
+		func(c *Config, v string) (err error) { c.AppendOnly, err = yesNo(v); return },
+		func(c *Config) string { return yesNoString(c.AppendOnly) }},
+	{"appendfsync", "always, everysec or no",
+		func(c *Config, v string) error { c.AppendFsync = strings.ToLower(v); return nil },
+		func(c *Config) string { return c.AppendFsync }},
+	{"requirepass", "password for AUTH; without one only loopback clients are served",
+		func(c *Config, v string) error { c.RequirePass = v; return nil },
+		func(c *Config) string { return c.RequirePass }},
+	{"maxclients", "most connections at once",
+		func(c *Config, v string) (err error) { c.MaxClients, err = atoi(v); return },
+		func(c *Config) string { return strconv.Itoa(c.MaxClients) }},
+	{"timeout", "close clients idle this many seconds (0 = never)",
+		func(c *Config, v string) (err error) { c.Timeout, err = atoi(v); return },
+		func(c *Config) string { return strconv.Itoa(c.Timeout) }},
+	{"max-payload", "largest job payload (e.g. 1mb, 512kb, 1048576)",
+		func(c *Config, v string) (err error) { c.MaxPayload, err = ParseSize(v); return },
+		func(c *Config) string { return strconv.FormatInt(c.MaxPayload, 10) }},
+	{"maxmemory", "job memory limit, FULL beyond it (0 = none)",
+		func(c *Config, v string) (err error) { c.MaxMemory, err = ParseSize(v); return },
+		func(c *Config) string { return strconv.FormatInt(c.MaxMemory, 10) }},
+	{"loglevel", "debug, info, warn or error",
+		func(c *Config, v string) error { c.LogLevel = strings.ToLower(v); return nil },
+		func(c *Config) string { return c.LogLevel }},
+	{"logformat", "console or json (default: console on a terminal, else json)",
+		func(c *Config, v string) error { c.LogFormat = strings.ToLower(v); return nil },
+		func(c *Config) string { return c.LogFormat }},
+	{"metrics-addr", "serve Prometheus metrics at http://ADDR/metrics",
+		func(c *Config, v string) error { c.MetricsAddr = v; return nil },
+		func(c *Config) string { return c.MetricsAddr }},
+}
+
+func lookup(name string) *Option {
+	name = strings.ToLower(name)
+	for i := range Options {
+		if Options[i].Name == name {
+			return &Options[i]
+		}
+	}
+	return nil
+}
+
+// Get returns an option's value as CONFIG GET shows it.
+func (c *Config) Get(name string) (string, bool) {
+	o := lookup(name)
+	if o == nil {
+		return "", false
+	}
+	return o.get(c), true
+}
+
+// Changed lists the options whose value differs from the default, for the
+// start-up log line (the password is masked).
+func (c *Config) Changed() map[string]string {
+	def := DefaultConfig()
+	out := map[string]string{}
+	for _, o := range Options {
+		if v := o.get(c); v != o.get(&def) {
+			if o.Name == "requirepass" {
+				v = "(set)"
+			}
+			out[o.Name] = v
+		}
+	}
+	return out
+}
+
+// ErrHelp and ErrVersion are returned by Load for --help and --version.
+var (
+	ErrHelp    = errors.New("help requested")
+	ErrVersion = errors.New("version requested")
+)
+
+// Load builds the configuration from the defaults, the config file named by
+// the only positional argument, the SLUICE_* variables in environ and the
+// flags in args, then validates it. It returns warnings for SLUICE_*
+// variables that name no option.
+func Load(args, environ []string) (Config, []string, error) {
+	c := DefaultConfig()
+	type kv struct{ name, value string }
+	var flags []kv
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "-h" || a == "--help" || a == "-help":
+			return c, nil, ErrHelp
+		case a == "-v" || a == "--version" || a == "-version":
+			return c, nil, ErrVersion
+		case strings.HasPrefix(a, "--"):
+			name, value, hasValue := strings.Cut(a[2:], "=")
+			if lookup(name) == nil {
+				return c, nil, fmt.Errorf("unknown option --%s (see --help)", name)
+			}
+			if !hasValue {
+				if i+1 >= len(args) {
+					return c, nil, fmt.Errorf("option --%s needs a value", name)
+				}
+				i++
+				value = args[i]
+			}
+			flags = append(flags, kv{name, value})
+		case c.File == "" && !strings.HasPrefix(a, "-"):
+			c.File = a
+		default:
+			return c, nil, fmt.Errorf("unexpected argument %q: the config file must be the only positional argument", a)
+		}
+	}
+	if c.File != "" {
+		f, err := os.Open(c.File)
+		if err != nil {
+			return c, nil, fmt.Errorf("config file: %w", err)
+		}
+		err = parseFile(&c, f, c.File)
+		f.Close()
+		if err != nil {
+			return c, nil, err
+		}
+	}
+	var warnings []string
+	for _, e := range environ {
+		name, value, _ := strings.Cut(e, "=")
+		if !strings.HasPrefix(name, "SLUICE_") {
+			continue
+		}
+		o := lookup(strings.ReplaceAll(strings.TrimPrefix(name, "SLUICE_"), "_", "-"))
+		if o == nil {
+			warnings = append(warnings, "ignoring "+name+": no such option")
+			continue
+		}
+		if err := o.set(&c, value); err != nil {
+			return c, warnings, fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	for _, f := range flags {
+		if err := lookup(f.name).set(&c, f.value); err != nil {
+			return c, warnings, fmt.Errorf("--%s: %w", f.name, err)
+		}
+	}
+	return c, warnings, c.Validate()
+}
+
+// parseFile reads "name value" lines; '#' starts a comment line; a value
+// may be double-quoted.
+func parseFile(c *Config, r io.Reader, path string) error {
+	sc := bufio.NewScanner(r)
+	line := 0
+	for sc.Scan() {
+		line++
+		text := strings.TrimSpace(sc.Text())
+		if text == "" || text[0] == '#' {
+			continue
+		}
+		name, value, _ := strings.Cut(text, " ")
+		value = strings.TrimSpace(value)
+		if len(value) >= 2 && value[0] == '"' && value[len(value)-1] == '"' {
+			uq, err := strconv.Unquote(value)
+			if err != nil {
+				return fmt.Errorf("%s:%d: bad quoted value: %w", path, line, err)
+			}
+			value = uq
+		}
+		o := lookup(name)
+		if o == nil {
+			return fmt.Errorf("%s:%d: unknown option %q", path, line, name)
+		}
+		if err := o.set(c, value); err != nil {
+			return fmt.Errorf("%s:%d: %s: %w", path, line, name, err)
+		}
+	}
+	return sc.Err()
+}
+
+// Validate reports the first setting a user must change.
+func (c *Config) Validate() error {
+	if len(c.Bind) == 0 {
+		return errors.New("bind: at least one address is needed")
+	}
+	for _, b := range c.Bind {
+		h := strings.TrimPrefix(b, "-") // Redis marks optional addresses with '-'
+		if net.ParseIP(strings.Trim(h, "[]")) == nil && h != "localhost" && h != "*" {
+			return fmt.Errorf("bind: %q is not an IP address", b)
+		}
+	}
+	switch {
+	case c.Port < 0 || c.Port > 65535:
+		return fmt.Errorf("port: %d is not between 0 and 65535", c.Port)
+	case strings.TrimSpace(c.Dir) == "":
+		return errors.New("dir: must not be empty")
+	case c.AppendFsync != "always" && c.AppendFsync != "everysec" && c.AppendFsync != "no":
+		return fmt.Errorf("appendfsync: %q is not always, everysec or no", c.AppendFsync)
+	case c.MaxClients < 1:
+		return fmt.Errorf("maxclients: %d must be at least 1", c.MaxClients)
+	case c.Timeout < 0:
+		return fmt.Errorf("timeout: %d must not be negative", c.Timeout)
+	case c.MaxPayload < 1 || c.MaxPayload > 512<<20:
+		return fmt.Errorf("max-payload: %d must be between 1 byte and 512mb", c.MaxPayload)
+	case c.MaxMemory < 0:
+		return fmt.Errorf("maxmemory: %d must not be negative", c.MaxMemory)
+	case c.LogLevel != "debug" && c.LogLevel != "info" && c.LogLevel != "warn" && c.LogLevel != "error":
+		return fmt.Errorf("loglevel: %q is not debug, info, warn or error", c.LogLevel)
+	case c.LogFormat != "" && c.LogFormat != "console" && c.LogFormat != "json":
+		return fmt.Errorf("logformat: %q is not console or json", c.LogFormat)
+	}
+	if c.MetricsAddr != "" {
+		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil || port == "" {
+			return fmt.Errorf("metrics-addr: %q is not host:port", c.MetricsAddr)
+		}
+	}
+	return nil
+}
+
+// Addrs are the host:port pairs to listen on.
+func (c *Config) Addrs() []string {
+	out := make([]string, 0, len(c.Bind))
+	for _, b := range c.Bind {
+		h := strings.Trim(strings.TrimPrefix(b, "-"), "[]")
+		if h == "*" {
+			h = ""
+		}
+		out = append(out, net.JoinHostPort(h, strconv.Itoa(c.Port)))
+	}
+	return out
+}
+
+// ParseSize reads a byte count the way redis.conf does: 1k = 1000,
+// 1kb = 1024, likewise m/mb and g/gb, case-insensitive.
+func ParseSize(s string) (int64, error) {
+	t := strings.ToLower(strings.TrimSpace(s))
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"gb", 1 << 30}, {"mb", 1 << 20}, {"kb", 1 << 10}, {"g", 1e9}, {"m", 1e6}, {"k", 1e3}, {"b", 1}} {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSuffix(t, u.suffix), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("%q is not a size (e.g. 1048576, 512kb, 1mb)", s)
+	}
+	return n * mult, nil
+}
+
+func atoi(v string) (int, error) {
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil {
+		return 0, fmt.Errorf("%q is not an integer", v)
+	}
+	return n, nil
+}
+
+func yesNo(v string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "yes":
+		return true, nil
+	case "no":
+		return false, nil
+	}
+	return false, fmt.Errorf("%q is not yes or no", v)
+}
+
+func yesNoString(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}

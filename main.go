@@ -1,0 +1,202 @@
+// Command sluice is a job server that speaks the Redis protocol: push jobs,
+// reserve them under a lease with per-key concurrency caps and rate limits,
+// acknowledge them. See README.md and docs/.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"sluice/blocking"
+	"sluice/commands"
+	"sluice/config"
+	"sluice/protocol"
+	"sluice/store"
+)
+
+// version is the server's version (INFO, HELLO, --version).
+const version = "0.1.0"
+
+// drainTimeout bounds how long shutdown waits for commands in flight.
+const drainTimeout = 10 * time.Second
+
+func main() {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	os.Exit(run(os.Args[1:], os.Environ(), os.Stdout, os.Stderr, sig, nil))
+}
+
+// run is the whole program; ready, if not nil, receives the listening
+// addresses once the server accepts connections (tests use it).
+func run(args, environ []string, stdout, stderr io.Writer, stop <-chan os.Signal, ready chan<- []string) int {
+	cfg, warnings, err := config.Load(args, environ)
+	switch {
+	case errors.Is(err, config.ErrHelp):
+		usage(stdout)
+		return 0
+	case errors.Is(err, config.ErrVersion):
+		fmt.Fprintln(stdout, "sluice", version)
+		return 0
+	case err != nil:
+		fmt.Fprintln(stderr, "sluice:", err)
+		return 2
+	}
+	log := newLogger(cfg, stderr)
+	for _, w := range warnings {
+		log.Warn().Msg(w)
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		log.Error().Err(err).Str("dir", cfg.Dir).Msg("cannot create the data directory")
+		return 1
+	}
+
+	st, err := store.New(store.DefaultConfig(), store.NewRandomGenerator())
+	if err != nil {
+		log.Error().Err(err).Msg("cannot open the store")
+		return 1
+	}
+	now := func() int64 { return time.Now().UnixMilli() }
+	waiters := blocking.New(st, log, now)
+	timer := blocking.NewTimer(st)
+	st.SetNotify(waiters.Notify)
+	st.SetTimerHook(timer.Kick)
+
+	env := &commands.Env{Store: st, Waiters: waiters, Now: now, MaxPayload: cfg.MaxPayload, Version: version}
+	for _, o := range config.Options {
+		v, _ := cfg.Get(o.Name)
+		env.Settings = append(env.Settings, commands.Setting{Name: o.Name, Value: v})
+	}
+	// redis-benchmark asks for "save" at start; sluice takes no snapshots.
+	env.Settings = append(env.Settings, commands.Setting{Name: "save", Value: ""})
+	table, err := protocol.NewTable(commands.Table(env))
+	if err != nil {
+		log.Error().Err(err).Msg("bad command table")
+		return 1
+	}
+	pcfg := protocol.DefaultConfig()
+	pcfg.RequirePass = cfg.RequirePass
+	pcfg.MaxClients = cfg.MaxClients
+	pcfg.IdleTimeout = time.Duration(cfg.Timeout) * time.Second
+	pcfg.Limits = protocol.LimitsFor(cfg.MaxPayload)
+	srv, err := protocol.NewServer(pcfg, table, log)
+	if err != nil {
+		log.Error().Err(err).Msg("bad server settings")
+		return 1
+	}
+	srv.OnDrain(waiters.Close)
+
+	var lns []net.Listener
+	var addrs []string
+	port := cfg.Port
+	for _, a := range cfg.Addrs() {
+		if port != cfg.Port { // --port 0: every address shares the port picked first
+			h, _, _ := net.SplitHostPort(a)
+			a = net.JoinHostPort(h, strconv.Itoa(port))
+		}
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			log.Error().Err(err).Str("addr", a).Msg("cannot listen")
+			for _, l := range lns {
+				l.Close()
+			}
+			return 1
+		}
+		port = ln.Addr().(*net.TCPAddr).Port
+		lns = append(lns, ln)
+		addrs = append(addrs, ln.Addr().String())
+	}
+	env.Info = []commands.Setting{{Name: "tcp_port", Value: strconv.Itoa(port)}, {Name: "config_file", Value: cfg.File}}
+
+	ev := log.Info().Strs("addr", addrs).Str("version", version).Int("pid", os.Getpid())
+	for k, v := range cfg.Changed() {
+		ev = ev.Str(k, v)
+	}
+	var pending []string
+	if cfg.AppendOnly {
+		pending = append(pending, "appendonly")
+	}
+	if cfg.MaxMemory > 0 {
+		pending = append(pending, "maxmemory")
+	}
+	if cfg.MetricsAddr != "" {
+		pending = append(pending, "metrics-addr")
+	}
+	if len(pending) > 0 {
+		ev = ev.Str("not_yet_wired", strings.Join(pending, ","))
+	}
+	ev.Msg("sluice ready")
+
+	timerStop := make(chan struct{})
+	timerDone := make(chan struct{})
+	go func() { timer.Run(timerStop); close(timerDone) }()
+	serveErr := make(chan error, len(lns))
+	for _, ln := range lns {
+		go func(ln net.Listener) { serveErr <- srv.Serve(ln) }(ln)
+	}
+	if ready != nil {
+		ready <- addrs
+	}
+
+	select {
+	case s := <-stop:
+		log.Info().Str("signal", fmt.Sprint(s)).Msg("shutting down")
+	case err := <-serveErr:
+		log.Error().Err(err).Msg("listener failed, shutting down")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+	defer cancel()
+	code := 0
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Warn().Err(err).Msg("shutdown")
+		code = 1
+	}
+	close(timerStop)
+	<-timerDone
+	log.Info().Msg("bye")
+	return code
+}
+
+func newLogger(cfg config.Config, w io.Writer) zerolog.Logger {
+	level, _ := zerolog.ParseLevel(cfg.LogLevel)
+	format := cfg.LogFormat
+	if format == "" {
+		format = "json"
+		if f, ok := w.(*os.File); ok {
+			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+				format = "console"
+			}
+		}
+	}
+	if format == "console" {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
+	}
+	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "sluice %s — a job server that speaks the Redis protocol\n\n", version)
+	fmt.Fprintln(w, "Usage: sluice [config-file] [--option value ...]")
+	fmt.Fprintln(w, "\nEvery option may also be set in the config file (\"name value\" lines)")
+	fmt.Fprintln(w, "or in the environment as SLUICE_<NAME> (upper case, '-' becomes '_').")
+	fmt.Fprintln(w, "Flags override the environment, which overrides the file.")
+	fmt.Fprintln(w)
+	def := config.DefaultConfig()
+	for _, o := range config.Options {
+		v, _ := def.Get(o.Name)
+		if v == "" {
+			v = "(none)"
+		}
+		fmt.Fprintf(w, "  --%-14s %s (default: %s)\n", o.Name, o.Usage, v)
+	}
+}

@@ -1,0 +1,381 @@
+package protocol
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"runtime/debug"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tidwall/redcon"
+)
+
+// Client is one connection. Its goroutine (serve) owns the reader, the
+// writer and the authentication state; other goroutines only read the
+// fields guarded by mu or held in atomics, and may kill it.
+type Client struct {
+	srv   *Server
+	id    int64
+	nc    net.Conn
+	addr  string
+	laddr string
+	born  time.Time
+
+	src    *source
+	guard  *guard
+	rd     *redcon.Reader
+	w      writer
+	limits Limits // what the guard enforces now; swapped on AUTH
+
+	authed  bool     // owner goroutine only
+	closing bool     // owner goroutine only: close after this batch's replies
+	onFail  []func() // owner goroutine only: run if pending replies cannot be written
+
+	mu      sync.Mutex // protects name, libName, libVer
+	name    string
+	libName string
+	libVer  string
+
+	lastCmd    atomic.Pointer[Command]
+	lastActive atomic.Int64 // unix ms
+	blocked    atomic.Bool
+	killed     atomic.Bool
+	stopping   atomic.Bool // the close watcher is being stopped
+}
+
+func newClient(s *Server, nc net.Conn) *Client {
+	c := &Client{
+		srv:   s,
+		id:    s.nextID.Add(1),
+		nc:    nc,
+		addr:  nc.RemoteAddr().String(),
+		laddr: nc.LocalAddr().String(),
+		born:  time.Now(),
+	}
+	c.authed = s.cfg.RequirePass == ""
+	if c.authed {
+		c.limits = s.cfg.Limits
+	} else {
+		c.limits = s.cfg.PreAuth
+	}
+	c.src = &source{nc: nc, idle: s.cfg.IdleTimeout, srv: s}
+	c.guard = newGuard(c.src, &c.limits, s.cfg.ReadBuffer)
+	c.rd = redcon.NewReader(c.guard)
+	c.w = writer{nc: nc, timeout: s.cfg.WriteTimeout, limit: s.cfg.FlushAt}
+	c.lastActive.Store(c.born.UnixMilli())
+	return c
+}
+
+// serve is the connection's goroutine: read a batch of commands (whatever
+// arrived together, e.g. a pipeline), run them in order, write the replies.
+func (c *Client) serve() {
+	log := c.srv.log.With().Int64("client", c.id).Str("addr", c.addr).Logger()
+	log.Debug().Msg("client connected")
+	defer func() {
+		c.nc.Close()
+		c.runOnFail()
+		c.srv.remove(c)
+	}()
+	for {
+		if c.srv.isDraining() {
+			_ = c.flush()
+			return
+		}
+		cmds, err := c.rd.ReadCommands()
+		if err != nil {
+			if msg, ok := isProtocolError(err); ok {
+				log.Debug().Str("error", msg).Msg("protocol error, closing")
+				c.w.writeError("ERR " + msg)
+				_ = c.flush()
+			} else if !errors.Is(err, io.EOF) && !c.killed.Load() && !c.srv.isDraining() {
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					log.Debug().Msg("idle timeout, closing")
+				} else {
+					log.Debug().Err(err).Msg("read failed, closing")
+				}
+			}
+			return
+		}
+		for _, cmd := range cmds {
+			c.dispatch(cmd.Args)
+			if c.closing || c.w.err != nil {
+				break
+			}
+			if len(c.w.b) >= c.w.limit {
+				_ = c.flush()
+			}
+		}
+		if err := c.flush(); err != nil {
+			if !c.killed.Load() {
+				log.Debug().Err(err).Msg("write failed, closing")
+			}
+			return
+		}
+		if c.closing {
+			return
+		}
+	}
+}
+
+// dispatch runs one command: lookup, arity, authentication, the handler
+// (with panic recovery), the reply.
+func (c *Client) dispatch(args [][]byte) {
+	if len(args) == 0 {
+		return
+	}
+	c.srv.totalCommands.Add(1)
+	c.lastActive.Store(time.Now().UnixMilli())
+	cmd := c.srv.table.Lookup(args[0])
+	if cmd == nil {
+		c.writeErr(UnknownCommand(args))
+		return
+	}
+	c.lastCmd.Store(cmd)
+	if !arityOK(cmd.Arity, len(args)) {
+		c.writeErr(WrongArity(cmd.Name))
+		return
+	}
+	if !c.authed && cmd.Flags&NoAuth == 0 {
+		c.writeErr(ErrNoAuth)
+		return
+	}
+	v, err := c.call(cmd, args)
+	if err != nil {
+		c.writeErr(err)
+		return
+	}
+	if !c.w.appendReply(v, c.errText) {
+		c.srv.log.Error().Str("command", cmd.Name).Type("reply", v).Msg("handler returned a value that is not a reply")
+	}
+}
+
+func (c *Client) call(cmd *Command, args [][]byte) (v any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.srv.log.Error().Str("command", cmd.Name).Int64("client", c.id).
+				Interface("panic", r).Bytes("stack", debug.Stack()).Msg("command panicked")
+			v, err = nil, ErrInternal
+		}
+	}()
+	return cmd.Handler(c, args)
+}
+
+func (c *Client) writeErr(err error) {
+	c.w.writeError(c.errText(err))
+}
+
+func (c *Client) errText(err error) string {
+	text, internal := ErrorText(err)
+	if internal {
+		c.srv.log.Error().Err(err).Int64("client", c.id).Msg("unexpected error")
+	}
+	return text
+}
+
+// flush writes the buffered replies; if that fails, the OnWriteFailure
+// callbacks of those replies run.
+func (c *Client) flush() error {
+	n := len(c.w.b)
+	err := c.w.flush()
+	if err != nil {
+		c.runOnFail()
+		return err
+	}
+	c.srv.netOut.Add(int64(n))
+	c.onFail = c.onFail[:0]
+	return nil
+}
+
+func (c *Client) runOnFail() {
+	fns := c.onFail
+	c.onFail = nil
+	for _, fn := range fns {
+		fn()
+	}
+}
+
+// interrupt wakes a client waiting for input so that it notices a drain.
+func (c *Client) interrupt() {
+	_ = c.nc.SetReadDeadline(time.Now())
+}
+
+// kill closes the connection from any goroutine.
+func (c *Client) kill() {
+	c.killed.Store(true)
+	c.nc.Close()
+}
+
+func (c *Client) info() ClientInfo {
+	now := time.Now()
+	c.mu.Lock()
+	ci := ClientInfo{ID: c.id, Addr: c.addr, LAddr: c.laddr, Name: c.name, LibName: c.libName, LibVer: c.libVer}
+	c.mu.Unlock()
+	ci.Age = now.Sub(c.born)
+	ci.Idle = now.Sub(time.UnixMilli(c.lastActive.Load()))
+	if ci.Idle < 0 {
+		ci.Idle = 0
+	}
+	if cmd := c.lastCmd.Load(); cmd != nil {
+		ci.Cmd = cmd.Name
+	} else {
+		ci.Cmd = "NULL"
+	}
+	ci.Blocked = c.blocked.Load()
+	return ci
+}
+
+func sortInfos(cs []ClientInfo) {
+	sort.Slice(cs, func(i, j int) bool { return cs[i].ID < cs[j].ID })
+}
+
+// ---- what handlers may do with their client ----
+
+// ID is the client's id (CLIENT ID).
+func (c *Client) ID() int64 { return c.id }
+
+// Server is the server this client is connected to.
+func (c *Client) Server() *Server { return c.srv }
+
+// Name is the name set with CLIENT SETNAME or HELLO SETNAME.
+func (c *Client) Name() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.name
+}
+
+// SetName sets the client's name.
+func (c *Client) SetName(name string) {
+	c.mu.Lock()
+	c.name = name
+	c.mu.Unlock()
+}
+
+// SetLib records CLIENT SETINFO LIB-NAME / LIB-VER; an empty value leaves
+// the field as it is when set is false for it.
+func (c *Client) SetLib(name *string, ver *string) {
+	c.mu.Lock()
+	if name != nil {
+		c.libName = *name
+	}
+	if ver != nil {
+		c.libVer = *ver
+	}
+	c.mu.Unlock()
+}
+
+// Authenticated reports whether the client may run every command.
+func (c *Client) Authenticated() bool { return c.authed }
+
+// PasswordRequired reports whether the server has a password.
+func (c *Client) PasswordRequired() bool { return c.srv.cfg.RequirePass != "" }
+
+// Authenticate checks a user (empty or "default") and password. On success
+// the client may run every command and the full protocol limits apply.
+func (c *Client) Authenticate(user, pass string) error {
+	if c.srv.cfg.RequirePass == "" {
+		if user != "" && user != "default" {
+			return ErrWrongPass
+		}
+		return ErrNoPassword
+	}
+	if !c.srv.checkPassword(user, pass) {
+		c.srv.log.Warn().Int64("client", c.id).Str("addr", c.addr).Msg("authentication failed")
+		return ErrWrongPass
+	}
+	c.authed = true
+	c.limits = c.srv.cfg.Limits
+	return nil
+}
+
+// CloseAfterReply closes the connection once the current batch of replies
+// is written (QUIT).
+func (c *Client) CloseAfterReply() { c.closing = true }
+
+// OnWriteFailure registers fn to run if the replies buffered so far (the
+// current one included) cannot be written: a reservation whose reply never
+// reaches the worker is given back at once.
+func (c *Client) OnWriteFailure(fn func()) { c.onFail = append(c.onFail, fn) }
+
+// Block prepares the client to wait: it writes every reply buffered so far
+// (pipelined commands before a blocking one get their answers first) and
+// starts watching the connection. gone is closed when the client
+// disconnects or is killed. stop must be called when the wait is over; bytes
+// the client sent meanwhile are kept for the next commands.
+func (c *Client) Block() (gone <-chan struct{}, stop func()) {
+	ch := make(chan struct{})
+	if err := c.flush(); err != nil {
+		close(ch)
+		return ch, func() {}
+	}
+	c.blocked.Store(true)
+	exited := make(chan struct{})
+	c.stopping.Store(false)
+	_ = c.nc.SetReadDeadline(time.Time{})
+	limit := int(c.limits.MaxCommand) + c.srv.cfg.ReadBuffer
+	go func() { // owned by this Block call; stop() waits for it
+		defer close(exited)
+		buf := make([]byte, 4096)
+		for {
+			n, err := c.nc.Read(buf)
+			if n > 0 {
+				c.srv.netIn.Add(int64(n))
+				c.src.pending = append(c.src.pending, buf[:n]...)
+				if len(c.src.pending) > limit {
+					// A client flooding us while blocked is treated as gone.
+					close(ch)
+					c.closing = true
+					return
+				}
+			}
+			if err != nil {
+				if !c.stopping.Load() {
+					c.src.rerr = err
+					close(ch)
+				}
+				return
+			}
+		}
+	}()
+	return ch, func() {
+		c.stopping.Store(true)
+		_ = c.nc.SetReadDeadline(time.Unix(1, 0))
+		<-exited
+		_ = c.nc.SetReadDeadline(time.Time{})
+		c.blocked.Store(false)
+	}
+}
+
+// source feeds the guard: first whatever the close watcher read while the
+// client was blocked, then the socket (with the idle deadline).
+type source struct {
+	nc      net.Conn
+	srv     *Server
+	pending []byte
+	pp      int
+	rerr    error // a read error seen by the close watcher
+	idle    time.Duration
+}
+
+func (s *source) Read(p []byte) (int, error) {
+	if s.pp < len(s.pending) {
+		n := copy(p, s.pending[s.pp:])
+		s.pp += n
+		if s.pp == len(s.pending) {
+			s.pending, s.pp = nil, 0
+		}
+		return n, nil
+	}
+	if s.rerr != nil {
+		return 0, s.rerr
+	}
+	if s.idle > 0 {
+		_ = s.nc.SetReadDeadline(time.Now().Add(s.idle))
+	}
+	n, err := s.nc.Read(p)
+	s.srv.netIn.Add(int64(n))
+	return n, err
+}

@@ -1,0 +1,326 @@
+package protocol
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Config tunes a Server. DefaultConfig gives the documented defaults.
+type Config struct {
+	RequirePass  string        // "" : no AUTH, and only loopback clients (protected mode)
+	MaxClients   int           // default 10000
+	IdleTimeout  time.Duration // close clients idle this long; 0: never (default)
+	WriteTimeout time.Duration // a reply write taking longer closes the client; default 30 s
+	Limits       Limits        // per-command limits once authenticated
+	PreAuth      Limits        // per-command limits before AUTH (only with RequirePass)
+	ReadBuffer   int           // bytes read from the socket at a time; default 16 KiB
+	FlushAt      int           // reply bytes buffered before an early write; default 64 KiB
+}
+
+// DefaultMaxPayload is the default largest job payload (1 MiB).
+const DefaultMaxPayload = 1 << 20
+
+// LimitsFor derives the authenticated limits from the largest payload: one
+// argument may hold a payload plus some slack; a command may hold a payload
+// plus a megabyte of other arguments.
+func LimitsFor(maxPayload int64) Limits {
+	return Limits{
+		MaxArgs:    1 << 16,
+		MaxBulk:    maxPayload + 64<<10,
+		MaxInline:  64 << 10,
+		MaxCommand: maxPayload + 1<<20,
+	}
+}
+
+// DefaultConfig returns the defaults of PROTOCOL.md.
+func DefaultConfig() Config {
+	return Config{
+		MaxClients:   10000,
+		WriteTimeout: 30 * time.Second,
+		Limits:       LimitsFor(DefaultMaxPayload),
+		// Redis's own limits for clients that have not authenticated.
+		PreAuth: Limits{
+			MaxArgs: 10, MaxBulk: 16 << 10, MaxInline: 16 << 10, MaxCommand: 64 << 10,
+			Unauthenticated: true,
+		},
+		ReadBuffer: 16 << 10,
+		FlushAt:    64 << 10,
+	}
+}
+
+// Validate reports settings that cannot work.
+func (c Config) Validate() error {
+	switch {
+	case c.MaxClients < 1:
+		return errors.New("maxclients must be at least 1")
+	case c.IdleTimeout < 0:
+		return errors.New("timeout must not be negative")
+	case c.Limits.MaxArgs < 1 || c.Limits.MaxBulk < 1 || c.Limits.MaxInline < 1 || c.Limits.MaxCommand < c.Limits.MaxBulk:
+		return errors.New("protocol limits must be positive, and a command must hold at least one argument")
+	case c.ReadBuffer < 512 || c.FlushAt < 512:
+		return errors.New("read buffer and flush threshold must be at least 512 bytes")
+	}
+	return nil
+}
+
+// Server accepts RESP connections and runs commands from a Table.
+type Server struct {
+	cfg   Config
+	table *Table
+	log   zerolog.Logger
+
+	mu        sync.Mutex // protects clients, listeners, draining, onDrain
+	clients   map[int64]*Client
+	listeners []net.Listener
+	draining  bool
+	onDrain   []func()
+
+	conns   sync.WaitGroup // one per connection goroutine
+	nextID  atomic.Int64
+	started time.Time
+
+	// Counters for INFO.
+	totalConns    atomic.Int64
+	totalCommands atomic.Int64
+	rejected      atomic.Int64
+	netIn, netOut atomic.Int64
+}
+
+// NewServer builds a server; call Serve for each listener.
+func NewServer(cfg Config, table *Table, log zerolog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Server{cfg: cfg, table: table, log: log, clients: make(map[int64]*Client), started: time.Now()}, nil
+}
+
+// Table is the command table being served.
+func (s *Server) Table() *Table { return s.table }
+
+// Config is the configuration the server runs with.
+func (s *Server) Config() Config { return s.cfg }
+
+// Started is when the server was built.
+func (s *Server) Started() time.Time { return s.started }
+
+// OnDrain registers fn to run when Shutdown begins, after the listeners are
+// closed and before connections are drained (e.g. to answer blocked
+// reservations).
+func (s *Server) OnDrain(fn func()) {
+	s.mu.Lock()
+	s.onDrain = append(s.onDrain, fn)
+	s.mu.Unlock()
+}
+
+// Serve accepts connections on ln until Shutdown. Accept errors back off
+// (5 ms doubling to 1 s) instead of spinning.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.draining {
+		s.mu.Unlock()
+		ln.Close()
+		return nil
+	}
+	s.listeners = append(s.listeners, ln)
+	s.mu.Unlock()
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.isDraining() || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			if backoff == 0 {
+				backoff = 5 * time.Millisecond
+			} else if backoff *= 2; backoff > time.Second {
+				backoff = time.Second
+			}
+			s.log.Warn().Err(err).Dur("retry_in", backoff).Msg("accept failed")
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		s.accept(nc)
+	}
+}
+
+func (s *Server) isDraining() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.draining
+}
+
+// accept admits a new connection or refuses it with a Redis-style error.
+func (s *Server) accept(nc net.Conn) {
+	if s.cfg.RequirePass == "" && !isLoopback(nc.RemoteAddr()) {
+		s.refuse(nc, ErrProtectedMode, "protected mode")
+		return
+	}
+	s.mu.Lock()
+	if s.draining {
+		s.mu.Unlock()
+		s.refuse(nc, ErrShuttingDown, "shutting down")
+		return
+	}
+	if len(s.clients) >= s.cfg.MaxClients {
+		s.mu.Unlock()
+		s.refuse(nc, ErrMaxClients, "maxclients reached")
+		return
+	}
+	c := newClient(s, nc)
+	s.clients[c.id] = c
+	s.conns.Add(1)
+	s.mu.Unlock()
+	s.totalConns.Add(1)
+	go c.serve()
+}
+
+func (s *Server) refuse(nc net.Conn, e Error, why string) {
+	s.rejected.Add(1)
+	s.log.Debug().Str("addr", nc.RemoteAddr().String()).Str("reason", why).Msg("connection refused")
+	go func() {
+		_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = nc.Write([]byte("-" + string(e) + "\r\n"))
+		nc.Close()
+	}()
+}
+
+func isLoopback(a net.Addr) bool {
+	if t, ok := a.(*net.TCPAddr); ok {
+		return t.IP.IsLoopback()
+	}
+	return a.Network() == "unix"
+}
+
+func (s *Server) remove(c *Client) {
+	s.mu.Lock()
+	delete(s.clients, c.id)
+	s.mu.Unlock()
+	s.conns.Done()
+}
+
+// Shutdown stops accepting, runs the OnDrain hooks, lets every connection
+// finish the commands it has received, and closes it. Connections still
+// busy when ctx ends are closed forcibly.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.draining {
+		s.mu.Unlock()
+		return errors.New("already shut down")
+	}
+	s.draining = true
+	for _, ln := range s.listeners {
+		ln.Close()
+	}
+	hooks := s.onDrain
+	s.mu.Unlock()
+	for _, fn := range hooks {
+		fn()
+	}
+	s.mu.Lock()
+	for _, c := range s.clients {
+		c.interrupt()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.conns.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		for _, c := range s.clients {
+			c.kill()
+		}
+		s.mu.Unlock()
+		<-done
+		return fmt.Errorf("drain cut short: %w", ctx.Err())
+	}
+}
+
+// checkPassword compares in constant time.
+func (s *Server) checkPassword(user, pass string) bool {
+	okUser := user == "" || user == "default"
+	okPass := subtle.ConstantTimeCompare([]byte(pass), []byte(s.cfg.RequirePass)) == 1
+	return okUser && okPass
+}
+
+// ClientInfo describes a connection for CLIENT LIST and INFO.
+type ClientInfo struct {
+	ID                       int64
+	Addr, LAddr              string
+	Name, LibName, LibVer    string
+	Age, Idle                time.Duration
+	Cmd                      string
+	Blocked, Authenticated   bool
+}
+
+// Clients lists the connections, by id.
+func (s *Server) Clients() []ClientInfo {
+	s.mu.Lock()
+	cs := make([]*Client, 0, len(s.clients))
+	for _, c := range s.clients {
+		cs = append(cs, c)
+	}
+	s.mu.Unlock()
+	out := make([]ClientInfo, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, c.info())
+	}
+	sortInfos(out)
+	return out
+}
+
+// Kill closes every client for which match returns true, except skip (0:
+// none), and returns how many it closed.
+func (s *Server) Kill(match func(ClientInfo) bool, skip int64) int {
+	s.mu.Lock()
+	cs := make([]*Client, 0, len(s.clients))
+	for _, c := range s.clients {
+		cs = append(cs, c)
+	}
+	s.mu.Unlock()
+	n := 0
+	for _, c := range cs {
+		if c.id == skip || !match(c.info()) {
+			continue
+		}
+		c.kill()
+		n++
+	}
+	return n
+}
+
+// Stats are the server's counters for INFO.
+type Stats struct {
+	Connected, Blocked                   int
+	TotalConnections, TotalCommands      int64
+	RejectedConnections                  int64
+	NetInputBytes, NetOutputBytes        int64
+}
+
+// Stats returns the counters.
+func (s *Server) Stats() Stats {
+	st := Stats{
+		TotalConnections: s.totalConns.Load(), TotalCommands: s.totalCommands.Load(),
+		RejectedConnections: s.rejected.Load(),
+		NetInputBytes: s.netIn.Load(), NetOutputBytes: s.netOut.Load(),
+	}
+	s.mu.Lock()
+	st.Connected = len(s.clients)
+	for _, c := range s.clients {
+		if c.blocked.Load() {
+			st.Blocked++
+		}
+	}
+	s.mu.Unlock()
+	return st
+}
