@@ -135,14 +135,25 @@ func (r *Registry) shard(key string) *shard {
 	return &r.shards[maphash.String(r.seed, key)%numShards]
 }
 
+// Admission is Admit's answer.
+type Admission struct {
+	OK    bool
+	Block Block // why not, when !OK
+	// Rated is true when an admission was recorded on the rate-limit key
+	// (it had a policy). A log records it so replay counts the same.
+	Rated bool
+	// Wake lists waiters the caller must wake: a refused admission briefly
+	// counted the job on its concurrency key, and whoever saw the key full
+	// meanwhile is handed back.
+	Wake []Waiter
+}
+
 // Admit decides whether a job with concurrency key ckey and rate-limit key
 // rkey (either may be empty) may be reserved at now. When it may, the job is
 // counted active on ckey and, if rkey has a policy, an admission is recorded
 // at now. When it may not, nothing is counted, w is registered on the
-// blocking key, and the block is returned, with any waiters the caller must
-// wake (a refused admission briefly counted the job on ckey; whoever saw the
-// key full meanwhile is handed back).
-func (r *Registry) Admit(now int64, ckey, rkey string, w Waiter) (b Block, ok bool, wake []Waiter) {
+// blocking key, and the block is returned.
+func (r *Registry) Admit(now int64, ckey, rkey string, w Waiter) Admission {
 	if ckey != "" {
 		s := r.shard(ckey)
 		s.mu.Lock()
@@ -151,11 +162,12 @@ func (r *Registry) Admit(now int64, ckey, rkey string, w Waiter) (b Block, ok bo
 			b := Block{Kind: Concurrency, Key: ckey, Active: c.active, Limit: c.limit}
 			addWaiter(&c.waiters, w)
 			s.mu.Unlock()
-			return b, false, nil
+			return Admission{Block: b}
 		}
 		c.active++
 		s.mu.Unlock()
 	}
+	rated := false
 	if rkey != "" {
 		s := r.shard(rkey)
 		s.mu.Lock()
@@ -163,18 +175,19 @@ func (r *Registry) Admit(now int64, ckey, rkey string, w Waiter) (b Block, ok bo
 			if b, blocked := rs.check(now, rkey); blocked {
 				addWaiter(&rs.waiters, w)
 				s.mu.Unlock()
-				return b, false, r.Release(ckey) // undo the tentative count
+				return Admission{Block: b, Wake: r.Release(ckey)} // undo the tentative count
 			}
 			rs.record(now)
+			rated = true
 		}
 		s.mu.Unlock()
 	}
-	return Block{}, true, nil
+	return Admission{OK: true, Rated: rated}
 }
 
-// Take counts a job active on ckey and records an admission on rkey (if it
-// has a policy) without checking limits. Replay uses it to restore outcomes
-// that were decided before.
+// Take counts a job active on ckey and records an admission at now on rkey
+// (if it has a policy; pass "" when the logged admission recorded none)
+// without checking limits. Replay uses it to restore decided outcomes.
 func (r *Registry) Take(now int64, ckey, rkey string) {
 	if ckey != "" {
 		s := r.shard(ckey)

@@ -10,11 +10,12 @@ func TestConcurrencyCap(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 2; i++ {
-		if _, ok, _ := r.Admit(0, "k", "", "w"); !ok {
+		if !r.Admit(0, "k", "", "w").OK {
 			t.Fatalf("admission %d refused", i)
 		}
 	}
-	b, ok, _ := r.Admit(0, "k", "", "w1")
+	a := r.Admit(0, "k", "", "w1")
+	b, ok := a.Block, a.OK
 	if ok || b.Kind != Concurrency || b.String() != "concurrency:k 2/2" {
 		t.Fatalf("third admission: ok=%v block=%v", ok, b)
 	}
@@ -34,11 +35,11 @@ func TestConcurrencyCap(t *testing.T) {
 	if got := r.Active("k"); got != 2 {
 		t.Fatalf("active after lowering = %d", got)
 	}
-	if _, ok, _ := r.Admit(0, "k", "", nil); ok {
+	if r.Admit(0, "k", "", nil).OK {
 		t.Fatal("admitted over a lowered limit")
 	}
 	r.Release("k")
-	if _, ok, _ := r.Admit(0, "k", "", nil); ok {
+	if r.Admit(0, "k", "", nil).OK {
 		t.Fatal("admitted at the limit")
 	}
 }
@@ -46,7 +47,7 @@ func TestConcurrencyCap(t *testing.T) {
 func TestKeysWithoutPolicyCountButNeverBlock(t *testing.T) {
 	r := New()
 	for i := 0; i < 100; i++ {
-		if _, ok, _ := r.Admit(0, "c", "r", nil); !ok {
+		if !r.Admit(0, "c", "r", nil).OK {
 			t.Fatal("refused without a policy")
 		}
 	}
@@ -64,7 +65,7 @@ func TestRollingWindow(t *testing.T) {
 	r := New()
 	r.SetRateLimit("r", 2, 1000)
 	for _, at := range []int64{100, 400} {
-		if _, ok, _ := r.Admit(at, "", "r", nil); !ok {
+		if !r.Admit(at, "", "r", nil).OK {
 			t.Fatalf("admission at %d refused", at)
 		}
 	}
@@ -80,7 +81,8 @@ func TestRollingWindow(t *testing.T) {
 		{1400, true, 0},
 	}
 	for _, c := range cases {
-		b, ok, _ := r.Admit(c.at, "", "r", nil)
+		a := r.Admit(c.at, "", "r", nil)
+		b, ok := a.Block, a.OK
 		if ok != c.ok || (!ok && b.Until != c.until) {
 			t.Fatalf("at %d: ok=%v until=%d, want ok=%v until=%d", c.at, ok, b.Until, c.ok, c.until)
 		}
@@ -103,10 +105,11 @@ func TestRefusedRateUndoesConcurrency(t *testing.T) {
 	r := New()
 	r.SetConcurrency("c", 1)
 	r.SetRateLimit("r", 1, 1000)
-	if _, ok, _ := r.Admit(0, "", "r", nil); !ok {
+	if !r.Admit(0, "", "r", nil).OK {
 		t.Fatal("first rate admission refused")
 	}
-	b, ok, _ := r.Admit(1, "c", "r", "w")
+	a := r.Admit(1, "c", "r", "w")
+	b, ok := a.Block, a.OK
 	if ok || b.Kind != RateLimit {
 		t.Fatalf("want a rate-limit block, got ok=%v %v", ok, b)
 	}

@@ -50,57 +50,86 @@ func (s *Store) Push(now int64, p PushOptions) (string, error) {
 		j.backoff = DefaultBackoff
 	}
 
+	if err := s.writable(); err != nil {
+		return "", err
+	}
+	rec := Record{
+		Op: OpPush, Now: now, ID: id, Queue: qname, Handler: handler, Payload: p.Payload,
+		Priority: p.Priority, CKey: ckey, RKey: rkey, RunAt: p.RunAt,
+		MaxAtt: p.MaxAttempts, Backoff: p.Backoff,
+	}
+	if rec.MaxAtt == 0 {
+		rec.MaxAtt = DefaultMaxAttempts
+	}
+	if rec.Backoff == 0 {
+		rec.Backoff = DefaultBackoff
+	}
 	var fx effects
 	s.maintain(now, &fx)
-	sh := s.shardOf(qname)
+	queued, err := s.insert(&rec, &fx)
+	s.finish(&fx)
+	if err != nil {
+		return "", err
+	}
+	if queued {
+		s.notify(qname)
+	}
+	if err := s.durable(&fx); err != nil {
+		return "", err
+	}
+	return rec.ID, nil
+}
+
+// insert adds the job r describes, generating its id when r.ID is empty,
+// and logs r. It reports whether the job is queued (not scheduled).
+func (s *Store) insert(r *Record, fx *effects) (bool, error) {
+	now := r.Now
+	j := &job{
+		payload: r.Payload, priority: r.Priority, maxAtt: r.MaxAtt, backoff: r.Backoff,
+		createdAt: now, updatedAt: now, tidx: -1,
+	}
+	sh := s.shardOf(r.Queue)
 	sh.mu.Lock()
+	defer sh.mu.Unlock()
 	s.drain(sh)
-	q := sh.queueFor(qname)
+	q := sh.queueFor(r.Queue)
 	j.q = q
-	if id == "" {
+	if r.ID == "" {
 		for {
-			id = s.gen.JobID(now)
-			if s.index.putIfAbsent(id, j) {
+			r.ID = s.gen.JobID(now)
+			if s.index.putIfAbsent(r.ID, j) {
 				break
 			}
 		}
-	} else if !s.index.putIfAbsent(id, j) {
+	} else if !s.index.putIfAbsent(r.ID, j) {
 		sh.maybeDelete(q)
-		sh.mu.Unlock()
-		s.finish(&fx)
-		return "", ErrDupJob
+		return false, ErrDupJob
 	}
-	j.id = id
-	if n := s.total.Add(1); s.cfg.MaxJobs > 0 && n > s.cfg.MaxJobs {
+	j.id = r.ID
+	if n := s.total.Add(1); s.cfg.MaxJobs > 0 && n > s.cfg.MaxJobs && !s.replaying {
 		s.total.Add(-1)
-		s.index.remove(id, j)
+		s.index.remove(j.id, j)
 		sh.maybeDelete(q)
-		sh.mu.Unlock()
-		s.finish(&fx)
-		return "", ErrFull
+		return false, ErrFull
 	}
 	q.jobs++
 	q.pushed++
 	q.created++
 	j.created = q.created
-	j.ln = q.laneFor(laneKey{handler, ckey, rkey})
+	j.ln = q.laneFor(laneKey{r.Handler, r.CKey, r.RKey})
 	j.ln.refs++
-	queued := p.RunAt <= now
+	queued := r.RunAt <= now
 	if queued {
 		j.state, j.runAt = Queued, now
 		q.counts[Queued]++
 		q.enqueue(j)
 	} else {
-		j.state, j.runAt = Scheduled, p.RunAt
+		j.state, j.runAt = Scheduled, r.RunAt
 		q.counts[Scheduled]++
-		sh.arm(j, p.RunAt, &fx)
+		sh.arm(j, r.RunAt, fx)
 	}
-	sh.mu.Unlock()
-	s.finish(&fx)
-	if queued {
-		s.notify(qname)
-	}
-	return id, nil
+	s.log(r, fx)
+	return queued, nil
 }
 
 // Reserve reserves up to Count jobs (JOBRESERVE). It returns nil when
@@ -145,6 +174,9 @@ func (s *Store) Reserve(now int64, o ReserveOptions) ([]Reservation, error) {
 		}
 	}
 
+	if err := s.writable(); err != nil {
+		return nil, err
+	}
 	var fx effects
 	s.maintain(now, &fx)
 	var out []Reservation
@@ -160,6 +192,9 @@ func (s *Store) Reserve(now int64, o ReserveOptions) ([]Reservation, error) {
 		sh.mu.Unlock()
 	}
 	s.finish(&fx)
+	if err := s.durable(&fx); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 
@@ -173,32 +208,37 @@ func (s *Store) reserveFrom(q *queue, now int64, worker string, lease int64, han
 		if l == nil {
 			break
 		}
-		b, ok, wake := s.reg.Admit(now, l.key.ckey, l.key.rkey, q)
-		if len(wake) > 0 {
-			s.wake(backpressure.Concurrency, l.key.ckey, wake, fx)
+		a := s.reg.Admit(now, l.key.ckey, l.key.rkey, q)
+		if len(a.Wake) > 0 {
+			s.wake(backpressure.Concurrency, l.key.ckey, a.Wake, fx)
 		}
-		if !ok {
-			q.park(l, parkKey{b.Kind, b.Key})
-			if b.Kind == backpressure.RateLimit {
-				sh.armLane(q, l, b.Until, fx)
+		if !a.OK {
+			q.park(l, parkKey{a.Block.Kind, a.Block.Key})
+			if a.Block.Kind == backpressure.RateLimit {
+				sh.armLane(q, l, a.Block.Until, fx)
 			}
 			continue
 		}
 		j := l.popHead()
 		q.dequeued(l)
 		q.fix(l)
-		s.move(j, Reserved)
-		j.token = j.id + "." + s.gen.Token(now)
-		j.worker = worker
-		j.expiresAt = now + lease
-		j.updatedAt = now
-		sh.arm(j, j.expiresAt, fx)
+		s.applyReserve(j, now, j.id+"."+s.gen.Token(now), worker, now+lease, a.Rated, fx)
 		out = append(out, Reservation{
 			Token: j.token, ID: j.id, Queue: q.name, Handler: l.key.handler,
 			Payload: j.payload, Priority: j.priority, Attempt: j.attempt, ExpiresAt: j.expiresAt,
 		})
 	}
 	return out
+}
+
+// applyReserve makes j, already out of its lane, reserved. Lock must be
+// held.
+func (s *Store) applyReserve(j *job, now int64, token, worker string, expires int64, rated bool, fx *effects) {
+	s.move(j, Reserved)
+	j.token, j.worker = token, worker
+	j.expiresAt, j.updatedAt = expires, now
+	j.q.sh.arm(j, expires, fx)
+	s.log(&Record{Op: OpReserve, Now: now, ID: j.id, Token: token, Worker: worker, Expires: expires, Admitted: rated}, fx)
 }
 
 // best is the lane whose head would be reserved next, among the handlers
@@ -257,22 +297,49 @@ func (s *Store) withToken(token string, to State) (*job, *shard, error) {
 	return nil, nil, err
 }
 
-// Start marks a reserved job running (JOBSTART) and returns its attempt.
-func (s *Store) Start(now int64, token string) (int64, error) {
+// mutate runs a change to the job holding token: maintenance, the token
+// check, fn under the shard lock, then the after-lock effects and the wait
+// for durability.
+func (s *Store) mutate(now int64, token string, to State, fn func(j *job, fx *effects) error) error {
+	if err := s.writable(); err != nil {
+		return err
+	}
 	var fx effects
 	s.maintain(now, &fx)
-	defer s.finish(&fx)
-	j, sh, err := s.withToken(token, Running)
-	if err != nil {
-		return 0, err
+	j, sh, err := s.withToken(token, to)
+	if err == nil {
+		err = fn(j, &fx)
+		sh.mu.Unlock()
 	}
-	defer sh.mu.Unlock()
+	s.finish(&fx)
+	if err != nil {
+		return err
+	}
+	return s.durable(&fx)
+}
+
+// Start marks a reserved job running (JOBSTART) and returns its attempt.
+func (s *Store) Start(now int64, token string) (int64, error) {
+	var attempt int64
+	err := s.mutate(now, token, Running, func(j *job, fx *effects) error {
+		if err := s.applyStart(j, now, fx); err != nil {
+			return err
+		}
+		attempt = j.attempt
+		return nil
+	})
+	return attempt, err
+}
+
+// Lock must be held.
+func (s *Store) applyStart(j *job, now int64, fx *effects) error {
 	if err := s.move(j, Running); err != nil {
-		return 0, err
+		return err
 	}
 	j.attempt++
 	j.updatedAt = now
-	return j.attempt, nil
+	s.log(&Record{Op: OpStart, Now: now, ID: j.id}, fx)
+	return nil
 }
 
 // Touch extends a lease to now+lease (JOBTOUCH) and returns the new expiry.
@@ -280,18 +347,19 @@ func (s *Store) Touch(now int64, token string, lease int64) (int64, error) {
 	if lease < 1 {
 		return 0, invalid("lease must be a positive number of milliseconds")
 	}
-	var fx effects
-	s.maintain(now, &fx)
-	defer s.finish(&fx)
-	j, sh, err := s.withToken(token, Running)
-	if err != nil {
-		return 0, err
-	}
-	defer sh.mu.Unlock()
-	j.expiresAt = now + lease
-	j.updatedAt = now
-	sh.arm(j, j.expiresAt, &fx)
-	return j.expiresAt, nil
+	expires := now + lease
+	err := s.mutate(now, token, Running, func(j *job, fx *effects) error {
+		s.applyTouch(j, now, expires, fx)
+		return nil
+	})
+	return expires, err
+}
+
+// Lock must be held.
+func (s *Store) applyTouch(j *job, now, expires int64, fx *effects) {
+	j.expiresAt, j.updatedAt = expires, now
+	j.q.sh.arm(j, expires, fx)
+	s.log(&Record{Op: OpTouch, Now: now, ID: j.id, Expires: expires}, fx)
 }
 
 // endReservation clears what belongs to a reservation that ended by ack,
@@ -304,21 +372,24 @@ func (s *Store) endReservation(j *job, fx *effects) {
 
 // Ack completes a job (JOBACK).
 func (s *Store) Ack(now int64, token string) error {
-	var fx effects
-	s.maintain(now, &fx)
-	defer s.finish(&fx)
-	j, sh, err := s.withToken(token, Succeeded)
-	if err != nil {
+	return s.mutate(now, token, Succeeded, func(j *job, fx *effects) error {
+		return s.applyAck(j, now, fx)
+	})
+}
+
+// Lock must be held.
+func (s *Store) applyAck(j *job, now int64, fx *effects) error {
+	from := j.state
+	if err := s.move(j, Succeeded); err != nil {
 		return err
 	}
-	defer sh.mu.Unlock()
-	if j.state == Reserved {
+	if from == Reserved {
 		j.attempt++
 	}
-	s.move(j, Succeeded)
 	j.updatedAt = now
-	s.endReservation(j, &fx)
-	s.terminal(j, &fx)
+	s.endReservation(j, fx)
+	s.terminal(j, fx)
+	s.log(&Record{Op: OpAck, Now: now, ID: j.id}, fx)
 	return nil
 }
 
@@ -327,35 +398,46 @@ func (s *Store) Fail(now int64, token string, o FailOptions) (State, error) {
 	if o.HasRetry && o.RetryIn < 0 {
 		return 0, invalid("retry delay must not be negative")
 	}
-	var fx effects
-	s.maintain(now, &fx)
-	defer s.finish(&fx)
-	j, sh, err := s.withToken(token, Failed)
-	if err != nil {
-		return 0, err
-	}
-	defer sh.mu.Unlock()
+	var state State
+	err := s.mutate(now, token, Failed, func(j *job, fx *effects) error {
+		attempt := j.attempt
+		if j.state == Reserved {
+			attempt++
+		}
+		state = Failed
+		var runAt int64
+		if !o.NoRetry && attempt < j.maxAtt {
+			state = RetryPending
+			runAt = now + backoff(j.backoff, attempt)
+			if o.HasRetry {
+				runAt = now + o.RetryIn
+			}
+		}
+		s.applyFail(j, now, o.Error, o.HasError, state, runAt, fx)
+		return nil
+	})
+	return state, err
+}
+
+// applyFail records a failed attempt with its decided outcome: state is
+// RetryPending (due at runAt) or Failed. Lock must be held.
+func (s *Store) applyFail(j *job, now int64, msg string, hasMsg bool, state State, runAt int64, fx *effects) {
 	if j.state == Reserved {
 		j.attempt++
 	}
-	if o.HasError {
-		j.lastError, j.hasError = o.Error, true
+	if hasMsg {
+		j.lastError, j.hasError = msg, true
 	}
 	j.updatedAt = now
-	s.endReservation(j, &fx)
-	if !o.NoRetry && j.attempt < j.maxAtt {
-		delay := backoff(j.backoff, j.attempt)
-		if o.HasRetry {
-			delay = o.RetryIn
-		}
-		s.move(j, RetryPending)
-		j.runAt = now + delay
-		sh.arm(j, j.runAt, &fx)
-		return RetryPending, nil
+	s.endReservation(j, fx)
+	s.move(j, state)
+	if state == RetryPending {
+		j.runAt = runAt
+		j.q.sh.arm(j, runAt, fx)
+	} else {
+		s.terminal(j, fx)
 	}
-	s.move(j, Failed)
-	s.terminal(j, &fx)
-	return Failed, nil
+	s.log(&Record{Op: OpFail, Now: now, ID: j.id, Error: msg, HasError: hasMsg, State: state, RunAt: runAt}, fx)
 }
 
 // backoff is base * 2^(attempt-1), capped at MaxBackoff.
@@ -376,31 +458,36 @@ func (s *Store) Release(now int64, token string, delay int64) error {
 	if delay < 0 {
 		return invalid("delay must not be negative")
 	}
-	var fx effects
-	s.maintain(now, &fx)
-	defer s.finish(&fx)
-	to := Queued
+	to, runAt := Queued, now
 	if delay > 0 {
+		to, runAt = Scheduled, now+delay
+	}
+	return s.mutate(now, token, to, func(j *job, fx *effects) error {
+		return s.applyRelease(j, now, runAt, fx)
+	})
+}
+
+// applyRelease gives j back: queued when runAt <= now, else scheduled. Lock
+// must be held.
+func (s *Store) applyRelease(j *job, now, runAt int64, fx *effects) error {
+	to := Queued
+	if runAt > now {
 		to = Scheduled
 	}
-	j, sh, err := s.withToken(token, to)
-	if err != nil {
-		return err
-	}
-	defer sh.mu.Unlock()
 	if err := s.move(j, to); err != nil {
 		return err
 	}
 	j.updatedAt = now
-	s.endReservation(j, &fx)
-	if delay > 0 {
-		j.runAt = now + delay
-		sh.arm(j, j.runAt, &fx)
-		return nil
+	s.endReservation(j, fx)
+	j.runAt = runAt
+	if to == Scheduled {
+		j.q.sh.arm(j, runAt, fx)
+	} else {
+		j.runAt = now
+		j.q.enqueue(j)
+		fx.notify = append(fx.notify, j.q.name)
 	}
-	j.runAt = now
-	j.q.enqueue(j)
-	fx.notify = append(fx.notify, j.q.name)
+	s.log(&Record{Op: OpRelease, Now: now, ID: j.id, RunAt: runAt}, fx)
 	return nil
 }
 
@@ -427,19 +514,36 @@ func (s *Store) withID(id string) (*job, *shard, error) {
 // Cancel cancels a non-terminal job (JOBCANCEL). It reports false if the job
 // was already terminal.
 func (s *Store) Cancel(now int64, id string) (bool, error) {
+	cancelled := false
+	err := s.mutateID(now, id, func(j *job, fx *effects) error {
+		if j.state.Terminal() {
+			return nil
+		}
+		s.cancelLocked(j, now, fx)
+		s.log(&Record{Op: OpCancel, Now: now, ID: j.id}, fx)
+		cancelled = true
+		return nil
+	})
+	return cancelled, err
+}
+
+// mutateID is mutate for operations that name a job by id.
+func (s *Store) mutateID(now int64, id string, fn func(j *job, fx *effects) error) error {
+	if err := s.writable(); err != nil {
+		return err
+	}
 	var fx effects
 	s.maintain(now, &fx)
-	defer s.finish(&fx)
 	j, sh, err := s.withID(id)
+	if err == nil {
+		err = fn(j, &fx)
+		sh.mu.Unlock()
+	}
+	s.finish(&fx)
 	if err != nil {
-		return false, err
+		return err
 	}
-	defer sh.mu.Unlock()
-	if j.state.Terminal() {
-		return false, nil
-	}
-	s.cancelLocked(j, now, &fx)
-	return true, nil
+	return s.durable(&fx)
 }
 
 // cancelLocked cancels a non-terminal job. Lock must be held.
@@ -460,14 +564,13 @@ func (s *Store) cancelLocked(j *job, now int64, fx *effects) {
 // Retry puts a failed job back in its queue with its attempts reset
 // (JOBRETRY).
 func (s *Store) Retry(now int64, id string) error {
-	var fx effects
-	s.maintain(now, &fx)
-	defer s.finish(&fx)
-	j, sh, err := s.withID(id)
-	if err != nil {
-		return err
-	}
-	defer sh.mu.Unlock()
+	return s.mutateID(now, id, func(j *job, fx *effects) error {
+		return s.applyRetry(j, now, fx)
+	})
+}
+
+// Lock must be held.
+func (s *Store) applyRetry(j *job, now int64, fx *effects) error {
 	if err := s.move(j, Queued); err != nil {
 		return err
 	}
@@ -476,6 +579,7 @@ func (s *Store) Retry(now int64, id string) error {
 	j.runAt, j.updatedAt = now, now
 	j.q.enqueue(j)
 	fx.notify = append(fx.notify, j.q.name)
+	s.log(&Record{Op: OpRetry, Now: now, ID: j.id}, fx)
 	return nil
 }
 
@@ -517,11 +621,18 @@ func (s *Store) snapshot(j *job, now int64) Job {
 }
 
 // withQueue runs fn with the named queue's shard locked; q is nil when the
-// queue does not exist.
-func (s *Store) withQueue(now int64, name string, fn func(sh *shard, q *queue, fx *effects)) error {
+// queue does not exist. A change (rec != nil) is refused while the journal
+// fails, and logged after fn.
+func (s *Store) withQueue(now int64, name string, rec *Record, fn func(sh *shard, q *queue, fx *effects)) error {
 	name, err := ident("queue", name)
 	if err != nil {
 		return err
+	}
+	if rec != nil {
+		if err := s.writable(); err != nil {
+			return err
+		}
+		rec.Now, rec.Queue = now, name
 	}
 	var fx effects
 	s.maintain(now, &fx)
@@ -529,15 +640,18 @@ func (s *Store) withQueue(now int64, name string, fn func(sh *shard, q *queue, f
 	sh.mu.Lock()
 	s.drain(sh)
 	fn(sh, sh.queues[name], &fx)
+	if rec != nil {
+		s.log(rec, &fx)
+	}
 	sh.mu.Unlock()
 	s.finish(&fx)
-	return nil
+	return s.durable(&fx)
 }
 
 // QueueLen is the number of queued jobs in a queue (QUEUELEN).
 func (s *Store) QueueLen(now int64, name string) (int64, error) {
 	var n int64
-	err := s.withQueue(now, name, func(_ *shard, q *queue, _ *effects) {
+	err := s.withQueue(now, name, nil, func(_ *shard, q *queue, _ *effects) {
 		if q != nil {
 			n = q.counts[Queued]
 		}
@@ -548,7 +662,7 @@ func (s *Store) QueueLen(now int64, name string) (int64, error) {
 // QueueStats describes a queue (QUEUESTATS).
 func (s *Store) QueueStats(now int64, name string) (QueueStats, error) {
 	st := QueueStats{Status: "idle"}
-	err := s.withQueue(now, name, func(_ *shard, q *queue, _ *effects) {
+	err := s.withQueue(now, name, nil, func(_ *shard, q *queue, _ *effects) {
 		st.Queue = strings.TrimSpace(name)
 		if q == nil {
 			return
@@ -602,7 +716,7 @@ func (s *Store) Queues(now int64) []string {
 
 // Pause stops reservations from a queue (QUEUEPAUSE); pushes still land.
 func (s *Store) Pause(now int64, name string) error {
-	return s.withQueue(now, name, func(sh *shard, q *queue, _ *effects) {
+	return s.withQueue(now, name, &Record{Op: OpPause}, func(sh *shard, q *queue, _ *effects) {
 		if q == nil {
 			q = sh.queueFor(strings.TrimSpace(name))
 		}
@@ -612,7 +726,7 @@ func (s *Store) Pause(now int64, name string) error {
 
 // Resume lets reservations take from a queue again (QUEUERESUME).
 func (s *Store) Resume(now int64, name string) error {
-	return s.withQueue(now, name, func(sh *shard, q *queue, fx *effects) {
+	return s.withQueue(now, name, &Record{Op: OpResume}, func(sh *shard, q *queue, fx *effects) {
 		if q == nil || !q.paused {
 			return
 		}
@@ -631,7 +745,7 @@ func (s *Store) Peek(now int64, name string, n int) ([]Job, error) {
 		n = DefaultPeekCount
 	}
 	var out []Job
-	err := s.withQueue(now, name, func(_ *shard, q *queue, _ *effects) {
+	err := s.withQueue(now, name, nil, func(_ *shard, q *queue, _ *effects) {
 		if q == nil {
 			return
 		}
@@ -646,79 +760,113 @@ func (s *Store) Peek(now int64, name string, n int) ([]Job, error) {
 // returns how many.
 func (s *Store) Purge(now int64, name string) (int64, error) {
 	var n int64
-	err := s.withQueue(now, name, func(sh *shard, q *queue, fx *effects) {
-		if q == nil {
-			return
-		}
-		var victims []*job
-		for _, l := range q.lanes {
-			for _, b := range l.buckets {
-				for i := 0; i < b.jobs.len(); i++ {
-					if j := b.jobs.at(i); live(j) {
-						victims = append(victims, j)
-					}
+	err := s.withQueue(now, name, &Record{Op: OpPurge}, func(sh *shard, q *queue, fx *effects) {
+		n = s.purgeLocked(sh, q, now, fx)
+	})
+	return n, err
+}
+
+// purgeLocked cancels q's queued and scheduled jobs in push order. Lock must
+// be held.
+func (s *Store) purgeLocked(sh *shard, q *queue, now int64, fx *effects) int64 {
+	if q == nil {
+		return 0
+	}
+	var victims []*job
+	for _, l := range q.lanes {
+		for _, b := range l.buckets {
+			for i := 0; i < b.jobs.len(); i++ {
+				if j := b.jobs.at(i); live(j) {
+					victims = append(victims, j)
 				}
 			}
 		}
-		for _, j := range sh.timers {
-			if j.q == q && j.state == Scheduled {
-				victims = append(victims, j)
-			}
+	}
+	for _, j := range sh.timers {
+		if j.q == q && j.state == Scheduled {
+			victims = append(victims, j)
 		}
-		sortJobs(victims, func(a, b *job) bool { return a.created < b.created })
-		for _, j := range victims {
-			s.cancelLocked(j, now, fx)
-		}
-		n = int64(len(victims))
-	})
-	return n, err
+	}
+	sortJobs(victims, func(a, b *job) bool { return a.created < b.created })
+	for _, j := range victims {
+		s.cancelLocked(j, now, fx)
+	}
+	return int64(len(victims))
 }
 
 // SetConcurrency creates or changes a concurrency policy (POLICYSET
 // CONCURRENCY).
 func (s *Store) SetConcurrency(now int64, key string, limit int64) error {
-	key, err := ident("key", key)
-	if err != nil {
-		return err
+	if limit < 1 {
+		return invalid("%s", backpressure.ErrLimit.Error())
 	}
-	ws, err := s.reg.SetConcurrency(key, limit)
-	if err != nil {
-		return invalid("%s", err.Error())
-	}
-	s.policyChanged(now, backpressure.Concurrency, key, ws)
-	return nil
+	return s.changePolicy(now, &Record{Op: OpPolicySet, Kind: backpressure.Concurrency, CKey: key, Limit: limit})
 }
 
 // SetRateLimit creates or changes a rate-limit policy (POLICYSET RATELIMIT).
 func (s *Store) SetRateLimit(now int64, key string, limit, period int64) error {
-	key, err := ident("key", key)
-	if err != nil {
-		return err
+	switch {
+	case limit < 1:
+		return invalid("%s", backpressure.ErrLimit.Error())
+	case period < 1:
+		return invalid("%s", backpressure.ErrPeriod.Error())
 	}
-	ws, err := s.reg.SetRateLimit(key, limit, period)
-	if err != nil {
-		return invalid("%s", err.Error())
-	}
-	s.policyChanged(now, backpressure.RateLimit, key, ws)
-	return nil
+	return s.changePolicy(now, &Record{Op: OpPolicySet, Kind: backpressure.RateLimit, CKey: key, Limit: limit, Period: period})
 }
 
 // DeletePolicy removes a policy (POLICYDEL) and reports whether it existed.
 func (s *Store) DeletePolicy(now int64, kind backpressure.Kind, key string) (bool, error) {
-	key, err := ident("key", key)
-	if err != nil {
-		return false, err
+	if kind != backpressure.Concurrency && kind != backpressure.RateLimit {
+		return false, invalid("unknown policy kind")
 	}
-	ok, ws := s.reg.Delete(kind, key)
-	s.policyChanged(now, kind, key, ws)
-	return ok, nil
+	rec := &Record{Op: OpPolicyDel, Kind: kind, CKey: key}
+	err := s.changePolicy(now, rec)
+	return rec.Admitted, err
 }
 
-func (s *Store) policyChanged(now int64, kind backpressure.Kind, key string, ws []backpressure.Waiter) {
+// changePolicy applies a policy record (the key in CKey). The record is
+// logged before the registry changes, under policyMu: a reservation that
+// sees the new policy is then always logged after it. For a delete,
+// r.Admitted reports whether a policy existed.
+func (s *Store) changePolicy(now int64, r *Record) error {
+	key, err := ident("key", r.CKey)
+	if err != nil {
+		return err
+	}
+	r.CKey, r.Now = key, now
+	if err := s.writable(); err != nil {
+		return err
+	}
 	var fx effects
 	s.maintain(now, &fx)
-	s.wake(kind, key, ws, &fx)
+	s.policyMu.Lock()
+	if r.Op == OpPolicyDel {
+		if _, ok := s.reg.Get(now, r.Kind, key); !ok {
+			s.policyMu.Unlock() // nothing to delete, nothing to log
+			s.finish(&fx)
+			return nil
+		}
+		r.Admitted = true
+	}
+	s.log(r, &fx)
+	s.applyPolicy(r, &fx)
+	s.policyMu.Unlock()
 	s.finish(&fx)
+	return s.durable(&fx)
+}
+
+// applyPolicy changes the registry as r says. policyMu must be held.
+func (s *Store) applyPolicy(r *Record, fx *effects) {
+	var ws []backpressure.Waiter
+	switch {
+	case r.Op == OpPolicyDel:
+		_, ws = s.reg.Delete(r.Kind, r.CKey)
+	case r.Kind == backpressure.Concurrency:
+		ws, _ = s.reg.SetConcurrency(r.CKey, r.Limit)
+	default:
+		ws, _ = s.reg.SetRateLimit(r.CKey, r.Limit, r.Period)
+	}
+	s.wake(r.Kind, r.CKey, ws, fx)
 }
 
 // GetPolicy returns a policy with its live usage (POLICYGET).
@@ -771,10 +919,34 @@ func (s *Store) withWaiting(info backpressure.Info) PolicyInfo {
 }
 
 // Flush drops every job, queue, pause, policy and remembered token
-// (FLUSHALL). Operations running concurrently may land before or after it.
-func (s *Store) Flush(now int64) {
+// (FLUSHALL). It holds every shard lock at once (in shard order; the only
+// operation that does), so it is atomic against all others.
+func (s *Store) Flush(now int64) error {
+	if err := s.writable(); err != nil {
+		return err
+	}
+	var fx effects
+	s.policyMu.Lock()
 	for _, sh := range s.shards {
 		sh.mu.Lock()
+	}
+	s.log(&Record{Op: OpFlush, Now: now}, &fx)
+	s.flushLocked()
+	for _, sh := range s.shards {
+		sh.mu.Unlock()
+	}
+	s.policyMu.Unlock()
+	return s.durable(&fx)
+}
+
+// flushLocked empties everything. Every shard lock and policyMu must be
+// held.
+func (s *Store) flushLocked() {
+	// Guard stale pointers that operations waiting for a lock may hold.
+	for _, j := range s.index.all() {
+		j.dropped = true
+	}
+	for _, sh := range s.shards {
 		for _, q := range sh.queues {
 			q.dead = true
 		}
@@ -787,13 +959,6 @@ func (s *Store) Flush(now int64) {
 		sh.inbox = nil
 		sh.inboxN.Store(0)
 		sh.inboxMu.Unlock()
-		sh.mu.Unlock()
-	}
-	// Guard stale pointers that operations in flight may hold.
-	for _, j := range s.index.all() {
-		j.q.sh.mu.Lock()
-		j.dropped = true
-		j.q.sh.mu.Unlock()
 	}
 	s.index.reset()
 	s.reg.Reset()

@@ -73,6 +73,10 @@ type Store struct {
 
 	onNotify atomic.Pointer[func(string)]
 	onTimer  atomic.Pointer[func()]
+
+	journal   Journal    // nil: no log
+	replaying bool       // set while Load replays a log: nothing is appended
+	policyMu  sync.Mutex // orders policy changes with their records
 }
 
 type job struct {
@@ -131,7 +135,8 @@ type wakeMsg struct {
 type effects struct {
 	notify []string // queues that may have eligible work
 	drops  []retEntry
-	timers bool // a timer earlier than before may have been armed
+	timers bool   // a timer earlier than before may have been armed
+	seq    uint64 // the operation's last journal record
 }
 
 // New returns an empty store.
