@@ -255,12 +255,12 @@ func (s *Server) checkPassword(user, pass string) bool {
 
 // ClientInfo describes a connection for CLIENT LIST and INFO.
 type ClientInfo struct {
-	ID                       int64
-	Addr, LAddr              string
-	Name, LibName, LibVer    string
-	Age, Idle                time.Duration
-	Cmd                      string
-	Blocked, Authenticated   bool
+	ID                     int64
+	Addr, LAddr            string
+	Name, LibName, LibVer  string
+	Age, Idle              time.Duration
+	Cmd                    string
+	Blocked, Authenticated bool
 }
 
 // Clients lists the connections, by id.
@@ -301,10 +301,10 @@ func (s *Server) Kill(match func(ClientInfo) bool, skip int64) int {
 
 // Stats are the server's counters for INFO.
 type Stats struct {
-	Connected, Blocked                   int
-	TotalConnections, TotalCommands      int64
-	RejectedConnections                  int64
-	NetInputBytes, NetOutputBytes        int64
+	Connected, Blocked              int
+	TotalConnections, TotalCommands int64
+	RejectedConnections             int64
+	NetInputBytes, NetOutputBytes   int64
 }
 
 // Stats returns the counters.
@@ -312,7 +312,7 @@ func (s *Server) Stats() Stats {
 	st := Stats{
 		TotalConnections: s.totalConns.Load(), TotalCommands: s.totalCommands.Load(),
 		RejectedConnections: s.rejected.Load(),
-		NetInputBytes: s.netIn.Load(), NetOutputBytes: s.netOut.Load(),
+		NetInputBytes:       s.netIn.Load(), NetOutputBytes: s.netOut.Load(),
 	}
 	s.mu.Lock()
 	st.Connected = len(s.clients)

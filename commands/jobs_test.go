@@ -1,0 +1,203 @@
+package commands_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestJobLifecycle(t *testing.T) {
+	ts := start(t)
+	c := ts.client(t)
+	before := time.Now().UnixMilli()
+	id := do(t, c, "JOBPUSH", "emails", "send", `{"to":"a@b"}`, "PRIORITY", 5, "MAXATTEMPTS", 3).(string)
+	if id == "" {
+		t.Fatal("empty id")
+	}
+	j := asMap(t, do(t, c, "JOBGET", id), jobFields...)
+	if j["state"] != "queued" || j["payload"] != `{"to":"a@b"}` || j["priority"] != int64(5) ||
+		j["max_attempts"] != int64(3) || j["attempt"] != int64(0) || j["queue"] != "emails" || j["handler"] != "send" {
+		t.Fatalf("JOBGET %v", j)
+	}
+	for _, f := range []string{"concurrency_key", "rate_limit_key", "worker", "expires_at", "last_error", "blocked_by"} {
+		if j[f] != nil {
+			t.Fatalf("%s = %v, want null", f, j[f])
+		}
+	}
+	if ca := j["created_at"].(int64); ca < before || ca > time.Now().UnixMilli() {
+		t.Fatalf("created_at %d", ca)
+	}
+
+	rs := reserve(t, c, "w1", 30000, "QUEUES", "emails")
+	if len(rs) != 1 || rs[0]["id"] != id || rs[0]["attempt"] != int64(0) || rs[0]["payload"] != `{"to":"a@b"}` {
+		t.Fatalf("reserve %v", rs)
+	}
+	tok := rs[0]["token"].(string)
+	if exp := rs[0]["expires_at"].(int64); exp < before+30000 {
+		t.Fatalf("expires_at %d", exp)
+	}
+	j = asMap(t, do(t, c, "JOBGET", id), jobFields...)
+	if j["state"] != "reserved" || j["worker"] != "w1" {
+		t.Fatalf("after reserve %v", j)
+	}
+	if got := do(t, c, "JOBSTART", tok); got != int64(1) {
+		t.Fatalf("JOBSTART = %v", got)
+	}
+	if got := doErr(t, c, "JOBSTART", tok); !strings.HasPrefix(got, "WRONGSTATE") {
+		t.Fatalf("second JOBSTART: %s", got)
+	}
+	if exp := do(t, c, "JOBTOUCH", tok, 60000).(int64); exp < before+60000 {
+		t.Fatalf("JOBTOUCH = %d", exp)
+	}
+	if got := do(t, c, "JOBFAIL", tok, "ERROR", "smtp down", "RETRYIN", 0); got != "retry_pending" {
+		t.Fatalf("JOBFAIL = %v", got)
+	}
+	if got := doErr(t, c, "JOBACK", tok); !strings.HasPrefix(got, "NORESERVATION") {
+		t.Fatalf("ack of a finished token: %s", got)
+	}
+	// RETRYIN 0 makes it due at once.
+	rs = reserve(t, c, "w2", 30000, "QUEUES", "emails")
+	if len(rs) != 1 || rs[0]["attempt"] != int64(1) {
+		t.Fatalf("retry reserve %v", rs)
+	}
+	tok = rs[0]["token"].(string)
+	if got := do(t, c, "JOBACK", tok); got != "OK" {
+		t.Fatalf("JOBACK = %v", got)
+	}
+	j = asMap(t, do(t, c, "JOBGET", id), jobFields...)
+	if j["state"] != "succeeded" || j["attempt"] != int64(2) || j["last_error"] != "smtp down" || j["worker"] != nil {
+		t.Fatalf("after ack %v", j)
+	}
+	if got := do(t, c, "JOBCANCEL", id); got != int64(0) {
+		t.Fatalf("cancel of a terminal job = %v", got)
+	}
+}
+
+func TestJobFailRetryCancelRelease(t *testing.T) {
+	ts := start(t)
+	c := ts.client(t)
+	id := do(t, c, "JOBPUSH", "q", "h", "p", "ID", "  job-1  ").(string)
+	if id != "job-1" {
+		t.Fatalf("ID not trimmed: %q", id)
+	}
+	if got := doErr(t, c, "JOBPUSH", "q", "h", "p", "ID", "job-1"); !strings.HasPrefix(got, "DUPJOB") {
+		t.Fatalf("dup: %s", got)
+	}
+	tok := reserve(t, c, "w", 30000, "QUEUES", "q")[0]["token"].(string)
+	if got := do(t, c, "JOBFAIL", tok, "NORETRY"); got != "failed" {
+		t.Fatalf("JOBFAIL NORETRY = %v", got)
+	}
+	if got := do(t, c, "JOBRETRY", id); got != "OK" {
+		t.Fatalf("JOBRETRY = %v", got)
+	}
+	if got := do(t, c, "QUEUELEN", "q"); got != int64(1) {
+		t.Fatalf("QUEUELEN after retry = %v", got)
+	}
+	tok = reserve(t, c, "w", 30000, "QUEUES", "q")[0]["token"].(string)
+	if got := do(t, c, "JOBRELEASE", tok); got != "OK" {
+		t.Fatalf("JOBRELEASE = %v", got)
+	}
+	tok = reserve(t, c, "w", 30000, "QUEUES", "q")[0]["token"].(string)
+	if got := do(t, c, "JOBRELEASE", tok, "DELAY", 60000); got != "OK" {
+		t.Fatalf("JOBRELEASE DELAY = %v", got)
+	}
+	j := asMap(t, do(t, c, "JOBGET", id), jobFields...)
+	if j["state"] != "scheduled" {
+		t.Fatalf("after delayed release %v", j)
+	}
+	if got := do(t, c, "JOBCANCEL", id); got != int64(1) {
+		t.Fatalf("JOBCANCEL = %v", got)
+	}
+	if got := doErr(t, c, "JOBRETRY", id); !strings.HasPrefix(got, "WRONGSTATE") {
+		t.Fatalf("retry of cancelled: %s", got)
+	}
+	if got := doErr(t, c, "JOBCANCEL", "nope"); !strings.HasPrefix(got, "NOJOB") {
+		t.Fatalf("cancel unknown: %s", got)
+	}
+	isNil(t, c, "JOBGET", "nope")
+	if got := doErr(t, c, "JOBACK", "no-such-token"); !strings.HasPrefix(got, "NORESERVATION") {
+		t.Fatalf("ack unknown: %s", got)
+	}
+}
+
+func TestJobScheduling(t *testing.T) {
+	ts := start(t)
+	c := ts.client(t)
+	id := do(t, c, "JOBPUSH", "q", "h", "p", "DELAY", 150).(string)
+	at := time.Now().Add(time.Hour).UnixMilli()
+	id2 := do(t, c, "JOBPUSH", "q", "h", "p", "AT", at).(string)
+	if s := asMap(t, do(t, c, "JOBGET", id), jobFields...)["state"]; s != "scheduled" {
+		t.Fatalf("DELAY job %v", s)
+	}
+	if r := asMap(t, do(t, c, "JOBGET", id2), jobFields...)["run_at"]; r != at {
+		t.Fatalf("AT run_at %v want %d", r, at)
+	}
+	isNil(t, c, "JOBRESERVE", "w", 1000, "QUEUES", "q")
+	rs := reserve(t, c, "w", 1000, "BLOCK", 5000, "QUEUES", "q")
+	if len(rs) != 1 || rs[0]["id"] != id {
+		t.Fatalf("scheduled job not delivered when due: %v", rs)
+	}
+}
+
+func TestJobReserveOptions(t *testing.T) {
+	ts := start(t)
+	c := ts.client(t)
+	do(t, c, "JOBPUSH", "low", "a", "1")
+	do(t, c, "JOBPUSH", "high", "b", "2", "PRIORITY", 1)
+	do(t, c, "JOBPUSH", "high", "a", "3", "PRIORITY", 9)
+	do(t, c, "JOBPUSH", "high", "c", "4", "PRIORITY", 20)
+	// Handler filter, priority order, queue preference, COUNT.
+	rs := reserve(t, c, "w", 30000, "COUNT", 3, "HANDLERS", 2, "a", "b", "QUEUES", "high", "low")
+	var got []string
+	for _, r := range rs {
+		got = append(got, r["payload"].(string))
+	}
+	if strings.Join(got, ",") != "3,2,1" {
+		t.Fatalf("reserved %v, want 3,2,1", got)
+	}
+	if rs := reserve(t, c, "w", 30000, "QUEUES", "high"); len(rs) != 1 || rs[0]["payload"] != "4" {
+		t.Fatalf("rest %v", rs)
+	}
+}
+
+func TestJobArgumentErrors(t *testing.T) {
+	ts := start(t, func(s *setup) { s.maxPayload = 100 })
+	c := ts.client(t)
+	for _, tc := range []struct {
+		args []any
+		want string
+	}{
+		{[]any{"JOBPUSH", "q", "h"}, "ERR wrong number of arguments for 'jobpush' command"},
+		{[]any{"JOBPUSH", "q", "h", "p", "PRIORITY"}, "ERR syntax error"},
+		{[]any{"JOBPUSH", "q", "h", "p", "PRIORITY", 1, "PRIORITY", 2}, "ERR syntax error"},
+		{[]any{"JOBPUSH", "q", "h", "p", "COLOR", "red"}, "ERR syntax error"},
+		{[]any{"JOBPUSH", "q", "h", "p", "DELAY", 1, "AT", 5}, "ERR syntax error"},
+		{[]any{"JOBPUSH", "q", "h", "p", "PRIORITY", "high"}, "ERR value is not an integer or out of range"},
+		{[]any{"JOBPUSH", "q", "h", "p", "PRIORITY", "99999999999999999999"}, "ERR value is not an integer or out of range"},
+		{[]any{"JOBPUSH", "q", "h", "p", "MAXATTEMPTS", 0}, "ERR value is out of range, must be positive"},
+		{[]any{"JOBPUSH", "q", "h", "p", "BACKOFF", 0}, "ERR value is out of range, must be positive"},
+		{[]any{"JOBPUSH", "q", "h", "p", "DELAY", -1}, "ERR value is out of range, must not be negative"},
+		{[]any{"JOBPUSH", "  ", "h", "p"}, "ERR queue must not be empty"},
+		{[]any{"JOBPUSH", strings.Repeat("q", 1025), "h", "p"}, "ERR queue is longer than 1024 bytes"},
+		{[]any{"JOBPUSH", "q", "h", "p", "CONCURRENCY", ""}, "ERR concurrency key must not be empty"},
+		{[]any{"JOBPUSH", "q", "h", strings.Repeat("x", 101)}, "ERR payload is larger than max-payload (100 bytes)"},
+		{[]any{"JOBRESERVE", "w", 1000, "q", "QUEUES"}, "ERR syntax error"},
+		{[]any{"JOBRESERVE", "w", 1000, "COUNT", 2, "x"}, "ERR syntax error"},
+		{[]any{"JOBRESERVE", "w", 0, "QUEUES", "q"}, "ERR value is out of range, must be positive"},
+		{[]any{"JOBRESERVE", "w", 1000, "BLOCK", -1, "QUEUES", "q"}, "ERR timeout is negative"},
+		{[]any{"JOBRESERVE", "w", 1000, "COUNT", 0, "QUEUES", "q"}, "ERR value is out of range, must be positive"},
+		{[]any{"JOBRESERVE", "w", 1000, "HANDLERS", 3, "a", "QUEUES", "q"}, "ERR syntax error"},
+		{[]any{"JOBRESERVE", "w", 1000, "BLOCK", 1, "BLOCK", 1, "QUEUES", "q"}, "ERR syntax error"},
+		{[]any{"JOBFAIL", "t", "RETRYIN", 5, "NORETRY"}, "ERR syntax error"},
+		{[]any{"JOBFAIL", "t", "ERROR"}, "ERR syntax error"},
+		{[]any{"JOBRELEASE", "t", "LATER", 5}, "ERR syntax error"},
+		{[]any{"JOBTOUCH", "t", "x"}, "ERR value is not an integer or out of range"},
+	} {
+		if got := doErr(t, c, tc.args...); got != tc.want {
+			t.Errorf("%.60v: got %q, want %q", tc.args, got, tc.want)
+		}
+	}
+	if got := do(t, c, "DBSIZE"); got != int64(0) {
+		t.Fatalf("a refused command changed something: DBSIZE %v", got)
+	}
+}

@@ -1,0 +1,59 @@
+package commands_test
+
+import (
+	"testing"
+)
+
+var queueStatsFields = []string{"queue", "status", "queued", "scheduled", "reserved", "running",
+	"retry_pending", "failed", "blocked_concurrency", "blocked_ratelimit", "paused",
+	"pushed_total", "succeeded_total", "failed_total"}
+
+func TestQueues(t *testing.T) {
+	ts := start(t)
+	c := ts.client(t, resp2)
+	if got := do(t, c, "QUEUES"); len(got.([]any)) != 0 {
+		t.Fatalf("QUEUES on empty server %v", got)
+	}
+	s := asMap(t, do(t, c, "QUEUESTATS", "none"), queueStatsFields...)
+	if s["status"] != "idle" || s["queued"] != int64(0) {
+		t.Fatalf("stats of unknown queue %v", s)
+	}
+	do(t, c, "JOBPUSH", "b", "h", "1")
+	do(t, c, "JOBPUSH", "a", "h", "1", "PRIORITY", 1)
+	do(t, c, "JOBPUSH", "a", "h", "2", "PRIORITY", 3)
+	do(t, c, "JOBPUSH", "a", "h", "3", "DELAY", 60000)
+	if got := do(t, c, "QUEUES").([]any); len(got) != 2 || got[0] != "a" || got[1] != "b" {
+		t.Fatalf("QUEUES %v", got)
+	}
+	if got := do(t, c, "QUEUELEN", "a"); got != int64(2) {
+		t.Fatalf("QUEUELEN %v", got)
+	}
+	peek := do(t, c, "QUEUEPEEK", "a").([]any)
+	if len(peek) != 2 || asMap(t, peek[0], jobFields...)["payload"] != "2" {
+		t.Fatalf("QUEUEPEEK %v", peek)
+	}
+	if peek := do(t, c, "QUEUEPEEK", "a", "COUNT", 1).([]any); len(peek) != 1 {
+		t.Fatalf("QUEUEPEEK COUNT 1: %d jobs", len(peek))
+	}
+	if got := do(t, c, "QUEUEPAUSE", "a"); got != "OK" {
+		t.Fatal(got)
+	}
+	isNil(t, c, "JOBRESERVE", "w", 1000, "QUEUES", "a")
+	s = asMap(t, do(t, c, "QUEUESTATS", "a"), queueStatsFields...)
+	if s["status"] != "paused" || s["paused"] != int64(1) || s["queued"] != int64(2) || s["scheduled"] != int64(1) || s["pushed_total"] != int64(3) {
+		t.Fatalf("paused stats %v", s)
+	}
+	do(t, c, "QUEUERESUME", "a")
+	if rs := reserve(t, c, "w", 1000, "QUEUES", "a"); len(rs) != 1 {
+		t.Fatal("resume did not allow reservations")
+	}
+	if got := do(t, c, "QUEUEPURGE", "a"); got != int64(2) {
+		t.Fatalf("QUEUEPURGE %v (one queued, one scheduled)", got)
+	}
+	if got := doErr(t, c, "QUEUEPEEK", "a", "COUNT", 0); got != "ERR value is out of range, must be positive" {
+		t.Fatal(got)
+	}
+	if got := doErr(t, c, "QUEUELEN", ""); got != "ERR queue must not be empty" {
+		t.Fatal(got)
+	}
+}

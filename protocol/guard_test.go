@@ -1,0 +1,186 @@
+package protocol
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand"
+	"strings"
+	"testing"
+	"testing/iotest"
+
+	"github.com/tidwall/redcon"
+)
+
+var testLimits = Limits{MaxArgs: 100, MaxBulk: 1000, MaxInline: 200, MaxCommand: 4000}
+
+// readAll runs input through a guard and redcon's reader, as a connection
+// does, and returns the commands parsed and the error that ended the stream.
+func readAll(t *testing.T, src io.Reader, lim Limits) ([][][]byte, error) {
+	t.Helper()
+	g := newGuard(src, &lim, 64)
+	rd := redcon.NewReader(g)
+	var out [][][]byte
+	for {
+		cmds, err := rd.ReadCommands()
+		for _, c := range cmds {
+			out = append(out, c.Args)
+		}
+		if err != nil {
+			return out, err
+		}
+	}
+}
+
+func TestGuardHostileInputs(t *testing.T) {
+	cases := []struct {
+		name, input, want string
+	}{
+		{"bulk length near MaxInt64 (crashes redcon)", "*1\r\n$9223372036854775807\r\n", "Protocol error: invalid bulk length"},
+		{"bulk length MaxInt64+1", "*1\r\n$9223372036854775808\r\n", "Protocol error: invalid bulk length"},
+		{"huge array count (redcon spins)", "*9223372036854775807\r\n", "Protocol error: invalid multibulk length"},
+		{"array count beyond limit", "*101\r\n", "Protocol error: invalid multibulk length"},
+		{"bulk beyond limit", "*1\r\n$1001\r\n", "Protocol error: invalid bulk length"},
+		{"negative bulk", "*1\r\n$-1\r\n", "Protocol error: invalid bulk length"},
+		{"non-digit count", "*1x\r\n", "Protocol error: invalid multibulk length"},
+		{"empty count", "*\r\n", "Protocol error: invalid multibulk length"},
+		{"count without CR", "*1\n$1\r\na\r\n", "Protocol error: invalid multibulk length"},
+		{"missing dollar", "*1\r\n:1\r\n", "Protocol error: expected '$', got ':'"},
+		{"binary instead of dollar", "*1\r\n\x00", `Protocol error: expected '$', got '\x00'`},
+		{"bulk not followed by CRLF", "*1\r\n$1\r\nab\r\n", "Protocol error: invalid bulk length"},
+		{"inline line too long", strings.Repeat("a", 300), "Protocol error: too big inline request"},
+		{"inline line too long with newline", strings.Repeat("a", 300) + "\r\n", "Protocol error: too big inline request"},
+		{"command beyond query limit", "*5\r\n" + strings.Repeat("$999\r\n"+strings.Repeat("x", 999)+"\r\n", 5), "Protocol error: query buffer limit exceeded"},
+		{"unbalanced quotes (redcon's own check)", "SET \"a\r\n", "Protocol error: unbalanced quotes in request"},
+		{"header digits overflow", "*1\r\n$" + strings.Repeat("9", 40) + "\r\n", "Protocol error: invalid bulk length"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, feed := range []struct {
+				name string
+				r    func(string) io.Reader
+			}{
+				{"whole", func(s string) io.Reader { return strings.NewReader(s) }},
+				{"byte by byte", func(s string) io.Reader { return iotest.OneByteReader(strings.NewReader(s)) }},
+			} {
+				cmds, err := readAll(t, feed.r(tc.input), testLimits)
+				msg, ok := isProtocolError(err)
+				if !ok || msg != tc.want {
+					t.Fatalf("%s: err = %v, want %q", feed.name, err, tc.want)
+				}
+				if len(cmds) != 0 {
+					t.Fatalf("%s: commands leaked past the guard: %q", feed.name, cmds)
+				}
+			}
+		})
+	}
+}
+
+func TestGuardDeliversCommandsBeforeTheViolation(t *testing.T) {
+	cmds, err := readAll(t, strings.NewReader("PING\r\n*1\r\n$4\r\nPING\r\n*1\r\n$99999999999\r\n"), testLimits)
+	if len(cmds) != 2 {
+		t.Fatalf("got %d commands, want 2", len(cmds))
+	}
+	if _, ok := isProtocolError(err); !ok {
+		t.Fatalf("err = %v, want a protocol error", err)
+	}
+}
+
+func TestGuardSkipsEmptyMultibulk(t *testing.T) {
+	cmds, err := readAll(t, strings.NewReader("*0\r\n*-1\r\n*1\r\n$4\r\nPING\r\n"), testLimits)
+	if !errors.Is(err, io.EOF) || len(cmds) != 1 || string(cmds[0][0]) != "PING" {
+		t.Fatalf("cmds %q err %v", cmds, err)
+	}
+}
+
+func TestGuardUnauthenticatedLimits(t *testing.T) {
+	pre := Limits{MaxArgs: 10, MaxBulk: 16384, MaxInline: 16384, MaxCommand: 65536, Unauthenticated: true}
+	_, err := readAll(t, strings.NewReader("*11\r\n"), pre)
+	if msg, _ := isProtocolError(err); msg != "Protocol error: unauthenticated multibulk length" {
+		t.Fatalf("err = %v", err)
+	}
+	_, err = readAll(t, strings.NewReader("*1\r\n$16385\r\n"), pre)
+	if msg, _ := isProtocolError(err); msg != "Protocol error: unauthenticated bulk length" {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// Before AUTH the guard releases one command per read, so that the limits
+// can be lifted between the AUTH and the next command of a pipeline.
+func TestGuardReleasesOneCommandAtATimeBeforeAuth(t *testing.T) {
+	lim := Limits{MaxArgs: 2, MaxBulk: 100, MaxInline: 100, MaxCommand: 1000, Unauthenticated: true}
+	input := "*2\r\n$4\r\nAUTH\r\n$1\r\np\r\n*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n"
+	g := newGuard(strings.NewReader(input), &lim, 4096)
+	rd := redcon.NewReader(g)
+	cmds, err := rd.ReadCommands()
+	if err != nil || len(cmds) != 1 || string(cmds[0].Args[0]) != "AUTH" {
+		t.Fatalf("first batch %v %v", cmds, err)
+	}
+	lim = Limits{MaxArgs: 3, MaxBulk: 100, MaxInline: 100, MaxCommand: 1000} // AUTH succeeded
+	cmds, err = rd.ReadCommands()
+	if err != nil || len(cmds) != 1 || len(cmds[0].Args) != 3 {
+		t.Fatalf("second batch %v %v", cmds, err)
+	}
+}
+
+// Valid traffic, cut anywhere, comes out exactly as it went in.
+func TestGuardPassesValidTrafficIntact(t *testing.T) {
+	rng := rand.New(rand.NewSource(1))
+	var want [][]string
+	var b bytes.Buffer
+	for i := 0; i < 300; i++ {
+		n := 1 + rng.Intn(6)
+		var cmd []string
+		if rng.Intn(5) == 0 {
+			for j := 0; j < n; j++ {
+				cmd = append(cmd, fmt.Sprintf("w%d", rng.Intn(1000)))
+			}
+			b.WriteString(strings.Join(cmd, " ") + "\r\n")
+		} else {
+			fmt.Fprintf(&b, "*%d\r\n", n)
+			for j := 0; j < n; j++ {
+				arg := make([]byte, rng.Intn(300))
+				rng.Read(arg)
+				cmd = append(cmd, string(arg))
+				fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(arg), arg)
+			}
+		}
+		want = append(want, cmd)
+	}
+	for _, chunk := range []int{1, 2, 3, 7, 64, 1000, 1 << 20} {
+		r := &chunkReader{data: b.Bytes(), n: chunk}
+		got, err := readAll(t, r, Limits{MaxArgs: 10, MaxBulk: 1000, MaxInline: 10000, MaxCommand: 10000})
+		if !errors.Is(err, io.EOF) {
+			t.Fatalf("chunk %d: err %v", chunk, err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("chunk %d: %d commands, want %d", chunk, len(got), len(want))
+		}
+		for i := range want {
+			if len(got[i]) != len(want[i]) {
+				t.Fatalf("chunk %d cmd %d: %d args, want %d", chunk, i, len(got[i]), len(want[i]))
+			}
+			for j := range want[i] {
+				if string(got[i][j]) != want[i][j] {
+					t.Fatalf("chunk %d cmd %d arg %d differs", chunk, i, j)
+				}
+			}
+		}
+	}
+}
+
+type chunkReader struct {
+	data []byte
+	n    int
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	if len(r.data) == 0 {
+		return 0, io.EOF
+	}
+	n := min(r.n, len(p), len(r.data))
+	copy(p, r.data[:n])
+	r.data = r.data[n:]
+	return n, nil
+}

@@ -1,0 +1,421 @@
+package protocol
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// testTable is a small command table exercising the dispatcher.
+func testTable(t *testing.T, extra ...Command) *Table {
+	cmds := append([]Command{
+		{Name: "ping", Arity: -1, Handler: func(c *Client, args [][]byte) (any, error) { return SimpleString("PONG"), nil }},
+		{Name: "echo", Arity: 2, Handler: func(c *Client, args [][]byte) (any, error) { return args[1], nil }},
+		{Name: "auth", Arity: -2, Flags: NoAuth, Handler: func(c *Client, args [][]byte) (any, error) {
+			if err := c.Authenticate("", string(args[len(args)-1])); err != nil {
+				return nil, err
+			}
+			return OK, nil
+		}},
+		{Name: "quit", Arity: 1, Flags: NoAuth, Handler: func(c *Client, args [][]byte) (any, error) {
+			c.CloseAfterReply()
+			return OK, nil
+		}},
+		{Name: "boom", Arity: 1, Handler: func(c *Client, args [][]byte) (any, error) { panic("boom") }},
+		{Name: "weird", Arity: 1, Handler: func(c *Client, args [][]byte) (any, error) { return struct{}{}, nil }},
+		{Name: "big", Arity: 2, Handler: func(c *Client, args [][]byte) (any, error) {
+			n, _ := strconv.Atoi(string(args[1]))
+			return strings.Repeat("x", n), nil
+		}},
+		{Name: "shapes", Arity: 1, Handler: func(c *Client, args [][]byte) (any, error) {
+			return []any{nil, NullArray, int64(-5), 7, "bulk", []byte("bytes"), SimpleString("simple"), []string{"a"}, Error("ERR inner")}, nil
+		}},
+	}, extra...)
+	tb, err := NewTable(cmds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tb
+}
+
+func startServer(t *testing.T, cfg Config, tb *Table) (*Server, string) {
+	t.Helper()
+	srv, err := NewServer(cfg, tb, zerolog.New(zerolog.NewTestWriter(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = srv.Serve(ln); close(done) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		<-done
+	})
+	return srv, ln.Addr().String()
+}
+
+type rawClient struct {
+	t  *testing.T
+	nc net.Conn
+	r  *bufio.Reader
+}
+
+func dial(t *testing.T, addr string) *rawClient {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return &rawClient{t: t, nc: nc, r: bufio.NewReader(nc)}
+}
+
+func (c *rawClient) send(s string) {
+	c.t.Helper()
+	if _, err := c.nc.Write([]byte(s)); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// reply reads one reply and renders it compactly: +OK, -ERR x, :1, $bulk,
+// nil, *[a b], *nil.
+func (c *rawClient) reply() string {
+	c.t.Helper()
+	_ = c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	s, err := readReply(c.r)
+	if err != nil {
+		c.t.Fatalf("read reply: %v", err)
+	}
+	return s
+}
+
+func readReply(r *bufio.Reader) (string, error) {
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	line = strings.TrimSuffix(line, "\r\n")
+	switch line[0] {
+	case '+', '-', ':':
+		return line, nil
+	case '$':
+		n, _ := strconv.Atoi(line[1:])
+		if n < 0 {
+			return "nil", nil
+		}
+		b := make([]byte, n+2)
+		if _, err := io.ReadFull(r, b); err != nil {
+			return "", err
+		}
+		return "$" + string(b[:n]), nil
+	case '*':
+		n, _ := strconv.Atoi(line[1:])
+		if n < 0 {
+			return "*nil", nil
+		}
+		parts := make([]string, n)
+		for i := range parts {
+			if parts[i], err = readReply(r); err != nil {
+				return "", err
+			}
+		}
+		return "*[" + strings.Join(parts, " ") + "]", nil
+	}
+	return "", fmt.Errorf("bad reply line %q", line)
+}
+
+// closed reports whether the server closed the connection.
+func (c *rawClient) closed() bool {
+	_ = c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err := c.r.ReadByte()
+	return err != nil
+}
+
+func TestDispatcher(t *testing.T) {
+	_, addr := startServer(t, DefaultConfig(), testTable(t))
+	c := dial(t, addr)
+	for _, tc := range []struct{ send, want string }{
+		{"PING\r\n", "+PONG"},
+		{"*2\r\n$4\r\nEcHo\r\n$2\r\nhi\r\n", "$hi"},
+		{"*3\r\n$4\r\necho\r\n$1\r\na\r\n$1\r\nb\r\n", "-ERR wrong number of arguments for 'echo' command"},
+		{"*3\r\n$4\r\nNOPE\r\n$1\r\na\r\n$2\r\nb\n\r\n", "-ERR unknown command 'NOPE', with args beginning with: 'a' 'b ' "},
+		{"boom\r\n", "-ERR internal error"},
+		{"weird\r\n", "-ERR internal error"},
+		{"shapes\r\n", "*[nil *nil :-5 :7 $bulk $bytes +simple *[$a] -ERR inner]"},
+		{"AUTH x\r\n", "-ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"},
+	} {
+		c.send(tc.send)
+		if got := c.reply(); got != tc.want {
+			t.Errorf("%q: got %q, want %q", tc.send, got, tc.want)
+		}
+	}
+	c.send("PING\r\n")
+	if got := c.reply(); got != "+PONG" {
+		t.Fatalf("server unusable after a panic: %q", got)
+	}
+}
+
+func TestPipelineRepliesInOrder(t *testing.T) {
+	_, addr := startServer(t, DefaultConfig(), testTable(t))
+	c := dial(t, addr)
+	var b strings.Builder
+	for i := 0; i < 1000; i++ {
+		fmt.Fprintf(&b, "*2\r\n$4\r\necho\r\n$%d\r\n%d\r\n", len(strconv.Itoa(i)), i)
+	}
+	c.send(b.String())
+	for i := 0; i < 1000; i++ {
+		if got := c.reply(); got != "$"+strconv.Itoa(i) {
+			t.Fatalf("reply %d = %q", i, got)
+		}
+	}
+}
+
+func TestHostileInputClosesWithProtocolError(t *testing.T) {
+	_, addr := startServer(t, DefaultConfig(), testTable(t))
+	for _, tc := range []struct{ send, want string }{
+		{"*1\r\n$9223372036854775807\r\n", "-ERR Protocol error: invalid bulk length"},
+		{"*9223372036854775807\r\n", "-ERR Protocol error: invalid multibulk length"},
+		{"*2\r\n$4\r\nECHO\r\n:5\r\n", "-ERR Protocol error: expected '$', got ':'"},
+		{strings.Repeat("A", 70<<10), "-ERR Protocol error: too big inline request"},
+		{"*1\r\n$" + strconv.Itoa(3<<20) + "\r\n", "-ERR Protocol error: invalid bulk length"},
+	} {
+		c := dial(t, addr)
+		c.send(tc.send)
+		if got := c.reply(); got != tc.want {
+			t.Errorf("%.30q: got %q, want %q", tc.send, got, tc.want)
+		}
+		if !c.closed() {
+			t.Errorf("%.30q: connection left open", tc.send)
+		}
+	}
+	// The server survived all of it.
+	c := dial(t, addr)
+	c.send("PING\r\n")
+	if got := c.reply(); got != "+PONG" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestAuth(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.RequirePass = "s3cret"
+	_, addr := startServer(t, cfg, testTable(t))
+	c := dial(t, addr)
+	c.send("PING\r\n")
+	if got := c.reply(); got != "-NOAUTH Authentication required." {
+		t.Fatalf("got %q", got)
+	}
+	c.send("NOPE\r\n")
+	if got := c.reply(); !strings.HasPrefix(got, "-ERR unknown command") {
+		t.Fatalf("got %q", got)
+	}
+	c.send("AUTH wrong\r\n")
+	if got := c.reply(); got != "-WRONGPASS invalid username-password pair or user is disabled." {
+		t.Fatalf("got %q", got)
+	}
+	// AUTH and a command too big for an unauthenticated client, pipelined.
+	big := strings.Repeat("x", 20000)
+	c.send("*2\r\n$4\r\nAUTH\r\n$6\r\ns3cret\r\n*2\r\n$4\r\necho\r\n$20000\r\n" + big + "\r\n")
+	if got := c.reply(); got != "+OK" {
+		t.Fatalf("got %q", got)
+	}
+	if got := c.reply(); got != "$"+big {
+		t.Fatalf("echo after AUTH: got %.40q", got)
+	}
+
+	// Before AUTH, Redis's small limits apply.
+	d := dial(t, addr)
+	d.send("*11\r\n")
+	if got := d.reply(); got != "-ERR Protocol error: unauthenticated multibulk length" {
+		t.Fatalf("got %q", got)
+	}
+	e := dial(t, addr)
+	e.send("*2\r\n$4\r\necho\r\n$20000\r\n")
+	if got := e.reply(); got != "-ERR Protocol error: unauthenticated bulk length" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestMaxClients(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxClients = 2
+	_, addr := startServer(t, cfg, testTable(t))
+	a, b := dial(t, addr), dial(t, addr)
+	a.send("PING\r\n")
+	b.send("PING\r\n")
+	a.reply()
+	b.reply()
+	c := dial(t, addr)
+	if got := c.reply(); got != "-ERR max number of clients reached" {
+		t.Fatalf("got %q", got)
+	}
+	if !c.closed() {
+		t.Fatal("refused client left open")
+	}
+	a.nc.Close()
+	waitFor(t, func() bool {
+		d := dial(t, addr)
+		d.send("PING\r\n")
+		return d.reply() == "+PONG"
+	})
+}
+
+func TestIdleTimeout(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.IdleTimeout = 200 * time.Millisecond
+	_, addr := startServer(t, cfg, testTable(t))
+	c := dial(t, addr)
+	c.send("PING\r\n")
+	c.reply()
+	if !c.closed() {
+		t.Fatal("idle client not closed")
+	}
+}
+
+func TestClientThatStopsReadingIsClosed(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.WriteTimeout = 200 * time.Millisecond
+	srv, addr := startServer(t, cfg, testTable(t))
+	c := dial(t, addr)
+	// Ask for far more than the socket buffers hold, and never read.
+	var b strings.Builder
+	for i := 0; i < 64; i++ {
+		b.WriteString("big 1000000\r\n")
+	}
+	c.send(b.String())
+	waitFor(t, func() bool { return srv.Stats().Connected == 0 })
+}
+
+func TestProtectedModeRefusesNonLoopback(t *testing.T) {
+	if isLoopback(&net.TCPAddr{IP: net.ParseIP("10.1.2.3")}) {
+		t.Fatal("10.1.2.3 taken for loopback")
+	}
+	if !isLoopback(&net.TCPAddr{IP: net.ParseIP("127.0.0.1")}) || !isLoopback(&net.TCPAddr{IP: net.ParseIP("::1")}) {
+		t.Fatal("loopback not recognised")
+	}
+	srv, err := NewServer(DefaultConfig(), testTable(t), zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, client := net.Pipe()
+	defer client.Close()
+	srv.accept(&fakeRemote{Conn: server, remote: &net.TCPAddr{IP: net.ParseIP("192.0.2.1"), Port: 1}})
+	r := bufio.NewReader(client)
+	got, err := readReply(r)
+	if err != nil || !strings.HasPrefix(got, "-DENIED sluice is running in protected mode") {
+		t.Fatalf("got %q, %v", got, err)
+	}
+}
+
+type fakeRemote struct {
+	net.Conn
+	remote net.Addr
+}
+
+func (f *fakeRemote) RemoteAddr() net.Addr { return f.remote }
+
+// A blocking handler: earlier pipelined replies are written before it
+// waits, and a disconnect ends the wait.
+func TestBlockFlushesEarlierRepliesAndSeesDisconnect(t *testing.T) {
+	var sawGone atomic.Bool
+	waitCmd := Command{Name: "wait", Arity: 1, Handler: func(c *Client, args [][]byte) (any, error) {
+		gone, stop := c.Block()
+		defer stop()
+		select {
+		case <-gone:
+			sawGone.Store(true)
+			return nil, nil
+		case <-time.After(10 * time.Second):
+			return SimpleString("timeout"), nil
+		}
+	}}
+	released := make(chan struct{})
+	holdCmd := Command{Name: "hold", Arity: 1, Handler: func(c *Client, args [][]byte) (any, error) {
+		gone, stop := c.Block()
+		<-released
+		stop()
+		select {
+		case <-gone:
+			return SimpleString("gone"), nil
+		default:
+			return SimpleString("here"), nil
+		}
+	}}
+	srv, addr := startServer(t, DefaultConfig(), testTable(t, waitCmd, holdCmd))
+	c := dial(t, addr)
+	c.send("PING\r\necho a\r\nwait\r\n")
+	if c.reply() != "+PONG" || c.reply() != "$a" {
+		t.Fatal("replies before the blocking command were not flushed")
+	}
+	c.nc.Close()
+	waitFor(t, func() bool { return sawGone.Load() && srv.Stats().Connected == 0 })
+
+	// Bytes sent while blocked are kept for the next commands.
+	d := dial(t, addr)
+	d.send("hold\r\n")
+	waitFor(t, func() bool { return srv.Stats().Blocked == 1 })
+	d.send("echo later\r\n")
+	time.Sleep(50 * time.Millisecond)
+	close(released)
+	if got := d.reply(); got != "+here" {
+		t.Fatalf("got %q", got)
+	}
+	if got := d.reply(); got != "$later" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestShutdownDrains(t *testing.T) {
+	srv, err := NewServer(DefaultConfig(), testTable(t), zerolog.New(zerolog.NewTestWriter(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	done := make(chan struct{})
+	go func() { _ = srv.Serve(ln); close(done) }()
+	before := runtime.NumGoroutine()
+	c := dial(t, ln.Addr().String())
+	c.send("PING\r\n")
+	c.reply()
+	drained := false
+	srv.OnDrain(func() { drained = true })
+	if err := srv.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if !drained || !c.closed() {
+		t.Fatal("shutdown did not drain and close")
+	}
+	if _, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+		t.Fatal("still accepting after shutdown")
+	}
+	waitFor(t, func() bool { return runtime.NumGoroutine() <= before })
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 5s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
