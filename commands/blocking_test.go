@@ -1,0 +1,247 @@
+package commands_test
+
+import (
+	"bufio"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// blockedReserve starts a blocking JOBRESERVE on its own client and returns
+// a channel with its result, once the server has registered the waiter.
+func (ts *testServer) blockedReserve(t *testing.T, args ...any) <-chan []map[string]any {
+	t.Helper()
+	c := ts.client(t, func(o *redis.Options) { o.PoolSize = 1 })
+	if err := c.Ping(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	before := ts.waiters.Waiting()
+	ch := make(chan []map[string]any, 1)
+	go func() { ch <- reserve(t, c, args...) }()
+	waitFor(t, "the client to block", func() bool { return ts.waiters.Waiting() > before })
+	return ch
+}
+
+func receive(t *testing.T, ch <-chan []map[string]any) []map[string]any {
+	t.Helper()
+	select {
+	case rs := <-ch:
+		return rs
+	case <-time.After(10 * time.Second):
+		t.Fatal("blocked reserve never answered")
+		return nil
+	}
+}
+
+func TestBlockWokenByPush(t *testing.T) {
+	ts := start(t)
+	c := ts.client(t)
+	got := ts.blockedReserve(t, "w", 30000, "BLOCK", 0, "QUEUES", "other", "q")
+	id := do(t, c, "JOBPUSH", "q", "h", "p").(string)
+	rs := receive(t, got)
+	if len(rs) != 1 || rs[0]["id"] != id {
+		t.Fatalf("got %v", rs)
+	}
+	if s := asMap(t, do(t, c, "JOBGET", id), jobFields...); s["state"] != "reserved" || s["worker"] != "w" {
+		t.Fatalf("job after blocked reserve %v", s)
+	}
+}
+
+func TestBlockWokenByAckFreeingASlot(t *testing.T) {
+	ts := start(t)
+	c := ts.client(t)
+	do(t, c, "POLICYSET", "CONCURRENCY", "k", 1)
+	do(t, c, "JOBPUSH", "q", "h", "1", "CONCURRENCY", "k")
+	id2 := do(t, c, "JOBPUSH", "q", "h", "2", "CONCURRENCY", "k").(string)
+	tok := reserve(t, c, "w1", 30000, "QUEUES", "q")[0]["token"].(string)
+	got := ts.blockedReserve(t, "w2", 30000, "BLOCK", 0, "QUEUES", "q")
+	time.Sleep(50 * time.Millisecond)
+	select {
+	case rs := <-got:
+		t.Fatalf("served past the concurrency cap: %v", rs)
+	default:
+	}
+	do(t, c, "JOBACK", tok)
+	if rs := receive(t, got); len(rs) != 1 || rs[0]["id"] != id2 {
+		t.Fatalf("got %v", rs)
+	}
+}
+
+func TestBlockWokenByRateWindowOpening(t *testing.T) {
+	ts := start(t)
+	c := ts.client(t)
+	do(t, c, "POLICYSET", "RATELIMIT", "api", 1, 400)
+	do(t, c, "JOBPUSH", "q", "h", "1", "RATELIMIT", "api")
+	id2 := do(t, c, "JOBPUSH", "q", "h", "2", "RATELIMIT", "api").(string)
+	first := time.Now().UnixMilli()
+	if rs := reserve(t, c, "w1", 30000, "QUEUES", "q"); len(rs) != 1 {
+		t.Fatal("first reserve")
+	}
+	got := ts.blockedReserve(t, "w2", 30000, "BLOCK", 0, "QUEUES", "q")
+	rs := receive(t, got)
+	if len(rs) != 1 || rs[0]["id"] != id2 {
+		t.Fatalf("got %v", rs)
+	}
+	// Admitted no earlier than the window allows (expires_at = admission + lease).
+	if admitted := rs[0]["expires_at"].(int64) - 30000; admitted < first+400 {
+		t.Fatalf("admitted at %d, window opens at %d", admitted, first+400)
+	}
+}
+
+func TestBlockWokenByResumeAndPolicyDelete(t *testing.T) {
+	ts := start(t)
+	c := ts.client(t)
+	do(t, c, "QUEUEPAUSE", "q")
+	do(t, c, "JOBPUSH", "q", "h", "1")
+	got := ts.blockedReserve(t, "w", 30000, "BLOCK", 0, "QUEUES", "q")
+	do(t, c, "QUEUERESUME", "q")
+	if rs := receive(t, got); len(rs) != 1 {
+		t.Fatalf("resume: %v", rs)
+	}
+	do(t, c, "POLICYSET", "CONCURRENCY", "k", 1)
+	do(t, c, "JOBPUSH", "r", "h", "1", "CONCURRENCY", "k")
+	do(t, c, "JOBPUSH", "r", "h", "2", "CONCURRENCY", "k")
+	reserve(t, c, "w", 30000, "QUEUES", "r")
+	got = ts.blockedReserve(t, "w", 30000, "BLOCK", 0, "QUEUES", "r")
+	do(t, c, "POLICYDEL", "CONCURRENCY", "k")
+	if rs := receive(t, got); len(rs) != 1 {
+		t.Fatalf("policy delete: %v", rs)
+	}
+}
+
+func TestBlockWokenByLeaseExpiry(t *testing.T) {
+	ts := start(t)
+	c := ts.client(t)
+	id := do(t, c, "JOBPUSH", "q", "h", "1").(string)
+	tok := reserve(t, c, "w1", 200, "QUEUES", "q")[0]["token"].(string)
+	got := ts.blockedReserve(t, "w2", 30000, "BLOCK", 0, "QUEUES", "q")
+	if rs := receive(t, got); len(rs) != 1 || rs[0]["id"] != id {
+		t.Fatalf("got %v", rs)
+	}
+	if err := doErr(t, c, "JOBACK", tok); !strings.HasPrefix(err, "EXPIRED") {
+		t.Fatalf("late ack: %s", err)
+	}
+}
+
+func TestBlockTimeout(t *testing.T) {
+	ts := start(t)
+	c := ts.client(t)
+	start := time.Now()
+	isNil(t, c, "JOBRESERVE", "w", 1000, "BLOCK", 200, "QUEUES", "q")
+	if d := time.Since(start); d < 200*time.Millisecond {
+		t.Fatalf("BLOCK 200 returned after %v", d)
+	}
+	if ts.waiters.Waiting() != 0 {
+		t.Fatal("timed-out waiter still registered")
+	}
+}
+
+func TestBlockFIFO(t *testing.T) {
+	ts := start(t)
+	c := ts.client(t)
+	var chans []<-chan []map[string]any
+	for _, w := range []string{"w1", "w2", "w3"} {
+		chans = append(chans, ts.blockedReserve(t, w, 30000, "BLOCK", 0, "QUEUES", "q"))
+	}
+	for i := range chans {
+		id := do(t, c, "JOBPUSH", "q", "h", "p").(string)
+		rs := receive(t, chans[i])
+		if len(rs) != 1 || rs[0]["id"] != id {
+			t.Fatalf("waiter %d got %v, want %s", i+1, rs, id)
+		}
+		if w := asMap(t, do(t, c, "JOBGET", id), jobFields...)["worker"]; w != []string{"w1", "w2", "w3"}[i] {
+			t.Fatalf("job %d went to %v", i, w)
+		}
+	}
+}
+
+func TestBlockHandlerFilterDoesNotStarveOthers(t *testing.T) {
+	ts := start(t)
+	c := ts.client(t)
+	onlyX := ts.blockedReserve(t, "wx", 30000, "BLOCK", 0, "HANDLERS", 1, "x", "QUEUES", "q")
+	any := ts.blockedReserve(t, "wany", 30000, "BLOCK", 0, "QUEUES", "q")
+	id := do(t, c, "JOBPUSH", "q", "y", "p").(string)
+	if rs := receive(t, any); len(rs) != 1 || rs[0]["id"] != id {
+		t.Fatalf("unfiltered waiter got %v", rs)
+	}
+	select {
+	case rs := <-onlyX:
+		t.Fatalf("filtered waiter got %v", rs)
+	default:
+	}
+	idx := do(t, c, "JOBPUSH", "q", "x", "p").(string)
+	if rs := receive(t, onlyX); len(rs) != 1 || rs[0]["id"] != idx {
+		t.Fatalf("filtered waiter got %v", rs)
+	}
+}
+
+// A client that disconnects while blocked gets nothing: the job pushed
+// afterwards stays queued.
+func TestBlockDisconnectLeavesJobQueued(t *testing.T) {
+	ts := start(t)
+	c := ts.client(t)
+	nc, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(nc)
+	// A pipelined PING before the blocking command is answered first.
+	if _, err := nc.Write([]byte("PING\r\nJOBRESERVE w 30000 BLOCK 0 QUEUES q\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	_ = nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if line, err := r.ReadString('\n'); err != nil || line != "+PONG\r\n" {
+		t.Fatalf("PING before the blocking reserve: %q %v", line, err)
+	}
+	waitFor(t, "the client to block", func() bool { return ts.waiters.Waiting() == 1 })
+	nc.Close()
+	waitFor(t, "the waiter to go", func() bool { return ts.waiters.Waiting() == 0 })
+	id := do(t, c, "JOBPUSH", "q", "h", "p").(string)
+	if s := asMap(t, do(t, c, "JOBGET", id), jobFields...)["state"]; s != "queued" {
+		t.Fatalf("job pushed after the disconnect is %v", s)
+	}
+	if n := do(t, c, "QUEUELEN", "q"); n != int64(1) {
+		t.Fatalf("QUEUELEN %v", n)
+	}
+}
+
+func TestShutdownAnswersBlockedReservesWithNull(t *testing.T) {
+	ts := start(t)
+	var wg sync.WaitGroup
+	results := make(chan error, 3)
+	for i := 0; i < 3; i++ {
+		c := ts.client(t, func(o *redis.Options) { o.PoolSize = 1; o.MaxRetries = -1 })
+		if err := c.Ping(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results <- c.Do(ctx, "JOBRESERVE", "w", 1000, "BLOCK", 0, "QUEUES", "q").Err()
+		}()
+	}
+	waitFor(t, "three waiters", func() bool { return ts.waiters.Waiting() == 3 })
+	ts.shutdown(t)
+	wg.Wait()
+	close(results)
+	for err := range results {
+		if err != redis.Nil {
+			t.Fatalf("blocked reserve at shutdown: %v, want null", err)
+		}
+	}
+}

@@ -1,0 +1,226 @@
+package commands_test
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"sluice/protocol"
+)
+
+func TestServerCommands(t *testing.T) {
+	ts := start(t)
+	c := ts.client(t, resp2, func(o *redis.Options) { o.PoolSize = 1 })
+	for _, tc := range []struct {
+		args []any
+		want any
+	}{
+		{[]any{"PING"}, "PONG"},
+		{[]any{"PING", "hi"}, "hi"},
+		{[]any{"ECHO", "x y"}, "x y"},
+		{[]any{"SELECT", 0}, "OK"},
+		{[]any{"DBSIZE"}, int64(0)},
+		{[]any{"CLIENT", "SETNAME", "worker-1"}, "OK"},
+		{[]any{"CLIENT", "GETNAME"}, "worker-1"},
+		{[]any{"CLIENT", "SETINFO", "LIB-NAME", "mylib"}, "OK"},
+		{[]any{"FLUSHALL"}, "OK"},
+	} {
+		if got := do(t, c, tc.args...); got != tc.want {
+			t.Errorf("%v: got %#v, want %#v", tc.args, got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		args []any
+		want string
+	}{
+		{[]any{"PING", "a", "b"}, "ERR wrong number of arguments for 'ping' command"},
+		{[]any{"SELECT", 1}, "ERR DB index is out of range"},
+		{[]any{"SELECT", "x"}, "ERR value is not an integer or out of range"},
+		{[]any{"HELLO", 3}, "NOPROTO unsupported protocol version"},
+		{[]any{"HELLO", "x"}, "ERR Protocol version is not an integer or out of range"},
+		{[]any{"HELLO", 2, "BOGUS"}, "ERR Syntax error in HELLO option 'BOGUS'"},
+		{[]any{"CLIENT", "SETNAME", "a b"}, "ERR Client names cannot contain spaces, newlines or special characters."},
+		{[]any{"CLIENT", "SETINFO", "COLOR", "x"}, "ERR Unrecognized option 'COLOR'"},
+		{[]any{"CLIENT", "NOPE"}, "ERR unknown subcommand 'NOPE'. Try CLIENT HELP."},
+		{[]any{"CLIENT", "GETNAME", "x"}, "ERR wrong number of arguments for 'client|getname' command"},
+		{[]any{"CLIENT", "KILL", "1.2.3.4:5"}, "ERR No such client"},
+		{[]any{"CONFIG", "SET", "port", "1"}, "ERR CONFIG SET is not supported: settings come from flags, SLUICE_* variables or the config file; restart to change them"},
+		{[]any{"CONFIG", "GET"}, "ERR wrong number of arguments for 'config|get' command"},
+		{[]any{"AUTH", "pw"}, "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"},
+		{[]any{"FLUSHALL", "NOW"}, "ERR syntax error"},
+		{[]any{"GET", "k"}, "ERR unknown command 'GET', with args beginning with: 'k' "},
+	} {
+		if got := doErr(t, c, tc.args...); got != tc.want {
+			t.Errorf("%v: got %q, want %q", tc.args, got, tc.want)
+		}
+	}
+
+	hello := asMap(t, do(t, c, "HELLO", 2, "SETNAME", "h2"), "server", "version", "proto", "id", "mode", "role", "modules")
+	if hello["server"] != "sluice" || hello["proto"] != int64(2) {
+		t.Fatalf("HELLO %v", hello)
+	}
+	id := do(t, c, "CLIENT", "ID").(int64)
+	if hello["id"] != id {
+		t.Fatalf("HELLO id %v, CLIENT ID %d", hello["id"], id)
+	}
+	list := do(t, c, "CLIENT", "LIST").(string)
+	if !strings.Contains(list, "id="+strconv.FormatInt(id, 10)+" ") || !strings.Contains(list, "name=h2 ") || !strings.Contains(list, "lib-name=mylib") {
+		t.Fatalf("CLIENT LIST %q", list)
+	}
+	if info := do(t, c, "CLIENT", "INFO").(string); !strings.Contains(info, "cmd=client") {
+		t.Fatalf("CLIENT INFO %q", info)
+	}
+
+	tm := do(t, c, "TIME").([]any)
+	secs, _ := strconv.ParseInt(tm[0].(string), 10, 64)
+	if d := time.Now().Unix() - secs; d < -1 || d > 1 {
+		t.Fatalf("TIME %v", tm)
+	}
+
+	n := do(t, c, "COMMAND", "COUNT").(int64)
+	if n < 30 {
+		t.Fatalf("COMMAND COUNT %d", n)
+	}
+	if all := do(t, c, "COMMAND").([]any); int64(len(all)) != n {
+		t.Fatalf("COMMAND lists %d, COUNT says %d", len(all), n)
+	}
+	info := do(t, c, "COMMAND", "INFO", "jobpush", "nope").([]any)
+	if len(info) != 2 || info[1] != nil {
+		t.Fatalf("COMMAND INFO %v", info)
+	}
+	row := info[0].([]any)
+	if row[0] != "jobpush" || row[1] != int64(-4) || len(row) != 10 {
+		t.Fatalf("COMMAND INFO jobpush %v", row)
+	}
+	docs := do(t, c, "COMMAND", "DOCS", "jobreserve").([]any)
+	if docs[0] != "jobreserve" {
+		t.Fatalf("COMMAND DOCS %v", docs)
+	}
+	doc := docs[1].([]any)
+	if doc[0] != "summary" || doc[6] != "arguments" {
+		t.Fatalf("COMMAND DOCS jobreserve %v", doc)
+	}
+
+	cfg := do(t, c, "CONFIG", "GET", "sav*").([]any)
+	if len(cfg) != 2 || cfg[0] != "save" || cfg[1] != "" {
+		t.Fatalf("CONFIG GET sav* %v", cfg)
+	}
+	if cfg := do(t, c, "CONFIG", "GET", "no-such-setting").([]any); len(cfg) != 0 {
+		t.Fatalf("CONFIG GET unknown %v", cfg)
+	}
+
+	do(t, c, "JOBPUSH", "q", "h", "p")
+	do(t, c, "POLICYSET", "CONCURRENCY", "k", 3)
+	text := do(t, c, "INFO").(string)
+	for _, want := range []string{"# Server\r\n", "# Clients\r\n", "# Memory\r\n", "# Persistence\r\n", "# Stats\r\n", "# Queues\r\n",
+		"connected_clients:", "queue:q,status=active,queued=1"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("INFO lacks %q", want)
+		}
+	}
+	if text := do(t, c, "INFO", "clients").(string); strings.Contains(text, "# Server") || !strings.Contains(text, "# Clients") {
+		t.Fatalf("INFO clients %q", text)
+	}
+	if got := do(t, c, "DBSIZE"); got != int64(1) {
+		t.Fatal(got)
+	}
+	do(t, c, "FLUSHALL")
+	if got := do(t, c, "DBSIZE"); got != int64(0) {
+		t.Fatal(got)
+	}
+	if got := do(t, c, "POLICYLIST").([]any); len(got) != 0 {
+		t.Fatalf("FLUSHALL kept policies %v", got)
+	}
+}
+
+// The default go-redis client asks for RESP3 with HELLO 3, gets NOPROTO and
+// must carry on over RESP2, then sends CLIENT SETINFO.
+func TestDefaultGoRedisClientFallsBackToRESP2(t *testing.T) {
+	ts := start(t)
+	c := redis.NewClient(&redis.Options{Addr: ts.addr})
+	defer c.Close()
+	if err := c.Ping(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	id, err := c.Do(ctx, "JOBPUSH", "q", "h", "p").Text()
+	if err != nil || id == "" {
+		t.Fatal(id, err)
+	}
+	list := do(t, c, "CLIENT", "LIST").(string)
+	if !strings.Contains(list, "lib-name=go-redis") {
+		t.Fatalf("CLIENT SETINFO from go-redis not recorded: %q", list)
+	}
+}
+
+func TestGoRedisPipeline(t *testing.T) {
+	ts := start(t)
+	c := ts.client(t)
+	cmds, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i := 0; i < 100; i++ {
+			p.Do(ctx, "JOBPUSH", "q", "h", strconv.Itoa(i), "ID", "j"+strconv.Itoa(i))
+		}
+		p.Do(ctx, "QUEUELEN", "q")
+		p.Do(ctx, "JOBPUSH", "q", "h", "dup", "ID", "j0")
+		p.Do(ctx, "PING")
+		return nil
+	})
+	if err == nil || !strings.HasPrefix(err.Error(), "DUPJOB") {
+		t.Fatalf("pipeline error %v", err)
+	}
+	for i := 0; i < 100; i++ {
+		if v, _ := cmds[i].(*redis.Cmd).Text(); v != "j"+strconv.Itoa(i) {
+			t.Fatalf("reply %d = %q", i, v)
+		}
+	}
+	if v, _ := cmds[100].(*redis.Cmd).Int64(); v != 100 {
+		t.Fatalf("QUEUELEN in pipeline = %d", v)
+	}
+	if v, _ := cmds[102].(*redis.Cmd).Text(); v != "PONG" {
+		t.Fatalf("PING after an error in the pipeline = %q", v)
+	}
+}
+
+func TestAuthAndQuit(t *testing.T) {
+	ts := start(t, func(s *setup) { s.pcfg.RequirePass = "pw" })
+	bad := ts.client(t, func(o *redis.Options) { o.MaxRetries = -1 })
+	if err := bad.Ping(ctx).Err(); err == nil || err.Error() != "NOAUTH Authentication required." {
+		t.Fatalf("unauthenticated PING: %v", err)
+	}
+	wrong := ts.client(t, func(o *redis.Options) { o.Password = "nope"; o.MaxRetries = -1 })
+	if err := wrong.Ping(ctx).Err(); err == nil || !strings.Contains(err.Error(), "WRONGPASS") {
+		t.Fatalf("wrong password: %v", err)
+	}
+	// go-redis authenticates with HELLO 3 AUTH, gets NOPROTO, then AUTH.
+	good := ts.client(t, func(o *redis.Options) { o.Password = "pw" })
+	if err := good.Ping(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	named := ts.client(t, resp2, func(o *redis.Options) { o.Username = "default"; o.Password = "pw"; o.ClientName = "n1" })
+	if got := do(t, named, "CLIENT", "GETNAME"); got != "n1" {
+		t.Fatalf("HELLO 2 AUTH ... SETNAME: %v", got)
+	}
+	if got := do(t, good, "QUIT"); got != "OK" {
+		t.Fatal(got)
+	}
+}
+
+func TestClientKill(t *testing.T) {
+	ts := start(t)
+	a := ts.client(t, resp2, func(o *redis.Options) { o.PoolSize = 1; o.MaxRetries = -1 })
+	b := ts.client(t, resp2, func(o *redis.Options) { o.PoolSize = 1 })
+	idA := do(t, a, "CLIENT", "ID").(int64)
+	if got := do(t, b, "CLIENT", "KILL", "ID", idA); got != int64(1) {
+		t.Fatalf("CLIENT KILL ID = %v", got)
+	}
+	// go-redis notices the dead connection and dials a new one.
+	if v, err := a.Do(ctx, "CLIENT", "ID").Int64(); err == nil && v == idA {
+		t.Fatal("killed connection still served")
+	}
+	if got := do(t, b, "CLIENT", "KILL", "ID", do(t, b, "CLIENT", "ID")); got != int64(0) {
+		t.Fatalf("SKIPME yes by default: %v", got)
+	}
+	_ = protocol.OK
+}
