@@ -280,9 +280,11 @@ func (r *Registry) SetConcurrency(key string, limit int64) ([]Waiter, error) {
 	return takeWaiters(&c.waiters), nil
 }
 
-// SetRateLimit creates or changes a rate-limit policy. Admissions already
-// recorded for the key are kept and judged against the new limit and period.
-func (r *Registry) SetRateLimit(key string, limit, period int64) ([]Waiter, error) {
+// SetRateLimit creates or changes a rate-limit policy at now. Admissions
+// still inside the old window at now are kept and judged against the new
+// limit and period. (Trimming to the old window first makes the result
+// independent of when the window was last looked at.)
+func (r *Registry) SetRateLimit(now int64, key string, limit, period int64) ([]Waiter, error) {
 	if limit < 1 {
 		return nil, ErrLimit
 	}
@@ -296,6 +298,8 @@ func (r *Registry) SetRateLimit(key string, limit, period int64) ([]Waiter, erro
 	if rs == nil {
 		rs = &rateState{}
 		s.rate[key] = rs
+	} else {
+		rs.trim(now)
 	}
 	rs.limit, rs.period = limit, period
 	return takeWaiters(&rs.waiters), nil
@@ -481,4 +485,31 @@ func takeWaiters(m *map[Waiter]struct{}) []Waiter {
 	}
 	*m = nil
 	return ws
+}
+
+// Admissions returns the recorded admission times of a rate-limit key that
+// are still in its window at now (nil without a policy), for snapshots.
+func (r *Registry) Admissions(now int64, key string) []int64 {
+	s := r.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rs := s.rate[key]
+	if rs == nil {
+		return nil
+	}
+	rs.trim(now)
+	return append([]int64(nil), rs.adm[rs.head:]...)
+}
+
+// RestoreAdmissions records the given admission times on a rate-limit key
+// that has a policy, for loading snapshots.
+func (r *Registry) RestoreAdmissions(key string, times []int64) {
+	s := r.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if rs := s.rate[key]; rs != nil {
+		for _, t := range times {
+			rs.record(t)
+		}
+	}
 }

@@ -54,7 +54,7 @@ func TestKeysWithoutPolicyCountButNeverBlock(t *testing.T) {
 	if got := r.Active("c"); got != 100 {
 		t.Fatalf("active = %d, want 100", got)
 	}
-	r.SetRateLimit("r", 1, 1000)
+	r.SetRateLimit(0, "r", 1, 1000)
 	info, _ := r.Get(0, RateLimit, "r")
 	if info.Active != 0 {
 		t.Fatalf("admissions recorded without a policy: %d", info.Active)
@@ -63,7 +63,7 @@ func TestKeysWithoutPolicyCountButNeverBlock(t *testing.T) {
 
 func TestRollingWindow(t *testing.T) {
 	r := New()
-	r.SetRateLimit("r", 2, 1000)
+	r.SetRateLimit(0, "r", 2, 1000)
 	for _, at := range []int64{100, 400} {
 		if !r.Admit(at, "", "r", nil).OK {
 			t.Fatalf("admission at %d refused", at)
@@ -95,7 +95,7 @@ func TestRollingWindow(t *testing.T) {
 	if ok, _ := r.Delete(RateLimit, "r"); !ok {
 		t.Fatal("delete reported no policy")
 	}
-	r.SetRateLimit("r", 2, 1000)
+	r.SetRateLimit(0, "r", 2, 1000)
 	if info, _ := r.Get(1400, RateLimit, "r"); info.Active != 0 {
 		t.Fatalf("admissions survived delete: %d", info.Active)
 	}
@@ -104,7 +104,7 @@ func TestRollingWindow(t *testing.T) {
 func TestRefusedRateUndoesConcurrency(t *testing.T) {
 	r := New()
 	r.SetConcurrency("c", 1)
-	r.SetRateLimit("r", 1, 1000)
+	r.SetRateLimit(0, "r", 1, 1000)
 	if !r.Admit(0, "", "r", nil).OK {
 		t.Fatal("first rate admission refused")
 	}
@@ -120,7 +120,7 @@ func TestRefusedRateUndoesConcurrency(t *testing.T) {
 
 func TestOutOfOrderAdmissionsStaySorted(t *testing.T) {
 	r := New()
-	r.SetRateLimit("r", 10, 100)
+	r.SetRateLimit(0, "r", 10, 100)
 	for _, at := range []int64{50, 40, 60, 10} {
 		r.Take(at, "", "r")
 	}
@@ -139,7 +139,7 @@ func TestInvalidPolicies(t *testing.T) {
 	if _, err := r.SetConcurrency("k", 0); err != ErrLimit {
 		t.Fatalf("limit 0: %v", err)
 	}
-	if _, err := r.SetRateLimit("k", 1, 0); err != ErrPeriod {
+	if _, err := r.SetRateLimit(0, "k", 1, 0); err != ErrPeriod {
 		t.Fatalf("period 0: %v", err)
 	}
 	if list := r.List(0); len(list) != 0 {
@@ -152,10 +152,10 @@ func TestInvalidPolicies(t *testing.T) {
 
 func TestListSorted(t *testing.T) {
 	r := New()
-	r.SetRateLimit("b", 1, 1)
+	r.SetRateLimit(0, "b", 1, 1)
 	r.SetConcurrency("z", 1)
 	r.SetConcurrency("a", 1)
-	r.SetRateLimit("a", 1, 1)
+	r.SetRateLimit(0, "a", 1, 1)
 	var got []string
 	for _, p := range r.List(0) {
 		got = append(got, p.Kind.String()+":"+p.Key)

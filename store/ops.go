@@ -474,6 +474,9 @@ func (s *Store) applyRelease(j *job, now, runAt int64, fx *effects) error {
 	if runAt > now {
 		to = Scheduled
 	}
+	if j.state != Reserved { // the table also lets running jobs be queued, by lease expiry
+		return &StateError{ID: j.id, From: j.state, To: to}
+	}
 	if err := s.move(j, to); err != nil {
 		return err
 	}
@@ -548,15 +551,16 @@ func (s *Store) mutateID(now int64, id string, fn func(j *job, fx *effects) erro
 
 // cancelLocked cancels a non-terminal job. Lock must be held.
 func (s *Store) cancelLocked(j *job, now int64, fx *effects) {
-	switch j.state {
+	from := j.state
+	s.move(j, Cancelled)
+	switch from {
 	case Queued:
-		j.q.removeQueued(j)
+		j.q.removeQueued(j) // after the move: the entry it leaves must read as stale
 	case Reserved, Running:
 		s.endReservation(j, fx)
 	case Scheduled, RetryPending:
 		j.q.sh.unarm(j)
 	}
-	s.move(j, Cancelled)
 	j.updatedAt = now
 	s.terminal(j, fx)
 }
@@ -571,6 +575,9 @@ func (s *Store) Retry(now int64, id string) error {
 
 // Lock must be held.
 func (s *Store) applyRetry(j *job, now int64, fx *effects) error {
+	if j.state != Failed {
+		return &StateError{ID: j.id, From: j.state, To: Queued}
+	}
 	if err := s.move(j, Queued); err != nil {
 		return err
 	}
@@ -864,7 +871,7 @@ func (s *Store) applyPolicy(r *Record, fx *effects) {
 	case r.Kind == backpressure.Concurrency:
 		ws, _ = s.reg.SetConcurrency(r.CKey, r.Limit)
 	default:
-		ws, _ = s.reg.SetRateLimit(r.CKey, r.Limit, r.Period)
+		ws, _ = s.reg.SetRateLimit(r.Now, r.CKey, r.Limit, r.Period)
 	}
 	s.wake(r.Kind, r.CKey, ws, fx)
 }

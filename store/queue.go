@@ -38,6 +38,7 @@ type queue struct {
 	parked  map[parkKey][]*lane // lanes parked on a key; may hold stale entries
 	seq     uint64              // entry order into queued
 	created uint64              // push order
+	tseq    uint64              // timer arming order
 	counts  [numStates]int64
 	jobs    int64 // jobs held (any state) that belong to the queue
 	pushed  int64
@@ -244,8 +245,9 @@ func (q *queue) dequeued(l *lane) {
 	}
 }
 
-// removeQueued takes a queued job out of its lane wherever it is: the entry
-// stays behind, stale, and is skipped later. Lock must be held.
+// removeQueued takes a job that just left queued for a terminal state out
+// of its lane wherever it is: the entry stays behind, stale, and is skipped
+// later. Lock must be held.
 func (q *queue) removeQueued(j *job) {
 	l := j.ln
 	wasHead := l.n > 0 && l.head() == j

@@ -411,3 +411,22 @@ func TestRetentionDropsOldest(t *testing.T) {
 	eq(t, "queues", s.Queues(f.now), []string{})
 	f.check()
 }
+
+func TestOperationsRefuseWrongStates(t *testing.T) {
+	f := newFixture(t)
+	sched := f.push("q h delay=100")
+	var se *StateError
+	if err := f.s.Retry(f.now, sched); !errors.As(err, &se) || se.From != Scheduled {
+		t.Fatalf("retry of a scheduled job: %v", err)
+	}
+	f.push("q h")
+	_, tok := f.one("q")
+	f.s.Start(f.now, tok)
+	if err := f.s.Release(f.now, tok, 0); !errors.As(err, &se) || se.From != Running || se.To != Queued {
+		t.Fatalf("release of a running job: %v", err)
+	}
+	if err := f.s.Release(f.now, tok, 0); err == nil || err.Error() != "WRONGSTATE job j2 cannot go from running to queued" {
+		t.Fatalf("error text: %v", err)
+	}
+	f.check()
+}

@@ -65,7 +65,6 @@ type Store struct {
 	gen     Generator
 	reg     *backpressure.Registry
 	shards  []*shard
-	seed    maphash.Seed
 	index   idIndex
 	expired expiredTokens
 	ret     retention
@@ -101,7 +100,8 @@ type job struct {
 	lastError string
 	hasError  bool
 	// timer: dueAt is the lease expiry or run_at while armed; tidx its place
-	// in the shard's timer heap (-1 when unarmed); tseq its arming order.
+	// in the shard's timer heap (-1 when unarmed); tseq its arming order in
+	// its queue, which orders jobs of one queue due at the same instant.
 	dueAt int64
 	tseq  uint64
 	tidx  int32
@@ -115,7 +115,7 @@ type shard struct {
 	queues map[string]*queue    // queues held by this shard
 	timers jobHeap              // armed job timers
 	lanes  laneTimers           // parked-lane timers
-	tseq   uint64               // timer arming order
+	lseq   uint64               // parked-lane timer order
 	ckeys  map[string]*keyCount // queued jobs per concurrency key
 	rkeys  map[string]*keyCount // queued jobs per rate-limit key
 
@@ -147,7 +147,7 @@ func New(cfg Config, gen Generator) (*Store, error) {
 	if gen == nil {
 		return nil, errors.New("store: a Generator is required")
 	}
-	s := &Store{cfg: cfg, gen: gen, reg: backpressure.New(), seed: maphash.MakeSeed()}
+	s := &Store{cfg: cfg, gen: gen, reg: backpressure.New()}
 	s.shards = make([]*shard, cfg.Shards)
 	for i := range s.shards {
 		s.shards[i] = newShard()
@@ -204,8 +204,16 @@ func (s *Store) Tick(now int64) {
 // Len is the number of jobs held, terminal ones included (DBSIZE).
 func (s *Store) Len() int64 { return s.total.Load() }
 
+// shardOf picks a queue's shard with a fixed hash (FNV-1a), so a queue lands
+// in the same shard in every process: maintenance visits shards in order,
+// and replay must visit them in the same order as the live store did.
 func (s *Store) shardOf(queue string) *shard {
-	return s.shards[maphash.String(s.seed, queue)&uint64(len(s.shards)-1)]
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(queue); i++ {
+		h ^= uint64(queue[i])
+		h *= 1099511628211
+	}
+	return s.shards[h&uint64(len(s.shards)-1)]
 }
 
 // maintain applies everything due at now, shard by shard, then the
@@ -289,7 +297,7 @@ func (s *Store) runDue(sh *shard, now int64, fx *effects) {
 // expire ends a lease whose time has come. Lock must be held.
 func (s *Store) expire(j *job, fx *effects) {
 	at := j.dueAt
-	s.expired.add(j.token)
+	s.expired.add(j.token, at)
 	s.releaseKey(j, fx)
 	s.move(j, Queued)
 	j.worker, j.expiresAt = "", 0
@@ -315,8 +323,8 @@ func (sh *shard) arm(j *job, at int64, fx *effects) {
 	if j.tidx >= 0 {
 		sh.timers.remove(j)
 	}
-	sh.tseq++
-	j.dueAt, j.tseq = at, sh.tseq
+	j.q.tseq++
+	j.dueAt, j.tseq = at, j.q.tseq
 	sh.timers.add(j)
 	if at < sh.nextDue.Load() {
 		sh.nextDue.Store(at)
@@ -334,8 +342,8 @@ func (sh *shard) unarm(j *job) {
 // armLane puts lane l back at the instant its rate window opens. Lock must
 // be held.
 func (sh *shard) armLane(q *queue, l *lane, at int64, fx *effects) {
-	sh.tseq++
-	sh.lanes.push(laneTimer{at: at, seq: sh.tseq, gen: l.parkGen, q: q, l: l})
+	sh.lseq++
+	sh.lanes.push(laneTimer{at: at, seq: sh.lseq, gen: l.parkGen, q: q, l: l})
 	if at < sh.nextDue.Load() {
 		sh.nextDue.Store(at)
 		fx.timers = true
@@ -560,30 +568,80 @@ func (x *idIndex) all() []*job {
 	return out
 }
 
-// expiredTokens remembers the most recent tokens whose lease expired.
+// expiredTokens remembers the most recent tokens whose lease expired. When
+// over its bound it forgets the token that expired first (ties: the smaller
+// token), an order that does not depend on when maintenance noticed the
+// expiries, so a replayed store remembers the same tokens as the live one.
 type expiredTokens struct {
-	mu   sync.Mutex // protects set and fifo; a leaf lock
+	mu   sync.Mutex // protects set and heap; a leaf lock
 	set  map[string]struct{}
-	fifo ring[string]
+	heap []expiredToken
 	max  int
+}
+
+type expiredToken struct {
+	at  int64
+	tok string
+}
+
+func (a expiredToken) less(b expiredToken) bool {
+	return a.at < b.at || (a.at == b.at && a.tok < b.tok)
 }
 
 func (e *expiredTokens) init(max int) {
 	e.mu.Lock()
 	e.set = make(map[string]struct{})
-	e.fifo = ring[string]{}
+	e.heap = nil
 	e.max = max
 	e.mu.Unlock()
 }
 
-func (e *expiredTokens) add(tok string) {
+func (e *expiredTokens) add(tok string, at int64) {
 	e.mu.Lock()
-	e.set[tok] = struct{}{}
-	e.fifo.push(tok)
-	for e.fifo.len() > e.max {
-		delete(e.set, e.fifo.popFront())
+	defer e.mu.Unlock()
+	if _, ok := e.set[tok]; ok {
+		return
 	}
-	e.mu.Unlock()
+	e.set[tok] = struct{}{}
+	h := append(e.heap, expiredToken{at, tok})
+	for i := len(h) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !h[i].less(h[p]) {
+			break
+		}
+		h[i], h[p] = h[p], h[i]
+		i = p
+	}
+	e.heap = h
+	for len(e.heap) > e.max {
+		delete(e.set, e.popLocked().tok)
+	}
+}
+
+// Lock must be held.
+func (e *expiredTokens) popLocked() expiredToken {
+	h := e.heap
+	top := h[0]
+	n := len(h) - 1
+	h[0] = h[n]
+	h = h[:n]
+	for i := 0; ; {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		m := l
+		if r := l + 1; r < n && h[r].less(h[l]) {
+			m = r
+		}
+		if !h[m].less(h[i]) {
+			break
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
+	e.heap = h
+	return top
 }
 
 func (e *expiredTokens) has(tok string) bool {

@@ -11,11 +11,18 @@ package store
 
 type jobHeap []*job
 
+// less orders timers by due time, then arming order within a queue, then
+// queue name: a total order, so the same timers fire in the same order
+// however the heap was built (live, or loaded from a snapshot).
 func (h jobHeap) less(i, k int) bool {
-	if h[i].dueAt != h[k].dueAt {
-		return h[i].dueAt < h[k].dueAt
+	a, b := h[i], h[k]
+	if a.dueAt != b.dueAt {
+		return a.dueAt < b.dueAt
 	}
-	return h[i].tseq < h[k].tseq
+	if a.tseq != b.tseq {
+		return a.tseq < b.tseq
+	}
+	return a.q.name < b.q.name
 }
 
 func (h jobHeap) swap(i, k int) {

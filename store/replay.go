@@ -1,0 +1,372 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+
+	"sluice/backpressure"
+)
+
+// ErrReplay reports a logged record that does not fit the state it is
+// replayed on.
+var ErrReplay = errors.New("record does not fit the replayed state")
+
+func replayErr(r *Record, format string, args ...any) error {
+	return fmt.Errorf("%w: %v record of %s: %s", ErrReplay, r.Op, r.ID, fmt.Sprintf(format, args...))
+}
+
+func (o Op) String() string {
+	names := [...]string{"", "push", "reserve", "start", "touch", "ack", "fail", "release",
+		"cancel", "retry", "pause", "resume", "purge", "policyset", "policydel", "flush",
+		"snapqueue", "snapjob", "snappolicy", "snapadmissions", "snapexpired", "snapretained", "snapend"}
+	if int(o) < len(names) && o > 0 {
+		return names[o]
+	}
+	return fmt.Sprintf("op(%d)", uint8(o))
+}
+
+// BeginReplay stops the store from appending to its journal until EndReplay:
+// records being replayed are already in the log.
+func (s *Store) BeginReplay() { s.replaying = true }
+
+// EndReplay resumes journaling.
+func (s *Store) EndReplay() { s.replaying = false }
+
+// Replay applies one logged record: first what was due at its Now, as the
+// live operation did, then its outcome. Call it from one goroutine, between
+// BeginReplay and EndReplay, before serving.
+func (s *Store) Replay(r *Record) error {
+	var fx effects
+	defer s.finish(&fx)
+	if r.Op < OpSnapQueue {
+		s.maintain(r.Now, &fx)
+	}
+	switch r.Op {
+	case OpPush:
+		_, err := s.insert(r, &fx)
+		if err != nil {
+			return replayErr(r, "%v", err)
+		}
+		return nil
+	case OpReserve, OpStart, OpTouch, OpAck, OpFail, OpRelease, OpCancel, OpRetry:
+		return s.replayJob(r, &fx)
+	case OpPause, OpResume, OpPurge:
+		sh := s.shardOf(r.Queue)
+		sh.mu.Lock()
+		defer sh.mu.Unlock()
+		q := sh.queues[r.Queue]
+		switch r.Op {
+		case OpPause:
+			sh.queueFor(r.Queue).paused = true
+		case OpResume:
+			if q != nil {
+				q.paused = false
+				sh.maybeDelete(q)
+			}
+		case OpPurge:
+			s.purgeLocked(sh, q, r.Now, &fx)
+		}
+		return nil
+	case OpPolicySet, OpPolicyDel:
+		s.policyMu.Lock()
+		s.applyPolicy(r, &fx)
+		s.policyMu.Unlock()
+		return nil
+	case OpFlush:
+		s.policyMu.Lock()
+		for _, sh := range s.shards {
+			sh.mu.Lock()
+		}
+		s.flushLocked()
+		for _, sh := range s.shards {
+			sh.mu.Unlock()
+		}
+		s.policyMu.Unlock()
+		return nil
+	}
+	return s.load(r)
+}
+
+// replayJob applies a record about one existing job.
+func (s *Store) replayJob(r *Record, fx *effects) error {
+	j := s.index.get(r.ID)
+	if j == nil {
+		return replayErr(r, "no such job")
+	}
+	sh := j.q.sh
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	s.drain(sh)
+	active := j.state == Reserved || j.state == Running
+	switch r.Op {
+	case OpReserve:
+		if j.state != Queued {
+			return replayErr(r, "job is %s", j.state)
+		}
+		j.q.takeQueued(j)
+		rkey := ""
+		if r.Admitted {
+			rkey = j.ln.key.rkey
+		}
+		s.reg.Take(r.Now, j.ln.key.ckey, rkey)
+		s.applyReserve(j, r.Now, r.Token, r.Worker, r.Expires, r.Admitted, fx)
+		return nil
+	case OpCancel:
+		if !j.state.Terminal() {
+			s.cancelLocked(j, r.Now, fx)
+		}
+		return nil
+	case OpRetry:
+		return s.applyRetry(j, r.Now, fx)
+	}
+	if !active {
+		return replayErr(r, "job is %s, not reserved or running", j.state)
+	}
+	switch r.Op {
+	case OpStart:
+		return s.applyStart(j, r.Now, fx)
+	case OpTouch:
+		s.applyTouch(j, r.Now, r.Expires, fx)
+	case OpAck:
+		return s.applyAck(j, r.Now, fx)
+	case OpFail:
+		if r.State != Failed && r.State != RetryPending {
+			return replayErr(r, "outcome %s", r.State)
+		}
+		s.applyFail(j, r.Now, r.Error, r.HasError, r.State, r.RunAt, fx)
+	case OpRelease:
+		return s.applyRelease(j, r.Now, r.RunAt, fx)
+	}
+	return nil
+}
+
+// Dump writes the whole state as snapshot records, in a deterministic
+// order, ending with OpSnapEnd. Loading them into an empty store with Replay
+// rebuilds the same state. Call it while no other operation runs.
+func (s *Store) Dump(now int64, emit func(*Record) error) error {
+	for _, p := range s.reg.List(now) {
+		if err := emit(&Record{Op: OpSnapPolicy, Kind: p.Kind, CKey: p.Key, Limit: p.Limit, Period: p.Period}); err != nil {
+			return err
+		}
+		if p.Kind == backpressure.RateLimit {
+			if times := s.reg.Admissions(now, p.Key); len(times) > 0 {
+				if err := emit(&Record{Op: OpSnapAdmissions, CKey: p.Key, Times: times}); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	var queues []*queue
+	for _, sh := range s.shards {
+		for _, q := range sh.queues {
+			queues = append(queues, q)
+		}
+	}
+	sort.Slice(queues, func(i, k int) bool { return queues[i].name < queues[k].name })
+	byQueue := map[*queue][]*job{}
+	for _, j := range s.index.all() {
+		byQueue[j.q] = append(byQueue[j.q], j)
+	}
+	for _, q := range queues {
+		err := emit(&Record{Op: OpSnapQueue, Queue: q.name, Paused: q.paused,
+			Pushed: q.pushed, Succ: q.succ, Failed: q.failed, Seq: q.seq, Created: q.created, TSeq: q.tseq})
+		if err != nil {
+			return err
+		}
+		jobs := byQueue[q]
+		sort.Slice(jobs, func(i, k int) bool { return jobs[i].seq < jobs[k].seq || (jobs[i].seq == jobs[k].seq && jobs[i].created < jobs[k].created) })
+		for _, j := range jobs {
+			if err := emit(s.jobRecord(j)); err != nil {
+				return err
+			}
+		}
+	}
+	if ids, times := s.ret.entries(); len(ids) > 0 {
+		if err := emit(&Record{Op: OpSnapRetained, Strings: ids, Times: times}); err != nil {
+			return err
+		}
+	}
+	if toks, times := s.expired.list(); len(toks) > 0 {
+		if err := emit(&Record{Op: OpSnapExpired, Strings: toks, Times: times}); err != nil {
+			return err
+		}
+	}
+	return emit(&Record{Op: OpSnapEnd, Now: now})
+}
+
+func (s *Store) jobRecord(j *job) *Record {
+	return &Record{
+		Op: OpSnapJob, ID: j.id, Queue: j.q.name, Handler: j.ln.key.handler, Payload: j.payload,
+		Priority: j.priority, CKey: j.ln.key.ckey, RKey: j.ln.key.rkey, State: j.state,
+		Attempt: j.attempt, MaxAtt: j.maxAtt, Backoff: j.backoff,
+		CreatedAt: j.createdAt, UpdatedAt: j.updatedAt, RunAt: j.runAt, Expires: j.expiresAt,
+		Token: j.token, Worker: j.worker, Error: j.lastError, HasError: j.hasError,
+		Seq: j.seq, Created: j.created, TSeq: j.tseq,
+	}
+}
+
+// load applies a snapshot record.
+func (s *Store) load(r *Record) error {
+	switch r.Op {
+	case OpSnapPolicy:
+		s.applyPolicy(&Record{Op: OpPolicySet, Kind: r.Kind, CKey: r.CKey, Limit: r.Limit, Period: r.Period}, &effects{})
+	case OpSnapAdmissions:
+		s.reg.RestoreAdmissions(r.CKey, r.Times)
+	case OpSnapQueue:
+		sh := s.shardOf(r.Queue)
+		sh.mu.Lock()
+		q := sh.queueFor(r.Queue)
+		q.paused, q.pushed, q.succ, q.failed = r.Paused, r.Pushed, r.Succ, r.Failed
+		q.seq, q.created, q.tseq = r.Seq, r.Created, r.TSeq
+		sh.mu.Unlock()
+	case OpSnapJob:
+		return s.loadJob(r)
+	case OpSnapRetained:
+		if len(r.Times) != len(r.Strings) {
+			return replayErr(r, "retention list is malformed")
+		}
+		for i, id := range r.Strings {
+			j := s.index.get(id)
+			if j == nil || !j.state.Terminal() {
+				return replayErr(r, "retained job %s is missing or not terminal", id)
+			}
+			s.ret.restore(j, r.Times[i])
+		}
+	case OpSnapExpired:
+		if len(r.Times) != len(r.Strings) {
+			return replayErr(r, "expired token list is malformed")
+		}
+		for i, tok := range r.Strings {
+			s.expired.add(tok, r.Times[i])
+		}
+	case OpSnapEnd:
+	default:
+		return replayErr(r, "unknown record kind")
+	}
+	return nil
+}
+
+func (s *Store) loadJob(r *Record) error {
+	if !r.State.valid() {
+		return replayErr(r, "state %d", r.State)
+	}
+	sh := s.shardOf(r.Queue)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	q := sh.queues[r.Queue]
+	if q == nil {
+		return replayErr(r, "queue %q was not declared", r.Queue)
+	}
+	j := &job{
+		id: r.ID, q: q, payload: r.Payload, priority: r.Priority, state: r.State,
+		attempt: r.Attempt, maxAtt: r.MaxAtt, backoff: r.Backoff,
+		createdAt: r.CreatedAt, updatedAt: r.UpdatedAt, runAt: r.RunAt, expiresAt: r.Expires,
+		token: r.Token, worker: r.Worker, lastError: r.Error, hasError: r.HasError,
+		seq: r.Seq, created: r.Created, tseq: r.TSeq, tidx: -1,
+	}
+	if !s.index.putIfAbsent(j.id, j) {
+		return replayErr(r, "duplicate job")
+	}
+	s.total.Add(1)
+	q.jobs++
+	q.counts[j.state]++
+	j.ln = q.laneFor(laneKey{r.Handler, r.CKey, r.RKey})
+	j.ln.refs++
+	switch j.state {
+	case Queued:
+		q.enqueueAt(j, r.Seq)
+	case Scheduled, RetryPending:
+		sh.armAt(j, j.runAt, r.TSeq)
+	case Reserved, Running:
+		sh.armAt(j, j.expiresAt, r.TSeq)
+		s.reg.Take(0, r.CKey, "")
+	}
+	return nil
+}
+
+// takeQueued removes a queued job from its lane for a replayed
+// reservation. Replay reproduces each lane exactly, so j is its lane's head;
+// should it not be, its entry is cut out of the bucket (O(n), but never
+// stale: the job may be queued again later). Lock must be held.
+func (q *queue) takeQueued(j *job) {
+	l := j.ln
+	if l.n > 0 && l.head() == j {
+		l.popHead()
+		q.dequeued(l)
+		q.fix(l)
+		return
+	}
+	b := l.byPrio[j.priority]
+	var kept ring[*job]
+	for i := 0; i < b.jobs.len(); i++ {
+		if e := b.jobs.at(i); e != j {
+			kept.push(e)
+		}
+	}
+	b.jobs = kept
+	l.n--
+	q.dequeued(l)
+	l.clean()
+	q.fix(l)
+}
+
+func (st State) valid() bool { return st >= Scheduled && st < numStates }
+
+// enqueueAt puts a loaded job in its lane with its original entry order.
+// Jobs must be loaded in entry order. Lock must be held.
+func (q *queue) enqueueAt(j *job, seq uint64) {
+	saved := q.seq
+	q.seq = seq - 1
+	q.enqueue(j)
+	if saved > q.seq {
+		q.seq = saved
+	}
+}
+
+// armAt arms a loaded job's timer with its original arming order. Lock must
+// be held.
+func (sh *shard) armAt(j *job, at int64, tseq uint64) {
+	j.dueAt, j.tseq = at, tseq
+	sh.timers.add(j)
+	sh.updateDue()
+}
+
+// entries lists the retained jobs' ids and filing times, oldest first.
+func (r *retention) entries() ([]string, []int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var ids []string
+	var times []int64
+	for i := 0; i < r.fifo.len(); i++ {
+		if e := r.fifo.at(i); e.j.retainGen.Load() == e.gen {
+			ids = append(ids, e.j.id)
+			times = append(times, e.at)
+		}
+	}
+	return ids, times
+}
+
+// restore files a loaded terminal job with its original filing time.
+func (r *retention) restore(j *job, at int64) {
+	gen := j.retainGen.Add(1)
+	r.mu.Lock()
+	r.fifo.push(retEntry{j: j, gen: gen, at: at})
+	r.live++
+	r.updateDue()
+	r.mu.Unlock()
+}
+
+// list returns the remembered expired tokens and their expiry times, in
+// forgetting order.
+func (e *expiredTokens) list() ([]string, []int64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	h := append([]expiredToken(nil), e.heap...)
+	sort.Slice(h, func(i, k int) bool { return h[i].less(h[k]) })
+	toks, times := make([]string, len(h)), make([]int64, len(h))
+	for i, t := range h {
+		toks[i], times[i] = t.tok, t.at
+	}
+	return toks, times
+}
