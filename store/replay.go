@@ -175,7 +175,9 @@ func (s *Store) Dump(now int64, emit func(*Record) error) error {
 			return err
 		}
 		jobs := byQueue[q]
-		sort.Slice(jobs, func(i, k int) bool { return jobs[i].seq < jobs[k].seq || (jobs[i].seq == jobs[k].seq && jobs[i].created < jobs[k].created) })
+		sort.Slice(jobs, func(i, k int) bool {
+			return jobs[i].seq < jobs[k].seq || (jobs[i].seq == jobs[k].seq && jobs[i].created < jobs[k].created)
+		})
 		for _, j := range jobs {
 			if err := emit(s.jobRecord(j)); err != nil {
 				return err
