@@ -1,0 +1,295 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// These tests drive a built sluice binary with the real redis-cli and
+// redis-benchmark. In CI (CI set) a missing tool is a failure: the test
+// script installs redis-tools first.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "sluice-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "sluice")
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building sluice: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func need(t *testing.T, tool string) string {
+	t.Helper()
+	p, err := exec.LookPath(tool)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is required in CI (./test.sh installs redis-tools)", tool)
+		}
+		t.Skipf("%s not installed", tool)
+	}
+	return p
+}
+
+type proc struct {
+	cmd  *exec.Cmd
+	port string
+	logs *bytes.Buffer
+	done chan error
+}
+
+// startBinary runs sluice on a free port and waits for its "ready" line.
+func startBinary(t *testing.T, args ...string) *proc {
+	t.Helper()
+	args = append([]string{"--port", "0", "--dir", t.TempDir(), "--logformat", "json"}, args...)
+	cmd := exec.Command(binary, args...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, logs: &bytes.Buffer{}, done: make(chan error, 1)}
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			p.logs.WriteString(line + "\n")
+			var ev struct {
+				Message string   `json:"message"`
+				Addr    []string `json:"addr"`
+			}
+			if json.Unmarshal([]byte(line), &ev) == nil && ev.Message == "sluice ready" && len(ev.Addr) > 0 {
+				ready <- ev.Addr[0][strings.LastIndex(ev.Addr[0], ":")+1:]
+			}
+		}
+		p.done <- cmd.Wait()
+	}()
+	select {
+	case p.port = <-ready:
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("sluice did not start:\n%s", p.logs)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-p.done
+	})
+	return p
+}
+
+func (p *proc) cli(t *testing.T, stdin string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(need(t, "redis-cli"), append([]string{"-p", p.port}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("redis-cli %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+func TestRedisCLI(t *testing.T) {
+	need(t, "redis-cli")
+	p := startBinary(t)
+	if out := p.cli(t, "", "PING"); out != "PONG\n" {
+		t.Fatalf("PING: %q", out)
+	}
+	id := strings.TrimSpace(p.cli(t, "", "JOBPUSH", "emails", "send", `{"to":"a@b"}`))
+	if !regexp.MustCompile(`^[0-9A-Z]{16}$`).MatchString(id) {
+		t.Fatalf("JOBPUSH printed %q", id)
+	}
+	if out := p.cli(t, "", "jobpush", "emails"); !strings.Contains(out, "ERR wrong number of arguments for 'jobpush' command") {
+		t.Fatalf("arity error: %q", out)
+	}
+
+	// A multi-command session on one connection, read from standard input.
+	session := "POLICYSET CONCURRENCY smtp 1\n" +
+		"JOBPUSH mail send hello ID m1 CONCURRENCY smtp\n" +
+		"JOBPUSH mail send world ID m2 CONCURRENCY smtp\n" +
+		"JOBRESERVE worker-1 30000 COUNT 2 QUEUES mail\n" +
+		"QUEUELEN mail\n"
+	out := p.cli(t, session)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if lines[0] != "OK" || lines[1] != "m1" || lines[2] != "m2" || lines[len(lines)-1] != "1" {
+		t.Fatalf("session output:\n%s", out)
+	}
+	tok := ""
+	for i, l := range lines {
+		if l == "token" && i+1 < len(lines) {
+			tok = lines[i+1]
+		}
+	}
+	if !strings.HasPrefix(tok, "m1.") || strings.Count(out, "token") != 1 {
+		t.Fatalf("one reservation (m1) expected under the cap:\n%s", out)
+	}
+	out = p.cli(t, "JOBSTART "+tok+"\nJOBACK "+tok+"\nJOBGET m1\nJOBRESERVE worker-1 30000 QUEUES mail\n")
+	if !strings.HasPrefix(out, "1\nOK\nid\nm1\n") || !strings.Contains(out, "succeeded") || !strings.Contains(out, "m2.") {
+		t.Fatalf("start/ack session:\n%s", out)
+	}
+	if out := p.cli(t, "", "INFO", "queues"); !strings.Contains(out, "queue:mail,") {
+		t.Fatalf("INFO queues: %q", out)
+	}
+	if out := p.cli(t, "", "HELLO", "3"); !strings.Contains(out, "NOPROTO") {
+		t.Fatalf("HELLO 3: %q", out)
+	}
+	// redis-cli -3 asks for RESP3 and must still work over RESP2.
+	if out := p.cli(t, "", "-3", "PING"); !strings.Contains(out, "PONG") {
+		t.Fatalf("redis-cli -3: %q", out)
+	}
+}
+
+func TestRedisCLIWithPassword(t *testing.T) {
+	need(t, "redis-cli")
+	p := startBinary(t, "--requirepass", "hunter2")
+	if out := p.cli(t, "", "PING"); !strings.Contains(out, "NOAUTH") {
+		t.Fatalf("PING without AUTH: %q", out)
+	}
+	if out := p.cli(t, "", "-a", "hunter2", "--no-auth-warning", "PING"); out != "PONG\n" {
+		t.Fatalf("PING with AUTH: %q", out)
+	}
+	if strings.Contains(p.logs.String(), "hunter2") {
+		t.Fatal("the password was logged")
+	}
+}
+
+func TestRedisBenchmarkCustomCommand(t *testing.T) {
+	bench := need(t, "redis-benchmark")
+	p := startBinary(t)
+	for _, pipeline := range []string{"1", "16"} {
+		cmd := exec.Command(bench, "-p", p.port, "-n", "2000", "-c", "10", "-P", pipeline, "-q",
+			"JOBPUSH", "bench"+pipeline, "h", "payload-__rand_int__")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("redis-benchmark -P %s: %v\n%s", pipeline, err, out)
+		}
+		if bytes.Contains(out, []byte("WARN")) || bytes.Contains(out, []byte("ERR")) || !bytes.Contains(out, []byte("requests per second")) {
+			t.Fatalf("redis-benchmark -P %s output:\n%s", pipeline, out)
+		}
+		if n := strings.TrimSpace(p.cli(t, "", "QUEUELEN", "bench"+pipeline)); n != "2000" {
+			t.Fatalf("after 2000 pushes with -P %s, QUEUELEN = %s", pipeline, n)
+		}
+	}
+}
+
+// SIGTERM: blocked reserves are answered with null, the process exits 0.
+func TestGracefulShutdownOnSignal(t *testing.T) {
+	cliPath := need(t, "redis-cli")
+	p := startBinary(t)
+	cli := exec.Command(cliPath, "-p", p.port, "JOBRESERVE", "w", "1000", "BLOCK", "0", "QUEUES", "q")
+	var out bytes.Buffer
+	cli.Stdout = &out
+	if err := cli.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(p.cli(t, "", "INFO", "clients"), "blocked_clients:1") {
+		if time.Now().After(deadline) {
+			t.Fatal("redis-cli never blocked")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cli.Wait(); err != nil {
+		t.Fatalf("redis-cli: %v", err)
+	}
+	if strings.TrimSpace(out.String()) != "" && !strings.Contains(out.String(), "nil") {
+		t.Fatalf("blocked reserve answered %q at shutdown, want null", out.String())
+	}
+	select {
+	case err := <-p.done:
+		p.done <- err
+		if err != nil {
+			t.Fatalf("sluice exited with %v\n%s", err, p.logs)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("sluice did not exit on SIGTERM")
+	}
+	if !strings.Contains(p.logs.String(), `"bye"`) {
+		t.Fatalf("no clean exit in the log:\n%s", p.logs)
+	}
+}
+
+// run in-process: options from the file, the environment and flags.
+func TestRunOptions(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "nested", "data")
+	conf := filepath.Join(t.TempDir(), "sluice.conf")
+	os.WriteFile(conf, []byte("# test\nport 0\nmaxclients 7\ndir "+dir+"\n"), 0o644)
+	stop := make(chan os.Signal, 1)
+	ready := make(chan []string, 1)
+	var logs bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run([]string{conf, "--loglevel", "debug"}, []string{"SLUICE_MAX_PAYLOAD=2mb", "SLUICE_NOPE=1"},
+			io.Discard, &syncWriter{w: &logs}, stop, ready)
+	}()
+	var addrs []string
+	select {
+	case addrs = <-ready:
+	case code := <-done:
+		t.Fatalf("run exited %d", code)
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("--dir not created: %v", err)
+	}
+	nc, err := netDial(addrs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(nc, "CONFIG GET maxclients max-payload\r\n")
+	r := bufio.NewReader(nc)
+	var got []string
+	for i := 0; i < 9; i++ {
+		l, _ := r.ReadString('\n')
+		got = append(got, strings.TrimSpace(l))
+	}
+	nc.Close()
+	if strings.Join(got, " ") != "*4 $10 maxclients $1 7 $11 max-payload $7 2097152" {
+		t.Fatalf("CONFIG GET: %v", got)
+	}
+	stop <- syscall.SIGTERM
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if !strings.Contains(logs.String(), "SLUICE_NOPE") {
+		t.Fatal("unknown SLUICE_ variable not reported")
+	}
+}
+
+func TestRunRejectsBadOptions(t *testing.T) {
+	for _, args := range [][]string{
+		{"--port", "70000"}, {"--appendfsync", "sometimes"}, {"--max-payload", "lots"},
+		{"--nope", "1"}, {"a.conf", "b.conf"}, {"--loglevel"}, {"--metrics-addr", "nohost"},
+	} {
+		var stderr bytes.Buffer
+		if code := run(args, nil, io.Discard, &stderr, nil, nil); code != 2 {
+			t.Errorf("%v: exit %d, want 2 (%s)", args, code, stderr.String())
+		}
+	}
+	var stdout bytes.Buffer
+	if code := run([]string{"--help"}, nil, &stdout, io.Discard, nil, nil); code != 0 || !strings.Contains(stdout.String(), "--requirepass") {
+		t.Fatalf("--help: %d %s", code, stdout.String())
+	}
+}
