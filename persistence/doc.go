@@ -1,0 +1,44 @@
+// Package persistence keeps sluice's append-only log: the record framing,
+// the fsync policy with group commit, replay at startup and background
+// rewrite (compaction).
+//
+// # Files
+//
+// The log lives in a directory (--dir) as a manifest and the files it names:
+//
+//	sluice.manifest      which files make the log, in replay order
+//	sluice.<N>.base      a snapshot: the whole state as records (optional)
+//	sluice.<N>.<M>.incr  changes after that snapshot, appended live
+//
+// Replay reads the base, then each incr file in order. A rewrite starts a new
+// incr file (so writes go on), builds a new base from the older files in the
+// background, then switches the manifest to [new base, new incr] with an
+// atomic rename. A crash at any moment leaves a manifest naming a complete,
+// consistent set of files.
+//
+// # Records
+//
+// Every file is a sequence of framed records:
+//
+//	+----------+----------+---------------------------+
+//	| len (4)  | crc (4)  | body (len bytes)          |
+//	+----------+----------+---------------------------+
+//	  uint32 LE  CRC-32C of len and body
+//	body: op (1 byte), then fields as (tag byte, value); integers are
+//	zig-zag varints, strings and byte slices are length-prefixed.
+//
+// A record cut short at the end of the last incr file is a torn write from a
+// crash: it is cut off with a warning. A bad record anywhere else is
+// corruption: loading stops and names the file and offset; `sluice
+// check-aof --fix FILE` truncates a file at its last good record.
+//
+// # Durability
+//
+// Records are appended to an in-memory buffer under the store's locks; an
+// operation then waits (Wait) until its record is written to the file
+// (appendfsync everysec and no) or written and fsynced (always). Whoever
+// waits first writes everything buffered so far, so concurrent clients share
+// one write and one fsync (group commit). With everysec a background
+// goroutine fsyncs once a second. A failed write or fsync makes the log
+// refuse changes (MISCONF) until a retry succeeds.
+package persistence

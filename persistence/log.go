@@ -1,0 +1,481 @@
+package persistence
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"sluice/store"
+)
+
+// Fsync is the appendfsync policy.
+type Fsync int
+
+// The appendfsync policies, as Redis names them.
+const (
+	FsyncEverySec Fsync = iota
+	FsyncAlways
+	FsyncNo
+)
+
+func (f Fsync) String() string {
+	switch f {
+	case FsyncAlways:
+		return "always"
+	case FsyncNo:
+		return "no"
+	}
+	return "everysec"
+}
+
+// ParseFsync reads "always", "everysec" or "no".
+func ParseFsync(s string) (Fsync, error) {
+	switch strings.ToLower(s) {
+	case "always":
+		return FsyncAlways, nil
+	case "everysec":
+		return FsyncEverySec, nil
+	case "no":
+		return FsyncNo, nil
+	}
+	return 0, fmt.Errorf("appendfsync must be always, everysec or no, not %q", s)
+}
+
+// Config tunes a Log. DefaultConfig gives the documented defaults.
+type Config struct {
+	Dir               string       // where the log lives; default ./data
+	Fsync             Fsync        // default everysec
+	RewriteMinSize    int64        // no automatic rewrite below this size; default 64 MiB
+	RewritePercentage int          // rewrite when the log grew this much since the last one; default 100; 0: never
+	Store             store.Config // for the store a rewrite rebuilds in the background
+	FS                FS           // default OSFS
+	Logger            zerolog.Logger
+	Now               func() int64 // Unix ms; default the wall clock
+}
+
+// DefaultConfig returns the documented defaults.
+func DefaultConfig() Config {
+	return Config{
+		Dir:               "./data",
+		Fsync:             FsyncEverySec,
+		RewriteMinSize:    64 << 20,
+		RewritePercentage: 100,
+		Store:             store.DefaultConfig(),
+		FS:                OSFS{},
+		Logger:            zerolog.Nop(),
+		Now:               func() int64 { return time.Now().UnixMilli() },
+	}
+}
+
+// Validate reports the first setting a user must change.
+func (c Config) Validate() error {
+	switch {
+	case c.Dir == "":
+		return errors.New("persistence: Dir must not be empty")
+	case c.RewriteMinSize < 0:
+		return errors.New("persistence: RewriteMinSize must not be negative")
+	case c.RewritePercentage < 0:
+		return errors.New("persistence: RewritePercentage must not be negative")
+	case c.FS == nil || c.Now == nil:
+		return errors.New("persistence: FS and Now are required")
+	}
+	return c.Store.Validate()
+}
+
+const manifestName = "sluice.manifest"
+
+// Log is the append-only log. It implements store.Journal.
+type Log struct {
+	cfg Config
+	log zerolog.Logger
+
+	mu       sync.Mutex // protects the fields below
+	cond     *sync.Cond // signalled when writing ends or err changes
+	buf      []byte     // appended records not yet written
+	spare    []byte
+	appended uint64 // sequence number of the last appended record
+	written  uint64 // ... of the last record written to the file
+	synced   uint64 // ... of the last record fsynced
+	writing  bool   // a waiter is writing buf (the group-commit leader)
+	dirty    bool   // the file may end with part of a record (only the leader touches it)
+	err      error  // why writes fail; nil when healthy
+	size     int64  // bytes written to the current incr file
+	total    int64  // bytes in all files of the manifest
+	lastBase int64  // total right after the last rewrite (or load)
+	man      manifest
+	next     int // number for the next file
+	stats    Stats
+	closed   bool
+
+	lastFileSize int64 // set by replay: valid bytes of the last file
+
+	fileMu sync.RWMutex // held to read while writing or syncing file; exclusively to switch files
+	file   File
+
+	rewriteMu sync.Mutex // one rewrite at a time
+	stop      chan struct{}
+	done      sync.WaitGroup
+}
+
+var _ store.Journal = (*Log)(nil)
+
+// Stats describe the log for INFO persistence.
+type Stats struct {
+	Size              int64 // bytes in the log's files
+	BaseSize          int64 // bytes right after the last rewrite or load
+	RewriteInProgress bool
+	Rewrites          int64
+	LastRewriteAt     int64  // Unix ms, 0 if never
+	LastRewriteMillis int64  // how long it took
+	LastRewriteStatus string // ok or err
+	LastFsyncAt       int64  // Unix ms
+	LastFsyncMicros   int64
+	WriteErrors       int64
+	LastError         string // empty when healthy
+	Status            string // ok or err
+	Loaded            LoadStats
+}
+
+// LoadStats describe what Open replayed.
+type LoadStats struct {
+	Files     int
+	Records   int64
+	Bytes     int64
+	Truncated int64 // bytes of a torn tail cut off
+	Skipped   int64 // records that did not fit the replayed state
+	Millis    int64
+	LastNow   int64 // the latest time a replayed record carries
+}
+
+// Open loads the log in cfg.Dir into st (which must be empty), installs the
+// log as st's journal and starts its background work. A torn last record is
+// cut off with a warning; corruption elsewhere is an error naming the file
+// and offset.
+func Open(cfg Config, st *store.Store) (*Log, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	l := &Log{cfg: cfg, log: cfg.Logger.With().Str("component", "aof").Logger(), stop: make(chan struct{})}
+	l.cond = sync.NewCond(&l.mu)
+	if err := cfg.FS.MkdirAll(cfg.Dir); err != nil {
+		return nil, fmt.Errorf("creating %s: %w", cfg.Dir, err)
+	}
+	start := time.Now()
+	man, err := l.readManifest()
+	if err != nil {
+		return nil, err
+	}
+	if man.empty() {
+		man = manifest{incrs: []string{"sluice.1.incr"}}
+		if err := l.writeManifest(man); err != nil {
+			return nil, err
+		}
+	}
+	l.man = man
+	l.next = man.maxNumber() + 1
+	st.BeginReplay()
+	err = l.replay(st, man.files(), true, &l.stats.Loaded)
+	st.EndReplay()
+	if err != nil {
+		return nil, err
+	}
+	l.stats.Loaded.Millis = time.Since(start).Milliseconds()
+	f, err := cfg.FS.OpenAppend(l.path(man.last()))
+	if err != nil {
+		return nil, err
+	}
+	l.file = f
+	l.total = l.stats.Loaded.Bytes
+	l.lastBase = l.total
+	l.size = l.lastFileSize
+	l.stats.Status = "ok"
+	l.stats.LastRewriteStatus = "ok"
+	st.SetJournal(l)
+	l.done.Add(1)
+	go l.background()
+	return l, nil
+}
+
+func (l *Log) path(name string) string { return filepath.Join(l.cfg.Dir, name) }
+
+// Append buffers r and returns its sequence number. It never blocks on I/O.
+func (l *Log) Append(r *store.Record) uint64 {
+	l.mu.Lock()
+	l.buf = appendRecord(l.buf, r)
+	l.appended++
+	seq := l.appended
+	l.mu.Unlock()
+	return seq
+}
+
+// Err is the reason writes fail, or nil.
+func (l *Log) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
+}
+
+// Wait returns once record seq is written (and, with appendfsync always,
+// fsynced), or with the error that prevents it.
+func (l *Log) Wait(seq uint64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for {
+		done := l.written >= seq
+		if l.cfg.Fsync == FsyncAlways {
+			done = l.synced >= seq
+		}
+		if done {
+			return nil
+		}
+		if l.err != nil {
+			return l.err
+		}
+		if l.closed {
+			return errors.New("the log is closed")
+		}
+		if !l.writing {
+			l.flushLocked(l.cfg.Fsync == FsyncAlways)
+			continue
+		}
+		l.cond.Wait()
+	}
+}
+
+// flushLocked writes everything buffered as the group-commit leader, and
+// fsyncs it when sync is set. It releases l.mu while doing I/O. l.mu must
+// be held and no one else writing.
+func (l *Log) flushLocked(sync bool) {
+	l.writing = true
+	data, upto := l.buf, l.appended
+	l.buf, l.spare = l.spare[:0], nil
+	l.mu.Unlock()
+
+	l.fileMu.RLock()
+	var err error
+	if l.dirty {
+		// A failed write left part of a record behind: cut it off first.
+		if err = l.file.Truncate(l.sizeNow()); err == nil {
+			l.dirty = false
+		}
+	}
+	if err == nil && len(data) > 0 {
+		var n int
+		if n, err = l.file.Write(data); err != nil && n > 0 {
+			l.dirty = true // never leave half a record before the next one
+		}
+	}
+	var syncMicros, syncAt int64
+	if err == nil && sync {
+		t := time.Now()
+		err = l.file.Sync()
+		syncMicros, syncAt = time.Since(t).Microseconds(), l.cfg.Now()
+	}
+	l.fileMu.RUnlock()
+
+	l.mu.Lock()
+	l.writing = false
+	if err != nil {
+		// Keep the records for a retry, ahead of those appended meanwhile.
+		l.buf = append(data, l.buf...)
+	} else {
+		l.size += int64(len(data))
+		l.total += int64(len(data))
+		l.written = upto
+		l.spare = data[:0]
+	}
+	switch {
+	case err != nil:
+		l.stats.WriteErrors++
+		if l.err == nil {
+			l.log.Error().Err(err).Msg("append-only log write failed: refusing writes until it can be written again")
+		}
+		l.err = fmt.Errorf("%w", err)
+		l.stats.LastError, l.stats.Status = err.Error(), "err"
+	case l.err != nil && len(l.buf) == 0:
+		l.log.Info().Msg("append-only log writable again")
+		l.err = nil
+		l.stats.LastError, l.stats.Status = "", "ok"
+	}
+	if err == nil && sync {
+		l.synced = upto
+		l.stats.LastFsyncAt, l.stats.LastFsyncMicros = syncAt, syncMicros
+	}
+	l.cond.Broadcast()
+}
+
+// sizeNow is the size of the current file before the write in progress.
+// Called by the leader only, which is the only one changing size.
+func (l *Log) sizeNow() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.size
+}
+
+// background fsyncs every second (everysec), retries a failing log, and
+// starts rewrites when the log has grown enough.
+func (l *Log) background() {
+	defer l.done.Done()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-tick.C:
+		}
+		l.mu.Lock()
+		failing := l.err != nil
+		if !l.writing && (failing || (l.cfg.Fsync == FsyncEverySec && (len(l.buf) > 0 || l.synced < l.written))) {
+			l.flushLocked(l.cfg.Fsync != FsyncNo)
+		}
+		grow := l.err == nil && l.cfg.RewritePercentage > 0 && l.total >= l.cfg.RewriteMinSize &&
+			l.total >= l.lastBase+l.lastBase*int64(l.cfg.RewritePercentage)/100
+		l.mu.Unlock()
+		if grow {
+			if err := l.Rewrite(); err != nil {
+				l.log.Error().Err(err).Msg("log rewrite failed")
+			}
+		}
+	}
+}
+
+// Flush writes and fsyncs everything appended so far.
+func (l *Log) Flush() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for l.writing {
+		l.cond.Wait()
+	}
+	l.flushLocked(true)
+	return l.err
+}
+
+// Close flushes, fsyncs and closes the log.
+func (l *Log) Close() error {
+	close(l.stop)
+	l.done.Wait()
+	l.rewriteMu.Lock() // let a rewrite in progress finish
+	defer l.rewriteMu.Unlock()
+	err := l.Flush()
+	l.mu.Lock()
+	l.closed = true
+	l.cond.Broadcast()
+	l.mu.Unlock()
+	l.fileMu.Lock()
+	defer l.fileMu.Unlock()
+	if cerr := l.file.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Stats returns the log's figures.
+func (l *Log) Stats() Stats {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.stats
+	s.Size, s.BaseSize = l.total, l.lastBase
+	return s
+}
+
+// manifest lists the log's files in replay order.
+type manifest struct {
+	base  string
+	incrs []string
+}
+
+func (m manifest) empty() bool { return m.base == "" && len(m.incrs) == 0 }
+
+func (m manifest) files() []string {
+	var out []string
+	if m.base != "" {
+		out = append(out, m.base)
+	}
+	return append(out, m.incrs...)
+}
+
+func (m manifest) last() string { return m.incrs[len(m.incrs)-1] }
+
+func (m manifest) maxNumber() int {
+	max := 0
+	for _, f := range m.files() {
+		parts := strings.Split(f, ".")
+		if len(parts) == 3 {
+			if n, err := strconv.Atoi(parts[1]); err == nil && n > max {
+				max = n
+			}
+		}
+	}
+	return max
+}
+
+func (l *Log) readManifest() (manifest, error) {
+	data, err := l.cfg.FS.ReadFile(l.path(manifestName))
+	if err != nil {
+		if errors.Is(err, errNotExist) {
+			return manifest{}, nil
+		}
+		return manifest{}, fmt.Errorf("reading %s: %w", l.path(manifestName), err)
+	}
+	var m manifest
+	sc := bufio.NewScanner(strings.NewReader(string(data)))
+	line := 0
+	for sc.Scan() {
+		line++
+		fields := strings.Fields(sc.Text())
+		switch {
+		case len(fields) == 0:
+		case line == 1 && len(fields) == 2 && fields[0] == "sluice-log" && fields[1] == "1":
+		case line > 1 && len(fields) == 2 && fields[0] == "base" && m.base == "" && len(m.incrs) == 0:
+			m.base = fields[1]
+		case line > 1 && len(fields) == 2 && fields[0] == "incr":
+			m.incrs = append(m.incrs, fields[1])
+		default:
+			return manifest{}, fmt.Errorf("%s line %d: cannot read %q", l.path(manifestName), line, sc.Text())
+		}
+	}
+	if !m.empty() && len(m.incrs) == 0 {
+		return manifest{}, fmt.Errorf("%s names no incr file", l.path(manifestName))
+	}
+	return m, nil
+}
+
+// writeManifest replaces the manifest atomically.
+func (l *Log) writeManifest(m manifest) error {
+	var b strings.Builder
+	b.WriteString("sluice-log 1\n")
+	if m.base != "" {
+		b.WriteString("base " + m.base + "\n")
+	}
+	for _, f := range m.incrs {
+		b.WriteString("incr " + f + "\n")
+	}
+	tmp := l.path(manifestName + ".tmp")
+	f, err := l.cfg.FS.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write([]byte(b.String())); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := l.cfg.FS.Rename(tmp, l.path(manifestName)); err != nil {
+		return err
+	}
+	return l.cfg.FS.SyncDir(l.cfg.Dir)
+}

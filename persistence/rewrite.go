@@ -1,0 +1,165 @@
+package persistence
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"time"
+
+	"sluice/store"
+)
+
+// Rewrite compacts the log: writes switch to a new incr file at once, a
+// snapshot of the state the older files describe is built from those files
+// in the background (not from the live store, so nothing is locked), and
+// the manifest then swaps to [snapshot, new incr] atomically.
+func (l *Log) Rewrite() error {
+	if !l.rewriteMu.TryLock() {
+		return errors.New("a rewrite is already in progress")
+	}
+	defer l.rewriteMu.Unlock()
+	start := time.Now()
+	l.mu.Lock()
+	l.stats.RewriteInProgress = true
+	l.mu.Unlock()
+	err := l.rewrite()
+	l.mu.Lock()
+	l.stats.RewriteInProgress = false
+	l.stats.LastRewriteMillis = time.Since(start).Milliseconds()
+	l.stats.LastRewriteAt = l.cfg.Now()
+	if err != nil {
+		l.stats.LastRewriteStatus = "err"
+	} else {
+		l.stats.LastRewriteStatus = "ok"
+		l.stats.Rewrites++
+	}
+	l.mu.Unlock()
+	if err == nil {
+		l.log.Info().Int64("millis", time.Since(start).Milliseconds()).Int64("size", l.Stats().Size).Msg("log rewritten")
+	}
+	return err
+}
+
+func (l *Log) rewrite() error {
+	// 1. A new incr file, named in the manifest before anything is written
+	//    to it, then the switch.
+	l.mu.Lock()
+	old := l.man
+	incr := fmt.Sprintf("sluice.%d.incr", l.next)
+	base := fmt.Sprintf("sluice.%d.base", l.next+1)
+	l.next += 2
+	l.mu.Unlock()
+	f, err := l.cfg.FS.OpenAppend(l.path(incr))
+	if err != nil {
+		return err
+	}
+	switched := manifest{base: old.base, incrs: append(append([]string(nil), old.incrs...), incr)}
+	if err := l.writeManifest(switched); err != nil {
+		f.Close()
+		return err
+	}
+	if err := l.switchTo(f, switched); err != nil {
+		return err
+	}
+
+	// 2. The snapshot, from the old files.
+	tmp, err := store.New(l.cfg.Store, store.NewSeqGenerator())
+	if err != nil {
+		return err
+	}
+	var ls LoadStats
+	tmp.BeginReplay()
+	err = l.replay(tmp, old.files(), false, &ls)
+	tmp.EndReplay()
+	if err != nil {
+		return err
+	}
+	// Dump as of the cut, not the wall clock: records after the cut may
+	// still need rate admissions that a later "now" would trim.
+	size, err := l.writeSnapshot(tmp, base, ls.LastNow)
+	if err != nil {
+		return err
+	}
+
+	// 3. The swap.
+	final := manifest{base: base, incrs: []string{incr}}
+	if err := l.writeManifest(final); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.man = final
+	l.total = size + l.size
+	l.lastBase = l.total
+	l.mu.Unlock()
+	for _, name := range old.files() {
+		if err := l.cfg.FS.Remove(l.path(name)); err != nil {
+			l.log.Warn().Err(err).Str("file", name).Msg("could not remove an old log file")
+		}
+	}
+	return nil
+}
+
+// switchTo makes f the file appended to, after writing and fsyncing all
+// that is buffered to the old one.
+func (l *Log) switchTo(f File, m manifest) error {
+	if err := l.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	l.fileMu.Lock()
+	defer l.fileMu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for l.writing { // cannot happen while fileMu is held exclusively, but be sure
+		l.cond.Wait()
+	}
+	// Records appended since Flush are still in buf and will go to f: they
+	// belong after the snapshot. Sync what the old file got meanwhile.
+	if err := l.file.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := l.file.Close(); err != nil {
+		l.log.Warn().Err(err).Msg("closing the old log file")
+	}
+	l.file = f
+	l.size = 0
+	l.dirty = false
+	l.man = m
+	return nil
+}
+
+// writeSnapshot dumps st into a new base file and returns its size.
+func (l *Log) writeSnapshot(st *store.Store, name string, now int64) (int64, error) {
+	tmpName := l.path(name + ".tmp")
+	f, err := l.cfg.FS.Create(tmpName)
+	if err != nil {
+		return 0, err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	var size int64
+	var buf []byte
+	err = st.Dump(now, func(r *store.Record) error {
+		buf = appendRecord(buf[:0], r)
+		size += int64(len(buf))
+		_, err := w.Write(buf)
+		return err
+	})
+	if err == nil {
+		err = w.Flush()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = l.cfg.FS.Rename(tmpName, l.path(name))
+	}
+	if err != nil {
+		l.cfg.FS.Remove(tmpName)
+		return 0, err
+	}
+	return size, nil
+}
