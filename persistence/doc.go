@@ -20,12 +20,15 @@
 //
 // Every file is a sequence of framed records:
 //
-//	+----------+----------+---------------------------+
-//	| len (4)  | crc (4)  | body (len bytes)          |
-//	+----------+----------+---------------------------+
-//	  uint32 LE  CRC-32C of len and body
+//	+---------+--------------+---------------+-------------------+
+//	| len (4) | len crc (4)  | body crc (4)  | body (len bytes)  |
+//	+---------+--------------+---------------+-------------------+
+//	  uint32 LE, checksums CRC-32C
 //	body: op (1 byte), then fields as (tag byte, value); integers are
 //	zig-zag varints, strings and byte slices are length-prefixed.
+//
+// The length has a checksum of its own, so a damaged length is told apart
+// from a record that a crash cut short.
 //
 // A record cut short at the end of the last incr file is a torn write from a
 // crash: it is cut off with a warning. A bad record anywhere else is

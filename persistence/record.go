@@ -11,7 +11,7 @@ import (
 )
 
 const (
-	headerSize = 8
+	headerSize = 12
 	// MaxRecord bounds a record's body: a larger length field is corruption,
 	// not a torn write.
 	MaxRecord = 1 << 30
@@ -59,7 +59,7 @@ const (
 // appendRecord frames r onto buf.
 func appendRecord(buf []byte, r *store.Record) []byte {
 	start := len(buf)
-	buf = append(buf, 0, 0, 0, 0, 0, 0, 0, 0, byte(r.Op))
+	buf = append(buf, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, byte(r.Op))
 	i := func(tag byte, v int64) {
 		if v != 0 {
 			buf = append(buf, tag)
@@ -136,9 +136,8 @@ func appendRecord(buf []byte, r *store.Record) []byte {
 	}
 	body := buf[start+headerSize:]
 	binary.LittleEndian.PutUint32(buf[start:], uint32(len(body)))
-	crc := crc32.Update(0, castagnoli, buf[start:start+4])
-	crc = crc32.Update(crc, castagnoli, body)
-	binary.LittleEndian.PutUint32(buf[start+4:], crc)
+	binary.LittleEndian.PutUint32(buf[start+4:], crc32.Checksum(buf[start:start+4], castagnoli))
+	binary.LittleEndian.PutUint32(buf[start+8:], crc32.Checksum(body, castagnoli))
 	return buf
 }
 
@@ -156,16 +155,17 @@ func readRecord(data []byte, r *store.Record) (int, error) {
 		return 0, errShort
 	}
 	n := binary.LittleEndian.Uint32(data)
+	if crc32.Checksum(data[:4], castagnoli) != binary.LittleEndian.Uint32(data[4:]) {
+		return 0, fmt.Errorf("%w: length checksum mismatch", errCorrupt)
+	}
 	if n == 0 || n > MaxRecord {
 		return 0, fmt.Errorf("%w: length %d", errCorrupt, n)
 	}
 	if uint64(len(data)) < headerSize+uint64(n) {
-		return 0, errShort
+		return 0, errShort // the length is sound: the record was cut short
 	}
 	body := data[headerSize : headerSize+int(n)]
-	crc := crc32.Update(0, castagnoli, data[:4])
-	crc = crc32.Update(crc, castagnoli, body)
-	if crc != binary.LittleEndian.Uint32(data[4:]) {
+	if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(data[8:]) {
 		return 0, fmt.Errorf("%w: checksum mismatch", errCorrupt)
 	}
 	if err := decodeBody(body, r); err != nil {

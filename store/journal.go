@@ -26,6 +26,11 @@ const (
 	OpPolicySet
 	OpPolicyDel
 	OpFlush
+	// Outcomes of maintenance, logged when they happen: replay never runs
+	// maintenance itself, so it cannot order them differently.
+	OpExpire // a lease ran out: the job is queued again
+	OpDue    // a scheduled or retry_pending job became queued
+	OpDrop   // a terminal job left retention
 	// Snapshot records (see Dump).
 	OpSnapQueue
 	OpSnapJob
@@ -42,9 +47,10 @@ func (o Op) Valid() bool { return o >= OpPush && o < opMax }
 
 // Record is one state change as the log keeps it: an outcome, not a request.
 // A reservation is logged as "job X reserved by W with token T until E", so
-// replay never re-runs selection. Every record carries the now it was
-// applied at; replay first applies what was due at that instant, as the live
-// operation did. Only the fields an Op uses are set.
+// replay never re-runs selection; a lease that ran out is logged as such, so
+// replay never runs maintenance. Records about one queue are logged under
+// its shard lock, in the order they were applied. Only the fields an Op uses
+// are set.
 type Record struct {
 	Op       Op
 	Now      int64

@@ -19,7 +19,7 @@ func replayErr(r *Record, format string, args ...any) error {
 func (o Op) String() string {
 	names := [...]string{"", "push", "reserve", "start", "touch", "ack", "fail", "release",
 		"cancel", "retry", "pause", "resume", "purge", "policyset", "policydel", "flush",
-		"snapqueue", "snapjob", "snappolicy", "snapadmissions", "snapexpired", "snapretained", "snapend"}
+		"expire", "due", "drop", "snapqueue", "snapjob", "snappolicy", "snapadmissions", "snapexpired", "snapretained", "snapend"}
 	if int(o) < len(names) && o > 0 {
 		return names[o]
 	}
@@ -33,15 +33,12 @@ func (s *Store) BeginReplay() { s.replaying = true }
 // EndReplay resumes journaling.
 func (s *Store) EndReplay() { s.replaying = false }
 
-// Replay applies one logged record: first what was due at its Now, as the
-// live operation did, then its outcome. Call it from one goroutine, between
+// Replay applies one logged record's outcome. Maintenance is not run: its
+// outcomes are records of their own. Call it from one goroutine, between
 // BeginReplay and EndReplay, before serving.
 func (s *Store) Replay(r *Record) error {
 	var fx effects
 	defer s.finish(&fx)
-	if r.Op < OpSnapQueue {
-		s.maintain(r.Now, &fx)
-	}
 	switch r.Op {
 	case OpPush:
 		_, err := s.insert(r, &fx)
@@ -49,7 +46,7 @@ func (s *Store) Replay(r *Record) error {
 			return replayErr(r, "%v", err)
 		}
 		return nil
-	case OpReserve, OpStart, OpTouch, OpAck, OpFail, OpRelease, OpCancel, OpRetry:
+	case OpReserve, OpStart, OpTouch, OpAck, OpFail, OpRelease, OpCancel, OpRetry, OpExpire, OpDue, OpDrop:
 		return s.replayJob(r, &fx)
 	case OpPause, OpResume, OpPurge:
 		sh := s.shardOf(r.Queue)
@@ -119,6 +116,20 @@ func (s *Store) replayJob(r *Record, fx *effects) error {
 		return nil
 	case OpRetry:
 		return s.applyRetry(j, r.Now, fx)
+	case OpDue:
+		if j.state != Scheduled && j.state != RetryPending {
+			return replayErr(r, "job is %s, not scheduled", j.state)
+		}
+		sh.unarm(j)
+		s.due(j, fx)
+		return nil
+	case OpDrop:
+		if !j.state.Terminal() {
+			return replayErr(r, "job is %s, not terminal", j.state)
+		}
+		s.ret.remove(j)
+		s.dropLocked(j)
+		return nil
 	}
 	if !active {
 		return replayErr(r, "job is %s, not reserved or running", j.state)
@@ -137,6 +148,9 @@ func (s *Store) replayJob(r *Record, fx *effects) error {
 		s.applyFail(j, r.Now, r.Error, r.HasError, r.State, r.RunAt, fx)
 	case OpRelease:
 		return s.applyRelease(j, r.Now, r.RunAt, fx)
+	case OpExpire:
+		sh.unarm(j)
+		s.expire(j, fx)
 	}
 	return nil
 }

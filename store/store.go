@@ -228,15 +228,15 @@ func (s *Store) maintain(now int64, fx *effects) {
 	}
 	if s.ret.nextDue.Load() <= now {
 		for _, e := range s.ret.expire(now) {
-			s.drop(e)
+			s.drop(e, fx)
 		}
 	}
 }
 
 // finish performs what an operation left for after its locks.
 func (s *Store) finish(fx *effects) {
-	for _, e := range fx.drops {
-		s.drop(e)
+	for i := 0; i < len(fx.drops); i++ {
+		s.drop(fx.drops[i], fx)
 	}
 	if fx.timers {
 		if fn := s.onTimer.Load(); fn != nil {
@@ -279,10 +279,7 @@ func (s *Store) runDue(sh *shard, now int64, fx *effects) {
 		case Reserved, Running:
 			s.expire(j, fx)
 		case Scheduled, RetryPending:
-			j.updatedAt = j.dueAt
-			s.move(j, Queued)
-			j.q.enqueue(j)
-			fx.notify = append(fx.notify, j.q.name)
+			s.due(j, fx)
 		}
 	}
 	for len(sh.lanes) > 0 && sh.lanes[0].at <= now {
@@ -294,7 +291,18 @@ func (s *Store) runDue(sh *shard, now int64, fx *effects) {
 	sh.updateDue()
 }
 
-// expire ends a lease whose time has come. Lock must be held.
+// due queues a scheduled or retry_pending job whose time has come; its timer
+// is already removed. Lock must be held.
+func (s *Store) due(j *job, fx *effects) {
+	j.updatedAt = j.dueAt
+	s.move(j, Queued)
+	j.q.enqueue(j)
+	fx.notify = append(fx.notify, j.q.name)
+	s.log(&Record{Op: OpDue, Now: j.dueAt, ID: j.id}, fx)
+}
+
+// expire ends a lease whose time has come; its timer is already removed.
+// Lock must be held.
 func (s *Store) expire(j *job, fx *effects) {
 	at := j.dueAt
 	s.expired.add(j.token, at)
@@ -304,6 +312,7 @@ func (s *Store) expire(j *job, fx *effects) {
 	j.runAt, j.updatedAt = at, at
 	j.q.enqueue(j)
 	fx.notify = append(fx.notify, j.q.name)
+	s.log(&Record{Op: OpExpire, Now: at, ID: j.id}, fx)
 }
 
 // Lock must be held.
@@ -412,19 +421,21 @@ func (s *Store) terminal(j *job, fx *effects) {
 		j.q.failed++
 	}
 	gen := j.retainGen.Add(1) // odd: retained
-	fx.drops = append(fx.drops, s.ret.add(j, gen)...)
+	// A replayed log carries its drops as records: no eviction of its own.
+	fx.drops = append(fx.drops, s.ret.add(j, gen, !s.replaying)...)
 	if len(fx.drops) == 0 {
 		fx.drops = nil
 	}
 }
 
 // drop forgets a job evicted from retention, unless it moved on meanwhile.
-func (s *Store) drop(e retEntry) {
+func (s *Store) drop(e retEntry, fx *effects) {
 	j := e.j
 	sh := j.q.sh
 	sh.mu.Lock()
 	if !j.dropped && j.state.Terminal() && j.retainGen.Load() == e.gen+1 {
 		s.dropLocked(j)
+		s.log(&Record{Op: OpDrop, Now: e.at, ID: j.id}, fx)
 	}
 	sh.mu.Unlock()
 }
@@ -675,14 +686,15 @@ func (r *retention) init(max int, age int64) {
 	r.mu.Unlock()
 }
 
-// add files j and returns the entries evicted to stay within max.
-func (r *retention) add(j *job, gen uint32) []retEntry {
+// add files j and, when evict, returns the entries evicted to stay within
+// max.
+func (r *retention) add(j *job, gen uint32, evict bool) []retEntry {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.fifo.push(retEntry{j: j, gen: gen, at: j.updatedAt})
 	r.live++
 	var out []retEntry
-	for r.live > r.max && r.fifo.len() > 0 {
+	for evict && r.live > r.max && r.fifo.len() > 0 {
 		if e := r.fifo.popFront(); e.j.retainGen.CompareAndSwap(e.gen, e.gen+1) {
 			r.live--
 			out = append(out, e)
