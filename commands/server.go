@@ -307,12 +307,13 @@ func clientList(c *protocol.Client, args [][]byte) (any, error) {
 func clientKill(c *protocol.Client, args [][]byte) (any, error) {
 	if len(args) == 3 {
 		addr := string(args[2])
-		n := c.Server().Kill(func(ci protocol.ClientInfo) bool { return ci.Addr == addr }, 0)
+		n := c.Server().Kill(func(ci protocol.ClientInfo) bool { return ci.Addr == addr }, c.ID())
+		if addr == clientAddr(c) {
+			n++
+			c.CloseAfterReply() // the reply goes out first, as in Redis
+		}
 		if n == 0 {
 			return nil, protocol.ErrNoSuchClient
-		}
-		if addr == clientAddr(c) {
-			c.CloseAfterReply()
 		}
 		return protocol.OK, nil
 	}

@@ -40,6 +40,11 @@ type Client struct {
 	libName string
 	libVer  string
 
+	errFn func(error) string // c.errText, bound once
+
+	commands   atomic.Int64 // written by the owner only
+	netIn      atomic.Int64 // written by the owner, or the close watcher while the owner waits
+	netOut     atomic.Int64 // written by the owner only
 	lastCmd    atomic.Pointer[Command]
 	lastActive atomic.Int64 // unix ms
 	blocked    atomic.Bool
@@ -62,7 +67,8 @@ func newClient(s *Server, nc net.Conn) *Client {
 	} else {
 		c.limits = s.cfg.PreAuth
 	}
-	c.src = &source{nc: nc, idle: s.cfg.IdleTimeout, srv: s}
+	c.errFn = c.errText
+	c.src = &source{nc: nc, idle: s.cfg.IdleTimeout, srv: s, c: c}
 	c.guard = newGuard(c.src, &c.limits, s.cfg.ReadBuffer)
 	c.rd = redcon.NewReader(c.guard)
 	c.w = writer{nc: nc, timeout: s.cfg.WriteTimeout, limit: s.cfg.FlushAt}
@@ -127,7 +133,7 @@ func (c *Client) dispatch(args [][]byte) {
 	if len(args) == 0 {
 		return
 	}
-	c.srv.totalCommands.Add(1)
+	c.commands.Add(1)
 	c.lastActive.Store(time.Now().UnixMilli())
 	cmd := c.srv.table.Lookup(args[0])
 	if cmd == nil {
@@ -148,7 +154,7 @@ func (c *Client) dispatch(args [][]byte) {
 		c.writeErr(err)
 		return
 	}
-	if !c.w.appendReply(v, c.errText) {
+	if !c.w.appendReply(v, c.errFn) {
 		c.srv.log.Error().Str("command", cmd.Name).Type("reply", v).Msg("handler returned a value that is not a reply")
 	}
 }
@@ -185,7 +191,7 @@ func (c *Client) flush() error {
 		c.runOnFail()
 		return err
 	}
-	c.srv.netOut.Add(int64(n))
+	c.netOut.Add(int64(n))
 	c.onFail = c.onFail[:0]
 	return nil
 }
@@ -277,10 +283,15 @@ func (c *Client) PasswordRequired() bool { return c.srv.cfg.RequirePass != "" }
 // the client may run every command and the full protocol limits apply.
 func (c *Client) Authenticate(user, pass string) error {
 	if c.srv.cfg.RequirePass == "" {
-		if user != "" && user != "default" {
-			return ErrWrongPass
+		// As Redis: the default user has no password, so "AUTH default x"
+		// succeeds and the one-argument form is a configuration mistake.
+		switch user {
+		case "":
+			return ErrNoPassword
+		case "default":
+			return nil
 		}
-		return ErrNoPassword
+		return ErrWrongPass
 	}
 	if !c.srv.checkPassword(user, pass) {
 		c.srv.log.Warn().Int64("client", c.id).Str("addr", c.addr).Msg("authentication failed")
@@ -322,7 +333,7 @@ func (c *Client) Block() (gone <-chan struct{}, stop func()) {
 		for {
 			n, err := c.nc.Read(buf)
 			if n > 0 {
-				c.srv.netIn.Add(int64(n))
+				c.netIn.Add(int64(n))
 				c.src.pending = append(c.src.pending, buf[:n]...)
 				if len(c.src.pending) > limit {
 					// A client flooding us while blocked is treated as gone.
@@ -349,11 +360,14 @@ func (c *Client) Block() (gone <-chan struct{}, stop func()) {
 	}
 }
 
+var errDraining = errors.New("server is shutting down")
+
 // source feeds the guard: first whatever the close watcher read while the
 // client was blocked, then the socket (with the idle deadline).
 type source struct {
 	nc      net.Conn
 	srv     *Server
+	c       *Client
 	pending []byte
 	pp      int
 	rerr    error // a read error seen by the close watcher
@@ -375,7 +389,12 @@ func (s *source) Read(p []byte) (int, error) {
 	if s.idle > 0 {
 		_ = s.nc.SetReadDeadline(time.Now().Add(s.idle))
 	}
+	// Checked after setting the deadline: a drain that began earlier has
+	// interrupted us already or is seen here.
+	if s.srv.isDraining() {
+		return 0, errDraining
+	}
 	n, err := s.nc.Read(p)
-	s.srv.netIn.Add(int64(n))
+	s.c.netIn.Add(int64(n))
 	return n, err
 }

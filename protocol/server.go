@@ -77,21 +77,24 @@ type Server struct {
 	table *Table
 	log   zerolog.Logger
 
-	mu        sync.Mutex // protects clients, listeners, draining, onDrain
+	mu        sync.Mutex // protects clients, listeners, onDrain
 	clients   map[int64]*Client
 	listeners []net.Listener
-	draining  bool
 	onDrain   []func()
+	draining  atomic.Bool // set once, by Shutdown, under mu
 
 	conns   sync.WaitGroup // one per connection goroutine
 	nextID  atomic.Int64
 	started time.Time
 
-	// Counters for INFO.
-	totalConns    atomic.Int64
-	totalCommands atomic.Int64
-	rejected      atomic.Int64
-	netIn, netOut atomic.Int64
+	// Counters for INFO. Per-command and per-byte counts live in each
+	// Client (no shared cache line on the hot path); these keep the totals
+	// of connections that have closed.
+	totalConns atomic.Int64
+	rejected   atomic.Int64
+	closedCmds atomic.Int64
+	closedIn   atomic.Int64
+	closedOut  atomic.Int64
 }
 
 // NewServer builds a server; call Serve for each listener.
@@ -124,7 +127,7 @@ func (s *Server) OnDrain(fn func()) {
 // (5 ms doubling to 1 s) instead of spinning.
 func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
-	if s.draining {
+	if s.draining.Load() {
 		s.mu.Unlock()
 		ln.Close()
 		return nil
@@ -152,11 +155,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 }
 
-func (s *Server) isDraining() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.draining
-}
+func (s *Server) isDraining() bool { return s.draining.Load() }
 
 // accept admits a new connection or refuses it with a Redis-style error.
 func (s *Server) accept(nc net.Conn) {
@@ -165,7 +164,7 @@ func (s *Server) accept(nc net.Conn) {
 		return
 	}
 	s.mu.Lock()
-	if s.draining {
+	if s.draining.Load() {
 		s.mu.Unlock()
 		s.refuse(nc, ErrShuttingDown, "shutting down")
 		return
@@ -203,6 +202,9 @@ func isLoopback(a net.Addr) bool {
 func (s *Server) remove(c *Client) {
 	s.mu.Lock()
 	delete(s.clients, c.id)
+	s.closedCmds.Add(c.commands.Load())
+	s.closedIn.Add(c.netIn.Load())
+	s.closedOut.Add(c.netOut.Load())
 	s.mu.Unlock()
 	s.conns.Done()
 }
@@ -212,11 +214,11 @@ func (s *Server) remove(c *Client) {
 // busy when ctx ends are closed forcibly.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	if s.draining {
+	if s.draining.Load() {
 		s.mu.Unlock()
 		return errors.New("already shut down")
 	}
-	s.draining = true
+	s.draining.Store(true)
 	for _, ln := range s.listeners {
 		ln.Close()
 	}
@@ -309,17 +311,17 @@ type Stats struct {
 
 // Stats returns the counters.
 func (s *Server) Stats() Stats {
-	st := Stats{
-		TotalConnections: s.totalConns.Load(), TotalCommands: s.totalCommands.Load(),
-		RejectedConnections: s.rejected.Load(),
-		NetInputBytes:       s.netIn.Load(), NetOutputBytes: s.netOut.Load(),
-	}
+	st := Stats{TotalConnections: s.totalConns.Load(), RejectedConnections: s.rejected.Load()}
 	s.mu.Lock()
+	st.TotalCommands, st.NetInputBytes, st.NetOutputBytes = s.closedCmds.Load(), s.closedIn.Load(), s.closedOut.Load()
 	st.Connected = len(s.clients)
 	for _, c := range s.clients {
 		if c.blocked.Load() {
 			st.Blocked++
 		}
+		st.TotalCommands += c.commands.Load()
+		st.NetInputBytes += c.netIn.Load()
+		st.NetOutputBytes += c.netOut.Load()
 	}
 	s.mu.Unlock()
 	return st
