@@ -419,3 +419,85 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A reply that cannot be written runs the callbacks registered with it
+// (a reservation is released at once instead of waiting for its lease).
+func TestOnWriteFailureRunsWhenTheReplyCannotBeWritten(t *testing.T) {
+	failed := make(chan struct{})
+	var once atomic.Bool
+	cmd := Command{Name: "reserve", Arity: 1, Handler: func(c *Client, args [][]byte) (any, error) {
+		c.OnWriteFailure(func() {
+			if once.CompareAndSwap(false, true) {
+				close(failed)
+			}
+		})
+		return strings.Repeat("x", 4<<20), nil
+	}}
+	cfg := DefaultConfig()
+	cfg.WriteTimeout = 100 * time.Millisecond
+	_, addr := startServer(t, cfg, testTable(t, cmd))
+	c := dial(t, addr)
+	c.send("reserve\r\n") // and never read
+	select {
+	case <-failed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("write failure callback never ran")
+	}
+}
+
+// Replies that were written do not run the callbacks.
+func TestOnWriteFailureNotRunAfterASuccessfulWrite(t *testing.T) {
+	var ran atomic.Bool
+	cmd := Command{Name: "reserve", Arity: 1, Handler: func(c *Client, args [][]byte) (any, error) {
+		c.OnWriteFailure(func() { ran.Store(true) })
+		return OK, nil
+	}}
+	srv, addr := startServer(t, DefaultConfig(), testTable(t, cmd))
+	c := dial(t, addr)
+	c.send("reserve\r\n")
+	if c.reply() != "+OK" {
+		t.Fatal("no reply")
+	}
+	c.nc.Close()
+	waitFor(t, func() bool { return srv.Stats().Connected == 0 })
+	if ran.Load() {
+		t.Fatal("callback ran although the reply was written")
+	}
+}
+
+// failingListener fails every Accept until closed.
+type failingListener struct {
+	calls  atomic.Int64
+	closed chan struct{}
+}
+
+func (l *failingListener) Accept() (net.Conn, error) {
+	select {
+	case <-l.closed:
+		return nil, net.ErrClosed
+	default:
+	}
+	l.calls.Add(1)
+	return nil, fmt.Errorf("accept: too many open files")
+}
+func (l *failingListener) Close() error   { close(l.closed); return nil }
+func (l *failingListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
+
+func TestAcceptErrorsBackOff(t *testing.T) {
+	srv, err := NewServer(DefaultConfig(), testTable(t), zerolog.New(zerolog.NewTestWriter(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := &failingListener{closed: make(chan struct{})}
+	done := make(chan struct{})
+	go func() { _ = srv.Serve(ln); close(done) }()
+	time.Sleep(300 * time.Millisecond)
+	// 5, 10, 20, 40, 80, 160 ms: a handful of attempts, not a spin.
+	if n := ln.calls.Load(); n > 10 {
+		t.Fatalf("%d accept attempts in 300ms", n)
+	}
+	if err := srv.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+}

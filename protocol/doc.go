@@ -1,0 +1,49 @@
+// Package protocol serves RESP2 connections over redcon's reader and reply
+// encoders: a framing guard under the parser, per-connection state and
+// limits, authentication, the command-table type and its dispatcher, and the
+// one function that turns a Go error into a RESP error.
+//
+// # A connection
+//
+// Each connection has one goroutine (Client.serve) that owns everything
+// about it. It reads whatever the client sent together (a pipeline) through
+//
+//	net.Conn → source → guard → redcon.Reader
+//
+// runs the commands in order, buffers their replies, and writes them out in
+// one go with a write deadline (early, in 64 KiB steps, when they grow).
+//
+// The guard validates RESP framing byte by byte before redcon parses
+// anything, because redcon's reader trusts lengths it has not checked: a
+// bulk length near MaxInt64 crashes the process, a huge array count makes it
+// spin, and nothing bounds its buffers. The guard enforces Limits (argument
+// count, argument size, inline line size, command size) and, before AUTH,
+// Redis's smaller limits, releasing one command at a time so a successful
+// AUTH lifts them for the rest of a pipeline. A violation is answered with
+// "-ERR Protocol error: ..." and the connection closes.
+//
+// # Handlers
+//
+// A Handler parses its arguments and returns a reply value (see reply.go) or
+// an error; the dispatcher does the shared work once: case-insensitive
+// lookup, Redis's arity rule and wording, the authentication check, panic
+// recovery (ERR internal error, stack logged) and encoding. ErrorText is the
+// only place errors become wire text: domain errors already start with their
+// code; anything unexpected becomes "ERR internal error" and is logged.
+//
+// A handler that must wait (JOBRESERVE ... BLOCK) calls Client.Block: the
+// replies buffered so far are written first, then a watcher goroutine reads
+// the socket so a disconnect is noticed at once (its bytes are kept for the
+// next commands). Client.OnWriteFailure registers what to undo if a reply
+// never reaches the client.
+//
+// # Goroutines and locks
+//
+// Server.Serve runs one accept loop per listener (backing off on errors)
+// until Shutdown closes the listener. Each connection goroutine ends when its
+// client leaves, is killed, or the server drains; Shutdown waits for them.
+// The close watcher started by Block is stopped and joined by the stop
+// function Block returns. Server.mu guards the client map and listeners and
+// is never held while writing to a socket; Client.mu guards only the name
+// fields other goroutines read for CLIENT LIST.
+package protocol
