@@ -245,3 +245,41 @@ func TestShutdownAnswersBlockedReservesWithNull(t *testing.T) {
 		}
 	}
 }
+
+func TestBlockWokenByRetryAndDelayedRelease(t *testing.T) {
+	ts := start(t)
+	c := ts.client(t)
+	id := do(t, c, "JOBPUSH", "q", "h", "1", "MAXATTEMPTS", 3).(string)
+	tok := reserve(t, c, "w1", 30000, "QUEUES", "q")[0]["token"].(string)
+	got := ts.blockedReserve(t, "w2", 30000, "BLOCK", 0, "QUEUES", "q")
+	do(t, c, "JOBFAIL", tok, "RETRYIN", 150)
+	rs := receive(t, got)
+	if len(rs) != 1 || rs[0]["id"] != id || rs[0]["attempt"] != int64(1) {
+		t.Fatalf("retry: %v", rs)
+	}
+	got = ts.blockedReserve(t, "w3", 30000, "BLOCK", 0, "QUEUES", "q")
+	do(t, c, "JOBRELEASE", rs[0]["token"], "DELAY", 150)
+	if rs := receive(t, got); len(rs) != 1 || rs[0]["id"] != id {
+		t.Fatalf("delayed release: %v", rs)
+	}
+}
+
+// A client blocked on several queues is served from whichever gets work,
+// and only once.
+func TestBlockOnSeveralQueues(t *testing.T) {
+	ts := start(t)
+	c := ts.client(t)
+	got := ts.blockedReserve(t, "w", 30000, "BLOCK", 0, "COUNT", 1, "QUEUES", "a", "b", "c")
+	id := do(t, c, "JOBPUSH", "c", "h", "1").(string)
+	if rs := receive(t, got); len(rs) != 1 || rs[0]["id"] != id {
+		t.Fatalf("got %v", rs)
+	}
+	do(t, c, "JOBPUSH", "a", "h", "2")
+	time.Sleep(50 * time.Millisecond)
+	if n := do(t, c, "QUEUELEN", "a"); n != int64(1) {
+		t.Fatalf("a served waiter took a second job: QUEUELEN a = %v", n)
+	}
+	if ts.waiters.Waiting() != 0 {
+		t.Fatal("waiter still registered on the other queues")
+	}
+}
