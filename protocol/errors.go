@@ -72,7 +72,7 @@ func clip(b []byte, n int) string {
 // code; errors.Is finds them even when wrapped.
 var codedErrors = []error{
 	store.ErrNoJob, store.ErrNoReservation, store.ErrExpired, store.ErrDupJob,
-	store.ErrWrongState, store.ErrFull, store.ErrInvalid,
+	store.ErrWrongState, store.ErrFull, store.ErrInvalid, store.ErrMisconf,
 }
 
 // ErrorText turns any error into the text of a RESP error reply. This is the
