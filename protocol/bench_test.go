@@ -1,0 +1,38 @@
+package protocol
+
+import (
+	"bytes"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/tidwall/redcon"
+)
+
+// BenchmarkGuardedReader measures the framing guard plus redcon's reader
+// on a pipeline of push-like commands (100-byte payloads).
+func BenchmarkGuardedReader(b *testing.B) {
+	cmd := "*4\r\n$7\r\nJOBPUSH\r\n$6\r\nemails\r\n$4\r\nsend\r\n$100\r\n" + strings.Repeat("x", 100) + "\r\n"
+	data := []byte(strings.Repeat(cmd, 1000))
+	lim := LimitsFor(DefaultMaxPayload)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		g := newGuard(bytes.NewReader(data), &lim, 16<<10)
+		rd := redcon.NewReader(g)
+		n := 0
+		for {
+			cmds, err := rd.ReadCommands()
+			n += len(cmds)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		if n != 1000 {
+			b.Fatalf("%d commands", n)
+		}
+	}
+}
