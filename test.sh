@@ -13,7 +13,12 @@ if ! command -v redis-cli >/dev/null || ! command -v redis-benchmark >/dev/null;
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-tools >/dev/null
 fi
 
-unformatted=$(gofmt -l $(git ls-files '*.go'))
+if git rev-parse --git-dir >/dev/null 2>&1; then
+	gofiles=$(git ls-files '*.go')
+else
+	gofiles=$(find . -name '*.go' -not -path './.git/*')
+fi
+unformatted=$(gofmt -l $gofiles)
 if [ -n "$unformatted" ]; then
 	echo "test.sh: gofmt would change:"
 	echo "$unformatted"
