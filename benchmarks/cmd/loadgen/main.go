@@ -1,0 +1,73 @@
+// Command loadgen drives one workload against one server and prints its
+// throughput and latency percentiles (one JSON object per figure with
+// -json). It speaks RESP for sluice and redis-server and beanstalkd's text
+// protocol, with pipelining and many connections.
+//
+//	loadgen -target sluice -addr 127.0.0.1:6390 -workload push -conns 50 -pipeline 16
+//	loadgen -target redis-stream -addr 127.0.0.1:6379 -workload cycle -conns 50
+//	loadgen -target beanstalkd -addr 127.0.0.1:11300 -workload block
+//
+// Workloads: push; cycle (reserve+ack on a pre-filled queue); cycle-start
+// (reserve+start+ack); cycle-keys (cycle with 1,000 concurrency keys far
+// from their limits); steady (reserve behind a blocked backlog, -blocked
+// and -blocked-by); e2e (producers and workers, push→reserve latency);
+// block (idle blocked workers, a trickle of pushes: wake-up latency);
+// ratelimit (achieved rate of a saturated rate-limited key); scale (push
+// and reserve at a queue depth of -prefill).
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"sluice/benchmarks/internal/load"
+)
+
+func main() {
+	var cfg load.Config
+	fs := flag.NewFlagSet("loadgen", flag.ExitOnError)
+	fs.StringVar(&cfg.Target, "target", "sluice", "server kind: "+strings.Join(load.Targets, ", "))
+	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:6390", "server address")
+	fs.StringVar(&cfg.Workload, "workload", "push", "workload: "+strings.Join(load.Workloads, ", "))
+	fs.IntVar(&cfg.Conns, "conns", 0, "connections (workers for reserve workloads); default 50")
+	fs.IntVar(&cfg.Pipeline, "pipeline", 0, "push: commands in flight per connection; default 1 (scale: 16)")
+	fs.IntVar(&cfg.N, "n", 0, "operations in the timed part (push, cycle*, steady)")
+	fs.IntVar(&cfg.Size, "size", 0, "payload bytes; default 100")
+	fs.IntVar(&cfg.Prefill, "prefill", 0, "jobs queued before the timed part")
+	fs.DurationVar(&cfg.Duration, "duration", 0, "e2e, block, ratelimit: timed length")
+	fs.IntVar(&cfg.Producers, "producers", 0, "e2e, block: producer connections")
+	fs.IntVar(&cfg.Rate, "rate", 0, "e2e, block: pushes/s offered; ratelimit: limit per -period")
+	fs.DurationVar(&cfg.Period, "period", 0, "ratelimit: window length")
+	fs.IntVar(&cfg.Keys, "keys", 0, "cycle-keys: concurrency keys")
+	fs.IntVar(&cfg.Blocked, "blocked", 0, "steady: jobs blocked ahead of the work that flows")
+	fs.StringVar(&cfg.BlockedBy, "blocked-by", "", "steady: policy or handler")
+	fs.IntVar(&cfg.Batch, "batch", 0, "scale: jobs per timed phase")
+	fs.IntVar(&cfg.Phases, "phases", 0, "scale: push/reserve phase pairs")
+	asJSON := fs.Bool("json", false, "print one JSON object per figure")
+	flush := fs.Bool("flush", false, "empty the server first (FLUSHALL; beanstalkd: delete the ready jobs of the tube)")
+	fs.Parse(os.Args[1:])
+
+	if *flush {
+		if err := load.Flush(cfg.Target, cfg.Addr); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen: flush:", err)
+			os.Exit(1)
+		}
+	}
+	rs, err := load.Run(cfg)
+	for _, r := range rs {
+		r.Command = os.Args
+		if *asJSON {
+			b, _ := json.Marshal(r)
+			fmt.Println(string(b))
+		} else {
+			fmt.Println(r)
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(1)
+	}
+}
