@@ -1,0 +1,375 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// State is a job's lifecycle state (PROTOCOL.md "Job lifecycle").
+type State string
+
+// The job states.
+const (
+	StateScheduled    State = "scheduled"
+	StateQueued       State = "queued"
+	StateReserved     State = "reserved"
+	StateRunning      State = "running"
+	StateSucceeded    State = "succeeded"
+	StateFailed       State = "failed"
+	StateRetryPending State = "retry_pending"
+	StateCancelled    State = "cancelled"
+)
+
+// Terminal reports whether nothing more happens to a job in state s on its
+// own (a failed job may still be revived with Retry).
+func (s State) Terminal() bool {
+	return s == StateSucceeded || s == StateFailed || s == StateCancelled
+}
+
+// PushOptions are JOBPUSH's optional arguments. The zero value pushes a job
+// with the server's defaults.
+type PushOptions struct {
+	ID          string        // job id; empty: the server generates one
+	Priority    int64         // higher runs first; default 0
+	Concurrency string        // concurrency key; empty: none
+	RateLimit   string        // rate-limit key; empty: none
+	Delay       time.Duration // > 0: scheduled this long from now
+	At          time.Time     // non-zero: scheduled at this time (not with Delay)
+	MaxAttempts int64         // > 0: failed attempts allowed; server default 1
+	Backoff     time.Duration // > 0: base of the exponential retry delay; server default 1 s
+}
+
+// Push enqueues a job for handler on queue and returns its id. opts may be
+// nil.
+func (c *Client) Push(ctx context.Context, queue, handler string, payload []byte, opts *PushOptions) (string, error) {
+	args := []any{"JOBPUSH", queue, handler, payload}
+	if o := opts; o != nil {
+		if o.ID != "" {
+			args = append(args, "ID", o.ID)
+		}
+		if o.Priority != 0 {
+			args = append(args, "PRIORITY", o.Priority)
+		}
+		if o.Concurrency != "" {
+			args = append(args, "CONCURRENCY", o.Concurrency)
+		}
+		if o.RateLimit != "" {
+			args = append(args, "RATELIMIT", o.RateLimit)
+		}
+		if o.Delay > 0 {
+			args = append(args, "DELAY", ms(o.Delay))
+		}
+		if !o.At.IsZero() {
+			args = append(args, "AT", o.At.UnixMilli())
+		}
+		if o.MaxAttempts > 0 {
+			args = append(args, "MAXATTEMPTS", o.MaxAttempts)
+		}
+		if o.Backoff > 0 {
+			args = append(args, "BACKOFF", ms(o.Backoff))
+		}
+	}
+	v, err := c.do(ctx, args...)
+	if err != nil {
+		return "", err
+	}
+	id, ok := v.(string)
+	if !ok {
+		return "", unexpected("JOBPUSH", v)
+	}
+	return id, nil
+}
+
+// BlockForever makes Reserve wait until a job is eligible (BLOCK 0).
+const BlockForever time.Duration = -1
+
+// ReserveOptions are JOBRESERVE's arguments.
+type ReserveOptions struct {
+	Worker   string        // required: who holds the lease (shown by JOBGET)
+	Lease    time.Duration // required: how long the reservation lasts without a Touch
+	Count    int           // > 0: reserve up to this many jobs; default 1
+	Block    time.Duration // > 0: wait this long for work; BlockForever: wait forever; 0: do not wait
+	Handlers []string      // non-empty: only jobs for these handlers
+	Queues   []string      // required: queues to take from, in order of preference
+}
+
+// Reservation is one job leased by Reserve.
+type Reservation struct {
+	Token     string // the lease; pass it to Start, Touch, Ack, Fail, Release
+	ID        string
+	Queue     string
+	Handler   string
+	Payload   []byte
+	Priority  int64
+	Attempt   int64     // attempts made before this reservation
+	ExpiresAt time.Time // when the lease runs out unless touched
+}
+
+// Reserve leases up to opts.Count eligible jobs. It returns an empty slice
+// and no error when nothing was eligible (within opts.Block).
+//
+// A blocking Reserve is not cut short by Options.ReadTimeout: its deadline is
+// opts.Block plus that timeout (or ctx's deadline, if sooner). Cancelling ctx
+// without a deadline does not interrupt a call already waiting on the
+// server; keep Block short where prompt cancellation matters.
+func (c *Client) Reserve(ctx context.Context, opts ReserveOptions) ([]Reservation, error) {
+	args := []any{"JOBRESERVE", opts.Worker, ms(opts.Lease)}
+	if opts.Count > 0 {
+		args = append(args, "COUNT", opts.Count)
+	}
+	rdb := c.rdb
+	if opts.Block != 0 {
+		rdb = c.blk
+		block := int64(0)
+		if opts.Block > 0 {
+			block = ms(opts.Block)
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, time.Duration(block)*time.Millisecond+c.margin)
+			defer cancel()
+		}
+		args = append(args, "BLOCK", block)
+	}
+	if len(opts.Handlers) > 0 {
+		args = append(args, "HANDLERS", len(opts.Handlers))
+		for _, h := range opts.Handlers {
+			args = append(args, h)
+		}
+	}
+	args = append(args, "QUEUES")
+	for _, q := range opts.Queues {
+		args = append(args, q)
+	}
+	v, err := rdb.Do(ctx, args...).Result()
+	if errors.Is(err, redis.Nil) {
+		return []Reservation{}, nil
+	}
+	if err != nil {
+		return nil, wrapErr(err)
+	}
+	arr, ok := v.([]any)
+	if !ok {
+		return nil, unexpected("JOBRESERVE", v)
+	}
+	out := make([]Reservation, 0, len(arr))
+	for _, item := range arr {
+		r := newReply("JOBRESERVE", item)
+		res := Reservation{
+			Token:     r.str("token"),
+			ID:        r.str("id"),
+			Queue:     r.str("queue"),
+			Handler:   r.str("handler"),
+			Payload:   []byte(r.str("payload")),
+			Priority:  r.int("priority"),
+			Attempt:   r.int("attempt"),
+			ExpiresAt: r.time("expires_at"),
+		}
+		if r.err != nil {
+			return nil, r.err
+		}
+		out = append(out, res)
+	}
+	return out, nil
+}
+
+// Start marks a reserved job running and returns its attempt number
+// (1 for the first run).
+func (c *Client) Start(ctx context.Context, token string) (int64, error) {
+	return c.doInt(ctx, "JOBSTART", token)
+}
+
+// Touch extends a lease to lease from now and returns the new expiry.
+func (c *Client) Touch(ctx context.Context, token string, lease time.Duration) (time.Time, error) {
+	n, err := c.doInt(ctx, "JOBTOUCH", token, ms(lease))
+	if err != nil {
+		return time.Time{}, err
+	}
+	return time.UnixMilli(n), nil
+}
+
+// Ack marks a job succeeded.
+func (c *Client) Ack(ctx context.Context, token string) error {
+	return c.doOK(ctx, "JOBACK", token)
+}
+
+// RetryRule says when a failed job may run again. The zero value leaves it
+// to the server's exponential backoff.
+type RetryRule struct {
+	never bool
+	in    time.Duration
+	set   bool
+}
+
+// RetryIn retries the job after d (0: at once), if it has attempts left.
+func RetryIn(d time.Duration) RetryRule { return RetryRule{in: d, set: true} }
+
+// NoRetry fails the job for good, whatever attempts it has left.
+var NoRetry = RetryRule{never: true}
+
+// FailOptions are JOBFAIL's optional arguments.
+type FailOptions struct {
+	Error string    // the failure's text, kept as the job's last_error; empty: none
+	Retry RetryRule // zero: the server's backoff
+}
+
+// Fail records a failed attempt and returns the job's new state
+// (StateRetryPending or StateFailed).
+func (c *Client) Fail(ctx context.Context, token string, opts FailOptions) (State, error) {
+	args := []any{"JOBFAIL", token}
+	if opts.Error != "" {
+		args = append(args, "ERROR", opts.Error)
+	}
+	switch {
+	case opts.Retry.never:
+		args = append(args, "NORETRY")
+	case opts.Retry.set:
+		args = append(args, "RETRYIN", ms(max(opts.Retry.in, 0)))
+	}
+	v, err := c.do(ctx, args...)
+	if err != nil {
+		return "", err
+	}
+	s, ok := v.(string)
+	if !ok {
+		return "", unexpected("JOBFAIL", v)
+	}
+	return State(s), nil
+}
+
+// Release gives a reserved (not started) job back without using an
+// attempt: queued again at once, or after delay when delay > 0.
+func (c *Client) Release(ctx context.Context, token string, delay time.Duration) error {
+	if delay > 0 {
+		return c.doOK(ctx, "JOBRELEASE", token, "DELAY", ms(delay))
+	}
+	return c.doOK(ctx, "JOBRELEASE", token)
+}
+
+// Cancel cancels a job that has not finished. It reports false if the job
+// was already terminal.
+func (c *Client) Cancel(ctx context.Context, id string) (bool, error) {
+	n, err := c.doInt(ctx, "JOBCANCEL", id)
+	return n == 1, err
+}
+
+// Retry queues a failed job again with its attempts reset.
+func (c *Client) Retry(ctx context.Context, id string) error {
+	return c.doOK(ctx, "JOBRETRY", id)
+}
+
+// Job is a job's record as JOBGET and QUEUEPEEK show it. Times that the
+// server reports as null are zero.
+type Job struct {
+	ID             string
+	Queue          string
+	Handler        string
+	Payload        []byte
+	State          State
+	Priority       int64
+	ConcurrencyKey string // empty: none
+	RateLimitKey   string // empty: none
+	Attempt        int64
+	MaxAttempts    int64
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+	RunAt          time.Time // when it entered, or will enter, queued
+	Worker         string    // while reserved or running
+	ExpiresAt      time.Time // while reserved or running
+	LastError      string
+	HasLastError   bool       // LastError was given (it may be empty)
+	BlockedBy      *BlockedBy // why a queued job is not being reserved now; nil: it is not blocked
+}
+
+// Blocked reasons.
+const (
+	BlockedConcurrency = "concurrency"
+	BlockedRateLimit   = "ratelimit"
+	BlockedPaused      = "paused"
+)
+
+// BlockedBy is a decoded blocked_by field.
+type BlockedBy struct {
+	Reason string    // BlockedConcurrency, BlockedRateLimit or BlockedPaused
+	Key    string    // the policy key (concurrency, ratelimit)
+	Active int64     // active jobs for the key (concurrency)
+	Limit  int64     // the policy's limit (concurrency)
+	Until  time.Time // when the rate window next admits (ratelimit)
+	Text   string    // the field as the server sent it
+}
+
+// Get returns a job's record, or ErrNoJob if the server does not know it.
+func (c *Client) Get(ctx context.Context, id string) (*Job, error) {
+	v, err := c.do(ctx, "JOBGET", id)
+	if errors.Is(err, redis.Nil) {
+		return nil, ErrNoJob
+	}
+	if err != nil {
+		return nil, err
+	}
+	return decodeJob("JOBGET", v)
+}
+
+func decodeJob(cmd string, v any) (*Job, error) {
+	r := newReply(cmd, v)
+	j := &Job{
+		ID:             r.str("id"),
+		Queue:          r.str("queue"),
+		Handler:        r.str("handler"),
+		Payload:        []byte(r.str("payload")),
+		State:          State(r.str("state")),
+		Priority:       r.int("priority"),
+		ConcurrencyKey: r.str("concurrency_key"),
+		RateLimitKey:   r.str("rate_limit_key"),
+		Attempt:        r.int("attempt"),
+		MaxAttempts:    r.int("max_attempts"),
+		CreatedAt:      r.time("created_at"),
+		UpdatedAt:      r.time("updated_at"),
+		RunAt:          r.time("run_at"),
+		Worker:         r.str("worker"),
+		ExpiresAt:      r.time("expires_at"),
+		LastError:      r.str("last_error"),
+		HasLastError:   r.fields["last_error"] != nil,
+	}
+	if b := r.str("blocked_by"); b != "" {
+		j.BlockedBy = parseBlockedBy(b)
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	return j, nil
+}
+
+// parseBlockedBy reads "concurrency:<key> <active>/<limit>",
+// "ratelimit:<key> until <unix-ms>" or "paused". Keys may hold spaces, so
+// the numbers are taken from the end. What it cannot read is kept in Text.
+func parseBlockedBy(s string) *BlockedBy {
+	b := &BlockedBy{Text: s}
+	switch {
+	case s == BlockedPaused:
+		b.Reason = BlockedPaused
+	case strings.HasPrefix(s, "concurrency:"):
+		b.Reason = BlockedConcurrency
+		rest := strings.TrimPrefix(s, "concurrency:")
+		if i := strings.LastIndexByte(rest, ' '); i >= 0 {
+			b.Key = rest[:i]
+			if a, l, ok := strings.Cut(rest[i+1:], "/"); ok {
+				b.Active, _ = strconv.ParseInt(a, 10, 64)
+				b.Limit, _ = strconv.ParseInt(l, 10, 64)
+			}
+		}
+	case strings.HasPrefix(s, "ratelimit:"):
+		b.Reason = BlockedRateLimit
+		rest := strings.TrimPrefix(s, "ratelimit:")
+		if i := strings.LastIndex(rest, " until "); i >= 0 {
+			b.Key = rest[:i]
+			if n, err := strconv.ParseInt(rest[i+len(" until "):], 10, 64); err == nil {
+				b.Until = time.UnixMilli(n)
+			}
+		}
+	}
+	return b
+}

@@ -1,0 +1,97 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// PolicyKind is a kind of backpressure policy.
+type PolicyKind string
+
+// The policy kinds.
+const (
+	Concurrency PolicyKind = "concurrency"
+	RateLimit   PolicyKind = "ratelimit"
+)
+
+// Policy is a policy with its live usage (POLICYGET, POLICYLIST).
+type Policy struct {
+	Kind       PolicyKind
+	Key        string
+	Limit      int64
+	Period     time.Duration // rate limits only
+	Active     int64         // active jobs (concurrency) or admissions in the window (rate limit)
+	Waiting    int64         // queued jobs the policy refuses now
+	NextFreeAt time.Time     // when a full rate window admits again; zero otherwise
+}
+
+// PolicySetConcurrency caps the active (reserved or running) jobs that
+// carry concurrency key key, across all queues, at limit (>= 1).
+func (c *Client) PolicySetConcurrency(ctx context.Context, key string, limit int64) error {
+	return c.doOK(ctx, "POLICYSET", "CONCURRENCY", key, limit)
+}
+
+// PolicySetRateLimit allows at most limit reservations of jobs that carry
+// rate-limit key key in any rolling window of period.
+func (c *Client) PolicySetRateLimit(ctx context.Context, key string, limit int64, period time.Duration) error {
+	return c.doOK(ctx, "POLICYSET", "RATELIMIT", key, limit, ms(period))
+}
+
+// PolicyDel deletes a policy and reports whether there was one.
+func (c *Client) PolicyDel(ctx context.Context, kind PolicyKind, key string) (bool, error) {
+	n, err := c.doInt(ctx, "POLICYDEL", string(kind), key)
+	return n == 1, err
+}
+
+// PolicyGet returns a policy, or ErrNoPolicy.
+func (c *Client) PolicyGet(ctx context.Context, kind PolicyKind, key string) (*Policy, error) {
+	v, err := c.do(ctx, "POLICYGET", string(kind), key)
+	if errors.Is(err, redis.Nil) {
+		return nil, ErrNoPolicy
+	}
+	if err != nil {
+		return nil, err
+	}
+	return decodePolicy("POLICYGET", v)
+}
+
+// PolicyList returns every policy, sorted by kind then key.
+func (c *Client) PolicyList(ctx context.Context) ([]Policy, error) {
+	v, err := c.do(ctx, "POLICYLIST")
+	if err != nil {
+		return nil, err
+	}
+	arr, ok := v.([]any)
+	if !ok {
+		return nil, unexpected("POLICYLIST", v)
+	}
+	out := make([]Policy, 0, len(arr))
+	for _, item := range arr {
+		p, err := decodePolicy("POLICYLIST", item)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *p)
+	}
+	return out, nil
+}
+
+func decodePolicy(cmd string, v any) (*Policy, error) {
+	r := newReply(cmd, v)
+	p := &Policy{
+		Kind:       PolicyKind(r.str("kind")),
+		Key:        r.str("key"),
+		Limit:      r.int("limit"),
+		Period:     time.Duration(r.int("period")) * time.Millisecond,
+		Active:     r.int("active"),
+		Waiting:    r.int("waiting"),
+		NextFreeAt: r.time("next_free_at"),
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	return p, nil
+}

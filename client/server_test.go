@@ -1,0 +1,105 @@
+package client_test
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"sluice/blocking"
+	"sluice/client"
+	"sluice/commands"
+	"sluice/protocol"
+	"sluice/store"
+)
+
+// The tests run the whole server stack in-process on 127.0.0.1:0, wired as
+// main.go wires it. Only these test files import server packages; the
+// client package itself does not.
+
+type testServer struct {
+	addr string
+}
+
+func startServer(t testing.TB, tune ...func(*store.Config)) *testServer {
+	t.Helper()
+	cfg := store.DefaultConfig()
+	for _, f := range tune {
+		f(&cfg)
+	}
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+	st, err := store.New(cfg, store.NewRandomGenerator())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := func() int64 { return time.Now().UnixMilli() }
+	waiters := blocking.New(st, log, now)
+	timer := blocking.NewTimer(st)
+	st.SetNotify(waiters.Notify)
+	st.SetTimerHook(timer.Kick)
+	env := &commands.Env{Store: st, Waiters: waiters, Now: now, MaxPayload: 1 << 20, Version: "test"}
+	table, err := protocol.NewTable(commands.Table(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcfg := protocol.DefaultConfig()
+	pcfg.Limits = protocol.LimitsFor(1 << 20)
+	srv, err := protocol.NewServer(pcfg, table, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.OnDrain(waiters.Close)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	timerDone := make(chan struct{})
+	go func() { timer.Run(stop); close(timerDone) }()
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		close(stop)
+		<-timerDone
+	})
+	return &testServer{addr: ln.Addr().String()}
+}
+
+func (ts *testServer) client(t testing.TB, tune ...func(*client.Options)) *client.Client {
+	t.Helper()
+	o := client.Options{Addr: ts.addr}
+	for _, f := range tune {
+		f(&o)
+	}
+	c := client.New(o)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+var bg = context.Background()
+
+// eventually polls cond until it holds or the test's patience runs out.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func must[T any](t testing.TB) func(T, error) T {
+	return func(v T, err error) T {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+}
