@@ -334,9 +334,21 @@ func TestPoliciesAndBlockedBy(t *testing.T) {
 }
 
 func TestFull(t *testing.T) {
-	c := startServer(t, func(cfg *store.Config) { cfg.MaxJobs = 1 }).client(t)
+	c := startServer(t, serverOption{config: func(cfg *store.Config) { cfg.MaxJobs = 1 }}).client(t)
 	must[string](t)(c.Push(bg, "q", "h", nil, nil))
 	if _, err := c.Push(bg, "q", "h", nil, nil); !errors.Is(err, client.ErrFull) {
 		t.Fatalf("push beyond MaxJobs: %v", err)
+	}
+}
+
+func TestMisconf(t *testing.T) {
+	c := startServer(t, serverOption{journal: brokenLog{}}).client(t)
+	_, err := c.Push(bg, "q", "h", nil, nil)
+	var se *client.Error
+	if !errors.Is(err, client.ErrMisconf) || !errors.As(err, &se) || !strings.Contains(se.Message, "no space left") {
+		t.Fatalf("push with a broken log: %v", err)
+	}
+	if _, err := c.Get(bg, "x"); !errors.Is(err, client.ErrNoJob) {
+		t.Fatalf("reads still work: %v", err)
 	}
 }

@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"testing"
 	"time"
@@ -23,16 +24,29 @@ type testServer struct {
 	addr string
 }
 
-func startServer(t testing.TB, tune ...func(*store.Config)) *testServer {
+// serverOption adjusts the store before the server starts.
+type serverOption struct {
+	config  func(*store.Config)
+	journal store.Journal
+}
+
+func startServer(t testing.TB, opts ...serverOption) *testServer {
 	t.Helper()
 	cfg := store.DefaultConfig()
-	for _, f := range tune {
-		f(&cfg)
+	for _, o := range opts {
+		if o.config != nil {
+			o.config(&cfg)
+		}
 	}
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
 	st, err := store.New(cfg, store.NewRandomGenerator())
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, o := range opts {
+		if o.journal != nil {
+			st.SetJournal(o.journal)
+		}
 	}
 	now := func() int64 { return time.Now().UnixMilli() }
 	waiters := blocking.New(st, log, now)
@@ -103,3 +117,12 @@ func must[T any](t testing.TB) func(T, error) T {
 		return v
 	}
 }
+
+// brokenLog is a journal that cannot be written, as when the disk is full.
+type brokenLog struct{}
+
+func (brokenLog) Append(*store.Record) uint64 { return 0 }
+func (brokenLog) Wait(uint64) error           { return errors.New("no space left on device") }
+func (brokenLog) Err() error                  { return errors.New("no space left on device") }
+
+var _ store.Journal = brokenLog{}
