@@ -8,6 +8,7 @@
 package main
 
 import (
+	"bufio"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -17,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -108,6 +110,14 @@ func (r *runner) main(out string, smoke, long bool, rounds int, only string) err
 		return err
 	}
 	defer os.RemoveAll(r.tmp)
+	// Interrupted: servers die with us (Pdeathsig); remove their folders.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		<-sig
+		os.RemoveAll(r.tmp)
+		os.Exit(130)
+	}()
 	rep := &report{Mode: "full", Rounds: r.z.rounds, Started: time.Now().UTC(), Machine: r.machine()}
 	if smoke {
 		rep.Mode = "smoke"
@@ -336,8 +346,10 @@ func (r *runner) profiles(dir string) ([]profile, error) {
 	}{
 		{"push-c50-P1", []string{"-workload", "push", "-conns", "50", "-pipeline", "1", "-n", n}},
 		{"push-c50-P16", []string{"-workload", "push", "-conns", "50", "-pipeline", "16", "-n", n}},
-		{"cycle-c50", []string{"-workload", "cycle", "-conns", "50", "-n", strconv.Itoa(r.z.profileN / 4)}},
-		{"cycle-keys-c50", []string{"-workload", "cycle-keys", "-conns", "50", "-n", strconv.Itoa(r.z.profileN / 4)}},
+		{"cycle-c50", []string{"-workload", "cycle", "-conns", "50", "-n", strconv.Itoa(r.z.profileN / 8)}},
+		{"cycle-keys-c50", []string{"-workload", "cycle-keys", "-conns", "50", "-n", strconv.Itoa(r.z.profileN / 8)}},
+		{"heap-1M-queued", []string{"-workload", "push", "-conns", "4", "-pipeline", "64", "-n", "1000000"}},
+		{"steady-behind-1M-blocked", []string{"-workload", "steady", "-conns", "50", "-n", strconv.Itoa(r.z.profileN / 8), "-blocked", "1000000", "-blocked-by", "policy"}},
 	}
 	var ps []profile
 	for _, c := range cases {
@@ -360,17 +372,60 @@ func (r *runner) profileOne(dir, name string, args []string) (profile, error) {
 	argv := append([]string{r.loadgen, "-target", "sluice", "-addr", srv.addr}, args...)
 	lg := exec.Command(argv[0], argv[1:]...)
 	lg.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stderr, err := lg.StderrPipe()
+	if err != nil {
+		return profile{}, err
+	}
 	if err := lg.Start(); err != nil {
 		return profile{}, err
 	}
 	defer func() {
-		lg.Process.Kill()
-		lg.Wait()
+		if lg.ProcessState == nil {
+			lg.Process.Kill()
+			lg.Wait()
+		}
 	}()
-	// Let prefills finish and the timed part start: the profile covers
-	// the middle of the run.
-	time.Sleep(3 * time.Second)
-	resp, err := http.Get("http://" + srv.pprofAddr() + "/debug/pprof/profile?seconds=8")
+	// Profile the timed part only, not the prefill: wait for loadgen to
+	// say it started, then give it a second to settle.
+	started := make(chan bool, 1)
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		sc := bufio.NewScanner(stderr)
+		ok := false
+		for sc.Scan() {
+			if !ok && strings.Contains(sc.Text(), "timed part started") {
+				ok = true
+				started <- true
+			}
+		}
+		if !ok {
+			started <- false
+		}
+	}()
+	heap := strings.HasPrefix(name, "heap")
+	select {
+	case ok := <-started:
+		if !ok {
+			return profile{}, errors.New("loadgen ended before its timed part")
+		}
+	case <-time.After(5 * time.Minute):
+		return profile{}, errors.New("loadgen's timed part never started")
+	}
+	url := "http://" + srv.pprofAddr() + "/debug/pprof/profile?seconds=8"
+	var pprofArgs []string
+	if heap {
+		// What stays in memory once the jobs are queued.
+		<-drained
+		if err := lg.Wait(); err != nil {
+			return profile{}, fmt.Errorf("%s: %w", commandLine(argv), err)
+		}
+		url = "http://" + srv.pprofAddr() + "/debug/pprof/heap?gc=1"
+		pprofArgs = []string{"-sample_index=inuse_space"}
+	} else {
+		time.Sleep(time.Second)
+	}
+	resp, err := http.Get(url)
 	if err != nil {
 		return profile{}, err
 	}
@@ -385,15 +440,21 @@ func (r *runner) profileOne(dir, name string, args []string) (profile, error) {
 	if err != nil {
 		return profile{}, err
 	}
-	top, err := runTool(time.Minute, []string{"go", "tool", "pprof", "-top", "-nodecount=25", r.sluicePprof, file})
+	pp := func(extra ...string) (string, error) {
+		argv := append([]string{"go", "tool", "pprof", "-top", "-nodecount=25"}, pprofArgs...)
+		argv = append(append(argv, extra...), r.sluicePprof, file)
+		out, err := runTool(time.Minute, argv)
+		return string(out), err
+	}
+	top, err := pp()
 	if err != nil {
 		return profile{}, err
 	}
-	cum, err := runTool(time.Minute, []string{"go", "tool", "pprof", "-top", "-cum", "-nodecount=25", r.sluicePprof, file})
+	cum, err := pp("-cum")
 	if err != nil {
 		return profile{}, err
 	}
-	return profile{Name: name, Command: commandLine(argv), File: filepath.Base(file), Top: string(top) + "\n--- by cumulative time ---\n" + string(cum)}, nil
+	return profile{Name: name, Command: commandLine(argv), File: filepath.Base(file), Top: top + "\n--- by cumulative ---\n" + cum}, nil
 }
 
 func (r *runner) machine() map[string]string {

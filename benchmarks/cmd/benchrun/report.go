@@ -315,7 +315,7 @@ func markdown(rep *report) string {
 	b.WriteString("\n")
 
 	if len(rep.Profiles) > 0 {
-		b.WriteString("## CPU profiles of sluice\n\nA sluice built with `go build -overlay` adding `benchmarks/testdata/pprof_hook.go` (net/http/pprof, no change to the source tree), profiled for 8 seconds in the middle of each workload. The raw profiles are written to `benchmarks/profiles/` (not committed); read them with `go tool pprof benchmarks/bin/sluice-pprof FILE`.\n\n")
+		b.WriteString("## CPU profiles of sluice\n\nA sluice built with `go build -overlay` adding `benchmarks/testdata/pprof_hook.go` (net/http/pprof, no change to the source tree), profiled for 8 seconds from one second into the timed part of each workload (after any prefill); `heap-1M-queued` is the in-use heap (after a GC) with 1,000,000 queued 100-byte jobs. The raw profiles are written to `benchmarks/profiles/` (not committed); read them with `go tool pprof benchmarks/bin/sluice-pprof FILE`.\n\n")
 		for _, p := range rep.Profiles {
 			fmt.Fprintf(&b, "<details><summary>%s — <code>%s</code></summary>\n\n```\n%s```\n</details>\n\n", p.Name, p.Command, p.Top)
 		}

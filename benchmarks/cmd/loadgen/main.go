@@ -49,6 +49,8 @@ func main() {
 	asJSON := fs.Bool("json", false, "print one JSON object per figure")
 	flush := fs.Bool("flush", false, "empty the server first (FLUSHALL; beanstalkd: delete the ready jobs of the tube)")
 	fs.Parse(os.Args[1:])
+	// benchrun waits for this line to start a CPU profile of the server.
+	cfg.OnStart = func() { fmt.Fprintln(os.Stderr, "loadgen: timed part started") }
 
 	if *flush {
 		if err := load.Flush(cfg.Target, cfg.Addr); err != nil {

@@ -46,6 +46,17 @@ type Config struct {
 	BlockedBy string        // steady: "policy" (a saturated concurrency key) or "handler"
 	Batch     int           // scale: jobs per timed phase
 	Phases    int           // scale: push/reserve phase pairs
+
+	// OnStart, if set, is called once, when the timed part begins (after
+	// prefills), so a profiler can be started at the right moment.
+	OnStart func()
+}
+
+func (c *Config) started() {
+	if c.OnStart != nil {
+		c.OnStart()
+		c.OnStart = nil
+	}
 }
 
 // Defaults fills zero fields with the workload's defaults.
@@ -309,6 +320,7 @@ func runPush(cfg *Config) ([]Result, error) {
 	}
 	defer closeAll(cs)
 	hs := make([]hist.Histogram, len(cs))
+	cfg.started()
 	el, err := pushN(cs, cfg.N, cfg.Pipeline, cfg.Size, nil, hs)
 	if err != nil {
 		return nil, err
@@ -361,6 +373,7 @@ func runCycle(cfg *Config, start bool, spec func(int) *PushSpec) ([]Result, erro
 	}
 	defer closeAll(cs)
 	hs := make([]hist.Histogram, len(cs))
+	cfg.started()
 	el, err := cycles(cs, cfg.N, start, &ReserveSpec{}, hs)
 	if err != nil {
 		return nil, err
@@ -460,6 +473,7 @@ func runSteady(cfg *Config) ([]Result, error) {
 	rh := make([]hist.Histogram, len(cs))
 	ch := make([]hist.Histogram, len(cs))
 	rs := &ReserveSpec{Handler: handler}
+	cfg.started()
 	el, err := parallel(len(cs), func(k int) error {
 		c := cs[k]
 		p := payload(cfg.Size)
@@ -538,6 +552,7 @@ func runFlow(cfg *Config) ([]Result, error) {
 	rs := &ReserveSpec{Block: time.Second}
 	var t0 time.Time
 	var once sync.Once
+	cfg.started()
 	_, err = parallel(len(ps)+len(ws), func(k int) error {
 		once.Do(func() { t0 = time.Now() })
 		start := t0
@@ -658,6 +673,7 @@ func runRateLimit(cfg *Config) ([]Result, error) {
 	adm := make([][]int64, len(cs))
 	hs := make([]hist.Histogram, len(cs))
 	rs := &ReserveSpec{Block: 50 * time.Millisecond, Lease: lease}
+	cfg.started()
 	end := time.Now().Add(cfg.Duration + cfg.Period/2)
 	_, err = parallel(len(cs), func(k int) error {
 		c := cs[k]
@@ -740,6 +756,7 @@ func runScale(cfg *Config) ([]Result, error) {
 	ph := make([]hist.Histogram, len(cs))
 	rh := make([]hist.Histogram, len(cs))
 	var pt, rt time.Duration
+	cfg.started()
 	for i := 0; i < cfg.Phases; i++ {
 		el, err := pushN(cs, cfg.Batch, cfg.Pipeline, cfg.Size, nil, ph)
 		if err != nil {
