@@ -10,7 +10,9 @@ package store_test
 
 import (
 	"bytes"
+	"slices"
 	"sort"
+	"strings"
 
 	"sluice/backpressure"
 	"sluice/store"
@@ -27,13 +29,27 @@ const (
 type mjob struct {
 	job store.Job // the record as JOBGET shows it (BlockedBy is computed on read)
 
+	pushSeq     int64  // order of the push
 	entry       int64  // order of the latest entry into queued (smaller = earlier)
 	dueSeq      int64  // order in which the current due time (expires_at or run_at) was set
 	token       string // the current reservation's token, while reserved or running
-	cancelToken string // the token whose lease a JOBCANCEL ended, if any
+	lastToken   string // the token of the job's latest reservation, however it ended
 	terminalAt  int64  // when the job became terminal
 	terminalSeq int64  // order in which it became terminal
 }
+
+type expiredToken struct {
+	token string
+	at    int64 // when its lease expired
+}
+
+// maybeExpired answers for a token whose lease expired at the same instant
+// as others on the edge of the ExpiredTokens memory: "the most recent N" does
+// not say which of the simultaneous ones are kept, so the store may answer
+// EXPIRED or what it would say of a forgotten token (otherwise).
+type maybeExpired struct{ otherwise error }
+
+func (e *maybeExpired) Error() string { return "EXPIRED or " + e.otherwise.Error() }
 
 type mcounters struct {
 	pushed, succeeded, failed int64
@@ -52,12 +68,12 @@ type model struct {
 	gen           store.Generator
 
 	jobs     []*mjob // every job held, in no particular order
-	seq      int64   // source of the entry, dueSeq and terminalSeq orders
+	seq      int64   // source of the pushSeq, entry, dueSeq and terminalSeq orders
 	paused   map[string]bool
 	counters map[string]*mcounters
 	conc     map[string]int64 // concurrency policies: key → limit
 	rate     map[string]*mrate
-	expired  []string // tokens of expired leases, oldest first
+	expired  []expiredToken // every lease expired since the last Flush
 }
 
 func newModel(cfg store.Config, gen store.Generator) *model {
@@ -110,7 +126,18 @@ func (m *model) counter(queue string) *mcounters {
 	return c
 }
 
-func validIdent(s string) bool { return s != "" && len(s) <= modelMaxIdentifier }
+// ident trims an identifier (queue, handler, job id, worker, policy key) and
+// reports whether it is valid: not empty, at most 1024 bytes.
+func ident(s *string) bool {
+	*s = strings.TrimSpace(*s)
+	return *s != "" && len(*s) <= modelMaxIdentifier
+}
+
+// optIdent is ident for an identifier that may be absent (empty).
+func optIdent(s *string) bool {
+	*s = strings.TrimSpace(*s)
+	return len(*s) <= modelMaxIdentifier
+}
 
 // ---- maintenance ----------------------------------------------------------
 
@@ -146,7 +173,7 @@ func (m *model) maintain(now int64) {
 	for _, d := range ds {
 		j := d.j
 		if j.job.State == store.Reserved || j.job.State == store.Running {
-			m.rememberExpired(j.token)
+			m.expired = append(m.expired, expiredToken{j.token, d.at})
 			j.token = ""
 			j.job.Worker = ""
 			j.job.ExpiresAt = 0
@@ -157,17 +184,18 @@ func (m *model) maintain(now int64) {
 		j.entry = m.next()
 	}
 
-	var kept []*mjob
+	kept := m.jobs[:0]
 	for _, j := range m.jobs {
 		if j.job.State.Terminal() && j.terminalAt+m.retention <= now {
 			continue
 		}
 		kept = append(kept, j)
 	}
+	clear(m.jobs[len(kept):])
 	m.jobs = kept
 
 	for _, r := range m.rate {
-		var live []int64
+		live := r.adm[:0]
 		for _, a := range r.adm {
 			if a > now-r.period {
 				live = append(live, a)
@@ -176,13 +204,6 @@ func (m *model) maintain(now int64) {
 		r.adm = live
 	}
 	m.forgetVanishedQueues()
-}
-
-func (m *model) rememberExpired(tok string) {
-	m.expired = append(m.expired, tok)
-	if len(m.expired) > m.expiredTokens {
-		m.expired = m.expired[len(m.expired)-m.expiredTokens:]
-	}
 }
 
 // queueExists: a queue exists while it holds any job or is paused.
@@ -335,11 +356,13 @@ func (m *model) blockedBy(now int64, j *mjob) string {
 	if j.job.State != store.Queued {
 		return ""
 	}
-	if b, ok := m.policyBlock(now, j); ok {
-		return b.String()
-	}
+	// The documents do not rank a pause against a policy; the store names
+	// the pause, the reason that outlasts any policy change.
 	if m.paused[j.job.Queue] {
 		return "paused"
+	}
+	if b, ok := m.policyBlock(now, j); ok {
+		return b.String()
 	}
 	return ""
 }
@@ -362,33 +385,50 @@ func (m *model) byToken(tok string, to store.State) (*mjob, error) {
 			return j, nil
 		}
 	}
-	for _, e := range m.expired {
-		if e == tok {
-			return nil, store.ErrExpired
-		}
-	}
+	otherwise := error(store.ErrNoReservation)
 	for _, j := range m.jobs {
-		if j.cancelToken != "" && j.cancelToken == tok && j.job.State == store.Cancelled {
-			return nil, &store.StateError{ID: j.job.ID, From: store.Cancelled, To: to}
+		// docs/semantics.md reads literally: the job's last reservation,
+		// however it ended (even by release, fail or a forgotten expiry),
+		// if the job is now cancelled.
+		if j.lastToken != "" && j.lastToken == tok && j.job.State == store.Cancelled {
+			otherwise = &store.StateError{ID: j.job.ID, From: store.Cancelled, To: to}
 		}
 	}
-	return nil, store.ErrNoReservation
+	// The most recent expiredTokens expired tokens are remembered.
+	for _, e := range m.expired {
+		if e.token != tok {
+			continue
+		}
+		later, sameOrLater := 0, 0
+		for _, x := range m.expired {
+			if x.at > e.at {
+				later++
+			}
+			if x.at >= e.at {
+				sameOrLater++
+			}
+		}
+		switch {
+		case sameOrLater <= m.expiredTokens:
+			return nil, store.ErrExpired
+		case later < m.expiredTokens:
+			return nil, &maybeExpired{otherwise}
+		}
+	}
+	return nil, otherwise
 }
 
 // ---- operations -----------------------------------------------------------
 
 func (m *model) Push(now int64, p store.PushOptions) (string, error) {
-	if !validIdent(p.Queue) || !validIdent(p.Handler) || len(p.ID) > modelMaxIdentifier ||
-		len(p.ConcurrencyKey) > modelMaxIdentifier || len(p.RateLimitKey) > modelMaxIdentifier ||
+	if !ident(&p.Queue) || !ident(&p.Handler) || !optIdent(&p.ID) ||
+		!optIdent(&p.ConcurrencyKey) || !optIdent(&p.RateLimitKey) ||
 		p.MaxAttempts < 0 || p.Backoff < 0 || p.RunAt < 0 {
 		return "", store.ErrInvalid
 	}
 	m.maintain(now)
 	if p.ID != "" && m.find(p.ID) != nil {
 		return "", store.ErrDupJob
-	}
-	if m.maxJobs > 0 && int64(len(m.jobs)) >= m.maxJobs {
-		return "", store.ErrFull
 	}
 	id := p.ID
 	if id == "" {
@@ -398,6 +438,11 @@ func (m *model) Push(now int64, p store.PushOptions) (string, error) {
 				break
 			}
 		}
+	}
+	// The documents do not say whether a refused push uses up a generated
+	// id; the store asks the generator first, and so does the model.
+	if m.maxJobs > 0 && int64(len(m.jobs)) >= m.maxJobs {
+		return "", store.ErrFull
 	}
 	j := &mjob{job: store.Job{
 		ID:             id,
@@ -411,7 +456,7 @@ func (m *model) Push(now int64, p store.PushOptions) (string, error) {
 		Backoff:        p.Backoff,
 		CreatedAt:      now,
 		UpdatedAt:      now,
-	}}
+	}, pushSeq: m.next()}
 	if j.job.MaxAttempts == 0 {
 		j.job.MaxAttempts = store.DefaultMaxAttempts
 	}
@@ -433,16 +478,23 @@ func (m *model) Push(now int64, p store.PushOptions) (string, error) {
 }
 
 func (m *model) Reserve(now int64, r store.ReserveOptions) ([]store.Reservation, error) {
-	if !validIdent(r.Worker) || r.Lease <= 0 || r.Count < 0 || len(r.Queues) == 0 {
+	if !ident(&r.Worker) || r.Lease <= 0 || r.Count < 0 || len(r.Queues) == 0 {
 		return nil, store.ErrInvalid
 	}
-	for _, q := range r.Queues {
-		if !validIdent(q) {
+	r.Queues = slices.Clone(r.Queues)
+	for i := range r.Queues {
+		if !ident(&r.Queues[i]) {
 			return nil, store.ErrInvalid
 		}
 	}
-	for _, h := range r.Handlers {
-		if !validIdent(h) {
+	if r.Handlers != nil {
+		if len(r.Handlers) == 0 {
+			return nil, store.ErrInvalid // a filter that admits nothing
+		}
+		r.Handlers = slices.Clone(r.Handlers)
+	}
+	for i := range r.Handlers {
+		if !ident(&r.Handlers[i]) {
 			return nil, store.ErrInvalid
 		}
 	}
@@ -486,7 +538,7 @@ func (m *model) Reserve(now int64, r store.ReserveOptions) ([]store.Reservation,
 		pick.job.UpdatedAt = now
 		pick.dueSeq = m.next()
 		pick.token = pick.job.ID + "." + m.gen.Token(now)
-		pick.cancelToken = ""
+		pick.lastToken = pick.token
 		if rs := m.rate[pick.job.RateLimitKey]; pick.job.RateLimitKey != "" && rs != nil {
 			rs.adm = append(rs.adm, now)
 		}
@@ -629,6 +681,9 @@ func (m *model) Release(now int64, token string, delay int64) error {
 }
 
 func (m *model) Cancel(now int64, id string) (bool, error) {
+	if !ident(&id) {
+		return false, store.ErrInvalid
+	}
 	m.maintain(now)
 	j := m.find(id)
 	if j == nil {
@@ -637,14 +692,14 @@ func (m *model) Cancel(now int64, id string) (bool, error) {
 	if j.job.State.Terminal() {
 		return false, nil
 	}
-	if j.token != "" {
-		j.cancelToken = j.token
-	}
 	m.makeTerminal(now, j, store.Cancelled)
 	return true, nil
 }
 
 func (m *model) Retry(now int64, id string) error {
+	if !ident(&id) {
+		return store.ErrInvalid
+	}
 	m.maintain(now)
 	j := m.find(id)
 	if j == nil {
@@ -660,6 +715,7 @@ func (m *model) Retry(now int64, id string) error {
 
 func (m *model) Get(now int64, id string) (store.Job, bool) {
 	m.maintain(now)
+	ident(&id)
 	j := m.find(id)
 	if j == nil {
 		return store.Job{}, false
@@ -667,7 +723,10 @@ func (m *model) Get(now int64, id string) (store.Job, bool) {
 	return m.view(now, j), true
 }
 
-func (m *model) QueueLen(now int64, queue string) int64 {
+func (m *model) QueueLen(now int64, queue string) (int64, error) {
+	if !ident(&queue) {
+		return 0, store.ErrInvalid
+	}
 	m.maintain(now)
 	var n int64
 	for _, j := range m.jobs {
@@ -675,10 +734,13 @@ func (m *model) QueueLen(now int64, queue string) int64 {
 			n++
 		}
 	}
-	return n
+	return n, nil
 }
 
-func (m *model) QueueStats(now int64, queue string) store.QueueStats {
+func (m *model) QueueStats(now int64, queue string) (store.QueueStats, error) {
+	if !ident(&queue) {
+		return store.QueueStats{}, store.ErrInvalid
+	}
 	m.maintain(now)
 	st := store.QueueStats{Queue: queue, Paused: m.paused[queue]}
 	nonTerminal := false
@@ -724,7 +786,7 @@ func (m *model) QueueStats(now int64, queue string) store.QueueStats {
 	default:
 		st.Status = "idle"
 	}
-	return st
+	return st, nil
 }
 
 func (m *model) Queues(now int64) []string {
@@ -742,7 +804,7 @@ func (m *model) Queues(now int64) []string {
 }
 
 func (m *model) Pause(now int64, queue string) error {
-	if !validIdent(queue) {
+	if !ident(&queue) {
 		return store.ErrInvalid
 	}
 	m.maintain(now)
@@ -751,7 +813,7 @@ func (m *model) Pause(now int64, queue string) error {
 }
 
 func (m *model) Resume(now int64, queue string) error {
-	if !validIdent(queue) {
+	if !ident(&queue) {
 		return store.ErrInvalid
 	}
 	m.maintain(now)
@@ -778,7 +840,10 @@ func (m *model) queuedInOrder(queue string) []*mjob {
 	return qs
 }
 
-func (m *model) Peek(now int64, queue string, n int) []store.Job {
+func (m *model) Peek(now int64, queue string, n int) ([]store.Job, error) {
+	if !ident(&queue) {
+		return nil, store.ErrInvalid
+	}
 	m.maintain(now)
 	if n <= 0 {
 		n = store.DefaultPeekCount
@@ -790,33 +855,32 @@ func (m *model) Peek(now int64, queue string, n int) []store.Job {
 		}
 		out = append(out, m.view(now, j))
 	}
-	return out
+	return out, nil
 }
 
-func (m *model) Purge(now int64, queue string) int64 {
+func (m *model) Purge(now int64, queue string) (int64, error) {
+	if !ident(&queue) {
+		return 0, store.ErrInvalid
+	}
 	m.maintain(now)
-	victims := m.queuedInOrder(queue)
-	var sched []*mjob
+	// The victims become terminal at the same instant; which of them
+	// MaxRetained drops first is not documented. The store cancels them in
+	// push order, and so does the model.
+	var victims []*mjob
 	for _, j := range m.jobs {
-		if j.job.Queue == queue && j.job.State == store.Scheduled {
-			sched = append(sched, j)
+		if j.job.Queue == queue && (j.job.State == store.Queued || j.job.State == store.Scheduled) {
+			victims = append(victims, j)
 		}
 	}
-	sort.Slice(sched, func(a, b int) bool {
-		if sched[a].job.RunAt != sched[b].job.RunAt {
-			return sched[a].job.RunAt < sched[b].job.RunAt
-		}
-		return sched[a].dueSeq < sched[b].dueSeq
-	})
-	victims = append(victims, sched...)
+	sort.Slice(victims, func(a, b int) bool { return victims[a].pushSeq < victims[b].pushSeq })
 	for _, j := range victims {
 		m.makeTerminal(now, j, store.Cancelled)
 	}
-	return int64(len(victims))
+	return int64(len(victims)), nil
 }
 
 func (m *model) SetConcurrency(now int64, key string, limit int64) error {
-	if !validIdent(key) || limit < 1 {
+	if !ident(&key) || limit < 1 {
 		return store.ErrInvalid
 	}
 	m.maintain(now)
@@ -825,7 +889,7 @@ func (m *model) SetConcurrency(now int64, key string, limit int64) error {
 }
 
 func (m *model) SetRateLimit(now int64, key string, limit, period int64) error {
-	if !validIdent(key) || limit < 1 || period < 1 {
+	if !ident(&key) || limit < 1 || period < 1 {
 		return store.ErrInvalid
 	}
 	m.maintain(now)
@@ -838,21 +902,24 @@ func (m *model) SetRateLimit(now int64, key string, limit, period int64) error {
 	return nil
 }
 
-func (m *model) DeletePolicy(now int64, kind backpressure.Kind, key string) bool {
+func (m *model) DeletePolicy(now int64, kind backpressure.Kind, key string) (bool, error) {
+	if (kind != backpressure.Concurrency && kind != backpressure.RateLimit) || !ident(&key) {
+		return false, store.ErrInvalid
+	}
 	m.maintain(now)
 	switch kind {
 	case backpressure.Concurrency:
 		if _, ok := m.conc[key]; ok {
 			delete(m.conc, key)
-			return true
+			return true, nil
 		}
 	case backpressure.RateLimit:
 		if _, ok := m.rate[key]; ok {
 			delete(m.rate, key)
-			return true
+			return true, nil
 		}
 	}
-	return false
+	return false, nil
 }
 
 func (m *model) policyInfo(now int64, kind backpressure.Kind, key string) (store.PolicyInfo, bool) {
@@ -894,9 +961,15 @@ func (m *model) policyInfo(now int64, kind backpressure.Kind, key string) (store
 	return info, true
 }
 
-func (m *model) GetPolicy(now int64, kind backpressure.Kind, key string) (store.PolicyInfo, bool) {
+func (m *model) GetPolicy(now int64, kind backpressure.Kind, key string) (store.PolicyInfo, bool, error) {
+	// An unknown kind is simply no policy (the store's choice; POLICYDEL
+	// refuses it as invalid).
+	if !ident(&key) {
+		return store.PolicyInfo{}, false, store.ErrInvalid
+	}
 	m.maintain(now)
-	return m.policyInfo(now, kind, key)
+	info, ok := m.policyInfo(now, kind, key)
+	return info, ok, nil
 }
 
 func (m *model) Policies(now int64) []store.PolicyInfo {
@@ -922,9 +995,35 @@ func (m *model) Policies(now int64) []store.PolicyInfo {
 	return out
 }
 
-func (m *model) Flush(now int64) { m.reset() }
+func (m *model) Flush(now int64) error { m.reset(); return nil }
+
+func (m *model) Tick(now int64) { m.maintain(now) }
 
 func (m *model) Len() int64 { return int64(len(m.jobs)) }
+
+// nextDue is the earliest lease expiry, scheduled or retry time, or
+// retention drop pending.
+func (m *model) nextDue() (int64, bool) {
+	var due int64
+	any := false
+	for _, j := range m.jobs {
+		var at int64
+		switch j.job.State {
+		case store.Reserved, store.Running:
+			at = j.job.ExpiresAt
+		case store.Scheduled, store.RetryPending:
+			at = j.job.RunAt
+		case store.Succeeded, store.Failed, store.Cancelled:
+			at = j.terminalAt + m.retention
+		default:
+			continue
+		}
+		if !any || at < due {
+			due, any = at, true
+		}
+	}
+	return due, any
+}
 
 // deadlines lists the instants at which the model has work due: the
 // differential generator jumps the clock to (and around) them.
