@@ -878,6 +878,9 @@ func (s *Store) applyPolicy(r *Record, fx *effects) {
 
 // GetPolicy returns a policy with its live usage (POLICYGET).
 func (s *Store) GetPolicy(now int64, kind backpressure.Kind, key string) (PolicyInfo, bool, error) {
+	if kind != backpressure.Concurrency && kind != backpressure.RateLimit {
+		return PolicyInfo{}, false, invalid("unknown policy kind")
+	}
 	key, err := ident("key", key)
 	if err != nil {
 		return PolicyInfo{}, false, err

@@ -118,7 +118,7 @@ const (
 // PushOptions describe a new job.
 type PushOptions struct {
 	Queue, Handler string
-	Payload        []byte
+	Payload        []byte // kept as is, not copied: the caller must not change it afterwards
 	ID             string // empty: generated
 	Priority       int64
 	ConcurrencyKey string
