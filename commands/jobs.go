@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"bytes"
 	"time"
 
 	"sluice/protocol"
@@ -67,10 +68,13 @@ func (e *Env) jobPush(c *protocol.Client, args [][]byte) (any, error) {
 	if p.Handler, err = ident(args[2], "handler"); err != nil {
 		return nil, err
 	}
-	p.Payload = args[3]
-	if int64(len(p.Payload)) > e.MaxPayload {
+	if int64(len(args[3])) > e.MaxPayload {
 		return nil, protocol.Error("ERR payload is larger than max-payload (" + protocol.Int(e.MaxPayload) + " bytes)")
 	}
+	// The store keeps the payload slice. args[3] points into the whole
+	// command's buffer; an exact copy lets that buffer go (a queued job
+	// costs its payload, not its whole JOBPUSH command).
+	p.Payload = bytes.Clone(args[3])
 	now := e.now()
 	var delay, at int64 = -1, -1
 	o := newOptions(args[4:])
