@@ -116,7 +116,7 @@ type Log struct {
 
 	lastFileSize int64 // set by replay: valid bytes of the last file
 
-	fileMu sync.RWMutex // held to read while writing or syncing file; exclusively to switch files
+	fileMu sync.RWMutex // shared while the writer uses file; exclusive to replace or close it
 	file   File
 
 	rewriteMu sync.Mutex // one rewrite at a time
@@ -351,14 +351,17 @@ func (l *Log) background() {
 func (l *Log) Flush() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for l.writing {
+	for l.writing && !l.closed {
 		l.cond.Wait()
+	}
+	if l.closed {
+		return errors.New("the log is closed")
 	}
 	l.flushLocked(true)
 	return l.err
 }
 
-// Close flushes, fsyncs and closes the log.
+// Close flushes, fsyncs and closes the log. Waits made afterwards fail.
 func (l *Log) Close() error {
 	close(l.stop)
 	l.done.Wait()
@@ -366,6 +369,10 @@ func (l *Log) Close() error {
 	defer l.rewriteMu.Unlock()
 	err := l.Flush()
 	l.mu.Lock()
+	for l.writing {
+		l.cond.Wait()
+	}
+	l.writing = true // for good: nobody writes to a closed file
 	l.closed = true
 	l.cond.Broadcast()
 	l.mu.Unlock()

@@ -100,33 +100,45 @@ func (l *Log) rewrite() error {
 }
 
 // switchTo makes f the file appended to, after writing and fsyncing all
-// that is buffered to the old one.
+// that is buffered to the old one. It takes the writer's role for the
+// switch, so no write is in progress or can start meanwhile.
 func (l *Log) switchTo(f File, m manifest) error {
 	if err := l.Flush(); err != nil {
 		f.Close()
 		return err
 	}
-	l.fileMu.Lock()
-	defer l.fileMu.Unlock()
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	for l.writing { // cannot happen while fileMu is held exclusively, but be sure
+	for l.writing {
 		l.cond.Wait()
 	}
+	l.writing = true
+	l.mu.Unlock()
+
 	// Records appended since Flush are still in buf and will go to f: they
 	// belong after the snapshot. Sync what the old file got meanwhile.
-	if err := l.file.Sync(); err != nil {
+	l.fileMu.Lock()
+	err := l.file.Sync()
+	if err == nil {
+		if cerr := l.file.Close(); cerr != nil {
+			l.log.Warn().Err(cerr).Msg("closing the old log file")
+		}
+		l.file = f
+	}
+	l.fileMu.Unlock()
+
+	l.mu.Lock()
+	if err == nil {
+		l.size = 0
+		l.dirty = false
+		l.man = m
+	}
+	l.writing = false
+	l.cond.Broadcast()
+	l.mu.Unlock()
+	if err != nil {
 		f.Close()
-		return err
 	}
-	if err := l.file.Close(); err != nil {
-		l.log.Warn().Err(err).Msg("closing the old log file")
-	}
-	l.file = f
-	l.size = 0
-	l.dirty = false
-	l.man = m
-	return nil
+	return err
 }
 
 // writeSnapshot dumps st into a new base file and returns its size.
