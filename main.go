@@ -21,6 +21,7 @@ import (
 	"sluice/blocking"
 	"sluice/commands"
 	"sluice/config"
+	"sluice/persistence"
 	"sluice/protocol"
 	"sluice/store"
 )
@@ -40,6 +41,9 @@ func main() {
 // run is the whole program; ready, if not nil, receives the listening
 // addresses once the server accepts connections (tests use it).
 func run(args, environ []string, stdout, stderr io.Writer, stop <-chan os.Signal, ready chan<- []string) int {
+	if len(args) > 0 && args[0] == "check-aof" {
+		return checkAOF(args[1:], stdout, stderr)
+	}
 	cfg, warnings, err := config.Load(args, environ)
 	switch {
 	case errors.Is(err, config.ErrHelp):
@@ -61,10 +65,18 @@ func run(args, environ []string, stdout, stderr io.Writer, stop <-chan os.Signal
 		return 1
 	}
 
-	st, err := store.New(store.DefaultConfig(), store.NewRandomGenerator())
+	scfg := store.DefaultConfig()
+	st, err := store.New(scfg, store.NewRandomGenerator())
 	if err != nil {
 		log.Error().Err(err).Msg("cannot open the store")
 		return 1
+	}
+	var aof *persistence.Log
+	if cfg.AppendOnly {
+		if aof, err = openLog(cfg, scfg, st, log); err != nil {
+			log.Error().Err(err).Str("dir", cfg.Dir).Msg("cannot load the append-only log")
+			return 1
+		}
 	}
 	now := func() int64 { return time.Now().UnixMilli() }
 	waiters := blocking.New(st, log, now)
@@ -79,6 +91,10 @@ func run(args, environ []string, stdout, stderr io.Writer, stop <-chan os.Signal
 	}
 	// redis-benchmark asks for "save" at start; sluice takes no snapshots.
 	env.Settings = append(env.Settings, commands.Setting{Name: "save", Value: ""})
+	if aof != nil {
+		env.Persistence = func() []commands.Setting { return persistenceInfo(aof, cfg) }
+		env.Rewrite = aof.Rewrite
+	}
 	table, err := protocol.NewTable(commands.Table(env))
 	if err != nil {
 		log.Error().Err(err).Msg("bad command table")
@@ -123,9 +139,6 @@ func run(args, environ []string, stdout, stderr io.Writer, stop <-chan os.Signal
 		ev = ev.Str(k, v)
 	}
 	var pending []string
-	if cfg.AppendOnly {
-		pending = append(pending, "appendonly")
-	}
 	if cfg.MaxMemory > 0 {
 		pending = append(pending, "maxmemory")
 	}
@@ -163,8 +176,105 @@ func run(args, environ []string, stdout, stderr io.Writer, stop <-chan os.Signal
 	}
 	close(timerStop)
 	<-timerDone
+	if aof != nil {
+		if err := aof.Close(); err != nil {
+			log.Error().Err(err).Msg("closing the append-only log")
+			code = 1
+		}
+	}
 	log.Info().Msg("bye")
 	return code
+}
+
+// openLog replays the append-only log in cfg.Dir into st and keeps it.
+func openLog(cfg config.Config, scfg store.Config, st *store.Store, log zerolog.Logger) (*persistence.Log, error) {
+	pcfg := persistence.DefaultConfig()
+	pcfg.Dir = cfg.Dir
+	pcfg.Store = scfg
+	pcfg.Logger = log
+	var err error
+	if pcfg.Fsync, err = persistence.ParseFsync(cfg.AppendFsync); err != nil {
+		return nil, err
+	}
+	aof, err := persistence.Open(pcfg, st)
+	if err != nil {
+		return nil, err
+	}
+	ls := aof.Stats().Loaded
+	log.Info().Int("files", ls.Files).Int64("records", ls.Records).Int64("bytes", ls.Bytes).
+		Int64("jobs", st.Len()).Int64("millis", ls.Millis).Int64("truncated", ls.Truncated).
+		Int64("skipped", ls.Skipped).Msg("append-only log loaded")
+	return aof, nil
+}
+
+// persistenceInfo is INFO persistence with the log on.
+func persistenceInfo(aof *persistence.Log, cfg config.Config) []commands.Setting {
+	s := aof.Stats()
+	i := func(v int64) string { return strconv.FormatInt(v, 10) }
+	b := func(v bool) string {
+		if v {
+			return "1"
+		}
+		return "0"
+	}
+	return []commands.Setting{
+		{Name: "aof_enabled", Value: "1"},
+		{Name: "appendfsync", Value: cfg.AppendFsync},
+		{Name: "aof_dir", Value: cfg.Dir},
+		{Name: "aof_current_size", Value: i(s.Size)},
+		{Name: "aof_base_size", Value: i(s.BaseSize)},
+		{Name: "aof_rewrite_in_progress", Value: b(s.RewriteInProgress)},
+		{Name: "aof_rewrites", Value: i(s.Rewrites)},
+		{Name: "aof_last_rewrite_time_ms", Value: i(s.LastRewriteMillis)},
+		{Name: "aof_last_rewrite_at", Value: i(s.LastRewriteAt)},
+		{Name: "aof_last_bgrewrite_status", Value: s.LastRewriteStatus},
+		{Name: "aof_last_write_status", Value: s.Status},
+		{Name: "aof_last_write_error", Value: s.LastError},
+		{Name: "aof_write_errors", Value: i(s.WriteErrors)},
+		{Name: "aof_last_fsync_at", Value: i(s.LastFsyncAt)},
+		{Name: "aof_last_fsync_us", Value: i(s.LastFsyncMicros)},
+		{Name: "aof_loaded_records", Value: i(s.Loaded.Records)},
+		{Name: "aof_loaded_truncated_bytes", Value: i(s.Loaded.Truncated)},
+		{Name: "aof_load_time_ms", Value: i(s.Loaded.Millis)},
+	}
+}
+
+// checkAOF is `sluice check-aof [--fix] FILE`: report the first bad record
+// of a log file and, with --fix, truncate the file there.
+func checkAOF(args []string, stdout, stderr io.Writer) int {
+	fix := false
+	var path string
+	for _, a := range args {
+		switch {
+		case a == "--fix":
+			fix = true
+		case path == "" && !strings.HasPrefix(a, "-"):
+			path = a
+		default:
+			fmt.Fprintln(stderr, "usage: sluice check-aof [--fix] FILE")
+			return 2
+		}
+	}
+	if path == "" {
+		fmt.Fprintln(stderr, "usage: sluice check-aof [--fix] FILE")
+		return 2
+	}
+	res, err := persistence.Check(persistence.OSFS{}, path, fix)
+	if err != nil {
+		fmt.Fprintln(stderr, "sluice check-aof:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: %d records, %d of %d bytes valid\n", path, res.Records, res.Good, res.Size)
+	switch {
+	case res.Problem == "":
+		fmt.Fprintln(stdout, "OK")
+		return 0
+	case res.Fixed:
+		fmt.Fprintf(stdout, "bad record at offset %d (%s): truncated the file there\n", res.Good, res.Problem)
+		return 0
+	}
+	fmt.Fprintf(stdout, "bad record at offset %d (%s); run with --fix to truncate the file there\n", res.Good, res.Problem)
+	return 1
 }
 
 func newLogger(cfg config.Config, w io.Writer) zerolog.Logger {
@@ -187,6 +297,7 @@ func newLogger(cfg config.Config, w io.Writer) zerolog.Logger {
 func usage(w io.Writer) {
 	fmt.Fprintf(w, "sluice %s — a job server that speaks the Redis protocol\n\n", version)
 	fmt.Fprintln(w, "Usage: sluice [config-file] [--option value ...]")
+	fmt.Fprintln(w, "       sluice check-aof [--fix] FILE   check a log file; --fix truncates it at its last good record")
 	fmt.Fprintln(w, "\nEvery option may also be set in the config file (\"name value\" lines)")
 	fmt.Fprintln(w, "or in the environment as SLUICE_<NAME> (upper case, '-' becomes '_').")
 	fmt.Fprintln(w, "Flags override the environment, which overrides the file.")

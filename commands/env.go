@@ -21,6 +21,10 @@ type Env struct {
 	Settings []Setting
 	// Info adds server facts to INFO server (e.g. config_file, tcp_port).
 	Info []Setting
+	// Persistence, when set, gives INFO persistence's lines (name, value).
+	Persistence func() []Setting
+	// Rewrite, when set, starts a log rewrite (BGREWRITEAOF).
+	Rewrite func() error
 }
 
 // Setting is one name/value pair.

@@ -45,6 +45,8 @@ func serverCommands(e *Env) []protocol.Command {
 			Args: []protocol.Arg{{Name: "section", Type: "string", Optional: true, Multiple: true}}},
 		{Name: "dbsize", Arity: 1, Flags: protocol.ReadOnly | protocol.Fast, Handler: e.dbsize,
 			Group: "server", Summary: "Count the jobs held, terminal ones included."},
+		{Name: "bgrewriteaof", Arity: 1, Flags: protocol.Admin, Handler: e.bgRewrite,
+			Group: "server", Summary: "Compact the append-only log in the background."},
 		{Name: "time", Arity: 1, Flags: protocol.Fast, Handler: serverTime,
 			Group: "server", Summary: "The server's clock: seconds and microseconds."},
 		{Name: "flushall", Arity: -1, Flags: protocol.Write, Handler: e.flushAll,
@@ -392,6 +394,15 @@ func (e *Env) dbsize(c *protocol.Client, args [][]byte) (any, error) {
 	return e.Store.Len(), nil
 }
 
+// BGREWRITEAOF
+func (e *Env) bgRewrite(c *protocol.Client, args [][]byte) (any, error) {
+	if e.Rewrite == nil {
+		return nil, protocol.Error("ERR the append-only log is off (--appendonly no)")
+	}
+	go func() { _ = e.Rewrite() }() // the outcome shows in INFO persistence
+	return protocol.SimpleString("Background append only file rewriting started"), nil
+}
+
 // FLUSHALL [ASYNC|SYNC]
 func (e *Env) flushAll(c *protocol.Client, args [][]byte) (any, error) {
 	if len(args) > 2 || (len(args) == 2 && !keyword(args[1], "ASYNC") && !keyword(args[1], "SYNC")) {
@@ -500,12 +511,17 @@ func (e *Env) info(c *protocol.Client, args [][]byte) (any, error) {
 			"maxmemory:"+e.setting("maxmemory"),
 			"maxmemory_enforced:0")
 	}
-	section("persistence",
-		"loading:0",
-		"aof_enabled:0",
-		"appendonly:"+e.setting("appendonly"),
-		"appendfsync:"+e.setting("appendfsync"),
-		"persistence_implemented:0")
+	if want["persistence"] {
+		lines := []string{"loading:0"}
+		if e.Persistence != nil {
+			for _, s := range e.Persistence() {
+				lines = append(lines, s.Name+":"+s.Value)
+			}
+		} else {
+			lines = append(lines, "aof_enabled:0")
+		}
+		section("persistence", lines...)
+	}
 	section("stats",
 		"total_connections_received:"+strconv.FormatInt(st.TotalConnections, 10),
 		"total_commands_processed:"+strconv.FormatInt(st.TotalCommands, 10),
