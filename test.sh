@@ -5,12 +5,21 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-if ! command -v redis-cli >/dev/null || ! command -v redis-benchmark >/dev/null; then
-	echo "test.sh: installing redis-tools (redis-cli, redis-benchmark)"
+# What the tests run besides Go: redis-cli and redis-benchmark (compatibility
+# tests), redis-server and beanstalkd (the benchmark harness's smoke run, side
+# by side), node and npm (the Node.js example worker).
+need=()
+command -v redis-cli >/dev/null && command -v redis-benchmark >/dev/null || need+=(redis-tools)
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v beanstalkd >/dev/null || need+=(beanstalkd)
+command -v node >/dev/null || need+=(nodejs)
+command -v npm >/dev/null || need+=(npm)
+if [ ${#need[@]} -gt 0 ]; then
+	echo "test.sh: installing ${need[*]}"
 	sudo=""
 	[ "$(id -u)" = 0 ] || sudo="sudo"
 	$sudo apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-tools >/dev/null
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
 if git rev-parse --git-dir >/dev/null 2>&1; then
