@@ -962,9 +962,8 @@ func (m *model) policyInfo(now int64, kind backpressure.Kind, key string) (store
 }
 
 func (m *model) GetPolicy(now int64, kind backpressure.Kind, key string) (store.PolicyInfo, bool, error) {
-	// An unknown kind is simply no policy (the store's choice; POLICYDEL
-	// refuses it as invalid).
-	if !ident(&key) {
+	// An unknown kind is invalid, as for POLICYDEL (docs/semantics.md).
+	if (kind != backpressure.Concurrency && kind != backpressure.RateLimit) || !ident(&key) {
 		return store.PolicyInfo{}, false, store.ErrInvalid
 	}
 	m.maintain(now)
