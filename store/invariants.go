@@ -16,6 +16,13 @@ func (s *Store) CheckInvariants() error {
 	if int64(len(jobs)) != s.total.Load() {
 		return fmt.Errorf("index holds %d jobs, total says %d", len(jobs), s.total.Load())
 	}
+	var bytes int64
+	for _, j := range jobs {
+		bytes += j.bytes()
+	}
+	if bytes != s.bytes.Load() {
+		return fmt.Errorf("jobs hold %d bytes by the estimate, the running total says %d", bytes, s.bytes.Load())
+	}
 	counts := map[*queue]*[numStates]int64{}
 	active := map[string]int64{}
 	for _, j := range jobs {

@@ -112,6 +112,14 @@ func (s *Store) insert(r *Record, fx *effects) (bool, error) {
 		sh.maybeDelete(q)
 		return false, ErrFull
 	}
+	size := j.bytes()
+	if n := s.bytes.Add(size); s.cfg.MaxBytes > 0 && n > s.cfg.MaxBytes && !s.replaying {
+		s.bytes.Add(-size)
+		s.total.Add(-1)
+		s.index.remove(j.id, j)
+		sh.maybeDelete(q)
+		return false, errFullMemory
+	}
 	q.jobs++
 	q.pushed++
 	q.created++
@@ -129,6 +137,9 @@ func (s *Store) insert(r *Record, fx *effects) (bool, error) {
 		sh.arm(j, r.RunAt, fx)
 	}
 	s.log(r, fx)
+	if o := s.obs(q); o != nil {
+		o.Pushed()
+	}
 	return queued, nil
 }
 
@@ -237,7 +248,11 @@ func (s *Store) applyReserve(j *job, now int64, token, worker string, expires in
 	s.move(j, Reserved)
 	j.token, j.worker = token, worker
 	j.expiresAt, j.updatedAt = expires, now
+	j.startedAt = now
 	j.q.sh.arm(j, expires, fx)
+	if o := s.obs(j.q); o != nil {
+		o.Reserved(now - j.runAt)
+	}
 	s.log(&Record{Op: OpReserve, Now: now, ID: j.id, Token: token, Worker: worker, Expires: expires, Admitted: rated}, fx)
 }
 
@@ -337,7 +352,7 @@ func (s *Store) applyStart(j *job, now int64, fx *effects) error {
 		return err
 	}
 	j.attempt++
-	j.updatedAt = now
+	j.updatedAt, j.startedAt = now, now
 	s.log(&Record{Op: OpStart, Now: now, ID: j.id}, fx)
 	return nil
 }
@@ -389,6 +404,13 @@ func (s *Store) applyAck(j *job, now int64, fx *effects) error {
 	j.updatedAt = now
 	s.endReservation(j, fx)
 	s.terminal(j, fx)
+	if o := s.obs(j.q); o != nil {
+		ran := int64(-1)
+		if j.startedAt > 0 {
+			ran = now - j.startedAt
+		}
+		o.Acked(ran)
+	}
 	s.log(&Record{Op: OpAck, Now: now, ID: j.id}, fx)
 	return nil
 }
@@ -426,6 +448,7 @@ func (s *Store) applyFail(j *job, now int64, msg string, hasMsg bool, state Stat
 		j.attempt++
 	}
 	if hasMsg {
+		s.bytes.Add(int64(len(msg) - len(j.lastError)))
 		j.lastError, j.hasError = msg, true
 	}
 	j.updatedAt = now
@@ -436,6 +459,13 @@ func (s *Store) applyFail(j *job, now int64, msg string, hasMsg bool, state Stat
 		j.q.sh.arm(j, runAt, fx)
 	} else {
 		s.terminal(j, fx)
+	}
+	if o := s.obs(j.q); o != nil {
+		if state == RetryPending {
+			o.Retried()
+		} else {
+			o.Failed()
+		}
 	}
 	s.log(&Record{Op: OpFail, Now: now, ID: j.id, Error: msg, HasError: hasMsg, State: state, RunAt: runAt}, fx)
 }
@@ -563,6 +593,9 @@ func (s *Store) cancelLocked(j *job, now int64, fx *effects) {
 	}
 	j.updatedAt = now
 	s.terminal(j, fx)
+	if o := s.obs(j.q); o != nil {
+		o.Cancelled()
+	}
 }
 
 // Retry puts a failed job back in its queue with its attempts reset
@@ -586,6 +619,9 @@ func (s *Store) applyRetry(j *job, now int64, fx *effects) error {
 	j.runAt, j.updatedAt = now, now
 	j.q.enqueue(j)
 	fx.notify = append(fx.notify, j.q.name)
+	if o := s.obs(j.q); o != nil {
+		o.Retried()
+	}
 	s.log(&Record{Op: OpRetry, Now: now, ID: j.id}, fx)
 	return nil
 }
@@ -975,4 +1011,5 @@ func (s *Store) flushLocked() {
 	s.expired.init(s.cfg.ExpiredTokens)
 	s.ret.init(s.cfg.MaxRetained, s.cfg.Retention)
 	s.total.Store(0)
+	s.bytes.Store(0)
 }

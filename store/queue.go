@@ -44,7 +44,8 @@ type queue struct {
 	pushed  int64
 	succ    int64
 	failed  int64
-	dead    bool // removed from its shard; no job refers to it
+	dead    bool          // removed from its shard; no job refers to it
+	obs     QueueObserver // from the store's Observer, asked once; nil without one
 }
 
 type group struct {

@@ -285,6 +285,7 @@ func (s *Store) loadJob(r *Record) error {
 		return replayErr(r, "duplicate job")
 	}
 	s.total.Add(1)
+	s.bytes.Add(j.bytes())
 	q.jobs++
 	q.counts[j.state]++
 	j.ln = q.laneFor(laneKey{r.Handler, r.CKey, r.RKey})

@@ -29,6 +29,7 @@ type Config struct {
 	MaxRetained   int   // terminal jobs kept at most, oldest dropped first; default 100,000
 	ExpiredTokens int   // expired tokens remembered; default 100,000
 	MaxJobs       int64 // jobs held at most (FULL beyond); default 0, no limit
+	MaxBytes      int64 // estimated job memory held at most (FULL beyond, see JobBytes); default 0, no limit
 }
 
 // DefaultConfig returns the documented defaults.
@@ -54,6 +55,8 @@ func (c Config) Validate() error {
 		return errors.New("store: ExpiredTokens must be at least 1")
 	case c.MaxJobs < 0:
 		return errors.New("store: MaxJobs must be 0 (no limit) or positive")
+	case c.MaxBytes < 0:
+		return errors.New("store: MaxBytes must be 0 (no limit) or positive")
 	}
 	return nil
 }
@@ -69,11 +72,13 @@ type Store struct {
 	expired expiredTokens
 	ret     retention
 	total   atomic.Int64 // jobs held
+	bytes   atomic.Int64 // estimated memory of the jobs held (JobBytes)
 
 	onNotify atomic.Pointer[func(string)]
 	onTimer  atomic.Pointer[func()]
 
 	journal   Journal    // nil: no log
+	observer  Observer   // nil: none; set before serving
 	replaying bool       // set while Load replays a log: nothing is appended
 	policyMu  sync.Mutex // orders policy changes with their records
 }
@@ -88,6 +93,7 @@ type job struct {
 	created   uint64 // push order, per queue
 	state     State
 	dropped   bool
+	hasError  bool
 	attempt   int64
 	maxAtt    int64
 	backoff   int64
@@ -98,7 +104,7 @@ type job struct {
 	token     string // current reservation, or the last one after it ended
 	worker    string
 	lastError string
-	hasError  bool
+	startedAt int64 // the last JOBSTART, or the reservation; 0 if unknown (metrics only)
 	// timer: dueAt is the lease expiry or run_at while armed; tidx its place
 	// in the shard's timer heap (-1 when unarmed); tseq its arming order in
 	// its queue, which orders jobs of one queue due at the same instant.
@@ -312,6 +318,9 @@ func (s *Store) expire(j *job, fx *effects) {
 	j.runAt, j.updatedAt = at, at
 	j.q.enqueue(j)
 	fx.notify = append(fx.notify, j.q.name)
+	if o := s.obs(j.q); o != nil {
+		o.Expired()
+	}
 	s.log(&Record{Op: OpExpire, Now: at, ID: j.id}, fx)
 }
 
@@ -449,6 +458,7 @@ func (s *Store) dropLocked(j *job) {
 	q.jobs--
 	q.unref(j.ln)
 	s.total.Add(-1)
+	s.bytes.Add(-j.bytes())
 	q.sh.maybeDelete(q)
 }
 
