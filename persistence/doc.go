@@ -37,11 +37,14 @@
 //
 // # Durability
 //
-// Records are appended to an in-memory buffer under the store's locks; an
-// operation then waits (Wait) until its record is written to the file
-// (appendfsync everysec and no) or written and fsynced (always). Whoever
-// waits first writes everything buffered so far, so concurrent clients share
-// one write and one fsync (group commit). With everysec a background
-// goroutine fsyncs once a second. A failed write or fsync makes the log
-// refuse changes (MISCONF) until a retry succeeds.
+// Records are appended to an in-memory buffer under the store's locks.
+// With appendfsync always, an operation then waits (Wait) until its record is
+// written and fsynced: whoever waits first writes and fsyncs everything
+// buffered so far, so concurrent clients share one write and one fsync (group
+// commit). With everysec and no, the reply does not wait: a writer goroutine
+// writes the buffer as soon as it fills (one write per batch), and with
+// everysec a background goroutine fsyncs once a second, so a crash of the
+// machine loses at most about the last second or two, and a crash of the
+// process only what was not yet written (milliseconds). A failed write or
+// fsync makes the log refuse changes (MISCONF) until a retry succeeds.
 package persistence

@@ -120,6 +120,7 @@ type Log struct {
 	file   File
 
 	rewriteMu sync.Mutex // one rewrite at a time
+	kick      chan struct{} // wakes the writer when the buffer was empty
 	stop      chan struct{}
 	done      sync.WaitGroup
 }
@@ -162,7 +163,8 @@ func Open(cfg Config, st *store.Store) (*Log, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	l := &Log{cfg: cfg, log: cfg.Logger.With().Str("component", "aof").Logger(), stop: make(chan struct{})}
+	l := &Log{cfg: cfg, log: cfg.Logger.With().Str("component", "aof").Logger(),
+		stop: make(chan struct{}), kick: make(chan struct{}, 1)}
 	l.cond = sync.NewCond(&l.mu)
 	if err := cfg.FS.MkdirAll(cfg.Dir); err != nil {
 		return nil, fmt.Errorf("creating %s: %w", cfg.Dir, err)
@@ -198,8 +200,9 @@ func Open(cfg Config, st *store.Store) (*Log, error) {
 	l.stats.Status = "ok"
 	l.stats.LastRewriteStatus = "ok"
 	st.SetJournal(l)
-	l.done.Add(1)
+	l.done.Add(2)
 	go l.background()
+	go l.writer()
 	return l, nil
 }
 
@@ -208,10 +211,17 @@ func (l *Log) path(name string) string { return filepath.Join(l.cfg.Dir, name) }
 // Append buffers r and returns its sequence number. It never blocks on I/O.
 func (l *Log) Append(r *store.Record) uint64 {
 	l.mu.Lock()
+	wasEmpty := len(l.buf) == 0
 	l.buf = appendRecord(l.buf, r)
 	l.appended++
 	seq := l.appended
 	l.mu.Unlock()
+	if wasEmpty && l.cfg.Fsync != FsyncAlways {
+		select {
+		case l.kick <- struct{}{}:
+		default:
+		}
+	}
 	return seq
 }
 
@@ -222,11 +232,16 @@ func (l *Log) Err() error {
 	return l.err
 }
 
-// Wait returns once record seq is written (and, with appendfsync always,
-// fsynced), or with the error that prevents it.
+// Wait returns once record seq is fsynced with appendfsync always, or with
+// the error that prevents it. With everysec and no it returns at once (with
+// the log's error, if any): the writer goroutine writes the buffer within
+// moments and everysec fsyncs it within a second, as Redis does.
 func (l *Log) Wait(seq uint64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.cfg.Fsync != FsyncAlways {
+		return l.err
+	}
 	for {
 		done := l.written >= seq
 		if l.cfg.Fsync == FsyncAlways {
@@ -319,6 +334,25 @@ func (l *Log) sizeNow() int64 {
 	return l.size
 }
 
+// writer writes the buffer as soon as it has records (everysec and no):
+// while one write is in progress the next batch accumulates, so a busy
+// server issues one write per batch, not per change.
+func (l *Log) writer() {
+	defer l.done.Done()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-l.kick:
+		}
+		l.mu.Lock()
+		if !l.writing && l.err == nil && len(l.buf) > 0 {
+			l.flushLocked(false)
+		}
+		l.mu.Unlock()
+	}
+}
+
 // background fsyncs every second (everysec), retries a failing log, and
 // starts rewrites when the log has grown enough.
 func (l *Log) background() {
@@ -332,10 +366,14 @@ func (l *Log) background() {
 		case <-tick.C:
 		}
 		l.mu.Lock()
-		failing := l.err != nil
-		if !l.writing && (failing || (l.cfg.Fsync == FsyncEverySec && (len(l.buf) > 0 || l.synced < l.written))) {
-			l.flushLocked(l.cfg.Fsync != FsyncNo)
+		if l.err != nil && !l.writing {
+			l.flushLocked(l.cfg.Fsync != FsyncNo) // retry
 		}
+		l.mu.Unlock()
+		if l.cfg.Fsync == FsyncEverySec {
+			l.syncWritten()
+		}
+		l.mu.Lock()
 		grow := l.err == nil && l.cfg.RewritePercentage > 0 && l.total >= l.cfg.RewriteMinSize &&
 			l.total >= l.lastBase+l.lastBase*int64(l.cfg.RewritePercentage)/100
 		l.mu.Unlock()
@@ -345,6 +383,43 @@ func (l *Log) background() {
 			}
 		}
 	}
+}
+
+// syncWritten fsyncs what has been written so far, alongside the writer (an
+// fsync does not stop writes to the same file).
+func (l *Log) syncWritten() {
+	l.mu.Lock()
+	upto := l.written
+	l.mu.Unlock()
+	if upto <= l.syncedSeq() {
+		return
+	}
+	l.fileMu.RLock()
+	t := time.Now()
+	err := l.file.Sync()
+	micros := time.Since(t).Microseconds()
+	l.fileMu.RUnlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil {
+		l.stats.WriteErrors++
+		if l.err == nil {
+			l.log.Error().Err(err).Msg("append-only log fsync failed: refusing writes until it succeeds")
+		}
+		l.err = err
+		l.stats.LastError, l.stats.Status = err.Error(), "err"
+		return
+	}
+	if upto > l.synced {
+		l.synced = upto
+	}
+	l.stats.LastFsyncAt, l.stats.LastFsyncMicros = l.cfg.Now(), micros
+}
+
+func (l *Log) syncedSeq() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.synced
 }
 
 // Flush writes and fsyncs everything appended so far.

@@ -320,9 +320,22 @@ func TestWriteFailureRefusesWritesUntilRecovered(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if err := l.Flush(); err != nil { // that push is on disk before the failure
+				t.Fatal(err)
+			}
 			ffs.writeErr.Store(&errno)
-			if _, err := st.Push(2, store.PushOptions{Queue: "q", Handler: "h", ID: "lost"}); !errors.Is(err, store.ErrMisconf) {
-				t.Fatalf("push during the failure: %v", err)
+			// With everysec the reply does not wait for the write: this push
+			// may be acknowledged before the writer fails (or refused if the
+			// writer failed first); its failed write makes the log refuse
+			// what follows.
+			if _, err := st.Push(2, store.PushOptions{Queue: "q", Handler: "h", ID: "first"}); err != nil && !errors.Is(err, store.ErrMisconf) {
+				t.Fatalf("push as the failure starts: %v", err)
+			}
+			for deadline := time.Now().Add(5 * time.Second); l.Err() == nil; {
+				if time.Now().After(deadline) {
+					t.Fatal("the failed write was not noticed")
+				}
+				time.Sleep(5 * time.Millisecond)
 			}
 			if _, err := st.Push(3, store.PushOptions{Queue: "q", Handler: "h"}); !errors.Is(err, store.ErrMisconf) {
 				t.Fatalf("later push: %v", err)
