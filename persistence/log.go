@@ -119,7 +119,7 @@ type Log struct {
 	fileMu sync.RWMutex // shared while the writer uses file; exclusive to replace or close it
 	file   File
 
-	rewriteMu sync.Mutex // one rewrite at a time
+	rewriteMu sync.Mutex    // one rewrite at a time
 	kick      chan struct{} // wakes the writer when the buffer was empty
 	stop      chan struct{}
 	done      sync.WaitGroup
