@@ -61,6 +61,14 @@ type report struct {
 	Rows     []row             `json:"rows"`
 	Profiles []profile         `json:"profiles,omitempty"`
 	Order    []string          `json:"order"` // ids in plan order
+	Failures []failure         `json:"failures,omitempty"`
+}
+
+type failure struct {
+	Round  int    `json:"round"`
+	ID     string `json:"id"`
+	Target string `json:"target"`
+	Error  string `json:"error"`
 }
 
 type profile struct {
@@ -147,7 +155,10 @@ func (r *runner) main(out string, smoke, long bool, rounds int, only string) err
 			fmt.Fprintf(r.verbose, "[round %d/%d, %d/%d] %s — %s\n", round, r.z.rounds, i+1, len(ms), m.id, m.target)
 			rows, err := r.measure(m)
 			if err != nil {
-				return fmt.Errorf("%s (%s): %w", m.id, m.target, err)
+				// Keep going: one failed measure should not cost the others.
+				fmt.Fprintf(r.verbose, "    FAILED: %v\n", err)
+				rep.Failures = append(rep.Failures, failure{Round: round, ID: m.id, Target: m.target, Error: err.Error()})
+				continue
 			}
 			for _, x := range rows {
 				x.Round = round
@@ -159,7 +170,8 @@ func (r *runner) main(out string, smoke, long bool, rounds int, only string) err
 	if r.sluicePprof != "" && !smoke {
 		ps, err := r.profiles(filepath.Join(out, "profiles"))
 		if err != nil {
-			return fmt.Errorf("profiles: %w", err)
+			fmt.Fprintf(r.verbose, "    FAILED: %v\n", err)
+			rep.Failures = append(rep.Failures, failure{ID: "profiles", Error: err.Error()})
 		}
 		rep.Profiles = ps
 	}
@@ -183,6 +195,9 @@ func (r *runner) main(out string, smoke, long bool, rounds int, only string) err
 		return err
 	}
 	fmt.Fprintf(r.verbose, "wrote %s\n", filepath.Join(out, "RESULTS.md"))
+	if len(rep.Failures) > 0 {
+		return fmt.Errorf("%d measure(s) failed; see RESULTS.md", len(rep.Failures))
+	}
 	return nil
 }
 
@@ -352,15 +367,17 @@ func (r *runner) profiles(dir string) ([]profile, error) {
 		{"steady-behind-1M-blocked", []string{"-workload", "steady", "-conns", "50", "-n", strconv.Itoa(r.z.profileN / 8), "-blocked", "1000000", "-blocked-by", "policy"}},
 	}
 	var ps []profile
+	var errs []error
 	for _, c := range cases {
 		fmt.Fprintf(r.verbose, "[profile] %s\n", c.name)
 		p, err := r.profileOne(dir, c.name, c.args)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", c.name, err)
+			errs = append(errs, fmt.Errorf("%s: %w", c.name, err))
+			continue
 		}
 		ps = append(ps, p)
 	}
-	return ps, nil
+	return ps, errors.Join(errs...)
 }
 
 func (r *runner) profileOne(dir, name string, args []string) (profile, error) {

@@ -270,6 +270,13 @@ func markdown(rep *report) string {
 	}
 	b.WriteString("\nClient and servers share the machine's cores over loopback; the load generator is one Go process, so on a 2-core machine it competes with the server it measures, the same way for every server.\n\n")
 
+	if len(rep.Failures) > 0 {
+		b.WriteString("## Failed measures\n\nThese produced no figure; their rows are missing below.\n\n| round | measure | server | error |\n|---|---|---|---|\n")
+		for _, f := range rep.Failures {
+			fmt.Fprintf(&b, "| %d | %s | %s | %s |\n", f.Round, f.ID, f.Target, cell(f.Error, 400))
+		}
+		b.WriteString("\n")
+	}
 	b.WriteString("## DESIGN.md's bars\n\n| bar | sluice | compared with | ratio | needs | verdict |\n|---|---:|---:|---:|---|---|\n")
 	for _, br := range ix.bars() {
 		verdict := "met"
@@ -332,4 +339,14 @@ func markdown(rep *report) string {
 	}
 	b.WriteString("```\n</details>\n")
 	return b.String()
+}
+
+// cell makes s fit in one Markdown table cell of at most n runes.
+func cell(s string, n int) string {
+	s = strings.ReplaceAll(strings.TrimSpace(s), "\n", " ⏎ ")
+	s = strings.ReplaceAll(s, "|", "\\|")
+	if r := []rune(s); len(r) > n {
+		s = string(r[:n]) + "…"
+	}
+	return s
 }

@@ -68,6 +68,11 @@ func main() {
 			fmt.Println(r)
 		}
 	}
+	for _, r := range rs {
+		if w, ok := r.Extra["max_in_window"]; ok && w > r.Extra["limit_per_window"] {
+			fmt.Fprintf(os.Stderr, "loadgen: warning: rate limit exceeded: %.0f admissions in one window, limit %.0f\n", w, r.Extra["limit_per_window"])
+		}
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)

@@ -735,9 +735,8 @@ func runRateLimit(cfg *Config) ([]Result, error) {
 		"limit_per_window": float64(cfg.Rate),
 		"periods":          float64(periods),
 	}
-	if worst > cfg.Rate {
-		return []Result{r}, fmt.Errorf("rate limit exceeded: %d admissions in one window, limit %d", worst, cfg.Rate)
-	}
+	// A window holding more than the limit is a finding about the server,
+	// reported in the figure (max_in_window), not a failure of the run.
 	return []Result{r}, nil
 }
 
