@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
@@ -21,6 +22,7 @@ import (
 	"sluice/blocking"
 	"sluice/commands"
 	"sluice/config"
+	"sluice/metrics"
 	"sluice/persistence"
 	"sluice/protocol"
 	"sluice/store"
@@ -28,9 +30,6 @@ import (
 
 // version is the server's version (INFO, HELLO, --version).
 const version = "0.1.0"
-
-// drainTimeout bounds how long shutdown waits for commands in flight.
-const drainTimeout = 10 * time.Second
 
 func main() {
 	sig := make(chan os.Signal, 1)
@@ -66,6 +65,7 @@ func run(args, environ []string, stdout, stderr io.Writer, stop <-chan os.Signal
 	}
 
 	scfg := store.DefaultConfig()
+	scfg.MaxBytes = cfg.MaxMemory
 	st, err := store.New(scfg, store.NewRandomGenerator())
 	if err != nil {
 		log.Error().Err(err).Msg("cannot open the store")
@@ -78,13 +78,19 @@ func run(args, environ []string, stdout, stderr io.Writer, stop <-chan os.Signal
 			return 1
 		}
 	}
+	// Installed after the replay, so that history is not counted again.
+	mcfg := metrics.DefaultConfig()
+	mcfg.MaxLabels = cfg.MetricsMaxLabels
+	met := metrics.New(mcfg)
+	st.SetObserver(met)
 	now := func() int64 { return time.Now().UnixMilli() }
 	waiters := blocking.New(st, log, now)
 	timer := blocking.NewTimer(st)
 	st.SetNotify(waiters.Notify)
 	st.SetTimerHook(timer.Kick)
 
-	env := &commands.Env{Store: st, Waiters: waiters, Now: now, MaxPayload: cfg.MaxPayload, Version: version}
+	env := &commands.Env{Store: st, Waiters: waiters, Now: now, MaxPayload: cfg.MaxPayload, Version: version,
+		MaxMemory: cfg.MaxMemory, JobStats: func() []commands.Setting { return jobStats(met) }}
 	for _, o := range config.Options {
 		v, _ := cfg.Get(o.Name)
 		env.Settings = append(env.Settings, commands.Setting{Name: o.Name, Value: v})
@@ -105,6 +111,8 @@ func run(args, environ []string, stdout, stderr io.Writer, stop <-chan os.Signal
 	pcfg.MaxClients = cfg.MaxClients
 	pcfg.IdleTimeout = time.Duration(cfg.Timeout) * time.Second
 	pcfg.Limits = protocol.LimitsFor(cfg.MaxPayload)
+	pcfg.SlowlogSlowerThan = time.Duration(cfg.SlowlogSlowerThan) * time.Microsecond
+	pcfg.SlowlogMaxLen = cfg.SlowlogMaxLen
 	srv, err := protocol.NewServer(pcfg, table, log)
 	if err != nil {
 		log.Error().Err(err).Msg("bad server settings")
@@ -134,19 +142,36 @@ func run(args, environ []string, stdout, stderr io.Writer, stop <-chan os.Signal
 	}
 	env.Info = []commands.Setting{{Name: "tcp_port", Value: strconv.Itoa(port)}, {Name: "config_file", Value: cfg.File}}
 
+	var httpSrv *http.Server
+	httpErr := make(chan error, 1)
+	metricsURL := ""
+	if cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			log.Error().Err(err).Str("addr", cfg.MetricsAddr).Msg("cannot listen for metrics")
+			for _, l := range lns {
+				l.Close()
+			}
+			return 1
+		}
+		src := metrics.Sources{Store: st, Server: srv, MaxMemory: cfg.MaxMemory, Now: now}
+		if aof != nil {
+			src.Log = aof.Stats
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", met.Handler(src))
+		httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() { httpErr <- httpSrv.Serve(mln) }() // ends when httpSrv is shut down below
+		metricsURL = "http://" + mln.Addr().String() + "/metrics"
+		env.Info = append(env.Info, commands.Setting{Name: "metrics_url", Value: metricsURL})
+	}
+
 	ev := log.Info().Strs("addr", addrs).Str("version", version).Int("pid", os.Getpid())
+	if metricsURL != "" {
+		ev = ev.Str("metrics", metricsURL)
+	}
 	for k, v := range cfg.Changed() {
 		ev = ev.Str(k, v)
-	}
-	var pending []string
-	if cfg.MaxMemory > 0 {
-		pending = append(pending, "maxmemory")
-	}
-	if cfg.MetricsAddr != "" {
-		pending = append(pending, "metrics-addr")
-	}
-	if len(pending) > 0 {
-		ev = ev.Str("not_yet_wired", strings.Join(pending, ","))
 	}
 	ev.Msg("sluice ready")
 
@@ -163,16 +188,36 @@ func run(args, environ []string, stdout, stderr io.Writer, stop <-chan os.Signal
 
 	select {
 	case s := <-stop:
-		log.Info().Str("signal", fmt.Sprint(s)).Msg("shutting down")
+		log.Info().Str("signal", fmt.Sprint(s)).Dur("deadline", time.Duration(cfg.ShutdownTimeout)*time.Second).Msg("shutting down")
 	case err := <-serveErr:
 		log.Error().Err(err).Msg("listener failed, shutting down")
+	case err := <-httpErr:
+		log.Error().Err(err).Msg("metrics server failed, shutting down")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+	// Drain: stop accepting, answer blocked reserves with null, let every
+	// connection finish the commands it has sent, then close the log (which
+	// writes and fsyncs what is left). A second signal cuts the wait short.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeout)*time.Second)
 	defer cancel()
+	go func() {
+		select {
+		case s := <-stop:
+			log.Warn().Str("signal", fmt.Sprint(s)).Msg("second signal: closing connections now")
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	code := 0
+	began := time.Now()
 	if err := srv.Shutdown(ctx); err != nil {
 		log.Warn().Err(err).Msg("shutdown")
 		code = 1
+	}
+	log.Info().Dur("took", time.Since(began)).Msg("connections drained")
+	if httpSrv != nil {
+		hctx, hcancel := context.WithTimeout(context.Background(), time.Second)
+		_ = httpSrv.Shutdown(hctx)
+		hcancel()
 	}
 	close(timerStop)
 	<-timerDone
@@ -180,6 +225,8 @@ func run(args, environ []string, stdout, stderr io.Writer, stop <-chan os.Signal
 		if err := aof.Close(); err != nil {
 			log.Error().Err(err).Msg("closing the append-only log")
 			code = 1
+		} else {
+			log.Info().Msg("append-only log flushed, synced and closed")
 		}
 	}
 	log.Info().Msg("bye")
@@ -205,6 +252,16 @@ func openLog(cfg config.Config, scfg store.Config, st *store.Store, log zerolog.
 		Int64("jobs", st.Len()).Int64("millis", ls.Millis).Int64("truncated", ls.Truncated).
 		Int64("skipped", ls.Skipped).Msg("append-only log loaded")
 	return aof, nil
+}
+
+// jobStats are INFO stats' job event totals.
+func jobStats(m *metrics.Metrics) []commands.Setting {
+	t := m.Totals()
+	out := make([]commands.Setting, len(t))
+	for i, n := range t {
+		out[i] = commands.Setting{Name: "total_jobs_" + metrics.EventNames[i], Value: strconv.FormatUint(n, 10)}
+	}
+	return out
 }
 
 // persistenceInfo is INFO persistence with the log on.
@@ -308,6 +365,6 @@ func usage(w io.Writer) {
 		if v == "" {
 			v = "(none)"
 		}
-		fmt.Fprintf(w, "  --%-14s %s (default: %s)\n", o.Name, o.Usage, v)
+		fmt.Fprintf(w, "  --%-24s %s (default: %s)\n", o.Name, o.Usage, v)
 	}
 }

@@ -25,6 +25,10 @@ type Env struct {
 	Persistence func() []Setting
 	// Rewrite, when set, starts a log rewrite (BGREWRITEAOF).
 	Rewrite func() error
+	// JobStats, when set, adds job event totals to INFO stats.
+	JobStats func() []Setting
+	// MaxMemory is the job-memory limit in bytes (INFO memory); 0: none.
+	MaxMemory int64
 }
 
 // Setting is one name/value pair.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -25,13 +24,13 @@ func serverCommands(e *Env) []protocol.Command {
 			Group: "connection", Summary: "Close the connection."},
 		{Name: "select", Arity: 2, Flags: protocol.Fast, Handler: selectDB,
 			Group: "connection", Summary: "Only database 0 exists.", Args: []protocol.Arg{integerArg("index")}},
-		{Name: "hello", Arity: -1, Flags: protocol.NoAuth | protocol.Fast, Handler: e.hello,
+		{Name: "hello", Arity: -1, Flags: protocol.NoAuth | protocol.Fast | protocol.Redact, Handler: e.hello,
 			Group: "connection", Summary: "Handshake: RESP2 only, optional AUTH and SETNAME.",
 			Args: []protocol.Arg{{Name: "arguments", Type: "block", Optional: true, Args: []protocol.Arg{
 				integerArg("protover"),
 				{Name: "auth", Type: "block", Token: "AUTH", Optional: true, Args: []protocol.Arg{str("username"), str("password")}},
 				opt("SETNAME", str("clientname"))}}}},
-		{Name: "auth", Arity: -2, Flags: protocol.NoAuth | protocol.Fast, Handler: auth,
+		{Name: "auth", Arity: -2, Flags: protocol.NoAuth | protocol.Fast | protocol.Redact, Handler: auth,
 			Group: "connection", Summary: "Authenticate with the server password.",
 			Args: []protocol.Arg{optional(str("username")), str("password")}},
 		{Name: "client", Arity: -2, Handler: client,
@@ -40,6 +39,8 @@ func serverCommands(e *Env) []protocol.Command {
 			Group: "server", Summary: "Describe the commands.", Subs: commandSubs},
 		{Name: "config", Arity: -2, Flags: protocol.Admin, Handler: e.config,
 			Group: "server", Summary: "Read the server's settings.", Subs: configSubs},
+		{Name: "slowlog", Arity: -2, Flags: protocol.Admin, Handler: slowlog,
+			Group: "server", Summary: "Read or reset the log of slow commands.", Subs: slowlogSubs},
 		{Name: "info", Arity: -1, Handler: e.info,
 			Group: "server", Summary: "Server facts and counters, as text.",
 			Args: []protocol.Arg{{Name: "section", Type: "string", Optional: true, Multiple: true}}},
@@ -450,29 +451,28 @@ func (e *Env) config(c *protocol.Client, args [][]byte) (any, error) {
 	return nil, protocol.UnknownSubcommand("config", args[1])
 }
 
+// infoSections are INFO's sections in order; commandstats is shown only
+// when asked for by name or with all/everything, as in Redis.
+var infoSections = []string{"server", "clients", "memory", "persistence", "stats", "queues", "policies", "commandstats"}
+
 // INFO [section ...]
 func (e *Env) info(c *protocol.Client, args [][]byte) (any, error) {
-	all := []string{"server", "clients", "memory", "persistence", "stats", "queues"}
 	want := map[string]bool{}
-	if len(args) == 1 {
-		for _, s := range all {
+	for _, a := range args[1:] {
+		want[strings.ToLower(string(a))] = true
+	}
+	if len(args) == 1 || want["default"] {
+		for _, s := range infoSections[:len(infoSections)-1] {
 			want[s] = true
 		}
 	}
-	for _, a := range args[1:] {
-		s := strings.ToLower(string(a))
-		if s == "all" || s == "everything" || s == "default" {
-			for _, s := range all {
-				want[s] = true
-			}
+	if want["all"] || want["everything"] {
+		for _, s := range infoSections {
+			want[s] = true
 		}
-		want[s] = true
 	}
 	var b bytes.Buffer
 	section := func(name string, lines ...string) {
-		if !want[name] {
-			return
-		}
 		if b.Len() > 0 {
 			b.WriteString("\r\n")
 		}
@@ -482,69 +482,183 @@ func (e *Env) info(c *protocol.Client, args [][]byte) (any, error) {
 		}
 	}
 	srv := c.Server()
-	st := srv.Stats()
+	now := e.now()
+	for _, name := range infoSections {
+		if !want[name] {
+			continue
+		}
+		switch name {
+		case "server":
+			section("Server", e.infoServer(srv)...)
+		case "clients":
+			st := srv.Stats()
+			section("Clients",
+				"connected_clients:"+strconv.Itoa(st.Connected),
+				"blocked_clients:"+strconv.Itoa(st.Blocked),
+				"maxclients:"+strconv.Itoa(srv.Config().MaxClients))
+		case "memory":
+			section("Memory", e.infoMemory()...)
+		case "persistence":
+			lines := []string{"loading:0"}
+			if e.Persistence != nil {
+				for _, s := range e.Persistence() {
+					lines = append(lines, s.Name+":"+s.Value)
+				}
+			} else {
+				lines = append(lines, "aof_enabled:0")
+			}
+			section("Persistence", lines...)
+		case "stats":
+			st := srv.Stats()
+			lines := []string{
+				"total_connections_received:" + strconv.FormatInt(st.TotalConnections, 10),
+				"total_commands_processed:" + strconv.FormatInt(st.TotalCommands, 10),
+				"rejected_connections:" + strconv.FormatInt(st.RejectedConnections, 10),
+				"total_net_input_bytes:" + strconv.FormatInt(st.NetInputBytes, 10),
+				"total_net_output_bytes:" + strconv.FormatInt(st.NetOutputBytes, 10),
+				"slowlog_len:" + strconv.Itoa(srv.SlowlogLen()),
+				"jobs:" + strconv.FormatInt(e.Store.Len(), 10),
+			}
+			if e.JobStats != nil {
+				for _, s := range e.JobStats() {
+					lines = append(lines, s.Name+":"+s.Value)
+				}
+			}
+			section("Stats", lines...)
+		case "queues":
+			qs := e.Store.Queues(now)
+			lines := []string{"queues:" + strconv.Itoa(len(qs))}
+			for _, q := range qs {
+				s, err := e.Store.QueueStats(now, q)
+				if err != nil {
+					continue // the queue vanished meanwhile
+				}
+				lines = append(lines, fmt.Sprintf("queue:%s,status=%s,queued=%d,scheduled=%d,reserved=%d,running=%d,retry_pending=%d,failed=%d,paused=%d,blocked_concurrency=%d,blocked_ratelimit=%d,pushed_total=%d,succeeded_total=%d,failed_total=%d",
+					sanitizeInfo(q), s.Status, s.Queued, s.Scheduled, s.Reserved, s.Running, s.RetryPending, s.Failed, boolInt(s.Paused),
+					s.BlockedConcurrency, s.BlockedRateLimit, s.PushedTotal, s.SucceededTotal, s.FailedTotal))
+			}
+			section("Queues", lines...)
+		case "policies":
+			ps := e.Store.Policies(now)
+			lines := []string{"policies:" + strconv.Itoa(len(ps))}
+			for _, p := range ps {
+				l := fmt.Sprintf("policy:%s:%s,limit=%d,active=%d,waiting=%d", p.Kind, sanitizeInfo(p.Key), p.Limit, p.Active, p.Waiting)
+				if p.Period > 0 {
+					l += fmt.Sprintf(",period=%d,next_free_at=%d", p.Period, p.NextFreeAt)
+				}
+				lines = append(lines, l)
+			}
+			section("Policies", lines...)
+		case "commandstats":
+			var lines []string
+			for _, cs := range srv.CommandStats() {
+				perCall := float64(cs.Usec) / float64(cs.Calls)
+				lines = append(lines, fmt.Sprintf("cmdstat_%s:calls=%d,usec=%d,usec_per_call=%.2f,rejected_calls=0,failed_calls=%d",
+					cs.Name, cs.Calls, cs.Usec, perCall, cs.Failed))
+			}
+			section("Commandstats", lines...)
+		}
+	}
+	return b.String(), nil
+}
+
+func (e *Env) infoServer(srv *protocol.Server) []string {
 	uptime := time.Since(srv.Started())
-	serverLines := []string{
+	lines := []string{
 		"sluice_version:" + e.Version,
 		"redis_version:7.0.0",
 		"redis_mode:standalone",
 		"os:" + runtime.GOOS + " " + runtime.GOARCH,
+		"arch_bits:" + strconv.Itoa(strconv.IntSize),
 		"go_version:" + runtime.Version(),
 		"process_id:" + strconv.Itoa(os.Getpid()),
 		"uptime_in_seconds:" + strconv.FormatInt(int64(uptime/time.Second), 10),
 		"uptime_in_days:" + strconv.FormatInt(int64(uptime/(24*time.Hour)), 10),
 	}
 	for _, s := range e.Info {
-		serverLines = append(serverLines, s.Name+":"+s.Value)
+		lines = append(lines, s.Name+":"+s.Value)
 	}
-	section("server", serverLines...)
-	section("clients",
-		"connected_clients:"+strconv.Itoa(st.Connected),
-		"blocked_clients:"+strconv.Itoa(st.Blocked),
-		"maxclients:"+strconv.Itoa(srv.Config().MaxClients))
-	if want["memory"] {
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		section("memory",
-			"used_memory:"+strconv.FormatUint(ms.HeapAlloc, 10),
-			"used_memory_sys:"+strconv.FormatUint(ms.Sys, 10),
-			"maxmemory:"+e.setting("maxmemory"),
-			"maxmemory_enforced:0")
+	return lines
+}
+
+// infoMemory reports the process's heap next to the job-memory estimate
+// that --maxmemory limits (see store.JobBytes).
+func (e *Env) infoMemory() []string {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	jobs := e.Store.Bytes()
+	return []string{
+		"used_memory:" + strconv.FormatUint(ms.HeapAlloc, 10),
+		"used_memory_human:" + humanBytes(int64(ms.HeapAlloc)),
+		"used_memory_sys:" + strconv.FormatUint(ms.Sys, 10),
+		"used_memory_sys_human:" + humanBytes(int64(ms.Sys)),
+		"used_memory_jobs:" + strconv.FormatInt(jobs, 10),
+		"used_memory_jobs_human:" + humanBytes(jobs),
+		"maxmemory:" + strconv.FormatInt(e.MaxMemory, 10),
+		"maxmemory_human:" + humanBytes(e.MaxMemory),
+		"maxmemory_policy:noeviction",
 	}
-	if want["persistence"] {
-		lines := []string{"loading:0"}
-		if e.Persistence != nil {
-			for _, s := range e.Persistence() {
-				lines = append(lines, s.Name+":"+s.Value)
+}
+
+// humanBytes prints a size as Redis's *_human fields do: 1.50K, 2.00M.
+func humanBytes(n int64) string {
+	const units = "KMGTP"
+	if n < 1024 {
+		return strconv.FormatInt(n, 10) + "B"
+	}
+	f, i := float64(n)/1024, 0
+	for f >= 1024 && i < len(units)-1 {
+		f /= 1024
+		i++
+	}
+	return strconv.FormatFloat(f, 'f', 2, 64) + units[i:i+1]
+}
+
+var slowlogSubs = []protocol.Command{
+	{Name: "slowlog|get", Arity: -2, Summary: "The most recent slow commands, newest first.", Args: []protocol.Arg{optional(integerArg("count"))}},
+	{Name: "slowlog|len", Arity: 2, Summary: "The number of entries in the slow log."},
+	{Name: "slowlog|reset", Arity: 2, Summary: "Empty the slow log."},
+	{Name: "slowlog|help", Arity: 2, Summary: "Show SLOWLOG's subcommands."},
+}
+
+// SLOWLOG GET [count] | LEN | RESET | HELP
+func slowlog(c *protocol.Client, args [][]byte) (any, error) {
+	sub := strings.ToLower(string(args[1]))
+	srv := c.Server()
+	switch {
+	case sub == "get" && len(args) <= 3:
+		n := int64(10)
+		if len(args) == 3 {
+			var err error
+			if n, err = integer(args[2]); err != nil || n < -1 {
+				return nil, protocol.Error("ERR count should be greater than or equal to -1")
 			}
-		} else {
-			lines = append(lines, "aof_enabled:0")
 		}
-		section("persistence", lines...)
-	}
-	section("stats",
-		"total_connections_received:"+strconv.FormatInt(st.TotalConnections, 10),
-		"total_commands_processed:"+strconv.FormatInt(st.TotalCommands, 10),
-		"rejected_connections:"+strconv.FormatInt(st.RejectedConnections, 10),
-		"total_net_input_bytes:"+strconv.FormatInt(st.NetInputBytes, 10),
-		"total_net_output_bytes:"+strconv.FormatInt(st.NetOutputBytes, 10),
-		"jobs:"+strconv.FormatInt(e.Store.Len(), 10))
-	if want["queues"] {
-		now := e.now()
-		qs := e.Store.Queues(now)
-		sort.Strings(qs)
-		lines := []string{"queues:" + strconv.Itoa(len(qs))}
-		for _, q := range qs {
-			s, err := e.Store.QueueStats(now, q)
-			if err != nil {
-				continue // the queue vanished meanwhile
-			}
-			lines = append(lines, fmt.Sprintf("queue:%s,status=%s,queued=%d,scheduled=%d,reserved=%d,running=%d,retry_pending=%d,failed=%d,paused=%d",
-				sanitizeInfo(q), s.Status, s.Queued, s.Scheduled, s.Reserved, s.Running, s.RetryPending, s.Failed, boolInt(s.Paused)))
+		var out []any
+		for _, e := range srv.Slowlog(int(min(n, 1<<20))) {
+			out = append(out, []any{e.ID, e.Time, e.Micros, e.Args, e.Addr, e.Name})
 		}
-		section("queues", lines...)
+		if out == nil {
+			out = []any{}
+		}
+		return out, nil
+	case sub == "len" && len(args) == 2:
+		return int64(srv.SlowlogLen()), nil
+	case sub == "reset" && len(args) == 2:
+		srv.SlowlogReset()
+		return protocol.OK, nil
+	case sub == "help" && len(args) == 2:
+		return []string{
+			"SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+			"GET [<count>]", "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+			"    Entries are made of:", "    id, timestamp, time in microseconds, arguments array, client IP and port,", "    client name",
+			"LEN", "    Return the length of the slowlog.",
+			"RESET", "    Reset the slowlog.",
+		}, nil
+	case sub == "get" || sub == "len" || sub == "reset" || sub == "help":
+		return nil, protocol.WrongArity("slowlog|" + sub)
 	}
-	return b.String(), nil
+	return nil, protocol.UnknownSubcommand("slowlog", args[1])
 }
 
 // sanitizeInfo keeps a queue name from breaking INFO's line format.
@@ -555,13 +669,4 @@ func sanitizeInfo(s string) string {
 		}
 		return r
 	}, s)
-}
-
-func (e *Env) setting(name string) string {
-	for _, s := range e.Settings {
-		if s.Name == name {
-			return s.Value
-		}
-	}
-	return ""
 }

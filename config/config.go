@@ -31,6 +31,12 @@ type Config struct {
 	LogLevel    string   // debug, info (default), warn, error
 	LogFormat   string   // console or json; default "" (console on a terminal, else json)
 	MetricsAddr string   // host:port for Prometheus metrics; default none
+	// MetricsMaxLabels bounds the queues and policy keys metrics name; the
+	// rest are added up under "other". Default 100.
+	MetricsMaxLabels  int
+	SlowlogSlowerThan int64 // µs; commands at least this slow are logged; default 10000 (negative: off)
+	SlowlogMaxLen     int   // slow log entries kept; default 128
+	ShutdownTimeout   int   // seconds a drain may take before connections are cut; default 10
 
 	File string // the config file read, if any
 }
@@ -46,6 +52,11 @@ func DefaultConfig() Config {
 		MaxClients:  10000,
 		MaxPayload:  1 << 20,
 		LogLevel:    "info",
+
+		MetricsMaxLabels:  100,
+		SlowlogSlowerThan: 10000,
+		SlowlogMaxLen:     128,
+		ShutdownTimeout:   10,
 	}
 }
 
@@ -103,9 +114,25 @@ var Options = []Option{
 	{"logformat", "console or json (default: console on a terminal, else json)",
 		func(c *Config, v string) error { c.LogFormat = strings.ToLower(v); return nil },
 		func(c *Config) string { return c.LogFormat }},
-	{"metrics-addr", "serve Prometheus metrics at http://ADDR/metrics",
+	{"metrics-addr", "serve Prometheus metrics at http://ADDR/metrics (host:port; port 0 picks one)",
 		func(c *Config, v string) error { c.MetricsAddr = v; return nil },
 		func(c *Config) string { return c.MetricsAddr }},
+	{"metrics-max-labels", "queues and policy keys named in metrics; the rest count as \"other\"",
+		func(c *Config, v string) (err error) { c.MetricsMaxLabels, err = atoi(v); return },
+		func(c *Config) string { return strconv.Itoa(c.MetricsMaxLabels) }},
+	{"slowlog-log-slower-than", "log commands taking at least this many microseconds (negative: never)",
+		func(c *Config, v string) (err error) {
+			n, err := atoi(v)
+			c.SlowlogSlowerThan = int64(n)
+			return err
+		},
+		func(c *Config) string { return strconv.FormatInt(c.SlowlogSlowerThan, 10) }},
+	{"slowlog-max-len", "slow log entries kept",
+		func(c *Config, v string) (err error) { c.SlowlogMaxLen, err = atoi(v); return },
+		func(c *Config) string { return strconv.Itoa(c.SlowlogMaxLen) }},
+	{"shutdown-timeout", "seconds a graceful shutdown waits for commands in flight",
+		func(c *Config, v string) (err error) { c.ShutdownTimeout, err = atoi(v); return },
+		func(c *Config) string { return strconv.Itoa(c.ShutdownTimeout) }},
 }
 
 func lookup(name string) *Option {
@@ -278,6 +305,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("loglevel: %q is not debug, info, warn or error", c.LogLevel)
 	case c.LogFormat != "" && c.LogFormat != "console" && c.LogFormat != "json":
 		return fmt.Errorf("logformat: %q is not console or json", c.LogFormat)
+	case c.MetricsMaxLabels < 1:
+		return fmt.Errorf("metrics-max-labels: %d must be at least 1", c.MetricsMaxLabels)
+	case c.SlowlogMaxLen < 0:
+		return fmt.Errorf("slowlog-max-len: %d must not be negative", c.SlowlogMaxLen)
+	case c.ShutdownTimeout < 0:
+		return fmt.Errorf("shutdown-timeout: %d must not be negative", c.ShutdownTimeout)
 	}
 	if c.MetricsAddr != "" {
 		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil || port == "" {

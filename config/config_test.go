@@ -36,7 +36,8 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Addrs()[0] != "127.0.0.1:6390" || c.Dir != "./data" || !c.AppendOnly || c.AppendFsync != "everysec" ||
-		c.MaxClients != 10000 || c.MaxPayload != 1<<20 || c.LogLevel != "info" {
+		c.MaxClients != 10000 || c.MaxPayload != 1<<20 || c.LogLevel != "info" ||
+		c.MetricsMaxLabels != 100 || c.SlowlogSlowerThan != 10000 || c.SlowlogMaxLen != 128 || c.ShutdownTimeout != 10 {
 		t.Fatalf("%+v", c)
 	}
 	if len(c.Changed()) != 0 {
@@ -57,6 +58,9 @@ func TestErrors(t *testing.T) {
 		{[]string{"--max-payload", "1gb"}, nil, "max-payload: 1073741824 must be between 1 byte and 512mb"},
 		{[]string{"missing.conf"}, nil, "config file: open missing.conf"},
 		{[]string{"--timeout", "-1"}, nil, "timeout: -1 must not be negative"},
+		{[]string{"--metrics-max-labels", "0"}, nil, "metrics-max-labels: 0 must be at least 1"},
+		{[]string{"--slowlog-max-len", "-1"}, nil, "slowlog-max-len: -1 must not be negative"},
+		{[]string{"--shutdown-timeout", "-5"}, nil, "shutdown-timeout: -5 must not be negative"},
 	} {
 		_, _, err := Load(tc.args, tc.env)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -35,6 +35,8 @@ type Client struct {
 	closing bool     // owner goroutine only: close after this batch's replies
 	onFail  []func() // owner goroutine only: run if pending replies cannot be written
 
+	blockedFor time.Duration // owner goroutine only: time the current command spent in Block
+
 	mu      sync.Mutex // protects name, libName, libVer
 	name    string
 	libName string
@@ -134,7 +136,8 @@ func (c *Client) dispatch(args [][]byte) {
 		return
 	}
 	c.commands.Add(1)
-	c.lastActive.Store(time.Now().UnixMilli())
+	start := time.Now()
+	c.lastActive.Store(start.UnixMilli())
 	cmd := c.srv.table.Lookup(args[0])
 	if cmd == nil {
 		c.writeErr(UnknownCommand(args))
@@ -149,13 +152,28 @@ func (c *Client) dispatch(args [][]byte) {
 		c.writeErr(ErrNoAuth)
 		return
 	}
+	c.blockedFor = 0
 	v, err := c.call(cmd, args)
+	c.observe(cmd, args, start, err != nil)
 	if err != nil {
 		c.writeErr(err)
 		return
 	}
 	if !c.w.appendReply(v, c.errFn) {
 		c.srv.log.Error().Str("command", cmd.Name).Type("reply", v).Msg("handler returned a value that is not a reply")
+	}
+}
+
+// observe counts a command in its statistics and, when slow, in the slow
+// log. Time spent blocked waiting for work does not count, as in Redis.
+func (c *Client) observe(cmd *Command, args [][]byte, start time.Time, failed bool) {
+	d := time.Since(start) - c.blockedFor
+	cmd.stats.observe(c.id, d, failed)
+	if sl := &c.srv.slow; sl.slower >= 0 && d >= sl.slower {
+		sl.add(SlowlogEntry{
+			Time: start.Unix(), Micros: int64(d / time.Microsecond),
+			Args: slowArgs(cmd, args), Addr: c.addr, Name: c.Name(),
+		})
 	}
 }
 
@@ -323,6 +341,7 @@ func (c *Client) Block() (gone <-chan struct{}, stop func()) {
 		return ch, func() {}
 	}
 	c.blocked.Store(true)
+	blockedAt := time.Now()
 	exited := make(chan struct{})
 	c.stopping.Store(false)
 	_ = c.nc.SetReadDeadline(time.Time{})
@@ -357,6 +376,7 @@ func (c *Client) Block() (gone <-chan struct{}, stop func()) {
 		<-exited
 		_ = c.nc.SetReadDeadline(time.Time{})
 		c.blocked.Store(false)
+		c.blockedFor += time.Since(blockedAt)
 	}
 }
 

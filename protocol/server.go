@@ -23,6 +23,10 @@ type Config struct {
 	PreAuth      Limits        // per-command limits before AUTH (only with RequirePass)
 	ReadBuffer   int           // bytes read from the socket at a time; default 16 KiB
 	FlushAt      int           // reply bytes buffered before an early write; default 64 KiB
+	// SlowlogSlowerThan: commands taking at least this long go to the slow
+	// log; negative: none. Default 10 ms.
+	SlowlogSlowerThan time.Duration
+	SlowlogMaxLen     int // slow log entries kept; default 128
 }
 
 // DefaultMaxPayload is the default largest job payload (1 MiB).
@@ -51,8 +55,10 @@ func DefaultConfig() Config {
 			MaxArgs: 10, MaxBulk: 16 << 10, MaxInline: 16 << 10, MaxCommand: 64 << 10,
 			Unauthenticated: true,
 		},
-		ReadBuffer: 16 << 10,
-		FlushAt:    64 << 10,
+		ReadBuffer:        16 << 10,
+		FlushAt:           64 << 10,
+		SlowlogSlowerThan: 10 * time.Millisecond,
+		SlowlogMaxLen:     128,
 	}
 }
 
@@ -67,6 +73,8 @@ func (c Config) Validate() error {
 		return errors.New("protocol limits must be positive, and a command must hold at least one argument")
 	case c.ReadBuffer < 512 || c.FlushAt < 512:
 		return errors.New("read buffer and flush threshold must be at least 512 bytes")
+	case c.SlowlogMaxLen < 0:
+		return errors.New("slowlog-max-len must not be negative")
 	}
 	return nil
 }
@@ -82,6 +90,8 @@ type Server struct {
 	listeners []net.Listener
 	onDrain   []func()
 	draining  atomic.Bool // set once, by Shutdown, under mu
+
+	slow slowlog
 
 	conns   sync.WaitGroup // one per connection goroutine
 	nextID  atomic.Int64
@@ -102,7 +112,9 @@ func NewServer(cfg Config, table *Table, log zerolog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Server{cfg: cfg, table: table, log: log, clients: make(map[int64]*Client), started: time.Now()}, nil
+	s := &Server{cfg: cfg, table: table, log: log, clients: make(map[int64]*Client), started: time.Now()}
+	s.slow.slower, s.slow.max = cfg.SlowlogSlowerThan, cfg.SlowlogMaxLen
+	return s, nil
 }
 
 // Table is the command table being served.

@@ -24,6 +24,8 @@ const (
 	Admin
 	// Fast commands run in constant or logarithmic time.
 	Fast
+	// Redact hides the arguments from the slow log (AUTH, HELLO).
+	Redact
 )
 
 var flagNames = []struct {
@@ -63,6 +65,8 @@ type Command struct {
 	Since   string
 	Args    []Arg
 	Subs    []Command // subcommands, documentation only (the handler dispatches them)
+
+	stats *cmdStats // set by NewTable
 }
 
 // Arg documents an argument the way COMMAND DOCS describes it.
@@ -96,6 +100,7 @@ func NewTable(cmds []Command) (*Table, error) {
 		case t.byName[c.Name] != nil:
 			return nil, fmt.Errorf("command %q: defined twice", c.Name)
 		}
+		c.stats = new(cmdStats)
 		t.byName[c.Name] = c
 		t.list = append(t.list, c)
 	}
