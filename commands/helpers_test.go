@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strconv"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"sluice/blocking"
 	"sluice/commands"
+	"sluice/metrics"
 	"sluice/protocol"
 	"sluice/store"
 )
@@ -23,31 +25,43 @@ type testServer struct {
 	store   *store.Store
 	srv     *protocol.Server
 	waiters *blocking.Registry
+	metrics *metrics.Metrics
 }
 
 type setup struct {
 	pcfg       protocol.Config
+	scfg       store.Config
 	maxPayload int64
 }
 
 func start(t testing.TB, opts ...func(*setup)) *testServer {
 	t.Helper()
-	s := setup{pcfg: protocol.DefaultConfig(), maxPayload: 1 << 20}
+	s := setup{pcfg: protocol.DefaultConfig(), scfg: store.DefaultConfig(), maxPayload: 1 << 20}
 	for _, o := range opts {
 		o(&s)
 	}
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
-	st, err := store.New(store.DefaultConfig(), store.NewRandomGenerator())
+	st, err := store.New(s.scfg, store.NewRandomGenerator())
 	if err != nil {
 		t.Fatal(err)
 	}
+	met := metrics.New(metrics.DefaultConfig())
+	st.SetObserver(met)
 	now := func() int64 { return time.Now().UnixMilli() }
 	waiters := blocking.New(st, log, now)
 	timer := blocking.NewTimer(st)
 	st.SetNotify(waiters.Notify)
 	st.SetTimerHook(timer.Kick)
 	env := &commands.Env{Store: st, Waiters: waiters, Now: now, MaxPayload: s.maxPayload, Version: "test",
-		Settings: []commands.Setting{{Name: "port", Value: "0"}, {Name: "save", Value: ""}, {Name: "appendonly", Value: "yes"}}}
+		Settings:  []commands.Setting{{Name: "port", Value: "0"}, {Name: "save", Value: ""}, {Name: "appendonly", Value: "yes"}},
+		MaxMemory: s.scfg.MaxBytes,
+		JobStats: func() []commands.Setting { // as main does
+			var out []commands.Setting
+			for i, n := range met.Totals() {
+				out = append(out, commands.Setting{Name: "total_jobs_" + metrics.EventNames[i], Value: strconv.FormatUint(n, 10)})
+			}
+			return out
+		}}
 	table, err := protocol.NewTable(commands.Table(env))
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +81,7 @@ func start(t testing.TB, opts ...func(*setup)) *testServer {
 	go func() { timer.Run(stop); close(timerDone) }()
 	served := make(chan struct{})
 	go func() { _ = srv.Serve(ln); close(served) }()
-	ts := &testServer{addr: ln.Addr().String(), store: st, srv: srv, waiters: waiters}
+	ts := &testServer{addr: ln.Addr().String(), store: st, srv: srv, waiters: waiters, metrics: met}
 	t.Cleanup(func() { ts.shutdown(t) })
 	return ts
 }

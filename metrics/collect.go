@@ -109,9 +109,11 @@ type collector struct {
 func (c *collector) Describe(chan<- *prometheus.Desc) {}
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
-	c.collectEvents(ch)
+	// Queues first: reading them runs the store's due maintenance, whose
+	// expiries the event counters read next then include.
 	c.collectQueues(ch)
 	c.collectPolicies(ch)
+	c.collectEvents(ch)
 	c.collectServer(ch)
 	c.collectLog(ch)
 }

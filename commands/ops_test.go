@@ -1,0 +1,231 @@
+package commands_test
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"sluice/protocol"
+	"sluice/store"
+)
+
+func TestSlowlog(t *testing.T) {
+	ts := start(t, func(s *setup) {
+		s.pcfg.SlowlogSlowerThan = 0 // every command
+		s.pcfg.SlowlogMaxLen = 4
+		s.pcfg.RequirePass = "secret"
+	})
+	c := ts.client(t, resp2, func(o *redis.Options) { o.PoolSize = 1; o.Password = "secret"; o.ClientName = "op" })
+	do(t, c, "SLOWLOG", "RESET")
+	long := strings.Repeat("x", 200)
+	do(t, c, "JOBPUSH", "q", "h", long)
+	do(t, c, "AUTH", "secret")
+	entries := do(t, c, "SLOWLOG", "GET").([]any) // auth, push, reset
+	if len(entries) != 3 {
+		t.Fatalf("SLOWLOG GET: %v", entries)
+	}
+	newest := entries[0].([]any)
+	if args := newest[3].([]any); len(args) != 2 || args[0] != "AUTH" || args[1] != "(redacted)" {
+		t.Fatalf("AUTH not redacted: %v", newest)
+	}
+	push := entries[1].([]any)
+	args := push[3].([]any)
+	if args[0] != "JOBPUSH" || args[3] != strings.Repeat("x", 128)+"... (72 more bytes)" {
+		t.Fatalf("JOBPUSH entry: %v", push)
+	}
+	if push[0].(int64) >= newest[0].(int64) || push[5] != "op" || !strings.HasPrefix(push[4].(string), "127.0.0.1:") {
+		t.Fatalf("entry fields: %v", push)
+	}
+	if d := time.Now().Unix() - push[1].(int64); d < -1 || d > 5 {
+		t.Fatalf("timestamp %v", push[1])
+	}
+	// The log keeps the most recent slowlog-max-len entries.
+	do(t, c, "PING")
+	do(t, c, "PING")
+	if got := do(t, c, "SLOWLOG", "LEN"); got != int64(4) {
+		t.Fatalf("SLOWLOG LEN past the bound = %v", got)
+	}
+	if got := do(t, c, "SLOWLOG", "GET", 1).([]any); len(got) != 1 {
+		t.Fatalf("SLOWLOG GET 1: %v", got)
+	}
+	if got := do(t, c, "SLOWLOG", "RESET"); got != "OK" {
+		t.Fatal(got)
+	}
+	if got := do(t, c, "SLOWLOG", "GET", -1).([]any); len(got) != 1 { // the RESET itself comes after
+		t.Fatalf("after RESET: %v", got)
+	}
+	if e := doErr(t, c, "SLOWLOG", "GET", -2); e != "ERR count should be greater than or equal to -1" {
+		t.Fatal(e)
+	}
+	if e := doErr(t, c, "SLOWLOG", "NOPE"); !strings.HasPrefix(e, "ERR unknown subcommand 'NOPE'") {
+		t.Fatal(e)
+	}
+}
+
+// Time spent waiting in JOBRESERVE ... BLOCK is not execution time: a
+// blocked reserve is not slow.
+func TestSlowlogIgnoresBlockedTime(t *testing.T) {
+	ts := start(t, func(s *setup) { s.pcfg.SlowlogSlowerThan = 100 * time.Millisecond })
+	c := ts.client(t, resp2)
+	if r := reserve(t, c, "w", 1000, "BLOCK", 300, "QUEUES", "q"); r != nil {
+		t.Fatalf("reserved %v", r)
+	}
+	if got := do(t, c, "SLOWLOG", "LEN"); got != int64(0) {
+		t.Fatalf("a blocked reserve was logged as slow: %v", do(t, c, "SLOWLOG", "GET"))
+	}
+	for _, cs := range ts.srv.CommandStats() {
+		if cs.Name == "jobreserve" && (cs.Calls != 1 || cs.Usec > 100_000) {
+			t.Fatalf("jobreserve stats %+v", cs)
+		}
+	}
+}
+
+func infoText(t *testing.T, c *redis.Client, args ...any) string {
+	t.Helper()
+	return do(t, c, append([]any{"INFO"}, args...)...).(string)
+}
+
+func TestInfoSections(t *testing.T) {
+	ts := start(t)
+	c := ts.client(t, resp2)
+	do(t, c, "POLICYSET", "CONCURRENCY", "smtp", 1)
+	do(t, c, "POLICYSET", "RATELIMIT", "api", 5, 1000)
+	do(t, c, "JOBPUSH", "mail", "send", "a", "CONCURRENCY", "smtp")
+	do(t, c, "JOBPUSH", "mail", "send", "b", "CONCURRENCY", "smtp")
+	r := reserve(t, c, "w", 10000, "QUEUES", "mail")
+	do(t, c, "JOBACK", r[0]["token"])
+	do(t, c, "JOBPUSH", "mail", "send", "c", "CONCURRENCY", "smtp")
+	reserve(t, c, "w", 10000, "QUEUES", "mail")
+
+	def := infoText(t, c)
+	for _, want := range []string{"# Server\r\n", "# Clients\r\n", "# Memory\r\n", "# Persistence\r\n", "# Stats\r\n",
+		"# Queues\r\n", "# Policies\r\n",
+		"used_memory_jobs:" + strconv.FormatInt(ts.store.Bytes(), 10) + "\r\n", "maxmemory:0\r\n",
+		"total_jobs_pushed:3\r\n", "total_jobs_reserved:2\r\n", "total_jobs_acked:1\r\n",
+		"policies:2\r\n", "policy:concurrency:smtp,limit=1,active=1,waiting=1\r\n",
+		"policy:ratelimit:api,limit=5,active=0,waiting=0,period=1000,next_free_at=0\r\n",
+		"queue:mail,status=throttled,queued=1,scheduled=0,reserved=1,"} {
+		if !strings.Contains(def, want) {
+			t.Errorf("INFO lacks %q", want)
+		}
+	}
+	if strings.Contains(def, "# Commandstats") {
+		t.Error("INFO without arguments shows commandstats (Redis shows it only for all)")
+	}
+	all := infoText(t, c, "all")
+	if !strings.Contains(all, "# Commandstats\r\ncmdstat_") || !strings.Contains(all, "cmdstat_jobpush:calls=3,usec=") || !strings.Contains(all, "# Policies") {
+		t.Errorf("INFO all:\n%s", all)
+	}
+	if got := infoText(t, c, "commandstats"); !strings.HasPrefix(got, "# Commandstats\r\n") || strings.Contains(got, "# Server") {
+		t.Errorf("INFO commandstats:\n%s", got)
+	}
+	if got := infoText(t, c, "policies", "memory"); !strings.Contains(got, "# Memory") || !strings.Contains(got, "# Policies") || strings.Contains(got, "# Queues") {
+		t.Errorf("INFO policies memory:\n%s", got)
+	}
+}
+
+// --maxmemory: pushes get FULL, reads and acks go on, and pushes are
+// accepted again once memory is freed.
+func TestMaxMemory(t *testing.T) {
+	payload := strings.Repeat("p", 1000)
+	ts := start(t, func(s *setup) {
+		s.scfg.MaxBytes = 3 * store.JobBytes(len(payload), 2, 0)
+		s.scfg.Retention = 300 // ms: acked jobs are dropped soon, freeing memory
+	})
+	c := ts.client(t, resp2)
+	for _, id := range []string{"j1", "j2", "j3"} {
+		do(t, c, "JOBPUSH", "q", "h", payload, "ID", id)
+	}
+	if e := doErr(t, c, "JOBPUSH", "q", "h", payload, "ID", "j4"); e != "FULL job memory is at its limit (maxmemory)" {
+		t.Fatalf("push past maxmemory: %q", e)
+	}
+	if !strings.Contains(infoText(t, c, "memory"), "maxmemory:"+strconv.FormatInt(3*store.JobBytes(len(payload), 2, 0), 10)) {
+		t.Fatal("INFO memory does not show the limit")
+	}
+	// Reads and the work that frees memory keep working.
+	if got := do(t, c, "QUEUELEN", "q"); got != int64(3) {
+		t.Fatal(got)
+	}
+	asMap(t, do(t, c, "JOBGET", "j1"), jobFields...)
+	r := reserve(t, c, "w", 10000, "COUNT", 3, "QUEUES", "q")
+	for _, res := range r {
+		do(t, c, "JOBSTART", res["token"])
+		do(t, c, "JOBACK", res["token"])
+	}
+	// The acked jobs are held until retention drops them; then pushes work.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := c.Do(ctx, "JOBPUSH", "q", "h", payload, "ID", "j4").Result()
+		if err == nil {
+			break
+		}
+		if !strings.HasPrefix(err.Error(), "FULL") || time.Now().After(deadline) {
+			t.Fatalf("push after memory was freed: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// CLIENT LIST shows a blocked client with its last command; CLIENT KILL ID
+// ends its wait, and nothing is reserved for it.
+func TestClientListAndKillBlocked(t *testing.T) {
+	ts := start(t)
+	admin := ts.client(t, resp2, func(o *redis.Options) { o.PoolSize = 1 })
+	worker := ts.client(t, resp2, func(o *redis.Options) { o.PoolSize = 1; o.ClientName = "w-1"; o.MaxRetries = -1 })
+	wid := do(t, worker, "CLIENT", "ID").(int64)
+	done := make(chan error, 1)
+	go func() { done <- worker.Do(ctx, "JOBRESERVE", "w", 1000, "BLOCK", 0, "QUEUES", "q").Err() }()
+	var line string
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(line, "flags=b") {
+		if time.Now().After(deadline) {
+			t.Fatalf("never listed as blocked: %q", line)
+		}
+		time.Sleep(10 * time.Millisecond)
+		line = do(t, admin, "CLIENT", "LIST", "ID", wid).(string)
+	}
+	for _, want := range []string{"id=" + strconv.FormatInt(wid, 10) + " ", "name=w-1 ", "cmd=jobreserve ", "age=", "idle=", "addr=127.0.0.1:"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("CLIENT LIST lacks %q: %q", want, line)
+		}
+	}
+	if got := do(t, admin, "CLIENT", "KILL", "ID", wid); got != int64(1) {
+		t.Fatalf("CLIENT KILL ID = %v", got)
+	}
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("the killed client got a reply")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the killed client's wait did not end")
+	}
+	do(t, admin, "JOBPUSH", "q", "h", "p", "ID", "after")
+	if got := asMap(t, do(t, admin, "JOBGET", "after"), jobFields...)["state"]; got != "queued" {
+		t.Fatalf("a job was handed to the killed client: %v", got)
+	}
+	if got := do(t, admin, "CLIENT", "LIST", "ID", wid).(string); got != "" {
+		t.Fatalf("killed client still listed: %q", got)
+	}
+}
+
+// --timeout closes idle clients but not blocked ones.
+func TestIdleTimeoutSparesBlockedClients(t *testing.T) {
+	ts := start(t, func(s *setup) { s.pcfg.IdleTimeout = 200 * time.Millisecond })
+	c := ts.client(t, resp2, func(o *redis.Options) { o.PoolSize = 1; o.MaxRetries = -1 })
+	id := do(t, c, "CLIENT", "ID").(int64)
+	if r := reserve(t, c, "w", 1000, "BLOCK", 600, "QUEUES", "q"); r != nil {
+		t.Fatal(r)
+	}
+	if got := do(t, c, "CLIENT", "ID"); got != id {
+		t.Fatalf("the blocked client was closed as idle (new id %v)", got)
+	}
+	time.Sleep(400 * time.Millisecond)
+	if got, err := c.Do(ctx, "CLIENT", "ID").Int64(); err == nil && got == id {
+		t.Fatal("an idle client was not closed")
+	}
+	_ = protocol.OK
+}
