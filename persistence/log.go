@@ -209,10 +209,10 @@ func Open(cfg Config, st *store.Store) (*Log, error) {
 func (l *Log) path(name string) string { return filepath.Join(l.cfg.Dir, name) }
 
 // Append buffers r and returns its sequence number. It never blocks on I/O.
-func (l *Log) Append(r *store.Record) uint64 {
+func (l *Log) Append(r store.Record) uint64 {
 	l.mu.Lock()
 	wasEmpty := len(l.buf) == 0
-	l.buf = appendRecord(l.buf, r)
+	l.buf = appendRecord(l.buf, &r)
 	l.appended++
 	seq := l.appended
 	l.mu.Unlock()

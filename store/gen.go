@@ -1,8 +1,7 @@
 package store
 
 import (
-	"crypto/rand"
-	"encoding/binary"
+	"math/rand/v2"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -27,18 +26,16 @@ func (g *SeqGenerator) Token(int64) string { return strconv.FormatUint(g.tokens.
 // Crockford base32: 9 for the milliseconds (45 bits, so ids sort roughly by
 // time until the year 3084), then 7 for a 32-bit counter that starts at a
 // random value each millisecond, so ids made in the same millisecond stay
-// unique and ordered. Tokens carry 64 random bits.
+// unique and ordered. Tokens carry 64 random bits (math/rand/v2's
+// randomly seeded generator: tokens must be unique, not secret).
 type RandomGenerator struct {
-	mu     sync.Mutex // protects last and ctr
-	last   int64
-	ctr    uint32
-	random func([]byte)
+	mu   sync.Mutex // protects last and ctr
+	last int64
+	ctr  uint32
 }
 
-// NewRandomGenerator returns a generator seeded from crypto/rand.
-func NewRandomGenerator() *RandomGenerator {
-	return &RandomGenerator{random: func(b []byte) { _, _ = rand.Read(b) }}
-}
+// NewRandomGenerator returns a generator with random starting points.
+func NewRandomGenerator() *RandomGenerator { return &RandomGenerator{} }
 
 const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -47,9 +44,7 @@ func (g *RandomGenerator) JobID(now int64) string {
 	g.mu.Lock()
 	if now > g.last {
 		g.last = now
-		var b [4]byte
-		g.random(b[:])
-		g.ctr = binary.LittleEndian.Uint32(b[:]) >> 1 // leave room to count up
+		g.ctr = rand.Uint32() >> 1 // leave room to count up
 	} else {
 		g.ctr++
 	}
@@ -69,9 +64,7 @@ func (g *RandomGenerator) JobID(now int64) string {
 
 // Token implements Generator.
 func (g *RandomGenerator) Token(int64) string {
-	var b [8]byte
-	g.random(b[:])
-	v := binary.LittleEndian.Uint64(b[:])
+	v := rand.Uint64()
 	var out [13]byte
 	for i := 12; i >= 0; i-- {
 		out[i] = crockford[v&31]

@@ -91,7 +91,7 @@ type Record struct {
 // sequence number Append returned and replies only when Wait does, which is
 // how appendfsync always delays replies until their record is synced.
 type Journal interface {
-	Append(r *Record) uint64
+	Append(r Record) uint64 // by value: the record is encoded, not kept
 	Wait(seq uint64) error
 	// Err is non-nil while the log cannot be written; the store then
 	// refuses every change with an error wrapping ErrMisconf.
@@ -124,8 +124,9 @@ func (s *Store) writable() error {
 	return nil
 }
 
-// log appends r when a journal is installed. Lock must be held.
-func (s *Store) log(r *Record, fx *effects) {
+// log appends r when a journal is installed. Lock must be held. Records
+// travel by value so that none is allocated on the heap.
+func (s *Store) log(r Record, fx *effects) {
 	if s.journal != nil && !s.replaying {
 		fx.seq = s.journal.Append(r)
 	}

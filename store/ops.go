@@ -136,7 +136,7 @@ func (s *Store) insert(r *Record, fx *effects) (bool, error) {
 		q.counts[Scheduled]++
 		sh.arm(j, r.RunAt, fx)
 	}
-	s.log(r, fx)
+	s.log(*r, fx)
 	if o := s.obs(q); o != nil {
 		o.Pushed()
 	}
@@ -253,7 +253,7 @@ func (s *Store) applyReserve(j *job, now int64, token, worker string, expires in
 	if o := s.obs(j.q); o != nil {
 		o.Reserved(now - j.runAt)
 	}
-	s.log(&Record{Op: OpReserve, Now: now, ID: j.id, Token: token, Worker: worker, Expires: expires, Admitted: rated}, fx)
+	s.log(Record{Op: OpReserve, Now: now, ID: j.id, Token: token, Worker: worker, Expires: expires, Admitted: rated}, fx)
 }
 
 // best is the lane whose head would be reserved next, among the handlers
@@ -353,7 +353,7 @@ func (s *Store) applyStart(j *job, now int64, fx *effects) error {
 	}
 	j.attempt++
 	j.updatedAt, j.startedAt = now, now
-	s.log(&Record{Op: OpStart, Now: now, ID: j.id}, fx)
+	s.log(Record{Op: OpStart, Now: now, ID: j.id}, fx)
 	return nil
 }
 
@@ -374,7 +374,7 @@ func (s *Store) Touch(now int64, token string, lease int64) (int64, error) {
 func (s *Store) applyTouch(j *job, now, expires int64, fx *effects) {
 	j.expiresAt, j.updatedAt = expires, now
 	j.q.sh.arm(j, expires, fx)
-	s.log(&Record{Op: OpTouch, Now: now, ID: j.id, Expires: expires}, fx)
+	s.log(Record{Op: OpTouch, Now: now, ID: j.id, Expires: expires}, fx)
 }
 
 // endReservation clears what belongs to a reservation that ended by ack,
@@ -411,7 +411,7 @@ func (s *Store) applyAck(j *job, now int64, fx *effects) error {
 		}
 		o.Acked(ran)
 	}
-	s.log(&Record{Op: OpAck, Now: now, ID: j.id}, fx)
+	s.log(Record{Op: OpAck, Now: now, ID: j.id}, fx)
 	return nil
 }
 
@@ -467,7 +467,7 @@ func (s *Store) applyFail(j *job, now int64, msg string, hasMsg bool, state Stat
 			o.Failed()
 		}
 	}
-	s.log(&Record{Op: OpFail, Now: now, ID: j.id, Error: msg, HasError: hasMsg, State: state, RunAt: runAt}, fx)
+	s.log(Record{Op: OpFail, Now: now, ID: j.id, Error: msg, HasError: hasMsg, State: state, RunAt: runAt}, fx)
 }
 
 // backoff is base * 2^(attempt-1), capped at MaxBackoff.
@@ -520,7 +520,7 @@ func (s *Store) applyRelease(j *job, now, runAt int64, fx *effects) error {
 		j.q.enqueue(j)
 		fx.notify = append(fx.notify, j.q.name)
 	}
-	s.log(&Record{Op: OpRelease, Now: now, ID: j.id, RunAt: runAt}, fx)
+	s.log(Record{Op: OpRelease, Now: now, ID: j.id, RunAt: runAt}, fx)
 	return nil
 }
 
@@ -553,7 +553,7 @@ func (s *Store) Cancel(now int64, id string) (bool, error) {
 			return nil
 		}
 		s.cancelLocked(j, now, fx)
-		s.log(&Record{Op: OpCancel, Now: now, ID: j.id}, fx)
+		s.log(Record{Op: OpCancel, Now: now, ID: j.id}, fx)
 		cancelled = true
 		return nil
 	})
@@ -622,7 +622,7 @@ func (s *Store) applyRetry(j *job, now int64, fx *effects) error {
 	if o := s.obs(j.q); o != nil {
 		o.Retried()
 	}
-	s.log(&Record{Op: OpRetry, Now: now, ID: j.id}, fx)
+	s.log(Record{Op: OpRetry, Now: now, ID: j.id}, fx)
 	return nil
 }
 
@@ -684,7 +684,7 @@ func (s *Store) withQueue(now int64, name string, rec *Record, fn func(sh *shard
 	s.drain(sh)
 	fn(sh, sh.queues[name], &fx)
 	if rec != nil {
-		s.log(rec, &fx)
+		s.log(*rec, &fx)
 	}
 	sh.mu.Unlock()
 	s.finish(&fx)
@@ -891,7 +891,7 @@ func (s *Store) changePolicy(now int64, r *Record) error {
 		}
 		r.Admitted = true
 	}
-	s.log(r, &fx)
+	s.log(*r, &fx)
 	s.applyPolicy(r, &fx)
 	s.policyMu.Unlock()
 	s.finish(&fx)
@@ -976,7 +976,7 @@ func (s *Store) Flush(now int64) error {
 	for _, sh := range s.shards {
 		sh.mu.Lock()
 	}
-	s.log(&Record{Op: OpFlush, Now: now}, &fx)
+	s.log(Record{Op: OpFlush, Now: now}, &fx)
 	s.flushLocked()
 	for _, sh := range s.shards {
 		sh.mu.Unlock()

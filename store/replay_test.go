@@ -19,10 +19,10 @@ type memJournal struct {
 
 var _ Journal = (*memJournal)(nil)
 
-func (m *memJournal) Append(r *Record) uint64 {
+func (m *memJournal) Append(r Record) uint64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.recs = append(m.recs, *r)
+	m.recs = append(m.recs, r)
 	return uint64(len(m.recs))
 }
 func (m *memJournal) Wait(uint64) error { return nil }

@@ -304,7 +304,7 @@ func (s *Store) due(j *job, fx *effects) {
 	s.move(j, Queued)
 	j.q.enqueue(j)
 	fx.notify = append(fx.notify, j.q.name)
-	s.log(&Record{Op: OpDue, Now: j.dueAt, ID: j.id}, fx)
+	s.log(Record{Op: OpDue, Now: j.dueAt, ID: j.id}, fx)
 }
 
 // expire ends a lease whose time has come; its timer is already removed.
@@ -321,7 +321,7 @@ func (s *Store) expire(j *job, fx *effects) {
 	if o := s.obs(j.q); o != nil {
 		o.Expired()
 	}
-	s.log(&Record{Op: OpExpire, Now: at, ID: j.id}, fx)
+	s.log(Record{Op: OpExpire, Now: at, ID: j.id}, fx)
 }
 
 // Lock must be held.
@@ -444,7 +444,7 @@ func (s *Store) drop(e retEntry, fx *effects) {
 	sh.mu.Lock()
 	if !j.dropped && j.state.Terminal() && j.retainGen.Load() == e.gen+1 {
 		s.dropLocked(j)
-		s.log(&Record{Op: OpDrop, Now: e.at, ID: j.id}, fx)
+		s.log(Record{Op: OpDrop, Now: e.at, ID: j.id}, fx)
 	}
 	sh.mu.Unlock()
 }
