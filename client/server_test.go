@@ -122,7 +122,7 @@ func must[T any](t testing.TB) func(T, error) T {
 type brokenLog struct{}
 
 func (brokenLog) Append(store.Record) uint64 { return 0 }
-func (brokenLog) Wait(uint64) error           { return errors.New("no space left on device") }
-func (brokenLog) Err() error                  { return errors.New("no space left on device") }
+func (brokenLog) Wait(uint64) error          { return errors.New("no space left on device") }
+func (brokenLog) Err() error                 { return errors.New("no space left on device") }
 
 var _ store.Journal = brokenLog{}
