@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"sluice/config"
 )
 
 // These tests drive a built sluice binary with the real redis-cli and
@@ -50,10 +53,11 @@ func need(t *testing.T, tool string) string {
 }
 
 type proc struct {
-	cmd  *exec.Cmd
-	port string
-	logs *bytes.Buffer
-	done chan error
+	cmd     *exec.Cmd
+	port    string
+	metrics string // the metrics URL, when served
+	logs    *bytes.Buffer
+	done    chan error
 }
 
 // startBinary runs sluice on a free port and waits for its "ready" line.
@@ -69,24 +73,28 @@ func startBinary(t *testing.T, args ...string) *proc {
 		t.Fatal(err)
 	}
 	p := &proc{cmd: cmd, logs: &bytes.Buffer{}, done: make(chan error, 1)}
-	ready := make(chan string, 1)
+	type readyLine struct {
+		Message string   `json:"message"`
+		Addr    []string `json:"addr"`
+		Metrics string   `json:"metrics"`
+	}
+	ready := make(chan readyLine, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			line := sc.Text()
 			p.logs.WriteString(line + "\n")
-			var ev struct {
-				Message string   `json:"message"`
-				Addr    []string `json:"addr"`
-			}
+			var ev readyLine
 			if json.Unmarshal([]byte(line), &ev) == nil && ev.Message == "sluice ready" && len(ev.Addr) > 0 {
-				ready <- ev.Addr[0][strings.LastIndex(ev.Addr[0], ":")+1:]
+				ready <- ev
 			}
 		}
 		p.done <- cmd.Wait()
 	}()
 	select {
-	case p.port = <-ready:
+	case ev := <-ready:
+		p.port = ev.Addr[0][strings.LastIndex(ev.Addr[0], ":")+1:]
+		p.metrics = ev.Metrics
 	case <-time.After(10 * time.Second):
 		cmd.Process.Kill()
 		t.Fatalf("sluice did not start:\n%s", p.logs)
@@ -289,7 +297,89 @@ func TestRunRejectsBadOptions(t *testing.T) {
 		}
 	}
 	var stdout bytes.Buffer
-	if code := run([]string{"--help"}, nil, &stdout, io.Discard, nil, nil); code != 0 || !strings.Contains(stdout.String(), "--requirepass") {
+	if code := run([]string{"--help"}, nil, &stdout, io.Discard, nil, nil); code != 0 {
 		t.Fatalf("--help: %d %s", code, stdout.String())
+	}
+	def := config.DefaultConfig()
+	for _, o := range config.Options {
+		v, _ := def.Get(o.Name)
+		if v == "" {
+			v = "(none)"
+		}
+		if !regexp.MustCompile(`(?m)^  --` + regexp.QuoteMeta(o.Name) + ` .*\(default: ` + regexp.QuoteMeta(v) + `\)$`).MatchString(stdout.String()) {
+			t.Errorf("--help does not list --%s with its default %q:\n%s", o.Name, v, stdout.String())
+		}
+	}
+	stdout.Reset()
+	if code := run([]string{"--version"}, nil, &stdout, io.Discard, nil, nil); code != 0 || stdout.String() != "sluice "+version+"\n" {
+		t.Fatalf("--version: %d %q", code, stdout.String())
+	}
+}
+
+// The metrics endpoint of the built server after a scripted workload over
+// RESP: job counters, command latency, clients, log size.
+func TestMetricsEndpoint(t *testing.T) {
+	p := startBinary(t, "--metrics-addr", "127.0.0.1:0", "--metrics-max-labels", "2")
+	if !strings.HasPrefix(p.metrics, "http://127.0.0.1:") {
+		t.Fatalf("no metrics URL in the ready line:\n%s", p.logs)
+	}
+	p.cli(t, "POLICYSET CONCURRENCY smtp 1\n"+
+		"JOBPUSH mail send a ID m1 CONCURRENCY smtp\n"+
+		"JOBPUSH mail send b ID m2 CONCURRENCY smtp\n"+
+		"JOBPUSH q2 h x\nJOBPUSH q3 h x\nJOBPUSH q4 h x\n")
+	out := p.cli(t, "", "JOBRESERVE", "w", "60000", "QUEUES", "mail")
+	tok := ""
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "m1.") {
+			tok = l
+		}
+	}
+	p.cli(t, "JOBSTART "+tok+"\nJOBACK "+tok+"\nJOBRESERVE w 60000 QUEUES mail\nJOBCANCEL m1\n")
+	wants := []string{
+		`sluice_jobs_pushed_total{queue="mail"} 2`,
+		`sluice_jobs_reserved_total{queue="mail"} 2`,
+		`sluice_jobs_acked_total{queue="mail"} 1`,
+		`sluice_jobs_pushed_total{queue="other"} 2`, // q3 and q4: past --metrics-max-labels 2
+		`sluice_jobs{queue="mail",state="reserved"} 1`,
+		`sluice_job_run_seconds_count{queue="mail"} 1`,
+		`sluice_job_wait_seconds_count{queue="mail"} 2`,
+		`sluice_policy_active{key="smtp",kind="concurrency"} 1`,
+		`sluice_command_duration_seconds_count{command="jobpush"} 5`,
+		`sluice_command_errors_total{command="jobcancel"} 0`,
+		`sluice_connected_clients 0`,
+		`sluice_blocked_clients 0`,
+		`sluice_jobs_held 5`,
+		`sluice_aof_write_ok 1`,
+		`go_goroutines `,
+		`process_resident_memory_bytes `,
+	}
+	var text string
+	var missing []string
+	// redis-cli's last connection may still be closing: scrape until it has.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		resp, err := http.Get(p.metrics)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		text, missing = string(body), nil
+		for _, want := range wants {
+			if !strings.Contains(text, want) {
+				missing = append(missing, want)
+			}
+		}
+		if len(missing) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(missing) > 0 {
+		t.Fatalf("metrics lack %q:\n%s", missing, text)
+	}
+	if m := regexp.MustCompile(`(?m)^sluice_aof_size_bytes (\S+)$`).FindStringSubmatch(text); m == nil || m[1] == "0" {
+		t.Errorf("log size not reported: %v", m)
+	}
+	if out := p.cli(t, "", "INFO", "server"); !strings.Contains(out, "metrics_url:"+p.metrics) {
+		t.Errorf("INFO server does not name the metrics URL:\n%s", out)
 	}
 }
