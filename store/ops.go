@@ -235,8 +235,8 @@ func (s *Store) reserveFrom(q *queue, now int64, worker string, lease int64, han
 		q.fix(l)
 		s.applyReserve(j, now, j.id+"."+s.gen.Token(now), worker, now+lease, a.Rated, fx)
 		out = append(out, Reservation{
-			Token: j.token, ID: j.id, Queue: q.name, Handler: l.key.handler,
-			Payload: j.payload, Priority: j.priority, Attempt: j.attempt, ExpiresAt: j.expiresAt,
+			Token: j.x.token, ID: j.id, Queue: q.name, Handler: l.key.handler,
+			Payload: j.payload, Priority: j.priority, Attempt: j.attempt, ExpiresAt: j.dueAt,
 		})
 	}
 	return out
@@ -246,9 +246,9 @@ func (s *Store) reserveFrom(q *queue, now int64, worker string, lease int64, han
 // held.
 func (s *Store) applyReserve(j *job, now int64, token, worker string, expires int64, rated bool, fx *effects) {
 	s.move(j, Reserved)
-	j.token, j.worker = token, worker
-	j.expiresAt, j.updatedAt = expires, now
-	j.startedAt = now
+	x := j.ext()
+	x.token, x.worker, x.startedAt = token, worker, now
+	j.updatedAt = now
 	j.q.sh.arm(j, expires, fx)
 	if o := s.obs(j.q); o != nil {
 		o.Reserved(now - j.runAt)
@@ -296,14 +296,14 @@ func (s *Store) withToken(token string, to State) (*job, *shard, error) {
 	sh := j.q.sh
 	sh.mu.Lock()
 	s.drain(sh)
-	if !j.dropped && j.token == token && (j.state == Reserved || j.state == Running) {
+	if !j.dropped && j.xr().token == token && (j.state == Reserved || j.state == Running) {
 		return j, sh, nil
 	}
 	var err error
 	switch {
 	case s.expired.has(token):
 		err = ErrExpired
-	case !j.dropped && j.token == token && j.state == Cancelled:
+	case !j.dropped && j.xr().token == token && j.state == Cancelled:
 		err = &StateError{ID: j.id, From: Cancelled, To: to}
 	default:
 		err = ErrNoReservation
@@ -352,7 +352,7 @@ func (s *Store) applyStart(j *job, now int64, fx *effects) error {
 		return err
 	}
 	j.attempt++
-	j.updatedAt, j.startedAt = now, now
+	j.updatedAt, j.ext().startedAt = now, now
 	s.log(Record{Op: OpStart, Now: now, ID: j.id}, fx)
 	return nil
 }
@@ -372,7 +372,7 @@ func (s *Store) Touch(now int64, token string, lease int64) (int64, error) {
 
 // Lock must be held.
 func (s *Store) applyTouch(j *job, now, expires int64, fx *effects) {
-	j.expiresAt, j.updatedAt = expires, now
+	j.updatedAt = now
 	j.q.sh.arm(j, expires, fx)
 	s.log(Record{Op: OpTouch, Now: now, ID: j.id, Expires: expires}, fx)
 }
@@ -381,7 +381,7 @@ func (s *Store) applyTouch(j *job, now, expires int64, fx *effects) {
 // fail, release or cancel. Lock must be held.
 func (s *Store) endReservation(j *job, fx *effects) {
 	j.q.sh.unarm(j)
-	j.worker, j.expiresAt = "", 0
+	j.ext().worker = ""
 	s.releaseKey(j, fx)
 }
 
@@ -406,8 +406,8 @@ func (s *Store) applyAck(j *job, now int64, fx *effects) error {
 	s.terminal(j, fx)
 	if o := s.obs(j.q); o != nil {
 		ran := int64(-1)
-		if j.startedAt > 0 {
-			ran = now - j.startedAt
+		if j.xr().startedAt > 0 {
+			ran = now - j.xr().startedAt
 		}
 		o.Acked(ran)
 	}
@@ -448,8 +448,9 @@ func (s *Store) applyFail(j *job, now int64, msg string, hasMsg bool, state Stat
 		j.attempt++
 	}
 	if hasMsg {
-		s.bytes.Add(int64(len(msg) - len(j.lastError)))
-		j.lastError, j.hasError = msg, true
+		x := j.ext()
+		s.bytes.Add(int64(len(msg) - len(x.lastError)))
+		x.lastError, x.hasError = msg, true
 	}
 	j.updatedAt = now
 	s.endReservation(j, fx)
@@ -648,10 +649,10 @@ func (s *Store) snapshot(j *job, now int64) Job {
 		ConcurrencyKey: j.ln.key.ckey, RateLimitKey: j.ln.key.rkey,
 		Attempt: j.attempt, MaxAttempts: j.maxAtt, Backoff: j.backoff,
 		CreatedAt: j.createdAt, UpdatedAt: j.updatedAt, RunAt: j.runAt,
-		LastError: j.lastError, HasLastError: j.hasError,
+		LastError: j.xr().lastError, HasLastError: j.xr().hasError,
 	}
 	if j.state == Reserved || j.state == Running {
-		out.Worker, out.ExpiresAt = j.worker, j.expiresAt
+		out.Worker, out.ExpiresAt = j.xr().worker, j.dueAt
 	}
 	if j.state == Queued {
 		if j.q.paused {

@@ -216,8 +216,8 @@ func (s *Store) jobRecord(j *job) *Record {
 		Op: OpSnapJob, ID: j.id, Queue: j.q.name, Handler: j.ln.key.handler, Payload: j.payload,
 		Priority: j.priority, CKey: j.ln.key.ckey, RKey: j.ln.key.rkey, State: j.state,
 		Attempt: j.attempt, MaxAtt: j.maxAtt, Backoff: j.backoff,
-		CreatedAt: j.createdAt, UpdatedAt: j.updatedAt, RunAt: j.runAt, Expires: j.expiresAt,
-		Token: j.token, Worker: j.worker, Error: j.lastError, HasError: j.hasError,
+		CreatedAt: j.createdAt, UpdatedAt: j.updatedAt, RunAt: j.runAt, Expires: j.expires(),
+		Token: j.xr().token, Worker: j.xr().worker, Error: j.xr().lastError, HasError: j.xr().hasError,
 		Seq: j.seq, Created: j.created, TSeq: j.tseq,
 	}
 }
@@ -277,9 +277,11 @@ func (s *Store) loadJob(r *Record) error {
 	j := &job{
 		id: r.ID, q: q, payload: r.Payload, priority: r.Priority, state: r.State,
 		attempt: r.Attempt, maxAtt: r.MaxAtt, backoff: r.Backoff,
-		createdAt: r.CreatedAt, updatedAt: r.UpdatedAt, runAt: r.RunAt, expiresAt: r.Expires,
-		token: r.Token, worker: r.Worker, lastError: r.Error, hasError: r.HasError,
+		createdAt: r.CreatedAt, updatedAt: r.UpdatedAt, runAt: r.RunAt,
 		seq: r.Seq, created: r.Created, tseq: r.TSeq, tidx: -1,
+	}
+	if r.Token != "" || r.Worker != "" || r.HasError {
+		j.x = &jobExt{token: r.Token, worker: r.Worker, lastError: r.Error, hasError: r.HasError}
 	}
 	if !s.index.putIfAbsent(j.id, j) {
 		return replayErr(r, "duplicate job")
@@ -296,7 +298,7 @@ func (s *Store) loadJob(r *Record) error {
 	case Scheduled, RetryPending:
 		sh.armAt(j, j.runAt, r.TSeq)
 	case Reserved, Running:
-		sh.armAt(j, j.expiresAt, r.TSeq)
+		sh.armAt(j, r.Expires, r.TSeq)
 		s.reg.Take(0, r.CKey, "")
 	}
 	return nil

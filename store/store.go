@@ -93,19 +93,15 @@ type job struct {
 	created   uint64 // push order, per queue
 	state     State
 	dropped   bool
-	hasError  bool
 	attempt   int64
 	maxAtt    int64
 	backoff   int64
 	createdAt int64
 	updatedAt int64
 	runAt     int64
-	expiresAt int64
-	token     string // current reservation, or the last one after it ended
-	worker    string
-	lastError string
-	startedAt int64 // the last JOBSTART, or the reservation; 0 if unknown (metrics only)
-	// timer: dueAt is the lease expiry or run_at while armed; tidx its place
+	x         *jobExt // what only reserved or failed jobs need; nil until then
+	// timer: dueAt is the lease expiry (expires_at while reserved or
+	// running) or run_at while armed; tidx its place
 	// in the shard's timer heap (-1 when unarmed); tseq its arming order in
 	// its queue, which orders jobs of one queue due at the same instant.
 	dueAt int64
@@ -114,6 +110,44 @@ type job struct {
 	// retainGen is odd while the job sits in retention. It is read by the
 	// retention sweeper without the shard lock, hence atomic.
 	retainGen atomic.Uint32
+}
+
+// jobExt holds the fields a job gets once reserved or failed, kept apart so
+// that a queued job that never ran costs less memory.
+type jobExt struct {
+	token     string // current reservation, or the last one after it ended
+	worker    string
+	lastError string
+	hasError  bool
+	startedAt int64 // the last JOBSTART, or the reservation; 0 if unknown (metrics only)
+}
+
+// noExt is what a job without an extension reads.
+var noExt jobExt
+
+// ext returns j's extension, creating it. Lock must be held.
+func (j *job) ext() *jobExt {
+	if j.x == nil {
+		j.x = &jobExt{}
+	}
+	return j.x
+}
+
+// xr returns j's extension for reading. Lock must be held.
+func (j *job) xr() *jobExt {
+	if j.x == nil {
+		return &noExt
+	}
+	return j.x
+}
+
+// expires is the lease expiry while reserved or running, else 0. Lock must
+// be held.
+func (j *job) expires() int64 {
+	if j.state == Reserved || j.state == Running {
+		return j.dueAt
+	}
+	return 0
 }
 
 type shard struct {
@@ -311,10 +345,10 @@ func (s *Store) due(j *job, fx *effects) {
 // Lock must be held.
 func (s *Store) expire(j *job, fx *effects) {
 	at := j.dueAt
-	s.expired.add(j.token, at)
+	s.expired.add(j.xr().token, at)
 	s.releaseKey(j, fx)
 	s.move(j, Queued)
-	j.worker, j.expiresAt = "", 0
+	j.ext().worker = ""
 	j.runAt, j.updatedAt = at, at
 	j.q.enqueue(j)
 	fx.notify = append(fx.notify, j.q.name)
