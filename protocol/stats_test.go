@@ -1,0 +1,80 @@
+package protocol
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestCommandStatsAndSlowlog(t *testing.T) {
+	sleep := Command{Name: "sleep", Arity: 2, Handler: func(c *Client, args [][]byte) (any, error) {
+		ms, _ := strconv.Atoi(string(args[1]))
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+		return OK, nil
+	}}
+	fail := Command{Name: "fail", Arity: -1, Handler: func(c *Client, args [][]byte) (any, error) { return nil, ErrSyntax }}
+	cfg := DefaultConfig()
+	cfg.SlowlogSlowerThan = 20 * time.Millisecond
+	cfg.SlowlogMaxLen = 2
+	srv, addr := startServer(t, cfg, testTable(t, sleep, fail))
+	c := dial(t, addr)
+	var many strings.Builder
+	many.WriteString("*40\r\n$4\r\nfail\r\n")
+	for i := 1; i < 40; i++ {
+		many.WriteString("$1\r\na\r\n")
+	}
+	c.send("sleep 30\r\nsleep 0\r\nPING\r\nfail\r\n" + many.String() + "echo\r\n")
+	for _, want := range []string{"+OK", "+OK", "+PONG", "-ERR syntax error", "-ERR syntax error", "-ERR wrong number of arguments for 'echo' command"} {
+		if got := c.reply(); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+	stats := map[string]CommandStats{}
+	for _, cs := range srv.CommandStats() {
+		stats[cs.Name] = cs
+	}
+	if s := stats["sleep"]; s.Calls != 2 || s.Usec < 30_000 || s.Buckets[0] != 1 || s.Failed != 0 {
+		t.Fatalf("sleep stats %+v", s)
+	}
+	slow := 0
+	for i, b := range LatencyBounds {
+		if b >= 25_000 && b <= 1_000_000 {
+			slow += int(stats["sleep"].Buckets[i])
+		}
+	}
+	if slow != 1 {
+		t.Fatalf("the 30 ms call is not in a bucket between 25 ms and 1 s: %v", stats["sleep"].Buckets)
+	}
+	if s := stats["fail"]; s.Calls != 2 || s.Failed != 2 {
+		t.Fatalf("fail stats %+v", s)
+	}
+	if _, ok := stats["echo"]; ok {
+		t.Fatal("an arity error counted as a call")
+	}
+	entries := srv.Slowlog(-1)
+	if len(entries) != 1 || entries[0].Args[0] != "sleep" || entries[0].Args[1] != "30" || entries[0].Micros < 30_000 {
+		t.Fatalf("slow log %+v", entries)
+	}
+
+	cfg.SlowlogSlowerThan = 0
+	srv, addr = startServer(t, cfg, testTable(t, sleep, fail))
+	c = dial(t, addr)
+	c.send(many.String())
+	c.reply()
+	entries = srv.Slowlog(-1)
+	if len(entries) != 1 || len(entries[0].Args) != 32 || entries[0].Args[31] != "... (9 more arguments)" {
+		t.Fatalf("a long command in the slow log: %+v", entries)
+	}
+	c.send("PING\r\nPING\r\nPING\r\n")
+	c.reply()
+	c.reply()
+	c.reply()
+	if srv.SlowlogLen() != 2 {
+		t.Fatalf("slow log holds %d entries, bound 2", srv.SlowlogLen())
+	}
+	srv.SlowlogReset()
+	if srv.SlowlogLen() != 0 {
+		t.Fatal("reset left entries")
+	}
+}
