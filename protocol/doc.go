@@ -37,6 +37,15 @@
 // next commands). Client.OnWriteFailure registers what to undo if a reply
 // never reaches the client.
 //
+// # Statistics
+//
+// The dispatcher times every command (less the time spent blocked in
+// Client.Block) into per-command counters and a latency histogram, kept in
+// shards chosen by client id so that busy connections on different cores
+// rarely write the same cache line (CommandStats: INFO commandstats and
+// metrics). Commands at least Config.SlowlogSlowerThan slow are copied,
+// trimmed as Redis does, into a bounded slow log (SLOWLOG).
+//
 // # Goroutines and locks
 //
 // Server.Serve runs one accept loop per listener (backing off on errors)
@@ -45,5 +54,6 @@
 // The close watcher started by Block is stopped and joined by the stop
 // function Block returns. Server.mu guards the client map and listeners and
 // is never held while writing to a socket; Client.mu guards only the name
-// fields other goroutines read for CLIENT LIST.
+// fields other goroutines read for CLIENT LIST; the slow log's mutex is a
+// leaf taken only for slow commands.
 package protocol

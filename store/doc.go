@@ -42,6 +42,10 @@
 // check-then-act (admission, duplicate id, job limit, token fencing) happens
 // inside one critical section.
 //
+// An Observer (metrics) is called with a shard lock held, through a
+// per-queue handle asked for once per queue; it must only count, never
+// block or call back into the store, so it is a leaf like the others.
+//
 // # Notifications
 //
 // SetNotify's callback learns of every queue in which work may have become
