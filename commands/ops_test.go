@@ -1,6 +1,8 @@
 package commands_test
 
 import (
+	"bufio"
+	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -228,4 +230,56 @@ func TestIdleTimeoutSparesBlockedClients(t *testing.T) {
 		t.Fatal("an idle client was not closed")
 	}
 	_ = protocol.OK
+}
+
+// HELLO 2 AUTH authenticates in one step; without it an unauthenticated
+// HELLO is refused as Redis refuses it; a wrong password changes nothing.
+func TestHelloAuth(t *testing.T) {
+	ts := start(t, func(s *setup) { s.pcfg.RequirePass = "pw" })
+	nc, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	r := bufio.NewReader(nc)
+	send := func(cmd string) string {
+		t.Helper()
+		if _, err := nc.Write([]byte(cmd + "\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(line, "*") { // HELLO's map: skip its 14 elements
+			for i := 0; i < 14; i++ {
+				if l, _ := r.ReadString('\n'); strings.HasPrefix(l, "$") {
+					r.ReadString('\n')
+				} else if strings.HasPrefix(l, "*") { // modules: empty array
+					continue
+				}
+			}
+		}
+		return strings.TrimSpace(line)
+	}
+	if got := send("HELLO 2"); !strings.HasPrefix(got, "-NOAUTH HELLO must be called with the client already authenticated") {
+		t.Fatalf("HELLO 2 before AUTH: %q", got)
+	}
+	if got := send("HELLO 2 AUTH default wrong"); got != "-WRONGPASS invalid username-password pair or user is disabled." {
+		t.Fatalf("HELLO 2 AUTH with a wrong password: %q", got)
+	}
+	if got := send("JOBPUSH q h p"); got != "-NOAUTH Authentication required." {
+		t.Fatalf("after a failed HELLO AUTH: %q", got)
+	}
+	if got := send("HELLO 2 AUTH default pw SETNAME ops"); got != "*14" {
+		t.Fatalf("HELLO 2 AUTH: %q", got)
+	}
+	if got := send("CLIENT GETNAME"); got != "$3" {
+		t.Fatalf("CLIENT GETNAME after HELLO SETNAME: %q", got)
+	}
+	r.ReadString('\n')
+	if got := send("PING"); got != "+PONG" {
+		t.Fatalf("PING after HELLO 2 AUTH: %q", got)
+	}
 }
