@@ -121,7 +121,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 func (c *collector) collectEvents(ch chan<- prometheus.Metric) {
 	for _, qs := range c.m.labeled() {
 		for i, d := range eventDescs {
-			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(qs.events[i].Load()), qs.label)
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(qs.event(i)), qs.label)
 		}
 		ch <- qs.wait.metric(waitDesc, qs.label)
 		ch <- qs.run.metric(runDesc, qs.label)

@@ -8,8 +8,9 @@
 // pushes, reservations with their wait, acks with their run time, failures,
 // retries, expiries and cancellations — arrive through store.Observer:
 // Metrics hands the store one QueueObserver per queue, a few atomic counters
-// and two histograms, so an event costs an interface call and two or three
-// uncontended atomic adds, under the queue's shard lock.
+// and two histograms, so an event costs an interface call and one or two
+// atomic adds, under the queue's shard lock (a reservation is counted by its
+// wait histogram, and a histogram's count is the sum of its buckets).
 //
 // Label cardinality is bounded: the first MaxLabels queue names (and,
 // separately, policy keys) seen get their own label; every other one is

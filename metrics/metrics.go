@@ -59,16 +59,26 @@ type Metrics struct {
 
 type policyKey struct{ kind, key string }
 
-// queueStats are one label's event counters.
+// queueStats are one label's event counters. Reservations are counted by
+// the wait histogram alone (every reservation observes its wait).
 type queueStats struct {
 	label  string
-	events [numEvents]atomic.Uint64
-	wait   histogram // push (or re-entry into queued) → reservation
-	run    histogram // start → ack
+	events [numEvents]atomic.Uint64 // by event, but Reserved
+	wait   histogram                // push (or re-entry into queued) → reservation
+	run    histogram                // start → ack
 }
 
+// event is the count of event i.
+func (q *queueStats) event(i int) uint64 {
+	if i == Reserved {
+		return q.wait.count()
+	}
+	return q.events[i].Load()
+}
+
+// histogram counts observations per bucket; the count is the buckets' sum,
+// so an observation costs two atomic adds.
 type histogram struct {
-	count   atomic.Uint64
 	sum     atomic.Int64 // ms
 	buckets [len(DurationBounds) + 1]atomic.Uint64
 }
@@ -80,7 +90,14 @@ func (h *histogram) observe(ms int64) {
 	}
 	h.buckets[i].Add(1)
 	h.sum.Add(ms)
-	h.count.Add(1)
+}
+
+func (h *histogram) count() uint64 {
+	var n uint64
+	for i := range h.buckets {
+		n += h.buckets[i].Load()
+	}
+	return n
 }
 
 // New returns Metrics with no events counted.
@@ -168,10 +185,7 @@ func (q *queueStats) Retried()   { q.events[Retried].Add(1) }
 func (q *queueStats) Expired()   { q.events[Expired].Add(1) }
 func (q *queueStats) Cancelled() { q.events[Cancelled].Add(1) }
 
-func (q *queueStats) Reserved(waited int64) {
-	q.events[Reserved].Add(1)
-	q.wait.observe(max(waited, 0))
-}
+func (q *queueStats) Reserved(waited int64) { q.wait.observe(max(waited, 0)) }
 
 func (q *queueStats) Acked(ran int64) {
 	q.events[Acked].Add(1)
@@ -186,7 +200,7 @@ func (m *Metrics) Totals() [numEvents]uint64 {
 	var out [numEvents]uint64
 	for _, qs := range m.labeled() {
 		for i := range out {
-			out[i] += qs.events[i].Load()
+			out[i] += qs.event(i)
 		}
 	}
 	return out
