@@ -316,12 +316,22 @@ func (s *Store) withToken(token string, to State) (*job, *shard, error) {
 // check, fn under the shard lock, then the after-lock effects and the wait
 // for durability.
 func (s *Store) mutate(now int64, token string, to State, fn func(j *job, fx *effects) error) error {
+	return s.change(now, func() (*job, *shard, error) { return s.withToken(token, to) }, fn)
+}
+
+// mutateID is mutate for operations that name a job by id.
+func (s *Store) mutateID(now int64, id string, fn func(j *job, fx *effects) error) error {
+	return s.change(now, func() (*job, *shard, error) { return s.withID(id) }, fn)
+}
+
+// change runs fn on the job find returns with its shard locked.
+func (s *Store) change(now int64, find func() (*job, *shard, error), fn func(j *job, fx *effects) error) error {
 	if err := s.writable(); err != nil {
 		return err
 	}
 	var fx effects
 	s.maintain(now, &fx)
-	j, sh, err := s.withToken(token, to)
+	j, sh, err := find()
 	if err == nil {
 		err = fn(j, &fx)
 		sh.mu.Unlock()
@@ -559,25 +569,6 @@ func (s *Store) Cancel(now int64, id string) (bool, error) {
 		return nil
 	})
 	return cancelled, err
-}
-
-// mutateID is mutate for operations that name a job by id.
-func (s *Store) mutateID(now int64, id string, fn func(j *job, fx *effects) error) error {
-	if err := s.writable(); err != nil {
-		return err
-	}
-	var fx effects
-	s.maintain(now, &fx)
-	j, sh, err := s.withID(id)
-	if err == nil {
-		err = fn(j, &fx)
-		sh.mu.Unlock()
-	}
-	s.finish(&fx)
-	if err != nil {
-		return err
-	}
-	return s.durable(&fx)
 }
 
 // cancelLocked cancels a non-terminal job. Lock must be held.
