@@ -9,6 +9,11 @@
 #                                  folder: checks the harness, measures nothing
 #   benchmarks/run.sh --only cycle only the measures whose id contains "cycle"
 #   benchmarks/run.sh --no-profile skip the CPU profiles of sluice
+#   benchmarks/run.sh --report     measure nothing: rewrite RESULTS.md from
+#                                  results.json (after editing FINDINGS.md)
+#
+# benchmarks/FINDINGS.md, hand-written about the latest full run (what
+# missed a bar and why), is included in RESULTS.md.
 #
 # Installs redis-server, redis-tools and beanstalkd with apt when missing.
 set -euo pipefail
@@ -28,12 +33,13 @@ fi
 # The Debian package starts a redis-server on 6379 as a service; the
 # benchmarks start their own on free ports and leave that one alone.
 
-smoke=0 profile=1 out=benchmarks
+smoke=0 profile=1 report=0 out=benchmarks
 args=()
 while (($#)); do
 	case "$1" in
 	--smoke) smoke=1 ;;
 	--no-profile) profile=0 ;;
+	--report) report=1 ;;
 	--out) out="$2"; shift ;;
 	--long | --rounds | --only)
 		if [ "$1" = --long ]; then args+=(-long); else args+=("-${1#--}" "$2"); shift; fi ;;
@@ -48,6 +54,12 @@ go build -o "$bin/sluice" .
 go build -o "$bin/loadgen" ./benchmarks/cmd/loadgen
 go build -o "$bin/benchrun" ./benchmarks/cmd/benchrun
 
+notes=()
+[ -f benchmarks/FINDINGS.md ] && notes=(-notes benchmarks/FINDINGS.md)
+if ((report)); then
+	exec "$bin/benchrun" -report benchmarks/results.json -out "$out" "${notes[@]}"
+fi
+
 if ((smoke)); then
 	[ "$out" != benchmarks ] || out=$(mktemp -d -t sluice-bench-smoke-XXXX)
 	exec "$bin/benchrun" -smoke -sluice "$bin/sluice" -loadgen "$bin/loadgen" -out "$out" "${args[@]}"
@@ -61,4 +73,4 @@ if ((profile)); then
 	go build -overlay "$overlay" -o "$bin/sluice-pprof" .
 	args+=(-sluice-pprof "$bin/sluice-pprof")
 fi
-exec "$bin/benchrun" -sluice "$bin/sluice" -loadgen "$bin/loadgen" -out "$out" "${args[@]}"
+exec "$bin/benchrun" -sluice "$bin/sluice" -loadgen "$bin/loadgen" -out "$out" "${notes[@]}" "${args[@]}"

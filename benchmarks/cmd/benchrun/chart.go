@@ -60,7 +60,11 @@ func chart(rep *report) []byte {
 	for i := 0; i <= 5; i++ {
 		y := ytop * float64(i) / 5
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#ddd"/>`+"\n", left, Y(y), left+pw, Y(y))
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="end">%s</text>`+"\n", left-6, Y(y)+4, num(y))
+		label := num(y)
+		if y == 0 {
+			label = "0"
+		}
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="end">%s</text>`+"\n", left-6, Y(y)+4, label)
 	}
 	for _, x := range xv {
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#eee"/>`+"\n", X(x), top, X(x), top+ph)

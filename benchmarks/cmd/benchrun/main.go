@@ -33,6 +33,7 @@ type runner struct {
 	sluice, sluicePprof, loadgen string
 	tools                        map[string]string // redis-server, redis-benchmark, beanstalkd
 	tmp                          string
+	notes                        string // findings file for RESULTS.md
 	z                            sizes
 	verbose                      io.Writer
 }
@@ -88,8 +89,16 @@ func main() {
 	long := flag.Bool("long", false, "also measure at a depth of 10,000,000 queued jobs")
 	rounds := flag.Int("rounds", 3, "rounds; the report shows medians")
 	only := flag.String("only", "", "run only measures whose id contains this")
+	flag.StringVar(&r.notes, "notes", "", "a Markdown file of findings to include in RESULTS.md")
+	rerender := flag.String("report", "", "measure nothing: write RESULTS.md and throughput.svg again from this results.json")
 	flag.Parse()
-	if err := r.main(*out, *smoke, *long, *rounds, *only); err != nil {
+	var err error
+	if *rerender != "" {
+		err = r.rerender(*rerender, *out)
+	} else {
+		err = r.main(*out, *smoke, *long, *rounds, *only)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "benchrun:", err)
 		os.Exit(1)
 	}
@@ -187,18 +196,47 @@ func (r *runner) main(out string, smoke, long bool, rounds int, only string) err
 	if err := os.WriteFile(filepath.Join(out, "results.json"), append(b, '\n'), 0o644); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(out, "throughput.svg"), chart(rep), 0o644); err != nil {
+	if err := r.write(rep, out); err != nil {
 		return err
 	}
-	md := markdown(rep)
-	if err := os.WriteFile(filepath.Join(out, "RESULTS.md"), []byte(md), 0o644); err != nil {
-		return err
-	}
-	fmt.Fprintf(r.verbose, "wrote %s\n", filepath.Join(out, "RESULTS.md"))
 	if len(rep.Failures) > 0 {
 		return fmt.Errorf("%d measure(s) failed; see RESULTS.md", len(rep.Failures))
 	}
 	return nil
+}
+
+// write renders RESULTS.md and throughput.svg from rep.
+func (r *runner) write(rep *report, out string) error {
+	if err := os.WriteFile(filepath.Join(out, "throughput.svg"), chart(rep), 0o644); err != nil {
+		return err
+	}
+	var notes []byte
+	if r.notes != "" {
+		var err error
+		if notes, err = os.ReadFile(r.notes); err != nil {
+			return err
+		}
+	}
+	if err := os.WriteFile(filepath.Join(out, "RESULTS.md"), []byte(markdown(rep, string(notes))), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(r.verbose, "wrote %s\n", filepath.Join(out, "RESULTS.md"))
+	return nil
+}
+
+// rerender writes the report again from a results.json, e.g. after the
+// findings or the report's layout changed.
+func (r *runner) rerender(file, out string) error {
+	r.verbose = os.Stderr
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	var rep report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	return r.write(&rep, out)
 }
 
 func (r *runner) measure(m measure) ([]row, error) {
@@ -507,6 +545,11 @@ func (r *runner) machine() map[string]string {
 	tool("beanstalkd", r.tools["beanstalkd"], "-v")
 	tool("sluice", r.sluice, "--version")
 	tool("sluice commit", "git", "log", "-1", "--format=%h %cs")
+	if out, err := runTool(30*time.Second, []string{"git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks"}); err == nil {
+		if n := len(strings.Fields(strings.ReplaceAll(strings.TrimSpace(string(out)), " ", ""))); n > 0 {
+			m["sluice commit"] += fmt.Sprintf(" (built from a tree with %d changed file(s) outside benchmarks/)", n)
+		}
+	}
 	tool("uptime", "uptime")
 	if m["go"] == "" {
 		m["go"] = runtime.Version()

@@ -45,6 +45,17 @@ func (ix *index) med(id, target string, f func(load.Result) float64) float64 {
 	return median(xs)
 }
 
+// max is the largest f over the rounds of (id, target).
+func (ix *index) max(id, target string, f func(load.Result) float64) float64 {
+	m := math.NaN()
+	for _, r := range ix.by[[2]string{id, target}] {
+		if v := f(r.Res); math.IsNaN(m) || v > m {
+			m = v
+		}
+	}
+	return m
+}
+
 // ratio is the median over rounds of f(a)/f(b), each from the same round.
 func (ix *index) ratio(ida, ta, idb, tb string, f func(load.Result) float64) float64 {
 	b := map[int]float64{}
@@ -183,12 +194,12 @@ func (ix *index) bars() []barRow {
 	// Rate limit accuracy.
 	if ix.has("rate-limited key", "sluice") {
 		v := ix.med("rate-limited key", "sluice", extra("achieved_ratio"))
-		worst := ix.med("rate-limited key", "sluice", extra("max_in_window"))
+		worst := ix.max("rate-limited key", "sluice", extra("max_in_window")) // any round over the limit counts
 		limit := ix.med("rate-limited key", "sluice", extra("limit_per_window"))
-		bs = append(bs, barRow{what: "rate-limited key: achieved rate / limit", need: "1 ± 0.01", value: v,
+		bs = append(bs, barRow{what: "rate-limited key: achieved rate / limit, never over the limit in any window", need: "1 ± 0.01", value: v,
 			ok:     math.Abs(v-1) <= 0.01 && worst <= limit,
 			sluice: num(ix.med("rate-limited key", "sluice", ops)) + "/s", peer: num(ix.med("rate-limited key", "sluice", extra("limit_per_sec"))) + "/s (limit)",
-			note: fmt.Sprintf("most admissions in any window: %.0f (limit %.0f)", worst, limit)})
+			note: fmt.Sprintf("most admissions in one window, any round: %.0f (limit %.0f)", worst, limit)})
 	}
 	return bs
 }
@@ -253,7 +264,7 @@ func (ix *index) table(b *strings.Builder, section string) {
 	b.WriteString("\n")
 }
 
-func markdown(rep *report) string {
+func markdown(rep *report, notes string) string {
 	ix := newIndex(rep)
 	var b strings.Builder
 	b.WriteString("# sluice benchmarks: results\n\n")
@@ -320,6 +331,12 @@ func markdown(rep *report) string {
 			num(ix.med("memory", t, extra("rss_after_mb"))), cmp)
 	}
 	b.WriteString("\n")
+
+	if notes = strings.TrimSpace(notes); notes != "" {
+		b.WriteString("## Findings\n\n")
+		b.WriteString(notes)
+		b.WriteString("\n\n")
+	}
 
 	if len(rep.Profiles) > 0 {
 		b.WriteString("## CPU profiles of sluice\n\nA sluice built with `go build -overlay` adding `benchmarks/testdata/pprof_hook.go` (net/http/pprof, no change to the source tree), profiled for 8 seconds from one second into the timed part of each workload (after any prefill); `heap-1M-queued` is the in-use heap (after a GC) with 1,000,000 queued 100-byte jobs. The raw profiles are written to `benchmarks/profiles/` (not committed); read them with `go tool pprof benchmarks/bin/sluice-pprof FILE`.\n\n")

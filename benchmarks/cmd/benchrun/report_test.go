@@ -51,7 +51,7 @@ func TestRatiosPairRounds(t *testing.T) {
 	if !math.IsNaN(ix.ratio("push c=1 P=1", "sluice", "nothing", "redis-list", ops)) {
 		t.Fatal("ratio against nothing is a number")
 	}
-	md := markdown(rep)
+	md := markdown(rep, "")
 	if !strings.Contains(md, "| push c=1 P=1 | redis-server list | 150 |") || !strings.Contains(md, "ops 1.00×") {
 		t.Fatalf("table:\n%s", md)
 	}
@@ -84,5 +84,18 @@ func TestCommandLineQuotes(t *testing.T) {
 	want := `redis-benchmark XADD bench:s '*' p 'it'\''s' ''`
 	if got != want {
 		t.Fatalf("%s\nwant %s", got, want)
+	}
+}
+
+// One round over the rate limit fails the bar, whatever the median says.
+func TestRateLimitBarUsesWorstRound(t *testing.T) {
+	rep := &report{Rounds: 3, Mode: "full", Order: []string{"rate-limited key"}}
+	for i, w := range []float64{100, 101, 100} {
+		rep.Rows = append(rep.Rows, row{Round: i + 1, ID: "rate-limited key", Target: "sluice", Section: "policy",
+			Res: load.Result{OpsPerSec: 1000, Extra: map[string]float64{"achieved_ratio": 1, "max_in_window": w, "limit_per_window": 100, "limit_per_sec": 1000}}})
+	}
+	bs := newIndex(rep).bars()
+	if len(bs) != 1 || bs[0].ok || !strings.Contains(bs[0].note, "101") {
+		t.Fatalf("bars: %+v", bs)
 	}
 }
