@@ -118,7 +118,13 @@ type rateState struct {
 	limit, period int64
 	adm           []int64 // admission times, ascending; adm[head:] are live
 	head          int
-	waiters       map[Waiter]struct{}
+	// clock is the latest time the window was judged at. Callers read
+	// their clocks before taking the lock, so a caller may arrive with a
+	// time older than one already used; it is judged at clock instead, or
+	// a window trimmed for the newer time would count too few for the
+	// older one and admit past the limit.
+	clock   int64
+	waiters map[Waiter]struct{}
 }
 
 // New returns an empty registry.
@@ -140,8 +146,10 @@ type Admission struct {
 	OK    bool
 	Block Block // why not, when !OK
 	// Rated is true when an admission was recorded on the rate-limit key
-	// (it had a policy). A log records it so replay counts the same.
+	// (it had a policy), at At. A log records both so replay counts the
+	// same.
 	Rated bool
+	At    int64
 	// Wake lists waiters the caller must wake: a refused admission briefly
 	// counted the job on its concurrency key, and whoever saw the key full
 	// meanwhile is handed back.
@@ -167,7 +175,7 @@ func (r *Registry) Admit(now int64, ckey, rkey string, w Waiter) Admission {
 		c.active++
 		s.mu.Unlock()
 	}
-	rated := false
+	rated, at := false, int64(0)
 	if rkey != "" {
 		s := r.shard(rkey)
 		s.mu.Lock()
@@ -177,12 +185,13 @@ func (r *Registry) Admit(now int64, ckey, rkey string, w Waiter) Admission {
 				s.mu.Unlock()
 				return Admission{Block: b, Wake: r.Release(ckey)} // undo the tentative count
 			}
-			rs.record(now)
+			at = rs.clock
+			rs.record(at)
 			rated = true
 		}
 		s.mu.Unlock()
 	}
-	return Admission{OK: true, Rated: rated}
+	return Admission{OK: true, Rated: rated, At: at}
 }
 
 // Take counts a job active on ckey and records an admission at now on rkey
@@ -199,8 +208,9 @@ func (r *Registry) Take(now int64, ckey, rkey string) {
 		s := r.shard(rkey)
 		s.mu.Lock()
 		if rs := s.rate[rkey]; rs != nil {
-			rs.trim(now)
-			rs.record(now)
+			t := rs.at(now)
+			rs.trim(t)
+			rs.record(t)
 		}
 		s.mu.Unlock()
 	}
@@ -299,7 +309,7 @@ func (r *Registry) SetRateLimit(now int64, key string, limit, period int64) ([]W
 		rs = &rateState{}
 		s.rate[key] = rs
 	} else {
-		rs.trim(now)
+		rs.trim(rs.at(now))
 	}
 	rs.limit, rs.period = limit, period
 	return takeWaiters(&rs.waiters), nil
@@ -426,7 +436,7 @@ func (s *shard) infoLocked(now int64, kind Kind, key string) (Info, bool) {
 
 // check slides the window to now and reports whether it is full.
 func (rs *rateState) check(now int64, key string) (Block, bool) {
-	rs.trim(now)
+	rs.trim(rs.at(now))
 	n := rs.count()
 	if n < rs.limit {
 		return Block{}, false
@@ -438,6 +448,15 @@ func (rs *rateState) check(now int64, key string) (Block, bool) {
 }
 
 func (rs *rateState) count() int64 { return int64(len(rs.adm) - rs.head) }
+
+// at is the time to judge the window at: now, or the latest time already
+// used if that is later.
+func (rs *rateState) at(now int64) int64 {
+	if now > rs.clock {
+		rs.clock = now
+	}
+	return rs.clock
+}
 
 // trim drops admissions that have left the window (now - period, now].
 func (rs *rateState) trim(now int64) {
@@ -451,19 +470,9 @@ func (rs *rateState) trim(now int64) {
 	}
 }
 
-// record adds an admission at now, keeping the times sorted even if callers
-// on different goroutines pass slightly out-of-order clocks.
-func (rs *rateState) record(now int64) {
-	n := len(rs.adm)
-	if n == rs.head || rs.adm[n-1] <= now {
-		rs.adm = append(rs.adm, now)
-		return
-	}
-	i := sort.Search(n-rs.head, func(i int) bool { return rs.adm[rs.head+i] > now }) + rs.head
-	rs.adm = append(rs.adm, 0)
-	copy(rs.adm[i+1:], rs.adm[i:])
-	rs.adm[i] = now
-}
+// record adds an admission at t, which callers take from at (so times only
+// grow).
+func (rs *rateState) record(t int64) { rs.adm = append(rs.adm, t) }
 
 func addWaiter(m *map[Waiter]struct{}, w Waiter) {
 	if w == nil {
@@ -497,7 +506,7 @@ func (r *Registry) Admissions(now int64, key string) []int64 {
 	if rs == nil {
 		return nil
 	}
-	rs.trim(now)
+	rs.trim(rs.at(now))
 	return append([]int64(nil), rs.adm[rs.head:]...)
 }
 
@@ -508,8 +517,8 @@ func (r *Registry) RestoreAdmissions(key string, times []int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if rs := s.rate[key]; rs != nil {
-		for _, t := range times {
-			rs.record(t)
+		for _, t := range times { // ascending, as Admissions gave them
+			rs.record(rs.at(t))
 		}
 	}
 }

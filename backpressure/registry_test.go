@@ -118,17 +118,17 @@ func TestRefusedRateUndoesConcurrency(t *testing.T) {
 	}
 }
 
-func TestOutOfOrderAdmissionsStaySorted(t *testing.T) {
+func TestOutOfOrderAdmissionsAreClampedToTheLatestTime(t *testing.T) {
 	r := New()
 	r.SetRateLimit(0, "r", 10, 100)
 	for _, at := range []int64{50, 40, 60, 10} {
-		r.Take(at, "", "r")
+		r.Take(at, "", "r") // recorded at 50, 50, 60, 60
 	}
-	info, _ := r.Get(109, RateLimit, "r") // window (9, 109]: all four
+	info, _ := r.Get(149, RateLimit, "r") // window (49, 149]: all four
 	if info.Active != 4 {
 		t.Fatalf("active = %d, want 4", info.Active)
 	}
-	info, _ = r.Get(145, RateLimit, "r") // window (45, 145]: 50, 60
+	info, _ = r.Get(155, RateLimit, "r") // window (55, 155]: the two at 60
 	if info.Active != 2 {
 		t.Fatalf("active = %d, want 2", info.Active)
 	}
@@ -167,6 +167,35 @@ func TestListSorted(t *testing.T) {
 	for i := range want {
 		if got[i] != want[i] {
 			t.Fatalf("got %v, want %v", got, want)
+		}
+	}
+}
+
+// Callers read their clocks before taking the lock, so admissions can arrive
+// out of order. One arriving with an older time is judged, and recorded, at
+// the latest time already used, so no window of the period ever holds more
+// than the limit.
+func TestLateCallerCannotOvershoot(t *testing.T) {
+	r := New()
+	r.SetRateLimit(0, "r", 3, 1000)
+	var times []int64
+	for _, now := range []int64{1, 2, 500, 1002, 1000, 1001, 999, 1600, 1500} {
+		if a := r.Admit(now, "", "r", nil); a.OK {
+			times = append(times, a.At)
+		}
+	}
+	if len(times) == 0 || times[4] != 1002 {
+		t.Fatalf("admissions at %v; the late caller at 1000 should be admitted at 1002", times)
+	}
+	for _, end := range times {
+		n := 0
+		for _, at := range times {
+			if at > end-1000 && at <= end {
+				n++
+			}
+		}
+		if n > 3 {
+			t.Fatalf("%d admissions in (%d, %d]: %v", n, end-1000, end, times)
 		}
 	}
 }

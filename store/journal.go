@@ -61,7 +61,7 @@ type Record struct {
 	Priority int64
 	CKey     string
 	RKey     string
-	RunAt    int64 // push, fail, release: when the job is due
+	RunAt    int64 // push, fail, release: when the job is due; reserve: the admission's time
 	Attempt  int64 // snapshot: attempt; push: max attempts in MaxAtt
 	MaxAtt   int64
 	Backoff  int64

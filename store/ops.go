@@ -233,7 +233,7 @@ func (s *Store) reserveFrom(q *queue, now int64, worker string, lease int64, han
 		j := l.popHead()
 		q.dequeued(l)
 		q.fix(l)
-		s.applyReserve(j, now, j.id+"."+s.gen.Token(now), worker, now+lease, a.Rated, fx)
+		s.applyReserve(j, now, j.id+"."+s.gen.Token(now), worker, now+lease, a.Rated, a.At, fx)
 		out = append(out, Reservation{
 			Token: j.x.token, ID: j.id, Queue: q.name, Handler: l.key.handler,
 			Payload: j.payload, Priority: j.priority, Attempt: j.attempt, ExpiresAt: j.dueAt,
@@ -242,9 +242,10 @@ func (s *Store) reserveFrom(q *queue, now int64, worker string, lease int64, han
 	return out
 }
 
-// applyReserve makes j, already out of its lane, reserved. Lock must be
-// held.
-func (s *Store) applyReserve(j *job, now int64, token, worker string, expires int64, rated bool, fx *effects) {
+// applyReserve makes j, already out of its lane, reserved. rated tells
+// whether an admission was recorded on its rate-limit key, at ratedAt.
+// Lock must be held.
+func (s *Store) applyReserve(j *job, now int64, token, worker string, expires int64, rated bool, ratedAt int64, fx *effects) {
 	s.move(j, Reserved)
 	x := j.ext()
 	x.token, x.worker, x.startedAt = token, worker, now
@@ -253,7 +254,7 @@ func (s *Store) applyReserve(j *job, now int64, token, worker string, expires in
 	if o := s.obs(j.q); o != nil {
 		o.Reserved(now - j.runAt)
 	}
-	s.log(Record{Op: OpReserve, Now: now, ID: j.id, Token: token, Worker: worker, Expires: expires, Admitted: rated}, fx)
+	s.log(Record{Op: OpReserve, Now: now, ID: j.id, Token: token, Worker: worker, Expires: expires, Admitted: rated, RunAt: ratedAt}, fx)
 }
 
 // best is the lane whose head would be reserved next, among the handlers

@@ -102,12 +102,15 @@ func (s *Store) replayJob(r *Record, fx *effects) error {
 			return replayErr(r, "job is %s", j.state)
 		}
 		j.q.takeQueued(j)
-		rkey := ""
+		rkey, at := "", r.Now
 		if r.Admitted {
 			rkey = j.ln.key.rkey
+			if r.RunAt != 0 {
+				at = r.RunAt
+			}
 		}
-		s.reg.Take(r.Now, j.ln.key.ckey, rkey)
-		s.applyReserve(j, r.Now, r.Token, r.Worker, r.Expires, r.Admitted, fx)
+		s.reg.Take(at, j.ln.key.ckey, rkey)
+		s.applyReserve(j, r.Now, r.Token, r.Worker, r.Expires, r.Admitted, r.RunAt, fx)
 		return nil
 	case OpCancel:
 		if !j.state.Terminal() {
