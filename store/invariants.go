@@ -12,6 +12,7 @@ import (
 // and the concurrency counters equal the reserved + running jobs per key.
 // It is meant for tests; call it while no other operation runs.
 func (s *Store) CheckInvariants() error {
+	s.drainAll()
 	jobs := s.index.all()
 	if int64(len(jobs)) != s.total.Load() {
 		return fmt.Errorf("index holds %d jobs, total says %d", len(jobs), s.total.Load())

@@ -604,10 +604,12 @@ func (s *Store) applyRetry(j *job, now int64, fx *effects) error {
 	if j.state != Failed {
 		return &StateError{ID: j.id, From: j.state, To: Queued}
 	}
+	if !s.ret.remove(j) {
+		return ErrNoJob // evicted from retention a moment ago
+	}
 	if err := s.move(j, Queued); err != nil {
 		return err
 	}
-	s.ret.remove(j)
 	j.attempt = 0
 	j.runAt, j.updatedAt = now, now
 	j.q.enqueue(j)
@@ -740,6 +742,7 @@ func (s *Store) Queues(now int64) []string {
 	names := map[string]struct{}{}
 	for _, sh := range s.shards {
 		sh.mu.Lock()
+		s.drain(sh)
 		for name, q := range sh.queues {
 			if q.jobs > 0 {
 				names[name] = struct{}{}

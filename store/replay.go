@@ -162,6 +162,7 @@ func (s *Store) replayJob(r *Record, fx *effects) error {
 // order, ending with OpSnapEnd. Loading them into an empty store with Replay
 // rebuilds the same state. Call it while no other operation runs.
 func (s *Store) Dump(now int64, emit func(*Record) error) error {
+	s.drainAll()
 	for _, p := range s.reg.List(now) {
 		if err := emit(&Record{Op: OpSnapPolicy, Kind: p.Kind, CKey: p.Key, Limit: p.Limit, Period: p.Period}); err != nil {
 			return err
@@ -212,6 +213,15 @@ func (s *Store) Dump(now int64, emit func(*Record) error) error {
 		}
 	}
 	return emit(&Record{Op: OpSnapEnd, Now: now})
+}
+
+// drainAll lets every shard process its inbox.
+func (s *Store) drainAll() {
+	for _, sh := range s.shards {
+		sh.mu.Lock()
+		s.drain(sh)
+		sh.mu.Unlock()
+	}
 }
 
 func (s *Store) jobRecord(j *job) *Record {

@@ -71,8 +71,11 @@ type Store struct {
 	index   idIndex
 	expired expiredTokens
 	ret     retention
+	_       [64]byte
 	total   atomic.Int64 // jobs held
+	_       [56]byte
 	bytes   atomic.Int64 // estimated memory of the jobs held (JobBytes)
+	_       [56]byte
 
 	onNotify atomic.Pointer[func(string)]
 	onTimer  atomic.Pointer[func()]
@@ -159,16 +162,23 @@ type shard struct {
 	ckeys  map[string]*keyCount // queued jobs per concurrency key
 	rkeys  map[string]*keyCount // queued jobs per rate-limit key
 
+	// nextDue is read by every operation of every goroutine (maintain): it
+	// gets cache lines of its own, away from the mutex above.
+	_       [64]byte
 	nextDue atomic.Int64 // earliest timer of either heap; MaxInt64 when none
+	_       [56]byte
 
 	inboxMu sync.Mutex // protects inbox; a leaf lock
 	inbox   []wakeMsg  // keys freed elsewhere, to unpark lanes here
 	inboxN  atomic.Int32
 }
 
+// wakeMsg is an inbox message: lanes of q parked on a key that freed, or a
+// job evicted from retention whose record the shard must let go of.
 type wakeMsg struct {
-	q  *queue
-	on parkKey
+	q    *queue
+	on   parkKey
+	drop *job
 }
 
 // effects are actions an operation performs after releasing its locks.
@@ -414,10 +424,23 @@ func (s *Store) drain(sh *shard) {
 	sh.inboxN.Store(0)
 	sh.inboxMu.Unlock()
 	for _, m := range msgs {
-		if !m.q.dead {
+		switch {
+		case m.drop != nil:
+			if !m.drop.dropped {
+				s.unlink(m.drop)
+			}
+		case !m.q.dead:
 			m.q.unparkKey(m.on)
 		}
 	}
+}
+
+// post appends m to sh's inbox. Any lock may be held.
+func (sh *shard) post(m wakeMsg) {
+	sh.inboxMu.Lock()
+	sh.inbox = append(sh.inbox, m)
+	sh.inboxN.Store(int32(len(sh.inbox)))
+	sh.inboxMu.Unlock()
 }
 
 // wake hands the waiters of a freed key to their shards' inboxes and notes
@@ -425,11 +448,7 @@ func (s *Store) drain(sh *shard) {
 func (s *Store) wake(kind backpressure.Kind, key string, ws []backpressure.Waiter, fx *effects) {
 	for _, w := range ws {
 		q := w.(*queue)
-		sh := q.sh
-		sh.inboxMu.Lock()
-		sh.inbox = append(sh.inbox, wakeMsg{q: q, on: parkKey{kind, key}})
-		sh.inboxN.Store(int32(len(sh.inbox)))
-		sh.inboxMu.Unlock()
+		q.sh.post(wakeMsg{q: q, on: parkKey{kind, key}})
 		fx.notify = append(fx.notify, q.name)
 	}
 }
@@ -471,28 +490,43 @@ func (s *Store) terminal(j *job, fx *effects) {
 	}
 }
 
-// drop forgets a job evicted from retention, unless it moved on meanwhile.
+// drop forgets a job evicted from retention (the eviction won the job's
+// retainGen, so no JOBRETRY can revive it). It takes no shard lock: the job
+// leaves the id index, the counts and the log at once, and its shard lets go
+// of its record at the start of its next locked section (drain), so an
+// eviction never waits for, nor stalls, another shard. Every read that could
+// see the record drains first. No lock may be held.
 func (s *Store) drop(e retEntry, fx *effects) {
 	j := e.j
-	sh := j.q.sh
-	sh.mu.Lock()
-	if !j.dropped && j.state.Terminal() && j.retainGen.Load() == e.gen+1 {
-		s.dropLocked(j)
-		s.log(Record{Op: OpDrop, Now: e.at, ID: j.id}, fx)
+	if j.retainGen.Load() != e.gen+1 {
+		return
 	}
-	sh.mu.Unlock()
+	j.q.sh.post(wakeMsg{q: j.q, drop: j})
+	if !s.index.remove(j.id, j) {
+		return // flushed meanwhile
+	}
+	s.total.Add(-1)
+	s.bytes.Add(-j.bytes())
+	if s.journal != nil && !s.replaying {
+		fx.seq = s.journal.Append(Record{Op: OpDrop, Now: e.at, ID: j.id})
+	}
 }
 
-// Lock must be held.
+// dropLocked forgets a job at once (a replayed drop). Lock must be held.
 func (s *Store) dropLocked(j *job) {
-	j.dropped = true
 	s.index.remove(j.id, j)
+	s.total.Add(-1)
+	s.bytes.Add(-j.bytes())
+	s.unlink(j)
+}
+
+// unlink takes a dropped job out of its queue. Lock must be held.
+func (s *Store) unlink(j *job) {
+	j.dropped = true
 	q := j.q
 	q.counts[j.state]--
 	q.jobs--
 	q.unref(j.ln)
-	s.total.Add(-1)
-	s.bytes.Add(-j.bytes())
 	q.sh.maybeDelete(q)
 }
 
@@ -561,6 +595,7 @@ type idIndex struct {
 	shards [64]struct {
 		mu sync.Mutex // protects m
 		m  map[string]*job
+		_  [48]byte // one cache line per shard: no false sharing between locks
 	}
 }
 
@@ -592,13 +627,16 @@ func (x *idIndex) putIfAbsent(id string, j *job) bool {
 	return true
 }
 
-func (x *idIndex) remove(id string, j *job) {
+// remove deletes id if it still names j, and reports whether it did.
+func (x *idIndex) remove(id string, j *job) bool {
 	sh := &x.shards[x.slot(id)]
 	sh.mu.Lock()
+	defer sh.mu.Unlock()
 	if sh.m[id] == j {
 		delete(sh.m, id)
+		return true
 	}
-	sh.mu.Unlock()
+	return false
 }
 
 func (x *idIndex) reset() {
@@ -763,14 +801,17 @@ func (r *retention) expire(now int64) []retEntry {
 	return out
 }
 
-// remove takes j out of retention (JOBRETRY). The stale entry stays in the
-// FIFO and is skipped later.
-func (r *retention) remove(j *job) {
+// remove takes j out of retention (JOBRETRY) and reports whether it was
+// there: false means an eviction claimed it first. The stale entry stays in
+// the FIFO and is skipped later.
+func (r *retention) remove(j *job) bool {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	if g := j.retainGen.Load(); g%2 == 1 && j.retainGen.CompareAndSwap(g, g+1) {
 		r.live--
+		return true
 	}
-	r.mu.Unlock()
+	return false
 }
 
 // Lock must be held.
