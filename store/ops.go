@@ -233,7 +233,14 @@ func (s *Store) reserveFrom(q *queue, now int64, worker string, lease int64, han
 		j := l.popHead()
 		q.dequeued(l)
 		q.fix(l)
-		s.applyReserve(j, now, j.id+"."+s.gen.Token(now), worker, now+lease, a.Rated, a.At, fx)
+		// A rate admission may be recorded a moment later than now (see
+		// backpressure's clock); the reservation then happens at that time,
+		// so its expires_at tells the admission's time.
+		at := now
+		if a.Rated && a.At > at {
+			at = a.At
+		}
+		s.applyReserve(j, at, j.id+"."+s.gen.Token(at), worker, at+lease, a.Rated, a.At, fx)
 		out = append(out, Reservation{
 			Token: j.x.token, ID: j.id, Queue: q.name, Handler: l.key.handler,
 			Payload: j.payload, Priority: j.priority, Attempt: j.attempt, ExpiresAt: j.dueAt,
