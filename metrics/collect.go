@@ -91,6 +91,7 @@ var (
 	aofSizeDesc   = desc("aof_size_bytes", "Bytes in the append-only log's files.")
 	aofBaseDesc   = desc("aof_base_size_bytes", "Bytes in the log right after the last rewrite or load.")
 	aofFsyncDesc  = desc("aof_last_fsync_seconds", "How long the last fsync of the log took.")
+	aofFsyncHist  = desc("aof_fsync_seconds", "How long fsyncs of the log took.")
 	aofErrDesc    = desc("aof_write_errors_total", "Failed writes or fsyncs of the log.")
 	aofOKDesc     = desc("aof_write_ok", "1 while the log can be written; 0 while changes are refused (MISCONF).")
 	aofRewrDesc   = desc("aof_rewrites_total", "Log rewrites (compactions) finished.")
@@ -259,6 +260,14 @@ func (c *collector) collectLog(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(aofSizeDesc, prometheus.GaugeValue, float64(s.Size))
 	ch <- prometheus.MustNewConstMetric(aofBaseDesc, prometheus.GaugeValue, float64(s.BaseSize))
 	ch <- prometheus.MustNewConstMetric(aofFsyncDesc, prometheus.GaugeValue, float64(s.LastFsyncMicros)/1e6)
+	buckets := make(map[float64]uint64, len(persistence.FsyncBounds))
+	var cum uint64
+	for i, b := range persistence.FsyncBounds {
+		cum += s.Fsyncs.Counts[i]
+		buckets[float64(b)/1e6] = cum
+	}
+	total := cum + s.Fsyncs.Counts[len(persistence.FsyncBounds)]
+	ch <- prometheus.MustNewConstHistogram(aofFsyncHist, total, float64(s.Fsyncs.SumMicros)/1e6, buckets)
 	ch <- prometheus.MustNewConstMetric(aofErrDesc, prometheus.CounterValue, float64(s.WriteErrors))
 	ch <- prometheus.MustNewConstMetric(aofOKDesc, prometheus.GaugeValue, b2f(s.Status != "err"))
 	ch <- prometheus.MustNewConstMetric(aofRewrDesc, prometheus.CounterValue, float64(s.Rewrites))

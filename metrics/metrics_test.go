@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"sluice/persistence"
 	"sluice/store"
 )
 
@@ -255,4 +256,42 @@ func BenchmarkCycleObserved(b *testing.B) {
 			}
 		})
 	}
+}
+
+func TestLogMetrics(t *testing.T) {
+	st, err := store.New(store.DefaultConfig(), store.NewSeqGenerator())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stats persistence.Stats
+	stats.Size = 4096
+	stats.LastFsyncMicros = 300
+	for _, us := range []int64{80, 300, 300, 2_000_000} {
+		stats.Fsyncs.Counts[bucketOf(us)]++
+		stats.Fsyncs.SumMicros += us
+	}
+	m := New(DefaultConfig())
+	got := scrape(t, m.Handler(Sources{Store: st, Log: func() persistence.Stats { return stats }, Now: func() int64 { return 1 }}))
+	want := map[string]string{
+		"sluice_aof_size_bytes":                        "4096",
+		"sluice_aof_last_fsync_seconds":                "0.0003",
+		`sluice_aof_fsync_seconds_bucket{le="0.0001"}`: "1",
+		`sluice_aof_fsync_seconds_bucket{le="0.0005"}`: "3",
+		`sluice_aof_fsync_seconds_bucket{le="1"}`:      "3",
+		`sluice_aof_fsync_seconds_bucket{le="+Inf"}`:   "4",
+		"sluice_aof_fsync_seconds_count":               "4",
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
+	}
+}
+
+func bucketOf(us int64) int {
+	i := 0
+	for i < len(persistence.FsyncBounds) && us > persistence.FsyncBounds[i] {
+		i++
+	}
+	return i
 }

@@ -138,10 +138,32 @@ type Stats struct {
 	LastRewriteStatus string // ok or err
 	LastFsyncAt       int64  // Unix ms
 	LastFsyncMicros   int64
+	// Fsyncs is a histogram of fsync durations: Fsyncs.Counts[i] counts
+	// those up to FsyncBounds[i] µs, the last count the rest.
+	Fsyncs FsyncHistogram
 	WriteErrors       int64
 	LastError         string // empty when healthy
 	Status            string // ok or err
 	Loaded            LoadStats
+}
+
+// FsyncBounds are the upper bounds, in microseconds, of the fsync
+// histogram's buckets.
+var FsyncBounds = [...]int64{100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000}
+
+// FsyncHistogram counts fsyncs by duration.
+type FsyncHistogram struct {
+	Counts    [len(FsyncBounds) + 1]uint64
+	SumMicros int64
+}
+
+func (h *FsyncHistogram) observe(micros int64) {
+	i := 0
+	for i < len(FsyncBounds) && micros > FsyncBounds[i] {
+		i++
+	}
+	h.Counts[i]++
+	h.SumMicros += micros
 }
 
 // LoadStats describe what Open replayed.
@@ -322,6 +344,7 @@ func (l *Log) flushLocked(sync bool) {
 	if err == nil && sync {
 		l.synced = upto
 		l.stats.LastFsyncAt, l.stats.LastFsyncMicros = syncAt, syncMicros
+		l.stats.Fsyncs.observe(syncMicros)
 	}
 	l.cond.Broadcast()
 }
@@ -414,6 +437,7 @@ func (l *Log) syncWritten() {
 		l.synced = upto
 	}
 	l.stats.LastFsyncAt, l.stats.LastFsyncMicros = l.cfg.Now(), micros
+	l.stats.Fsyncs.observe(micros)
 }
 
 func (l *Log) syncedSeq() uint64 {

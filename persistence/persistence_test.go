@@ -306,6 +306,13 @@ func TestAlwaysRepliesOnlyAfterFsync(t *testing.T) {
 	if n := ffs.syncs.Load(); n >= clients {
 		t.Fatalf("%d fsyncs for %d concurrent pushes: no group commit", n, clients)
 	}
+	var counted uint64
+	for _, c := range l.Stats().Fsyncs.Counts {
+		counted += c
+	}
+	if counted == 0 || counted > uint64(ffs.syncs.Load()) {
+		t.Fatalf("fsync histogram counts %d of %d fsyncs", counted, ffs.syncs.Load())
+	}
 }
 
 func TestWriteFailureRefusesWritesUntilRecovered(t *testing.T) {
