@@ -140,11 +140,11 @@ type Stats struct {
 	LastFsyncMicros   int64
 	// Fsyncs is a histogram of fsync durations: Fsyncs.Counts[i] counts
 	// those up to FsyncBounds[i] µs, the last count the rest.
-	Fsyncs FsyncHistogram
-	WriteErrors       int64
-	LastError         string // empty when healthy
-	Status            string // ok or err
-	Loaded            LoadStats
+	Fsyncs      FsyncHistogram
+	WriteErrors int64
+	LastError   string // empty when healthy
+	Status      string // ok or err
+	Loaded      LoadStats
 }
 
 // FsyncBounds are the upper bounds, in microseconds, of the fsync
