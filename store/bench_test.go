@@ -141,6 +141,32 @@ func BenchmarkParallelQueues(b *testing.B) {
 	})
 }
 
+// BenchmarkParallelPushReserve is the measure of scaling: pushes
+// and reserves on a queue per goroutine (no ack: that adds retention, which
+// is shared by every queue and ordered server-wide). Compare -cpu 1 and
+// -cpu 2.
+func BenchmarkParallelPushReserve(b *testing.B) {
+	s := benchStore(b)
+	payload := make([]byte, 100)
+	var next, clock atomic.Int64
+	clock.Store(1_000_000)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		q := "q" + strconv.FormatInt(next.Add(1), 10)
+		opts := ReserveOptions{Worker: "w", Lease: 1 << 40, Queues: []string{q}}
+		for pb.Next() {
+			now := clock.Add(1)
+			if _, err := s.Push(now, PushOptions{Queue: q, Handler: "h", Payload: payload}); err != nil {
+				b.Fatal(err)
+			}
+			if rs, err := s.Reserve(now, opts); err != nil || len(rs) != 1 {
+				b.Fatalf("reserve: %v %v", rs, err)
+			}
+		}
+	})
+}
+
 // BenchmarkQueuedJobMemory reports the heap bytes per queued job with a
 // 100-byte payload, after 1,000,000 pushes.
 func BenchmarkQueuedJobMemory(b *testing.B) {
