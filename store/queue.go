@@ -60,6 +60,7 @@ type lane struct {
 	g       *group
 	buckets bucketHeap
 	byPrio  map[int64]*bucket // every bucket, by priority
+	spare   *bucket           // the last bucket emptied, kept for reuse
 	n       int               // live queued jobs
 	idx     int               // in g.lanes, -1 when absent
 	parked  bool
@@ -100,9 +101,22 @@ func live(j *job) bool { return j.state == Queued && !j.dropped }
 
 // pushJob appends j to its priority bucket.
 func (l *lane) pushJob(j *job) {
-	b := l.byPrio[j.priority]
+	var b *bucket
+	if len(l.buckets) > 0 && l.buckets[0].prio == j.priority {
+		b = l.buckets[0] // the common case: one priority
+	} else {
+		b = l.byPrio[j.priority]
+	}
 	if b == nil {
-		b = &bucket{prio: j.priority}
+		// A queue drained as fast as it fills empties its bucket at every
+		// reservation: reuse it rather than allocate a bucket and a ring
+		// per push.
+		if b = l.spare; b != nil {
+			l.spare = nil
+			b.prio = j.priority
+		} else {
+			b = &bucket{prio: j.priority}
+		}
 		if l.byPrio == nil {
 			l.byPrio = make(map[int64]*bucket, 1)
 		}
@@ -134,6 +148,7 @@ func (l *lane) clean() {
 		}
 		heap.Pop(&l.buckets)
 		delete(l.byPrio, b.prio)
+		l.spare = b
 	}
 }
 
