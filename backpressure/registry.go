@@ -380,14 +380,6 @@ func (r *Registry) List(now int64) []Info {
 	return out
 }
 
-// Policy is a policy's definition, without usage: what a snapshot keeps.
-type Policy struct {
-	Kind   Kind
-	Key    string
-	Limit  int64
-	Period int64
-}
-
 // Reset forgets every policy and counter.
 func (r *Registry) Reset() {
 	for i := range r.shards {

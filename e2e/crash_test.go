@@ -14,11 +14,10 @@ import (
 
 // acked is what clients were told: job id → state acknowledged, with when.
 type acked struct {
-	mu     sync.Mutex
-	state  map[string]string
-	at     map[string]time.Time
-	tried  atomic.Int64
-	stopAt atomic.Pointer[time.Time]
+	mu    sync.Mutex
+	state map[string]string
+	at    map[string]time.Time
+	tried atomic.Int64
 }
 
 func (a *acked) set(id, state string) {

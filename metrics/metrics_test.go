@@ -93,7 +93,7 @@ func TestScrapeAfterWorkload(t *testing.T) {
 	if err := st.Ack(now, tok); err != nil {
 		t.Fatal(err)
 	}
-	tok = reserve("mail") // m2 (the slot is free again); waited 1542 ms
+	reserve("mail") // m2 (the slot is free again); waited 1542 ms
 	tok3 := reserve("mail")
 	if s, _ := st.Fail(now, tok3, store.FailOptions{}); s != store.RetryPending {
 		t.Fatalf("m3 is %v", s)

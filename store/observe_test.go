@@ -82,7 +82,7 @@ func TestObserverSeesEachOutcome(t *testing.T) {
 	}
 
 	f.push("q h id=b")
-	tok = f.reserveOne("q")
+	f.reserveOne("q")
 	f.now += 30_000 + 1 // the lease (30 s) runs out at the next operation
 	f.push("other h id=c")
 	tok = f.reserveOne("q")
