@@ -588,77 +588,185 @@ func optIdent(what, v string) (string, error) {
 	return v, nil
 }
 
-// idIndex maps job ids to jobs across all queues, sharded by id. Its locks
-// are leaves.
+// idIndex maps job ids to jobs across all queues, sharded by a hash of the
+// id. Each shard is an open-addressing table (linear probing, backward-shift
+// deletion, so no tombstones) that keeps every entry's hash beside its job:
+// an insert is one probe sequence that also finds a duplicate, growing never
+// hashes an id again, and the GC scans one pointer per entry. Shards are
+// many and small so that growing one (which copies its table) stalls only a
+// few ids, briefly. Its locks are leaves.
 type idIndex struct {
 	seed   maphash.Seed
-	shards [64]struct {
-		mu sync.Mutex // protects m
-		m  map[string]*job
-		_  [48]byte // one cache line per shard: no false sharing between locks
-	}
+	shards [idShards]idShard
+}
+
+const (
+	idShardBits = 8
+	idShards    = 1 << idShardBits
+)
+
+type idShard struct {
+	mu    sync.Mutex // protects slots and n
+	slots []idSlot   // nil or a power of two long, at most 3/4 full
+	n     int
+	_     [24]byte // one cache line per shard: no false sharing between locks
+}
+
+type idSlot struct {
+	h uint64 // the id's hash
+	j *job   // nil: empty
 }
 
 func (x *idIndex) init() {
 	x.seed = maphash.MakeSeed()
-	for i := range x.shards {
-		x.shards[i].m = make(map[string]*job)
-	}
+	x.reset()
 }
 
-func (x *idIndex) slot(id string) int { return int(maphash.String(x.seed, id) & 63) }
+// shard returns id's hash and shard: the top bits pick the shard, the low
+// bits the slot.
+func (x *idIndex) shard(id string) (uint64, *idShard) {
+	h := maphash.String(x.seed, id)
+	return h, &x.shards[h>>(64-idShardBits)]
+}
 
 func (x *idIndex) get(id string) *job {
-	sh := &x.shards[x.slot(id)]
-	sh.mu.Lock()
-	j := sh.m[id]
-	sh.mu.Unlock()
+	h, t := x.shard(id)
+	t.mu.Lock()
+	j := t.lookup(h, id)
+	t.mu.Unlock()
 	return j
 }
 
 func (x *idIndex) putIfAbsent(id string, j *job) bool {
-	sh := &x.shards[x.slot(id)]
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if _, ok := sh.m[id]; ok {
-		return false
-	}
-	sh.m[id] = j
-	return true
+	h, t := x.shard(id)
+	t.mu.Lock()
+	ok := t.insert(h, id, j)
+	t.mu.Unlock()
+	return ok
 }
 
 // remove deletes id if it still names j, and reports whether it did.
 func (x *idIndex) remove(id string, j *job) bool {
-	sh := &x.shards[x.slot(id)]
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if sh.m[id] == j {
-		delete(sh.m, id)
-		return true
-	}
-	return false
+	h, t := x.shard(id)
+	t.mu.Lock()
+	ok := t.remove(h, j)
+	t.mu.Unlock()
+	return ok
 }
 
 func (x *idIndex) reset() {
 	for i := range x.shards {
-		sh := &x.shards[i]
-		sh.mu.Lock()
-		sh.m = make(map[string]*job)
-		sh.mu.Unlock()
+		t := &x.shards[i]
+		t.mu.Lock()
+		t.slots, t.n = nil, 0
+		t.mu.Unlock()
 	}
 }
 
 func (x *idIndex) all() []*job {
 	var out []*job
 	for i := range x.shards {
-		sh := &x.shards[i]
-		sh.mu.Lock()
-		for _, j := range sh.m {
-			out = append(out, j)
+		t := &x.shards[i]
+		t.mu.Lock()
+		for _, s := range t.slots {
+			if s.j != nil {
+				out = append(out, s.j)
+			}
 		}
-		sh.mu.Unlock()
+		t.mu.Unlock()
 	}
 	return out
+}
+
+// Lock must be held.
+func (t *idShard) lookup(h uint64, id string) *job {
+	if t.n == 0 {
+		return nil
+	}
+	mask := uint64(len(t.slots) - 1)
+	for i := h & mask; ; i = (i + 1) & mask {
+		s := &t.slots[i]
+		if s.j == nil {
+			return nil
+		}
+		if s.h == h && s.j.id == id {
+			return s.j
+		}
+	}
+}
+
+// insert adds id → j unless id is present. Lock must be held.
+func (t *idShard) insert(h uint64, id string, j *job) bool {
+	if (t.n+1)*4 > len(t.slots)*3 {
+		t.grow()
+	}
+	mask := uint64(len(t.slots) - 1)
+	for i := h & mask; ; i = (i + 1) & mask {
+		s := &t.slots[i]
+		if s.j == nil {
+			s.h, s.j = h, j
+			t.n++
+			return true
+		}
+		if s.h == h && s.j.id == id {
+			return false
+		}
+	}
+}
+
+// Lock must be held.
+func (t *idShard) grow() {
+	old := t.slots
+	t.slots = make([]idSlot, max(2*len(old), 8))
+	mask := uint64(len(t.slots) - 1)
+	for _, s := range old {
+		if s.j == nil {
+			continue
+		}
+		i := s.h & mask
+		for t.slots[i].j != nil {
+			i = (i + 1) & mask
+		}
+		t.slots[i] = s
+	}
+}
+
+// remove deletes the entry of j, hashed h, if present. Lock must be held.
+func (t *idShard) remove(h uint64, j *job) bool {
+	if t.n == 0 {
+		return false
+	}
+	mask := uint64(len(t.slots) - 1)
+	for i := h & mask; ; i = (i + 1) & mask {
+		switch t.slots[i].j {
+		case nil:
+			return false
+		case j:
+			t.deleteAt(i)
+			return true
+		}
+	}
+}
+
+// deleteAt empties slot i and moves back the entries after it that may
+// take its place, so that every probe sequence stays unbroken. Lock must be
+// held.
+func (t *idShard) deleteAt(i uint64) {
+	mask := uint64(len(t.slots) - 1)
+	t.n--
+	for k := (i + 1) & mask; ; k = (k + 1) & mask {
+		s := t.slots[k]
+		if s.j == nil {
+			break
+		}
+		// s may move to the hole at i if i lies between s's home slot
+		// and k, cyclically: s is at least as far from home as from i.
+		if (k-s.h)&mask >= (k-i)&mask {
+			t.slots[i] = s
+			i = k
+		}
+	}
+	t.slots[i] = idSlot{}
 }
 
 // expiredTokens remembers the most recent tokens whose lease expired. When
