@@ -5,11 +5,9 @@ import (
 	"io"
 	"strings"
 	"testing"
-
-	"github.com/tidwall/redcon"
 )
 
-// BenchmarkGuardedReader measures the framing guard plus redcon's reader
+// BenchmarkGuardedReader measures the framing guard plus the command reader
 // on a pipeline of push-like commands (100-byte payloads).
 func BenchmarkGuardedReader(b *testing.B) {
 	cmd := "*4\r\n$7\r\nJOBPUSH\r\n$6\r\nemails\r\n$4\r\nsend\r\n$100\r\n" + strings.Repeat("x", 100) + "\r\n"
@@ -18,17 +16,23 @@ func BenchmarkGuardedReader(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		g := newGuard(bytes.NewReader(data), &lim, 16<<10)
-		rd := redcon.NewReader(g)
+		rd := newCmdReader(newGuard(bytes.NewReader(data), &lim, 16<<10), 16<<10)
 		n := 0
 		for {
-			cmds, err := rd.ReadCommands()
-			n += len(cmds)
-			if err == io.EOF {
+			if err := rd.fill(); err == io.EOF {
 				break
-			}
-			if err != nil {
+			} else if err != nil {
 				b.Fatal(err)
+			}
+			for {
+				_, ok, err := rd.next()
+				if err != nil {
+					b.Fatal(err)
+				}
+				if !ok {
+					break
+				}
+				n++
 			}
 		}
 		if n != 1000 {

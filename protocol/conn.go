@@ -10,8 +10,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/tidwall/redcon"
 )
 
 // Client is one connection. Its goroutine (serve) owns the reader, the
@@ -27,7 +25,7 @@ type Client struct {
 
 	src    *source
 	guard  *guard
-	rd     *redcon.Reader
+	rd     *cmdReader
 	w      writer
 	limits Limits // what the guard enforces now; swapped on AUTH
 
@@ -50,6 +48,7 @@ type Client struct {
 	lastCmd    atomic.Pointer[Command]
 	lastActive atomic.Int64 // unix ms
 	blocked    atomic.Bool
+	gone       atomic.Pointer[goneSignal] // set while blocked
 	killed     atomic.Bool
 	stopping   atomic.Bool // the close watcher is being stopped
 }
@@ -72,14 +71,14 @@ func newClient(s *Server, nc net.Conn) *Client {
 	c.errFn = c.errText
 	c.src = &source{nc: nc, idle: s.cfg.IdleTimeout, srv: s, c: c}
 	c.guard = newGuard(c.src, &c.limits, s.cfg.ReadBuffer)
-	c.rd = redcon.NewReader(c.guard)
+	c.rd = newCmdReader(c.guard, s.cfg.ReadBuffer)
 	c.w = writer{nc: nc, timeout: s.cfg.WriteTimeout, limit: s.cfg.FlushAt}
 	c.lastActive.Store(c.born.UnixMilli())
 	return c
 }
 
-// serve is the connection's goroutine: read a batch of commands (whatever
-// arrived together, e.g. a pipeline), run them in order, write the replies.
+// serve is the connection's goroutine: read whatever arrived together (e.g.
+// a pipeline), run its commands in order, write the replies, read again.
 func (c *Client) serve() {
 	log := c.srv.log.With().Int64("client", c.id).Str("addr", c.addr).Logger()
 	log.Debug().Msg("client connected")
@@ -89,11 +88,28 @@ func (c *Client) serve() {
 		c.srv.remove(c)
 	}()
 	for {
-		if c.srv.isDraining() {
-			_ = c.flush()
-			return
+		args, ok, err := c.rd.next()
+		if err == nil && !ok {
+			// Nothing complete is buffered: answer what ran, then wait
+			// for more, unless the server is draining.
+			if c.srv.isDraining() {
+				_ = c.flush()
+				return
+			}
+			if err := c.flush(); err != nil {
+				if !c.killed.Load() {
+					log.Debug().Err(err).Msg("write failed, closing")
+				}
+				return
+			}
+			if c.closing {
+				return
+			}
+			err = c.rd.fill()
+			if err == nil {
+				continue
+			}
 		}
-		cmds, err := c.rd.ReadCommands()
 		if err != nil {
 			if msg, ok := isProtocolError(err); ok {
 				log.Debug().Str("error", msg).Msg("protocol error, closing")
@@ -108,23 +124,16 @@ func (c *Client) serve() {
 			}
 			return
 		}
-		for _, cmd := range cmds {
-			c.dispatch(cmd.Args)
-			if c.closing || c.w.err != nil {
-				break
-			}
-			if len(c.w.b) >= c.w.limit {
-				_ = c.flush()
-			}
-		}
-		if err := c.flush(); err != nil {
-			if !c.killed.Load() {
+		c.dispatch(args)
+		if c.closing || c.w.err != nil {
+			// Stop running this batch: flush below, then close.
+			if err := c.flush(); err != nil && !c.killed.Load() {
 				log.Debug().Err(err).Msg("write failed, closing")
 			}
 			return
 		}
-		if c.closing {
-			return
+		if len(c.w.b) >= c.w.limit {
+			_ = c.flush()
 		}
 	}
 }
@@ -227,11 +236,25 @@ func (c *Client) interrupt() {
 	_ = c.nc.SetReadDeadline(time.Now())
 }
 
-// kill closes the connection from any goroutine.
+// kill closes the connection from any goroutine. A blocked command learns
+// it before kill returns, so nothing is handed to the client afterwards
+// (CLIENT KILL is synchronous, as in Redis).
 func (c *Client) kill() {
 	c.killed.Store(true)
+	if g := c.gone.Load(); g != nil {
+		g.fire()
+	}
 	c.nc.Close()
 }
+
+// goneSignal is closed once, by whichever notices first that a blocked
+// client has gone: its close watcher or kill.
+type goneSignal struct {
+	ch   chan struct{}
+	once sync.Once
+}
+
+func (g *goneSignal) fire() { g.once.Do(func() { close(g.ch) }) }
 
 func (c *Client) info() ClientInfo {
 	now := time.Now()
@@ -335,10 +358,14 @@ func (c *Client) OnWriteFailure(fn func()) { c.onFail = append(c.onFail, fn) }
 // disconnects or is killed. stop must be called when the wait is over; bytes
 // the client sent meanwhile are kept for the next commands.
 func (c *Client) Block() (gone <-chan struct{}, stop func()) {
-	ch := make(chan struct{})
+	g := &goneSignal{ch: make(chan struct{})}
 	if err := c.flush(); err != nil {
-		close(ch)
-		return ch, func() {}
+		g.fire()
+		return g.ch, func() {}
+	}
+	c.gone.Store(g)
+	if c.killed.Load() { // kill ran before the signal was visible to it
+		g.fire()
 	}
 	c.blocked.Store(true)
 	blockedAt := time.Now()
@@ -356,7 +383,7 @@ func (c *Client) Block() (gone <-chan struct{}, stop func()) {
 				c.src.pending = append(c.src.pending, buf[:n]...)
 				if len(c.src.pending) > limit {
 					// A client flooding us while blocked is treated as gone.
-					close(ch)
+					g.fire()
 					c.closing = true
 					return
 				}
@@ -364,13 +391,14 @@ func (c *Client) Block() (gone <-chan struct{}, stop func()) {
 			if err != nil {
 				if !c.stopping.Load() {
 					c.src.rerr = err
-					close(ch)
+					g.fire()
 				}
 				return
 			}
 		}
 	}()
-	return ch, func() {
+	return g.ch, func() {
+		c.gone.Store(nil)
 		c.stopping.Store(true)
 		_ = c.nc.SetReadDeadline(time.Unix(1, 0))
 		<-exited

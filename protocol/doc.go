@@ -8,7 +8,7 @@
 // Each connection has one goroutine (Client.serve) that owns everything
 // about it. It reads whatever the client sent together (a pipeline) through
 //
-//	net.Conn → source → guard → redcon.Reader
+//	net.Conn → source → guard → cmdReader (redcon.ReadNextCommand)
 //
 // runs the commands in order, buffers their replies, and writes them out in
 // one go with a write deadline (early, in 64 KiB steps, when they grow).

@@ -9,27 +9,43 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
-
-	"github.com/tidwall/redcon"
 )
 
 var testLimits = Limits{MaxArgs: 100, MaxBulk: 1000, MaxInline: 200, MaxCommand: 4000}
 
-// readAll runs input through a guard and redcon's reader, as a connection
+// readAll runs input through a guard and a command reader, as a connection
 // does, and returns the commands parsed and the error that ended the stream.
+// Both buffers start small, so long commands make the reader grow.
 func readAll(t *testing.T, src io.Reader, lim Limits) ([][][]byte, error) {
 	t.Helper()
-	g := newGuard(src, &lim, 64)
-	rd := redcon.NewReader(g)
+	rd := newCmdReader(newGuard(src, &lim, 64), 64)
 	var out [][][]byte
 	for {
-		cmds, err := rd.ReadCommands()
-		for _, c := range cmds {
-			out = append(out, c.Args)
-		}
+		cmds, err := readBatch(rd)
+		out = append(out, cmds...)
 		if err != nil {
 			return out, err
 		}
+	}
+}
+
+// readBatch reads once and returns copies of the commands that are then
+// complete, as the connection's loop runs them between two reads.
+func readBatch(rd *cmdReader) ([][][]byte, error) {
+	if err := rd.fill(); err != nil {
+		return nil, err
+	}
+	var out [][][]byte
+	for {
+		args, ok, err := rd.next()
+		if err != nil || !ok {
+			return out, err
+		}
+		cp := make([][]byte, len(args))
+		for i, a := range args {
+			cp[i] = bytes.Clone(a)
+		}
+		out = append(out, cp)
 	}
 }
 
@@ -111,15 +127,14 @@ func TestGuardUnauthenticatedLimits(t *testing.T) {
 func TestGuardReleasesOneCommandAtATimeBeforeAuth(t *testing.T) {
 	lim := Limits{MaxArgs: 2, MaxBulk: 100, MaxInline: 100, MaxCommand: 1000, Unauthenticated: true}
 	input := "*2\r\n$4\r\nAUTH\r\n$1\r\np\r\n*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n"
-	g := newGuard(strings.NewReader(input), &lim, 4096)
-	rd := redcon.NewReader(g)
-	cmds, err := rd.ReadCommands()
-	if err != nil || len(cmds) != 1 || string(cmds[0].Args[0]) != "AUTH" {
+	rd := newCmdReader(newGuard(strings.NewReader(input), &lim, 4096), 4096)
+	cmds, err := readBatch(rd)
+	if err != nil || len(cmds) != 1 || string(cmds[0][0]) != "AUTH" {
 		t.Fatalf("first batch %v %v", cmds, err)
 	}
 	lim = Limits{MaxArgs: 3, MaxBulk: 100, MaxInline: 100, MaxCommand: 1000} // AUTH succeeded
-	cmds, err = rd.ReadCommands()
-	if err != nil || len(cmds) != 1 || len(cmds[0].Args) != 3 {
+	cmds, err = readBatch(rd)
+	if err != nil || len(cmds) != 1 || len(cmds[0]) != 3 {
 		t.Fatalf("second batch %v %v", cmds, err)
 	}
 }
@@ -167,6 +182,59 @@ func TestGuardPassesValidTrafficIntact(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// Inline commands as redis-cli and telnet send them, including a line that
+// starts with '$' (redcon's parser alone would read another protocol there)
+// and empty lines, which are skipped.
+func TestReaderInlineCommands(t *testing.T) {
+	in := "PING\r\n\r\n$x  'a b' \"c\\nd\"\nECHO x\r\n*1\r\n$4\r\nPING\r\n"
+	for _, chunk := range []int{1, 5, 1000} {
+		cmds, err := readAll(t, &chunkReader{data: []byte(in), n: chunk}, testLimits)
+		if !errors.Is(err, io.EOF) {
+			t.Fatalf("chunk %d: err %v", chunk, err)
+		}
+		var got []string
+		for _, c := range cmds {
+			got = append(got, fmt.Sprintf("%q", c))
+		}
+		want := []string{`["PING"]`, `[]`, `["$x" "a b" "c\nd"]`, `["ECHO" "x"]`, `["PING"]`}
+		if strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Fatalf("chunk %d: got %v, want %v", chunk, got, want)
+		}
+	}
+}
+
+// A command larger than the reader's buffer grows it; once the command is
+// done the buffer goes back to its normal size.
+func TestReaderGrowsAndShrinks(t *testing.T) {
+	big := strings.Repeat("x", 900)
+	in := "*2\r\n$4\r\nECHO\r\n$900\r\n" + big + "\r\n"
+	rd := newCmdReader(newGuard(strings.NewReader(in+"*1\r\n$4\r\nPING\r\n"), &testLimits, 4096), 64)
+	var got [][][]byte
+	for len(got) < 1 {
+		cmds, err := readBatch(rd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, cmds...)
+	}
+	if string(got[0][1]) != big || len(rd.buf) <= 64 {
+		t.Fatalf("big command %d bytes, buffer %d", len(got[0][1]), len(rd.buf))
+	}
+	for len(got) < 2 {
+		cmds, err := readBatch(rd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, cmds...)
+	}
+	if string(got[1][0]) != "PING" {
+		t.Fatalf("second command %q", got[1])
+	}
+	if _, err := readBatch(rd); !errors.Is(err, io.EOF) || len(rd.buf) != 64 {
+		t.Fatalf("err %v, buffer %d after the stream", err, len(rd.buf))
 	}
 }
 

@@ -1,0 +1,115 @@
+package protocol
+
+import (
+	"errors"
+	"io"
+
+	"github.com/tidwall/redcon"
+)
+
+// cmdReader splits the guard's validated byte stream into commands with
+// redcon's zero-copy parser (redcon.ReadNextCommand). A command's arguments
+// are slices of the reader's own buffer and of one reused argument slice:
+// they stay valid until the next call to fill, which is why a handler must
+// not keep its arguments after it returns (the dispatcher writes each reply
+// before the next read). redcon's streaming Reader, by contrast, copies every
+// command and allocates its argument list; on a pipeline of small commands
+// that was about a third of the server's CPU.
+//
+// A cmdReader belongs to its connection's goroutine.
+type cmdReader struct {
+	src        io.Reader // the guard: only validated, canonical framing
+	buf        []byte
+	start, end int // buf[start:end] is read but not yet parsed
+	args       [][]byte
+	size       int // the buffer's normal size; it grows for a larger command and shrinks back
+	err        error
+}
+
+func newCmdReader(src io.Reader, size int) *cmdReader {
+	return &cmdReader{src: src, buf: make([]byte, size), size: size, args: make([][]byte, 0, 16)}
+}
+
+var errIncompleteLine = errors.New("Protocol error: incomplete inline line")
+
+// next returns the next complete command in the buffer, or nil when the
+// buffer holds none (call fill). An empty inline line is a command with no
+// arguments. err is a framing error; the stream is unusable after it.
+func (r *cmdReader) next() (args [][]byte, ok bool, err error) {
+	if r.start == r.end {
+		return nil, false, nil
+	}
+	b := r.buf[r.start:r.end]
+	if b[0] != '*' {
+		return r.inline(b)
+	}
+	complete, args, _, left, err := redcon.ReadNextCommand(b, r.args)
+	if err != nil {
+		return nil, false, err
+	}
+	if !complete {
+		return nil, false, nil
+	}
+	r.args = args[:0]
+	r.start = r.end - len(left)
+	return args, true, nil
+}
+
+// inline parses a telnet-style line with redcon's parser (quotes and
+// escapes as redis-cli sends them). redcon reads a line that starts with
+// '$' as another server's native protocol; Redis treats it as an inline
+// command like any other, and so do we, by parsing it after a space.
+func (r *cmdReader) inline(b []byte) ([][]byte, bool, error) {
+	i := 0
+	for i < len(b) && b[i] != '\n' {
+		i++
+	}
+	if i == len(b) {
+		return nil, false, nil
+	}
+	line := b[:i+1]
+	if line[0] == '$' {
+		line = append([]byte{' '}, line...)
+	}
+	complete, args, _, _, err := redcon.ReadNextCommand(line, r.args)
+	if err != nil {
+		return nil, false, err
+	}
+	if !complete {
+		return nil, false, errIncompleteLine // cannot happen: the line ends in '\n'
+	}
+	r.args = args[:0]
+	r.start += i + 1
+	return args, true, nil
+}
+
+// fill reads more of the stream: once, blocking only if nothing at all is
+// available. Arguments returned by next before fill are invalid after it.
+func (r *cmdReader) fill() error {
+	if r.err != nil {
+		return r.err
+	}
+	switch {
+	case r.start == r.end:
+		r.start, r.end = 0, 0
+		if len(r.buf) > r.size {
+			r.buf = make([]byte, r.size) // let a large command's buffer go
+		}
+	case r.start > 0:
+		r.end = copy(r.buf, r.buf[r.start:r.end])
+		r.start = 0
+	}
+	if r.end == len(r.buf) {
+		// One command is larger than the buffer; the guard bounds it.
+		nb := make([]byte, 2*len(r.buf))
+		copy(nb, r.buf[:r.end])
+		r.buf = nb
+	}
+	n, err := r.src.Read(r.buf[r.end:])
+	r.end += n
+	if err != nil && n == 0 {
+		r.err = err
+		return err
+	}
+	return nil
+}
