@@ -45,6 +45,22 @@ type waiter struct {
 	ch    chan result // buffered: the server never blocks handing over
 	state waitState
 	elems []*list.Element // one per queue, parallel to opts.Queues (nil for a repeated queue)
+	gone  <-chan struct{} // closed when the client leaves; nil until it waits
+}
+
+// left reports whether w's client has gone. Such a waiter is never served:
+// a job reserved for it would only be released again, after its client
+// (or whoever killed it) may already have looked.
+func (w *waiter) left() bool {
+	if w.gone == nil {
+		return false
+	}
+	select {
+	case <-w.gone:
+		return true
+	default:
+		return false
+	}
 }
 
 type result struct {
@@ -108,6 +124,9 @@ func (r *Registry) Reserve(o store.ReserveOptions, timeout time.Duration,
 
 	gone, stop := block()
 	defer stop()
+	r.mu.Lock()
+	w.gone = gone
+	r.mu.Unlock()
 	var timer <-chan time.Time
 	if timeout > 0 {
 		t := time.NewTimer(timeout)
@@ -116,6 +135,10 @@ func (r *Registry) Reserve(o store.ReserveOptions, timeout time.Duration,
 	}
 	select {
 	case got := <-w.ch:
+		if w.left() { // both were ready: the client is gone all the same
+			r.release(got.res)
+			return nil, nil
+		}
 		return got.res, got.err
 	case <-timer:
 		return r.cancel(w, false)
@@ -214,7 +237,7 @@ func (r *Registry) serveQueueLocked(q string) {
 	}
 	var empty map[string]bool // handlers that got nothing
 	for _, w := range snapshot {
-		if w.state != waiting || r.closed {
+		if w.state != waiting || r.closed || w.left() {
 			continue
 		}
 		if w.opts.Handlers != nil && covered(w.opts.Handlers, empty) {
@@ -223,7 +246,7 @@ func (r *Registry) serveQueueLocked(q string) {
 		r.mu.Unlock()
 		res, err := r.st.Reserve(r.now(), w.opts)
 		r.mu.Lock()
-		if w.state != waiting {
+		if w.state != waiting || w.left() {
 			// Timed out, left or shut down while we reserved for it.
 			r.mu.Unlock()
 			r.release(res)

@@ -287,6 +287,9 @@ func (s *Server) Clients() []ClientInfo {
 	s.mu.Unlock()
 	out := make([]ClientInfo, 0, len(cs))
 	for _, c := range cs {
+		if c.killed.Load() {
+			continue // gone for the client's purposes; its goroutine is finishing
+		}
 		out = append(out, c.info())
 	}
 	sortInfos(out)
@@ -304,7 +307,7 @@ func (s *Server) Kill(match func(ClientInfo) bool, skip int64) int {
 	s.mu.Unlock()
 	n := 0
 	for _, c := range cs {
-		if c.id == skip || !match(c.info()) {
+		if c.id == skip || c.killed.Load() || !match(c.info()) {
 			continue
 		}
 		c.kill()
