@@ -12,8 +12,8 @@ import (
 type measure struct {
 	id      string   // e.g. "push c=50 P=16"
 	section string   // heading in RESULTS.md
-	target  string   // sluice, sluice-aof, redis-list, redis-stream, beanstalkd, redis
-	server  string   // process to start: sluice, sluice-aof, redis, beanstalkd
+	target  string   // sluice, sluice-aof, sluice-1cpu, redis-list, redis-stream, beanstalkd, redis
+	server  string   // process to start: sluice, sluice-aof, sluice-1cpu, redis, beanstalkd
 	tool    string   // loadgen, redis-benchmark, memory
 	args    []string // loadgen flags (without -target/-addr) or redis-benchmark's command
 	n       int      // redis-benchmark -n; memory: jobs queued
@@ -95,12 +95,13 @@ func plan(z sizes) []measure {
 			n = z.rbN16
 		}
 		id := "PING_INLINE P=" + itoa(p)
-		for _, t := range []string{"sluice", "redis"} {
+		for _, t := range []string{"sluice", "sluice-1cpu", "redis"} {
 			srv := t
 			add(measure{id: id, section: "rb", target: t, server: srv, tool: "redis-benchmark", args: []string{"-t", "ping_inline"}, n: n, p: p})
 		}
 		id = "push P=" + itoa(p)
 		add(measure{id: id, section: "rb", target: "sluice", server: "sluice", tool: "redis-benchmark", args: []string{"JOBPUSH", "bench", "h", payload100}, n: n, p: p})
+		add(measure{id: id, section: "rb", target: "sluice-1cpu", server: "sluice-1cpu", tool: "redis-benchmark", args: []string{"JOBPUSH", "bench", "h", payload100}, n: n, p: p})
 		add(measure{id: id, section: "rb", target: "redis-list", server: "redis", tool: "redis-benchmark", args: []string{"LPUSH", "bench", payload100}, n: n, p: p})
 		add(measure{id: id, section: "rb", target: "redis-stream", server: "redis", tool: "redis-benchmark", args: []string{"XADD", "bench:s", "*", "p", payload100}, n: n, p: p})
 		add(measure{id: id, section: "rb", target: "sluice-aof", server: "sluice-aof", tool: "redis-benchmark", args: []string{"JOBPUSH", "bench", "h", payload100}, n: n, p: p})

@@ -144,6 +144,8 @@ func (ix *index) bars() []barRow {
 	addOps("push, 50 conns, no pipelining (redis-benchmark JOBPUSH vs LPUSH)", "push P=1", "sluice", "push P=1", "redis-list", "≥ 1", atLeast(1))
 	addOps("push, 50 conns, pipeline 16 (redis-benchmark JOBPUSH vs XADD)", "push P=16", "sluice", "push P=16", "redis-stream", "≥ 1", atLeast(1))
 	addOps("push, 50 conns, pipeline 16, moonshot (JOBPUSH vs LPUSH)", "push P=16", "sluice", "push P=16", "redis-list", "≥ 1 (moonshot)", atLeast(1))
+	addOps("for information: push P=1, sluice with GOMAXPROCS=1 vs LPUSH", "push P=1", "sluice-1cpu", "push P=1", "redis-list", "(not a bar)", atLeast(1))
+	addOps("for information: push P=16, sluice with GOMAXPROCS=1 vs XADD", "push P=16", "sluice-1cpu", "push P=16", "redis-stream", "(not a bar)", atLeast(1))
 	addOps("reserve+ack, 50 workers (loadgen; vs XREADGROUP+XACK)", "cycle c=50", "sluice", "cycle c=50", "redis-stream", "≥ 1", atLeast(1))
 	addOps("throughput with 1000 concurrency keys far from limits vs none", "cycle c=50, 1000 concurrency keys far from limits", "sluice", "cycle c=50, no policies", "sluice", "≥ 0.9", atLeast(0.9))
 	addOps("durability everysec vs in-memory, push P=1 (redis-benchmark)", "push P=1", "sluice-aof", "push P=1", "sluice", "≥ 0.8", atLeast(0.8))
@@ -204,11 +206,12 @@ func (ix *index) bars() []barRow {
 	return bs
 }
 
-var targetOrder = []string{"sluice", "sluice-aof", "redis", "redis-list", "redis-stream", "beanstalkd"}
+var targetOrder = []string{"sluice", "sluice-aof", "sluice-1cpu", "redis", "redis-list", "redis-stream", "beanstalkd"}
 
 var targetLabel = map[string]string{
 	"sluice":       "sluice",
 	"sluice-aof":   "sluice (appendonly everysec)",
+	"sluice-1cpu":  "sluice (GOMAXPROCS=1)",
 	"redis":        "redis-server",
 	"redis-list":   "redis-server list",
 	"redis-stream": "redis-server stream",
@@ -296,6 +299,9 @@ func markdown(rep *report, notes string) string {
 		}
 		if strings.HasPrefix(rep.Mode, "smoke") {
 			verdict = "(smoke: not judged)"
+		}
+		if strings.HasPrefix(br.what, "for information") {
+			verdict = "not judged"
 		}
 		if br.note != "" {
 			verdict += " — " + br.note

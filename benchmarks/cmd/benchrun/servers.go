@@ -51,7 +51,7 @@ func (r *runner) start(kind string) (*server, error) {
 	var argv []string
 	var env []string
 	switch kind {
-	case "sluice", "sluice-aof", "sluice-pprof":
+	case "sluice", "sluice-aof", "sluice-pprof", "sluice-1cpu":
 		bin := r.sluice
 		if kind == "sluice-pprof" {
 			bin = r.sluicePprof
@@ -61,6 +61,12 @@ func (r *runner) start(kind string) (*server, error) {
 			argv = append(argv, "--appendonly", "yes", "--appendfsync", "everysec")
 		} else {
 			argv = append(argv, "--appendonly", "no")
+		}
+		if kind == "sluice-1cpu" {
+			// The Go runtime on one core, as redis-server runs its
+			// commands on one thread: on a small machine shared with the
+			// load generator this saves the cross-core wake-ups.
+			env = append(env, "GOMAXPROCS=1")
 		}
 		if kind == "sluice-pprof" {
 			pp, err := freePort()
@@ -91,8 +97,8 @@ func (r *runner) start(kind string) (*server, error) {
 	}
 	lf.Close()
 	s := &server{kind: kind, cmd: cmd, addr: "127.0.0.1:" + p, log: logPath, args: argv}
-	if kind == "sluice-pprof" {
-		s.args = append([]string{env[0]}, argv...)
+	if len(env) > 0 {
+		s.args = append(append([]string(nil), env...), argv...)
 	}
 	if err := s.waitReady(10 * time.Second); err != nil {
 		s.stop()
