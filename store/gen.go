@@ -7,20 +7,48 @@ import (
 	"sync/atomic"
 )
 
+// Appender is a Generator that can also append its ids and tokens to a
+// buffer, which lets the store keep them inside the job's own record
+// instead of allocating each. AppendJobID and AppendToken must give the
+// same text as JobID and Token would. Both generators of this package are
+// Appenders.
+type Appender interface {
+	Generator
+	AppendJobID(dst []byte, now int64) []byte
+	AppendToken(dst []byte, now int64) []byte
+}
+
+var (
+	_ Appender = (*SeqGenerator)(nil)
+	_ Appender = (*RandomGenerator)(nil)
+)
+
 // SeqGenerator is a deterministic Generator for tests and replay checks: job
 // ids "j1", "j2", ... and tokens "1", "2", ...
 type SeqGenerator struct {
-	ids, tokens atomic.Uint64
+	ids    atomic.Uint64
+	_      [56]byte // pushes and reservations count on lines of their own
+	tokens atomic.Uint64
 }
 
 // NewSeqGenerator returns a SeqGenerator starting at 1.
 func NewSeqGenerator() *SeqGenerator { return &SeqGenerator{} }
 
 // JobID implements Generator.
-func (g *SeqGenerator) JobID(int64) string { return "j" + strconv.FormatUint(g.ids.Add(1), 10) }
+func (g *SeqGenerator) JobID(now int64) string { return string(g.AppendJobID(nil, now)) }
 
 // Token implements Generator.
-func (g *SeqGenerator) Token(int64) string { return strconv.FormatUint(g.tokens.Add(1), 10) }
+func (g *SeqGenerator) Token(now int64) string { return string(g.AppendToken(nil, now)) }
+
+// AppendJobID implements Appender.
+func (g *SeqGenerator) AppendJobID(dst []byte, _ int64) []byte {
+	return strconv.AppendUint(append(dst, 'j'), g.ids.Add(1), 10)
+}
+
+// AppendToken implements Appender.
+func (g *SeqGenerator) AppendToken(dst []byte, _ int64) []byte {
+	return strconv.AppendUint(dst, g.tokens.Add(1), 10)
+}
 
 // RandomGenerator is the production Generator. Job ids are 16 characters of
 // Crockford base32: 9 for the milliseconds (45 bits, so ids sort roughly by
@@ -40,7 +68,13 @@ func NewRandomGenerator() *RandomGenerator { return &RandomGenerator{} }
 const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 // JobID implements Generator.
-func (g *RandomGenerator) JobID(now int64) string {
+func (g *RandomGenerator) JobID(now int64) string { return string(g.AppendJobID(nil, now)) }
+
+// Token implements Generator.
+func (g *RandomGenerator) Token(now int64) string { return string(g.AppendToken(nil, now)) }
+
+// AppendJobID implements Appender.
+func (g *RandomGenerator) AppendJobID(dst []byte, now int64) []byte {
 	g.mu.Lock()
 	if now > g.last {
 		g.last = now
@@ -59,16 +93,16 @@ func (g *RandomGenerator) JobID(now int64) string {
 		out[i] = crockford[ms&31]
 		ms >>= 5
 	}
-	return string(out[:])
+	return append(dst, out[:]...)
 }
 
-// Token implements Generator.
-func (g *RandomGenerator) Token(int64) string {
+// AppendToken implements Appender.
+func (g *RandomGenerator) AppendToken(dst []byte, _ int64) []byte {
 	v := rand.Uint64()
 	var out [13]byte
 	for i := 12; i >= 0; i-- {
 		out[i] = crockford[v&31]
 		v >>= 5
 	}
-	return string(out[:])
+	return append(dst, out[:]...)
 }

@@ -14,15 +14,29 @@ import (
 func (s *Store) CheckInvariants() error {
 	s.drainAll()
 	jobs := s.index.all()
-	if int64(len(jobs)) != s.total.Load() {
-		return fmt.Errorf("index holds %d jobs, total says %d", len(jobs), s.total.Load())
+	if int64(len(jobs)) != s.Len() {
+		return fmt.Errorf("index holds %d jobs, total says %d", len(jobs), s.Len())
 	}
 	var bytes int64
+	shardJobs := map[*shard]int64{}
+	shardBytes := map[*shard]int64{}
 	for _, j := range jobs {
 		bytes += j.bytes()
+		shardJobs[j.ln.q.sh]++
+		shardBytes[j.ln.q.sh] += j.bytes()
 	}
-	if bytes != s.bytes.Load() {
-		return fmt.Errorf("jobs hold %d bytes by the estimate, the running total says %d", bytes, s.bytes.Load())
+	if bytes != s.Bytes() {
+		return fmt.Errorf("jobs hold %d bytes by the estimate, the running total says %d", bytes, s.Bytes())
+	}
+	for i, sh := range s.shards {
+		if sh.jobs.Load() != shardJobs[sh] || sh.bytes.Load() != shardBytes[sh] {
+			return fmt.Errorf("shard %d counts %d jobs of %d bytes, holds %d of %d", i,
+				sh.jobs.Load(), sh.bytes.Load(), shardJobs[sh], shardBytes[sh])
+		}
+	}
+	if s.limited && (s.total.Load() != s.Len() || s.bytes.Load() != s.Bytes()) {
+		return fmt.Errorf("store-wide counts say %d jobs of %d bytes, shards %d of %d",
+			s.total.Load(), s.bytes.Load(), s.Len(), s.Bytes())
 	}
 	counts := map[*queue]*[numStates]int64{}
 	active := map[string]int64{}
@@ -30,7 +44,7 @@ func (s *Store) CheckInvariants() error {
 		if j.dropped {
 			return fmt.Errorf("job %s is dropped but indexed", j.id)
 		}
-		q := j.q
+		q := j.ln.q
 		if q.dead || q.sh.queues[q.name] != q {
 			return fmt.Errorf("job %s belongs to a queue that is not held", j.id)
 		}

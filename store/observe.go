@@ -58,9 +58,11 @@ func (s *Store) obs(q *queue) QueueObserver {
 // JobOverhead is the memory a held job costs besides its payload, id and
 // last error, as the job-memory estimate counts it: the job record, its
 // queue and index entries and the allocator's rounding. BenchmarkQueuedJobMemory
-// measures 368 bytes for a queued job with a 100-byte payload and a 16-byte
-// id (252 besides them); a job that has been reserved also keeps its token
-// and worker (about 100 bytes more). 300 lies between the two.
+// measures 346 bytes for a queued job with a 100-byte payload (234 besides
+// it; an id of up to 32 bytes and the first token are kept in the job
+// record); a job that has been reserved also keeps its worker and the
+// record of its reservation (about 100 bytes more). 300 lies between the
+// two.
 const JobOverhead = 300
 
 // JobBytes is the job-memory estimate of one job: what Bytes adds up and
@@ -74,7 +76,13 @@ func (j *job) bytes() int64 { return JobBytes(len(j.payload), len(j.id), len(j.x
 // Bytes is the estimated memory of the jobs held, terminal ones still
 // retained included (INFO memory, --maxmemory). It is kept as jobs come and
 // go, so reading it costs nothing.
-func (s *Store) Bytes() int64 { return s.bytes.Load() }
+func (s *Store) Bytes() int64 {
+	var n int64
+	for _, sh := range s.shards {
+		n += sh.bytes.Load()
+	}
+	return n
+}
 
 // errFullMemory is ErrFull for the memory limit.
 var errFullMemory error = &fullError{"FULL job memory is at its limit (maxmemory)"}

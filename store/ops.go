@@ -2,6 +2,7 @@ package store
 
 import (
 	"strings"
+	"unsafe"
 
 	"sluice/backpressure"
 )
@@ -93,39 +94,43 @@ func (s *Store) insert(r *Record, fx *effects) (bool, error) {
 	defer sh.mu.Unlock()
 	s.drain(sh)
 	q := sh.queueFor(r.Queue)
-	j.q = q
+	// The lane comes first: whoever finds j in the index reaches its
+	// queue, and so its shard, through it.
+	j.ln = q.laneFor(laneKey{r.Handler, r.CKey, r.RKey})
+	j.ln.refs++
 	if r.ID == "" {
 		for {
-			r.ID = s.gen.JobID(now)
-			if s.index.putIfAbsent(r.ID, j) {
+			j.id = s.newID(j, now)
+			if s.index.putIfAbsent(j.id, j) {
 				break
 			}
 		}
-	} else if !s.index.putIfAbsent(r.ID, j) {
-		sh.maybeDelete(q)
-		return false, ErrDupJob
-	}
-	j.id = r.ID
-	if n := s.total.Add(1); s.cfg.MaxJobs > 0 && n > s.cfg.MaxJobs && !s.replaying {
-		s.total.Add(-1)
-		s.index.remove(j.id, j)
-		sh.maybeDelete(q)
-		return false, ErrFull
+		r.ID = j.id
+	} else {
+		j.id = j.keepID(r.ID)
+		if !s.index.putIfAbsent(j.id, j) {
+			q.unref(j.ln)
+			sh.maybeDelete(q)
+			return false, ErrDupJob
+		}
 	}
 	size := j.bytes()
-	if n := s.bytes.Add(size); s.cfg.MaxBytes > 0 && n > s.cfg.MaxBytes && !s.replaying {
-		s.bytes.Add(-size)
-		s.total.Add(-1)
-		s.index.remove(j.id, j)
-		sh.maybeDelete(q)
-		return false, errFullMemory
+	if s.limited && !s.replaying {
+		if err := s.admitJob(size); err != nil {
+			s.index.remove(j.id, j)
+			q.unref(j.ln)
+			sh.maybeDelete(q)
+			return false, err
+		}
+		sh.jobs.Add(1)
+		sh.bytes.Add(size)
+	} else {
+		s.count(sh, 1, size)
 	}
 	q.jobs++
 	q.pushed++
 	q.created++
 	j.created = q.created
-	j.ln = q.laneFor(laneKey{r.Handler, r.CKey, r.RKey})
-	j.ln.refs++
 	queued := r.RunAt <= now
 	if queued {
 		j.state, j.runAt = Queued, now
@@ -141,6 +146,65 @@ func (s *Store) insert(r *Record, fx *effects) (bool, error) {
 		o.Pushed()
 	}
 	return queued, nil
+}
+
+// newID generates an id for j, in j.text when the generator can write it
+// there and it fits. Lock must be held.
+func (s *Store) newID(j *job, now int64) string {
+	app, ok := s.gen.(Appender)
+	if !ok {
+		return s.gen.JobID(now)
+	}
+	b := app.AppendJobID(j.text[:0], now)
+	// b is in j.text if it fits; else append made it a copy of its own.
+	// Either way nothing else refers to it.
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+// keepID copies a given id into j.text when it fits there, so that its
+// first token can follow it, and returns the id to keep.
+func (j *job) keepID(id string) string {
+	if len(id) > len(j.text) {
+		return id
+	}
+	n := copy(j.text[:], id)
+	return unsafe.String(&j.text[0], n)
+}
+
+// newToken makes the token of j's next reservation: its id, "." and a
+// generated part. The first token of a job whose id is in j.text goes
+// right after it. Lock must be held.
+func (s *Store) newToken(j *job, now int64) string {
+	app, ok := s.gen.(Appender)
+	if !ok {
+		return j.id + "." + s.gen.Token(now)
+	}
+	if n := len(j.id); !j.tokText && n > 0 && n < len(j.text) && unsafe.StringData(j.id) == &j.text[0] {
+		b := app.AppendToken(append(j.text[:n], '.'), now)
+		if len(b) <= len(j.text) {
+			j.tokText = true // written once: later tokens go elsewhere
+			return unsafe.String(&j.text[0], len(b))
+		}
+		return unsafe.String(unsafe.SliceData(b), len(b)) // a copy of its own
+	}
+	var buf [64]byte
+	return string(app.AppendToken(append(append(buf[:0], j.id...), '.'), now))
+}
+
+// admitJob counts a new job of size estimated bytes in the store-wide
+// counts unless that passes MaxJobs or MaxBytes: check and count are one
+// atomic step, so concurrent pushes never pass a limit together.
+func (s *Store) admitJob(size int64) error {
+	if n := s.total.Add(1); s.cfg.MaxJobs > 0 && n > s.cfg.MaxJobs {
+		s.total.Add(-1)
+		return ErrFull
+	}
+	if n := s.bytes.Add(size); s.cfg.MaxBytes > 0 && n > s.cfg.MaxBytes {
+		s.bytes.Add(-size)
+		s.total.Add(-1)
+		return errFullMemory
+	}
+	return nil
 }
 
 // Reserve reserves up to Count jobs (JOBRESERVE). It returns nil when
@@ -240,7 +304,7 @@ func (s *Store) reserveFrom(q *queue, now int64, worker string, lease int64, han
 		if a.Rated && a.At > at {
 			at = a.At
 		}
-		s.applyReserve(j, at, j.id+"."+s.gen.Token(at), worker, at+lease, a.Rated, a.At, fx)
+		s.applyReserve(j, at, s.newToken(j, at), worker, at+lease, a.Rated, a.At, fx)
 		out = append(out, Reservation{
 			Token: j.x.token, ID: j.id, Queue: q.name, Handler: l.key.handler,
 			Payload: j.payload, Priority: j.priority, Attempt: j.attempt, ExpiresAt: j.dueAt,
@@ -257,8 +321,8 @@ func (s *Store) applyReserve(j *job, now int64, token, worker string, expires in
 	x := j.ext()
 	x.token, x.worker, x.startedAt = token, worker, now
 	j.updatedAt = now
-	j.q.sh.arm(j, expires, fx)
-	if o := s.obs(j.q); o != nil {
+	j.ln.q.sh.arm(j, expires, fx)
+	if o := s.obs(j.ln.q); o != nil {
 		o.Reserved(now - j.runAt)
 	}
 	s.log(Record{Op: OpReserve, Now: now, ID: j.id, Token: token, Worker: worker, Expires: expires, Admitted: rated, RunAt: ratedAt}, fx)
@@ -301,7 +365,7 @@ func (s *Store) withToken(token string, to State) (*job, *shard, error) {
 		}
 		return nil, nil, ErrNoReservation
 	}
-	sh := j.q.sh
+	sh := j.ln.q.sh
 	sh.mu.Lock()
 	s.drain(sh)
 	if !j.dropped && j.xr().token == token && (j.state == Reserved || j.state == Running) {
@@ -391,14 +455,14 @@ func (s *Store) Touch(now int64, token string, lease int64) (int64, error) {
 // Lock must be held.
 func (s *Store) applyTouch(j *job, now, expires int64, fx *effects) {
 	j.updatedAt = now
-	j.q.sh.arm(j, expires, fx)
+	j.ln.q.sh.arm(j, expires, fx)
 	s.log(Record{Op: OpTouch, Now: now, ID: j.id, Expires: expires}, fx)
 }
 
 // endReservation clears what belongs to a reservation that ended by ack,
 // fail, release or cancel. Lock must be held.
 func (s *Store) endReservation(j *job, fx *effects) {
-	j.q.sh.unarm(j)
+	j.ln.q.sh.unarm(j)
 	j.ext().worker = ""
 	s.releaseKey(j, fx)
 }
@@ -422,7 +486,7 @@ func (s *Store) applyAck(j *job, now int64, fx *effects) error {
 	j.updatedAt = now
 	s.endReservation(j, fx)
 	s.terminal(j, fx)
-	if o := s.obs(j.q); o != nil {
+	if o := s.obs(j.ln.q); o != nil {
 		ran := int64(-1)
 		if j.xr().startedAt > 0 {
 			ran = now - j.xr().startedAt
@@ -467,7 +531,7 @@ func (s *Store) applyFail(j *job, now int64, msg string, hasMsg bool, state Stat
 	}
 	if hasMsg {
 		x := j.ext()
-		s.bytes.Add(int64(len(msg) - len(x.lastError)))
+		s.count(j.ln.q.sh, 0, int64(len(msg)-len(x.lastError)))
 		x.lastError, x.hasError = msg, true
 	}
 	j.updatedAt = now
@@ -475,11 +539,11 @@ func (s *Store) applyFail(j *job, now int64, msg string, hasMsg bool, state Stat
 	s.move(j, state)
 	if state == RetryPending {
 		j.runAt = runAt
-		j.q.sh.arm(j, runAt, fx)
+		j.ln.q.sh.arm(j, runAt, fx)
 	} else {
 		s.terminal(j, fx)
 	}
-	if o := s.obs(j.q); o != nil {
+	if o := s.obs(j.ln.q); o != nil {
 		if state == RetryPending {
 			o.Retried()
 		} else {
@@ -533,11 +597,11 @@ func (s *Store) applyRelease(j *job, now, runAt int64, fx *effects) error {
 	s.endReservation(j, fx)
 	j.runAt = runAt
 	if to == Scheduled {
-		j.q.sh.arm(j, runAt, fx)
+		j.ln.q.sh.arm(j, runAt, fx)
 	} else {
 		j.runAt = now
-		j.q.enqueue(j)
-		fx.notify = append(fx.notify, j.q.name)
+		j.ln.q.enqueue(j)
+		fx.notify = append(fx.notify, j.ln.q.name)
 	}
 	s.log(Record{Op: OpRelease, Now: now, ID: j.id, RunAt: runAt}, fx)
 	return nil
@@ -553,7 +617,7 @@ func (s *Store) withID(id string) (*job, *shard, error) {
 	if j == nil {
 		return nil, nil, ErrNoJob
 	}
-	sh := j.q.sh
+	sh := j.ln.q.sh
 	sh.mu.Lock()
 	s.drain(sh)
 	if j.dropped {
@@ -585,15 +649,15 @@ func (s *Store) cancelLocked(j *job, now int64, fx *effects) {
 	s.move(j, Cancelled)
 	switch from {
 	case Queued:
-		j.q.removeQueued(j) // after the move: the entry it leaves must read as stale
+		j.ln.q.removeQueued(j) // after the move: the entry it leaves must read as stale
 	case Reserved, Running:
 		s.endReservation(j, fx)
 	case Scheduled, RetryPending:
-		j.q.sh.unarm(j)
+		j.ln.q.sh.unarm(j)
 	}
 	j.updatedAt = now
 	s.terminal(j, fx)
-	if o := s.obs(j.q); o != nil {
+	if o := s.obs(j.ln.q); o != nil {
 		o.Cancelled()
 	}
 }
@@ -619,9 +683,9 @@ func (s *Store) applyRetry(j *job, now int64, fx *effects) error {
 	}
 	j.attempt = 0
 	j.runAt, j.updatedAt = now, now
-	j.q.enqueue(j)
-	fx.notify = append(fx.notify, j.q.name)
-	if o := s.obs(j.q); o != nil {
+	j.ln.q.enqueue(j)
+	fx.notify = append(fx.notify, j.ln.q.name)
+	if o := s.obs(j.ln.q); o != nil {
 		o.Retried()
 	}
 	s.log(Record{Op: OpRetry, Now: now, ID: j.id}, fx)
@@ -645,7 +709,7 @@ func (s *Store) Get(now int64, id string) (Job, bool) {
 // snapshot copies a job's record. Lock must be held.
 func (s *Store) snapshot(j *job, now int64) Job {
 	out := Job{
-		ID: j.id, Queue: j.q.name, Handler: j.ln.key.handler, Payload: j.payload,
+		ID: j.id, Queue: j.ln.q.name, Handler: j.ln.key.handler, Payload: j.payload,
 		State: j.state, Priority: j.priority,
 		ConcurrencyKey: j.ln.key.ckey, RateLimitKey: j.ln.key.rkey,
 		Attempt: j.attempt, MaxAttempts: j.maxAtt, Backoff: j.backoff,
@@ -656,7 +720,7 @@ func (s *Store) snapshot(j *job, now int64) Job {
 		out.Worker, out.ExpiresAt = j.xr().worker, j.dueAt
 	}
 	if j.state == Queued {
-		if j.q.paused {
+		if j.ln.q.paused {
 			out.BlockedBy = "paused"
 		} else if b, blocked := s.reg.Check(now, j.ln.key.ckey, j.ln.key.rkey); blocked {
 			out.BlockedBy = b.String()
@@ -829,7 +893,7 @@ func (s *Store) purgeLocked(sh *shard, q *queue, now int64, fx *effects) int64 {
 		}
 	}
 	for _, j := range sh.timers {
-		if j.q == q && j.state == Scheduled {
+		if j.ln.q == q && j.state == Scheduled {
 			victims = append(victims, j)
 		}
 	}
@@ -1004,6 +1068,8 @@ func (s *Store) flushLocked() {
 		sh.ckeys = make(map[string]*keyCount)
 		sh.rkeys = make(map[string]*keyCount)
 		sh.nextDue.Store(1<<63 - 1)
+		sh.jobs.Store(0)
+		sh.bytes.Store(0)
 		sh.inboxMu.Lock()
 		sh.inbox = nil
 		sh.inboxN.Store(0)

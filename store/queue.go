@@ -56,6 +56,7 @@ type group struct {
 }
 
 type lane struct {
+	q       *queue
 	key     laneKey
 	g       *group
 	buckets bucketHeap
@@ -196,7 +197,7 @@ func (q *queue) laneFor(k laneKey) *lane {
 		q.groups[k.handler] = g
 	}
 	g.count++
-	l := &lane{key: k, g: g, idx: -1}
+	l := &lane{q: q, key: k, g: g, idx: -1}
 	if k.ckey != "" {
 		l.cc = q.sh.keyCount(q.sh.ckeys, k.ckey)
 	}

@@ -91,7 +91,7 @@ func (s *Store) replayJob(r *Record, fx *effects) error {
 	if j == nil {
 		return replayErr(r, "no such job")
 	}
-	sh := j.q.sh
+	sh := j.ln.q.sh
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	s.drain(sh)
@@ -101,7 +101,7 @@ func (s *Store) replayJob(r *Record, fx *effects) error {
 		if j.state != Queued {
 			return replayErr(r, "job is %s", j.state)
 		}
-		j.q.takeQueued(j)
+		j.ln.q.takeQueued(j)
 		rkey, at := "", r.Now
 		if r.Admitted {
 			rkey = j.ln.key.rkey
@@ -184,7 +184,7 @@ func (s *Store) Dump(now int64, emit func(*Record) error) error {
 	sort.Slice(queues, func(i, k int) bool { return queues[i].name < queues[k].name })
 	byQueue := map[*queue][]*job{}
 	for _, j := range s.index.all() {
-		byQueue[j.q] = append(byQueue[j.q], j)
+		byQueue[j.ln.q] = append(byQueue[j.ln.q], j)
 	}
 	for _, q := range queues {
 		err := emit(&Record{Op: OpSnapQueue, Queue: q.name, Paused: q.paused,
@@ -226,7 +226,7 @@ func (s *Store) drainAll() {
 
 func (s *Store) jobRecord(j *job) *Record {
 	return &Record{
-		Op: OpSnapJob, ID: j.id, Queue: j.q.name, Handler: j.ln.key.handler, Payload: j.payload,
+		Op: OpSnapJob, ID: j.id, Queue: j.ln.q.name, Handler: j.ln.key.handler, Payload: j.payload,
 		Priority: j.priority, CKey: j.ln.key.ckey, RKey: j.ln.key.rkey, State: j.state,
 		Attempt: j.attempt, MaxAtt: j.maxAtt, Backoff: j.backoff,
 		CreatedAt: j.createdAt, UpdatedAt: j.updatedAt, RunAt: j.runAt, Expires: j.expires(),
@@ -288,7 +288,7 @@ func (s *Store) loadJob(r *Record) error {
 		return replayErr(r, "queue %q was not declared", r.Queue)
 	}
 	j := &job{
-		id: r.ID, q: q, payload: r.Payload, priority: r.Priority, state: r.State,
+		payload: r.Payload, priority: r.Priority, state: r.State,
 		attempt: r.Attempt, maxAtt: r.MaxAtt, backoff: r.Backoff,
 		createdAt: r.CreatedAt, updatedAt: r.UpdatedAt, runAt: r.RunAt,
 		seq: r.Seq, created: r.Created, tseq: r.TSeq, tidx: -1,
@@ -296,15 +296,16 @@ func (s *Store) loadJob(r *Record) error {
 	if r.Token != "" || r.Worker != "" || r.HasError {
 		j.x = &jobExt{token: r.Token, worker: r.Worker, lastError: r.Error, hasError: r.HasError}
 	}
-	if !s.index.putIfAbsent(j.id, j) {
-		return replayErr(r, "duplicate job")
-	}
-	s.total.Add(1)
-	s.bytes.Add(j.bytes())
-	q.jobs++
-	q.counts[j.state]++
+	j.id = j.keepID(r.ID)
 	j.ln = q.laneFor(laneKey{r.Handler, r.CKey, r.RKey})
 	j.ln.refs++
+	if !s.index.putIfAbsent(j.id, j) {
+		q.unref(j.ln)
+		return replayErr(r, "duplicate job")
+	}
+	s.count(sh, 1, j.bytes())
+	q.jobs++
+	q.counts[j.state]++
 	switch j.state {
 	case Queued:
 		q.enqueueAt(j, r.Seq)

@@ -71,10 +71,15 @@ type Store struct {
 	index   idIndex
 	expired expiredTokens
 	ret     retention
+	// limited is set when MaxJobs or MaxBytes is: only then do pushes
+	// keep the store-wide counts below, which their limits are checked
+	// against in one atomic step. Otherwise each shard counts its own
+	// jobs (shard.jobs), so pushes on different shards share no write.
+	limited bool
 	_       [64]byte
-	total   atomic.Int64 // jobs held
+	total   atomic.Int64 // jobs held, when limited
 	_       [56]byte
-	bytes   atomic.Int64 // estimated memory of the jobs held (JobBytes)
+	bytes   atomic.Int64 // estimated memory of the jobs held (JobBytes), when limited
 	_       [56]byte
 
 	onNotify atomic.Pointer[func(string)]
@@ -87,15 +92,15 @@ type Store struct {
 }
 
 type job struct {
-	id        string
-	q         *queue // never changes
-	ln        *lane  // never changes: handler, concurrency and rate-limit keys
+	id        string // in text when it fits there
+	ln        *lane  // never changes: queue, handler, concurrency and rate-limit keys
 	payload   []byte
 	priority  int64
 	seq       uint64 // entry order into queued, per queue
 	created   uint64 // push order, per queue
 	state     State
 	dropped   bool
+	tokText   bool // text holds the token of a reservation after the id
 	attempt   int64
 	maxAtt    int64
 	backoff   int64
@@ -113,6 +118,12 @@ type job struct {
 	// retainGen is odd while the job sits in retention. It is read by the
 	// retention sweeper without the shard lock, hence atomic.
 	retainGen atomic.Uint32
+	// text holds the id and, from the first reservation on, "." and that
+	// reservation's token: when a generator can write them here (see
+	// Appender), the id and that token are strings pointing into the
+	// record, which saves allocating them. A byte of text is written
+	// before any string covers it and never changes after.
+	text [32]byte
 }
 
 // jobExt holds the fields a job gets once reserved or failed, kept apart so
@@ -162,6 +173,12 @@ type shard struct {
 	ckeys  map[string]*keyCount // queued jobs per concurrency key
 	rkeys  map[string]*keyCount // queued jobs per rate-limit key
 
+	// jobs and bytes count the jobs of this shard's queues and their
+	// estimated memory (JobBytes); Len and Bytes add them up. Atomic: a
+	// drop from retention changes them without the lock.
+	jobs  atomic.Int64
+	bytes atomic.Int64
+
 	// nextDue is read by every operation of every goroutine (maintain): it
 	// gets cache lines of its own, away from the mutex above.
 	_       [64]byte
@@ -197,7 +214,7 @@ func New(cfg Config, gen Generator) (*Store, error) {
 	if gen == nil {
 		return nil, errors.New("store: a Generator is required")
 	}
-	s := &Store{cfg: cfg, gen: gen, reg: backpressure.New()}
+	s := &Store{cfg: cfg, gen: gen, reg: backpressure.New(), limited: cfg.MaxJobs > 0 || cfg.MaxBytes > 0}
 	s.shards = make([]*shard, cfg.Shards)
 	for i := range s.shards {
 		s.shards[i] = newShard()
@@ -252,7 +269,24 @@ func (s *Store) Tick(now int64) {
 }
 
 // Len is the number of jobs held, terminal ones included (DBSIZE).
-func (s *Store) Len() int64 { return s.total.Load() }
+func (s *Store) Len() int64 {
+	var n int64
+	for _, sh := range s.shards {
+		n += sh.jobs.Load()
+	}
+	return n
+}
+
+// count adds dn jobs of db estimated bytes to sh's counts, and to the
+// store's when a limit needs them. Any lock may be held.
+func (s *Store) count(sh *shard, dn, db int64) {
+	sh.jobs.Add(dn)
+	sh.bytes.Add(db)
+	if s.limited {
+		s.total.Add(dn)
+		s.bytes.Add(db)
+	}
+}
 
 // shardOf picks a queue's shard with a fixed hash (FNV-1a), so a queue lands
 // in the same shard in every process: maintenance visits shards in order,
@@ -346,8 +380,8 @@ func (s *Store) runDue(sh *shard, now int64, fx *effects) {
 func (s *Store) due(j *job, fx *effects) {
 	j.updatedAt = j.dueAt
 	s.move(j, Queued)
-	j.q.enqueue(j)
-	fx.notify = append(fx.notify, j.q.name)
+	j.ln.q.enqueue(j)
+	fx.notify = append(fx.notify, j.ln.q.name)
 	s.log(Record{Op: OpDue, Now: j.dueAt, ID: j.id}, fx)
 }
 
@@ -360,9 +394,9 @@ func (s *Store) expire(j *job, fx *effects) {
 	s.move(j, Queued)
 	j.ext().worker = ""
 	j.runAt, j.updatedAt = at, at
-	j.q.enqueue(j)
-	fx.notify = append(fx.notify, j.q.name)
-	if o := s.obs(j.q); o != nil {
+	j.ln.q.enqueue(j)
+	fx.notify = append(fx.notify, j.ln.q.name)
+	if o := s.obs(j.ln.q); o != nil {
 		o.Expired()
 	}
 	s.log(Record{Op: OpExpire, Now: at, ID: j.id}, fx)
@@ -385,8 +419,8 @@ func (sh *shard) arm(j *job, at int64, fx *effects) {
 	if j.tidx >= 0 {
 		sh.timers.remove(j)
 	}
-	j.q.tseq++
-	j.dueAt, j.tseq = at, j.q.tseq
+	j.ln.q.tseq++
+	j.dueAt, j.tseq = at, j.ln.q.tseq
 	sh.timers.add(j)
 	if at < sh.nextDue.Load() {
 		sh.nextDue.Store(at)
@@ -467,8 +501,8 @@ func (s *Store) move(j *job, to State) error {
 	if !allowed[j.state][to] {
 		return &StateError{ID: j.id, From: j.state, To: to}
 	}
-	j.q.counts[j.state]--
-	j.q.counts[to]++
+	j.ln.q.counts[j.state]--
+	j.ln.q.counts[to]++
 	j.state = to
 	return nil
 }
@@ -478,9 +512,9 @@ func (s *Store) move(j *job, to State) error {
 func (s *Store) terminal(j *job, fx *effects) {
 	switch j.state {
 	case Succeeded:
-		j.q.succ++
+		j.ln.q.succ++
 	case Failed:
-		j.q.failed++
+		j.ln.q.failed++
 	}
 	gen := j.retainGen.Add(1) // odd: retained
 	// A replayed log carries its drops as records: no eviction of its own.
@@ -501,12 +535,11 @@ func (s *Store) drop(e retEntry, fx *effects) {
 	if j.retainGen.Load() != e.gen+1 {
 		return
 	}
-	j.q.sh.post(wakeMsg{q: j.q, drop: j})
+	j.ln.q.sh.post(wakeMsg{q: j.ln.q, drop: j})
 	if !s.index.remove(j.id, j) {
 		return // flushed meanwhile
 	}
-	s.total.Add(-1)
-	s.bytes.Add(-j.bytes())
+	s.count(j.ln.q.sh, -1, -j.bytes())
 	if s.journal != nil && !s.replaying {
 		fx.seq = s.journal.Append(Record{Op: OpDrop, Now: e.at, ID: j.id})
 	}
@@ -515,15 +548,14 @@ func (s *Store) drop(e retEntry, fx *effects) {
 // dropLocked forgets a job at once (a replayed drop). Lock must be held.
 func (s *Store) dropLocked(j *job) {
 	s.index.remove(j.id, j)
-	s.total.Add(-1)
-	s.bytes.Add(-j.bytes())
+	s.count(j.ln.q.sh, -1, -j.bytes())
 	s.unlink(j)
 }
 
 // unlink takes a dropped job out of its queue. Lock must be held.
 func (s *Store) unlink(j *job) {
 	j.dropped = true
-	q := j.q
+	q := j.ln.q
 	q.counts[j.state]--
 	q.jobs--
 	q.unref(j.ln)

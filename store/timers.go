@@ -22,7 +22,7 @@ func (h jobHeap) less(i, k int) bool {
 	if a.tseq != b.tseq {
 		return a.tseq < b.tseq
 	}
-	return a.q.name < b.q.name
+	return a.ln.q.name < b.ln.q.name
 }
 
 func (h jobHeap) swap(i, k int) {
