@@ -47,9 +47,12 @@ func (f Flags) Names() []string {
 	return out
 }
 
-// Handler runs a command. args[0] is the command name as sent. It returns
-// a reply value (see reply.go) or an error, which ErrorText turns into a
-// RESP error.
+// Handler runs a command. args[0] is the command name as sent. The
+// arguments point into the connection's read buffer and are valid only
+// until the handler returns: copy what must outlive the call (strings made
+// from them are copies already). A []byte inside the returned reply may
+// alias args; it is encoded before the next read. It returns a reply value
+// (see reply.go) or an error, which ErrorText turns into a RESP error.
 type Handler func(c *Client, args [][]byte) (any, error)
 
 // Command is one row of the command table.
