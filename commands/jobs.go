@@ -233,15 +233,34 @@ func (e *Env) jobReserve(c *protocol.Client, args [][]byte) (any, error) {
 			_ = e.Store.Release(e.now(), rv.Token, 0)
 		}
 	})
-	out := make([]any, len(res))
-	for i, rv := range res {
-		out[i] = []any{
-			"token", rv.Token, "id", rv.ID, "queue", rv.Queue, "handler", rv.Handler,
-			"payload", rv.Payload, "priority", rv.Priority, "attempt", rv.Attempt,
-			"expires_at", rv.ExpiresAt,
-		}
-	}
-	return out, nil
+	return reservations(res), nil
+}
+
+// reservations is JOBRESERVE's reply: an array of flat field/value maps.
+// It encodes itself, so a reservation costs no boxed fields.
+type reservations []store.Reservation
+
+func (rs reservations) Len() int { return len(rs) }
+
+func (rs reservations) AppendElem(b []byte, i int) []byte {
+	rv := &rs[i]
+	b = protocol.AppendArray(b, 16)
+	b = appendField(b, "token", rv.Token)
+	b = appendField(b, "id", rv.ID)
+	b = appendField(b, "queue", rv.Queue)
+	b = appendField(b, "handler", rv.Handler)
+	b = protocol.AppendBulkString(b, "payload")
+	b = protocol.AppendBulk(b, rv.Payload)
+	b = protocol.AppendBulkString(b, "priority")
+	b = protocol.AppendInt(b, rv.Priority)
+	b = protocol.AppendBulkString(b, "attempt")
+	b = protocol.AppendInt(b, rv.Attempt)
+	b = protocol.AppendBulkString(b, "expires_at")
+	return protocol.AppendInt(b, rv.ExpiresAt)
+}
+
+func appendField(b []byte, name, value string) []byte {
+	return protocol.AppendBulkString(protocol.AppendBulkString(b, name), value)
 }
 
 func appendUnique(xs []string, x string) []string {

@@ -17,12 +17,30 @@ import (
 //	string, []byte      bulk string
 //	int, int64          integer
 //	[]any, []string     array (elements encoded recursively)
+//	Array               an array that encodes its elements (no boxed fields)
 //	Error, error        error reply (see ErrorText)
 type (
 	// SimpleString is a RESP simple string.
 	SimpleString string
 	nullArray    struct{}
 	nullBulk     struct{}
+)
+
+// Array is an array reply that encodes its own elements: AppendElem
+// appends the RESP2 encoding of element i to b and returns the result. A
+// hot reply (JOBRESERVE's) uses it to avoid boxing every field; the writer
+// may flush between elements, as for []any.
+type Array interface {
+	Len() int
+	AppendElem(b []byte, i int) []byte
+}
+
+// Encoders for Array implementations (redcon's).
+var (
+	AppendArray      = redcon.AppendArray
+	AppendBulk       = redcon.AppendBulk
+	AppendBulkString = redcon.AppendBulkString
+	AppendInt        = redcon.AppendInt
 )
 
 // Replies used everywhere.
@@ -105,6 +123,13 @@ func (w *writer) appendReply(v any, onErr func(error) string) bool {
 			w.maybeFlush()
 		}
 		return ok
+	case Array:
+		n := v.Len()
+		w.b = redcon.AppendArray(w.b, n)
+		for i := 0; i < n; i++ {
+			w.b = v.AppendElem(w.b, i)
+			w.maybeFlush()
+		}
 	case error:
 		w.writeError(onErr(v))
 	default:
