@@ -187,8 +187,8 @@ func (s *Store) newToken(j *job, now int64) string {
 		}
 		return unsafe.String(unsafe.SliceData(b), len(b)) // a copy of its own
 	}
-	var buf [64]byte
-	return string(app.AppendToken(append(append(buf[:0], j.id...), '.'), now))
+	b := app.AppendToken(append(append(make([]byte, 0, len(j.id)+1+16), j.id...), '.'), now)
+	return unsafe.String(unsafe.SliceData(b), len(b)) // b is ours alone
 }
 
 // admitJob counts a new job of size estimated bytes in the store-wide
@@ -384,48 +384,53 @@ func (s *Store) withToken(token string, to State) (*job, *shard, error) {
 	return nil, nil, err
 }
 
-// mutate runs a change to the job holding token: maintenance, the token
-// check, fn under the shard lock, then the after-lock effects and the wait
-// for durability.
-func (s *Store) mutate(now int64, token string, to State, fn func(j *job, fx *effects) error) error {
-	return s.change(now, func() (*job, *shard, error) { return s.withToken(token, to) }, fn)
-}
-
-// mutateID is mutate for operations that name a job by id.
-func (s *Store) mutateID(now int64, id string, fn func(j *job, fx *effects) error) error {
-	return s.change(now, func() (*job, *shard, error) { return s.withID(id) }, fn)
-}
-
-// change runs fn on the job find returns with its shard locked.
-func (s *Store) change(now int64, find func() (*job, *shard, error), fn func(j *job, fx *effects) error) error {
+// byToken begins a change to the job reserved under token: the refusal
+// while the journal fails, maintenance, then the job with its shard locked.
+// to is the state the caller wants to move it to, for the error of a
+// cancelled job. The caller applies the change and ends with done. (No
+// callback: an fx passed to one would have to live on the heap.)
+func (s *Store) byToken(now int64, token string, to State, fx *effects) (*job, *shard, error) {
 	if err := s.writable(); err != nil {
-		return err
+		return nil, nil, err
 	}
-	var fx effects
-	s.maintain(now, &fx)
-	j, sh, err := find()
-	if err == nil {
-		err = fn(j, &fx)
+	s.maintain(now, fx)
+	return s.withToken(token, to)
+}
+
+// byID is byToken for operations that name a job by id.
+func (s *Store) byID(now int64, id string, fx *effects) (*job, *shard, error) {
+	if err := s.writable(); err != nil {
+		return nil, nil, err
+	}
+	s.maintain(now, fx)
+	return s.withID(id)
+}
+
+// done ends a change begun by byToken or byID: it unlocks sh (nil when no
+// job was found), performs the after-lock effects and waits for
+// durability.
+func (s *Store) done(sh *shard, err error, fx *effects) error {
+	if sh != nil {
 		sh.mu.Unlock()
 	}
-	s.finish(&fx)
+	s.finish(fx)
 	if err != nil {
 		return err
 	}
-	return s.durable(&fx)
+	return s.durable(fx)
 }
 
 // Start marks a reserved job running (JOBSTART) and returns its attempt.
 func (s *Store) Start(now int64, token string) (int64, error) {
+	var fx effects
 	var attempt int64
-	err := s.mutate(now, token, Running, func(j *job, fx *effects) error {
-		if err := s.applyStart(j, now, fx); err != nil {
-			return err
+	j, sh, err := s.byToken(now, token, Running, &fx)
+	if err == nil {
+		if err = s.applyStart(j, now, &fx); err == nil {
+			attempt = j.attempt
 		}
-		attempt = j.attempt
-		return nil
-	})
-	return attempt, err
+	}
+	return attempt, s.done(sh, err, &fx)
 }
 
 // Lock must be held.
@@ -445,11 +450,12 @@ func (s *Store) Touch(now int64, token string, lease int64) (int64, error) {
 		return 0, invalid("lease must be a positive number of milliseconds")
 	}
 	expires := now + lease
-	err := s.mutate(now, token, Running, func(j *job, fx *effects) error {
-		s.applyTouch(j, now, expires, fx)
-		return nil
-	})
-	return expires, err
+	var fx effects
+	j, sh, err := s.byToken(now, token, Running, &fx)
+	if err == nil {
+		s.applyTouch(j, now, expires, &fx)
+	}
+	return expires, s.done(sh, err, &fx)
 }
 
 // Lock must be held.
@@ -469,9 +475,12 @@ func (s *Store) endReservation(j *job, fx *effects) {
 
 // Ack completes a job (JOBACK).
 func (s *Store) Ack(now int64, token string) error {
-	return s.mutate(now, token, Succeeded, func(j *job, fx *effects) error {
-		return s.applyAck(j, now, fx)
-	})
+	var fx effects
+	j, sh, err := s.byToken(now, token, Succeeded, &fx)
+	if err == nil {
+		err = s.applyAck(j, now, &fx)
+	}
+	return s.done(sh, err, &fx)
 }
 
 // Lock must be held.
@@ -502,8 +511,10 @@ func (s *Store) Fail(now int64, token string, o FailOptions) (State, error) {
 	if o.HasRetry && o.RetryIn < 0 {
 		return 0, invalid("retry delay must not be negative")
 	}
+	var fx effects
 	var state State
-	err := s.mutate(now, token, Failed, func(j *job, fx *effects) error {
+	j, sh, err := s.byToken(now, token, Failed, &fx)
+	if err == nil {
 		attempt := j.attempt
 		if j.state == Reserved {
 			attempt++
@@ -517,10 +528,9 @@ func (s *Store) Fail(now int64, token string, o FailOptions) (State, error) {
 				runAt = now + o.RetryIn
 			}
 		}
-		s.applyFail(j, now, o.Error, o.HasError, state, runAt, fx)
-		return nil
-	})
-	return state, err
+		s.applyFail(j, now, o.Error, o.HasError, state, runAt, &fx)
+	}
+	return state, s.done(sh, err, &fx)
 }
 
 // applyFail records a failed attempt with its decided outcome: state is
@@ -575,9 +585,12 @@ func (s *Store) Release(now int64, token string, delay int64) error {
 	if delay > 0 {
 		to, runAt = Scheduled, now+delay
 	}
-	return s.mutate(now, token, to, func(j *job, fx *effects) error {
-		return s.applyRelease(j, now, runAt, fx)
-	})
+	var fx effects
+	j, sh, err := s.byToken(now, token, to, &fx)
+	if err == nil {
+		err = s.applyRelease(j, now, runAt, &fx)
+	}
+	return s.done(sh, err, &fx)
 }
 
 // applyRelease gives j back: queued when runAt <= now, else scheduled. Lock
@@ -630,17 +643,15 @@ func (s *Store) withID(id string) (*job, *shard, error) {
 // Cancel cancels a non-terminal job (JOBCANCEL). It reports false if the job
 // was already terminal.
 func (s *Store) Cancel(now int64, id string) (bool, error) {
+	var fx effects
 	cancelled := false
-	err := s.mutateID(now, id, func(j *job, fx *effects) error {
-		if j.state.Terminal() {
-			return nil
-		}
-		s.cancelLocked(j, now, fx)
-		s.log(Record{Op: OpCancel, Now: now, ID: j.id}, fx)
+	j, sh, err := s.byID(now, id, &fx)
+	if err == nil && !j.state.Terminal() {
+		s.cancelLocked(j, now, &fx)
+		s.log(Record{Op: OpCancel, Now: now, ID: j.id}, &fx)
 		cancelled = true
-		return nil
-	})
-	return cancelled, err
+	}
+	return cancelled, s.done(sh, err, &fx)
 }
 
 // cancelLocked cancels a non-terminal job. Lock must be held.
@@ -665,9 +676,12 @@ func (s *Store) cancelLocked(j *job, now int64, fx *effects) {
 // Retry puts a failed job back in its queue with its attempts reset
 // (JOBRETRY).
 func (s *Store) Retry(now int64, id string) error {
-	return s.mutateID(now, id, func(j *job, fx *effects) error {
-		return s.applyRetry(j, now, fx)
-	})
+	var fx effects
+	j, sh, err := s.byID(now, id, &fx)
+	if err == nil {
+		err = s.applyRetry(j, now, &fx)
+	}
+	return s.done(sh, err, &fx)
 }
 
 // Lock must be held.

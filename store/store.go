@@ -200,10 +200,20 @@ type wakeMsg struct {
 
 // effects are actions an operation performs after releasing its locks.
 type effects struct {
-	notify []string // queues that may have eligible work
-	drops  []retEntry
-	timers bool   // a timer earlier than before may have been armed
-	seq    uint64 // the operation's last journal record
+	notify []string   // queues that may have eligible work
+	drop1  retEntry   // the first retention drop (j nil: none), kept apart
+	drops  []retEntry // from the rest so that one drop allocates nothing
+	timers bool       // a timer earlier than before may have been armed
+	seq    uint64     // the operation's last journal record
+}
+
+// addDrop notes a job evicted from retention, to drop after the locks.
+func (fx *effects) addDrop(e retEntry) {
+	if fx.drop1.j == nil && len(fx.drops) == 0 {
+		fx.drop1 = e
+	} else {
+		fx.drops = append(fx.drops, e)
+	}
 }
 
 // New returns an empty store.
@@ -319,6 +329,9 @@ func (s *Store) maintain(now int64, fx *effects) {
 
 // finish performs what an operation left for after its locks.
 func (s *Store) finish(fx *effects) {
+	if fx.drop1.j != nil {
+		s.drop(fx.drop1, fx)
+	}
 	for i := 0; i < len(fx.drops); i++ {
 		s.drop(fx.drops[i], fx)
 	}
@@ -518,10 +531,7 @@ func (s *Store) terminal(j *job, fx *effects) {
 	}
 	gen := j.retainGen.Add(1) // odd: retained
 	// A replayed log carries its drops as records: no eviction of its own.
-	fx.drops = append(fx.drops, s.ret.add(j, gen, !s.replaying)...)
-	if len(fx.drops) == 0 {
-		fx.drops = nil
-	}
+	s.ret.add(j, gen, !s.replaying, fx)
 }
 
 // drop forgets a job evicted from retention (the eviction won the job's
@@ -908,22 +918,20 @@ func (r *retention) init(max int, age int64) {
 	r.mu.Unlock()
 }
 
-// add files j and, when evict, returns the entries evicted to stay within
+// add files j and, when evict, hands fx the entries evicted to stay within
 // max.
-func (r *retention) add(j *job, gen uint32, evict bool) []retEntry {
+func (r *retention) add(j *job, gen uint32, evict bool, fx *effects) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.fifo.push(retEntry{j: j, gen: gen, at: j.updatedAt})
 	r.live++
-	var out []retEntry
 	for evict && r.live > r.max && r.fifo.len() > 0 {
 		if e := r.fifo.popFront(); e.j.retainGen.CompareAndSwap(e.gen, e.gen+1) {
 			r.live--
-			out = append(out, e)
+			fx.addDrop(e)
 		}
 	}
 	r.updateDue()
-	return out
 }
 
 // expire returns the entries whose retention ran out at now.
