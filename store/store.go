@@ -896,12 +896,19 @@ func (e *expiredTokens) has(tok string) bool {
 
 // retention keeps terminal jobs readable for a while, oldest dropped first.
 type retention struct {
-	mu      sync.Mutex // protects fifo and live; a leaf lock
-	fifo    ring[retEntry]
-	live    int
-	max     int
-	age     int64
-	nextDue atomic.Int64 // when the oldest entry's age runs out
+	mu   sync.Mutex // protects fifo and live; a leaf lock
+	fifo ring[retEntry]
+	live int
+	max  int
+	age  int64
+	// nextDue is no later than the oldest entry's due time (when its age
+	// runs out). Every operation reads it (maintain), so it has cache
+	// lines of its own and is written only when it must move earlier or
+	// when expire has looked: evictions leave it early, which costs one
+	// needless look at most, never a late drop.
+	_       [64]byte
+	nextDue atomic.Int64
+	_       [56]byte
 }
 
 type retEntry struct {
@@ -931,7 +938,9 @@ func (r *retention) add(j *job, gen uint32, evict bool, fx *effects) {
 			fx.addDrop(e)
 		}
 	}
-	r.updateDue()
+	if due := r.fifo.front().at + r.age; due < r.nextDue.Load() {
+		r.nextDue.Store(due)
+	}
 }
 
 // expire returns the entries whose retention ran out at now.
