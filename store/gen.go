@@ -52,14 +52,28 @@ func (g *SeqGenerator) AppendToken(dst []byte, _ int64) []byte {
 
 // RandomGenerator is the production Generator. Job ids are 16 characters of
 // Crockford base32: 9 for the milliseconds (45 bits, so ids sort roughly by
-// time until the year 3084), then 7 for a 32-bit counter that starts at a
-// random value each millisecond, so ids made in the same millisecond stay
-// unique and ordered. Tokens carry 64 random bits (math/rand/v2's
-// randomly seeded generator: tokens must be unique, not secret).
+// time until the year 3084), then 7 for a 32-bit counter. The counter's top
+// bits name one of genSlots independent sub-generators, picked at random
+// per id so that concurrent pushes rarely share a lock or a cache line; the
+// rest counts up from a random start each millisecond, so ids stay unique
+// (distinct slots, or one slot's strictly increasing count). Tokens carry
+// 64 random bits (math/rand/v2's randomly seeded generator: tokens must be
+// unique, not secret).
 type RandomGenerator struct {
+	slots [genSlots]genSlot
+}
+
+const (
+	genSlotBits = 6
+	genSlots    = 1 << genSlotBits
+	genCtrBits  = 32 - genSlotBits // 67M ids per slot per millisecond
+)
+
+type genSlot struct {
 	mu   sync.Mutex // protects last and ctr
 	last int64
 	ctr  uint32
+	_    [40]byte // a cache line per slot
 }
 
 // NewRandomGenerator returns a generator with random starting points.
@@ -75,15 +89,21 @@ func (g *RandomGenerator) Token(now int64) string { return string(g.AppendToken(
 
 // AppendJobID implements Appender.
 func (g *RandomGenerator) AppendJobID(dst []byte, now int64) []byte {
-	g.mu.Lock()
-	if now > g.last {
-		g.last = now
-		g.ctr = rand.Uint32() >> 1 // leave room to count up
+	slot := rand.Uint32() & (genSlots - 1)
+	sl := &g.slots[slot]
+	sl.mu.Lock()
+	if now > sl.last {
+		sl.last = now
+		sl.ctr = rand.Uint32() >> (genSlotBits + 1) // leave room to count up
 	} else {
-		g.ctr++
+		sl.ctr++
+		if sl.ctr == 1<<genCtrBits { // 67M in one millisecond: borrow the next one
+			sl.last++
+			sl.ctr = 0
+		}
 	}
-	ms, ctr := uint64(g.last), uint64(g.ctr)
-	g.mu.Unlock()
+	ms, ctr := uint64(sl.last), uint64(slot)<<genCtrBits|uint64(sl.ctr)
+	sl.mu.Unlock()
 	var out [16]byte
 	for i := 15; i >= 9; i-- {
 		out[i] = crockford[ctr&31]

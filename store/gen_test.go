@@ -1,0 +1,64 @@
+package store
+
+import (
+	"sync"
+	"testing"
+)
+
+// Ids made concurrently in the same millisecond, and across a clock that
+// stands still or goes back, are all distinct, and a later millisecond
+// sorts after an earlier one.
+func TestRandomGeneratorIDsAreUnique(t *testing.T) {
+	g := NewRandomGenerator()
+	var mu sync.Mutex
+	seen := make(map[string]bool)
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			local := make([]string, 0, 20000)
+			for i := 0; i < 20000; i++ {
+				now := int64(1_700_000_000_000 + i/5000 - w%2) // several ids per ms, some late
+				local = append(local, g.JobID(now))
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, id := range local {
+				if len(id) != 16 {
+					t.Errorf("id %q is not 16 characters", id)
+				}
+				if seen[id] {
+					t.Errorf("id %q made twice", id)
+				}
+				seen[id] = true
+			}
+		}(w)
+	}
+	wg.Wait()
+	if a, b := g.JobID(1_800_000_000_000), g.JobID(1_800_000_000_001); a[:9] >= b[:9] {
+		t.Fatalf("a later millisecond does not sort later: %s, %s", a, b)
+	}
+}
+
+// A slot that counts through its whole range within one millisecond moves
+// on to the next millisecond instead of repeating an id.
+func TestRandomGeneratorCounterOverflow(t *testing.T) {
+	g := NewRandomGenerator()
+	for i := range g.slots {
+		g.slots[i].last = 5
+		g.slots[i].ctr = 1<<genCtrBits - 1
+	}
+	next := NewRandomGenerator().JobID(6)[:9]
+	if id := g.JobID(5); id[:9] != next {
+		t.Fatalf("after a full count, id %s is not in the next millisecond (%s)", id, next)
+	}
+	seen := make(map[string]bool)
+	for i := 0; i < 1000; i++ {
+		id := g.JobID(5)
+		if seen[id] {
+			t.Fatalf("id %q repeated after the counter wrapped", id)
+		}
+		seen[id] = true
+	}
+}
