@@ -154,6 +154,9 @@ func (q *queue) checkLanes(seen map[*job]bool) error {
 		if onHeap != l.wanted() {
 			return fmt.Errorf("lane %v of %q on heap %v, wanted %v", k, q.name, onHeap, l.wanted())
 		}
+		if onHeap && (l.headPrio != l.head().priority || l.headSeq != l.head().seq) {
+			return fmt.Errorf("lane %v of %q is placed by a head it no longer has", k, q.name)
+		}
 	}
 	for h, g := range q.groups {
 		onHeap := g.idx >= 0 && g.idx < len(q.heap) && q.heap[g.idx] == g

@@ -70,6 +70,21 @@ type lane struct {
 	refs    int64 // jobs of any state that belong to the lane
 	cc, rc  *keyCount
 	dead    bool
+
+	// The head's priority and entry order, copied when the lane is placed
+	// in its group's heap (fix), so that heap comparisons read the lanes
+	// themselves instead of chasing each one's bucket, ring and job.
+	headPrio int64
+	headSeq  uint64
+}
+
+// ahead is the reservation order between two lanes on a heap, by their
+// heads as of their last fix.
+func ahead(a, b *lane) bool {
+	if a.headPrio != b.headPrio {
+		return a.headPrio > b.headPrio
+	}
+	return a.headSeq < b.headSeq
 }
 
 type bucket struct {
@@ -167,6 +182,10 @@ func (l *lane) wanted() bool { return l.n > 0 && !l.parked && !l.dead }
 // the right place of the heaps. Lock must be held.
 func (q *queue) fix(l *lane) {
 	g := l.g
+	if l.wanted() {
+		h := l.head()
+		l.headPrio, l.headSeq = h.priority, h.seq
+	}
 	switch {
 	case l.wanted() && l.idx < 0:
 		heap.Push(&g.lanes, l)
@@ -324,7 +343,7 @@ type groupHeap []*group
 
 func (h groupHeap) Len() int { return len(h) }
 func (h groupHeap) Less(i, k int) bool {
-	return before(h[i].lanes[0].head(), h[k].lanes[0].head())
+	return ahead(h[i].lanes[0], h[k].lanes[0])
 }
 func (h groupHeap) Swap(i, k int) {
 	h[i], h[k] = h[k], h[i]
@@ -348,7 +367,7 @@ func (h *groupHeap) Pop() any {
 type laneHeap []*lane
 
 func (h laneHeap) Len() int           { return len(h) }
-func (h laneHeap) Less(i, k int) bool { return before(h[i].head(), h[k].head()) }
+func (h laneHeap) Less(i, k int) bool { return ahead(h[i], h[k]) }
 func (h laneHeap) Swap(i, k int) {
 	h[i], h[k] = h[k], h[i]
 	h[i].idx, h[k].idx = i, k
