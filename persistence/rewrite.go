@@ -99,44 +99,53 @@ func (l *Log) rewrite() error {
 	return nil
 }
 
-// switchTo makes f the file appended to, after writing and fsyncing all
-// that is buffered to the old one. It takes the writer's role for the
-// switch, so no write is in progress or can start meanwhile.
+// switchTo makes f the file appended to, after writing all that is
+// buffered to the old one. It holds the writer's role only for the swap
+// itself: the old file's fsync (up to a second of writes, or more on a slow
+// disk) runs afterwards, while appends already flow to f, so the switch
+// does not stall writers. A record is in the old file or in f, in order,
+// and the snapshot reads the old files, for which written is enough.
 func (l *Log) switchTo(f File, m manifest) error {
-	if err := l.Flush(); err != nil {
-		f.Close()
-		return err
-	}
 	l.mu.Lock()
+	for l.writing && !l.closed {
+		l.cond.Wait()
+	}
+	if l.closed {
+		l.mu.Unlock()
+		f.Close()
+		return errors.New("the log is closed")
+	}
+	// What is buffered belongs to the old file. With always, its waiters
+	// are answered once it is fsynced: that fsync stays in the switch.
+	l.flushLocked(l.cfg.Fsync == FsyncAlways)
 	for l.writing {
 		l.cond.Wait()
+	}
+	if l.err != nil {
+		err := l.err
+		l.mu.Unlock()
+		f.Close()
+		return err
 	}
 	l.writing = true
 	l.mu.Unlock()
 
-	// Records appended since Flush are still in buf and will go to f: they
-	// belong after the snapshot. Sync what the old file got meanwhile.
 	l.fileMu.Lock()
-	err := l.file.Sync()
-	if err == nil {
-		if cerr := l.file.Close(); cerr != nil {
-			l.log.Warn().Err(cerr).Msg("closing the old log file")
-		}
-		l.file = f
-	}
+	old := l.file
+	l.file = f
 	l.fileMu.Unlock()
 
 	l.mu.Lock()
-	if err == nil {
-		l.size = 0
-		l.dirty = false
-		l.man = m
-	}
+	l.size = 0
+	l.dirty = false
+	l.man = m
 	l.writing = false
 	l.cond.Broadcast()
 	l.mu.Unlock()
-	if err != nil {
-		f.Close()
+
+	err := old.Sync()
+	if cerr := old.Close(); cerr != nil {
+		l.log.Warn().Err(cerr).Msg("closing the old log file")
 	}
 	return err
 }
