@@ -60,6 +60,8 @@ type writer struct {
 	err     error         // sticky write error
 	timeout time.Duration // per write; 0: none
 	limit   int           // flush threshold
+
+	deadline time.Time // the write deadline set last
 }
 
 func (w *writer) flush() error {
@@ -70,7 +72,14 @@ func (w *writer) flush() error {
 		return nil
 	}
 	if w.timeout > 0 {
-		_ = w.nc.SetWriteDeadline(time.Now().Add(w.timeout))
+		// Moving the deadline costs a runtime timer update; a busy
+		// connection moves it only when less than 7/8 of the timeout is
+		// left, so a write may be cut off after 7/8 of it, never later.
+		now := time.Now()
+		if w.deadline.Sub(now) < w.timeout-w.timeout/8 {
+			w.deadline = now.Add(w.timeout)
+			_ = w.nc.SetWriteDeadline(w.deadline)
+		}
 	}
 	_, w.err = w.nc.Write(w.b)
 	if cap(w.b) > 4*w.limit {

@@ -18,7 +18,7 @@ type Config struct {
 	RequirePass  string        // "" : no AUTH, and only loopback clients (protected mode)
 	MaxClients   int           // default 10000
 	IdleTimeout  time.Duration // close clients idle this long; 0: never (default)
-	WriteTimeout time.Duration // a reply write taking longer closes the client; default 30 s
+	WriteTimeout time.Duration // a reply write taking longer (or at least 7/8 of it) closes the client; default 30 s
 	Limits       Limits        // per-command limits once authenticated
 	PreAuth      Limits        // per-command limits before AUTH (only with RequirePass)
 	ReadBuffer   int           // bytes read from the socket at a time; default 16 KiB
