@@ -80,12 +80,7 @@ type lane struct {
 
 // ahead is the reservation order between two lanes on a heap, by their
 // heads as of their last fix.
-func ahead(a, b *lane) bool {
-	if a.headPrio != b.headPrio {
-		return a.headPrio > b.headPrio
-	}
-	return a.headSeq < b.headSeq
-}
+func ahead(a, b *lane) bool { return precedes(a.headPrio, a.headSeq, b.headPrio, b.headSeq) }
 
 type bucket struct {
 	prio int64
@@ -101,11 +96,13 @@ type keyCount struct {
 }
 
 // before is the reservation order: higher priority, then earlier entry.
-func before(a, b *job) bool {
-	if a.priority != b.priority {
-		return a.priority > b.priority
+func before(a, b *job) bool { return precedes(a.priority, a.seq, b.priority, b.seq) }
+
+func precedes(prioA int64, seqA uint64, prioB int64, seqB uint64) bool {
+	if prioA != prioB {
+		return prioA > prioB
 	}
-	return a.seq < b.seq
+	return seqA < seqB
 }
 
 // head is the lane's next job. The lane must be non-empty.
