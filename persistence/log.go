@@ -377,7 +377,8 @@ func (l *Log) writer() {
 }
 
 // background fsyncs every second (everysec), retries a failing log, and
-// starts rewrites when the log has grown enough.
+// starts rewrites when the log has grown enough (each in a goroutine of
+// its own, which Close waits for).
 func (l *Log) background() {
 	defer l.done.Done()
 	tick := time.NewTicker(time.Second)
@@ -400,10 +401,18 @@ func (l *Log) background() {
 		grow := l.err == nil && l.cfg.RewritePercentage > 0 && l.total >= l.cfg.RewriteMinSize &&
 			l.total >= l.lastBase+l.lastBase*int64(l.cfg.RewritePercentage)/100
 		l.mu.Unlock()
-		if grow {
-			if err := l.Rewrite(); err != nil {
-				l.log.Error().Err(err).Msg("log rewrite failed")
-			}
+		if grow && l.rewriteMu.TryLock() {
+			// The rewrite runs beside this loop, so everysec keeps
+			// fsyncing every second while it takes its time; it is
+			// counted in l.done, so Close waits for it.
+			l.done.Add(1)
+			go func() {
+				defer l.done.Done()
+				defer l.rewriteMu.Unlock()
+				if err := l.rewriteHeld(); err != nil {
+					l.log.Error().Err(err).Msg("log rewrite failed")
+				}
+			}()
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -550,4 +551,56 @@ func FuzzReadRecord(f *testing.F) {
 		}
 		_ = n
 	})
+}
+
+// gatedCreateFS holds the creation of a rewrite's snapshot file until
+// released, so the test can act while a rewrite is in progress.
+type gatedCreateFS struct {
+	faultFS
+	creating chan struct{} // closed when a snapshot's creation starts
+	release  chan struct{}
+	once     sync.Once
+}
+
+func (f *gatedCreateFS) Create(path string) (File, error) {
+	if strings.HasSuffix(path, ".base.tmp") {
+		f.once.Do(func() { close(f.creating) })
+		<-f.release
+	}
+	return f.faultFS.Create(path)
+}
+
+// An automatic rewrite runs beside the once-a-second fsync: with everysec,
+// what is written keeps reaching the disk while a long rewrite works.
+func TestEverysecFsyncsDuringARewrite(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Fsync = FsyncEverySec
+	cfg.RewritePercentage = 100
+	cfg.RewriteMinSize = 1
+	fs := &gatedCreateFS{creating: make(chan struct{}), release: make(chan struct{})}
+	cfg.FS = fs
+	st, l := open(t, cfg)
+	var releaseOnce sync.Once
+	release := func() { releaseOnce.Do(func() { close(fs.release) }) }
+	defer func() { release(); l.Close() }()
+	if _, err := st.Push(1, store.PushOptions{Queue: "q", Handler: "h"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-fs.creating: // the automatic rewrite is building its snapshot
+	case <-time.After(10 * time.Second):
+		t.Fatal("no automatic rewrite started")
+	}
+	before := fs.syncs.Load()
+	if _, err := st.Push(2, store.PushOptions{Queue: "q", Handler: "h"}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for fs.syncs.Load() == before {
+		if time.Now().After(deadline) {
+			t.Fatal("no fsync while a rewrite was in progress")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	release()
 }

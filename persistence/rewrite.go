@@ -9,15 +9,22 @@ import (
 	"sluice/store"
 )
 
+var errRewriteRunning = errors.New("a rewrite is already in progress")
+
 // Rewrite compacts the log: writes switch to a new incr file at once, a
 // snapshot of the state the older files describe is built from those files
 // in the background (not from the live store, so nothing is locked), and
 // the manifest then swaps to [snapshot, new incr] atomically.
 func (l *Log) Rewrite() error {
 	if !l.rewriteMu.TryLock() {
-		return errors.New("a rewrite is already in progress")
+		return errRewriteRunning
 	}
 	defer l.rewriteMu.Unlock()
+	return l.rewriteHeld()
+}
+
+// rewriteHeld is Rewrite; l.rewriteMu must be held.
+func (l *Log) rewriteHeld() error {
 	start := time.Now()
 	l.mu.Lock()
 	l.stats.RewriteInProgress = true
