@@ -402,7 +402,10 @@ func (s *Store) due(j *job, fx *effects) {
 // Lock must be held.
 func (s *Store) expire(j *job, fx *effects) {
 	at := j.dueAt
-	s.expired.add(j.xr().token, at)
+	// A copy: the token may live inside the job's record, which the
+	// remembered token would otherwise keep, payload and all, long after
+	// the job itself is gone.
+	s.expired.add(strings.Clone(j.xr().token), at)
 	s.releaseKey(j, fx)
 	s.move(j, Queued)
 	j.ext().worker = ""
