@@ -113,6 +113,7 @@ type concState struct {
 	limit   int64 // 0: no policy
 	active  int64
 	waiters map[Waiter]struct{}
+	gone    bool // removed from its shard's map: a Keys holding it looks again
 }
 
 type rateState struct {
@@ -126,6 +127,36 @@ type rateState struct {
 	// older one and admit past the limit.
 	clock   int64
 	waiters map[Waiter]struct{}
+	gone    bool // removed from its shard's map: a Keys holding it looks again
+}
+
+// Keys is a caller's pair of keys with where their state lives, so that
+// admitting and releasing jobs of the same keys again and again (a
+// store lane's) skips hashing the keys and looking them up. Set CKey and
+// RKey; the rest fills in on use. A Keys must not be used from two
+// goroutines at once.
+type Keys struct {
+	CKey, RKey string
+	cs, rs     *shard
+	c          *concState // checked under cs.mu: nil or gone means look up
+	r          *rateState // likewise under rs.mu
+}
+
+// conc returns k's concurrency state, creating it. cs.mu must be held.
+func (k *Keys) conc() *concState {
+	if k.c == nil || k.c.gone {
+		k.c = k.cs.concLocked(k.CKey)
+	}
+	return k.c
+}
+
+// rate returns k's rate-limit state, or nil without a policy. rs.mu must
+// be held.
+func (k *Keys) rate() *rateState {
+	if k.r == nil || k.r.gone {
+		k.r = k.rs.rate[k.RKey]
+	}
+	return k.r
 }
 
 // New returns an empty registry.
@@ -163,12 +194,21 @@ type Admission struct {
 // at now. When it may not, nothing is counted, w is registered on the
 // blocking key, and the block is returned.
 func (r *Registry) Admit(now int64, ckey, rkey string, w Waiter) Admission {
-	if ckey != "" {
-		s := r.shard(ckey)
+	k := Keys{CKey: ckey, RKey: rkey}
+	return r.AdmitKeys(now, &k, w)
+}
+
+// AdmitKeys is Admit for a cached pair of keys.
+func (r *Registry) AdmitKeys(now int64, k *Keys, w Waiter) Admission {
+	if k.CKey != "" {
+		if k.cs == nil {
+			k.cs = r.shard(k.CKey)
+		}
+		s := k.cs
 		s.mu.Lock()
-		c := s.concLocked(ckey)
+		c := k.conc()
 		if c.limit > 0 && c.active >= c.limit {
-			b := Block{Kind: Concurrency, Key: ckey, Active: c.active, Limit: c.limit}
+			b := Block{Kind: Concurrency, Key: k.CKey, Active: c.active, Limit: c.limit}
 			addWaiter(&c.waiters, w)
 			s.mu.Unlock()
 			return Admission{Block: b}
@@ -177,14 +217,17 @@ func (r *Registry) Admit(now int64, ckey, rkey string, w Waiter) Admission {
 		s.mu.Unlock()
 	}
 	rated, at := false, int64(0)
-	if rkey != "" {
-		s := r.shard(rkey)
+	if k.RKey != "" {
+		if k.rs == nil {
+			k.rs = r.shard(k.RKey)
+		}
+		s := k.rs
 		s.mu.Lock()
-		if rs := s.rate[rkey]; rs != nil {
-			if b, blocked := rs.check(now, rkey); blocked {
+		if rs := k.rate(); rs != nil {
+			if b, blocked := rs.check(now, k.RKey); blocked {
 				addWaiter(&rs.waiters, w)
 				s.mu.Unlock()
-				return Admission{Block: b, Wake: r.Release(ckey)} // undo the tentative count
+				return Admission{Block: b, Wake: r.ReleaseKeys(k)} // undo the tentative count
 			}
 			at = rs.clock
 			rs.record(at)
@@ -220,13 +263,25 @@ func (r *Registry) Take(now int64, ckey, rkey string) {
 // Release ends one active job on ckey. If the key may now admit, the waiters
 // registered on it are returned (and forgotten): the caller wakes them.
 func (r *Registry) Release(ckey string) []Waiter {
-	if ckey == "" {
+	k := Keys{CKey: ckey}
+	return r.ReleaseKeys(&k)
+}
+
+// ReleaseKeys is Release for a cached pair of keys (its concurrency key).
+func (r *Registry) ReleaseKeys(k *Keys) []Waiter {
+	if k.CKey == "" {
 		return nil
 	}
-	s := r.shard(ckey)
+	if k.cs == nil {
+		k.cs = r.shard(k.CKey)
+	}
+	s := k.cs
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c := s.conc[ckey]
+	c := k.c
+	if c == nil || c.gone {
+		c = s.conc[k.CKey]
+	}
 	if c == nil || c.active == 0 {
 		return nil // a release without a matching admission; nothing to do
 	}
@@ -236,7 +291,8 @@ func (r *Registry) Release(ckey string) []Waiter {
 		ws = takeWaiters(&c.waiters)
 	}
 	if c.limit == 0 && c.active == 0 && len(c.waiters) == 0 {
-		delete(s.conc, ckey)
+		c.gone = true
+		delete(s.conc, k.CKey)
 	}
 	return ws
 }
@@ -331,6 +387,7 @@ func (r *Registry) Delete(kind Kind, key string) (bool, []Waiter) {
 		c.limit = 0
 		ws := takeWaiters(&c.waiters)
 		if c.active == 0 {
+			c.gone = true
 			delete(s.conc, key)
 		}
 		return true, ws
@@ -339,6 +396,7 @@ func (r *Registry) Delete(kind Kind, key string) (bool, []Waiter) {
 		if rs == nil {
 			return false, nil
 		}
+		rs.gone = true
 		delete(s.rate, key)
 		return true, takeWaiters(&rs.waiters)
 	}
@@ -385,6 +443,12 @@ func (r *Registry) Reset() {
 	for i := range r.shards {
 		s := &r.shards[i]
 		s.mu.Lock()
+		for _, c := range s.conc {
+			c.gone = true
+		}
+		for _, rs := range s.rate {
+			rs.gone = true
+		}
 		s.conc = make(map[string]*concState)
 		s.rate = make(map[string]*rateState)
 		s.mu.Unlock()

@@ -199,3 +199,55 @@ func TestLateCallerCannotOvershoot(t *testing.T) {
 		}
 	}
 }
+
+// A Keys follows its keys' state through deletes, re-creation and Reset:
+// it never counts on a state the registry has let go.
+func TestKeysFollowPolicyChanges(t *testing.T) {
+	r := New()
+	k := Keys{CKey: "c", RKey: "r"}
+	mustSet := func(_ []Waiter, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustSet(r.SetConcurrency("c", 1))
+	mustSet(r.SetRateLimit(0, "r", 1, 1000))
+	if a := r.AdmitKeys(1, &k, nil); !a.OK || !a.Rated {
+		t.Fatalf("first admission %+v", a)
+	}
+	if a := r.AdmitKeys(2, &k, nil); a.OK || a.Block.Kind != Concurrency {
+		t.Fatalf("second admission %+v, want a concurrency block", a)
+	}
+	r.ReleaseKeys(&k)
+	// A new rate policy starts with an empty window; the cached one had
+	// an admission and would refuse.
+	r.Delete(RateLimit, "r")
+	mustSet(r.SetRateLimit(3, "r", 1, 1000))
+	if a := r.AdmitKeys(4, &k, nil); !a.OK || !a.Rated {
+		t.Fatalf("admission after the rate policy was re-created %+v", a)
+	}
+	// The concurrency state goes when its policy is deleted and its last
+	// job ends; a new policy's count must see the next admission.
+	r.Delete(Concurrency, "c")
+	r.ReleaseKeys(&k)
+	mustSet(r.SetConcurrency("c", 5))
+	if a := r.AdmitKeys(1500, &k, nil); !a.OK {
+		t.Fatalf("admission after the concurrency policy was re-created %+v", a)
+	}
+	if n := r.Active("c"); n != 1 {
+		t.Fatalf("active %d after one admission, want 1", n)
+	}
+	r.Reset()
+	mustSet(r.SetConcurrency("c", 5))
+	if a := r.AdmitKeys(3000, &k, nil); !a.OK {
+		t.Fatalf("admission after Reset %+v", a)
+	}
+	if n := r.Active("c"); n != 1 {
+		t.Fatalf("active %d after Reset and one admission, want 1", n)
+	}
+	r.ReleaseKeys(&k)
+	if n := r.Active("c"); n != 0 {
+		t.Fatalf("active %d after the release, want 0", n)
+	}
+}

@@ -283,7 +283,7 @@ func (s *Store) reserveFrom(q *queue, now int64, worker string, lease int64, han
 		if l == nil {
 			break
 		}
-		a := s.reg.Admit(now, l.key.ckey, l.key.rkey, q)
+		a := s.reg.AdmitKeys(now, &l.keys, q)
 		if len(a.Wake) > 0 {
 			s.wake(backpressure.Concurrency, l.key.ckey, a.Wake, fx)
 		}

@@ -76,6 +76,8 @@ type lane struct {
 	// themselves instead of chasing each one's bucket, ring and job.
 	headPrio int64
 	headSeq  uint64
+
+	keys backpressure.Keys // the lane's policy keys, with their state cached
 }
 
 // ahead is the reservation order between two lanes on a heap, by their
@@ -213,7 +215,7 @@ func (q *queue) laneFor(k laneKey) *lane {
 		q.groups[k.handler] = g
 	}
 	g.count++
-	l := &lane{q: q, key: k, g: g, idx: -1}
+	l := &lane{q: q, key: k, g: g, idx: -1, keys: backpressure.Keys{CKey: k.ckey, RKey: k.rkey}}
 	if k.ckey != "" {
 		l.cc = q.sh.keyCount(q.sh.ckeys, k.ckey)
 	}

@@ -506,7 +506,7 @@ func (s *Store) wake(kind backpressure.Kind, key string, ws []backpressure.Waite
 // releaseKey ends j's count on its concurrency key. Lock must be held.
 func (s *Store) releaseKey(j *job, fx *effects) {
 	if ck := j.ln.key.ckey; ck != "" {
-		if ws := s.reg.Release(ck); len(ws) > 0 {
+		if ws := s.reg.ReleaseKeys(&j.ln.keys); len(ws) > 0 {
 			s.wake(backpressure.Concurrency, ck, ws, fx)
 		}
 	}
