@@ -604,3 +604,30 @@ func TestEverysecFsyncsDuringARewrite(t *testing.T) {
 	}
 	release()
 }
+
+// A rewrite asked for after Close (a BGREWRITEAOF whose goroutine lost the
+// race with shutdown) is refused and leaves the files alone.
+func TestRewriteAfterCloseIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	st, l := open(t, cfg)
+	if _, err := st.Push(1, store.PushOptions{Queue: "q", Handler: "h"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadDir(dir)
+	if err := l.Rewrite(); err == nil {
+		t.Fatal("a rewrite after Close was accepted")
+	}
+	after, _ := os.ReadDir(dir)
+	if len(after) != len(before) {
+		t.Fatalf("files before %d, after %d", len(before), len(after))
+	}
+	st2, l2 := open(t, cfg)
+	defer l2.Close()
+	if n := st2.Len(); n != 1 {
+		t.Fatalf("%d jobs after reopening, want 1", n)
+	}
+}

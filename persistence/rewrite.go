@@ -25,6 +25,12 @@ func (l *Log) Rewrite() error {
 
 // rewriteHeld is Rewrite; l.rewriteMu must be held.
 func (l *Log) rewriteHeld() error {
+	l.mu.Lock()
+	closed := l.closed // Close sets it holding rewriteMu: no rewrite starts after
+	l.mu.Unlock()
+	if closed {
+		return errors.New("the log is closed")
+	}
 	start := time.Now()
 	l.mu.Lock()
 	l.stats.RewriteInProgress = true
