@@ -25,7 +25,7 @@ type Registry struct {
 
 	waiting atomic.Int64 // registered waiters; Notify returns at once when 0
 
-	mu      sync.Mutex // protects queues, dirty, serving, seq, closed and every waiter's state and elems
+	mu      sync.Mutex // protects queues, dirty, serving, closed and every waiter's state and elems
 	queues  map[string]*list.List
 	dirty   map[string]struct{}
 	serving bool

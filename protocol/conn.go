@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,7 +29,7 @@ type Client struct {
 	limits Limits // what the guard enforces now; swapped on AUTH
 
 	authed  bool     // owner goroutine only
-	closing bool     // owner goroutine only: close after this batch's replies
+	closing bool     // close after this batch's replies; the owner's, or the close watcher's while the owner waits
 	onFail  []func() // owner goroutine only: run if pending replies cannot be written
 
 	blockedFor time.Duration // owner goroutine only: time the current command spent in Block
@@ -273,10 +272,6 @@ func (c *Client) info() ClientInfo {
 	}
 	ci.Blocked = c.blocked.Load()
 	return ci
-}
-
-func sortInfos(cs []ClientInfo) {
-	sort.Slice(cs, func(i, j int) bool { return cs[i].ID < cs[j].ID })
 }
 
 // ---- what handlers may do with their client ----

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"strings"
 
-	"sluice/backpressure"
 	"sluice/store"
 )
 
@@ -21,7 +20,6 @@ const (
 	ErrNoAuth        = Error("NOAUTH Authentication required.")
 	ErrWrongPass     = Error("WRONGPASS invalid username-password pair or user is disabled.")
 	ErrNoPassword    = Error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
-	ErrNoProto       = Error("NOPROTO sorry, this protocol version is not supported.")
 	ErrHelloNoAuth   = Error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
 	ErrDBIndex       = Error("ERR DB index is out of range")
 	ErrMaxClients    = Error("ERR max number of clients reached")
@@ -82,9 +80,6 @@ func ErrorText(err error) (text string, internal bool) {
 	var pe Error
 	if errors.As(err, &pe) {
 		return sanitize(string(pe)), false
-	}
-	if errors.Is(err, backpressure.ErrLimit) || errors.Is(err, backpressure.ErrPeriod) {
-		return sanitize("ERR " + err.Error()), false
 	}
 	for _, known := range codedErrors {
 		if errors.Is(err, known) {

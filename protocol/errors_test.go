@@ -5,11 +5,15 @@ import (
 	"fmt"
 	"testing"
 
-	"sluice/backpressure"
 	"sluice/store"
 )
 
 func TestErrorText(t *testing.T) {
+	st, err := store.New(store.DefaultConfig(), store.NewSeqGenerator())
+	if err != nil {
+		t.Fatal(err)
+	}
+	policyErr := st.SetConcurrency(0, "k", 0)
 	for _, tc := range []struct {
 		err      error
 		want     string
@@ -20,7 +24,7 @@ func TestErrorText(t *testing.T) {
 		{fmt.Errorf("%w: while acking", store.ErrExpired), "EXPIRED the reservation's lease has expired: while acking", false},
 		{fmt.Errorf("lost: %w", store.ErrFull), "FULL lost: FULL the server is at its job limit", false},
 		{&store.StateError{ID: "j", From: store.Queued, To: store.Running}, "WRONGSTATE job j cannot go from queued to running", false},
-		{backpressure.ErrLimit, "ERR limit must be a positive integer", false},
+		{policyErr, "ERR limit must be a positive integer", false},
 		{Error("ERR two\r\nlines"), "ERR two  lines", false},
 		{errors.New("disk on fire"), "ERR internal error", true},
 	} {

@@ -3,6 +3,8 @@ package protocol
 import (
 	"errors"
 	"io"
+	"strconv"
+	"strings"
 )
 
 // Limits bound what a client may send in one command. The guard enforces
@@ -89,9 +91,6 @@ type guard struct {
 func newGuard(src io.Reader, limits *Limits, bufSize int) *guard {
 	return &guard{src: src, limits: limits, in: make([]byte, bufSize)}
 }
-
-// Err is the framing error, if one was found.
-func (g *guard) Err() error { return g.err }
 
 // Read implements io.Reader.
 func (g *guard) Read(p []byte) (int, error) {
@@ -323,23 +322,9 @@ func (g *guard) headerErr(array bool) error {
 // holdHeader queues a validated "*<n>\r\n" or "$<n>\r\n" for delivery.
 func (g *guard) holdHeader(c byte, v int64) {
 	b := append(g.hold[:0], c)
-	b = appendDecimal(b, v)
+	b = strconv.AppendInt(b, v, 10)
 	b = append(b, '\r', '\n')
 	g.holdN, g.holdP = len(b), 0
-}
-
-func appendDecimal(b []byte, v int64) []byte {
-	var tmp [20]byte
-	i := len(tmp)
-	for {
-		i--
-		tmp[i] = byte('0' + v%10)
-		v /= 10
-		if v == 0 {
-			break
-		}
-	}
-	return append(b, tmp[i:]...)
 }
 
 func printable(b byte) string {
@@ -356,8 +341,10 @@ func isProtocolError(err error) (string, bool) {
 	if errors.As(err, &pe) {
 		return pe.Error(), true
 	}
-	if err != nil && len(err.Error()) > 15 && err.Error()[:15] == "Protocol error:" {
-		return err.Error(), true
+	if err != nil {
+		if msg := err.Error(); strings.HasPrefix(msg, "Protocol error:") {
+			return msg, true
+		}
 	}
 	return "", false
 }

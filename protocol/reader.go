@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bytes"
 	"errors"
 	"io"
 
@@ -60,11 +61,8 @@ func (r *cmdReader) next() (args [][]byte, ok bool, err error) {
 // '$' as another server's native protocol; Redis treats it as an inline
 // command like any other, and so do we, by parsing it after a space.
 func (r *cmdReader) inline(b []byte) ([][]byte, bool, error) {
-	i := 0
-	for i < len(b) && b[i] != '\n' {
-		i++
-	}
-	if i == len(b) {
+	i := bytes.IndexByte(b, '\n')
+	if i < 0 {
 		return nil, false, nil
 	}
 	line := b[:i+1]

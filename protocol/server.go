@@ -1,11 +1,13 @@
 package protocol
 
 import (
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -269,12 +271,12 @@ func (s *Server) checkPassword(user, pass string) bool {
 
 // ClientInfo describes a connection for CLIENT LIST and INFO.
 type ClientInfo struct {
-	ID                     int64
-	Addr, LAddr            string
-	Name, LibName, LibVer  string
-	Age, Idle              time.Duration
-	Cmd                    string
-	Blocked, Authenticated bool
+	ID                    int64
+	Addr, LAddr           string
+	Name, LibName, LibVer string
+	Age, Idle             time.Duration
+	Cmd                   string
+	Blocked               bool
 }
 
 // Clients lists the connections, by id.
@@ -292,7 +294,7 @@ func (s *Server) Clients() []ClientInfo {
 		}
 		out = append(out, c.info())
 	}
-	sortInfos(out)
+	slices.SortFunc(out, func(a, b ClientInfo) int { return cmp.Compare(a.ID, b.ID) })
 	return out
 }
 
