@@ -43,7 +43,7 @@ type Client struct {
 
 	commands   atomic.Int64 // written by the owner only
 	netIn      atomic.Int64 // written by the owner, or the close watcher while the owner waits
-	netOut     atomic.Int64 // written by the owner only
+	netOut     atomic.Int64 // written by the owner only (its writer counts what it writes)
 	lastCmd    atomic.Pointer[Command]
 	lastActive atomic.Int64 // unix ms
 	blocked    atomic.Bool
@@ -71,7 +71,7 @@ func newClient(s *Server, nc net.Conn) *Client {
 	c.src = &source{nc: nc, idle: s.cfg.IdleTimeout, srv: s, c: c}
 	c.guard = newGuard(c.src, &c.limits, s.cfg.ReadBuffer)
 	c.rd = newCmdReader(c.guard, s.cfg.ReadBuffer)
-	c.w = writer{nc: nc, timeout: s.cfg.WriteTimeout, limit: s.cfg.FlushAt}
+	c.w = writer{nc: nc, timeout: s.cfg.WriteTimeout, limit: s.cfg.FlushAt, sent: &c.netOut}
 	c.lastActive.Store(c.born.UnixMilli())
 	return c
 }
@@ -211,13 +211,10 @@ func (c *Client) errText(err error) string {
 // flush writes the buffered replies; if that fails, the OnWriteFailure
 // callbacks of those replies run.
 func (c *Client) flush() error {
-	n := len(c.w.b)
-	err := c.w.flush()
-	if err != nil {
+	if err := c.w.flush(); err != nil {
 		c.runOnFail()
 		return err
 	}
-	c.netOut.Add(int64(n))
 	c.onFail = c.onFail[:0]
 	return nil
 }

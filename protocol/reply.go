@@ -3,6 +3,7 @@ package protocol
 import (
 	"net"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/tidwall/redcon"
@@ -60,6 +61,7 @@ type writer struct {
 	err     error         // sticky write error
 	timeout time.Duration // per write; 0: none
 	limit   int           // flush threshold
+	sent    *atomic.Int64 // counts the bytes written, if set
 
 	deadline time.Time // the write deadline set last
 }
@@ -81,7 +83,11 @@ func (w *writer) flush() error {
 			_ = w.nc.SetWriteDeadline(w.deadline)
 		}
 	}
-	_, w.err = w.nc.Write(w.b)
+	var n int
+	n, w.err = w.nc.Write(w.b)
+	if w.sent != nil {
+		w.sent.Add(int64(n))
+	}
 	if cap(w.b) > 4*w.limit {
 		w.b = make([]byte, 0, 4096)
 	} else {

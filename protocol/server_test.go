@@ -501,3 +501,25 @@ func TestAcceptErrorsBackOff(t *testing.T) {
 	}
 	<-done
 }
+
+// Every byte written counts in the output total, also those of a large
+// reply that went out in several writes while it was being encoded.
+func TestNetOutputCountsEveryWrite(t *testing.T) {
+	many := Command{Name: "many", Arity: 1, Handler: func(c *Client, args [][]byte) (any, error) {
+		out := make([]string, 100)
+		for i := range out {
+			out[i] = strings.Repeat("x", 1000)
+		}
+		return out, nil
+	}}
+	cfg := DefaultConfig()
+	cfg.FlushAt = 4096
+	srv, addr := startServer(t, cfg, testTable(t, many))
+	c := dial(t, addr)
+	c.send("many\r\n")
+	if got := c.reply(); !strings.HasPrefix(got, "*[") {
+		t.Fatalf("reply %.40q", got)
+	}
+	want := int64(len("*100\r\n") + 100*len("$1000\r\n"+strings.Repeat("x", 1000)+"\r\n"))
+	waitFor(t, func() bool { return srv.Stats().NetOutputBytes == want })
+}
