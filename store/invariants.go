@@ -126,6 +126,20 @@ func (s *Store) CheckInvariants() error {
 
 // checkLanes verifies one queue's lanes and heaps. Lock must be held.
 func (q *queue) checkLanes(seen map[*job]bool) error {
+	listed := map[*lane]int{}
+	for on, lanes := range q.parked {
+		for _, l := range lanes {
+			if !l.listed[on.kind] {
+				return fmt.Errorf("lane %v of %q is on the %v list without its flag", l.key, q.name, on)
+			}
+			listed[l]++
+		}
+	}
+	for l, n := range listed {
+		if want := btoi(l.listed[1]) + btoi(l.listed[2]); n != want {
+			return fmt.Errorf("lane %v of %q is listed %d times as parked, flags say %d", l.key, q.name, n, want)
+		}
+	}
 	for k, l := range q.lanes {
 		n := 0
 		for _, b := range l.buckets {
@@ -175,4 +189,11 @@ func (q *queue) checkLanes(seen map[*job]bool) error {
 		}
 	}
 	return nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

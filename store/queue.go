@@ -67,9 +67,13 @@ type lane struct {
 	parked  bool
 	parkGen uint32 // bumped at every park, so a stale unpark timer is ignored
 	on      parkKey
-	refs    int64 // jobs of any state that belong to the lane
-	cc, rc  *keyCount
-	dead    bool
+	// listed[kind] is set while the lane is in q.parked under its key of
+	// that kind, so parking again (after a rate window reopened it, say)
+	// does not list it twice.
+	listed [3]bool // by Kind (1 and 2)
+	refs   int64   // jobs of any state that belong to the lane
+	cc, rc *keyCount
+	dead   bool
 
 	// The head's priority and entry order, copied when the lane is placed
 	// in its group's heap (fix), so that heap comparisons read the lanes
@@ -302,10 +306,13 @@ func (q *queue) park(l *lane, on parkKey) {
 	l.parked = true
 	l.parkGen++
 	l.on = on
-	if q.parked == nil {
-		q.parked = make(map[parkKey][]*lane)
+	if !l.listed[on.kind] {
+		if q.parked == nil {
+			q.parked = make(map[parkKey][]*lane)
+		}
+		q.parked[on] = append(q.parked[on], l)
+		l.listed[on.kind] = true
 	}
-	q.parked[on] = append(q.parked[on], l)
 	q.fix(l)
 }
 
@@ -318,6 +325,7 @@ func (q *queue) unparkKey(on parkKey) bool {
 	delete(q.parked, on)
 	any := false
 	for _, l := range lanes {
+		l.listed[on.kind] = false
 		if l.parked && l.on == on && !l.dead {
 			l.parked = false
 			q.fix(l)

@@ -430,3 +430,37 @@ func TestOperationsRefuseWrongStates(t *testing.T) {
 	}
 	f.check()
 }
+
+// A lane held back by a rate limit again and again is listed once among
+// the parked lanes, not once per wait.
+func TestRateLimitedLaneIsListedOnce(t *testing.T) {
+	s, err := New(DefaultConfig(), NewSeqGenerator())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := int64(1000)
+	if err := s.SetRateLimit(now, "r", 1, 10); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 200; i++ {
+		if _, err := s.Push(now, PushOptions{Queue: "q", Handler: "h", RateLimitKey: "r"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts := ReserveOptions{Worker: "w", Lease: 1 << 30, Queues: []string{"q"}, Count: 2}
+	for i := 0; i < 100; i++ {
+		// One admission per window: the second pick parks the lane until
+		// the window reopens.
+		if rs, err := s.Reserve(now, opts); err != nil || len(rs) != 1 {
+			t.Fatalf("round %d: %d reservations, %v", i, len(rs), err)
+		}
+		now += 10
+	}
+	q := s.shardOf("q").queues["q"]
+	if n := len(q.parked[parkKey{backpressure.RateLimit, "r"}]); n != 1 {
+		t.Fatalf("the lane is listed %d times as parked", n)
+	}
+	if err := s.CheckInvariants(); err != nil {
+		t.Fatal(err)
+	}
+}
