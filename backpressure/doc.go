@@ -7,7 +7,9 @@
 // the blocking key and registers the caller's Waiter on that key, so the
 // caller learns when the key may admit again (a slot is released, the policy
 // changes). A rate limit's reopening time is returned so the caller can arm a
-// timer of its own; the registry keeps no clock.
+// timer of its own; the registry arms no timers. A caller that admits the
+// same keys over and over (a store lane) keeps a Keys, which caches where
+// their state lives.
 //
 // Concurrency counts are kept for every key in use, with or without a policy,
 // so that a policy set later sees the true number of active jobs. Rate

@@ -278,10 +278,10 @@ func (r *Registry) ReleaseKeys(k *Keys) []Waiter {
 	s := k.cs
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c := k.c
-	if c == nil || c.gone {
-		c = s.conc[k.CKey]
+	if k.c == nil || k.c.gone {
+		k.c = s.conc[k.CKey]
 	}
+	c := k.c
 	if c == nil || c.active == 0 {
 		return nil // a release without a matching admission; nothing to do
 	}
@@ -297,7 +297,7 @@ func (r *Registry) ReleaseKeys(k *Keys) []Waiter {
 	return ws
 }
 
-// Check reports, without changing anything, whether a job with these keys
+// Check reports, without counting anything, whether a job with these keys
 // would be refused at now, and by which policy (concurrency first).
 func (r *Registry) Check(now int64, ckey, rkey string) (Block, bool) {
 	if ckey != "" {

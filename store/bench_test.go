@@ -145,16 +145,20 @@ func parallelQueues(b *testing.B, ack bool) {
 		opts := ReserveOptions{Worker: "w", Lease: lease, Queues: []string{q}}
 		for pb.Next() {
 			now := time.Now().UnixMilli()
+			// b.Fatal must not run on a RunParallel goroutine.
 			if _, err := s.Push(now, PushOptions{Queue: q, Handler: "h", Payload: payload}); err != nil {
-				b.Fatal(err)
+				b.Error(err)
+				return
 			}
 			rs, err := s.Reserve(now, opts)
 			if err != nil || len(rs) != 1 {
-				b.Fatalf("reserve: %v %v", rs, err)
+				b.Errorf("reserve: %v %v", rs, err)
+				return
 			}
 			if ack {
 				if err := s.Ack(now, rs[0].Token); err != nil {
-					b.Fatal(err)
+					b.Error(err)
+					return
 				}
 			}
 		}
@@ -168,8 +172,8 @@ func BenchmarkQueuedJobMemory(b *testing.B) {
 	payload := make([]byte, 100)
 	for i := 0; i < b.N; i++ {
 		runtime.GC()
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
+		var memBefore, memAfter runtime.MemStats
+		runtime.ReadMemStats(&memBefore)
 		s := benchStore(b)
 		for k := 0; k < n; k++ {
 			p := make([]byte, len(payload)) // as a server would: its own copy
@@ -179,8 +183,8 @@ func BenchmarkQueuedJobMemory(b *testing.B) {
 			}
 		}
 		runtime.GC()
-		runtime.ReadMemStats(&after)
-		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "bytes/job")
+		runtime.ReadMemStats(&memAfter)
+		b.ReportMetric(float64(memAfter.HeapAlloc-memBefore.HeapAlloc)/n, "bytes/job")
 		runtime.KeepAlive(s)
 	}
 }

@@ -27,13 +27,17 @@
 // # Locking
 //
 // Queues are sharded by a hash of their name; each shard has a mutex that
-// guards its queues, lanes, jobs and timers. The other locks are leaves,
-// taken while a shard lock may be held but never while another leaf is held:
+// guards its queues, lanes, jobs and timers. policyMu, outermost, orders
+// policy changes with the log; FLUSHALL takes it and then every shard lock
+// in index order. The other locks are leaves, taken while policyMu or a
+// shard lock may be held but never while another leaf is held:
 //
-//	shard.mu  →  backpressure registry shard | id index shard |
-//	             shard.inboxMu (of any shard) | expiredTokens.mu | retention.mu
+//	policyMu  →  shard.mu  →  backpressure registry shard | id index shard |
+//	             shard.inboxMu (of any shard) | expiredTokens.mu |
+//	             retention.mu | the Journal's own lock
 //
-// No goroutine ever holds two shard locks. An operation that frees a
+// Apart from FLUSHALL (and its replay), no goroutine holds two shard locks.
+// An operation that frees a
 // concurrency key may unblock lanes in other shards: it appends a wake-up to
 // those shards' inboxes (a leaf lock) and each shard drains its inbox at the
 // start of its next locked section. A reserve over several queues locks their

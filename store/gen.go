@@ -76,7 +76,8 @@ type genSlot struct {
 	_    [40]byte // a cache line per slot
 }
 
-// NewRandomGenerator returns a generator with random starting points.
+// NewRandomGenerator returns a generator; each slot draws a random
+// starting count at every new millisecond.
 func NewRandomGenerator() *RandomGenerator { return &RandomGenerator{} }
 
 const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"

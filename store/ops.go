@@ -39,18 +39,6 @@ func (s *Store) Push(now int64, p PushOptions) (string, error) {
 	case p.RunAt < 0:
 		return "", invalid("run time must not be negative")
 	}
-	j := &job{
-		payload: p.Payload, priority: p.Priority,
-		maxAtt: p.MaxAttempts, backoff: p.Backoff,
-		createdAt: now, updatedAt: now, tidx: -1,
-	}
-	if j.maxAtt == 0 {
-		j.maxAtt = DefaultMaxAttempts
-	}
-	if j.backoff == 0 {
-		j.backoff = DefaultBackoff
-	}
-
 	if err := s.writable(); err != nil {
 		return "", err
 	}
@@ -343,7 +331,7 @@ func (q *queue) best(handlers []string) *lane {
 		if g == nil || len(g.lanes) == 0 {
 			continue
 		}
-		if l := g.lanes[0]; best == nil || before(l.head(), best.head()) {
+		if l := g.lanes[0]; best == nil || ahead(l, best) {
 			best = l
 		}
 	}

@@ -178,7 +178,7 @@ func (l *lane) reset() {
 	l.n = 0
 }
 
-// inHeap reports whether the lane should be on its group's heap.
+// wanted reports whether the lane should be on its group's heap.
 func (l *lane) wanted() bool { return l.n > 0 && !l.parked && !l.dead }
 
 // fix puts lane l (whose head or status may have changed) and its group in

@@ -122,7 +122,8 @@ type job struct {
 	// reservation's token: when a generator can write them here (see
 	// Appender), the id and that token are strings pointing into the
 	// record, which saves allocating them. A byte of text is written
-	// before any string covers it and never changes after.
+	// before any string covers it and never changes once the job is in
+	// the index.
 	text [32]byte
 }
 
@@ -485,7 +486,8 @@ func (s *Store) drain(sh *shard) {
 	}
 }
 
-// post appends m to sh's inbox. Any lock may be held.
+// post appends m to sh's inbox. policyMu or a shard lock may be held, never
+// a leaf.
 func (sh *shard) post(m wakeMsg) {
 	sh.inboxMu.Lock()
 	sh.inbox = append(sh.inbox, m)
@@ -494,7 +496,8 @@ func (sh *shard) post(m wakeMsg) {
 }
 
 // wake hands the waiters of a freed key to their shards' inboxes and notes
-// their queues for notification. Any lock may be held.
+// their queues for notification. policyMu or a shard lock may be held,
+// never a leaf.
 func (s *Store) wake(kind backpressure.Kind, key string, ws []backpressure.Waiter, fx *effects) {
 	for _, w := range ws {
 		q := w.(*queue)
