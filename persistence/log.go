@@ -369,7 +369,14 @@ func (l *Log) writer() {
 		case <-l.kick:
 		}
 		l.mu.Lock()
-		if !l.writing && l.err == nil && len(l.buf) > 0 {
+		// Someone else may hold the writer's role (a rewrite's switch, a
+		// retry): wait for it rather than skip, since appends made
+		// meanwhile found the buffer non-empty and sent no kick of their
+		// own.
+		for l.writing && !l.closed {
+			l.cond.Wait()
+		}
+		if !l.closed && l.err == nil && len(l.buf) > 0 {
 			l.flushLocked(false)
 		}
 		l.mu.Unlock()

@@ -631,3 +631,38 @@ func TestRewriteAfterCloseIsRefused(t *testing.T) {
 		t.Fatalf("%d jobs after reopening, want 1", n)
 	}
 }
+
+// Records appended while another holds the writer's role (a rewrite's
+// switch, a retry) are written once it lets go, without waiting for Close.
+func TestWriterCatchesUpAfterAnotherWriter(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Fsync = FsyncEverySec
+	st, l := open(t, cfg)
+	defer l.Close()
+	l.mu.Lock()
+	l.writing = true // as switchTo does
+	l.mu.Unlock()
+	for i := int64(1); i <= 2; i++ {
+		if _, err := st.Push(i, store.PushOptions{Queue: "q", Handler: "h"}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond) // the writer sees the first kick while the role is held
+	}
+	l.mu.Lock()
+	l.writing = false
+	l.cond.Broadcast()
+	l.mu.Unlock()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		l.mu.Lock()
+		written, appended := l.written, l.appended
+		l.mu.Unlock()
+		if written == appended {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d records written, 2 s after the role was released", written, appended)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
