@@ -8,7 +8,7 @@
 //
 //	sluice.manifest      which files make the log, in replay order
 //	sluice.<N>.base      a snapshot: the whole state as records (optional)
-//	sluice.<N>.<M>.incr  changes after that snapshot, appended live
+//	sluice.<N>.incr      changes after that snapshot, appended live
 //
 // Replay reads the base, then each incr file in order. A rewrite starts a new
 // incr file (so writes go on), builds a new base from the older files in the

@@ -265,21 +265,17 @@ func (l *Log) Wait(seq uint64) error {
 		return l.err
 	}
 	for {
-		done := l.written >= seq
-		if l.cfg.Fsync == FsyncAlways {
-			done = l.synced >= seq
-		}
-		if done {
+		if l.synced >= seq {
 			return nil
 		}
 		if l.err != nil {
 			return l.err
 		}
 		if l.closed {
-			return errors.New("the log is closed")
+			return errClosed
 		}
 		if !l.writing {
-			l.flushLocked(l.cfg.Fsync == FsyncAlways)
+			l.flushLocked(true)
 			continue
 		}
 		l.cond.Wait()
@@ -470,7 +466,7 @@ func (l *Log) Flush() error {
 		l.cond.Wait()
 	}
 	if l.closed {
-		return errors.New("the log is closed")
+		return errClosed
 	}
 	l.flushLocked(true)
 	return l.err

@@ -9,7 +9,10 @@ import (
 	"sluice/store"
 )
 
-var errRewriteRunning = errors.New("a rewrite is already in progress")
+var (
+	errRewriteRunning = errors.New("a rewrite is already in progress")
+	errClosed         = errors.New("the log is closed")
+)
 
 // Rewrite compacts the log: writes switch to a new incr file at once, a
 // snapshot of the state the older files describe is built from those files
@@ -29,7 +32,7 @@ func (l *Log) rewriteHeld() error {
 	closed := l.closed // Close sets it holding rewriteMu: no rewrite starts after
 	l.mu.Unlock()
 	if closed {
-		return errors.New("the log is closed")
+		return errClosed
 	}
 	start := time.Now()
 	l.mu.Lock()
@@ -126,14 +129,11 @@ func (l *Log) switchTo(f File, m manifest) error {
 	if l.closed {
 		l.mu.Unlock()
 		f.Close()
-		return errors.New("the log is closed")
+		return errClosed
 	}
 	// What is buffered belongs to the old file. With always, its waiters
 	// are answered once it is fsynced: that fsync stays in the switch.
-	l.flushLocked(l.cfg.Fsync == FsyncAlways)
-	for l.writing {
-		l.cond.Wait()
-	}
+	l.flushLocked(l.cfg.Fsync == FsyncAlways) // returns with the role released
 	if l.err != nil {
 		err := l.err
 		l.mu.Unlock()
