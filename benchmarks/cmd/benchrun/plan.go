@@ -88,32 +88,35 @@ func plan(z sizes) []measure {
 	var ms []measure
 	add := func(m measure) { ms = append(ms, m) }
 
-	// redis-benchmark: the protocol ceiling and the push bars.
-	for _, p := range []int{1, 16} {
-		n := z.rbN1
-		if p == 16 {
-			n = z.rbN16
-		}
-		id := "PING_INLINE P=" + itoa(p)
-		for _, t := range []string{"sluice", "sluice-1cpu", "redis"} {
-			srv := t
-			add(measure{id: id, section: "rb", target: t, server: srv, tool: "redis-benchmark", args: []string{"-t", "ping_inline"}, n: n, p: p})
-		}
-		id = "push P=" + itoa(p)
-		add(measure{id: id, section: "rb", target: "sluice", server: "sluice", tool: "redis-benchmark", args: []string{"JOBPUSH", "bench", "h", payload100}, n: n, p: p})
-		add(measure{id: id, section: "rb", target: "sluice-1cpu", server: "sluice-1cpu", tool: "redis-benchmark", args: []string{"JOBPUSH", "bench", "h", payload100}, n: n, p: p})
-		add(measure{id: id, section: "rb", target: "redis-list", server: "redis", tool: "redis-benchmark", args: []string{"LPUSH", "bench", payload100}, n: n, p: p})
-		add(measure{id: id, section: "rb", target: "redis-stream", server: "redis", tool: "redis-benchmark", args: []string{"XADD", "bench:s", "*", "p", payload100}, n: n, p: p})
-		add(measure{id: id, section: "rb", target: "sluice-aof", server: "sluice-aof", tool: "redis-benchmark", args: []string{"JOBPUSH", "bench", "h", payload100}, n: n, p: p})
-	}
-
-	peers := []string{"sluice", "redis-list", "redis-stream", "beanstalkd"}
 	serverOf := func(t string) string {
 		if strings.HasPrefix(t, "redis") {
 			return "redis"
 		}
 		return t
 	}
+
+	// redis-benchmark: the protocol ceiling and the push bars.
+	jobpush := []string{"JOBPUSH", "bench", "h", payload100}
+	for _, p := range []int{1, 16} {
+		n := z.rbN1
+		if p == 16 {
+			n = z.rbN16
+		}
+		rb := func(id, target string, args ...string) {
+			add(measure{id: id, section: "rb", target: target, server: serverOf(target), tool: "redis-benchmark", args: args, n: n, p: p})
+		}
+		for _, t := range []string{"sluice", "sluice-1cpu", "redis"} {
+			rb("PING_INLINE P="+itoa(p), t, "-t", "ping_inline")
+		}
+		id := "push P=" + itoa(p)
+		rb(id, "sluice", jobpush...)
+		rb(id, "sluice-1cpu", jobpush...)
+		rb(id, "redis-list", "LPUSH", "bench", payload100)
+		rb(id, "redis-stream", "XADD", "bench:s", "*", "p", payload100)
+		rb(id, "sluice-aof", jobpush...)
+	}
+
+	peers := []string{"sluice", "redis-list", "redis-stream", "beanstalkd"}
 	lg := func(section, id, target string, args ...string) measure {
 		return measure{id: id, section: section, target: target, server: serverOf(target), tool: "loadgen", args: args}
 	}

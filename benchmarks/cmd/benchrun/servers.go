@@ -21,7 +21,7 @@ import (
 // server is one process started for one measurement, on a free loopback
 // port, with its own data directory, stopped right after.
 type server struct {
-	kind string // sluice, sluice-aof, redis, beanstalkd
+	kind string // sluice, sluice-aof, sluice-1cpu, sluice-pprof, redis, beanstalkd
 	cmd  *exec.Cmd
 	addr string
 	log  string
