@@ -2,6 +2,7 @@ package commands
 
 import (
 	"bytes"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -84,7 +85,8 @@ func keyword(b []byte, kw string) bool {
 type options struct {
 	args [][]byte
 	i    int
-	seen map[string]bool
+	seen [8]string // keywords so far: more than any command has
+	n    int
 }
 
 func newOptions(args [][]byte) *options { return &options{args: args} }
@@ -95,13 +97,11 @@ func (o *options) more() bool { return o.i < len(o.args) }
 func (o *options) next() (string, error) {
 	kw := strings.ToUpper(string(o.args[o.i]))
 	o.i++
-	if o.seen == nil {
-		o.seen = make(map[string]bool, 4)
+	if o.n == len(o.seen) || slices.Contains(o.seen[:o.n], kw) {
+		return "", protocol.ErrSyntax // a repeat, or more keywords than any command takes
 	}
-	if o.seen[kw] {
-		return "", protocol.ErrSyntax
-	}
-	o.seen[kw] = true
+	o.seen[o.n] = kw
+	o.n++
 	return kw, nil
 }
 
