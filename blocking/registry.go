@@ -2,6 +2,7 @@ package blocking
 
 import (
 	"container/list"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,9 +26,10 @@ type Registry struct {
 
 	waiting atomic.Int64 // registered waiters; Notify returns at once when 0
 
-	mu      sync.Mutex // protects queues, dirty, serving, closed and every waiter's state and elems
+	mu      sync.Mutex // protects queues, dirty, marks, serving, closed and every waiter's state, elems and triedAt
 	queues  map[string]*list.List
 	dirty   map[string]struct{}
+	marks   uint64 // counts dirty marks: a waiter tried since the last one cannot have gained anything
 	serving bool
 	closed  bool
 }
@@ -44,8 +46,13 @@ type waiter struct {
 	opts  store.ReserveOptions
 	ch    chan result // buffered: the server never blocks handing over
 	state waitState
-	elems []*list.Element // one per queue, parallel to opts.Queues (nil for a repeated queue)
+	elems []*list.Element // one per queue, parallel to opts.Queues
 	gone  <-chan struct{} // closed when the client leaves; nil until it waits
+	// triedAt is marks+1 as of the start of the waiter's last attempt that
+	// found nothing (0: none). While marks has not moved since, trying it
+	// again for another of its queues would find nothing either: without
+	// this, a waiter on n queues was tried n times, each over n queues.
+	triedAt uint64
 }
 
 // left reports whether w's client has gone. Such a waiter is never served:
@@ -86,6 +93,7 @@ func (r *Registry) Waiting() int64 { return r.waiting.Load() }
 // watching the connection there); its stop function runs when the wait ends.
 func (r *Registry) Reserve(o store.ReserveOptions, timeout time.Duration,
 	block func() (gone <-chan struct{}, stop func())) ([]store.Reservation, error) {
+	o.Queues = store.UniqueNames(slices.Clone(o.Queues)) // a waiter is listed once per queue
 	res, err := r.st.Reserve(r.now(), o)
 	if err != nil || len(res) > 0 {
 		return res, err
@@ -103,9 +111,6 @@ func (r *Registry) Reserve(o store.ReserveOptions, timeout time.Duration,
 	}
 	w.elems = make([]*list.Element, len(o.Queues))
 	for i, q := range o.Queues {
-		if indexOf(o.Queues[:i], q) >= 0 {
-			continue
-		}
 		l := r.queues[q]
 		if l == nil {
 			l = list.New()
@@ -113,6 +118,7 @@ func (r *Registry) Reserve(o store.ReserveOptions, timeout time.Duration,
 		}
 		w.elems[i] = l.PushBack(w)
 		r.dirty[q] = struct{}{}
+		r.marks++
 	}
 	r.mu.Unlock()
 	r.serve()
@@ -197,6 +203,7 @@ func (r *Registry) Notify(queue string) {
 		return
 	}
 	r.dirty[queue] = struct{}{}
+	r.marks++
 	r.mu.Unlock()
 	r.serve()
 }
@@ -243,6 +250,10 @@ func (r *Registry) serveQueueLocked(q string) {
 		if w.opts.Handlers != nil && covered(w.opts.Handlers, empty) {
 			continue
 		}
+		if w.triedAt == r.marks+1 {
+			continue
+		}
+		attempt := r.marks + 1
 		r.mu.Unlock()
 		res, err := r.st.Reserve(r.now(), w.opts)
 		r.mu.Lock()
@@ -258,6 +269,7 @@ func (r *Registry) serveQueueLocked(q string) {
 			w.ch <- result{res, err}
 			continue
 		}
+		w.triedAt = attempt
 		if w.opts.Handlers == nil {
 			return // nothing in q is eligible for anyone
 		}
@@ -306,13 +318,4 @@ func (r *Registry) Close() {
 		}
 	}
 	r.queues = make(map[string]*list.List)
-}
-
-func indexOf(xs []string, x string) int {
-	for i, y := range xs {
-		if y == x {
-			return i
-		}
-	}
-	return -1
 }

@@ -1,6 +1,7 @@
 package blocking
 
 import (
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -207,5 +208,37 @@ func waitUntil(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met in 5s")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A waiter on many queues is tried once when it starts to wait (its first
+// attempt, then one for all its queues), not once per queue; a push to any
+// of them still reaches it.
+func TestWaiterOnManyQueuesIsTriedOnce(t *testing.T) {
+	f := &fakeStore{}
+	r := newTestRegistry(t, f)
+	queues := make([]string, 1000)
+	for i := range queues {
+		queues[i] = "q" + strconv.Itoa(i)
+	}
+	blocked := make(chan struct{})
+	done := make(chan []store.Reservation)
+	go func() {
+		res, _ := r.Reserve(store.ReserveOptions{Queues: queues}, 0, func() (<-chan struct{}, func()) {
+			close(blocked)
+			return make(chan struct{}), func() {}
+		})
+		done <- res
+	}()
+	<-blocked
+	if n := f.calls.Load(); n != 2 {
+		t.Fatalf("%d attempts before waiting, want 2", n)
+	}
+	f.mu.Lock()
+	f.jobs = append(f.jobs, "j1")
+	f.mu.Unlock()
+	r.Notify("q777")
+	if res := <-done; len(res) != 1 || res[0].ID != "j1" {
+		t.Fatalf("got %v", res)
 	}
 }

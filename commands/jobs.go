@@ -194,7 +194,7 @@ func (e *Env) jobReserve(c *protocol.Client, args [][]byte) (any, error) {
 				if err != nil {
 					return nil, err
 				}
-				r.Handlers = appendUnique(r.Handlers, name)
+				r.Handlers = append(r.Handlers, name) // the store drops repeats
 			}
 		case "QUEUES":
 			qs := o.rest()
@@ -207,7 +207,7 @@ func (e *Env) jobReserve(c *protocol.Client, args [][]byte) (any, error) {
 				if err != nil {
 					return nil, err
 				}
-				r.Queues = appendUnique(r.Queues, name)
+				r.Queues = append(r.Queues, name) // the store drops repeats
 			}
 		default:
 			return nil, protocol.ErrSyntax
@@ -261,15 +261,6 @@ func (rs reservations) AppendElem(b []byte, i int) []byte {
 
 func appendField(b []byte, name, value string) []byte {
 	return protocol.AppendBulkString(protocol.AppendBulkString(b, name), value)
-}
-
-func appendUnique(xs []string, x string) []string {
-	for _, y := range xs {
-		if y == x {
-			return xs
-		}
-	}
-	return append(xs, x)
 }
 
 // JOBSTART token

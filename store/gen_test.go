@@ -1,6 +1,9 @@
 package store
 
 import (
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -60,5 +63,24 @@ func TestRandomGeneratorCounterOverflow(t *testing.T) {
 			t.Fatalf("id %q repeated after the counter wrapped", id)
 		}
 		seen[id] = true
+	}
+}
+
+// UniqueNames keeps first appearances in order, for short lists and for
+// the long ones it handles with a set.
+func TestUniqueNames(t *testing.T) {
+	short := UniqueNames([]string{"b", "a", "b", "c", "a"})
+	if strings.Join(short, ",") != "b,a,c" {
+		t.Fatalf("short: %v", short)
+	}
+	var long, want []string
+	for i := 0; i < 100; i++ {
+		long = append(long, strconv.Itoa(i%40))
+		if i < 40 {
+			want = append(want, strconv.Itoa(i))
+		}
+	}
+	if got := UniqueNames(long); !slices.Equal(got, want) {
+		t.Fatalf("long: %v", got)
 	}
 }

@@ -221,6 +221,7 @@ func (s *Store) Reserve(now int64, o ReserveOptions) ([]Reservation, error) {
 			return nil, err
 		}
 	}
+	queues = UniqueNames(queues)
 	var handlers []string
 	if o.Handlers != nil {
 		if len(o.Handlers) == 0 {
@@ -231,10 +232,9 @@ func (s *Store) Reserve(now int64, o ReserveOptions) ([]Reservation, error) {
 			if h, err = ident("handler", h); err != nil {
 				return nil, err
 			}
-			if !seen(handlers, h) {
-				handlers = append(handlers, h)
-			}
+			handlers = append(handlers, h)
 		}
+		handlers = UniqueNames(handlers)
 	}
 
 	if err := s.writable(); err != nil {

@@ -343,13 +343,34 @@ func (s *Store) finish(fx *effects) {
 	}
 	if len(fx.notify) > 0 {
 		if fn := s.onNotify.Load(); fn != nil {
-			for i, name := range fx.notify {
-				if !seen(fx.notify[:i], name) {
-					(*fn)(name)
-				}
+			for _, name := range UniqueNames(fx.notify) {
+				(*fn)(name)
 			}
 		}
 	}
+}
+
+// UniqueNames drops repeats from names, keeping first appearances in
+// order, and returns the result in names' own array. Its cost is linear
+// however many names a client sends.
+func UniqueNames(names []string) []string {
+	out := names[:0]
+	if len(names) <= 16 {
+		for _, n := range names {
+			if !seen(out, n) {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	set := make(map[string]struct{}, len(names))
+	for _, n := range names {
+		if _, ok := set[n]; !ok {
+			set[n] = struct{}{}
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 func seen(names []string, name string) bool {
