@@ -330,7 +330,7 @@ func (l *Log) flushLocked(sync bool) {
 		if l.err == nil {
 			l.log.Error().Err(err).Msg("append-only log write failed: refusing writes until it can be written again")
 		}
-		l.err = fmt.Errorf("%w", err)
+		l.err = err
 		l.stats.LastError, l.stats.Status = err.Error(), "err"
 	case l.err != nil && len(l.buf) == 0:
 		l.log.Info().Msg("append-only log writable again")
@@ -404,6 +404,11 @@ func (l *Log) background() {
 		grow := l.err == nil && l.cfg.RewritePercentage > 0 && l.total >= l.cfg.RewriteMinSize &&
 			l.total >= l.lastBase+l.lastBase*int64(l.cfg.RewritePercentage)/100
 		l.mu.Unlock()
+		select {
+		case <-l.stop: // Close has begun: do not start a rewrite it must wait for
+			return
+		default:
+		}
 		if grow && l.rewriteMu.TryLock() {
 			// The rewrite runs beside this loop, so everysec keeps
 			// fsyncing every second while it takes its time; it is
