@@ -2,7 +2,10 @@ package store
 
 import (
 	"fmt"
+	"slices"
 	"sort"
+
+	"sluice/backpressure"
 )
 
 // CheckInvariants verifies the store's internal consistency: every held job
@@ -80,6 +83,9 @@ func (s *Store) CheckInvariants() error {
 				return fmt.Errorf("timer heap index of job %s is %d, not %d", j.id, j.tidx, i)
 			}
 		}
+		if err := sh.checkKeyLanes(); err != nil {
+			return err
+		}
 		for name, q := range sh.queues {
 			if q.name != name || q.sh != sh {
 				return fmt.Errorf("queue %q is misfiled", name)
@@ -124,6 +130,42 @@ func (s *Store) CheckInvariants() error {
 	return nil
 }
 
+// checkKeyLanes verifies that the lists of lanes by policy key hold
+// exactly the shard's live lanes with a key, each at its recorded place.
+// Lock must be held.
+func (sh *shard) checkKeyLanes() error {
+	for kind := backpressure.Concurrency; kind <= backpressure.RateLimit; kind++ {
+		listed := 0
+		for key, kl := range sh.keyLanes[kind] {
+			if len(kl.lanes) == 0 {
+				return fmt.Errorf("%v key %q has an empty lane list", kind, key)
+			}
+			for i, l := range kl.lanes {
+				lk := l.key.ckey
+				if kind == backpressure.RateLimit {
+					lk = l.key.rkey
+				}
+				if l.dead || lk != key || l.kpos[kind] != i || l.q.sh != sh || l.q.lanes[l.key] != l {
+					return fmt.Errorf("%v key %q lists lane %v at %d wrongly", kind, key, l.key, i)
+				}
+			}
+			listed += len(kl.lanes)
+		}
+		want := 0
+		for _, q := range sh.queues {
+			for k := range q.lanes {
+				if (kind == backpressure.Concurrency && k.ckey != "") || (kind == backpressure.RateLimit && k.rkey != "") {
+					want++
+				}
+			}
+		}
+		if listed != want {
+			return fmt.Errorf("%d lanes are listed under %v keys, %d carry one", listed, kind, want)
+		}
+	}
+	return nil
+}
+
 // checkLanes verifies one queue's lanes and heaps. Lock must be held.
 func (q *queue) checkLanes(seen map[*job]bool) error {
 	listed := map[*lane]int{}
@@ -141,6 +183,20 @@ func (q *queue) checkLanes(seen map[*job]bool) error {
 		}
 	}
 	for k, l := range q.lanes {
+		if l.byPrio == nil && len(l.buckets) > 1 {
+			return fmt.Errorf("lane %v of %q has %d buckets and no index of them", k, q.name, len(l.buckets))
+		}
+		if l.byPrio != nil && len(l.byPrio) != len(l.buckets) {
+			return fmt.Errorf("lane %v of %q indexes %d buckets, holds %d", k, q.name, len(l.byPrio), len(l.buckets))
+		}
+		for i, b := range l.buckets {
+			if b.idx != i || (l.byPrio != nil && l.byPrio[b.prio] != b) {
+				return fmt.Errorf("lane %v of %q misplaces its priority %d bucket", k, q.name, b.prio)
+			}
+		}
+		if (l.first.idx >= 0) != slices.Contains(l.buckets, &l.first) {
+			return fmt.Errorf("lane %v of %q: its own bucket's place is wrong", k, q.name)
+		}
 		n := 0
 		for _, b := range l.buckets {
 			for i := 0; i < b.jobs.len(); i++ {

@@ -283,7 +283,6 @@ func (s *Store) reserveFrom(q *queue, now int64, worker string, lease int64, han
 			continue
 		}
 		j := l.popHead()
-		q.dequeued(l)
 		q.fix(l)
 		// A rate admission may be recorded a moment later than now (see
 		// backpressure's clock); the reservation then happens at that time,
@@ -1021,12 +1020,10 @@ func (s *Store) withWaiting(info backpressure.Info) PolicyInfo {
 	}
 	for _, sh := range s.shards {
 		sh.mu.Lock()
-		m := sh.ckeys
-		if info.Kind == backpressure.RateLimit {
-			m = sh.rkeys
-		}
-		if c := m[info.Key]; c != nil {
-			p.Waiting += c.queued
+		if kl := sh.keyLanes[info.Kind][info.Key]; kl != nil {
+			for _, l := range kl.lanes {
+				p.Waiting += int64(l.n)
+			}
 		}
 		sh.mu.Unlock()
 	}
@@ -1067,8 +1064,7 @@ func (s *Store) flushLocked() {
 		}
 		sh.queues = make(map[string]*queue)
 		sh.timers, sh.lanes = nil, nil
-		sh.ckeys = make(map[string]*keyCount)
-		sh.rkeys = make(map[string]*keyCount)
+		sh.keyLanes = [3]map[string]*keyLanes{}
 		sh.nextDue.Store(1<<63 - 1)
 		sh.jobs.Store(0)
 		sh.bytes.Store(0)

@@ -56,32 +56,40 @@ type group struct {
 }
 
 type lane struct {
-	q       *queue
+	// Read or written by every push, reserve and ack of the lane: first,
+	// so that they share as few cache lines as possible.
+	q        *queue
+	g        *group
+	n        int   // live queued jobs
+	idx      int   // in g.lanes, -1 when absent
+	refs     int64 // jobs of any state that belong to the lane
+	buckets  bucketHeap
+	parked   bool
+	dead     bool
+	headPrio int64             // the head's priority and entry order, copied when the
+	headSeq  uint64            // lane is placed in its group's heap (fix), so that heap comparisons read the lanes themselves
+	keys     backpressure.Keys // the lane's policy keys, with their state cached
+
+	// first is the lane's own bucket, used whenever it is free: a lane of
+	// one priority (the common case) never allocates another, and a lane
+	// drained as fast as it fills reuses it at every push.
+	first bucket
+	// byPrio finds the bucket of a priority once the lane has held two
+	// priorities at once; until then it is nil and the lane has at most
+	// one bucket. Once made, it holds every bucket.
+	byPrio map[int64]*bucket
+	spare  *bucket // the last other bucket emptied, kept for reuse
+
 	key     laneKey
-	g       *group
-	buckets bucketHeap
-	byPrio  map[int64]*bucket // every bucket, by priority
-	spare   *bucket           // the last bucket emptied, kept for reuse
-	n       int               // live queued jobs
-	idx     int               // in g.lanes, -1 when absent
-	parked  bool
 	parkGen uint32 // bumped at every park, so a stale unpark timer is ignored
 	on      parkKey
 	// listed[kind] is set while the lane is in q.parked under its key of
 	// that kind, so parking again (after a rate window reopened it, say)
 	// does not list it twice.
 	listed [3]bool // by Kind (1 and 2)
-	refs   int64   // jobs of any state that belong to the lane
-	cc, rc *keyCount
-	dead   bool
-
-	// The head's priority and entry order, copied when the lane is placed
-	// in its group's heap (fix), so that heap comparisons read the lanes
-	// themselves instead of chasing each one's bucket, ring and job.
-	headPrio int64
-	headSeq  uint64
-
-	keys backpressure.Keys // the lane's policy keys, with their state cached
+	// kpos[kind] is the lane's place in its shard's list of lanes of its
+	// key of that kind (see keyLanes).
+	kpos [3]int
 }
 
 // ahead is the reservation order between two lanes on a heap, by their
@@ -94,11 +102,11 @@ type bucket struct {
 	idx  int
 }
 
-// keyCount counts the queued jobs of a shard that carry a policy key, for
-// POLICYGET's waiting figure.
-type keyCount struct {
-	queued int64
-	lanes  int64
+// keyLanes lists a shard's lanes that carry one policy key. POLICYGET's
+// waiting figure sums their queued jobs when it is asked for, so that
+// pushes and reservations keep no per-key count of their own.
+type keyLanes struct {
+	lanes []*lane
 }
 
 // before is the reservation order: higher priority, then earlier entry.
@@ -118,28 +126,44 @@ func (l *lane) head() *job { return l.buckets[0].jobs.front() }
 // (cancelled jobs leave stale entries behind, skipped lazily).
 func live(j *job) bool { return j.state == Queued && !j.dropped }
 
+// bucketOf returns the lane's bucket of priority prio, or nil.
+func (l *lane) bucketOf(prio int64) *bucket {
+	if l.byPrio != nil {
+		return l.byPrio[prio]
+	}
+	if len(l.buckets) > 0 && l.buckets[0].prio == prio {
+		return l.buckets[0]
+	}
+	return nil
+}
+
 // pushJob appends j to its priority bucket.
 func (l *lane) pushJob(j *job) {
 	var b *bucket
 	if len(l.buckets) > 0 && l.buckets[0].prio == j.priority {
 		b = l.buckets[0] // the common case: one priority
 	} else {
-		b = l.byPrio[j.priority]
+		b = l.bucketOf(j.priority)
 	}
 	if b == nil {
-		// A queue drained as fast as it fills empties its bucket at every
-		// reservation: reuse it rather than allocate a bucket and a ring
-		// per push.
-		if b = l.spare; b != nil {
-			l.spare = nil
-			b.prio = j.priority
-		} else {
-			b = &bucket{prio: j.priority}
+		switch {
+		case l.first.idx < 0:
+			b = &l.first
+		case l.spare != nil:
+			b, l.spare = l.spare, nil
+		default:
+			b = &bucket{}
 		}
-		if l.byPrio == nil {
-			l.byPrio = make(map[int64]*bucket, 1)
+		b.prio = j.priority
+		if l.byPrio == nil && len(l.buckets) > 0 {
+			l.byPrio = make(map[int64]*bucket, 2)
+			for _, o := range l.buckets {
+				l.byPrio[o.prio] = o
+			}
 		}
-		l.byPrio[j.priority] = b
+		if l.byPrio != nil {
+			l.byPrio[j.priority] = b
+		}
 		heap.Push(&l.buckets, b)
 	}
 	b.jobs.push(j)
@@ -166,15 +190,24 @@ func (l *lane) clean() {
 			return
 		}
 		heap.Pop(&l.buckets)
-		delete(l.byPrio, b.prio)
-		l.spare = b
+		if l.byPrio != nil {
+			delete(l.byPrio, b.prio)
+		}
+		if b != &l.first {
+			l.spare = b
+		}
 	}
 }
 
 // reset forgets every entry.
 func (l *lane) reset() {
+	for _, b := range l.buckets {
+		b.idx = -1
+		b.jobs = ring[*job]{}
+	}
 	l.buckets = nil
 	l.byPrio = nil
+	l.spare = nil
 	l.n = 0
 }
 
@@ -220,11 +253,12 @@ func (q *queue) laneFor(k laneKey) *lane {
 	}
 	g.count++
 	l := &lane{q: q, key: k, g: g, idx: -1, keys: backpressure.Keys{CKey: k.ckey, RKey: k.rkey}}
+	l.first.idx = -1
 	if k.ckey != "" {
-		l.cc = q.sh.keyCount(q.sh.ckeys, k.ckey)
+		q.sh.listLane(backpressure.Concurrency, k.ckey, l)
 	}
 	if k.rkey != "" {
-		l.rc = q.sh.keyCount(q.sh.rkeys, k.rkey)
+		q.sh.listLane(backpressure.RateLimit, k.rkey, l)
 	}
 	q.lanes[k] = l
 	return l
@@ -240,11 +274,11 @@ func (q *queue) unref(l *lane) {
 	l.dead = true
 	q.fix(l)
 	delete(q.lanes, l.key)
-	if l.cc != nil {
-		q.sh.keyRelease(q.sh.ckeys, l.key.ckey, l.cc)
+	if l.key.ckey != "" {
+		q.sh.unlistLane(backpressure.Concurrency, l.key.ckey, l)
 	}
-	if l.rc != nil {
-		q.sh.keyRelease(q.sh.rkeys, l.key.rkey, l.rc)
+	if l.key.rkey != "" {
+		q.sh.unlistLane(backpressure.RateLimit, l.key.rkey, l)
 	}
 	l.g.count--
 	if l.g.count == 0 {
@@ -262,25 +296,8 @@ func (q *queue) enqueue(j *job) {
 		old = l.head()
 	}
 	l.pushJob(j)
-	if l.cc != nil {
-		l.cc.queued++
-	}
-	if l.rc != nil {
-		l.rc.queued++
-	}
 	if old == nil || l.head() != old || l.idx < 0 {
 		q.fix(l)
-	}
-}
-
-// dequeued accounts for a queued job leaving its lane (reserved from the
-// head, or cancelled in place). Lock must be held.
-func (q *queue) dequeued(l *lane) {
-	if l.cc != nil {
-		l.cc.queued--
-	}
-	if l.rc != nil {
-		l.rc.queued--
 	}
 }
 
@@ -291,7 +308,6 @@ func (q *queue) removeQueued(j *job) {
 	l := j.ln
 	wasHead := l.n > 0 && l.head() == j
 	l.n--
-	q.dequeued(l)
 	if wasHead {
 		l.clean()
 		q.fix(l)

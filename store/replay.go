@@ -326,11 +326,10 @@ func (q *queue) takeQueued(j *job) {
 	l := j.ln
 	if l.n > 0 && l.head() == j {
 		l.popHead()
-		q.dequeued(l)
 		q.fix(l)
 		return
 	}
-	b := l.byPrio[j.priority]
+	b := l.bucketOf(j.priority)
 	var kept ring[*job]
 	for i := 0; i < b.jobs.len(); i++ {
 		if e := b.jobs.at(i); e != j {
@@ -339,7 +338,6 @@ func (q *queue) takeQueued(j *job) {
 	}
 	b.jobs = kept
 	l.n--
-	q.dequeued(l)
 	l.clean()
 	q.fix(l)
 }

@@ -166,13 +166,14 @@ func (j *job) expires() int64 {
 }
 
 type shard struct {
-	mu     sync.Mutex           // protects everything below but the atomics and the inbox
-	queues map[string]*queue    // queues held by this shard
-	timers jobHeap              // armed job timers
-	lanes  laneTimers           // parked-lane timers
-	lseq   uint64               // parked-lane timer order
-	ckeys  map[string]*keyCount // queued jobs per concurrency key
-	rkeys  map[string]*keyCount // queued jobs per rate-limit key
+	mu     sync.Mutex        // protects everything below but the atomics and the inbox
+	queues map[string]*queue // queues held by this shard
+	timers jobHeap           // armed job timers
+	lanes  laneTimers        // parked-lane timers
+	lseq   uint64            // parked-lane timer order
+	// keyLanes[kind][key] lists the lanes that carry a policy key of
+	// that kind (backpressure.Concurrency or RateLimit).
+	keyLanes [3]map[string]*keyLanes
 
 	// jobs and bytes count the jobs of this shard's queues and their
 	// estimated memory (JobBytes); Len and Bytes add them up. Atomic: a
@@ -239,8 +240,6 @@ func New(cfg Config, gen Generator) (*Store, error) {
 func newShard() *shard {
 	sh := &shard{
 		queues: make(map[string]*queue),
-		ckeys:  make(map[string]*keyCount),
-		rkeys:  make(map[string]*keyCount),
 	}
 	sh.nextDue.Store(math.MaxInt64)
 	return sh
@@ -617,21 +616,33 @@ func (sh *shard) maybeDelete(q *queue) {
 	}
 }
 
-// Lock must be held.
-func (sh *shard) keyCount(m map[string]*keyCount, key string) *keyCount {
-	c := m[key]
-	if c == nil {
-		c = &keyCount{}
-		m[key] = c
+// listLane adds l to the lanes of key. Lock must be held.
+func (sh *shard) listLane(kind backpressure.Kind, key string, l *lane) {
+	m := sh.keyLanes[kind]
+	if m == nil {
+		m = make(map[string]*keyLanes)
+		sh.keyLanes[kind] = m
 	}
-	c.lanes++
-	return c
+	kl := m[key]
+	if kl == nil {
+		kl = &keyLanes{}
+		m[key] = kl
+	}
+	l.kpos[kind] = len(kl.lanes)
+	kl.lanes = append(kl.lanes, l)
 }
 
-// Lock must be held.
-func (sh *shard) keyRelease(m map[string]*keyCount, key string, c *keyCount) {
-	c.lanes--
-	if c.lanes == 0 {
+// unlistLane removes l from the lanes of key. Lock must be held.
+func (sh *shard) unlistLane(kind backpressure.Kind, key string, l *lane) {
+	m := sh.keyLanes[kind]
+	kl := m[key]
+	i, last := l.kpos[kind], len(kl.lanes)-1
+	moved := kl.lanes[last]
+	kl.lanes[i] = moved
+	moved.kpos[kind] = i
+	kl.lanes[last] = nil
+	kl.lanes = kl.lanes[:last]
+	if last == 0 {
 		delete(m, key)
 	}
 }
