@@ -116,6 +116,12 @@ type Log struct {
 
 	lastFileSize int64 // set by replay: valid bytes of the last file
 
+	// The live store, and how many bytes of snapshot a byte of its memory
+	// estimate (store.Bytes) made at the last rewrite (at most 1): together
+	// they say how large a rewrite's output would be now.
+	st            *store.Store
+	snapshotRatio float64 // guarded by mu
+
 	fileMu sync.RWMutex // shared while the writer uses file; exclusive to replace or close it
 	file   File
 
@@ -186,7 +192,8 @@ func Open(cfg Config, st *store.Store) (*Log, error) {
 		return nil, err
 	}
 	l := &Log{cfg: cfg, log: cfg.Logger.With().Str("component", "aof").Logger(),
-		stop: make(chan struct{}), kick: make(chan struct{}, 1)}
+		stop: make(chan struct{}), kick: make(chan struct{}, 1),
+		st: st, snapshotRatio: defaultSnapshotRatio}
 	l.cond = sync.NewCond(&l.mu)
 	if err := cfg.FS.MkdirAll(cfg.Dir); err != nil {
 		return nil, fmt.Errorf("creating %s: %w", cfg.Dir, err)
@@ -400,10 +407,7 @@ func (l *Log) background() {
 		if l.cfg.Fsync == FsyncEverySec {
 			l.syncWritten()
 		}
-		l.mu.Lock()
-		grow := l.err == nil && l.cfg.RewritePercentage > 0 && l.total >= l.cfg.RewriteMinSize &&
-			l.total >= l.lastBase+l.lastBase*int64(l.cfg.RewritePercentage)/100
-		l.mu.Unlock()
+		grow := l.rewriteDue()
 		select {
 		case <-l.stop: // Close has begun: do not start a rewrite it must wait for
 			return
@@ -424,6 +428,26 @@ func (l *Log) background() {
 		}
 	}
 }
+
+// rewriteDue reports whether an automatic rewrite should start: the log has
+// reached RewriteMinSize, has grown by RewritePercentage since the last
+// rewrite, and would at least halve. The last condition skips rewrites
+// that would copy the log into a snapshot about as large (a backlog that
+// only grows is all live; a snapshot of it can even be larger than the
+// pushes that made it), which Redis's rule alone does not.
+func (l *Log) rewriteDue() bool {
+	live := l.st.Bytes()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err == nil && l.cfg.RewritePercentage > 0 && l.total >= l.cfg.RewriteMinSize &&
+		l.total >= l.lastBase+l.lastBase*int64(l.cfg.RewritePercentage)/100 &&
+		l.total >= 2*int64(float64(live)*l.snapshotRatio)
+}
+
+// defaultSnapshotRatio is the snapshot bytes per byte of the store's
+// memory estimate assumed until a rewrite measures it: a queued job with a
+// 100-byte payload is estimated at 416 bytes and dumps to about 200.
+const defaultSnapshotRatio = 0.5
 
 // syncWritten fsyncs what has been written so far, alongside the writer (an
 // fsync does not stop writes to the same file).

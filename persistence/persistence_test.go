@@ -586,6 +586,7 @@ func TestEverysecFsyncsDuringARewrite(t *testing.T) {
 	if _, err := st.Push(1, store.PushOptions{Queue: "q", Handler: "h"}); err != nil {
 		t.Fatal(err)
 	}
+	churn(t, st, 50) // a log a rewrite would shrink
 	select {
 	case <-fs.creating: // the automatic rewrite is building its snapshot
 	case <-time.After(10 * time.Second):
@@ -603,6 +604,58 @@ func TestEverysecFsyncsDuringARewrite(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	release()
+}
+
+// churn reserves and releases the queued job of queue q n times: records
+// that a snapshot does not need.
+func churn(t *testing.T, st *store.Store, n int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		rs, err := st.Reserve(10, store.ReserveOptions{Worker: "w", Lease: 1000, Queues: []string{"q"}})
+		if err != nil || len(rs) != 1 {
+			t.Fatalf("reserve: %v %v", rs, err)
+		}
+		if err := st.Release(10, rs[0].Token, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// An automatic rewrite starts only when it would at least halve the log:
+// a log of live jobs alone is left as it is, however much it grew.
+func TestAutomaticRewriteOnlyWhenItShrinksTheLog(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.RewritePercentage = 100
+	cfg.RewriteMinSize = 1
+	st, l := open(t, cfg)
+	defer l.Close()
+	payload := make([]byte, 100)
+	for i := 0; i < 1000; i++ {
+		if _, err := st.Push(1, store.PushOptions{Queue: "q", Handler: "h", Payload: payload}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if l.rewriteDue() {
+		t.Fatalf("a rewrite is due for a log of %d bytes holding only %d live jobs", l.Stats().Size, st.Len())
+	}
+	churn(t, st, 10000)
+	if err := l.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if !l.rewriteDue() {
+		t.Fatalf("no rewrite is due for a log of %d bytes, mostly reservations since released", l.Stats().Size)
+	}
+	// After a rewrite, the ratio it measured keeps the next one from
+	// starting until the log has grown again and holds garbage.
+	if err := l.Rewrite(); err != nil {
+		t.Fatal(err)
+	}
+	if l.rewriteDue() {
+		t.Fatalf("a rewrite is due right after one (log %d bytes)", l.Stats().Size)
+	}
 }
 
 // A rewrite asked for after Close (a BGREWRITEAOF whose goroutine lost the

@@ -106,6 +106,12 @@ func (l *Log) rewrite() error {
 	l.man = final
 	l.total = size + l.size
 	l.lastBase = l.total
+	if b := tmp.Bytes(); b > 0 {
+		// At most 1: a snapshot of few jobs is mostly policies and
+		// remembered tokens, and must not make later, larger stores look
+		// too big to be worth compacting.
+		l.snapshotRatio = min(float64(size)/float64(b), 1)
+	}
 	l.mu.Unlock()
 	for _, name := range old.files() {
 		if err := l.cfg.FS.Remove(l.path(name)); err != nil {
