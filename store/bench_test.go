@@ -77,18 +77,22 @@ func BenchmarkReserveBlocked(b *testing.B) {
 // policies far from their limits.
 func BenchmarkCycle(b *testing.B) {
 	payload := make([]byte, 100)
-	for _, policies := range []bool{false, true} {
-		b.Run("policies="+strconv.FormatBool(policies), func(b *testing.B) {
+	// keys is how many concurrency keys and as many rate-limit keys the
+	// pushes cycle through (0: none), each with a policy far from its
+	// limit. The more keys, the less of their state stays in the caches.
+	for _, keys := range []int{0, 1, 100, 1000} {
+		name := "policies=false"
+		if keys > 0 {
+			name = "policies=true,keys=" + strconv.Itoa(keys)
+		}
+		b.Run(name, func(b *testing.B) {
 			s := benchStore(b)
 			now := int64(1_000_000)
-			const keys = 1000
 			ck, rk := make([]string, keys), make([]string, keys)
 			for i := range ck {
 				ck[i], rk[i] = "c"+strconv.Itoa(i), "r"+strconv.Itoa(i)
-				if policies {
-					s.SetConcurrency(now, ck[i], 1000)
-					s.SetRateLimit(now, rk[i], 1_000_000, 1000)
-				}
+				s.SetConcurrency(now, ck[i], 1000)
+				s.SetRateLimit(now, rk[i], 1_000_000, 1000)
 			}
 			opts := ReserveOptions{Worker: "w", Lease: 30_000, Queues: []string{"q"}}
 			b.ReportAllocs()
@@ -96,7 +100,7 @@ func BenchmarkCycle(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				now++
 				p := PushOptions{Queue: "q", Handler: "h", Payload: payload}
-				if policies {
+				if keys > 0 {
 					p.ConcurrencyKey, p.RateLimitKey = ck[i%keys], rk[i%keys]
 				}
 				if _, err := s.Push(now, p); err != nil {
