@@ -466,12 +466,7 @@ func (l *Log) syncWritten() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err != nil {
-		l.stats.WriteErrors++
-		if l.err == nil {
-			l.log.Error().Err(err).Msg("append-only log fsync failed: refusing writes until it succeeds")
-		}
-		l.err = err
-		l.stats.LastError, l.stats.Status = err.Error(), "err"
+		l.failLocked(err, "append-only log fsync failed")
 		return
 	}
 	if upto > l.synced {
@@ -479,6 +474,17 @@ func (l *Log) syncWritten() {
 	}
 	l.stats.LastFsyncAt, l.stats.LastFsyncMicros = l.cfg.Now(), micros
 	l.stats.Fsyncs.observe(micros)
+}
+
+// failLocked records a failed fsync: changes are refused until a write and
+// fsync succeed (the background retry). l.mu must be held.
+func (l *Log) failLocked(err error, what string) {
+	l.stats.WriteErrors++
+	if l.err == nil {
+		l.log.Error().Err(err).Msg(what + ": refusing writes until it succeeds")
+	}
+	l.err = err
+	l.stats.LastError, l.stats.Status = err.Error(), "err"
 }
 
 func (l *Log) syncedSeq() uint64 {

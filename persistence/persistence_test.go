@@ -241,6 +241,7 @@ func TestCorruptionMidFileRefusesToStart(t *testing.T) {
 type faultFS struct {
 	OSFS
 	writeErr atomic.Pointer[error]
+	syncErr  atomic.Pointer[error]
 	syncGate chan struct{} // when set, Sync waits for a value
 	syncs    atomic.Int64
 }
@@ -272,6 +273,9 @@ func (f *faultFile) Sync() error {
 		<-f.fs.syncGate
 	}
 	f.fs.syncs.Add(1)
+	if e := f.fs.syncErr.Load(); e != nil && *e != nil {
+		return *e
+	}
 	return f.File.Sync()
 }
 
@@ -655,6 +659,70 @@ func TestAutomaticRewriteOnlyWhenItShrinksTheLog(t *testing.T) {
 	}
 	if l.rewriteDue() {
 		t.Fatalf("a rewrite is due right after one (log %d bytes)", l.Stats().Size)
+	}
+}
+
+// A failed fsync of the file a rewrite switches away from is reported like
+// any failed fsync: the rewrite fails, INFO shows the error and changes are
+// refused until a write and fsync succeed again.
+func TestRewriteSurfacesTheOldFilesFsyncFailure(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Fsync = FsyncNo
+	ffs := &faultFS{}
+	cfg.FS = ffs
+	st, l := open(t, cfg)
+	defer l.Close()
+	if _, err := st.Push(1, store.PushOptions{Queue: "q", Handler: "h"}); err != nil {
+		t.Fatal(err)
+	}
+	bad := errors.New("EIO")
+	ffs.syncErr.Store(&bad)
+	if err := l.Rewrite(); !errors.Is(err, bad) {
+		t.Fatalf("rewrite: %v, want the fsync error", err)
+	}
+	if s := l.Stats(); s.Status != "err" || s.WriteErrors == 0 || s.LastError != "EIO" {
+		t.Fatalf("stats after the failed fsync: status %q, %d write errors, last %q", s.Status, s.WriteErrors, s.LastError)
+	}
+	if _, err := st.Push(2, store.PushOptions{Queue: "q", Handler: "h"}); !errors.Is(err, store.ErrMisconf) {
+		t.Fatalf("push after the failed fsync: %v, want MISCONF", err)
+	}
+	var none error
+	ffs.syncErr.Store(&none)
+	if err := l.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Push(3, store.PushOptions{Queue: "q", Handler: "h"}); err != nil {
+		t.Fatalf("push once fsyncs work again: %v", err)
+	}
+}
+
+// StartRewrite returns at once; while a rewrite runs, another is refused
+// with Redis's message.
+func TestStartRewriteRefusesASecond(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	fs := &gatedCreateFS{creating: make(chan struct{}), release: make(chan struct{})}
+	cfg.FS = fs
+	st, l := open(t, cfg)
+	if _, err := st.Push(1, store.PushOptions{Queue: "q", Handler: "h"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.StartRewrite(); err != nil {
+		t.Fatal(err)
+	}
+	<-fs.creating // the first is writing its snapshot
+	err := l.StartRewrite()
+	if !errors.Is(err, ErrRewriteRunning) || err.Error() != "Background append only file rewriting already in progress" {
+		t.Fatalf("second StartRewrite: %v", err)
+	}
+	close(fs.release)
+	if err := l.Close(); err != nil { // waits for the rewrite
+		t.Fatal(err)
+	}
+	if s := l.Stats(); s.Rewrites != 1 || s.LastRewriteStatus != "ok" {
+		t.Fatalf("after Close: %d rewrites, status %q", s.Rewrites, s.LastRewriteStatus)
+	}
+	if err := l.StartRewrite(); err == nil {
+		t.Fatal("StartRewrite after Close was accepted")
 	}
 }
 

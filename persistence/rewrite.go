@@ -10,7 +10,7 @@ import (
 )
 
 var (
-	errRewriteRunning = errors.New("a rewrite is already in progress")
+	errRewriteRunning = errors.New("Background append only file rewriting already in progress")
 	errClosed         = errors.New("the log is closed")
 )
 
@@ -24,6 +24,33 @@ func (l *Log) Rewrite() error {
 	}
 	defer l.rewriteMu.Unlock()
 	return l.rewriteHeld()
+}
+
+// ErrRewriteRunning is StartRewrite's answer while a rewrite is in
+// progress.
+var ErrRewriteRunning = errRewriteRunning
+
+// StartRewrite starts a rewrite in the background (BGREWRITEAOF) and
+// returns at once: ErrRewriteRunning if one is already in progress, an
+// error if the log is closed. The outcome shows in Stats.
+func (l *Log) StartRewrite() error {
+	if !l.rewriteMu.TryLock() {
+		return errRewriteRunning
+	}
+	l.mu.Lock()
+	closed := l.closed // Close sets it holding rewriteMu, and waits for it
+	l.mu.Unlock()
+	if closed {
+		l.rewriteMu.Unlock()
+		return errClosed
+	}
+	go func() {
+		defer l.rewriteMu.Unlock()
+		if err := l.rewriteHeld(); err != nil {
+			l.log.Error().Err(err).Msg("log rewrite failed")
+		}
+	}()
+	return nil
 }
 
 // rewriteHeld is Rewrite; l.rewriteMu must be held.
@@ -165,6 +192,14 @@ func (l *Log) switchTo(f File, m manifest) error {
 	err := old.Sync()
 	if cerr := old.Close(); cerr != nil {
 		l.log.Warn().Err(cerr).Msg("closing the old log file")
+	}
+	if err != nil {
+		// What the old file holds may not be on disk: say so, as a failed
+		// fsync of the current file would, and refuse changes until a
+		// write and fsync succeed again.
+		l.mu.Lock()
+		l.failLocked(err, "append-only log fsync failed before a rewrite")
+		l.mu.Unlock()
 	}
 	return err
 }
