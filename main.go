@@ -84,10 +84,7 @@ func run(args, environ []string, stdout, stderr io.Writer, stop <-chan os.Signal
 	met := metrics.New(mcfg)
 	st.SetObserver(met)
 	now := func() int64 { return time.Now().UnixMilli() }
-	waiters := blocking.New(st, log, now)
-	timer := blocking.NewTimer(st)
-	st.SetNotify(waiters.Notify)
-	st.SetTimerHook(timer.Kick)
+	waiters, timer := blocking.Attach(st, log, now)
 
 	env := &commands.Env{Store: st, Waiters: waiters, Now: now, MaxPayload: cfg.MaxPayload, Version: version,
 		MaxMemory: cfg.MaxMemory, JobStats: func() []commands.Setting { return jobStats(met) }}

@@ -2,6 +2,8 @@ package blocking
 
 import (
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
 // Maintainer is the part of the store the timer drives.
@@ -65,4 +67,25 @@ func (t *Timer) Run(stop <-chan struct{}) {
 		case <-timer.C:
 		}
 	}
+}
+
+// Store is what Attach wires up: the store's reservations and maintenance,
+// and the hooks it calls when work may have become eligible (notify) and
+// when its next deadline moved earlier (timer).
+type Store interface {
+	Reserver
+	Maintainer
+	SetNotify(fn func(queue string))
+	SetTimerHook(fn func())
+}
+
+// Attach builds the registry of blocked reservations and the maintenance
+// timer over st and installs their hooks on it, as a server needs them.
+// The caller runs the timer (Run) and closes the registry on shutdown.
+func Attach(st Store, log zerolog.Logger, now func() int64) (*Registry, *Timer) {
+	waiters := New(st, log, now)
+	timer := NewTimer(st)
+	st.SetNotify(waiters.Notify)
+	st.SetTimerHook(timer.Kick)
+	return waiters, timer
 }

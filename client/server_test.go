@@ -49,10 +49,7 @@ func startServer(t testing.TB, opts ...serverOption) *testServer {
 		}
 	}
 	now := func() int64 { return time.Now().UnixMilli() }
-	waiters := blocking.New(st, log, now)
-	timer := blocking.NewTimer(st)
-	st.SetNotify(waiters.Notify)
-	st.SetTimerHook(timer.Kick)
+	waiters, timer := blocking.Attach(st, log, now)
 	env := &commands.Env{Store: st, Waiters: waiters, Now: now, MaxPayload: 1 << 20, Version: "test"}
 	table, err := protocol.NewTable(commands.Table(env))
 	if err != nil {
