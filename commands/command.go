@@ -23,11 +23,12 @@ var commandSubs = []protocol.Command{
 	{Name: "command|count", Arity: 2, Summary: "Count the commands."},
 	{Name: "command|info", Arity: -2, Summary: "Describe commands.", Args: []protocol.Arg{{Name: "command-name", Type: "string", Optional: true, Multiple: true}}},
 	{Name: "command|docs", Arity: -2, Summary: "Document commands.", Args: []protocol.Arg{{Name: "command-name", Type: "string", Optional: true, Multiple: true}}},
-	{Name: "command|list", Arity: -2, Summary: "List command names."},
+	{Name: "command|list", Arity: 2, Summary: "List command names."}, // no FILTERBY
 	{Name: "command|help", Arity: 2, Summary: "Show COMMAND's subcommands."},
 }
 
-// COMMAND [COUNT | INFO [name ...] | DOCS [name ...] | LIST | HELP]
+// COMMAND [COUNT | INFO [name ...] | DOCS [name ...] | LIST | HELP] (the
+// dispatcher has checked the arity in commandSubs)
 func command(c *protocol.Client, args [][]byte) (any, error) {
 	t := c.Server().Table()
 	if len(args) == 1 {
@@ -40,9 +41,6 @@ func command(c *protocol.Client, args [][]byte) (any, error) {
 	sub := strings.ToLower(string(args[1]))
 	switch sub {
 	case "count":
-		if len(args) != 2 {
-			return nil, protocol.WrongArity("command|count")
-		}
 		return int64(len(t.Commands())), nil
 	case "list":
 		names := make([]string, 0, len(t.Commands()))

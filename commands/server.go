@@ -182,39 +182,21 @@ var clientSubs = []protocol.Command{
 	{Name: "client|help", Arity: 2, Summary: "Show CLIENT's subcommands."},
 }
 
-// CLIENT SETNAME|GETNAME|ID|INFO|SETINFO|LIST|KILL|HELP ...
+// CLIENT SETNAME|GETNAME|ID|INFO|SETINFO|LIST|KILL|HELP ... (the
+// dispatcher has checked the arity in clientSubs)
 func client(c *protocol.Client, args [][]byte) (any, error) {
-	sub := strings.ToLower(string(args[1]))
-	arity := func(want int) error {
-		if (want > 0 && len(args) != want) || (want < 0 && len(args) < -want) {
-			return protocol.WrongArity("client|" + sub)
-		}
-		return nil
-	}
-	switch sub {
+	switch strings.ToLower(string(args[1])) {
 	case "setname":
-		if err := arity(3); err != nil {
-			return nil, err
-		}
 		if err := validName(args[2], "Client names"); err != nil {
 			return nil, err
 		}
 		c.SetName(string(args[2]))
 		return protocol.OK, nil
 	case "getname":
-		if err := arity(2); err != nil {
-			return nil, err
-		}
 		return nullable(c.Name()), nil
 	case "id":
-		if err := arity(2); err != nil {
-			return nil, err
-		}
 		return c.ID(), nil
 	case "info":
-		if err := arity(2); err != nil {
-			return nil, err
-		}
 		for _, ci := range c.Server().Clients() {
 			if ci.ID == c.ID() {
 				return clientLine(ci), nil
@@ -222,9 +204,6 @@ func client(c *protocol.Client, args [][]byte) (any, error) {
 		}
 		return "", nil
 	case "setinfo":
-		if err := arity(4); err != nil {
-			return nil, err
-		}
 		v := string(args[3])
 		switch {
 		case keyword(args[2], "LIB-NAME"):
@@ -244,9 +223,6 @@ func client(c *protocol.Client, args [][]byte) (any, error) {
 	case "list":
 		return clientList(c, args)
 	case "kill":
-		if err := arity(-3); err != nil {
-			return nil, err
-		}
 		return clientKill(c, args)
 	case "help":
 		return []string{
@@ -419,14 +395,12 @@ var configSubs = []protocol.Command{
 	{Name: "config|help", Arity: 2, Summary: "Show CONFIG's subcommands."},
 }
 
-// CONFIG GET pattern [pattern ...]
+// CONFIG GET pattern [pattern ...] | HELP (the dispatcher has checked the
+// arity in configSubs)
 func (e *Env) config(c *protocol.Client, args [][]byte) (any, error) {
 	sub := strings.ToLower(string(args[1]))
 	switch sub {
 	case "get":
-		if len(args) < 3 {
-			return nil, protocol.WrongArity("config|get")
-		}
 		var out []string
 		for _, s := range e.Settings {
 			for _, p := range args[2:] {
@@ -621,12 +595,15 @@ var slowlogSubs = []protocol.Command{
 	{Name: "slowlog|help", Arity: 2, Summary: "Show SLOWLOG's subcommands."},
 }
 
-// SLOWLOG GET [count] | LEN | RESET | HELP
+// SLOWLOG GET [count] | LEN | RESET | HELP (the dispatcher has checked the
+// arity in slowlogSubs)
 func slowlog(c *protocol.Client, args [][]byte) (any, error) {
-	sub := strings.ToLower(string(args[1]))
 	srv := c.Server()
-	switch {
-	case sub == "get" && len(args) <= 3:
+	switch strings.ToLower(string(args[1])) {
+	case "get":
+		if len(args) > 3 {
+			return nil, protocol.SubcommandSyntaxError("slowlog", args[1])
+		}
 		n := int64(10)
 		if len(args) == 3 {
 			var err error
@@ -642,12 +619,12 @@ func slowlog(c *protocol.Client, args [][]byte) (any, error) {
 			out = []any{}
 		}
 		return out, nil
-	case sub == "len" && len(args) == 2:
+	case "len":
 		return int64(srv.SlowlogLen()), nil
-	case sub == "reset" && len(args) == 2:
+	case "reset":
 		srv.SlowlogReset()
 		return protocol.OK, nil
-	case sub == "help" && len(args) == 2:
+	case "help":
 		return []string{
 			"SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
 			"GET [<count>]", "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
@@ -655,8 +632,6 @@ func slowlog(c *protocol.Client, args [][]byte) (any, error) {
 			"LEN", "    Return the length of the slowlog.",
 			"RESET", "    Reset the slowlog.",
 		}, nil
-	case sub == "get" || sub == "len" || sub == "reset" || sub == "help":
-		return nil, protocol.WrongArity("slowlog|" + sub)
 	}
 	return nil, protocol.UnknownSubcommand("slowlog", args[1])
 }

@@ -224,3 +224,70 @@ func TestClientKill(t *testing.T) {
 	}
 	_ = protocol.OK
 }
+
+// Every subcommand's arity is checked from its Subs entry, with Redis 7's
+// text, before its handler runs: too few and too many arguments where the
+// arity allows either, while the arity itself is never refused.
+func TestSubcommandArity(t *testing.T) {
+	ts := start(t)
+	c := ts.client(t, resp2, func(o *redis.Options) { o.PoolSize = 1 })
+	args := func(cmd, sub string, n int) []any {
+		out := []any{strings.ToUpper(cmd), strings.ToUpper(sub)}
+		for len(out) < n {
+			out = append(out, "x")
+		}
+		return out
+	}
+	parents, subs := 0, 0
+	for _, cmd := range ts.srv.Table().Commands() {
+		if len(cmd.Subs) > 0 {
+			parents++
+		}
+		for _, s := range cmd.Subs {
+			subs++
+			name, sub, _ := strings.Cut(s.Name, "|")
+			if name != cmd.Name || sub == "" {
+				t.Errorf("%s: subcommand named %q", cmd.Name, s.Name)
+				continue
+			}
+			wrong := "ERR wrong number of arguments for '" + s.Name + "' command"
+			n := s.Arity
+			if n < 0 {
+				n = -n
+			}
+			var bad []int
+			if n > 2 {
+				bad = append(bad, n-1)
+			}
+			if s.Arity > 0 {
+				bad = append(bad, n+1, n+3)
+			}
+			for _, k := range bad {
+				v, err := c.Do(ctx, args(cmd.Name, sub, k)...).Result()
+				if err == nil || err.Error() != wrong {
+					t.Errorf("%v: got %v, %v, want %q", args(cmd.Name, sub, k), v, err, wrong)
+				}
+			}
+			if _, err := c.Do(ctx, args(cmd.Name, sub, n)...).Result(); err != nil && strings.Contains(err.Error(), "wrong number of arguments") {
+				t.Errorf("%v: %v", args(cmd.Name, sub, n), err)
+			}
+		}
+	}
+	if parents < 4 || subs < 19 {
+		t.Fatalf("only %d commands with %d subcommands", parents, subs)
+	}
+	// A subcommand of variable arity whose handler takes fewer arguments
+	// answers as Redis does; an unknown one keeps its own error.
+	for _, tc := range []struct {
+		args []any
+		want string
+	}{
+		{[]any{"SLOWLOG", "get", 1, 2}, "ERR unknown subcommand or wrong number of arguments for 'get'. Try SLOWLOG HELP."},
+		{[]any{"COMMAND", "LIST", "FILTERBY", "PATTERN", "x"}, "ERR wrong number of arguments for 'command|list' command"},
+		{[]any{"CONFIG", "NOPE", "x"}, "ERR unknown subcommand 'NOPE'. Try CONFIG HELP."},
+	} {
+		if v, err := c.Do(ctx, tc.args...).Result(); err == nil || err.Error() != tc.want {
+			t.Errorf("%v: got %v, %v, want %q", tc.args, v, err, tc.want)
+		}
+	}
+}

@@ -137,8 +137,9 @@ func (c *Client) serve() {
 	}
 }
 
-// dispatch runs one command: lookup, arity, authentication, the handler
-// (with panic recovery), the reply.
+// dispatch runs one command: lookup, arity (a listed subcommand's too, as
+// Redis 7 checks it), authentication, the handler (with panic recovery),
+// the reply.
 func (c *Client) dispatch(args [][]byte) {
 	if len(args) == 0 {
 		return
@@ -155,6 +156,12 @@ func (c *Client) dispatch(args [][]byte) {
 	if !arityOK(cmd.Arity, len(args)) {
 		c.writeErr(WrongArity(cmd.Name))
 		return
+	}
+	if len(cmd.Subs) > 0 && len(args) > 1 {
+		if sub := cmd.sub(args[1]); sub != nil && !arityOK(sub.Arity, len(args)) {
+			c.writeErr(WrongArity(sub.Name))
+			return
+		}
 	}
 	if !c.authed && cmd.Flags&NoAuth == 0 {
 		c.writeErr(ErrNoAuth)

@@ -59,6 +59,12 @@ func UnknownSubcommand(cmd string, sub []byte) Error {
 	return Error("ERR unknown subcommand '" + clip(sub, 128) + "'. Try " + strings.ToUpper(cmd) + " HELP.")
 }
 
+// SubcommandSyntaxError is Redis's reply when a subcommand of variable
+// arity gets more arguments than its handler takes (SLOWLOG GET 1 2).
+func SubcommandSyntaxError(cmd string, sub []byte) Error {
+	return Error("ERR unknown subcommand or wrong number of arguments for '" + clip(sub, 128) + "'. Try " + strings.ToUpper(cmd) + " HELP.")
+}
+
 func clip(b []byte, n int) string {
 	if len(b) > n {
 		b = b[:n]

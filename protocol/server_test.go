@@ -523,3 +523,63 @@ func TestNetOutputCountsEveryWrite(t *testing.T) {
 	want := int64(len("*100\r\n") + 100*len("$1000\r\n"+strings.Repeat("x", 1000)+"\r\n"))
 	waitFor(t, func() bool { return srv.Stats().NetOutputBytes == want })
 }
+
+// boxTable has a command with subcommands, whose arity the dispatcher
+// checks from the Subs entries before the handler runs.
+func boxTable(t *testing.T) *Table {
+	box := Command{Name: "box", Arity: -2, Handler: func(c *Client, args [][]byte) (any, error) {
+		return SimpleString("ran " + strings.ToLower(string(args[1]))), nil
+	}, Subs: []Command{
+		{Name: "box|help", Arity: 2},
+		{Name: "box|get", Arity: 3},
+		{Name: "box|list", Arity: -2},
+		{Name: "box|put", Arity: -4},
+	}}
+	return testTable(t, box)
+}
+
+func TestSubcommandArity(t *testing.T) {
+	_, addr := startServer(t, DefaultConfig(), boxTable(t))
+	c := dial(t, addr)
+	for _, tc := range []struct{ send, want string }{
+		{"BOX HELP\r\n", "+ran help"},
+		{"BOX HELP x\r\n", "-ERR wrong number of arguments for 'box|help' command"},
+		{"box hElP x y\r\n", "-ERR wrong number of arguments for 'box|help' command"},
+		{"BOX GET\r\n", "-ERR wrong number of arguments for 'box|get' command"},
+		{"BOX GET a\r\n", "+ran get"},
+		{"BOX GET a b\r\n", "-ERR wrong number of arguments for 'box|get' command"},
+		{"BOX LIST\r\n", "+ran list"},
+		{"BOX LIST a b c\r\n", "+ran list"},
+		{"BOX PUT a\r\n", "-ERR wrong number of arguments for 'box|put' command"},
+		{"BOX PUT a b c\r\n", "+ran put"},
+		// A subcommand not listed is the handler's to answer.
+		{"BOX OTHER a b c\r\n", "+ran other"},
+		{"BOX\r\n", "-ERR wrong number of arguments for 'box' command"},
+	} {
+		c.send(tc.send)
+		if got := c.reply(); got != tc.want {
+			t.Errorf("%q: got %q, want %q", tc.send, got, tc.want)
+		}
+	}
+}
+
+func TestNewTableChecksSubcommands(t *testing.T) {
+	h := func(c *Client, args [][]byte) (any, error) { return OK, nil }
+	for _, sub := range []Command{
+		{Name: "box|", Arity: 2},
+		{Name: "other|get", Arity: 2},
+		{Name: "box|Get", Arity: 2},
+		{Name: "get", Arity: 2},
+		{Name: "box|get", Arity: 0},
+		{Name: "box|get", Arity: 1},
+		{Name: "box|get", Arity: -1},
+	} {
+		if _, err := NewTable([]Command{{Name: "box", Arity: -2, Handler: h, Subs: []Command{sub}}}); err == nil {
+			t.Errorf("%+v: accepted", sub)
+		}
+	}
+	dup := []Command{{Name: "box|get", Arity: 2}, {Name: "box|get", Arity: 3}}
+	if _, err := NewTable([]Command{{Name: "box", Arity: -2, Handler: h, Subs: dup}}); err == nil {
+		t.Error("a subcommand defined twice was accepted")
+	}
+}

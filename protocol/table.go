@@ -67,7 +67,12 @@ type Command struct {
 	Summary string
 	Since   string
 	Args    []Arg
-	Subs    []Command // subcommands, documentation only (the handler dispatches them)
+	// Subs are the subcommands, named "command|sub" in lower case, with
+	// their own arity (counted from the command name) and documentation.
+	// The dispatcher checks a listed subcommand's arity before the handler
+	// runs; the handler does the work, and answers a subcommand it does not
+	// list.
+	Subs []Command
 
 	stats *cmdStats // set by NewTable
 }
@@ -103,12 +108,32 @@ func NewTable(cmds []Command) (*Table, error) {
 		case t.byName[c.Name] != nil:
 			return nil, fmt.Errorf("command %q: defined twice", c.Name)
 		}
+		if err := checkSubs(c); err != nil {
+			return nil, err
+		}
 		c.stats = new(cmdStats)
 		t.byName[c.Name] = c
 		t.list = append(t.list, c)
 	}
 	sort.Slice(t.list, func(i, j int) bool { return t.list[i].Name < t.list[j].Name })
 	return t, nil
+}
+
+func checkSubs(c *Command) error {
+	seen := make(map[string]bool, len(c.Subs))
+	for _, s := range c.Subs {
+		sub, ok := strings.CutPrefix(s.Name, c.Name+"|")
+		switch {
+		case !ok || sub == "" || s.Name != strings.ToLower(s.Name):
+			return fmt.Errorf("command %q: subcommand %q must be named %s|<lower case name>", c.Name, s.Name, c.Name)
+		case s.Arity > -2 && s.Arity < 2:
+			return fmt.Errorf("command %q: subcommand %q: arity %d does not count the command and the subcommand", c.Name, s.Name, s.Arity)
+		case seen[sub]:
+			return fmt.Errorf("command %q: subcommand %q defined twice", c.Name, s.Name)
+		}
+		seen[sub] = true
+	}
+	return nil
 }
 
 // Lookup finds a command by name, in any case.
@@ -128,6 +153,32 @@ func (t *Table) Lookup(name []byte) *Command {
 
 // Commands lists the table, sorted by name.
 func (t *Table) Commands() []*Command { return t.list }
+
+// sub finds the listed subcommand called name, in any case, or nil.
+func (c *Command) sub(name []byte) *Command {
+	for i := range c.Subs {
+		if s := &c.Subs[i]; equalFoldASCII(s.Name[len(c.Name)+1:], name) {
+			return s
+		}
+	}
+	return nil
+}
+
+// equalFoldASCII compares a lower-case name with b, ignoring b's case.
+func equalFoldASCII(lower string, b []byte) bool {
+	if len(lower) != len(b) {
+		return false
+	}
+	for i, ch := range b {
+		if 'A' <= ch && ch <= 'Z' {
+			ch += 'a' - 'A'
+		}
+		if ch != lower[i] {
+			return false
+		}
+	}
+	return true
+}
 
 // arityOK applies Redis's arity rule.
 func arityOK(arity, n int) bool {
