@@ -112,8 +112,15 @@ type shard struct {
 type concState struct {
 	limit   int64 // 0: no policy
 	active  int64
+	holders int64 // Keys holding the state (Hold): it is kept while they do
 	waiters map[Waiter]struct{}
 	gone    bool // removed from its shard's map: a Keys holding it looks again
+}
+
+// unused reports whether the state may leave its shard's map: nothing
+// refers to it and it counts nothing.
+func (c *concState) unused() bool {
+	return c.limit == 0 && c.active == 0 && c.holders == 0 && len(c.waiters) == 0
 }
 
 type rateState struct {
@@ -140,6 +147,45 @@ type Keys struct {
 	cs, rs     *shard
 	c          *concState // checked under cs.mu: nil or gone means look up
 	r          *rateState // likewise under rs.mu
+	held       *concState // the state Hold counted k on, until Drop
+}
+
+// Hold keeps the state of k's concurrency key while k holds it, even when
+// the key has no policy and no active job: a caller that admits and
+// releases jobs of the same keys again and again (a store lane) would
+// otherwise create and delete it every time. Each Hold needs a Drop.
+func (r *Registry) Hold(k *Keys) {
+	if k.CKey == "" || k.held != nil {
+		return
+	}
+	if k.cs == nil {
+		k.cs = r.shard(k.CKey)
+	}
+	k.cs.mu.Lock()
+	c := k.conc()
+	c.holders++
+	k.held = c
+	k.cs.mu.Unlock()
+}
+
+// Drop ends a Hold.
+func (r *Registry) Drop(k *Keys) {
+	c := k.held
+	if c == nil {
+		return
+	}
+	k.held = nil
+	s := k.cs
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.gone { // Reset forgot it meanwhile
+		return
+	}
+	c.holders--
+	if c.unused() {
+		c.gone = true
+		delete(s.conc, k.CKey)
+	}
 }
 
 // conc returns k's concurrency state, creating it. cs.mu must be held.
@@ -290,7 +336,7 @@ func (r *Registry) ReleaseKeys(k *Keys) []Waiter {
 	if c.limit == 0 || c.active < c.limit {
 		ws = takeWaiters(&c.waiters)
 	}
-	if c.limit == 0 && c.active == 0 && len(c.waiters) == 0 {
+	if c.unused() {
 		c.gone = true
 		delete(s.conc, k.CKey)
 	}
@@ -329,6 +375,18 @@ func (r *Registry) Active(ckey string) int64 {
 	defer s.mu.Unlock()
 	if c := s.conc[ckey]; c != nil {
 		return c.active
+	}
+	return 0
+}
+
+// Holders is the number of Keys holding a concurrency key's state (Hold),
+// for consistency checks.
+func (r *Registry) Holders(ckey string) int64 {
+	s := r.shard(ckey)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := s.conc[ckey]; c != nil {
+		return c.holders
 	}
 	return 0
 }
@@ -386,7 +444,7 @@ func (r *Registry) Delete(kind Kind, key string) (bool, []Waiter) {
 		}
 		c.limit = 0
 		ws := takeWaiters(&c.waiters)
-		if c.active == 0 {
+		if c.unused() {
 			c.gone = true
 			delete(s.conc, key)
 		}

@@ -251,3 +251,58 @@ func TestKeysFollowPolicyChanges(t *testing.T) {
 		t.Fatalf("active %d after the release, want 0", n)
 	}
 }
+
+// A held key's state outlives its jobs and its policy, so that a lane
+// admitting and releasing jobs of an unconfigured key does not create and
+// delete it every time; the last Drop lets it go.
+func TestHoldKeepsTheStateUntilDrop(t *testing.T) {
+	r := New()
+	state := func(key string) *concState {
+		s := r.shard(key)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.conc[key]
+	}
+	a, b := Keys{CKey: "k"}, Keys{CKey: "k"}
+	r.Hold(&a)
+	r.Hold(&a) // a second Hold of the same Keys counts once
+	r.Hold(&b)
+	held := state("k")
+	if held == nil || r.Holders("k") != 2 {
+		t.Fatalf("after Hold: state %v, %d holders", held, r.Holders("k"))
+	}
+	for i := 0; i < 3; i++ {
+		if ad := r.AdmitKeys(1, &a, nil); !ad.OK {
+			t.Fatal("refused without a policy")
+		}
+		r.ReleaseKeys(&a)
+		if state("k") != held {
+			t.Fatalf("cycle %d: the held state was replaced", i)
+		}
+	}
+	if _, err := r.SetConcurrency("k", 1); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := r.Delete(Concurrency, "k"); !ok || state("k") != held {
+		t.Fatal("deleting the policy dropped a held state")
+	}
+	r.Drop(&a)
+	r.Drop(&a) // a second Drop does nothing
+	if state("k") != held || r.Holders("k") != 1 {
+		t.Fatalf("after one holder left: %d holders", r.Holders("k"))
+	}
+	r.Drop(&b)
+	if state("k") != nil {
+		t.Fatal("the state outlived its last holder")
+	}
+	// Reset forgets held states; a Drop afterwards leaves the new ones be.
+	c := Keys{CKey: "k"}
+	r.Hold(&c)
+	r.Reset()
+	d := Keys{CKey: "k"}
+	r.Hold(&d)
+	r.Drop(&c)
+	if r.Holders("k") != 1 {
+		t.Fatalf("a Drop after Reset changed the new state: %d holders", r.Holders("k"))
+	}
+}

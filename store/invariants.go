@@ -117,6 +117,17 @@ func (s *Store) CheckInvariants() error {
 			return fmt.Errorf("job %s is %s but lane membership is %v", j.id, j.state, seenQueued[j])
 		}
 	}
+	holders := map[string]int64{}
+	for _, sh := range s.shards {
+		for key, kl := range sh.keyLanes[backpressure.Concurrency] {
+			holders[key] += int64(len(kl.lanes))
+		}
+	}
+	for key, n := range holders {
+		if got := s.reg.Holders(key); got != n {
+			return fmt.Errorf("concurrency key %q is held by %d lanes, the registry counts %d", key, n, got)
+		}
+	}
 	keys := make([]string, 0, len(active))
 	for k := range active {
 		keys = append(keys, k)

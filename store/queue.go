@@ -256,6 +256,7 @@ func (q *queue) laneFor(k laneKey) *lane {
 	l.first.idx = -1
 	if k.ckey != "" {
 		q.sh.listLane(backpressure.Concurrency, k.ckey, l)
+		q.sh.reg.Hold(&l.keys)
 	}
 	if k.rkey != "" {
 		q.sh.listLane(backpressure.RateLimit, k.rkey, l)
@@ -276,6 +277,7 @@ func (q *queue) unref(l *lane) {
 	delete(q.lanes, l.key)
 	if l.key.ckey != "" {
 		q.sh.unlistLane(backpressure.Concurrency, l.key.ckey, l)
+		q.sh.reg.Drop(&l.keys)
 	}
 	if l.key.rkey != "" {
 		q.sh.unlistLane(backpressure.RateLimit, l.key.rkey, l)

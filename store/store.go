@@ -166,11 +166,12 @@ func (j *job) expires() int64 {
 }
 
 type shard struct {
-	mu     sync.Mutex        // protects everything below but the atomics and the inbox
-	queues map[string]*queue // queues held by this shard
-	timers jobHeap           // armed job timers
-	lanes  laneTimers        // parked-lane timers
-	lseq   uint64            // parked-lane timer order
+	mu     sync.Mutex             // protects everything below but the atomics and the inbox
+	reg    *backpressure.Registry // the store's, for lanes to hold their keys
+	queues map[string]*queue      // queues held by this shard
+	timers jobHeap                // armed job timers
+	lanes  laneTimers             // parked-lane timers
+	lseq   uint64                 // parked-lane timer order
 	// keyLanes[kind][key] lists the lanes that carry a policy key of
 	// that kind (backpressure.Concurrency or RateLimit).
 	keyLanes [3]map[string]*keyLanes
@@ -229,7 +230,7 @@ func New(cfg Config, gen Generator) (*Store, error) {
 	s := &Store{cfg: cfg, gen: gen, reg: backpressure.New(), limited: cfg.MaxJobs > 0 || cfg.MaxBytes > 0}
 	s.shards = make([]*shard, cfg.Shards)
 	for i := range s.shards {
-		s.shards[i] = newShard()
+		s.shards[i] = newShard(s.reg)
 	}
 	s.index.init()
 	s.expired.init(cfg.ExpiredTokens)
@@ -237,9 +238,10 @@ func New(cfg Config, gen Generator) (*Store, error) {
 	return s, nil
 }
 
-func newShard() *shard {
+func newShard(reg *backpressure.Registry) *shard {
 	sh := &shard{
 		queues: make(map[string]*queue),
+		reg:    reg,
 	}
 	sh.nextDue.Store(math.MaxInt64)
 	return sh
