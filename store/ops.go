@@ -600,8 +600,7 @@ func (s *Store) applyRelease(j *job, now, runAt int64, fx *effects) error {
 		j.ln.q.sh.arm(j, runAt, fx)
 	} else {
 		j.runAt = now
-		j.ln.q.enqueue(j)
-		fx.notify = append(fx.notify, j.ln.q.name)
+		s.enqueue(j, fx)
 	}
 	s.log(Record{Op: OpRelease, Now: now, ID: j.id, RunAt: runAt}, fx)
 	return nil
@@ -684,8 +683,7 @@ func (s *Store) applyRetry(j *job, now int64, fx *effects) error {
 	}
 	j.attempt = 0
 	j.runAt, j.updatedAt = now, now
-	j.ln.q.enqueue(j)
-	fx.notify = append(fx.notify, j.ln.q.name)
+	s.enqueue(j, fx)
 	if o := s.obs(j.ln.q); o != nil {
 		o.Retried()
 	}

@@ -411,13 +411,19 @@ func (s *Store) runDue(sh *shard, now int64, fx *effects) {
 	sh.updateDue()
 }
 
+// enqueue puts j, just moved to queued, at the back of its lane and notes
+// its queue for the waiters. Lock must be held.
+func (s *Store) enqueue(j *job, fx *effects) {
+	j.ln.q.enqueue(j)
+	fx.notify = append(fx.notify, j.ln.q.name)
+}
+
 // due queues a scheduled or retry_pending job whose time has come; its timer
 // is already removed. Lock must be held.
 func (s *Store) due(j *job, fx *effects) {
 	j.updatedAt = j.dueAt
 	s.move(j, Queued)
-	j.ln.q.enqueue(j)
-	fx.notify = append(fx.notify, j.ln.q.name)
+	s.enqueue(j, fx)
 	s.log(Record{Op: OpDue, Now: j.dueAt, ID: j.id}, fx)
 }
 
@@ -433,8 +439,7 @@ func (s *Store) expire(j *job, fx *effects) {
 	s.move(j, Queued)
 	j.ext().worker = ""
 	j.runAt, j.updatedAt = at, at
-	j.ln.q.enqueue(j)
-	fx.notify = append(fx.notify, j.ln.q.name)
+	s.enqueue(j, fx)
 	if o := s.obs(j.ln.q); o != nil {
 		o.Expired()
 	}
