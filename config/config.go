@@ -14,11 +14,12 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // Config is every server option. DefaultConfig gives the defaults.
 type Config struct {
-	Bind        []string // listen addresses; default 127.0.0.1
+	Bind        []string // listen addresses as given ("-" marks an optional one); default 127.0.0.1
 	Port        int      // TCP port; default 6390 (0: pick a free one)
 	Dir         string   // data directory; default ./data
 	AppendOnly  bool     // keep the append-only log; default yes
@@ -75,7 +76,7 @@ func (o Option) Env() string {
 
 // Options lists every setting, in the order the documentation shows them.
 var Options = []Option{
-	{"bind", "listen address(es), space-separated",
+	{"bind", "listen address(es), space-separated; -addr (as -::1): skip it if not available",
 		func(c *Config, v string) error {
 			c.Bind = strings.Fields(v)
 			return nil
@@ -281,9 +282,8 @@ func (c *Config) Validate() error {
 		return errors.New("bind: at least one address is needed")
 	}
 	for _, b := range c.Bind {
-		h := strings.TrimPrefix(b, "-") // Redis marks optional addresses with '-'
-		if net.ParseIP(strings.Trim(h, "[]")) == nil && h != "localhost" && h != "*" {
-			return fmt.Errorf("bind: %q is not an IP address", b)
+		if _, _, err := parseBind(b); err != nil {
+			return err
 		}
 	}
 	switch {
@@ -320,15 +320,73 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// Addrs are the host:port pairs to listen on.
+// parseBind reads one bind address: an IP address (IPv6 with or without
+// brackets), localhost, or * for every interface, optionally prefixed with
+// '-' as in redis.conf's default "bind 127.0.0.1 -::1". It returns the host
+// for net.JoinHostPort ("" for *); on error, b itself, which no listen
+// accepts.
+func parseBind(b string) (host string, optional bool, err error) {
+	host, optional = strings.CutPrefix(b, "-")
+	if optional && host == "" {
+		return b, false, fmt.Errorf("bind: %q names no address after the '-'", b)
+	}
+	if len(host) >= 2 && host[0] == '[' && host[len(host)-1] == ']' {
+		host = host[1 : len(host)-1]
+	}
+	switch {
+	case host == "*":
+		return "", optional, nil
+	case host == "localhost" || net.ParseIP(host) != nil:
+		return host, optional, nil
+	}
+	return b, false, fmt.Errorf("bind: %q is not an IP address", b)
+}
+
+// Listener is one address to listen on.
+type Listener struct {
+	Addr string // host:port, for net.Listen("tcp", Addr)
+	// Optional is set for an address given with Redis's '-' prefix: when
+	// it is not available here, the server starts without it (see Skip).
+	Optional bool
+}
+
+// Listeners are the addresses to listen on, in the order bind gives them.
+func (c *Config) Listeners() []Listener {
+	out := make([]Listener, 0, len(c.Bind))
+	for _, b := range c.Bind {
+		h, optional, _ := parseBind(b)
+		out = append(out, Listener{Addr: net.JoinHostPort(h, strconv.Itoa(c.Port)), Optional: optional})
+	}
+	return out
+}
+
+// Skip reports whether err, from listening on l, should be logged and the
+// address left out rather than stop the start: l is optional and its
+// address is not available here — no interface has it, or the system does
+// not support its protocol (IPv6 turned off). Any other failure, an address
+// in use among them, is never skipped. (Redis skips an unsupported
+// protocol even without the '-'; sluice only with it.)
+func (l Listener) Skip(err error) bool {
+	if !l.Optional || err == nil {
+		return false
+	}
+	for _, errno := range []syscall.Errno{
+		syscall.EADDRNOTAVAIL, syscall.EAFNOSUPPORT, syscall.EPFNOSUPPORT,
+		syscall.EPROTONOSUPPORT, syscall.ESOCKTNOSUPPORT, syscall.ENOPROTOOPT,
+	} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	return false
+}
+
+// Addrs are the host:port pairs to listen on, optional ones included (see
+// Listeners).
 func (c *Config) Addrs() []string {
 	out := make([]string, 0, len(c.Bind))
-	for _, b := range c.Bind {
-		h := strings.Trim(strings.TrimPrefix(b, "-"), "[]")
-		if h == "*" {
-			h = ""
-		}
-		out = append(out, net.JoinHostPort(h, strconv.Itoa(c.Port)))
+	for _, l := range c.Listeners() {
+		out = append(out, l.Addr)
 	}
 	return out
 }

@@ -1,9 +1,12 @@
 package config
 
 import (
+	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -84,5 +87,133 @@ func TestParseSize(t *testing.T) {
 		if _, err := ParseSize(in); err == nil {
 			t.Errorf("%q accepted", in)
 		}
+	}
+}
+
+// bind takes redis.conf's '-' prefix: the address after it is validated,
+// the listener is marked optional, and CONFIG GET shows what was given.
+func TestBindOptional(t *testing.T) {
+	for _, tc := range []struct {
+		bind string
+		want []Listener
+		err  string
+	}{
+		{"127.0.0.1 -::1", []Listener{{"127.0.0.1:6390", false}, {"[::1]:6390", true}}, ""},
+		{"-127.0.0.1", []Listener{{"127.0.0.1:6390", true}}, ""},
+		{"-[::1] [::1]", []Listener{{"[::1]:6390", true}, {"[::1]:6390", false}}, ""},
+		{"* -localhost", []Listener{{":6390", false}, {"localhost:6390", true}}, ""},
+		{"-*", []Listener{{":6390", true}}, ""},
+		{"-", nil, `bind: "-" names no address after the '-'`},
+		{"127.0.0.1 -", nil, `bind: "-" names no address after the '-'`},
+		{"-notanip", nil, `bind: "-notanip" is not an IP address`},
+		{"127.0.0.1 -notanip", nil, `bind: "-notanip" is not an IP address`},
+		{"--::1", nil, `bind: "--::1" is not an IP address`},
+		{"-[::1", nil, `bind: "-[::1" is not an IP address`},
+		{"::1]", nil, `bind: "::1]" is not an IP address`},
+	} {
+		for _, args := range [][]string{{"--bind", tc.bind}, {"--bind=" + tc.bind}} {
+			c, _, err := Load(args, nil)
+			if tc.err != "" {
+				if err == nil || err.Error() != tc.err {
+					t.Errorf("%q: %v, want %q", args, err, tc.err)
+				}
+				continue
+			}
+			if err != nil {
+				t.Errorf("%q: %v", args, err)
+				continue
+			}
+			if got := c.Listeners(); !equalListeners(got, tc.want) {
+				t.Errorf("%q: Listeners %v, want %v", args, got, tc.want)
+			}
+			if got, _ := c.Get("bind"); got != tc.bind {
+				t.Errorf("%q: CONFIG GET bind %q", args, got)
+			}
+		}
+	}
+
+	// redis.conf's default line, from a file and from the environment.
+	path := filepath.Join(t.TempDir(), "s.conf")
+	os.WriteFile(path, []byte("bind 127.0.0.1 -::1\nport 7000\n"), 0o644)
+	for _, load := range []func() (Config, []string, error){
+		func() (Config, []string, error) { return Load([]string{path}, nil) },
+		func() (Config, []string, error) {
+			return Load([]string{"--port", "7000"}, []string{"SLUICE_BIND=127.0.0.1  -::1"})
+		},
+	} {
+		c, _, err := load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []Listener{{"127.0.0.1:7000", false}, {"[::1]:7000", true}}
+		if got := c.Listeners(); !equalListeners(got, want) {
+			t.Errorf("Listeners %v, want %v", got, want)
+		}
+		if got, _ := c.Get("bind"); got != "127.0.0.1 -::1" {
+			t.Errorf("CONFIG GET bind %q", got)
+		}
+		if got := c.Changed()["bind"]; got != "127.0.0.1 -::1" {
+			t.Errorf("Changed bind %q", got)
+		}
+		if got := c.Addrs(); len(got) != 2 || got[0] != "127.0.0.1:7000" || got[1] != "[::1]:7000" {
+			t.Errorf("Addrs %v", got)
+		}
+	}
+}
+
+func equalListeners(a, b []Listener) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// Only an optional address that is not available here is skipped; an
+// address in use, or any failure of a required address, stops the start.
+func TestListenerSkip(t *testing.T) {
+	wrap := func(errno syscall.Errno) error {
+		return &net.OpError{Op: "listen", Net: "tcp", Err: os.NewSyscallError("socket", errno)}
+	}
+	opt, req := Listener{Addr: "[::1]:6390", Optional: true}, Listener{Addr: "[::1]:6390"}
+	for _, tc := range []struct {
+		err      error
+		optional bool // Skip's answer for an optional address
+	}{
+		{nil, false},
+		{wrap(syscall.EADDRNOTAVAIL), true},
+		{wrap(syscall.EAFNOSUPPORT), true},
+		{wrap(syscall.EPROTONOSUPPORT), true},
+		{wrap(syscall.EADDRINUSE), false},
+		{wrap(syscall.EACCES), false},
+		{errors.New("cannot assign requested address"), false},
+	} {
+		if got := opt.Skip(tc.err); got != tc.optional {
+			t.Errorf("optional, %v: Skip %v", tc.err, got)
+		}
+		if req.Skip(tc.err) {
+			t.Errorf("required, %v: skipped", tc.err)
+		}
+	}
+
+	// The errors net.Listen really returns: an address no interface has
+	// (TEST-NET-1), and a port in use.
+	if ln, err := net.Listen("tcp", "192.0.2.1:0"); err == nil {
+		ln.Close()
+		t.Log("this machine has 192.0.2.1; not checked")
+	} else if !(Listener{Addr: "192.0.2.1:0", Optional: true}).Skip(err) {
+		t.Errorf("optional unavailable address not skipped: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if _, err := net.Listen("tcp", ln.Addr().String()); err == nil || (Listener{Addr: ln.Addr().String(), Optional: true}).Skip(err) {
+		t.Errorf("address in use: %v skipped or no error", err)
 	}
 }
