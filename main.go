@@ -96,7 +96,7 @@ func run(args, environ []string, stdout, stderr io.Writer, stop <-chan os.Signal
 	env.Settings = append(env.Settings, commands.Setting{Name: "save", Value: ""})
 	if aof != nil {
 		env.Persistence = func() []commands.Setting { return persistenceInfo(aof, cfg) }
-		env.Rewrite = aof.Rewrite
+		env.Rewrite = aof.StartRewrite
 	}
 	table, err := protocol.NewTable(commands.Table(env))
 	if err != nil {
@@ -120,13 +120,18 @@ func run(args, environ []string, stdout, stderr io.Writer, stop <-chan os.Signal
 	var lns []net.Listener
 	var addrs []string
 	port := cfg.Port
-	for _, a := range cfg.Addrs() {
+	for _, l := range cfg.Listeners() {
+		a := l.Addr
 		if port != cfg.Port { // --port 0: every address shares the port picked first
 			h, _, _ := net.SplitHostPort(a)
 			a = net.JoinHostPort(h, strconv.Itoa(port))
 		}
 		ln, err := net.Listen("tcp", a)
 		if err != nil {
+			if l.Skip(err) { // "-addr", as in redis.conf: optional
+				log.Warn().Err(err).Str("addr", a).Msg("optional address not available, skipped")
+				continue
+			}
 			log.Error().Err(err).Str("addr", a).Msg("cannot listen")
 			for _, l := range lns {
 				l.Close()
@@ -136,6 +141,10 @@ func run(args, environ []string, stdout, stderr io.Writer, stop <-chan os.Signal
 		port = ln.Addr().(*net.TCPAddr).Port
 		lns = append(lns, ln)
 		addrs = append(addrs, ln.Addr().String())
+	}
+	if len(lns) == 0 {
+		log.Error().Strs("bind", cfg.Bind).Msg("no address to listen on")
+		return 1
 	}
 	env.Info = []commands.Setting{{Name: "tcp_port", Value: strconv.Itoa(port)}, {Name: "config_file", Value: cfg.File}}
 

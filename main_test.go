@@ -383,3 +383,21 @@ func TestMetricsEndpoint(t *testing.T) {
 		t.Errorf("INFO server does not name the metrics URL:\n%s", out)
 	}
 }
+
+// An address given with redis.conf's "-" is skipped when it cannot be
+// bound here (192.0.2.1 is on no interface); with nothing left to listen
+// on, the start fails.
+func TestBindSkipsAnOptionalAddress(t *testing.T) {
+	p := startBinary(t, "--bind", "127.0.0.1 -192.0.2.1")
+	if !strings.Contains(p.logs.String(), "optional address not available, skipped") {
+		t.Fatalf("no warning for the skipped address:\n%s", p.logs)
+	}
+	if got := p.cli(t, "", "PING"); strings.TrimSpace(got) != "PONG" {
+		t.Fatalf("PING: %q", got)
+	}
+	var stderr bytes.Buffer
+	code := run([]string{"--port", "0", "--dir", t.TempDir(), "--bind", "-192.0.2.1"}, nil, io.Discard, &syncWriter{w: &stderr}, nil, nil)
+	if code != 1 || !strings.Contains(stderr.String(), "no address to listen on") {
+		t.Fatalf("only an unavailable optional address: exit %d\n%s", code, stderr.String())
+	}
+}

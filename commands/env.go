@@ -23,7 +23,9 @@ type Env struct {
 	Info []Setting
 	// Persistence, when set, gives INFO persistence's lines (name, value).
 	Persistence func() []Setting
-	// Rewrite, when set, starts a log rewrite (BGREWRITEAOF).
+	// Rewrite, when set, starts a log rewrite in the background
+	// (BGREWRITEAOF) and returns at once; its error (one is already
+	// running, say) is the command's reply.
 	Rewrite func() error
 	// JobStats, when set, adds job event totals to INFO stats.
 	JobStats func() []Setting

@@ -32,6 +32,7 @@ type setup struct {
 	pcfg       protocol.Config
 	scfg       store.Config
 	maxPayload int64
+	rewrite    func() error // BGREWRITEAOF's; nil: the log is off
 }
 
 func start(t testing.TB, opts ...func(*setup)) *testServer {
@@ -48,10 +49,7 @@ func start(t testing.TB, opts ...func(*setup)) *testServer {
 	met := metrics.New(metrics.DefaultConfig())
 	st.SetObserver(met)
 	now := func() int64 { return time.Now().UnixMilli() }
-	waiters := blocking.New(st, log, now)
-	timer := blocking.NewTimer(st)
-	st.SetNotify(waiters.Notify)
-	st.SetTimerHook(timer.Kick)
+	waiters, timer := blocking.Attach(st, log, now)
 	env := &commands.Env{Store: st, Waiters: waiters, Now: now, MaxPayload: s.maxPayload, Version: "test",
 		Settings:  []commands.Setting{{Name: "port", Value: "0"}, {Name: "save", Value: ""}, {Name: "appendonly", Value: "yes"}},
 		MaxMemory: s.scfg.MaxBytes,
@@ -62,6 +60,7 @@ func start(t testing.TB, opts ...func(*setup)) *testServer {
 			}
 			return out
 		}}
+	env.Rewrite = s.rewrite
 	table, err := protocol.NewTable(commands.Table(env))
 	if err != nil {
 		t.Fatal(err)

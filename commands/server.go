@@ -376,7 +376,10 @@ func (e *Env) bgRewrite(c *protocol.Client, args [][]byte) (any, error) {
 	if e.Rewrite == nil {
 		return nil, protocol.Error("ERR the append-only log is off (--appendonly no)")
 	}
-	go func() { _ = e.Rewrite() }() // the outcome shows in INFO persistence
+	if err := e.Rewrite(); err != nil { // e.g. one is in progress
+		return nil, protocol.Error("ERR " + err.Error())
+	}
+	// The outcome shows in INFO persistence.
 	return protocol.SimpleString("Background append only file rewriting started"), nil
 }
 

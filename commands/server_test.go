@@ -1,8 +1,10 @@
 package commands_test
 
 import (
+	"errors"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -289,5 +291,36 @@ func TestSubcommandArity(t *testing.T) {
 		if v, err := c.Do(ctx, tc.args...).Result(); err == nil || err.Error() != tc.want {
 			t.Errorf("%v: got %v, %v, want %q", tc.args, v, err, tc.want)
 		}
+	}
+}
+
+// BGREWRITEAOF says whether a rewrite started: with the log off, while one
+// is running (the error of the log's StartRewrite), and when it did.
+func TestBgRewriteAOFReply(t *testing.T) {
+	off := start(t).client(t)
+	if got := doErr(t, off, "BGREWRITEAOF"); got != "ERR the append-only log is off (--appendonly no)" {
+		t.Fatalf("log off: %q", got)
+	}
+	var busy atomic.Bool
+	var calls atomic.Int32
+	busy.Store(true)
+	c := start(t, func(s *setup) {
+		s.rewrite = func() error {
+			calls.Add(1)
+			if busy.Load() {
+				return errors.New("Background append only file rewriting already in progress")
+			}
+			return nil
+		}
+	}).client(t)
+	if got := doErr(t, c, "BGREWRITEAOF"); got != "ERR Background append only file rewriting already in progress" {
+		t.Fatalf("while one runs: %q", got)
+	}
+	busy.Store(false)
+	if got := do(t, c, "BGREWRITEAOF"); got != "Background append only file rewriting started" {
+		t.Fatalf("started: %v", got)
+	}
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("%d rewrites asked for, want 2", n)
 	}
 }

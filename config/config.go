@@ -381,16 +381,6 @@ func (l Listener) Skip(err error) bool {
 	return false
 }
 
-// Addrs are the host:port pairs to listen on, optional ones included (see
-// Listeners).
-func (c *Config) Addrs() []string {
-	out := make([]string, 0, len(c.Bind))
-	for _, l := range c.Listeners() {
-		out = append(out, l.Addr)
-	}
-	return out
-}
-
 // ParseSize reads a byte count the way redis.conf does: 1k = 1000,
 // 1kb = 1024, likewise m/mb and g/gb, case-insensitive.
 func ParseSize(s string) (int64, error) {
