@@ -46,5 +46,16 @@
 // everysec a background goroutine fsyncs once a second, so a crash of the
 // machine loses at most about the last second or two, and a crash of the
 // process only what was not yet written (milliseconds). A failed write or
-// fsync makes the log refuse changes (MISCONF) until a retry succeeds.
+// fsync makes the log refuse changes (MISCONF) until a retry succeeds: a
+// write error until a write succeeds, an fsync error until an fsync of the
+// same file does (a write alone does not clear it, and written records are
+// never written twice). When the fsync that fails is that of the file a
+// rewrite switches away from, no later fsync can cover it: the rewrite goes
+// on, and its snapshot, fsynced, is what clears the failure; should the
+// rewrite fail, another is tried every 10 seconds.
+//
+// An automatic rewrite starts when the log has reached its minimum size,
+// has grown by the configured percentage since the last rewrite, and would
+// at least halve: its output is estimated from the store's memory estimate
+// and the snapshot bytes per byte of it that the last rewrite measured.
 package persistence

@@ -106,13 +106,19 @@ type Log struct {
 	writing  bool   // a waiter is writing buf (the group-commit leader)
 	dirty    bool   // the file may end with part of a record (only the leader touches it)
 	err      error  // why writes fail; nil when healthy
-	size     int64  // bytes written to the current incr file
-	total    int64  // bytes in all files of the manifest
-	lastBase int64  // total right after the last rewrite (or load)
-	man      manifest
-	next     int // number for the next file
-	stats    Stats
-	closed   bool
+	// syncErr is a failed fsync: what was written may not be on disk. Only
+	// a later fsync that covers it clears it; when it concerns a file a
+	// rewrite switched away from (syncErrOld), only a rewrite's snapshot
+	// does. Changes are refused meanwhile, as with err.
+	syncErr    error
+	syncErrOld bool
+	size       int64 // bytes written to the current incr file
+	total      int64 // bytes in all files of the manifest
+	lastBase   int64 // total right after the last rewrite (or load)
+	man        manifest
+	next       int // number for the next file
+	stats      Stats
+	closed     bool
 
 	lastFileSize int64 // set by replay: valid bytes of the last file
 
@@ -258,7 +264,25 @@ func (l *Log) Append(r store.Record) uint64 {
 func (l *Log) Err() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.err
+	return l.failure()
+}
+
+// failure is the write or fsync error that makes the log refuse changes,
+// or nil. l.mu must be held.
+func (l *Log) failure() error {
+	if l.err != nil {
+		return l.err
+	}
+	return l.syncErr
+}
+
+// setStatus shows the current failure, if any, in Stats. l.mu must be held.
+func (l *Log) setStatus() {
+	if err := l.failure(); err != nil {
+		l.stats.LastError, l.stats.Status = err.Error(), "err"
+	} else {
+		l.stats.LastError, l.stats.Status = "", "ok"
+	}
 }
 
 // Wait returns once record seq is fsynced with appendfsync always, or with
@@ -269,14 +293,14 @@ func (l *Log) Wait(seq uint64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.cfg.Fsync != FsyncAlways {
-		return l.err
+		return l.failure()
 	}
 	for {
 		if l.synced >= seq {
 			return nil
 		}
-		if l.err != nil {
-			return l.err
+		if err := l.failure(); err != nil {
+			return err
 		}
 		if l.closed {
 			return errClosed
@@ -312,10 +336,11 @@ func (l *Log) flushLocked(sync bool) {
 			l.dirty = true // never leave half a record before the next one
 		}
 	}
+	var syncErr error
 	var syncMicros, syncAt int64
 	if err == nil && sync {
 		t := time.Now()
-		err = l.file.Sync()
+		syncErr = l.file.Sync()
 		syncMicros, syncAt = time.Since(t).Microseconds(), l.cfg.Now()
 	}
 	l.fileMu.RUnlock()
@@ -338,18 +363,41 @@ func (l *Log) flushLocked(sync bool) {
 			l.log.Error().Err(err).Msg("append-only log write failed: refusing writes until it can be written again")
 		}
 		l.err = err
-		l.stats.LastError, l.stats.Status = err.Error(), "err"
 	case l.err != nil && len(l.buf) == 0:
 		l.log.Info().Msg("append-only log writable again")
 		l.err = nil
-		l.stats.LastError, l.stats.Status = "", "ok"
 	}
 	if err == nil && sync {
-		l.synced = upto
-		l.stats.LastFsyncAt, l.stats.LastFsyncMicros = syncAt, syncMicros
-		l.stats.Fsyncs.observe(syncMicros)
+		// The data is in the file either way: a failed fsync is retried,
+		// never the write (that would append the records twice).
+		l.afterSync(upto, syncErr, syncAt, syncMicros, "append-only log fsync failed")
 	}
+	l.setStatus()
 	l.cond.Broadcast()
+}
+
+// afterSync records the outcome of an fsync that covered the records up to
+// upto. l.mu must be held.
+func (l *Log) afterSync(upto uint64, err error, at, micros int64, what string) {
+	if err != nil {
+		l.stats.WriteErrors++
+		if l.failure() == nil {
+			l.log.Error().Err(err).Msg(what + ": refusing writes until an fsync succeeds")
+		}
+		if l.syncErr == nil {
+			l.syncErr = err
+		}
+		return
+	}
+	if upto > l.synced {
+		l.synced = upto
+	}
+	l.stats.LastFsyncAt, l.stats.LastFsyncMicros = at, micros
+	l.stats.Fsyncs.observe(micros)
+	if l.syncErr != nil && !l.syncErrOld {
+		l.log.Info().Msg("append-only log fsynced again")
+		l.syncErr = nil
+	}
 }
 
 // sizeNow is the size of the current file before the write in progress.
@@ -400,8 +448,9 @@ func (l *Log) background() {
 		case <-tick.C:
 		}
 		l.mu.Lock()
-		if l.err != nil && !l.writing {
-			l.flushLocked(l.cfg.Fsync != FsyncNo) // retry
+		if !l.writing && (l.err != nil || (l.syncErr != nil && !l.syncErrOld)) {
+			// Retry: the write, and the fsync if one failed.
+			l.flushLocked(l.cfg.Fsync != FsyncNo || l.syncErr != nil)
 		}
 		l.mu.Unlock()
 		if l.cfg.Fsync == FsyncEverySec {
@@ -431,7 +480,8 @@ func (l *Log) background() {
 
 // rewriteDue reports whether an automatic rewrite should start: the log has
 // reached RewriteMinSize, has grown by RewritePercentage since the last
-// rewrite, and would at least halve. The last condition skips rewrites
+// rewrite, and would at least halve; or a failed fsync of a file no longer
+// written to waits for a rewrite to cover it. The last condition skips rewrites
 // that would copy the log into a snapshot about as large (a backlog that
 // only grows is all live; a snapshot of it can even be larger than the
 // pushes that made it), which Redis's rule alone does not.
@@ -439,10 +489,18 @@ func (l *Log) rewriteDue() bool {
 	live := l.st.Bytes()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.err == nil && l.cfg.RewritePercentage > 0 && l.total >= l.cfg.RewriteMinSize &&
+	if l.syncErrOld && l.err == nil {
+		// Only a rewrite clears that failure: try again, every 10 s.
+		return l.cfg.Now()-l.stats.LastRewriteAt >= rewriteRetry
+	}
+	return l.failure() == nil && l.cfg.RewritePercentage > 0 && l.total >= l.cfg.RewriteMinSize &&
 		l.total >= l.lastBase+l.lastBase*int64(l.cfg.RewritePercentage)/100 &&
 		l.total >= 2*int64(float64(live)*l.snapshotRatio)
 }
+
+// rewriteRetry is how long after a failed rewrite another is tried when
+// only a rewrite can clear the log's failure (ms).
+const rewriteRetry = 10_000
 
 // defaultSnapshotRatio is the snapshot bytes per byte of the store's
 // memory estimate assumed until a rewrite measures it: a queued job with a
@@ -465,26 +523,8 @@ func (l *Log) syncWritten() {
 	l.fileMu.RUnlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if err != nil {
-		l.failLocked(err, "append-only log fsync failed")
-		return
-	}
-	if upto > l.synced {
-		l.synced = upto
-	}
-	l.stats.LastFsyncAt, l.stats.LastFsyncMicros = l.cfg.Now(), micros
-	l.stats.Fsyncs.observe(micros)
-}
-
-// failLocked records a failed fsync: changes are refused until a write and
-// fsync succeed (the background retry). l.mu must be held.
-func (l *Log) failLocked(err error, what string) {
-	l.stats.WriteErrors++
-	if l.err == nil {
-		l.log.Error().Err(err).Msg(what + ": refusing writes until it succeeds")
-	}
-	l.err = err
-	l.stats.LastError, l.stats.Status = err.Error(), "err"
+	l.afterSync(upto, err, l.cfg.Now(), micros, "append-only log fsync failed")
+	l.setStatus()
 }
 
 func (l *Log) syncedSeq() uint64 {
@@ -504,7 +544,7 @@ func (l *Log) Flush() error {
 		return errClosed
 	}
 	l.flushLocked(true)
-	return l.err
+	return l.failure()
 }
 
 // Close flushes, fsyncs and closes the log. Waits made afterwards fail.

@@ -662,10 +662,9 @@ func TestAutomaticRewriteOnlyWhenItShrinksTheLog(t *testing.T) {
 	}
 }
 
-// A failed fsync of the file a rewrite switches away from is reported like
-// any failed fsync: the rewrite fails, INFO shows the error and changes are
-// refused until a write and fsync succeed again.
-func TestRewriteSurfacesTheOldFilesFsyncFailure(t *testing.T) {
+// A failed fsync is cleared only by an fsync that covers what it missed:
+// not by a later write without one (the writer's, with everysec or no).
+func TestFailedFsyncIsClearedOnlyByAnFsync(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	cfg.Fsync = FsyncNo
 	ffs := &faultFS{}
@@ -677,11 +676,14 @@ func TestRewriteSurfacesTheOldFilesFsyncFailure(t *testing.T) {
 	}
 	bad := errors.New("EIO")
 	ffs.syncErr.Store(&bad)
-	if err := l.Rewrite(); !errors.Is(err, bad) {
-		t.Fatalf("rewrite: %v, want the fsync error", err)
+	if err := l.Flush(); !errors.Is(err, bad) {
+		t.Fatalf("flush: %v, want the fsync error", err)
 	}
-	if s := l.Stats(); s.Status != "err" || s.WriteErrors == 0 || s.LastError != "EIO" {
-		t.Fatalf("stats after the failed fsync: status %q, %d write errors, last %q", s.Status, s.WriteErrors, s.LastError)
+	l.mu.Lock()
+	l.flushLocked(false) // what the writer goroutine does
+	l.mu.Unlock()
+	if err := l.Err(); !errors.Is(err, bad) {
+		t.Fatalf("after a write without fsync: %v, want the fsync error still", err)
 	}
 	if _, err := st.Push(2, store.PushOptions{Queue: "q", Handler: "h"}); !errors.Is(err, store.ErrMisconf) {
 		t.Fatalf("push after the failed fsync: %v, want MISCONF", err)
@@ -693,6 +695,79 @@ func TestRewriteSurfacesTheOldFilesFsyncFailure(t *testing.T) {
 	}
 	if _, err := st.Push(3, store.PushOptions{Queue: "q", Handler: "h"}); err != nil {
 		t.Fatalf("push once fsyncs work again: %v", err)
+	}
+}
+
+// failCreateFS fails creating snapshot files while its flag is set.
+type failCreateFS struct {
+	faultFS
+	fail atomic.Bool
+}
+
+func (f *failCreateFS) Create(path string) (File, error) {
+	if f.fail.Load() && strings.HasSuffix(path, ".base.tmp") {
+		return nil, errors.New("ENOSPC")
+	}
+	return f.faultFS.Create(path)
+}
+
+// A failed fsync of the file a rewrite switches away from cannot be retried
+// on that file: the rewrite goes on, and its fsynced snapshot is what
+// clears the failure. Until a rewrite succeeds, changes are refused.
+func TestOldFilesFsyncFailureIsClearedByASnapshot(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Fsync = FsyncNo
+	ffs := &failCreateFS{}
+	cfg.FS = ffs
+	var clock atomic.Int64
+	clock.Store(1_000_000)
+	cfg.Now = clock.Load
+	st, l := open(t, cfg)
+	defer l.Close()
+	if _, err := st.Push(1, store.PushOptions{Queue: "q", Handler: "h"}); err != nil {
+		t.Fatal(err)
+	}
+	bad := errors.New("EIO")
+	var none error
+	ffs.syncErr.Store(&bad)
+	ffs.fail.Store(true)
+	if err := l.Rewrite(); err == nil {
+		t.Fatal("the rewrite succeeded without a snapshot")
+	}
+	ffs.syncErr.Store(&none)
+	if s := l.Stats(); s.Status != "err" || s.WriteErrors == 0 || s.LastError != "EIO" {
+		t.Fatalf("after the failed fsync: status %q, %d write errors, last %q", s.Status, s.WriteErrors, s.LastError)
+	}
+	if err := l.Flush(); err == nil { // fsyncs the new file: not enough
+		t.Fatal("an fsync of the new file cleared the old file's failure")
+	}
+	if _, err := st.Push(2, store.PushOptions{Queue: "q", Handler: "h"}); !errors.Is(err, store.ErrMisconf) {
+		t.Fatalf("push before a rewrite covered the file: %v, want MISCONF", err)
+	}
+	if l.rewriteDue() {
+		t.Fatal("another rewrite is due right after one failed")
+	}
+	clock.Add(rewriteRetry)
+	if !l.rewriteDue() {
+		t.Fatal("no rewrite is due although only one can clear the failure")
+	}
+	ffs.fail.Store(false)
+	if err := l.Rewrite(); err != nil {
+		t.Fatal(err)
+	}
+	if s := l.Stats(); s.Status != "ok" || s.LastError != "" {
+		t.Fatalf("after the snapshot: status %q, last %q", s.Status, s.LastError)
+	}
+	if _, err := st.Push(3, store.PushOptions{Queue: "q", Handler: "h"}); err != nil {
+		t.Fatalf("push after the snapshot: %v", err)
+	}
+	if err := l.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	st2, l2 := open(t, cfg)
+	defer l2.Close()
+	if n := st2.Len(); n != 2 {
+		t.Fatalf("%d jobs after reopening, want 2", n)
 	}
 }
 

@@ -133,6 +133,11 @@ func (l *Log) rewrite() error {
 	l.man = final
 	l.total = size + l.size
 	l.lastBase = l.total
+	if l.syncErrOld { // the snapshot, fsynced, now holds what that file did
+		l.log.Info().Msg("append-only log fsynced again: a rewrite covered the file whose fsync failed")
+		l.syncErr, l.syncErrOld = nil, false
+		l.setStatus()
+	}
 	if b := tmp.Bytes(); b > 0 {
 		// At most 1: a snapshot of few jobs is mostly policies and
 		// remembered tokens, and must not make later, larger stores look
@@ -149,7 +154,8 @@ func (l *Log) rewrite() error {
 }
 
 // switchTo makes f the file appended to, after writing all that is
-// buffered to the old one. It holds the writer's role only for the swap
+// buffered to the old one. A failed fsync of the old file does not stop the
+// rewrite (see below). It holds the writer's role only for the swap
 // itself: the old file's fsync (up to a second of writes, or more on a slow
 // disk) runs afterwards, while appends already flow to f, so the switch
 // does not stall writers. A record is in the old file or in f, in order,
@@ -194,14 +200,20 @@ func (l *Log) switchTo(f File, m manifest) error {
 		l.log.Warn().Err(cerr).Msg("closing the old log file")
 	}
 	if err != nil {
-		// What the old file holds may not be on disk: say so, as a failed
-		// fsync of the current file would, and refuse changes until a
-		// write and fsync succeed again.
+		// What the old file holds may not be on disk, and it is written no
+		// more, so no later fsync can cover it: changes are refused until
+		// a snapshot does, the one this rewrite goes on to write (it reads
+		// the old files) or, should it fail, a later one.
 		l.mu.Lock()
-		l.failLocked(err, "append-only log fsync failed before a rewrite")
+		l.stats.WriteErrors++
+		if l.failure() == nil {
+			l.log.Error().Err(err).Msg("append-only log fsync failed before a rewrite: refusing writes until a rewrite succeeds")
+		}
+		l.syncErr, l.syncErrOld = err, true
+		l.setStatus()
 		l.mu.Unlock()
 	}
-	return err
+	return nil
 }
 
 // writeSnapshot dumps st into a new base file and returns its size.
