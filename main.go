@@ -78,6 +78,12 @@ func run(args, environ []string, stdout, stderr io.Writer, stop <-chan os.Signal
 			return 1
 		}
 	}
+	logClosed := false
+	defer func() { // a start that fails after the log opened still closes it
+		if aof != nil && !logClosed {
+			_ = aof.Close()
+		}
+	}()
 	// Installed after the replay, so that history is not counted again.
 	mcfg := metrics.DefaultConfig()
 	mcfg.MaxLabels = cfg.MetricsMaxLabels
@@ -228,6 +234,7 @@ func run(args, environ []string, stdout, stderr io.Writer, stop <-chan os.Signal
 	close(timerStop)
 	<-timerDone
 	if aof != nil {
+		logClosed = true
 		if err := aof.Close(); err != nil {
 			log.Error().Err(err).Msg("closing the append-only log")
 			code = 1

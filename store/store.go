@@ -643,7 +643,11 @@ func (sh *shard) listLane(kind backpressure.Kind, key string, l *lane) {
 func (sh *shard) unlistLane(kind backpressure.Kind, key string, l *lane) {
 	m := sh.keyLanes[kind]
 	kl := m[key]
-	i, last := l.kpos[kind], len(kl.lanes)-1
+	i := l.kpos[kind]
+	if kl == nil || i >= len(kl.lanes) || kl.lanes[i] != l {
+		return // a lane from before a FLUSHALL, which emptied the lists
+	}
+	last := len(kl.lanes) - 1
 	moved := kl.lanes[last]
 	kl.lanes[i] = moved
 	moved.kpos[kind] = i
