@@ -104,6 +104,13 @@ func run(args, environ []string, stdout, stderr io.Writer, stop <-chan os.Signal
 		env.Persistence = func() []commands.Setting { return persistenceInfo(aof, cfg) }
 		env.Rewrite = aof.StartRewrite
 	}
+	shutdownReq := make(chan struct{}, 1)
+	env.Shutdown = func() {
+		select {
+		case shutdownReq <- struct{}{}:
+		default: // one is on its way
+		}
+	}
 	table, err := protocol.NewTable(commands.Table(env))
 	if err != nil {
 		log.Error().Err(err).Msg("bad command table")
@@ -201,6 +208,8 @@ func run(args, environ []string, stdout, stderr io.Writer, stop <-chan os.Signal
 	select {
 	case s := <-stop:
 		log.Info().Str("signal", fmt.Sprint(s)).Dur("deadline", time.Duration(cfg.ShutdownTimeout)*time.Second).Msg("shutting down")
+	case <-shutdownReq:
+		log.Info().Str("command", "SHUTDOWN").Dur("deadline", time.Duration(cfg.ShutdownTimeout)*time.Second).Msg("shutting down")
 	case err := <-serveErr:
 		log.Error().Err(err).Msg("listener failed, shutting down")
 	case err := <-httpErr:

@@ -401,3 +401,58 @@ func TestBindSkipsAnOptionalAddress(t *testing.T) {
 		t.Fatalf("only an unavailable optional address: exit %d\n%s", code, stderr.String())
 	}
 }
+
+// SHUTDOWN stops the server as SIGTERM does: pushed jobs survive in the
+// log, a blocked reserve gets null, the process exits 0. Bad modifiers
+// change nothing.
+func TestShutdownCommand(t *testing.T) {
+	dir := t.TempDir()
+	p := startBinary(t, "--dir", dir)
+	if got := p.cli(t, "", "SHUTDOWN", "ABORT"); !strings.Contains(got, "No shutdown in progress") {
+		t.Fatalf("SHUTDOWN ABORT: %q", got)
+	}
+	if got := p.cli(t, "", "SHUTDOWN", "LATER"); !strings.Contains(got, "syntax error") {
+		t.Fatalf("SHUTDOWN LATER: %q", got)
+	}
+	if got := p.cli(t, "", "JOBPUSH", "q", "h", "kept", "ID", "j1"); strings.TrimSpace(got) != "j1" {
+		t.Fatalf("JOBPUSH: %q", got)
+	}
+	cli := exec.Command(need(t, "redis-cli"), "-p", p.port, "JOBRESERVE", "w", "1000", "BLOCK", "0", "QUEUES", "other")
+	var out bytes.Buffer
+	cli.Stdout = &out
+	if err := cli.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(p.cli(t, "", "INFO", "clients"), "blocked_clients:1") {
+		if time.Now().After(deadline) {
+			t.Fatal("redis-cli never blocked")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := p.cli(t, "", "SHUTDOWN", "NOSAVE"); strings.TrimSpace(got) != "OK" {
+		t.Fatalf("SHUTDOWN NOSAVE: %q", got)
+	}
+	if err := cli.Wait(); err != nil {
+		t.Fatalf("blocked redis-cli: %v", err)
+	}
+	if s := strings.TrimSpace(out.String()); s != "" && !strings.Contains(s, "nil") {
+		t.Fatalf("blocked reserve answered %q at shutdown, want null", s)
+	}
+	select {
+	case err := <-p.done:
+		p.done <- err
+		if err != nil {
+			t.Fatalf("sluice exited with %v\n%s", err, p.logs)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("sluice did not exit on SHUTDOWN")
+	}
+	if !strings.Contains(p.logs.String(), `"command":"SHUTDOWN"`) || !strings.Contains(p.logs.String(), `"bye"`) {
+		t.Fatalf("no clean exit on SHUTDOWN in the log:\n%s", p.logs)
+	}
+	q := startBinary(t, "--dir", dir)
+	if got := q.cli(t, "", "JOBGET", "j1"); !strings.Contains(got, "kept") {
+		t.Fatalf("after restart, JOBGET j1: %q", got)
+	}
+}

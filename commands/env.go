@@ -27,6 +27,9 @@ type Env struct {
 	// (BGREWRITEAOF) and returns at once; its error (one is already
 	// running, say) is the command's reply.
 	Rewrite func() error
+	// Shutdown, when set, starts the server's graceful stop (SHUTDOWN)
+	// and returns at once.
+	Shutdown func()
 	// JobStats, when set, adds job event totals to INFO stats.
 	JobStats func() []Setting
 	// MaxMemory is the job-memory limit in bytes (INFO memory); 0: none.

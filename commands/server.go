@@ -50,6 +50,11 @@ func serverCommands(e *Env) []protocol.Command {
 			Group: "server", Summary: "Compact the append-only log in the background."},
 		{Name: "time", Arity: 1, Flags: protocol.Fast, Handler: serverTime,
 			Group: "server", Summary: "The server's clock: seconds and microseconds."},
+		{Name: "shutdown", Arity: -1, Flags: protocol.Admin, Handler: e.shutdown,
+			Group: "server", Summary: "Stop the server gracefully, as SIGTERM does; the log is always flushed and fsynced.",
+			Args: []protocol.Arg{{Name: "mode", Type: "oneof", Optional: true, Multiple: true, Args: []protocol.Arg{
+				{Name: "nosave", Type: "pure-token", Token: "NOSAVE"}, {Name: "save", Type: "pure-token", Token: "SAVE"},
+				{Name: "now", Type: "pure-token", Token: "NOW"}, {Name: "force", Type: "pure-token", Token: "FORCE"}}}}},
 		{Name: "flushall", Arity: -1, Flags: protocol.Write, Handler: e.flushAll,
 			Group: "server", Summary: "Drop every job, queue and policy.",
 			Args: []protocol.Arg{{Name: "mode", Type: "oneof", Optional: true, Args: []protocol.Arg{
@@ -381,6 +386,30 @@ func (e *Env) bgRewrite(c *protocol.Client, args [][]byte) (any, error) {
 	}
 	// The outcome shows in INFO persistence.
 	return protocol.SimpleString("Background append only file rewriting started"), nil
+}
+
+// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE]: the same graceful stop as SIGTERM
+// (blocked reservations answered with null, connections drained, the log
+// written and fsynced). The modifiers are accepted for redis-cli's sake and
+// change nothing: there is no snapshot to save or skip, and the log is
+// always flushed. Redis closes the connection without a reply; sluice
+// replies +OK first, then closes it.
+func (e *Env) shutdown(c *protocol.Client, args [][]byte) (any, error) {
+	for _, a := range args[1:] {
+		switch {
+		case keyword(a, "NOSAVE"), keyword(a, "SAVE"), keyword(a, "NOW"), keyword(a, "FORCE"):
+		case keyword(a, "ABORT"):
+			return nil, protocol.Error("ERR No shutdown in progress.")
+		default:
+			return nil, protocol.ErrSyntax
+		}
+	}
+	if e.Shutdown == nil {
+		return nil, protocol.Error("ERR SHUTDOWN is not available on this server")
+	}
+	e.Shutdown()
+	c.CloseAfterReply()
+	return protocol.OK, nil
 }
 
 // FLUSHALL [ASYNC|SYNC]

@@ -324,3 +324,15 @@ func TestBgRewriteAOFReply(t *testing.T) {
 		t.Fatalf("%d rewrites asked for, want 2", n)
 	}
 }
+
+// Without a way to stop the server (an embedded one), SHUTDOWN says so and
+// the connection stays up.
+func TestShutdownWithoutAHook(t *testing.T) {
+	c := start(t).client(t)
+	if got := doErr(t, c, "SHUTDOWN"); got != "ERR SHUTDOWN is not available on this server" {
+		t.Fatalf("SHUTDOWN: %q", got)
+	}
+	if got := do(t, c, "PING"); got != "PONG" {
+		t.Fatalf("PING after SHUTDOWN: %v", got)
+	}
+}
