@@ -32,6 +32,15 @@ func (s *Store) CheckInvariants() error {
 		return fmt.Errorf("jobs hold %d bytes by the estimate, the running total says %d", bytes, s.Bytes())
 	}
 	for i, sh := range s.shards {
+		if d := sh.nextDue.Load(); d < s.minDue.Load() {
+			return fmt.Errorf("shard %d is due at %d, before the store's bound %d", i, d, s.minDue.Load())
+		}
+		if len(sh.timers) > 0 && sh.timers[0].dueAt < sh.nextDue.Load() {
+			return fmt.Errorf("shard %d has a timer at %d, before its due time %d", i, sh.timers[0].dueAt, sh.nextDue.Load())
+		}
+		if len(sh.lanes) > 0 && sh.lanes[0].at < sh.nextDue.Load() {
+			return fmt.Errorf("shard %d has a lane timer at %d, before its due time %d", i, sh.lanes[0].at, sh.nextDue.Load())
+		}
 		if sh.jobs.Load() != shardJobs[sh] || sh.bytes.Load() != shardBytes[sh] {
 			return fmt.Errorf("shard %d counts %d jobs of %d bytes, holds %d of %d", i,
 				sh.jobs.Load(), sh.bytes.Load(), shardJobs[sh], shardBytes[sh])

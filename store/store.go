@@ -81,6 +81,12 @@ type Store struct {
 	_       [56]byte
 	bytes   atomic.Int64 // estimated memory of the jobs held (JobBytes), when limited
 	_       [56]byte
+	// minDue is no later than any shard's nextDue: every operation reads
+	// it (maintain), and only when it is due does one look at the shards.
+	// A shard lowers it when it arms an earlier timer; maintain raises it
+	// after running what was due.
+	minDue atomic.Int64
+	_      [56]byte
 
 	onNotify atomic.Pointer[func(string)]
 	onTimer  atomic.Pointer[func()]
@@ -168,6 +174,7 @@ func (j *job) expires() int64 {
 type shard struct {
 	mu     sync.Mutex             // protects everything below but the atomics and the inbox
 	reg    *backpressure.Registry // the store's, for lanes to hold their keys
+	minDue *atomic.Int64          // the store's
 	queues map[string]*queue      // queues held by this shard
 	timers jobHeap                // armed job timers
 	lanes  laneTimers             // parked-lane timers
@@ -229,8 +236,9 @@ func New(cfg Config, gen Generator) (*Store, error) {
 	}
 	s := &Store{cfg: cfg, gen: gen, reg: backpressure.New(), limited: cfg.MaxJobs > 0 || cfg.MaxBytes > 0}
 	s.shards = make([]*shard, cfg.Shards)
+	s.minDue.Store(math.MaxInt64)
 	for i := range s.shards {
-		s.shards[i] = newShard(s.reg)
+		s.shards[i] = newShard(s.reg, &s.minDue)
 	}
 	s.index.init()
 	s.expired.init(cfg.ExpiredTokens)
@@ -238,10 +246,11 @@ func New(cfg Config, gen Generator) (*Store, error) {
 	return s, nil
 }
 
-func newShard(reg *backpressure.Registry) *shard {
+func newShard(reg *backpressure.Registry, minDue *atomic.Int64) *shard {
 	sh := &shard{
 		queues: make(map[string]*queue),
 		reg:    reg,
+		minDue: minDue,
 	}
 	sh.nextDue.Store(math.MaxInt64)
 	return sh
@@ -315,11 +324,26 @@ func (s *Store) shardOf(queue string) *shard {
 // maintain applies everything due at now, shard by shard, then the
 // retention drops. It holds at most one lock at a time.
 func (s *Store) maintain(now int64, fx *effects) {
-	for _, sh := range s.shards {
-		if sh.nextDue.Load() <= now {
-			sh.mu.Lock()
-			s.runDue(sh, now, fx)
-			sh.mu.Unlock()
+	if old := s.minDue.Load(); old <= now {
+		next := int64(math.MaxInt64)
+		for _, sh := range s.shards {
+			d := sh.nextDue.Load()
+			if d <= now {
+				sh.mu.Lock()
+				s.runDue(sh, now, fx)
+				sh.mu.Unlock()
+				d = sh.nextDue.Load()
+			}
+			next = min(next, d)
+		}
+		// Raise the bound to what the shards said, unless a shard lowered
+		// it meanwhile. A shard that lowered its nextDue after this scan
+		// read it, but before the swap, is caught by the second look; one
+		// that did so after the second look lowers the raised bound itself.
+		if s.minDue.CompareAndSwap(old, next) {
+			for _, sh := range s.shards {
+				lowerDue(&s.minDue, sh.nextDue.Load())
+			}
 		}
 	}
 	if s.ret.nextDue.Load() <= now {
@@ -455,7 +479,24 @@ func (sh *shard) updateDue() {
 	if len(sh.lanes) > 0 && sh.lanes[0].at < due {
 		due = sh.lanes[0].at
 	}
-	sh.nextDue.Store(due)
+	sh.setDue(due)
+}
+
+// setDue sets the shard's earliest deadline, lowering the store's bound
+// when it comes earlier. Lock must be held.
+func (sh *shard) setDue(at int64) {
+	sh.nextDue.Store(at)
+	lowerDue(sh.minDue, at)
+}
+
+// lowerDue makes m no later than at.
+func lowerDue(m *atomic.Int64, at int64) {
+	for {
+		cur := m.Load()
+		if at >= cur || m.CompareAndSwap(cur, at) {
+			return
+		}
+	}
 }
 
 // arm sets j's timer to at. Lock must be held.
@@ -467,7 +508,7 @@ func (sh *shard) arm(j *job, at int64, fx *effects) {
 	j.dueAt, j.tseq = at, j.ln.q.tseq
 	sh.timers.add(j)
 	if at < sh.nextDue.Load() {
-		sh.nextDue.Store(at)
+		sh.setDue(at)
 		fx.timers = true
 	}
 }
@@ -485,7 +526,7 @@ func (sh *shard) armLane(q *queue, l *lane, at int64, fx *effects) {
 	sh.lseq++
 	sh.lanes.push(laneTimer{at: at, seq: sh.lseq, gen: l.parkGen, q: q, l: l})
 	if at < sh.nextDue.Load() {
-		sh.nextDue.Store(at)
+		sh.setDue(at)
 		fx.timers = true
 	}
 }
