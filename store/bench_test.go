@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"hash/maphash"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -197,4 +198,24 @@ func BenchmarkQueuedJobMemory(b *testing.B) {
 		b.ReportMetric(float64(memAfter.HeapAlloc-memBefore.HeapAlloc)/n, "bytes/job")
 		runtime.KeepAlive(s)
 	}
+}
+
+// BenchmarkParallelCompute calibrates the scaling benchmarks: each goroutine
+// hashes into a private 1,024-entry map, sharing nothing and allocating
+// nothing, so -cpu 2 against -cpu 1 is what the machine's second core can
+// give at best. Run it interleaved with BenchmarkParallelPushReserve.
+func BenchmarkParallelCompute(b *testing.B) {
+	b.RunParallel(func(pb *testing.PB) {
+		m := make(map[uint64]int, 1024)
+		seed := maphash.MakeSeed()
+		var buf [64]byte
+		i := 0
+		for pb.Next() {
+			for k := 0; k < 8; k++ {
+				buf[k] = byte(i + k)
+				m[maphash.Bytes(seed, buf[:])&1023]++
+			}
+			i++
+		}
+	})
 }
