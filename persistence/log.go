@@ -370,7 +370,7 @@ func (l *Log) flushLocked(sync bool) {
 	if err == nil && sync {
 		// The data is in the file either way: a failed fsync is retried,
 		// never the write (that would append the records twice).
-		l.afterSync(upto, syncErr, syncAt, syncMicros, "append-only log fsync failed")
+		l.afterSync(upto, syncErr, syncAt, syncMicros)
 	}
 	l.setStatus()
 	l.cond.Broadcast()
@@ -378,11 +378,11 @@ func (l *Log) flushLocked(sync bool) {
 
 // afterSync records the outcome of an fsync that covered the records up to
 // upto. l.mu must be held.
-func (l *Log) afterSync(upto uint64, err error, at, micros int64, what string) {
+func (l *Log) afterSync(upto uint64, err error, at, micros int64) {
 	if err != nil {
 		l.stats.WriteErrors++
 		if l.failure() == nil {
-			l.log.Error().Err(err).Msg(what + ": refusing writes until an fsync succeeds")
+			l.log.Error().Err(err).Msg("append-only log fsync failed: refusing writes until an fsync succeeds")
 		}
 		if l.syncErr == nil {
 			l.syncErr = err
@@ -435,8 +435,7 @@ func (l *Log) writer() {
 }
 
 // background fsyncs every second (everysec), retries a failing log, and
-// starts rewrites when the log has grown enough (each in a goroutine of
-// its own, which Close waits for).
+// starts rewrites when the log has grown enough.
 func (l *Log) background() {
 	defer l.done.Done()
 	tick := time.NewTicker(time.Second)
@@ -462,18 +461,10 @@ func (l *Log) background() {
 			return
 		default:
 		}
-		if grow && l.rewriteMu.TryLock() {
+		if grow {
 			// The rewrite runs beside this loop, so everysec keeps
-			// fsyncing every second while it takes its time; it is
-			// counted in l.done, so Close waits for it.
-			l.done.Add(1)
-			go func() {
-				defer l.done.Done()
-				defer l.rewriteMu.Unlock()
-				if err := l.rewriteHeld(); err != nil {
-					l.log.Error().Err(err).Msg("log rewrite failed")
-				}
-			}()
+			// fsyncing every second while it takes its time.
+			_ = l.StartRewrite() // one in progress already will do
 		}
 	}
 }
@@ -523,7 +514,7 @@ func (l *Log) syncWritten() {
 	l.fileMu.RUnlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.afterSync(upto, err, l.cfg.Now(), micros, "append-only log fsync failed")
+	l.afterSync(upto, err, l.cfg.Now(), micros)
 	l.setStatus()
 }
 

@@ -10,7 +10,9 @@ import (
 )
 
 var (
-	errRewriteRunning = errors.New("Background append only file rewriting already in progress")
+	// ErrRewriteRunning is the answer to a rewrite asked for while one is
+	// in progress (Redis's text, which BGREWRITEAOF replies).
+	ErrRewriteRunning = errors.New("Background append only file rewriting already in progress")
 	errClosed         = errors.New("the log is closed")
 )
 
@@ -20,22 +22,19 @@ var (
 // the manifest then swaps to [snapshot, new incr] atomically.
 func (l *Log) Rewrite() error {
 	if !l.rewriteMu.TryLock() {
-		return errRewriteRunning
+		return ErrRewriteRunning
 	}
 	defer l.rewriteMu.Unlock()
 	return l.rewriteHeld()
 }
 
-// ErrRewriteRunning is StartRewrite's answer while a rewrite is in
-// progress.
-var ErrRewriteRunning = errRewriteRunning
-
-// StartRewrite starts a rewrite in the background (BGREWRITEAOF) and
-// returns at once: ErrRewriteRunning if one is already in progress, an
-// error if the log is closed. The outcome shows in Stats.
+// StartRewrite starts a rewrite in the background (BGREWRITEAOF, and the
+// automatic ones) and returns at once: ErrRewriteRunning if one is already
+// in progress, an error if the log is closed. The outcome shows in Stats.
+// The rewrite holds rewriteMu until it ends, so Close waits for it.
 func (l *Log) StartRewrite() error {
 	if !l.rewriteMu.TryLock() {
-		return errRewriteRunning
+		return ErrRewriteRunning
 	}
 	l.mu.Lock()
 	closed := l.closed // Close sets it holding rewriteMu, and waits for it
