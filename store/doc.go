@@ -42,7 +42,8 @@
 // those shards' inboxes (a leaf lock) and each shard drains its inbox at the
 // start of its next locked section. A reserve over several queues locks their
 // shards one after the other. Drops from retention and notifications run
-// after the operation's locks are released (type effects). Each
+// after the operation's locks are released (type effects); a drop then
+// takes its job's shard lock, alone. Each
 // check-then-act (admission, duplicate id, job limit, token fencing) happens
 // inside one critical section.
 //

@@ -200,12 +200,10 @@ type shard struct {
 	inboxN  atomic.Int32
 }
 
-// wakeMsg is an inbox message: lanes of q parked on a key that freed, or a
-// job evicted from retention whose record the shard must let go of.
+// wakeMsg is an inbox message: lanes of q parked on a key that freed.
 type wakeMsg struct {
-	q    *queue
-	on   parkKey
-	drop *job
+	q  *queue
+	on parkKey
 }
 
 // effects are actions an operation performs after releasing its locks.
@@ -543,12 +541,7 @@ func (s *Store) drain(sh *shard) {
 	sh.inboxN.Store(0)
 	sh.inboxMu.Unlock()
 	for _, m := range msgs {
-		switch {
-		case m.drop != nil:
-			if !m.drop.dropped {
-				s.unlink(m.drop)
-			}
-		case !m.q.dead:
+		if !m.q.dead {
 			m.q.unparkKey(m.on)
 		}
 	}
@@ -609,27 +602,23 @@ func (s *Store) terminal(j *job, fx *effects) {
 }
 
 // drop forgets a job evicted from retention (the eviction won the job's
-// retainGen, so no JOBRETRY can revive it). It takes no shard lock: the job
-// leaves the id index, the counts and the log at once, and its shard lets go
-// of its record at the start of its next locked section (drain), so an
-// eviction never waits for, nor stalls, another shard. Every read that could
-// see the record drains first. No lock may be held.
+// retainGen, so no JOBRETRY can revive it). It takes the job's shard lock,
+// which orders the drop's record with FLUSHALL's and, written before the id
+// leaves the index, before any later push of the same id. No lock may be
+// held.
 func (s *Store) drop(e retEntry, fx *effects) {
 	j := e.j
-	if j.retainGen.Load() != e.gen+1 {
+	sh := j.ln.q.sh
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if j.dropped { // FLUSHALL forgot it meanwhile
 		return
 	}
-	j.ln.q.sh.post(wakeMsg{q: j.ln.q, drop: j})
-	if !s.index.remove(j.id, j) {
-		return // flushed meanwhile
-	}
-	s.count(j.ln.q.sh, -1, -j.bytes())
-	if s.journal != nil && !s.replaying {
-		fx.seq = s.journal.Append(Record{Op: OpDrop, Now: e.at, ID: j.id})
-	}
+	s.log(Record{Op: OpDrop, Now: e.at, ID: j.id}, fx)
+	s.dropLocked(j)
 }
 
-// dropLocked forgets a job at once (a replayed drop). Lock must be held.
+// dropLocked forgets a job at once. Lock must be held.
 func (s *Store) dropLocked(j *job) {
 	s.index.remove(j.id, j)
 	s.count(j.ln.q.sh, -1, -j.bytes())
