@@ -7,20 +7,9 @@ import (
 	"sync/atomic"
 )
 
-// Appender is a Generator that can also append its ids and tokens to a
-// buffer, which lets the store keep them inside the job's own record
-// instead of allocating each. AppendJobID and AppendToken must give the
-// same text as JobID and Token would. Both generators of this package are
-// Appenders.
-type Appender interface {
-	Generator
-	AppendJobID(dst []byte, now int64) []byte
-	AppendToken(dst []byte, now int64) []byte
-}
-
 var (
-	_ Appender = (*SeqGenerator)(nil)
-	_ Appender = (*RandomGenerator)(nil)
+	_ Generator = (*SeqGenerator)(nil)
+	_ Generator = (*RandomGenerator)(nil)
 )
 
 // SeqGenerator is a deterministic Generator for tests and replay checks: job
@@ -34,18 +23,12 @@ type SeqGenerator struct {
 // NewSeqGenerator returns a SeqGenerator starting at 1.
 func NewSeqGenerator() *SeqGenerator { return &SeqGenerator{} }
 
-// JobID implements Generator.
-func (g *SeqGenerator) JobID(now int64) string { return string(g.AppendJobID(nil, now)) }
-
-// Token implements Generator.
-func (g *SeqGenerator) Token(now int64) string { return string(g.AppendToken(nil, now)) }
-
-// AppendJobID implements Appender.
+// AppendJobID implements Generator.
 func (g *SeqGenerator) AppendJobID(dst []byte, _ int64) []byte {
 	return strconv.AppendUint(append(dst, 'j'), g.ids.Add(1), 10)
 }
 
-// AppendToken implements Appender.
+// AppendToken implements Generator.
 func (g *SeqGenerator) AppendToken(dst []byte, _ int64) []byte {
 	return strconv.AppendUint(dst, g.tokens.Add(1), 10)
 }
@@ -82,13 +65,7 @@ func NewRandomGenerator() *RandomGenerator { return &RandomGenerator{} }
 
 const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
-// JobID implements Generator.
-func (g *RandomGenerator) JobID(now int64) string { return string(g.AppendJobID(nil, now)) }
-
-// Token implements Generator.
-func (g *RandomGenerator) Token(now int64) string { return string(g.AppendToken(nil, now)) }
-
-// AppendJobID implements Appender.
+// AppendJobID implements Generator.
 func (g *RandomGenerator) AppendJobID(dst []byte, now int64) []byte {
 	slot := rand.Uint32() & (genSlots - 1)
 	sl := &g.slots[slot]
@@ -117,7 +94,7 @@ func (g *RandomGenerator) AppendJobID(dst []byte, now int64) []byte {
 	return append(dst, out[:]...)
 }
 
-// AppendToken implements Appender.
+// AppendToken implements Generator.
 func (g *RandomGenerator) AppendToken(dst []byte, _ int64) []byte {
 	v := rand.Uint64()
 	var out [13]byte

@@ -23,7 +23,7 @@ func TestRandomGeneratorIDsAreUnique(t *testing.T) {
 			local := make([]string, 0, 20000)
 			for i := 0; i < 20000; i++ {
 				now := int64(1_700_000_000_000 + i/5000 - w%2) // several ids per ms, some late
-				local = append(local, g.JobID(now))
+				local = append(local, string(g.AppendJobID(nil, now)))
 			}
 			mu.Lock()
 			defer mu.Unlock()
@@ -39,7 +39,7 @@ func TestRandomGeneratorIDsAreUnique(t *testing.T) {
 		}(w)
 	}
 	wg.Wait()
-	if a, b := g.JobID(1_800_000_000_000), g.JobID(1_800_000_000_001); a[:9] >= b[:9] {
+	if a, b := string(g.AppendJobID(nil, 1_800_000_000_000)), string(g.AppendJobID(nil, 1_800_000_000_001)); a[:9] >= b[:9] {
 		t.Fatalf("a later millisecond does not sort later: %s, %s", a, b)
 	}
 }
@@ -52,13 +52,13 @@ func TestRandomGeneratorCounterOverflow(t *testing.T) {
 		g.slots[i].last = 5
 		g.slots[i].ctr = 1<<genCtrBits - 1
 	}
-	next := NewRandomGenerator().JobID(6)[:9]
-	if id := g.JobID(5); id[:9] != next {
+	next := string(NewRandomGenerator().AppendJobID(nil, 6))[:9]
+	if id := string(g.AppendJobID(nil, 5)); id[:9] != next {
 		t.Fatalf("after a full count, id %s is not in the next millisecond (%s)", id, next)
 	}
 	seen := make(map[string]bool)
 	for i := 0; i < 1000; i++ {
-		id := g.JobID(5)
+		id := string(g.AppendJobID(nil, 5))
 		if seen[id] {
 			t.Fatalf("id %q repeated after the counter wrapped", id)
 		}

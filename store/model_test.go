@@ -433,7 +433,7 @@ func (m *model) Push(now int64, p store.PushOptions) (string, error) {
 	id := p.ID
 	if id == "" {
 		for {
-			id = m.gen.JobID(now)
+			id = string(m.gen.AppendJobID(nil, now))
 			if m.find(id) == nil {
 				break
 			}
@@ -537,7 +537,7 @@ func (m *model) Reserve(now int64, r store.ReserveOptions) ([]store.Reservation,
 		pick.job.ExpiresAt = now + r.Lease
 		pick.job.UpdatedAt = now
 		pick.dueSeq = m.next()
-		pick.token = pick.job.ID + "." + m.gen.Token(now)
+		pick.token = pick.job.ID + "." + string(m.gen.AppendToken(nil, now))
 		pick.lastToken = pick.token
 		if rs := m.rate[pick.job.RateLimitKey]; pick.job.RateLimitKey != "" && rs != nil {
 			rs.adm = append(rs.adm, now)

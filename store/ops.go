@@ -136,14 +136,9 @@ func (s *Store) insert(r *Record, fx *effects) (bool, error) {
 	return queued, nil
 }
 
-// newID generates an id for j, in j.text when the generator can write it
-// there and it fits. Lock must be held.
+// newID generates an id for j, in j.text when it fits. Lock must be held.
 func (s *Store) newID(j *job, now int64) string {
-	app, ok := s.gen.(Appender)
-	if !ok {
-		return s.gen.JobID(now)
-	}
-	b := app.AppendJobID(j.text[:0], now)
+	b := s.gen.AppendJobID(j.text[:0], now)
 	// b is in j.text if it fits; else append made it a copy of its own.
 	// Either way nothing else refers to it.
 	return unsafe.String(unsafe.SliceData(b), len(b))
@@ -163,19 +158,15 @@ func (j *job) keepID(id string) string {
 // generated part. The first token of a job whose id is in j.text goes
 // right after it. Lock must be held.
 func (s *Store) newToken(j *job, now int64) string {
-	app, ok := s.gen.(Appender)
-	if !ok {
-		return j.id + "." + s.gen.Token(now)
-	}
 	if n := len(j.id); !j.tokText && n > 0 && n < len(j.text) && unsafe.StringData(j.id) == &j.text[0] {
-		b := app.AppendToken(append(j.text[:n], '.'), now)
+		b := s.gen.AppendToken(append(j.text[:n], '.'), now)
 		if len(b) <= len(j.text) {
 			j.tokText = true // written once: later tokens go elsewhere
 			return unsafe.String(&j.text[0], len(b))
 		}
 		return unsafe.String(unsafe.SliceData(b), len(b)) // a copy of its own
 	}
-	b := app.AppendToken(append(append(make([]byte, 0, len(j.id)+1+16), j.id...), '.'), now)
+	b := s.gen.AppendToken(append(append(make([]byte, 0, len(j.id)+1+16), j.id...), '.'), now)
 	return unsafe.String(unsafe.SliceData(b), len(b)) // b is ours alone
 }
 

@@ -14,12 +14,15 @@ import (
 
 // Generator makes job ids and reservation tokens. Injected so that the same
 // operations always give the same state (tests, log replay). It must be safe
-// for concurrent use.
+// for concurrent use. It appends to a buffer, which lets the store keep an
+// id and a token inside the job's own record instead of allocating each.
 type Generator interface {
-	// JobID returns a new job id; roughly time-ordered for production use.
-	JobID(now int64) string
-	// Token returns a string never returned before by this generator.
-	Token(now int64) string
+	// AppendJobID appends a new job id; roughly time-ordered for
+	// production use.
+	AppendJobID(dst []byte, now int64) []byte
+	// AppendToken appends a string never appended before by this
+	// generator.
+	AppendToken(dst []byte, now int64) []byte
 }
 
 // Config tunes a Store. DefaultConfig gives the documented defaults.
@@ -125,8 +128,8 @@ type job struct {
 	// retention sweeper without the shard lock, hence atomic.
 	retainGen atomic.Uint32
 	// text holds the id and, from the first reservation on, "." and that
-	// reservation's token: when a generator can write them here (see
-	// Appender), the id and that token are strings pointing into the
+	// reservation's token: when they fit, the id and that token are
+	// strings pointing into the
 	// record, which saves allocating them. A byte of text is written
 	// before any string covers it and never changes once the job is in
 	// the index.
