@@ -379,16 +379,21 @@ func (r *Registry) Active(ckey string) int64 {
 	return 0
 }
 
-// Holders is the number of Keys holding a concurrency key's state (Hold),
-// for consistency checks.
-func (r *Registry) Holders(ckey string) int64 {
-	s := r.shard(ckey)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if c := s.conc[ckey]; c != nil {
-		return c.holders
+// Holders returns, for every concurrency key whose state is held (Hold),
+// how many Keys hold it; for consistency checks.
+func (r *Registry) Holders() map[string]int64 {
+	out := map[string]int64{}
+	for i := range r.shards {
+		s := &r.shards[i]
+		s.mu.Lock()
+		for k, c := range s.conc {
+			if c.holders > 0 {
+				out[k] = c.holders
+			}
+		}
+		s.mu.Unlock()
 	}
-	return 0
+	return out
 }
 
 // SetConcurrency creates or changes a concurrency policy. Lowering a limit

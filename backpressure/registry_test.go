@@ -268,8 +268,8 @@ func TestHoldKeepsTheStateUntilDrop(t *testing.T) {
 	r.Hold(&a) // a second Hold of the same Keys counts once
 	r.Hold(&b)
 	held := state("k")
-	if held == nil || r.Holders("k") != 2 {
-		t.Fatalf("after Hold: state %v, %d holders", held, r.Holders("k"))
+	if held == nil || r.Holders()["k"] != 2 {
+		t.Fatalf("after Hold: state %v, %d holders", held, r.Holders()["k"])
 	}
 	for i := 0; i < 3; i++ {
 		if ad := r.AdmitKeys(1, &a, nil); !ad.OK {
@@ -288,8 +288,8 @@ func TestHoldKeepsTheStateUntilDrop(t *testing.T) {
 	}
 	r.Drop(&a)
 	r.Drop(&a) // a second Drop does nothing
-	if state("k") != held || r.Holders("k") != 1 {
-		t.Fatalf("after one holder left: %d holders", r.Holders("k"))
+	if state("k") != held || r.Holders()["k"] != 1 {
+		t.Fatalf("after one holder left: %d holders", r.Holders()["k"])
 	}
 	r.Drop(&b)
 	if state("k") != nil {
@@ -302,7 +302,7 @@ func TestHoldKeepsTheStateUntilDrop(t *testing.T) {
 	d := Keys{CKey: "k"}
 	r.Hold(&d)
 	r.Drop(&c)
-	if r.Holders("k") != 1 {
-		t.Fatalf("a Drop after Reset changed the new state: %d holders", r.Holders("k"))
+	if r.Holders()["k"] != 1 {
+		t.Fatalf("a Drop after Reset changed the new state: %d holders", r.Holders()["k"])
 	}
 }

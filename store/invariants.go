@@ -132,9 +132,15 @@ func (s *Store) CheckInvariants() error {
 			holders[key] += int64(len(kl.lanes))
 		}
 	}
+	held := s.reg.Holders()
 	for key, n := range holders {
-		if got := s.reg.Holders(key); got != n {
-			return fmt.Errorf("concurrency key %q is held by %d lanes, the registry counts %d", key, n, got)
+		if held[key] != n {
+			return fmt.Errorf("concurrency key %q is held by %d lanes, the registry counts %d", key, n, held[key])
+		}
+	}
+	for key, n := range held {
+		if holders[key] == 0 {
+			return fmt.Errorf("concurrency key %q is held %d times by no lane", key, n)
 		}
 	}
 	keys := make([]string, 0, len(active))
