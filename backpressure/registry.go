@@ -158,14 +158,12 @@ func (r *Registry) Hold(k *Keys) {
 	if k.CKey == "" || k.held != nil {
 		return
 	}
-	if k.cs == nil {
-		k.cs = r.shard(k.CKey)
-	}
-	k.cs.mu.Lock()
+	s := k.concShard(r)
+	s.mu.Lock()
 	c := k.conc()
 	c.holders++
 	k.held = c
-	k.cs.mu.Unlock()
+	s.mu.Unlock()
 }
 
 // Drop ends a Hold.
@@ -186,6 +184,22 @@ func (r *Registry) Drop(k *Keys) {
 		c.gone = true
 		delete(s.conc, k.CKey)
 	}
+}
+
+// concShard is the registry shard of k's concurrency key.
+func (k *Keys) concShard(r *Registry) *shard {
+	if k.cs == nil {
+		k.cs = r.shard(k.CKey)
+	}
+	return k.cs
+}
+
+// rateShard is the registry shard of k's rate-limit key.
+func (k *Keys) rateShard(r *Registry) *shard {
+	if k.rs == nil {
+		k.rs = r.shard(k.RKey)
+	}
+	return k.rs
 }
 
 // conc returns k's concurrency state, creating it. cs.mu must be held.
@@ -247,10 +261,7 @@ func (r *Registry) Admit(now int64, ckey, rkey string, w Waiter) Admission {
 // AdmitKeys is Admit for a cached pair of keys.
 func (r *Registry) AdmitKeys(now int64, k *Keys, w Waiter) Admission {
 	if k.CKey != "" {
-		if k.cs == nil {
-			k.cs = r.shard(k.CKey)
-		}
-		s := k.cs
+		s := k.concShard(r)
 		s.mu.Lock()
 		c := k.conc()
 		if c.limit > 0 && c.active >= c.limit {
@@ -264,10 +275,7 @@ func (r *Registry) AdmitKeys(now int64, k *Keys, w Waiter) Admission {
 	}
 	rated, at := false, int64(0)
 	if k.RKey != "" {
-		if k.rs == nil {
-			k.rs = r.shard(k.RKey)
-		}
-		s := k.rs
+		s := k.rateShard(r)
 		s.mu.Lock()
 		if rs := k.rate(); rs != nil {
 			if b, blocked := rs.check(now, k.RKey); blocked {
@@ -318,10 +326,7 @@ func (r *Registry) ReleaseKeys(k *Keys) []Waiter {
 	if k.CKey == "" {
 		return nil
 	}
-	if k.cs == nil {
-		k.cs = r.shard(k.CKey)
-	}
-	s := k.cs
+	s := k.concShard(r)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if k.c == nil || k.c.gone {

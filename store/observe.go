@@ -74,8 +74,8 @@ func JobBytes(payload, id, lastError int) int64 {
 func (j *job) bytes() int64 { return JobBytes(len(j.payload), len(j.id), len(j.xr().lastError)) }
 
 // Bytes is the estimated memory of the jobs held, terminal ones still
-// retained included (INFO memory, --maxmemory). It is kept as jobs come and
-// go, so reading it costs nothing.
+// retained included (INFO memory, --maxmemory). Each shard keeps its part
+// as jobs come and go; reading it adds them up.
 func (s *Store) Bytes() int64 {
 	var n int64
 	for _, sh := range s.shards {

@@ -75,9 +75,10 @@ type Store struct {
 	expired expiredTokens
 	ret     retention
 	// limited is set when MaxJobs or MaxBytes is: only then do pushes
-	// keep the store-wide counts below, which their limits are checked
-	// against in one atomic step. Otherwise each shard counts its own
-	// jobs (shard.jobs), so pushes on different shards share no write.
+	// also keep the store-wide counts below, which their limits are
+	// checked against in one atomic step. Each shard always counts its own
+	// jobs (shard.jobs, shard.bytes), which Len and Bytes add up, so
+	// without a limit pushes on different shards share no write.
 	limited bool
 	_       [64]byte
 	total   atomic.Int64 // jobs held, when limited
