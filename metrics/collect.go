@@ -132,14 +132,21 @@ func (c *collector) collectEvents(ch chan<- prometheus.Metric) {
 // metric reads h as a Prometheus histogram in seconds. The count is taken
 // from the buckets so the two always agree.
 func (h *histogram) metric(d *prometheus.Desc, label string) prometheus.Metric {
-	buckets := make(map[float64]uint64, len(DurationBounds))
+	buckets, n := cumulative(DurationBounds[:], 1000, func(i int) uint64 { return h.buckets[i].Load() })
+	return prometheus.MustNewConstHistogram(d, n, float64(h.sum.Load())/1000, buckets, label)
+}
+
+// cumulative turns per-bucket counts (count(i) for bucket i of bounds, then
+// one more for the rest) into Prometheus's cumulative buckets, whose upper
+// bounds are bounds divided by unit, and returns them with the total count.
+func cumulative[B int64 | uint64](bounds []B, unit float64, count func(i int) uint64) (map[float64]uint64, uint64) {
+	buckets := make(map[float64]uint64, len(bounds))
 	var cum uint64
-	for i, b := range DurationBounds {
-		cum += h.buckets[i].Load()
-		buckets[float64(b)/1000] = cum
+	for i, b := range bounds {
+		cum += count(i)
+		buckets[float64(b)/unit] = cum
 	}
-	cum += h.buckets[len(DurationBounds)].Load()
-	return prometheus.MustNewConstHistogram(d, cum, float64(h.sum.Load())/1000, buckets, label)
+	return buckets, cum + count(len(bounds))
 }
 
 type queueGauges struct {
@@ -240,14 +247,8 @@ func (c *collector) collectServer(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(netOutDesc, prometheus.CounterValue, float64(s.NetOutputBytes))
 	ch <- prometheus.MustNewConstMetric(slowlogDesc, prometheus.GaugeValue, float64(srv.SlowlogLen()))
 	for _, cs := range srv.CommandStats() {
-		buckets := make(map[float64]uint64, len(protocol.LatencyBounds))
-		var cum uint64
-		for i, b := range protocol.LatencyBounds {
-			cum += cs.Buckets[i]
-			buckets[float64(b)/1e6] = cum
-		}
-		cum += cs.Buckets[len(protocol.LatencyBounds)]
-		ch <- prometheus.MustNewConstHistogram(cmdDesc, cum, float64(cs.Usec)/1e6, buckets, cs.Name)
+		buckets, n := cumulative(protocol.LatencyBounds[:], 1e6, func(i int) uint64 { return cs.Buckets[i] })
+		ch <- prometheus.MustNewConstHistogram(cmdDesc, n, float64(cs.Usec)/1e6, buckets, cs.Name)
 		ch <- prometheus.MustNewConstMetric(cmdFailedDesc, prometheus.CounterValue, float64(cs.Failed), cs.Name)
 	}
 }
@@ -260,14 +261,8 @@ func (c *collector) collectLog(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(aofSizeDesc, prometheus.GaugeValue, float64(s.Size))
 	ch <- prometheus.MustNewConstMetric(aofBaseDesc, prometheus.GaugeValue, float64(s.BaseSize))
 	ch <- prometheus.MustNewConstMetric(aofFsyncDesc, prometheus.GaugeValue, float64(s.LastFsyncMicros)/1e6)
-	buckets := make(map[float64]uint64, len(persistence.FsyncBounds))
-	var cum uint64
-	for i, b := range persistence.FsyncBounds {
-		cum += s.Fsyncs.Counts[i]
-		buckets[float64(b)/1e6] = cum
-	}
-	total := cum + s.Fsyncs.Counts[len(persistence.FsyncBounds)]
-	ch <- prometheus.MustNewConstHistogram(aofFsyncHist, total, float64(s.Fsyncs.SumMicros)/1e6, buckets)
+	buckets, n := cumulative(persistence.FsyncBounds[:], 1e6, func(i int) uint64 { return s.Fsyncs.Counts[i] })
+	ch <- prometheus.MustNewConstHistogram(aofFsyncHist, n, float64(s.Fsyncs.SumMicros)/1e6, buckets)
 	ch <- prometheus.MustNewConstMetric(aofErrDesc, prometheus.CounterValue, float64(s.WriteErrors))
 	ch <- prometheus.MustNewConstMetric(aofOKDesc, prometheus.GaugeValue, b2f(s.Status != "err"))
 	ch <- prometheus.MustNewConstMetric(aofRewrDesc, prometheus.CounterValue, float64(s.Rewrites))
