@@ -93,11 +93,11 @@ func (r *Registry) Waiting() int64 { return r.waiting.Load() }
 // watching the connection there); its stop function runs when the wait ends.
 func (r *Registry) Reserve(o store.ReserveOptions, timeout time.Duration,
 	block func() (gone <-chan struct{}, stop func())) ([]store.Reservation, error) {
-	o.Queues = store.UniqueNames(slices.Clone(o.Queues)) // a waiter is listed once per queue
 	res, err := r.st.Reserve(r.now(), o)
 	if err != nil || len(res) > 0 {
 		return res, err
 	}
+	o.Queues = store.UniqueNames(slices.Clone(o.Queues)) // a waiter is listed once per queue
 	w := &waiter{opts: o, ch: make(chan result, 1)}
 	// Count the waiter before the final attempt (made by serving it below),
 	// so that a push racing with us either sees the count and notifies, or
@@ -175,9 +175,6 @@ func (r *Registry) cancel(w *waiter, gone bool) ([]store.Reservation, error) {
 func (r *Registry) removeLocked(w *waiter, to waitState) {
 	w.state = to
 	for i, e := range w.elems {
-		if e == nil {
-			continue
-		}
 		q := w.opts.Queues[i]
 		if l := r.queues[q]; l != nil {
 			l.Remove(e)
