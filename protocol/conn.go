@@ -91,17 +91,13 @@ func (c *Client) serve() {
 		if err == nil && !ok {
 			// Nothing complete is buffered: answer what ran, then wait
 			// for more, unless the server is draining.
-			if c.srv.isDraining() {
-				_ = c.flush()
-				return
-			}
 			if err := c.flush(); err != nil {
 				if !c.killed.Load() {
 					log.Debug().Err(err).Msg("write failed, closing")
 				}
 				return
 			}
-			if c.closing {
+			if c.srv.isDraining() {
 				return
 			}
 			err = c.rd.fill()
