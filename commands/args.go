@@ -85,7 +85,7 @@ func keyword(b []byte, kw string) bool {
 type options struct {
 	args [][]byte
 	i    int
-	seen [8]string // keywords so far: more than any command has
+	seen [16]string // keywords so far: JOBPUSH, with the most, takes 8
 	n    int
 }
 
