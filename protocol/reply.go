@@ -36,13 +36,18 @@ type Array interface {
 	AppendElem(b []byte, i int) []byte
 }
 
-// Encoders for Array implementations (redcon's).
-var (
-	AppendArray      = redcon.AppendArray
-	AppendBulk       = redcon.AppendBulk
-	AppendBulkString = redcon.AppendBulkString
-	AppendInt        = redcon.AppendInt
-)
+// AppendArray appends an array header of n elements (for Array
+// implementations, as the next three).
+func AppendArray(b []byte, n int) []byte { return redcon.AppendArray(b, n) }
+
+// AppendBulk appends a bulk string.
+func AppendBulk(b, bulk []byte) []byte { return redcon.AppendBulk(b, bulk) }
+
+// AppendBulkString appends a bulk string.
+func AppendBulkString(b []byte, bulk string) []byte { return redcon.AppendBulkString(b, bulk) }
+
+// AppendInt appends an integer reply.
+func AppendInt(b []byte, n int64) []byte { return redcon.AppendInt(b, n) }
 
 // Replies used everywhere.
 var (
