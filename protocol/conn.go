@@ -120,15 +120,20 @@ func (c *Client) serve() {
 			return
 		}
 		c.dispatch(args)
-		if c.closing || c.w.err != nil {
-			// Stop running this batch: flush below, then close.
-			if err := c.flush(); err != nil && !c.killed.Load() {
-				log.Debug().Err(err).Msg("write failed, closing")
+		// Write now when the command asked to close, when a write inside
+		// it failed (flush then reports that failure), or when enough
+		// replies are buffered. After a failed write nothing more of this
+		// pipeline runs on the gone connection's behalf.
+		if c.closing || c.w.err != nil || len(c.w.b) >= c.w.limit {
+			if err := c.flush(); err != nil {
+				if !c.killed.Load() {
+					log.Debug().Err(err).Msg("write failed, closing")
+				}
+				return
 			}
-			return
-		}
-		if len(c.w.b) >= c.w.limit {
-			_ = c.flush()
+			if c.closing {
+				return
+			}
 		}
 	}
 }

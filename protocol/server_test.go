@@ -3,12 +3,14 @@ package protocol
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -581,5 +583,57 @@ func TestNewTableChecksSubcommands(t *testing.T) {
 	dup := []Command{{Name: "box|get", Arity: 2}, {Name: "box|get", Arity: 3}}
 	if _, err := NewTable([]Command{{Name: "box", Arity: -2, Handler: h, Subs: dup}}); err == nil {
 		t.Error("a subcommand defined twice was accepted")
+	}
+}
+
+// failingWrites is a loopback connection whose reads come from a fixed
+// input and whose writes all fail.
+type failingWrites struct {
+	net.Conn
+	in     *strings.Reader
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (f *failingWrites) Read(p []byte) (int, error) {
+	if f.in.Len() == 0 {
+		<-f.closed
+		return 0, net.ErrClosed
+	}
+	return f.in.Read(p)
+}
+func (f *failingWrites) Write([]byte) (int, error) { return 0, errors.New("broken pipe") }
+func (f *failingWrites) Close() error {
+	f.once.Do(func() { close(f.closed) })
+	return nil
+}
+func (f *failingWrites) RemoteAddr() net.Addr {
+	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}
+}
+func (f *failingWrites) LocalAddr() net.Addr {
+	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 6379}
+}
+func (f *failingWrites) SetReadDeadline(time.Time) error  { return nil }
+func (f *failingWrites) SetWriteDeadline(time.Time) error { return nil }
+
+// When an early write inside a pipeline fails, the commands after it do
+// not run: the connection is known to be gone.
+func TestFailedEarlyWriteStopsThePipeline(t *testing.T) {
+	var ran atomic.Int64
+	count := Command{Name: "count", Arity: 1, Handler: func(c *Client, args [][]byte) (any, error) {
+		ran.Add(1)
+		return OK, nil
+	}}
+	cfg := DefaultConfig()
+	cfg.FlushAt = 512
+	srv, err := NewServer(cfg, testTable(t, count), zerolog.New(zerolog.NewTestWriter(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := &failingWrites{in: strings.NewReader("big 1000\r\ncount\r\ncount\r\n"), closed: make(chan struct{})}
+	srv.accept(conn)
+	waitFor(t, func() bool { return srv.Stats().Connected == 0 })
+	if n := ran.Load(); n != 0 {
+		t.Fatalf("%d commands ran after the write failed", n)
 	}
 }
