@@ -139,7 +139,7 @@ func run(args, environ []string, stdout, stderr io.Writer, stop <-chan os.Signal
 			h, _, _ := net.SplitHostPort(a)
 			a = net.JoinHostPort(h, strconv.Itoa(port))
 		}
-		ln, err := net.Listen("tcp", a)
+		ln, err := net.Listen(l.Network, a)
 		if err != nil {
 			if l.Skip(err) { // "-addr", as in redis.conf: optional
 				log.Warn().Err(err).Str("addr", a).Msg("optional address not available, skipped")

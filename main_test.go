@@ -425,6 +425,39 @@ func TestBindSkipsAnOptionalAddress(t *testing.T) {
 	}
 }
 
+// redis.conf's "bind * -::*" listens on every IPv4 interface and, where
+// the machine has IPv6, every IPv6 one, as two sockets that do not clash.
+func TestBindEveryInterface(t *testing.T) {
+	p := startBinary(t, "--bind", "* -::*")
+	if got := p.cli(t, "", "PING"); strings.TrimSpace(got) != "PONG" {
+		t.Fatalf("PING over IPv4: %q", got)
+	}
+	if !strings.Contains(p.logs.String(), `"0.0.0.0:`+p.port+`"`) {
+		t.Fatalf("not listening on 0.0.0.0:%s:\n%s", p.port, p.logs)
+	}
+	ln, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Logf("no IPv6 here (%v): only the IPv4 socket is checked", err)
+		return
+	}
+	ln.Close()
+	if !strings.Contains(p.logs.String(), `"[::]:`+p.port+`"`) {
+		t.Fatalf("not listening on [::]:%s:\n%s", p.port, p.logs)
+	}
+	c, err := net.Dial("tcp6", "[::1]:"+p.port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil || got != "+PONG\r\n" {
+		t.Fatalf("PING over IPv6: %q, %v", got, err)
+	}
+}
+
 // SHUTDOWN stops the server as SIGTERM does: pushed jobs survive in the
 // log, a blocked reserve gets null, the process exits 0. Bad modifiers
 // change nothing.

@@ -282,7 +282,7 @@ func (c *Config) Validate() error {
 		return errors.New("bind: at least one address is needed")
 	}
 	for _, b := range c.Bind {
-		if _, _, err := parseBind(b); err != nil {
+		if _, _, _, err := parseBind(b); err != nil {
 			return err
 		}
 	}
@@ -321,30 +321,43 @@ func (c *Config) Validate() error {
 }
 
 // parseBind reads one bind address: an IP address (IPv6 with or without
-// brackets), localhost, or * for every interface, optionally prefixed with
-// '-' as in redis.conf's default "bind 127.0.0.1 -::1". It returns the host
-// for net.JoinHostPort ("" for *); on error, b itself, which no listen
-// accepts.
-func parseBind(b string) (host string, optional bool, err error) {
+// brackets), localhost, * for every IPv4 interface or ::* for every IPv6
+// one (as in Redis), optionally prefixed with '-' as in redis.conf's
+// "bind 127.0.0.1 -::1" and "bind * -::*". It returns the host for
+// net.JoinHostPort and the network to listen on; on error, b itself, which
+// no listen accepts.
+func parseBind(b string) (host, network string, optional bool, err error) {
 	host, optional = strings.CutPrefix(b, "-")
 	if optional && host == "" {
-		return b, false, fmt.Errorf("bind: %q names no address after the '-'", b)
+		return b, "", false, fmt.Errorf("bind: %q names no address after the '-'", b)
 	}
 	if len(host) >= 2 && host[0] == '[' && host[len(host)-1] == ']' {
 		host = host[1 : len(host)-1]
 	}
-	switch {
-	case host == "*":
-		return "", optional, nil
-	case host == "localhost" || net.ParseIP(host) != nil:
-		return host, optional, nil
+	switch host {
+	case "*":
+		return "0.0.0.0", "tcp4", optional, nil
+	case "::*":
+		return "::", "tcp6", optional, nil
+	case "localhost":
+		return host, "tcp", optional, nil
 	}
-	return b, false, fmt.Errorf("bind: %q is not an IP address", b)
+	ip := net.ParseIP(host)
+	switch {
+	case ip == nil:
+		return b, "", false, fmt.Errorf("bind: %q is not an IP address", b)
+	case ip.To4() != nil:
+		return host, "tcp4", optional, nil
+	}
+	// tcp6 listens on IPv6 only, so "::" and "0.0.0.0" can both be bound,
+	// as in Redis.
+	return host, "tcp6", optional, nil
 }
 
 // Listener is one address to listen on.
 type Listener struct {
-	Addr string // host:port, for net.Listen("tcp", Addr)
+	Network string // for net.Listen: tcp4, tcp6, or tcp for localhost
+	Addr    string // host:port
 	// Optional is set for an address given with Redis's '-' prefix: when
 	// it is not available here, the server starts without it (see Skip).
 	Optional bool
@@ -354,8 +367,8 @@ type Listener struct {
 func (c *Config) Listeners() []Listener {
 	out := make([]Listener, 0, len(c.Bind))
 	for _, b := range c.Bind {
-		h, optional, _ := parseBind(b)
-		out = append(out, Listener{Addr: net.JoinHostPort(h, strconv.Itoa(c.Port)), Optional: optional})
+		h, network, optional, _ := parseBind(b)
+		out = append(out, Listener{Network: network, Addr: net.JoinHostPort(h, strconv.Itoa(c.Port)), Optional: optional})
 	}
 	return out
 }

@@ -98,11 +98,14 @@ func TestBindOptional(t *testing.T) {
 		want []Listener
 		err  string
 	}{
-		{"127.0.0.1 -::1", []Listener{{"127.0.0.1:6390", false}, {"[::1]:6390", true}}, ""},
-		{"-127.0.0.1", []Listener{{"127.0.0.1:6390", true}}, ""},
-		{"-[::1] [::1]", []Listener{{"[::1]:6390", true}, {"[::1]:6390", false}}, ""},
-		{"* -localhost", []Listener{{":6390", false}, {"localhost:6390", true}}, ""},
-		{"-*", []Listener{{":6390", true}}, ""},
+		{"127.0.0.1 -::1", []Listener{{"tcp4", "127.0.0.1:6390", false}, {"tcp6", "[::1]:6390", true}}, ""},
+		{"-127.0.0.1", []Listener{{"tcp4", "127.0.0.1:6390", true}}, ""},
+		{"-[::1] [::1]", []Listener{{"tcp6", "[::1]:6390", true}, {"tcp6", "[::1]:6390", false}}, ""},
+		{"* -localhost", []Listener{{"tcp4", "0.0.0.0:6390", false}, {"tcp", "localhost:6390", true}}, ""},
+		{"-*", []Listener{{"tcp4", "0.0.0.0:6390", true}}, ""},
+		{"* -::*", []Listener{{"tcp4", "0.0.0.0:6390", false}, {"tcp6", "[::]:6390", true}}, ""},
+		{"0.0.0.0 ::", []Listener{{"tcp4", "0.0.0.0:6390", false}, {"tcp6", "[::]:6390", false}}, ""},
+		{"**", nil, `bind: "**" is not an IP address`},
 		{"-", nil, `bind: "-" names no address after the '-'`},
 		{"127.0.0.1 -", nil, `bind: "-" names no address after the '-'`},
 		{"-notanip", nil, `bind: "-notanip" is not an IP address`},
@@ -145,7 +148,7 @@ func TestBindOptional(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := []Listener{{"127.0.0.1:7000", false}, {"[::1]:7000", true}}
+		want := []Listener{{"tcp4", "127.0.0.1:7000", false}, {"tcp6", "[::1]:7000", true}}
 		if got := c.Listeners(); !equalListeners(got, want) {
 			t.Errorf("Listeners %v, want %v", got, want)
 		}
@@ -179,7 +182,7 @@ func TestListenerSkip(t *testing.T) {
 	wrap := func(errno syscall.Errno) error {
 		return &net.OpError{Op: "listen", Net: "tcp", Err: os.NewSyscallError("socket", errno)}
 	}
-	opt, req := Listener{Addr: "[::1]:6390", Optional: true}, Listener{Addr: "[::1]:6390"}
+	opt, req := Listener{Network: "tcp6", Addr: "[::1]:6390", Optional: true}, Listener{Network: "tcp6", Addr: "[::1]:6390"}
 	for _, tc := range []struct {
 		err      error
 		optional bool // Skip's answer for an optional address
