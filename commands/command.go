@@ -3,6 +3,8 @@ package commands
 import (
 	"strings"
 
+	"github.com/tidwall/match"
+
 	"sluice/protocol"
 )
 
@@ -23,12 +25,17 @@ var commandSubs = []protocol.Command{
 	{Name: "command|count", Arity: 2, Summary: "Count the commands."},
 	{Name: "command|info", Arity: -2, Summary: "Describe commands.", Args: []protocol.Arg{{Name: "command-name", Type: "string", Optional: true, Multiple: true}}},
 	{Name: "command|docs", Arity: -2, Summary: "Document commands.", Args: []protocol.Arg{{Name: "command-name", Type: "string", Optional: true, Multiple: true}}},
-	{Name: "command|list", Arity: 2, Summary: "List command names."}, // no FILTERBY
+	{Name: "command|list", Arity: -2, Summary: "List command names, subcommands included, optionally filtered.",
+		Args: []protocol.Arg{{Name: "filterby", Token: "FILTERBY", Type: "oneof", Optional: true, Args: []protocol.Arg{
+			{Name: "module-name", Token: "MODULE", Type: "string"},
+			{Name: "category", Token: "ACLCAT", Type: "string"},
+			{Name: "pattern", Token: "PATTERN", Type: "pattern"}}}}},
 	{Name: "command|help", Arity: 2, Summary: "Show COMMAND's subcommands."},
 }
 
-// COMMAND [COUNT | INFO [name ...] | DOCS [name ...] | LIST | HELP] (the
-// dispatcher has checked the arity in commandSubs)
+// COMMAND [COUNT | INFO [name ...] | DOCS [name ...] |
+// LIST [FILTERBY MODULE name | ACLCAT category | PATTERN pattern] | HELP]
+// (the dispatcher has checked the arity in commandSubs)
 func command(c *protocol.Client, args [][]byte) (any, error) {
 	t := c.Server().Table()
 	if len(args) == 1 {
@@ -43,9 +50,20 @@ func command(c *protocol.Client, args [][]byte) (any, error) {
 	case "count":
 		return int64(len(t.Commands())), nil
 	case "list":
-		names := make([]string, 0, len(t.Commands()))
+		keep, err := listFilter(args[2:])
+		if err != nil {
+			return nil, err
+		}
+		names := []string{}
 		for _, cmd := range t.Commands() {
-			names = append(names, cmd.Name)
+			if keep(cmd, cmd.Group) {
+				names = append(names, cmd.Name)
+			}
+			for i := range cmd.Subs {
+				if sc := &cmd.Subs[i]; keep(sc, cmd.Group) {
+					names = append(names, sc.Name)
+				}
+			}
 		}
 		return names, nil
 	case "info":
@@ -86,10 +104,40 @@ func command(c *protocol.Client, args [][]byte) (any, error) {
 			"COUNT", "    Return the total number of commands.",
 			"DOCS [<command-name> ...]", "    Return documentation about commands.",
 			"INFO [<command-name> ...]", "    Return details about the given commands.",
-			"LIST", "    Return the names of all commands.",
+			"LIST [FILTERBY (MODULE <module-name>|ACLCAT <category>|PATTERN <pattern>)]",
+			"    Return the names of all commands (subcommands as command|subcommand), or those the filter keeps.",
 		}, nil
 	}
 	return nil, protocol.UnknownSubcommand("command", args[1])
+}
+
+// listFilter reads COMMAND LIST's optional filter, as Redis does: no module
+// is loaded, so MODULE keeps nothing; ACLCAT keeps the commands of a
+// category, named without its '@'; PATTERN is a glob over the names. The
+// last two ignore case. group is the command's own, or for a subcommand
+// without one, its parent's.
+func listFilter(args [][]byte) (func(cmd *protocol.Command, group string) bool, error) {
+	if len(args) == 0 {
+		return func(*protocol.Command, string) bool { return true }, nil
+	}
+	if len(args) != 3 || !strings.EqualFold(string(args[0]), "filterby") {
+		return nil, protocol.ErrSyntax
+	}
+	arg := strings.ToLower(string(args[2]))
+	switch strings.ToLower(string(args[1])) {
+	case "module":
+		return func(*protocol.Command, string) bool { return false }, nil
+	case "aclcat":
+		return func(cmd *protocol.Command, group string) bool {
+			if cmd.Group != "" {
+				group = cmd.Group
+			}
+			return group == arg
+		}, nil
+	case "pattern":
+		return func(cmd *protocol.Command, _ string) bool { return match.Match(cmd.Name, arg) }, nil
+	}
+	return nil, protocol.ErrSyntax
 }
 
 // commandInfo is one entry of COMMAND / COMMAND INFO, in Redis 7's shape:

@@ -1,7 +1,9 @@
 package commands_test
 
 import (
+	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -89,6 +91,36 @@ func TestServerCommands(t *testing.T) {
 	if all := do(t, c, "COMMAND").([]any); int64(len(all)) != n {
 		t.Fatalf("COMMAND lists %d, COUNT says %d", len(all), n)
 	}
+	// COMMAND LIST names subcommands too, as Redis 7 does, and filters.
+	cmdList := func(args ...any) []string {
+		t.Helper()
+		var out []string
+		for _, v := range do(t, c, append([]any{"COMMAND", "LIST"}, args...)...).([]any) {
+			out = append(out, v.(string))
+		}
+		return out
+	}
+	names := cmdList()
+	if int64(len(names)) <= n || !slices.Contains(names, "jobpush") || !slices.Contains(names, "config|get") {
+		t.Fatalf("COMMAND LIST %v", names)
+	}
+	if got := cmdList("FILTERBY", "PATTERN", "CONFIG*"); !slices.Equal(got, []string{"config", "config|get", "config|help"}) {
+		t.Fatalf("COMMAND LIST FILTERBY PATTERN CONFIG* %v", got)
+	}
+	if got := cmdList("filterby", "aclcat", "QUEUES"); !slices.Contains(got, "queuelen") || slices.Contains(got, "jobpush") {
+		t.Fatalf("COMMAND LIST FILTERBY ACLCAT QUEUES %v", got)
+	}
+	for _, f := range [][]any{{"FILTERBY", "MODULE", "x"}, {"FILTERBY", "ACLCAT", "@queues"}, {"FILTERBY", "PATTERN", "[z"}} {
+		if got := cmdList(f...); len(got) != 0 {
+			t.Fatalf("COMMAND LIST %v: %v", f, got)
+		}
+	}
+	for _, f := range [][]any{{"FILTERBY"}, {"FILTERBY", "PATTERN"}, {"x", "PATTERN", "*"}, {"FILTERBY", "NOPE", "x"}, {"FILTERBY", "PATTERN", "*", "x"}} {
+		if _, err := c.Do(context.Background(), append([]any{"COMMAND", "LIST"}, f...)...).Result(); err == nil || err.Error() != "ERR syntax error" {
+			t.Fatalf("COMMAND LIST %v: %v", f, err)
+		}
+	}
+
 	info := do(t, c, "COMMAND", "INFO", "jobpush", "nope").([]any)
 	if len(info) != 2 || info[1] != nil {
 		t.Fatalf("COMMAND INFO %v", info)
@@ -285,7 +317,7 @@ func TestSubcommandArity(t *testing.T) {
 		want string
 	}{
 		{[]any{"SLOWLOG", "get", 1, 2}, "ERR unknown subcommand or wrong number of arguments for 'get'. Try SLOWLOG HELP."},
-		{[]any{"COMMAND", "LIST", "FILTERBY", "PATTERN", "x"}, "ERR wrong number of arguments for 'command|list' command"},
+		{[]any{"COMMAND", "COUNT", "x"}, "ERR wrong number of arguments for 'command|count' command"},
 		{[]any{"CONFIG", "NOPE", "x"}, "ERR unknown subcommand 'NOPE'. Try CONFIG HELP."},
 	} {
 		if v, err := c.Do(ctx, tc.args...).Result(); err == nil || err.Error() != tc.want {

@@ -80,7 +80,7 @@ type Command struct {
 // Arg documents an argument the way COMMAND DOCS describes it.
 type Arg struct {
 	Name     string
-	Type     string // string, integer, key, pure-token, block or oneof
+	Type     string // string, integer, key, pattern, pure-token, block or oneof
 	Token    string // a keyword that introduces the argument
 	Optional bool
 	Multiple bool
