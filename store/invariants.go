@@ -37,7 +37,7 @@ func (s *Store) CheckInvariants() error {
 			continue
 		}
 		c := r.c
-		if c.gone || c.b == nil || r.off < c.head || r.off >= c.n || c.dead(r.off) {
+		if c.b == nil || r.off < c.head || r.off >= c.n || c.dead(r.off) {
 			return fmt.Errorf("the index names a packed entry at %d of a chunk that does not hold it live", r.off)
 		}
 		e := c.entry(r.off)
@@ -339,7 +339,7 @@ func (s *Store) checkChunks(l *lane, b *bucket, seen map[ref]bool) (int, error) 
 	var last uint64
 	var prev *chunk
 	for c := b.first; c != nil; prev, c = c, c.next {
-		if c.prev != prev || c.b != b || c.ln != l || c.gone {
+		if c.prev != prev || c.b != b || c.ln != l {
 			return 0, fmt.Errorf("a chunk is misfiled")
 		}
 		if c.live == 0 && c != b.last {

@@ -190,9 +190,7 @@ func (s *Store) insertPacked(sh *shard, q *queue, r *Record, fx *effects) error 
 	q.seq++
 	q.counts[Queued]++
 	if r.ID == "" {
-		// The id's bytes in the chunk never change: the string may
-		// outlive the entry (it then keeps the chunk, not the job).
-		r.ID = id
+		r.ID = strings.Clone(id) // the chunk's bytes change once the job leaves
 	}
 	s.log(*r, fx)
 	if o := s.obs(q); o != nil {
@@ -683,7 +681,9 @@ func (s *Store) withID(id string) (ref, *shard, error) {
 			}
 			return r, sh, nil
 		}
-		if !r.c.gone && !r.c.dead(r.off) && string(r.c.idAt(r.off)) == id {
+		// A packed entry changes only under this lock, and with it its
+		// index slot: if the index still names it, it is the job.
+		if s.index.get(id) == r {
 			return r, sh, nil
 		}
 		// It left the packed form (or FLUSHALL dropped it) before the
@@ -785,7 +785,7 @@ func (s *Store) snapshotRef(r ref, now int64) Job {
 	e := r.c.entry(r.off)
 	l := r.c.ln
 	out := Job{
-		ID: e.id, Queue: l.q.name, Handler: l.key.handler, Payload: e.payload,
+		ID: string(e.idb), Queue: l.q.name, Handler: l.key.handler, Payload: bytes.Clone(e.payload),
 		State: Queued, Priority: r.c.b.prio,
 		ConcurrencyKey: l.key.ckey, RateLimitKey: l.key.rkey,
 		MaxAttempts: e.maxAtt, Backoff: e.backoff,
@@ -1167,8 +1167,6 @@ func (s *Store) flushLocked() {
 	for _, r := range s.index.all() {
 		if r.j != nil {
 			r.j.dropped = true
-		} else {
-			r.c.gone = true
 		}
 	}
 	for _, sh := range s.shards {

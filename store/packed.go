@@ -20,15 +20,17 @@ import (
 // cancel, purge): it is then decoded into a *job whose payload is a copy, so
 // that no job pins a chunk, and its entry is marked dead. It never goes
 // back. A chunk with no live entry is dropped from its bucket, except the
-// last one, which keeps taking entries; a lane keeps one such empty chunk
-// aside when its bucket empties, so a lane drained as fast as it fills does
-// not allocate a chunk per job.
+// last one, which is rewound and keeps taking entries; a lane keeps one
+// such empty chunk aside when its bucket empties, so a lane drained as fast
+// as it fills allocates no chunk at all.
 //
 // The id index points at a packed job's chunk, with the entry's offset in
-// the slot's hash word (see idSlot). An entry's bytes never change once
-// written, but for its dead flag, so the index may compare ids with a
+// the slot's hash word (see idSlot). An entry's bytes never change while it
+// is indexed, but for its dead flag, so the index may compare ids with a
 // chunk's bytes under its own lock; everything else about chunks is
-// guarded by the lock of the shard that owns the queue.
+// guarded by the lock of the shard that owns the queue. Since a chunk is
+// written again once rewound, nothing the store hands out points into one:
+// ids and payloads leave as copies.
 
 const (
 	chunkBits = 12
@@ -58,7 +60,6 @@ type chunk struct {
 	seq0       uint64  // bases of the entries' deltas
 	created0   uint64
 	at0        int64
-	gone       bool // dropped by FLUSHALL: its entries are no jobs
 }
 
 // packing is what a packed entry holds.
@@ -95,8 +96,14 @@ func maxSize(p *packing) int {
 	return 1 + 5*binary.MaxVarintLen64 + 2*binary.MaxVarintLen32 + len(p.id) + len(p.payload)
 }
 
-// base sets c's delta bases from its first entry. c must hold no live
-// entry.
+// rewind empties c, which holds no live entry, for p's entry to come
+// first.
+func (c *chunk) rewind(p *packing) {
+	c.n, c.head = 0, 0
+	c.base(p)
+}
+
+// base sets c's delta bases from its first entry.
 func (c *chunk) base(p *packing) {
 	c.seq0, c.created0, c.at0 = p.seq, p.created, p.createdAt
 }
@@ -290,7 +297,7 @@ func (b *bucket) unlink(c *chunk) {
 }
 
 // dropChunks empties b's chunks, which hold no live entry, keeping the
-// last aside in the lane for reuse when it has room left.
+// last aside in the lane for reuse.
 func (b *bucket) dropChunks(l *lane) {
 	last := b.last
 	for c := b.first; c != nil; {
@@ -299,7 +306,7 @@ func (b *bucket) dropChunks(l *lane) {
 		c = next
 	}
 	b.first, b.last, b.np = nil, nil, 0
-	if last != nil && len(last.buf)-last.n >= chunkMin/2 {
+	if last != nil && (l.aside == nil || len(last.buf) >= len(l.aside.buf)) {
 		l.aside = last
 	}
 }
@@ -310,13 +317,13 @@ func (l *lane) chunkFor(b *bucket, p *packing) *chunk {
 	if b != nil && b.last != nil {
 		c := b.last
 		if c.live == 0 {
-			c.base(p)
+			c.rewind(p)
 		}
 		if c.n+c.size(p) <= len(c.buf) {
 			return c
 		}
 	} else if c := l.aside; c != nil {
-		c.base(p)
+		c.rewind(p)
 		if c.n+c.size(p) <= len(c.buf) {
 			return c
 		}
@@ -349,7 +356,7 @@ func (l *lane) commitPacked(c *chunk, end int, prio int64) {
 			l.aside = nil
 		}
 		if last := b.last; last != nil && last.live == 0 {
-			b.unlink(last) // full, and nothing in it is live
+			b.unlink(last) // too small, and nothing in it is live
 		}
 		b.link(c)
 	}
@@ -397,11 +404,12 @@ func (sh *shard) unpack(c *chunk, off int) *job {
 }
 
 // view decodes a packed entry into a *job that belongs nowhere, for code
-// that only reads a job. Lock must be held.
+// that only reads a job. Its payload points into the chunk: it is valid
+// only while the lock is held. Lock must be held.
 func (c *chunk) view(off int) *job {
 	e := c.entry(off)
 	return &job{
-		id: e.id, ln: c.ln, payload: e.payload, priority: c.b.prio,
+		id: string(e.idb), ln: c.ln, payload: e.payload, priority: c.b.prio,
 		seq: e.seq, created: e.created, state: Queued,
 		maxAtt: e.maxAtt, backoff: e.backoff,
 		createdAt: e.createdAt, updatedAt: e.createdAt, runAt: e.createdAt, tidx: -1,
