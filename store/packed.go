@@ -36,7 +36,7 @@ const (
 	chunkBits = 12
 	chunkMax  = 1 << chunkBits // largest chunk: offsets fit in the index slot's offset bits
 	chunkMin  = 256            // a lane's first chunk; each next one doubles, up to chunkMax
-	packMax   = 1024           // largest entry packed; a bigger job is kept as a *job
+	packMax   = 1024           // largest id and payload, together, of a packed job; a bigger job is kept as a *job
 )
 
 // Entry layout: a flags byte, then varints: seq (zigzag, from the chunk's
@@ -45,7 +45,7 @@ const (
 // attempts and backoff (zigzag). updated_at and run_at equal created_at.
 const (
 	entDead   = 1 << iota // left the packed form: no index slot refers to it
-	entCustom             // max attempts and backoff are encoded; else the defaults
+	entCustom             // max attempts and backoff follow; else the defaults
 	entNil                // the payload is nil, not merely empty
 )
 
@@ -91,11 +91,6 @@ func (c *chunk) size(p *packing) int {
 	return n
 }
 
-// maxSize bounds the bytes p's entry takes in any chunk.
-func maxSize(p *packing) int {
-	return 1 + 5*binary.MaxVarintLen64 + 2*binary.MaxVarintLen32 + len(p.id) + len(p.payload)
-}
-
 // rewind empties c, which holds no live entry, for p's entry to come
 // first.
 func (c *chunk) rewind(p *packing) {
@@ -121,16 +116,16 @@ func (c *chunk) put(p *packing) int {
 		flags |= entCustom
 	}
 	b = append(b, flags)
-	b = binary.AppendVarint(b, int64(p.seq-c.seq0))
-	b = binary.AppendUvarint(b, uint64(len(p.id)))
+	b = appendVarint(b, int64(p.seq-c.seq0))
+	b = appendUvarint(b, uint64(len(p.id)))
 	b = append(b, p.id...)
-	b = binary.AppendUvarint(b, uint64(len(p.payload)))
+	b = appendUvarint(b, uint64(len(p.payload)))
 	b = append(b, p.payload...)
-	b = binary.AppendVarint(b, int64(p.created-c.created0))
-	b = binary.AppendVarint(b, p.createdAt-c.at0)
+	b = appendVarint(b, int64(p.created-c.created0))
+	b = appendVarint(b, p.createdAt-c.at0)
 	if custom {
-		b = binary.AppendVarint(b, p.maxAtt)
-		b = binary.AppendVarint(b, p.backoff)
+		b = appendVarint(b, p.maxAtt)
+		b = appendVarint(b, p.backoff)
 	}
 	if cap(b) != len(c.buf)-c.n {
 		panic("store: packed entry outgrew its chunk")
@@ -138,21 +133,46 @@ func (c *chunk) put(p *packing) int {
 	return c.n + len(b)
 }
 
+// appendUvarint and appendVarint are binary's, with one-byte values, the
+// common case, taking no call.
+func appendUvarint(b []byte, v uint64) []byte {
+	if v < 0x80 {
+		return append(b, byte(v))
+	}
+	return binary.AppendUvarint(b, v)
+}
+
+func appendVarint(b []byte, v int64) []byte {
+	return appendUvarint(b, uint64(v<<1)^uint64(v>>63))
+}
+
+// uvarint and varint decode the varint at buf[i:], returning it and the
+// offset after it; one-byte values, the common case, take no call.
+func uvarint(buf []byte, i int) (uint64, int) {
+	if b := buf[i]; b < 0x80 {
+		return uint64(b), i + 1
+	}
+	v, k := binary.Uvarint(buf[i:])
+	return v, i + k
+}
+
+func varint(buf []byte, i int) (int64, int) {
+	u, i := uvarint(buf, i)
+	return int64(u>>1) ^ -int64(u&1), i
+}
+
 // idAt returns the id of the entry at off. It reads only bytes that never
 // change once the entry is indexed, so the index may call it under its own
 // lock alone.
 func (c *chunk) idAt(off int) []byte {
-	i := off + 1
-	_, k := binary.Varint(c.buf[i:])
-	i += k
-	l, k := binary.Uvarint(c.buf[i:])
-	i += k
+	_, i := uvarint(c.buf, off+1)
+	l, i := uvarint(c.buf, i)
 	return c.buf[i : i+int(l) : i+int(l)]
 }
 
 // seqAt returns the seq of the entry at off. Lock must be held.
 func (c *chunk) seqAt(off int) uint64 {
-	d, _ := binary.Varint(c.buf[off+1:])
+	d, _ := varint(c.buf, off+1)
 	return c.seq0 + uint64(d)
 }
 
@@ -164,34 +184,26 @@ func (c *chunk) dead(off int) bool { return c.buf[off]&entDead != 0 }
 func (c *chunk) entry(off int) entry {
 	buf := c.buf
 	flags := buf[off]
-	i := off + 1
 	var e entry
-	d, k := binary.Varint(buf[i:])
-	i += k
+	d, i := varint(buf, off+1)
 	e.seq = c.seq0 + uint64(d)
-	l, k := binary.Uvarint(buf[i:])
-	i += k
+	l, i := uvarint(buf, i)
 	e.idb = buf[i : i+int(l) : i+int(l)]
-	e.id = unsafe.String(unsafe.SliceData(e.idb), len(e.idb)) // the bytes never change
+	e.id = unsafe.String(unsafe.SliceData(e.idb), len(e.idb)) // fixed while the entry is live
 	i += int(l)
-	l, k = binary.Uvarint(buf[i:])
-	i += k
+	l, i = uvarint(buf, i)
 	if flags&entNil == 0 {
 		e.payload = buf[i : i+int(l) : i+int(l)]
 	}
 	i += int(l)
-	d, k = binary.Varint(buf[i:])
-	i += k
+	d, i = varint(buf, i)
 	e.created = c.created0 + uint64(d)
-	d, k = binary.Varint(buf[i:])
-	i += k
+	d, i = varint(buf, i)
 	e.createdAt = c.at0 + d
 	e.maxAtt, e.backoff = DefaultMaxAttempts, DefaultBackoff
 	if flags&entCustom != 0 {
-		e.maxAtt, k = binary.Varint(buf[i:])
-		i += k
-		e.backoff, k = binary.Varint(buf[i:])
-		i += k
+		e.maxAtt, i = varint(buf, i)
+		e.backoff, i = varint(buf, i)
 	}
 	e.end = i
 	return e
@@ -394,6 +406,7 @@ func (sh *shard) unpack(c *chunk, off int) *job {
 	c.live--
 	b.np--
 	if off == c.head {
+		c.head = e.end
 		c.skipDead()
 	}
 	if c.live == 0 && c != b.last {

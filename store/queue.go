@@ -80,7 +80,7 @@ type lane struct {
 	// one bucket. Once made, it holds every bucket.
 	byPrio map[int64]*bucket
 	spare  *bucket // the last other bucket emptied, kept for reuse
-	aside  *chunk  // an emptied chunk with room left, kept for the next packed job
+	aside  *chunk  // an emptied chunk, kept for the lane's next packed job
 	chunks int     // chunks made for the lane so far
 
 	key     laneKey
@@ -339,7 +339,7 @@ func (q *queue) placed(l *lane, had bool, old uint64) {
 }
 
 // enqueuePacked makes the job p describes queued at the back of lane l, as
-// a packed entry, and indexes it. A generated id (id nil) is made here,
+// a packed entry, and indexes it. A generated id (gen set) is made here,
 // again until it is new; a given one that is not new is refused. limit,
 // when set, may refuse the job after it is indexed (it then takes it out
 // of the index again). It returns the id, or false. Lock must be held.
