@@ -190,13 +190,33 @@ func (s *Store) insertPacked(sh *shard, q *queue, r *Record, fx *effects) error 
 	q.seq++
 	q.counts[Queued]++
 	if r.ID == "" {
-		r.ID = strings.Clone(id) // the chunk's bytes change once the job leaves
+		r.ID = sh.keepID(id) // the chunk's bytes change once the job leaves
 	}
 	s.log(*r, fx)
 	if o := s.obs(q); o != nil {
 		o.Pushed()
 	}
 	return nil
+}
+
+// idBlock is the size of the buffers generated ids of packed jobs are
+// copied to for Push to return.
+const idBlock = 1024
+
+// keepID returns a copy of a generated id that outlives its entry. Ids are
+// appended to a buffer of the shard and never written over, so one
+// allocation serves many pushes; a buffer lives on while any of its ids
+// does. Lock must be held.
+func (sh *shard) keepID(id string) string {
+	if len(sh.ids)+len(id) > cap(sh.ids) {
+		if len(id) > idBlock/8 {
+			return strings.Clone(id)
+		}
+		sh.ids = make([]byte, 0, idBlock)
+	}
+	n := len(sh.ids)
+	sh.ids = append(sh.ids, id...)
+	return unsafe.String(&sh.ids[n], len(id)) // those bytes are never written again
 }
 
 // newID generates an id for j, in j.text when it fits. Lock must be held.

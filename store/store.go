@@ -187,6 +187,7 @@ type shard struct {
 	lanes  laneTimers             // parked-lane timers
 	lseq   uint64                 // parked-lane timer order
 	idBuf  []byte                 // scratch for generated ids of packed jobs
+	ids    []byte                 // generated ids handed out, appended only (keepID)
 	// keyLanes[kind][key] lists the lanes that carry a policy key of
 	// that kind (backpressure.Concurrency or RateLimit).
 	keyLanes [3]map[string]*keyLanes
