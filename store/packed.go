@@ -352,6 +352,9 @@ func (l *lane) chunkFor(b *bucket, p *packing) *chunk {
 	for size < c.size(p) {
 		size *= 2
 	}
+	if size > chunkMax { // only a generated id longer than MaxIdentifier gets here
+		panic("store: a packed job does not fit in a chunk: is a generated id longer than MaxIdentifier?")
+	}
 	c.buf = make([]byte, size)
 	return c
 }
