@@ -70,11 +70,9 @@ func (e *Env) jobPush(c *protocol.Client, args [][]byte) (any, error) {
 	if int64(len(args[3])) > e.MaxPayload {
 		return nil, protocol.Error("ERR payload is larger than max-payload (" + protocol.Int(e.MaxPayload) + " bytes)")
 	}
-	// The store keeps the payload slice; args[3] points into the
-	// connection's read buffer, which the next read reuses.
-	// make+copy is compiled into one allocation that skips zeroing.
-	p.Payload = make([]byte, len(args[3]))
-	copy(p.Payload, args[3])
+	// args[3] points into the connection's read buffer, which the next
+	// read reuses: Push copies what it keeps.
+	p.Payload = args[3]
 	now := e.now()
 	var delay, at int64 = -1, -1
 	o := newOptions(args[4:])

@@ -24,6 +24,18 @@
 // next deadline in an atomic so an operation skips idle shards without
 // locking them.
 //
+// # Memory
+//
+// Most jobs wait in queued without being touched, so a job pushed straight
+// into queued has no record of its own: it is an entry of a few varints,
+// its id and its payload in a small noscan byte chunk of its lane's
+// priority bucket, about 120 bytes for a 100-byte payload, plus a 16-byte
+// slot of the id index that points at the chunk (packed.go). Once it
+// leaves queued (reserve, cancel, purge) it becomes a job record with its
+// own copy of the payload, for good: jobs that re-enter queued wait in a
+// ring of records beside the chunks, merged with them by entry order. Push
+// therefore copies every payload and keeps none given to it.
+//
 // # Locking
 //
 // Queues are sharded by a hash of their name; each shard has a mutex that

@@ -29,7 +29,7 @@ func TestIDShardAgainstMap(t *testing.T) {
 		case 0:
 			j := &job{id: id}
 			_, had := want[id]
-			if got := sh.insert(h, id, j); got == had {
+			if got := sh.insert(h, id, ref{j: j}); got == had {
 				t.Fatalf("step %d: insert %s = %v with the id present %v", step, id, got, had)
 			}
 			if !had {
@@ -41,14 +41,14 @@ func TestIDShardAgainstMap(t *testing.T) {
 				j = &job{id: id} // a job the shard does not hold under id
 			}
 			_, had := want[id]
-			if got := sh.remove(h, j); got != (had && want[id] == j) {
+			if got := sh.remove(slotOf(h, ref{j: j})); got != (had && want[id] == j) {
 				t.Fatalf("step %d: remove %s = %v", step, id, got)
 			}
 			if want[id] == j {
 				delete(want, id)
 			}
 		case 2:
-			if got := sh.lookup(h, id); got != want[id] {
+			if got := sh.lookup(h, id).j; got != want[id] {
 				t.Fatalf("step %d: lookup %s = %p, want %p", step, id, got, want[id])
 			}
 		}
@@ -57,13 +57,13 @@ func TestIDShardAgainstMap(t *testing.T) {
 		}
 	}
 	for id, j := range want {
-		if got := sh.lookup(hashOf(id), id); got != j {
+		if got := sh.lookup(hashOf(id), id).j; got != j {
 			t.Fatalf("lookup %s at the end = %p, want %p", id, got, j)
 		}
 	}
 	held := 0
 	for _, s := range sh.slots {
-		if s.j != nil {
+		if s.p != nil {
 			held++
 		}
 	}

@@ -13,20 +13,49 @@ import (
 // armed timer when scheduled, retry_pending, reserved or running, nothing
 // otherwise), per-queue state counts match the jobs, lanes and heaps agree,
 // and the concurrency counters equal the reserved + running jobs per key.
-// It is meant for tests; call it while no other operation runs.
+// Packed jobs are live entries of their lane's chunks, each indexed at its
+// place, in entry order; dead entries are not indexed. It is meant for
+// tests; call it while no other operation runs.
 func (s *Store) CheckInvariants() error {
 	s.drainAll()
-	jobs := s.index.all()
-	if int64(len(jobs)) != s.Len() {
-		return fmt.Errorf("index holds %d jobs, total says %d", len(jobs), s.Len())
+	refs := s.index.all()
+	if int64(len(refs)) != s.Len() {
+		return fmt.Errorf("index holds %d jobs, total says %d", len(refs), s.Len())
 	}
+	var jobs []*job
+	indexedPacked := map[ref]bool{}
 	var bytes int64
 	shardJobs := map[*shard]int64{}
 	shardBytes := map[*shard]int64{}
-	for _, j := range jobs {
-		bytes += j.bytes()
-		shardJobs[j.ln.q.sh]++
-		shardBytes[j.ln.q.sh] += j.bytes()
+	counts := map[*queue]*[numStates]int64{}
+	for _, r := range refs {
+		if r.j != nil {
+			jobs = append(jobs, r.j)
+			bytes += r.j.bytes()
+			shardJobs[r.j.ln.q.sh]++
+			shardBytes[r.j.ln.q.sh] += r.j.bytes()
+			continue
+		}
+		c := r.c
+		if c.b == nil || r.off < c.head || r.off >= c.n || c.dead(r.off) {
+			return fmt.Errorf("the index names a packed entry at %d of a chunk that does not hold it live", r.off)
+		}
+		e := c.entry(r.off)
+		if s.index.get(e.id) != r {
+			return fmt.Errorf("packed job %s is indexed at a place its id does not find", e.id)
+		}
+		indexedPacked[r] = true
+		bytes += packedBytes(&e)
+		q := c.ln.q
+		shardJobs[q.sh]++
+		shardBytes[q.sh] += packedBytes(&e)
+		if q.dead || q.sh.queues[q.name] != q || c.ln.dead || q.lanes[c.ln.key] != c.ln {
+			return fmt.Errorf("packed job %s belongs to a lane or queue that is not held", e.id)
+		}
+		if counts[q] == nil {
+			counts[q] = new([numStates]int64)
+		}
+		counts[q][Queued]++
 	}
 	if bytes != s.Bytes() {
 		return fmt.Errorf("jobs hold %d bytes by the estimate, the running total says %d", bytes, s.Bytes())
@@ -50,11 +79,13 @@ func (s *Store) CheckInvariants() error {
 		return fmt.Errorf("store-wide counts say %d jobs of %d bytes, shards %d of %d",
 			s.total.Load(), s.bytes.Load(), s.Len(), s.Bytes())
 	}
-	counts := map[*queue]*[numStates]int64{}
 	active := map[string]int64{}
 	for _, j := range jobs {
 		if j.dropped {
 			return fmt.Errorf("job %s is dropped but indexed", j.id)
+		}
+		if j.loose {
+			return fmt.Errorf("job %s was unpacked and left loose", j.id)
 		}
 		q := j.ln.q
 		if q.dead || q.sh.queues[q.name] != q {
@@ -86,6 +117,7 @@ func (s *Store) CheckInvariants() error {
 		}
 	}
 	seenQueued := map[*job]bool{}
+	seenPacked := map[ref]bool{}
 	for _, sh := range s.shards {
 		for i, j := range sh.timers {
 			if int(j.tidx) != i {
@@ -116,7 +148,7 @@ func (s *Store) CheckInvariants() error {
 			if q.jobs == 0 && !q.paused {
 				return fmt.Errorf("queue %q is empty but held", name)
 			}
-			if err := q.checkLanes(seenQueued); err != nil {
+			if err := s.checkLanes(q, seenQueued, seenPacked); err != nil {
 				return err
 			}
 		}
@@ -125,6 +157,9 @@ func (s *Store) CheckInvariants() error {
 		if (j.state == Queued) != seenQueued[j] {
 			return fmt.Errorf("job %s is %s but lane membership is %v", j.id, j.state, seenQueued[j])
 		}
+	}
+	if len(seenPacked) != len(indexedPacked) {
+		return fmt.Errorf("lanes hold %d live packed entries, the index %d", len(seenPacked), len(indexedPacked))
 	}
 	holders := map[string]int64{}
 	for _, sh := range s.shards {
@@ -193,7 +228,7 @@ func (sh *shard) checkKeyLanes() error {
 }
 
 // checkLanes verifies one queue's lanes and heaps. Lock must be held.
-func (q *queue) checkLanes(seen map[*job]bool) error {
+func (s *Store) checkLanes(q *queue, seen map[*job]bool, seenPacked map[ref]bool) error {
 	listed := map[*lane]int{}
 	for on, lanes := range q.parked {
 		for _, l := range lanes {
@@ -225,6 +260,7 @@ func (q *queue) checkLanes(seen map[*job]bool) error {
 		}
 		n := 0
 		for _, b := range l.buckets {
+			var last uint64
 			for i := 0; i < b.jobs.len(); i++ {
 				j := b.jobs.at(i)
 				if !live(j) || j.ln != l {
@@ -236,22 +272,38 @@ func (q *queue) checkLanes(seen map[*job]bool) error {
 				if j.priority != b.prio {
 					return fmt.Errorf("job %s sits in the priority %d bucket", j.id, b.prio)
 				}
+				if j.seq <= last {
+					return fmt.Errorf("job %s is out of entry order in its ring", j.id)
+				}
+				last = j.seq
 				seen[j] = true
 				n++
 			}
+			np, err := s.checkChunks(l, b, seenPacked)
+			if err != nil {
+				return fmt.Errorf("lane %v of %q, priority %d: %w", k, q.name, b.prio, err)
+			}
+			n += np
+		}
+		if c := l.aside; c != nil && (c.b != nil || c.live != 0 || c.ln != l) {
+			return fmt.Errorf("lane %v of %q keeps aside a chunk in use", k, q.name)
 		}
 		if n != l.n {
 			return fmt.Errorf("lane %v of %q counts %d jobs, holds %d", k, q.name, l.n, n)
 		}
-		if l.n > 0 && !live(l.head()) {
-			return fmt.Errorf("lane %v of %q has a stale head", k, q.name)
+		if l.n > 0 {
+			if h := l.head(); (h.j != nil && !live(h.j)) || (h.c != nil && h.c.dead(h.off)) {
+				return fmt.Errorf("lane %v of %q has a stale head", k, q.name)
+			}
 		}
 		onHeap := l.idx >= 0 && l.idx < len(l.g.lanes) && l.g.lanes[l.idx] == l
 		if onHeap != l.wanted() {
 			return fmt.Errorf("lane %v of %q on heap %v, wanted %v", k, q.name, onHeap, l.wanted())
 		}
-		if onHeap && (l.headPrio != l.head().priority || l.headSeq != l.head().seq) {
-			return fmt.Errorf("lane %v of %q is placed by a head it no longer has", k, q.name)
+		if onHeap {
+			if prio, seq := l.top(); l.headPrio != prio || l.headSeq != seq {
+				return fmt.Errorf("lane %v of %q is placed by a head it no longer has", k, q.name)
+			}
 		}
 	}
 	for h, g := range q.groups {
@@ -260,17 +312,86 @@ func (q *queue) checkLanes(seen map[*job]bool) error {
 			return fmt.Errorf("group %q of %q on heap %v with %d lanes", h, q.name, onHeap, len(g.lanes))
 		}
 		for i := 1; i < len(g.lanes); i++ {
-			if before(g.lanes[i].head(), g.lanes[(i-1)/2].head()) {
+			if laneBefore(g.lanes[i], g.lanes[(i-1)/2]) {
 				return fmt.Errorf("lane heap of %q/%q is out of order", q.name, h)
 			}
 		}
 	}
 	for i := 1; i < len(q.heap); i++ {
-		if before(q.heap[i].lanes[0].head(), q.heap[(i-1)/2].lanes[0].head()) {
+		if laneBefore(q.heap[i].lanes[0], q.heap[(i-1)/2].lanes[0]) {
 			return fmt.Errorf("group heap of %q is out of order", q.name)
 		}
 	}
 	return nil
+}
+
+// laneBefore compares two non-empty lanes by their heads as they are now.
+func laneBefore(a, b *lane) bool {
+	pa, sa := a.top()
+	pb, sb := b.top()
+	return precedes(pa, sa, pb, sb)
+}
+
+// checkChunks verifies bucket b's packed FIFO and returns its live entries,
+// noting each in seen. Lock must be held.
+func (s *Store) checkChunks(l *lane, b *bucket, seen map[ref]bool) (int, error) {
+	n := 0
+	var last uint64
+	var prev *chunk
+	for c := b.first; c != nil; prev, c = c, c.next {
+		if c.prev != prev || c.b != b || c.ln != l {
+			return 0, fmt.Errorf("a chunk is misfiled")
+		}
+		if c.live == 0 && c != b.last {
+			return 0, fmt.Errorf("a chunk with no live entry is kept before the last")
+		}
+		if len(c.buf) > chunkMax || c.n > len(c.buf) {
+			return 0, fmt.Errorf("a chunk of %d bytes holds %d", len(c.buf), c.n)
+		}
+		live := 0
+		off := 0
+		for off < c.n {
+			e := c.entry(off)
+			r := ref{c: c, off: off}
+			indexed := s.index.get(e.id) == r
+			switch {
+			case c.dead(off):
+				if indexed {
+					return 0, fmt.Errorf("dead packed entry %s is indexed", e.id)
+				}
+			case off < c.head:
+				return 0, fmt.Errorf("live packed entry %s sits before its chunk's head", e.id)
+			case !indexed:
+				return 0, fmt.Errorf("packed job %s is not indexed", e.id)
+			case e.seq <= last:
+				return 0, fmt.Errorf("packed job %s is out of entry order", e.id)
+			case seen[r]:
+				return 0, fmt.Errorf("packed job %s is queued twice", e.id)
+			default:
+				if live == 0 && off != c.head {
+					return 0, fmt.Errorf("a chunk's head is not its first live entry")
+				}
+				last = e.seq
+				seen[r] = true
+				live++
+			}
+			off = e.end
+		}
+		if off != c.n || (live == 0 && c.head != c.n) {
+			return 0, fmt.Errorf("a chunk's entries end at %d, its length is %d, its head %d", off, c.n, c.head)
+		}
+		if live != c.live {
+			return 0, fmt.Errorf("a chunk counts %d live entries, holds %d", c.live, live)
+		}
+		n += live
+	}
+	if b.last != prev {
+		return 0, fmt.Errorf("the last chunk is misplaced")
+	}
+	if n != b.np {
+		return 0, fmt.Errorf("the bucket counts %d packed jobs, holds %d", b.np, n)
+	}
+	return n, nil
 }
 
 func btoi(b bool) int {

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"bytes"
+	"sort"
 	"strings"
 	"unsafe"
 
@@ -70,18 +72,22 @@ func (s *Store) Push(now int64, p PushOptions) (string, error) {
 }
 
 // insert adds the job r describes, generating its id when r.ID is empty,
-// and logs r. It reports whether the job is queued (not scheduled).
+// and logs r. It reports whether the job is queued (not scheduled). It
+// keeps a copy of the payload, never r.Payload itself.
 func (s *Store) insert(r *Record, fx *effects) (bool, error) {
 	now := r.Now
-	j := &job{
-		payload: r.Payload, priority: r.Priority, maxAtt: r.MaxAtt, backoff: r.Backoff,
-		createdAt: now, updatedAt: now, tidx: -1,
-	}
 	sh := s.shardOf(r.Queue)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	s.drain(sh)
 	q := sh.queueFor(r.Queue)
+	if r.RunAt <= now && len(r.Payload)+len(r.ID) <= packMax {
+		return true, s.insertPacked(sh, q, r, fx)
+	}
+	j := &job{
+		payload: bytes.Clone(r.Payload), priority: r.Priority, maxAtt: r.MaxAtt, backoff: r.Backoff,
+		createdAt: now, updatedAt: now, tidx: -1,
+	}
 	// The lane comes first: whoever finds j in the index reaches its
 	// queue, and so its shard, through it.
 	j.ln = q.laneFor(laneKey{r.Handler, r.CKey, r.RKey})
@@ -89,14 +95,14 @@ func (s *Store) insert(r *Record, fx *effects) (bool, error) {
 	if r.ID == "" {
 		for {
 			j.id = s.newID(j, now)
-			if s.index.putIfAbsent(j.id, j) {
+			if s.index.putIfAbsent(j.id, ref{j: j}) {
 				break
 			}
 		}
 		r.ID = j.id
 	} else {
 		j.id = j.keepID(r.ID)
-		if !s.index.putIfAbsent(j.id, j) {
+		if !s.index.putIfAbsent(j.id, ref{j: j}) {
 			q.unref(j.ln)
 			sh.maybeDelete(q)
 			return false, ErrDupJob
@@ -105,7 +111,7 @@ func (s *Store) insert(r *Record, fx *effects) (bool, error) {
 	size := j.bytes()
 	if s.limited && !s.replaying {
 		if err := s.admitJob(size); err != nil {
-			s.index.remove(j.id, j)
+			s.index.remove(j.id, ref{j: j})
 			q.unref(j.ln)
 			sh.maybeDelete(q)
 			return false, err
@@ -134,6 +140,83 @@ func (s *Store) insert(r *Record, fx *effects) (bool, error) {
 		o.Pushed()
 	}
 	return queued, nil
+}
+
+// insertPacked is insert for a job pushed straight into queued, which is
+// packed. Lock must be held.
+func (s *Store) insertPacked(sh *shard, q *queue, r *Record, fx *effects) error {
+	now := r.Now
+	l := q.laneFor(laneKey{r.Handler, r.CKey, r.RKey})
+	l.refs++
+	p := packing{
+		seq: q.seq + 1, created: q.created + 1, createdAt: now,
+		maxAtt: r.MaxAtt, backoff: r.Backoff, id: r.ID, payload: r.Payload,
+	}
+	var gen func() string
+	if r.ID == "" {
+		gen = func() string {
+			sh.idBuf = s.gen.AppendJobID(sh.idBuf[:0], now)
+			// Read only until the next call: put copies it.
+			return unsafe.String(unsafe.SliceData(sh.idBuf), len(sh.idBuf))
+		}
+	}
+	var limit func() bool
+	var refused error
+	size := func() int64 { return JobBytes(len(p.payload), len(p.id), 0) }
+	if s.limited && !s.replaying {
+		limit = func() bool {
+			refused = s.admitJob(size())
+			return refused == nil
+		}
+	}
+	id, ok := q.enqueuePacked(l, &p, r.Priority, gen, limit)
+	if !ok {
+		q.unref(l)
+		sh.maybeDelete(q)
+		if refused != nil {
+			return refused
+		}
+		return ErrDupJob
+	}
+	if limit != nil {
+		sh.jobs.Add(1)
+		sh.bytes.Add(size())
+	} else {
+		s.count(sh, 1, size())
+	}
+	q.jobs++
+	q.pushed++
+	q.created++
+	q.seq++
+	q.counts[Queued]++
+	if r.ID == "" {
+		r.ID = sh.keepID(id) // the chunk's bytes change once the job leaves
+	}
+	s.log(*r, fx)
+	if o := s.obs(q); o != nil {
+		o.Pushed()
+	}
+	return nil
+}
+
+// idBlock is the size of the buffers generated ids of packed jobs are
+// copied to for Push to return.
+const idBlock = 1024
+
+// keepID returns a copy of a generated id that outlives its entry. Ids are
+// appended to a buffer of the shard and never written over, so one
+// allocation serves many pushes; a buffer lives on while any of its ids
+// does. Lock must be held.
+func (sh *shard) keepID(id string) string {
+	if len(sh.ids)+len(id) > cap(sh.ids) {
+		if len(id) > idBlock/8 {
+			return strings.Clone(id)
+		}
+		sh.ids = make([]byte, 0, idBlock)
+	}
+	n := len(sh.ids)
+	sh.ids = append(sh.ids, id...)
+	return unsafe.String(&sh.ids[n], len(id)) // those bytes are never written again
 }
 
 // newID generates an id for j, in j.text when it fits. Lock must be held.
@@ -336,8 +419,8 @@ func (s *Store) withToken(token string, to State) (*job, *shard, error) {
 	if i <= 0 {
 		return nil, nil, ErrNoReservation
 	}
-	j := s.index.get(token[:i])
-	if j == nil {
+	j := s.index.get(token[:i]).j
+	if j == nil { // none, or packed: never reserved
 		if s.expired.has(token) {
 			return nil, nil, ErrExpired
 		}
@@ -376,9 +459,9 @@ func (s *Store) byToken(now int64, token string, to State, fx *effects) (*job, *
 }
 
 // byID is byToken for operations that name a job by id.
-func (s *Store) byID(now int64, id string, fx *effects) (*job, *shard, error) {
+func (s *Store) byID(now int64, id string, fx *effects) (ref, *shard, error) {
 	if err := s.writable(); err != nil {
-		return nil, nil, err
+		return ref{}, nil, err
 	}
 	s.maintain(now, fx)
 	return s.withID(id)
@@ -598,23 +681,35 @@ func (s *Store) applyRelease(j *job, now, runAt int64, fx *effects) error {
 }
 
 // withID finds a job by id and returns it with its shard locked.
-func (s *Store) withID(id string) (*job, *shard, error) {
+func (s *Store) withID(id string) (ref, *shard, error) {
 	id, err := ident("job id", id)
 	if err != nil {
-		return nil, nil, err
+		return ref{}, nil, err
 	}
-	j := s.index.get(id)
-	if j == nil {
-		return nil, nil, ErrNoJob
-	}
-	sh := j.ln.q.sh
-	sh.mu.Lock()
-	s.drain(sh)
-	if j.dropped {
+	for {
+		r := s.index.get(id)
+		if !r.ok() {
+			return ref{}, nil, ErrNoJob
+		}
+		sh := r.shard()
+		sh.mu.Lock()
+		s.drain(sh)
+		if r.j != nil {
+			if r.j.dropped {
+				sh.mu.Unlock()
+				return ref{}, nil, ErrNoJob
+			}
+			return r, sh, nil
+		}
+		// A packed entry changes only under this lock, and with it its
+		// index slot: if the index still names it, it is the job.
+		if s.index.get(id) == r {
+			return r, sh, nil
+		}
+		// It left the packed form (or FLUSHALL dropped it) before the
+		// lock was taken: the index knows what it became.
 		sh.mu.Unlock()
-		return nil, nil, ErrNoJob
 	}
-	return j, sh, nil
 }
 
 // Cancel cancels a non-terminal job (JOBCANCEL). It reports false if the job
@@ -622,8 +717,11 @@ func (s *Store) withID(id string) (*job, *shard, error) {
 func (s *Store) Cancel(now int64, id string) (bool, error) {
 	var fx effects
 	cancelled := false
-	j, sh, err := s.byID(now, id, &fx)
-	if err == nil && !j.state.Terminal() {
+	r, sh, err := s.byID(now, id, &fx)
+	if err == nil && r.j == nil {
+		r.j = sh.unpack(r.c, r.off) // it leaves queued, so the packed form
+	}
+	if j := r.j; err == nil && !j.state.Terminal() {
 		s.cancelLocked(j, now, &fx)
 		s.log(Record{Op: OpCancel, Now: now, ID: j.id}, &fx)
 		cancelled = true
@@ -654,9 +752,12 @@ func (s *Store) cancelLocked(j *job, now int64, fx *effects) {
 // (JOBRETRY).
 func (s *Store) Retry(now int64, id string) error {
 	var fx effects
-	j, sh, err := s.byID(now, id, &fx)
+	r, sh, err := s.byID(now, id, &fx)
 	if err == nil {
-		err = s.applyRetry(j, now, &fx)
+		if r.j == nil { // queued: only read
+			r.j = r.c.view(r.off)
+		}
+		err = s.applyRetry(r.j, now, &fx)
 	}
 	return s.done(sh, err, &fx)
 }
@@ -688,12 +789,42 @@ func (s *Store) Get(now int64, id string) (Job, bool) {
 	var fx effects
 	s.maintain(now, &fx)
 	defer s.finish(&fx)
-	j, sh, err := s.withID(id)
+	r, sh, err := s.withID(id)
 	if err != nil {
 		return Job{}, false
 	}
 	defer sh.mu.Unlock()
-	return s.snapshot(j, now), true
+	return s.snapshotRef(r, now), true
+}
+
+// snapshotRef copies a job's record, packed or not. Lock must be held.
+func (s *Store) snapshotRef(r ref, now int64) Job {
+	if r.j != nil {
+		return s.snapshot(r.j, now)
+	}
+	e := r.c.entry(r.off)
+	l := r.c.ln
+	out := Job{
+		ID: string(e.idb), Queue: l.q.name, Handler: l.key.handler, Payload: bytes.Clone(e.payload),
+		State: Queued, Priority: r.c.b.prio,
+		ConcurrencyKey: l.key.ckey, RateLimitKey: l.key.rkey,
+		MaxAttempts: e.maxAtt, Backoff: e.backoff,
+		CreatedAt: e.createdAt, UpdatedAt: e.createdAt, RunAt: e.createdAt,
+	}
+	out.BlockedBy = s.blockedBy(l, now)
+	return out
+}
+
+// blockedBy tells why a queued job of lane l is not reservable now, or "".
+// Lock must be held.
+func (s *Store) blockedBy(l *lane, now int64) string {
+	if l.q.paused {
+		return "paused"
+	}
+	if b, blocked := s.reg.Check(now, l.key.ckey, l.key.rkey); blocked {
+		return b.String()
+	}
+	return ""
 }
 
 // snapshot copies a job's record. Lock must be held.
@@ -710,11 +841,7 @@ func (s *Store) snapshot(j *job, now int64) Job {
 		out.Worker, out.ExpiresAt = j.xr().worker, j.dueAt
 	}
 	if j.state == Queued {
-		if j.ln.q.paused {
-			out.BlockedBy = "paused"
-		} else if b, blocked := s.reg.Check(now, j.ln.key.ckey, j.ln.key.rkey); blocked {
-			out.BlockedBy = b.String()
-		}
+		out.BlockedBy = s.blockedBy(j.ln, now)
 	}
 	return out
 }
@@ -849,8 +976,8 @@ func (s *Store) Peek(now int64, name string, n int) ([]Job, error) {
 		if q == nil {
 			return
 		}
-		for _, j := range q.ordered(n) {
-			out = append(out, s.snapshot(j, now))
+		for _, r := range q.ordered(n) {
+			out = append(out, s.snapshotRef(r, now))
 		}
 	})
 	return out, err
@@ -872,23 +999,36 @@ func (s *Store) purgeLocked(sh *shard, q *queue, now int64, fx *effects) int64 {
 	if q == nil {
 		return 0
 	}
-	var victims []*job
+	type victim struct {
+		created uint64
+		r       ref
+	}
+	var victims []victim
 	for _, l := range q.lanes {
 		for _, b := range l.buckets {
 			for i := 0; i < b.jobs.len(); i++ {
 				if j := b.jobs.at(i); live(j) {
-					victims = append(victims, j)
+					victims = append(victims, victim{j.created, ref{j: j}})
+				}
+			}
+			for c := b.first; c != nil; c = c.next {
+				for off := c.head; off < c.n; off = c.nextLive(off) {
+					victims = append(victims, victim{c.entry(off).created, ref{c: c, off: off}})
 				}
 			}
 		}
 	}
 	for _, j := range sh.timers {
 		if j.ln.q == q && j.state == Scheduled {
-			victims = append(victims, j)
+			victims = append(victims, victim{j.created, ref{j: j}})
 		}
 	}
-	sortJobs(victims, func(a, b *job) bool { return a.created < b.created })
-	for _, j := range victims {
+	sort.Slice(victims, func(i, k int) bool { return victims[i].created < victims[k].created })
+	for _, v := range victims {
+		j := v.r.j
+		if j == nil {
+			j = sh.unpack(v.r.c, v.r.off)
+		}
 		s.cancelLocked(j, now, fx)
 	}
 	return int64(len(victims))
@@ -1044,8 +1184,10 @@ func (s *Store) Flush(now int64) error {
 // held.
 func (s *Store) flushLocked() {
 	// Guard stale pointers that operations waiting for a lock may hold.
-	for _, j := range s.index.all() {
-		j.dropped = true
+	for _, r := range s.index.all() {
+		if r.j != nil {
+			r.j.dropped = true
+		}
 	}
 	for _, sh := range s.shards {
 		for _, q := range sh.queues {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"container/heap"
+	"unsafe"
 
 	"sluice/backpressure"
 )
@@ -79,6 +80,8 @@ type lane struct {
 	// one bucket. Once made, it holds every bucket.
 	byPrio map[int64]*bucket
 	spare  *bucket // the last other bucket emptied, kept for reuse
+	aside  *chunk  // an emptied chunk, kept for the lane's next packed job
+	chunks int     // chunks made for the lane so far
 
 	key     laneKey
 	parkGen uint32 // bumped at every park, so a stale unpark timer is ignored
@@ -96,10 +99,15 @@ type lane struct {
 // heads as of their last fix.
 func ahead(a, b *lane) bool { return precedes(a.headPrio, a.headSeq, b.headPrio, b.headSeq) }
 
+// bucket is one priority's FIFO: packed entries in chunks, and a ring of
+// *job, each in entry order; its head is the older of their fronts (see
+// packed.go).
 type bucket struct {
-	prio int64
-	jobs ring[*job]
-	idx  int
+	prio        int64
+	jobs        ring[*job]
+	first, last *chunk // every chunk holds a live entry, but the last may not
+	np          int    // live packed entries
+	idx         int
 }
 
 // keyLanes lists a shard's lanes that carry one policy key. POLICYGET's
@@ -120,7 +128,14 @@ func precedes(prioA int64, seqA uint64, prioB int64, seqB uint64) bool {
 }
 
 // head is the lane's next job. The lane must be non-empty.
-func (l *lane) head() *job { return l.buckets[0].jobs.front() }
+func (l *lane) head() ref { return l.buckets[0].front() }
+
+// top is the priority and entry order of the lane's next job. The lane
+// must be non-empty.
+func (l *lane) top() (int64, uint64) {
+	b := l.buckets[0]
+	return b.prio, b.front().seq()
+}
 
 // live reports whether a lane entry is still a queued job of that lane
 // (cancelled jobs leave stale entries behind, skipped lazily).
@@ -139,11 +154,17 @@ func (l *lane) bucketOf(prio int64) *bucket {
 
 // pushJob appends j to its priority bucket.
 func (l *lane) pushJob(j *job) {
+	l.bucketFor(j.priority).jobs.push(j)
+	l.n++
+}
+
+// bucketFor returns the lane's bucket of priority prio, creating it.
+func (l *lane) bucketFor(prio int64) *bucket {
 	var b *bucket
-	if len(l.buckets) > 0 && l.buckets[0].prio == j.priority {
+	if len(l.buckets) > 0 && l.buckets[0].prio == prio {
 		b = l.buckets[0] // the common case: one priority
 	} else {
-		b = l.bucketOf(j.priority)
+		b = l.bucketOf(prio)
 	}
 	if b == nil {
 		switch {
@@ -154,7 +175,7 @@ func (l *lane) pushJob(j *job) {
 		default:
 			b = &bucket{}
 		}
-		b.prio = j.priority
+		b.prio = prio
 		if l.byPrio == nil && len(l.buckets) > 0 {
 			l.byPrio = make(map[int64]*bucket, 2)
 			for _, o := range l.buckets {
@@ -162,17 +183,22 @@ func (l *lane) pushJob(j *job) {
 			}
 		}
 		if l.byPrio != nil {
-			l.byPrio[j.priority] = b
+			l.byPrio[prio] = b
 		}
 		heap.Push(&l.buckets, b)
 	}
-	b.jobs.push(j)
-	l.n++
+	return b
 }
 
-// popHead removes and returns the head job.
+// popHead removes and returns the head job, unpacking it if packed.
 func (l *lane) popHead() *job {
-	j := l.buckets[0].jobs.popFront()
+	var j *job
+	if r := l.head(); r.j != nil {
+		j = l.buckets[0].jobs.popFront()
+	} else {
+		j = l.q.sh.unpack(r.c, r.off)
+		j.loose = false
+	}
 	l.n--
 	l.clean()
 	return j
@@ -186,13 +212,14 @@ func (l *lane) clean() {
 		for b.jobs.len() > 0 && !live(b.jobs.front()) {
 			b.jobs.popFront()
 		}
-		if b.jobs.len() > 0 {
+		if b.jobs.len() > 0 || b.np > 0 {
 			return
 		}
 		heap.Pop(&l.buckets)
 		if l.byPrio != nil {
 			delete(l.byPrio, b.prio)
 		}
+		b.dropChunks(l)
 		if b != &l.first {
 			l.spare = b
 		}
@@ -204,6 +231,7 @@ func (l *lane) reset() {
 	for _, b := range l.buckets {
 		b.idx = -1
 		b.jobs = ring[*job]{}
+		b.dropChunks(l)
 	}
 	l.buckets = nil
 	l.byPrio = nil
@@ -219,8 +247,7 @@ func (l *lane) wanted() bool { return l.n > 0 && !l.parked && !l.dead }
 func (q *queue) fix(l *lane) {
 	g := l.g
 	if l.wanted() {
-		h := l.head()
-		l.headPrio, l.headSeq = h.priority, h.seq
+		l.headPrio, l.headSeq = l.top()
 	}
 	switch {
 	case l.wanted() && l.idx < 0:
@@ -293,22 +320,87 @@ func (q *queue) enqueue(j *job) {
 	q.seq++
 	j.seq = q.seq
 	l := j.ln
-	var old *job
-	if l.n > 0 {
-		old = l.head()
+	had, old := l.n > 0, uint64(0)
+	if had {
+		_, old = l.top()
 	}
 	l.pushJob(j)
-	if old == nil || l.head() != old || l.idx < 0 {
+	q.placed(l, had, old)
+}
+
+// placed fixes lane l after a push when its head changed (had: it held
+// jobs before, the first of them at entry order old). Lock must be held.
+func (q *queue) placed(l *lane, had bool, old uint64) {
+	if !had || l.idx < 0 {
 		q.fix(l)
+	} else if _, seq := l.top(); seq != old {
+		q.fix(l)
+	}
+}
+
+// enqueuePacked makes the job p describes queued at the back of lane l, as
+// a packed entry, and indexes it. A generated id (gen set) is made here,
+// again until it is new; a given one that is not new is refused. limit,
+// when set, may refuse the job after it is indexed (it then takes it out
+// of the index again). It returns the id, or false. Lock must be held.
+func (q *queue) enqueuePacked(l *lane, p *packing, prio int64, gen func() string, limit func() bool) (string, bool) {
+	b := l.bucketOf(prio)
+	c := l.chunkFor(b, p)
+	ix := q.sh.index
+	for {
+		if gen != nil {
+			p.id = gen()
+			if c.n+c.size(p) > len(c.buf) { // a longer id than the chunk was picked for
+				c = l.chunkFor(b, p)
+			}
+		}
+		end := c.put(p)
+		// The entry is written before it is indexed: from then on the
+		// index may read its id.
+		id := c.idAt(c.n)
+		ids := unsafe.String(unsafe.SliceData(id), len(id))
+		r := ref{c: c, off: c.n}
+		if !ix.putIfAbsent(ids, r) {
+			if gen != nil {
+				continue
+			}
+			q.keepAside(l, c)
+			return "", false
+		}
+		if limit != nil && !limit() {
+			ix.remove(ids, r)
+			q.keepAside(l, c)
+			return "", false
+		}
+		had, old := l.n > 0, uint64(0)
+		if had {
+			_, old = l.top()
+		}
+		l.commitPacked(c, end, prio)
+		q.placed(l, had, old)
+		return ids, true
+	}
+}
+
+// keepAside keeps a chunk picked for a refused packed job for the next
+// one, if it is in no bucket. Lock must be held.
+func (q *queue) keepAside(l *lane, c *chunk) {
+	if c.b == nil {
+		l.aside = c
 	}
 }
 
 // removeQueued takes a job that just left queued for a terminal state out
 // of its lane wherever it is: the entry stays behind, stale, and is skipped
-// later. Lock must be held.
+// later. A job unpacked for this (loose) has no entry left. Lock must be
+// held.
 func (q *queue) removeQueued(j *job) {
 	l := j.ln
-	wasHead := l.n > 0 && l.head() == j
+	if j.loose {
+		q.dropLoose(j)
+		return
+	}
+	wasHead := l.n > 0 && l.head().j == j
 	l.n--
 	if wasHead {
 		l.clean()
@@ -317,6 +409,20 @@ func (q *queue) removeQueued(j *job) {
 		l.reset()
 		q.fix(l)
 	}
+}
+
+// dropLoose takes an unpacked job out of its lane's count. Lock must be
+// held.
+func (q *queue) dropLoose(j *job) {
+	l := j.ln
+	j.loose = false
+	l.n--
+	if l.n == 0 {
+		l.reset()
+	} else {
+		l.clean()
+	}
+	q.fix(l)
 }
 
 // park takes lane l off the heaps until key frees. Lock must be held.

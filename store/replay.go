@@ -87,14 +87,23 @@ func (s *Store) Replay(r *Record) error {
 
 // replayJob applies a record about one existing job.
 func (s *Store) replayJob(r *Record, fx *effects) error {
-	j := s.index.get(r.ID)
-	if j == nil {
+	x := s.index.get(r.ID)
+	if !x.ok() {
 		return replayErr(r, "no such job")
 	}
-	sh := j.ln.q.sh
+	sh := x.shard()
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	s.drain(sh)
+	j := x.j
+	if j == nil {
+		switch r.Op {
+		case OpReserve, OpCancel: // it leaves queued, so the packed form
+			j = sh.unpack(x.c, x.off)
+		default: // every other record is refused for a queued job, unchanged
+			j = x.c.view(x.off)
+		}
+	}
 	active := j.state == Reserved || j.state == Running
 	switch r.Op {
 	case OpReserve:
@@ -182,9 +191,21 @@ func (s *Store) Dump(now int64, emit func(*Record) error) error {
 		}
 	}
 	sort.Slice(queues, func(i, k int) bool { return queues[i].name < queues[k].name })
-	byQueue := map[*queue][]*job{}
-	for _, j := range s.index.all() {
-		byQueue[j.ln.q] = append(byQueue[j.ln.q], j)
+	type held struct {
+		seq, created uint64
+		r            ref
+	}
+	byQueue := map[*queue][]held{}
+	for _, r := range s.index.all() {
+		h := held{r: r}
+		if r.j != nil {
+			h.seq, h.created = r.j.seq, r.j.created
+		} else {
+			e := r.c.entry(r.off)
+			h.seq, h.created = e.seq, e.created
+		}
+		q := r.lane().q
+		byQueue[q] = append(byQueue[q], h)
 	}
 	for _, q := range queues {
 		err := emit(&Record{Op: OpSnapQueue, Queue: q.name, Paused: q.paused,
@@ -196,7 +217,11 @@ func (s *Store) Dump(now int64, emit func(*Record) error) error {
 		sort.Slice(jobs, func(i, k int) bool {
 			return jobs[i].seq < jobs[k].seq || (jobs[i].seq == jobs[k].seq && jobs[i].created < jobs[k].created)
 		})
-		for _, j := range jobs {
+		for _, h := range jobs {
+			j := h.r.j
+			if j == nil {
+				j = h.r.c.view(h.r.off)
+			}
 			if err := emit(s.jobRecord(j)); err != nil {
 				return err
 			}
@@ -256,7 +281,7 @@ func (s *Store) load(r *Record) error {
 			return replayErr(r, "retention list is malformed")
 		}
 		for i, id := range r.Strings {
-			j := s.index.get(id)
+			j := s.index.get(id).j
 			if j == nil || !j.state.Terminal() {
 				return replayErr(r, "retained job %s is missing or not terminal", id)
 			}
@@ -287,6 +312,9 @@ func (s *Store) loadJob(r *Record) error {
 	if q == nil {
 		return replayErr(r, "queue %q was not declared", r.Queue)
 	}
+	if packable(r) {
+		return s.loadPacked(sh, q, r)
+	}
 	j := &job{
 		payload: r.Payload, priority: r.Priority, state: r.State,
 		attempt: r.Attempt, maxAtt: r.MaxAtt, backoff: r.Backoff,
@@ -299,7 +327,7 @@ func (s *Store) loadJob(r *Record) error {
 	j.id = j.keepID(r.ID)
 	j.ln = q.laneFor(laneKey{r.Handler, r.CKey, r.RKey})
 	j.ln.refs++
-	if !s.index.putIfAbsent(j.id, j) {
+	if !s.index.putIfAbsent(j.id, ref{j: j}) {
 		q.unref(j.ln)
 		return replayErr(r, "duplicate job")
 	}
@@ -318,13 +346,47 @@ func (s *Store) loadJob(r *Record) error {
 	return nil
 }
 
+// packable reports whether a snapshot job record can be loaded packed:
+// a queued job that never left queued since its push, and so has nothing
+// a packed entry does not hold.
+func packable(r *Record) bool {
+	return r.State == Queued && r.Attempt == 0 && r.Token == "" && r.Worker == "" &&
+		!r.HasError && r.Error == "" && r.UpdatedAt == r.CreatedAt && r.RunAt == r.CreatedAt &&
+		r.TSeq == 0 && r.Expires == 0 && len(r.Payload)+len(r.ID) <= packMax
+}
+
+// loadPacked loads a packable snapshot job record as a packed entry. Lock
+// must be held.
+func (s *Store) loadPacked(sh *shard, q *queue, r *Record) error {
+	l := q.laneFor(laneKey{r.Handler, r.CKey, r.RKey})
+	l.refs++
+	p := packing{
+		seq: r.Seq, created: r.Created, createdAt: r.CreatedAt,
+		maxAtt: r.MaxAtt, backoff: r.Backoff, id: r.ID, payload: r.Payload,
+	}
+	if _, ok := q.enqueuePacked(l, &p, r.Priority, nil, nil); !ok {
+		q.unref(l)
+		return replayErr(r, "duplicate job")
+	}
+	s.count(sh, 1, JobBytes(len(r.Payload), len(r.ID), 0))
+	q.jobs++
+	q.counts[Queued]++
+	q.seq = max(q.seq, r.Seq)
+	return nil
+}
+
 // takeQueued removes a queued job from its lane for a replayed
 // reservation. Replay reproduces each lane exactly, so j is its lane's head;
 // should it not be, its entry is cut out of the bucket (O(n), but never
-// stale: the job may be queued again later). Lock must be held.
+// stale: the job may be queued again later). A job unpacked for it has no
+// entry left. Lock must be held.
 func (q *queue) takeQueued(j *job) {
 	l := j.ln
-	if l.n > 0 && l.head() == j {
+	if j.loose {
+		q.dropLoose(j)
+		return
+	}
+	if l.n > 0 && l.head().j == j {
 		l.popHead()
 		q.fix(l)
 		return

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"sluice/backpressure"
 )
@@ -17,8 +18,8 @@ import (
 // for concurrent use. It appends to a buffer, which lets the store keep an
 // id and a token inside the job's own record instead of allocating each.
 type Generator interface {
-	// AppendJobID appends a new job id; roughly time-ordered for
-	// production use.
+	// AppendJobID appends a new job id, at most MaxIdentifier bytes;
+	// roughly time-ordered for production use.
 	AppendJobID(dst []byte, now int64) []byte
 	// AppendToken appends a string never appended before by this
 	// generator.
@@ -111,6 +112,7 @@ type job struct {
 	state     State
 	dropped   bool
 	tokText   bool // text holds the token of a reservation after the id
+	loose     bool // unpacked, queued in no FIFO entry, until the caller takes it out
 	attempt   int64
 	maxAtt    int64
 	backoff   int64
@@ -179,10 +181,13 @@ type shard struct {
 	mu     sync.Mutex             // protects everything below but the atomics and the inbox
 	reg    *backpressure.Registry // the store's, for lanes to hold their keys
 	minDue *atomic.Int64          // the store's
+	index  *idIndex               // the store's, which unpacking updates
 	queues map[string]*queue      // queues held by this shard
 	timers jobHeap                // armed job timers
 	lanes  laneTimers             // parked-lane timers
 	lseq   uint64                 // parked-lane timer order
+	idBuf  []byte                 // scratch for generated ids of packed jobs
+	ids    []byte                 // generated ids handed out, appended only (keepID)
 	// keyLanes[kind][key] lists the lanes that carry a policy key of
 	// that kind (backpressure.Concurrency or RateLimit).
 	keyLanes [3]map[string]*keyLanes
@@ -240,7 +245,7 @@ func New(cfg Config, gen Generator) (*Store, error) {
 	s.shards = make([]*shard, cfg.Shards)
 	s.minDue.Store(math.MaxInt64)
 	for i := range s.shards {
-		s.shards[i] = newShard(s.reg, &s.minDue)
+		s.shards[i] = newShard(s.reg, &s.minDue, &s.index)
 	}
 	s.index.init()
 	s.expired.init(cfg.ExpiredTokens)
@@ -248,11 +253,12 @@ func New(cfg Config, gen Generator) (*Store, error) {
 	return s, nil
 }
 
-func newShard(reg *backpressure.Registry, minDue *atomic.Int64) *shard {
+func newShard(reg *backpressure.Registry, minDue *atomic.Int64, index *idIndex) *shard {
 	sh := &shard{
 		queues: make(map[string]*queue),
 		reg:    reg,
 		minDue: minDue,
+		index:  index,
 	}
 	sh.nextDue.Store(math.MaxInt64)
 	return sh
@@ -624,7 +630,7 @@ func (s *Store) drop(e retEntry, fx *effects) {
 
 // dropLocked forgets a job at once. Lock must be held.
 func (s *Store) dropLocked(j *job) {
-	s.index.remove(j.id, j)
+	s.index.remove(j.id, ref{j: j})
 	s.count(j.ln.q.sh, -1, -j.bytes())
 	s.unlink(j)
 }
@@ -720,6 +726,9 @@ func optIdent(what, v string) (string, error) {
 // hashes an id again, and the GC scans one pointer per entry. Shards are
 // many and small so that growing one (which copies its table) stalls only a
 // few ids, briefly. Its locks are leaves.
+//
+// A packed job's slot points at its chunk, with the entry's offset in the
+// hash word (see idSlot): many slots share a chunk, each naming one entry.
 type idIndex struct {
 	seed   maphash.Seed
 	shards [idShards]idShard
@@ -737,9 +746,53 @@ type idShard struct {
 	_     [24]byte // one cache line per shard: no false sharing between locks
 }
 
+// idSlot is one id. Its hash word keeps the id's hash in its low hashBits
+// (enough to tell ids apart before comparing them, and far more than any
+// table's size needs), then, for a packed job, the entry's offset in its
+// chunk and slotPacked.
+//
+// p is a *job, or a *chunk when slotPacked is set: one pointer word for
+// either keeps the slot at 16 bytes and the GC's work at one pointer per
+// id. It is only ever converted back to the type it was made from, which
+// slotPacked records, so the conversions are the plain pointer casts that
+// checkptr accepts.
 type idSlot struct {
-	h uint64 // the id's hash
-	j *job   // nil: empty
+	h uint64
+	p unsafe.Pointer // nil: empty
+}
+
+const (
+	hashBits   = 64 - 1 - chunkBits
+	hashMask   = 1<<hashBits - 1
+	slotPacked = 1 << 63
+)
+
+// slotOf returns the slot of r, with hash h.
+func slotOf(h uint64, r ref) idSlot {
+	if r.j != nil {
+		return idSlot{h: h & hashMask, p: unsafe.Pointer(r.j)}
+	}
+	return idSlot{h: h&hashMask | uint64(r.off)<<hashBits | slotPacked, p: unsafe.Pointer(r.c)}
+}
+
+func (s idSlot) ref() ref {
+	if s.h&slotPacked == 0 {
+		return ref{j: (*job)(s.p)}
+	}
+	return ref{c: (*chunk)(s.p), off: int(s.h>>hashBits) & (chunkMax - 1)}
+}
+
+// is reports whether s holds id. Lock must be held: a packed entry's id
+// bytes are fixed while it is indexed.
+func (s idSlot) is(h uint64, id string) bool {
+	if (s.h^h)&hashMask != 0 {
+		return false
+	}
+	if s.h&slotPacked == 0 {
+		return (*job)(s.p).id == id
+	}
+	r := s.ref()
+	return string(r.c.idAt(r.off)) == id
 }
 
 func (x *idIndex) init() {
@@ -754,29 +807,39 @@ func (x *idIndex) shard(id string) (uint64, *idShard) {
 	return h, &x.shards[h>>(64-idShardBits)]
 }
 
-func (x *idIndex) get(id string) *job {
+func (x *idIndex) get(id string) ref {
 	h, t := x.shard(id)
 	t.mu.Lock()
-	j := t.lookup(h, id)
+	r := t.lookup(h, id)
 	t.mu.Unlock()
-	return j
+	return r
 }
 
-func (x *idIndex) putIfAbsent(id string, j *job) bool {
+func (x *idIndex) putIfAbsent(id string, r ref) bool {
 	h, t := x.shard(id)
 	t.mu.Lock()
-	ok := t.insert(h, id, j)
+	ok := t.insert(h, id, r)
 	t.mu.Unlock()
 	return ok
 }
 
-// remove deletes id if it still names j, and reports whether it did.
-func (x *idIndex) remove(id string, j *job) bool {
+// remove deletes id if it still names r, and reports whether it did.
+func (x *idIndex) remove(id string, r ref) bool {
 	h, t := x.shard(id)
 	t.mu.Lock()
-	ok := t.remove(h, j)
+	ok := t.remove(slotOf(h, r))
 	t.mu.Unlock()
 	return ok
+}
+
+// replace points id, which names the packed entry from, at j.
+func (x *idIndex) replace(id string, from ref, j *job) {
+	h, t := x.shard(id)
+	t.mu.Lock()
+	if i, ok := t.find(slotOf(h, from)); ok {
+		t.slots[i] = slotOf(h, ref{j: j})
+	}
+	t.mu.Unlock()
 }
 
 func (x *idIndex) reset() {
@@ -788,14 +851,14 @@ func (x *idIndex) reset() {
 	}
 }
 
-func (x *idIndex) all() []*job {
-	var out []*job
+func (x *idIndex) all() []ref {
+	var out []ref
 	for i := range x.shards {
 		t := &x.shards[i]
 		t.mu.Lock()
 		for _, s := range t.slots {
-			if s.j != nil {
-				out = append(out, s.j)
+			if s.p != nil {
+				out = append(out, s.ref())
 			}
 		}
 		t.mu.Unlock()
@@ -804,36 +867,36 @@ func (x *idIndex) all() []*job {
 }
 
 // Lock must be held.
-func (t *idShard) lookup(h uint64, id string) *job {
+func (t *idShard) lookup(h uint64, id string) ref {
 	if t.n == 0 {
-		return nil
+		return ref{}
 	}
 	mask := uint64(len(t.slots) - 1)
 	for i := h & mask; ; i = (i + 1) & mask {
 		s := &t.slots[i]
-		if s.j == nil {
-			return nil
+		if s.p == nil {
+			return ref{}
 		}
-		if s.h == h && s.j.id == id {
-			return s.j
+		if s.is(h, id) {
+			return s.ref()
 		}
 	}
 }
 
-// insert adds id → j unless id is present. Lock must be held.
-func (t *idShard) insert(h uint64, id string, j *job) bool {
+// insert adds id → r unless id is present. Lock must be held.
+func (t *idShard) insert(h uint64, id string, r ref) bool {
 	if (t.n+1)*4 > len(t.slots)*3 {
 		t.grow()
 	}
 	mask := uint64(len(t.slots) - 1)
 	for i := h & mask; ; i = (i + 1) & mask {
 		s := &t.slots[i]
-		if s.j == nil {
-			s.h, s.j = h, j
+		if s.p == nil {
+			*s = slotOf(h, r)
 			t.n++
 			return true
 		}
-		if s.h == h && s.j.id == id {
+		if s.is(h, id) {
 			return false
 		}
 	}
@@ -845,32 +908,41 @@ func (t *idShard) grow() {
 	t.slots = make([]idSlot, max(2*len(old), 8))
 	mask := uint64(len(t.slots) - 1)
 	for _, s := range old {
-		if s.j == nil {
+		if s.p == nil {
 			continue
 		}
 		i := s.h & mask
-		for t.slots[i].j != nil {
+		for t.slots[i].p != nil {
 			i = (i + 1) & mask
 		}
 		t.slots[i] = s
 	}
 }
 
-// remove deletes the entry of j, hashed h, if present. Lock must be held.
-func (t *idShard) remove(h uint64, j *job) bool {
+// find returns the place of slot want (hash word and pointer alike). Lock
+// must be held.
+func (t *idShard) find(want idSlot) (uint64, bool) {
 	if t.n == 0 {
-		return false
+		return 0, false
 	}
 	mask := uint64(len(t.slots) - 1)
-	for i := h & mask; ; i = (i + 1) & mask {
-		switch t.slots[i].j {
-		case nil:
-			return false
-		case j:
-			t.deleteAt(i)
-			return true
+	for i := want.h & mask; ; i = (i + 1) & mask {
+		switch s := t.slots[i]; {
+		case s.p == nil:
+			return 0, false
+		case s == want:
+			return i, true
 		}
 	}
+}
+
+// remove deletes slot want, if present. Lock must be held.
+func (t *idShard) remove(want idSlot) bool {
+	i, ok := t.find(want)
+	if ok {
+		t.deleteAt(i)
+	}
+	return ok
 }
 
 // deleteAt empties slot i and moves back the entries after it that may
@@ -881,7 +953,7 @@ func (t *idShard) deleteAt(i uint64) {
 	t.n--
 	for k := (i + 1) & mask; ; k = (k + 1) & mask {
 		s := t.slots[k]
-		if s.j == nil {
+		if s.p == nil {
 			break
 		}
 		// s may move to the hole at i if i lies between s's home slot

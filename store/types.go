@@ -118,7 +118,7 @@ const (
 // PushOptions describe a new job.
 type PushOptions struct {
 	Queue, Handler string
-	Payload        []byte // kept as is, not copied: the caller must not change it afterwards
+	Payload        []byte // copied: Push does not keep it, so the caller may reuse it
 	ID             string // empty: generated
 	Priority       int64
 	ConcurrencyKey string
