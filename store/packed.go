@@ -340,15 +340,18 @@ func (l *lane) chunkFor(b *bucket, p *packing) *chunk {
 			return c
 		}
 	}
-	// Each new chunk of a lane doubles, so that a lane that sees few jobs
-	// holds little and a busy one allocates rarely.
-	size := chunkMin
-	if l.chunks > 0 {
-		size = min(chunkMin<<min(l.chunks, chunkBits), chunkMax)
-	}
-	l.chunks++
+	// A new bucket's first chunk holds just its first job, so that jobs
+	// of many priorities, one bucket each, take little. Each next chunk of
+	// a bucket doubles from chunkMin, so that a long one allocates rarely.
 	c := &chunk{ln: l}
 	c.base(p)
+	size := (c.size(p) + 63) &^ 63
+	if b != nil {
+		size = min(chunkMin<<min(b.grown, chunkBits), chunkMax)
+		if size < chunkMax {
+			b.grown++
+		}
+	}
 	for size < c.size(p) {
 		size *= 2
 	}

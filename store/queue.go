@@ -24,6 +24,14 @@ type laneKey struct {
 	handler, ckey, rkey string
 }
 
+// keyOf is the lane's policy key of kind.
+func (k laneKey) keyOf(kind backpressure.Kind) string {
+	if kind == backpressure.Concurrency {
+		return k.ckey
+	}
+	return k.rkey
+}
+
 type parkKey struct {
 	kind backpressure.Kind
 	key  string
@@ -81,7 +89,6 @@ type lane struct {
 	byPrio map[int64]*bucket
 	spare  *bucket // the last other bucket emptied, kept for reuse
 	aside  *chunk  // an emptied chunk, kept for the lane's next packed job
-	chunks int     // chunks made for the lane so far
 
 	key     laneKey
 	parkGen uint32 // bumped at every park, so a stale unpark timer is ignored
@@ -107,6 +114,7 @@ type bucket struct {
 	jobs        ring[*job]
 	first, last *chunk // every chunk holds a live entry, but the last may not
 	np          int    // live packed entries
+	grown       int    // chunks made for the bucket since it was made: the next one's size
 	idx         int
 }
 
@@ -175,7 +183,7 @@ func (l *lane) bucketFor(prio int64) *bucket {
 		default:
 			b = &bucket{}
 		}
-		b.prio = prio
+		b.prio, b.grown = prio, 0
 		if l.byPrio == nil && len(l.buckets) > 0 {
 			l.byPrio = make(map[int64]*bucket, 2)
 			for _, o := range l.buckets {
@@ -302,6 +310,12 @@ func (q *queue) unref(l *lane) {
 	l.dead = true
 	q.fix(l)
 	delete(q.lanes, l.key)
+	l.aside = nil
+	for kind, listed := range l.listed {
+		if listed {
+			q.unlistParked(parkKey{backpressure.Kind(kind), l.key.keyOf(backpressure.Kind(kind))}, l)
+		}
+	}
 	if l.key.ckey != "" {
 		q.sh.unlistLane(backpressure.Concurrency, l.key.ckey, l)
 		q.sh.reg.Drop(&l.keys)
@@ -438,6 +452,27 @@ func (q *queue) park(l *lane, on parkKey) {
 		l.listed[on.kind] = true
 	}
 	q.fix(l)
+}
+
+// unlistParked takes a dying lane out of q.parked, where it is listed
+// under key on, so that lanes which come and go on a key that never frees
+// do not pile up there. Lock must be held.
+func (q *queue) unlistParked(on parkKey, l *lane) {
+	lanes := q.parked[on]
+	for i, o := range lanes {
+		if o == l {
+			last := len(lanes) - 1
+			lanes[i], lanes[last] = lanes[last], nil
+			lanes = lanes[:last]
+			break
+		}
+	}
+	if len(lanes) == 0 {
+		delete(q.parked, on)
+	} else {
+		q.parked[on] = lanes
+	}
+	l.listed[on.kind] = false
 }
 
 // unparkKey puts back every lane parked on key. Lock must be held.
