@@ -109,18 +109,16 @@ func (s *Store) insert(r *Record, fx *effects) (bool, error) {
 		}
 	}
 	size := j.bytes()
-	if s.limited && !s.replaying {
+	admit := s.limited && !s.replaying
+	if admit {
 		if err := s.admitJob(size); err != nil {
 			s.index.remove(j.id, ref{j: j})
 			q.unref(j.ln)
 			sh.maybeDelete(q)
 			return false, err
 		}
-		sh.jobs.Add(1)
-		sh.bytes.Add(size)
-	} else {
-		s.count(sh, 1, size)
 	}
+	s.counted(sh, size, admit)
 	q.jobs++
 	q.pushed++
 	q.created++
@@ -178,12 +176,7 @@ func (s *Store) insertPacked(sh *shard, q *queue, r *Record, fx *effects) error 
 		}
 		return ErrDupJob
 	}
-	if limit != nil {
-		sh.jobs.Add(1)
-		sh.bytes.Add(size())
-	} else {
-		s.count(sh, 1, size())
-	}
+	s.counted(sh, size(), limit != nil)
 	q.jobs++
 	q.pushed++
 	q.created++
@@ -799,32 +792,12 @@ func (s *Store) Get(now int64, id string) (Job, bool) {
 
 // snapshotRef copies a job's record, packed or not. Lock must be held.
 func (s *Store) snapshotRef(r ref, now int64) Job {
-	if r.j != nil {
-		return s.snapshot(r.j, now)
+	j := r.j
+	if j == nil {
+		j = r.c.view(r.off)
+		j.payload = bytes.Clone(j.payload) // the chunk's bytes change once the job leaves
 	}
-	e := r.c.entry(r.off)
-	l := r.c.ln
-	out := Job{
-		ID: string(e.idb), Queue: l.q.name, Handler: l.key.handler, Payload: bytes.Clone(e.payload),
-		State: Queued, Priority: r.c.b.prio,
-		ConcurrencyKey: l.key.ckey, RateLimitKey: l.key.rkey,
-		MaxAttempts: e.maxAtt, Backoff: e.backoff,
-		CreatedAt: e.createdAt, UpdatedAt: e.createdAt, RunAt: e.createdAt,
-	}
-	out.BlockedBy = s.blockedBy(l, now)
-	return out
-}
-
-// blockedBy tells why a queued job of lane l is not reservable now, or "".
-// Lock must be held.
-func (s *Store) blockedBy(l *lane, now int64) string {
-	if l.q.paused {
-		return "paused"
-	}
-	if b, blocked := s.reg.Check(now, l.key.ckey, l.key.rkey); blocked {
-		return b.String()
-	}
-	return ""
+	return s.snapshot(j, now)
 }
 
 // snapshot copies a job's record. Lock must be held.
@@ -841,7 +814,11 @@ func (s *Store) snapshot(j *job, now int64) Job {
 		out.Worker, out.ExpiresAt = j.xr().worker, j.dueAt
 	}
 	if j.state == Queued {
-		out.BlockedBy = s.blockedBy(j.ln, now)
+		if j.ln.q.paused {
+			out.BlockedBy = "paused"
+		} else if b, blocked := s.reg.Check(now, j.ln.key.ckey, j.ln.key.rkey); blocked {
+			out.BlockedBy = b.String()
+		}
 	}
 	return out
 }

@@ -395,16 +395,10 @@ func (l *lane) commitPacked(c *chunk, end int, prio int64) {
 func (sh *shard) unpack(c *chunk, off int) *job {
 	e := c.entry(off)
 	b := c.b
-	j := &job{
-		ln: c.ln, payload: bytes.Clone(e.payload), priority: b.prio,
-		seq: e.seq, created: e.created, state: Queued,
-		maxAtt: e.maxAtt, backoff: e.backoff,
-		createdAt: e.createdAt, updatedAt: e.createdAt, runAt: e.createdAt, tidx: -1,
-		loose: true,
-	}
+	j := c.record(&e)
+	j.payload, j.loose = bytes.Clone(e.payload), true
 	if len(e.idb) <= len(j.text) {
-		n := copy(j.text[:], e.idb)
-		j.id = unsafe.String(&j.text[0], n)
+		j.id = j.keepID(e.id)
 	} else {
 		j.id = string(e.idb) // no job pins a chunk
 	}
@@ -427,9 +421,16 @@ func (sh *shard) unpack(c *chunk, off int) *job {
 // only while the lock is held. Lock must be held.
 func (c *chunk) view(off int) *job {
 	e := c.entry(off)
+	j := c.record(&e)
+	j.id, j.payload = string(e.idb), e.payload
+	return j
+}
+
+// record makes the queued *job that c's entry e describes, without its id
+// and payload. Lock must be held.
+func (c *chunk) record(e *entry) *job {
 	return &job{
-		id: string(e.idb), ln: c.ln, payload: e.payload, priority: c.b.prio,
-		seq: e.seq, created: e.created, state: Queued,
+		ln: c.ln, priority: c.b.prio, seq: e.seq, created: e.created, state: Queued,
 		maxAtt: e.maxAtt, backoff: e.backoff,
 		createdAt: e.createdAt, updatedAt: e.createdAt, runAt: e.createdAt, tidx: -1,
 	}

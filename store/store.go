@@ -317,6 +317,17 @@ func (s *Store) count(sh *shard, dn, db int64) {
 	}
 }
 
+// counted counts a new job of size bytes in sh, and store-wide unless
+// admitJob already has (admitted).
+func (s *Store) counted(sh *shard, size int64, admitted bool) {
+	if admitted {
+		sh.jobs.Add(1)
+		sh.bytes.Add(size)
+		return
+	}
+	s.count(sh, 1, size)
+}
+
 // shardOf picks a queue's shard with a fixed hash (FNV-1a), so a queue lands
 // in the same shard in every process: maintenance visits shards in order,
 // and replay must visit them in the same order as the live store did.
