@@ -377,14 +377,7 @@ func TestPackedSnapshotAndReplay(t *testing.T) {
 	}
 	want := dump(t, live, now)
 
-	replayed, _ := New(cfg, NewSeqGenerator())
-	replayed.BeginReplay()
-	for i := range jr.recs {
-		if err := replayed.Replay(&jr.recs[i]); err != nil {
-			t.Fatalf("replay record %d (%v): %v", i, jr.recs[i].Op, err)
-		}
-	}
-	replayed.EndReplay()
+	replayed := replayAll(t, cfg, jr.recs, "replay")
 	if err := replayed.CheckInvariants(); err != nil {
 		t.Fatal(err)
 	}
@@ -393,14 +386,7 @@ func TestPackedSnapshotAndReplay(t *testing.T) {
 		t.Fatalf("replayed state differs: %s", diff)
 	}
 
-	loaded, _ := New(cfg, NewSeqGenerator())
-	loaded.BeginReplay()
-	for i := range want {
-		if err := loaded.Replay(&want[i]); err != nil {
-			t.Fatalf("load record %d: %v", i, err)
-		}
-	}
-	loaded.EndReplay()
+	loaded := replayAll(t, cfg, want, "load")
 	if err := loaded.CheckInvariants(); err != nil {
 		t.Fatal(err)
 	}

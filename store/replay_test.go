@@ -149,14 +149,7 @@ func TestReplayEquivalence(t *testing.T) {
 		}
 		want := dump(t, live, now)
 
-		replayed, _ := New(cfg, NewSeqGenerator())
-		replayed.BeginReplay()
-		for i := range j.recs {
-			if err := replayed.Replay(&j.recs[i]); err != nil {
-				t.Fatalf("seed %d: replay record %d (%v): %v", seed, i, j.recs[i].Op, err)
-			}
-		}
-		replayed.EndReplay()
+		replayed := replayAll(t, cfg, j.recs, fmt.Sprintf("seed %d: replay", seed))
 		replayed.Tick(now)
 		if err := replayed.CheckInvariants(); err != nil {
 			t.Fatalf("seed %d: replayed invariants: %v", seed, err)
@@ -165,14 +158,7 @@ func TestReplayEquivalence(t *testing.T) {
 			t.Fatalf("seed %d: replayed state differs: %s", seed, diff)
 		}
 
-		loaded, _ := New(cfg, NewSeqGenerator())
-		loaded.BeginReplay()
-		for i := range want {
-			if err := loaded.Replay(&want[i]); err != nil {
-				t.Fatalf("seed %d: load record %d: %v", seed, i, err)
-			}
-		}
-		loaded.EndReplay()
+		loaded := replayAll(t, cfg, want, fmt.Sprintf("seed %d: load", seed))
 		if err := loaded.CheckInvariants(); err != nil {
 			t.Fatalf("seed %d: loaded invariants: %v", seed, err)
 		}
@@ -258,15 +244,26 @@ func TestConcurrentDropsReplay(t *testing.T) {
 	if err := live.CheckInvariants(); err != nil {
 		t.Fatalf("live invariants: %v", err)
 	}
-	replayed, _ := New(cfg, NewSeqGenerator())
-	replayed.BeginReplay()
-	for i := range j.recs {
-		if err := replayed.Replay(&j.recs[i]); err != nil {
-			t.Fatalf("replay record %d (%v %s) of %d: %v", i, j.recs[i].Op, j.recs[i].ID, len(j.recs), err)
-		}
-	}
-	replayed.EndReplay()
+	replayed := replayAll(t, cfg, j.recs, "replay")
 	if diff := sameDump(dump(t, replayed, now), dump(t, live, now)); diff != "" {
 		t.Fatalf("replayed state differs: %s", diff)
 	}
+}
+
+// replayAll applies recs to a new store, as a log replay or the load of a
+// rewrite's snapshot does, and fails the test at the first refused record.
+func replayAll(t *testing.T, cfg Config, recs []Record, what string) *Store {
+	t.Helper()
+	s, err := New(cfg, NewSeqGenerator())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.BeginReplay()
+	for i := range recs {
+		if err := s.Replay(&recs[i]); err != nil {
+			t.Fatalf("%s: record %d of %d (%v %s): %v", what, i, len(recs), recs[i].Op, recs[i].ID, err)
+		}
+	}
+	s.EndReplay()
+	return s
 }
