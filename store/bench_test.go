@@ -125,6 +125,83 @@ func BenchmarkCycle(b *testing.B) {
 	}
 }
 
+// cycler runs the push → reserve → ack cycle of BenchmarkCycle on one
+// store, its jobs cycling through keys concurrency and as many rate-limit
+// keys, each with a policy far from its limit (0: no keys, no policies).
+type cycler struct {
+	s      *Store
+	now    int64
+	i      int
+	ck, rk []string
+	opts   ReserveOptions
+	p      []byte
+}
+
+func newCycler(b *testing.B, keys int) *cycler {
+	c := &cycler{s: benchStore(b), now: 1_000_000, ck: make([]string, keys), rk: make([]string, keys), p: make([]byte, 100)}
+	for i := range c.ck {
+		c.ck[i], c.rk[i] = "c"+strconv.Itoa(i), "r"+strconv.Itoa(i)
+		c.s.SetConcurrency(c.now, c.ck[i], 1000)
+		c.s.SetRateLimit(c.now, c.rk[i], 1_000_000, 1000)
+	}
+	c.opts = ReserveOptions{Worker: "w", Lease: 30_000, Queues: []string{"q"}}
+	return c
+}
+
+// run does n cycles and returns how long they took.
+func (c *cycler) run(b *testing.B, n int) time.Duration {
+	start := time.Now()
+	for range n {
+		c.now++
+		p := PushOptions{Queue: "q", Handler: "h", Payload: c.p}
+		if len(c.ck) > 0 {
+			p.ConcurrencyKey, p.RateLimitKey = c.ck[c.i%len(c.ck)], c.rk[c.i%len(c.rk)]
+		}
+		c.i++
+		if _, err := c.s.Push(c.now, p); err != nil {
+			b.Fatal(err)
+		}
+		rs, err := c.s.Reserve(c.now, c.opts)
+		if err != nil || len(rs) != 1 {
+			b.Fatalf("reserve: %v %v", rs, err)
+		}
+		if err := c.s.Ack(c.now, rs[0].Token); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return time.Since(start)
+}
+
+// BenchmarkPolicyCost compares the cycle with policies (keys far from their
+// limits) against the cycle without, in one process: the two stores take
+// turns in blocks of 10,000 cycles, so that a slow phase of the machine
+// (this one's speed changes by half for seconds at a time) slows both
+// alike. Each op is one cycle on each store; it reports both stores' time
+// per cycle and speed = plain ÷ with policies (DESIGN.md's bar: ≥ 0.9).
+func BenchmarkPolicyCost(b *testing.B) {
+	for _, keys := range []int{1, 100, 1000} {
+		b.Run("keys="+strconv.Itoa(keys), func(b *testing.B) {
+			plain, keyed := newCycler(b, 0), newCycler(b, keys)
+			// Warm both up to the steady state: retention full, every
+			// lane made.
+			plain.run(b, 110_000)
+			keyed.run(b, 110_000)
+			debug.FreeOSMemory()
+			var tp, tk time.Duration
+			b.ResetTimer()
+			for done := 0; done < b.N; {
+				n := min(10_000, b.N-done)
+				tp += plain.run(b, n)
+				tk += keyed.run(b, n)
+				done += n
+			}
+			b.ReportMetric(float64(tp.Nanoseconds())/float64(b.N), "ns/plain")
+			b.ReportMetric(float64(tk.Nanoseconds())/float64(b.N), "ns/policies")
+			b.ReportMetric(float64(tp)/float64(tk), "speed")
+		})
+	}
+}
+
 // BenchmarkParallelQueues runs push → reserve → ack on a queue per
 // goroutine; compare -cpu 1 and -cpu 2 for scaling.
 func BenchmarkParallelQueues(b *testing.B) { parallelQueues(b, true) }
