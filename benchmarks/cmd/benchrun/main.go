@@ -154,9 +154,11 @@ func (r *runner) main(out string, smoke, long bool, rounds int, only string) err
 	}
 	seen := map[string]bool{}
 	for _, m := range ms {
-		if !seen[m.id] {
-			seen[m.id] = true
-			rep.Order = append(rep.Order, m.id)
+		for _, id := range []string{m.id, m.id2} {
+			if id != "" && !seen[id] {
+				seen[id] = true
+				rep.Order = append(rep.Order, id)
+			}
 		}
 	}
 	for round := 1; round <= r.z.rounds; round++ {
@@ -249,6 +251,31 @@ func (r *runner) measure(m measure) ([]row, error) {
 	switch m.tool {
 	case "loadgen":
 		argv := append([]string{r.loadgen, "-target", m.target, "-addr", srv.addr, "-json"}, m.args...)
+		if m.id2 != "" {
+			srv2, err := r.start(m.server2)
+			if err != nil {
+				return nil, err
+			}
+			defer srv2.stop()
+			argv = append(argv, "-target2", m.target2, "-addr2", srv2.addr)
+			res, err := r.runLoadgen(argv)
+			if err != nil {
+				return nil, err
+			}
+			if len(res) != 2 {
+				return nil, fmt.Errorf("%s: a paired run gave %d figures, not 2", commandLine(argv), len(res))
+			}
+			second := base
+			second.ID, second.Target, second.Server = m.id2, m.target2, commandLine(srv2.args)
+			var rows []row
+			for i, rw := range []row{base, second} {
+				rw.Command = commandLine(argv)
+				rw.Res = res[i]
+				rw.Res.Command = nil
+				rows = append(rows, rw)
+			}
+			return rows, nil
+		}
 		res, err := r.runLoadgen(argv)
 		if err != nil {
 			return nil, err

@@ -19,6 +19,10 @@ type measure struct {
 	n       int      // redis-benchmark -n; memory: jobs queued
 	p       int      // redis-benchmark -P
 	lower   bool     // latency workload: compare p50/p99 (lower is better), not ops/s
+	// A paired measure (loadgen -addr2) starts a second server and runs
+	// on both at once, taking turns: its second figure is row id2 of
+	// target2, on server2.
+	id2, target2, server2 string
 }
 
 // sizes scale the plan between the full run and the smoke run.
@@ -143,6 +147,9 @@ func plan(z sizes) []measure {
 		add(lg("cycle", "cycle c=50", t, "-workload", "cycle", "-conns", "50", "-n", itoa(z.cycleN)))
 	}
 	add(lg("cycle", "cycle+start c=50", "sluice", "-workload", "cycle-start", "-conns", "50", "-n", itoa(z.cycleN)))
+	// The bar's figure: sluice and streams taking turns (see loadgen -addr2).
+	add(lg("cycle", "cycle c=50, paired", "sluice", "-workload", "cycle", "-conns", "50", "-n", itoa(z.cycleN)).
+		pair("cycle c=50, paired", "redis-stream", serverOf("redis-stream")))
 
 	// 3. end to end, and 5. wake-up of blocked workers.
 	for _, t := range peers {
@@ -155,6 +162,8 @@ func plan(z sizes) []measure {
 	// 4. policies.
 	add(lg("policy", "cycle c=50, no policies", "sluice", "-workload", "cycle", "-conns", "50", "-n", itoa(z.cycleN)))
 	add(lg("policy", "cycle c=50, 1000 concurrency keys far from limits", "sluice", "-workload", "cycle-keys", "-conns", "50", "-keys", "1000", "-n", itoa(z.cycleN)))
+	add(lg("policy", "cycle c=50, paired: 1000 concurrency keys far from limits", "sluice", "-workload", "cycle-keys", "-workload2", "cycle", "-conns", "50", "-keys", "1000", "-n", itoa(z.cycleN)).
+		pair("cycle c=50, paired: no policies", "sluice", "sluice"))
 	add(lg("policy", "reserve, empty backlog", "sluice", "-workload", "steady", "-conns", "50", "-n", itoa(z.steadyN), "-blocked", "0"))
 	add(lg("policy", "reserve behind "+itoa(z.blocked)+" jobs of a hot key at its limit", "sluice", "-workload", "steady", "-conns", "50", "-n", itoa(z.steadyN), "-blocked", itoa(z.blocked), "-blocked-by", "policy"))
 	add(lg("policy", "reserve behind "+itoa(z.blocked)+" jobs of another handler", "sluice", "-workload", "steady", "-conns", "50", "-n", itoa(z.steadyN), "-blocked", itoa(z.blocked), "-blocked-by", "handler"))
@@ -174,3 +183,10 @@ func plan(z sizes) []measure {
 }
 
 func (m measure) latency() measure { m.lower = true; return m }
+
+// pair makes m a paired measure whose second figure is row id of target,
+// on a server of its own.
+func (m measure) pair(id, target, server string) measure {
+	m.id2, m.target2, m.server2 = id, target, server
+	return m
+}

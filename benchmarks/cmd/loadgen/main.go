@@ -14,6 +14,12 @@
 // block (idle blocked workers, a trickle of pushes: wake-up latency);
 // ratelimit (achieved rate of a saturated rate-limited key); scale (push
 // and reserve at a queue depth of -prefill).
+//
+// With -addr2, the cycle workloads run on two servers at once, taking
+// turns in -blocks blocks, so that both see the same phases of a noisy
+// machine:
+//
+//	loadgen -target sluice -addr 127.0.0.1:6390 -target2 redis-stream -addr2 127.0.0.1:6379 -workload cycle
 package main
 
 import (
@@ -46,6 +52,10 @@ func main() {
 	fs.StringVar(&cfg.BlockedBy, "blocked-by", "", "steady: policy or handler")
 	fs.IntVar(&cfg.Batch, "batch", 0, "scale: jobs per timed phase")
 	fs.IntVar(&cfg.Phases, "phases", 0, "scale: push/reserve phase pairs")
+	target2 := fs.String("target2", "", "paired run: the second server's kind (default: -target)")
+	addr2 := fs.String("addr2", "", "paired run: the second server's address; the two take turns in -blocks blocks (cycle, cycle-keys)")
+	workload2 := fs.String("workload2", "", "paired run: the second server's workload (default: -workload)")
+	blocks := fs.Int("blocks", 20, "paired run: turns each server takes")
 	asJSON := fs.Bool("json", false, "print one JSON object per figure")
 	flush := fs.Bool("flush", false, "empty the server first (FLUSHALL; beanstalkd: delete the ready jobs of the tube)")
 	fs.Parse(os.Args[1:])
@@ -58,7 +68,21 @@ func main() {
 			os.Exit(1)
 		}
 	}
-	rs, err := load.Run(cfg)
+	var rs []load.Result
+	var err error
+	if *addr2 != "" {
+		cfg2 := cfg
+		cfg2.Addr, cfg2.OnStart = *addr2, nil
+		if *target2 != "" {
+			cfg2.Target = *target2
+		}
+		if *workload2 != "" {
+			cfg2.Workload = *workload2
+		}
+		rs, err = load.RunPaired(cfg, cfg2, *blocks)
+	} else {
+		rs, err = load.Run(cfg)
+	}
 	for _, r := range rs {
 		r.Command = os.Args
 		if *asJSON {

@@ -361,13 +361,7 @@ func cycles(cs []Client, n int, start bool, rs *ReserveSpec, hs []hist.Histogram
 }
 
 func runCycle(cfg *Config, start bool, spec func(int) *PushSpec) ([]Result, error) {
-	if cfg.Prefill < cfg.N {
-		return nil, fmt.Errorf("prefill %d < n %d: the queue would run dry", cfg.Prefill, cfg.N)
-	}
-	if err := Fill(cfg, cfg.Prefill, spec); err != nil {
-		return nil, fmt.Errorf("prefill: %w", err)
-	}
-	cs, err := dialAll(cfg, cfg.Conns, 0)
+	cs, err := prepareCycle(cfg, spec)
 	if err != nil {
 		return nil, err
 	}
@@ -379,6 +373,85 @@ func runCycle(cfg *Config, start bool, spec func(int) *PushSpec) ([]Result, erro
 		return nil, err
 	}
 	return []Result{newResult(cfg, "cycle", uint64(cfg.N), el, merge(hs))}, nil
+}
+
+// prepareCycle fills the queue for a cycle workload and dials its workers.
+func prepareCycle(cfg *Config, spec func(int) *PushSpec) ([]Client, error) {
+	if cfg.Prefill < cfg.N {
+		return nil, fmt.Errorf("prefill %d < n %d: the queue would run dry", cfg.Prefill, cfg.N)
+	}
+	if err := Fill(cfg, cfg.Prefill, spec); err != nil {
+		return nil, fmt.Errorf("prefill: %w", err)
+	}
+	return dialAll(cfg, cfg.Conns, 0)
+}
+
+// RunPaired runs the reserve+ack cycle (workload cycle or cycle-keys) on two
+// servers at once, taking turns in blocks: block k runs share(N, blocks, k)
+// cycles on one and then as many on the other, the first of the two
+// alternating from block to block. The machines this runs on change speed
+// for seconds at a time, so two workloads measured one after the other can
+// land in different phases; taking turns every fraction of a second puts
+// both in the same ones, and their ratio holds still. Each side's Result
+// covers its own blocks only.
+func RunPaired(a, b Config, blocks int) ([]Result, error) {
+	sides := []*Config{&a, &b}
+	a.Defaults()
+	b.Defaults()
+	if a.N != b.N {
+		return nil, fmt.Errorf("paired runs need the same -n on both sides (%d, %d)", a.N, b.N)
+	}
+	if blocks < 1 || blocks > a.N {
+		return nil, fmt.Errorf("blocks %d: need 1 to n (%d)", blocks, a.N)
+	}
+	css := make([][]Client, 2)
+	defer func() {
+		for _, cs := range css {
+			closeAll(cs)
+		}
+	}()
+	for i, cfg := range sides {
+		if err := Setup(cfg.Target, cfg.Addr); err != nil {
+			return nil, fmt.Errorf("%s: setup: %w", cfg.Target, err)
+		}
+		var spec func(int) *PushSpec
+		switch cfg.Workload {
+		case "cycle":
+		case "cycle-keys":
+			if cfg.Target != "sluice" {
+				return nil, fmt.Errorf("workload cycle-keys needs sluice's policies; target is %s", cfg.Target)
+			}
+			var err error
+			if spec, err = keyedCycle(cfg); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, fmt.Errorf("paired runs take the cycle and cycle-keys workloads, not %q", cfg.Workload)
+		}
+		var err error
+		if css[i], err = prepareCycle(cfg, spec); err != nil {
+			return nil, fmt.Errorf("%s: %w", cfg.Target, err)
+		}
+	}
+	hs := [2][]hist.Histogram{make([]hist.Histogram, len(css[0])), make([]hist.Histogram, len(css[1]))}
+	var el [2]time.Duration
+	a.started()
+	for k := 0; k < blocks; k++ {
+		n := share(a.N, blocks, k)
+		for _, i := range [2]int{k % 2, 1 - k%2} {
+			d, err := cycles(css[i], n, false, &ReserveSpec{}, hs[i])
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", sides[i].Target, err)
+			}
+			el[i] += d
+		}
+	}
+	out := make([]Result, 2)
+	for i, cfg := range sides {
+		out[i] = newResult(cfg, "cycle", uint64(cfg.N), el[i], merge(hs[i]))
+		out[i].Extra = map[string]float64{"blocks": float64(blocks)}
+	}
+	return out, nil
 }
 
 // admin sends setup commands (policies) on a fresh RESP connection.
@@ -409,6 +482,17 @@ func admin(cfg *Config, cmds [][]string) error {
 // runCycleKeys is the reserve+ack cycle with every job under one of Keys
 // concurrency keys, each with a policy far above what 50 workers can hold.
 func runCycleKeys(cfg *Config) ([]Result, error) {
+	spec, err := keyedCycle(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return runCycle(cfg, false, spec)
+}
+
+// keyedCycle sets a policy far above what the workers can hold on each of
+// Keys concurrency keys and returns the push options that spread jobs over
+// them.
+func keyedCycle(cfg *Config) (func(int) *PushSpec, error) {
 	keys := make([]string, cfg.Keys)
 	cmds := make([][]string, cfg.Keys)
 	specs := make([]PushSpec, cfg.Keys)
@@ -420,7 +504,7 @@ func runCycleKeys(cfg *Config) ([]Result, error) {
 	if err := admin(cfg, cmds); err != nil {
 		return nil, err
 	}
-	return runCycle(cfg, false, func(i int) *PushSpec { return &specs[i%len(specs)] })
+	return func(i int) *PushSpec { return &specs[i%len(specs)] }, nil
 }
 
 // runSteady measures reserve with a backlog of Blocked jobs that cannot be
