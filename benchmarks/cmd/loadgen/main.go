@@ -63,7 +63,15 @@ func main() {
 	cfg.OnStart = func() { fmt.Fprintln(os.Stderr, "loadgen: timed part started") }
 
 	if *flush {
-		if err := load.Flush(cfg.Target, cfg.Addr); err != nil {
+		err := load.Flush(cfg.Target, cfg.Addr)
+		if err == nil && *addr2 != "" {
+			t := cfg.Target
+			if *target2 != "" {
+				t = *target2
+			}
+			err = load.Flush(t, *addr2)
+		}
+		if err != nil {
 			fmt.Fprintln(os.Stderr, "loadgen: flush:", err)
 			os.Exit(1)
 		}
