@@ -146,7 +146,7 @@ func (r *runner) main(out string, smoke, long bool, rounds int, only string) err
 	if only != "" {
 		var keep []measure
 		for _, m := range ms {
-			if strings.Contains(m.id, only) {
+			if strings.Contains(m.id, only) || m.id2 != "" && strings.Contains(m.id2, only) {
 				keep = append(keep, m)
 			}
 		}

@@ -99,3 +99,26 @@ func TestRateLimitBarUsesWorstRound(t *testing.T) {
 		t.Fatalf("bars: %+v", bs)
 	}
 }
+
+// The cycle bar takes the paired rows when a run has them, the separate
+// ones otherwise; both servers of a paired measure are listed.
+func TestPairedCycleBar(t *testing.T) {
+	rep := &report{Rounds: 1, Mode: "full", Order: []string{"cycle c=50", "cycle c=50, paired"}}
+	rep.Rows = append(rep.Rows, rows("cycle c=50", "sluice", false, 50)...)
+	rep.Rows = append(rep.Rows, rows("cycle c=50", "redis-stream", false, 40)...)
+	if bs := newIndex(rep).bars(); len(bs) != 1 || math.Abs(bs[0].value-1.25) > 1e-9 {
+		t.Fatalf("without paired rows: %+v", bs)
+	}
+	paired := append(rows("cycle c=50, paired", "sluice", false, 45), rows("cycle c=50, paired", "redis-stream", false, 50)...)
+	paired[0].Server, paired[1].Server = "sluice --port 1", "redis-server --port 2"
+	paired[0].Command, paired[1].Command = "loadgen -addr2 x", "loadgen -addr2 x"
+	rep.Rows = append(rep.Rows, paired...)
+	bs := newIndex(rep).bars()
+	if len(bs) != 1 || bs[0].ok || math.Abs(bs[0].value-0.9) > 1e-9 || !strings.Contains(bs[0].what, "taking turns") {
+		t.Fatalf("with paired rows: %+v", bs)
+	}
+	md := markdown(rep, "")
+	if !strings.Contains(md, "sluice --port 1\nloadgen -addr2 x") || !strings.Contains(md, "redis-server --port 2\nloadgen -addr2 x") {
+		t.Fatalf("command lines:\n%s", md[strings.Index(md, "## Exact"):])
+	}
+}

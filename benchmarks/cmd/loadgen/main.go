@@ -15,9 +15,9 @@
 // ratelimit (achieved rate of a saturated rate-limited key); scale (push
 // and reserve at a queue depth of -prefill).
 //
-// With -addr2, the cycle workloads run on two servers at once, taking
-// turns in -blocks blocks, so that both see the same phases of a noisy
-// machine:
+// With -addr2, the cycle and cycle-keys workloads run on two servers at
+// once, taking turns in -blocks blocks, so that both see the same phases
+// of a noisy machine:
 //
 //	loadgen -target sluice -addr 127.0.0.1:6390 -target2 redis-stream -addr2 127.0.0.1:6379 -workload cycle
 package main
@@ -53,7 +53,7 @@ func main() {
 	fs.IntVar(&cfg.Batch, "batch", 0, "scale: jobs per timed phase")
 	fs.IntVar(&cfg.Phases, "phases", 0, "scale: push/reserve phase pairs")
 	target2 := fs.String("target2", "", "paired run: the second server's kind (default: -target)")
-	addr2 := fs.String("addr2", "", "paired run: the second server's address; the two take turns in -blocks blocks (cycle, cycle-keys)")
+	addr2 := fs.String("addr2", "", "paired run (workloads cycle and cycle-keys): the second server's address; the two take turns in -blocks blocks")
 	workload2 := fs.String("workload2", "", "paired run: the second server's workload (default: -workload)")
 	blocks := fs.Int("blocks", 20, "paired run: turns each server takes")
 	asJSON := fs.Bool("json", false, "print one JSON object per figure")
@@ -75,6 +75,17 @@ func main() {
 			fmt.Fprintln(os.Stderr, "loadgen: flush:", err)
 			os.Exit(1)
 		}
+	}
+	paired := map[string]bool{"target2": true, "workload2": true, "blocks": true}
+	fs.Visit(func(f *flag.Flag) {
+		if paired[f.Name] && *addr2 == "" {
+			fmt.Fprintf(os.Stderr, "loadgen: -%s needs -addr2\n", f.Name)
+			os.Exit(2)
+		}
+	})
+	if *addr2 != "" && *addr2 == cfg.Addr {
+		fmt.Fprintln(os.Stderr, "loadgen: -addr2 is -addr: a paired run needs two servers")
+		os.Exit(2)
 	}
 	var rs []load.Result
 	var err error
