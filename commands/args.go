@@ -93,9 +93,27 @@ func newOptions(args [][]byte) *options { return &options{args: args} }
 
 func (o *options) more() bool { return o.i < len(o.args) }
 
+// optionKeywords are the keywords the commands' options take: next returns
+// these strings themselves, so that parsing a known keyword allocates
+// nothing.
+var optionKeywords = []string{
+	"AT", "BACKOFF", "BLOCK", "CONCURRENCY", "COUNT", "DELAY", "ERROR", "HANDLERS",
+	"ID", "MAXATTEMPTS", "NORETRY", "PRIORITY", "QUEUES", "RATELIMIT", "RETRYIN",
+}
+
+// upperKeyword is b upper-cased: one of optionKeywords when it is one.
+func upperKeyword(b []byte) string {
+	for _, kw := range optionKeywords {
+		if keyword(b, kw) {
+			return kw
+		}
+	}
+	return strings.ToUpper(string(b))
+}
+
 // next returns the upper-cased keyword, refusing repeats.
 func (o *options) next() (string, error) {
-	kw := strings.ToUpper(string(o.args[o.i]))
+	kw := upperKeyword(o.args[o.i])
 	o.i++
 	if o.n == len(o.seen) || slices.Contains(o.seen[:o.n], kw) {
 		return "", protocol.ErrSyntax // a repeat, or more keywords than any command takes

@@ -49,9 +49,12 @@ func AppendBulkString(b []byte, bulk string) []byte { return redcon.AppendBulkSt
 // AppendInt appends an integer reply.
 func AppendInt(b []byte, n int64) []byte { return redcon.AppendInt(b, n) }
 
+// OK is the +OK reply. A constant, so that returning it as a reply (an
+// interface) allocates nothing.
+const OK = SimpleString("OK")
+
 // Replies used everywhere.
 var (
-	OK        = SimpleString("OK")
 	NullArray = nullArray{}
 	Null      = nullBulk{}
 )

@@ -33,3 +33,17 @@ func TestArrayReplyMatchesBoxedReply(t *testing.T) {
 		t.Fatalf("header %q", got)
 	}
 }
+
+var replySink any
+
+// Handlers return OK as an interface on every JOBACK, JOBRELEASE and the
+// like: it must not allocate.
+func TestOKCostsNoAllocation(t *testing.T) {
+	if n := testing.AllocsPerRun(100, func() { replySink = OK }); n != 0 {
+		t.Errorf("OK as a reply: %v allocations, want 0", n)
+	}
+	w := writer{}
+	if !w.appendReply(OK, nil) || string(w.b) != "+OK\r\n" {
+		t.Errorf("OK encodes as %q", w.b)
+	}
+}
