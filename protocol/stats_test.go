@@ -34,13 +34,10 @@ func TestCommandStatsAndSlowlog(t *testing.T) {
 	for _, cs := range srv.CommandStats() {
 		stats[cs.Name] = cs
 	}
-	var counted uint64
-	for _, n := range stats["sleep"].Buckets {
-		counted += n
-	}
-	// Each call lands in one bucket. Which one the 0 ms call lands in
-	// depends on how busy the machine is, so only the 30 ms one's is checked.
-	if s := stats["sleep"]; s.Calls != 2 || s.Usec < 30_000 || counted != 2 || s.Failed != 0 {
+	// Calls is the sum of the buckets. Which one the 0 ms call lands in
+	// depends on how busy the machine is, so only the 30 ms one's is
+	// checked, below.
+	if s := stats["sleep"]; s.Calls != 2 || s.Usec < 30_000 || s.Failed != 0 {
 		t.Fatalf("sleep stats %+v", s)
 	}
 	slow := 0

@@ -251,6 +251,7 @@ func (r *runner) measure(m measure) ([]row, error) {
 	switch m.tool {
 	case "loadgen":
 		argv := append([]string{r.loadgen, "-target", m.target, "-addr", srv.addr, "-json"}, m.args...)
+		second := base // a paired measure's second figure
 		if m.id2 != "" {
 			srv2, err := r.start(m.server2)
 			if err != nil {
@@ -258,37 +259,27 @@ func (r *runner) measure(m measure) ([]row, error) {
 			}
 			defer srv2.stop()
 			argv = append(argv, "-target2", m.target2, "-addr2", srv2.addr)
-			res, err := r.runLoadgen(argv)
-			if err != nil {
-				return nil, err
-			}
-			if len(res) != 2 {
-				return nil, fmt.Errorf("%s: a paired run gave %d figures, not 2", commandLine(argv), len(res))
-			}
-			second := base
 			second.ID, second.Target, second.Server = m.id2, m.target2, commandLine(srv2.args)
-			var rows []row
-			for i, rw := range []row{base, second} {
-				rw.Command = commandLine(argv)
-				rw.Res = res[i]
-				rw.Res.Command = nil
-				rows = append(rows, rw)
-			}
-			return rows, nil
 		}
 		res, err := r.runLoadgen(argv)
 		if err != nil {
 			return nil, err
 		}
+		if m.id2 != "" && len(res) != 2 {
+			return nil, fmt.Errorf("%s: a paired run gave %d figures, not 2", commandLine(argv), len(res))
+		}
 		var rows []row
-		for _, x := range res {
+		for i, x := range res {
 			rw := base
+			switch {
+			case m.id2 != "" && i == 1:
+				rw = second
+			case m.id2 == "" && len(res) > 1:
+				rw.ID = m.id + " " + x.Metric
+			}
 			rw.Command = commandLine(argv)
 			rw.Res = x
 			rw.Res.Command = nil
-			if len(res) > 1 {
-				rw.ID = m.id + " " + x.Metric
-			}
 			rows = append(rows, rw)
 		}
 		if m.server == "sluice-aof" {

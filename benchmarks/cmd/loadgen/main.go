@@ -62,6 +62,17 @@ func main() {
 	// benchrun waits for this line to start a CPU profile of the server.
 	cfg.OnStart = func() { fmt.Fprintln(os.Stderr, "loadgen: timed part started") }
 
+	paired := map[string]bool{"target2": true, "workload2": true, "blocks": true}
+	fs.Visit(func(f *flag.Flag) {
+		if paired[f.Name] && *addr2 == "" {
+			fmt.Fprintf(os.Stderr, "loadgen: -%s needs -addr2\n", f.Name)
+			os.Exit(2)
+		}
+	})
+	if *addr2 != "" && *addr2 == cfg.Addr {
+		fmt.Fprintln(os.Stderr, "loadgen: -addr2 is -addr: a paired run needs two servers")
+		os.Exit(2)
+	}
 	if *flush {
 		err := load.Flush(cfg.Target, cfg.Addr)
 		if err == nil && *addr2 != "" {
@@ -75,17 +86,6 @@ func main() {
 			fmt.Fprintln(os.Stderr, "loadgen: flush:", err)
 			os.Exit(1)
 		}
-	}
-	paired := map[string]bool{"target2": true, "workload2": true, "blocks": true}
-	fs.Visit(func(f *flag.Flag) {
-		if paired[f.Name] && *addr2 == "" {
-			fmt.Fprintf(os.Stderr, "loadgen: -%s needs -addr2\n", f.Name)
-			os.Exit(2)
-		}
-	})
-	if *addr2 != "" && *addr2 == cfg.Addr {
-		fmt.Fprintln(os.Stderr, "loadgen: -addr2 is -addr: a paired run needs two servers")
-		os.Exit(2)
 	}
 	var rs []load.Result
 	var err error

@@ -172,15 +172,12 @@ func Run(cfg Config) ([]Result, error) {
 	switch cfg.Workload {
 	case "push":
 		return runPush(&cfg)
-	case "cycle":
-		return runCycle(&cfg, false, nil)
-	case "cycle-start":
-		return runCycle(&cfg, true, nil)
-	case "cycle-keys":
-		if err := needSluice(); err != nil {
+	case "cycle", "cycle-start", "cycle-keys":
+		spec, err := cycleSpec(&cfg)
+		if err != nil {
 			return nil, err
 		}
-		return runCycleKeys(&cfg)
+		return runCycle(&cfg, cfg.Workload == "cycle-start", spec)
 	case "steady":
 		if err := needSluice(); err != nil {
 			return nil, err
@@ -414,21 +411,13 @@ func RunPaired(a, b Config, blocks int) ([]Result, error) {
 		if err := Setup(cfg.Target, cfg.Addr); err != nil {
 			return nil, fmt.Errorf("%s: setup: %w", cfg.Target, err)
 		}
-		var spec func(int) *PushSpec
-		switch cfg.Workload {
-		case "cycle":
-		case "cycle-keys":
-			if cfg.Target != "sluice" {
-				return nil, fmt.Errorf("workload cycle-keys needs sluice's policies; target is %s", cfg.Target)
-			}
-			var err error
-			if spec, err = keyedCycle(cfg); err != nil {
-				return nil, err
-			}
-		default:
+		if cfg.Workload != "cycle" && cfg.Workload != "cycle-keys" {
 			return nil, fmt.Errorf("paired runs take the cycle and cycle-keys workloads, not %q", cfg.Workload)
 		}
-		var err error
+		spec, err := cycleSpec(cfg)
+		if err != nil {
+			return nil, err
+		}
 		if css[i], err = prepareCycle(cfg, spec); err != nil {
 			return nil, fmt.Errorf("%s: %w", cfg.Target, err)
 		}
@@ -479,20 +468,17 @@ func admin(cfg *Config, cmds [][]string) error {
 	return nil
 }
 
-// runCycleKeys is the reserve+ack cycle with every job under one of Keys
-// concurrency keys, each with a policy far above what 50 workers can hold.
-func runCycleKeys(cfg *Config) ([]Result, error) {
-	spec, err := keyedCycle(cfg)
-	if err != nil {
-		return nil, err
+// cycleSpec returns the push options of a cycle workload's jobs: none for
+// cycle and cycle-start. For cycle-keys, every job is under one of Keys
+// concurrency keys, each with a policy set here, far above what the
+// workers can hold.
+func cycleSpec(cfg *Config) (func(int) *PushSpec, error) {
+	if cfg.Workload != "cycle-keys" {
+		return nil, nil
 	}
-	return runCycle(cfg, false, spec)
-}
-
-// keyedCycle sets a policy far above what the workers can hold on each of
-// Keys concurrency keys and returns the push options that spread jobs over
-// them.
-func keyedCycle(cfg *Config) (func(int) *PushSpec, error) {
+	if cfg.Target != "sluice" {
+		return nil, fmt.Errorf("workload cycle-keys needs sluice's policies; target is %s", cfg.Target)
+	}
 	keys := make([]string, cfg.Keys)
 	cmds := make([][]string, cfg.Keys)
 	specs := make([]PushSpec, cfg.Keys)
