@@ -45,10 +45,10 @@ func (s *Store) CheckInvariants() error {
 			return fmt.Errorf("packed job %s is indexed at a place its id does not find", e.id)
 		}
 		indexedPacked[r] = true
-		bytes += packedBytes(&e)
+		bytes += e.bytes()
 		q := c.ln.q
 		shardJobs[q.sh]++
-		shardBytes[q.sh] += packedBytes(&e)
+		shardBytes[q.sh] += e.bytes()
 		if q.dead || q.sh.queues[q.name] != q || c.ln.dead || q.lanes[c.ln.key] != c.ln {
 			return fmt.Errorf("packed job %s belongs to a lane or queue that is not held", e.id)
 		}
@@ -202,11 +202,7 @@ func (sh *shard) checkKeyLanes() error {
 				return fmt.Errorf("%v key %q has an empty lane list", kind, key)
 			}
 			for i, l := range kl.lanes {
-				lk := l.key.ckey
-				if kind == backpressure.RateLimit {
-					lk = l.key.rkey
-				}
-				if l.dead || lk != key || l.kpos[kind] != i || l.q.sh != sh || l.q.lanes[l.key] != l {
+				if l.dead || l.key.keyOf(kind) != key || l.kpos[kind] != i || l.q.sh != sh || l.q.lanes[l.key] != l {
 					return fmt.Errorf("%v key %q lists lane %v at %d wrongly", kind, key, l.key, i)
 				}
 			}

@@ -160,7 +160,7 @@ func (s *Store) insertPacked(sh *shard, q *queue, r *Record, fx *effects) error 
 	}
 	var limit func() bool
 	var refused error
-	size := func() int64 { return JobBytes(len(p.payload), len(p.id), 0) }
+	size := p.bytes
 	if s.limited && !s.replaying {
 		limit = func() bool {
 			refused = s.admitJob(size())

@@ -85,7 +85,7 @@ func (c *chunk) size(p *packing) int {
 	n := 1 + varintLen(int64(p.seq-c.seq0)) + uvarintLen(uint64(len(p.id))) + len(p.id) +
 		uvarintLen(uint64(len(p.payload))) + len(p.payload) +
 		varintLen(int64(p.created-c.created0)) + varintLen(p.createdAt-c.at0)
-	if p.maxAtt != DefaultMaxAttempts || p.backoff != DefaultBackoff {
+	if p.custom() {
 		n += varintLen(p.maxAtt) + varintLen(p.backoff)
 	}
 	return n
@@ -111,7 +111,7 @@ func (c *chunk) put(p *packing) int {
 	if p.payload == nil {
 		flags |= entNil
 	}
-	custom := p.maxAtt != DefaultMaxAttempts || p.backoff != DefaultBackoff
+	custom := p.custom()
 	if custom {
 		flags |= entCustom
 	}
@@ -340,8 +340,9 @@ func (l *lane) chunkFor(b *bucket, p *packing) *chunk {
 			return c
 		}
 	}
-	// A new bucket's first chunk holds just its first job, so that jobs
-	// of many priorities, one bucket each, take little. Each next chunk of
+	// A new bucket's first chunk is sized for its first job (rounded up to
+	// 64 bytes), so that jobs of many priorities, one bucket each, take
+	// little. Each next chunk of
 	// a bucket doubles from chunkMin, so that a long one allocates rarely.
 	c := &chunk{ln: l}
 	c.base(p)
@@ -436,5 +437,11 @@ func (c *chunk) record(e *entry) *job {
 	}
 }
 
-// packedBytes is the memory estimate (JobBytes) of a packed entry.
-func packedBytes(e *entry) int64 { return JobBytes(len(e.payload), len(e.id), 0) }
+// bytes is the memory estimate (JobBytes) of a packed job.
+func (p *packing) bytes() int64 { return JobBytes(len(p.payload), len(p.id), 0) }
+
+// custom reports whether p's max attempts and backoff are not the
+// defaults, and so are written in its entry.
+func (p *packing) custom() bool {
+	return p.maxAtt != DefaultMaxAttempts || p.backoff != DefaultBackoff
+}

@@ -115,7 +115,7 @@ func TestPackedMiddleOfChunk(t *testing.T) {
 	f.now += 10
 	k := laneKey{"h", "k", ""}
 	cs := chunksOf(f.s, "q", k, 0)
-	most := 0 // a bucket's first chunk holds one job; the next, the others
+	most := 0 // a bucket's first chunk is sized for its first job; the next holds the others
 	for _, c := range cs {
 		most = max(most, c.live)
 	}
@@ -514,7 +514,7 @@ func TestCheckInvariantsSeesPackedDamage(t *testing.T) {
 		}, "not indexed"},
 		{"a dead entry indexed", func(s *Store, c *chunk) {
 			c.buf[c.head] |= entDead
-		}, "packed"},
+		}, "does not hold it live"},
 		{"a wrong live count", func(s *Store, c *chunk) { c.live++ }, "live"},
 		{"entries out of order", func(s *Store, c *chunk) {
 			off := c.nextLive(c.head)
@@ -591,6 +591,7 @@ func TestDeadParkedLanesAreForgotten(t *testing.T) {
 	if _, err := s.Push(now, PushOptions{Queue: "q", Handler: "keep", Payload: []byte("k"), RunAt: now + 1e12}); err != nil {
 		t.Fatal(err)
 	}
+	var first *lane // the first round's lane, to look at once it died
 	for round := 0; round < 50; round++ {
 		now += 2000
 		var ids []string
@@ -605,6 +606,12 @@ func TestDeadParkedLanesAreForgotten(t *testing.T) {
 		rs, err := s.Reserve(now, ReserveOptions{Worker: "w", Lease: 100, Count: 2, Queues: []string{"q"}})
 		if err != nil || len(rs) != 1 {
 			t.Fatalf("reserve: %v %v", rs, err)
+		}
+		if round == 0 {
+			sh := s.shardOf("q")
+			sh.mu.Lock()
+			first = sh.queues["q"].lanes[laneKey{"h", "", "R"}]
+			sh.mu.Unlock()
 		}
 		for _, id := range ids[1:] {
 			if _, err := s.Cancel(now, id); err != nil {
@@ -631,5 +638,8 @@ func TestDeadParkedLanesAreForgotten(t *testing.T) {
 		if l.dead {
 			t.Fatalf("dead lanes stay in q.parked (%d listed)", len(q.parked[parkKey{backpressure.RateLimit, "R"}]))
 		}
+	}
+	if first == nil || !first.dead || first.aside != nil {
+		t.Fatalf("the first round's lane: %+v, want dead with no chunk aside", first)
 	}
 }

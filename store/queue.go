@@ -125,9 +125,6 @@ type keyLanes struct {
 	lanes []*lane
 }
 
-// before is the reservation order: higher priority, then earlier entry.
-func before(a, b *job) bool { return precedes(a.priority, a.seq, b.priority, b.seq) }
-
 func precedes(prioA int64, seqA uint64, prioB int64, seqB uint64) bool {
 	if prioA != prioB {
 		return prioA > prioB
@@ -406,35 +403,20 @@ func (q *queue) keepAside(l *lane, c *chunk) {
 
 // removeQueued takes a job that just left queued for a terminal state out
 // of its lane wherever it is: the entry stays behind, stale, and is skipped
-// later. A job unpacked for this (loose) has no entry left. Lock must be
-// held.
+// later. A job unpacked for this (loose) has no entry left, and the dead
+// one it leaves may be the lane's head. Lock must be held.
 func (q *queue) removeQueued(j *job) {
 	l := j.ln
-	if j.loose {
-		q.dropLoose(j)
-		return
-	}
-	wasHead := l.n > 0 && l.head().j == j
-	l.n--
-	if wasHead {
-		l.clean()
-		q.fix(l)
-	} else if l.n == 0 {
-		l.reset()
-		q.fix(l)
-	}
-}
-
-// dropLoose takes an unpacked job out of its lane's count. Lock must be
-// held.
-func (q *queue) dropLoose(j *job) {
-	l := j.ln
+	wasHead := j.loose || l.n > 0 && l.head().j == j
 	j.loose = false
 	l.n--
-	if l.n == 0 {
+	switch {
+	case l.n == 0:
 		l.reset()
-	} else {
+	case wasHead:
 		l.clean()
+	default:
+		return
 	}
 	q.fix(l)
 }

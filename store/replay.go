@@ -368,7 +368,7 @@ func (s *Store) loadPacked(sh *shard, q *queue, r *Record) error {
 		q.unref(l)
 		return replayErr(r, "duplicate job")
 	}
-	s.count(sh, 1, JobBytes(len(r.Payload), len(r.ID), 0))
+	s.count(sh, 1, p.bytes())
 	q.jobs++
 	q.counts[Queued]++
 	q.seq = max(q.seq, r.Seq)
@@ -383,7 +383,7 @@ func (s *Store) loadPacked(sh *shard, q *queue, r *Record) error {
 func (q *queue) takeQueued(j *job) {
 	l := j.ln
 	if j.loose {
-		q.dropLoose(j)
+		q.removeQueued(j)
 		return
 	}
 	if l.n > 0 && l.head().j == j {
