@@ -82,52 +82,25 @@ func BenchmarkReserveBlocked(b *testing.B) {
 // BenchmarkCycle is push → reserve → ack, without policies and with many
 // policies far from their limits.
 func BenchmarkCycle(b *testing.B) {
-	payload := make([]byte, 100)
-	// keys is how many concurrency keys and as many rate-limit keys the
-	// pushes cycle through (0: none), each with a policy far from its
-	// limit. The more keys, the less of their state stays in the caches.
 	for _, keys := range []int{0, 1, 100, 1000} {
 		name := "policies=false"
 		if keys > 0 {
 			name = "policies=true,keys=" + strconv.Itoa(keys)
 		}
 		b.Run(name, func(b *testing.B) {
-			s := benchStore(b)
-			now := int64(1_000_000)
-			ck, rk := make([]string, keys), make([]string, keys)
-			for i := range ck {
-				ck[i], rk[i] = "c"+strconv.Itoa(i), "r"+strconv.Itoa(i)
-				s.SetConcurrency(now, ck[i], 1000)
-				s.SetRateLimit(now, rk[i], 1_000_000, 1000)
-			}
-			opts := ReserveOptions{Worker: "w", Lease: 30_000, Queues: []string{"q"}}
+			c := newCycler(b, keys)
 			debug.FreeOSMemory() // as in BenchmarkReserveBlocked: the same start for every case
 			b.ReportAllocs()
 			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				now++
-				p := PushOptions{Queue: "q", Handler: "h", Payload: payload}
-				if keys > 0 {
-					p.ConcurrencyKey, p.RateLimitKey = ck[i%keys], rk[i%keys]
-				}
-				if _, err := s.Push(now, p); err != nil {
-					b.Fatal(err)
-				}
-				rs, err := s.Reserve(now, opts)
-				if err != nil || len(rs) != 1 {
-					b.Fatalf("reserve: %v %v", rs, err)
-				}
-				if err := s.Ack(now, rs[0].Token); err != nil {
-					b.Fatal(err)
-				}
-			}
+			c.run(b, b.N)
 		})
 	}
 }
 
-// cycler runs the push → reserve → ack cycle of BenchmarkCycle on one
-// store, its jobs cycling through keys concurrency and as many rate-limit
-// keys, each with a policy far from its limit (0: no keys, no policies).
+// cycler runs the push → reserve → ack cycle on one store. Its jobs cycle
+// through keys concurrency keys and as many rate-limit keys (0: none),
+// each with a policy far from its limit. The more keys, the less of their
+// state stays in the caches.
 type cycler struct {
 	s      *Store
 	now    int64
