@@ -53,6 +53,7 @@ type Client struct {
 }
 
 func newClient(s *Server, nc net.Conn) *Client {
+	nc = fastConn(nc)
 	c := &Client{
 		srv:   s,
 		id:    s.nextID.Add(1),

@@ -12,6 +12,10 @@
 //
 // runs the commands in order, buffers their replies, and writes them out in
 // one go with a write deadline (early, in 64 KiB steps, when they grow).
+// On Linux a TCP or Unix socket is read and written with raw system calls
+// that wait through the runtime's poller (rawConn): the socket never blocks,
+// so the scheduler need not hand the goroutine's processor to another
+// thread around each call.
 //
 // The guard validates RESP framing byte by byte before redcon parses
 // anything, because redcon's reader trusts lengths it has not checked: a

@@ -1,0 +1,8 @@
+//go:build !linux
+
+package protocol
+
+import "net"
+
+// fastConn is nc itself: the raw reads and writes are written for Linux.
+func fastConn(nc net.Conn) net.Conn { return nc }
