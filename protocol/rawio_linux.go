@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 	"unsafe"
 )
@@ -20,51 +21,59 @@ import (
 // waking to take processors from them and to start threads for them: 9%
 // of the server's CPU in the reserve+ack benchmark, and a context switch
 // each time. Deadlines and Close still act through the poller.
+//
+// The callbacks given to RawConn are bound once and keep their state in
+// the connection, so a read or a write allocates nothing; a mutex per
+// direction keeps that state to one caller at a time (concurrent Reads
+// are serialized by the poller anyway).
 type rawConn struct {
 	net.Conn
 	rc syscall.RawConn
+
+	rmu    sync.Mutex // protects rd
+	rd     rawOp
+	readFn func(fd uintptr) bool
+
+	wmu     sync.Mutex // protects wr
+	wr      rawOp
+	writeFn func(fd uintptr) bool
 }
 
-// fastConn returns nc with raw reads and writes when it is a socket, and
-// nc itself otherwise (a pipe in a test, a TLS connection).
+// rawOp is one Read or Write in progress: its buffer, the bytes done, and
+// the error the system call returned.
+type rawOp struct {
+	p     []byte
+	n     int
+	errno syscall.Errno
+}
+
+// fastConn returns nc with raw reads and writes when it is a TCP or Unix
+// socket, and nc itself otherwise (a pipe in a test).
 func fastConn(nc net.Conn) net.Conn {
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		return nc
-	}
 	switch nc.(type) {
 	case *net.TCPConn, *net.UnixConn:
 	default:
 		return nc
 	}
-	rc, err := sc.SyscallConn()
+	rc, err := nc.(syscall.Conn).SyscallConn()
 	if err != nil {
 		return nc
 	}
-	return &rawConn{Conn: nc, rc: rc}
+	c := &rawConn{Conn: nc, rc: rc}
+	c.readFn, c.writeFn = c.readOnce, c.writeAll
+	return c
 }
 
 func (c *rawConn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	var (
-		n     int
-		errno syscall.Errno
-	)
-	err := c.rc.Read(func(fd uintptr) bool {
-		for {
-			r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-			switch e {
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false
-			}
-			n, errno = int(r), e
-			return true
-		}
-	})
+	c.rmu.Lock()
+	c.rd = rawOp{p: p}
+	err := c.rc.Read(c.readFn)
+	n, errno := c.rd.n, c.rd.errno
+	c.rd.p = nil
+	c.rmu.Unlock()
 	if err == nil && errno != 0 {
 		err = os.NewSyscallError("read", errno)
 	}
@@ -77,38 +86,62 @@ func (c *rawConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// readOnce reads once; false asks the poller to wait for input first.
+func (c *rawConn) readOnce(fd uintptr) bool {
+	p := c.rd.p
+	for {
+		r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		switch e {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		case 0:
+			c.rd.n = int(r)
+		default:
+			c.rd.errno = e
+		}
+		return true
+	}
+}
+
 func (c *rawConn) Write(p []byte) (int, error) {
-	var (
-		done  int
-		errno syscall.Errno
-	)
 	if len(p) == 0 {
 		return 0, nil
 	}
-	err := c.rc.Write(func(fd uintptr) bool {
-		for done < len(p) {
-			b := p[done:]
-			r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
-			switch e {
-			case 0:
-				done += int(r)
-			case syscall.EINTR:
-			case syscall.EAGAIN:
-				return false
-			default:
-				errno = e
-				return true
-			}
-		}
-		return true
-	})
+	c.wmu.Lock()
+	c.wr = rawOp{p: p}
+	err := c.rc.Write(c.writeFn)
+	n, errno := c.wr.n, c.wr.errno
+	c.wr.p = nil
+	c.wmu.Unlock()
 	if err == nil && errno != 0 {
 		err = os.NewSyscallError("write", errno)
 	}
 	if err != nil {
-		return done, c.opError("write", err)
+		return n, c.opError("write", err)
 	}
-	return done, nil
+	return n, nil
+}
+
+// writeAll writes until all is written; false asks the poller to wait for
+// room first.
+func (c *rawConn) writeAll(fd uintptr) bool {
+	for c.wr.n < len(c.wr.p) {
+		b := c.wr.p[c.wr.n:]
+		r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+		switch e {
+		case 0:
+			c.wr.n += int(r)
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			c.wr.errno = e
+			return true
+		}
+	}
+	return true
 }
 
 // opError reports err as net.Conn's Read and Write do. The poller's own

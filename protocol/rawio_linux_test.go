@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"io"
 	"net"
 	"path/filepath"
 	"testing"
@@ -65,5 +66,26 @@ func TestFastConnLeavesOtherConns(t *testing.T) {
 	defer b.Close()
 	if c := fastConn(a); c != a {
 		t.Fatalf("fastConn(pipe) = %T, want the pipe itself", c)
+	}
+}
+
+// A read or a write on the raw connection allocates nothing.
+func TestRawConnCostsNoAllocation(t *testing.T) {
+	c1, c2, stop, err := rawPair(t, "tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	msg, buf := []byte("PING\r\n"), make([]byte, 64)
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, err := c1.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c2, buf[:len(msg)]); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per write and read, want 0", allocs)
 	}
 }
