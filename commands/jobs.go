@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"bytes"
 	"time"
 
 	"sluice/protocol"
@@ -12,7 +13,7 @@ func jobCommands(e *Env) []protocol.Command {
 		{Name: "jobpush", Arity: -4, Flags: protocol.Write | protocol.Fast, Handler: e.jobPush,
 			Group: "jobs", Summary: "Enqueue a job; returns its id.", Args: pushArgs},
 		{Name: "jobreserve", Arity: -5, Flags: protocol.Write | protocol.Blocking, Handler: e.jobReserve,
-			Group: "jobs", Summary: "Reserve eligible jobs under a lease, optionally waiting for them.", Args: reserveArgs},
+			Waits: reserveWaits, Group: "jobs", Summary: "Reserve eligible jobs under a lease, optionally waiting for them.", Args: reserveArgs},
 		{Name: "jobstart", Arity: 2, Flags: protocol.Write | protocol.Fast, Handler: e.jobStart,
 			Group: "jobs", Summary: "Mark a reserved job running; returns the attempt number.", Args: []protocol.Arg{str("token")}},
 		{Name: "jobtouch", Arity: 3, Flags: protocol.Write | protocol.Fast, Handler: e.jobTouch,
@@ -233,6 +234,20 @@ func (e *Env) jobReserve(c *protocol.Client, args [][]byte) (any, error) {
 	})
 	return reservations(res), nil
 }
+
+// reserveWaits reports whether a JOBRESERVE may wait: whether any argument
+// after the lease is BLOCK (a queue or handler so named counts too, which
+// only costs that command the fast path).
+func reserveWaits(args [][]byte) bool {
+	for _, a := range args[min(3, len(args)):] {
+		if bytes.EqualFold(a, blockWord) {
+			return true
+		}
+	}
+	return false
+}
+
+var blockWord = []byte("BLOCK")
 
 // reservations is JOBRESERVE's reply: an array of flat field/value maps.
 // It encodes itself, so a reservation costs no boxed fields.

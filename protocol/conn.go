@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
 // Client is one connection. Its goroutine (serve) owns the reader, the
@@ -33,6 +35,10 @@ type Client struct {
 	onFail  []func() // owner goroutine only: run if pending replies cannot be written
 
 	blockedFor time.Duration // owner goroutine only: time the current command spent in Block
+	held       [][]byte      // owner goroutine only: a command that may wait, to run outside the read session
+	heldCmd    *Command      // owner goroutine only: held's command
+	inSession  bool          // owner goroutine only: in a read session (see serve)
+	probing    bool          // owner goroutine only: a probe deadline is armed (see armProbe)
 
 	mu      sync.Mutex // protects name, libName, libVer
 	name    string
@@ -79,6 +85,13 @@ func newClient(s *Server, nc net.Conn) *Client {
 
 // serve is the connection's goroutine: read whatever arrived together (e.g.
 // a pipeline), run its commands in order, write the replies, read again.
+//
+// On a socket that offers read sessions (rawio_linux.go) the loop runs
+// inside one: a read that finds the socket empty needs no second read to
+// learn it, so the goroutine waits for input after one system call per
+// batch of commands, not two. A command that may wait for work (see
+// Command.Waits) runs between sessions, since its close watcher reads
+// the socket too.
 func (c *Client) serve() {
 	log := c.srv.log.With().Int64("client", c.id).Str("addr", c.addr).Logger()
 	log.Debug().Msg("client connected")
@@ -87,69 +100,192 @@ func (c *Client) serve() {
 		c.runOnFail()
 		c.srv.remove(c)
 	}()
+	sess, _ := c.nc.(sessionConn)
+	for {
+		var st runState
+		if sess != nil {
+			c.inSession = true
+			err := sess.session(func() bool {
+				st = c.run(&log, sess)
+				return st == runWait
+			})
+			c.inSession = false
+			if err != nil {
+				if c.probed(err) {
+					continue
+				}
+				c.readFailed(&log, err)
+				return
+			}
+		} else {
+			st = c.run(&log, nil)
+		}
+		if st == runExit {
+			return
+		}
+		cmd, args := c.heldCmd, c.held // runHeld
+		c.heldCmd, c.held = nil, nil
+		c.dispatch(cmd, args)
+		if !c.dispatched(&log) {
+			return
+		}
+	}
+}
+
+type runState uint8
+
+const (
+	runExit runState = iota // the connection is done
+	runWait                 // the socket is empty: wait for input, then run again
+	runHeld                 // c.held may wait for work: run it outside the session
+)
+
+// sessionConn is a socket that can run serve's loop inside a read session:
+// session calls run until it returns false, waiting for input whenever it
+// returns true; inside it, a Read that finds the socket empty returns 0
+// bytes, and empty reports (and forgets) that it did.
+type sessionConn interface {
+	session(run func() (wait bool)) error
+	empty() (empty, skipped bool)
+}
+
+// probeAfter is how long a session waits, after it knew the socket empty
+// without reading EAGAIN, before it reads again anyway (see rawConn).
+const probeAfter = 200 * time.Millisecond
+
+// armProbe sets the read deadline for a wait that follows a skipped read,
+// unless the idle timeout comes sooner.
+func (c *Client) armProbe() {
+	if idle := c.src.idle; idle > 0 && idle <= probeAfter {
+		return
+	}
+	c.probing = true
+	_ = c.nc.SetReadDeadline(time.Now().Add(probeAfter))
+	// A drain or a kill that set its own deadline meanwhile is seen here.
+	if c.srv.isDraining() || c.killed.Load() {
+		_ = c.nc.SetReadDeadline(time.Unix(1, 0))
+	}
+}
+
+// probed reports whether err, which ended a read session, is the probe's
+// deadline; if so the read deadline is what it would have been (the idle
+// one is set again before the next read), and the next session reads.
+func (c *Client) probed(err error) bool {
+	if !c.probing || c.killed.Load() || c.srv.isDraining() || !errors.Is(err, os.ErrDeadlineExceeded) {
+		return false
+	}
+	c.probing = false
+	if c.src.idle == 0 {
+		_ = c.nc.SetReadDeadline(time.Time{})
+	}
+	return true
+}
+
+// run reads, runs and answers commands until the connection is done, the
+// socket is empty (in a session), or a command that may wait is next (in
+// a session; it is left in c.held). Without a session it returns only
+// when the connection is done.
+func (c *Client) run(log *zerolog.Logger, sess sessionConn) runState {
 	for {
 		args, ok, err := c.rd.next()
 		if err == nil && !ok {
 			// Nothing complete is buffered: answer what ran, then wait
 			// for more, unless the server is draining.
 			if err := c.flush(); err != nil {
-				if !c.killed.Load() {
-					log.Debug().Err(err).Msg("write failed, closing")
-				}
-				return
+				c.writeFailed(log, err)
+				return runExit
 			}
 			if c.srv.isDraining() {
-				return
+				return runExit
 			}
 			err = c.rd.fill()
 			if err == nil {
+				if sess != nil {
+					if empty, skipped := sess.empty(); empty {
+						if skipped {
+							c.armProbe()
+						}
+						return runWait
+					}
+				}
 				continue
 			}
 		}
 		if err != nil {
-			if msg, ok := isProtocolError(err); ok {
-				log.Debug().Str("error", msg).Msg("protocol error, closing")
-				c.w.writeError("ERR " + msg)
-				_ = c.flush()
-			} else if !errors.Is(err, io.EOF) && !c.killed.Load() && !c.srv.isDraining() {
-				if errors.Is(err, os.ErrDeadlineExceeded) {
-					log.Debug().Msg("idle timeout, closing")
-				} else {
-					log.Debug().Err(err).Msg("read failed, closing")
-				}
-			}
-			return
+			c.readFailed(log, err)
+			return runExit
 		}
-		c.dispatch(args)
-		// Write now when the command asked to close, when a write inside
-		// it failed (flush then reports that failure), or when enough
-		// replies are buffered. After a failed write nothing more of this
-		// pipeline runs on the gone connection's behalf.
-		if c.closing || c.w.err != nil || len(c.w.b) >= c.w.limit {
-			if err := c.flush(); err != nil {
-				if !c.killed.Load() {
-					log.Debug().Err(err).Msg("write failed, closing")
-				}
-				return
-			}
-			if c.closing {
-				return
-			}
+		var cmd *Command
+		if len(args) > 0 {
+			cmd = c.srv.table.Lookup(args[0])
+		}
+		if sess != nil && mayWait(cmd, args) {
+			c.heldCmd, c.held = cmd, args
+			return runHeld
+		}
+		c.dispatch(cmd, args)
+		if !c.dispatched(log) {
+			return runExit
 		}
 	}
 }
 
-// dispatch runs one command: lookup, arity (a listed subcommand's too, as
-// Redis 7 checks it), authentication, the handler (with panic recovery),
-// the reply.
-func (c *Client) dispatch(args [][]byte) {
+// dispatched writes now when the command asked to close, when a write
+// inside it failed (flush then reports that failure), or when enough
+// replies are buffered. It reports whether the connection goes on: after
+// a failed write or a kill nothing more of this pipeline runs on the gone
+// connection's behalf.
+func (c *Client) dispatched(log *zerolog.Logger) bool {
+	if c.closing || c.w.err != nil || len(c.w.b) >= c.w.limit {
+		if err := c.flush(); err != nil {
+			c.writeFailed(log, err)
+			return false
+		}
+		if c.closing {
+			return false
+		}
+	}
+	return !c.killed.Load()
+}
+
+func (c *Client) writeFailed(log *zerolog.Logger, err error) {
+	if !c.killed.Load() {
+		log.Debug().Err(err).Msg("write failed, closing")
+	}
+}
+
+func (c *Client) readFailed(log *zerolog.Logger, err error) {
+	if msg, ok := isProtocolError(err); ok {
+		log.Debug().Str("error", msg).Msg("protocol error, closing")
+		c.w.writeError("ERR " + msg)
+		_ = c.flush()
+	} else if !errors.Is(err, io.EOF) && !c.killed.Load() && !c.srv.isDraining() {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			log.Debug().Msg("idle timeout, closing")
+		} else {
+			log.Debug().Err(err).Msg("read failed, closing")
+		}
+	}
+}
+
+// mayWait reports whether cmd may wait for work with these arguments.
+func mayWait(cmd *Command, args [][]byte) bool {
+	if cmd == nil || cmd.Flags&Blocking == 0 {
+		return false
+	}
+	return cmd.Waits == nil || cmd.Waits(args)
+}
+
+// dispatch runs one command, looked up as cmd (nil: unknown): arity (a
+// listed subcommand's too, as Redis 7 checks it), authentication, the
+// handler (with panic recovery), the reply.
+func (c *Client) dispatch(cmd *Command, args [][]byte) {
 	if len(args) == 0 {
 		return
 	}
 	c.commands.Add(1)
 	start := time.Now()
 	c.lastActive.Store(start.UnixMilli())
-	cmd := c.srv.table.Lookup(args[0])
 	if cmd == nil {
 		c.writeErr(UnknownCommand(args))
 		return
@@ -220,6 +356,10 @@ func (c *Client) errText(err error) string {
 // flush writes the buffered replies; if that fails, the OnWriteFailure
 // callbacks of those replies run.
 func (c *Client) flush() error {
+	if c.killed.Load() {
+		c.runOnFail()
+		return net.ErrClosed
+	}
 	if err := c.w.flush(); err != nil {
 		c.runOnFail()
 		return err
@@ -244,10 +384,21 @@ func (c *Client) interrupt() {
 // kill closes the connection from any goroutine. A blocked command learns
 // it before kill returns, so nothing is handed to the client afterwards
 // (CLIENT KILL is synchronous, as in Redis).
+//
+// A socket with read sessions is closed by its goroutine on the way out,
+// not here: Close waits for a session to let go of the socket, and the
+// session may be the caller's own (CLIENT KILL ID of itself) or need a
+// lock the caller holds (Shutdown). A past deadline wakes the goroutine if
+// it waits and fails its next read or write, and it checks killed wherever
+// it moves a deadline.
 func (c *Client) kill() {
 	c.killed.Store(true)
 	if g := c.gone.Load(); g != nil {
 		g.fire()
+	}
+	if _, ok := c.nc.(sessionConn); ok {
+		_ = c.nc.SetDeadline(time.Unix(1, 0))
+		return
 	}
 	c.nc.Close()
 }
@@ -358,10 +509,21 @@ func (c *Client) OnWriteFailure(fn func()) { c.onFail = append(c.onFail, fn) }
 // starts watching the connection. gone is closed when the client
 // disconnects or is killed. stop must be called when the wait is over; bytes
 // the client sent meanwhile are kept for the next commands.
+//
+// Only a command flagged Blocking may call Block, and only with arguments
+// its Waits accepts: the others run inside the connection's read session,
+// where the watcher cannot read.
 func (c *Client) Block() (gone <-chan struct{}, stop func()) {
 	g := &goneSignal{ch: make(chan struct{})}
 	if err := c.flush(); err != nil {
 		g.fire()
+		return g.ch, func() {}
+	}
+	if c.inSession {
+		// The watcher could not read the socket a session holds. A
+		// command that blocks must say so (Command.Waits); this one did
+		// not, so its wait does not notice a disconnect.
+		c.srv.log.Error().Int64("client", c.id).Msg("a command waits inside a read session; Command.Waits is wrong")
 		return g.ch, func() {}
 	}
 	c.gone.Store(g)
@@ -438,10 +600,13 @@ func (s *source) Read(p []byte) (int, error) {
 	if s.idle > 0 {
 		_ = s.nc.SetReadDeadline(time.Now().Add(s.idle))
 	}
-	// Checked after setting the deadline: a drain that began earlier has
-	// interrupted us already or is seen here.
+	// Checked after setting the deadline: a drain or a kill that began
+	// earlier has interrupted us already or is seen here.
 	if s.srv.isDraining() {
 		return 0, errDraining
+	}
+	if s.c.killed.Load() {
+		return 0, net.ErrClosed
 	}
 	n, err := s.nc.Read(p)
 	s.c.netIn.Add(int64(n))

@@ -22,6 +22,28 @@ import (
 // of the server's CPU in the reserve+ack benchmark, and a context switch
 // each time. Deadlines and Close still act through the poller.
 //
+// It also runs read sessions (see sessionConn and Client.serve). The
+// poller records readiness per socket, and every Read of net.Conn (and
+// every RawConn.Read) begins by forgetting what it recorded, so a goroutine
+// can only learn that the socket is empty from one more read that fails
+// with EAGAIN: after every batch of commands, two reads where one would
+// do. A session is one RawConn.Read whose callback runs serve's loop, so
+// readiness is forgotten once, when it starts, and any input that arrives
+// after that is recorded. Once a read in the session comes back short, the
+// socket was empty at that moment and what arrives later is recorded, so
+// the session may wait for input at once; if some came meanwhile, the
+// wait returns at once and the callback runs again. Inside a session Read
+// is that one read, on the fd the callback was given, and returns 0 bytes
+// when it knows or finds the socket empty.
+//
+// A short read does not show an end of stream queued behind its data (a
+// client that sends its last command and shuts down its side at once), so
+// after waiting without having read EAGAIN the client arms a probe: a read
+// deadline that, if nothing else wakes it, makes it read again.
+//
+// While a session runs it holds the socket: Close waits for it to end (see
+// Client.kill), and a Read by another goroutine waits too.
+//
 // The callbacks given to RawConn are bound once and keep their state in
 // the connection, so a read or a write allocates nothing; a mutex per
 // direction keeps that state to one caller at a time (concurrent Reads
@@ -37,6 +59,13 @@ type rawConn struct {
 	wmu     sync.Mutex // protects wr
 	wr      rawOp
 	writeFn func(fd uintptr) bool
+
+	// Owned by the goroutine in the session.
+	fd       uintptr
+	in       bool // a session is running
+	drained  bool // a read in this turn of the session came back short
+	wasEmpty bool // a Read found the socket empty (EAGAIN) or knew it was
+	skipped  bool // ... and knew it, without a system call
 }
 
 // rawOp is one Read or Write in progress: its buffer, the bytes done, and
@@ -67,6 +96,9 @@ func fastConn(nc net.Conn) net.Conn {
 func (c *rawConn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
+	}
+	if c.in {
+		return c.sessionRead(p)
 	}
 	c.rmu.Lock()
 	c.rd = rawOp{p: p}
@@ -142,6 +174,55 @@ func (c *rawConn) writeAll(fd uintptr) bool {
 		}
 	}
 	return true
+}
+
+// session implements sessionConn.
+func (c *rawConn) session(run func() (wait bool)) error {
+	err := c.rc.Read(func(fd uintptr) bool {
+		// A new turn: the socket may hold input again.
+		c.fd, c.in, c.drained, c.wasEmpty, c.skipped = fd, true, false, false, false
+		wait := run()
+		c.in = false
+		return !wait
+	})
+	c.in = false
+	if err != nil {
+		return c.opError("read", err)
+	}
+	return nil
+}
+
+// empty implements sessionConn.
+func (c *rawConn) empty() (empty, skipped bool) {
+	empty, skipped = c.wasEmpty, c.skipped
+	c.wasEmpty, c.skipped = false, false
+	return empty, skipped
+}
+
+// sessionRead is Read inside a session.
+func (c *rawConn) sessionRead(p []byte) (int, error) {
+	if c.drained {
+		c.wasEmpty, c.skipped = true, true
+		return 0, nil
+	}
+	for {
+		r, _, e := syscall.RawSyscall(syscall.SYS_READ, c.fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		switch e {
+		case 0:
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			c.drained, c.wasEmpty = true, true
+			return 0, nil
+		default:
+			return 0, c.opError("read", os.NewSyscallError("read", e))
+		}
+		if r == 0 {
+			return 0, io.EOF
+		}
+		c.drained = int(r) < len(p)
+		return int(r), nil
+	}
 }
 
 // opError reports err as net.Conn's Read and Write do. The poller's own

@@ -5,6 +5,7 @@ import (
 	"net"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"golang.org/x/net/nettest"
 )
@@ -87,5 +88,67 @@ func TestRawConnCostsNoAllocation(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Fatalf("%v allocations per write and read, want 0", allocs)
+	}
+}
+
+// Inside a session a read that came back short makes the next Read report
+// the socket empty without a system call, and the session then waits for
+// input: what arrives afterwards wakes it and is read in its next turn.
+func TestSessionWaitsAfterAShortRead(t *testing.T) {
+	c1, c2, stop, err := rawPair(t, "tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	rc := c1.(*rawConn)
+	if _, err := c2.Write([]byte("abc")); err != nil {
+		t.Fatal(err)
+	}
+	_ = c1.SetReadDeadline(time.Now().Add(5 * time.Second)) // a lost wake-up fails instead of hanging
+	buf := make([]byte, 64)
+	var got []string
+	turn := 0
+	waiting := make(chan struct{})
+	wrote := make(chan error, 1)
+	go func() {
+		<-waiting
+		_, err := c2.Write([]byte("def"))
+		wrote <- err
+	}()
+	err = rc.session(func() bool {
+		turn++
+		for {
+			n, err := c1.Read(buf)
+			if err != nil {
+				t.Errorf("turn %d: %v", turn, err)
+				return false
+			}
+			if n > 0 {
+				got = append(got, string(buf[:n]))
+				continue
+			}
+			empty, skipped := rc.empty()
+			if !empty {
+				t.Errorf("turn %d: 0 bytes but not empty", turn)
+				return false
+			}
+			if turn == 1 {
+				if !skipped {
+					t.Error("after a short read the socket was read again")
+				}
+				close(waiting)
+				return true
+			}
+			return false
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0] != "abc" || got[1] != "def" || turn != 2 {
+		t.Fatalf("read %q in %d turns, want [abc def] in 2", got, turn)
+	}
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -337,7 +337,7 @@ func (f *fakeRemote) RemoteAddr() net.Addr { return f.remote }
 // waits, and a disconnect ends the wait.
 func TestBlockFlushesEarlierRepliesAndSeesDisconnect(t *testing.T) {
 	var sawGone atomic.Bool
-	waitCmd := Command{Name: "wait", Arity: 1, Handler: func(c *Client, args [][]byte) (any, error) {
+	waitCmd := Command{Name: "wait", Arity: 1, Flags: Blocking, Handler: func(c *Client, args [][]byte) (any, error) {
 		gone, stop := c.Block()
 		defer stop()
 		select {
@@ -349,7 +349,7 @@ func TestBlockFlushesEarlierRepliesAndSeesDisconnect(t *testing.T) {
 		}
 	}}
 	released := make(chan struct{})
-	holdCmd := Command{Name: "hold", Arity: 1, Handler: func(c *Client, args [][]byte) (any, error) {
+	holdCmd := Command{Name: "hold", Arity: 1, Flags: Blocking, Handler: func(c *Client, args [][]byte) (any, error) {
 		gone, stop := c.Block()
 		<-released
 		stop()

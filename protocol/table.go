@@ -61,6 +61,11 @@ type Command struct {
 	Arity   int    // Redis rules: n means exactly n (name included), -n at least n
 	Flags   Flags
 	Handler Handler
+	// Waits, for a Blocking command, reports whether it may wait for work
+	// (call Client.Block) with these arguments: JOBRESERVE only with
+	// BLOCK. nil: it may with any. The connection runs such a command
+	// outside its read session (see Client.serve).
+	Waits func(args [][]byte) bool
 
 	// Documentation, served by COMMAND DOCS.
 	Group   string
