@@ -38,7 +38,6 @@ type Client struct {
 	held       [][]byte      // owner goroutine only: a command that may wait, to run outside the read session
 	heldCmd    *Command      // owner goroutine only: held's command
 	inSession  bool          // owner goroutine only: in a read session (see serve)
-	probing    bool          // owner goroutine only: a probe deadline is armed (see armProbe)
 
 	mu      sync.Mutex // protects name, libName, libVer
 	name    string
@@ -114,6 +113,13 @@ func (c *Client) serve() {
 				if c.probed(err) {
 					continue
 				}
+				if c.srv.isDraining() && !c.killed.Load() {
+					// Commands the client sent before the drain still
+					// run (a held command may have more behind it);
+					// run stops at the drain once they are answered.
+					c.run(&log, nil)
+					return
+				}
 				c.readFailed(&log, err)
 				return
 			}
@@ -127,6 +133,12 @@ func (c *Client) serve() {
 		c.heldCmd, c.held = nil, nil
 		c.dispatch(cmd, args)
 		if !c.dispatched(&log) {
+			return
+		}
+		// Answer it now: the next session may end before its first turn
+		// (an expired deadline), and the client waited long enough.
+		if err := c.flush(); err != nil {
+			c.writeFailed(&log, err)
 			return
 		}
 	}
@@ -159,7 +171,6 @@ func (c *Client) armProbe() {
 	if idle := c.src.idle; idle > 0 && idle <= probeAfter {
 		return
 	}
-	c.probing = true
 	_ = c.nc.SetReadDeadline(time.Now().Add(probeAfter))
 	// A drain or a kill that set its own deadline meanwhile is seen here.
 	if c.srv.isDraining() || c.killed.Load() {
@@ -167,17 +178,20 @@ func (c *Client) armProbe() {
 	}
 }
 
-// probed reports whether err, which ended a read session, is the probe's
-// deadline; if so the read deadline is what it would have been (the idle
-// one is set again before the next read), and the next session reads.
+// probed reports whether err, which ended a read session, is a probe's
+// deadline, armed for this wait or for an earlier one that input cut
+// short. Other deadlines are a drain's, a kill's (both checked here) and
+// the idle timeout's (which has passed by its own clock). If it is a
+// probe the deadline is cleared, so that the next session can begin;
+// source.Read sets the idle deadline again before it reads.
 func (c *Client) probed(err error) bool {
-	if !c.probing || c.killed.Load() || c.srv.isDraining() || !errors.Is(err, os.ErrDeadlineExceeded) {
+	if c.killed.Load() || c.srv.isDraining() || !errors.Is(err, os.ErrDeadlineExceeded) {
 		return false
 	}
-	c.probing = false
-	if c.src.idle == 0 {
-		_ = c.nc.SetReadDeadline(time.Time{})
+	if c.src.idle > 0 && !time.Now().Before(c.src.idleAt) {
+		return false
 	}
+	_ = c.nc.SetReadDeadline(time.Time{})
 	return true
 }
 
@@ -386,11 +400,12 @@ func (c *Client) interrupt() {
 // (CLIENT KILL is synchronous, as in Redis).
 //
 // A socket with read sessions is closed by its goroutine on the way out,
-// not here: Close waits for a session to let go of the socket, and the
-// session may be the caller's own (CLIENT KILL ID of itself) or need a
-// lock the caller holds (Shutdown). A past deadline wakes the goroutine if
-// it waits and fails its next read or write, and it checks killed wherever
-// it moves a deadline.
+// not here: Close waits until a session lets go of the socket, and the
+// session may be the caller's own (a command that kills its own
+// connection) or need a lock the caller holds (Shutdown holds s.mu). The
+// past deadline wakes the goroutine if it waits; a read inside a session
+// is a plain system call that no deadline stops, so the goroutine checks
+// killed before each read (source.Read) and each write (Client.flush).
 func (c *Client) kill() {
 	c.killed.Store(true)
 	if g := c.gone.Load(); g != nil {
@@ -520,10 +535,11 @@ func (c *Client) Block() (gone <-chan struct{}, stop func()) {
 		return g.ch, func() {}
 	}
 	if c.inSession {
-		// The watcher could not read the socket a session holds. A
-		// command that blocks must say so (Command.Waits); this one did
-		// not, so its wait does not notice a disconnect.
-		c.srv.log.Error().Int64("client", c.id).Msg("a command waits inside a read session; Command.Waits is wrong")
+		// The watcher could not read the socket a session holds, so the
+		// wait could not notice a disconnect or a kill: it ends at once,
+		// as if the client had gone, rather than never.
+		c.srv.log.Error().Int64("client", c.id).Msg("a command blocks inside a read session: it lacks the Blocking flag, or its Waits said no")
+		g.fire()
 		return g.ch, func() {}
 	}
 	c.gone.Store(g)
@@ -583,6 +599,7 @@ type source struct {
 	pp      int
 	rerr    error // a read error seen by the close watcher
 	idle    time.Duration
+	idleAt  time.Time // the idle deadline set last
 }
 
 func (s *source) Read(p []byte) (int, error) {
@@ -598,7 +615,8 @@ func (s *source) Read(p []byte) (int, error) {
 		return 0, s.rerr
 	}
 	if s.idle > 0 {
-		_ = s.nc.SetReadDeadline(time.Now().Add(s.idle))
+		s.idleAt = time.Now().Add(s.idle)
+		_ = s.nc.SetReadDeadline(s.idleAt)
 	}
 	// Checked after setting the deadline: a drain or a kill that began
 	// earlier has interrupted us already or is seen here.

@@ -95,7 +95,13 @@ func TestRawConnCostsNoAllocation(t *testing.T) {
 // the socket empty without a system call, and the session then waits for
 // input: what arrives afterwards wakes it and is read in its next turn.
 func TestSessionWaitsAfterAShortRead(t *testing.T) {
-	c1, c2, stop, err := rawPair(t, "tcp")
+	for _, network := range []string{"tcp", "unix"} {
+		t.Run(network, func(t *testing.T) { sessionWaits(t, network) })
+	}
+}
+
+func sessionWaits(t *testing.T, network string) {
+	c1, c2, stop, err := rawPair(t, network)
 	if err != nil {
 		t.Fatal(err)
 	}

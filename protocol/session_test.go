@@ -1,11 +1,14 @@
 package protocol
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
 // A client that sends its last commands and shuts down its side at once
@@ -74,4 +77,69 @@ func TestKillWakesAnIdleConnection(t *testing.T) {
 		t.Fatalf("after the kill: %v, want EOF", err)
 	}
 	waitFor(t, func() bool { return srv.Stats().Connected == 0 })
+}
+
+// With an idle timeout longer than the probe, a client that pauses for
+// less than the timeout stays connected, whether a probe was armed for
+// the pause or cut short by more input; one that stays idle is closed.
+func TestIdleTimeoutOutlastsTheProbe(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.IdleTimeout = 2 * time.Second
+	srv, addr := startServer(t, cfg, testTable(t))
+	c := dial(t, addr)
+	for range 2 {
+		c.send("PING\r\n")
+		if got := c.reply(); got != "+PONG" {
+			t.Fatalf("got %q", got)
+		}
+	}
+	time.Sleep(2 * probeAfter)
+	c.send("PING\r\n")
+	if got := c.reply(); got != "+PONG" {
+		t.Fatalf("after a pause shorter than the idle timeout: %q", got)
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.r.ReadByte(); !errors.Is(err, io.EOF) {
+		t.Fatalf("an idle client: %v, want it closed (EOF)", err)
+	}
+	waitFor(t, func() bool { return srv.Stats().Connected == 0 })
+}
+
+// A drain lets a connection finish what it sent: a command that may wait
+// (run outside the read session) and the one pipelined behind it are both
+// answered, even when the drain's deadline is still set as the next
+// session begins (the command did not wait, so nothing cleared it).
+func TestDrainAnswersAWaitingCommandAndWhatFollows(t *testing.T) {
+	var srv *Server
+	shut := make(chan error, 1)
+	drain := Command{Name: "drain", Arity: 1, Flags: Blocking, Handler: func(c *Client, args [][]byte) (any, error) {
+		go func() { shut <- srv.Shutdown(context.Background()) }()
+		for !srv.isDraining() {
+			time.Sleep(time.Millisecond)
+		}
+		c.interrupt() // as Shutdown does, perhaps not yet for this client
+		return SimpleString("draining"), nil
+	}}
+	srv, err := NewServer(DefaultConfig(), testTable(t, drain), zerolog.New(zerolog.NewTestWriter(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() { _ = srv.Serve(ln); close(served) }()
+	c := dial(t, ln.Addr().String())
+	c.send("drain\r\nPING\r\n")
+	if got := c.reply(); got != "+draining" {
+		t.Fatalf("the waiting command: %q", got)
+	}
+	if got := c.reply(); got != "+PONG" {
+		t.Fatalf("the command behind it: %q", got)
+	}
+	if err := <-shut; err != nil {
+		t.Fatal(err)
+	}
+	<-served
 }
