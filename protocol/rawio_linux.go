@@ -39,7 +39,12 @@ import (
 // A short read does not show an end of stream queued behind its data (a
 // client that sends its last command and shuts down its side at once), so
 // after waiting without having read EAGAIN the client arms a probe: a read
-// deadline that, if nothing else wakes it, makes it read again.
+// deadline that, if nothing else wakes it, makes it read again. To keep
+// that delay from clients that send and go, a connection skips reads only
+// while it behaves as one that waits for its replies: from the time input
+// wakes a wait that followed a reply, until input wakes a wait that did not
+// (input the client sent without waiting, an end of stream perhaps close
+// behind it), or a wait after a skipped read ends without input.
 //
 // While a session runs it holds the socket: Close waits for it to end (see
 // Client.kill), and a Read by another goroutine waits too.
@@ -66,6 +71,11 @@ type rawConn struct {
 	drained  bool // a read in this turn of the session came back short
 	wasEmpty bool // a Read found the socket empty (EAGAIN) or knew it was
 	skipped  bool // ... and knew it, without a system call
+	lastSkip bool // the last Read in a session knew the socket empty
+	canSkip  bool // reads may be skipped (see session)
+	skipWait bool // the last turn waited after a skipped read
+	wrote    bool // this turn wrote to the socket
+	replied  bool // the last turn wrote to the socket before it waited
 }
 
 // rawOp is one Read or Write in progress: its buffer, the bytes done, and
@@ -141,6 +151,9 @@ func (c *rawConn) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	if c.in {
+		c.wrote = true
+	}
 	c.wmu.Lock()
 	c.wr = rawOp{p: p}
 	err := c.rc.Write(c.writeFn)
@@ -178,11 +191,20 @@ func (c *rawConn) writeAll(fd uintptr) bool {
 
 // session implements sessionConn.
 func (c *rawConn) session(run func() (wait bool)) error {
+	woken := false
 	err := c.rc.Read(func(fd uintptr) bool {
+		switch {
+		case woken: // input (or an end of stream) ended the last turn's wait
+			c.canSkip = c.replied
+		case c.skipWait: // the last session's wait after a skip ended without input
+			c.canSkip = false
+		}
+		woken, c.skipWait, c.wrote = true, false, false
 		// A new turn: the socket may hold input again.
 		c.fd, c.in, c.drained, c.wasEmpty, c.skipped = fd, true, false, false, false
 		wait := run()
 		c.in = false
+		c.skipWait, c.replied = wait && c.lastSkip, wait && c.wrote
 		return !wait
 	})
 	c.in = false
@@ -201,7 +223,8 @@ func (c *rawConn) empty() (empty, skipped bool) {
 
 // sessionRead is Read inside a session.
 func (c *rawConn) sessionRead(p []byte) (int, error) {
-	if c.drained {
+	c.lastSkip = c.drained && c.canSkip
+	if c.lastSkip {
 		c.wasEmpty, c.skipped = true, true
 		return 0, nil
 	}

@@ -1,9 +1,12 @@
 package protocol
 
 import (
+	"errors"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -94,6 +97,10 @@ func TestRawConnCostsNoAllocation(t *testing.T) {
 // Inside a session a read that came back short makes the next Read report
 // the socket empty without a system call, and the session then waits for
 // input: what arrives afterwards wakes it and is read in its next turn.
+// A connection skips only while input wakes waits that followed a reply;
+// it stops when input wakes a wait that did not, or when a wait after a
+// skipped read ends without input (here, a deadline standing in for the
+// probe).
 func TestSessionWaitsAfterAShortRead(t *testing.T) {
 	for _, network := range []string{"tcp", "unix"} {
 		t.Run(network, func(t *testing.T) { sessionWaits(t, network) })
@@ -107,54 +114,94 @@ func sessionWaits(t *testing.T, network string) {
 	}
 	defer stop()
 	rc := c1.(*rawConn)
-	if _, err := c2.Write([]byte("abc")); err != nil {
-		t.Fatal(err)
-	}
-	_ = c1.SetReadDeadline(time.Now().Add(5 * time.Second)) // a lost wake-up fails instead of hanging
-	buf := make([]byte, 64)
-	var got []string
-	turn := 0
-	waiting := make(chan struct{})
+	send := make(chan string, 1)
 	wrote := make(chan error, 1)
 	go func() {
-		<-waiting
-		_, err := c2.Write([]byte("def"))
-		wrote <- err
+		for m := range send {
+			_, err := c2.Write([]byte(m))
+			wrote <- err
+		}
 	}()
-	err = rc.session(func() bool {
-		turn++
+	defer close(send)
+	write := func(m string) {
+		send <- m
+		if err := <-wrote; err != nil {
+			t.Fatal(err)
+		}
+	}
+	buf := make([]byte, 64)
+	// turn reads what is there, then the Read that finds nothing, and
+	// reports what it read and whether that last Read was skipped; it
+	// answers when told to.
+	turn := func(reply bool) (string, bool) {
+		if reply {
+			defer func() {
+				if _, err := c1.Write([]byte("+")); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		var got []byte
 		for {
 			n, err := c1.Read(buf)
 			if err != nil {
-				t.Errorf("turn %d: %v", turn, err)
-				return false
+				t.Errorf("read: %v", err)
+				return string(got), false
 			}
-			if n > 0 {
-				got = append(got, string(buf[:n]))
-				continue
-			}
-			empty, skipped := rc.empty()
-			if !empty {
-				t.Errorf("turn %d: 0 bytes but not empty", turn)
-				return false
-			}
-			if turn == 1 {
-				if !skipped {
-					t.Error("after a short read the socket was read again")
+			if n == 0 {
+				empty, skipped := rc.empty()
+				if !empty {
+					t.Error("0 bytes but not empty")
 				}
-				close(waiting)
-				return true
+				return string(got), skipped
 			}
-			return false
+			got = append(got, buf[:n]...)
 		}
+	}
+	type seen struct {
+		got     string
+		skipped bool
+	}
+	var turns []seen
+	write("abc")
+	_ = c1.SetReadDeadline(time.Now().Add(5 * time.Second)) // a lost wake-up fails instead of hanging
+	err = rc.session(func() bool {
+		n := len(turns) + 1
+		got, skipped := turn(n != 3)
+		turns = append(turns, seen{got, skipped})
+		switch n {
+		case 1:
+			write("def")
+		case 2:
+			write("ghi")
+		case 3:
+			write("jkl") // after a wait with no reply before it
+		case 4:
+			write("mno")
+		case 5:
+			_ = c1.SetReadDeadline(time.Now().Add(50 * time.Millisecond)) // as a probe
+		}
+		return true
+	})
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the session ended with %v, want the deadline", err)
+	}
+	want := []seen{{"abc", false}, {"def", true}, {"ghi", true}, {"jkl", false}, {"mno", true}}
+	if !slices.Equal(turns, want) {
+		t.Fatalf("turns %v, want %v (read, skipped)", turns, want)
+	}
+	_ = c1.SetReadDeadline(time.Now().Add(5 * time.Second))
+	write("pqr")
+	turns = nil
+	err = rc.session(func() bool {
+		got, skipped := turn(true)
+		turns = append(turns, seen{got, skipped})
+		return false
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 2 || got[0] != "abc" || got[1] != "def" || turn != 2 {
-		t.Fatalf("read %q in %d turns, want [abc def] in 2", got, turn)
-	}
-	if err := <-wrote; err != nil {
-		t.Fatal(err)
+	if want := []seen{{"pqr", false}}; !slices.Equal(turns, want) {
+		t.Fatalf("after a wait that input did not end: turns %v, want %v", turns, want)
 	}
 }
