@@ -40,11 +40,13 @@ import (
 // client that sends its last command and shuts down its side at once), so
 // after waiting without having read EAGAIN the client arms a probe: a read
 // deadline that, if nothing else wakes it, makes it read again. To keep
-// that delay from clients that send and go, a connection skips reads only
-// while it behaves as one that waits for its replies: from the time input
-// wakes a wait that followed a reply, until input wakes a wait that did not
-// (input the client sent without waiting, an end of stream perhaps close
-// behind it), or a wait after a skipped read ends without input.
+// that delay from most clients that send and go, a connection skips reads
+// only from the time input wakes a wait that followed a reply (as the next
+// request of a client waiting for its replies does), until input wakes a
+// wait that followed none, or a wait after a skipped read ends in an error
+// (the probe's deadline, or another). A fresh connection does not skip, so
+// a client that sends everything at once and shuts down is closed at once;
+// one whose commands came in separate pieces may meet the probe.
 //
 // While a session runs it holds the socket: Close waits for it to end (see
 // Client.kill), and a Read by another goroutine waits too.
@@ -74,8 +76,8 @@ type rawConn struct {
 	lastSkip bool // the last Read in a session knew the socket empty
 	canSkip  bool // reads may be skipped (see session)
 	skipWait bool // the last turn waited after a skipped read
-	wrote    bool // this turn wrote to the socket
-	replied  bool // the last turn wrote to the socket before it waited
+	wrote    bool // written to since the last turn ended (a reply)
+	replied  bool // the last turn's wait followed a reply
 }
 
 // rawOp is one Read or Write in progress: its buffer, the bytes done, and
@@ -151,10 +153,8 @@ func (c *rawConn) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	if c.in {
-		c.wrote = true
-	}
 	c.wmu.Lock()
+	c.wrote = true // the owner's replies; a write between sessions counts for the next
 	c.wr = rawOp{p: p}
 	err := c.rc.Write(c.writeFn)
 	n, errno := c.wr.n, c.wr.errno
@@ -196,15 +196,18 @@ func (c *rawConn) session(run func() (wait bool)) error {
 		switch {
 		case woken: // input (or an end of stream) ended the last turn's wait
 			c.canSkip = c.replied
-		case c.skipWait: // the last session's wait after a skip ended without input
+		case c.skipWait: // the last session's wait after a skip ended in an error
 			c.canSkip = false
 		}
-		woken, c.skipWait, c.wrote = true, false, false
+		woken, c.skipWait = true, false
 		// A new turn: the socket may hold input again.
 		c.fd, c.in, c.drained, c.wasEmpty, c.skipped = fd, true, false, false, false
 		wait := run()
 		c.in = false
 		c.skipWait, c.replied = wait && c.lastSkip, wait && c.wrote
+		if wait {
+			c.wrote = false
+		}
 		return !wait
 	})
 	c.in = false

@@ -204,4 +204,25 @@ func sessionWaits(t *testing.T, network string) {
 	if want := []seen{{"pqr", false}}; !slices.Equal(turns, want) {
 		t.Fatalf("after a wait that input did not end: turns %v, want %v", turns, want)
 	}
+	// A reply written between sessions (to a command run outside them)
+	// counts for the next session's first wait.
+	if _, err := c1.Write([]byte("+")); err != nil {
+		t.Fatal(err)
+	}
+	turns = nil
+	err = rc.session(func() bool {
+		got, skipped := turn(false)
+		turns = append(turns, seen{got, skipped})
+		if len(turns) == 1 {
+			write("stu")
+			return true
+		}
+		return false
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []seen{{"", false}, {"stu", true}}; !slices.Equal(turns, want) {
+		t.Fatalf("after a reply between sessions: turns %v, want %v", turns, want)
+	}
 }
