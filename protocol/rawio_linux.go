@@ -72,8 +72,7 @@ type rawConn struct {
 	in       bool // a session is running
 	drained  bool // a read in this turn of the session came back short
 	wasEmpty bool // a Read found the socket empty (EAGAIN) or knew it was
-	skipped  bool // ... and knew it, without a system call
-	lastSkip bool // the last Read in a session knew the socket empty
+	lastSkip bool // the last Read in a session knew the socket empty, without a system call
 	canSkip  bool // reads may be skipped (see session)
 	skipWait bool // the last turn waited after a skipped read
 	wrote    bool // written to since the last turn ended (a reply)
@@ -132,20 +131,35 @@ func (c *rawConn) Read(p []byte) (int, error) {
 
 // readOnce reads once; false asks the poller to wait for input first.
 func (c *rawConn) readOnce(fd uintptr) bool {
-	p := c.rd.p
+	n, e := sysRead(fd, c.rd.p)
+	switch e {
+	case syscall.EAGAIN:
+		return false
+	case 0:
+		c.rd.n = n
+	default:
+		c.rd.errno = e
+	}
+	return true
+}
+
+// sysRead reads fd into p (not empty) once, again if a signal cut it short.
+func sysRead(fd uintptr, p []byte) (int, syscall.Errno) {
 	for {
 		r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-		switch e {
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return false
-		case 0:
-			c.rd.n = int(r)
-		default:
-			c.rd.errno = e
+		if e != syscall.EINTR {
+			return int(r), e
 		}
-		return true
+	}
+}
+
+// sysWrite writes p (not empty) to fd once, again if a signal cut it short.
+func sysWrite(fd uintptr, p []byte) (int, syscall.Errno) {
+	for {
+		r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		if e != syscall.EINTR {
+			return int(r), e
+		}
 	}
 }
 
@@ -173,12 +187,10 @@ func (c *rawConn) Write(p []byte) (int, error) {
 // room first.
 func (c *rawConn) writeAll(fd uintptr) bool {
 	for c.wr.n < len(c.wr.p) {
-		b := c.wr.p[c.wr.n:]
-		r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+		n, e := sysWrite(fd, c.wr.p[c.wr.n:])
 		switch e {
 		case 0:
-			c.wr.n += int(r)
-		case syscall.EINTR:
+			c.wr.n += n
 		case syscall.EAGAIN:
 			return false
 		default:
@@ -201,7 +213,7 @@ func (c *rawConn) session(run func() (wait bool)) error {
 		}
 		woken, c.skipWait = true, false
 		// A new turn: the socket may hold input again.
-		c.fd, c.in, c.drained, c.wasEmpty, c.skipped = fd, true, false, false, false
+		c.fd, c.in, c.drained, c.wasEmpty = fd, true, false, false
 		wait := run()
 		c.in = false
 		c.skipWait, c.replied = wait && c.lastSkip, wait && c.wrote
@@ -219,36 +231,32 @@ func (c *rawConn) session(run func() (wait bool)) error {
 
 // empty implements sessionConn.
 func (c *rawConn) empty() (empty, skipped bool) {
-	empty, skipped = c.wasEmpty, c.skipped
-	c.wasEmpty, c.skipped = false, false
-	return empty, skipped
+	empty = c.wasEmpty
+	c.wasEmpty = false
+	return empty, empty && c.lastSkip
 }
 
 // sessionRead is Read inside a session.
 func (c *rawConn) sessionRead(p []byte) (int, error) {
 	c.lastSkip = c.drained && c.canSkip
 	if c.lastSkip {
-		c.wasEmpty, c.skipped = true, true
+		c.wasEmpty = true
 		return 0, nil
 	}
-	for {
-		r, _, e := syscall.RawSyscall(syscall.SYS_READ, c.fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-		switch e {
-		case 0:
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			c.drained, c.wasEmpty = true, true
-			return 0, nil
-		default:
-			return 0, c.opError("read", os.NewSyscallError("read", e))
-		}
-		if r == 0 {
-			return 0, io.EOF
-		}
-		c.drained = int(r) < len(p)
-		return int(r), nil
+	n, e := sysRead(c.fd, p)
+	switch e {
+	case 0:
+	case syscall.EAGAIN:
+		c.drained, c.wasEmpty = true, true
+		return 0, nil
+	default:
+		return 0, c.opError("read", os.NewSyscallError("read", e))
 	}
+	if n == 0 {
+		return 0, io.EOF
+	}
+	c.drained = n < len(p)
+	return n, nil
 }
 
 // opError reports err as net.Conn's Read and Write do. The poller's own
