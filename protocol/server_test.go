@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -144,10 +145,12 @@ func readReply(r *bufio.Reader) (string, error) {
 }
 
 // closed reports whether the server closed the connection.
+// closed reports whether the server closes the connection (end of stream
+// or reset) within 5 seconds; a byte or a timeout is not closed.
 func (c *rawClient) closed() bool {
 	_ = c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
 	_, err := c.r.ReadByte()
-	return err != nil
+	return err != nil && !errors.Is(err, os.ErrDeadlineExceeded)
 }
 
 func TestDispatcher(t *testing.T) {
