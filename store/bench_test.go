@@ -20,6 +20,28 @@ func benchStore(b *testing.B) *Store {
 	return s
 }
 
+// BenchmarkPush pushes 100-byte jobs into one queue and never takes them,
+// so the queue and the id index grow to b.N jobs, as under a push
+// benchmark against the server. Ids come from the production generator.
+func BenchmarkPush(b *testing.B) {
+	s, err := New(DefaultConfig(), NewRandomGenerator())
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := PushOptions{Queue: "q", Handler: "h", Payload: make([]byte, 100)}
+	now := int64(1_000_000)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if i%1000 == 0 {
+			now++ // a thousand pushes per millisecond
+		}
+		if _, err := s.Push(now, p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkReserveBlocked measures one reservation of an eligible job behind
 // a backlog of blocked jobs that outrank it. The blocked work is parked or
 // filtered out, so the cost should not depend on the backlog.
