@@ -53,3 +53,11 @@ func TestReserveWaits(t *testing.T) {
 		}
 	}
 }
+
+// The connection asks reserveWaits about every JOBRESERVE it reads.
+func TestReserveWaitsCostsNoAllocation(t *testing.T) {
+	args := [][]byte{[]byte("JOBRESERVE"), []byte("w"), []byte("1000"), []byte("count"), []byte("2"), []byte("QUEUES"), []byte("q")}
+	if n := testing.AllocsPerRun(100, func() { reserveWaits(args) }); n != 0 {
+		t.Fatalf("%v allocations", n)
+	}
+}

@@ -1,7 +1,6 @@
 package commands
 
 import (
-	"bytes"
 	"time"
 
 	"sluice/protocol"
@@ -240,14 +239,12 @@ func (e *Env) jobReserve(c *protocol.Client, args [][]byte) (any, error) {
 // only costs that command the fast path).
 func reserveWaits(args [][]byte) bool {
 	for _, a := range args[min(3, len(args)):] {
-		if bytes.EqualFold(a, blockWord) {
+		if keyword(a, "BLOCK") {
 			return true
 		}
 	}
 	return false
 }
-
-var blockWord = []byte("BLOCK")
 
 // reservations is JOBRESERVE's reply: an array of flat field/value maps.
 // It encodes itself, so a reservation costs no boxed fields.
