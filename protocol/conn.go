@@ -132,13 +132,13 @@ func (c *Client) serve() {
 		cmd, args := c.heldCmd, c.held // runHeld
 		c.heldCmd, c.held = nil, nil
 		c.dispatch(cmd, args)
-		if !c.dispatched(&log) {
-			return
-		}
 		// Answer it now: the next session may end before its first turn
 		// (an expired deadline), and the client waited long enough.
 		if err := c.flush(); err != nil {
 			c.writeFailed(&log, err)
+			return
+		}
+		if c.closing || c.killed.Load() {
 			return
 		}
 	}
