@@ -731,7 +731,8 @@ func optIdent(what, v string) (string, error) {
 }
 
 // idIndex maps job ids to jobs across all queues, sharded by a hash of the
-// id. Each shard is an open-addressing table (linear probing, backward-shift
+// id (see hash: generated ids pushed one after another share cache lines).
+// Each shard is an open-addressing table (linear probing, backward-shift
 // deletion, so no tombstones) that keeps every entry's hash beside its job:
 // an insert is one probe sequence that also finds a duplicate, growing never
 // hashes an id again, and the GC scans one pointer per entry. Shards are
@@ -814,9 +815,47 @@ func (x *idIndex) init() {
 // shard returns id's hash and shard: the top bits pick the shard, the low
 // bits the slot.
 func (x *idIndex) shard(id string) (uint64, *idShard) {
-	h := maphash.String(x.seed, id)
+	h := x.hash(id)
 	return h, &x.shards[h>>(64-idShardBits)]
 }
+
+// hash hashes id. An id in the generated form (16 characters of Crockford
+// base32, as RandomGenerator makes them) is a run and an offset: all but
+// its low runBits bits, hashed, plus those bits. Ids generated one after
+// another by one sub-generator in one millisecond differ only in their
+// offsets, so they take neighbouring slots of one shard's table: a run of
+// pushes writes a few cache lines, not one random line per id. Runs are
+// short, so ids chosen to be consecutive make clusters of at most 1<<runBits
+// slots. Any other id is hashed whole.
+func (x *idIndex) hash(id string) uint64 {
+	if len(id) != 16 {
+		return maphash.String(x.seed, id)
+	}
+	var hi, lo uint64 // the first 8 characters, the last 8: 40 bits each
+	for i := range 8 {
+		a, b := crockfordValue[id[i]], crockfordValue[id[8+i]]
+		if a|b > 31 {
+			return maphash.String(x.seed, id)
+		}
+		hi, lo = hi<<5|uint64(a), lo<<5|uint64(b)
+	}
+	run := [2]uint64{hi, lo >> runBits}
+	return maphash.Comparable(x.seed, run) + lo&(1<<runBits-1)
+}
+
+const runBits = 6
+
+// crockfordValue maps a character of crockford to its value; any other
+// byte to 255.
+var crockfordValue = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 255
+	}
+	for i := range len(crockford) {
+		t[crockford[i]] = byte(i)
+	}
+	return t
+}()
 
 func (x *idIndex) get(id string) ref {
 	h, t := x.shard(id)
