@@ -6,9 +6,12 @@
 // eligible. Notify serves that queue's waiters first-come first-served: it
 // runs the store's own Reserve with each waiter's options (so priorities,
 // handler filters and policies apply exactly as for a non-blocking reserve)
-// and hands the result over a channel. It stops as soon as a waiter without
-// a handler filter gets nothing (then nothing in the queue is eligible for
-// anyone) and skips waiters whose filters already came up empty.
+// and hands the result over a channel, then wakes the waiter through its
+// Parker: the client's own goroutine, parked in a read of its connection
+// so that a disconnect also ends the wait at once. It stops as soon as a
+// waiter without a handler filter gets nothing (then nothing in the queue
+// is eligible for anyone) and skips waiters whose filters already came up
+// empty.
 //
 // Only one goroutine serves at a time; a Notify that arrives meanwhile (also
 // one raised by the store from inside a Reserve the server is running) marks

@@ -47,7 +47,7 @@ type waiter struct {
 	ch    chan result // buffered: the server never blocks handing over
 	state waitState
 	elems []*list.Element // one per queue, parallel to opts.Queues
-	gone  <-chan struct{} // closed when the client leaves; nil until it waits
+	p     Parker          // the client's side of the wait; nil until it waits
 	// triedAt is marks+1 as of the start of the waiter's last attempt that
 	// found nothing (0: none). While marks has not moved since, trying it
 	// again for another of its queues would find nothing either: without
@@ -57,17 +57,23 @@ type waiter struct {
 
 // left reports whether w's client has gone. Such a waiter is never served:
 // a job reserved for it would only be released again, after its client
-// (or whoever killed it) may already have looked.
-func (w *waiter) left() bool {
-	if w.gone == nil {
-		return false
-	}
-	select {
-	case <-w.gone:
-		return true
-	default:
-		return false
-	}
+// (or whoever killed it) may already have looked. Lock must be held.
+func (w *waiter) left() bool { return w.p != nil && w.p.Left() }
+
+// Parker is a blocked client's side of a wait: the goroutine of the
+// command waits in Park on its own connection, so that one wake-up, from
+// whoever hands it work, is all it takes to answer.
+type Parker interface {
+	// Park waits until Wake is called, deadline passes (zero: no
+	// deadline) or the client leaves, and reports whether it left. A Wake
+	// that came before Park makes it return at once.
+	Park(deadline time.Time) (left bool)
+	// Wake ends the current Park, or the next one. Any goroutine may call
+	// it, any number of times; after the wait is over it does nothing.
+	Wake()
+	// Left reports whether the client has gone: disconnected or killed.
+	// Any goroutine may call it.
+	Left() bool
 }
 
 type result struct {
@@ -89,10 +95,10 @@ func (r *Registry) Waiting() int64 { return r.waiting.Load() }
 // waiters of the same queues, until work is handed over, timeout passes
 // (0: forever), gone is closed (the client left), or the registry is closed
 // (shutdown). It returns nil, nil when nothing was reserved. block is
-// called just before waiting (the server flushes earlier replies and starts
-// watching the connection there); its stop function runs when the wait ends.
+// called just before waiting (the server flushes earlier replies there) and
+// gives the client's Parker; its done function runs when the wait ends.
 func (r *Registry) Reserve(o store.ReserveOptions, timeout time.Duration,
-	block func() (gone <-chan struct{}, stop func())) ([]store.Reservation, error) {
+	block func() (Parker, func())) ([]store.Reservation, error) {
 	res, err := r.st.Reserve(r.now(), o)
 	if err != nil || len(res) > 0 {
 		return res, err
@@ -128,28 +134,31 @@ func (r *Registry) Reserve(o store.ReserveOptions, timeout time.Duration,
 	default:
 	}
 
-	gone, stop := block()
-	defer stop()
+	p, done := block()
+	defer done()
 	r.mu.Lock()
-	w.gone = gone
+	w.p = p // from now on a hand-over wakes it; before, it finds w.ch below
 	r.mu.Unlock()
-	var timer <-chan time.Time
+	var deadline time.Time
 	if timeout > 0 {
-		t := time.NewTimer(timeout)
-		defer t.Stop()
-		timer = t.C
+		deadline = time.Now().Add(timeout)
 	}
-	select {
-	case got := <-w.ch:
-		if w.left() { // both were ready: the client is gone all the same
-			r.release(got.res)
-			return nil, nil
+	for {
+		select {
+		case got := <-w.ch:
+			if p.Left() { // handed over as the client went: it is gone all the same
+				r.release(got.res)
+				return nil, nil
+			}
+			return got.res, got.err
+		default:
 		}
-		return got.res, got.err
-	case <-timer:
-		return r.cancel(w, false)
-	case <-gone:
-		return r.cancel(w, true)
+		if p.Park(deadline) {
+			return r.cancel(w, true)
+		}
+		if !deadline.IsZero() && !time.Now().Before(deadline) {
+			return r.cancel(w, false)
+		}
 	}
 }
 
@@ -264,6 +273,11 @@ func (r *Registry) serveQueueLocked(q string) {
 		if err != nil || len(res) > 0 {
 			r.removeLocked(w, served)
 			w.ch <- result{res, err}
+			if p := w.p; p != nil {
+				r.mu.Unlock()
+				p.Wake()
+				r.mu.Lock()
+			}
 			continue
 		}
 		w.triedAt = attempt
@@ -301,8 +315,8 @@ func (r *Registry) release(res []store.Reservation) {
 
 // Close answers every waiter with nothing and refuses new waits (shutdown).
 func (r *Registry) Close() {
+	var wake []Parker
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.closed = true
 	for _, l := range r.queues {
 		for e := l.Front(); e != nil; e = e.Next() {
@@ -311,8 +325,15 @@ func (r *Registry) Close() {
 				w.state = served
 				w.ch <- result{}
 				r.waiting.Add(-1)
+				if w.p != nil {
+					wake = append(wake, w.p)
+				}
 			}
 		}
 	}
 	r.queues = make(map[string]*list.List)
+	r.mu.Unlock()
+	for _, p := range wake {
+		p.Wake()
+	}
 }

@@ -52,7 +52,50 @@ func (f *fakeStore) push(id string) {
 	f.mu.Unlock()
 }
 
-func noBlock() (<-chan struct{}, func()) { return make(chan struct{}), func() {} }
+func noBlock() (Parker, func()) { return newParker(make(chan struct{})), func() {} }
+
+// chanParker is a client's side of a wait for tests: gone is closed when
+// the client leaves.
+type chanParker struct {
+	gone <-chan struct{}
+	wake chan struct{}
+}
+
+func newParker(gone <-chan struct{}) *chanParker {
+	return &chanParker{gone: gone, wake: make(chan struct{}, 1)}
+}
+
+func (p *chanParker) Park(deadline time.Time) bool {
+	var timer <-chan time.Time
+	if !deadline.IsZero() {
+		t := time.NewTimer(time.Until(deadline))
+		defer t.Stop()
+		timer = t.C
+	}
+	select {
+	case <-p.gone:
+		return true
+	case <-p.wake:
+	case <-timer:
+	}
+	return p.Left()
+}
+
+func (p *chanParker) Wake() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (p *chanParker) Left() bool {
+	select {
+	case <-p.gone:
+		return true
+	default:
+		return false
+	}
+}
 
 func newTestRegistry(t *testing.T, f *fakeStore) *Registry {
 	return New(f, zerolog.New(zerolog.NewTestWriter(t)), func() int64 { return time.Now().UnixMilli() })
@@ -93,9 +136,9 @@ func TestGoneClientReleasesAHandedOverReservation(t *testing.T) {
 	blocked := make(chan struct{})
 	done := make(chan []store.Reservation)
 	go func() {
-		res, _ := r.Reserve(store.ReserveOptions{Queues: []string{"q"}}, 0, func() (<-chan struct{}, func()) {
+		res, _ := r.Reserve(store.ReserveOptions{Queues: []string{"q"}}, 0, func() (Parker, func()) {
 			close(blocked)
-			return gone, func() {}
+			return newParker(gone), func() {}
 		})
 		done <- res
 	}()
@@ -224,9 +267,9 @@ func TestWaiterOnManyQueuesIsTriedOnce(t *testing.T) {
 	blocked := make(chan struct{})
 	done := make(chan []store.Reservation)
 	go func() {
-		res, _ := r.Reserve(store.ReserveOptions{Queues: queues}, 0, func() (<-chan struct{}, func()) {
+		res, _ := r.Reserve(store.ReserveOptions{Queues: queues}, 0, func() (Parker, func()) {
 			close(blocked)
-			return make(chan struct{}), func() {}
+			return newParker(make(chan struct{})), func() {}
 		})
 		done <- res
 	}()

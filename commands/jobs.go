@@ -3,6 +3,7 @@ package commands
 import (
 	"time"
 
+	"sluice/blocking"
 	"sluice/protocol"
 	"sluice/store"
 )
@@ -218,7 +219,8 @@ func (e *Env) jobReserve(c *protocol.Client, args [][]byte) (any, error) {
 	if block < 0 {
 		res, err = e.Store.Reserve(e.now(), r)
 	} else {
-		res, err = e.Waiters.Reserve(r, time.Duration(block)*time.Millisecond, c.Block)
+		res, err = e.Waiters.Reserve(r, time.Duration(block)*time.Millisecond,
+			func() (blocking.Parker, func()) { return c.Block() })
 	}
 	if err != nil {
 		return nil, err

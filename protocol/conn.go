@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,7 +32,7 @@ type Client struct {
 	limits Limits // what the guard enforces now; swapped on AUTH
 
 	authed  bool     // owner goroutine only
-	closing bool     // close after this batch's replies; the owner's, or the close watcher's while the owner waits
+	closing bool     // close after this batch's replies; the owner's
 	onFail  []func() // owner goroutine only: run if pending replies cannot be written
 
 	blockedFor time.Duration // owner goroutine only: time the current command spent in Block
@@ -47,14 +48,12 @@ type Client struct {
 	errFn func(error) string // c.errText, bound once
 
 	commands   atomic.Int64 // written by the owner only
-	netIn      atomic.Int64 // written by the owner, or the close watcher while the owner waits
+	netIn      atomic.Int64 // written by the owner only
 	netOut     atomic.Int64 // written by the owner only (its writer counts what it writes)
 	lastCmd    atomic.Pointer[Command]
 	lastActive atomic.Int64 // unix ms
 	blocked    atomic.Bool
-	gone       atomic.Pointer[goneSignal] // set while blocked
 	killed     atomic.Bool
-	stopping   atomic.Bool // the close watcher is being stopped
 }
 
 func newClient(s *Server, nc net.Conn) *Client {
@@ -89,7 +88,7 @@ func newClient(s *Server, nc net.Conn) *Client {
 // inside one: a read that finds the socket empty needs no second read to
 // learn it, so the goroutine waits for input after one system call per
 // batch of commands, not two. A command that may wait for work (see
-// Command.Waits) runs between sessions, since its close watcher reads
+// Command.Waits) runs between sessions, since its Wait.Park reads
 // the socket too.
 func (c *Client) serve() {
 	log := c.srv.log.With().Int64("client", c.id).Str("addr", c.addr).Logger()
@@ -408,24 +407,12 @@ func (c *Client) interrupt() {
 // killed before each read (source.Read) and each write (Client.flush).
 func (c *Client) kill() {
 	c.killed.Store(true)
-	if g := c.gone.Load(); g != nil {
-		g.fire()
-	}
 	if _, ok := c.nc.(sessionConn); ok {
 		_ = c.nc.SetDeadline(time.Unix(1, 0))
 		return
 	}
 	c.nc.Close()
 }
-
-// goneSignal is closed once, by whichever notices first that a blocked
-// client has gone: its close watcher or kill.
-type goneSignal struct {
-	ch   chan struct{}
-	once sync.Once
-}
-
-func (g *goneSignal) fire() { g.once.Do(func() { close(g.ch) }) }
 
 func (c *Client) info() ClientInfo {
 	now := time.Now()
@@ -521,75 +508,119 @@ func (c *Client) OnWriteFailure(fn func()) { c.onFail = append(c.onFail, fn) }
 
 // Block prepares the client to wait: it writes every reply buffered so far
 // (pipelined commands before a blocking one get their answers first) and
-// starts watching the connection. gone is closed when the client
-// disconnects or is killed. stop must be called when the wait is over; bytes
-// the client sent meanwhile are kept for the next commands.
+// returns the wait, on which the command's goroutine parks until it is
+// woken, its deadline passes or the client leaves. done must be called when
+// the wait is over; bytes the client sent meanwhile are kept for the next
+// commands.
 //
 // Only a command flagged Blocking may call Block, and only with arguments
 // its Waits accepts: the others run inside the connection's read session,
-// where the watcher cannot read.
-func (c *Client) Block() (gone <-chan struct{}, stop func()) {
-	g := &goneSignal{ch: make(chan struct{})}
+// where Park could not read.
+func (c *Client) Block() (w *Wait, done func()) {
+	w = &Wait{c: c, active: true}
 	if err := c.flush(); err != nil {
-		g.fire()
-		return g.ch, func() {}
+		w.left.Store(true)
+		return w, w.end
 	}
 	if c.inSession {
-		// The watcher could not read the socket a session holds, so the
-		// wait could not notice a disconnect or a kill: it ends at once,
-		// as if the client had gone, rather than never.
+		// Park could not read the socket a session holds, so the wait
+		// could not notice a disconnect or a kill: it ends at once, as
+		// if the client had gone, rather than never.
 		c.srv.log.Error().Int64("client", c.id).Msg("a command blocks inside a read session: it lacks the Blocking flag, or its Waits said no")
-		g.fire()
-		return g.ch, func() {}
-	}
-	c.gone.Store(g)
-	if c.killed.Load() { // kill ran before the signal was visible to it
-		g.fire()
+		w.left.Store(true)
+		return w, w.end
 	}
 	c.blocked.Store(true)
 	blockedAt := time.Now()
-	exited := make(chan struct{})
-	c.stopping.Store(false)
-	_ = c.nc.SetReadDeadline(time.Time{})
-	limit := int(c.limits.MaxCommand) + c.srv.cfg.ReadBuffer
-	go func() { // owned by this Block call; stop() waits for it
-		defer close(exited)
-		buf := make([]byte, 4096)
-		for {
-			n, err := c.nc.Read(buf)
-			if n > 0 {
-				c.netIn.Add(int64(n))
-				c.src.pending = append(c.src.pending, buf[:n]...)
-				if len(c.src.pending) > limit {
-					// A client flooding us while blocked is treated as gone.
-					g.fire()
-					c.closing = true
-					return
-				}
-			}
-			if err != nil {
-				if !c.stopping.Load() {
-					c.src.rerr = err
-					g.fire()
-				}
-				return
-			}
-		}
-	}()
-	return g.ch, func() {
-		c.gone.Store(nil)
-		c.stopping.Store(true)
-		_ = c.nc.SetReadDeadline(time.Unix(1, 0))
-		<-exited
-		_ = c.nc.SetReadDeadline(time.Time{})
+	return w, func() {
+		w.end()
 		c.blocked.Store(false)
 		c.blockedFor += time.Since(blockedAt)
 	}
 }
 
+// Wait is a blocked command's wait on its connection (see Block). Park
+// reads the socket, so a disconnect ends it at once; Wake, from whoever
+// hands the command its result, sets a read deadline in the past, which
+// ends the read: one wake-up of the command's own goroutine, no watcher
+// goroutine beside it.
+type Wait struct {
+	c      *Client
+	left   atomic.Bool // the client disconnected or flooded us; see Left for kill
+	woken  atomic.Bool // Wake was called since Park last looked
+	mu     sync.Mutex  // protects active
+	active bool        // until done: Wake may still move the deadline
+}
+
+// Park waits until Wake, deadline (zero: none) or the client's leaving, and
+// reports whether the client left. Only the command's goroutine calls it.
+func (w *Wait) Park(deadline time.Time) (left bool) {
+	c, s := w.c, w.c.src
+	limit := int(c.limits.MaxCommand) + c.srv.cfg.ReadBuffer
+	for {
+		// Set the deadline, then look for a wake and a kill: each sets
+		// its flag before its past deadline, so one that lands before
+		// ours is seen here, and one that lands after ends the read.
+		_ = c.nc.SetReadDeadline(deadline)
+		if w.Left() {
+			return true
+		}
+		if w.woken.Swap(false) {
+			return false
+		}
+		if cap(s.pending)-len(s.pending) < 512 {
+			s.pending = slices.Grow(s.pending, 4096)
+		}
+		n, err := c.nc.Read(s.pending[len(s.pending):cap(s.pending)])
+		if n > 0 {
+			c.netIn.Add(int64(n))
+			s.pending = s.pending[:len(s.pending)+n]
+			if len(s.pending)-s.pp > limit {
+				// A client flooding us while blocked is treated as gone.
+				c.closing = true
+				w.left.Store(true)
+				return true
+			}
+		}
+		switch {
+		case err == nil:
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			w.woken.Store(false)
+			return w.Left()
+		default:
+			s.rerr = err
+			w.left.Store(true)
+			return true
+		}
+	}
+}
+
+// Wake ends the current Park, or the next. Any goroutine may call it; once
+// the wait is over it does nothing, so a late wake cannot end a later read.
+func (w *Wait) Wake() {
+	w.mu.Lock()
+	if w.active {
+		w.woken.Store(true)
+		_ = w.c.nc.SetReadDeadline(time.Unix(1, 0))
+	}
+	w.mu.Unlock()
+}
+
+// Left reports whether the client has gone: disconnected, flooded us while
+// blocked, or killed. Any goroutine may call it.
+func (w *Wait) Left() bool { return w.left.Load() || w.c.killed.Load() }
+
+// end closes the wait to Wake and clears the deadline Park or Wake set.
+func (w *Wait) end() {
+	w.mu.Lock()
+	w.active = false
+	w.mu.Unlock()
+	_ = w.c.nc.SetReadDeadline(time.Time{})
+}
+
 var errDraining = errors.New("server is shutting down")
 
-// source feeds the guard: first whatever the close watcher read while the
+// source feeds the guard: first whatever Wait.Park read while the
 // client was blocked, then the socket (with the idle deadline).
 type source struct {
 	nc      net.Conn
@@ -597,7 +628,7 @@ type source struct {
 	c       *Client
 	pending []byte
 	pp      int
-	rerr    error // a read error seen by the close watcher
+	rerr    error // a read error seen by Wait.Park
 	idle    time.Duration
 	idleAt  time.Time // the idle deadline set last
 }
@@ -607,7 +638,10 @@ func (s *source) Read(p []byte) (int, error) {
 		n := copy(p, s.pending[s.pp:])
 		s.pp += n
 		if s.pp == len(s.pending) {
-			s.pending, s.pp = nil, 0
+			s.pending, s.pp = s.pending[:0], 0 // Park's next wait reads into it again
+			if cap(s.pending) > 64<<10 {
+				s.pending = nil // a flood's buffer is not kept
+			}
 		}
 		return n, nil
 	}

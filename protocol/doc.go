@@ -36,9 +36,11 @@
 // code; anything unexpected becomes "ERR internal error" and is logged.
 //
 // A handler that must wait (JOBRESERVE ... BLOCK) calls Client.Block: the
-// replies buffered so far are written first, then a watcher goroutine reads
-// the socket so a disconnect is noticed at once (its bytes are kept for the
-// next commands). Client.OnWriteFailure registers what to undo if a reply
+// replies buffered so far are written first, then the handler's goroutine
+// parks in a read of its own socket (Wait.Park), so a disconnect is noticed
+// at once (bytes read meanwhile are kept for the next commands), and
+// whoever hands it work wakes it with a read deadline in the past
+// (Wait.Wake). Client.OnWriteFailure registers what to undo if a reply
 // never reaches the client.
 //
 // # Statistics
@@ -55,8 +57,7 @@
 // Server.Serve runs one accept loop per listener (backing off on errors)
 // until Shutdown closes the listener. Each connection goroutine ends when its
 // client leaves, is killed, or the server drains; Shutdown waits for them.
-// The close watcher started by Block is stopped and joined by the stop
-// function Block returns. Server.mu guards the client map and listeners and
+// Server.mu guards the client map and listeners and
 // is never held while writing to a socket; Client.mu guards only the name
 // fields other goroutines read for CLIENT LIST; the slow log's mutex is a
 // leaf taken only for slow commands.

@@ -337,31 +337,28 @@ type fakeRemote struct {
 func (f *fakeRemote) RemoteAddr() net.Addr { return f.remote }
 
 // A blocking handler: earlier pipelined replies are written before it
-// waits, and a disconnect ends the wait.
+// waits, a disconnect ends the wait, a wake from another goroutine ends it
+// too, and bytes sent meanwhile are kept for the next commands.
 func TestBlockFlushesEarlierRepliesAndSeesDisconnect(t *testing.T) {
 	var sawGone atomic.Bool
 	waitCmd := Command{Name: "wait", Arity: 1, Flags: Blocking, Handler: func(c *Client, args [][]byte) (any, error) {
-		gone, stop := c.Block()
-		defer stop()
-		select {
-		case <-gone:
+		w, done := c.Block()
+		defer done()
+		if w.Park(time.Now().Add(10 * time.Second)) {
 			sawGone.Store(true)
 			return nil, nil
-		case <-time.After(10 * time.Second):
-			return SimpleString("timeout"), nil
 		}
+		return SimpleString("timeout"), nil
 	}}
 	released := make(chan struct{})
 	holdCmd := Command{Name: "hold", Arity: 1, Flags: Blocking, Handler: func(c *Client, args [][]byte) (any, error) {
-		gone, stop := c.Block()
-		<-released
-		stop()
-		select {
-		case <-gone:
+		w, done := c.Block()
+		defer done()
+		go func() { <-released; w.Wake() }()
+		if w.Park(time.Time{}) {
 			return SimpleString("gone"), nil
-		default:
-			return SimpleString("here"), nil
 		}
+		return SimpleString("here"), nil
 	}}
 	srv, addr := startServer(t, DefaultConfig(), testTable(t, waitCmd, holdCmd))
 	c := dial(t, addr)
