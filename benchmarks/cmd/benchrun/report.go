@@ -286,7 +286,7 @@ func markdown(rep *report, notes string) string {
 		b.WriteString("**Smoke run: the workloads are tiny and the figures mean nothing; it only shows the harness works.**\n\n")
 	}
 	b.WriteString("## Machine\n\n| | |\n|---|---|\n")
-	for _, k := range []string{"cpu", "nproc", "memory", "kernel", "go", "sluice", "sluice commit", "redis-server", "redis-benchmark", "beanstalkd", "load average before", "load average after", "uptime"} {
+	for _, k := range []string{"cpu", "nproc", "memory", "kernel", "go", "sluice", "sluice commit", "redis-server", "redis-benchmark", "beanstalkd", "load average before", "load average after", "uptime", "first write to a page"} {
 		if v, ok := rep.Machine[k]; ok {
 			fmt.Fprintf(&b, "| %s | %s |\n", k, v)
 		}

@@ -122,3 +122,18 @@ func TestPairedCycleBar(t *testing.T) {
 		t.Fatalf("command lines:\n%s", md[strings.Index(md, "## Exact"):])
 	}
 }
+
+// firstTouch measures something: a page fault takes time, and mapping
+// fails cleanly rather than faking a figure.
+func TestFirstTouch(t *testing.T) {
+	d, err := firstTouch(4 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d <= 0 {
+		t.Fatalf("a page fault took %v", d)
+	}
+	if _, err := firstTouch(0); err == nil {
+		t.Fatal("mapping nothing did not fail")
+	}
+}
