@@ -65,8 +65,10 @@ func (w *waiter) left() bool { return w.p != nil && w.p.Left() }
 // whoever hands it work, is all it takes to answer.
 type Parker interface {
 	// Park waits until Wake is called, deadline passes (zero: no
-	// deadline) or the client leaves, and reports whether it left. A Wake
-	// that came before Park makes it return at once.
+	// deadline) or the client leaves, and reports whether it left (or the
+	// server is shutting down: nothing more is handed to it). A Wake that
+	// came before Park makes it return at once. It may also return early,
+	// so the caller looks for its result again after every return.
 	Park(deadline time.Time) (left bool)
 	// Wake ends the current Park, or the next one. Any goroutine may call
 	// it, any number of times; after the wait is over it does nothing.
@@ -93,8 +95,8 @@ func (r *Registry) Waiting() int64 { return r.waiting.Load() }
 // Reserve reserves for a blocking client. It first tries at once; if
 // nothing is eligible it waits, first-come first-served with the other
 // waiters of the same queues, until work is handed over, timeout passes
-// (0: forever), gone is closed (the client left), or the registry is closed
-// (shutdown). It returns nil, nil when nothing was reserved. block is
+// (0: forever), the client leaves (its Parker says so), or the registry is
+// closed (shutdown). It returns nil, nil when nothing was reserved. block is
 // called just before waiting (the server flushes earlier replies there) and
 // gives the client's Parker; its done function runs when the wait ends.
 func (r *Registry) Reserve(o store.ReserveOptions, timeout time.Duration,

@@ -517,10 +517,10 @@ func (c *Client) OnWriteFailure(fn func()) { c.onFail = append(c.onFail, fn) }
 // its Waits accepts: the others run inside the connection's read session,
 // where Park could not read.
 func (c *Client) Block() (w *Wait, done func()) {
-	w = &Wait{c: c, active: true}
+	w = &Wait{c: c}
 	if err := c.flush(); err != nil {
 		w.left.Store(true)
-		return w, w.end
+		return w, func() {}
 	}
 	if c.inSession {
 		// Park could not read the socket a session holds, so the wait
@@ -528,8 +528,9 @@ func (c *Client) Block() (w *Wait, done func()) {
 		// if the client had gone, rather than never.
 		c.srv.log.Error().Int64("client", c.id).Msg("a command blocks inside a read session: it lacks the Blocking flag, or its Waits said no")
 		w.left.Store(true)
-		return w, w.end
+		return w, func() {} // Wake stays inactive: the session's deadlines are its own
 	}
+	w.active = true // no other goroutine has w yet
 	c.blocked.Store(true)
 	blockedAt := time.Now()
 	return w, func() {
@@ -553,16 +554,18 @@ type Wait struct {
 }
 
 // Park waits until Wake, deadline (zero: none) or the client's leaving, and
-// reports whether the client left. Only the command's goroutine calls it.
+// reports whether the client left; a server that is draining counts as
+// left, since the wait must end and nothing more is handed over. Only the
+// command's goroutine calls it.
 func (w *Wait) Park(deadline time.Time) (left bool) {
 	c, s := w.c, w.c.src
 	limit := int(c.limits.MaxCommand) + c.srv.cfg.ReadBuffer
 	for {
-		// Set the deadline, then look for a wake and a kill: each sets
-		// its flag before its past deadline, so one that lands before
+		// Set the deadline, then look for a wake, a kill and a drain: each
+		// sets its flag before its past deadline, so one that lands before
 		// ours is seen here, and one that lands after ends the read.
 		_ = c.nc.SetReadDeadline(deadline)
-		if w.Left() {
+		if w.Left() || c.srv.isDraining() {
 			return true
 		}
 		if w.woken.Swap(false) {
@@ -585,8 +588,8 @@ func (w *Wait) Park(deadline time.Time) (left bool) {
 		switch {
 		case err == nil:
 		case errors.Is(err, os.ErrDeadlineExceeded):
-			w.woken.Store(false)
-			return w.Left()
+			w.woken.Store(false) // the caller looks for its result anyway
+			return w.Left() || c.srv.isDraining()
 		default:
 			s.rerr = err
 			w.left.Store(true)

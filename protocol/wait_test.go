@@ -1,10 +1,14 @@
 package protocol
 
 import (
+	"context"
+	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
 // parkCmd is a blocking command that parks with no deadline and answers
@@ -102,5 +106,34 @@ func TestWaitLateWakeIsHarmless(t *testing.T) {
 	}
 	if srv.Stats().Connected != 1 {
 		t.Fatal("a late wake closed the connection")
+	}
+}
+
+// A drain ends a parked wait even with no OnDrain hook to hand the command
+// anything: the server shutting down counts as the client leaving, so the
+// drain does not wait for its deadline.
+func TestWaitEndsAtADrain(t *testing.T) {
+	var left atomic.Bool
+	srv, err := NewServer(DefaultConfig(), testTable(t, parkCmd("park", &left, nil)), zerolog.New(zerolog.NewTestWriter(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() { _ = srv.Serve(ln); close(served) }()
+	c := dial(t, ln.Addr().String())
+	c.send("park\r\n")
+	waitFor(t, func() bool { return srv.Stats().Blocked == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	<-served
+	if !left.Load() {
+		t.Fatal("the parked command did not see the drain")
 	}
 }
