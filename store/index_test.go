@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"hash/maphash"
 	"math/rand/v2"
 	"strconv"
@@ -216,5 +217,92 @@ func TestIDIndexAgainstMap(t *testing.T) {
 		if got := x.get(id).j; got != j {
 			t.Fatalf("get %s at the end = %p, want %p", id, got, j)
 		}
+	}
+}
+
+// idSchemes make the i-th id of a benchmark: generated ids come as a
+// server pushing about 300 a millisecond makes them; "hex" ids are a
+// client's own sequential upper-case hexadecimal ids, which look like
+// generated ones and fill whole runs; "named" ids are hashed whole.
+func idSchemes() map[string]func(i int) string {
+	g := NewRandomGenerator()
+	var ms int64 = 1_700_000_000_000
+	return map[string]func(i int) string{
+		"generated": func(i int) string {
+			if i%300 == 0 {
+				ms++
+			}
+			return string(g.AppendJobID(nil, ms))
+		},
+		"hex":   func(i int) string { return fmt.Sprintf("%016X", i) },
+		"named": func(i int) string { return "job-" + strconv.Itoa(i) },
+	}
+}
+
+// benchIDs indexes held jobs and returns them with n more to come.
+func benchIDs(b *testing.B, scheme func(int) string, held, n int) (*idIndex, []job) {
+	x := &idIndex{}
+	x.init()
+	jobs := make([]job, held+n)
+	for i := range jobs {
+		jobs[i].id = scheme(i)
+	}
+	for i := range held {
+		x.putIfAbsent(jobs[i].id, ref{j: &jobs[i]})
+	}
+	return x, jobs
+}
+
+// idsHeld leaves most shards three quarters full, where linear probing is
+// slowest: their tables grow past 6,144 ids.
+const idsHeld = 1_500_000
+
+// BenchmarkIDIndexQueue measures the id index in a queue's steady state:
+// each op indexes a new id, looks up the oldest and removes it.
+func BenchmarkIDIndexQueue(b *testing.B) {
+	for _, name := range []string{"generated", "hex", "named"} {
+		b.Run(name, func(b *testing.B) {
+			x, jobs := benchIDs(b, idSchemes()[name], idsHeld, b.N)
+			b.ResetTimer()
+			for i := range b.N {
+				x.putIfAbsent(jobs[idsHeld+i].id, ref{j: &jobs[idsHeld+i]})
+				if r := x.get(jobs[i].id); r.j != &jobs[i] || !x.remove(jobs[i].id, r) {
+					b.Fatal("lost an id")
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkIDIndexScattered measures ids leaving in no order: each op
+// removes a random held id, indexes a new one and looks up one that is
+// not there, the lookups that walk a whole cluster.
+func BenchmarkIDIndexScattered(b *testing.B) {
+	for _, name := range []string{"generated", "hex", "named"} {
+		b.Run(name, func(b *testing.B) {
+			x, jobs := benchIDs(b, idSchemes()[name], idsHeld, b.N)
+			missing := make([]string, b.N)
+			for i := range missing {
+				missing[i] = fmt.Sprintf("%016X", 1<<40+i)
+			}
+			live := make([]int, idsHeld)
+			for i := range live {
+				live[i] = i
+			}
+			r := rand.New(rand.NewPCG(1, 2))
+			b.ResetTimer()
+			for i := range b.N {
+				k := r.IntN(idsHeld)
+				v := &jobs[live[k]]
+				if got := x.get(v.id); got.j != v || !x.remove(v.id, got) {
+					b.Fatal("lost an id")
+				}
+				x.putIfAbsent(jobs[idsHeld+i].id, ref{j: &jobs[idsHeld+i]})
+				live[k] = idsHeld + i
+				if x.get(missing[i]).ok() {
+					b.Fatal("found an id never indexed")
+				}
+			}
+		})
 	}
 }
