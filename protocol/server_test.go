@@ -51,7 +51,25 @@ func testTable(t *testing.T, extra ...Command) *Table {
 	return tb
 }
 
+// startServer serves tb on a loopback port and shuts the server down when
+// the test ends, failing it if the drain is cut short.
 func startServer(t *testing.T, cfg Config, tb *Table) (*Server, string) {
+	t.Helper()
+	srv, addr, served := serveTest(t, cfg, tb)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		<-served
+	})
+	return srv, addr
+}
+
+// serveTest serves tb on a loopback port for a test that shuts the server
+// down itself; served is closed when Serve returns.
+func serveTest(t *testing.T, cfg Config, tb *Table) (srv *Server, addr string, served <-chan struct{}) {
 	t.Helper()
 	srv, err := NewServer(cfg, tb, zerolog.New(zerolog.NewTestWriter(t)))
 	if err != nil {
@@ -63,15 +81,7 @@ func startServer(t *testing.T, cfg Config, tb *Table) (*Server, string) {
 	}
 	done := make(chan struct{})
 	go func() { _ = srv.Serve(ln); close(done) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		<-done
-	})
-	return srv, ln.Addr().String()
+	return srv, ln.Addr().String(), done
 }
 
 type rawClient struct {
@@ -385,15 +395,9 @@ func TestBlockFlushesEarlierRepliesAndSeesDisconnect(t *testing.T) {
 }
 
 func TestShutdownDrains(t *testing.T) {
-	srv, err := NewServer(DefaultConfig(), testTable(t), zerolog.New(zerolog.NewTestWriter(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	done := make(chan struct{})
-	go func() { _ = srv.Serve(ln); close(done) }()
+	srv, addr, done := serveTest(t, DefaultConfig(), testTable(t))
 	before := runtime.NumGoroutine()
-	c := dial(t, ln.Addr().String())
+	c := dial(t, addr)
 	c.send("PING\r\n")
 	c.reply()
 	drained := false
@@ -405,7 +409,7 @@ func TestShutdownDrains(t *testing.T) {
 	if !drained || !c.closed() {
 		t.Fatal("shutdown did not drain and close")
 	}
-	if _, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+	if _, err := net.Dial("tcp", addr); err == nil {
 		t.Fatal("still accepting after shutdown")
 	}
 	waitFor(t, func() bool { return runtime.NumGoroutine() <= before })

@@ -7,8 +7,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/rs/zerolog"
 )
 
 // A client that sends its last commands and shuts down its side at once
@@ -153,17 +151,8 @@ func TestDrainAnswersAWaitingCommandAndWhatFollows(t *testing.T) {
 		c.interrupt() // as Shutdown does, perhaps not yet for this client
 		return SimpleString("draining"), nil
 	}}
-	srv, err := NewServer(DefaultConfig(), testTable(t, drain), zerolog.New(zerolog.NewTestWriter(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan struct{})
-	go func() { _ = srv.Serve(ln); close(served) }()
-	c := dial(t, ln.Addr().String())
+	srv, addr, served := serveTest(t, DefaultConfig(), testTable(t, drain))
+	c := dial(t, addr)
 	c.send("drain\r\nPING\r\n")
 	if got := c.reply(); got != "+draining" {
 		t.Fatalf("the waiting command: %q", got)

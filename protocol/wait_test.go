@@ -2,13 +2,10 @@ package protocol
 
 import (
 	"context"
-	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/rs/zerolog"
 )
 
 // parkCmd is a blocking command that parks with no deadline and answers
@@ -114,17 +111,8 @@ func TestWaitLateWakeIsHarmless(t *testing.T) {
 // drain does not wait for its deadline.
 func TestWaitEndsAtADrain(t *testing.T) {
 	var left atomic.Bool
-	srv, err := NewServer(DefaultConfig(), testTable(t, parkCmd("park", &left, nil)), zerolog.New(zerolog.NewTestWriter(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan struct{})
-	go func() { _ = srv.Serve(ln); close(served) }()
-	c := dial(t, ln.Addr().String())
+	srv, addr, served := serveTest(t, DefaultConfig(), testTable(t, parkCmd("park", &left, nil)))
+	c := dial(t, addr)
 	c.send("park\r\n")
 	waitFor(t, func() bool { return srv.Stats().Blocked == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -82,6 +82,12 @@ func (g *RandomGenerator) AppendJobID(dst []byte, now int64) []byte {
 	}
 	ms, ctr := uint64(sl.last), uint64(slot)<<genCtrBits|uint64(sl.ctr)
 	sl.mu.Unlock()
+	return appendGenID(dst, ms, ctr)
+}
+
+// appendGenID appends the generated form of an id: ms in 9 Crockford
+// characters, then ctr (35 bits) in 7.
+func appendGenID(dst []byte, ms, ctr uint64) []byte {
 	var out [16]byte
 	for i := 15; i >= 9; i-- {
 		out[i] = crockford[ctr&31]

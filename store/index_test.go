@@ -74,20 +74,7 @@ func TestIDShardAgainstMap(t *testing.T) {
 	}
 }
 
-// genID renders ms and a 35-bit count in the generated form:
-// RandomGenerator's 9 + 7 Crockford characters.
-func genID(ms, ctr uint64) string {
-	var out [16]byte
-	for i := 15; i >= 9; i-- {
-		out[i] = crockford[ctr&31]
-		ctr >>= 5
-	}
-	for i := 8; i >= 0; i-- {
-		out[i] = crockford[ms&31]
-		ms >>= 5
-	}
-	return string(out[:])
-}
+func genID(ms, ctr uint64) string { return string(appendGenID(nil, ms, ctr)) }
 
 // TestIDHashKeepsRunsTogether checks that ids a sub-generator makes one
 // after another in one millisecond hash to neighbouring slots of one shard,
