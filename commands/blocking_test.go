@@ -2,7 +2,10 @@ package commands_test
 
 import (
 	"bufio"
+	"errors"
+	"math/rand/v2"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -282,4 +285,106 @@ func TestBlockOnSeveralQueues(t *testing.T) {
 	if ts.waiters.Waiting() != 0 {
 		t.Fatal("waiter still registered on the other queues")
 	}
+}
+
+// Workers that block, take jobs and ack them, among clients that send a
+// blocking reserve and hang up at once (before, during or after the
+// hand-over), lose no job and deliver none twice: each pushed job is acked
+// exactly once. A job handed to a client that hung up is released, or
+// comes back when its lease ends, and the blocked workers are woken for it.
+func TestBlockChurnLosesNoJob(t *testing.T) {
+	ts := start(t)
+	prod := ts.client(t)
+	const jobs, workers, quitters = 200, 6, 3
+	var mu sync.Mutex
+	acked := map[string]int{}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := ts.client(t, func(o *redis.Options) { o.PoolSize = 1 })
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				v, err := c.Do(ctx, "JOBRESERVE", "w"+strconv.Itoa(w), 1000, "BLOCK", 100, "QUEUES", "q").Result()
+				if errors.Is(err, redis.Nil) {
+					continue
+				}
+				if err != nil {
+					t.Errorf("worker %d: JOBRESERVE: %v", w, err)
+					return
+				}
+				for _, r := range v.([]any) {
+					m := r.([]any) // token, id, ... as field/value pairs
+					tok, id := m[1].(string), m[3].(string)
+					if err := c.Do(ctx, "JOBACK", tok).Err(); err != nil {
+						continue // its lease ran out first: it is handed out again
+					}
+					mu.Lock()
+					acked[id]++
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for q := range quitters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(q), 7))
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				nc, err := net.Dial("tcp", ts.addr)
+				if err != nil {
+					t.Errorf("quitter %d: %v", q, err)
+					return
+				}
+				_, _ = nc.Write([]byte("JOBRESERVE quitter 1000 BLOCK 0 QUEUES q\r\n"))
+				time.Sleep(time.Duration(r.IntN(3000)) * time.Microsecond)
+				nc.Close()
+			}
+		}()
+	}
+	ids := map[string]bool{}
+	for i := range jobs {
+		ids[do(t, prod, "JOBPUSH", "q", "h", strconv.Itoa(i)).(string)] = true
+		if i%10 == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		mu.Lock()
+		n := len(acked)
+		mu.Unlock()
+		if n == jobs {
+			break
+		}
+		if time.Now().After(deadline) {
+			close(done)
+			wg.Wait()
+			t.Fatalf("%d of %d jobs acked; QUEUELEN %v", n, jobs, do(t, prod, "QUEUELEN", "q"))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(done)
+	wg.Wait()
+	for id, n := range acked {
+		if !ids[id] || n != 1 {
+			t.Errorf("job %s acked %d times (pushed: %v)", id, n, ids[id])
+		}
+	}
+	if n := do(t, prod, "QUEUELEN", "q"); n != int64(0) {
+		t.Errorf("QUEUELEN %v after every job was acked", n)
+	}
+	waitFor(t, "every waiter to go", func() bool { return ts.waiters.Waiting() == 0 })
 }
