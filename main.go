@@ -92,7 +92,7 @@ func run(args, environ []string, stdout, stderr io.Writer, stop <-chan os.Signal
 	now := func() int64 { return time.Now().UnixMilli() }
 	waiters, timer := blocking.Attach(st, log, now)
 
-	env := &commands.Env{Store: st, Waiters: waiters, Now: now, MaxPayload: cfg.MaxPayload, Version: version,
+	env := &commands.Env{Store: st, Waiters: waiters, MaxPayload: cfg.MaxPayload, Version: version,
 		MaxMemory: cfg.MaxMemory, JobStats: func() []commands.Setting { return jobStats(met) }}
 	for _, o := range config.Options {
 		v, _ := cfg.Get(o.Name)

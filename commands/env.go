@@ -12,7 +12,7 @@ import (
 type Env struct {
 	Store   *store.Store
 	Waiters *blocking.Registry
-	Now     func() int64 // Unix ms; time.Now by default
+	Now     func() int64 // Unix ms; nil: the clock the protocol reads for each command
 
 	MaxPayload int64 // largest job payload in bytes
 	Version    string
@@ -39,7 +39,19 @@ type Env struct {
 // Setting is one name/value pair.
 type Setting struct{ Name, Value string }
 
-func (e *Env) now() int64 {
+// now is the time of c's current command in Unix ms: when it started
+// (Client.Started), so that a command reads the clock once, or e.Now's
+// time when one is set (tests).
+func (e *Env) now(c *protocol.Client) int64 {
+	if e.Now != nil {
+		return e.Now()
+	}
+	return c.Started().UnixMilli()
+}
+
+// clock is the time now in Unix ms, for work done after the command (a
+// reply that could not be written).
+func (e *Env) clock() int64 {
 	if e.Now != nil {
 		return e.Now()
 	}

@@ -74,7 +74,7 @@ func (e *Env) jobPush(c *protocol.Client, args [][]byte) (any, error) {
 	// args[3] points into the connection's read buffer, which the next
 	// read reuses: Push copies what it keeps.
 	p.Payload = args[3]
-	now := e.now()
+	now := e.now(c)
 	var delay, at int64 = -1, -1
 	o := newOptions(args[4:])
 	for o.more() {
@@ -217,7 +217,7 @@ func (e *Env) jobReserve(c *protocol.Client, args [][]byte) (any, error) {
 	}
 	var res []store.Reservation
 	if block < 0 {
-		res, err = e.Store.Reserve(e.now(), r)
+		res, err = e.Store.Reserve(e.now(c), r)
 	} else {
 		res, err = e.Waiters.Reserve(r, time.Duration(block)*time.Millisecond,
 			func() (blocking.Parker, func()) { return c.Block() })
@@ -230,7 +230,7 @@ func (e *Env) jobReserve(c *protocol.Client, args [][]byte) (any, error) {
 	}
 	c.OnWriteFailure(func() {
 		for _, rv := range res {
-			_ = e.Store.Release(e.now(), rv.Token, 0)
+			_ = e.Store.Release(e.clock(), rv.Token, 0)
 		}
 	})
 	return reservations(res), nil
@@ -277,7 +277,7 @@ func appendField(b []byte, name, value string) []byte {
 
 // JOBSTART token
 func (e *Env) jobStart(c *protocol.Client, args [][]byte) (any, error) {
-	n, err := e.Store.Start(e.now(), string(args[1]))
+	n, err := e.Store.Start(e.now(c), string(args[1]))
 	if err != nil {
 		return nil, err
 	}
@@ -290,7 +290,7 @@ func (e *Env) jobTouch(c *protocol.Client, args [][]byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	exp, err := e.Store.Touch(e.now(), string(args[1]), lease)
+	exp, err := e.Store.Touch(e.now(c), string(args[1]), lease)
 	if err != nil {
 		return nil, err
 	}
@@ -299,7 +299,7 @@ func (e *Env) jobTouch(c *protocol.Client, args [][]byte) (any, error) {
 
 // JOBACK token
 func (e *Env) jobAck(c *protocol.Client, args [][]byte) (any, error) {
-	if err := e.Store.Ack(e.now(), string(args[1])); err != nil {
+	if err := e.Store.Ack(e.now(c), string(args[1])); err != nil {
 		return nil, err
 	}
 	return protocol.OK, nil
@@ -339,7 +339,7 @@ func (e *Env) jobFail(c *protocol.Client, args [][]byte) (any, error) {
 	if f.HasRetry && f.NoRetry {
 		return nil, protocol.ErrSyntax
 	}
-	st, err := e.Store.Fail(e.now(), string(args[1]), f)
+	st, err := e.Store.Fail(e.now(c), string(args[1]), f)
 	if err != nil {
 		return nil, err
 	}
@@ -366,7 +366,7 @@ func (e *Env) jobRelease(c *protocol.Client, args [][]byte) (any, error) {
 			return nil, err
 		}
 	}
-	if err := e.Store.Release(e.now(), string(args[1]), delay); err != nil {
+	if err := e.Store.Release(e.now(c), string(args[1]), delay); err != nil {
 		return nil, err
 	}
 	return protocol.OK, nil
@@ -378,7 +378,7 @@ func (e *Env) jobCancel(c *protocol.Client, args [][]byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	ok, err := e.Store.Cancel(e.now(), id)
+	ok, err := e.Store.Cancel(e.now(c), id)
 	if err != nil {
 		return nil, err
 	}
@@ -391,7 +391,7 @@ func (e *Env) jobRetry(c *protocol.Client, args [][]byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := e.Store.Retry(e.now(), id); err != nil {
+	if err := e.Store.Retry(e.now(c), id); err != nil {
 		return nil, err
 	}
 	return protocol.OK, nil
@@ -403,7 +403,7 @@ func (e *Env) jobGet(c *protocol.Client, args [][]byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	j, ok := e.Store.Get(e.now(), id)
+	j, ok := e.Store.Get(e.now(c), id)
 	if !ok {
 		return nil, nil
 	}

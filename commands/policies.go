@@ -60,7 +60,7 @@ func (e *Env) policySet(c *protocol.Client, args [][]byte) (any, error) {
 		return nil, err
 	}
 	if kind == backpressure.Concurrency {
-		err = e.Store.SetConcurrency(e.now(), key, limit)
+		err = e.Store.SetConcurrency(e.now(c), key, limit)
 	} else {
 		period, perr := integer(args[4])
 		if perr != nil {
@@ -69,7 +69,7 @@ func (e *Env) policySet(c *protocol.Client, args [][]byte) (any, error) {
 		if period > maxDuration {
 			return nil, errTooLong
 		}
-		err = e.Store.SetRateLimit(e.now(), key, limit, period)
+		err = e.Store.SetRateLimit(e.now(c), key, limit, period)
 	}
 	if err != nil {
 		return nil, err
@@ -87,7 +87,7 @@ func (e *Env) policyDel(c *protocol.Client, args [][]byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	ok, err := e.Store.DeletePolicy(e.now(), kind, key)
+	ok, err := e.Store.DeletePolicy(e.now(c), kind, key)
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +104,7 @@ func (e *Env) policyGet(c *protocol.Client, args [][]byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, ok, err := e.Store.GetPolicy(e.now(), kind, key)
+	p, ok, err := e.Store.GetPolicy(e.now(c), kind, key)
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +116,7 @@ func (e *Env) policyGet(c *protocol.Client, args [][]byte) (any, error) {
 
 // POLICYLIST
 func (e *Env) policyList(c *protocol.Client, args [][]byte) (any, error) {
-	ps := e.Store.Policies(e.now())
+	ps := e.Store.Policies(e.now(c))
 	out := make([]any, len(ps))
 	for i, p := range ps {
 		out[i] = policyMap(p)

@@ -32,7 +32,7 @@ func (e *Env) queueLen(c *protocol.Client, args [][]byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	n, err := e.Store.QueueLen(e.now(), q)
+	n, err := e.Store.QueueLen(e.now(c), q)
 	if err != nil {
 		return nil, err
 	}
@@ -45,7 +45,7 @@ func (e *Env) queueStats(c *protocol.Client, args [][]byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := e.Store.QueueStats(e.now(), q)
+	s, err := e.Store.QueueStats(e.now(c), q)
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +68,7 @@ func queueStatsMap(q string, s store.QueueStats) []any {
 
 // QUEUES
 func (e *Env) queues(c *protocol.Client, args [][]byte) (any, error) {
-	qs := e.Store.Queues(e.now())
+	qs := e.Store.Queues(e.now(c))
 	if qs == nil {
 		qs = []string{}
 	}
@@ -81,7 +81,7 @@ func (e *Env) queuePause(c *protocol.Client, args [][]byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := e.Store.Pause(e.now(), q); err != nil {
+	if err := e.Store.Pause(e.now(c), q); err != nil {
 		return nil, err
 	}
 	return protocol.OK, nil
@@ -93,7 +93,7 @@ func (e *Env) queueResume(c *protocol.Client, args [][]byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := e.Store.Resume(e.now(), q); err != nil {
+	if err := e.Store.Resume(e.now(c), q); err != nil {
 		return nil, err
 	}
 	return protocol.OK, nil
@@ -126,7 +126,7 @@ func (e *Env) queuePeek(c *protocol.Client, args [][]byte) (any, error) {
 	if n > 1<<20 {
 		n = 1 << 20 // a count beyond any queue we hold in memory at once
 	}
-	jobs, err := e.Store.Peek(e.now(), q, int(n))
+	jobs, err := e.Store.Peek(e.now(c), q, int(n))
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +143,7 @@ func (e *Env) queuePurge(c *protocol.Client, args [][]byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	n, err := e.Store.Purge(e.now(), q)
+	n, err := e.Store.Purge(e.now(c), q)
 	if err != nil {
 		return nil, err
 	}

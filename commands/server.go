@@ -417,7 +417,7 @@ func (e *Env) flushAll(c *protocol.Client, args [][]byte) (any, error) {
 	if len(args) > 2 || (len(args) == 2 && !keyword(args[1], "ASYNC") && !keyword(args[1], "SYNC")) {
 		return nil, protocol.ErrSyntax
 	}
-	e.Store.Flush(e.now())
+	e.Store.Flush(e.now(c))
 	return protocol.OK, nil
 }
 
@@ -488,7 +488,7 @@ func (e *Env) info(c *protocol.Client, args [][]byte) (any, error) {
 		}
 	}
 	srv := c.Server()
-	now := e.now()
+	now := e.now(c)
 	for _, name := range infoSections {
 		if !want[name] {
 			continue

@@ -36,6 +36,9 @@ type Client struct {
 	onFail  []func() // owner goroutine only: run if pending replies cannot be written
 
 	blockedFor time.Duration // owner goroutine only: time the current command spent in Block
+	started    time.Time     // owner goroutine only: when the current command started (Started)
+	lastEnd    time.Time     // owner goroutine only: when the last command ended, if lastEndOK
+	lastEndOK  bool          // no read or write since lastEnd: the next command starts then
 	held       [][]byte      // owner goroutine only: a command that may wait, to run outside the read session
 	heldCmd    *Command      // owner goroutine only: held's command
 	inSession  bool          // owner goroutine only: in a read session (see serve)
@@ -204,6 +207,7 @@ func (c *Client) run(log *zerolog.Logger, sess sessionConn) runState {
 		if err == nil && !ok {
 			// Nothing complete is buffered: answer what ran, then wait
 			// for more, unless the server is draining.
+			c.lastEndOK = false
 			if err := c.flush(); err != nil {
 				c.writeFailed(log, err)
 				return runExit
@@ -250,6 +254,7 @@ func (c *Client) run(log *zerolog.Logger, sess sessionConn) runState {
 // connection's behalf.
 func (c *Client) dispatched(log *zerolog.Logger) bool {
 	if c.closing || c.w.err != nil || len(c.w.b) >= c.w.limit {
+		c.lastEndOK = false
 		if err := c.flush(); err != nil {
 			c.writeFailed(log, err)
 			return false
@@ -297,7 +302,13 @@ func (c *Client) dispatch(cmd *Command, args [][]byte) {
 		return
 	}
 	c.commands.Add(1)
-	start := time.Now()
+	// A command that follows another in the same batch starts when that
+	// one ended: one clock read per command, not two.
+	start := c.lastEnd
+	if !c.lastEndOK {
+		start = time.Now()
+	}
+	c.started = start
 	c.lastActive.Store(start.UnixMilli())
 	if cmd == nil {
 		c.writeErr(UnknownCommand(args))
@@ -333,7 +344,9 @@ func (c *Client) dispatch(cmd *Command, args [][]byte) {
 // observe counts a command in its statistics and, when slow, in the slow
 // log. Time spent blocked waiting for work does not count, as in Redis.
 func (c *Client) observe(cmd *Command, args [][]byte, start time.Time, failed bool) {
-	d := time.Since(start) - c.blockedFor
+	end := time.Now()
+	c.lastEnd, c.lastEndOK = end, true
+	d := end.Sub(start) - c.blockedFor
 	cmd.stats.observe(c.id, d, failed)
 	if sl := &c.srv.slow; sl.slower >= 0 && d >= sl.slower {
 		sl.add(SlowlogEntry{
@@ -500,6 +513,11 @@ func (c *Client) Authenticate(user, pass string) error {
 // CloseAfterReply closes the connection once the current batch of replies
 // is written (QUIT).
 func (c *Client) CloseAfterReply() { c.closing = true }
+
+// Started is when the current command started, as its latency counts it:
+// a handler's clock, so that the commands of a pipelined batch read the
+// clock once each. Only the command's own handler may call it.
+func (c *Client) Started() time.Time { return c.started }
 
 // OnWriteFailure registers fn to run if the replies buffered so far (the
 // current one included) cannot be written: a reservation whose reply never

@@ -641,3 +641,39 @@ func TestFailedEarlyWriteStopsThePipeline(t *testing.T) {
 		t.Fatalf("%d commands ran after the write failed", n)
 	}
 }
+
+// A command's Started time is its clock: commands pipelined together
+// share the reads, in order, and a command that arrives after a pause
+// starts after the pause, not when the one before it ended.
+func TestStartedIsTheCommandsClock(t *testing.T) {
+	stamp := Command{Name: "stamp", Arity: 1, Handler: func(c *Client, args [][]byte) (any, error) {
+		return c.Started().UnixNano(), nil
+	}}
+	_, addr := startServer(t, DefaultConfig(), testTable(t, stamp))
+	c := dial(t, addr)
+	stamps := func(n int) []int64 {
+		c.send(strings.Repeat("stamp\r\n", n))
+		out := make([]int64, n)
+		for i := range out {
+			r := c.reply()
+			v, err := strconv.ParseInt(strings.TrimPrefix(r, ":"), 10, 64)
+			if err != nil {
+				t.Fatalf("stamp reply %q", r)
+			}
+			out[i] = v
+		}
+		return out
+	}
+	before := time.Now().UnixNano()
+	first := stamps(16)
+	for i, v := range first {
+		if v < before || (i > 0 && v < first[i-1]) {
+			t.Fatalf("stamps of one pipeline out of order: %v (sent at %d)", first, before)
+		}
+	}
+	time.Sleep(20 * time.Millisecond)
+	resent := time.Now().UnixNano()
+	if v := stamps(1)[0]; v < resent {
+		t.Fatalf("a command sent at %d started at %d, before it was sent", resent, v)
+	}
+}
