@@ -304,12 +304,11 @@ func (c *Client) dispatch(cmd *Command, args [][]byte) {
 	c.commands.Add(1)
 	// A command that follows another in the same batch starts when that
 	// one ended: one clock read per command, not two.
-	start := c.lastEnd
+	c.started = c.lastEnd
 	if !c.lastEndOK {
-		start = time.Now()
+		c.started = time.Now()
 	}
-	c.started = start
-	c.lastActive.Store(start.UnixMilli())
+	c.lastActive.Store(c.started.UnixMilli())
 	if cmd == nil {
 		c.writeErr(UnknownCommand(args))
 		return
@@ -331,7 +330,7 @@ func (c *Client) dispatch(cmd *Command, args [][]byte) {
 	}
 	c.blockedFor = 0
 	v, err := c.call(cmd, args)
-	c.observe(cmd, args, start, err != nil)
+	c.observe(cmd, args, err != nil)
 	if err != nil {
 		c.writeErr(err)
 		return
@@ -341,16 +340,17 @@ func (c *Client) dispatch(cmd *Command, args [][]byte) {
 	}
 }
 
-// observe counts a command in its statistics and, when slow, in the slow
-// log. Time spent blocked waiting for work does not count, as in Redis.
-func (c *Client) observe(cmd *Command, args [][]byte, start time.Time, failed bool) {
+// observe counts the command that started at c.started in its statistics
+// and, when slow, in the slow log. Time spent blocked waiting for work does
+// not count, as in Redis.
+func (c *Client) observe(cmd *Command, args [][]byte, failed bool) {
 	end := time.Now()
 	c.lastEnd, c.lastEndOK = end, true
-	d := end.Sub(start) - c.blockedFor
+	d := end.Sub(c.started) - c.blockedFor
 	cmd.stats.observe(c.id, d, failed)
 	if sl := &c.srv.slow; sl.slower >= 0 && d >= sl.slower {
 		sl.add(SlowlogEntry{
-			Time: start.Unix(), Micros: int64(d / time.Microsecond),
+			Time: c.started.Unix(), Micros: int64(d / time.Microsecond),
 			Args: slowArgs(cmd, args), Addr: c.addr, Name: c.Name(),
 		})
 	}

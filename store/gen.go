@@ -65,6 +65,18 @@ func NewRandomGenerator() *RandomGenerator { return &RandomGenerator{} }
 
 const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
+// crockfordValue maps a character of crockford to its value; any other
+// byte to 255.
+var crockfordValue = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 255
+	}
+	for i := range len(crockford) {
+		t[crockford[i]] = byte(i)
+	}
+	return t
+}()
+
 // AppendJobID implements Generator.
 func (g *RandomGenerator) AppendJobID(dst []byte, now int64) []byte {
 	slot := rand.Uint32() & (genSlots - 1)

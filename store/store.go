@@ -851,18 +851,6 @@ func (x *idIndex) hash(id string) uint64 {
 
 const runBits = 4
 
-// crockfordValue maps a character of crockford to its value; any other
-// byte to 255.
-var crockfordValue = func() (t [256]byte) {
-	for i := range t {
-		t[i] = 255
-	}
-	for i := range len(crockford) {
-		t[crockford[i]] = byte(i)
-	}
-	return t
-}()
-
 func (x *idIndex) get(id string) ref {
 	h, t := x.shard(id)
 	t.mu.Lock()
