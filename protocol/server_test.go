@@ -100,6 +100,19 @@ func dial(t *testing.T, addr string) *rawClient {
 	return &rawClient{t: t, nc: nc, r: bufio.NewReader(nc)}
 }
 
+// ping sends PING and fails the test unless it gets +PONG; when is what
+// the failure says about the moment, if anything.
+func (c *rawClient) ping(when string) {
+	c.t.Helper()
+	c.send("PING\r\n")
+	if got := c.reply(); got != "+PONG" {
+		if when != "" {
+			c.t.Fatalf("%s: PING answered %q", when, got)
+		}
+		c.t.Fatalf("PING answered %q", got)
+	}
+}
+
 func (c *rawClient) send(s string) {
 	c.t.Helper()
 	if _, err := c.nc.Write([]byte(s)); err != nil {
@@ -181,10 +194,7 @@ func TestDispatcher(t *testing.T) {
 			t.Errorf("%q: got %q, want %q", tc.send, got, tc.want)
 		}
 	}
-	c.send("PING\r\n")
-	if got := c.reply(); got != "+PONG" {
-		t.Fatalf("server unusable after a panic: %q", got)
-	}
+	c.ping("server unusable after a panic")
 }
 
 func TestPipelineRepliesInOrder(t *testing.T) {
@@ -222,10 +232,7 @@ func TestHostileInputClosesWithProtocolError(t *testing.T) {
 	}
 	// The server survived all of it.
 	c := dial(t, addr)
-	c.send("PING\r\n")
-	if got := c.reply(); got != "+PONG" {
-		t.Fatalf("got %q", got)
-	}
+	c.ping("")
 }
 
 func TestAuth(t *testing.T) {

@@ -42,10 +42,7 @@ func TestClientThatWaitedThenSendsAndShutsDownIsClosed(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 10 {
 		c := dial(t, addr)
-		c.send("PING\r\n")
-		if got := c.reply(); got != "+PONG" {
-			t.Fatalf("got %q", got)
-		}
+		c.ping("")
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -77,10 +74,7 @@ func TestCommandKillsItsOwnConnection(t *testing.T) {
 	}}
 	srv, addr := startServer(t, DefaultConfig(), testTable(t, killme))
 	c := dial(t, addr)
-	c.send("PING\r\n")
-	if got := c.reply(); got != "+PONG" {
-		t.Fatalf("got %q", got)
-	}
+	c.ping("")
 	c.send("killme\r\nPING\r\n")
 	_ = c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if rest, err := io.ReadAll(c.r); err != nil || len(rest) != 0 {
@@ -88,20 +82,14 @@ func TestCommandKillsItsOwnConnection(t *testing.T) {
 	}
 	waitFor(t, func() bool { return srv.Stats().Connected == 0 })
 	d := dial(t, addr)
-	d.send("PING\r\n")
-	if got := d.reply(); got != "+PONG" {
-		t.Fatalf("got %q", got)
-	}
+	d.ping("")
 }
 
 // A client killed while it waits for input is closed at once.
 func TestKillWakesAnIdleConnection(t *testing.T) {
 	srv, addr := startServer(t, DefaultConfig(), testTable(t))
 	c := dial(t, addr)
-	c.send("PING\r\n")
-	if got := c.reply(); got != "+PONG" {
-		t.Fatalf("got %q", got)
-	}
+	c.ping("")
 	if n := srv.Kill(func(ClientInfo) bool { return true }, 0); n != 1 {
 		t.Fatalf("killed %d clients, want 1", n)
 	}
@@ -120,16 +108,10 @@ func TestIdleTimeoutOutlastsTheProbe(t *testing.T) {
 	srv, addr := startServer(t, cfg, testTable(t))
 	c := dial(t, addr)
 	for range 2 {
-		c.send("PING\r\n")
-		if got := c.reply(); got != "+PONG" {
-			t.Fatalf("got %q", got)
-		}
+		c.ping("")
 	}
 	time.Sleep(2 * probeAfter)
-	c.send("PING\r\n")
-	if got := c.reply(); got != "+PONG" {
-		t.Fatalf("after a pause shorter than the idle timeout: %q", got)
-	}
+	c.ping("after a pause shorter than the idle timeout")
 	if !c.closed() {
 		t.Fatal("an idle client was not closed")
 	}

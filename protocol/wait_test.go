@@ -91,16 +91,10 @@ func TestWaitLateWakeIsHarmless(t *testing.T) {
 	if got := c.reply(); got != "+done" {
 		t.Fatalf("got %q", got)
 	}
-	c.send("PING\r\n")
-	if got := c.reply(); got != "+PONG" {
-		t.Fatalf("got %q", got)
-	}
+	c.ping("")
 	late.Load().Wake() // the connection now waits in a read
 	time.Sleep(50 * time.Millisecond)
-	c.send("PING\r\n")
-	if got := c.reply(); got != "+PONG" {
-		t.Fatalf("after a late wake: %q", got)
-	}
+	c.ping("after a late wake")
 	if srv.Stats().Connected != 1 {
 		t.Fatal("a late wake closed the connection")
 	}
