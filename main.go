@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"sluice/blocking"
 	"sluice/commands"
 	"sluice/config"
+	"sluice/hugepages"
 	"sluice/metrics"
 	"sluice/persistence"
 	"sluice/protocol"
@@ -58,6 +60,9 @@ func run(args, environ []string, stdout, stderr io.Writer, stop <-chan os.Signal
 	log := newLogger(cfg, stderr)
 	for _, w := range warnings {
 		log.Warn().Msg(w)
+	}
+	if cfg.HugePages {
+		adviseHugePages(&log)
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		log.Error().Err(err).Str("dir", cfg.Dir).Msg("cannot create the data directory")
@@ -389,4 +394,24 @@ func usage(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  --%-24s %s (default: %s)\n", o.Name, o.Usage, v)
 	}
+}
+
+// adviseOnce: the heap is the process's, and run may be called again (tests).
+var adviseOnce sync.Once
+
+// adviseHugePages lets the heap grow into transparent huge pages (package
+// hugepages), once per process, before the store takes any memory.
+func adviseHugePages(log *zerolog.Logger) {
+	adviseOnce.Do(func() {
+		mode := hugepages.Mode()
+		start, n, err := hugepages.Advise(hugepages.DefaultSize())
+		switch {
+		case err != nil:
+			log.Debug().Err(err).Str("thp", mode).Msg("heap keeps ordinary pages")
+		case n > 0:
+			log.Debug().Str("thp", mode).Int("bytes", n).Str("at", fmt.Sprintf("%#x", start)).Msg("heap advised for huge pages")
+		default:
+			log.Debug().Str("thp", mode).Msg("heap gets huge pages without advice")
+		}
+	})
 }

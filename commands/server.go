@@ -593,11 +593,14 @@ func (e *Env) infoMemory() []string {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	jobs := e.Store.Bytes()
+	// Memory the runtime holds from the system, less what it gave back:
+	// address space it keeps mapped but released is not memory in use.
+	sys := ms.Sys - ms.HeapReleased
 	return []string{
 		"used_memory:" + strconv.FormatUint(ms.HeapAlloc, 10),
 		"used_memory_human:" + humanBytes(int64(ms.HeapAlloc)),
-		"used_memory_sys:" + strconv.FormatUint(ms.Sys, 10),
-		"used_memory_sys_human:" + humanBytes(int64(ms.Sys)),
+		"used_memory_sys:" + strconv.FormatUint(sys, 10),
+		"used_memory_sys_human:" + humanBytes(int64(sys)),
 		"used_memory_jobs:" + strconv.FormatInt(jobs, 10),
 		"used_memory_jobs_human:" + humanBytes(jobs),
 		"maxmemory:" + strconv.FormatInt(e.MaxMemory, 10),

@@ -38,6 +38,7 @@ type Config struct {
 	SlowlogSlowerThan int64 // µs; commands at least this slow are logged; default 10000 (negative: off)
 	SlowlogMaxLen     int   // slow log entries kept; default 128
 	ShutdownTimeout   int   // seconds a drain may take before connections are cut; default 10
+	HugePages         bool  // let the heap use transparent huge pages (see package hugepages); default yes
 
 	File string // the config file read, if any
 }
@@ -58,6 +59,7 @@ func DefaultConfig() Config {
 		SlowlogSlowerThan: 10000,
 		SlowlogMaxLen:     128,
 		ShutdownTimeout:   10,
+		HugePages:         true,
 	}
 }
 
@@ -134,6 +136,9 @@ var Options = []Option{
 	{"shutdown-timeout", "seconds a graceful shutdown waits for commands in flight",
 		func(c *Config, v string) (err error) { c.ShutdownTimeout, err = atoi(v); return },
 		func(c *Config) string { return strconv.Itoa(c.ShutdownTimeout) }},
+	{"hugepages", "let the job heap use transparent huge pages where the kernel gives them on request: yes or no",
+		func(c *Config, v string) (err error) { c.HugePages, err = yesNo(v); return },
+		func(c *Config) string { return yesNoString(c.HugePages) }},
 }
 
 func lookup(name string) *Option {

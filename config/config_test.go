@@ -40,7 +40,7 @@ func TestDefaults(t *testing.T) {
 	}
 	if addrs(c)[0] != "127.0.0.1:6390" || c.Dir != "./data" || !c.AppendOnly || c.AppendFsync != "everysec" ||
 		c.MaxClients != 10000 || c.MaxPayload != 1<<20 || c.LogLevel != "info" ||
-		c.MetricsMaxLabels != 100 || c.SlowlogSlowerThan != 10000 || c.SlowlogMaxLen != 128 || c.ShutdownTimeout != 10 {
+		c.MetricsMaxLabels != 100 || c.SlowlogSlowerThan != 10000 || c.SlowlogMaxLen != 128 || c.ShutdownTimeout != 10 || !c.HugePages {
 		t.Fatalf("%+v", c)
 	}
 	if len(c.Changed()) != 0 {
@@ -64,6 +64,7 @@ func TestErrors(t *testing.T) {
 		{[]string{"--metrics-max-labels", "0"}, nil, "metrics-max-labels: 0 must be at least 1"},
 		{[]string{"--slowlog-max-len", "-1"}, nil, "slowlog-max-len: -1 must not be negative"},
 		{[]string{"--shutdown-timeout", "-5"}, nil, "shutdown-timeout: -5 must not be negative"},
+		{[]string{"--hugepages", "some"}, nil, `hugepages: "some" is not yes or no`},
 	} {
 		_, _, err := Load(tc.args, tc.env)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
