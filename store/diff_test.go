@@ -34,6 +34,7 @@ var (
 // sut is what the differential test drives: *store.Store and *model.
 type sut interface {
 	Push(now int64, p store.PushOptions) (string, error)
+	PushMany(now int64, ps []store.PushOptions, ids []string, errs []error)
 	Reserve(now int64, r store.ReserveOptions) ([]store.Reservation, error)
 	Start(now int64, token string) (int64, error)
 	Touch(now int64, token string, lease int64) (int64, error)
@@ -296,8 +297,10 @@ func (g *opGen) token() string {
 func (g *opGen) next() op {
 	now := g.now
 	switch c := g.src.intn(140); {
-	case c < 26:
+	case c < 22:
 		return g.push(now)
+	case c < 26:
+		return g.pushMany(now)
 	case c < 44:
 		return g.reserve(now)
 	case c < 52:
@@ -484,6 +487,44 @@ func (g *opGen) policyRef() (backpressure.Kind, string) {
 }
 
 func (g *opGen) push(now int64) op {
+	p := g.pushOptions(now)
+	return op{fmt.Sprintf("Push(%+v)", pushDesc(p)), func(s sut) reply {
+		id, err := s.Push(now, p)
+		r := reply{text: outcome(err, "%q", id)}
+		if err == nil {
+			r.ids = []string{id}
+		}
+		return r
+	}}
+}
+
+// pushMany is a batch of pushes, which the store runs as one (PushMany)
+// and the model as that many Push calls.
+func (g *opGen) pushMany(now int64) op {
+	ps := make([]store.PushOptions, 1+g.src.intn(6))
+	descs := make([]string, len(ps))
+	for i := range ps {
+		ps[i] = g.pushOptions(now)
+		descs[i] = pushDesc(ps[i])
+	}
+	return op{fmt.Sprintf("PushMany(%s)", strings.Join(descs, "; ")), func(s sut) reply {
+		ids, errs := make([]string, len(ps)), make([]error, len(ps))
+		s.PushMany(now, ps, ids, errs)
+		var r reply
+		parts := make([]string, len(ps))
+		for i := range ps {
+			parts[i] = outcome(errs[i], "%q", ids[i])
+			if errs[i] == nil {
+				r.ids = append(r.ids, ids[i])
+			}
+		}
+		r.text = strings.Join(parts, " ")
+		return r
+	}}
+}
+
+// pushOptions draws one push's options.
+func (g *opGen) pushOptions(now int64) store.PushOptions {
 	p := store.PushOptions{
 		Queue:    g.pad(g.pick(diffQueues)),
 		Handler:  g.pad(g.pick(diffHandlers)),
@@ -543,14 +584,7 @@ func (g *opGen) push(now int64) op {
 	if id := strings.TrimSpace(p.ID); id != "" {
 		g.addID(id)
 	}
-	return op{fmt.Sprintf("Push(%+v)", pushDesc(p)), func(s sut) reply {
-		id, err := s.Push(now, p)
-		r := reply{text: outcome(err, "%q", id)}
-		if err == nil {
-			r.ids = []string{id}
-		}
-		return r
-	}}
+	return p
 }
 
 func pushDesc(p store.PushOptions) string {

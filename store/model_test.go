@@ -420,6 +420,13 @@ func (m *model) byToken(tok string, to store.State) (*mjob, error) {
 
 // ---- operations -----------------------------------------------------------
 
+// PushMany is Push, one after another.
+func (m *model) PushMany(now int64, ps []store.PushOptions, ids []string, errs []error) {
+	for i, p := range ps {
+		ids[i], errs[i] = m.Push(now, p)
+	}
+}
+
 func (m *model) Push(now int64, p store.PushOptions) (string, error) {
 	if !ident(&p.Queue) || !ident(&p.Handler) || !optIdent(&p.ID) ||
 		!optIdent(&p.ConcurrencyKey) || !optIdent(&p.RateLimitKey) ||

@@ -11,38 +11,109 @@ import (
 
 // Push enqueues a job (JOBPUSH) and returns its id.
 func (s *Store) Push(now int64, p PushOptions) (string, error) {
-	qname, err := ident("queue", p.Queue)
+	rec, err := s.pushRecord(now, p)
 	if err != nil {
 		return "", err
 	}
-	handler, err := ident("handler", p.Handler)
+	var fx effects
+	s.maintain(now, &fx)
+	queued, err := s.insert(&rec, &fx)
+	s.finish(&fx)
 	if err != nil {
 		return "", err
+	}
+	if queued {
+		s.notify(rec.Queue)
+	}
+	if err := s.durable(&fx); err != nil {
+		return "", err
+	}
+	return rec.ID, nil
+}
+
+// PushMany pushes ps in order at now, as that many calls of Push would, and
+// sets ids[i] or errs[i] for each. Pushes to one shard that follow one
+// another share one hold of its lock, and the whole batch shares one wait
+// for the log: a pipeline of pushes pays for those once, not per push.
+// ids and errs must be as long as ps.
+func (s *Store) PushMany(now int64, ps []PushOptions, ids []string, errs []error) {
+	var fx effects
+	s.maintain(now, &fx)
+	var held *shard
+	var notes [4]string // queues to notify, few in a batch
+	notify := notes[:0]
+	for i := range ps {
+		rec, err := s.pushRecord(now, ps[i])
+		if err == nil {
+			if sh := s.shardOf(rec.Queue); sh != held {
+				if held != nil {
+					held.mu.Unlock()
+				}
+				held = sh
+				sh.mu.Lock()
+				s.drain(sh)
+			}
+			var queued bool
+			queued, err = s.insertLocked(held, &rec, &fx)
+			if queued && (len(notify) == 0 || notify[len(notify)-1] != rec.Queue) {
+				notify = append(notify, rec.Queue)
+			}
+		}
+		ids[i], errs[i] = rec.ID, err
+		if err != nil {
+			ids[i] = ""
+		}
+	}
+	if held != nil {
+		held.mu.Unlock()
+	}
+	s.finish(&fx)
+	for _, q := range UniqueNames(notify) {
+		s.notify(q)
+	}
+	if err := s.durable(&fx); err != nil {
+		for i := range errs {
+			if errs[i] == nil {
+				ids[i], errs[i] = "", err
+			}
+		}
+	}
+}
+
+// pushRecord checks p and returns the record of its push at now.
+func (s *Store) pushRecord(now int64, p PushOptions) (Record, error) {
+	qname, err := ident("queue", p.Queue)
+	if err != nil {
+		return Record{}, err
+	}
+	handler, err := ident("handler", p.Handler)
+	if err != nil {
+		return Record{}, err
 	}
 	id := ""
 	if p.ID != "" {
 		if id, err = ident("job id", p.ID); err != nil {
-			return "", err
+			return Record{}, err
 		}
 	}
 	ckey, err := optIdent("concurrency key", p.ConcurrencyKey)
 	if err != nil {
-		return "", err
+		return Record{}, err
 	}
 	rkey, err := optIdent("rate-limit key", p.RateLimitKey)
 	if err != nil {
-		return "", err
+		return Record{}, err
 	}
 	switch {
 	case p.MaxAttempts < 0:
-		return "", invalid("max attempts must not be negative")
+		return Record{}, invalid("max attempts must not be negative")
 	case p.Backoff < 0:
-		return "", invalid("backoff must not be negative")
+		return Record{}, invalid("backoff must not be negative")
 	case p.RunAt < 0:
-		return "", invalid("run time must not be negative")
+		return Record{}, invalid("run time must not be negative")
 	}
 	if err := s.writable(); err != nil {
-		return "", err
+		return Record{}, err
 	}
 	rec := Record{
 		Op: OpPush, Now: now, ID: id, Queue: qname, Handler: handler, Payload: p.Payload,
@@ -55,31 +126,23 @@ func (s *Store) Push(now int64, p PushOptions) (string, error) {
 	if rec.Backoff == 0 {
 		rec.Backoff = DefaultBackoff
 	}
-	var fx effects
-	s.maintain(now, &fx)
-	queued, err := s.insert(&rec, &fx)
-	s.finish(&fx)
-	if err != nil {
-		return "", err
-	}
-	if queued {
-		s.notify(qname)
-	}
-	if err := s.durable(&fx); err != nil {
-		return "", err
-	}
-	return rec.ID, nil
+	return rec, nil
 }
 
 // insert adds the job r describes, generating its id when r.ID is empty,
 // and logs r. It reports whether the job is queued (not scheduled). It
 // keeps a copy of the payload, never r.Payload itself.
 func (s *Store) insert(r *Record, fx *effects) (bool, error) {
-	now := r.Now
 	sh := s.shardOf(r.Queue)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	s.drain(sh)
+	return s.insertLocked(sh, r, fx)
+}
+
+// insertLocked is insert with r.Queue's shard, sh, locked and drained.
+func (s *Store) insertLocked(sh *shard, r *Record, fx *effects) (bool, error) {
+	now := r.Now
 	q := sh.queueFor(r.Queue)
 	if r.RunAt <= now && len(r.Payload)+len(r.ID) <= packMax {
 		return true, s.insertPacked(sh, q, r, fx)

@@ -464,3 +464,34 @@ func TestRateLimitedLaneIsListedOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestPushManyNotifiesEachQueueOnce: a batch of pushes wakes the waiters of
+// every queue it queued work in, once, and of no other.
+func TestPushManyNotifiesEachQueueOnce(t *testing.T) {
+	f := newFixture(t)
+	var notified []string
+	f.s.SetNotify(func(q string) { notified = append(notified, q) })
+	ps := []PushOptions{
+		{Queue: "q1", Handler: "h"},
+		{Queue: "q1", Handler: "h"},
+		{Queue: "q2", Handler: "h", RunAt: f.now + 1000}, // scheduled: nothing to take yet
+		{Queue: "q3", Handler: "h"},
+		{Queue: "", Handler: "h"}, // invalid
+		{Queue: "q1", Handler: "h"},
+		{Queue: "q3", Handler: "h"},
+	}
+	ids, errs := make([]string, len(ps)), make([]error, len(ps))
+	f.s.PushMany(f.now, ps, ids, errs)
+	for i := range ps {
+		if (errs[i] != nil) != (i == 4) || (ids[i] == "") != (i == 4) {
+			t.Fatalf("push %d: id %q, error %v", i, ids[i], errs[i])
+		}
+	}
+	if got := strings.Join(notified, " "); got != "q1 q3" {
+		t.Fatalf("notified %q, want \"q1 q3\"", got)
+	}
+	if n, _ := f.s.QueueLen(f.now, "q1"); n != 3 {
+		t.Fatalf("q1 holds %d jobs, want 3", n)
+	}
+	f.check()
+}
