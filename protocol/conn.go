@@ -42,6 +42,7 @@ type Client struct {
 	held       [][]byte      // owner goroutine only: a command that may wait, to run outside the read session
 	heldCmd    *Command      // owner goroutine only: held's command
 	inSession  bool          // owner goroutine only: in a read session (see serve)
+	batch      batch         // owner goroutine only: calls parsed and not run yet
 
 	mu      sync.Mutex // protects name, libName, libVer
 	name    string
@@ -204,6 +205,24 @@ func (c *Client) probed(err error) bool {
 func (c *Client) run(log *zerolog.Logger, sess sessionConn) runState {
 	for {
 		args, ok, err := c.rd.next()
+		var cmd *Command
+		if ok && len(args) > 0 {
+			cmd = c.srv.table.Lookup(args[0])
+		}
+		// Calls of a batch command gather until something else comes:
+		// another command, the end of what the buffer holds, an error.
+		batchable := ok && c.batchable(cmd, args)
+		if c.batch.cmd != nil && (!batchable || cmd != c.batch.cmd) {
+			if !c.runBatch(log) {
+				return runExit
+			}
+		}
+		if batchable {
+			if c.batch.add(cmd, args) == MaxBatch && !c.runBatch(log) {
+				return runExit
+			}
+			continue
+		}
 		if err == nil && !ok {
 			// Nothing complete is buffered: answer what ran, then wait
 			// for more, unless the server is draining.
@@ -231,10 +250,6 @@ func (c *Client) run(log *zerolog.Logger, sess sessionConn) runState {
 		if err != nil {
 			c.readFailed(log, err)
 			return runExit
-		}
-		var cmd *Command
-		if len(args) > 0 {
-			cmd = c.srv.table.Lookup(args[0])
 		}
 		if sess != nil && mayWait(cmd, args) {
 			c.heldCmd, c.held = cmd, args
@@ -346,7 +361,11 @@ func (c *Client) dispatch(cmd *Command, args [][]byte) {
 func (c *Client) observe(cmd *Command, args [][]byte, failed bool) {
 	end := time.Now()
 	c.lastEnd, c.lastEndOK = end, true
-	d := end.Sub(c.started) - c.blockedFor
+	c.record(cmd, args, end.Sub(c.started)-c.blockedFor, failed)
+}
+
+// record counts one call of cmd that took d.
+func (c *Client) record(cmd *Command, args [][]byte, d time.Duration, failed bool) {
 	cmd.stats.observe(c.id, d, failed)
 	if sl := &c.srv.slow; sl.slower >= 0 && d >= sl.slower {
 		sl.add(SlowlogEntry{
@@ -354,6 +373,105 @@ func (c *Client) observe(cmd *Command, args [][]byte, failed bool) {
 			Args: slowArgs(cmd, args), Addr: c.addr, Name: c.Name(),
 		})
 	}
+}
+
+// MaxBatch is the most calls a batch runs at once (see Command.Batch).
+const MaxBatch = 64
+
+// batch is the calls of one batch command parsed from the read buffer and
+// not run yet. Their arguments point into the buffer, which is not read
+// into again before they run; args keeps their headers, since the reader
+// reuses its own.
+type batch struct {
+	cmd   *Command
+	args  [][]byte // every call's arguments, back to back
+	ends  []int    // call i is args[ends[i-1]:ends[i]]
+	calls [][][]byte
+	out   []Result
+}
+
+// add appends a call and returns how many the batch holds.
+func (b *batch) add(cmd *Command, args [][]byte) int {
+	b.cmd = cmd
+	b.args = append(b.args, args...)
+	b.ends = append(b.ends, len(b.args))
+	return len(b.ends)
+}
+
+// batchable reports whether this call may join a batch: its command has a
+// batch handler, it may run (authenticated, right arity), so the handler
+// sees only calls that get that far.
+func (c *Client) batchable(cmd *Command, args [][]byte) bool {
+	return cmd != nil && cmd.Batch != nil && c.authed && arityOK(cmd.Arity, len(args))
+}
+
+// runBatch runs the gathered calls and buffers their replies, in order; it
+// reports, as dispatched does, whether the connection goes on. One call
+// alone runs as any other command.
+func (c *Client) runBatch(log *zerolog.Logger) bool {
+	b := &c.batch
+	cmd := b.cmd
+	b.calls = b.calls[:0]
+	from := 0
+	for _, end := range b.ends {
+		b.calls = append(b.calls, b.args[from:end:end])
+		from = end
+	}
+	if len(b.calls) == 1 {
+		c.dispatch(cmd, b.calls[0])
+	} else {
+		c.dispatchBatch(cmd, b.calls)
+	}
+	clear(b.args) // the replies are written; let go of the buffer's slices
+	clear(b.calls)
+	b.cmd, b.args, b.ends, b.calls = nil, b.args[:0], b.ends[:0], b.calls[:0]
+	return c.dispatched(log)
+}
+
+// dispatchBatch is dispatch for a batch: the checks dispatch makes were
+// made when each call joined (batchable).
+func (c *Client) dispatchBatch(cmd *Command, calls [][][]byte) {
+	n := len(calls)
+	c.commands.Add(int64(n))
+	c.started = c.lastEnd
+	if !c.lastEndOK {
+		c.started = time.Now()
+	}
+	c.lastActive.Store(c.started.UnixMilli())
+	c.lastCmd.Store(cmd)
+	c.blockedFor = 0
+	b := &c.batch
+	if cap(b.out) < n {
+		b.out = make([]Result, n)
+	}
+	out := b.out[:n]
+	c.callBatch(cmd, calls, out)
+	end := time.Now()
+	c.lastEnd, c.lastEndOK = end, true
+	each := end.Sub(c.started) / time.Duration(n)
+	for i, r := range out {
+		c.record(cmd, calls[i], each, r.Err != nil)
+		if r.Err != nil {
+			c.writeErr(r.Err)
+		} else if !c.w.appendReply(r.Reply, c.errFn) {
+			c.srv.log.Error().Str("command", cmd.Name).Type("reply", r.Reply).Msg("handler returned a value that is not a reply")
+		}
+	}
+	clear(out)
+}
+
+// callBatch is call for a batch: a panic fails every call of it.
+func (c *Client) callBatch(cmd *Command, calls [][][]byte, out []Result) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.srv.log.Error().Str("command", cmd.Name).Int64("client", c.id).
+				Interface("panic", r).Bytes("stack", debug.Stack()).Msg("command panicked")
+			for i := range out {
+				out[i] = Result{Err: ErrInternal}
+			}
+		}
+	}()
+	cmd.Batch(c, calls, out)
 }
 
 func (c *Client) call(cmd *Command, args [][]byte) (v any, err error) {

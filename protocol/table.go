@@ -55,12 +55,31 @@ func (f Flags) Names() []string {
 // (see reply.go) or an error, which ErrorText turns into a RESP error.
 type Handler func(c *Client, args [][]byte) (any, error)
 
+// BatchHandler runs calls of one command that arrived one after another in
+// a connection's input, together: it sets out[i] to what Handler would
+// have returned for calls[i], run in order. A batch lets a pipeline of
+// pushes take a lock once, not once per push. Like a Handler it must not
+// keep its arguments.
+type BatchHandler func(c *Client, calls [][][]byte, out []Result)
+
+// Result is one call's reply, or its error.
+type Result struct {
+	Reply any
+	Err   error
+}
+
 // Command is one row of the command table.
 type Command struct {
 	Name    string // lower case
 	Arity   int    // Redis rules: n means exactly n (name included), -n at least n
 	Flags   Flags
 	Handler Handler
+	// Batch, if set, runs consecutive calls of the command from one
+	// connection's input as one (see BatchHandler): calls that are
+	// complete in the read buffer together, authenticated and of the
+	// right arity, up to MaxBatch of them. Statistics still count each
+	// call, with the batch's time shared evenly.
+	Batch BatchHandler
 	// Waits, for a Blocking command, reports whether it may wait for work
 	// (call Client.Block) with these arguments: JOBRESERVE only with
 	// BLOCK. nil: it may with any. The connection runs such a command
@@ -112,6 +131,8 @@ func NewTable(cmds []Command) (*Table, error) {
 			return nil, fmt.Errorf("command %q: no handler", c.Name)
 		case t.byName[c.Name] != nil:
 			return nil, fmt.Errorf("command %q: defined twice", c.Name)
+		case c.Batch != nil && (c.Flags&Blocking != 0 || len(c.Subs) > 0):
+			return nil, fmt.Errorf("command %q: a batch handler for a blocking command or one with subcommands", c.Name)
 		}
 		if err := checkSubs(c); err != nil {
 			return nil, err
