@@ -1,6 +1,8 @@
 package commands
 
 import (
+	"slices"
+	"sync"
 	"time"
 
 	"sluice/blocking"
@@ -10,7 +12,7 @@ import (
 
 func jobCommands(e *Env) []protocol.Command {
 	return []protocol.Command{
-		{Name: "jobpush", Arity: -4, Flags: protocol.Write | protocol.Fast, Handler: e.jobPush,
+		{Name: "jobpush", Arity: -4, Flags: protocol.Write | protocol.Fast, Handler: e.jobPush, Batch: e.jobPushBatch,
 			Group: "jobs", Summary: "Enqueue a job; returns its id.", Args: pushArgs},
 		{Name: "jobreserve", Arity: -5, Flags: protocol.Write | protocol.Blocking, Handler: e.jobReserve,
 			Waits: reserveWaits, Group: "jobs", Summary: "Reserve eligible jobs under a lease, optionally waiting for them.", Args: reserveArgs},
@@ -60,31 +62,84 @@ var failArgs = []protocol.Arg{
 // JOBPUSH queue handler payload [ID id] [PRIORITY n] [CONCURRENCY key]
 // [RATELIMIT key] [DELAY ms | AT unix-ms] [MAXATTEMPTS n] [BACKOFF ms]
 func (e *Env) jobPush(c *protocol.Client, args [][]byte) (any, error) {
-	var p store.PushOptions
-	var err error
-	if p.Queue, err = ident(args[1], "queue"); err != nil {
+	now := e.now(c)
+	p, err := e.pushOptions(now, args)
+	if err != nil {
 		return nil, err
+	}
+	id, err := e.Store.Push(now, p)
+	if err != nil {
+		return nil, err
+	}
+	return id, nil
+}
+
+// jobPushBatch is JOBPUSH for a pipeline of them (protocol.BatchHandler):
+// one Store.PushMany, which takes a queue's lock once for the pushes in a
+// row that go to it.
+func (e *Env) jobPushBatch(c *protocol.Client, calls [][][]byte, out []protocol.Result) {
+	now := e.now(c)
+	b := pushBatches.Get().(*pushBatch)
+	for i, args := range calls {
+		p, err := e.pushOptions(now, args)
+		if err != nil {
+			out[i].Err = err
+			continue
+		}
+		b.ps = append(b.ps, p)
+		b.at = append(b.at, i)
+	}
+	n := len(b.ps)
+	b.ids, b.errs = slices.Grow(b.ids[:0], n)[:n], slices.Grow(b.errs[:0], n)[:n]
+	e.Store.PushMany(now, b.ps, b.ids, b.errs)
+	for k, i := range b.at {
+		if b.errs[k] != nil {
+			out[i].Err = b.errs[k]
+		} else {
+			out[i].Reply = b.ids[k]
+		}
+	}
+	clear(b.ps) // payloads point into the read buffer
+	clear(b.ids)
+	clear(b.errs)
+	b.ps, b.at = b.ps[:0], b.at[:0]
+	pushBatches.Put(b)
+}
+
+// pushBatch is jobPushBatch's scratch, reused.
+type pushBatch struct {
+	ps   []store.PushOptions
+	at   []int // the call each of ps came from
+	ids  []string
+	errs []error
+}
+
+var pushBatches = sync.Pool{New: func() any { return new(pushBatch) }}
+
+// pushOptions reads JOBPUSH's arguments; now resolves DELAY.
+func (e *Env) pushOptions(now int64, args [][]byte) (p store.PushOptions, err error) {
+	if p.Queue, err = ident(args[1], "queue"); err != nil {
+		return p, err
 	}
 	if p.Handler, err = ident(args[2], "handler"); err != nil {
-		return nil, err
+		return p, err
 	}
 	if int64(len(args[3])) > e.MaxPayload {
-		return nil, protocol.Error("ERR payload is larger than max-payload (" + protocol.Int(e.MaxPayload) + " bytes)")
+		return p, protocol.Error("ERR payload is larger than max-payload (" + protocol.Int(e.MaxPayload) + " bytes)")
 	}
 	// args[3] points into the connection's read buffer, which the next
 	// read reuses: Push copies what it keeps.
 	p.Payload = args[3]
-	now := e.now(c)
 	var delay, at int64 = -1, -1
 	o := newOptions(args[4:])
 	for o.more() {
 		kw, err := o.next()
 		if err != nil {
-			return nil, err
+			return p, err
 		}
 		v, err := o.value()
 		if err != nil {
-			return nil, err
+			return p, err
 		}
 		switch kw {
 		case "ID":
@@ -107,25 +162,21 @@ func (e *Env) jobPush(c *protocol.Client, args [][]byte) (any, error) {
 		case "BACKOFF":
 			p.Backoff, err = duration(v, false)
 		default:
-			return nil, protocol.ErrSyntax
+			return p, protocol.ErrSyntax
 		}
 		if err != nil {
-			return nil, err
+			return p, err
 		}
 	}
 	switch {
 	case delay >= 0 && at >= 0:
-		return nil, protocol.ErrSyntax
+		return p, protocol.ErrSyntax
 	case delay > 0:
 		p.RunAt = now + delay
 	case at > 0:
 		p.RunAt = at
 	}
-	id, err := e.Store.Push(now, p)
-	if err != nil {
-		return nil, err
-	}
-	return id, nil
+	return p, nil
 }
 
 // JOBRESERVE worker lease-ms [COUNT n] [BLOCK ms]

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 func TestJobLifecycle(t *testing.T) {
@@ -199,5 +201,52 @@ func TestJobArgumentErrors(t *testing.T) {
 	}
 	if got := do(t, c, "DBSIZE"); got != int64(0) {
 		t.Fatalf("a refused command changed something: DBSIZE %v", got)
+	}
+}
+
+// TestPipelinedPushesRunAsOne: a pipeline of JOBPUSH runs as one batch
+// (Store.PushMany); each push still gets its own reply or error, in order,
+// and a worker blocked on one of its queues is woken.
+func TestPipelinedPushesRunAsOne(t *testing.T) {
+	ts := start(t)
+	c := ts.client(t)
+	w := ts.client(t)
+	woke := make(chan []map[string]any, 1)
+	go func() { woke <- reserve(t, w, "w1", 30000, "BLOCK", 5000, "QUEUES", "b") }()
+	waitFor(t, "the worker to block", func() bool { return ts.srv.Stats().Blocked == 1 })
+
+	cmds, _ := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Do(ctx, "JOBPUSH", "a", "h", "p0", "ID", "x1")
+		p.Do(ctx, "JOBPUSH", "a", "h", "p1", "PRIORITY", "high") // not an integer
+		p.Do(ctx, "JOBPUSH", "a", "h", "p2", "ID", "x1")         // duplicate within the batch
+		p.Do(ctx, "JOBPUSH", "b", "h", "p3")
+		p.Do(ctx, "JOBPUSH", "a", "h", "p4", "DELAY", 60000)
+		p.Do(ctx, "JOBPUSH", "a", "h", "p5", "COLOUR", "red")
+		p.Do(ctx, "JOBPUSH", "a", "h", "p6")
+		return nil
+	})
+	want := []string{"x1", "ERR value is not an integer or out of range", "DUPJOB", "", "", "ERR syntax error", ""}
+	ids := make([]string, len(cmds))
+	for i, cmd := range cmds {
+		v, err := cmd.(*redis.Cmd).Text()
+		switch {
+		case want[i] == "" && (err != nil || v == ""):
+			t.Fatalf("push %d: %q, %v", i, v, err)
+		case want[i] != "" && want[i] != v && (err == nil || !strings.HasPrefix(err.Error(), want[i])):
+			t.Fatalf("push %d: %q, %v; want %q", i, v, err, want[i])
+		}
+		ids[i] = v
+	}
+	for i, payload := range map[int]string{0: "p0", 3: "p3", 4: "p4", 6: "p6"} {
+		j := asMap(t, do(t, c, "JOBGET", ids[i]), jobFields...)
+		if j["payload"] != payload {
+			t.Fatalf("push %d: JOBGET %v", i, j)
+		}
+	}
+	if n := do(t, c, "QUEUELEN", "a"); n != int64(2) {
+		t.Fatalf("QUEUELEN a = %v, want 2 (x1 and p6; p4 is scheduled)", n)
+	}
+	if rs := <-woke; len(rs) != 1 || rs[0]["payload"] != "p3" {
+		t.Fatalf("the blocked worker got %v", rs)
 	}
 }
