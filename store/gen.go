@@ -36,9 +36,11 @@ func (g *SeqGenerator) AppendToken(dst []byte, _ int64) []byte {
 // RandomGenerator is the production Generator. Job ids are 16 characters of
 // Crockford base32: 9 for the milliseconds (45 bits, so ids sort roughly by
 // time until the year 3084), then 7 for a 32-bit counter. The counter's top
-// bits name one of genSlots independent sub-generators, picked at random
-// per id so that concurrent pushes rarely share a lock or a cache line; the
-// rest counts up from a random start each millisecond, so ids stay unique
+// bits name one of genSlots independent sub-generators (AppendJobID picks
+// one at random per id, so that concurrent callers rarely share a lock or a
+// cache line; the store has each queue shard draw from its own, see
+// AppendJobIDFrom); the rest counts up from a random start each
+// millisecond, so ids stay unique
 // (distinct slots, or one slot's strictly increasing count). Tokens carry
 // 64 random bits (math/rand/v2's randomly seeded generator: tokens must be
 // unique, not secret).
@@ -79,7 +81,15 @@ var crockfordValue = func() (t [256]byte) {
 
 // AppendJobID implements Generator.
 func (g *RandomGenerator) AppendJobID(dst []byte, now int64) []byte {
-	slot := rand.Uint32() & (genSlots - 1)
+	return g.AppendJobIDFrom(dst, now, int(rand.Uint32()))
+}
+
+// AppendJobIDFrom is AppendJobID from sub-generator slot (taken modulo
+// their number). Ids drawn one after another from one sub-generator in one
+// millisecond count up: a caller that keeps to one slot gets ids that the
+// id index keeps side by side (see idIndex.hash).
+func (g *RandomGenerator) AppendJobIDFrom(dst []byte, now int64, slot int) []byte {
+	slot &= genSlots - 1
 	sl := &g.slots[slot]
 	sl.mu.Lock()
 	if now > sl.last {

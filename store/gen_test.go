@@ -84,3 +84,45 @@ func TestUniqueNames(t *testing.T) {
 		t.Fatalf("long: %v", got)
 	}
 }
+
+// TestPushesToAQueueCountUp: a queue's shard draws its ids from one
+// sub-generator, so pushes to it in one millisecond get ids that count up,
+// which the id index keeps side by side; packed or not, pushed alone or in
+// a batch.
+func TestPushesToAQueueCountUp(t *testing.T) {
+	s, err := New(DefaultConfig(), NewRandomGenerator())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const now = 1_700_000_000_000
+	var ids []string
+	for i := range 40 {
+		p := PushOptions{Queue: "q", Handler: "h", Payload: []byte("x")}
+		if i%3 == 0 {
+			p.Payload = make([]byte, packMax+1) // not packed
+		}
+		id, err := s.Push(now, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	ps := make([]PushOptions, 20)
+	for i := range ps {
+		ps[i] = PushOptions{Queue: "q", Handler: "h"}
+	}
+	batch, errs := make([]string, len(ps)), make([]error, len(ps))
+	s.PushMany(now, ps, batch, errs)
+	ids = append(ids, batch...)
+	ctr := func(id string) (v uint64) {
+		for i := 9; i < 16; i++ {
+			v = v<<5 | uint64(crockfordValue[id[i]])
+		}
+		return v
+	}
+	for i := 1; i < len(ids); i++ {
+		if ids[i][:9] != ids[0][:9] || ctr(ids[i]) != ctr(ids[i-1])+1 {
+			t.Fatalf("id %d %s does not follow %s", i, ids[i], ids[i-1])
+		}
+	}
+}

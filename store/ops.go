@@ -157,7 +157,7 @@ func (s *Store) insertLocked(sh *shard, r *Record, fx *effects) (bool, error) {
 	j.ln.refs++
 	if r.ID == "" {
 		for {
-			j.id = s.newID(j, now)
+			j.id = s.newID(sh, j, now)
 			if s.index.putIfAbsent(j.id, ref{j: j}) {
 				break
 			}
@@ -216,7 +216,7 @@ func (s *Store) insertPacked(sh *shard, q *queue, r *Record, fx *effects) error 
 	var gen func() string
 	if r.ID == "" {
 		gen = func() string {
-			sh.idBuf = s.gen.AppendJobID(sh.idBuf[:0], now)
+			sh.idBuf = s.appendJobID(sh, sh.idBuf[:0], now)
 			// Read only until the next call: put copies it.
 			return unsafe.String(unsafe.SliceData(sh.idBuf), len(sh.idBuf))
 		}
@@ -276,11 +276,19 @@ func (sh *shard) keepID(id string) string {
 }
 
 // newID generates an id for j, in j.text when it fits. Lock must be held.
-func (s *Store) newID(j *job, now int64) string {
-	b := s.gen.AppendJobID(j.text[:0], now)
+func (s *Store) newID(sh *shard, j *job, now int64) string {
+	b := s.appendJobID(sh, j.text[:0], now)
 	// b is in j.text if it fits; else append made it a copy of its own.
 	// Either way nothing else refers to it.
 	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+// appendJobID appends a new id for a job of shard sh. Lock must be held.
+func (s *Store) appendJobID(sh *shard, dst []byte, now int64) []byte {
+	if s.slotGen != nil {
+		return s.slotGen.AppendJobIDFrom(dst, now, sh.genSlot)
+	}
+	return s.gen.AppendJobID(dst, now)
 }
 
 // keepID copies a given id into j.text when it fits there, so that its

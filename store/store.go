@@ -26,6 +26,14 @@ type Generator interface {
 	AppendToken(dst []byte, now int64) []byte
 }
 
+// slotGenerator is a Generator made of sub-generators a caller may pick
+// (RandomGenerator). Each queue shard draws its generated ids from one of
+// them: pushes to a queue then get ids that count up, which the id index
+// keeps side by side, and a sub-generator's lock is rarely contended.
+type slotGenerator interface {
+	AppendJobIDFrom(dst []byte, now int64, slot int) []byte
+}
+
 // Config tunes a Store. DefaultConfig gives the documented defaults.
 type Config struct {
 	Shards        int   // queue shards, a power of two; default 32
@@ -70,6 +78,7 @@ func (c Config) Validate() error {
 type Store struct {
 	cfg     Config
 	gen     Generator
+	slotGen slotGenerator // gen's, if it has slots
 	reg     *backpressure.Registry
 	shards  []*shard
 	index   idIndex
@@ -178,16 +187,17 @@ func (j *job) expires() int64 {
 }
 
 type shard struct {
-	mu     sync.Mutex             // protects everything below but the atomics and the inbox
-	reg    *backpressure.Registry // the store's, for lanes to hold their keys
-	minDue *atomic.Int64          // the store's
-	index  *idIndex               // the store's, which unpacking updates
-	queues map[string]*queue      // queues held by this shard
-	timers jobHeap                // armed job timers
-	lanes  laneTimers             // parked-lane timers
-	lseq   uint64                 // parked-lane timer order
-	idBuf  []byte                 // scratch for generated ids of packed jobs
-	ids    []byte                 // generated ids handed out, appended only (keepID)
+	mu      sync.Mutex             // protects everything below but the atomics and the inbox
+	reg     *backpressure.Registry // the store's, for lanes to hold their keys
+	minDue  *atomic.Int64          // the store's
+	index   *idIndex               // the store's, which unpacking updates
+	queues  map[string]*queue      // queues held by this shard
+	timers  jobHeap                // armed job timers
+	lanes   laneTimers             // parked-lane timers
+	lseq    uint64                 // parked-lane timer order
+	idBuf   []byte                 // scratch for generated ids of packed jobs
+	genSlot int                    // the sub-generator of slotGen this shard's ids come from
+	ids     []byte                 // generated ids handed out, appended only (keepID)
 	// keyLanes[kind][key] lists the lanes that carry a policy key of
 	// that kind (backpressure.Concurrency or RateLimit).
 	keyLanes [3]map[string]*keyLanes
@@ -242,10 +252,12 @@ func New(cfg Config, gen Generator) (*Store, error) {
 		return nil, errors.New("store: a Generator is required")
 	}
 	s := &Store{cfg: cfg, gen: gen, reg: backpressure.New(), limited: cfg.MaxJobs > 0 || cfg.MaxBytes > 0}
+	s.slotGen, _ = gen.(slotGenerator)
 	s.shards = make([]*shard, cfg.Shards)
 	s.minDue.Store(math.MaxInt64)
 	for i := range s.shards {
 		s.shards[i] = newShard(s.reg, &s.minDue, &s.index)
+		s.shards[i].genSlot = i
 	}
 	s.index.init()
 	s.expired.init(cfg.ExpiredTokens)
