@@ -1,6 +1,9 @@
 package protocol
 
 import (
+	"bytes"
+	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -11,8 +14,13 @@ func FuzzGuard(f *testing.F) {
 	for _, s := range []string{
 		"*1\r\n$9223372036854775807\r\n", "*9223372036854775807\r\n", "PING\r\n",
 		"*2\r\n$4\r\nECHO\r\n$3\r\nabc\r\n", "*0\r\n*-1\r\n", "\"unbalanced\r\n", "*1\r\n$3\r\nab",
+		"*2\r\n$4\r\nECHO\r\n$03\r\nabc\r\n*02\r\n$1\r\na\r\n$0\r\n\r\n", "*1\r\n$-0\r\n\r\n",
+		"*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n*1\r\n$65\r\n" + strings.Repeat("x", 65) + "\r\n",
+		"*9\r\n" + strings.Repeat("$0\r\n\r\n", 9), "*8\r\n" + strings.Repeat("$64\r\n"+strings.Repeat("y", 64)+"\r\n", 8), "*1\r\n$2\r\nabX\n",
 	} {
-		f.Add([]byte(s), uint8(0))
+		for _, chunk := range []uint8{0, 40, 200, 255} {
+			f.Add([]byte(s), chunk)
+		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte, chunk uint8) {
 		lim := Limits{MaxArgs: 8, MaxBulk: 64, MaxInline: 128, MaxCommand: 512}
@@ -42,5 +50,35 @@ func FuzzGuard(f *testing.F) {
 		if total > len(data) {
 			t.Fatalf("more bytes came out (%d) than went in (%d)", total, len(data))
 		}
+
+		// The fast path passes on exactly what the state machine would,
+		// and fails where it would, however the input arrives and
+		// whatever room each read offers.
+		for _, unauth := range []bool{false, true} {
+			lim.Unauthenticated = unauth
+			src, room := 1+int(chunk)*3, 1+int(chunk^0x5a)*5
+			fastOut, fastErr := guardOutput(data, src, room, &lim, false)
+			slowOut, slowErr := guardOutput(data, src, room, &lim, true)
+			if !bytes.Equal(fastOut, slowOut) || fmt.Sprint(fastErr) != fmt.Sprint(slowErr) {
+				t.Fatalf("fast path: %q, %v; state machine: %q, %v", fastOut, fastErr, slowOut, slowErr)
+			}
+		}
 	})
+}
+
+// guardOutput reads data through a guard in reads of room bytes, the
+// source giving chunk bytes at a time, and returns what came out and the
+// error that ended it. Before authentication it resumes after each pause.
+func guardOutput(data []byte, chunk, room int, lim *Limits, noFast bool) ([]byte, error) {
+	g := newGuard(&chunkReader{data: data, n: chunk}, lim, 1024)
+	g.noFast = noFast
+	var out []byte
+	p := make([]byte, room)
+	for {
+		n, err := g.Read(p)
+		out = append(out, p[:n]...)
+		if err != nil {
+			return out, err
+		}
+	}
 }

@@ -86,6 +86,7 @@ type guard struct {
 	remain  int64 // payload bytes still expected in this argument
 	cmdSize int64 // bytes of the current command so far
 	paused  bool  // a command just ended and Limits.Unauthenticated is set
+	noFast  bool  // tests: the state machine alone, without fast
 }
 
 func newGuard(src io.Reader, limits *Limits, bufSize int) *guard {
@@ -147,6 +148,10 @@ func (g *guard) scan(p []byte) int {
 		case gsStart:
 			g.cmdSize = 0
 			if b == '*' {
+				if c := g.fast(p[n:]); c > 0 {
+					n += c
+					continue
+				}
 				g.state, g.neg, g.digits, g.num = gsArrayLen, false, 0, 0
 				g.ip++
 				g.cmdSize++
@@ -303,6 +308,59 @@ func (g *guard) scan(p []byte) int {
 		}
 	}
 	return n
+}
+
+// fast passes on the whole command at in[ip:] in one copy when the state
+// machine would pass it on unchanged and without error: a multibulk command
+// of at least one argument, complete in the input, its lengths in canonical
+// form (digits only, no leading zero), within the limits, before
+// authentication is not at stake, and fitting in p. Anything else (a
+// partial command, an odd form, a violation) it leaves to the state
+// machine, returning 0. It saves parsing a pipeline's every byte twice.
+func (g *guard) fast(p []byte) int {
+	lim := g.limits
+	if lim.Unauthenticated || g.noFast {
+		return 0
+	}
+	b := g.in[g.ip:g.ie]
+	count, i, ok := canonicalHeader(b, 1)
+	if !ok || count == 0 || count > lim.MaxArgs {
+		return 0
+	}
+	for range count {
+		if i >= len(b) || b[i] != '$' {
+			return 0
+		}
+		var size int64
+		if size, i, ok = canonicalHeader(b, i+1); !ok || size > lim.MaxBulk || int64(len(b)-i) < size+2 {
+			return 0
+		}
+		i += int(size)
+		if b[i] != '\r' || b[i+1] != '\n' {
+			return 0
+		}
+		i += 2
+	}
+	if int64(i) > lim.MaxCommand || i > len(p) {
+		return 0
+	}
+	g.ip += copy(p, b[:i])
+	return i
+}
+
+// canonicalHeader reads the length of a header that starts at b[i] and ends
+// in "\r\n": at most 18 digits, no sign, no leading zero. It returns the
+// length and where the next header starts.
+func canonicalHeader(b []byte, i int) (v int64, next int, ok bool) {
+	start := i
+	for i < len(b) && i-start < 18 && b[i] >= '0' && b[i] <= '9' {
+		v = v*10 + int64(b[i]-'0')
+		i++
+	}
+	if i == start || (b[start] == '0' && i-start > 1) || i+1 >= len(b) || b[i] != '\r' || b[i+1] != '\n' {
+		return 0, 0, false
+	}
+	return v, i + 2, true
 }
 
 func (g *guard) endCommand() {
