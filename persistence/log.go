@@ -408,9 +408,16 @@ func (l *Log) sizeNow() int64 {
 	return l.size
 }
 
-// writer writes the buffer as soon as it has records (everysec and no):
-// while one write is in progress the next batch accumulates, so a busy
-// server issues one write per batch, not per change.
+// writeDelay is how long the writer lets records gather after the first
+// one arrives in an empty buffer. Without it, a server answering one
+// command at a time from many clients woke the writer and wrote the log
+// for nearly every command (360,000 writes for 200,000 pushes); with it,
+// about one write per millisecond.
+const writeDelay = time.Millisecond
+
+// writer writes the buffer within writeDelay of its first record
+// (everysec and no): while it waits or writes, the next batch accumulates,
+// so a busy server issues one write per batch, not per change.
 func (l *Log) writer() {
 	defer l.done.Done()
 	for {
@@ -418,6 +425,10 @@ func (l *Log) writer() {
 		case <-l.stop:
 			return
 		case <-l.kick:
+		}
+		select {
+		case <-l.stop:
+		case <-time.After(writeDelay):
 		}
 		l.mu.Lock()
 		// Someone else may hold the writer's role (a rewrite's switch, a
