@@ -40,6 +40,11 @@ func (s *Store) PushMany(now int64, ps []PushOptions, ids []string, errs []error
 	var fx effects
 	s.maintain(now, &fx)
 	var held *shard
+	defer func() { // as insert's deferred unlock: a panic must not leave the shard locked
+		if held != nil {
+			held.mu.Unlock()
+		}
+	}()
 	var notes [4]string // queues to notify, few in a batch
 	notify := notes[:0]
 	for i := range ps {
@@ -55,7 +60,7 @@ func (s *Store) PushMany(now int64, ps []PushOptions, ids []string, errs []error
 			}
 			var queued bool
 			queued, err = s.insertLocked(held, &rec, &fx)
-			if queued && (len(notify) == 0 || notify[len(notify)-1] != rec.Queue) {
+			if queued && err == nil && (len(notify) == 0 || notify[len(notify)-1] != rec.Queue) {
 				notify = append(notify, rec.Queue)
 			}
 		}
@@ -66,6 +71,7 @@ func (s *Store) PushMany(now int64, ps []PushOptions, ids []string, errs []error
 	}
 	if held != nil {
 		held.mu.Unlock()
+		held = nil
 	}
 	s.finish(&fx)
 	for _, q := range UniqueNames(notify) {

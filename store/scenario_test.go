@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"sluice/backpressure"
 )
@@ -469,6 +470,9 @@ func TestRateLimitedLaneIsListedOnce(t *testing.T) {
 // every queue it queued work in, once, and of no other.
 func TestPushManyNotifiesEachQueueOnce(t *testing.T) {
 	f := newFixture(t)
+	if _, err := f.s.Push(f.now, PushOptions{Queue: "q4", Handler: "h", ID: "only"}); err != nil {
+		t.Fatal(err)
+	}
 	var notified []string
 	f.s.SetNotify(func(q string) { notified = append(notified, q) })
 	ps := []PushOptions{
@@ -479,11 +483,13 @@ func TestPushManyNotifiesEachQueueOnce(t *testing.T) {
 		{Queue: "", Handler: "h"}, // invalid
 		{Queue: "q1", Handler: "h"},
 		{Queue: "q3", Handler: "h"},
+		{Queue: "q5", Handler: "h", ID: "only"}, // a duplicate: q5 gets no job
 	}
 	ids, errs := make([]string, len(ps)), make([]error, len(ps))
 	f.s.PushMany(f.now, ps, ids, errs)
 	for i := range ps {
-		if (errs[i] != nil) != (i == 4) || (ids[i] == "") != (i == 4) {
+		failed := i == 4 || i == 7
+		if (errs[i] != nil) != failed || (ids[i] == "") != failed {
 			t.Fatalf("push %d: id %q, error %v", i, ids[i], errs[i])
 		}
 	}
@@ -494,4 +500,48 @@ func TestPushManyNotifiesEachQueueOnce(t *testing.T) {
 		t.Fatalf("q1 holds %d jobs, want 3", n)
 	}
 	f.check()
+}
+
+// panicky is an Observer whose handle panics on the first push it counts.
+type panicky struct{ armed bool }
+
+func (p *panicky) Queue(string) QueueObserver { return p }
+func (p *panicky) Pushed() {
+	if p.armed {
+		p.armed = false
+		panic("observer")
+	}
+}
+func (p *panicky) Reserved(int64) {}
+func (p *panicky) Acked(int64)    {}
+func (p *panicky) Failed()        {}
+func (p *panicky) Retried()       {}
+func (p *panicky) Expired()       {}
+func (p *panicky) Cancelled()     {}
+
+// TestPushManyPanicUnlocks: a panic under a shard's lock (here an
+// Observer's) leaves the shard unlocked, as Push's deferred unlock does.
+func TestPushManyPanicUnlocks(t *testing.T) {
+	f := newFixture(t)
+	obs := &panicky{armed: true}
+	f.s.SetObserver(obs)
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("the Observer's panic did not reach PushMany's caller")
+			}
+		}()
+		ids, errs := make([]string, 1), make([]error, 1)
+		f.s.PushMany(f.now, []PushOptions{{Queue: "q", Handler: "h"}}, ids, errs)
+	}()
+	done := make(chan error, 1)
+	go func() { _, err := f.s.Push(f.now, PushOptions{Queue: "q", Handler: "h"}); done <- err }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Push after a panic in PushMany is stuck on the shard's lock")
+	}
 }
