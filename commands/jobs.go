@@ -91,7 +91,9 @@ func (e *Env) jobPushBatch(c *protocol.Client, calls [][][]byte, out []protocol.
 	}
 	n := len(b.ps)
 	b.ids, b.errs = slices.Grow(b.ids[:0], n)[:n], slices.Grow(b.errs[:0], n)[:n]
-	e.Store.PushMany(now, b.ps, b.ids, b.errs)
+	if n > 0 {
+		e.Store.PushMany(now, b.ps, b.ids, b.errs)
+	}
 	for k, i := range b.at {
 		if b.errs[k] != nil {
 			out[i].Err = b.errs[k]

@@ -407,7 +407,9 @@ func (c *Client) batchable(cmd *Command, args [][]byte) bool {
 
 // runBatch runs the gathered calls and buffers their replies, in order; it
 // reports, as dispatched does, whether the connection goes on. One call
-// alone runs as any other command.
+// alone runs as any other command. A batch is one step of the pipeline: a
+// kill or a failed write stops the pipeline before it or after it, never
+// inside it.
 func (c *Client) runBatch(log *zerolog.Logger) bool {
 	b := &c.batch
 	cmd := b.cmd
@@ -417,9 +419,13 @@ func (c *Client) runBatch(log *zerolog.Logger) bool {
 		b.calls = append(b.calls, b.args[from:end:end])
 		from = end
 	}
-	if len(b.calls) == 1 {
+	switch {
+	case c.killed.Load() || c.w.err != nil:
+		// Gone while the calls gathered: as after any command, nothing
+		// more of the pipeline runs (dispatched below reports it).
+	case len(b.calls) == 1:
 		c.dispatch(cmd, b.calls[0])
-	} else {
+	default:
 		c.dispatchBatch(cmd, b.calls)
 	}
 	clear(b.args) // the replies are written; let go of the buffer's slices

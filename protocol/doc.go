@@ -17,8 +17,8 @@
 // so the scheduler need not hand the goroutine's processor to another
 // thread around each call.
 //
-// The guard validates RESP framing byte by byte before redcon parses
-// anything, because redcon's reader trusts lengths it has not checked: a
+// The guard validates RESP framing before redcon parses anything (a whole
+// well-formed command in one check, anything else byte by byte), because redcon's reader trusts lengths it has not checked: a
 // bulk length near MaxInt64 crashes the process, a huge array count makes it
 // spin, and nothing bounds its buffers. The guard enforces Limits (argument
 // count, argument size, inline line size, command size) and, before AUTH,
@@ -42,6 +42,11 @@
 // whoever hands it work wakes it with a read deadline in the past
 // (Wait.Wake). Client.OnWriteFailure registers what to undo if a reply
 // never reaches the client.
+//
+// A command may also have a BatchHandler (JOBPUSH does): its calls that
+// arrived together, one after another, run in one call of it, so that a
+// pipeline of pushes takes its queue's lock once. Each call still gets its
+// own reply, in order, and its own count in the statistics.
 //
 // # Statistics
 //
