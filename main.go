@@ -410,8 +410,10 @@ func adviseHugePages(log *zerolog.Logger) {
 			log.Debug().Err(err).Str("thp", mode).Msg("heap keeps ordinary pages")
 		case n > 0:
 			log.Debug().Str("thp", mode).Int("bytes", n).Str("at", fmt.Sprintf("%#x", start)).Msg("heap advised for huge pages")
-		default:
+		case mode == "always":
 			log.Debug().Str("thp", mode).Msg("heap gets huge pages without advice")
+		default:
+			log.Debug().Str("thp", mode).Msg("heap keeps ordinary pages: no region to advise")
 		}
 	})
 }

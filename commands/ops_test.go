@@ -3,6 +3,7 @@ package commands_test
 import (
 	"bufio"
 	"net"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -116,6 +117,22 @@ func TestInfoSections(t *testing.T) {
 	}
 	if strings.Contains(def, "# Commandstats") {
 		t.Error("INFO without arguments shows commandstats (Redis shows it only for all)")
+	}
+	// The memory figures: resident memory is at least the heap in use, and
+	// what the runtime holds is at least that heap too.
+	mem := map[string]int64{}
+	for _, line := range strings.Split(infoText(t, c, "memory"), "\r\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok {
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+				mem[k] = n
+			}
+		}
+	}
+	if runtime.GOOS == "linux" && (mem["used_memory_rss"] < mem["used_memory"] || mem["used_memory"] <= 0) {
+		t.Errorf("INFO memory: used_memory_rss %d, used_memory %d", mem["used_memory_rss"], mem["used_memory"])
+	}
+	if mem["used_memory_sys"] < mem["used_memory"] {
+		t.Errorf("INFO memory: used_memory_sys %d < used_memory %d", mem["used_memory_sys"], mem["used_memory"])
 	}
 	all := infoText(t, c, "all")
 	if !strings.Contains(all, "# Commandstats\r\ncmdstat_") || !strings.Contains(all, "cmdstat_jobpush:calls=3,usec=") || !strings.Contains(all, "# Policies") {

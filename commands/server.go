@@ -587,6 +587,24 @@ func (e *Env) infoServer(srv *protocol.Server) []string {
 	return lines
 }
 
+// residentBytes is the process's resident set size, from /proc/self/statm
+// (Linux); 0 where that cannot be read.
+func residentBytes() int64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0
+	}
+	pages, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return pages * int64(os.Getpagesize())
+}
+
 // infoMemory reports the process's heap next to the job-memory estimate
 // that --maxmemory limits (see store.JobBytes).
 func (e *Env) infoMemory() []string {
@@ -596,11 +614,14 @@ func (e *Env) infoMemory() []string {
 	// Memory the runtime holds from the system, less what it gave back:
 	// address space it keeps mapped but released is not memory in use.
 	sys := ms.Sys - ms.HeapReleased
+	rss := residentBytes()
 	return []string{
 		"used_memory:" + strconv.FormatUint(ms.HeapAlloc, 10),
 		"used_memory_human:" + humanBytes(int64(ms.HeapAlloc)),
 		"used_memory_sys:" + strconv.FormatUint(sys, 10),
 		"used_memory_sys_human:" + humanBytes(int64(sys)),
+		"used_memory_rss:" + strconv.FormatInt(rss, 10),
+		"used_memory_rss_human:" + humanBytes(rss),
 		"used_memory_jobs:" + strconv.FormatInt(jobs, 10),
 		"used_memory_jobs_human:" + humanBytes(jobs),
 		"maxmemory:" + strconv.FormatInt(e.MaxMemory, 10),

@@ -13,7 +13,15 @@
 // it. The runtime hands out its lowest free pages first, so the heap grows
 // into the advised region, and the kernel backs each 2 MiB of it with one
 // huge page on first touch. Growth past the region gets ordinary pages.
-// Untouched, the region costs address space, not memory.
+// Untouched, the region costs address space, not memory, under the
+// kernel's default overcommit policy; Advise declines where it would count
+// (strict overcommit, an address-space limit).
+//
+// The trade-offs, which --hugepages no avoids: a first touch may wait while
+// the kernel compacts memory to find a free huge page (THP defrag mode
+// "madvise", the usual default), and memory the runtime gives back inside
+// the region may be merged into huge pages again by khugepaged, so the
+// process's resident memory shrinks less after a backlog drains.
 package hugepages
 
 import (
@@ -52,9 +60,9 @@ func parseMode(s string) string {
 }
 
 // DefaultSize is the region Advise is given by default: an eighth of the
-// machine's memory, at most 1 GiB, so that committing it (address space
-// only) stays far inside what any overcommit policy allows; 0 when the
-// machine's memory cannot be read.
+// machine's memory, at most 1 GiB, so that mapping it stays far inside
+// what the default overcommit heuristic allows; 0 when the machine's
+// memory cannot be read.
 func DefaultSize() int {
 	total := memTotal()
 	if total <= 0 {

@@ -1,7 +1,10 @@
+//go:build linux
+
 package hugepages
 
 import (
 	"bufio"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -52,6 +55,9 @@ func TestDefaultSize(t *testing.T) {
 func TestHeapGrowsIntoHugePages(t *testing.T) {
 	if m := Mode(); m != "madvise" {
 		t.Skipf("THP mode is %q; Advise marks memory only in mode madvise", m)
+	}
+	if err := committable(); err != nil {
+		t.Skipf("Advise declines here: %v", err)
 	}
 	const n = 256 << 20
 	start, length, err := Advise(n)
@@ -131,4 +137,18 @@ func regionStats(t *testing.T, start, end uintptr) (flagged bool, huge int64) {
 		t.Fatal(err)
 	}
 	return flagged && seen, huge
+}
+
+func TestAdviseDeclinesStrictOvercommit(t *testing.T) {
+	if m := Mode(); m != "madvise" {
+		t.Skipf("THP mode is %q; Advise declines before looking at overcommit", m)
+	}
+	defer func(f string) { overcommitFile = f }(overcommitFile)
+	overcommitFile = filepath.Join(t.TempDir(), "overcommit_memory")
+	if err := os.WriteFile(overcommitFile, []byte("2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, n, err := Advise(64 << 20); !errors.Is(err, ErrUnavailable) || n != 0 {
+		t.Fatalf("Advise under strict overcommit: %d bytes, %v", n, err)
+	}
 }
