@@ -1237,12 +1237,14 @@ func (s *Store) Flush(now int64) error {
 // flushLocked empties everything. Every shard lock and policyMu must be
 // held.
 func (s *Store) flushLocked() {
-	// Guard stale pointers that operations waiting for a lock may hold.
-	for _, r := range s.index.all() {
+	// Guard stale pointers that operations waiting for a lock may hold
+	// (walking the index in place: a list of a million refs would be tens
+	// of megabytes allocated to empty the store).
+	s.index.each(func(r ref) {
 		if r.j != nil {
 			r.j.dropped = true
 		}
-	}
+	})
 	for _, sh := range s.shards {
 		for _, q := range sh.queues {
 			q.dead = true

@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -544,4 +545,34 @@ func TestPushManyPanicUnlocks(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Push after a panic in PushMany is stuck on the shard's lock")
 	}
+}
+
+// TestFlushAllocatesLittle: emptying a store of many jobs does not build a
+// list of them first.
+func TestFlushAllocatesLittle(t *testing.T) {
+	f := newFixture(t)
+	ps := make([]PushOptions, 64)
+	for i := range ps {
+		ps[i] = PushOptions{Queue: "q", Handler: "h", Payload: []byte("p")}
+	}
+	ids, errs := make([]string, len(ps)), make([]error, len(ps))
+	for range 200_000 / len(ps) {
+		f.s.PushMany(f.now, ps, ids, errs)
+	}
+	if _, err := f.s.Push(f.now, PushOptions{Queue: "q", Handler: "h", Payload: make([]byte, packMax+1)}); err != nil {
+		t.Fatal(err) // one job outside the chunks, which Flush marks dropped
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if err := f.s.Flush(f.now); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	if n := after.TotalAlloc - before.TotalAlloc; n > 1<<20 {
+		t.Fatalf("Flush of %d jobs allocated %d bytes", 200_000/len(ps)*len(ps)+1, n)
+	}
+	if f.s.Len() != 0 {
+		t.Fatalf("%d jobs left", f.s.Len())
+	}
+	f.check()
 }

@@ -909,17 +909,23 @@ func (x *idIndex) reset() {
 
 func (x *idIndex) all() []ref {
 	var out []ref
+	x.each(func(r ref) { out = append(out, r) })
+	return out
+}
+
+// each calls fn with every indexed job, holding one index shard's lock at a
+// time; fn must not use the index.
+func (x *idIndex) each(fn func(ref)) {
 	for i := range x.shards {
 		t := &x.shards[i]
 		t.mu.Lock()
 		for _, s := range t.slots {
 			if s.p != nil {
-				out = append(out, s.ref())
+				fn(s.ref())
 			}
 		}
 		t.mu.Unlock()
 	}
-	return out
 }
 
 // Lock must be held.
