@@ -316,14 +316,7 @@ func (c *Client) dispatch(cmd *Command, args [][]byte) {
 	if len(args) == 0 {
 		return
 	}
-	c.commands.Add(1)
-	// A command that follows another in the same batch starts when that
-	// one ended: one clock read per command, not two.
-	c.started = c.lastEnd
-	if !c.lastEndOK {
-		c.started = time.Now()
-	}
-	c.lastActive.Store(c.started.UnixMilli())
+	c.begin(1)
 	if cmd == nil {
 		c.writeErr(UnknownCommand(args))
 		return
@@ -346,11 +339,26 @@ func (c *Client) dispatch(cmd *Command, args [][]byte) {
 	c.blockedFor = 0
 	v, err := c.call(cmd, args)
 	c.observe(cmd, args, err != nil)
+	c.reply(cmd, v, err)
+}
+
+// begin starts n calls: counted, and timed from when the last command
+// ended if nothing was read or written since (one clock read per
+// command, not two), else from now.
+func (c *Client) begin(n int) {
+	c.commands.Add(int64(n))
+	c.started = c.lastEnd
+	if !c.lastEndOK {
+		c.started = time.Now()
+	}
+	c.lastActive.Store(c.started.UnixMilli())
+}
+
+// reply buffers a call's reply, or its error.
+func (c *Client) reply(cmd *Command, v any, err error) {
 	if err != nil {
 		c.writeErr(err)
-		return
-	}
-	if !c.w.appendReply(v, c.errFn) {
+	} else if !c.w.appendReply(v, c.errFn) {
 		c.srv.log.Error().Str("command", cmd.Name).Type("reply", v).Msg("handler returned a value that is not a reply")
 	}
 }
@@ -384,18 +392,18 @@ const MaxBatch = 64
 // reuses its own.
 type batch struct {
 	cmd   *Command
-	args  [][]byte // every call's arguments, back to back
-	ends  []int    // call i is args[ends[i-1]:ends[i]]
-	calls [][][]byte
+	args  [][]byte   // every call's arguments, back to back
+	calls [][][]byte // each call's, in args (or in an array args outgrew, which still holds them)
 	out   []Result
 }
 
 // add appends a call and returns how many the batch holds.
 func (b *batch) add(cmd *Command, args [][]byte) int {
 	b.cmd = cmd
+	from := len(b.args)
 	b.args = append(b.args, args...)
-	b.ends = append(b.ends, len(b.args))
-	return len(b.ends)
+	b.calls = append(b.calls, b.args[from:len(b.args):len(b.args)])
+	return len(b.calls)
 }
 
 // batchable reports whether this call may join a batch: its command has a
@@ -413,12 +421,6 @@ func (c *Client) batchable(cmd *Command, args [][]byte) bool {
 func (c *Client) runBatch(log *zerolog.Logger) bool {
 	b := &c.batch
 	cmd := b.cmd
-	b.calls = b.calls[:0]
-	from := 0
-	for _, end := range b.ends {
-		b.calls = append(b.calls, b.args[from:end:end])
-		from = end
-	}
 	switch {
 	case c.killed.Load() || c.w.err != nil:
 		// Gone while the calls gathered: as after any command, nothing
@@ -430,7 +432,7 @@ func (c *Client) runBatch(log *zerolog.Logger) bool {
 	}
 	clear(b.args) // the replies are written; let go of the buffer's slices
 	clear(b.calls)
-	b.cmd, b.args, b.ends, b.calls = nil, b.args[:0], b.ends[:0], b.calls[:0]
+	b.cmd, b.args, b.calls = nil, b.args[:0], b.calls[:0]
 	return c.dispatched(log)
 }
 
@@ -438,12 +440,7 @@ func (c *Client) runBatch(log *zerolog.Logger) bool {
 // made when each call joined (batchable).
 func (c *Client) dispatchBatch(cmd *Command, calls [][][]byte) {
 	n := len(calls)
-	c.commands.Add(int64(n))
-	c.started = c.lastEnd
-	if !c.lastEndOK {
-		c.started = time.Now()
-	}
-	c.lastActive.Store(c.started.UnixMilli())
+	c.begin(n)
 	c.lastCmd.Store(cmd)
 	c.blockedFor = 0
 	b := &c.batch
@@ -457,11 +454,7 @@ func (c *Client) dispatchBatch(cmd *Command, calls [][][]byte) {
 	each := end.Sub(c.started) / time.Duration(n)
 	for i, r := range out {
 		c.record(cmd, calls[i], each, r.Err != nil)
-		if r.Err != nil {
-			c.writeErr(r.Err)
-		} else if !c.w.appendReply(r.Reply, c.errFn) {
-			c.srv.log.Error().Str("command", cmd.Name).Type("reply", r.Reply).Msg("handler returned a value that is not a reply")
-		}
+		c.reply(cmd, r.Reply, r.Err)
 	}
 	clear(out)
 }
@@ -469,9 +462,7 @@ func (c *Client) dispatchBatch(cmd *Command, calls [][][]byte) {
 // callBatch is call for a batch: a panic fails every call of it.
 func (c *Client) callBatch(cmd *Command, calls [][][]byte, out []Result) {
 	defer func() {
-		if r := recover(); r != nil {
-			c.srv.log.Error().Str("command", cmd.Name).Int64("client", c.id).
-				Interface("panic", r).Bytes("stack", debug.Stack()).Msg("command panicked")
+		if c.recovered(cmd, recover()) {
 			for i := range out {
 				out[i] = Result{Err: ErrInternal}
 			}
@@ -482,13 +473,22 @@ func (c *Client) callBatch(cmd *Command, calls [][][]byte, out []Result) {
 
 func (c *Client) call(cmd *Command, args [][]byte) (v any, err error) {
 	defer func() {
-		if r := recover(); r != nil {
-			c.srv.log.Error().Str("command", cmd.Name).Int64("client", c.id).
-				Interface("panic", r).Bytes("stack", debug.Stack()).Msg("command panicked")
+		if c.recovered(cmd, recover()) {
 			v, err = nil, ErrInternal
 		}
 	}()
 	return cmd.Handler(c, args)
+}
+
+// recovered logs r, what a handler of cmd panicked with, if anything, and
+// reports whether there was a panic.
+func (c *Client) recovered(cmd *Command, r any) bool {
+	if r == nil {
+		return false
+	}
+	c.srv.log.Error().Str("command", cmd.Name).Int64("client", c.id).
+		Interface("panic", r).Bytes("stack", debug.Stack()).Msg("command panicked")
+	return true
 }
 
 func (c *Client) writeErr(err error) {
