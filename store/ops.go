@@ -11,24 +11,10 @@ import (
 
 // Push enqueues a job (JOBPUSH) and returns its id.
 func (s *Store) Push(now int64, p PushOptions) (string, error) {
-	rec, err := s.pushRecord(now, p)
-	if err != nil {
-		return "", err
-	}
-	var fx effects
-	s.maintain(now, &fx)
-	queued, err := s.insert(&rec, &fx)
-	s.finish(&fx)
-	if err != nil {
-		return "", err
-	}
-	if queued {
-		s.notify(rec.Queue)
-	}
-	if err := s.durable(&fx); err != nil {
-		return "", err
-	}
-	return rec.ID, nil
+	var id [1]string
+	var err [1]error
+	s.PushMany(now, []PushOptions{p}, id[:], err[:])
+	return id[0], err[0]
 }
 
 // PushMany pushes ps in order at now, as that many calls of Push would, and
@@ -60,7 +46,7 @@ func (s *Store) PushMany(now int64, ps []PushOptions, ids []string, errs []error
 			}
 			var queued bool
 			queued, err = s.insertLocked(held, &rec, &fx)
-			if queued && err == nil && (len(notify) == 0 || notify[len(notify)-1] != rec.Queue) {
+			if queued && !seen(notify, rec.Queue) {
 				notify = append(notify, rec.Queue)
 			}
 		}
@@ -74,7 +60,7 @@ func (s *Store) PushMany(now int64, ps []PushOptions, ids []string, errs []error
 		held = nil
 	}
 	s.finish(&fx)
-	for _, q := range UniqueNames(notify) {
+	for _, q := range notify {
 		s.notify(q)
 	}
 	if err := s.durable(&fx); err != nil {
@@ -151,7 +137,8 @@ func (s *Store) insertLocked(sh *shard, r *Record, fx *effects) (bool, error) {
 	now := r.Now
 	q := sh.queueFor(r.Queue)
 	if r.RunAt <= now && len(r.Payload)+len(r.ID) <= packMax {
-		return true, s.insertPacked(sh, q, r, fx)
+		err := s.insertPacked(sh, q, r, fx)
+		return err == nil, err
 	}
 	j := &job{
 		payload: bytes.Clone(r.Payload), priority: r.Priority, maxAtt: r.MaxAtt, backoff: r.Backoff,
