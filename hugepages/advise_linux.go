@@ -14,7 +14,8 @@ import (
 // 0, 0 when it marked none). In mode "always" every mapping gets huge pages
 // already and Advise marks nothing; in mode "never", or without THP, it
 // returns ErrUnavailable. Call it once, early, before the heap grows: it
-// runs a garbage collection to free the region for use.
+// runs a garbage collection and returns free memory to the system
+// (debug.FreeOSMemory) to free the region for use.
 //
 // It also marks nothing, with ErrUnavailable, where committing the region
 // could fail or cost: when the process has THP disabled (prctl), under
