@@ -221,16 +221,35 @@ func run(args, environ []string, stdout, stderr io.Writer, stop <-chan os.Signal
 		log.Error().Err(err).Msg("metrics server failed, shutting down")
 	}
 	// Drain: stop accepting, answer blocked reserves with null, let every
-	// connection finish the commands it has sent, then close the log (which
-	// writes and fsyncs what is left). A second signal cuts the wait short.
+	// connection finish the commands it has sent, then write and fsync what
+	// the log holds. A second signal cuts the connections' wait short. The
+	// log is not given up so easily: while it cannot be written (a full
+	// disk), the server waits, retrying every second, since exiting would
+	// lose changes it has acknowledged; only a third signal exits without
+	// them (status 1, with their number logged).
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeout)*time.Second)
 	defer cancel()
+	force, giveUp := context.WithCancel(context.Background())
+	defer giveUp()
 	go func() {
-		select {
-		case s := <-stop:
-			log.Warn().Str("signal", fmt.Sprint(s)).Msg("second signal: closing connections now")
-			cancel()
-		case <-ctx.Done():
+		for n := 2; ; n++ {
+			var s os.Signal
+			select {
+			case s = <-stop:
+			case <-force.Done():
+				return
+			}
+			if n == 2 {
+				log.Warn().Str("signal", fmt.Sprint(s)).Msg("second signal: closing connections now")
+				cancel()
+				continue
+			}
+			log.Warn().Str("signal", fmt.Sprint(s)).Msg("third signal: exiting without waiting for the append-only log")
+			if aof != nil {
+				aof.Abandon() // commands waiting for their fsync give up; their clients are gone
+			}
+			giveUp()
+			return
 		}
 	}()
 	code := 0
@@ -249,13 +268,18 @@ func run(args, environ []string, stdout, stderr io.Writer, stop <-chan os.Signal
 	<-timerDone
 	if aof != nil {
 		logClosed = true
-		if err := aof.Close(); err != nil {
+		err := aof.Drain(force)
+		if cerr := aof.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
 			log.Error().Err(err).Msg("closing the append-only log")
 			code = 1
 		} else {
 			log.Info().Msg("append-only log flushed, synced and closed")
 		}
 	}
+	giveUp() // ends the signal watcher
 	log.Info().Msg("bye")
 	return code
 }

@@ -2,6 +2,7 @@ package persistence
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -112,13 +113,15 @@ type Log struct {
 	// does. Changes are refused meanwhile, as with err.
 	syncErr    error
 	syncErrOld bool
-	size       int64 // bytes written to the current incr file
-	total      int64 // bytes in all files of the manifest
-	lastBase   int64 // total right after the last rewrite (or load)
+	oldUpto    uint64 // with syncErrOld: the last record the old file holds
+	size       int64  // bytes written to the current incr file
+	total      int64  // bytes in all files of the manifest
+	lastBase   int64  // total right after the last rewrite (or load)
 	man        manifest
 	next       int // number for the next file
 	stats      Stats
 	closed     bool
+	abandoned  bool // Abandon was called: waits give up
 
 	lastFileSize int64 // set by replay: valid bytes of the last file
 
@@ -285,32 +288,94 @@ func (l *Log) setStatus() {
 	}
 }
 
-// Wait returns once record seq is fsynced with appendfsync always, or with
-// the error that prevents it. With everysec and no it returns at once (with
-// the log's error, if any): the writer goroutine writes the buffer within
-// moments and everysec fsyncs it within a second, as Redis does.
+// Wait returns once record seq is fsynced with appendfsync always. With
+// everysec and no it returns nil at once: the writer goroutine writes the
+// buffer within moments and everysec fsyncs it within a second, as Redis
+// does.
+//
+// A record handed to Append is a change already applied in memory, so Wait
+// never answers it with the log's failure: a failed write keeps the record
+// for a retry (every second, by the background loop), and with always Wait
+// goes on waiting until that retry, and its fsync, succeed. A command is
+// thus refused (MISCONF, by the store's check before it changes anything)
+// or answered with success once durable; never refused after it applied.
+// Wait gives up only when the log is closed or Abandon is called, when the
+// process is about to exit without the record.
 func (l *Log) Wait(seq uint64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.cfg.Fsync != FsyncAlways {
-		return l.failure()
+		return nil
 	}
 	for {
 		if l.synced >= seq {
 			return nil
 		}
-		if err := l.failure(); err != nil {
-			return err
-		}
-		if l.closed {
+		if l.closed || l.abandoned {
 			return errClosed
 		}
-		if !l.writing {
+		if !l.writing && l.failure() == nil {
 			l.flushLocked(true)
 			continue
 		}
+		// Someone else writes, or the log is failing and the background
+		// loop (or a rewrite) retries: either broadcasts when done.
 		l.cond.Wait()
 	}
+}
+
+// Abandon makes every Wait in progress or to come return an error: the
+// process is exiting without the records it waits for (a forced shutdown
+// while the log cannot be written). The connections of those waiters are
+// closed by then, so no client hears that error for a change it could see.
+func (l *Log) Abandon() {
+	l.mu.Lock()
+	l.abandoned = true
+	l.cond.Broadcast()
+	l.mu.Unlock()
+}
+
+// Drain writes and fsyncs everything appended so far, retrying once a
+// second while the log cannot be written (a full disk), until it succeeds
+// or ctx ends. It logs what is at stake every ten seconds while it waits.
+// A graceful shutdown calls it before Close so that no acknowledged change
+// is lost to a disk that is full for a while.
+func (l *Log) Drain(ctx context.Context) error {
+	began := time.Now()
+	lastSaid := time.Time{}
+	for {
+		err := l.Flush()
+		if err == nil {
+			if !lastSaid.IsZero() {
+				l.log.Info().Dur("after", time.Since(began)).Msg("append-only log written: shutdown goes on")
+			}
+			return nil
+		}
+		if errors.Is(err, errClosed) {
+			return err
+		}
+		if time.Since(lastSaid) >= 10*time.Second {
+			lastSaid = time.Now()
+			recs, bytes := l.Unwritten()
+			l.log.Error().Err(err).Uint64("changes", recs).Int("bytes", bytes).
+				Msg("shutdown waits for the append-only log: these changes are not on disk yet; " +
+					"free space (or fix the error) and it goes on; another signal exits without them")
+		}
+		select {
+		case <-ctx.Done():
+			recs, _ := l.Unwritten()
+			return fmt.Errorf("%d changes not written to the append-only log: %w", recs, err)
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// Unwritten is how many records (and bytes) are not yet known to be on
+// disk: buffered, written but not fsynced, or covered by a failed fsync.
+func (l *Log) Unwritten() (records uint64, bytes int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.appended - l.synced, len(l.buf)
 }
 
 // flushLocked writes everything buffered as the group-commit leader, and
@@ -557,6 +622,10 @@ func (l *Log) Close() error {
 	l.rewriteMu.Lock() // let a rewrite in progress finish
 	defer l.rewriteMu.Unlock()
 	err := l.Flush()
+	if err != nil && !errors.Is(err, errClosed) {
+		recs, _ := l.Unwritten()
+		err = fmt.Errorf("%d changes not written to the append-only log: %w", recs, err)
+	}
 	l.mu.Lock()
 	for l.writing {
 		l.cond.Wait()

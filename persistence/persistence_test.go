@@ -1,6 +1,7 @@
 package persistence
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -368,8 +369,8 @@ func TestWriteFailureRefusesWritesUntilRecovered(t *testing.T) {
 			l.Close()
 			st2, l2 := open(t, testConfig(t, dir))
 			defer l2.Close()
-			// The change refused with MISCONF was applied in memory and is
-			// kept by the retry, so the reloaded state equals the live one.
+			// The push acknowledged as the failure started was kept by the
+			// retry, so the reloaded state equals the live one.
 			sameState(t, "after recovery", dump(t, st2, 4), want)
 		})
 	}
@@ -860,5 +861,110 @@ func TestWriterCatchesUpAfterAnotherWriter(t *testing.T) {
 			t.Fatalf("%d of %d records written, 2 s after the role was released", written, appended)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// With appendfsync always, a change whose write or fsync fails is already
+// in memory: Wait must not answer it with the failure (the client would
+// retry, and the retried write would bring back both), but wait for the
+// retry that writes and fsyncs it, then succeed. New changes are refused
+// before they apply while the log fails.
+func TestAlwaysWaitsThroughAFailureInsteadOfRefusing(t *testing.T) {
+	for _, which := range []string{"write", "fsync"} {
+		t.Run(which, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := testConfig(t, dir)
+			cfg.Fsync = FsyncAlways
+			ffs := &faultFS{}
+			cfg.FS = ffs
+			st, l := open(t, cfg)
+			bad := error(syscall.ENOSPC)
+			if which == "write" {
+				ffs.writeErr.Store(&bad)
+			} else {
+				ffs.syncErr.Store(&bad)
+			}
+			done := make(chan error, 1)
+			go func() {
+				_, err := st.Push(1, store.PushOptions{Queue: "q", Handler: "h", ID: "applied"})
+				done <- err
+			}()
+			for deadline := time.Now().Add(5 * time.Second); l.Err() == nil; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("the failure was not noticed")
+				}
+			}
+			if _, err := st.Push(2, store.PushOptions{Queue: "q", Handler: "h", ID: "refused"}); !errors.Is(err, store.ErrMisconf) {
+				t.Fatalf("a push while the log fails: %v, want MISCONF", err)
+			}
+			if _, ok := st.Get(2, "refused"); ok {
+				t.Fatal("the refused push changed the store")
+			}
+			select {
+			case err := <-done:
+				t.Fatalf("the applied push was answered (%v) before its record was on disk", err)
+			case <-time.After(50 * time.Millisecond):
+			}
+			var none error
+			ffs.writeErr.Store(&none)
+			ffs.syncErr.Store(&none)
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("the applied push, once written: %v", err)
+				}
+			case <-time.After(10 * time.Second): // the retry runs every second
+				t.Fatal("the applied push was never answered")
+			}
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			st2, l2 := open(t, testConfig(t, dir))
+			defer l2.Close()
+			if _, ok := st2.Get(3, "applied"); !ok {
+				t.Error("the acknowledged push is not in the log")
+			}
+			if _, ok := st2.Get(3, "refused"); ok {
+				t.Error("the refused push is in the log")
+			}
+		})
+	}
+}
+
+// Abandon ends waits that a forced exit will not see through.
+func TestAbandonEndsWaits(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Fsync = FsyncAlways
+	ffs := &faultFS{}
+	cfg.FS = ffs
+	st, l := open(t, cfg)
+	bad := error(syscall.ENOSPC)
+	ffs.writeErr.Store(&bad)
+	done := make(chan error, 1)
+	go func() {
+		_, err := st.Push(1, store.PushOptions{Queue: "q", Handler: "h"})
+		done <- err
+	}()
+	for deadline := time.Now().Add(5 * time.Second); l.Err() == nil; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the failure was not noticed")
+		}
+	}
+	l.Abandon()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("an abandoned wait reported success")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Abandon did not end the wait")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := l.Drain(ctx); err == nil || !strings.Contains(err.Error(), "1 changes not written") {
+		t.Fatalf("Drain with the disk full: %v", err)
+	}
+	if err := l.Close(); err == nil {
+		t.Fatal("Close with the disk full reported success")
 	}
 }

@@ -135,7 +135,11 @@ func (l *Log) rewrite() error {
 	if l.syncErrOld { // the snapshot, fsynced, now holds what that file did
 		l.log.Info().Msg("append-only log fsynced again: a rewrite covered the file whose fsync failed")
 		l.syncErr, l.syncErrOld = nil, false
+		// The snapshot holds every change the old file did: they are
+		// durable, and their waiters (appendfsync always) may be answered.
+		l.synced = max(l.synced, l.oldUpto)
 		l.setStatus()
+		l.cond.Broadcast()
 	}
 	if b := tmp.Bytes(); b > 0 {
 		// At most 1: a snapshot of few jobs is mostly policies and
@@ -179,6 +183,7 @@ func (l *Log) switchTo(f File, m manifest) error {
 		return err
 	}
 	l.writing = true
+	upto := l.written // all the old file will hold
 	l.mu.Unlock()
 
 	l.fileMu.Lock()
@@ -194,9 +199,20 @@ func (l *Log) switchTo(f File, m manifest) error {
 	l.cond.Broadcast()
 	l.mu.Unlock()
 
+	t := time.Now()
 	err := old.Sync()
+	micros := time.Since(t).Microseconds()
 	if cerr := old.Close(); cerr != nil {
 		l.log.Warn().Err(cerr).Msg("closing the old log file")
+	}
+	if err == nil {
+		// Everything written to the old file is on disk: waiters for it
+		// (appendfsync always, after a failed fsync) may be answered.
+		l.mu.Lock()
+		l.afterSync(upto, nil, l.cfg.Now(), micros)
+		l.setStatus()
+		l.cond.Broadcast()
+		l.mu.Unlock()
 	}
 	if err != nil {
 		// What the old file holds may not be on disk, and it is written no
@@ -208,7 +224,7 @@ func (l *Log) switchTo(f File, m manifest) error {
 		if l.failure() == nil {
 			l.log.Error().Err(err).Msg("append-only log fsync failed before a rewrite: refusing writes until a rewrite succeeds")
 		}
-		l.syncErr, l.syncErrOld = err, true
+		l.syncErr, l.syncErrOld, l.oldUpto = err, true, upto
 		l.setStatus()
 		l.mu.Unlock()
 	}
