@@ -40,5 +40,6 @@ go test -race -count=1 ./...
 # fail with 'context deadline exceeded' when its deadline lands mid-input.
 go test -run '^$' -fuzz '^FuzzGuard$' -fuzztime 200000x ./protocol/
 go test -run '^$' -fuzz '^FuzzServer$' -fuzztime 10000x ./commands/
+go test -run '^$' -fuzz '^FuzzCommands$' -fuzztime 20000x ./commands/
 go test -run '^$' -fuzz '^FuzzDifferential$' -fuzztime 5000x ./store/
 go test -run '^$' -fuzz '^FuzzReadRecord$' -fuzztime 200000x ./persistence/

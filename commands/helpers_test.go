@@ -33,6 +33,7 @@ type setup struct {
 	scfg       store.Config
 	maxPayload int64
 	rewrite    func() error // BGREWRITEAOF's; nil: the log is off
+	now        func() int64 // the clock; nil: the real one
 }
 
 func start(t testing.TB, opts ...func(*setup)) *testServer {
@@ -48,7 +49,10 @@ func start(t testing.TB, opts ...func(*setup)) *testServer {
 	}
 	met := metrics.New(metrics.DefaultConfig())
 	st.SetObserver(met)
-	now := func() int64 { return time.Now().UnixMilli() }
+	now := s.now
+	if now == nil {
+		now = func() int64 { return time.Now().UnixMilli() }
+	}
 	waiters, timer := blocking.Attach(st, log, now)
 	env := &commands.Env{Store: st, Waiters: waiters, Now: now, MaxPayload: s.maxPayload, Version: "test",
 		Settings:  []commands.Setting{{Name: "port", Value: "0"}, {Name: "save", Value: ""}, {Name: "appendonly", Value: "yes"}},
