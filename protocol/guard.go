@@ -3,6 +3,7 @@ package protocol
 import (
 	"errors"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -81,7 +82,7 @@ type guard struct {
 	state   guardState
 	neg     bool  // header had a leading '-'
 	digits  int   // digits seen in the current header
-	num     int64 // value of the current header
+	num     int64 // value of the current header, without its sign
 	args    int64 // arguments still expected in this command
 	remain  int64 // payload bytes still expected in this argument
 	cmdSize int64 // bytes of the current command so far
@@ -163,9 +164,12 @@ func (g *guard) scan(p []byte) int {
 			array := g.state == gsArrayLen
 			g.ip++
 			g.cmdSize++
+			// The header must be what Redis's string2ll reads: an optional
+			// '-', then "0" alone or a digit 1-9 and more digits, within
+			// int64. So no '+', no leading zero, no "-0".
 			switch {
 			case b == '\r':
-				if g.digits == 0 {
+				if g.digits == 0 || (g.neg && g.num == 0) {
 					return n + g.fail(g.headerErr(array))
 				}
 				if array {
@@ -175,9 +179,16 @@ func (g *guard) scan(p []byte) int {
 				}
 			case b == '-' && g.digits == 0 && !g.neg:
 				g.neg = true
-			case b >= '0' && b <= '9' && g.digits < 18:
+			case b >= '0' && b <= '9' && !(g.digits == 1 && g.num == 0) && g.digits < 18:
 				g.digits++
 				g.num = g.num*10 + int64(b-'0')
+			case b >= '0' && b <= '9' && g.digits == 18 && array && g.neg &&
+				(g.num < math.MaxInt64/10 || (g.num == math.MaxInt64/10 && b <= '8')):
+				// A 19-digit negative count down to MinInt64: an empty
+				// command to Redis like any other. 18 digits are enough
+				// for every other header, which no limit lets past.
+				g.digits++
+				g.num = math.MaxInt64
 			default:
 				return n + g.fail(g.headerErr(array))
 			}
@@ -195,6 +206,10 @@ func (g *guard) scan(p []byte) int {
 				// "*0" and "*-1" are empty commands: Redis skips them.
 				g.state = gsStart
 				continue
+			}
+			if count > math.MaxInt32 {
+				// Redis refuses this before it asks about authentication.
+				return n + g.fail(errInvalidMultibulk)
 			}
 			if lim.Unauthenticated && count > lim.MaxArgs {
 				return n + g.fail(errUnauthMultibulk)
