@@ -35,6 +35,8 @@ var (
 	errUnauthMultibulk  = &ProtocolError{"unauthenticated multibulk length"}
 	errUnauthBulk       = &ProtocolError{"unauthenticated bulk length"}
 	errInlineTooBig     = &ProtocolError{"too big inline request"}
+	errInlineNUL        = &ProtocolError{"NUL byte in inline request"}
+	errUnbalancedQuotes = &ProtocolError{"unbalanced quotes in request"}
 	errCommandTooBig    = &ProtocolError{"query buffer limit exceeded"}
 )
 
@@ -299,10 +301,16 @@ func (g *guard) scan(p []byte) int {
 			}
 			// Copy up to the end of the line in one go.
 			end := g.ip
-			for end < g.ie && g.in[end] != '\n' {
+			for end < g.ie && g.in[end] != '\n' && g.in[end] != 0 {
 				end++
 			}
-			found := end < g.ie
+			if end < g.ie && g.in[end] == 0 && end == g.ip {
+				// Redis looks for the line's end with strchr, which
+				// stops at a NUL: the command never ends and never runs.
+				// Here it gets an error instead of a wait.
+				return n + g.fail(errInlineNUL)
+			}
+			found := end < g.ie && g.in[end] == '\n'
 			if found {
 				end++ // include the '\n'
 			}
@@ -407,8 +415,8 @@ func printable(b byte) string {
 	return "\\x" + string("0123456789abcdef"[b>>4]) + string("0123456789abcdef"[b&15])
 }
 
-// isProtocolError reports whether err is a framing error, ours or redcon's
-// (redcon's inline parser reports unbalanced quotes itself).
+// isProtocolError reports whether err is a framing error, ours or one of
+// redcon's (its multibulk parser words them "Protocol error: ...").
 func isProtocolError(err error) (string, bool) {
 	var pe *ProtocolError
 	if errors.As(err, &pe) {
