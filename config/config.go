@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"strconv"
@@ -35,7 +36,7 @@ type Config struct {
 	// MetricsMaxLabels bounds the queues and policy keys metrics name; the
 	// rest are added up under "other". Default 100.
 	MetricsMaxLabels  int
-	SlowlogSlowerThan int64 // µs; commands at least this slow are logged; default 10000 (negative: off)
+	SlowlogSlowerThan int64 // µs; commands at least this slow are logged; default 10000 (-1: off)
 	SlowlogMaxLen     int   // slow log entries kept; default 128
 	ShutdownTimeout   int   // seconds a drain may take before connections are cut; default 10
 	HugePages         bool  // let the heap use transparent huge pages (see package hugepages); default yes
@@ -85,7 +86,7 @@ var Options = []Option{
 		},
 		func(c *Config) string { return strings.Join(c.Bind, " ") }},
 	{"port", "TCP port (0 picks a free one and logs it)",
-		func(c *Config, v string) (err error) { c.Port, err = atoi(v); return },
+		func(c *Config, v string) (err error) { c.Port, err = intIn[int](v, portRange); return },
 		func(c *Config) string { return strconv.Itoa(c.Port) }},
 	{"dir", "data directory (created if missing)",
 		func(c *Config, v string) error { c.Dir = v; return nil },
@@ -100,10 +101,10 @@ var Options = []Option{
 		func(c *Config, v string) error { c.RequirePass = v; return nil },
 		func(c *Config) string { return c.RequirePass }},
 	{"maxclients", "most connections at once",
-		func(c *Config, v string) (err error) { c.MaxClients, err = atoi(v); return },
+		func(c *Config, v string) (err error) { c.MaxClients, err = intIn[int](v, maxClientsRange); return },
 		func(c *Config) string { return strconv.Itoa(c.MaxClients) }},
 	{"timeout", "close clients idle this many seconds (0 = never)",
-		func(c *Config, v string) (err error) { c.Timeout, err = atoi(v); return },
+		func(c *Config, v string) (err error) { c.Timeout, err = intIn[int](v, timeoutRange); return },
 		func(c *Config) string { return strconv.Itoa(c.Timeout) }},
 	{"max-payload", "largest job payload (e.g. 1mb, 512kb, 1048576)",
 		func(c *Config, v string) (err error) { c.MaxPayload, err = ParseSize(v); return },
@@ -121,20 +122,25 @@ var Options = []Option{
 		func(c *Config, v string) error { c.MetricsAddr = v; return nil },
 		func(c *Config) string { return c.MetricsAddr }},
 	{"metrics-max-labels", "queues and policy keys named in metrics; the rest count as \"other\"",
-		func(c *Config, v string) (err error) { c.MetricsMaxLabels, err = atoi(v); return },
-		func(c *Config) string { return strconv.Itoa(c.MetricsMaxLabels) }},
-	{"slowlog-log-slower-than", "log commands taking at least this many microseconds (negative: never)",
 		func(c *Config, v string) (err error) {
-			n, err := atoi(v)
-			c.SlowlogSlowerThan = int64(n)
-			return err
+			c.MetricsMaxLabels, err = intIn[int](v, metricsLabelsRange)
+			return
+		},
+		func(c *Config) string { return strconv.Itoa(c.MetricsMaxLabels) }},
+	{"slowlog-log-slower-than", "log commands taking at least this many microseconds (-1: never)",
+		func(c *Config, v string) (err error) {
+			c.SlowlogSlowerThan, err = intIn[int64](v, slowlogSlowerRange)
+			return
 		},
 		func(c *Config) string { return strconv.FormatInt(c.SlowlogSlowerThan, 10) }},
 	{"slowlog-max-len", "slow log entries kept",
-		func(c *Config, v string) (err error) { c.SlowlogMaxLen, err = atoi(v); return },
+		func(c *Config, v string) (err error) { c.SlowlogMaxLen, err = intIn[int](v, slowlogLenRange); return },
 		func(c *Config) string { return strconv.Itoa(c.SlowlogMaxLen) }},
 	{"shutdown-timeout", "seconds a graceful shutdown waits for commands in flight",
-		func(c *Config, v string) (err error) { c.ShutdownTimeout, err = atoi(v); return },
+		func(c *Config, v string) (err error) {
+			c.ShutdownTimeout, err = intIn[int](v, shutdownTimeoutRange)
+			return
+		},
 		func(c *Config) string { return strconv.Itoa(c.ShutdownTimeout) }},
 	{"hugepages", "let the job heap use transparent huge pages where the kernel gives them on request: yes or no",
 		func(c *Config, v string) (err error) { c.HugePages, err = yesNo(v); return },
@@ -291,31 +297,31 @@ func (c *Config) Validate() error {
 			return err
 		}
 	}
+	for _, o := range []struct {
+		b bounds
+		v int64
+	}{
+		{portRange, int64(c.Port)}, {maxClientsRange, int64(c.MaxClients)}, {timeoutRange, int64(c.Timeout)},
+		{metricsLabelsRange, int64(c.MetricsMaxLabels)}, {slowlogSlowerRange, c.SlowlogSlowerThan},
+		{slowlogLenRange, int64(c.SlowlogMaxLen)}, {shutdownTimeoutRange, int64(c.ShutdownTimeout)},
+	} {
+		if err := o.b.check(o.v); err != nil {
+			return err
+		}
+	}
 	switch {
-	case c.Port < 0 || c.Port > 65535:
-		return fmt.Errorf("port: %d is not between 0 and 65535", c.Port)
 	case strings.TrimSpace(c.Dir) == "":
 		return errors.New("dir: must not be empty")
 	case c.AppendFsync != "always" && c.AppendFsync != "everysec" && c.AppendFsync != "no":
 		return fmt.Errorf("appendfsync: %q is not always, everysec or no", c.AppendFsync)
-	case c.MaxClients < 1:
-		return fmt.Errorf("maxclients: %d must be at least 1", c.MaxClients)
-	case c.Timeout < 0:
-		return fmt.Errorf("timeout: %d must not be negative", c.Timeout)
 	case c.MaxPayload < 1 || c.MaxPayload > 512<<20:
 		return fmt.Errorf("max-payload: %d must be between 1 byte and 512mb", c.MaxPayload)
-	case c.MaxMemory < 0:
-		return fmt.Errorf("maxmemory: %d must not be negative", c.MaxMemory)
+	case c.MaxMemory < 0 || c.MaxMemory > maxSize:
+		return fmt.Errorf("maxmemory: %d is not between 0 and %d bytes", c.MaxMemory, int64(maxSize))
 	case c.LogLevel != "debug" && c.LogLevel != "info" && c.LogLevel != "warn" && c.LogLevel != "error":
 		return fmt.Errorf("loglevel: %q is not debug, info, warn or error", c.LogLevel)
 	case c.LogFormat != "" && c.LogFormat != "console" && c.LogFormat != "json":
 		return fmt.Errorf("logformat: %q is not console or json", c.LogFormat)
-	case c.MetricsMaxLabels < 1:
-		return fmt.Errorf("metrics-max-labels: %d must be at least 1", c.MetricsMaxLabels)
-	case c.SlowlogMaxLen < 0:
-		return fmt.Errorf("slowlog-max-len: %d must not be negative", c.SlowlogMaxLen)
-	case c.ShutdownTimeout < 0:
-		return fmt.Errorf("shutdown-timeout: %d must not be negative", c.ShutdownTimeout)
 	}
 	if c.MetricsAddr != "" {
 		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil || port == "" {
@@ -414,18 +420,78 @@ func ParseSize(s string) (int64, error) {
 		}
 	}
 	n, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || n < 0 || n > (1<<62)/mult {
+	if errors.Is(err, strconv.ErrRange) || (err == nil && n > maxSize/mult) {
+		return 0, fmt.Errorf("%q is more than %d bytes (4294967296gb), the largest size", s, int64(maxSize))
+	}
+	if err != nil || n < 0 {
 		return 0, fmt.Errorf("%q is not a size (e.g. 1048576, 512kb, 1mb)", s)
 	}
 	return n * mult, nil
 }
 
-func atoi(v string) (int, error) {
-	n, err := strconv.Atoi(strings.TrimSpace(v))
+// maxSize is the largest size ParseSize reads: 4 EiB, so that adding a few
+// sizes together cannot overflow an int64.
+const maxSize = 1 << 62
+
+// bounds is the range of an integer option. Every one is closed on both
+// sides, so that no value, once multiplied into a time.Duration or added to
+// a time, can overflow (issue 19: "--timeout 18446744074" used to wrap
+// round to 0.29 s).
+type bounds struct {
+	name     string
+	min, max int64
+	unit     string // for messages: "seconds", or "" for a plain count
+}
+
+// The integer options' ranges. Where redis.conf has the same option, its
+// range is Redis's own (INT_MAX seconds, about 68 years, for timeout and
+// shutdown-timeout; -1 as "off" for slowlog-log-slower-than) unless that
+// would overflow here; counts stop at the largest 32-bit int.
+var (
+	portRange            = bounds{"port", 0, 65535, ""}
+	maxClientsRange      = bounds{"maxclients", 1, math.MaxInt32, ""}
+	timeoutRange         = bounds{"timeout", 0, math.MaxInt32, "seconds"}
+	shutdownTimeoutRange = bounds{"shutdown-timeout", 0, math.MaxInt32, "seconds"}
+	// Ten years, the longest duration any command takes; Redis allows
+	// LLONG_MAX µs, which no time.Duration holds.
+	slowlogSlowerRange = bounds{"slowlog-log-slower-than", -1, 10 * 365 * 24 * 3600 * 1e6, "microseconds"}
+	slowlogLenRange    = bounds{"slowlog-max-len", 0, math.MaxInt32, ""}
+	// Each label is a time series of its own; a million is already far
+	// past what a Prometheus server takes, and keeps the metrics package's
+	// 4*n bound on remembered names far from overflow.
+	metricsLabelsRange = bounds{"metrics-max-labels", 1, 1_000_000, ""}
+)
+
+// outOfRange is the message for a value outside b, as the option's value
+// (v) was given.
+func (b bounds) outOfRange(v string) string {
+	msg := fmt.Sprintf("%s is not between %d and %d", v, b.min, b.max)
+	if b.unit != "" {
+		msg += " " + b.unit
+	}
+	return msg
+}
+
+// check reports a value outside b, naming the option (for Validate).
+func (b bounds) check(n int64) error {
+	if n < b.min || n > b.max {
+		return fmt.Errorf("%s: %s", b.name, b.outOfRange(strconv.FormatInt(n, 10)))
+	}
+	return nil
+}
+
+// intIn reads an integer option's value and checks it against b; a number
+// too large for int64 is out of range like any other.
+func intIn[T int | int64](v string, b bounds) (T, error) {
+	t := strings.TrimSpace(v)
+	n, err := strconv.ParseInt(t, 10, 64)
+	if errors.Is(err, strconv.ErrRange) || (err == nil && (n < b.min || n > b.max)) {
+		return 0, errors.New(b.outOfRange(t))
+	}
 	if err != nil {
 		return 0, fmt.Errorf("%q is not an integer", v)
 	}
-	return n, nil
+	return T(n), nil
 }
 
 func yesNo(v string) (bool, error) {

@@ -2,12 +2,15 @@ package config
 
 import (
 	"errors"
+	"math"
+	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func TestPrecedence(t *testing.T) {
@@ -60,10 +63,10 @@ func TestErrors(t *testing.T) {
 		{[]string{"--bind", "not-an-ip"}, nil, `bind: "not-an-ip" is not an IP address`},
 		{[]string{"--max-payload", "1gb"}, nil, "max-payload: 1073741824 must be between 1 byte and 512mb"},
 		{[]string{"missing.conf"}, nil, "config file: open missing.conf"},
-		{[]string{"--timeout", "-1"}, nil, "timeout: -1 must not be negative"},
-		{[]string{"--metrics-max-labels", "0"}, nil, "metrics-max-labels: 0 must be at least 1"},
-		{[]string{"--slowlog-max-len", "-1"}, nil, "slowlog-max-len: -1 must not be negative"},
-		{[]string{"--shutdown-timeout", "-5"}, nil, "shutdown-timeout: -5 must not be negative"},
+		{[]string{"--timeout", "-1"}, nil, "--timeout: -1 is not between 0 and 2147483647 seconds"},
+		{[]string{"--metrics-max-labels", "0"}, nil, "--metrics-max-labels: 0 is not between 1 and 1000000"},
+		{[]string{"--slowlog-max-len", "-1"}, nil, "--slowlog-max-len: -1 is not between 0 and 2147483647"},
+		{[]string{"--shutdown-timeout", "-5"}, nil, "--shutdown-timeout: -5 is not between 0 and 2147483647 seconds"},
 		{[]string{"--hugepages", "some"}, nil, `hugepages: "some" is not yes or no`},
 	} {
 		_, _, err := Load(tc.args, tc.env)
@@ -87,6 +90,137 @@ func TestParseSize(t *testing.T) {
 	for _, in := range []string{"", "x", "-1", "1tb", "99999999999gb"} {
 		if _, err := ParseSize(in); err == nil {
 			t.Errorf("%q accepted", in)
+		}
+	}
+	// The largest size, and one byte past it in every unit: the error
+	// gives the limit.
+	if got, err := ParseSize("4294967296gb"); err != nil || got != 1<<62 {
+		t.Errorf("4294967296gb: %d %v", got, err)
+	}
+	for _, in := range []string{"4611686018427387905", "4294967297gb", "4503599627370497kb", "9223372036854775808", "99999999999999999999mb"} {
+		if _, err := ParseSize(in); err == nil || !strings.Contains(err.Error(), "is more than 4611686018427387904 bytes (4294967296gb)") {
+			t.Errorf("%q: %v", in, err)
+		}
+	}
+}
+
+// Every integer option takes a closed range, from every source alike, and
+// a value outside it (one too many, or too large for int64) is refused
+// with the range in the message. Among them the values of issue 19:
+// --timeout 18446744074 (wrapped to 0.29 s as a time.Duration) and
+// --shutdown-timeout 9223372036854775807 (wrapped to a negative deadline).
+func TestIntegerOptionRanges(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		min, max string
+		range_   string // as the error gives it
+	}{
+		{"port", "0", "65535", "between 0 and 65535"},
+		{"maxclients", "1", "2147483647", "between 1 and 2147483647"},
+		{"timeout", "0", "2147483647", "between 0 and 2147483647 seconds"},
+		{"shutdown-timeout", "0", "2147483647", "between 0 and 2147483647 seconds"},
+		{"slowlog-log-slower-than", "-1", "315360000000000", "between -1 and 315360000000000 microseconds"},
+		{"slowlog-max-len", "0", "2147483647", "between 0 and 2147483647"},
+		{"metrics-max-labels", "1", "1000000", "between 1 and 1000000"},
+	} {
+		env := "SLUICE_" + strings.ToUpper(strings.ReplaceAll(tc.name, "-", "_"))
+		below, above := decimal(tc.min, -1), decimal(tc.max, +1)
+		for _, value := range []string{tc.min, tc.max, " " + tc.max + " ", below, above,
+			"18446744074", "9223372036854775807", "9223372036854775808", "-9223372036854775809", "99999999999999999999999",
+		} {
+			v := struct {
+				value string
+				ok    bool
+			}{value, inRange(strings.TrimSpace(value), tc.min, tc.max)}
+			want := strings.TrimSpace(v.value) + " is not " + tc.range_
+			sources := []struct {
+				name string
+				load func() (Config, []string, error)
+				err  string // the source as the error names it
+			}{
+				{"flag", func() (Config, []string, error) { return Load([]string{"--" + tc.name, v.value}, nil) }, "--" + tc.name + ": "},
+				{"flag=", func() (Config, []string, error) { return Load([]string{"--" + tc.name + "=" + v.value}, nil) }, "--" + tc.name + ": "},
+				{"env", func() (Config, []string, error) { return Load(nil, []string{env + "=" + v.value}) }, env + ": "},
+				{"file", func() (Config, []string, error) {
+					path := filepath.Join(t.TempDir(), "s.conf")
+					os.WriteFile(path, []byte("# x\n"+tc.name+" "+v.value+"\n"), 0o644)
+					return Load([]string{path}, nil)
+				}, "s.conf:2: " + tc.name + ": "},
+			}
+			for _, src := range sources {
+				c, _, err := src.load()
+				if v.ok {
+					if err != nil {
+						t.Errorf("%s %s %q: %v", src.name, tc.name, v.value, err)
+					} else if got, _ := c.Get(tc.name); got != strings.TrimSpace(v.value) {
+						t.Errorf("%s %s %q: CONFIG GET %q", src.name, tc.name, v.value, got)
+					}
+					continue
+				}
+				if err == nil || !strings.HasSuffix(err.Error(), src.err+want) {
+					t.Errorf("%s %s %q: %v, want …%s%s", src.name, tc.name, v.value, err, src.err, want)
+				}
+			}
+		}
+	}
+}
+
+// inRange reports whether min <= s <= max, as integers however large.
+func inRange(s, min, max string) bool {
+	n, _ := new(big.Int).SetString(s, 10)
+	lo, _ := new(big.Int).SetString(min, 10)
+	hi, _ := new(big.Int).SetString(max, 10)
+	return n.Cmp(lo) >= 0 && n.Cmp(hi) <= 0
+}
+
+// decimal adds d to the integer in s, however large.
+func decimal(s string, d int64) string {
+	n, ok := new(big.Int).SetString(s, 10)
+	if !ok {
+		panic(s)
+	}
+	return n.Add(n, big.NewInt(d)).String()
+}
+
+// A Config built in code is held to the same ranges by Validate, and the
+// largest value of each duration option converts to a time.Duration
+// without overflow.
+func TestValidateRanges(t *testing.T) {
+	for _, tc := range []struct {
+		set  func(c *Config)
+		want string
+	}{
+		{func(c *Config) { c.Timeout = 18446744074 }, "timeout: 18446744074 is not between 0 and 2147483647 seconds"},
+		{func(c *Config) { c.ShutdownTimeout = math.MaxInt64 }, "shutdown-timeout: 9223372036854775807 is not between 0 and 2147483647 seconds"},
+		{func(c *Config) { c.SlowlogSlowerThan = -2 }, "slowlog-log-slower-than: -2 is not between -1 and 315360000000000 microseconds"},
+		{func(c *Config) { c.MaxClients = 0 }, "maxclients: 0 is not between 1 and 2147483647"},
+		{func(c *Config) { c.MetricsMaxLabels = math.MaxInt64 }, "metrics-max-labels: 9223372036854775807 is not between 1 and 1000000"},
+		{func(c *Config) { c.Port = -1 }, "port: -1 is not between 0 and 65535"},
+		{func(c *Config) { c.MaxMemory = 1<<62 + 1 }, "maxmemory: 4611686018427387905 is not between 0 and 4611686018427387904 bytes"},
+	} {
+		c := DefaultConfig()
+		tc.set(&c)
+		if err := c.Validate(); err == nil || err.Error() != tc.want {
+			t.Errorf("%v, want %q", err, tc.want)
+		}
+	}
+
+	// The largest value each duration option takes, as main converts it.
+	c, _, err := Load([]string{"--timeout", "2147483647", "--shutdown-timeout", "2147483647",
+		"--slowlog-log-slower-than", "315360000000000"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []struct {
+		name string
+		n    int64
+		unit time.Duration
+	}{
+		{"timeout", int64(c.Timeout), time.Second}, {"shutdown-timeout", int64(c.ShutdownTimeout), time.Second},
+		{"slowlog-log-slower-than", c.SlowlogSlowerThan, time.Microsecond},
+	} {
+		if got := time.Duration(d.n) * d.unit; got/d.unit != time.Duration(d.n) || !time.Now().Add(got).After(time.Now()) {
+			t.Errorf("%s %d overflows as a duration: %v", d.name, d.n, got)
 		}
 	}
 }

@@ -16,6 +16,8 @@ func FuzzGuard(f *testing.F) {
 		"*2\r\n$4\r\nECHO\r\n$3\r\nabc\r\n", "*0\r\n*-1\r\n", "\"unbalanced\r\n", "*1\r\n$3\r\nab",
 		"*2\r\n$4\r\nECHO\r\n$03\r\nabc\r\n*02\r\n$1\r\na\r\n$0\r\n\r\n", "*1\r\n$-0\r\n\r\n",
 		"*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n*1\r\n$65\r\n" + strings.Repeat("x", 65) + "\r\n",
+		"*-9223372036854775808\r\n*-01\r\n", "*1\r\n$+1\r\na\r\n",
+		"a \"b\\x41\\\"\" 'c\\'d' e\"f g\"\th\vi\r\n\"x\"y\r\n", "PING\r\nEC\x00HO\r\n",
 		"*9\r\n" + strings.Repeat("$0\r\n\r\n", 9), "*8\r\n" + strings.Repeat("$64\r\n"+strings.Repeat("y", 64)+"\r\n", 8), "*1\r\n$2\r\nabX\n",
 	} {
 		for _, chunk := range []uint8{0, 40, 200, 255} {

@@ -3,6 +3,7 @@ package protocol
 import (
 	"errors"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -34,6 +35,8 @@ var (
 	errUnauthMultibulk  = &ProtocolError{"unauthenticated multibulk length"}
 	errUnauthBulk       = &ProtocolError{"unauthenticated bulk length"}
 	errInlineTooBig     = &ProtocolError{"too big inline request"}
+	errInlineNUL        = &ProtocolError{"NUL byte in inline request"}
+	errUnbalancedQuotes = &ProtocolError{"unbalanced quotes in request"}
 	errCommandTooBig    = &ProtocolError{"query buffer limit exceeded"}
 )
 
@@ -81,7 +84,7 @@ type guard struct {
 	state   guardState
 	neg     bool  // header had a leading '-'
 	digits  int   // digits seen in the current header
-	num     int64 // value of the current header
+	num     int64 // value of the current header, without its sign
 	args    int64 // arguments still expected in this command
 	remain  int64 // payload bytes still expected in this argument
 	cmdSize int64 // bytes of the current command so far
@@ -163,9 +166,12 @@ func (g *guard) scan(p []byte) int {
 			array := g.state == gsArrayLen
 			g.ip++
 			g.cmdSize++
+			// The header must be what Redis's string2ll reads: an optional
+			// '-', then "0" alone or a digit 1-9 and more digits, within
+			// int64. So no '+', no leading zero, no "-0".
 			switch {
 			case b == '\r':
-				if g.digits == 0 {
+				if g.digits == 0 || (g.neg && g.num == 0) {
 					return n + g.fail(g.headerErr(array))
 				}
 				if array {
@@ -175,9 +181,16 @@ func (g *guard) scan(p []byte) int {
 				}
 			case b == '-' && g.digits == 0 && !g.neg:
 				g.neg = true
-			case b >= '0' && b <= '9' && g.digits < 18:
+			case b >= '0' && b <= '9' && !(g.digits == 1 && g.num == 0) && g.digits < 18:
 				g.digits++
 				g.num = g.num*10 + int64(b-'0')
+			case b >= '0' && b <= '9' && g.digits == 18 && array && g.neg &&
+				(g.num < math.MaxInt64/10 || (g.num == math.MaxInt64/10 && b <= '8')):
+				// A 19-digit negative count down to MinInt64: an empty
+				// command to Redis like any other. 18 digits are enough
+				// for every other header, which no limit lets past.
+				g.digits++
+				g.num = math.MaxInt64
 			default:
 				return n + g.fail(g.headerErr(array))
 			}
@@ -195,6 +208,10 @@ func (g *guard) scan(p []byte) int {
 				// "*0" and "*-1" are empty commands: Redis skips them.
 				g.state = gsStart
 				continue
+			}
+			if count > math.MaxInt32 {
+				// Redis refuses this before it asks about authentication.
+				return n + g.fail(errInvalidMultibulk)
 			}
 			if lim.Unauthenticated && count > lim.MaxArgs {
 				return n + g.fail(errUnauthMultibulk)
@@ -284,10 +301,16 @@ func (g *guard) scan(p []byte) int {
 			}
 			// Copy up to the end of the line in one go.
 			end := g.ip
-			for end < g.ie && g.in[end] != '\n' {
+			for end < g.ie && g.in[end] != '\n' && g.in[end] != 0 {
 				end++
 			}
-			found := end < g.ie
+			if end < g.ie && g.in[end] == 0 && end == g.ip {
+				// Redis looks for the line's end with strchr, which
+				// stops at a NUL: the command never ends and never runs.
+				// Here it gets an error instead of a wait.
+				return n + g.fail(errInlineNUL)
+			}
+			found := end < g.ie && g.in[end] == '\n'
 			if found {
 				end++ // include the '\n'
 			}
@@ -392,8 +415,8 @@ func printable(b byte) string {
 	return "\\x" + string("0123456789abcdef"[b>>4]) + string("0123456789abcdef"[b&15])
 }
 
-// isProtocolError reports whether err is a framing error, ours or redcon's
-// (redcon's inline parser reports unbalanced quotes itself).
+// isProtocolError reports whether err is a framing error, ours or one of
+// redcon's (its multibulk parser words them "Protocol error: ...").
 func isProtocolError(err error) (string, bool) {
 	var pe *ProtocolError
 	if errors.As(err, &pe) {

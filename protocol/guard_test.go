@@ -252,3 +252,78 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 	r.data = r.data[n:]
 	return n, nil
 }
+
+// Lengths are read as Redis's string2ll reads them: no '+', no leading
+// zero, no "-0"; a negative count is an empty command down to MinInt64.
+// Each row is what redis-server 7.0 answered to the same bytes. Both the
+// fast path and the state machine alone must give it, whole or cut into
+// single bytes.
+func TestGuardHeadersLikeRedis(t *testing.T) {
+	const invalidMultibulk, invalidBulk = "Protocol error: invalid multibulk length", "Protocol error: invalid bulk length"
+	ping := "*1\r\n$4\r\nPING\r\n"
+	for _, tc := range []struct {
+		input string
+		cmds  string // the commands that come out, as %q of their strings
+		err   string // "": the stream ends cleanly
+	}{
+		{"*01\r\n$4\r\nPING\r\n", `[]`, invalidMultibulk},
+		{"*00\r\n", `[]`, invalidMultibulk},
+		{"*-01\r\n" + ping, `[]`, invalidMultibulk},
+		{"*-0\r\n" + ping, `[]`, invalidMultibulk},
+		{"*+1\r\n$4\r\nPING\r\n", `[]`, invalidMultibulk},
+		{"*-9223372036854775809\r\n" + ping, `[]`, invalidMultibulk},
+		{"*-09223372036854775808\r\n" + ping, `[]`, invalidMultibulk},
+		{"*1\r\n$04\r\nPING\r\n", `[]`, invalidBulk},
+		{"*1\r\n$+4\r\nPING\r\n", `[]`, invalidBulk},
+		{"*1\r\n$00\r\n\r\n", `[]`, invalidBulk},
+		{"*1\r\n$-0\r\n\r\n", `[]`, invalidBulk},
+		{ping + "*2\r\n$4\r\nECHO\r\n$010\r\n0123456789\r\n", `[["PING"]]`, invalidBulk},
+		{"*-9223372036854775808\r\n" + ping, `[["PING"]]`, ""},
+		{"*-5\r\n*0\r\n" + ping, `[["PING"]]`, ""},
+		{"*1\r\n$0\r\n\r\n*2\r\n$4\r\nECHO\r\n$10\r\n0123456789\r\n", `[[""] ["ECHO" "0123456789"]]`, ""},
+	} {
+		for _, noFast := range []bool{false, true} {
+			for _, chunk := range []int{1, 1 << 20} {
+				g := newGuard(&chunkReader{data: []byte(tc.input), n: chunk}, &testLimits, 64)
+				g.noFast = noFast
+				rd := newCmdReader(g, 64)
+				var cmds [][][]byte
+				var err error
+				for err == nil {
+					var c [][][]byte
+					c, err = readBatch(rd)
+					cmds = append(cmds, c...)
+				}
+				got := fmt.Sprintf("%q", strs(cmds))
+				msg, _ := isProtocolError(err)
+				if got != tc.cmds || msg != tc.err || (tc.err == "" && !errors.Is(err, io.EOF)) {
+					t.Errorf("%q (noFast %v, chunk %d): %s, %v; want %s, %q", tc.input, noFast, chunk, got, err, tc.cmds, tc.err)
+				}
+			}
+		}
+	}
+
+	// Redis refuses a count past INT_MAX as invalid before it asks whether
+	// the client has authenticated.
+	pre := Limits{MaxArgs: 10, MaxBulk: 16384, MaxInline: 16384, MaxCommand: 65536, Unauthenticated: true}
+	for in, want := range map[string]string{
+		"*2147483648\r\n": invalidMultibulk,
+		"*2147483647\r\n": "Protocol error: unauthenticated multibulk length",
+	} {
+		if _, err := readAll(t, strings.NewReader(in), pre); fmt.Sprint(err) != want {
+			t.Errorf("%q before AUTH: %v, want %q", in, err, want)
+		}
+	}
+}
+
+// strs are commands as strings, for messages and comparison.
+func strs(cmds [][][]byte) [][]string {
+	out := make([][]string, len(cmds))
+	for i, c := range cmds {
+		out[i] = make([]string, len(c))
+		for j, a := range c {
+			out[i][j] = string(a)
+		}
+	}
+	return out
+}

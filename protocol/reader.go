@@ -2,20 +2,20 @@ package protocol
 
 import (
 	"bytes"
-	"errors"
 	"io"
 
 	"github.com/tidwall/redcon"
 )
 
-// cmdReader splits the guard's validated byte stream into commands with
-// redcon's zero-copy parser (redcon.ReadNextCommand). A command's arguments
-// are slices of the reader's own buffer and of one reused argument slice:
-// they stay valid until the next call to fill, which is why a handler must
-// not keep its arguments after it returns (the dispatcher writes each reply
-// before the next read). redcon's streaming Reader, by contrast, copies every
-// command and allocates its argument list; on a pipeline of small commands
-// that was about a third of the server's CPU.
+// cmdReader splits the guard's validated byte stream into commands: multibulk
+// ones with redcon's zero-copy parser (redcon.ReadNextCommand), inline ones
+// with splitInline. A command's arguments are slices of the reader's own
+// buffer and of one reused argument slice: they stay valid until the next
+// call to fill, which is why a handler must not keep its arguments after it
+// returns (the dispatcher writes each reply before the next read). redcon's
+// streaming Reader, by contrast, copies every command and allocates its
+// argument list; on a pipeline of small commands that was about a third of
+// the server's CPU.
 //
 // A cmdReader belongs to its connection's goroutine.
 type cmdReader struct {
@@ -30,8 +30,6 @@ type cmdReader struct {
 func newCmdReader(src io.Reader, size int) *cmdReader {
 	return &cmdReader{src: src, buf: make([]byte, size), size: size, args: make([][]byte, 0, 16)}
 }
-
-var errIncompleteLine = errors.New("Protocol error: incomplete inline line")
 
 // next returns the next complete command in the buffer, or nil when the
 // buffer holds none (call fill). An empty inline line is a command with no
@@ -56,25 +54,22 @@ func (r *cmdReader) next() (args [][]byte, ok bool, err error) {
 	return args, true, nil
 }
 
-// inline parses a telnet-style line with redcon's parser (quotes and
-// escapes as redis-cli sends them). redcon reads a line that starts with
-// '$' as another server's native protocol; Redis treats it as an inline
-// command like any other, and so do we, by parsing it after a space.
+// inline parses a telnet-style line as Redis does (see splitInline): the
+// line ends at '\n', a '\r' before it is dropped, and what is left is
+// split into arguments, decoded in place in the buffer. An empty line is a
+// command with no arguments, which the connection skips.
 func (r *cmdReader) inline(b []byte) ([][]byte, bool, error) {
 	i := bytes.IndexByte(b, '\n')
 	if i < 0 {
 		return nil, false, nil
 	}
-	line := b[:i+1]
-	if line[0] == '$' {
-		line = append([]byte{' '}, line...)
+	line := b[:i]
+	if i > 0 && line[i-1] == '\r' {
+		line = line[:i-1]
 	}
-	complete, args, _, _, err := redcon.ReadNextCommand(line, r.args)
+	args, err := splitInline(line, r.args[:0])
 	if err != nil {
 		return nil, false, err
-	}
-	if !complete {
-		return nil, false, errIncompleteLine // cannot happen: the line ends in '\n'
 	}
 	r.args = args[:0]
 	r.start += i + 1
