@@ -78,6 +78,11 @@ type writer struct {
 	sent    *atomic.Int64 // counts the bytes written, if set
 
 	deadline time.Time // the write deadline set last
+
+	// resized, if set, is called when cap(b) differs from counted (the
+	// client's buffer accounting); looked at on each write, not each reply.
+	resized func()
+	counted int
 }
 
 // flush writes the buffer out. After a failed write it does nothing and
@@ -89,6 +94,7 @@ func (w *writer) flush() error {
 	if len(w.b) == 0 {
 		return nil
 	}
+	w.sized() // the buffer is at its largest now, and held while the write waits
 	if w.write(w.b) != nil {
 		return w.err
 	}
@@ -97,6 +103,7 @@ func (w *writer) flush() error {
 	} else {
 		w.b = w.b[:0]
 	}
+	w.sized()
 	return nil
 }
 
@@ -120,8 +127,15 @@ func (w *writer) write(p []byte) error {
 	if err != nil {
 		w.err = err
 		w.b = nil
+		w.sized()
 	}
 	return err
+}
+
+func (w *writer) sized() {
+	if cap(w.b) != w.counted && w.resized != nil {
+		w.resized()
+	}
 }
 
 // full flushes the buffer once it holds limit bytes, and reports whether
