@@ -501,9 +501,11 @@ func (e *Env) info(c *protocol.Client, args [][]byte) (any, error) {
 			section("Clients",
 				"connected_clients:"+strconv.Itoa(st.Connected),
 				"blocked_clients:"+strconv.Itoa(st.Blocked),
-				"maxclients:"+strconv.Itoa(srv.Config().MaxClients))
+				"maxclients:"+strconv.Itoa(srv.Config().MaxClients),
+				"client_recent_max_input_buffer:"+strconv.FormatInt(st.MaxInputBuffer, 10),
+				"client_recent_max_output_buffer:"+strconv.FormatInt(st.MaxOutputBuffer, 10))
 		case "memory":
-			section("Memory", e.infoMemory()...)
+			section("Memory", e.infoMemory(srv)...)
 		case "persistence":
 			lines := []string{"loading:0"}
 			if e.Persistence != nil {
@@ -520,6 +522,7 @@ func (e *Env) info(c *protocol.Client, args [][]byte) (any, error) {
 				"total_connections_received:" + strconv.FormatInt(st.TotalConnections, 10),
 				"total_commands_processed:" + strconv.FormatInt(st.TotalCommands, 10),
 				"rejected_connections:" + strconv.FormatInt(st.RejectedConnections, 10),
+				"evicted_clients:" + strconv.FormatInt(st.EvictedClients, 10),
 				"total_net_input_bytes:" + strconv.FormatInt(st.NetInputBytes, 10),
 				"total_net_output_bytes:" + strconv.FormatInt(st.NetOutputBytes, 10),
 				"slowlog_len:" + strconv.Itoa(srv.SlowlogLen()),
@@ -606,8 +609,9 @@ func residentBytes() int64 {
 }
 
 // infoMemory reports the process's heap next to the job-memory estimate
-// that --maxmemory limits (see store.JobBytes).
-func (e *Env) infoMemory() []string {
+// that --maxmemory limits (see store.JobBytes), and the client buffers
+// that --maxmemory-clients limits.
+func (e *Env) infoMemory(srv *protocol.Server) []string {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	jobs := e.Store.Bytes()
@@ -627,6 +631,8 @@ func (e *Env) infoMemory() []string {
 		"maxmemory:" + strconv.FormatInt(e.MaxMemory, 10),
 		"maxmemory_human:" + humanBytes(e.MaxMemory),
 		"maxmemory_policy:noeviction",
+		"mem_clients_normal:" + strconv.FormatInt(srv.Stats().ClientBuffers, 10),
+		"maxmemory_clients:" + strconv.FormatInt(srv.Config().MaxMemoryClients, 10),
 	}
 }
 

@@ -36,6 +36,7 @@ type Config struct {
 	// MetricsMaxLabels bounds the queues and policy keys metrics name; the
 	// rest are added up under "other". Default 100.
 	MetricsMaxLabels  int
+	MaxMemoryClients  int64 // bytes all client buffers may hold, past it the biggest clients close; default 1gb (0: no limit)
 	SlowlogSlowerThan int64 // µs; commands at least this slow are logged; default 10000 (-1: off)
 	SlowlogMaxLen     int   // slow log entries kept; default 128
 	ShutdownTimeout   int   // seconds a drain may take before connections are cut; default 10
@@ -57,6 +58,7 @@ func DefaultConfig() Config {
 		LogLevel:    "info",
 
 		MetricsMaxLabels:  100,
+		MaxMemoryClients:  1 << 30,
 		SlowlogSlowerThan: 10000,
 		SlowlogMaxLen:     128,
 		ShutdownTimeout:   10,
@@ -112,6 +114,9 @@ var Options = []Option{
 	{"maxmemory", "job memory limit, FULL beyond it (0 = none)",
 		func(c *Config, v string) (err error) { c.MaxMemory, err = ParseSize(v); return },
 		func(c *Config) string { return strconv.FormatInt(c.MaxMemory, 10) }},
+	{"maxmemory-clients", "memory all client buffers may hold; past it the clients holding the most are closed (0 = none)",
+		func(c *Config, v string) (err error) { c.MaxMemoryClients, err = ParseSize(v); return },
+		func(c *Config) string { return strconv.FormatInt(c.MaxMemoryClients, 10) }},
 	{"loglevel", "debug, info, warn or error",
 		func(c *Config, v string) error { c.LogLevel = strings.ToLower(v); return nil },
 		func(c *Config) string { return c.LogLevel }},
@@ -318,6 +323,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("max-payload: %d must be between 1 byte and 512mb", c.MaxPayload)
 	case c.MaxMemory < 0 || c.MaxMemory > maxSize:
 		return fmt.Errorf("maxmemory: %d is not between 0 and %d bytes", c.MaxMemory, int64(maxSize))
+	case c.MaxMemoryClients < 0 || c.MaxMemoryClients > maxSize:
+		return fmt.Errorf("maxmemory-clients: %d is not between 0 and %d bytes", c.MaxMemoryClients, int64(maxSize))
 	case c.LogLevel != "debug" && c.LogLevel != "info" && c.LogLevel != "warn" && c.LogLevel != "error":
 		return fmt.Errorf("loglevel: %q is not debug, info, warn or error", c.LogLevel)
 	case c.LogFormat != "" && c.LogFormat != "console" && c.LogFormat != "json":

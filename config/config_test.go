@@ -364,3 +364,24 @@ func addrs(c Config) []string {
 	}
 	return out
 }
+
+// --maxmemory-clients: 1gb unless set, a size like --maxmemory, 0 for no
+// limit.
+func TestMaxMemoryClients(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want int64
+	}{
+		{nil, 1 << 30},
+		{[]string{"--maxmemory-clients", "256mb"}, 256 << 20},
+		{[]string{"--maxmemory-clients", "0"}, 0},
+	} {
+		c, _, err := Load(tc.args, nil)
+		if err != nil || c.MaxMemoryClients != tc.want {
+			t.Errorf("%v: %d, %v; want %d", tc.args, c.MaxMemoryClients, err, tc.want)
+		}
+	}
+	if _, _, err := Load([]string{"--maxmemory-clients", "-1"}, nil); err == nil || !strings.Contains(err.Error(), `"-1" is not a size`) {
+		t.Errorf("--maxmemory-clients -1: %v", err)
+	}
+}

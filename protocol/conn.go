@@ -58,6 +58,11 @@ type Client struct {
 	lastActive atomic.Int64 // unix ms
 	blocked    atomic.Bool
 	killed     atomic.Bool
+
+	// What the client's buffers hold, as the server's total counts it
+	// (clientmem.go); written by the owner only.
+	memIn  atomic.Int64
+	memOut atomic.Int64
 }
 
 func newClient(s *Server, nc net.Conn) *Client {
@@ -81,6 +86,7 @@ func newClient(s *Server, nc net.Conn) *Client {
 	c.guard = newGuard(c.src, &c.limits, s.cfg.ReadBuffer)
 	c.rd = newCmdReader(c.guard, s.cfg.ReadBuffer)
 	c.w = writer{nc: nc, timeout: s.cfg.WriteTimeout, limit: s.cfg.FlushAt, sent: &c.netOut}
+	c.w.resized = c.sized
 	c.lastActive.Store(c.born.UnixMilli())
 	return c
 }
@@ -102,6 +108,7 @@ func (c *Client) serve() {
 		c.runOnFail()
 		c.srv.remove(c)
 	}()
+	c.sized()
 	sess, _ := c.nc.(sessionConn)
 	for {
 		var st runState
@@ -235,6 +242,7 @@ func (c *Client) run(log *zerolog.Logger, sess sessionConn) runState {
 				return runExit
 			}
 			err = c.rd.fill()
+			c.sized() // a large command grows the buffer, and its end lets it go
 			if err == nil {
 				if sess != nil {
 					if empty, skipped := sess.empty(); empty {
@@ -715,6 +723,7 @@ func (w *Wait) Park(deadline time.Time) (left bool) {
 		}
 		if cap(s.pending)-len(s.pending) < 512 {
 			s.pending = slices.Grow(s.pending, 4096)
+			c.sized()
 		}
 		n, err := c.nc.Read(s.pending[len(s.pending):cap(s.pending)])
 		if n > 0 {

@@ -24,7 +24,9 @@
 // count, argument size, inline line size, command size) and, before AUTH,
 // Redis's smaller limits, releasing one command at a time so a successful
 // AUTH lifts them for the rest of a pipeline. A violation is answered with
-// "-ERR Protocol error: ..." and the connection closes.
+// "-ERR Protocol error: ..." and the connection closes. Every client's
+// buffers count in one server-wide total (clientmem.go); past
+// Config.MaxMemoryClients the clients holding the most are closed.
 //
 // # Handlers
 //

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/tidwall/redcon"
 )
@@ -61,19 +62,31 @@ var (
 
 // writer buffers replies for one connection and writes them out with a
 // deadline, so a client that stops reading cannot pin a goroutine forever.
-// The buffer is flushed whenever it grows past limit, which bounds the
-// memory one connection's replies hold. Owned by the connection goroutine.
+// The buffer is flushed whenever it grows past limit, and a bulk string of
+// limit bytes or more is written from where it lies, not copied in, so one
+// connection's buffer holds about limit bytes plus one element (a
+// reservation, say) however large the reply. Once a write has failed the
+// buffer is dropped and nothing more is encoded: the rest of the reply
+// would only pile up in memory for a client that is gone. Owned by the
+// connection goroutine.
 type writer struct {
 	nc      net.Conn
 	b       []byte
-	err     error         // sticky write error
+	err     error         // sticky write error; b is nil from then on
 	timeout time.Duration // per write; 0: none
 	limit   int           // flush threshold
 	sent    *atomic.Int64 // counts the bytes written, if set
 
 	deadline time.Time // the write deadline set last
+
+	// resized, if set, is called when cap(b) differs from counted (the
+	// client's buffer accounting); looked at on each write, not each reply.
+	resized func()
+	counted int
 }
 
+// flush writes the buffer out. After a failed write it does nothing and
+// returns that write's error.
 func (w *writer) flush() error {
 	if w.err != nil {
 		return w.err
@@ -81,6 +94,22 @@ func (w *writer) flush() error {
 	if len(w.b) == 0 {
 		return nil
 	}
+	w.sized() // the buffer is at its largest now, and held while the write waits
+	if w.write(w.b) != nil {
+		return w.err
+	}
+	if cap(w.b) > 2*w.limit {
+		w.b = make([]byte, 0, 4096)
+	} else {
+		w.b = w.b[:0]
+	}
+	w.sized()
+	return nil
+}
+
+// write writes p with the write deadline. A failure is kept in w.err and
+// drops the buffer.
+func (w *writer) write(p []byte) error {
 	if w.timeout > 0 {
 		// Moving the deadline costs a runtime timer update; a busy
 		// connection moves it only when less than 7/8 of the timeout is
@@ -91,32 +120,59 @@ func (w *writer) flush() error {
 			_ = w.nc.SetWriteDeadline(w.deadline)
 		}
 	}
-	var n int
-	n, w.err = w.nc.Write(w.b)
+	n, err := w.nc.Write(p)
 	if w.sent != nil {
 		w.sent.Add(int64(n))
 	}
-	if cap(w.b) > 4*w.limit {
-		w.b = make([]byte, 0, 4096)
-	} else {
-		w.b = w.b[:0]
+	if err != nil {
+		w.err = err
+		w.b = nil
+		w.sized()
 	}
-	return w.err
+	return err
 }
 
-func (w *writer) maybeFlush() {
+func (w *writer) sized() {
+	if cap(w.b) != w.counted && w.resized != nil {
+		w.resized()
+	}
+}
+
+// full flushes the buffer once it holds limit bytes, and reports whether
+// encoding must stop: a write has failed.
+func (w *writer) full() bool {
 	if len(w.b) >= w.limit {
 		_ = w.flush()
 	}
+	return w.err != nil
 }
 
 func (w *writer) writeError(text string) {
-	w.b = redcon.AppendError(w.b, text)
+	if w.err == nil {
+		w.b = redcon.AppendError(w.b, text)
+	}
+}
+
+// appendBigBulk encodes a bulk string of at least limit bytes: its header
+// goes out with what is buffered, the bytes themselves straight from p.
+func (w *writer) appendBigBulk(p []byte) {
+	w.b = append(w.b, '$')
+	w.b = strconv.AppendInt(w.b, int64(len(p)), 10)
+	w.b = append(w.b, '\r', '\n')
+	if w.flush() != nil || w.write(p) != nil {
+		return
+	}
+	w.b = append(w.b, '\r', '\n')
 }
 
 // appendReply encodes v. It reports false if v is not a reply type (a bug
-// in a handler), after encoding "ERR internal error" in its place.
+// in a handler), after encoding "ERR internal error" in its place. After a
+// failed write it encodes nothing, and an array stops at the element
+// whose write failed.
 func (w *writer) appendReply(v any, onErr func(error) string) bool {
+	if w.err != nil {
+		return true
+	}
 	switch v := v.(type) {
 	case nil, nullBulk:
 		w.b = append(w.b, "$-1\r\n"...)
@@ -125,9 +181,17 @@ func (w *writer) appendReply(v any, onErr func(error) string) bool {
 	case SimpleString:
 		w.b = redcon.AppendString(w.b, string(v))
 	case string:
-		w.b = redcon.AppendBulkString(w.b, v)
+		if len(v) >= w.limit {
+			w.appendBigBulk(unsafe.Slice(unsafe.StringData(v), len(v))) // Write does not modify it
+		} else {
+			w.b = redcon.AppendBulkString(w.b, v)
+		}
 	case []byte:
-		w.b = redcon.AppendBulk(w.b, v)
+		if len(v) >= w.limit {
+			w.appendBigBulk(v)
+		} else {
+			w.b = redcon.AppendBulk(w.b, v)
+		}
 	case int64:
 		w.b = redcon.AppendInt(w.b, v)
 	case int:
@@ -135,15 +199,19 @@ func (w *writer) appendReply(v any, onErr func(error) string) bool {
 	case []string:
 		w.b = redcon.AppendArray(w.b, len(v))
 		for _, s := range v {
-			w.b = redcon.AppendBulkString(w.b, s)
-			w.maybeFlush()
+			w.appendReply(s, onErr)
+			if w.full() {
+				break
+			}
 		}
 	case []any:
 		w.b = redcon.AppendArray(w.b, len(v))
 		ok := true
 		for _, e := range v {
 			ok = w.appendReply(e, onErr) && ok
-			w.maybeFlush()
+			if w.full() {
+				break
+			}
 		}
 		return ok
 	case Array:
@@ -151,7 +219,9 @@ func (w *writer) appendReply(v any, onErr func(error) string) bool {
 		w.b = redcon.AppendArray(w.b, n)
 		for i := 0; i < n; i++ {
 			w.b = v.AppendElem(w.b, i)
-			w.maybeFlush()
+			if w.full() {
+				break
+			}
 		}
 	case error:
 		w.writeError(onErr(v))

@@ -25,6 +25,10 @@ type Config struct {
 	PreAuth      Limits        // per-command limits before AUTH (only with RequirePass)
 	ReadBuffer   int           // bytes read from the socket at a time; default 16 KiB
 	FlushAt      int           // reply bytes buffered before an early write; default 64 KiB
+	// MaxMemoryClients bounds what every client's input and output buffers
+	// hold together; past it the clients holding the most are closed. 0: no
+	// limit. Default 1 GiB.
+	MaxMemoryClients int64
 	// SlowlogSlowerThan: commands taking at least this long go to the slow
 	// log; negative: none. Default 10 ms.
 	SlowlogSlowerThan time.Duration
@@ -59,6 +63,7 @@ func DefaultConfig() Config {
 		},
 		ReadBuffer:        16 << 10,
 		FlushAt:           64 << 10,
+		MaxMemoryClients:  1 << 30,
 		SlowlogSlowerThan: 10 * time.Millisecond,
 		SlowlogMaxLen:     128,
 	}
@@ -77,6 +82,8 @@ func (c Config) Validate() error {
 		return errors.New("read buffer and flush threshold must be at least 512 bytes")
 	case c.SlowlogMaxLen < 0:
 		return errors.New("slowlog-max-len must not be negative")
+	case c.MaxMemoryClients < 0:
+		return errors.New("maxmemory-clients must not be negative")
 	}
 	return nil
 }
@@ -107,6 +114,10 @@ type Server struct {
 	closedCmds atomic.Int64
 	closedIn   atomic.Int64
 	closedOut  atomic.Int64
+
+	clientMem atomic.Int64 // bytes the clients' buffers hold (clientmem.go)
+	evicted   atomic.Int64 // clients closed for maxmemory-clients
+	evictMu   sync.Mutex   // one eviction at a time; protects nothing else
 }
 
 // NewServer builds a server; call Serve for each listener.
@@ -215,6 +226,7 @@ func isLoopback(a net.Addr) bool {
 
 func (s *Server) remove(c *Client) {
 	s.mu.Lock()
+	s.released(c)
 	delete(s.clients, c.id)
 	s.closedCmds.Add(c.commands.Load())
 	s.closedIn.Add(c.netIn.Load())
@@ -324,6 +336,14 @@ type Stats struct {
 	TotalConnections, TotalCommands int64
 	RejectedConnections             int64
 	NetInputBytes, NetOutputBytes   int64
+
+	// Client buffers (Redis's names in INFO): what every client's buffers
+	// hold (mem_clients_normal), the most one client's input and output
+	// buffers hold (client_recent_max_input_buffer, ..._output_buffer),
+	// and the clients closed for maxmemory-clients (evicted_clients).
+	ClientBuffers                   int64
+	MaxInputBuffer, MaxOutputBuffer int64
+	EvictedClients                  int64
 }
 
 // Stats returns the counters.
@@ -339,7 +359,10 @@ func (s *Server) Stats() Stats {
 		st.TotalCommands += c.commands.Load()
 		st.NetInputBytes += c.netIn.Load()
 		st.NetOutputBytes += c.netOut.Load()
+		st.MaxInputBuffer = max(st.MaxInputBuffer, c.memIn.Load())
+		st.MaxOutputBuffer = max(st.MaxOutputBuffer, c.memOut.Load())
 	}
 	s.mu.Unlock()
+	st.ClientBuffers, st.EvictedClients = s.clientMem.Load(), s.evicted.Load()
 	return st
 }

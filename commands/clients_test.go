@@ -1,0 +1,62 @@
+package commands_test
+
+import (
+	"errors"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// infoField reads one field of INFO's text; -1 if it is missing.
+func infoField(text, name string) int64 {
+	for _, line := range strings.Split(text, "\r\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && k == name {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return -1
+			}
+			return n
+		}
+	}
+	return -1
+}
+
+// INFO reports the client buffers under Redis's names, and a client closed
+// for --maxmemory-clients counts in evicted_clients.
+func TestInfoClientBuffers(t *testing.T) {
+	ts := start(t, func(s *setup) { s.pcfg.MaxMemoryClients = 1 << 20 })
+	c := ts.client(t, resp2)
+	all := infoText(t, c, "clients", "memory", "stats")
+	for _, f := range []string{"client_recent_max_input_buffer", "client_recent_max_output_buffer", "mem_clients_normal", "evicted_clients"} {
+		if infoField(all, f) < 0 {
+			t.Errorf("INFO lacks %s", f)
+		}
+	}
+	if got := infoField(all, "maxmemory_clients"); got != 1<<20 {
+		t.Errorf("maxmemory_clients:%d", got)
+	}
+	if infoField(all, "mem_clients_normal") <= 0 || infoField(all, "evicted_clients") != 0 {
+		t.Errorf("with one client:\n%s", all)
+	}
+
+	// A partial push of 900 KB takes the total past 1 MiB.
+	nc, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := nc.Write([]byte("*4\r\n$7\r\nJOBPUSH\r\n$1\r\nq\r\n$1\r\nh\r\n$1000000\r\n" + strings.Repeat("x", 900_000))); err != nil {
+		t.Fatal(err)
+	}
+	_ = nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := nc.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatal("the client holding a partial push of 900 KB was not closed")
+	}
+	stats := infoText(t, c, "stats")
+	if got := infoField(stats, "evicted_clients"); got != 1 {
+		t.Fatalf("evicted_clients:%d", got)
+	}
+}

@@ -1,0 +1,80 @@
+package protocol
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// partial sends the start of an ECHO whose argument is size bytes long,
+// and the first have bytes of it.
+func partial(c *rawClient, size, have int) {
+	c.t.Helper()
+	c.send("*2\r\n$4\r\necho\r\n$" + strconv.Itoa(size) + "\r\n" + strings.Repeat("y", have))
+}
+
+// Clients holding partial commands push the buffers' total past
+// MaxMemoryClients: the client holding the most is closed (not the one
+// whose read crossed the limit), the others stay, the server answers, and
+// the stats count the eviction.
+func TestMaxMemoryClientsClosesTheBiggest(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Limits = LimitsFor(8 << 20)
+	cfg.MaxMemoryClients = 7 << 20
+	srv, addr := startServer(t, cfg, testTable(t))
+	base := srv.Stats().ClientBuffers
+
+	large := dial(t, addr)
+	partial(large, 4<<20, 3<<20) // a reader buffer of 4 MiB
+	waitFor(t, func() bool { return srv.Stats().ClientBuffers >= base+4<<20 })
+	medium := dial(t, addr)
+	partial(medium, 2<<20, 1200<<10) // 2 MiB
+	waitFor(t, func() bool { return srv.Stats().ClientBuffers >= base+6<<20 })
+	if st := srv.Stats(); st.EvictedClients != 0 || st.MaxInputBuffer < 4<<20 {
+		t.Fatalf("under the limit: %+v", st)
+	}
+	small := dial(t, addr)
+	partial(small, 2<<20, 1200<<10) // 2 MiB more: past 7 MiB
+
+	if !large.closed() {
+		t.Fatal("the client holding the most was not closed")
+	}
+	waitFor(t, func() bool { return srv.Stats().Connected == 2 })
+	st := srv.Stats()
+	if st.EvictedClients != 1 || st.ClientBuffers > cfg.MaxMemoryClients {
+		t.Fatalf("after the eviction: %+v", st)
+	}
+	// The others finish their commands and go on.
+	for _, c := range []*rawClient{medium, small} {
+		c.send(strings.Repeat("y", 2<<20-1200<<10) + "\r\n")
+		if got := c.reply(); len(got) != 1+2<<20 {
+			t.Fatalf("echo of %d bytes", len(got)-1)
+		}
+		c.ping("after the eviction")
+	}
+	dial(t, addr).ping("a new client")
+}
+
+// 0 turns the limit off; a negative one is refused.
+func TestMaxMemoryClientsSettings(t *testing.T) {
+	cfg := DefaultConfig()
+	if cfg.MaxMemoryClients != 1<<30 {
+		t.Fatalf("default maxmemory-clients %d", cfg.MaxMemoryClients)
+	}
+	cfg.MaxMemoryClients = -1
+	if err := cfg.Validate(); err == nil {
+		t.Fatal("a negative maxmemory-clients accepted")
+	}
+	cfg.MaxMemoryClients = 0
+	srv, addr := startServer(t, cfg, testTable(t))
+	c := dial(t, addr)
+	partial(c, 1<<20, 900<<10)
+	waitFor(t, func() bool { return srv.Stats().ClientBuffers >= 1<<20 })
+	c.send(strings.Repeat("y", 1<<20-900<<10) + "\r\n")
+	if got := c.reply(); len(got) != 1+1<<20 {
+		t.Fatalf("echo of %d bytes", len(got)-1)
+	}
+	if st := srv.Stats(); st.EvictedClients != 0 {
+		t.Fatalf("evicted with no limit: %+v", st)
+	}
+}
