@@ -1,0 +1,253 @@
+package persistence
+
+import (
+	"errors"
+	"maps"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"sluice/store"
+)
+
+// dirState is every file of dir with its contents.
+func dirState(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[e.Name()] = string(b)
+	}
+	return out
+}
+
+func sameDir(t *testing.T, what string, got, want map[string]string) {
+	t.Helper()
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("%s: the directory changed: files %v, were %v", what, slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(want)))
+	}
+}
+
+// rewrittenLog leaves in dir a log that a rewrite compacted, with changes
+// after it: a base and an incr file, both holding jobs. It returns the
+// state the log holds.
+func rewrittenLog(t *testing.T, dir string, seed uint64) (want []store.Record, now int64) {
+	t.Helper()
+	cfg := testConfig(t, dir)
+	st, l := open(t, cfg)
+	now = 1000
+	rng := rand.New(rand.NewPCG(seed, 5))
+	workload(st, rng, &now, 300)
+	if err := l.Rewrite(); err != nil {
+		t.Fatal(err)
+	}
+	workload(st, rng, &now, 300)
+	if _, err := st.Push(now, store.PushOptions{Queue: "a", Handler: "h", Payload: []byte("after the rewrite")}); err != nil {
+		t.Fatal(err)
+	}
+	want = dump(t, st, now)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return want, now
+}
+
+func openErr(t *testing.T, cfg Config) error {
+	t.Helper()
+	st, err := store.New(cfg.Store, store.NewSeqGenerator())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := Open(cfg, st)
+	if err == nil {
+		l.Close()
+		t.Fatalf("Open started with %d jobs; want a refusal", st.Len())
+	}
+	return err
+}
+
+// A manifest deleted after a rewrite: the start stops, names the files and
+// the way to recover, and leaves every file as it was.
+func TestMissingManifestRefusesToStart(t *testing.T) {
+	dir := t.TempDir()
+	rewrittenLog(t, dir, 1)
+	if err := os.Remove(filepath.Join(dir, manifestName)); err != nil {
+		t.Fatal(err)
+	}
+	before := dirState(t, dir)
+	if len(before) != 2 {
+		t.Fatalf("files after a rewrite: %v", slices.Sorted(maps.Keys(before)))
+	}
+	err := openErr(t, testConfig(t, dir))
+	if !errors.Is(err, ErrNoManifest) {
+		t.Fatalf("Open: %v, want ErrNoManifest", err)
+	}
+	for name := range before {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("the error does not name %s: %v", name, err)
+		}
+	}
+	if !strings.Contains(err.Error(), "check-aof --rebuild-manifest "+dir) {
+		t.Errorf("the error does not say how to recover: %v", err)
+	}
+	sameDir(t, "after the refused start", dirState(t, dir), before)
+}
+
+// A manifest naming a file that is not there, base or incr (the last incr
+// included, which was once taken for an empty file): the start stops and
+// names it.
+func TestManifestNamingAMissingFileRefuses(t *testing.T) {
+	for _, gone := range []string{"sluice.2.incr", "sluice.3.base"} {
+		t.Run(gone, func(t *testing.T) {
+			dir := t.TempDir()
+			rewrittenLog(t, dir, 2)
+			if m, _ := os.ReadFile(filepath.Join(dir, manifestName)); string(m) != "sluice-log 1\nbase sluice.3.base\nincr sluice.2.incr\n" {
+				t.Fatalf("manifest after a rewrite:\n%s", m)
+			}
+			if err := os.Remove(filepath.Join(dir, gone)); err != nil {
+				t.Fatal(err)
+			}
+			before := dirState(t, dir)
+			err := openErr(t, testConfig(t, dir))
+			if !errors.Is(err, ErrMissingFile) || !strings.Contains(err.Error(), gone) {
+				t.Fatalf("Open: %v, want ErrMissingFile naming %s", err, gone)
+			}
+			sameDir(t, "after the refused start", dirState(t, dir), before)
+		})
+	}
+}
+
+// Files the manifest does not name, with contents, where the next new
+// files would have gone: they are never appended to nor replaced, new
+// files are numbered above them, and none of their jobs reappear.
+func TestStaleFilesAreNeverWrittenTo(t *testing.T) {
+	// Stale files: the log of another store, named as this log's next
+	// incr and base (and the base's temporary file) would be.
+	other := t.TempDir()
+	st0, l0 := open(t, testConfig(t, other))
+	for i := 0; i < 5; i++ {
+		if _, err := st0.Push(500, store.PushOptions{Queue: "stale", Handler: "h", Payload: []byte("never held")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l0.Close()
+	staleData, err := os.ReadFile(filepath.Join(other, "sluice.1.incr"))
+	if err != nil || len(staleData) == 0 {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	plant := func(names ...string) {
+		t.Helper()
+		for _, name := range names {
+			if err := os.WriteFile(filepath.Join(dir, name), staleData, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	untouched := func(when string, names ...string) {
+		t.Helper()
+		for _, name := range names {
+			if b, _ := os.ReadFile(filepath.Join(dir, name)); string(b) != string(staleData) {
+				t.Errorf("%s: %s was written to (%d bytes, was %d)", when, name, len(b), len(staleData))
+			}
+		}
+	}
+
+	cfg := testConfig(t, dir)
+	st, l := open(t, cfg)
+	now := int64(1000)
+	rng := rand.New(rand.NewPCG(3, 5))
+	workload(st, rng, &now, 200)
+	l.Close()
+
+	// There at the start: a rewrite takes numbers above them.
+	plant("sluice.2.incr", "sluice.3.base", "sluice.3.base.tmp")
+	st, l = open(t, cfg)
+	workload(st, rng, &now, 100)
+	if err := l.Rewrite(); err != nil {
+		t.Fatal(err)
+	}
+	workload(st, rng, &now, 100)
+	want := dump(t, st, now)
+	l.Close()
+	untouched("a rewrite after the start", "sluice.2.incr", "sluice.3.base", "sluice.3.base.tmp")
+	st, l = open(t, cfg)
+	sameState(t, "reopened", dump(t, st, now), want)
+
+	// Put there while the server runs, named as its next files: the
+	// rewrite that would have used them fails and leaves them be; the next
+	// one numbers past them.
+	plant("sluice.6.incr", "sluice.7.base.tmp")
+	if err := l.Rewrite(); !errors.Is(err, os.ErrExist) {
+		t.Fatalf("a rewrite onto an existing file: %v, want ErrExist", err)
+	}
+	workload(st, rng, &now, 100)
+	plant("sluice.9.base.tmp")
+	if err := l.Rewrite(); !errors.Is(err, os.ErrExist) {
+		t.Fatalf("a rewrite onto an existing snapshot file: %v, want ErrExist", err)
+	}
+	workload(st, rng, &now, 100)
+	if err := l.Rewrite(); err != nil {
+		t.Fatal(err)
+	}
+	workload(st, rng, &now, 100)
+	want = dump(t, st, now)
+	l.Close()
+	untouched("rewrites while running", "sluice.2.incr", "sluice.3.base", "sluice.3.base.tmp", "sluice.6.incr", "sluice.7.base.tmp", "sluice.9.base.tmp")
+	st, l = open(t, cfg)
+	defer l.Close()
+	sameState(t, "reopened after the rewrites", dump(t, st, now), want)
+}
+
+// A new file is created exclusively: a file of that name is an error, and
+// is left as it was.
+func TestCreateNewRefusesAnExistingFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sluice.7.incr")
+	if err := os.WriteFile(path, []byte("held"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := (OSFS{}).CreateNew(path); !errors.Is(err, os.ErrExist) {
+		if f != nil {
+			f.Close()
+		}
+		t.Fatalf("CreateNew of an existing file: %v, want ErrExist", err)
+	}
+	if f, err := (OSFS{}).OpenAppend(path + ".missing"); err == nil {
+		f.Close()
+		t.Fatal("OpenAppend created a missing file")
+	}
+	if b, _ := os.ReadFile(path); string(b) != "held" {
+		t.Fatalf("the file now holds %q", b)
+	}
+}
+
+// Empty files with no manifest (a first start that crashed before writing
+// it) hold nothing to lose: the log starts anew, numbered above them.
+func TestEmptyFilesWithoutManifestStartANewLog(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "sluice.1.incr"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st, l := open(t, testConfig(t, dir))
+	if _, err := st.Push(1, store.PushOptions{Queue: "a", Handler: "h"}); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	if b, _ := os.ReadFile(filepath.Join(dir, "sluice.1.incr")); len(b) != 0 {
+		t.Fatal("the leftover file was written to")
+	}
+	if m, _ := os.ReadFile(filepath.Join(dir, manifestName)); string(m) != "sluice-log 1\nincr sluice.2.incr\n" {
+		t.Fatalf("manifest:\n%s", m)
+	}
+}
