@@ -17,6 +17,8 @@ var (
 	ErrNoManifest = errors.New("append-only log files without a manifest")
 	// ErrMissingFile: the manifest names a file that is not there.
 	ErrMissingFile = errors.New("append-only log manifest names a missing file")
+	// ErrRebuild: RebuildManifest cannot tell which files make the log.
+	ErrRebuild = errors.New("cannot rebuild the manifest")
 )
 
 const manifestName = "sluice.manifest"
@@ -256,4 +258,116 @@ func planStart(fsys FS, dir string) (startPlan, error) {
 	}
 	p.next = max(p.next, man.maxNumber()+1)
 	return p, nil
+}
+
+// Rebuilt is what RebuildManifest wrote.
+type Rebuilt struct {
+	Path     string   // the manifest
+	Files    []string // in replay order: the base, if any, then the incr files
+	Records  []int64  // records in each of Files
+	Left     []string // log files left out (older than the base, unfinished)
+	Replaced bool     // a manifest was there (damaged, or naming a missing file)
+}
+
+// RebuildManifest writes dir's manifest from the log files present: the
+// newest base (snapshot) and the incr files from the one written beside it
+// on, in number order, or every incr file when there is no base. A rewrite
+// numbers its new incr file N and its base N+1, so base N+1 is followed by
+// incr N. It refuses (ErrRebuild) when that order is in doubt (two files
+// of one number, a base without its incr file, incr files not starting at
+// 1 with no base), when a chosen file has a bad record, and when a
+// manifest is there naming files that are all present. It must not run
+// beside a server using dir.
+func RebuildManifest(fsys FS, dir string) (Rebuilt, error) {
+	res := Rebuilt{Path: filepath.Join(dir, manifestName)}
+	files, err := scanDir(fsys, dir)
+	if err != nil {
+		return res, err
+	}
+	old, found, err := readManifest(fsys, dir)
+	if found && err == nil {
+		present := make(map[string]bool, len(files))
+		for _, f := range files {
+			present[f.name] = true
+		}
+		intact := true
+		for _, name := range old.files() {
+			intact = intact && present[name]
+		}
+		if intact {
+			return res, fmt.Errorf("%w: %s is sound (every file it names is there); remove it first to rebuild it anyway", ErrRebuild, res.Path)
+		}
+	}
+	res.Replaced = found
+
+	var base *logFile
+	var incrs []logFile
+	seen := make(map[int]string)
+	for i, f := range files {
+		if f.kind != "base" && f.kind != "incr" {
+			continue // an unfinished snapshot (base.tmp)
+		}
+		if other, ok := seen[f.num]; ok {
+			return res, fmt.Errorf("%w: %s and %s have the same number, which a log never gives two files", ErrRebuild, other, f.name)
+		}
+		seen[f.num] = f.name
+		if f.kind == "base" {
+			base = &files[i] // files are in number order: the last is the newest
+		} else {
+			incrs = append(incrs, f)
+		}
+	}
+	if base == nil && len(incrs) == 0 {
+		return res, fmt.Errorf("%w: %s holds no log files (sluice.N.base, sluice.N.incr); a server starts with an empty log there once %s is removed", ErrRebuild, dir, manifestName)
+	}
+	var chain []logFile
+	if base != nil {
+		chain = append(chain, *base)
+		first := base.num - 1
+		if seen[first] != logFileName(first, "incr") {
+			return res, fmt.Errorf("%w: %s has no %s, the incr file a rewrite writes beside it, so the changes after that snapshot are missing", ErrRebuild, base.name, logFileName(first, "incr"))
+		}
+		for _, f := range incrs {
+			if f.num >= first {
+				chain = append(chain, f)
+			}
+		}
+	} else {
+		if incrs[0].num != 1 {
+			return res, fmt.Errorf("%w: there is no base file and the incr files begin at %s, not sluice.1.incr: the snapshot they follow may be missing", ErrRebuild, incrs[0].name)
+		}
+		chain = incrs
+	}
+	inChain := make(map[string]bool, len(chain))
+	for _, f := range chain {
+		inChain[f.name] = true
+		path := filepath.Join(dir, f.name)
+		c, err := Check(fsys, path, false)
+		if err != nil {
+			return res, fmt.Errorf("%w: reading %s: %v", ErrRebuild, path, err)
+		}
+		if c.Problem != "" {
+			return res, fmt.Errorf("%w: %s has a bad record at offset %d (%s); `sluice check-aof --fix %s` truncates it there, losing what follows",
+				ErrRebuild, path, c.Good, c.Problem, path)
+		}
+		res.Files = append(res.Files, f.name)
+		res.Records = append(res.Records, c.Records)
+	}
+	for _, f := range files {
+		if !inChain[f.name] {
+			res.Left = append(res.Left, f.name)
+		}
+	}
+	m := manifest{}
+	for _, f := range chain {
+		if f.kind == "base" {
+			m.base = f.name
+		} else {
+			m.incrs = append(m.incrs, f.name)
+		}
+	}
+	if err := writeManifest(fsys, dir, m); err != nil {
+		return res, fmt.Errorf("writing %s: %w", res.Path, err)
+	}
+	return res, nil
 }

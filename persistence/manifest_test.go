@@ -251,3 +251,115 @@ func TestEmptyFilesWithoutManifestStartANewLog(t *testing.T) {
 		t.Fatalf("manifest:\n%s", m)
 	}
 }
+
+// The manifest, rebuilt from the files present, loads exactly the state the
+// log held: after a finished rewrite, and in the middle of one (a base and
+// two incr files).
+func TestRebuildManifestRestoresTheLog(t *testing.T) {
+	t.Run("after a rewrite", func(t *testing.T) {
+		dir := t.TempDir()
+		want, now := rewrittenLog(t, dir, 4)
+		os.Remove(filepath.Join(dir, manifestName))
+		res, err := RebuildManifest(OSFS{}, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(res.Files, []string{"sluice.3.base", "sluice.2.incr"}) || res.Replaced || len(res.Left) != 0 {
+			t.Fatalf("rebuilt %+v", res)
+		}
+		st, l := open(t, testConfig(t, dir))
+		defer l.Close()
+		sameState(t, "rebuilt", dump(t, st, now), want)
+	})
+	t.Run("during a rewrite", func(t *testing.T) {
+		dir := t.TempDir()
+		rewrittenLog(t, dir, 5)
+		cfg := testConfig(t, dir)
+		ffs := &failCreateFS{}
+		cfg.FS = ffs
+		st, l := open(t, cfg)
+		now := int64(100_000)
+		rng := rand.New(rand.NewPCG(5, 6))
+		workload(st, rng, &now, 100)
+		ffs.fail.Store(true) // the rewrite switches files, then fails
+		if err := l.Rewrite(); err == nil {
+			t.Fatal("the rewrite did not fail")
+		}
+		workload(st, rng, &now, 100)
+		want := dump(t, st, now)
+		l.Close()
+		// A stray older incr file, left by a removal that failed.
+		os.WriteFile(filepath.Join(dir, "sluice.1.incr"), []byte("old"), 0o644)
+		os.Remove(filepath.Join(dir, manifestName))
+		res, err := RebuildManifest(OSFS{}, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(res.Files, []string{"sluice.3.base", "sluice.2.incr", "sluice.4.incr"}) || !slices.Equal(res.Left, []string{"sluice.1.incr"}) {
+			t.Fatalf("rebuilt %+v", res)
+		}
+		st2, l2 := open(t, testConfig(t, dir))
+		defer l2.Close()
+		sameState(t, "rebuilt", dump(t, st2, now), want)
+	})
+	t.Run("a manifest naming a missing file", func(t *testing.T) {
+		dir := t.TempDir()
+		want, now := rewrittenLog(t, dir, 6)
+		os.WriteFile(filepath.Join(dir, manifestName), []byte("sluice-log 1\nincr sluice.1.incr\n"), 0o644)
+		res, err := RebuildManifest(OSFS{}, dir)
+		if err != nil || !res.Replaced {
+			t.Fatalf("rebuilt %+v, %v", res, err)
+		}
+		st, l := open(t, testConfig(t, dir))
+		defer l.Close()
+		sameState(t, "rebuilt", dump(t, st, now), want)
+	})
+}
+
+// RebuildManifest refuses, and changes nothing, where the order of the
+// files is in doubt or one of them is damaged.
+func TestRebuildManifestRefuses(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(t *testing.T, dir string)
+		want   string // in the error
+	}{
+		{"a sound manifest", func(t *testing.T, dir string) {}, "is sound"},
+		{"no log files", func(t *testing.T, dir string) {
+			for _, n := range []string{manifestName, "sluice.2.incr", "sluice.3.base"} {
+				os.Remove(filepath.Join(dir, n))
+			}
+		}, "no log files"},
+		{"a base without its incr file", func(t *testing.T, dir string) {
+			os.Remove(filepath.Join(dir, manifestName))
+			os.Rename(filepath.Join(dir, "sluice.2.incr"), filepath.Join(dir, "sluice.4.incr"))
+		}, "no sluice.2.incr"},
+		{"incr files after a missing base", func(t *testing.T, dir string) {
+			os.Remove(filepath.Join(dir, manifestName))
+			os.Remove(filepath.Join(dir, "sluice.3.base"))
+		}, "begin at sluice.2.incr"},
+		{"two files of one number", func(t *testing.T, dir string) {
+			os.Remove(filepath.Join(dir, manifestName))
+			os.WriteFile(filepath.Join(dir, "sluice.2.base"), nil, 0o644)
+		}, "same number"},
+		{"a damaged file", func(t *testing.T, dir string) {
+			os.Remove(filepath.Join(dir, manifestName))
+			path := filepath.Join(dir, "sluice.3.base")
+			b, _ := os.ReadFile(path)
+			b[len(b)/2] ^= 0x40
+			os.WriteFile(path, b, 0o644)
+		}, "check-aof --fix"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			rewrittenLog(t, dir, 7)
+			tc.change(t, dir)
+			before := dirState(t, dir)
+			_, err := RebuildManifest(OSFS{}, dir)
+			if !errors.Is(err, ErrRebuild) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("RebuildManifest: %v, want ErrRebuild saying %q", err, tc.want)
+			}
+			sameDir(t, "after the refusal", dirState(t, dir), before)
+		})
+	}
+}
