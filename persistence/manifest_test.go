@@ -2,6 +2,7 @@ package persistence
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"math/rand/v2"
 	"os"
@@ -361,5 +362,46 @@ func TestRebuildManifestRefuses(t *testing.T) {
 			}
 			sameDir(t, "after the refusal", dirState(t, dir), before)
 		})
+	}
+}
+
+// A rewrite stopped at each of its file operations in turn, then the
+// manifest lost: the rebuilt manifest loads the state as it was, and the
+// log rewrites again around whatever the stopped rewrite left.
+func TestRebuildAfterARewriteStoppedAtEveryStep(t *testing.T) {
+	for step := 0; ; step++ {
+		dir := t.TempDir()
+		rewrittenLog(t, dir, 8) // a base to replace, and an incr file
+		cfg := testConfig(t, dir)
+		st, l := open(t, cfg)
+		now := int64(100_000)
+		workload(st, rand.New(rand.NewPCG(8, uint64(step))), &now, 200)
+		want := dump(t, st, now)
+		l.cfg.FS = &crashFS{failAt: step}
+		err := l.Rewrite()
+		l.cfg.FS = OSFS{}
+		l.Close()
+		if err := os.Remove(filepath.Join(dir, manifestName)); err != nil {
+			t.Fatal(err)
+		}
+		res, rerr := RebuildManifest(OSFS{}, dir)
+		if rerr != nil {
+			t.Fatalf("stopped at step %d: %v", step, rerr)
+		}
+		st2, l2 := open(t, cfg)
+		sameState(t, fmt.Sprintf("stopped at step %d, rebuilt as %v", step, res.Files), dump(t, st2, now), want)
+		if err := l2.Rewrite(); err != nil {
+			t.Fatalf("stopped at step %d: the next rewrite: %v", step, err)
+		}
+		l2.Close()
+		st3, l3 := open(t, cfg)
+		sameState(t, fmt.Sprintf("stopped at step %d, rewritten again", step), dump(t, st3, now), want)
+		l3.Close()
+		if err == nil { // no step left to fail
+			if step < 8 {
+				t.Fatalf("only %d steps seen", step)
+			}
+			return
+		}
 	}
 }
