@@ -188,7 +188,9 @@ type LoadStats struct {
 // Open loads the log in cfg.Dir into st (which must be empty), installs the
 // log as st's journal and starts its background work. A torn last record is
 // cut off with a warning; corruption elsewhere is an error naming the file
-// and offset.
+// and offset. Log files without a manifest (ErrNoManifest), or a manifest
+// naming a missing file (ErrMissingFile), are an error naming the files,
+// and Open then changes nothing in the directory.
 func Open(cfg Config, st *store.Store) (*Log, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err

@@ -54,6 +54,10 @@ func (m manifest) maxNumber() int {
 // logFileName is the name of log file number n of a kind ("incr", "base").
 func logFileName(n int, kind string) string { return fmt.Sprintf("sluice.%d.%s", n, kind) }
 
+// maxFileNumber bounds the numbers of log files: a name with a larger one
+// is not the log's, so numbering above it cannot overflow.
+const maxFileNumber = 1 << 48
+
 // parseLogName reads a name of the form sluice.<N>.<kind>, kind being
 // anything (incr, base, base.tmp). Every such file takes up its number:
 // a new file is numbered above all of them.
@@ -67,7 +71,7 @@ func parseLogName(name string) (n int, kind string, ok bool) {
 		return 0, "", false
 	}
 	n, err := strconv.Atoi(num)
-	if err != nil || n < 0 {
+	if err != nil || n < 0 || n > maxFileNumber {
 		return 0, "", false
 	}
 	return n, kind, true

@@ -405,3 +405,30 @@ func TestRebuildAfterARewriteStoppedAtEveryStep(t *testing.T) {
 		}
 	}
 }
+
+// Names of the log's scheme, and names that are not.
+func TestParseLogName(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		n    int
+		kind string
+		ok   bool
+	}{
+		{"sluice.1.incr", 1, "incr", true},
+		{"sluice.12.base", 12, "base", true},
+		{"sluice.5.base.tmp", 5, "base.tmp", true},
+		{"sluice.manifest", 0, "", false},
+		{"sluice.manifest.tmp", 0, "", false},
+		{"sluice.-1.incr", 0, "", false},
+		{"sluice.+1.incr", 0, "", false},
+		{"sluice.1.", 0, "", false},
+		{"sluice..incr", 0, "", false},
+		{"sluice.9223372036854775807.incr", 0, "", false}, // numbering above it would overflow
+		{"other.1.incr", 0, "", false},
+	} {
+		n, kind, ok := parseLogName(tc.name)
+		if n != tc.n || kind != tc.kind || ok != tc.ok {
+			t.Errorf("parseLogName(%q) = %d, %q, %v; want %d, %q, %v", tc.name, n, kind, ok, tc.n, tc.kind, tc.ok)
+		}
+	}
+}
