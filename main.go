@@ -349,24 +349,31 @@ func persistenceInfo(aof *persistence.Log, cfg config.Config) []commands.Setting
 }
 
 // checkAOF is `sluice check-aof [--fix] FILE`: report the first bad record
-// of a log file and, with --fix, truncate the file there.
+// of a log file and, with --fix, truncate the file there; and `sluice
+// check-aof --rebuild-manifest DIR`.
 func checkAOF(args []string, stdout, stderr io.Writer) int {
-	fix := false
+	const use = "usage: sluice check-aof [--fix] FILE\n       sluice check-aof --rebuild-manifest DIR"
+	fix, rebuild := false, false
 	var path string
 	for _, a := range args {
 		switch {
 		case a == "--fix":
 			fix = true
+		case a == "--rebuild-manifest":
+			rebuild = true
 		case path == "" && !strings.HasPrefix(a, "-"):
 			path = a
 		default:
-			fmt.Fprintln(stderr, "usage: sluice check-aof [--fix] FILE")
+			fmt.Fprintln(stderr, use)
 			return 2
 		}
 	}
-	if path == "" {
-		fmt.Fprintln(stderr, "usage: sluice check-aof [--fix] FILE")
+	if path == "" || (fix && rebuild) {
+		fmt.Fprintln(stderr, use)
 		return 2
+	}
+	if rebuild {
+		return rebuildManifest(path, stdout, stderr)
 	}
 	res, err := persistence.Check(persistence.OSFS{}, path, fix)
 	if err != nil {
@@ -384,6 +391,28 @@ func checkAOF(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "bad record at offset %d (%s); run with --fix to truncate the file there\n", res.Good, res.Problem)
 	return 1
+}
+
+// rebuildManifest is `sluice check-aof --rebuild-manifest DIR`: write the
+// manifest of the log in DIR from the files there, and say what it holds.
+func rebuildManifest(dir string, stdout, stderr io.Writer) int {
+	res, err := persistence.RebuildManifest(persistence.OSFS{}, dir)
+	if err != nil {
+		fmt.Fprintln(stderr, "sluice check-aof:", err)
+		return 1
+	}
+	verb := "wrote"
+	if res.Replaced {
+		verb = "replaced"
+	}
+	fmt.Fprintf(stdout, "%s %s, the log in replay order:\n", verb, res.Path)
+	for i, f := range res.Files {
+		fmt.Fprintf(stdout, "  %s (%d records)\n", f, res.Records[i])
+	}
+	if len(res.Left) > 0 {
+		fmt.Fprintf(stdout, "left out (older than the base, or unfinished): %s\n", strings.Join(res.Left, ", "))
+	}
+	return 0
 }
 
 func newLogger(cfg config.Config, w io.Writer) zerolog.Logger {
@@ -407,6 +436,7 @@ func usage(w io.Writer) {
 	fmt.Fprintf(w, "sluice %s — a job server that speaks the Redis protocol\n\n", version)
 	fmt.Fprintln(w, "Usage: sluice [config-file] [--option value ...]")
 	fmt.Fprintln(w, "       sluice check-aof [--fix] FILE   check a log file; --fix truncates it at its last good record")
+	fmt.Fprintln(w, "       sluice check-aof --rebuild-manifest DIR   write DIR's log manifest from the log files there")
 	fmt.Fprintln(w, "\nEvery option may also be set in the config file (\"name value\" lines)")
 	fmt.Fprintln(w, "or in the environment as SLUICE_<NAME> (upper case, '-' becomes '_').")
 	fmt.Fprintln(w, "Flags override the environment, which overrides the file.")

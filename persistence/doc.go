@@ -16,6 +16,17 @@
 // atomic rename. A crash at any moment leaves a manifest naming a complete,
 // consistent set of files.
 //
+// Only the manifest says which files make the log, so Open refuses to start
+// when the directory holds log files but no manifest (it would start empty
+// and later write over them), or when the manifest names a file that is
+// not there; `sluice check-aof --rebuild-manifest DIR` writes a manifest
+// from the files present. Files the manifest does not name are what a
+// rewrite that stopped leaves behind: they are never read nor written. A
+// new file, incr or base, is numbered above every sluice.<N>.* file in the
+// directory and created exclusively (O_EXCL), and made durable before a
+// manifest names it; the manifest's last incr file is the only one ever
+// opened to append to what it holds.
+//
 // # Records
 //
 // Every file is a sequence of framed records:

@@ -29,11 +29,9 @@ func (l *Log) replay(st *store.Store, files []string, lastIsLive bool, ls *LoadS
 		path := l.path(name)
 		data, err := l.cfg.FS.ReadFile(path)
 		if err != nil {
-			if errors.Is(err, errNotExist) && i == len(files)-1 && lastIsLive {
-				data = nil // created by the manifest step of a rewrite that crashed
-			} else {
-				return fmt.Errorf("reading %s: %w", path, err)
-			}
+			// Never taken for empty: a file is made durable before a
+			// manifest names it, so a missing one is lost data.
+			return fmt.Errorf("reading %s: %w", path, err)
 		}
 		ls.Files++
 		good, err := l.replayData(st, data, ls)

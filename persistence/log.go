@@ -1,12 +1,10 @@
 package persistence
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -89,8 +87,6 @@ func (c Config) Validate() error {
 	}
 	return c.Store.Validate()
 }
-
-const manifestName = "sluice.manifest"
 
 // Log is the append-only log. It implements store.Journal.
 type Log struct {
@@ -195,7 +191,9 @@ type LoadStats struct {
 // Open loads the log in cfg.Dir into st (which must be empty), installs the
 // log as st's journal and starts its background work. A torn last record is
 // cut off with a warning; corruption elsewhere is an error naming the file
-// and offset.
+// and offset. Log files without a manifest (ErrNoManifest), or a manifest
+// naming a missing file (ErrMissingFile), are an error naming the files,
+// and Open then changes nothing in the directory.
 func Open(cfg Config, st *store.Store) (*Log, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -208,28 +206,40 @@ func Open(cfg Config, st *store.Store) (*Log, error) {
 		return nil, fmt.Errorf("creating %s: %w", cfg.Dir, err)
 	}
 	start := time.Now()
-	man, err := l.readManifest()
+	plan, err := planStart(cfg.FS, cfg.Dir)
 	if err != nil {
 		return nil, err
 	}
-	if man.empty() {
-		man = manifest{incrs: []string{"sluice.1.incr"}}
-		if err := l.writeManifest(man); err != nil {
+	if len(plan.stray) > 0 {
+		l.log.Warn().Strs("files", plan.stray).
+			Msg("log files the manifest does not name (left by a rewrite that stopped): not read, never written to, new files are numbered above them")
+	}
+	man, f := plan.man, File(nil)
+	l.next = plan.next
+	if !plan.found {
+		if len(plan.unused) > 0 {
+			l.log.Warn().Strs("files", plan.unused).Msg("empty log files without a manifest: starting a new log numbered above them")
+		}
+		if f, man, err = l.create(); err != nil {
 			return nil, err
 		}
 	}
 	l.man = man
-	l.next = man.maxNumber() + 1
 	st.BeginReplay()
 	err = l.replay(st, man.files(), true, &l.stats.Loaded)
 	st.EndReplay()
 	if err != nil {
+		if f != nil {
+			f.Close()
+		}
 		return nil, err
 	}
 	l.stats.Loaded.Millis = time.Since(start).Milliseconds()
-	f, err := cfg.FS.OpenAppend(l.path(man.last()))
-	if err != nil {
-		return nil, err
+	if f == nil {
+		// The one file ever opened to append to what it holds.
+		if f, err = cfg.FS.OpenAppend(l.path(man.last())); err != nil {
+			return nil, err
+		}
 	}
 	l.file = f
 	l.total = l.stats.Loaded.Bytes
@@ -245,6 +255,26 @@ func Open(cfg Config, st *store.Store) (*Log, error) {
 }
 
 func (l *Log) path(name string) string { return filepath.Join(l.cfg.Dir, name) }
+
+// create starts a new log: its first incr file, made durable before the
+// manifest names it, so a manifest never names a file that is not there.
+func (l *Log) create() (File, manifest, error) {
+	name := logFileName(l.next, "incr")
+	l.next++
+	f, err := l.cfg.FS.CreateNew(l.path(name))
+	if err != nil {
+		return nil, manifest{}, err
+	}
+	m := manifest{incrs: []string{name}}
+	if err := l.cfg.FS.SyncDir(l.cfg.Dir); err == nil {
+		err = l.writeManifest(m)
+	}
+	if err != nil {
+		f.Close()
+		return nil, manifest{}, err
+	}
+	return f, m, nil
+}
 
 // Append buffers r and returns its sequence number. It never blocks on I/O.
 func (l *Log) Append(r store.Record) uint64 {
@@ -649,98 +679,4 @@ func (l *Log) Stats() Stats {
 	s := l.stats
 	s.Size, s.BaseSize = l.total, l.lastBase
 	return s
-}
-
-// manifest lists the log's files in replay order.
-type manifest struct {
-	base  string
-	incrs []string
-}
-
-func (m manifest) empty() bool { return m.base == "" && len(m.incrs) == 0 }
-
-func (m manifest) files() []string {
-	var out []string
-	if m.base != "" {
-		out = append(out, m.base)
-	}
-	return append(out, m.incrs...)
-}
-
-func (m manifest) last() string { return m.incrs[len(m.incrs)-1] }
-
-func (m manifest) maxNumber() int {
-	max := 0
-	for _, f := range m.files() {
-		parts := strings.Split(f, ".")
-		if len(parts) == 3 {
-			if n, err := strconv.Atoi(parts[1]); err == nil && n > max {
-				max = n
-			}
-		}
-	}
-	return max
-}
-
-func (l *Log) readManifest() (manifest, error) {
-	data, err := l.cfg.FS.ReadFile(l.path(manifestName))
-	if err != nil {
-		if errors.Is(err, errNotExist) {
-			return manifest{}, nil
-		}
-		return manifest{}, fmt.Errorf("reading %s: %w", l.path(manifestName), err)
-	}
-	var m manifest
-	sc := bufio.NewScanner(strings.NewReader(string(data)))
-	line := 0
-	for sc.Scan() {
-		line++
-		fields := strings.Fields(sc.Text())
-		switch {
-		case len(fields) == 0:
-		case line == 1 && len(fields) == 2 && fields[0] == "sluice-log" && fields[1] == "1":
-		case line > 1 && len(fields) == 2 && fields[0] == "base" && m.base == "" && len(m.incrs) == 0:
-			m.base = fields[1]
-		case line > 1 && len(fields) == 2 && fields[0] == "incr":
-			m.incrs = append(m.incrs, fields[1])
-		default:
-			return manifest{}, fmt.Errorf("%s line %d: cannot read %q", l.path(manifestName), line, sc.Text())
-		}
-	}
-	if !m.empty() && len(m.incrs) == 0 {
-		return manifest{}, fmt.Errorf("%s names no incr file", l.path(manifestName))
-	}
-	return m, nil
-}
-
-// writeManifest replaces the manifest atomically.
-func (l *Log) writeManifest(m manifest) error {
-	var b strings.Builder
-	b.WriteString("sluice-log 1\n")
-	if m.base != "" {
-		b.WriteString("base " + m.base + "\n")
-	}
-	for _, f := range m.incrs {
-		b.WriteString("incr " + f + "\n")
-	}
-	tmp := l.path(manifestName + ".tmp")
-	f, err := l.cfg.FS.Create(tmp)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write([]byte(b.String())); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := l.cfg.FS.Rename(tmp, l.path(manifestName)); err != nil {
-		return err
-	}
-	return l.cfg.FS.SyncDir(l.cfg.Dir)
 }

@@ -260,6 +260,14 @@ func (f *faultFS) OpenAppend(path string) (File, error) {
 	return &faultFile{file, f}, nil
 }
 
+func (f *faultFS) CreateNew(path string) (File, error) {
+	file, err := f.OSFS.CreateNew(path)
+	if err != nil {
+		return nil, err
+	}
+	return &faultFile{file, f}, nil
+}
+
 func (f *faultFile) Write(p []byte) (int, error) {
 	if e := f.fs.writeErr.Load(); e != nil && *e != nil {
 		// A short write, as a full disk gives.
@@ -497,6 +505,12 @@ func (c *crashFS) OpenAppend(p string) (File, error) {
 	}
 	return c.OSFS.OpenAppend(p)
 }
+func (c *crashFS) CreateNew(p string) (File, error) {
+	if err := c.fail(); err != nil {
+		return nil, err
+	}
+	return c.OSFS.CreateNew(p)
+}
 func (c *crashFS) Create(p string) (File, error) {
 	if err := c.fail(); err != nil {
 		return nil, err
@@ -567,12 +581,12 @@ type gatedCreateFS struct {
 	once     sync.Once
 }
 
-func (f *gatedCreateFS) Create(path string) (File, error) {
+func (f *gatedCreateFS) CreateNew(path string) (File, error) {
 	if strings.HasSuffix(path, ".base.tmp") {
 		f.once.Do(func() { close(f.creating) })
 		<-f.release
 	}
-	return f.faultFS.Create(path)
+	return f.faultFS.CreateNew(path)
 }
 
 // An automatic rewrite runs beside the once-a-second fsync: with everysec,
@@ -705,11 +719,11 @@ type failCreateFS struct {
 	fail atomic.Bool
 }
 
-func (f *failCreateFS) Create(path string) (File, error) {
+func (f *failCreateFS) CreateNew(path string) (File, error) {
 	if f.fail.Load() && strings.HasSuffix(path, ".base.tmp") {
 		return nil, errors.New("ENOSPC")
 	}
-	return f.faultFS.Create(path)
+	return f.faultFS.CreateNew(path)
 }
 
 // A failed fsync of the file a rewrite switches away from cannot be retried

@@ -3,7 +3,6 @@ package persistence
 import (
 	"bufio"
 	"errors"
-	"fmt"
 	"time"
 
 	"sluice/store"
@@ -85,17 +84,25 @@ func (l *Log) rewriteHeld() error {
 func (l *Log) rewrite() error {
 	// 1. A new incr file, named in the manifest before anything is written
 	//    to it, then the switch.
+	//    Both are new files numbered above every log file in the
+	//    directory (Open saw to that), created exclusively: a leftover of
+	//    that name is never appended to or replaced. The incr file is made
+	//    durable before the manifest names it.
 	l.mu.Lock()
 	old := l.man
-	incr := fmt.Sprintf("sluice.%d.incr", l.next)
-	base := fmt.Sprintf("sluice.%d.base", l.next+1)
+	incr := logFileName(l.next, "incr")
+	base := logFileName(l.next+1, "base")
 	l.next += 2
 	l.mu.Unlock()
-	f, err := l.cfg.FS.OpenAppend(l.path(incr))
+	f, err := l.cfg.FS.CreateNew(l.path(incr))
 	if err != nil {
 		return err
 	}
 	switched := manifest{base: old.base, incrs: append(append([]string(nil), old.incrs...), incr)}
+	if err := l.cfg.FS.SyncDir(l.cfg.Dir); err != nil {
+		f.Close()
+		return err
+	}
 	if err := l.writeManifest(switched); err != nil {
 		f.Close()
 		return err
@@ -234,9 +241,9 @@ func (l *Log) switchTo(f File, m manifest) error {
 // writeSnapshot dumps st into a new base file and returns its size.
 func (l *Log) writeSnapshot(st *store.Store, name string, now int64) (int64, error) {
 	tmpName := l.path(name + ".tmp")
-	f, err := l.cfg.FS.Create(tmpName)
+	f, err := l.cfg.FS.CreateNew(tmpName)
 	if err != nil {
-		return 0, err
+		return 0, err // not removed: it is not ours
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
 	var size int64
