@@ -39,6 +39,7 @@ type Config struct {
 	SlowlogMaxLen     int   // slow log entries kept; default 128
 	ShutdownTimeout   int   // seconds a drain may take before connections are cut; default 10
 	HugePages         bool  // let the heap use transparent huge pages (see package hugepages); default yes
+	MaxReserveQueues  int   // queues (and handlers) one JOBRESERVE may name; default 1000
 
 	File string // the config file read, if any
 }
@@ -60,6 +61,7 @@ func DefaultConfig() Config {
 		SlowlogMaxLen:     128,
 		ShutdownTimeout:   10,
 		HugePages:         true,
+		MaxReserveQueues:  1000,
 	}
 }
 
@@ -139,6 +141,9 @@ var Options = []Option{
 	{"hugepages", "let the job heap use transparent huge pages where the kernel gives them on request: yes or no",
 		func(c *Config, v string) (err error) { c.HugePages, err = yesNo(v); return },
 		func(c *Config) string { return yesNoString(c.HugePages) }},
+	{"max-reserve-queues", "most queues, and most handlers, one JOBRESERVE may name",
+		func(c *Config, v string) (err error) { c.MaxReserveQueues, err = atoi(v); return },
+		func(c *Config) string { return strconv.Itoa(c.MaxReserveQueues) }},
 }
 
 func lookup(name string) *Option {
@@ -316,6 +321,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("slowlog-max-len: %d must not be negative", c.SlowlogMaxLen)
 	case c.ShutdownTimeout < 0:
 		return fmt.Errorf("shutdown-timeout: %d must not be negative", c.ShutdownTimeout)
+	case c.MaxReserveQueues < 1 || c.MaxReserveQueues > 1_000_000:
+		return fmt.Errorf("max-reserve-queues: %d must be between 1 and 1000000", c.MaxReserveQueues)
 	}
 	if c.MetricsAddr != "" {
 		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil || port == "" {
