@@ -1007,21 +1007,11 @@ func (s *Store) Resume(now int64, name string) error {
 }
 
 // Peek lists up to n queued jobs (DefaultPeekCount when n <= 0) in the order
-// reservations would take them if no policy blocked anything (QUEUEPEEK).
+// reservations would take them if no policy blocked anything: PeekPage's
+// first page, without a bound on its bytes.
 func (s *Store) Peek(now int64, name string, n int) ([]Job, error) {
-	if n <= 0 {
-		n = DefaultPeekCount
-	}
-	var out []Job
-	err := s.withQueue(now, name, nil, func(_ *shard, q *queue, _ *effects) {
-		if q == nil {
-			return
-		}
-		for _, r := range q.ordered(n) {
-			out = append(out, s.snapshotRef(r, now))
-		}
-	})
-	return out, err
+	pg, err := s.PeekPage(now, name, PeekOptions{Count: n})
+	return pg.Jobs, err
 }
 
 // Purge cancels every queued and scheduled job of a queue (QUEUEPURGE) and

@@ -109,6 +109,9 @@ type Store struct {
 	observer  Observer   // nil: none; set before serving
 	replaying bool       // set while Load replays a log: nothing is appended
 	policyMu  sync.Mutex // orders policy changes with their records
+
+	peekSlice int    // tests: jobs per slice of PeekPage (0: peekSlice)
+	peekHook  func() // tests: called by PeekPage between slices, no lock held
 }
 
 type job struct {
