@@ -86,9 +86,9 @@ func (s *Store) PeekPage(now int64, name string, o PeekOptions) (PeekPage, error
 	for {
 		want := min(slice, n-len(pg.Jobs))
 		got, full := 0, false
-		err := s.withQueue(now, name, nil, func(_ *shard, q *queue, _ *effects) {
+		err := s.withQueue(now, name, nil, func(_ *shard, q *queue, _ *effects) error {
 			if q == nil {
-				return
+				return nil
 			}
 			buf = q.orderedAfter(pg.Next, want, buf[:0])
 			got = len(buf)
@@ -97,12 +97,13 @@ func (s *Store) PeekPage(now int64, name string, o PeekOptions) (PeekPage, error
 				b := int64(len(j.Payload) + len(j.ID))
 				if o.MaxBytes > 0 && size+b > o.MaxBytes && len(pg.Jobs) > 0 {
 					full = true
-					return
+					return nil
 				}
 				size += b
 				pg.Jobs = append(pg.Jobs, j)
 				pg.Next = PeekCursor{Prio: p.prio, Seq: p.seq, set: true}
 			}
+			return nil
 		})
 		if err != nil {
 			return PeekPage{}, err
