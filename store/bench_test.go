@@ -363,3 +363,39 @@ func BenchmarkStateMemory(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkPeekPage reads a page of 1000 jobs of a queue of 1,000,000,
+// from its start and from a cursor half-way: each of its 16 slices seeks
+// its place again (a binary search of the ring, a walk of the chunks).
+func BenchmarkPeekPage(b *testing.B) {
+	const n = 1_000_000
+	s := benchStore(b)
+	payload := make([]byte, 100)
+	for range n {
+		if _, err := s.Push(1, PushOptions{Queue: "q", Handler: "h", Payload: payload}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var mid PeekCursor
+	for range n / 2 / 1000 {
+		pg, err := s.PeekPage(1, "q", PeekOptions{Count: 1000, After: mid})
+		if err != nil {
+			b.Fatal(err)
+		}
+		mid = pg.Next
+	}
+	for _, at := range []struct {
+		name string
+		c    PeekCursor
+	}{{"start", PeekCursor{}}, {"middle", mid}} {
+		b.Run(at.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				pg, err := s.PeekPage(1, "q", PeekOptions{Count: 1000, After: at.c})
+				if err != nil || len(pg.Jobs) != 1000 {
+					b.Fatal(len(pg.Jobs), err)
+				}
+			}
+		})
+	}
+}
