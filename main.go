@@ -98,7 +98,7 @@ func run(args, environ []string, stdout, stderr io.Writer, stop <-chan os.Signal
 	waiters, timer := blocking.Attach(st, log, now)
 
 	env := &commands.Env{Store: st, Waiters: waiters, MaxPayload: cfg.MaxPayload, Version: version,
-		MaxMemory: cfg.MaxMemory, JobStats: func() []commands.Setting { return jobStats(met) }}
+		MaxMemory: cfg.MaxMemory, MaxReserveQueues: cfg.MaxReserveQueues, JobStats: func() []commands.Setting { return jobStats(met) }}
 	for _, o := range config.Options {
 		v, _ := cfg.Get(o.Name)
 		env.Settings = append(env.Settings, commands.Setting{Name: o.Name, Value: v})

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 )
 
 // Kind is the kind of a policy.
@@ -100,13 +101,39 @@ const numShards = 16
 type Registry struct {
 	seed   maphash.Seed
 	shards [numShards]shard
+	bytes  atomic.Int64 // estimated memory of the keys' states (see Bytes)
 }
 
 type shard struct {
-	mu   sync.Mutex            // protects conc and rate
-	conc map[string]*concState // keys with a policy or active jobs
-	rate map[string]*rateState // keys with a rate-limit policy
-	_    [40]byte              // one cache line per shard: no false sharing between locks
+	mu    sync.Mutex            // protects conc and rate
+	conc  map[string]*concState // keys with a policy or active jobs
+	rate  map[string]*rateState // keys with a rate-limit policy
+	bytes *atomic.Int64         // the registry's
+	_     [32]byte              // one cache line per shard: no false sharing between locks
+}
+
+// Estimates of the memory the registry holds, which Bytes adds up:
+// BenchmarkPolicyMemory measures 99 bytes per concurrency key and 131 per
+// rate-limit key with a 10-byte key (the state, its map entry and the
+// allocator's rounding; the estimate adds the key's own length to these),
+// and 8.9 per admission of a rate limit: 8 per slot of its admission
+// times, which grow with use to at most about twice its limit.
+const (
+	ConcKeyOverhead = 100
+	RateKeyOverhead = 130
+	AdmissionBytes  = 8
+)
+
+// Bytes is the estimated memory of every key's state: concurrency keys
+// in use or with a policy, rate-limit policies and their admissions.
+func (r *Registry) Bytes() int64 { return r.bytes.Load() }
+
+// PolicyBytes is what a new policy on key adds to Bytes at least.
+func PolicyBytes(kind Kind, key string) int64 {
+	if kind == RateLimit {
+		return RateKeyOverhead + int64(len(key))
+	}
+	return ConcKeyOverhead + int64(len(key))
 }
 
 type concState struct {
@@ -181,8 +208,7 @@ func (r *Registry) Drop(k *Keys) {
 	}
 	c.holders--
 	if c.unused() {
-		c.gone = true
-		delete(s.conc, k.CKey)
+		s.deleteConc(k.CKey, c)
 	}
 }
 
@@ -225,6 +251,7 @@ func New() *Registry {
 	for i := range r.shards {
 		r.shards[i].conc = make(map[string]*concState)
 		r.shards[i].rate = make(map[string]*rateState)
+		r.shards[i].bytes = &r.bytes
 	}
 	return r
 }
@@ -284,7 +311,7 @@ func (r *Registry) AdmitKeys(now int64, k *Keys, w Waiter) Admission {
 				return Admission{Block: b, Wake: r.ReleaseKeys(k)} // undo the tentative count
 			}
 			at = rs.clock
-			rs.record(at)
+			s.record(rs, at)
 			rated = true
 		}
 		s.mu.Unlock()
@@ -308,7 +335,7 @@ func (r *Registry) Take(now int64, ckey, rkey string) {
 		if rs := s.rate[rkey]; rs != nil {
 			t := rs.at(now)
 			rs.trim(t)
-			rs.record(t)
+			s.record(rs, t)
 		}
 		s.mu.Unlock()
 	}
@@ -342,8 +369,7 @@ func (r *Registry) ReleaseKeys(k *Keys) []Waiter {
 		ws = takeWaiters(&c.waiters)
 	}
 	if c.unused() {
-		c.gone = true
-		delete(s.conc, k.CKey)
+		s.deleteConc(k.CKey, c)
 	}
 	return ws
 }
@@ -371,6 +397,23 @@ func (r *Registry) Check(now int64, ckey, rkey string) (Block, bool) {
 		}
 	}
 	return Block{}, false
+}
+
+// CountBytes recounts what Bytes keeps, for consistency checks.
+func (r *Registry) CountBytes() int64 {
+	var n int64
+	for i := range r.shards {
+		s := &r.shards[i]
+		s.mu.Lock()
+		for k := range s.conc {
+			n += PolicyBytes(Concurrency, k)
+		}
+		for k, rs := range s.rate {
+			n += PolicyBytes(RateLimit, k) + AdmissionBytes*int64(cap(rs.adm))
+		}
+		s.mu.Unlock()
+	}
+	return n
 }
 
 // Active is the number of active jobs counted on a concurrency key.
@@ -433,6 +476,7 @@ func (r *Registry) SetRateLimit(now int64, key string, limit, period int64) ([]W
 	if rs == nil {
 		rs = &rateState{}
 		s.rate[key] = rs
+		s.bytes.Add(PolicyBytes(RateLimit, key))
 	} else {
 		rs.trim(rs.at(now))
 	}
@@ -455,8 +499,7 @@ func (r *Registry) Delete(kind Kind, key string) (bool, []Waiter) {
 		c.limit = 0
 		ws := takeWaiters(&c.waiters)
 		if c.unused() {
-			c.gone = true
-			delete(s.conc, key)
+			s.deleteConc(key, c)
 		}
 		return true, ws
 	case RateLimit:
@@ -466,6 +509,7 @@ func (r *Registry) Delete(kind Kind, key string) (bool, []Waiter) {
 		}
 		rs.gone = true
 		delete(s.rate, key)
+		s.bytes.Add(-PolicyBytes(RateLimit, key) - AdmissionBytes*int64(cap(rs.adm)))
 		return true, takeWaiters(&rs.waiters)
 	}
 	return false, nil
@@ -521,6 +565,7 @@ func (r *Registry) Reset() {
 		s.rate = make(map[string]*rateState)
 		s.mu.Unlock()
 	}
+	r.bytes.Store(0)
 }
 
 // Lock must be held.
@@ -529,8 +574,16 @@ func (s *shard) concLocked(key string) *concState {
 	if c == nil {
 		c = &concState{}
 		s.conc[key] = c
+		s.bytes.Add(PolicyBytes(Concurrency, key))
 	}
 	return c
+}
+
+// deleteConc forgets c, key's unused state. Lock must be held.
+func (s *shard) deleteConc(key string, c *concState) {
+	c.gone = true
+	delete(s.conc, key)
+	s.bytes.Add(-PolicyBytes(Concurrency, key))
 }
 
 // Lock must be held.
@@ -595,9 +648,16 @@ func (rs *rateState) trim(now int64) {
 	}
 }
 
-// record adds an admission at t, which callers take from at (so times only
-// grow).
-func (rs *rateState) record(t int64) { rs.adm = append(rs.adm, t) }
+// record adds an admission at t to rs, which callers take from at (so
+// times only grow), and counts the memory its times grew by. Lock must be
+// held.
+func (s *shard) record(rs *rateState, t int64) {
+	before := cap(rs.adm)
+	rs.adm = append(rs.adm, t)
+	if grown := cap(rs.adm) - before; grown > 0 && !rs.gone {
+		s.bytes.Add(AdmissionBytes * int64(grown))
+	}
+}
 
 func addWaiter(m *map[Waiter]struct{}, w Waiter) {
 	if w == nil {
@@ -643,7 +703,7 @@ func (r *Registry) RestoreAdmissions(key string, times []int64) {
 	defer s.mu.Unlock()
 	if rs := s.rate[key]; rs != nil {
 		for _, t := range times { // ascending, as Admissions gave them
-			rs.record(rs.at(t))
+			s.record(rs, rs.at(t))
 		}
 	}
 }

@@ -1,6 +1,8 @@
 package backpressure
 
 import (
+	"fmt"
+	"runtime"
 	"testing"
 )
 
@@ -304,5 +306,37 @@ func TestHoldKeepsTheStateUntilDrop(t *testing.T) {
 	r.Drop(&c)
 	if r.Holders()["k"] != 1 {
 		t.Fatalf("a Drop after Reset changed the new state: %d holders", r.Holders()["k"])
+	}
+}
+
+// BenchmarkPolicyMemory reports the heap bytes per policy (10-byte keys)
+// after 100,000 of them, and per admission of one rate limit: what
+// ConcKeyOverhead, RateKeyOverhead and AdmissionBytes estimate.
+func BenchmarkPolicyMemory(b *testing.B) {
+	const n = 100_000
+	measure := func(fill func(r *Registry, i int)) float64 {
+		runtime.GC()
+		var before, after runtime.MemStats
+		r := New()
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for i := range n {
+			fill(r, i)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		runtime.KeepAlive(r)
+		return float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / n
+	}
+	key := func(i int) string { return fmt.Sprintf("k%09d", i) }
+	for range b.N {
+		b.ReportMetric(measure(func(r *Registry, i int) { _, _ = r.SetConcurrency(key(i), 5) }), "bytes/concurrency")
+		b.ReportMetric(measure(func(r *Registry, i int) { _, _ = r.SetRateLimit(0, key(i), 5, 1000) }), "bytes/ratelimit")
+		b.ReportMetric(measure(func(r *Registry, i int) {
+			if i == 0 {
+				_, _ = r.SetRateLimit(0, "k", n, 1<<40)
+			}
+			r.Admit(int64(i), "", "k", nil)
+		}), "bytes/admission")
 	}
 }

@@ -13,6 +13,11 @@
 // is eligible for anyone) and skips waiters whose filters already came up
 // empty.
 //
+// A new waiter is listed on each of its queues (its own array of nodes, one
+// per queue) and tried once, alone: registering marks no queue dirty, since
+// nothing became eligible for the waiters already there. Registering n
+// queues therefore costs O(n) whoever else waits on them.
+//
 // Only one goroutine serves at a time; a Notify that arrives meanwhile (also
 // one raised by the store from inside a Reserve the server is running) marks
 // its queue and returns, and the serving goroutine picks the queue up before

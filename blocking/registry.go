@@ -1,7 +1,6 @@
 package blocking
 
 import (
-	"container/list"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -26,12 +25,56 @@ type Registry struct {
 
 	waiting atomic.Int64 // registered waiters; Notify returns at once when 0
 
-	mu      sync.Mutex // protects queues, dirty, marks, serving, closed and every waiter's state, elems and triedAt
-	queues  map[string]*list.List
+	mu      sync.Mutex // protects queues, dirty, fresh, marks, serving, closed, snap and every waiter's state, nodes and triedAt
+	queues  map[string]*waitList
 	dirty   map[string]struct{}
-	marks   uint64 // counts dirty marks: a waiter tried since the last one cannot have gained anything
+	fresh   []*waiter // registered, not yet tried since they were listed
+	marks   uint64    // counts dirty marks: a waiter tried since the last one cannot have gained anything
 	serving bool
 	closed  bool
+	snap    []*waiter // serveQueueLocked's scratch, reused by the one serving goroutine
+}
+
+// waitList is a queue's waiters in arrival order: an intrusive list of the
+// waiters' own nodes, so that listing a waiter on a queue allocates nothing
+// beyond the waiter's one array of nodes.
+type waitList struct {
+	head, tail *node
+	n          int
+}
+
+// node is one waiter's place in one queue's waitList.
+type node struct {
+	prev, next *node
+	w          *waiter
+}
+
+// Lock must be held.
+func (l *waitList) pushBack(n *node) {
+	n.prev, n.next = l.tail, nil
+	if l.tail != nil {
+		l.tail.next = n
+	} else {
+		l.head = n
+	}
+	l.tail = n
+	l.n++
+}
+
+// Lock must be held.
+func (l *waitList) remove(n *node) {
+	if n.prev != nil {
+		n.prev.next = n.next
+	} else {
+		l.head = n.next
+	}
+	if n.next != nil {
+		n.next.prev = n.prev
+	} else {
+		l.tail = n.prev
+	}
+	n.prev, n.next = nil, nil
+	l.n--
 }
 
 type waitState uint8
@@ -46,8 +89,8 @@ type waiter struct {
 	opts  store.ReserveOptions
 	ch    chan result // buffered: the server never blocks handing over
 	state waitState
-	elems []*list.Element // one per queue, parallel to opts.Queues
-	p     Parker          // the client's side of the wait; nil until it waits
+	nodes []node // one per queue, parallel to opts.Queues
+	p     Parker // the client's side of the wait; nil until it waits
 	// triedAt is marks+1 as of the start of the waiter's last attempt that
 	// found nothing (0: none). While marks has not moved since, trying it
 	// again for another of its queues would find nothing either: without
@@ -86,7 +129,7 @@ type result struct {
 // New returns an empty registry over st. now gives the time in Unix ms.
 func New(st Reserver, log zerolog.Logger, now func() int64) *Registry {
 	return &Registry{st: st, log: log, now: now,
-		queues: make(map[string]*list.List), dirty: make(map[string]struct{})}
+		queues: make(map[string]*waitList), dirty: make(map[string]struct{})}
 }
 
 // Waiting is the number of clients blocked now.
@@ -109,7 +152,10 @@ func (r *Registry) Reserve(o store.ReserveOptions, timeout time.Duration,
 	w := &waiter{opts: o, ch: make(chan result, 1)}
 	// Count the waiter before the final attempt (made by serving it below),
 	// so that a push racing with us either sees the count and notifies, or
-	// happened before our attempt and is found by it.
+	// happened before our attempt and is found by it. Listing it marks no
+	// queue dirty: nothing became eligible for the waiters already there,
+	// so only the new waiter is tried (as fresh), and registering costs in
+	// proportion to its own queues, however many others wait on them.
 	r.waiting.Add(1)
 	r.mu.Lock()
 	if r.closed {
@@ -117,17 +163,17 @@ func (r *Registry) Reserve(o store.ReserveOptions, timeout time.Duration,
 		r.waiting.Add(-1)
 		return nil, nil
 	}
-	w.elems = make([]*list.Element, len(o.Queues))
+	w.nodes = make([]node, len(o.Queues))
 	for i, q := range o.Queues {
 		l := r.queues[q]
 		if l == nil {
-			l = list.New()
+			l = &waitList{}
 			r.queues[q] = l
 		}
-		w.elems[i] = l.PushBack(w)
-		r.dirty[q] = struct{}{}
-		r.marks++
+		w.nodes[i].w = w
+		l.pushBack(&w.nodes[i])
 	}
+	r.fresh = append(r.fresh, w)
 	r.mu.Unlock()
 	r.serve()
 	select {
@@ -185,16 +231,16 @@ func (r *Registry) cancel(w *waiter, gone bool) ([]store.Reservation, error) {
 // Lock must be held.
 func (r *Registry) removeLocked(w *waiter, to waitState) {
 	w.state = to
-	for i, e := range w.elems {
+	for i := range w.nodes {
 		q := w.opts.Queues[i]
 		if l := r.queues[q]; l != nil {
-			l.Remove(e)
-			if l.Len() == 0 {
+			l.remove(&w.nodes[i])
+			if l.n == 0 {
 				delete(r.queues, q)
 			}
 		}
 	}
-	w.elems = nil
+	w.nodes = nil
 	r.waiting.Add(-1)
 }
 
@@ -216,8 +262,10 @@ func (r *Registry) Notify(queue string) {
 	r.serve()
 }
 
-// serve serves dirty queues until none is left, unless another goroutine
-// is already doing it (it will see the dirty marks).
+// serve serves dirty queues, then fresh waiters, until none is left,
+// unless another goroutine is already doing it (it will see the dirty
+// marks and fresh waiters). Dirty queues go first: their older waiters
+// come before a fresh one for the work that arrived.
 func (r *Registry) serve() {
 	r.mu.Lock()
 	if r.serving {
@@ -225,13 +273,25 @@ func (r *Registry) serve() {
 		return
 	}
 	r.serving = true
-	for len(r.dirty) > 0 && !r.closed {
-		var q string
-		for q = range r.dirty {
-			break
+	for (len(r.dirty) > 0 || len(r.fresh) > 0) && !r.closed {
+		if len(r.dirty) > 0 {
+			var q string
+			for q = range r.dirty {
+				break
+			}
+			delete(r.dirty, q)
+			r.serveQueueLocked(q)
+			continue
 		}
-		delete(r.dirty, q)
-		r.serveQueueLocked(q)
+		w := r.fresh[0]
+		r.fresh[0] = nil
+		r.fresh = r.fresh[1:]
+		if len(r.fresh) == 0 {
+			r.fresh = nil // let the array go
+		}
+		if w.state == waiting && !w.left() && w.triedAt != r.marks+1 {
+			r.tryLocked(w)
+		}
 	}
 	r.serving = false
 	r.mu.Unlock()
@@ -246,10 +306,14 @@ func (r *Registry) serveQueueLocked(q string) {
 	if l == nil {
 		return
 	}
-	var snapshot []*waiter
-	for e := l.Front(); e != nil; e = e.Next() {
-		snapshot = append(snapshot, e.Value.(*waiter))
+	snapshot := r.snap[:0]
+	for n := l.head; n != nil; n = n.next {
+		snapshot = append(snapshot, n.w)
 	}
+	defer func() { // keep the array, not the waiters
+		clear(snapshot)
+		r.snap = snapshot[:0]
+	}()
 	var empty map[string]bool // handlers that got nothing
 	for _, w := range snapshot {
 		if w.state != waiting || r.closed || w.left() {
@@ -261,28 +325,9 @@ func (r *Registry) serveQueueLocked(q string) {
 		if w.triedAt == r.marks+1 {
 			continue
 		}
-		attempt := r.marks + 1
-		r.mu.Unlock()
-		res, err := r.st.Reserve(r.now(), w.opts)
-		r.mu.Lock()
-		if w.state != waiting || w.left() {
-			// Timed out, left or shut down while we reserved for it.
-			r.mu.Unlock()
-			r.release(res)
-			r.mu.Lock()
+		if r.tryLocked(w) {
 			continue
 		}
-		if err != nil || len(res) > 0 {
-			r.removeLocked(w, served)
-			w.ch <- result{res, err}
-			if p := w.p; p != nil {
-				r.mu.Unlock()
-				p.Wake()
-				r.mu.Lock()
-			}
-			continue
-		}
-		w.triedAt = attempt
 		if w.opts.Handlers == nil {
 			return // nothing in q is eligible for anyone
 		}
@@ -293,6 +338,37 @@ func (r *Registry) serveQueueLocked(q string) {
 			empty[h] = true
 		}
 	}
+}
+
+// tryLocked makes one attempt for w, a waiting waiter, and hands over what
+// it got. It reports false when the attempt found nothing (w still waits).
+// The lock is released around the store call.
+//
+// Lock must be held.
+func (r *Registry) tryLocked(w *waiter) bool {
+	attempt := r.marks + 1
+	r.mu.Unlock()
+	res, err := r.st.Reserve(r.now(), w.opts)
+	r.mu.Lock()
+	if w.state != waiting || w.left() {
+		// Timed out, left or shut down while we reserved for it.
+		r.mu.Unlock()
+		r.release(res)
+		r.mu.Lock()
+		return true
+	}
+	if err != nil || len(res) > 0 {
+		r.removeLocked(w, served)
+		w.ch <- result{res, err}
+		if p := w.p; p != nil {
+			r.mu.Unlock()
+			p.Wake()
+			r.mu.Lock()
+		}
+		return true
+	}
+	w.triedAt = attempt
+	return false
 }
 
 func covered(hs []string, empty map[string]bool) bool {
@@ -321,8 +397,8 @@ func (r *Registry) Close() {
 	r.mu.Lock()
 	r.closed = true
 	for _, l := range r.queues {
-		for e := l.Front(); e != nil; e = e.Next() {
-			w := e.Value.(*waiter)
+		for n := l.head; n != nil; n = n.next {
+			w := n.w
 			if w.state == waiting {
 				w.state = served
 				w.ch <- result{}
@@ -333,7 +409,8 @@ func (r *Registry) Close() {
 			}
 		}
 	}
-	r.queues = make(map[string]*list.List)
+	r.queues = make(map[string]*waitList)
+	r.fresh = nil
 	r.mu.Unlock()
 	for _, p := range wake {
 		p.Wake()

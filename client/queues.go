@@ -85,7 +85,8 @@ func (c *Client) Resume(ctx context.Context, queue string) error {
 }
 
 // Peek lists up to count queued jobs (count <= 0: the server's default of
-// 10) in the order Reserve would take them if no policy blocked anything.
+// 10; the server refuses more than 1000) in the order Reserve would take
+// them if no policy blocked anything.
 func (c *Client) Peek(ctx context.Context, queue string, count int) ([]Job, error) {
 	args := []any{"QUEUEPEEK", queue}
 	if count > 0 {

@@ -11,7 +11,7 @@ import (
 )
 
 // infoField reads one field of INFO's text; -1 if it is missing.
-func infoField(text, name string) int64 {
+func infoInt(text, name string) int64 {
 	for _, line := range strings.Split(text, "\r\n") {
 		if k, v, ok := strings.Cut(line, ":"); ok && k == name {
 			n, err := strconv.ParseInt(v, 10, 64)
@@ -31,14 +31,14 @@ func TestInfoClientBuffers(t *testing.T) {
 	c := ts.client(t, resp2)
 	all := infoText(t, c, "clients", "memory", "stats")
 	for _, f := range []string{"client_recent_max_input_buffer", "client_recent_max_output_buffer", "mem_clients_normal", "evicted_clients"} {
-		if infoField(all, f) < 0 {
+		if infoInt(all, f) < 0 {
 			t.Errorf("INFO lacks %s", f)
 		}
 	}
-	if got := infoField(all, "maxmemory_clients"); got != 1<<20 {
+	if got := infoInt(all, "maxmemory_clients"); got != 1<<20 {
 		t.Errorf("maxmemory_clients:%d", got)
 	}
-	if infoField(all, "mem_clients_normal") <= 0 || infoField(all, "evicted_clients") != 0 {
+	if infoInt(all, "mem_clients_normal") <= 0 || infoInt(all, "evicted_clients") != 0 {
 		t.Errorf("with one client:\n%s", all)
 	}
 
@@ -56,7 +56,7 @@ func TestInfoClientBuffers(t *testing.T) {
 		t.Fatal("the client holding a partial push of 900 KB was not closed")
 	}
 	stats := infoText(t, c, "stats")
-	if got := infoField(stats, "evicted_clients"); got != 1 {
+	if got := infoInt(stats, "evicted_clients"); got != 1 {
 		t.Fatalf("evicted_clients:%d", got)
 	}
 }

@@ -34,6 +34,23 @@ type Env struct {
 	JobStats func() []Setting
 	// MaxMemory is the job-memory limit in bytes (INFO memory); 0: none.
 	MaxMemory int64
+	// MaxReserveQueues bounds the queues, and the handlers, one JOBRESERVE
+	// may name; 0: DefaultMaxReserveQueues.
+	MaxReserveQueues int
+}
+
+// DefaultMaxReserveQueues is max-reserve-queues' default. A worker serving
+// a thousand queues with one command is far past any layout we know of,
+// while a blocked client on that many costs about 100 KB and a millisecond
+// to register (BenchmarkRegister100Waiters in package blocking).
+const DefaultMaxReserveQueues = 1000
+
+// maxReserveNames is the bound on JOBRESERVE's lists.
+func (e *Env) maxReserveNames() int {
+	if e.MaxReserveQueues > 0 {
+		return e.MaxReserveQueues
+	}
+	return DefaultMaxReserveQueues
 }
 
 // Setting is one name/value pair.

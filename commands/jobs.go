@@ -2,6 +2,7 @@ package commands
 
 import (
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -181,6 +182,15 @@ func (e *Env) pushOptions(now int64, args [][]byte) (p store.PushOptions, err er
 	return p, nil
 }
 
+// errTooManyNames refuses a JOBRESERVE whose list of what (queues or
+// handlers) is longer than the limit: a blocked reserve holds a place on
+// each of them for as long as it waits. Repeats count, since the limit
+// bounds the command's work before any of it is done.
+func (e *Env) errTooManyNames(what string) error {
+	return protocol.Error("ERR JOBRESERVE names more than " + strconv.Itoa(e.maxReserveNames()) +
+		" " + what + " (max-reserve-queues)")
+}
+
 // JOBRESERVE worker lease-ms [COUNT n] [BLOCK ms]
 // [HANDLERS numhandlers handler [handler ...]] QUEUES queue [queue ...]
 func (e *Env) jobReserve(c *protocol.Client, args [][]byte) (any, error) {
@@ -236,6 +246,9 @@ func (e *Env) jobReserve(c *protocol.Client, args [][]byte) (any, error) {
 			if err != nil {
 				return nil, err
 			}
+			if n > int64(e.maxReserveNames()) {
+				return nil, e.errTooManyNames("handlers")
+			}
 			if n > int64(len(o.args)-o.i) {
 				return nil, protocol.ErrSyntax
 			}
@@ -252,6 +265,9 @@ func (e *Env) jobReserve(c *protocol.Client, args [][]byte) (any, error) {
 			qs := o.rest()
 			if len(qs) == 0 {
 				return nil, protocol.ErrSyntax
+			}
+			if len(qs) > e.maxReserveNames() {
+				return nil, e.errTooManyNames("queues")
 			}
 			r.Queues = make([]string, 0, len(qs))
 			for _, q := range qs {

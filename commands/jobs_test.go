@@ -1,11 +1,14 @@
 package commands_test
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"sluice/commands"
 )
 
 func TestJobLifecycle(t *testing.T) {
@@ -248,5 +251,42 @@ func TestPipelinedPushesRunAsOne(t *testing.T) {
 	}
 	if rs := <-woke; len(rs) != 1 || rs[0]["payload"] != "p3" {
 		t.Fatalf("the blocked worker got %v", rs)
+	}
+}
+
+// One JOBRESERVE names at most max-reserve-queues queues and as many
+// handlers; more is refused before anything is registered, with the limit
+// in the error. Repeats count: the limit bounds the command's size.
+func TestReserveNamesAtMostTheLimit(t *testing.T) {
+	ts := start(t)
+	c := ts.client(t)
+	args := func(kw string, n int) []any {
+		a := []any{"JOBRESERVE", "w", 1000, "BLOCK", 1}
+		if kw == "HANDLERS" {
+			a = append(a, "HANDLERS", n)
+			for i := range n {
+				a = append(a, "h"+strconv.Itoa(i))
+			}
+			return append(a, "QUEUES", "q")
+		}
+		a = append(a, "QUEUES")
+		for i := range n {
+			a = append(a, "q"+strconv.Itoa(i%7)) // repeats still count
+		}
+		return a
+	}
+	for _, kw := range []string{"QUEUES", "HANDLERS"} {
+		got := doErr(t, c, args(kw, commands.DefaultMaxReserveQueues+1)...)
+		if !strings.HasPrefix(got, "ERR") || !strings.Contains(got, "1000") || !strings.Contains(got, "max-reserve-queues") {
+			t.Fatalf("%s over the limit: %q", kw, got)
+		}
+		if n := ts.waiters.Waiting(); n != 0 {
+			t.Fatalf("%d waiters registered after a refused reserve", n)
+		}
+	}
+	do(t, c, "JOBPUSH", "q3", "h0", "x")
+	a := args("QUEUES", commands.DefaultMaxReserveQueues)
+	if rs := reserve(t, c, a[1:]...); len(rs) != 1 {
+		t.Fatalf("reserve at the limit: %v", rs)
 	}
 }

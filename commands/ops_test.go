@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"sluice/backpressure"
 	"sluice/protocol"
 	"sluice/store"
 )
@@ -150,8 +151,9 @@ func TestInfoSections(t *testing.T) {
 // accepted again once memory is freed.
 func TestMaxMemory(t *testing.T) {
 	payload := strings.Repeat("p", 1000)
+	limit := 3*store.JobBytes(len(payload), 2, 0) + store.QueueBytes("q") + store.LaneOverhead // three jobs, their queue and lane
 	ts := start(t, func(s *setup) {
-		s.scfg.MaxBytes = 3 * store.JobBytes(len(payload), 2, 0)
+		s.scfg.MaxBytes = limit
 		s.scfg.Retention = 300 // ms: acked jobs are dropped soon, freeing memory
 	})
 	c := ts.client(t, resp2)
@@ -161,7 +163,7 @@ func TestMaxMemory(t *testing.T) {
 	if e := doErr(t, c, "JOBPUSH", "q", "h", payload, "ID", "j4"); e != "FULL job memory is at its limit (maxmemory)" {
 		t.Fatalf("push past maxmemory: %q", e)
 	}
-	if !strings.Contains(infoText(t, c, "memory"), "maxmemory:"+strconv.FormatInt(3*store.JobBytes(len(payload), 2, 0), 10)) {
+	if !strings.Contains(infoText(t, c, "memory"), "maxmemory:"+strconv.FormatInt(limit, 10)) {
 		t.Fatal("INFO memory does not show the limit")
 	}
 	// Reads and the work that frees memory keep working.
@@ -296,5 +298,72 @@ func TestHelloAuth(t *testing.T) {
 	r.ReadString('\n')
 	if got := send("PING"); got != "+PONG" {
 		t.Fatalf("PING after HELLO 2 AUTH: %q", got)
+	}
+}
+
+// infoField reads one numeric field of an INFO section.
+func infoField(t *testing.T, c *redis.Client, section, field string) int64 {
+	t.Helper()
+	for _, line := range strings.Split(infoText(t, c, section), "\r\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("INFO %s has no %s", section, field)
+	return 0
+}
+
+// --maxmemory counts queues and policies too: pausing queues that do not
+// exist, and setting new policies, answer FULL at the limit, and INFO
+// memory shows what they take.
+func TestMaxMemoryCountsPausesAndPolicies(t *testing.T) {
+	const limit = 200_000
+	ts := start(t, func(s *setup) { s.scfg.MaxBytes = limit })
+	c := ts.client(t, resp2)
+	var paused int
+	for ; paused < 5000; paused++ {
+		_, err := c.Do(ctx, "QUEUEPAUSE", "q"+strconv.Itoa(paused)).Result()
+		if err != nil {
+			if err.Error() != "FULL memory is at its limit (maxmemory)" {
+				t.Fatalf("pause %d: %v", paused, err)
+			}
+			break
+		}
+	}
+	if paused == 5000 || paused == 0 {
+		t.Fatalf("%d pauses of unknown queues went through under %d bytes", paused, limit)
+	}
+	queues := infoField(t, c, "memory", "used_memory_queues")
+	used := infoField(t, c, "memory", "used_memory_dataset")
+	if queues < int64(paused)*store.QueueOverhead || used > limit || used < queues {
+		t.Fatalf("INFO memory: queues %d, dataset %d after %d pauses", queues, used, paused)
+	}
+	if got := do(t, c, "QUEUESTATS", "q"+strconv.Itoa(paused)); asMap(t, got, queueStatsFields...)["paused"] != int64(0) {
+		t.Fatal("the refused pause paused its queue")
+	}
+	var set int
+	for ; set < 5000; set++ {
+		_, err := c.Do(ctx, "POLICYSET", "RATELIMIT", "k"+strconv.Itoa(set), 10, 1000).Result()
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "FULL") {
+				t.Fatalf("policy %d: %v", set, err)
+			}
+			break
+		}
+	}
+	if set == 5000 || infoField(t, c, "memory", "used_memory_dataset") > limit {
+		t.Fatalf("%d new policies set at the limit", set)
+	}
+	if set > 0 && infoField(t, c, "memory", "used_memory_policies") < int64(set)*backpressure.RateKeyOverhead {
+		t.Fatal("INFO memory does not count the policies")
+	}
+	// Resuming forgets an empty queue, and gives its memory back.
+	do(t, c, "QUEUERESUME", "q0")
+	if got := infoField(t, c, "memory", "used_memory_queues"); got >= queues {
+		t.Fatalf("queues take %d after a resume, %d before", got, queues)
 	}
 }

@@ -1,6 +1,8 @@
 package commands
 
 import (
+	"strconv"
+
 	"sluice/protocol"
 	"sluice/store"
 )
@@ -20,7 +22,7 @@ func queueCommands(e *Env) []protocol.Command {
 			Group: "queues", Summary: "Let reservations take from a paused queue again.", Args: q},
 		{Name: "queuepeek", Arity: -2, Flags: protocol.ReadOnly, Handler: e.queuePeek,
 			Group: "queues", Summary: "List queued jobs in reservation order.",
-			Args: []protocol.Arg{str("queue"), opt("COUNT", integerArg("n"))}},
+			Args: []protocol.Arg{str("queue"), opt("COUNT", integerArg("n")), opt("CURSOR", str("cursor"))}},
 		{Name: "queuepurge", Arity: 2, Flags: protocol.Write, Handler: e.queuePurge,
 			Group: "queues", Summary: "Cancel every queued and scheduled job of a queue.", Args: q},
 	}
@@ -99,42 +101,77 @@ func (e *Env) queueResume(c *protocol.Client, args [][]byte) (any, error) {
 	return protocol.OK, nil
 }
 
-// QUEUEPEEK queue [COUNT n]
+// Bounds of QUEUEPEEK: a page names at most MaxPeekCount jobs, and stops
+// before the job that would take its payloads and ids past PeekReplyBytes
+// (one job is always listed, whatever its size). Redis users page with a
+// cursor rather than ask for everything at once (SCAN); so does CURSOR.
+const (
+	MaxPeekCount   = 1000
+	PeekReplyBytes = 4 << 20
+)
+
+var errCursor = protocol.Error("ERR invalid cursor") // SCAN's wording
+
+var errPeekCount = protocol.Error("ERR COUNT is larger than " + strconv.Itoa(MaxPeekCount) +
+	" (QUEUEPEEK's most per page: page on with CURSOR)")
+
+// QUEUEPEEK queue [COUNT n] [CURSOR cursor]
+//
+// Without CURSOR the reply is the page's array of jobs; with it (0 to
+// start), SCAN's shape: the cursor to go on from ("0" when nothing was
+// left) and the array.
 func (e *Env) queuePeek(c *protocol.Client, args [][]byte) (any, error) {
 	q, err := ident(args[1], "queue")
 	if err != nil {
 		return nil, err
 	}
-	n := int64(store.DefaultPeekCount)
-	o := newOptions(args[2:])
-	for o.more() {
-		kw, err := o.next()
+	o := store.PeekOptions{Count: store.DefaultPeekCount, MaxBytes: PeekReplyBytes}
+	paged := false
+	opts := newOptions(args[2:])
+	for opts.more() {
+		kw, err := opts.next()
 		if err != nil {
 			return nil, err
 		}
-		if kw != "COUNT" {
+		v, err := opts.value()
+		if err != nil {
+			return nil, err
+		}
+		switch kw {
+		case "COUNT":
+			n, err := positive(v)
+			if err != nil {
+				return nil, err
+			}
+			if n > MaxPeekCount {
+				return nil, errPeekCount
+			}
+			o.Count = int(n)
+		case "CURSOR":
+			if o.After, err = store.ParsePeekCursor(string(v)); err != nil {
+				return nil, errCursor
+			}
+			paged = true
+		default:
 			return nil, protocol.ErrSyntax
 		}
-		v, err := o.value()
-		if err != nil {
-			return nil, err
-		}
-		if n, err = positive(v); err != nil {
-			return nil, err
-		}
 	}
-	if n > 1<<20 {
-		n = 1 << 20 // a count beyond any queue we hold in memory at once
-	}
-	jobs, err := e.Store.Peek(e.now(c), q, int(n))
+	pg, err := e.Store.PeekPage(e.now(c), q, o)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]any, len(jobs))
-	for i, j := range jobs {
-		out[i] = jobMap(j)
+	jobs := make([]any, len(pg.Jobs))
+	for i, j := range pg.Jobs {
+		jobs[i] = jobMap(j)
 	}
-	return out, nil
+	if !paged {
+		return jobs, nil
+	}
+	next := "0"
+	if !pg.Done {
+		next = pg.Next.String()
+	}
+	return []any{next, jobs}, nil
 }
 
 // QUEUEPURGE queue

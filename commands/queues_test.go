@@ -1,7 +1,11 @@
 package commands_test
 
 import (
+	"strconv"
+	"strings"
 	"testing"
+
+	"sluice/commands"
 )
 
 var queueStatsFields = []string{"queue", "status", "queued", "scheduled", "reserved", "running",
@@ -55,5 +59,61 @@ func TestQueues(t *testing.T) {
 	}
 	if got := doErr(t, c, "QUEUELEN", ""); got != "ERR queue must not be empty" {
 		t.Fatal(got)
+	}
+}
+
+// QUEUEPEEK's COUNT is at most 1000: more is an error naming the limit,
+// not a silent clamp; and a page stops before its payloads pass 4 MiB.
+func TestQueuePeekBounds(t *testing.T) {
+	ts := start(t)
+	c := ts.client(t, resp2)
+	got := doErr(t, c, "QUEUEPEEK", "a", "COUNT", commands.MaxPeekCount+1)
+	if !strings.HasPrefix(got, "ERR") || !strings.Contains(got, strconv.Itoa(commands.MaxPeekCount)) {
+		t.Fatalf("COUNT over the limit: %q", got)
+	}
+	big := strings.Repeat("x", 512<<10)
+	for range 20 {
+		do(t, c, "JOBPUSH", "big", "h", big)
+	}
+	peek := do(t, c, "QUEUEPEEK", "big", "COUNT", 20).([]any)
+	if want := commands.PeekReplyBytes / len(big); len(peek) >= want+1 || len(peek) < 1 {
+		t.Fatalf("QUEUEPEEK of 20 jobs of 512 KiB listed %d, want fewer than %d", len(peek), want+1)
+	}
+}
+
+// QUEUEPEEK ... CURSOR pages through a queue as SCAN does: each reply is
+// the next cursor and a page; "0" ends. The pages add up to the whole
+// queue in reservation order, each job once.
+func TestQueuePeekCursor(t *testing.T) {
+	ts := start(t)
+	c := ts.client(t, resp2)
+	for i := range 25 {
+		do(t, c, "JOBPUSH", "a", "h", "p"+strconv.Itoa(i), "PRIORITY", i%4)
+	}
+	var whole []string
+	for _, j := range do(t, c, "QUEUEPEEK", "a", "COUNT", 25).([]any) {
+		whole = append(whole, asMap(t, j, jobFields...)["id"].(string))
+	}
+	var paged []string
+	cursor := "0"
+	for range 10 {
+		r := do(t, c, "QUEUEPEEK", "a", "COUNT", 7, "CURSOR", cursor).([]any)
+		cursor = r[0].(string)
+		for _, j := range r[1].([]any) {
+			paged = append(paged, asMap(t, j, jobFields...)["id"].(string))
+		}
+		if cursor == "0" {
+			break
+		}
+	}
+	if cursor != "0" || strings.Join(paged, " ") != strings.Join(whole, " ") {
+		t.Fatalf("pages %v (cursor %s), want %v", paged, cursor, whole)
+	}
+	if got := doErr(t, c, "QUEUEPEEK", "a", "CURSOR", "nope"); got != "ERR invalid cursor" {
+		t.Fatalf("bad cursor: %q", got)
+	}
+	r := do(t, c, "QUEUEPEEK", "nosuch", "CURSOR", "0").([]any)
+	if r[0] != "0" || len(r[1].([]any)) != 0 {
+		t.Fatalf("cursor over an unknown queue: %v", r)
 	}
 }

@@ -608,13 +608,14 @@ func residentBytes() int64 {
 	return pages * int64(os.Getpagesize())
 }
 
-// infoMemory reports the process's heap next to the job-memory estimate
-// that --maxmemory limits (see store.JobBytes), and the client buffers
-// that --maxmemory-clients limits.
+// infoMemory reports the process's heap next to the memory estimate that
+// --maxmemory limits (used_memory_dataset, see store.Memory) and its parts,
+// and the client buffers that --maxmemory-clients limits.
 func (e *Env) infoMemory(srv *protocol.Server) []string {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	jobs := e.Store.Bytes()
+	m := e.Store.Memory()
+	jobs, used := m.Jobs, m.Used()
 	// Memory the runtime holds from the system, less what it gave back:
 	// address space it keeps mapped but released is not memory in use.
 	sys := ms.Sys - ms.HeapReleased
@@ -626,8 +627,13 @@ func (e *Env) infoMemory(srv *protocol.Server) []string {
 		"used_memory_sys_human:" + humanBytes(int64(sys)),
 		"used_memory_rss:" + strconv.FormatInt(rss, 10),
 		"used_memory_rss_human:" + humanBytes(rss),
+		"used_memory_dataset:" + strconv.FormatInt(used, 10),
+		"used_memory_dataset_human:" + humanBytes(used),
 		"used_memory_jobs:" + strconv.FormatInt(jobs, 10),
 		"used_memory_jobs_human:" + humanBytes(jobs),
+		"used_memory_queues:" + strconv.FormatInt(m.Queues, 10),
+		"used_memory_policies:" + strconv.FormatInt(m.Policies, 10),
+		"used_memory_tokens:" + strconv.FormatInt(m.Tokens, 10),
 		"maxmemory:" + strconv.FormatInt(e.MaxMemory, 10),
 		"maxmemory_human:" + humanBytes(e.MaxMemory),
 		"maxmemory_policy:noeviction",

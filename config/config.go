@@ -41,6 +41,7 @@ type Config struct {
 	SlowlogMaxLen     int   // slow log entries kept; default 128
 	ShutdownTimeout   int   // seconds a drain may take before connections are cut; default 10
 	HugePages         bool  // let the heap use transparent huge pages (see package hugepages); default yes
+	MaxReserveQueues  int   // queues (and handlers) one JOBRESERVE may name; default 1000
 
 	File string // the config file read, if any
 }
@@ -63,6 +64,7 @@ func DefaultConfig() Config {
 		SlowlogMaxLen:     128,
 		ShutdownTimeout:   10,
 		HugePages:         true,
+		MaxReserveQueues:  1000,
 	}
 }
 
@@ -150,6 +152,12 @@ var Options = []Option{
 	{"hugepages", "let the job heap use transparent huge pages where the kernel gives them on request: yes or no",
 		func(c *Config, v string) (err error) { c.HugePages, err = yesNo(v); return },
 		func(c *Config) string { return yesNoString(c.HugePages) }},
+	{"max-reserve-queues", "most queues, and most handlers, one JOBRESERVE may name",
+		func(c *Config, v string) (err error) {
+			c.MaxReserveQueues, err = intIn[int](v, reserveQueuesRange)
+			return
+		},
+		func(c *Config) string { return strconv.Itoa(c.MaxReserveQueues) }},
 }
 
 func lookup(name string) *Option {
@@ -309,6 +317,7 @@ func (c *Config) Validate() error {
 		{portRange, int64(c.Port)}, {maxClientsRange, int64(c.MaxClients)}, {timeoutRange, int64(c.Timeout)},
 		{metricsLabelsRange, int64(c.MetricsMaxLabels)}, {slowlogSlowerRange, c.SlowlogSlowerThan},
 		{slowlogLenRange, int64(c.SlowlogMaxLen)}, {shutdownTimeoutRange, int64(c.ShutdownTimeout)},
+		{reserveQueuesRange, int64(c.MaxReserveQueues)},
 	} {
 		if err := o.b.check(o.v); err != nil {
 			return err
@@ -467,6 +476,7 @@ var (
 	// past what a Prometheus server takes, and keeps the metrics package's
 	// 4*n bound on remembered names far from overflow.
 	metricsLabelsRange = bounds{"metrics-max-labels", 1, 1_000_000, ""}
+	reserveQueuesRange = bounds{"max-reserve-queues", 1, 1_000_000, ""}
 )
 
 // outOfRange is the message for a value outside b, as the option's value

@@ -132,14 +132,19 @@ func killRound(t *testing.T, fsync string, round int) {
 	}
 	// Every job held is one a client sent: names follow the clients' pattern.
 	for _, q := range []string{"q0", "q1", "q2", "q3"} {
-		peek, err := cl.Do(bg, "QUEUEPEEK", q, "COUNT", 1000000).Slice()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, j := range peek {
-			id := j.([]any)[1].(string)
-			if _, ok := a.state[id]; !ok && !sentBy(id, round) {
-				t.Fatalf("unknown job %q after restart", id)
+		for cursor := "0"; ; { // a page holds 1000 jobs at most
+			page, err := cl.Do(bg, "QUEUEPEEK", q, "COUNT", 1000, "CURSOR", cursor).Slice()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, j := range page[1].([]any) {
+				id := j.([]any)[1].(string)
+				if _, ok := a.state[id]; !ok && !sentBy(id, round) {
+					t.Fatalf("unknown job %q after restart", id)
+				}
+			}
+			if cursor = page[0].(string); cursor == "0" {
+				break
 			}
 		}
 	}

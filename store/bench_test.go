@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"sluice/backpressure"
 )
 
 func benchStore(b *testing.B) *Store {
@@ -301,4 +303,99 @@ func BenchmarkParallelCompute(b *testing.B) {
 			i++
 		}
 	})
+}
+
+// BenchmarkStateMemory reports the heap bytes of the state besides jobs
+// that --maxmemory counts, per item, after 100,000 of them: an empty
+// queue that is only paused (names of 10 bytes), a lane (a queued job
+// with a concurrency key of its own, less one sharing a key: the lane and
+// its key's state in the registry, whose share ConcKeyOverhead is
+// subtracted), and an expired token. QueueOverhead, LaneOverhead and
+// ExpiredTokenOverhead are these figures, rounded up.
+func BenchmarkStateMemory(b *testing.B) {
+	const n = 100_000
+	measure := func(b *testing.B, setup func(s *Store), fill func(s *Store, i int)) float64 {
+		runtime.GC()
+		var before, after runtime.MemStats
+		s := benchStore(b)
+		if setup != nil {
+			setup(s)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for i := range n {
+			fill(s, i)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		runtime.KeepAlive(s)
+		return float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / n
+	}
+	name := func(i int) string { return fmt.Sprintf("q%09d", i) }
+	b.Run("paused-queue", func(b *testing.B) {
+		for range b.N {
+			b.ReportMetric(measure(b, nil, func(s *Store, i int) {
+				if err := s.Pause(1, name(i)); err != nil {
+					b.Fatal(err)
+				}
+			}), "bytes/queue")
+		}
+	})
+	push := func(key func(i int) string) func(s *Store, i int) {
+		return func(s *Store, i int) {
+			if _, err := s.Push(1, PushOptions{Queue: "q", Handler: "h", Payload: []byte("p"), ConcurrencyKey: key(i)}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.Run("lane", func(b *testing.B) {
+		for range b.N {
+			own := measure(b, nil, push(name))
+			shared := measure(b, nil, push(func(int) string { return "k" }))
+			b.ReportMetric(own-shared-(backpressure.ConcKeyOverhead+10), "bytes/lane")
+		}
+	})
+	b.Run("expired-token", func(b *testing.B) {
+		for range b.N {
+			b.ReportMetric(measure(b, nil, func(s *Store, i int) {
+				s.expired.add(fmt.Sprintf("%016d.%016d", i, i), int64(i))
+			}), "bytes/token")
+		}
+	})
+}
+
+// BenchmarkPeekPage reads a page of 1000 jobs of a queue of 1,000,000,
+// from its start and from a cursor half-way: each of its 16 slices seeks
+// its place again (a binary search of the ring, a walk of the chunks).
+func BenchmarkPeekPage(b *testing.B) {
+	const n = 1_000_000
+	s := benchStore(b)
+	payload := make([]byte, 100)
+	for range n {
+		if _, err := s.Push(1, PushOptions{Queue: "q", Handler: "h", Payload: payload}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var mid PeekCursor
+	for range n / 2 / 1000 {
+		pg, err := s.PeekPage(1, "q", PeekOptions{Count: 1000, After: mid})
+		if err != nil {
+			b.Fatal(err)
+		}
+		mid = pg.Next
+	}
+	for _, at := range []struct {
+		name string
+		c    PeekCursor
+	}{{"start", PeekCursor{}}, {"middle", mid}} {
+		b.Run(at.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				pg, err := s.PeekPage(1, "q", PeekOptions{Count: 1000, After: at.c})
+				if err != nil || len(pg.Jobs) != 1000 {
+					b.Fatal(len(pg.Jobs), err)
+				}
+			}
+		})
+	}
 }

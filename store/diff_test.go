@@ -70,7 +70,38 @@ var (
 // agree as long as both ask for them at the same moments.
 func newGen() store.Generator { return store.NewSeqGenerator() }
 
-func newStore(cfg store.Config, gen store.Generator) (sut, error) { return store.New(cfg, gen) }
+// newStore makes PeekPage read two jobs per hold of a queue's lock, so
+// that every peek of more than two jobs resumes from a cursor.
+func newStore(cfg store.Config, gen store.Generator) (sut, error) {
+	st, err := store.New(cfg, gen)
+	if err == nil {
+		store.SetPeekSlice(st, 2, nil)
+	}
+	return st, err
+}
+
+// peekAll lists a queue's queued jobs: the store's in pages of three from
+// a cursor, the model's at once. Both must give the same order.
+func peekAll(s sut, now int64, q string) ([]store.Job, error) {
+	st, ok := s.(*store.Store)
+	if !ok {
+		return s.Peek(now, q, 1000)
+	}
+	var out []store.Job
+	var at store.PeekCursor
+	for range 1000 {
+		pg, err := st.PeekPage(now, q, store.PeekOptions{Count: 3, After: at})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, pg.Jobs...)
+		if pg.Done {
+			return out, nil
+		}
+		at = pg.Next
+	}
+	return nil, fmt.Errorf("paging %s did not end", q)
+}
 
 // newSUT builds the implementation under test. (A test of the harness may
 // point it at newModel.)
@@ -779,6 +810,8 @@ func state(s sut, now int64, ids []string) []item {
 		out = append(out, errItem("QueueLen "+q, err, n))
 		js, err := s.Peek(now, q, 1000)
 		out = append(out, errItem("Peek "+q, err, js))
+		js, err = peekAll(s, now, q)
+		out = append(out, errItem("Peek in pages "+q, err, js))
 	}
 	out = append(out, item{what: "Queues", val: s.Queues(now)})
 	out = append(out, item{what: "Policies", val: s.Policies(now)})

@@ -13,6 +13,8 @@ import (
 // armed timer when scheduled, retry_pending, reserved or running, nothing
 // otherwise), per-queue state counts match the jobs, lanes and heaps agree,
 // and the concurrency counters equal the reserved + running jobs per key.
+// The running memory estimates of queues, lanes, policies and expired
+// tokens equal a recount.
 // Packed jobs are live entries of their lane's chunks, each indexed at its
 // place, in entry order; dead entries are not indexed. It is meant for
 // tests; call it while no other operation runs.
@@ -166,6 +168,21 @@ func (s *Store) CheckInvariants() error {
 		for key, kl := range sh.keyLanes[backpressure.Concurrency] {
 			holders[key] += int64(len(kl.lanes))
 		}
+	}
+	var state int64
+	for _, sh := range s.shards {
+		for _, q := range sh.queues {
+			state += QueueBytes(q.name) + LaneOverhead*int64(len(q.lanes))
+		}
+	}
+	if got := s.state.Load(); got != state {
+		return fmt.Errorf("queues and lanes take %d bytes by the estimate, the running total says %d", state, got)
+	}
+	if got, want := s.reg.Bytes(), s.reg.CountBytes(); got != want {
+		return fmt.Errorf("policies take %d bytes by the estimate, the running total says %d", want, got)
+	}
+	if got, want := s.expired.bytes.Load(), s.expired.countBytes(); got != want {
+		return fmt.Errorf("expired tokens take %d bytes by the estimate, the running total says %d", want, got)
 	}
 	held := s.reg.Holders()
 	for key, n := range holders {

@@ -87,8 +87,65 @@ func (s *Store) Bytes() int64 {
 	return n
 }
 
-// errFullMemory is ErrFull for the memory limit.
-var errFullMemory error = &fullError{"FULL job memory is at its limit (maxmemory)"}
+// Estimates of the memory held besides jobs, which --maxmemory counts as
+// well. BenchmarkStateMemory measures 387 bytes for an empty queue that is
+// only paused (10-byte name), 703 for a lane of a queue (each distinct
+// handler, concurrency key and rate-limit key its jobs carry: the lane,
+// its group's share and its places in the key lists), and 110 for an
+// expired token remembered (33 bytes long); the figures below round them
+// up, and a queue's and a token's estimates add their name's or token's
+// own length. Policies and keys in use are counted by the backpressure
+// registry (Registry.Bytes); retained terminal jobs are jobs (JobBytes).
+const (
+	QueueOverhead        = 400
+	LaneOverhead         = 720
+	ExpiredTokenOverhead = 80
+)
+
+// QueueBytes is the estimate of a queue named name, lanes aside.
+func QueueBytes(name string) int64 { return QueueOverhead + int64(len(name)) }
+
+// Memory is the estimated memory the store holds, by part; --maxmemory
+// limits their sum (Used).
+type Memory struct {
+	Jobs     int64 // jobs held, terminal ones still retained included (Bytes)
+	Queues   int64 // queues and their lanes
+	Policies int64 // policies, keys in use and rate-limit admissions
+	Tokens   int64 // expired tokens remembered
+}
+
+// Used is the figure --maxmemory is checked against.
+func (m Memory) Used() int64 { return m.Jobs + m.Queues + m.Policies + m.Tokens }
+
+// Memory reports the estimated memory held, by part.
+func (s *Store) Memory() Memory {
+	return Memory{Jobs: s.Bytes(), Queues: s.state.Load(), Policies: s.reg.Bytes(), Tokens: s.expired.bytes.Load()}
+}
+
+// otherBytes is the estimate of everything but jobs. Any lock may be held.
+func (s *Store) otherBytes() int64 {
+	return s.state.Load() + s.reg.Bytes() + s.expired.bytes.Load()
+}
+
+// admitState reports whether size more bytes of state besides jobs fit
+// under MaxBytes (always, while replaying: the log holds what was
+// admitted). The caller adds them if they do.
+func (s *Store) admitState(size int64) error {
+	if s.cfg.MaxBytes == 0 || s.replaying {
+		return nil
+	}
+	if s.bytes.Load()+s.otherBytes()+size > s.cfg.MaxBytes {
+		return errFullState
+	}
+	return nil
+}
+
+// errFullMemory is ErrFull for the memory limit; errFullState for a
+// command that would add state other than a job.
+var (
+	errFullMemory error = &fullError{"FULL job memory is at its limit (maxmemory)"}
+	errFullState  error = &fullError{"FULL memory is at its limit (maxmemory)"}
+)
 
 type fullError struct{ msg string }
 

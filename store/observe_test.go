@@ -3,9 +3,12 @@ package store
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+
+	"sluice/backpressure"
 )
 
 // recorder is an Observer that writes every event down as "queue event".
@@ -117,7 +120,8 @@ func (f *fixture) reserveOne(queue string) string {
 
 func TestMaxBytes(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.MaxBytes = 3 * JobBytes(100, 1, 0)
+	// Three jobs, their queue and its one lane.
+	cfg.MaxBytes = 3*JobBytes(100, 1, 0) + QueueBytes("q") + LaneOverhead
 	cfg.Retention = 1000
 	s, err := New(cfg, NewSeqGenerator())
 	if err != nil {
@@ -130,8 +134,8 @@ func TestMaxBytes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if s.Bytes() != cfg.MaxBytes {
-		t.Fatalf("Bytes = %d, want %d", s.Bytes(), cfg.MaxBytes)
+	if used := s.Memory().Used(); used != cfg.MaxBytes {
+		t.Fatalf("memory used = %d, want %d", used, cfg.MaxBytes)
 	}
 	_, err = s.Push(now, PushOptions{Queue: "q", Handler: "h", ID: "d", Payload: payload})
 	if !errors.Is(err, ErrFull) || !strings.Contains(err.Error(), "maxmemory") {
@@ -169,5 +173,92 @@ func TestMaxBytes(t *testing.T) {
 	s.Flush(now)
 	if s.Bytes() != 0 {
 		t.Fatalf("Bytes after FLUSHALL = %d", s.Bytes())
+	}
+}
+
+// --maxmemory counts state besides jobs: pausing queues that do not exist
+// and setting new policies stop with FULL at the limit and change nothing;
+// resuming such a queue gives its memory back; changing a policy that
+// exists is never refused.
+func TestMaxBytesCountsQueuesAndPolicies(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxBytes = 100_000
+	s, err := New(cfg, NewSeqGenerator())
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := &memJournal{}
+	s.SetJournal(j)
+	now := int64(1000)
+	paused := 0
+	for ; paused < 10_000; paused++ {
+		err := s.Pause(now, "q"+strconv.Itoa(paused))
+		if errors.Is(err, ErrFull) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	queues := func(from, to int) (n int64) {
+		for i := from; i < to; i++ {
+			n += QueueBytes("q" + strconv.Itoa(i))
+		}
+		return n
+	}
+	m := s.Memory()
+	if paused == 10_000 || m.Queues != queues(0, paused) || m.Used() > cfg.MaxBytes {
+		t.Fatalf("%d pauses of unknown queues went through, memory %+v", paused, m)
+	}
+	records := len(j.recs)
+	if records != paused {
+		t.Fatalf("%d records for %d pauses: the refused one was logged", records, paused)
+	}
+	if st, _ := s.QueueStats(now, "q"+strconv.Itoa(paused)); st.Paused {
+		t.Fatal("a refused pause paused the queue")
+	}
+	// The room left under the limit takes a few policies, not a queue.
+	policies := 0
+	for ; policies < 100; policies++ {
+		err := s.SetConcurrency(now, "k"+strconv.Itoa(policies), 3)
+		if errors.Is(err, ErrFull) {
+			if !strings.Contains(err.Error(), "maxmemory") {
+				t.Fatal(err)
+			}
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if policies == 100 || s.Memory().Used() > cfg.MaxBytes {
+		t.Fatalf("%d policies set, memory %+v", policies, s.Memory())
+	}
+	if err := s.SetRateLimit(now, "newkey", 3, 1000); !errors.Is(err, ErrFull) {
+		t.Fatalf("a new rate limit past the limit: %v", err)
+	}
+	if _, ok, _ := s.GetPolicy(now, backpressure.RateLimit, "newkey"); ok || len(j.recs) != records+policies {
+		t.Fatal("a refused policy was kept or logged")
+	}
+	if err := s.SetConcurrency(now, "k0", 5); err != nil {
+		t.Fatalf("changing an existing policy at the limit: %v", err)
+	}
+	if err := s.Pause(now, "q0"); err != nil {
+		t.Fatalf("pausing a paused queue again: %v", err)
+	}
+	// Resuming an empty queue forgets it, and its memory with it.
+	for i := range 10 {
+		if err := s.Resume(now, "q"+strconv.Itoa(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := s.Memory().Queues; got != queues(10, paused) {
+		t.Fatalf("queues take %d after 10 resumes, want %d", got, queues(10, paused))
+	}
+	if err := s.SetRateLimit(now, "newkey", 3, 1000); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CheckInvariants(); err != nil {
+		t.Fatal(err)
 	}
 }

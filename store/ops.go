@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"errors"
 	"sort"
 	"strings"
 	"unsafe"
@@ -318,7 +319,7 @@ func (s *Store) admitJob(size int64) error {
 		s.total.Add(-1)
 		return ErrFull
 	}
-	if n := s.bytes.Add(size); s.cfg.MaxBytes > 0 && n > s.cfg.MaxBytes {
+	if n := s.bytes.Add(size); s.cfg.MaxBytes > 0 && n+s.otherBytes() > s.cfg.MaxBytes {
 		s.bytes.Add(-size)
 		s.total.Add(-1)
 		return errFullMemory
@@ -887,10 +888,15 @@ func (s *Store) snapshot(j *job, now int64) Job {
 	return out
 }
 
+// errUnchanged tells withQueue that fn had nothing to change: nothing is
+// logged, and the caller gets no error.
+var errUnchanged = errors.New("unchanged")
+
 // withQueue runs fn with the named queue's shard locked; q is nil when the
 // queue does not exist. A change (rec != nil) is refused while the journal
-// fails, and logged after fn.
-func (s *Store) withQueue(now int64, name string, rec *Record, fn func(sh *shard, q *queue, fx *effects)) error {
+// fails, and logged after fn unless fn refuses it (an error: fn changed
+// nothing).
+func (s *Store) withQueue(now int64, name string, rec *Record, fn func(sh *shard, q *queue, fx *effects) error) error {
 	name, err := ident("queue", name)
 	if err != nil {
 		return err
@@ -906,7 +912,14 @@ func (s *Store) withQueue(now int64, name string, rec *Record, fn func(sh *shard
 	sh := s.shardOf(name)
 	sh.mu.Lock()
 	s.drain(sh)
-	fn(sh, sh.queues[name], &fx)
+	if err := fn(sh, sh.queues[name], &fx); err != nil {
+		sh.mu.Unlock()
+		s.finish(&fx)
+		if err == errUnchanged {
+			return nil
+		}
+		return err
+	}
 	if rec != nil {
 		s.log(*rec, &fx)
 	}
@@ -918,10 +931,11 @@ func (s *Store) withQueue(now int64, name string, rec *Record, fn func(sh *shard
 // QueueLen is the number of queued jobs in a queue (QUEUELEN).
 func (s *Store) QueueLen(now int64, name string) (int64, error) {
 	var n int64
-	err := s.withQueue(now, name, nil, func(_ *shard, q *queue, _ *effects) {
+	err := s.withQueue(now, name, nil, func(_ *shard, q *queue, _ *effects) error {
 		if q != nil {
 			n = q.counts[Queued]
 		}
+		return nil
 	})
 	return n, err
 }
@@ -929,10 +943,10 @@ func (s *Store) QueueLen(now int64, name string) (int64, error) {
 // QueueStats describes a queue (QUEUESTATS).
 func (s *Store) QueueStats(now int64, name string) (QueueStats, error) {
 	st := QueueStats{Status: "idle"}
-	err := s.withQueue(now, name, nil, func(_ *shard, q *queue, _ *effects) {
+	err := s.withQueue(now, name, nil, func(_ *shard, q *queue, _ *effects) error {
 		st.Queue = strings.TrimSpace(name)
 		if q == nil {
-			return
+			return nil
 		}
 		st.Queued, st.Scheduled = q.counts[Queued], q.counts[Scheduled]
 		st.Reserved, st.Running = q.counts[Reserved], q.counts[Running]
@@ -959,6 +973,7 @@ func (s *Store) QueueStats(now int64, name string) (QueueStats, error) {
 		case st.Queued+st.Scheduled+st.Reserved+st.Running+st.RetryPending > 0:
 			st.Status = "active"
 		}
+		return nil
 	})
 	return st, err
 }
@@ -984,52 +999,51 @@ func (s *Store) Queues(now int64) []string {
 
 // Pause stops reservations from a queue (QUEUEPAUSE); pushes still land.
 func (s *Store) Pause(now int64, name string) error {
-	return s.withQueue(now, name, &Record{Op: OpPause}, func(sh *shard, q *queue, _ *effects) {
+	return s.withQueue(now, name, &Record{Op: OpPause}, func(sh *shard, q *queue, _ *effects) error {
 		if q == nil {
-			q = sh.queueFor(strings.TrimSpace(name))
+			name = strings.TrimSpace(name)
+			if err := s.admitState(QueueBytes(name)); err != nil {
+				return err // a paused queue that does not exist yet is state too
+			}
+			q = sh.queueFor(name)
+		} else if q.paused {
+			return errUnchanged // a pause again is not logged again
 		}
 		q.paused = true
+		return nil
 	})
 }
 
 // Resume lets reservations take from a queue again (QUEUERESUME).
 func (s *Store) Resume(now int64, name string) error {
-	return s.withQueue(now, name, &Record{Op: OpResume}, func(sh *shard, q *queue, fx *effects) {
+	return s.withQueue(now, name, &Record{Op: OpResume}, func(sh *shard, q *queue, fx *effects) error {
 		if q == nil || !q.paused {
-			return
+			return errUnchanged
 		}
 		q.paused = false
 		sh.maybeDelete(q)
 		if q.counts[Queued] > 0 {
 			fx.notify = append(fx.notify, q.name)
 		}
+		return nil
 	})
 }
 
 // Peek lists up to n queued jobs (DefaultPeekCount when n <= 0) in the order
-// reservations would take them if no policy blocked anything (QUEUEPEEK).
+// reservations would take them if no policy blocked anything: PeekPage's
+// first page, without a bound on its bytes.
 func (s *Store) Peek(now int64, name string, n int) ([]Job, error) {
-	if n <= 0 {
-		n = DefaultPeekCount
-	}
-	var out []Job
-	err := s.withQueue(now, name, nil, func(_ *shard, q *queue, _ *effects) {
-		if q == nil {
-			return
-		}
-		for _, r := range q.ordered(n) {
-			out = append(out, s.snapshotRef(r, now))
-		}
-	})
-	return out, err
+	pg, err := s.PeekPage(now, name, PeekOptions{Count: n})
+	return pg.Jobs, err
 }
 
 // Purge cancels every queued and scheduled job of a queue (QUEUEPURGE) and
 // returns how many.
 func (s *Store) Purge(now int64, name string) (int64, error) {
 	var n int64
-	err := s.withQueue(now, name, &Record{Op: OpPurge}, func(sh *shard, q *queue, fx *effects) {
+	err := s.withQueue(now, name, &Record{Op: OpPurge}, func(sh *shard, q *queue, fx *effects) error {
 		n = s.purgeLocked(sh, q, now, fx)
+		return nil
 	})
 	return n, err
 }
@@ -1128,6 +1142,14 @@ func (s *Store) changePolicy(now int64, r *Record) error {
 			return nil
 		}
 		r.Admitted = true
+	} else if _, ok := s.reg.Get(now, r.Kind, key); !ok {
+		// A new policy is state that --maxmemory counts; changing one is
+		// not refused.
+		if err := s.admitState(backpressure.PolicyBytes(r.Kind, key)); err != nil {
+			s.policyMu.Unlock()
+			s.finish(&fx)
+			return err
+		}
 	}
 	s.log(*r, &fx)
 	s.applyPolicy(r, &fx)
@@ -1253,4 +1275,5 @@ func (s *Store) flushLocked() {
 	s.ret.init(s.cfg.MaxRetained, s.cfg.Retention)
 	s.total.Store(0)
 	s.bytes.Store(0)
+	s.state.Store(0)
 }

@@ -294,6 +294,7 @@ func (q *queue) laneFor(k laneKey) *lane {
 		q.sh.listLane(backpressure.RateLimit, k.rkey, l)
 	}
 	q.lanes[k] = l
+	q.sh.state.Add(LaneOverhead)
 	return l
 }
 
@@ -307,6 +308,7 @@ func (q *queue) unref(l *lane) {
 	l.dead = true
 	q.fix(l)
 	delete(q.lanes, l.key)
+	q.sh.state.Add(-LaneOverhead)
 	l.aside = nil
 	for kind, listed := range l.listed {
 		if listed {

@@ -95,6 +95,10 @@ type Store struct {
 	_       [56]byte
 	bytes   atomic.Int64 // estimated memory of the jobs held (JobBytes), when limited
 	_       [56]byte
+	// state is the estimated memory of the queues and lanes (QueueBytes,
+	// LaneOverhead), counted as they come and go: rarely, next to pushes.
+	state atomic.Int64
+	_     [56]byte
 	// minDue is no later than any shard's nextDue: every operation reads
 	// it (maintain), and only when it is due does one look at the shards.
 	// A shard lowers it when it arms an earlier timer; maintain raises it
@@ -109,6 +113,9 @@ type Store struct {
 	observer  Observer   // nil: none; set before serving
 	replaying bool       // set while Load replays a log: nothing is appended
 	policyMu  sync.Mutex // orders policy changes with their records
+
+	peekSlice int    // tests: jobs per slice of PeekPage (0: peekSlice)
+	peekHook  func() // tests: called by PeekPage between slices, no lock held
 }
 
 type job struct {
@@ -190,6 +197,7 @@ type shard struct {
 	mu      sync.Mutex             // protects everything below but the atomics and the inbox
 	reg     *backpressure.Registry // the store's, for lanes to hold their keys
 	minDue  *atomic.Int64          // the store's
+	state   *atomic.Int64          // the store's: memory of queues and lanes
 	index   *idIndex               // the store's, which unpacking updates
 	queues  map[string]*queue      // queues held by this shard
 	timers  jobHeap                // armed job timers
@@ -257,6 +265,7 @@ func New(cfg Config, gen Generator) (*Store, error) {
 	s.minDue.Store(math.MaxInt64)
 	for i := range s.shards {
 		s.shards[i] = newShard(s.reg, &s.minDue, &s.index)
+		s.shards[i].state = &s.state
 		s.shards[i].genSlot = i
 	}
 	s.index.init()
@@ -674,6 +683,7 @@ func (sh *shard) queueFor(name string) *queue {
 	if q == nil {
 		q = &queue{name: name, sh: sh, lanes: make(map[laneKey]*lane), groups: make(map[string]*group)}
 		sh.queues[name] = q
+		sh.state.Add(QueueBytes(name))
 	}
 	return q
 }
@@ -683,6 +693,7 @@ func (sh *shard) maybeDelete(q *queue) {
 	if q.jobs == 0 && !q.paused && !q.dead {
 		q.dead = true
 		delete(sh.queues, q.name)
+		sh.state.Add(-QueueBytes(q.name))
 	}
 }
 
@@ -1033,10 +1044,11 @@ func (t *idShard) deleteAt(i uint64) {
 // token), an order that does not depend on when maintenance noticed the
 // expiries, so a replayed store remembers the same tokens as the live one.
 type expiredTokens struct {
-	mu   sync.Mutex // protects set and heap; a leaf lock
-	set  map[string]struct{}
-	heap []expiredToken
-	max  int
+	mu    sync.Mutex // protects set and heap; a leaf lock
+	set   map[string]struct{}
+	heap  []expiredToken
+	max   int
+	bytes atomic.Int64 // their estimated memory (ExpiredTokenOverhead each, plus the token)
 }
 
 type expiredToken struct {
@@ -1053,6 +1065,7 @@ func (e *expiredTokens) init(max int) {
 	e.set = make(map[string]struct{})
 	e.heap = nil
 	e.max = max
+	e.bytes.Store(0)
 	e.mu.Unlock()
 }
 
@@ -1063,6 +1076,7 @@ func (e *expiredTokens) add(tok string, at int64) {
 		return
 	}
 	e.set[tok] = struct{}{}
+	e.bytes.Add(ExpiredTokenOverhead + int64(len(tok)))
 	h := append(e.heap, expiredToken{at, tok})
 	for i := len(h) - 1; i > 0; {
 		p := (i - 1) / 2
@@ -1074,7 +1088,9 @@ func (e *expiredTokens) add(tok string, at int64) {
 	}
 	e.heap = h
 	for len(e.heap) > e.max {
-		delete(e.set, e.popLocked().tok)
+		tok := e.popLocked().tok
+		delete(e.set, tok)
+		e.bytes.Add(-ExpiredTokenOverhead - int64(len(tok)))
 	}
 }
 
@@ -1102,6 +1118,17 @@ func (e *expiredTokens) popLocked() expiredToken {
 	}
 	e.heap = h
 	return top
+}
+
+// countBytes recounts what bytes keeps, for consistency checks.
+func (e *expiredTokens) countBytes() int64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var n int64
+	for tok := range e.set {
+		n += ExpiredTokenOverhead + int64(len(tok))
+	}
+	return n
 }
 
 func (e *expiredTokens) has(tok string) bool {
