@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,6 +35,10 @@ type setup struct {
 	maxPayload int64
 	rewrite    func() error // BGREWRITEAOF's; nil: the log is off
 	now        func() int64 // the clock; nil: the real one
+	// serial, if set, is held by every command while it runs, so that a
+	// test holding it sees the store between commands (and the race
+	// detector sees the order a socket's round trip gives).
+	serial *sync.Mutex
 }
 
 func start(t testing.TB, opts ...func(*setup)) *testServer {
@@ -65,7 +70,26 @@ func start(t testing.TB, opts ...func(*setup)) *testServer {
 			return out
 		}}
 	env.Rewrite = s.rewrite
-	table, err := protocol.NewTable(commands.Table(env))
+	cmds := commands.Table(env)
+	if s.serial != nil {
+		for i := range cmds {
+			if h := cmds[i].Handler; h != nil {
+				cmds[i].Handler = func(c *protocol.Client, args [][]byte) (any, error) {
+					s.serial.Lock()
+					defer s.serial.Unlock()
+					return h(c, args)
+				}
+			}
+			if b := cmds[i].Batch; b != nil {
+				cmds[i].Batch = func(c *protocol.Client, calls [][][]byte, out []protocol.Result) {
+					s.serial.Lock()
+					defer s.serial.Unlock()
+					b(c, calls, out)
+				}
+			}
+		}
+	}
+	table, err := protocol.NewTable(cmds)
 	if err != nil {
 		t.Fatal(err)
 	}

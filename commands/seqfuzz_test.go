@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -46,7 +47,8 @@ func FuzzCommands(f *testing.F) {
 	// deadlines are then never due in the real time a run takes, and only
 	// the sequence moves time.
 	clock.Store(time.Now().AddDate(50, 0, 0).UnixMilli())
-	ts := start(f, func(s *setup) { s.now = clock.Load })
+	var serial sync.Mutex
+	ts := start(f, func(s *setup) { s.now = clock.Load; s.serial = &serial })
 	c := ts.client(f, resp2, func(o *redis.Options) { o.PoolSize = 1; o.MaxRetries = -1 })
 	f.Fuzz(func(t *testing.T, data []byte) {
 		clock.Add(3_600_000)
@@ -60,18 +62,26 @@ func FuzzCommands(f *testing.F) {
 				continue
 			}
 			now := clock.Load()
+			serial.Lock()
 			before := dumpAt(t, ts.store, now)
+			serial.Unlock()
 			v, err := c.Do(ctx, args...).Result()
 			if err != nil && !errors.Is(err, redis.Nil) {
 				if strings.Contains(err.Error(), "internal error") {
 					t.Fatalf("%q: %v", args, err)
 				}
-				if after := dumpAt(t, ts.store, now); !reflect.DeepEqual(before, after) {
+				serial.Lock()
+				after := dumpAt(t, ts.store, now)
+				serial.Unlock()
+				if !reflect.DeepEqual(before, after) {
 					t.Fatalf("%q answered %q yet changed the store:\nbefore %+v\nafter  %+v", args, err, before, after)
 				}
 			}
-			if err := ts.store.CheckInvariants(); err != nil {
-				t.Fatalf("after %q: %v", args, err)
+			serial.Lock()
+			bad := ts.store.CheckInvariants()
+			serial.Unlock()
+			if bad != nil {
+				t.Fatalf("after %q: %v", args, bad)
 			}
 			g.learn(args, v)
 			if testing.Verbose() {
