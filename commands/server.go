@@ -59,6 +59,10 @@ func serverCommands(e *Env) []protocol.Command {
 			Group: "server", Summary: "Drop every job, queue and policy.",
 			Args: []protocol.Arg{{Name: "mode", Type: "oneof", Optional: true, Args: []protocol.Arg{
 				{Name: "async", Type: "pure-token", Token: "ASYNC"}, {Name: "sync", Type: "pure-token", Token: "SYNC"}}}}},
+		{Name: "flushdb", Arity: -1, Flags: protocol.Write, Handler: e.flushAll,
+			Group: "server", Summary: "FLUSHALL: database 0 is the only one.",
+			Args: []protocol.Arg{{Name: "mode", Type: "oneof", Optional: true, Args: []protocol.Arg{
+				{Name: "async", Type: "pure-token", Token: "ASYNC"}, {Name: "sync", Type: "pure-token", Token: "SYNC"}}}}},
 	}
 }
 
@@ -412,7 +416,7 @@ func (e *Env) shutdown(c *protocol.Client, args [][]byte) (any, error) {
 	return protocol.OK, nil
 }
 
-// FLUSHALL [ASYNC|SYNC]
+// FLUSHALL [ASYNC|SYNC], and FLUSHDB: sluice has database 0 only.
 func (e *Env) flushAll(c *protocol.Client, args [][]byte) (any, error) {
 	if len(args) > 2 || (len(args) == 2 && !keyword(args[1], "ASYNC") && !keyword(args[1], "SYNC")) {
 		return nil, protocol.ErrSyntax
@@ -458,8 +462,9 @@ func (e *Env) config(c *protocol.Client, args [][]byte) (any, error) {
 }
 
 // infoSections are INFO's sections in order; commandstats is shown only
-// when asked for by name or with all/everything, as in Redis.
-var infoSections = []string{"server", "clients", "memory", "persistence", "stats", "queues", "policies", "commandstats"}
+// when asked for by name or with all/everything, as in Redis, and keyspace
+// comes last, as in Redis.
+var infoSections = []string{"server", "clients", "memory", "persistence", "stats", "queues", "policies", "commandstats", "keyspace"}
 
 // INFO [section ...]
 func (e *Env) info(c *protocol.Client, args [][]byte) (any, error) {
@@ -468,8 +473,8 @@ func (e *Env) info(c *protocol.Client, args [][]byte) (any, error) {
 		want[strings.ToLower(string(a))] = true
 	}
 	if len(args) == 1 || want["default"] {
-		for _, s := range infoSections[:len(infoSections)-1] {
-			want[s] = true
+		for _, s := range infoSections {
+			want[s] = want[s] || s != "commandstats"
 		}
 	}
 	if want["all"] || want["everything"] {
@@ -539,8 +544,8 @@ func (e *Env) info(c *protocol.Client, args [][]byte) (any, error) {
 				if err != nil {
 					continue // the queue vanished meanwhile
 				}
-				lines = append(lines, fmt.Sprintf("queue:%s,status=%s,queued=%d,scheduled=%d,reserved=%d,running=%d,retry_pending=%d,failed=%d,paused=%d,blocked_concurrency=%d,blocked_ratelimit=%d,pushed_total=%d,succeeded_total=%d,failed_total=%d",
-					sanitizeInfo(q), s.Status, s.Queued, s.Scheduled, s.Reserved, s.Running, s.RetryPending, s.Failed, boolInt(s.Paused),
+				lines = append(lines, fmt.Sprintf("queue_%s:status=%s,queued=%d,scheduled=%d,reserved=%d,running=%d,retry_pending=%d,failed=%d,paused=%d,blocked_concurrency=%d,blocked_ratelimit=%d,pushed_total=%d,succeeded_total=%d,failed_total=%d",
+					infoName(q), s.Status, s.Queued, s.Scheduled, s.Reserved, s.Running, s.RetryPending, s.Failed, boolInt(s.Paused),
 					s.BlockedConcurrency, s.BlockedRateLimit, s.PushedTotal, s.SucceededTotal, s.FailedTotal))
 			}
 			section("Queues", lines...)
@@ -548,7 +553,7 @@ func (e *Env) info(c *protocol.Client, args [][]byte) (any, error) {
 			ps := e.Store.Policies(now)
 			lines := []string{"policies:" + strconv.Itoa(len(ps))}
 			for _, p := range ps {
-				l := fmt.Sprintf("policy:%s:%s,limit=%d,active=%d,waiting=%d", p.Kind, sanitizeInfo(p.Key), p.Limit, p.Active, p.Waiting)
+				l := fmt.Sprintf("policy_%s_%s:limit=%d,active=%d,waiting=%d", p.Kind, infoName(p.Key), p.Limit, p.Active, p.Waiting)
 				if p.Period > 0 {
 					l += fmt.Sprintf(",period=%d,next_free_at=%d", p.Period, p.NextFreeAt)
 				}
@@ -563,6 +568,14 @@ func (e *Env) info(c *protocol.Client, args [][]byte) (any, error) {
 					cs.Name, cs.Calls, cs.Usec, perCall, cs.Failed))
 			}
 			section("Commandstats", lines...)
+		case "keyspace":
+			// Redis's line for database 0, which redis-cli --stat sums;
+			// like Redis, none while there are no keys (jobs).
+			var lines []string
+			if n := e.Store.Len(); n > 0 {
+				lines = append(lines, "db0:keys="+strconv.FormatInt(n, 10)+",expires=0,avg_ttl=0")
+			}
+			section("Keyspace", lines...)
 		}
 	}
 	return b.String(), nil
@@ -690,14 +703,4 @@ func slowlog(c *protocol.Client, args [][]byte) (any, error) {
 		}, nil
 	}
 	return nil, protocol.UnknownSubcommand("slowlog", args[1])
-}
-
-// sanitizeInfo keeps a queue name from breaking INFO's line format.
-func sanitizeInfo(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r == '\r' || r == '\n' || r == ',' {
-			return '_'
-		}
-		return r
-	}, s)
 }
