@@ -1,10 +1,15 @@
 package main
 
 import (
+	"context"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Tests of what Redis clients and tools other than redis-cli's plain
@@ -88,5 +93,109 @@ func TestRedisCLIStat(t *testing.T) {
 		if f := strings.Fields(l); len(f) == 0 || f[0] != "8" {
 			t.Fatalf("redis-cli --stat shows %q keys, want 8:\n%s", l, out)
 		}
+	}
+}
+
+// redis-cli --scan lists every job, in every state, held while it runs,
+// while another client pushes, reserves and acknowledges jobs.
+func TestRedisCLIScan(t *testing.T) {
+	cli := need(t, "redis-cli")
+	p := startBinary(t)
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + p.port, Protocol: 2})
+	defer c.Close()
+	ctx := context.Background()
+	held := map[string]bool{}
+	push := func(args ...any) string {
+		id, err := c.Do(ctx, append([]any{"JOBPUSH"}, args...)...).Text()
+		if err != nil {
+			t.Fatal(err)
+		}
+		held[id] = true
+		return id
+	}
+	for i := range 3000 {
+		push("q"+strconv.Itoa(i%5), "h", "p")
+	}
+	for i := range 100 {
+		push("later", "h", "p", "DELAY", 600000, "ID", "x:"+strconv.Itoa(i))
+	}
+	res, err := c.Do(ctx, "JOBRESERVE", "w", 600000, "COUNT", 400, "QUEUES", "q0", "q1").Slice()
+	if err != nil || len(res) != 400 {
+		t.Fatalf("reserve: %d, %v", len(res), err)
+	}
+	for i, r := range res {
+		tok := r.([]any)[1]
+		var err error
+		switch i % 4 {
+		case 1:
+			err = c.Do(ctx, "JOBSTART", tok).Err()
+		case 2:
+			err = c.Do(ctx, "JOBACK", tok).Err()
+		case 3:
+			err = c.Do(ctx, "JOBFAIL", tok, "ERROR", "boom", "NORETRY").Err()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Do(ctx, "QUEUEPURGE", "q4").Result(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Churn on another connection for as long as the scan runs: redis-cli
+	// waits 5 ms between SCAN calls.
+	var mu sync.Mutex
+	churned := map[string]bool{}
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		cw := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + p.port, Protocol: 2})
+		defer cw.Close()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			id, err := cw.Do(ctx, "JOBPUSH", "churn", "h", "p").Text()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			churned[id] = true
+			mu.Unlock()
+			if v, err := cw.Do(ctx, "JOBRESERVE", "w", 600000, "QUEUES", "churn").Slice(); err == nil {
+				for _, r := range v {
+					cw.Do(ctx, "JOBACK", r.([]any)[1])
+				}
+			}
+		}
+	}()
+	out, err := exec.Command(cli, "-p", p.port, "--scan", "-i", "0.005").Output()
+	close(stop)
+	<-done
+	if err != nil {
+		t.Fatalf("redis-cli --scan: %v", err)
+	}
+	seen := map[string]bool{}
+	for _, id := range strings.Fields(string(out)) {
+		seen[id] = true
+		if !held[id] && !churned[id] {
+			t.Fatalf("redis-cli --scan listed %q, never pushed", id)
+		}
+	}
+	for id := range held {
+		if !seen[id] {
+			t.Fatalf("redis-cli --scan missed %s (listed %d of %d held)", id, len(seen), len(held))
+		}
+	}
+	if len(churned) < 10 {
+		t.Fatalf("only %d jobs pushed during the scan: nothing changed under it", len(churned))
+	}
+
+	out, err = exec.Command(cli, "-p", p.port, "--scan", "--pattern", "x:?").Output()
+	if got := strings.Fields(string(out)); err != nil || len(got) != 10 {
+		t.Fatalf("redis-cli --scan --pattern x:?: %v %q", err, got)
 	}
 }

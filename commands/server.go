@@ -44,6 +44,7 @@ func serverCommands(e *Env) []protocol.Command {
 		{Name: "info", Arity: -1, Handler: e.info,
 			Group: "server", Summary: "Server facts and counters, as text.",
 			Args: []protocol.Arg{{Name: "section", Type: "string", Optional: true, Multiple: true}}},
+		scanCommand(e),
 		{Name: "dbsize", Arity: 1, Flags: protocol.ReadOnly | protocol.Fast, Handler: e.dbsize,
 			Group: "server", Summary: "Count the jobs held, terminal ones included."},
 		{Name: "bgrewriteaof", Arity: 1, Flags: protocol.Admin, Handler: e.bgRewrite,
