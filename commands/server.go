@@ -33,6 +33,10 @@ func serverCommands(e *Env) []protocol.Command {
 		{Name: "auth", Arity: -2, Flags: protocol.NoAuth | protocol.Fast | protocol.Redact, Handler: auth,
 			Group: "connection", Summary: "Authenticate with the server password.",
 			Args: []protocol.Arg{optional(str("username")), str("password")}},
+		{Name: "readonly", Arity: 1, Flags: protocol.Fast, Handler: noCluster,
+			Group: "connection", Summary: "Cluster only: answers as a Redis without cluster support."},
+		{Name: "readwrite", Arity: 1, Flags: protocol.Fast, Handler: noCluster,
+			Group: "connection", Summary: "Cluster only: answers as a Redis without cluster support."},
 		{Name: "client", Arity: -2, Handler: client,
 			Group: "connection", Summary: "Inspect and manage client connections.", Subs: clientSubs},
 		{Name: "command", Arity: -1, Handler: command,
@@ -189,10 +193,22 @@ var clientSubs = []protocol.Command{
 				{Name: "ip:port", Type: "string", Token: "ADDR", Optional: true},
 				{Name: "ip:port", Type: "string", Token: "LADDR", Optional: true},
 				{Name: "yes/no", Type: "string", Token: "SKIPME", Optional: true}}}}}}},
+	{Name: "client|no-evict", Arity: 3, Summary: "Accepted, as Redis does: sluice never evicts clients.",
+		Args: []protocol.Arg{{Name: "enabled", Type: "oneof", Args: []protocol.Arg{
+			{Name: "on", Type: "pure-token", Token: "ON"}, {Name: "off", Type: "pure-token", Token: "OFF"}}}}},
+	{Name: "client|no-touch", Arity: 3, Summary: "Accepted, as Redis does: sluice keeps no access times.",
+		Args: []protocol.Arg{{Name: "enabled", Type: "oneof", Args: []protocol.Arg{
+			{Name: "on", Type: "pure-token", Token: "ON"}, {Name: "off", Type: "pure-token", Token: "OFF"}}}}},
 	{Name: "client|help", Arity: 2, Summary: "Show CLIENT's subcommands."},
 }
 
-// CLIENT SETNAME|GETNAME|ID|INFO|SETINFO|LIST|KILL|HELP ... (the
+// READONLY, READWRITE: cluster commands, which clients send only in
+// cluster mode; Redis without cluster support answers this.
+func noCluster(c *protocol.Client, args [][]byte) (any, error) {
+	return nil, protocol.Error("ERR This instance has cluster support disabled")
+}
+
+// CLIENT SETNAME|GETNAME|ID|INFO|SETINFO|NO-EVICT|NO-TOUCH|LIST|KILL|HELP ... (the
 // dispatcher has checked the arity in clientSubs)
 func client(c *protocol.Client, args [][]byte) (any, error) {
 	switch strings.ToLower(string(args[1])) {
@@ -230,6 +246,13 @@ func client(c *protocol.Client, args [][]byte) (any, error) {
 			return nil, protocol.Error("ERR Unrecognized option '" + string(args[2]) + "'")
 		}
 		return protocol.OK, nil
+	case "no-evict", "no-touch":
+		// Client libraries may send these on connect; they change nothing
+		// here (no client eviction, no key access times).
+		if !keyword(args[2], "ON") && !keyword(args[2], "OFF") {
+			return nil, protocol.ErrSyntax
+		}
+		return protocol.OK, nil
 	case "list":
 		return clientList(c, args)
 	case "kill":
@@ -243,6 +266,8 @@ func client(c *protocol.Client, args [][]byte) (any, error) {
 			"KILL <ip:port> | [ID <id>] [ADDR <ip:port>] [LADDR <ip:port>] [SKIPME yes|no]",
 			"    Kill connections.",
 			"LIST [ID <id> [<id> ...]]", "    Return information about client connections.",
+			"NO-EVICT (ON|OFF)", "    Accepted; sluice never evicts clients.",
+			"NO-TOUCH (ON|OFF)", "    Accepted; sluice keeps no key access times.",
 			"SETINFO <LIB-NAME|LIB-VER> <value>", "    Record the client library's name or version.",
 			"SETNAME <name>", "    Assign the name <name> to the current connection.",
 		}, nil
