@@ -156,7 +156,7 @@ func TestRedisCLI(t *testing.T) {
 	if !strings.HasPrefix(out, "1\nOK\nid\nm1\n") || !strings.Contains(out, "succeeded") || !strings.Contains(out, "m2.") {
 		t.Fatalf("start/ack session:\n%s", out)
 	}
-	if out := p.cli(t, "", "INFO", "queues"); !strings.Contains(out, "queue:mail,") {
+	if out := p.cli(t, "", "INFO", "queues"); !strings.Contains(out, "queue_mail:") {
 		t.Fatalf("INFO queues: %q", out)
 	}
 	if out := p.cli(t, "", "HELLO", "3"); !strings.Contains(out, "NOPROTO") {

@@ -6,10 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # What the tests run besides Go: redis-cli and redis-benchmark (compatibility
-# tests), redis-server and beanstalkd (the benchmark harness's smoke run, side
-# by side), node and npm (the Node.js example worker).
+# tests), Debian's python3 with redis-py (its INFO parser), redis-server and
+# beanstalkd (the benchmark harness's smoke run, side by side), node and npm
+# (the Node.js example worker).
 need=()
 command -v redis-cli >/dev/null && command -v redis-benchmark >/dev/null || need+=(redis-tools)
+/usr/bin/python3 -c 'import redis' 2>/dev/null || need+=(python3-redis)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v beanstalkd >/dev/null || need+=(beanstalkd)
 command -v node >/dev/null || need+=(nodejs)

@@ -109,9 +109,10 @@ func TestInfoSections(t *testing.T) {
 		"# Queues\r\n", "# Policies\r\n",
 		"used_memory_jobs:" + strconv.FormatInt(ts.store.Bytes(), 10) + "\r\n", "maxmemory:0\r\n",
 		"total_jobs_pushed:3\r\n", "total_jobs_reserved:2\r\n", "total_jobs_acked:1\r\n",
-		"policies:2\r\n", "policy:concurrency:smtp,limit=1,active=1,waiting=1\r\n",
-		"policy:ratelimit:api,limit=5,active=0,waiting=0,period=1000,next_free_at=0\r\n",
-		"queue:mail,status=throttled,queued=1,scheduled=0,reserved=1,"} {
+		"policies:2\r\n", "policy_concurrency_smtp:limit=1,active=1,waiting=1\r\n",
+		"policy_ratelimit_api:limit=5,active=0,waiting=0,period=1000,next_free_at=0\r\n",
+		"queue_mail:status=throttled,queued=1,scheduled=0,reserved=1,",
+		"# Keyspace\r\ndb0:keys=3,expires=0,avg_ttl=0\r\n"} {
 		if !strings.Contains(def, want) {
 			t.Errorf("INFO lacks %q", want)
 		}
@@ -365,5 +366,91 @@ func TestMaxMemoryCountsPausesAndPolicies(t *testing.T) {
 	do(t, c, "QUEUERESUME", "q0")
 	if got := infoField(t, c, "memory", "used_memory_queues"); got >= queues {
 		t.Fatalf("queues take %d after a resume, %d before", got, queues)
+	}
+}
+
+// Each queue and policy has a field of its own, whatever its name holds, so
+// that a client's INFO parser (here go-redis's InfoMap) keeps them all.
+func TestInfoFieldPerQueueAndPolicy(t *testing.T) {
+	ts := start(t)
+	c := ts.client(t, resp2)
+	escaped := map[string]string{"mail": "mail", "a:b": "a%3Ab", "a,b": "a%2Cb", "a=b": "a%3Db", "a b": "a%20b",
+		"a\nb": "a%0Ab", "a%3Ab": "a%253Ab", "x=1,y=2:z": "x%3D1%2Cy%3D2%3Az", "émails": "émails"}
+	var names []string
+	for n := range escaped {
+		names = append(names, n)
+	}
+	for _, n := range names {
+		do(t, c, "JOBPUSH", n, "h", "p")
+		do(t, c, "POLICYSET", "CONCURRENCY", n, 2)
+		do(t, c, "POLICYSET", "RATELIMIT", n, 5, 1000)
+	}
+	info, err := c.InfoMap(ctx, "queues", "policies").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	queues, policies := info["Queues"], info["Policies"]
+	if queues["queues"] != strconv.Itoa(len(names)) || policies["policies"] != strconv.Itoa(2*len(names)) {
+		t.Fatalf("counts: %v %v", queues["queues"], policies["policies"])
+	}
+	if len(queues) != 1+len(names) || len(policies) != 1+2*len(names) {
+		t.Fatalf("want a field per queue and per policy:\n%v\n%v", queues, policies)
+	}
+	for _, n := range names {
+		esc := escaped[n]
+		if v := queues["queue_"+esc]; !strings.HasPrefix(v, "status=active,queued=1,") {
+			t.Errorf("queue %q: field queue_%s = %q", n, esc, v)
+		}
+		if v := policies["policy_concurrency_"+esc]; v != "limit=2,active=0,waiting=0" {
+			t.Errorf("policy %q: field policy_concurrency_%s = %q", n, esc, v)
+		}
+		if v := policies["policy_ratelimit_"+esc]; v != "limit=5,active=0,waiting=0,period=1000,next_free_at=0" {
+			t.Errorf("policy %q: field policy_ratelimit_%s = %q", n, esc, v)
+		}
+	}
+}
+
+// INFO keyspace has Redis's db0 line while jobs are held, none otherwise;
+// FLUSHDB empties the store as FLUSHALL does.
+func TestInfoKeyspaceAndFlushDB(t *testing.T) {
+	ts := start(t)
+	c := ts.client(t, resp2)
+	if got := infoText(t, c, "keyspace"); got != "# Keyspace\r\n" {
+		t.Fatalf("empty store: %q", got)
+	}
+	for i := range 3 {
+		do(t, c, "JOBPUSH", "q"+strconv.Itoa(i%2), "h", "p")
+	}
+	do(t, c, "POLICYSET", "CONCURRENCY", "k", 1)
+	if got := infoText(t, c, "keyspace"); got != "# Keyspace\r\ndb0:keys=3,expires=0,avg_ttl=0\r\n" {
+		t.Fatalf("three jobs: %q", got)
+	}
+	if !strings.Contains(infoText(t, c), "\r\n# Keyspace\r\ndb0:keys=3,") {
+		t.Fatal("INFO without arguments lacks the keyspace section")
+	}
+	if got := doErr(t, c, "FLUSHDB", "NOW"); got != "ERR syntax error" {
+		t.Fatalf("FLUSHDB NOW: %s", got)
+	}
+	if got := do(t, c, "DBSIZE"); got != int64(3) {
+		t.Fatalf("a refused FLUSHDB changed the store: DBSIZE %v", got)
+	}
+	if got := do(t, c, "FLUSHDB", "ASYNC"); got != "OK" {
+		t.Fatal(got)
+	}
+	if got := do(t, c, "DBSIZE"); got != int64(0) {
+		t.Fatalf("DBSIZE after FLUSHDB: %v", got)
+	}
+	if got := do(t, c, "POLICYLIST").([]any); len(got) != 0 {
+		t.Fatalf("FLUSHDB kept policies %v", got)
+	}
+	if got := infoText(t, c, "keyspace"); got != "# Keyspace\r\n" {
+		t.Fatalf("after FLUSHDB: %q", got)
+	}
+	do(t, c, "JOBPUSH", "q", "h", "p")
+	if got := do(t, c, "FLUSHDB"); got != "OK" {
+		t.Fatal(got)
+	}
+	if got := do(t, c, "DBSIZE"); got != int64(0) {
+		t.Fatalf("DBSIZE after FLUSHDB: %v", got)
 	}
 }

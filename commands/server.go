@@ -33,6 +33,10 @@ func serverCommands(e *Env) []protocol.Command {
 		{Name: "auth", Arity: -2, Flags: protocol.NoAuth | protocol.Fast | protocol.Redact, Handler: auth,
 			Group: "connection", Summary: "Authenticate with the server password.",
 			Args: []protocol.Arg{optional(str("username")), str("password")}},
+		{Name: "readonly", Arity: 1, Flags: protocol.Fast, Handler: noCluster,
+			Group: "connection", Summary: "Cluster only: answers as a Redis without cluster support."},
+		{Name: "readwrite", Arity: 1, Flags: protocol.Fast, Handler: noCluster,
+			Group: "connection", Summary: "Cluster only: answers as a Redis without cluster support."},
 		{Name: "client", Arity: -2, Handler: client,
 			Group: "connection", Summary: "Inspect and manage client connections.", Subs: clientSubs},
 		{Name: "command", Arity: -1, Handler: command,
@@ -44,6 +48,7 @@ func serverCommands(e *Env) []protocol.Command {
 		{Name: "info", Arity: -1, Handler: e.info,
 			Group: "server", Summary: "Server facts and counters, as text.",
 			Args: []protocol.Arg{{Name: "section", Type: "string", Optional: true, Multiple: true}}},
+		scanCommand(e),
 		{Name: "dbsize", Arity: 1, Flags: protocol.ReadOnly | protocol.Fast, Handler: e.dbsize,
 			Group: "server", Summary: "Count the jobs held, terminal ones included."},
 		{Name: "bgrewriteaof", Arity: 1, Flags: protocol.Admin, Handler: e.bgRewrite,
@@ -57,6 +62,10 @@ func serverCommands(e *Env) []protocol.Command {
 				{Name: "now", Type: "pure-token", Token: "NOW"}, {Name: "force", Type: "pure-token", Token: "FORCE"}}}}},
 		{Name: "flushall", Arity: -1, Flags: protocol.Write, Handler: e.flushAll,
 			Group: "server", Summary: "Drop every job, queue and policy.",
+			Args: []protocol.Arg{{Name: "mode", Type: "oneof", Optional: true, Args: []protocol.Arg{
+				{Name: "async", Type: "pure-token", Token: "ASYNC"}, {Name: "sync", Type: "pure-token", Token: "SYNC"}}}}},
+		{Name: "flushdb", Arity: -1, Flags: protocol.Write, Handler: e.flushAll,
+			Group: "server", Summary: "FLUSHALL: database 0 is the only one.",
 			Args: []protocol.Arg{{Name: "mode", Type: "oneof", Optional: true, Args: []protocol.Arg{
 				{Name: "async", Type: "pure-token", Token: "ASYNC"}, {Name: "sync", Type: "pure-token", Token: "SYNC"}}}}},
 	}
@@ -184,10 +193,22 @@ var clientSubs = []protocol.Command{
 				{Name: "ip:port", Type: "string", Token: "ADDR", Optional: true},
 				{Name: "ip:port", Type: "string", Token: "LADDR", Optional: true},
 				{Name: "yes/no", Type: "string", Token: "SKIPME", Optional: true}}}}}}},
+	{Name: "client|no-evict", Arity: 3, Summary: "Accepted, as Redis does: sluice never evicts clients.",
+		Args: []protocol.Arg{{Name: "enabled", Type: "oneof", Args: []protocol.Arg{
+			{Name: "on", Type: "pure-token", Token: "ON"}, {Name: "off", Type: "pure-token", Token: "OFF"}}}}},
+	{Name: "client|no-touch", Arity: 3, Summary: "Accepted, as Redis does: sluice keeps no access times.",
+		Args: []protocol.Arg{{Name: "enabled", Type: "oneof", Args: []protocol.Arg{
+			{Name: "on", Type: "pure-token", Token: "ON"}, {Name: "off", Type: "pure-token", Token: "OFF"}}}}},
 	{Name: "client|help", Arity: 2, Summary: "Show CLIENT's subcommands."},
 }
 
-// CLIENT SETNAME|GETNAME|ID|INFO|SETINFO|LIST|KILL|HELP ... (the
+// READONLY, READWRITE: cluster commands, which clients send only in
+// cluster mode; Redis without cluster support answers this.
+func noCluster(c *protocol.Client, args [][]byte) (any, error) {
+	return nil, protocol.Error("ERR This instance has cluster support disabled")
+}
+
+// CLIENT SETNAME|GETNAME|ID|INFO|SETINFO|NO-EVICT|NO-TOUCH|LIST|KILL|HELP ... (the
 // dispatcher has checked the arity in clientSubs)
 func client(c *protocol.Client, args [][]byte) (any, error) {
 	switch strings.ToLower(string(args[1])) {
@@ -225,6 +246,13 @@ func client(c *protocol.Client, args [][]byte) (any, error) {
 			return nil, protocol.Error("ERR Unrecognized option '" + string(args[2]) + "'")
 		}
 		return protocol.OK, nil
+	case "no-evict", "no-touch":
+		// Client libraries may send these on connect; they change nothing
+		// here (no client eviction, no key access times).
+		if !keyword(args[2], "ON") && !keyword(args[2], "OFF") {
+			return nil, protocol.ErrSyntax
+		}
+		return protocol.OK, nil
 	case "list":
 		return clientList(c, args)
 	case "kill":
@@ -238,6 +266,8 @@ func client(c *protocol.Client, args [][]byte) (any, error) {
 			"KILL <ip:port> | [ID <id>] [ADDR <ip:port>] [LADDR <ip:port>] [SKIPME yes|no]",
 			"    Kill connections.",
 			"LIST [ID <id> [<id> ...]]", "    Return information about client connections.",
+			"NO-EVICT (ON|OFF)", "    Accepted; sluice never evicts clients.",
+			"NO-TOUCH (ON|OFF)", "    Accepted; sluice keeps no key access times.",
 			"SETINFO <LIB-NAME|LIB-VER> <value>", "    Record the client library's name or version.",
 			"SETNAME <name>", "    Assign the name <name> to the current connection.",
 		}, nil
@@ -412,7 +442,7 @@ func (e *Env) shutdown(c *protocol.Client, args [][]byte) (any, error) {
 	return protocol.OK, nil
 }
 
-// FLUSHALL [ASYNC|SYNC]
+// FLUSHALL [ASYNC|SYNC], and FLUSHDB: sluice has database 0 only.
 func (e *Env) flushAll(c *protocol.Client, args [][]byte) (any, error) {
 	if len(args) > 2 || (len(args) == 2 && !keyword(args[1], "ASYNC") && !keyword(args[1], "SYNC")) {
 		return nil, protocol.ErrSyntax
@@ -458,8 +488,9 @@ func (e *Env) config(c *protocol.Client, args [][]byte) (any, error) {
 }
 
 // infoSections are INFO's sections in order; commandstats is shown only
-// when asked for by name or with all/everything, as in Redis.
-var infoSections = []string{"server", "clients", "memory", "persistence", "stats", "queues", "policies", "commandstats"}
+// when asked for by name or with all/everything, as in Redis, and keyspace
+// comes last, as in Redis.
+var infoSections = []string{"server", "clients", "memory", "persistence", "stats", "queues", "policies", "commandstats", "keyspace"}
 
 // INFO [section ...]
 func (e *Env) info(c *protocol.Client, args [][]byte) (any, error) {
@@ -468,8 +499,8 @@ func (e *Env) info(c *protocol.Client, args [][]byte) (any, error) {
 		want[strings.ToLower(string(a))] = true
 	}
 	if len(args) == 1 || want["default"] {
-		for _, s := range infoSections[:len(infoSections)-1] {
-			want[s] = true
+		for _, s := range infoSections {
+			want[s] = want[s] || s != "commandstats"
 		}
 	}
 	if want["all"] || want["everything"] {
@@ -542,8 +573,8 @@ func (e *Env) info(c *protocol.Client, args [][]byte) (any, error) {
 				if err != nil {
 					continue // the queue vanished meanwhile
 				}
-				lines = append(lines, fmt.Sprintf("queue:%s,status=%s,queued=%d,scheduled=%d,reserved=%d,running=%d,retry_pending=%d,failed=%d,paused=%d,blocked_concurrency=%d,blocked_ratelimit=%d,pushed_total=%d,succeeded_total=%d,failed_total=%d",
-					sanitizeInfo(q), s.Status, s.Queued, s.Scheduled, s.Reserved, s.Running, s.RetryPending, s.Failed, boolInt(s.Paused),
+				lines = append(lines, fmt.Sprintf("queue_%s:status=%s,queued=%d,scheduled=%d,reserved=%d,running=%d,retry_pending=%d,failed=%d,paused=%d,blocked_concurrency=%d,blocked_ratelimit=%d,pushed_total=%d,succeeded_total=%d,failed_total=%d",
+					infoName(q), s.Status, s.Queued, s.Scheduled, s.Reserved, s.Running, s.RetryPending, s.Failed, boolInt(s.Paused),
 					s.BlockedConcurrency, s.BlockedRateLimit, s.PushedTotal, s.SucceededTotal, s.FailedTotal))
 			}
 			section("Queues", lines...)
@@ -551,7 +582,7 @@ func (e *Env) info(c *protocol.Client, args [][]byte) (any, error) {
 			ps := e.Store.Policies(now)
 			lines := []string{"policies:" + strconv.Itoa(len(ps))}
 			for _, p := range ps {
-				l := fmt.Sprintf("policy:%s:%s,limit=%d,active=%d,waiting=%d", p.Kind, sanitizeInfo(p.Key), p.Limit, p.Active, p.Waiting)
+				l := fmt.Sprintf("policy_%s_%s:limit=%d,active=%d,waiting=%d", p.Kind, infoName(p.Key), p.Limit, p.Active, p.Waiting)
 				if p.Period > 0 {
 					l += fmt.Sprintf(",period=%d,next_free_at=%d", p.Period, p.NextFreeAt)
 				}
@@ -566,6 +597,14 @@ func (e *Env) info(c *protocol.Client, args [][]byte) (any, error) {
 					cs.Name, cs.Calls, cs.Usec, perCall, cs.Failed))
 			}
 			section("Commandstats", lines...)
+		case "keyspace":
+			// Redis's line for database 0, which redis-cli --stat sums;
+			// like Redis, none while there are no keys (jobs).
+			var lines []string
+			if n := e.Store.Len(); n > 0 {
+				lines = append(lines, "db0:keys="+strconv.FormatInt(n, 10)+",expires=0,avg_ttl=0")
+			}
+			section("Keyspace", lines...)
 		}
 	}
 	return b.String(), nil
@@ -702,14 +741,4 @@ func slowlog(c *protocol.Client, args [][]byte) (any, error) {
 		}, nil
 	}
 	return nil, protocol.UnknownSubcommand("slowlog", args[1])
-}
-
-// sanitizeInfo keeps a queue name from breaking INFO's line format.
-func sanitizeInfo(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r == '\r' || r == '\n' || r == ',' {
-			return '_'
-		}
-		return r
-	}, s)
 }

@@ -150,7 +150,7 @@ func TestServerCommands(t *testing.T) {
 	do(t, c, "POLICYSET", "CONCURRENCY", "k", 3)
 	text := do(t, c, "INFO").(string)
 	for _, want := range []string{"# Server\r\n", "# Clients\r\n", "# Memory\r\n", "# Persistence\r\n", "# Stats\r\n", "# Queues\r\n",
-		"connected_clients:", "queue:q,status=active,queued=1"} {
+		"connected_clients:", "queue_q:status=active,queued=1"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("INFO lacks %q", want)
 		}
