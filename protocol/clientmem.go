@@ -3,6 +3,7 @@ package protocol
 import (
 	"cmp"
 	"slices"
+	"time"
 )
 
 // Client buffer accounting (Redis 7's maxmemory-clients). Each connection
@@ -75,8 +76,18 @@ func (s *Server) evictClients() {
 		h.c.kill()
 		total -= h.bytes
 		s.evicted.Add(1)
+		// One line a second at most: a flood of clients evicted one after
+		// another must not become a flood of log lines.
+		if now := time.Now(); now.Sub(s.evictLogged) < time.Second {
+			s.evictUnlogged++
+			continue
+		} else {
+			s.evictLogged = now
+		}
 		s.log.Warn().Int64("client", h.c.id).Str("addr", h.c.addr).
 			Int64("bytes", h.bytes).Int64("input_bytes", h.c.memIn.Load()).Int64("output_bytes", h.c.memOut.Load()).
-			Int64("maxmemory_clients", lim).Msg("client buffers past maxmemory-clients: closing the client holding the most")
+			Int64("maxmemory_clients", lim).Int64("evicted_unlogged", s.evictUnlogged).
+			Msg("client buffers past maxmemory-clients: closing the client holding the most (evicted_unlogged: those closed since the last such line)")
+		s.evictUnlogged = 0
 	}
 }

@@ -1,9 +1,16 @@
 package protocol
 
 import (
+	"bytes"
+	"context"
+	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
 )
 
 // partial sends the start of an ECHO whose argument is size bytes long,
@@ -76,5 +83,56 @@ func TestMaxMemoryClientsSettings(t *testing.T) {
 	}
 	if st := srv.Stats(); st.EvictedClients != 0 {
 		t.Fatalf("evicted with no limit: %+v", st)
+	}
+}
+
+// lineCounter counts the log lines written to it.
+type lineCounter struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (l *lineCounter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	l.n += bytes.Count(p, []byte("\n"))
+	l.mu.Unlock()
+	return len(p), nil
+}
+
+// Clients evicted one after another are logged once a second, not once
+// each: a flood of evictions must not become a flood of log lines.
+func TestEvictionsAreLoggedOnceASecond(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Limits = LimitsFor(8 << 20)
+	cfg.MaxMemoryClients = 3 << 20
+	var lines lineCounter
+	srv, err := NewServer(cfg, testTable(t), zerolog.New(&lines).Level(zerolog.WarnLevel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() { _ = srv.Serve(ln); close(served) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		<-served
+	})
+	const clients = 12
+	began := time.Now()
+	for i := 0; i < clients; i++ {
+		partial(dial(t, ln.Addr().String()), 1<<20, 900<<10)
+	}
+	waitFor(t, func() bool { return srv.Stats().EvictedClients >= clients-3 })
+	elapsed := time.Since(began)
+	lines.mu.Lock()
+	n := lines.n
+	lines.mu.Unlock()
+	if max := int(elapsed/time.Second) + 1; n > max {
+		t.Fatalf("%d log lines for %d evictions in %s", n, srv.Stats().EvictedClients, elapsed)
 	}
 }

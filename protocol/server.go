@@ -117,7 +117,10 @@ type Server struct {
 
 	clientMem atomic.Int64 // bytes the clients' buffers hold (clientmem.go)
 	evicted   atomic.Int64 // clients closed for maxmemory-clients
-	evictMu   sync.Mutex   // one eviction at a time; protects nothing else
+	evictMu   sync.Mutex   // one eviction at a time; protects the two below
+	// When an eviction was last logged, and how many were not since.
+	evictLogged   time.Time
+	evictUnlogged int64
 }
 
 // NewServer builds a server; call Serve for each listener.

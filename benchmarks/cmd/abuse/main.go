@@ -14,7 +14,8 @@
 //   - peek-huge: QUEUEPEEK with a huge COUNT on a queue of a million jobs;
 //   - reserve-queues: clients blocked in JOBRESERVE naming the most queues
 //     allowed (and one naming 65,000, which must be refused);
-//   - partial: clients each holding a 2 MB partial command;
+//   - partial: clients each holding a 1 MB partial command (200 of them,
+//     past -maxmemory-clients);
 //   - state: QUEUEPAUSE of new names, POLICYSET of new keys, rate
 //     admissions, without end.
 package main
@@ -41,7 +42,7 @@ import (
 var (
 	duration      = flag.Duration("duration", 60*time.Second, "how long the attacks run")
 	maxMemory     = flag.Int64("maxmemory", 1<<30, "the server's --maxmemory, bytes")
-	clientsMemory = flag.Int64("maxmemory-clients", 256<<20, "the server's --maxmemory-clients, bytes")
+	clientsMemory = flag.Int64("maxmemory-clients", 128<<20, "the server's --maxmemory-clients, bytes")
 	slack         = flag.Int64("slack", 100<<20, "RSS allowed above maxmemory + maxmemory-clients, bytes")
 	pingP99       = flag.Duration("ping-p99", 50*time.Millisecond, "the PING p99 bound")
 	hugeJobs      = flag.Int("huge-jobs", 1_000_000, "jobs in the queue peeked with a huge COUNT")
@@ -295,7 +296,9 @@ func run() error {
 			s.refusal(string(se))
 		}
 	})
-	partial := "*2\r\n$4\r\nECHO\r\n$4194304\r\n" + strings.Repeat("y", 2<<20)
+	// A push whose payload stops short: within --max-payload, so the
+	// server must hold it and wait for the rest.
+	partial := "*4\r\n$7\r\nJOBPUSH\r\n$1\r\nq\r\n$1\r\nh\r\n$1048576\r\n" + strings.Repeat("y", 1000000)
 	attack("partial", 200, func(s *stats, _ int) {
 		nc, err := net.DialTimeout("tcp", addr, time.Second)
 		if err != nil {
