@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -63,6 +64,10 @@ func run(args, environ []string, stdout, stderr io.Writer, stop <-chan os.Signal
 	}
 	if cfg.HugePages {
 		adviseHugePages(&log)
+	}
+	if lim, ok := memoryLimit(cfg, os.Getenv("GOMEMLIMIT")); ok {
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(lim))
+		log.Info().Int64("bytes", lim).Msg("the garbage collector keeps the heap within maxmemory + maxmemory-clients + 64mb")
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		log.Error().Err(err).Str("dir", cfg.Dir).Msg("cannot create the data directory")
@@ -471,4 +476,17 @@ func adviseHugePages(log *zerolog.Logger) {
 			log.Debug().Str("thp", mode).Msg("heap keeps ordinary pages: no region to advise")
 		}
 	})
+}
+
+// memoryLimit is the soft limit given to the garbage collector when
+// --maxmemory is set: what the limits let the server hold (the data
+// --maxmemory counts, the client buffers --maxmemory-clients counts) and
+// 64 MB for the rest. Without it the collector lets the heap grow to twice
+// what is live before it runs, so a server at its limits would take twice
+// the memory its options promise. A limit from GOMEMLIMIT wins.
+func memoryLimit(cfg config.Config, env string) (int64, bool) {
+	if cfg.MaxMemory == 0 || cfg.MaxMemoryClients == 0 || env != "" {
+		return 0, false
+	}
+	return cfg.MaxMemory + cfg.MaxMemoryClients + 64<<20, true
 }

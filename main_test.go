@@ -489,3 +489,24 @@ func TestShutdownCommand(t *testing.T) {
 		t.Fatalf("after restart, JOBGET j1: %q", got)
 	}
 }
+
+// With --maxmemory (and --maxmemory-clients) the collector gets a soft
+// limit of what they allow plus 64 MB; without either, or with GOMEMLIMIT,
+// none is set.
+func TestMemoryLimit(t *testing.T) {
+	cfg := config.DefaultConfig()
+	if _, ok := memoryLimit(cfg, ""); ok {
+		t.Fatal("a limit without --maxmemory")
+	}
+	cfg.MaxMemory, cfg.MaxMemoryClients = 1<<30, 128<<20
+	if lim, ok := memoryLimit(cfg, ""); !ok || lim != 1<<30+128<<20+64<<20 {
+		t.Fatalf("limit %d, %v", lim, ok)
+	}
+	if _, ok := memoryLimit(cfg, "2GiB"); ok {
+		t.Fatal("GOMEMLIMIT did not win")
+	}
+	cfg.MaxMemoryClients = 0
+	if _, ok := memoryLimit(cfg, ""); ok {
+		t.Fatal("a limit with client buffers unbounded")
+	}
+}

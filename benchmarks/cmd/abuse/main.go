@@ -49,6 +49,8 @@ var (
 	reserveQueues = flag.Int("reserve-queues", 0, "queues each blocked reserve names (0: the server's max-reserve-queues)")
 	binary        = flag.String("binary", "", "the sluice binary (default: built from this tree)")
 	extra         = flag.String("args", "", "more server arguments, space-separated")
+	only          = flag.String("attacks", "", "run only these attacks (comma-separated names)")
+	pause         = flag.Duration("reconnect-pause", 100*time.Millisecond, "how long a closed attacker waits before it connects again")
 )
 
 func main() {
@@ -173,6 +175,9 @@ func run() error {
 	var wg sync.WaitGroup
 	var all []*stats
 	attack := func(name string, n int, fn func(s *stats, i int)) {
+		if *only != "" && !slices.Contains(strings.Split(*only, ","), name) {
+			return
+		}
 		s := &stats{name: name}
 		all = append(all, s)
 		for i := 0; i < n; i++ {
@@ -186,6 +191,10 @@ func run() error {
 					default:
 					}
 					fn(s, i)
+					// The server closed the connection (or the attacker
+					// hung up): come again, but not as a connection flood,
+					// which is a different attack (on bandwidth).
+					time.Sleep(*pause)
 				}
 			}(i)
 		}
