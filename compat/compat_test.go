@@ -136,13 +136,20 @@ func need(t *testing.T, name string) string {
 }
 
 // nodeModules makes sure compat/node/node_modules holds the pinned
-// packages, running `npm ci` once if it does not.
+// packages, running `npm ci` once if it does not (as test.sh does).
 func nodeModules(t *testing.T) string {
 	t.Helper()
 	need(t, "node")
 	dir := filepath.Join(root, "compat", "node")
 	npmOnce.Do(func() {
-		if _, err := os.Stat(filepath.Join(dir, "node_modules", ".package-lock.json")); err == nil {
+		// npm ci leaves node_modules/.package-lock.json newer than the
+		// lock file it installed from.
+		lock, err := os.Stat(filepath.Join(dir, "package-lock.json"))
+		if err != nil {
+			npmErr = err
+			return
+		}
+		if got, err := os.Stat(filepath.Join(dir, "node_modules", ".package-lock.json")); err == nil && !got.ModTime().Before(lock.ModTime()) {
 			return
 		}
 		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
@@ -210,4 +217,14 @@ func TestRedisCLI(t *testing.T) {
 	need(t, "redis-cli")
 	s := startServer(t)
 	runScript(t, s, filepath.Join(root, "compat", "cli"), "bash", "lifecycle.sh", s.port)
+}
+
+// Debian's ruby-redis (redis-rb 4.x) with Redis.new(port: ...): RESP2.
+func TestRubyRedis(t *testing.T) {
+	ruby := need(t, "ruby")
+	if out, err := exec.Command(ruby, "-e", `require "redis"`).CombinedOutput(); err != nil {
+		t.Fatalf("ruby with Debian's ruby-redis is required (./test.sh installs it): %v\n%s", err, out)
+	}
+	s := startServer(t)
+	runScript(t, s, filepath.Join(root, "compat", "ruby"), ruby, "lifecycle.rb", s.port)
 }
