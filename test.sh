@@ -8,7 +8,8 @@ cd "$(dirname "$0")"
 # What the tests run besides Go: redis-cli and redis-benchmark (compatibility
 # tests), Debian's python3 with redis-py (its INFO parser), redis-server and
 # beanstalkd (the benchmark harness's smoke run, side by side), node and npm
-# (the Node.js example worker).
+# (the Node.js example worker), ruby with Debian's redis-rb (the client
+# compatibility tests in compat/).
 need=()
 command -v redis-cli >/dev/null && command -v redis-benchmark >/dev/null || need+=(redis-tools)
 /usr/bin/python3 -c 'import redis' 2>/dev/null || need+=(python3-redis)
@@ -16,12 +17,19 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v beanstalkd >/dev/null || need+=(beanstalkd)
 command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)
+ruby -e 'require "redis"' 2>/dev/null || need+=(ruby-redis)
 if [ ${#need[@]} -gt 0 ]; then
 	echo "test.sh: installing ${need[*]}"
 	sudo=""
 	[ "$(id -u)" = 0 ] || sudo="sudo"
 	$sudo apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+# The pinned node-redis and ioredis of compat/, again only when the lock
+# file is newer than what npm ci last installed.
+if [ compat/node/package-lock.json -nt compat/node/node_modules/.package-lock.json ]; then
+	echo "test.sh: npm ci in compat/node"
+	(cd compat/node && npm ci --no-audit --no-fund --silent)
 fi
 
 if git rev-parse --git-dir >/dev/null 2>&1; then
