@@ -541,7 +541,7 @@ func TestRecordRoundTrip(t *testing.T) {
 		Priority: -9, CKey: "c", RKey: "r", RunAt: 7, Attempt: 2, MaxAtt: 3, Backoff: 4, Token: "t",
 		Worker: "w", Expires: 8, Error: "e", HasError: true, State: store.Running, Admitted: true,
 		Kind: backpressure.RateLimit, Limit: 5, Period: 6, Seq: 1 << 40, Created: 3, TSeq: 4,
-		CreatedAt: 1, UpdatedAt: 2, Paused: true, Pushed: 10, Succ: 11, Failed: 12,
+		CreatedAt: 1, UpdatedAt: 2, Paused: true, Pushed: 10, Succ: 11, Failed: 12, IdemKey: "order-7",
 		Times: []int64{1, -2, 3}, Strings: []string{"a", "", "c"}}
 	buf := appendRecord(nil, &r)
 	var got store.Record
