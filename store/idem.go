@@ -105,6 +105,16 @@ func (k *idemKeys) get(key string, now int64) (idemEntry, bool) {
 // bound. Lock must be held.
 func (k *idemKeys) put(key, id string, at int64, seq uint64) {
 	k.sweepLocked(at)
+	k.restore(key, id, at, seq)
+	for len(k.keys) > k.max {
+		k.popOldest()
+	}
+	k.updateDue()
+}
+
+// restore remembers key as put does, but forgets nothing: a snapshot's
+// keys are loaded as they were held. Lock must be held.
+func (k *idemKeys) restore(key, id string, at int64, seq uint64) {
 	if old, ok := k.keys[key]; ok { // expired but not yet forgotten: replaced
 		k.bytes.Add(-idemKeyBytes(key, old.id))
 	}
@@ -114,9 +124,6 @@ func (k *idemKeys) put(key, id string, at int64, seq uint64) {
 	k.keys[key] = idemEntry{id: id, at: at, seq: seq}
 	k.bytes.Add(idemKeyBytes(key, id))
 	k.pushHeap(idemAt{at: at, key: key})
-	for len(k.keys) > k.max {
-		k.popOldest()
-	}
 	k.updateDue()
 }
 

@@ -328,3 +328,20 @@ func TestIdemRetryWaitsForTheFirstRecord(t *testing.T) {
 		t.Fatalf("the retry waited for %v, want the first push's record %d", j.waited, first)
 	}
 }
+
+// A snapshot is loaded as it was held, even keys that a push of a later
+// key would have forgotten (the clock went back between two pushes).
+func TestIdemLoadKeepsEveryKey(t *testing.T) {
+	s := idemStore(t, func(c *Config) { c.IdempotencyWindow = 100 })
+	_, err := s.Push(1000, keyed("q", "b"))
+	must(t, err)
+	_, err = s.Push(800, keyed("q", "c")) // expired at 900, before b's push
+	must(t, err)
+	eq(t, "keys", s.IdempotencyKeys(), 2)
+	want := dump(t, s, 1000)
+	loaded := replayAll(t, s.cfg, want, "load")
+	if diff := sameDump(dump(t, loaded, 1000), want); diff != "" {
+		t.Fatalf("loaded: %s", diff)
+	}
+	checkInvariants(t, loaded)
+}

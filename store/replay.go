@@ -319,7 +319,7 @@ func (s *Store) load(r *Record) error {
 			return replayErr(r, "idempotency key or its job id is missing")
 		}
 		s.idem.mu.Lock()
-		s.idem.put(r.IdemKey, r.ID, r.Now, 0)
+		s.idem.restore(r.IdemKey, r.ID, r.Now, 0)
 		s.idem.mu.Unlock()
 	case OpSnapEnd:
 	default:
