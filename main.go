@@ -76,6 +76,8 @@ func run(args, environ []string, stdout, stderr io.Writer, stop <-chan os.Signal
 
 	scfg := store.DefaultConfig()
 	scfg.MaxBytes = cfg.MaxMemory
+	scfg.IdempotencyWindow = cfg.IdempotencyWindow * 1000
+	scfg.IdempotencyKeys = cfg.IdempotencyMaxKeys
 	st, err := store.New(scfg, store.NewRandomGenerator())
 	if err != nil {
 		log.Error().Err(err).Msg("cannot open the store")

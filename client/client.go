@@ -26,8 +26,8 @@ type Options struct {
 
 	// MaxRetries is how many times a command that failed on the network is
 	// sent again. Default 0: never, because a JOBPUSH or JOBRESERVE whose
-	// first copy did arrive would be applied twice. Pushes that carry an ID
-	// are safe to retry by hand (the copy gets DUPJOB).
+	// first copy did arrive would be applied twice. Pushes that carry an
+	// IdempotencyKey are safe to retry (the copy returns the first id).
 	MaxRetries int
 
 	TLSConfig *tls.Config // nil: plain TCP

@@ -56,6 +56,12 @@ func TestPushGetAndOptions(t *testing.T) {
 	if _, err := c.Get(bg, "nope"); !errors.Is(err, client.ErrNoJob) {
 		t.Fatalf("unknown job: %v", err)
 	}
+
+	// A push sent again with its idempotency key returns the first id.
+	k1 := must[string](t)(c.Push(bg, "emails", "send", nil, &client.PushOptions{IdempotencyKey: "order-1"}))
+	if k2 := must[string](t)(c.Push(bg, "emails", "send", nil, &client.PushOptions{IdempotencyKey: "order-1"})); k2 != k1 {
+		t.Fatalf("repeated key: %s, first %s", k2, k1)
+	}
 }
 
 func TestReserveLifecycle(t *testing.T) {

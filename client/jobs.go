@@ -42,6 +42,10 @@ type PushOptions struct {
 	At          time.Time     // non-zero: scheduled at this time (not with Delay)
 	MaxAttempts int64         // > 0: failed attempts allowed; server default 1
 	Backoff     time.Duration // > 0: base of the exponential retry delay; server default 1 s
+	// IdempotencyKey, if set, makes the push safe to send again: a repeat
+	// within the server's --idempotency-window creates nothing and returns
+	// the first push's id.
+	IdempotencyKey string
 }
 
 // Push enqueues a job for handler on queue and returns its id. opts may be
@@ -72,6 +76,9 @@ func (c *Client) Push(ctx context.Context, queue, handler string, payload []byte
 		}
 		if o.Backoff > 0 {
 			args = append(args, "BACKOFF", ms(o.Backoff))
+		}
+		if o.IdempotencyKey != "" {
+			args = append(args, "IDEMPOTENCY", o.IdempotencyKey)
 		}
 	}
 	v, err := c.do(ctx, args...)

@@ -44,6 +44,7 @@ var pushArgs = []protocol.Arg{
 	{Name: "when", Type: "oneof", Optional: true, Args: []protocol.Arg{
 		{Name: "ms", Type: "integer", Token: "DELAY"}, {Name: "unix-ms", Type: "integer", Token: "AT"}}},
 	opt("MAXATTEMPTS", integerArg("n")), opt("BACKOFF", integerArg("ms")),
+	opt("IDEMPOTENCY", str("key")),
 }
 
 var reserveArgs = []protocol.Arg{
@@ -62,6 +63,7 @@ var failArgs = []protocol.Arg{
 
 // JOBPUSH queue handler payload [ID id] [PRIORITY n] [CONCURRENCY key]
 // [RATELIMIT key] [DELAY ms | AT unix-ms] [MAXATTEMPTS n] [BACKOFF ms]
+// [IDEMPOTENCY key]
 func (e *Env) jobPush(c *protocol.Client, args [][]byte) (any, error) {
 	now := e.now(c)
 	p, err := e.pushOptions(now, args)
@@ -164,6 +166,8 @@ func (e *Env) pushOptions(now int64, args [][]byte) (p store.PushOptions, err er
 			p.MaxAttempts, err = positive(v)
 		case "BACKOFF":
 			p.Backoff, err = duration(v, false)
+		case "IDEMPOTENCY":
+			p.IdempotencyKey, err = ident(v, "idempotency key")
 		default:
 			return p, protocol.ErrSyntax
 		}

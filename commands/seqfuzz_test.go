@@ -174,6 +174,8 @@ func (g *seqGen) options(args []any, kw []string) []any {
 			args = append(args, g.pick([]string{"j0", "j1", "j2", ""}))
 		case k == "CONCURRENCY" || k == "RATELIMIT":
 			args = append(args, g.pick(seqKeys))
+		case k == "IDEMPOTENCY":
+			args = append(args, g.pick([]string{"i0", "i1", " ", ""}))
 		case k == "ERROR":
 			args = append(args, g.pick(seqErrors))
 		case k == "NORETRY":
@@ -188,7 +190,7 @@ func (g *seqGen) command(clock *atomic.Int64) []any {
 	switch g.next() % 23 {
 	case 0:
 		return g.options([]any{"JOBPUSH", g.pick(seqQueues), g.pick(seqHandlers), g.pick(seqPayloads)},
-			[]string{"ID", "PRIORITY", "CONCURRENCY", "RATELIMIT", "DELAY", "AT", "MAXATTEMPTS", "BACKOFF", "|", "BOGUS"})
+			[]string{"ID", "PRIORITY", "CONCURRENCY", "RATELIMIT", "DELAY", "AT", "MAXATTEMPTS", "BACKOFF", "IDEMPOTENCY", "|", "BOGUS"})
 	case 1:
 		args := g.options([]any{"JOBRESERVE", g.pick([]string{"w0", "w1", "|", ""}), g.pick(seqNumbers)}, []string{"COUNT", "|", "BOGUS"})
 		if g.next()%4 == 0 {

@@ -673,6 +673,7 @@ func (e *Env) infoMemory(srv *protocol.Server) []string {
 		"used_memory_queues:" + strconv.FormatInt(m.Queues, 10),
 		"used_memory_policies:" + strconv.FormatInt(m.Policies, 10),
 		"used_memory_tokens:" + strconv.FormatInt(m.Tokens, 10),
+		"used_memory_idempotency:" + strconv.FormatInt(m.Keys, 10),
 		"maxmemory:" + strconv.FormatInt(e.MaxMemory, 10),
 		"maxmemory_human:" + humanBytes(e.MaxMemory),
 		"maxmemory_policy:noeviction",

@@ -42,6 +42,12 @@ type Config struct {
 	ShutdownTimeout   int   // seconds a drain may take before connections are cut; default 10
 	HugePages         bool  // let the heap use transparent huge pages (see package hugepages); default yes
 	MaxReserveQueues  int   // queues (and handlers) one JOBRESERVE may name; default 1000
+	// IdempotencyWindow is how long, in seconds, a JOBPUSH IDEMPOTENCY
+	// key is remembered; default 86400 (24 h).
+	IdempotencyWindow int64
+	// IdempotencyMaxKeys bounds the keys remembered; past it the oldest
+	// are forgotten early. Default 1000000.
+	IdempotencyMaxKeys int
 
 	File string // the config file read, if any
 }
@@ -65,6 +71,9 @@ func DefaultConfig() Config {
 		ShutdownTimeout:   10,
 		HugePages:         true,
 		MaxReserveQueues:  1000,
+
+		IdempotencyWindow:  24 * 60 * 60,
+		IdempotencyMaxKeys: 1_000_000,
 	}
 }
 
@@ -158,6 +167,18 @@ var Options = []Option{
 			return
 		},
 		func(c *Config) string { return strconv.Itoa(c.MaxReserveQueues) }},
+	{"idempotency-window", "seconds a JOBPUSH IDEMPOTENCY key is remembered",
+		func(c *Config, v string) (err error) {
+			c.IdempotencyWindow, err = intIn[int64](v, idemWindowRange)
+			return
+		},
+		func(c *Config) string { return strconv.FormatInt(c.IdempotencyWindow, 10) }},
+	{"idempotency-max-keys", "most idempotency keys remembered; past it the oldest are forgotten before their window ends",
+		func(c *Config, v string) (err error) {
+			c.IdempotencyMaxKeys, err = intIn[int](v, idemKeysRange)
+			return
+		},
+		func(c *Config) string { return strconv.Itoa(c.IdempotencyMaxKeys) }},
 }
 
 func lookup(name string) *Option {
@@ -318,6 +339,7 @@ func (c *Config) Validate() error {
 		{metricsLabelsRange, int64(c.MetricsMaxLabels)}, {slowlogSlowerRange, c.SlowlogSlowerThan},
 		{slowlogLenRange, int64(c.SlowlogMaxLen)}, {shutdownTimeoutRange, int64(c.ShutdownTimeout)},
 		{reserveQueuesRange, int64(c.MaxReserveQueues)},
+		{idemWindowRange, c.IdempotencyWindow}, {idemKeysRange, int64(c.IdempotencyMaxKeys)},
 	} {
 		if err := o.b.check(o.v); err != nil {
 			return err
@@ -477,6 +499,9 @@ var (
 	// 4*n bound on remembered names far from overflow.
 	metricsLabelsRange = bounds{"metrics-max-labels", 1, 1_000_000, ""}
 	reserveQueuesRange = bounds{"max-reserve-queues", 1, 1_000_000, ""}
+	// Ten years, as slowlog-log-slower-than; the window is kept in ms.
+	idemWindowRange = bounds{"idempotency-window", 1, 10 * 365 * 24 * 3600, "seconds"}
+	idemKeysRange   = bounds{"idempotency-max-keys", 1, math.MaxInt32, ""}
 )
 
 // outOfRange is the message for a value outside b, as the option's value

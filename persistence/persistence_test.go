@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -27,6 +28,10 @@ func testConfig(t *testing.T, dir string) Config {
 	cfg.Dir = dir
 	cfg.Logger = zerolog.New(zerolog.NewTestWriter(t))
 	cfg.Store.Shards = 4
+	// Short enough that workload's keys expire, and maintenance logs that
+	// it forgot them; few enough that the bound forgets some too.
+	cfg.Store.IdempotencyWindow = 2000
+	cfg.Store.IdempotencyKeys = 20
 	cfg.RewritePercentage = 0
 	return cfg
 }
@@ -85,6 +90,9 @@ func workload(st *store.Store, rng *rand.Rand, now *int64, n int) {
 			if rng.IntN(4) == 0 {
 				p.RunAt = *now + 50
 			}
+			if rng.IntN(3) == 0 {
+				p.IdempotencyKey = fmt.Sprintf("k%d", rng.IntN(30))
+			}
 			if id, err := st.Push(*now, p); err == nil {
 				ids = append(ids, id)
 			}
@@ -135,6 +143,9 @@ func TestReopenRestoresState(t *testing.T) {
 			now := int64(1000)
 			workload(st, rand.New(rand.NewPCG(1, uint64(fsync))), &now, 2000)
 			want := dump(t, st, now)
+			if !slices.ContainsFunc(want, func(r store.Record) bool { return r.Op == store.OpSnapIdem }) {
+				t.Fatal("the workload left no idempotency key: the test does not cover them")
+			}
 			if err := l.Close(); err != nil {
 				t.Fatal(err)
 			}
@@ -405,7 +416,11 @@ func TestRewriteUnderTraffic(t *testing.T) {
 				default:
 				}
 				t := now.Add(1)
-				st.Push(t, store.PushOptions{Queue: q, Handler: "h", Payload: []byte("payload")})
+				p := store.PushOptions{Queue: q, Handler: "h", Payload: []byte("payload")}
+				if rng.IntN(3) == 0 {
+					p.IdempotencyKey = fmt.Sprintf("k%d", rng.IntN(50)) // shared by the writers
+				}
+				st.Push(t, p)
 				if rs, _ := st.Reserve(t, store.ReserveOptions{Worker: "w", Lease: 1000, Queues: []string{q}}); len(rs) > 0 && rng.IntN(2) == 0 {
 					st.Ack(t, rs[0].Token)
 				}
@@ -541,7 +556,7 @@ func TestRecordRoundTrip(t *testing.T) {
 		Priority: -9, CKey: "c", RKey: "r", RunAt: 7, Attempt: 2, MaxAtt: 3, Backoff: 4, Token: "t",
 		Worker: "w", Expires: 8, Error: "e", HasError: true, State: store.Running, Admitted: true,
 		Kind: backpressure.RateLimit, Limit: 5, Period: 6, Seq: 1 << 40, Created: 3, TSeq: 4,
-		CreatedAt: 1, UpdatedAt: 2, Paused: true, Pushed: 10, Succ: 11, Failed: 12,
+		CreatedAt: 1, UpdatedAt: 2, Paused: true, Pushed: 10, Succ: 11, Failed: 12, IdemKey: "order-7",
 		Times: []int64{1, -2, 3}, Strings: []string{"a", "", "c"}}
 	buf := appendRecord(nil, &r)
 	var got store.Record

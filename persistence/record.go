@@ -54,6 +54,7 @@ const (
 	tFailed
 	tTimes
 	tStrings
+	tIdemKey
 )
 
 // appendRecord frames r onto buf.
@@ -119,6 +120,7 @@ func appendRecord(buf []byte, r *store.Record) []byte {
 	i(tPushed, r.Pushed)
 	i(tSucc, r.Succ)
 	i(tFailed, r.Failed)
+	str(tIdemKey, r.IdemKey)
 	if len(r.Times) > 0 {
 		buf = append(buf, tTimes)
 		buf = binary.AppendUvarint(buf, uint64(len(r.Times)))
@@ -276,6 +278,8 @@ func decodeBody(b []byte, r *store.Record) error {
 			r.Succ = varint()
 		case tFailed:
 			r.Failed = varint()
+		case tIdemKey:
+			r.IdemKey = str()
 		case tTimes:
 			n := uvarint()
 			if n > uint64(len(b)) {

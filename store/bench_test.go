@@ -44,6 +44,51 @@ func BenchmarkPush(b *testing.B) {
 	}
 }
 
+// BenchmarkPushIdempotent is BenchmarkPush with a new idempotency key per
+// push (new: each creates its job, the costlier case), and with a key
+// already remembered (retry: the answer of a repeat).
+func BenchmarkPushIdempotent(b *testing.B) {
+	for _, retry := range []bool{false, true} {
+		name := "new"
+		if retry {
+			name = "retry"
+		}
+		b.Run(name, func(b *testing.B) {
+			cfg := DefaultConfig()
+			cfg.IdempotencyKeys = 100_000 // the oldest are forgotten: memory stays bounded
+			s, err := New(cfg, NewRandomGenerator())
+			if err != nil {
+				b.Fatal(err)
+			}
+			keys := make([]string, 1<<16)
+			for i := range keys {
+				keys[i] = fmt.Sprintf("%08d-0000-4000-8000-%012d", i, i)
+			}
+			p := PushOptions{Queue: "q", Handler: "h", Payload: make([]byte, 100)}
+			now := int64(1_000_000)
+			if retry {
+				p.IdempotencyKey = keys[0]
+				if _, err := s.Push(now, p); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				if i%1000 == 0 {
+					now++
+				}
+				if !retry {
+					p.IdempotencyKey = keys[i&(len(keys)-1)] + strconv.Itoa(i>>16)
+				}
+				if _, err := s.Push(now, p); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkReserveBlocked measures one reservation of an eligible job behind
 // a backlog of blocked jobs that outrank it. The blocked work is parked or
 // filtered out, so the cost should not depend on the backlog.
@@ -360,6 +405,17 @@ func BenchmarkStateMemory(b *testing.B) {
 			b.ReportMetric(measure(b, nil, func(s *Store, i int) {
 				s.expired.add(fmt.Sprintf("%016d.%016d", i, i), int64(i))
 			}), "bytes/token")
+		}
+	})
+	// A key as long as a UUID, with a generated id's 16 bytes: the report
+	// includes both (52 bytes); IdemKeyOverhead is the rest, rounded up.
+	b.Run("idempotency-key", func(b *testing.B) {
+		for range b.N {
+			b.ReportMetric(measure(b, nil, func(s *Store, i int) {
+				s.idem.mu.Lock()
+				s.idem.put(fmt.Sprintf("%08d-0000-4000-8000-%012d", i, i), fmt.Sprintf("%016d", i), int64(i), 0)
+				s.idem.mu.Unlock()
+			}), "bytes/key")
 		}
 	})
 }

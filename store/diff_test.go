@@ -251,6 +251,7 @@ var (
 	diffRKeys    = []string{"r1", "r2", "r3"}
 	diffIDs      = []string{"a", "b", "c", "j1", "j2", "j3", "j5"}
 	diffPrios    = []int64{-1, 0, 0, 0, 1, 5}
+	diffIdemKeys = []string{"k1", "k2", "k3"}
 )
 
 // opGen produces operations. It reads (never changes) the model to aim at
@@ -594,8 +595,11 @@ func (g *opGen) pushOptions(now int64) store.PushOptions {
 		// 2,000,000 reaches the one-hour cap at the second attempt.
 		p.Backoff = []int64{1, 3, 10, 100, 2_000_000}[g.src.intn(5)]
 	}
+	if g.chance(30) {
+		p.IdempotencyKey = g.pad(g.pick(diffIdemKeys))
+	}
 	if g.chance(3) {
-		switch g.src.intn(7) {
+		switch g.src.intn(9) {
 		case 0:
 			p.Queue = ""
 		case 1:
@@ -610,6 +614,10 @@ func (g *opGen) pushOptions(now int64) store.PushOptions {
 			p.ID = strings.Repeat("i", store.MaxIdentifier+1)
 		case 6:
 			p.RateLimitKey = strings.Repeat("k", store.MaxIdentifier+1)
+		case 7:
+			p.IdempotencyKey = " "
+		case 8:
+			p.IdempotencyKey = strings.Repeat("i", store.MaxIdentifier+1)
 		}
 	}
 	if id := strings.TrimSpace(p.ID); id != "" {
@@ -619,8 +627,8 @@ func (g *opGen) pushOptions(now int64) store.PushOptions {
 }
 
 func pushDesc(p store.PushOptions) string {
-	return fmt.Sprintf("q=%s h=%s payload=%q id=%q prio=%d ckey=%q rkey=%q run_at=%d max_attempts=%d backoff=%d",
-		p.Queue, p.Handler, p.Payload, p.ID, p.Priority, p.ConcurrencyKey, p.RateLimitKey, p.RunAt, p.MaxAttempts, p.Backoff)
+	return fmt.Sprintf("q=%s h=%s payload=%q id=%q prio=%d ckey=%q rkey=%q run_at=%d max_attempts=%d backoff=%d idem=%q",
+		p.Queue, p.Handler, p.Payload, p.ID, p.Priority, p.ConcurrencyKey, p.RateLimitKey, p.RunAt, p.MaxAttempts, p.Backoff, p.IdempotencyKey)
 }
 
 func (g *opGen) reserve(now int64) op {
@@ -713,6 +721,12 @@ func pickConfig(src source) store.Config {
 	}
 	if src.intn(100) < 20 {
 		cfg.MaxJobs = int64(4 + src.intn(6))
+	}
+	if src.intn(100) < 60 {
+		cfg.IdempotencyWindow = []int64{5, 50, 500}[src.intn(3)]
+	}
+	if src.intn(100) < 40 {
+		cfg.IdempotencyKeys = 1 + src.intn(3)
 	}
 	return cfg
 }
@@ -1123,9 +1137,16 @@ func (m mutant) Len() int64 {
 func TestDifferentialDetects(t *testing.T) {
 	defer func(f func(store.Config, store.Generator) (sut, error), s bool) { newSUT, *shrink = f, s }(newSUT, *shrink)
 	*shrink = false
-	for _, bug := range []string{"lease", "expired", "peek-order", "blocked-by", "len"} {
+	for _, bug := range []string{"lease", "expired", "peek-order", "blocked-by", "len", "idem-window", "idem-bound"} {
 		newSUT = func(cfg store.Config, gen store.Generator) (sut, error) {
-			return mutant{newModel(cfg, gen), bug}, nil
+			m := newModel(cfg, gen)
+			switch bug {
+			case "idem-window": // a key outlives its window by 1 ms
+				m.idemWindow++
+			case "idem-bound": // no key is forgotten early
+				m.idemKeys = 1 << 30
+			}
+			return mutant{m, bug}, nil
 		}
 		found := false
 		for seed := uint64(1); seed <= 2000 && !found; seed++ {

@@ -40,13 +40,16 @@
 //
 // Queues are sharded by a hash of their name; each shard has a mutex that
 // guards its queues, lanes, jobs and timers. policyMu, outermost, orders
-// policy changes with the log; FLUSHALL takes it and then every shard lock
-// in index order. The other locks are leaves, taken while policyMu or a
-// shard lock may be held but never while another leaf is held:
+// policy changes with the log; FLUSHALL takes it, then idemKeys.mu, then
+// every shard lock in index order. A push with an idempotency key holds
+// idemKeys.mu around its shard lock (idem.go), so that the key's check and
+// the job's insert are one step for every queue. The other locks are
+// leaves, taken while policyMu, idemKeys.mu or a shard lock may be held but
+// never while another leaf is held:
 //
-//	policyMu  →  shard.mu  →  backpressure registry shard | id index shard |
-//	             shard.inboxMu (of any shard) | expiredTokens.mu |
-//	             retention.mu | the Journal's own lock
+//	policyMu  →  idemKeys.mu  →  shard.mu  →  backpressure registry shard |
+//	             id index shard | shard.inboxMu (of any shard) |
+//	             expiredTokens.mu | retention.mu | the Journal's own lock
 //
 // Apart from FLUSHALL (and its replay), no goroutine holds two shard locks.
 // An operation that frees a

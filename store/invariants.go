@@ -184,6 +184,9 @@ func (s *Store) CheckInvariants() error {
 	if got, want := s.expired.bytes.Load(), s.expired.countBytes(); got != want {
 		return fmt.Errorf("expired tokens take %d bytes by the estimate, the running total says %d", want, got)
 	}
+	if got, want := s.idem.bytes.Load(), s.idem.countBytes(); got != want {
+		return fmt.Errorf("idempotency keys take %d bytes by the estimate, the running total says %d", want, got)
+	}
 	held := s.reg.Holders()
 	for key, n := range holders {
 		if held[key] != n {

@@ -39,6 +39,8 @@ const (
 	OpSnapExpired
 	OpSnapRetained
 	OpSnapEnd
+	OpIdemExpire // maintenance forgot the idempotency keys expired at Now
+	OpSnapIdem   // snapshot: idempotency key IdemKey first pushed at Now as job ID
 	opMax
 )
 
@@ -75,6 +77,7 @@ type Record struct {
 	Kind     backpressure.Kind
 	Limit    int64
 	Period   int64
+	IdemKey  string // push: its idempotency key; snapshot: a remembered key
 	// Snapshot-only fields.
 	Seq, Created, TSeq   uint64 // job: entry, push and timer order; queue: counters
 	CreatedAt, UpdatedAt int64

@@ -23,7 +23,16 @@ const (
 	modelDefaultMaxRetained   = 100000
 	modelDefaultExpiredTokens = 100000
 	modelMaxIdentifier        = 1024
+	modelDefaultIdemWindow    = 24 * 60 * 60 * 1000
+	modelDefaultIdemKeys      = 1_000_000
 )
+
+// mkey is a remembered idempotency key: the job id its first push answered
+// and when.
+type mkey struct {
+	id string
+	at int64
+}
 
 // mjob is one job held by the model.
 type mjob struct {
@@ -65,6 +74,8 @@ type model struct {
 	maxRetained   int
 	expiredTokens int
 	maxJobs       int64
+	idemWindow    int64
+	idemKeys      int
 	gen           store.Generator
 
 	jobs     []*mjob // every job held, in no particular order
@@ -73,7 +84,8 @@ type model struct {
 	counters map[string]*mcounters
 	conc     map[string]int64 // concurrency policies: key → limit
 	rate     map[string]*mrate
-	expired  []expiredToken // every lease expired since the last Flush
+	expired  []expiredToken  // every lease expired since the last Flush
+	keys     map[string]mkey // idempotency keys remembered
 }
 
 func newModel(cfg store.Config, gen store.Generator) *model {
@@ -82,7 +94,15 @@ func newModel(cfg store.Config, gen store.Generator) *model {
 		maxRetained:   cfg.MaxRetained,
 		expiredTokens: cfg.ExpiredTokens,
 		maxJobs:       cfg.MaxJobs,
+		idemWindow:    cfg.IdempotencyWindow,
+		idemKeys:      cfg.IdempotencyKeys,
 		gen:           gen,
+	}
+	if m.idemWindow <= 0 {
+		m.idemWindow = modelDefaultIdemWindow
+	}
+	if m.idemKeys <= 0 {
+		m.idemKeys = modelDefaultIdemKeys
 	}
 	if m.retention <= 0 {
 		m.retention = modelDefaultRetention
@@ -104,6 +124,7 @@ func (m *model) reset() {
 	m.conc = map[string]int64{}
 	m.rate = map[string]*mrate{}
 	m.expired = nil
+	m.keys = map[string]mkey{}
 }
 
 func (m *model) next() int64 { m.seq++; return m.seq }
@@ -428,12 +449,44 @@ func (m *model) PushMany(now int64, ps []store.PushOptions, ids []string, errs [
 }
 
 func (m *model) Push(now int64, p store.PushOptions) (string, error) {
+	keyed := p.IdempotencyKey != ""
 	if !ident(&p.Queue) || !ident(&p.Handler) || !optIdent(&p.ID) ||
 		!optIdent(&p.ConcurrencyKey) || !optIdent(&p.RateLimitKey) ||
+		(keyed && !ident(&p.IdempotencyKey)) ||
 		p.MaxAttempts < 0 || p.Backoff < 0 || p.RunAt < 0 {
 		return "", store.ErrInvalid
 	}
 	m.maintain(now)
+	// A key seen within the window answers its first push's id, before
+	// anything else is checked (docs/semantics.md).
+	if keyed {
+		for k, e := range m.keys {
+			if e.at+m.idemWindow <= now {
+				delete(m.keys, k)
+			}
+		}
+		if e, ok := m.keys[p.IdempotencyKey]; ok {
+			return e.id, nil
+		}
+	}
+	id, err := m.push(now, p)
+	if err == nil && keyed {
+		m.keys[p.IdempotencyKey] = mkey{id: id, at: now}
+		for len(m.keys) > m.idemKeys { // forget the oldest (first-push time, then key)
+			var oldest string
+			for k, e := range m.keys {
+				if o := m.keys[oldest]; oldest == "" || e.at < o.at || (e.at == o.at && k < oldest) {
+					oldest = k
+				}
+			}
+			delete(m.keys, oldest)
+		}
+	}
+	return id, err
+}
+
+// push creates the job of a valid push, after maintenance.
+func (m *model) push(now int64, p store.PushOptions) (string, error) {
 	if p.ID != "" && m.find(p.ID) != nil {
 		return "", store.ErrDupJob
 	}
@@ -1049,6 +1102,9 @@ func (m *model) deadlines() []int64 {
 		for _, a := range r.adm {
 			ts = append(ts, a+r.period)
 		}
+	}
+	for _, k := range m.keys { // no maintenance is due then, but a retry's answer changes
+		ts = append(ts, k.at+m.idemWindow)
 	}
 	return ts
 }

@@ -36,7 +36,18 @@ func (s *Store) PushMany(now int64, ps []PushOptions, ids []string, errs []error
 	notify := notes[:0]
 	for i := range ps {
 		rec, err := s.pushRecord(now, ps[i])
-		if err == nil {
+		if err == nil && rec.IdemKey != "" {
+			// Its lock comes before any shard's (doc.go).
+			if held != nil {
+				held.mu.Unlock()
+				held = nil
+			}
+			var queued bool
+			queued, _, err = s.pushKeyed(&rec, &fx)
+			if queued && !seen(notify, rec.Queue) {
+				notify = append(notify, rec.Queue)
+			}
+		} else if err == nil {
 			if sh := s.shardOf(rec.Queue); sh != held {
 				if held != nil {
 					held.mu.Unlock()
@@ -97,6 +108,12 @@ func (s *Store) pushRecord(now int64, p PushOptions) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
+	ikey := ""
+	if p.IdempotencyKey != "" {
+		if ikey, err = ident("idempotency key", p.IdempotencyKey); err != nil {
+			return Record{}, err
+		}
+	}
 	switch {
 	case p.MaxAttempts < 0:
 		return Record{}, invalid("max attempts must not be negative")
@@ -111,7 +128,7 @@ func (s *Store) pushRecord(now int64, p PushOptions) (Record, error) {
 	rec := Record{
 		Op: OpPush, Now: now, ID: id, Queue: qname, Handler: handler, Payload: p.Payload,
 		Priority: p.Priority, CKey: ckey, RKey: rkey, RunAt: p.RunAt,
-		MaxAtt: p.MaxAttempts, Backoff: p.Backoff,
+		MaxAtt: p.MaxAttempts, Backoff: p.Backoff, IdemKey: ikey,
 	}
 	if rec.MaxAtt == 0 {
 		rec.MaxAtt = DefaultMaxAttempts
@@ -1231,6 +1248,7 @@ func (s *Store) Flush(now int64) error {
 	}
 	var fx effects
 	s.policyMu.Lock()
+	s.idem.mu.Lock()
 	for _, sh := range s.shards {
 		sh.mu.Lock()
 	}
@@ -1239,12 +1257,13 @@ func (s *Store) Flush(now int64) error {
 	for _, sh := range s.shards {
 		sh.mu.Unlock()
 	}
+	s.idem.mu.Unlock()
 	s.policyMu.Unlock()
 	return s.durable(&fx)
 }
 
-// flushLocked empties everything. Every shard lock and policyMu must be
-// held.
+// flushLocked empties everything, idempotency keys included. Every shard
+// lock, idemKeys.mu and policyMu must be held.
 func (s *Store) flushLocked() {
 	// Guard stale pointers that operations waiting for a lock may hold
 	// (walking the index in place: a list of a million refs would be tens
@@ -1273,6 +1292,7 @@ func (s *Store) flushLocked() {
 	s.reg.Reset()
 	s.expired.init(s.cfg.ExpiredTokens)
 	s.ret.init(s.cfg.MaxRetained, s.cfg.Retention)
+	s.idem.resetLocked()
 	s.total.Store(0)
 	s.bytes.Store(0)
 	s.state.Store(0)

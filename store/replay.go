@@ -19,7 +19,8 @@ func replayErr(r *Record, format string, args ...any) error {
 func (o Op) String() string {
 	names := [...]string{"", "push", "reserve", "start", "touch", "ack", "fail", "release",
 		"cancel", "retry", "pause", "resume", "purge", "policyset", "policydel", "flush",
-		"expire", "due", "drop", "snapqueue", "snapjob", "snappolicy", "snapadmissions", "snapexpired", "snapretained", "snapend"}
+		"expire", "due", "drop", "snapqueue", "snapjob", "snappolicy", "snapadmissions", "snapexpired", "snapretained", "snapend",
+		"idemexpire", "snapidem"}
 	if int(o) < len(names) && o > 0 {
 		return names[o]
 	}
@@ -41,7 +42,12 @@ func (s *Store) Replay(r *Record) error {
 	defer s.finish(&fx)
 	switch r.Op {
 	case OpPush:
-		_, err := s.insert(r, &fx)
+		var err error
+		if r.IdemKey != "" {
+			err = s.replayKeyed(r, &fx)
+		} else {
+			_, err = s.insert(r, &fx)
+		}
 		if err != nil {
 			return replayErr(r, "%v", err)
 		}
@@ -72,6 +78,7 @@ func (s *Store) Replay(r *Record) error {
 		return nil
 	case OpFlush:
 		s.policyMu.Lock()
+		s.idem.mu.Lock()
 		for _, sh := range s.shards {
 			sh.mu.Lock()
 		}
@@ -79,7 +86,14 @@ func (s *Store) Replay(r *Record) error {
 		for _, sh := range s.shards {
 			sh.mu.Unlock()
 		}
+		s.idem.mu.Unlock()
 		s.policyMu.Unlock()
+		return nil
+	case OpIdemExpire:
+		s.idem.mu.Lock()
+		s.idem.sweepLocked(r.Now)
+		s.idem.updateDue()
+		s.idem.mu.Unlock()
 		return nil
 	}
 	return s.load(r)
@@ -237,6 +251,12 @@ func (s *Store) Dump(now int64, emit func(*Record) error) error {
 			return err
 		}
 	}
+	keys, ids, times := s.idem.entries()
+	for i, key := range keys {
+		if err := emit(&Record{Op: OpSnapIdem, IdemKey: key, ID: ids[i], Now: times[i]}); err != nil {
+			return err
+		}
+	}
 	return emit(&Record{Op: OpSnapEnd, Now: now})
 }
 
@@ -294,6 +314,13 @@ func (s *Store) load(r *Record) error {
 		for i, tok := range r.Strings {
 			s.expired.add(tok, r.Times[i])
 		}
+	case OpSnapIdem:
+		if r.IdemKey == "" || r.ID == "" {
+			return replayErr(r, "idempotency key or its job id is missing")
+		}
+		s.idem.mu.Lock()
+		s.idem.restore(r.IdemKey, r.ID, r.Now, 0)
+		s.idem.mu.Unlock()
 	case OpSnapEnd:
 	default:
 		return replayErr(r, "unknown record kind")

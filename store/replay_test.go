@@ -75,6 +75,9 @@ func randomOps(t *testing.T, s *Store, rng *rand.Rand, n int) int64 {
 			if rng.IntN(6) == 0 {
 				p.ID = fmt.Sprintf("x%d", rng.IntN(20))
 			}
+			if rng.IntN(3) == 0 {
+				p.IdempotencyKey = fmt.Sprintf("i%d", rng.IntN(8))
+			}
 			if id, err := s.Push(now, p); err == nil {
 				ids = append(ids, id)
 			}
@@ -139,6 +142,8 @@ func TestReplayEquivalence(t *testing.T) {
 		cfg.MaxRetained = 1 + int(seed%7)
 		cfg.ExpiredTokens = 1 + int(seed%5)
 		cfg.Retention = 500
+		cfg.IdempotencyWindow = 200 + int64(seed%4)*300
+		cfg.IdempotencyKeys = 2 + int(seed%6)
 		live, _ := New(cfg, NewSeqGenerator())
 		j := &memJournal{}
 		live.SetJournal(j)

@@ -42,6 +42,12 @@ type Config struct {
 	ExpiredTokens int   // expired tokens remembered; default 100,000
 	MaxJobs       int64 // jobs held at most (FULL beyond); default 0, no limit
 	MaxBytes      int64 // estimated job memory held at most (FULL beyond, see JobBytes); default 0, no limit
+	// IdempotencyWindow is how long a push's idempotency key is
+	// remembered, in ms; default 24 h.
+	IdempotencyWindow int64
+	// IdempotencyKeys bounds the keys remembered: past it the oldest are
+	// forgotten early. Default 1,000,000.
+	IdempotencyKeys int
 }
 
 // DefaultConfig returns the documented defaults.
@@ -51,6 +57,9 @@ func DefaultConfig() Config {
 		Retention:     60 * 60 * 1000,
 		MaxRetained:   100_000,
 		ExpiredTokens: 100_000,
+
+		IdempotencyWindow: 24 * 60 * 60 * 1000,
+		IdempotencyKeys:   1_000_000,
 	}
 }
 
@@ -69,6 +78,10 @@ func (c Config) Validate() error {
 		return errors.New("store: MaxJobs must be 0 (no limit) or positive")
 	case c.MaxBytes < 0:
 		return errors.New("store: MaxBytes must be 0 (no limit) or positive")
+	case c.IdempotencyWindow < 1:
+		return errors.New("store: IdempotencyWindow must be at least 1 ms")
+	case c.IdempotencyKeys < 1:
+		return errors.New("store: IdempotencyKeys must be at least 1")
 	}
 	return nil
 }
@@ -84,6 +97,7 @@ type Store struct {
 	index   idIndex
 	expired expiredTokens
 	ret     retention
+	idem    idemKeys
 	// limited is set when MaxJobs or MaxBytes is: only then do pushes
 	// also keep the store-wide counts below, which their limits are
 	// checked against in one atomic step. Each shard always counts its own
@@ -271,6 +285,7 @@ func New(cfg Config, gen Generator) (*Store, error) {
 	s.index.init()
 	s.expired.init(cfg.ExpiredTokens)
 	s.ret.init(cfg.MaxRetained, cfg.Retention)
+	s.idem.init(cfg.IdempotencyKeys, cfg.IdempotencyWindow)
 	return s, nil
 }
 
@@ -296,19 +311,19 @@ func (s *Store) SetNotify(fn func(queue string)) { s.onNotify.Store(&fn) }
 func (s *Store) SetTimerHook(fn func()) { s.onTimer.Store(&fn) }
 
 // NextDeadline is the earliest instant at which maintenance has work (a
-// lease, a scheduled job, a retry, a rate window, a retention drop); 0 if
-// none.
+// lease, a scheduled job, a retry, a rate window, a retention drop, keys to
+// forget); 0 if none.
 func (s *Store) NextDeadline() int64 {
-	min := s.ret.nextDue.Load()
+	next := min(s.ret.nextDue.Load(), s.idem.nextDue.Load())
 	for _, sh := range s.shards {
-		if d := sh.nextDue.Load(); d < min {
-			min = d
+		if d := sh.nextDue.Load(); d < next {
+			next = d
 		}
 	}
-	if min == math.MaxInt64 {
+	if next == math.MaxInt64 {
 		return 0
 	}
-	return min
+	return next
 }
 
 // Tick applies everything due at now and notifies the affected queues.
@@ -390,6 +405,9 @@ func (s *Store) maintain(now int64, fx *effects) {
 		for _, e := range s.ret.expire(now) {
 			s.drop(e, fx)
 		}
+	}
+	if s.idem.nextDue.Load() <= now {
+		s.sweepKeys(now, fx)
 	}
 }
 

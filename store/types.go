@@ -126,6 +126,9 @@ type PushOptions struct {
 	RunAt          int64 // 0: now; a time after now creates the job scheduled
 	MaxAttempts    int64 // 0: DefaultMaxAttempts
 	Backoff        int64 // ms; 0: DefaultBackoff
+	// IdempotencyKey, when set, makes a repeat of the push within the
+	// window create nothing and answer the first push's id (idem.go).
+	IdempotencyKey string
 }
 
 // ReserveOptions describe a reservation request.
