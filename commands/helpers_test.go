@@ -39,6 +39,7 @@ type setup struct {
 	// test holding it sees the store between commands (and the race
 	// detector sees the order a socket's round trip gives).
 	serial *sync.Mutex
+	gen    store.Generator // ids and tokens; nil: random ones
 }
 
 func start(t testing.TB, opts ...func(*setup)) *testServer {
@@ -48,7 +49,11 @@ func start(t testing.TB, opts ...func(*setup)) *testServer {
 		o(&s)
 	}
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
-	st, err := store.New(s.scfg, store.NewRandomGenerator())
+	var gen store.Generator = store.NewRandomGenerator()
+	if s.gen != nil {
+		gen = s.gen
+	}
+	st, err := store.New(s.scfg, gen)
 	if err != nil {
 		t.Fatal(err)
 	}
