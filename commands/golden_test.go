@@ -21,7 +21,8 @@ const goldenNow = int64(4102444800000) // 2100-01-01: ahead of the timer gorouti
 // arrays, field/value maps, nested arrays, INFO sections without volatile
 // lines, CONFIG GET, HELLO, COMMAND INFO/DOCS; SCAN only where its order
 // (the id hash's, seeded per process) cannot show. One line is one write: ";"
-// separates the commands of a pipeline; ” is an empty argument.
+// separates the commands of a pipeline; an argument of two apostrophes is
+// empty.
 //
 // Commands whose replies depend on the command table as a whole (COMMAND,
 // COMMAND COUNT, unknown-command errors for commands that other work may
@@ -72,8 +73,17 @@ var goldenAuthScript = []string{
 // TestRESP2Golden: a client that never sends HELLO, or sends HELLO 2,
 // gets byte for byte the replies recorded in testdata/resp2.golden.
 func TestRESP2Golden(t *testing.T) {
-	got := goldenTranscript(t)
-	path := "testdata/resp2.golden"
+	compareGolden(t, "testdata/resp2.golden", goldenTranscript(t, 2))
+}
+
+// TestRESP3Golden: the same script after HELLO 3 (its HELLO 2 lines made
+// HELLO 3), recorded in testdata/resp3.golden; TestRESP3Replies checks its
+// shapes one by one.
+func TestRESP3Golden(t *testing.T) {
+	compareGolden(t, "testdata/resp3.golden", goldenTranscript(t, 3))
+}
+
+func compareGolden(t *testing.T, path, got string) {
 	if *updateGolden {
 		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
 			t.Fatal(err)
@@ -100,12 +110,26 @@ func TestRESP2Golden(t *testing.T) {
 
 // goldenTranscript runs goldenScript on a fresh server with a fixed clock
 // and ids, and returns each command followed by its reply's bytes, quoted.
-func goldenTranscript(t *testing.T) string {
+func goldenTranscript(t *testing.T, proto int) string {
+	script, authScript := goldenScript, goldenAuthScript
+	if proto == 3 {
+		script = append([]string{"HELLO 3"}, resp3Script(script)...)
+		authScript = resp3Script(authScript)
+	}
 	var out strings.Builder
-	runGolden(t, &out, goldenScript, "")
+	runGolden(t, &out, script, "")
 	out.WriteString("# with requirepass\n")
-	runGolden(t, &out, goldenAuthScript, "secret")
+	runGolden(t, &out, authScript, "secret")
 	return out.String()
+}
+
+// resp3Script is script with each HELLO 2 made HELLO 3.
+func resp3Script(script []string) []string {
+	out := make([]string, len(script))
+	for i, l := range script {
+		out[i] = strings.ReplaceAll(l, "HELLO 2", "HELLO 3")
+	}
+	return out
 }
 
 func runGolden(t *testing.T, out *strings.Builder, script []string, pass string) {

@@ -168,9 +168,25 @@ func isNil(t testing.TB, c *redis.Client, args ...any) {
 	}
 }
 
-// asMap turns a flat field/value array into a map, checking field order.
+// asMap turns a map reply into a Go map: a flat field/value array (RESP2),
+// whose field order it checks, or a RESP3 map, whose fields it checks
+// (go-redis does not keep their order; the wire tests do).
 func asMap(t testing.TB, v any, fields ...string) map[string]any {
 	t.Helper()
+	if m3, ok := v.(map[any]any); ok {
+		if len(m3) != len(fields) {
+			t.Fatalf("want a map of %d fields, got %#v", len(fields), v)
+		}
+		m := make(map[string]any, len(fields))
+		for _, f := range fields {
+			fv, ok := m3[f]
+			if !ok {
+				t.Fatalf("field %s missing from %#v", f, v)
+			}
+			m[f] = fv
+		}
+		return m
+	}
 	arr, ok := v.([]any)
 	if !ok || len(arr) != 2*len(fields) {
 		t.Fatalf("want a map of %d fields, got %#v", len(fields), v)
@@ -183,6 +199,22 @@ func asMap(t testing.TB, v any, fields ...string) map[string]any {
 		m[f] = arr[2*i+1]
 	}
 	return m
+}
+
+// field is a map reply's field, in either protocol's shape (see asMap);
+// nil if v is no map or lacks it. Safe in any goroutine.
+func field(v any, name string) any {
+	switch m := v.(type) {
+	case map[any]any:
+		return m[name]
+	case []any:
+		for i := 0; i+1 < len(m); i += 2 {
+			if m[i] == name {
+				return m[i+1]
+			}
+		}
+	}
+	return nil
 }
 
 var jobFields = []string{"id", "queue", "handler", "payload", "state", "priority",
