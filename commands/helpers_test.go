@@ -3,6 +3,7 @@ package commands_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strconv"
 	"sync"
@@ -137,6 +138,32 @@ func (ts *testServer) client(t testing.TB, opts ...func(*redis.Options)) *redis.
 }
 
 func resp2(o *redis.Options) { o.Protocol = 2 }
+
+// protocols runs test once in each protocol go-redis speaks: RESP3, its
+// default (HELLO 3), and RESP2. Each connection checks that it got the
+// protocol it asked for (go-redis would fall back to RESP2 silently).
+func protocols(t *testing.T, test func(t *testing.T, proto func(*redis.Options))) {
+	for _, p := range []int{3, 2} {
+		t.Run("RESP"+strconv.Itoa(p), func(t *testing.T) {
+			test(t, func(o *redis.Options) {
+				o.Protocol = p
+				o.OnConnect = func(ctx context.Context, cn *redis.Conn) error {
+					v, err := cn.Do(ctx, "HELLO").Result()
+					if err != nil {
+						return err
+					}
+					if got := field(v, "proto"); got != int64(p) {
+						return fmt.Errorf("asked for RESP%d, HELLO says %v", p, got)
+					}
+					return nil
+				}
+			})
+		})
+	}
+}
+
+// isTrue reports whether v is a true boolean field: RESP3's true, RESP2's 1.
+func isTrue(v any) bool { return v == true || v == int64(1) }
 
 var ctx = context.Background()
 
