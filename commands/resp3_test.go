@@ -121,6 +121,9 @@ func TestGoRedisRESP3Shapes(t *testing.T) {
 	if _, err := c.ClientList(ctx).Result(); err != nil {
 		t.Fatal(err)
 	}
+	if cmds, err := c.Command(ctx).Result(); err != nil || cmds["jobget"] == nil || !cmds["jobget"].ReadOnly {
+		t.Fatalf("COMMAND: %v %v", err, cmds["jobget"])
+	}
 	proto := do(t, c, "HELLO").(map[any]any)["proto"]
 	if proto != int64(3) {
 		t.Fatalf("proto %v", proto)
