@@ -159,11 +159,11 @@ func TestRedisCLI(t *testing.T) {
 	if out := p.cli(t, "", "INFO", "queues"); !strings.Contains(out, "queue_mail:") {
 		t.Fatalf("INFO queues: %q", out)
 	}
-	if out := p.cli(t, "", "HELLO", "3"); !strings.Contains(out, "NOPROTO") {
+	if out := p.cli(t, "", "HELLO", "3"); !strings.Contains(out, "proto 3\n") {
 		t.Fatalf("HELLO 3: %q", out)
 	}
-	// redis-cli -3 asks for RESP3 and must still work over RESP2.
-	if out := p.cli(t, "", "-3", "PING"); !strings.Contains(out, "PONG") {
+	// redis-cli -3 speaks RESP3: QUEUESTATS's paused is a boolean there.
+	if out := p.cli(t, "", "-3", "QUEUESTATS", "mail"); !strings.Contains(out, "paused (false)\n") {
 		t.Fatalf("redis-cli -3: %q", out)
 	}
 }

@@ -320,8 +320,7 @@ func TestBlockChurnLosesNoJob(t *testing.T) {
 					return
 				}
 				for _, r := range v.([]any) {
-					m := r.([]any) // token, id, ... as field/value pairs
-					tok, id := m[1].(string), m[3].(string)
+					tok, id := field(r, "token").(string), field(r, "id").(string)
 					if err := c.Do(ctx, "JOBACK", tok).Err(); err != nil {
 						continue // its lease ran out first: it is handed out again
 					}

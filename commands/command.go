@@ -90,7 +90,7 @@ func command(c *protocol.Client, args [][]byte) (any, error) {
 				}
 			}
 		}
-		out := make([]any, 0, 2*len(cmds))
+		out := make(protocol.Map, 0, 2*len(cmds))
 		for _, cmd := range cmds {
 			out = append(out, cmd.Name, commandDocs(cmd))
 		}
@@ -144,11 +144,11 @@ func listFilter(args [][]byte) (func(cmd *protocol.Command, group string) bool, 
 // name, arity, flags, first key, last key, step, ACL categories, tips, key
 // specs, subcommands. sluice commands take no keys.
 func commandInfo(cmd *protocol.Command) []any {
-	flags := []any{}
+	flags := protocol.Set{}
 	for _, f := range cmd.Flags.Names() {
 		flags = append(flags, protocol.SimpleString(f))
 	}
-	cats := []any{protocol.SimpleString("@" + cmd.Group)}
+	cats := protocol.Set{protocol.SimpleString("@" + cmd.Group)}
 	subs := []any{}
 	for i := range cmd.Subs {
 		subs = append(subs, commandInfo(&cmd.Subs[i]))
@@ -156,8 +156,9 @@ func commandInfo(cmd *protocol.Command) []any {
 	return []any{cmd.Name, int64(cmd.Arity), flags, int64(0), int64(0), int64(0), cats, []any{}, []any{}, subs}
 }
 
-// commandDocs is one entry of COMMAND DOCS.
-func commandDocs(cmd *protocol.Command) []any {
+// commandDocs is one entry of COMMAND DOCS: a map, as its arguments and
+// subcommands.
+func commandDocs(cmd *protocol.Command) protocol.Map {
 	since := cmd.Since
 	if since == "" {
 		since = "0.1.0"
@@ -166,12 +167,12 @@ func commandDocs(cmd *protocol.Command) []any {
 	if group == "" {
 		group = "server"
 	}
-	doc := []any{"summary", cmd.Summary, "since", since, "group", group}
+	doc := protocol.Map{"summary", cmd.Summary, "since", since, "group", group}
 	if len(cmd.Args) > 0 {
 		doc = append(doc, "arguments", argDocs(cmd.Args))
 	}
 	if len(cmd.Subs) > 0 {
-		subs := []any{}
+		subs := protocol.Map{}
 		for i := range cmd.Subs {
 			sc := cmd.Subs[i]
 			if sc.Group == "" {
@@ -187,14 +188,14 @@ func commandDocs(cmd *protocol.Command) []any {
 func argDocs(args []protocol.Arg) []any {
 	out := make([]any, 0, len(args))
 	for _, a := range args {
-		d := []any{"name", a.Name, "type", a.Type}
+		d := protocol.Map{"name", a.Name, "type", a.Type}
 		if a.Type != "pure-token" && a.Type != "block" && a.Type != "oneof" {
 			d = append(d, "display_text", a.Name)
 		}
 		if a.Token != "" {
 			d = append(d, "token", a.Token)
 		}
-		var flags []any
+		var flags protocol.Set
 		if a.Optional {
 			flags = append(flags, protocol.SimpleString("optional"))
 		}

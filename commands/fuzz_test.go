@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -105,7 +106,8 @@ func isReset(err error) bool {
 	return strings.Contains(err.Error(), "connection reset")
 }
 
-// skipReply reads one RESP2 reply and checks its framing.
+// skipReply reads one RESP2 or RESP3 reply (after HELLO 3) and checks its
+// framing.
 func skipReply(r *bufio.Reader) error {
 	line, err := r.ReadString('\n')
 	if err != nil {
@@ -126,7 +128,22 @@ func skipReply(r *bufio.Reader) error {
 		return nil
 	case ':':
 		return checkInt(body)
-	case '$':
+	case '_':
+		if body != "" {
+			return errors.New("bad null " + line)
+		}
+		return nil
+	case '#':
+		if body != "t" && body != "f" {
+			return errors.New("bad boolean " + line)
+		}
+		return nil
+	case ',':
+		if _, err := strconv.ParseFloat(body, 64); err != nil {
+			return errors.New("bad double " + line)
+		}
+		return nil
+	case '$', '=':
 		if err := checkInt(body); err != nil {
 			return err
 		}
@@ -136,11 +153,15 @@ func skipReply(r *bufio.Reader) error {
 		}
 		_, err := io.ReadFull(r, make([]byte, n+2))
 		return err
-	case '*':
+	case '*', '%', '~', '>':
 		if err := checkInt(body); err != nil {
 			return err
 		}
-		for i := 0; i < atoi(body); i++ {
+		n := atoi(body)
+		if line[0] == '%' {
+			n *= 2
+		}
+		for i := 0; i < n; i++ {
 			if err := skipReply(r); err != nil {
 				if errors.Is(err, io.EOF) {
 					return errors.New("truncated array")

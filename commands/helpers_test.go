@@ -3,6 +3,7 @@ package commands_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strconv"
 	"sync"
@@ -39,6 +40,7 @@ type setup struct {
 	// test holding it sees the store between commands (and the race
 	// detector sees the order a socket's round trip gives).
 	serial *sync.Mutex
+	gen    store.Generator // ids and tokens; nil: random ones
 }
 
 func start(t testing.TB, opts ...func(*setup)) *testServer {
@@ -48,7 +50,11 @@ func start(t testing.TB, opts ...func(*setup)) *testServer {
 		o(&s)
 	}
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
-	st, err := store.New(s.scfg, store.NewRandomGenerator())
+	var gen store.Generator = store.NewRandomGenerator()
+	if s.gen != nil {
+		gen = s.gen
+	}
+	st, err := store.New(s.scfg, gen)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,6 +139,32 @@ func (ts *testServer) client(t testing.TB, opts ...func(*redis.Options)) *redis.
 
 func resp2(o *redis.Options) { o.Protocol = 2 }
 
+// protocols runs test once in each protocol go-redis speaks: RESP3, its
+// default (HELLO 3), and RESP2. Each connection checks that it got the
+// protocol it asked for (go-redis would fall back to RESP2 silently).
+func protocols(t *testing.T, test func(t *testing.T, proto func(*redis.Options))) {
+	for _, p := range []int{3, 2} {
+		t.Run("RESP"+strconv.Itoa(p), func(t *testing.T) {
+			test(t, func(o *redis.Options) {
+				o.Protocol = p
+				o.OnConnect = func(ctx context.Context, cn *redis.Conn) error {
+					v, err := cn.Do(ctx, "HELLO").Result()
+					if err != nil {
+						return err
+					}
+					if got := field(v, "proto"); got != int64(p) {
+						return fmt.Errorf("asked for RESP%d, HELLO says %v", p, got)
+					}
+					return nil
+				}
+			})
+		})
+	}
+}
+
+// isTrue reports whether v is a true boolean field: RESP3's true, RESP2's 1.
+func isTrue(v any) bool { return v == true || v == int64(1) }
+
 var ctx = context.Background()
 
 func do(t testing.TB, c *redis.Client, args ...any) any {
@@ -163,9 +195,25 @@ func isNil(t testing.TB, c *redis.Client, args ...any) {
 	}
 }
 
-// asMap turns a flat field/value array into a map, checking field order.
+// asMap turns a map reply into a Go map: a flat field/value array (RESP2),
+// whose field order it checks, or a RESP3 map, whose fields it checks
+// (go-redis does not keep their order; the wire tests do).
 func asMap(t testing.TB, v any, fields ...string) map[string]any {
 	t.Helper()
+	if m3, ok := v.(map[any]any); ok {
+		if len(m3) != len(fields) {
+			t.Fatalf("want a map of %d fields, got %#v", len(fields), v)
+		}
+		m := make(map[string]any, len(fields))
+		for _, f := range fields {
+			fv, ok := m3[f]
+			if !ok {
+				t.Fatalf("field %s missing from %#v", f, v)
+			}
+			m[f] = fv
+		}
+		return m
+	}
 	arr, ok := v.([]any)
 	if !ok || len(arr) != 2*len(fields) {
 		t.Fatalf("want a map of %d fields, got %#v", len(fields), v)
@@ -178,6 +226,22 @@ func asMap(t testing.TB, v any, fields ...string) map[string]any {
 		m[f] = arr[2*i+1]
 	}
 	return m
+}
+
+// field is a map reply's field, in either protocol's shape (see asMap);
+// nil if v is no map or lacks it. Safe in any goroutine.
+func field(v any, name string) any {
+	switch m := v.(type) {
+	case map[any]any:
+		return m[name]
+	case []any:
+		for i := 0; i+1 < len(m); i += 2 {
+			if m[i] == name {
+				return m[i+1]
+			}
+		}
+	}
+	return nil
 }
 
 var jobFields = []string{"id", "queue", "handler", "payload", "state", "priority",

@@ -321,15 +321,18 @@ func reserveWaits(args [][]byte) bool {
 	return false
 }
 
-// reservations is JOBRESERVE's reply: an array of flat field/value maps.
-// It encodes itself, so a reservation costs no boxed fields.
+// reservations is JOBRESERVE's reply: an array of maps (flat field/value
+// arrays in RESP2). It encodes itself, so a reservation costs no boxed
+// fields.
 type reservations []store.Reservation
+
+var _ protocol.Array = reservations(nil)
 
 func (rs reservations) Len() int { return len(rs) }
 
-func (rs reservations) AppendElem(b []byte, i int) []byte {
+func (rs reservations) AppendElem(b []byte, i int, p protocol.Proto) []byte {
 	rv := &rs[i]
-	b = protocol.AppendArray(b, 16)
+	b = protocol.AppendMapLen(b, 8, p)
 	b = appendField(b, "token", rv.Token)
 	b = appendField(b, "id", rv.ID)
 	b = appendField(b, "queue", rv.Queue)
@@ -484,12 +487,12 @@ func (e *Env) jobGet(c *protocol.Client, args [][]byte) (any, error) {
 }
 
 // jobMap is JOBGET's reply shape, also used by QUEUEPEEK.
-func jobMap(j store.Job) []any {
+func jobMap(j store.Job) protocol.Map {
 	var lastErr any
 	if j.HasLastError {
 		lastErr = j.LastError
 	}
-	return []any{
+	return protocol.Map{
 		"id", j.ID, "queue", j.Queue, "handler", j.Handler, "payload", j.Payload,
 		"state", j.State.String(), "priority", j.Priority,
 		"concurrency_key", nullable(j.ConcurrencyKey), "rate_limit_key", nullable(j.RateLimitKey),

@@ -11,9 +11,11 @@ import (
 	"sluice/commands"
 )
 
-func TestJobLifecycle(t *testing.T) {
+func TestJobLifecycle(t *testing.T) { protocols(t, testJobLifecycle) }
+
+func testJobLifecycle(t *testing.T, proto func(*redis.Options)) {
 	ts := start(t)
-	c := ts.client(t)
+	c := ts.client(t, proto)
 	before := time.Now().UnixMilli()
 	id := do(t, c, "JOBPUSH", "emails", "send", `{"to":"a@b"}`, "PRIORITY", 5, "MAXATTEMPTS", 3).(string)
 	if id == "" {
@@ -78,9 +80,11 @@ func TestJobLifecycle(t *testing.T) {
 	}
 }
 
-func TestJobFailRetryCancelRelease(t *testing.T) {
+func TestJobFailRetryCancelRelease(t *testing.T) { protocols(t, testJobFailRetryCancelRelease) }
+
+func testJobFailRetryCancelRelease(t *testing.T, proto func(*redis.Options)) {
 	ts := start(t)
-	c := ts.client(t)
+	c := ts.client(t, proto)
 	id := do(t, c, "JOBPUSH", "q", "h", "p", "ID", "  job-1  ").(string)
 	if id != "job-1" {
 		t.Fatalf("ID not trimmed: %q", id)
@@ -125,9 +129,11 @@ func TestJobFailRetryCancelRelease(t *testing.T) {
 	}
 }
 
-func TestJobScheduling(t *testing.T) {
+func TestJobScheduling(t *testing.T) { protocols(t, testJobScheduling) }
+
+func testJobScheduling(t *testing.T, proto func(*redis.Options)) {
 	ts := start(t)
-	c := ts.client(t)
+	c := ts.client(t, proto)
 	id := do(t, c, "JOBPUSH", "q", "h", "p", "DELAY", 150).(string)
 	at := time.Now().Add(time.Hour).UnixMilli()
 	id2 := do(t, c, "JOBPUSH", "q", "h", "p", "AT", at).(string)
@@ -144,9 +150,11 @@ func TestJobScheduling(t *testing.T) {
 	}
 }
 
-func TestJobReserveOptions(t *testing.T) {
+func TestJobReserveOptions(t *testing.T) { protocols(t, testJobReserveOptions) }
+
+func testJobReserveOptions(t *testing.T, proto func(*redis.Options)) {
 	ts := start(t)
-	c := ts.client(t)
+	c := ts.client(t, proto)
 	do(t, c, "JOBPUSH", "low", "a", "1")
 	do(t, c, "JOBPUSH", "high", "b", "2", "PRIORITY", 1)
 	do(t, c, "JOBPUSH", "high", "a", "3", "PRIORITY", 9)

@@ -124,12 +124,12 @@ func (e *Env) policyList(c *protocol.Client, args [][]byte) (any, error) {
 	return out, nil
 }
 
-func policyMap(p store.PolicyInfo) []any {
+func policyMap(p store.PolicyInfo) protocol.Map {
 	var period any
 	if p.Kind == backpressure.RateLimit {
 		period = p.Period
 	}
-	return []any{
+	return protocol.Map{
 		"kind", p.Kind.String(), "key", p.Key, "limit", p.Limit, "period", period,
 		"active", p.Active, "waiting", p.Waiting, "next_free_at", nullableTime(p.NextFreeAt),
 	}

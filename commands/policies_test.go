@@ -4,13 +4,17 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 var policyFields = []string{"kind", "key", "limit", "period", "active", "waiting", "next_free_at"}
 
-func TestPolicies(t *testing.T) {
+func TestPolicies(t *testing.T) { protocols(t, testPolicies) }
+
+func testPolicies(t *testing.T, proto func(*redis.Options)) {
 	ts := start(t)
-	c := ts.client(t)
+	c := ts.client(t, proto)
 	if got := do(t, c, "POLICYSET", "CONCURRENCY", "smtp", 1); got != "OK" {
 		t.Fatal(got)
 	}

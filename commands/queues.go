@@ -54,16 +54,16 @@ func (e *Env) queueStats(c *protocol.Client, args [][]byte) (any, error) {
 	return queueStatsMap(q, s), nil
 }
 
-func queueStatsMap(q string, s store.QueueStats) []any {
+func queueStatsMap(q string, s store.QueueStats) protocol.Map {
 	status := s.Status
 	if status == "" {
 		status = "idle"
 	}
-	return []any{
+	return protocol.Map{
 		"queue", q, "status", status, "queued", s.Queued, "scheduled", s.Scheduled,
 		"reserved", s.Reserved, "running", s.Running, "retry_pending", s.RetryPending,
 		"failed", s.Failed, "blocked_concurrency", s.BlockedConcurrency,
-		"blocked_ratelimit", s.BlockedRateLimit, "paused", boolInt(s.Paused),
+		"blocked_ratelimit", s.BlockedRateLimit, "paused", protocol.Bool(s.Paused),
 		"pushed_total", s.PushedTotal, "succeeded_total", s.SucceededTotal, "failed_total", s.FailedTotal,
 	}
 }

@@ -169,7 +169,7 @@ func TestScanWhileJobsComeAndGo(t *testing.T) {
 					return
 				}
 				for _, r := range v {
-					tok := r.([]any)[1]
+					tok := field(r, "token")
 					if err := cw.Do(ctx, "JOBACK", tok).Err(); err != nil {
 						t.Error(err)
 						return

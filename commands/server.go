@@ -25,7 +25,7 @@ func serverCommands(e *Env) []protocol.Command {
 		{Name: "select", Arity: 2, Flags: protocol.Fast, Handler: selectDB,
 			Group: "connection", Summary: "Only database 0 exists.", Args: []protocol.Arg{integerArg("index")}},
 		{Name: "hello", Arity: -1, Flags: protocol.NoAuth | protocol.Fast | protocol.Redact, Handler: e.hello,
-			Group: "connection", Summary: "Handshake: RESP2 only, optional AUTH and SETNAME.",
+			Group: "connection", Summary: "Handshake: choose RESP2 or RESP3, optionally AUTH and SETNAME.",
 			Args: []protocol.Arg{{Name: "arguments", Type: "block", Optional: true, Args: []protocol.Arg{
 				integerArg("protover"),
 				{Name: "auth", Type: "block", Token: "AUTH", Optional: true, Args: []protocol.Arg{str("username"), str("password")}},
@@ -105,14 +105,16 @@ func selectDB(c *protocol.Client, args [][]byte) (any, error) {
 
 // HELLO [protover [AUTH username password] [SETNAME clientname]]
 func (e *Env) hello(c *protocol.Client, args [][]byte) (any, error) {
+	proto := c.Proto()
 	if len(args) >= 2 {
 		v, err := integer(args[1])
 		if err != nil {
 			return nil, protocol.Error("ERR Protocol version is not an integer or out of range")
 		}
-		if v != 2 {
+		if v != 2 && v != 3 {
 			return nil, protocol.Error("NOPROTO unsupported protocol version")
 		}
+		proto = protocol.Proto(v)
 	}
 	var user, pass, name []byte
 	var hasAuth, hasName bool
@@ -143,8 +145,11 @@ func (e *Env) hello(c *protocol.Client, args [][]byte) (any, error) {
 	if hasName {
 		c.SetName(string(name))
 	}
-	return []any{
-		"server", "sluice", "version", e.Version, "proto", int64(2), "id", c.ID(),
+	// As Redis: the protocol changes only once everything else has
+	// succeeded, and the reply is already in the new one.
+	c.SetProto(proto)
+	return protocol.Map{
+		"server", "sluice", "version", e.Version, "proto", int64(proto), "id", c.ID(),
 		"mode", "standalone", "role", "master", "modules", []any{},
 	}, nil
 }
@@ -225,10 +230,10 @@ func client(c *protocol.Client, args [][]byte) (any, error) {
 	case "info":
 		for _, ci := range c.Server().Clients() {
 			if ci.ID == c.ID() {
-				return clientLine(ci), nil
+				return protocol.Verbatim(clientLine(ci)), nil
 			}
 		}
-		return "", nil
+		return protocol.Verbatim(""), nil
 	case "setinfo":
 		v := string(args[3])
 		switch {
@@ -313,7 +318,7 @@ func clientList(c *protocol.Client, args [][]byte) (any, error) {
 			b.WriteString(clientLine(ci))
 		}
 	}
-	return b.String(), nil
+	return protocol.Verbatim(b.String()), nil
 }
 
 // CLIENT KILL ip:port
@@ -463,7 +468,7 @@ func (e *Env) config(c *protocol.Client, args [][]byte) (any, error) {
 	sub := strings.ToLower(string(args[1]))
 	switch sub {
 	case "get":
-		var out []string
+		out := protocol.Map{} // a map in RESP3, as Redis 7's
 		for _, s := range e.Settings {
 			for _, p := range args[2:] {
 				if match.Match(s.Name, strings.ToLower(string(p))) {
@@ -471,9 +476,6 @@ func (e *Env) config(c *protocol.Client, args [][]byte) (any, error) {
 					break
 				}
 			}
-		}
-		if out == nil {
-			out = []string{}
 		}
 		return out, nil
 	case "set", "rewrite", "resetstat":
@@ -607,7 +609,7 @@ func (e *Env) info(c *protocol.Client, args [][]byte) (any, error) {
 			section("Keyspace", lines...)
 		}
 	}
-	return b.String(), nil
+	return protocol.Verbatim(b.String()), nil
 }
 
 func (e *Env) infoServer(srv *protocol.Server) []string {

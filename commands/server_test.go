@@ -43,7 +43,7 @@ func TestServerCommands(t *testing.T) {
 		{[]any{"PING", "a", "b"}, "ERR wrong number of arguments for 'ping' command"},
 		{[]any{"SELECT", 1}, "ERR DB index is out of range"},
 		{[]any{"SELECT", "x"}, "ERR value is not an integer or out of range"},
-		{[]any{"HELLO", 3}, "NOPROTO unsupported protocol version"},
+		{[]any{"HELLO", 4}, "NOPROTO unsupported protocol version"},
 		{[]any{"HELLO", "x"}, "ERR Protocol version is not an integer or out of range"},
 		{[]any{"HELLO", 2, "BOGUS"}, "ERR Syntax error in HELLO option 'BOGUS'"},
 		{[]any{"CLIENT", "SETNAME", "a b"}, "ERR Client names cannot contain spaces, newlines or special characters."},

@@ -64,8 +64,8 @@ type benchReservations struct{ payload []byte }
 
 func (benchReservations) Len() int { return 1 }
 
-func (r benchReservations) AppendElem(b []byte, i int) []byte {
-	b = AppendArray(b, 16)
+func (r benchReservations) AppendElem(b []byte, i int, p Proto) []byte {
+	b = AppendMapLen(b, 8, p)
 	for _, f := range [...]string{"token", "0123456789abcdef0123", "id", "0123456789abcdef", "queue", "emails", "handler", "send"} {
 		b = AppendBulkString(b, f)
 	}

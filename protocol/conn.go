@@ -85,7 +85,7 @@ func newClient(s *Server, nc net.Conn) *Client {
 	c.src = &source{nc: nc, idle: s.cfg.IdleTimeout, srv: s, c: c}
 	c.guard = newGuard(c.src, &c.limits, s.cfg.ReadBuffer)
 	c.rd = newCmdReader(c.guard, s.cfg.ReadBuffer)
-	c.w = writer{nc: nc, timeout: s.cfg.WriteTimeout, limit: s.cfg.FlushAt, sent: &c.netOut}
+	c.w = writer{nc: nc, timeout: s.cfg.WriteTimeout, limit: s.cfg.FlushAt, sent: &c.netOut, proto: RESP2}
 	c.w.resized = c.sized
 	c.lastActive.Store(c.born.UnixMilli())
 	return c
@@ -612,6 +612,15 @@ func (c *Client) SetLib(name *string, ver *string) {
 	}
 	c.mu.Unlock()
 }
+
+// Proto is the protocol the client's replies are encoded in: RESP2 until
+// HELLO 3. Only the client's own commands may call it.
+func (c *Client) Proto() Proto { return c.w.proto }
+
+// SetProto switches the encoding of the client's replies, the reply of
+// the current command included (HELLO answers in the protocol it chose).
+// p must be RESP2 or RESP3.
+func (c *Client) SetProto(p Proto) { c.w.proto = p }
 
 // Authenticated reports whether the client may run every command.
 func (c *Client) Authenticated() bool { return c.authed }

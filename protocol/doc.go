@@ -1,7 +1,7 @@
-// Package protocol serves RESP2 connections over redcon's reader and reply
-// encoders: a framing guard under the parser, per-connection state and
-// limits, authentication, the command-table type and its dispatcher, and the
-// one function that turns a Go error into a RESP error.
+// Package protocol serves RESP2 and RESP3 connections over redcon's reader
+// and reply encoders: a framing guard under the parser, per-connection state
+// and limits, authentication, the command-table type and its dispatcher, and
+// the one function that turns a Go error into a RESP error.
 //
 // # A connection
 //
@@ -33,7 +33,11 @@
 // A Handler parses its arguments and returns a reply value (see reply.go) or
 // an error; the dispatcher does the shared work once: case-insensitive
 // lookup, Redis's arity rule and wording, the authentication check, panic
-// recovery (ERR internal error, stack logged) and encoding. ErrorText is the
+// recovery (ERR internal error, stack logged) and encoding. A reply value
+// describes the reply once (a Map, a Bool, null...) and the connection's
+// writer encodes it in the protocol the client chose with HELLO: RESP2
+// until HELLO 3, so a client that never asks gets the RESP2 it always
+// got, and RESP3's maps, nulls and verbatim text after it. ErrorText is the
 // only place errors become wire text: domain errors already start with their
 // code; anything unexpected becomes "ERR internal error" and is logged.
 //

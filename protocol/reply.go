@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"math"
 	"net"
 	"strconv"
 	"sync/atomic"
@@ -11,35 +12,81 @@ import (
 )
 
 // Reply values. A handler returns one of these, and the connection encodes
-// it once the handler is done:
+// it once the handler is done, in the connection's protocol: RESP2 unless
+// the client switched to RESP3 with HELLO 3. One description, two
+// encodings:
 //
-//	nil, Null           null bulk string ($-1)
-//	NullArray           null array (*-1)
-//	SimpleString        simple string (+OK)
-//	string, []byte      bulk string
-//	int, int64          integer
-//	[]any, []string     array (elements encoded recursively)
-//	Array               an array that encodes its elements (no boxed fields)
+//	value               RESP2                     RESP3
+//	nil, Null           null bulk string ($-1)    null (_)
+//	NullArray           null array (*-1)          null (_)
+//	SimpleString        simple string (+OK)       the same
+//	string, []byte      bulk string               the same
+//	int, int64          integer                   the same
+//	[]any, []string     array                     the same
+//	Array               array (see Array)         the same
+//	Map                 flat array k1 v1 k2 v2    map (%)
+//	Set                 array                     set (~)
+//	Bool                integer 1 or 0            boolean (#t, #f)
+//	Double              bulk string ("1.5")       double (,1.5)
+//	Verbatim            bulk string               verbatim string (=, txt:)
+//	Push                array                     push (>)
 //	Error, error        error reply (see ErrorText)
+//
+// Elements of arrays, maps, sets and pushes are encoded recursively.
 type (
 	// SimpleString is a RESP simple string.
 	SimpleString string
 	nullArray    struct{}
 	nullBulk     struct{}
+
+	// Map is a map reply: keys and values alternate, in the order given
+	// (field/value replies keep a fixed field order in both protocols).
+	Map []any
+	// Set is a set reply: an array in RESP2.
+	Set []any
+	// Bool is a boolean reply: the integer 1 or 0 in RESP2.
+	Bool bool
+	// Double is a floating-point reply: in RESP2 a bulk string, as Redis
+	// sends scores.
+	Double float64
+	// Verbatim is text meant for people (INFO, CLIENT LIST): a bulk string
+	// in RESP2, a verbatim string of format txt in RESP3.
+	Verbatim string
+	// Push is an out-of-band frame, not the reply to a command (MONITOR's
+	// lines, say): an array in RESP2, a push (>) in RESP3.
+	Push []any
+)
+
+// Proto is a connection's protocol version, 2 or 3 (HELLO).
+type Proto uint8
+
+// The protocol versions.
+const (
+	RESP2 Proto = 2
+	RESP3 Proto = 3
 )
 
 // Array is an array reply that encodes its own elements: AppendElem
-// appends the RESP2 encoding of element i to b and returns the result. A
-// hot reply (JOBRESERVE's) uses it to avoid boxing every field; the writer
-// may flush between elements, as for []any.
+// appends the encoding of element i in protocol p to b and returns the
+// result. A hot reply (JOBRESERVE's) uses it to avoid boxing every field;
+// the writer may flush between elements, as for []any.
 type Array interface {
 	Len() int
-	AppendElem(b []byte, i int) []byte
+	AppendElem(b []byte, i int, p Proto) []byte
 }
 
 // AppendArray appends an array header of n elements (for Array
-// implementations, as the next three).
+// implementations, as the next ones).
 func AppendArray(b []byte, n int) []byte { return redcon.AppendArray(b, n) }
+
+// AppendMapLen appends the header of a map of n fields: a flat array of
+// 2n elements in RESP2, a map in RESP3.
+func AppendMapLen(b []byte, n int, p Proto) []byte {
+	if p == RESP3 {
+		return appendHeader(b, '%', n)
+	}
+	return redcon.AppendArray(b, 2*n)
+}
 
 // AppendBulk appends a bulk string.
 func AppendBulk(b, bulk []byte) []byte { return redcon.AppendBulk(b, bulk) }
@@ -49,6 +96,43 @@ func AppendBulkString(b []byte, bulk string) []byte { return redcon.AppendBulkSt
 
 // AppendInt appends an integer reply.
 func AppendInt(b []byte, n int64) []byte { return redcon.AppendInt(b, n) }
+
+// AppendReply appends v, any reply value, encoded in protocol p: for
+// frames written outside a command's reply (a MONITOR line, say).
+func AppendReply(b []byte, v any, p Proto) []byte {
+	w := writer{b: b, limit: math.MaxInt, proto: p}
+	w.appendReply(v, func(err error) string { text, _ := ErrorText(err); return text })
+	return w.b
+}
+
+func appendHeader(b []byte, kind byte, n int) []byte {
+	b = append(b, kind)
+	b = strconv.AppendInt(b, int64(n), 10)
+	return append(b, '\r', '\n')
+}
+
+// appendDouble encodes f as Redis does: the shortest text that reads back
+// as f, and inf, -inf, nan.
+func appendDouble(b []byte, f float64, p Proto) []byte {
+	var num [32]byte
+	var t []byte
+	switch {
+	case math.IsInf(f, 1):
+		t = append(num[:0], "inf"...)
+	case math.IsInf(f, -1):
+		t = append(num[:0], "-inf"...)
+	case math.IsNaN(f):
+		t = append(num[:0], "nan"...)
+	default:
+		t = strconv.AppendFloat(num[:0], f, 'g', -1, 64)
+	}
+	if p == RESP3 {
+		b = append(b, ',')
+		b = append(b, t...)
+		return append(b, '\r', '\n')
+	}
+	return redcon.AppendBulk(b, t)
+}
 
 // OK is the +OK reply. A constant, so that returning it as a reply (an
 // interface) allocates nothing.
@@ -76,6 +160,7 @@ type writer struct {
 	timeout time.Duration // per write; 0: none
 	limit   int           // flush threshold
 	sent    *atomic.Int64 // counts the bytes written, if set
+	proto   Proto         // the encoding of replies: RESP2 (also the zero value) or RESP3
 
 	deadline time.Time // the write deadline set last
 
@@ -175,9 +260,17 @@ func (w *writer) appendReply(v any, onErr func(error) string) bool {
 	}
 	switch v := v.(type) {
 	case nil, nullBulk:
-		w.b = append(w.b, "$-1\r\n"...)
+		if w.proto == RESP3 {
+			w.b = append(w.b, "_\r\n"...)
+		} else {
+			w.b = append(w.b, "$-1\r\n"...)
+		}
 	case nullArray:
-		w.b = append(w.b, "*-1\r\n"...)
+		if w.proto == RESP3 {
+			w.b = append(w.b, "_\r\n"...)
+		} else {
+			w.b = append(w.b, "*-1\r\n"...)
+		}
 	case SimpleString:
 		w.b = redcon.AppendString(w.b, string(v))
 	case string:
@@ -206,23 +299,48 @@ func (w *writer) appendReply(v any, onErr func(error) string) bool {
 		}
 	case []any:
 		w.b = redcon.AppendArray(w.b, len(v))
-		ok := true
-		for _, e := range v {
-			ok = w.appendReply(e, onErr) && ok
-			if w.full() {
-				break
-			}
-		}
-		return ok
+		return w.appendElems(v, onErr)
 	case Array:
 		n := v.Len()
 		w.b = redcon.AppendArray(w.b, n)
 		for i := 0; i < n; i++ {
-			w.b = v.AppendElem(w.b, i)
+			w.b = v.AppendElem(w.b, i, w.proto)
 			if w.full() {
 				break
 			}
 		}
+	case Map:
+		if len(v)%2 != 0 {
+			w.writeError(string(ErrInternal))
+			return false
+		}
+		w.b = AppendMapLen(w.b, len(v)/2, w.proto)
+		return w.appendElems(v, onErr)
+	case Set:
+		w.b = w.appendHeader('~', len(v))
+		return w.appendElems(v, onErr)
+	case Push:
+		w.b = w.appendHeader('>', len(v))
+		return w.appendElems(v, onErr)
+	case Bool:
+		switch {
+		case w.proto != RESP3:
+			w.b = redcon.AppendInt(w.b, boolInt(bool(v)))
+		case bool(v):
+			w.b = append(w.b, "#t\r\n"...)
+		default:
+			w.b = append(w.b, "#f\r\n"...)
+		}
+	case Double:
+		w.b = appendDouble(w.b, float64(v), w.proto)
+	case Verbatim:
+		if w.proto != RESP3 {
+			return w.appendReply(string(v), onErr)
+		}
+		w.b = appendHeader(w.b, '=', len(v)+4)
+		w.b = append(w.b, "txt:"...)
+		w.b = append(w.b, v...)
+		w.b = append(w.b, '\r', '\n')
 	case error:
 		w.writeError(onErr(v))
 	default:
@@ -230,6 +348,35 @@ func (w *writer) appendReply(v any, onErr func(error) string) bool {
 		return false
 	}
 	return true
+}
+
+// appendHeader appends the header of an aggregate of n elements whose
+// RESP3 type is kind: in RESP2 every one of them is an array.
+func (w *writer) appendHeader(kind byte, n int) []byte {
+	if w.proto != RESP3 {
+		kind = '*'
+	}
+	return appendHeader(w.b, kind, n)
+}
+
+// appendElems encodes the elements of an aggregate whose header is written,
+// stopping after a failed write.
+func (w *writer) appendElems(v []any, onErr func(error) string) bool {
+	ok := true
+	for _, e := range v {
+		ok = w.appendReply(e, onErr) && ok
+		if w.full() {
+			break
+		}
+	}
+	return ok
+}
+
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // Int formats an integer the way Redis prints numbers in text replies.

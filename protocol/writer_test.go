@@ -18,7 +18,7 @@ type countedArray struct {
 var bulk64k = bytes.Repeat([]byte("x"), 64<<10)
 
 func (a countedArray) Len() int { return a.n }
-func (a countedArray) AppendElem(b []byte, i int) []byte {
+func (a countedArray) AppendElem(b []byte, i int, _ Proto) []byte {
 	a.encoded.Add(1)
 	return AppendBulk(b, bulk64k[:a.size])
 }
