@@ -38,13 +38,18 @@
 //
 // # Locking
 //
+// Outermost is the gate (unit.go): every command holds it shared (the
+// server's dispatcher takes it) and so does Tick; a transaction (MULTI/EXEC)
+// holds it alone between BeginUnit and EndUnit, so that no other command,
+// maintenance or blocked reservation interleaves with it.
+//
 // Queues are sharded by a hash of their name; each shard has a mutex that
-// guards its queues, lanes, jobs and timers. policyMu, outermost, orders
+// guards its queues, lanes, jobs and timers. policyMu, next, orders
 // policy changes with the log; FLUSHALL takes it and then every shard lock
 // in index order. The other locks are leaves, taken while policyMu or a
 // shard lock may be held but never while another leaf is held:
 //
-//	policyMu  →  shard.mu  →  backpressure registry shard | id index shard |
+//	gate  →  policyMu  →  shard.mu  →  backpressure registry shard | id index shard |
 //	             shard.inboxMu (of any shard) | expiredTokens.mu |
 //	             retention.mu | the Journal's own lock
 //
