@@ -299,3 +299,24 @@ func waitBlocked(t *testing.T, ts *testServer, n int64) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// What a transaction queues counts in the client's buffers
+// (--maxmemory-clients) until EXEC or DISCARD lets it go.
+func TestQueuedCommandsCountInClientBuffers(t *testing.T) {
+	ts := start(t)
+	c := dialRaw(t, ts.addr)
+	c.do("PING")
+	before := ts.srv.Stats().ClientBuffers
+	c.do("MULTI")
+	payload := strings.Repeat("x", 100<<10)
+	for i := 0; i < 20; i++ {
+		wantReply(t, "queued", c.do("JOBPUSH", "q", "h", payload), "QUEUED")
+	}
+	if held := ts.srv.Stats().ClientBuffers - before; held < 20*100<<10 {
+		t.Fatalf("client buffers grew by %d bytes for 2 MB queued", held)
+	}
+	wantReply(t, "DISCARD", c.do("DISCARD"), "OK")
+	if held := ts.srv.Stats().ClientBuffers - before; held >= 100<<10 {
+		t.Fatalf("client buffers still hold %d bytes more after DISCARD", held)
+	}
+}
