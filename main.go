@@ -136,6 +136,7 @@ func run(args, environ []string, stdout, stderr io.Writer, stop <-chan os.Signal
 	pcfg.MaxMemoryClients = cfg.MaxMemoryClients
 	pcfg.SlowlogSlowerThan = time.Duration(cfg.SlowlogSlowerThan) * time.Microsecond
 	pcfg.SlowlogMaxLen = cfg.SlowlogMaxLen
+	pcfg.Atomic = st // MULTI/EXEC: one atomic step, logged as one unit
 	srv, err := protocol.NewServer(pcfg, table, log)
 	if err != nil {
 		log.Error().Err(err).Msg("bad server settings")

@@ -3,6 +3,7 @@ package commands_test
 import (
 	"bufio"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -33,6 +34,59 @@ func BenchmarkPushPipelined(b *testing.B) {
 			if _, err := r.ReadString('\n'); err != nil {
 				b.Fatal(err)
 			}
+		}
+	}
+}
+
+// BenchmarkReserveAck runs the worker's cycle over one TCP connection:
+// push a 100-byte job and reserve it (pipelined), then ack it, through
+// the whole stack.
+func BenchmarkReserveAck(b *testing.B) {
+	ts := start(b)
+	nc, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	r := bufio.NewReader(nc)
+	push := "*4\r\n$7\r\nJOBPUSH\r\n$6\r\nemails\r\n$4\r\nsend\r\n$100\r\n" + strings.Repeat("x", 100) + "\r\n"
+	res := "*6\r\n$10\r\nJOBRESERVE\r\n$2\r\nw1\r\n$5\r\n30000\r\n$6\r\nQUEUES\r\n$6\r\nemails\r\n$4\r\nsend\r\n"
+	// QUEUES takes the rest: "send" is a second queue name, always empty.
+	cycle := []byte(push + res)
+	line := func() string {
+		s, err := r.ReadString('\n')
+		if err != nil {
+			b.Fatal(err)
+		}
+		return s
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := nc.Write(cycle); err != nil {
+			b.Fatal(err)
+		}
+		line() // the id's header
+		line()
+		if s := line(); s != "*1\r\n" {
+			b.Fatalf("reserve: %q", s)
+		}
+		line() // the reservation's header
+		line() // "token"'s header
+		line()
+		line() // the token's header
+		token := strings.TrimSuffix(line(), "\r\n")
+		for k := 0; k < 14; k++ { // the other seven fields
+			if s := line(); s[0] == '$' {
+				line()
+			}
+		}
+		ack := "*2\r\n$6\r\nJOBACK\r\n$" + strconv.Itoa(len(token)) + "\r\n" + token + "\r\n"
+		if _, err := nc.Write([]byte(ack)); err != nil {
+			b.Fatal(err)
+		}
+		if s := line(); s != ":1\r\n" && s != "+OK\r\n" {
+			b.Fatalf("ack: %q", s)
 		}
 	}
 }

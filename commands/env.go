@@ -82,5 +82,6 @@ func Table(e *Env) []protocol.Command {
 	cmds = append(cmds, queueCommands(e)...)
 	cmds = append(cmds, policyCommands(e)...)
 	cmds = append(cmds, serverCommands(e)...)
+	cmds = append(cmds, txCommands()...)
 	return cmds
 }

@@ -100,6 +100,7 @@ func start(t testing.TB, opts ...func(*setup)) *testServer {
 		t.Fatal(err)
 	}
 	s.pcfg.Limits = protocol.LimitsFor(s.maxPayload)
+	s.pcfg.Atomic = st
 	srv, err := protocol.NewServer(s.pcfg, table, log)
 	if err != nil {
 		t.Fatal(err)

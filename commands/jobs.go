@@ -289,7 +289,7 @@ func (e *Env) jobReserve(c *protocol.Client, args [][]byte) (any, error) {
 		return nil, protocol.ErrSyntax
 	}
 	var res []store.Reservation
-	if block < 0 {
+	if block < 0 || !c.MayBlock() { // inside EXEC, BLOCK does not wait
 		res, err = e.Store.Reserve(e.now(c), r)
 	} else {
 		res, err = e.Waiters.Reserve(r, time.Duration(block)*time.Millisecond,

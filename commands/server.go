@@ -20,7 +20,7 @@ func serverCommands(e *Env) []protocol.Command {
 			Group: "connection", Summary: "Check the connection.", Args: []protocol.Arg{optional(str("message"))}},
 		{Name: "echo", Arity: 2, Flags: protocol.Fast, Handler: echo,
 			Group: "connection", Summary: "Return the message.", Args: []protocol.Arg{str("message")}},
-		{Name: "quit", Arity: -1, Flags: protocol.NoAuth | protocol.Fast, Handler: quit,
+		{Name: "quit", Arity: -1, Flags: protocol.NoAuth | protocol.Fast | protocol.TxControl, Handler: quit,
 			Group: "connection", Summary: "Close the connection."},
 		{Name: "select", Arity: 2, Flags: protocol.Fast, Handler: selectDB,
 			Group: "connection", Summary: "Only database 0 exists.", Args: []protocol.Arg{integerArg("index")}},

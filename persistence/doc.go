@@ -41,6 +41,19 @@
 // The length has a checksum of its own, so a damaged length is told apart
 // from a record that a crash cut short.
 //
+// A transaction (MULTI/EXEC) is logged as one unit: a frame like a
+// record's whose body starts with 0xff (no record kind) and holds the
+// transaction's records, each framed as above, back to back:
+//
+//	+---------+--------------+---------------+------+-----------------------+
+//	| len (4) | len crc (4)  | body crc (4)  | 0xff | record, record, ...   |
+//	+---------+--------------+---------------+------+-----------------------+
+//
+// Replay reads a unit whole before applying any of it, so a transaction is
+// all there or not at all: a unit cut short is a torn tail like any record,
+// and a unit whose checksum holds but whose inside does not is corruption.
+// A transaction of one record is logged as that record.
+//
 // A record cut short at the end of the last incr file is a torn write from a
 // crash: it is cut off with a warning. A bad record anywhere else is
 // corruption: loading stops and names the file and offset; `sluice

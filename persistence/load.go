@@ -58,26 +58,43 @@ func (l *Log) replay(st *store.Store, files []string, lastIsLive bool, ls *LoadS
 // replayData replays one file's bytes and returns how many were good.
 func (l *Log) replayData(st *store.Store, data []byte, ls *LoadStats) (int, error) {
 	var r store.Record
+	var unit []store.Record
 	off := 0
 	for off < len(data) {
-		n, err := readRecord(data[off:], &r)
+		n, recs, err := readRecord(data[off:], &r, unit)
 		if err != nil {
 			return off, err
 		}
-		if r.Now > ls.LastNow {
-			ls.LastNow = r.Now
+		unit = recs
+		if len(recs) == 0 {
+			recs = append(recs, r) // a record alone: a unit of one
 		}
-		if err := st.Replay(&r); err != nil {
-			if !errors.Is(err, store.ErrReplay) {
+		// A unit is read whole before any of it applies: all or none.
+		for i := range recs {
+			if err := l.apply(st, &recs[i], off, ls); err != nil {
 				return off, err
 			}
-			ls.Skipped++
-			l.log.Warn().Err(err).Int("offset", off).Msg("skipping a logged record that does not fit")
 		}
-		ls.Records++
+		clear(unit)
 		off += n
 	}
 	return off, nil
+}
+
+// apply replays one record read at offset off.
+func (l *Log) apply(st *store.Store, r *store.Record, off int, ls *LoadStats) error {
+	if r.Now > ls.LastNow {
+		ls.LastNow = r.Now
+	}
+	if err := st.Replay(r); err != nil {
+		if !errors.Is(err, store.ErrReplay) {
+			return err
+		}
+		ls.Skipped++
+		l.log.Warn().Err(err).Int("offset", off).Msg("skipping a logged record that does not fit")
+	}
+	ls.Records++
+	return nil
 }
 
 func allZero(b []byte) bool {
@@ -107,14 +124,17 @@ func Check(fsys FS, path string, fix bool) (CheckResult, error) {
 	}
 	res := CheckResult{Size: int64(len(data))}
 	var r store.Record
+	var unit []store.Record
 	off := 0
 	for off < len(data) {
-		n, err := readRecord(data[off:], &r)
+		n, recs, err := readRecord(data[off:], &r, unit)
 		if err != nil {
 			res.Problem = err.Error()
 			break
 		}
-		res.Records++
+		res.Records += int64(max(len(recs), 1))
+		unit = recs
+		clear(unit)
 		off += n
 	}
 	res.Good = int64(off)

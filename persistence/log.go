@@ -98,6 +98,9 @@ type Log struct {
 	buf      []byte     // appended records not yet written
 	spare    []byte
 	appended uint64 // sequence number of the last appended record
+	unit     bool   // between BeginUnit and EndUnit: Append adds to ubuf
+	ubuf     []byte // the unit's records, framed, not yet in buf
+	unitN    int    // how many records ubuf holds
 	written  uint64 // ... of the last record written to the file
 	synced   uint64 // ... of the last record fsynced
 	writing  bool   // a waiter is writing buf (the group-commit leader)
@@ -277,10 +280,64 @@ func (l *Log) create() (File, manifest, error) {
 }
 
 // Append buffers r and returns its sequence number. It never blocks on I/O.
+// Inside a unit it returns 0: the record is written with the unit.
 func (l *Log) Append(r store.Record) uint64 {
 	l.mu.Lock()
+	if l.unit {
+		l.ubuf = appendRecord(l.ubuf, &r)
+		l.unitN++
+		l.mu.Unlock()
+		return 0
+	}
 	wasEmpty := len(l.buf) == 0
 	l.buf = appendRecord(l.buf, &r)
+	l.appended++
+	seq := l.appended
+	l.mu.Unlock()
+	if wasEmpty && l.cfg.Fsync != FsyncAlways {
+		select {
+		case l.kick <- struct{}{}:
+		default:
+		}
+	}
+	return seq
+}
+
+// BeginUnit starts a unit: the records appended until EndUnit are logged
+// as one, which replay applies whole or not at all (a transaction). The
+// store calls it while nothing else can append.
+func (l *Log) BeginUnit() {
+	l.mu.Lock()
+	l.unit, l.ubuf, l.unitN = true, l.ubuf[:0], 0
+	l.mu.Unlock()
+}
+
+// EndUnit appends the unit's records as one frame (a single record as
+// itself) and returns its sequence number for Wait; 0 if it holds none.
+func (l *Log) EndUnit() uint64 {
+	l.mu.Lock()
+	l.unit = false
+	if l.unitN == 0 {
+		l.mu.Unlock()
+		return 0
+	}
+	wasEmpty := len(l.buf) == 0
+	switch {
+	case l.unitN == 1:
+		l.buf = append(l.buf, l.ubuf...)
+	case len(l.ubuf)+1 > MaxRecord:
+		// Never reached within the transaction limits of package protocol;
+		// a unit this large could not be read back as one.
+		l.log.Error().Int("records", l.unitN).Int("bytes", len(l.ubuf)).
+			Msg("a transaction too large for one log record: logged record by record, so a crash may keep part of it")
+		l.buf = append(l.buf, l.ubuf...)
+	default:
+		l.buf = appendUnit(l.buf, l.ubuf)
+	}
+	if cap(l.ubuf) > 1<<20 {
+		l.ubuf = nil // a large transaction's buffer is not kept
+	}
+	l.ubuf, l.unitN = l.ubuf[:0], 0
 	l.appended++
 	seq := l.appended
 	l.mu.Unlock()

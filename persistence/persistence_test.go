@@ -167,7 +167,7 @@ func lastRecordStart(t *testing.T, data []byte) int {
 	var r store.Record
 	off, last := 0, 0
 	for off < len(data) {
-		n, err := readRecord(data[off:], &r)
+		n, _, err := readRecord(data[off:], &r, nil)
 		if err != nil {
 			t.Fatalf("reading at %d: %v", off, err)
 		}
@@ -560,7 +560,7 @@ func TestRecordRoundTrip(t *testing.T) {
 		Times: []int64{1, -2, 3}, Strings: []string{"a", "", "c"}}
 	buf := appendRecord(nil, &r)
 	var got store.Record
-	n, err := readRecord(buf, &got)
+	n, _, err := readRecord(buf, &got, nil)
 	if err != nil || n != len(buf) {
 		t.Fatalf("read: %d %v", n, err)
 	}
@@ -572,15 +572,27 @@ func TestRecordRoundTrip(t *testing.T) {
 func FuzzReadRecord(f *testing.F) {
 	f.Add(appendRecord(nil, &store.Record{Op: store.OpPush, ID: "x", Payload: []byte("p")}))
 	f.Add([]byte{1, 0, 0, 0, 0, 0, 0, 0, 1})
+	f.Add(appendUnit(nil, append(appendRecord(nil, &store.Record{Op: store.OpPush, ID: "x"}),
+		appendRecord(nil, &store.Record{Op: store.OpAck, ID: "x"})...)))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var r store.Record
-		n, err := readRecord(data, &r)
+		n, recs, err := readRecord(data, &r, nil)
 		if err != nil {
+			return
+		}
+		if len(recs) > 0 {
+			var inner []byte
+			for i := range recs {
+				inner = appendRecord(inner, &recs[i])
+			}
+			if _, again, err := readRecord(appendUnit(nil, inner), &r, nil); err != nil || !reflect.DeepEqual(recs, again) {
+				t.Fatalf("decoded unit does not round-trip: %v", err)
+			}
 			return
 		}
 		again := appendRecord(nil, &r)
 		var r2 store.Record
-		if _, err := readRecord(again, &r2); err != nil || !reflect.DeepEqual(r, r2) {
+		if _, _, err := readRecord(again, &r2, nil); err != nil || !reflect.DeepEqual(r, r2) {
 			t.Fatalf("decoded record does not round-trip: %v", err)
 		}
 		_ = n

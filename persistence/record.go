@@ -143,6 +143,24 @@ func appendRecord(buf []byte, r *store.Record) []byte {
 	return buf
 }
 
+// unitOp is the first byte of a unit's body, where a record has its op: a
+// unit frames the records of one transaction, back to back, each framed
+// as on its own. It is no store.Op, so no store record kind can take it.
+const unitOp = 0xff
+
+// appendUnit frames recs, records framed by appendRecord, as one unit onto
+// buf.
+func appendUnit(buf, recs []byte) []byte {
+	start := len(buf)
+	buf = append(buf, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, unitOp)
+	buf = append(buf, recs...)
+	body := buf[start+headerSize:]
+	binary.LittleEndian.PutUint32(buf[start:], uint32(len(body)))
+	binary.LittleEndian.PutUint32(buf[start+4:], crc32.Checksum(buf[start:start+4], castagnoli))
+	binary.LittleEndian.PutUint32(buf[start+8:], crc32.Checksum(body, castagnoli))
+	return buf
+}
+
 // Errors of reading a record.
 var (
 	errShort   = errors.New("record cut short")
@@ -151,29 +169,66 @@ var (
 
 // readRecord decodes the record at the start of data and returns its size.
 // errShort means data ends inside the record (a torn tail if nothing
-// follows); errCorrupt means the bytes are not a valid record.
-func readRecord(data []byte, r *store.Record) (int, error) {
+// follows); errCorrupt means the bytes are not a valid record. A unit is
+// decoded whole into recs (reused), each record checked, and r is left
+// alone; for a record, recs comes back empty.
+func readRecord(data []byte, r *store.Record, recs []store.Record) (int, []store.Record, error) {
+	recs = recs[:0]
+	body, n, err := readFrame(data)
+	if err != nil {
+		return 0, recs, err
+	}
+	if body[0] != unitOp {
+		if err := decodeBody(body, r); err != nil {
+			return 0, recs, fmt.Errorf("%w: %v", errCorrupt, err)
+		}
+		return n, recs, nil
+	}
+	inner := body[1:]
+	if len(inner) == 0 {
+		return 0, recs, fmt.Errorf("%w: an empty unit", errCorrupt)
+	}
+	for len(inner) > 0 {
+		b, k, err := readFrame(inner)
+		if err == nil && b[0] == unitOp {
+			err = errors.New("a unit inside a unit")
+		}
+		var rec store.Record
+		if err == nil {
+			err = decodeBody(b, &rec)
+		}
+		if err != nil {
+			// The unit's checksum held, so its inside is not torn.
+			return 0, recs, fmt.Errorf("%w: record %d of a unit: %v", errCorrupt, len(recs)+1, err)
+		}
+		recs = append(recs, rec)
+		inner = inner[k:]
+	}
+	return n, recs, nil
+}
+
+// readFrame checks the frame at the start of data (lengths and checksums)
+// and returns its body and size, with errShort or errCorrupt as
+// readRecord.
+func readFrame(data []byte) ([]byte, int, error) {
 	if len(data) < headerSize {
-		return 0, errShort
+		return nil, 0, errShort
 	}
 	n := binary.LittleEndian.Uint32(data)
 	if crc32.Checksum(data[:4], castagnoli) != binary.LittleEndian.Uint32(data[4:]) {
-		return 0, fmt.Errorf("%w: length checksum mismatch", errCorrupt)
+		return nil, 0, fmt.Errorf("%w: length checksum mismatch", errCorrupt)
 	}
 	if n == 0 || n > MaxRecord {
-		return 0, fmt.Errorf("%w: length %d", errCorrupt, n)
+		return nil, 0, fmt.Errorf("%w: length %d", errCorrupt, n)
 	}
 	if uint64(len(data)) < headerSize+uint64(n) {
-		return 0, errShort // the length is sound: the record was cut short
+		return nil, 0, errShort // the length is sound: the record was cut short
 	}
 	body := data[headerSize : headerSize+int(n)]
 	if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(data[8:]) {
-		return 0, fmt.Errorf("%w: checksum mismatch", errCorrupt)
+		return nil, 0, fmt.Errorf("%w: checksum mismatch", errCorrupt)
 	}
-	if err := decodeBody(body, r); err != nil {
-		return 0, fmt.Errorf("%w: %v", errCorrupt, err)
-	}
-	return headerSize + int(n), nil
+	return body, headerSize + int(n), nil
 }
 
 func decodeBody(b []byte, r *store.Record) error {

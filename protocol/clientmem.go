@@ -21,6 +21,9 @@ import (
 // sized counts the client's buffers again. Owner goroutine only.
 func (c *Client) sized() {
 	in := int64(len(c.guard.in) + cap(c.rd.buf) + cap(c.src.pending))
+	if c.txn != nil {
+		in += c.txn.bytes // queued commands wait in memory until EXEC
+	}
 	out := int64(cap(c.w.b))
 	c.w.counted = cap(c.w.b)
 	din, dout := in-c.memIn.Load(), out-c.memOut.Load()

@@ -43,6 +43,9 @@ type Client struct {
 	heldCmd    *Command      // owner goroutine only: held's command
 	inSession  bool          // owner goroutine only: in a read session (see serve)
 	batch      batch         // owner goroutine only: calls parsed and not run yet
+	txn        *tx           // owner goroutine only: the transaction being queued (multi.go); nil: none
+	inExec     bool          // owner goroutine only: EXEC is running the queued commands
+	gated      bool          // owner goroutine only: holds the server's Atomic gate (shared, or alone in EXEC)
 
 	mu      sync.Mutex // protects name, libName, libVer
 	name    string
@@ -259,7 +262,7 @@ func (c *Client) run(log *zerolog.Logger, sess sessionConn) runState {
 			c.readFailed(log, err)
 			return runExit
 		}
-		if sess != nil && mayWait(cmd, args) {
+		if sess != nil && c.txn == nil && mayWait(cmd, args) {
 			c.heldCmd, c.held = cmd, args
 			return runHeld
 		}
@@ -324,6 +327,10 @@ func (c *Client) dispatch(cmd *Command, args [][]byte) {
 	if len(args) == 0 {
 		return
 	}
+	if c.txn != nil && (cmd == nil || cmd.Flags&TxControl == 0) {
+		c.queue(cmd, args)
+		return
+	}
 	c.begin(1)
 	if cmd == nil {
 		c.writeErr(UnknownCommand(args))
@@ -345,7 +352,15 @@ func (c *Client) dispatch(cmd *Command, args [][]byte) {
 		return
 	}
 	c.blockedFor = 0
-	v, err := c.call(cmd, args)
+	var v any
+	var err error
+	if cmd.Flags&TxControl != 0 {
+		v, err = c.call(cmd, args)
+	} else {
+		c.enter()
+		v, err = c.call(cmd, args)
+		c.leave()
+	}
 	c.observe(cmd, args, err != nil)
 	c.reply(cmd, v, err)
 }
@@ -418,7 +433,7 @@ func (b *batch) add(cmd *Command, args [][]byte) int {
 // batch handler, it may run (authenticated, right arity), so the handler
 // sees only calls that get that far.
 func (c *Client) batchable(cmd *Command, args [][]byte) bool {
-	return cmd != nil && cmd.Batch != nil && c.authed && arityOK(cmd.Arity, len(args))
+	return cmd != nil && cmd.Batch != nil && c.authed && c.txn == nil && arityOK(cmd.Arity, len(args))
 }
 
 // runBatch runs the gathered calls and buffers their replies, in order; it
@@ -456,7 +471,9 @@ func (c *Client) dispatchBatch(cmd *Command, calls [][][]byte) {
 		b.out = make([]Result, n)
 	}
 	out := b.out[:n]
+	c.enter()
 	c.callBatch(cmd, calls, out)
+	c.leave()
 	end := time.Now()
 	c.lastEnd, c.lastEndOK = end, true
 	each := end.Sub(c.started) / time.Duration(n)
@@ -526,12 +543,37 @@ func (c *Client) flush() error {
 	return nil
 }
 
+// runOnFail runs the OnWriteFailure callbacks, under the gate (they give
+// back what the replies held).
 func (c *Client) runOnFail() {
 	fns := c.onFail
 	c.onFail = nil
+	if len(fns) == 0 {
+		return
+	}
+	held := c.gated
+	if !held {
+		c.enter()
+	}
 	for _, fn := range fns {
 		fn()
 	}
+	if !held {
+		c.leave()
+	}
+}
+
+// enter takes the server's gate shared for a command: it waits while a
+// transaction runs. Owner goroutine only.
+func (c *Client) enter() {
+	c.srv.atomic.Shared()
+	c.gated = true
+}
+
+// leave lets the gate go.
+func (c *Client) leave() {
+	c.gated = false
+	c.srv.atomic.Unshared()
 }
 
 // interrupt wakes a client waiting for input so that it notices a drain.
@@ -692,8 +734,17 @@ func (c *Client) Block() (w *Wait, done func()) {
 	w.active = true // no other goroutine has w yet
 	c.blocked.Store(true)
 	blockedAt := time.Now()
+	// A waiting command lets the gate go, so that transactions run
+	// meanwhile, and takes it back before it goes on.
+	gated := c.gated
+	if gated {
+		c.leave()
+	}
 	return w, func() {
 		w.end()
+		if gated {
+			c.enter()
+		}
 		c.blocked.Store(false)
 		c.blockedFor += time.Since(blockedAt)
 	}

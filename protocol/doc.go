@@ -54,6 +54,14 @@
 // pipeline of pushes takes its queue's lock once. Each call still gets its
 // own reply, in order, and its own count in the statistics.
 //
+// # Transactions
+//
+// MULTI makes the dispatcher queue copies of the commands that follow
+// (multi.go); EXEC runs them as one atomic step. Every command runs holding
+// Config.Atomic's gate shared (a batch once, a blocked command letting it
+// go while it waits); EXEC holds it alone and has the store log the
+// commands' records as one unit.
+//
 // # Statistics
 //
 // The dispatcher times every command (less the time spent blocked in

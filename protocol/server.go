@@ -33,6 +33,15 @@ type Config struct {
 	// log; negative: none. Default 10 ms.
 	SlowlogSlowerThan time.Duration
 	SlowlogMaxLen     int // slow log entries kept; default 128
+	// Atomic orders commands against transactions and logs a
+	// transaction as one unit (see multi.go); nil: the server orders
+	// them itself and logs nothing.
+	Atomic Atomic
+	// MultiMaxCommands bounds the commands one MULTI may queue; default
+	// 100,000. MultiMaxBytes bounds their bytes; 0 (the default): 64 MiB,
+	// or Limits.MaxCommand if larger; at most 512 MiB.
+	MultiMaxCommands int
+	MultiMaxBytes    int64
 }
 
 // DefaultMaxPayload is the default largest job payload (1 MiB).
@@ -66,6 +75,7 @@ func DefaultConfig() Config {
 		MaxMemoryClients:  1 << 30,
 		SlowlogSlowerThan: 10 * time.Millisecond,
 		SlowlogMaxLen:     128,
+		MultiMaxCommands:  DefaultMultiMaxCommands,
 	}
 }
 
@@ -84,6 +94,8 @@ func (c Config) Validate() error {
 		return errors.New("slowlog-max-len must not be negative")
 	case c.MaxMemoryClients < 0:
 		return errors.New("maxmemory-clients must not be negative")
+	case c.MultiMaxCommands < 0 || c.MultiMaxBytes < 0 || c.MultiMaxBytes > maxMultiBytes:
+		return errors.New("transaction limits must not be negative, and a transaction may hold at most 512 MiB")
 	}
 	return nil
 }
@@ -101,6 +113,8 @@ type Server struct {
 	draining  atomic.Bool // set once, by Shutdown, under mu
 
 	slow slowlog
+
+	atomic Atomic // cfg.Atomic, or the server's own
 
 	conns   sync.WaitGroup // one per connection goroutine
 	nextID  atomic.Int64
@@ -130,6 +144,10 @@ func NewServer(cfg Config, table *Table, log zerolog.Logger) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, table: table, log: log, clients: make(map[int64]*Client), started: time.Now()}
 	s.slow.slower, s.slow.max = cfg.SlowlogSlowerThan, cfg.SlowlogMaxLen
+	s.atomic = cfg.Atomic
+	if s.atomic == nil {
+		s.atomic = &localAtomic{}
+	}
 	return s, nil
 }
 

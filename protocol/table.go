@@ -26,6 +26,11 @@ const (
 	Fast
 	// Redact hides the arguments from the slow log (AUTH, HELLO).
 	Redact
+	// TxControl commands run at once inside MULTI, never queued (MULTI,
+	// EXEC, DISCARD, WATCH, UNWATCH, QUIT), and without the gate that
+	// orders commands against transactions (multi.go): they must not
+	// touch what the commands change.
+	TxControl
 )
 
 var flagNames = []struct {

@@ -38,16 +38,22 @@
 //
 // # Locking
 //
-// Queues are sharded by a hash of their name; each shard has a mutex that
-// guards its queues, lanes, jobs and timers. policyMu, outermost, orders
-// policy changes with the log; FLUSHALL takes it, then idemKeys.mu, then
-// every shard lock in index order. A push with an idempotency key holds
-// idemKeys.mu around its shard lock (idem.go), so that the key's check and
-// the job's insert are one step for every queue. The other locks are
-// leaves, taken while policyMu, idemKeys.mu or a shard lock may be held but
-// never while another leaf is held:
+// Outermost is the gate (unit.go): every command holds it shared (the
+// server's dispatcher takes it) and so does Tick; a transaction (MULTI/EXEC)
+// holds it alone between BeginUnit and EndUnit, so that no other command,
+// maintenance or blocked reservation interleaves with it.
 //
-//	policyMu  →  idemKeys.mu  →  shard.mu  →  backpressure registry shard |
+// Queues are sharded by a hash of their name; each shard has a mutex that
+// guards its queues, lanes, jobs and timers. The gate, outermost, is held
+// shared by every command and alone by a transaction. policyMu, next,
+// orders policy changes with the log; FLUSHALL takes it, then idemKeys.mu,
+// then every shard lock in index order. A push with an idempotency key
+// holds idemKeys.mu around its shard lock (idem.go), so that the key's
+// check and the job's insert are one step for every queue. The other locks
+// are leaves, taken while policyMu, idemKeys.mu or a shard lock may be held
+// but never while another leaf is held:
+//
+//	gate  →  policyMu  →  idemKeys.mu  →  shard.mu  →  backpressure registry shard |
 //	             id index shard | shard.inboxMu (of any shard) |
 //	             expiredTokens.mu | retention.mu | the Journal's own lock
 //

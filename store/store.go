@@ -123,6 +123,8 @@ type Store struct {
 	onNotify atomic.Pointer[func(string)]
 	onTimer  atomic.Pointer[func()]
 
+	gate gate // commands shared, a transaction alone (unit.go)
+
 	journal   Journal    // nil: no log
 	observer  Observer   // nil: none; set before serving
 	replaying bool       // set while Load replays a log: nothing is appended
@@ -327,7 +329,11 @@ func (s *Store) NextDeadline() int64 {
 }
 
 // Tick applies everything due at now and notifies the affected queues.
+// It is the timer's, outside every command: it holds the gate shared, so
+// that it never runs inside a transaction (see unit.go).
 func (s *Store) Tick(now int64) {
+	s.gate.mu.RLock()
+	defer s.gate.mu.RUnlock()
 	var fx effects
 	s.maintain(now, &fx)
 	s.finish(&fx)

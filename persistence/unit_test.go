@@ -1,0 +1,183 @@
+package persistence
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"sluice/store"
+)
+
+// transaction runs a unit of pushes, a reservation and an ack, as EXEC
+// would, and returns the ids it pushed.
+func transaction(t *testing.T, st *store.Store, now int64, tag string) []string {
+	t.Helper()
+	st.BeginUnit()
+	var ids []string
+	for i := 0; i < 5; i++ {
+		id, err := st.Push(now, store.PushOptions{Queue: "tx", Handler: "h", Payload: []byte(fmt.Sprint(tag, i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	rs, err := st.Reserve(now, store.ReserveOptions{Worker: "w", Lease: 1000, Queues: []string{"tx"}})
+	if err != nil || len(rs) != 1 {
+		t.Fatalf("reserve: %v %v", rs, err)
+	}
+	if err := st.Ack(now, rs[0].Token); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.EndUnit(); err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+// frames returns the offsets at which a file's frames start.
+func frames(t *testing.T, data []byte) []int {
+	t.Helper()
+	var r store.Record
+	var offs []int
+	for off := 0; off < len(data); {
+		n, _, err := readRecord(data[off:], &r, nil)
+		if err != nil {
+			t.Fatalf("reading at %d: %v", off, err)
+		}
+		offs = append(offs, off)
+		off += n
+	}
+	return offs
+}
+
+func TestUnitIsOneFrameAndReplaysWhole(t *testing.T) {
+	for _, fsync := range []Fsync{FsyncAlways, FsyncEverySec} {
+		t.Run(fsync.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := testConfig(t, dir)
+			cfg.Fsync = fsync
+			st, l := open(t, cfg)
+			now := int64(1000)
+			if _, err := st.Push(now, store.PushOptions{Queue: "a", Handler: "h"}); err != nil {
+				t.Fatal(err)
+			}
+			transaction(t, st, now, "x")
+			// A unit that changes nothing logs nothing.
+			st.BeginUnit()
+			if err := st.EndUnit(); err != nil {
+				t.Fatal(err)
+			}
+			want := dump(t, st, now)
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			data, _ := os.ReadFile(filepath.Join(dir, "sluice.1.incr"))
+			offs := frames(t, data)
+			if len(offs) != 2 {
+				t.Fatalf("%d frames, want the push and the unit", len(offs))
+			}
+			res, err := Check(OSFS{}, filepath.Join(dir, "sluice.1.incr"), false)
+			if err != nil || res.Problem != "" || res.Records != 1+5+2 {
+				t.Fatalf("check-aof: %+v %v, want 8 records and no problem", res, err)
+			}
+			st2, l2 := open(t, cfg)
+			defer l2.Close()
+			sameState(t, "reopened", dump(t, st2, now), want)
+			if got := l2.Stats().Loaded.Records; got != 8 {
+				t.Fatalf("replayed %d records, want 8", got)
+			}
+		})
+	}
+}
+
+// TestTornUnitAtEveryOffset cuts the log inside a transaction's unit at
+// every offset: the transaction is then wholly absent, never in part.
+func TestTornUnitAtEveryOffset(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	st, l := open(t, cfg)
+	now := int64(1000)
+	workload(st, rand.New(rand.NewPCG(7, 7)), &now, 200)
+	before := dump(t, st, now)
+	transaction(t, st, now, "torn")
+	after := dump(t, st, now)
+	l.Close()
+	full, _ := os.ReadFile(filepath.Join(dir, "sluice.1.incr"))
+	offs := frames(t, full)
+	start := offs[len(offs)-1]
+	if full[start+headerSize] != unitOp {
+		t.Fatal("the transaction is not the log's last frame")
+	}
+	for cut := start; cut <= len(full); cut++ {
+		d2 := t.TempDir()
+		os.WriteFile(filepath.Join(d2, "sluice.1.incr"), full[:cut], 0o644)
+		os.WriteFile(filepath.Join(d2, manifestName), []byte("sluice-log 1\nincr sluice.1.incr\n"), 0o644)
+		cfg2 := testConfig(t, d2)
+		cfg2.Logger = zerolog.Nop()
+		st2, l2 := open(t, cfg2)
+		want := before
+		if cut == len(full) {
+			want = after
+		}
+		sameState(t, fmt.Sprintf("cut at %d of %d", cut, len(full)), dump(t, st2, now), want)
+		if err := st2.CheckInvariants(); err != nil {
+			t.Fatalf("cut at %d: %v", cut, err)
+		}
+		l2.Close()
+	}
+}
+
+// A unit whose frame is sound but whose inside is not is corruption: it is
+// refused whole, not applied in part, and check-aof reports it.
+func TestCorruptUnitInsideIsRefused(t *testing.T) {
+	good := appendRecord(nil, &store.Record{Op: store.OpPush, Now: 1, ID: "a", Queue: "q", Handler: "h"})
+	inner := append(append([]byte{}, good...), good[:len(good)-1]...) // the second record cut short
+	data := appendUnit(nil, inner)
+	var r store.Record
+	if _, _, err := readRecord(data, &r, nil); err == nil || !errorsIsCorrupt(err) {
+		t.Fatalf("want corruption, got %v", err)
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "f")
+	os.WriteFile(path, data, 0o644)
+	res, err := Check(OSFS{}, path, false)
+	if err != nil || res.Problem == "" || res.Good != 0 {
+		t.Fatalf("check-aof: %+v %v", res, err)
+	}
+}
+
+func errorsIsCorrupt(err error) bool {
+	for e := err; e != nil; {
+		if e == errCorrupt {
+			return true
+		}
+		u, ok := e.(interface{ Unwrap() error })
+		if !ok {
+			return false
+		}
+		e = u.Unwrap()
+	}
+	return false
+}
+
+func TestUnitRoundTrip(t *testing.T) {
+	recs := []store.Record{
+		{Op: store.OpPush, Now: 1, ID: "a", Queue: "q", Handler: "h", Payload: []byte("p")},
+		{Op: store.OpAck, Now: 2, ID: "a", Token: "t"},
+	}
+	var inner []byte
+	for i := range recs {
+		inner = appendRecord(inner, &recs[i])
+	}
+	buf := appendUnit(nil, inner)
+	var r store.Record
+	n, got, err := readRecord(buf, &r, nil)
+	if err != nil || n != len(buf) || !reflect.DeepEqual(got, recs) {
+		t.Fatalf("round trip: %d %v\n got %+v\nwant %+v", n, err, got, recs)
+	}
+}

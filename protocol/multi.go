@@ -1,0 +1,232 @@
+package protocol
+
+import (
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Transactions (MULTI/EXEC/DISCARD), as Redis has them.
+//
+// After MULTI the dispatcher checks each command as it arrives (known,
+// arity, authentication, the queue's bounds) and queues a copy of it,
+// answering +QUEUED; a command refused there is answered with its error
+// and makes EXEC answer EXECABORT, as in Redis. EXEC runs the queued
+// commands as one atomic step: with Config.Atomic's unit begun, which
+// keeps every other command out (every command runs with the gate held
+// shared, EXEC holds it alone) and logs the commands' changes as one
+// unit. A command failing at run time answers its error in its slot of
+// EXEC's array and the others still apply. A command that would wait
+// (JOBRESERVE ... BLOCK) answers at once inside EXEC (Client.MayBlock), as
+// BLPOP does in Redis.
+
+// Atomic is what EXEC needs from what the commands change (a
+// store.Store): an exclusion that every command holds shared while it
+// runs (Shared, Unshared) and a transaction holds alone (BeginUnit), and
+// a log that records the transaction's changes as one unit. EndUnit ends
+// both and returns once the unit is durable.
+type Atomic interface {
+	Shared()
+	Unshared()
+	BeginUnit()
+	EndUnit() error
+}
+
+// localAtomic is the exclusion of a server given no Atomic: commands and
+// transactions still exclude each other; nothing is logged.
+type localAtomic struct{ mu sync.RWMutex }
+
+func (a *localAtomic) Shared()        { a.mu.RLock() }
+func (a *localAtomic) Unshared()      { a.mu.RUnlock() }
+func (a *localAtomic) BeginUnit()     { a.mu.Lock() }
+func (a *localAtomic) EndUnit() error { a.mu.Unlock(); return nil }
+
+// Transaction errors, in Redis's words where Redis has them.
+const (
+	ErrMultiNested     = Error("ERR MULTI calls can not be nested")
+	ErrExecWithoutMult = Error("ERR EXEC without MULTI")
+	ErrDiscardNoMulti  = Error("ERR DISCARD without MULTI")
+	ErrExecAbort       = Error("EXECABORT Transaction discarded because of previous errors.")
+	ErrWatchInMulti    = Error("ERR WATCH inside MULTI is not allowed")
+	ErrWatch           = Error("ERR WATCH is not supported: sluice has no keys to watch; MULTI/EXEC runs the queued commands atomically as they are")
+)
+
+// Queued is the reply to a command queued inside MULTI.
+const Queued = SimpleString("QUEUED")
+
+// Defaults of the transaction bounds.
+const (
+	DefaultMultiMaxCommands = 100_000
+	DefaultMultiMaxBytes    = 64 << 20
+	// maxMultiBytes keeps a transaction's log unit well inside one log
+	// record (persistence.MaxRecord, 1 GiB).
+	maxMultiBytes = 512 << 20
+)
+
+// txArgOverhead is what a queued argument costs beside its bytes: its
+// slice header.
+const txArgOverhead = 24
+
+// tx is a transaction being queued. Owned by the client's goroutine.
+type tx struct {
+	cmds  []*Command
+	args  [][][]byte
+	bytes int64 // what the queued commands hold, as counted against MultiMaxBytes
+	dirty bool  // a command was refused while queueing: EXEC aborts
+}
+
+// multiMaxBytes is the bound on what one transaction holds.
+func (s *Server) multiMaxBytes() int64 {
+	if s.cfg.MultiMaxBytes > 0 {
+		return s.cfg.MultiMaxBytes
+	}
+	return max(DefaultMultiMaxBytes, s.cfg.Limits.MaxCommand)
+}
+
+// queue answers a command that arrived inside MULTI: refused (and the
+// transaction marked to abort) or copied into the queue.
+func (c *Client) queue(cmd *Command, args [][]byte) {
+	c.begin(0)
+	t := c.txn
+	refuse := func(err error) {
+		t.dirty = true
+		c.writeErr(err)
+	}
+	switch {
+	case cmd == nil:
+		refuse(UnknownCommand(args))
+		return
+	case !arityOK(cmd.Arity, len(args)):
+		refuse(WrongArity(cmd.Name))
+		return
+	case !c.authed && cmd.Flags&NoAuth == 0:
+		refuse(ErrNoAuth)
+		return
+	}
+	if len(cmd.Subs) > 0 && len(args) > 1 {
+		if sub := cmd.sub(args[1]); sub != nil && !arityOK(sub.Arity, len(args)) {
+			refuse(WrongArity(sub.Name))
+			return
+		}
+	}
+	size := int64(len(args)) * txArgOverhead
+	for _, a := range args {
+		size += int64(len(a))
+	}
+	maxCmds, maxBytes := c.srv.cfg.MultiMaxCommands, c.srv.multiMaxBytes()
+	if maxCmds <= 0 {
+		maxCmds = DefaultMultiMaxCommands
+	}
+	if len(t.cmds) >= maxCmds || t.bytes+size > maxBytes {
+		refuse(Error("ERR a transaction may queue at most " + strconv.Itoa(maxCmds) + " commands and " +
+			strconv.FormatInt(maxBytes, 10) + " bytes: this one is discarded at EXEC; send smaller transactions"))
+		return
+	}
+	// Copy: the arguments point into the read buffer.
+	n := 0
+	for _, a := range args {
+		n += len(a)
+	}
+	buf := make([]byte, 0, n)
+	own := make([][]byte, len(args))
+	for i, a := range args {
+		buf = append(buf, a...)
+		own[i] = buf[len(buf)-len(a) : len(buf) : len(buf)]
+	}
+	t.cmds = append(t.cmds, cmd)
+	t.args = append(t.args, own)
+	t.bytes += size
+	c.sized()
+	c.w.appendReply(Queued, c.errFn)
+}
+
+// ---- what the transaction commands' handlers call ----
+
+// Multi starts a transaction (MULTI).
+func (c *Client) Multi() error {
+	if c.txn != nil {
+		return ErrMultiNested // the transaction stays open, as in Redis
+	}
+	c.txn = &tx{}
+	return nil
+}
+
+// Discard drops the queued commands (DISCARD).
+func (c *Client) Discard() error {
+	if c.txn == nil {
+		return ErrDiscardNoMulti
+	}
+	c.endTx()
+	return nil
+}
+
+// Watch refuses, there being nothing to watch (WATCH).
+func (c *Client) Watch() error {
+	if c.txn != nil {
+		return ErrWatchInMulti
+	}
+	return ErrWatch
+}
+
+// InMulti reports whether the client is queueing a transaction.
+func (c *Client) InMulti() bool { return c.txn != nil }
+
+// MayBlock reports whether the command running may wait for work
+// (Client.Block): not inside EXEC, where it answers as if it could not
+// wait, as Redis's BLPOP inside MULTI does.
+func (c *Client) MayBlock() bool { return !c.inExec }
+
+// endTx forgets the transaction and lets go of what it held.
+func (c *Client) endTx() {
+	c.txn = nil
+	c.sized()
+}
+
+// Exec runs the queued commands as one atomic step (EXEC) and returns
+// their replies, each command's error in its slot. A transaction with a
+// command refused while queueing runs nothing: EXECABORT.
+func (c *Client) Exec() (any, error) {
+	t := c.txn
+	if t == nil {
+		return nil, ErrExecWithoutMult
+	}
+	c.endTx()
+	if t.dirty {
+		return nil, ErrExecAbort
+	}
+	out := make([]any, len(t.cmds))
+	if len(t.cmds) == 0 {
+		return out, nil
+	}
+	c.commands.Add(int64(len(t.cmds)))
+	a := c.srv.atomic
+	gated := c.gated
+	if gated { // EXEC itself runs without the gate (TxControl); be safe
+		a.Unshared()
+	}
+	a.BeginUnit()
+	c.gated, c.inExec = true, true
+	for i, cmd := range t.cmds {
+		args := t.args[i]
+		began := time.Now()
+		c.lastCmd.Store(cmd)
+		v, err := c.call(cmd, args)
+		c.record(cmd, args, time.Since(began), err != nil)
+		if err != nil {
+			out[i] = err
+		} else {
+			out[i] = v
+		}
+	}
+	c.inExec = false
+	err := a.EndUnit()
+	c.gated = false
+	if gated {
+		a.Shared()
+		c.gated = true
+	}
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
