@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every check CI runs: formatting, vet, all tests with the race detector
-# (including redis-cli and redis-benchmark against a built sluice), and a
-# short fuzz run of the hostile-input defences.
+# (including redis-cli and redis-benchmark against a built sluice, and the
+# client compatibility tests of compat/, which their build tag turns on),
+# and short fuzz runs of the hostile-input defences.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -44,8 +45,8 @@ if [ -n "$unformatted" ]; then
 	exit 1
 fi
 
-go vet ./...
-go test -race -count=1 ./...
+go vet -tags compat ./...
+go test -race -count=1 -tags compat ./...
 # Fuzz runs are bounded by input counts, not time: a time-bounded run can
 # fail with 'context deadline exceeded' when its deadline lands mid-input.
 go test -run '^$' -fuzz '^FuzzGuard$' -fuzztime 200000x ./protocol/
