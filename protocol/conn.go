@@ -213,7 +213,7 @@ func (c *Client) run(log *zerolog.Logger, sess sessionConn) runState {
 	for {
 		args, ok, err := c.rd.next()
 		var cmd *Command
-		if ok && len(args) > 0 {
+		if ok && len(args) > 0 && c.rd.refused == "" {
 			cmd = c.srv.table.Lookup(args[0])
 		}
 		// Calls of a batch command gather until something else comes:
@@ -258,6 +258,13 @@ func (c *Client) run(log *zerolog.Logger, sess sessionConn) runState {
 		if err != nil {
 			c.readFailed(log, err)
 			return runExit
+		}
+		if c.rd.refused != "" {
+			c.refuse(c.rd.refused)
+			if !c.dispatched(log) {
+				return runExit
+			}
+			continue
 		}
 		if sess != nil && mayWait(cmd, args) {
 			c.heldCmd, c.held = cmd, args
@@ -348,6 +355,15 @@ func (c *Client) dispatch(cmd *Command, args [][]byte) {
 	v, err := c.call(cmd, args)
 	c.observe(cmd, args, err != nil)
 	c.reply(cmd, v, err)
+}
+
+// refuse answers a command refused before it could run: one too large to
+// read (the guard dropped its bytes). It does not count as a call, as in
+// Redis, where a rejected command never reaches call(). A transaction
+// being queued is where such a refusal would be remembered, so that EXEC
+// aborts as it does after an unknown command.
+func (c *Client) refuse(err Error) {
+	c.writeErr(err)
 }
 
 // begin starts n calls: counted, and timed from when the last command

@@ -38,15 +38,21 @@ type Config struct {
 // DefaultMaxPayload is the default largest job payload (1 MiB).
 const DefaultMaxPayload = 1 << 20
 
+// DefaultProtoMaxBulk is Redis's default proto-max-bulk-len (512 MiB).
+const DefaultProtoMaxBulk = 512 << 20
+
 // LimitsFor derives the authenticated limits from the largest payload: one
 // argument may hold a payload plus some slack; a command may hold a payload
-// plus a megabyte of other arguments.
+// plus a megabyte of other arguments. Larger ones are refused, up to
+// DefaultProtoMaxBulk per argument.
 func LimitsFor(maxPayload int64) Limits {
 	return Limits{
-		MaxArgs:    1 << 16,
-		MaxBulk:    maxPayload + 64<<10,
-		MaxInline:  64 << 10,
-		MaxCommand: maxPayload + 1<<20,
+		MaxArgs:      1 << 16,
+		MaxBulk:      maxPayload + 64<<10,
+		MaxInline:    64 << 10,
+		MaxCommand:   maxPayload + 1<<20,
+		ProtoMaxBulk: DefaultProtoMaxBulk,
+		Payload:      maxPayload,
 	}
 }
 
