@@ -43,6 +43,8 @@ type Client struct {
 	heldCmd    *Command      // owner goroutine only: held's command
 	inSession  bool          // owner goroutine only: in a read session (see serve)
 	batch      batch         // owner goroutine only: calls parsed and not run yet
+	mon        *monitor      // owner goroutine only: set once the client monitors (monitor.go)
+	monStart   bool          // owner goroutine only: MONITOR ran; start at the next flush
 
 	mu      sync.Mutex // protects name, libName, libVer
 	name    string
@@ -63,6 +65,7 @@ type Client struct {
 	// (clientmem.go); written by the owner only.
 	memIn  atomic.Int64
 	memOut atomic.Int64
+	memMon atomic.Int64 // a monitor's buffer (monitor.go); written under its mu
 }
 
 func newClient(s *Server, nc net.Conn) *Client {
@@ -104,6 +107,10 @@ func (c *Client) serve() {
 	log := c.srv.log.With().Int64("client", c.id).Str("addr", c.addr).Logger()
 	log.Debug().Msg("client connected")
 	defer func() {
+		if c.mon != nil {
+			c.srv.removeMonitor(c.mon)
+			c.mon.stop()
+		}
 		c.nc.Close()
 		c.runOnFail()
 		c.srv.remove(c)
@@ -353,6 +360,9 @@ func (c *Client) dispatch(cmd *Command, args [][]byte) {
 	}
 	c.blockedFor = 0
 	v, err := c.call(cmd, args)
+	if ms := c.srv.monitors.Load(); ms != nil {
+		c.monitored(*ms, cmd, args)
+	}
 	c.observe(cmd, args, err != nil)
 	c.reply(cmd, v, err)
 }
@@ -473,6 +483,11 @@ func (c *Client) dispatchBatch(cmd *Command, calls [][][]byte) {
 	}
 	out := b.out[:n]
 	c.callBatch(cmd, calls, out)
+	if ms := c.srv.monitors.Load(); ms != nil {
+		for _, args := range calls {
+			c.monitored(*ms, cmd, args)
+		}
+	}
 	end := time.Now()
 	c.lastEnd, c.lastEndOK = end, true
 	each := end.Sub(c.started) / time.Duration(n)
@@ -534,7 +549,19 @@ func (c *Client) flush() error {
 		c.runOnFail()
 		return net.ErrClosed
 	}
-	if err := c.w.flush(); err != nil {
+	var m *monitor
+	if c.monStart {
+		// MONITOR's +OK is buffered: it goes first into the monitor's
+		// output, and the lines after it.
+		c.monStart = false
+		m = c.startMonitor()
+		c.w.sent = nil // run counts what it writes
+	}
+	err := c.w.flush()
+	if m != nil {
+		c.srv.addMonitor(m)
+	}
+	if err != nil {
 		c.runOnFail()
 		return err
 	}

@@ -121,6 +121,9 @@ type Server struct {
 	closedIn   atomic.Int64
 	closedOut  atomic.Int64
 
+	monMu    sync.Mutex                 // serializes changes of monitors
+	monitors atomic.Pointer[[]*monitor] // clients in MONITOR mode; nil: none (monitor.go)
+
 	clientMem atomic.Int64 // bytes the clients' buffers hold (clientmem.go)
 	evicted   atomic.Int64 // clients closed for maxmemory-clients
 	evictMu   sync.Mutex   // one eviction at a time; protects nothing else
@@ -366,7 +369,7 @@ func (s *Server) Stats() Stats {
 		st.NetInputBytes += c.netIn.Load()
 		st.NetOutputBytes += c.netOut.Load()
 		st.MaxInputBuffer = max(st.MaxInputBuffer, c.memIn.Load())
-		st.MaxOutputBuffer = max(st.MaxOutputBuffer, c.memOut.Load())
+		st.MaxOutputBuffer = max(st.MaxOutputBuffer, c.memOut.Load()+c.memMon.Load())
 	}
 	s.mu.Unlock()
 	st.ClientBuffers, st.EvictedClients = s.clientMem.Load(), s.evicted.Load()
