@@ -133,6 +133,7 @@ func run(args, environ []string, stdout, stderr io.Writer, stop <-chan os.Signal
 	pcfg.MaxClients = cfg.MaxClients
 	pcfg.IdleTimeout = time.Duration(cfg.Timeout) * time.Second
 	pcfg.Limits = protocol.LimitsFor(cfg.MaxPayload)
+	pcfg.Limits.ProtoMaxBulk = cfg.ProtoMaxBulkLen
 	pcfg.MaxMemoryClients = cfg.MaxMemoryClients
 	pcfg.SlowlogSlowerThan = time.Duration(cfg.SlowlogSlowerThan) * time.Microsecond
 	pcfg.SlowlogMaxLen = cfg.SlowlogMaxLen

@@ -320,3 +320,15 @@ func TestQueuedCommandsCountInClientBuffers(t *testing.T) {
 		t.Fatalf("client buffers still hold %d bytes more after DISCARD", held)
 	}
 }
+
+// An argument too large to read, answered with an error while queueing,
+// aborts the transaction as an unknown command does.
+func TestOversizedArgumentAbortsTheTransaction(t *testing.T) {
+	ts := start(t, func(s *setup) { s.maxPayload = 1 << 10 })
+	c := dialRaw(t, ts.addr)
+	wantReply(t, "MULTI", c.do("MULTI"), "OK")
+	wantReply(t, "queued", c.do("JOBPUSH", "q", "h", "a"), "QUEUED")
+	wantErrPrefix(t, "oversized", c.do("JOBPUSH", "q", "h", strings.Repeat("x", 200<<10)), "ERR argument of")
+	wantErrPrefix(t, "EXEC", c.do("EXEC"), "EXECABORT")
+	wantReply(t, "nothing applied", c.do("QUEUELEN", "q"), int64(0))
+}

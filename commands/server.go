@@ -45,6 +45,8 @@ func serverCommands(e *Env) []protocol.Command {
 			Group: "server", Summary: "Read the server's settings.", Subs: configSubs},
 		{Name: "slowlog", Arity: -2, Flags: protocol.Admin, Handler: slowlog,
 			Group: "server", Summary: "Read or reset the log of slow commands.", Subs: slowlogSubs},
+		{Name: "monitor", Arity: 1, Flags: protocol.Admin, Handler: monitor,
+			Group: "server", Summary: "Stream every command the server runs, as Redis prints it."},
 		{Name: "info", Arity: -1, Handler: e.info,
 			Group: "server", Summary: "Server facts and counters, as text.",
 			Args: []protocol.Arg{{Name: "section", Type: "string", Optional: true, Multiple: true}}},
@@ -80,6 +82,12 @@ func ping(c *protocol.Client, args [][]byte) (any, error) {
 		return args[1], nil
 	}
 	return nil, protocol.WrongArity("ping")
+}
+
+// MONITOR
+func monitor(c *protocol.Client, args [][]byte) (any, error) {
+	c.Monitor()
+	return protocol.OK, nil
 }
 
 // ECHO message

@@ -48,6 +48,10 @@ type Config struct {
 	// IdempotencyMaxKeys bounds the keys remembered; past it the oldest
 	// are forgotten early. Default 1000000.
 	IdempotencyMaxKeys int
+	// ProtoMaxBulkLen is Redis's proto-max-bulk-len: an argument past
+	// max-payload but not past this is read, dropped and refused with an
+	// error; past it the connection closes. Default 512mb.
+	ProtoMaxBulkLen int64
 
 	File string // the config file read, if any
 }
@@ -74,6 +78,7 @@ func DefaultConfig() Config {
 
 		IdempotencyWindow:  24 * 60 * 60,
 		IdempotencyMaxKeys: 1_000_000,
+		ProtoMaxBulkLen:    512 << 20,
 	}
 }
 
@@ -122,6 +127,9 @@ var Options = []Option{
 	{"max-payload", "largest job payload (e.g. 1mb, 512kb, 1048576)",
 		func(c *Config, v string) (err error) { c.MaxPayload, err = ParseSize(v); return },
 		func(c *Config) string { return strconv.FormatInt(c.MaxPayload, 10) }},
+	{"proto-max-bulk-len", "longest argument read (e.g. 512mb): past it the connection closes; past max-payload the command is refused",
+		func(c *Config, v string) (err error) { c.ProtoMaxBulkLen, err = ParseSize(v); return },
+		func(c *Config) string { return strconv.FormatInt(c.ProtoMaxBulkLen, 10) }},
 	{"maxmemory", "job memory limit, FULL beyond it (0 = none)",
 		func(c *Config, v string) (err error) { c.MaxMemory, err = ParseSize(v); return },
 		func(c *Config) string { return strconv.FormatInt(c.MaxMemory, 10) }},
@@ -352,6 +360,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("appendfsync: %q is not always, everysec or no", c.AppendFsync)
 	case c.MaxPayload < 1 || c.MaxPayload > 512<<20:
 		return fmt.Errorf("max-payload: %d must be between 1 byte and 512mb", c.MaxPayload)
+	case c.ProtoMaxBulkLen < 1<<20 || c.ProtoMaxBulkLen > maxSize:
+		return fmt.Errorf("proto-max-bulk-len: %d is not between 1048576 (1mb) and %d bytes", c.ProtoMaxBulkLen, int64(maxSize))
 	case c.MaxMemory < 0 || c.MaxMemory > maxSize:
 		return fmt.Errorf("maxmemory: %d is not between 0 and %d bytes", c.MaxMemory, int64(maxSize))
 	case c.MaxMemoryClients < 0 || c.MaxMemoryClients > maxSize:

@@ -43,7 +43,8 @@ func TestDefaults(t *testing.T) {
 	}
 	if addrs(c)[0] != "127.0.0.1:6390" || c.Dir != "./data" || !c.AppendOnly || c.AppendFsync != "everysec" ||
 		c.MaxClients != 10000 || c.MaxPayload != 1<<20 || c.LogLevel != "info" ||
-		c.MetricsMaxLabels != 100 || c.SlowlogSlowerThan != 10000 || c.SlowlogMaxLen != 128 || c.ShutdownTimeout != 10 || !c.HugePages {
+		c.MetricsMaxLabels != 100 || c.SlowlogSlowerThan != 10000 || c.SlowlogMaxLen != 128 || c.ShutdownTimeout != 10 || !c.HugePages ||
+		c.ProtoMaxBulkLen != 512<<20 {
 		t.Fatalf("%+v", c)
 	}
 	if len(c.Changed()) != 0 {
@@ -62,6 +63,8 @@ func TestErrors(t *testing.T) {
 		{nil, []string{"SLUICE_LOGLEVEL=loud"}, `loglevel: "loud" is not debug, info, warn or error`},
 		{[]string{"--bind", "not-an-ip"}, nil, `bind: "not-an-ip" is not an IP address`},
 		{[]string{"--max-payload", "1gb"}, nil, "max-payload: 1073741824 must be between 1 byte and 512mb"},
+		{[]string{"--proto-max-bulk-len", "1000kb"}, nil, "proto-max-bulk-len: 1024000 is not between 1048576 (1mb) and 4611686018427387904 bytes"},
+		{[]string{"--proto-max-bulk-len", "huge"}, nil, `--proto-max-bulk-len: "huge" is not a size`},
 		{[]string{"missing.conf"}, nil, "config file: open missing.conf"},
 		{[]string{"--timeout", "-1"}, nil, "--timeout: -1 is not between 0 and 2147483647 seconds"},
 		{[]string{"--metrics-max-labels", "0"}, nil, "--metrics-max-labels: 0 is not between 1 and 1000000"},

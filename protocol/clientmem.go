@@ -63,7 +63,7 @@ func (s *Server) evictClients() {
 	s.mu.Lock()
 	hs := make([]holder, 0, len(s.clients))
 	for _, c := range s.clients {
-		n := c.memIn.Load() + c.memOut.Load()
+		n := c.memIn.Load() + c.memOut.Load() + c.memMon.Load()
 		if c.killed.Load() {
 			total -= n
 			continue

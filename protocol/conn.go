@@ -46,6 +46,8 @@ type Client struct {
 	txn        *tx           // owner goroutine only: the transaction being queued (multi.go); nil: none
 	inExec     bool          // owner goroutine only: EXEC is running the queued commands
 	gated      bool          // owner goroutine only: holds the server's Atomic gate (shared, or alone in EXEC)
+	mon        *monitor      // owner goroutine only: set once the client monitors (monitor.go)
+	monStart   bool          // owner goroutine only: MONITOR ran; start at the next flush
 
 	mu      sync.Mutex // protects name, libName, libVer
 	name    string
@@ -66,6 +68,7 @@ type Client struct {
 	// (clientmem.go); written by the owner only.
 	memIn  atomic.Int64
 	memOut atomic.Int64
+	memMon atomic.Int64 // a monitor's buffer (monitor.go); written under its mu
 }
 
 func newClient(s *Server, nc net.Conn) *Client {
@@ -107,6 +110,10 @@ func (c *Client) serve() {
 	log := c.srv.log.With().Int64("client", c.id).Str("addr", c.addr).Logger()
 	log.Debug().Msg("client connected")
 	defer func() {
+		if c.mon != nil {
+			c.srv.removeMonitor(c.mon)
+			c.mon.stop()
+		}
 		c.nc.Close()
 		c.runOnFail()
 		c.srv.remove(c)
@@ -216,7 +223,7 @@ func (c *Client) run(log *zerolog.Logger, sess sessionConn) runState {
 	for {
 		args, ok, err := c.rd.next()
 		var cmd *Command
-		if ok && len(args) > 0 {
+		if ok && len(args) > 0 && c.rd.refused == "" {
 			cmd = c.srv.table.Lookup(args[0])
 		}
 		// Calls of a batch command gather until something else comes:
@@ -261,6 +268,13 @@ func (c *Client) run(log *zerolog.Logger, sess sessionConn) runState {
 		if err != nil {
 			c.readFailed(log, err)
 			return runExit
+		}
+		if c.rd.refused != "" {
+			c.refuse(c.rd.refused)
+			if !c.dispatched(log) {
+				return runExit
+			}
+			continue
 		}
 		if sess != nil && c.txn == nil && mayWait(cmd, args) {
 			c.heldCmd, c.held = cmd, args
@@ -361,8 +375,23 @@ func (c *Client) dispatch(cmd *Command, args [][]byte) {
 		v, err = c.call(cmd, args)
 		c.leave()
 	}
+	if ms := c.srv.monitors.Load(); ms != nil {
+		c.monitored(*ms, cmd, args)
+	}
 	c.observe(cmd, args, err != nil)
 	c.reply(cmd, v, err)
+}
+
+// refuse answers a command refused before it could run: one too large to
+// read (the guard dropped its bytes). It does not count as a call, as in
+// Redis, where a rejected command never reaches call(). A transaction
+// being queued remembers it, so that EXEC aborts as it does after an
+// unknown command.
+func (c *Client) refuse(err Error) {
+	if c.txn != nil {
+		c.txn.dirty = true
+	}
+	c.writeErr(err)
 }
 
 // begin starts n calls: counted, and timed from when the last command
@@ -474,6 +503,11 @@ func (c *Client) dispatchBatch(cmd *Command, calls [][][]byte) {
 	c.enter()
 	c.callBatch(cmd, calls, out)
 	c.leave()
+	if ms := c.srv.monitors.Load(); ms != nil {
+		for _, args := range calls {
+			c.monitored(*ms, cmd, args)
+		}
+	}
 	end := time.Now()
 	c.lastEnd, c.lastEndOK = end, true
 	each := end.Sub(c.started) / time.Duration(n)
@@ -535,7 +569,19 @@ func (c *Client) flush() error {
 		c.runOnFail()
 		return net.ErrClosed
 	}
-	if err := c.w.flush(); err != nil {
+	var m *monitor
+	if c.monStart {
+		// MONITOR's +OK is buffered: it goes first into the monitor's
+		// output, and the lines after it.
+		c.monStart = false
+		m = c.startMonitor()
+		c.w.sent = nil // run counts what it writes
+	}
+	err := c.w.flush()
+	if m != nil {
+		c.srv.addMonitor(m)
+	}
+	if err != nil {
 		c.runOnFail()
 		return err
 	}

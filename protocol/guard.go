@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"strconv"
@@ -15,6 +16,17 @@ type Limits struct {
 	MaxBulk    int64 // bytes in one argument
 	MaxInline  int64 // bytes in one inline (telnet-style) command line
 	MaxCommand int64 // bytes in one command, framing included
+
+	// ProtoMaxBulk is Redis's proto-max-bulk-len: a bulk length past it
+	// (or past MaxBulk, if that is larger) closes the connection. Once
+	// authenticated, an argument past MaxBulk but not past this, a command
+	// past MaxCommand or with more than MaxArgs arguments is refused
+	// instead: its bytes are read and dropped, never buffered, and the
+	// command answers an error (see refusal).
+	ProtoMaxBulk int64
+	// Payload is the max-payload the limits follow, named in refusals; 0:
+	// they name the limit itself.
+	Payload int64
 
 	// Unauthenticated selects Redis's wording for a client that has not yet
 	// authenticated ("unauthenticated multibulk length"), and makes the guard
@@ -54,6 +66,7 @@ const (
 	gsBulkLen                     // in "$<digits>", before '\r'
 	gsBulkLF                      // after the '\r' of "$<n>"
 	gsBulkData                    // in the payload
+	gsBulkSkip                    // in the payload of a refused command: dropped
 	gsBulkCR                      // expecting the '\r' after the payload
 	gsBulkEnd                     // expecting the '\n' after the payload
 	gsInline                      // in an inline command line
@@ -90,6 +103,32 @@ type guard struct {
 	cmdSize int64 // bytes of the current command so far
 	paused  bool  // a command just ended and Limits.Unauthenticated is set
 	noFast  bool  // tests: the state machine alone, without fast
+
+	// A refused command (see Limits.ProtoMaxBulk) is handed on in a
+	// placeholder form, so that the reader still finds a command where it
+	// was: with too many arguments, as one empty argument ("*1" now, "$0"
+	// and its CRLF at its end: dropAll); else with the rest of its
+	// arguments empty (dropEmpty). The reader learns that it is refused
+	// from refusals, by where it starts in the stream handed on.
+	drop     dropMode
+	out      int64     // bytes handed on so far
+	cmdStart int64     // where the current multibulk command starts, in out
+	refusals []refusal // refused commands the reader has not reached, in order
+}
+
+type dropMode uint8
+
+const (
+	dropNone  dropMode = iota
+	dropEmpty          // hand on each remaining argument as "$0\r\n\r\n"
+	dropAll            // hand on nothing until the command's end
+)
+
+// refusal is a command the guard dropped: it starts at byte at of the
+// stream handed on, and answers err.
+type refusal struct {
+	at  int64
+	err Error
 }
 
 func newGuard(src io.Reader, limits *Limits, bufSize int) *guard {
@@ -105,6 +144,7 @@ func (g *guard) Read(p []byte) (int, error) {
 			c := copy(p[n:], g.hold[g.holdP:g.holdN])
 			g.holdP += c
 			n += c
+			g.out += int64(c)
 			continue
 		}
 		if g.paused || g.err != nil {
@@ -127,7 +167,9 @@ func (g *guard) Read(p []byte) (int, error) {
 			}
 			continue
 		}
-		n += g.scan(p[n:])
+		c := g.scan(p[n:])
+		n += c
+		g.out += int64(c)
 	}
 	if n == 0 && g.err != nil {
 		return 0, g.err
@@ -156,6 +198,7 @@ func (g *guard) scan(p []byte) int {
 					continue
 				}
 				g.state, g.neg, g.digits, g.num = gsArrayLen, false, 0, 0
+				g.cmdStart, g.drop = g.out+int64(n), dropNone
 				g.ip++
 				g.cmdSize++
 				continue
@@ -216,11 +259,16 @@ func (g *guard) scan(p []byte) int {
 			if lim.Unauthenticated && count > lim.MaxArgs {
 				return n + g.fail(errUnauthMultibulk)
 			}
-			if count > lim.MaxArgs {
-				return n + g.fail(errInvalidMultibulk)
-			}
 			g.args = count
 			g.state = gsBulkStart
+			if count > lim.MaxArgs {
+				// Redis takes up to INT_MAX arguments; this many would
+				// cost more than their bytes to hold, so they are
+				// dropped and the command refused.
+				g.refuse(lim.tooManyArgs(count), dropAll)
+				g.holdHeader('*', 1)
+				continue
+			}
 			g.holdHeader('*', count)
 		case gsBulkStart:
 			if b != '$' {
@@ -235,18 +283,37 @@ func (g *guard) scan(p []byte) int {
 			if b != '\n' || g.neg {
 				return n + g.fail(errInvalidBulk)
 			}
-			if lim.Unauthenticated && g.num > lim.MaxBulk {
-				return n + g.fail(errUnauthBulk)
-			}
-			if g.num > lim.MaxBulk {
-				return n + g.fail(errInvalidBulk)
-			}
-			if g.cmdSize+g.num > lim.MaxCommand {
-				return n + g.fail(errCommandTooBig)
+			if lim.Unauthenticated {
+				// Redis's small limits before AUTH close the connection.
+				if g.num > lim.MaxBulk {
+					return n + g.fail(errUnauthBulk)
+				}
+				if g.cmdSize+g.num > lim.MaxCommand {
+					return n + g.fail(errCommandTooBig)
+				}
+			} else {
+				if g.num > max(lim.ProtoMaxBulk, lim.MaxBulk) {
+					return n + g.fail(errInvalidBulk)
+				}
+				if g.drop == dropNone {
+					if g.num > lim.MaxBulk {
+						g.refuse(lim.argTooBig(g.num), dropEmpty)
+					} else if g.cmdSize+g.num > lim.MaxCommand {
+						g.refuse(lim.commandTooBig(), dropEmpty)
+					}
+				}
 			}
 			g.remain = g.num
-			g.state = gsBulkData
-			g.holdHeader('$', g.num)
+			switch g.drop {
+			case dropNone:
+				g.state = gsBulkData
+				g.holdHeader('$', g.num)
+			case dropEmpty:
+				g.state = gsBulkSkip
+				g.holdHeader('$', 0)
+			default:
+				g.state = gsBulkSkip
+			}
 		case gsBulkData:
 			if g.remain == 0 {
 				g.state = gsBulkCR
@@ -267,6 +334,13 @@ func (g *guard) scan(p []byte) int {
 			g.ip += int(c)
 			g.remain -= c
 			g.cmdSize += c
+		case gsBulkSkip:
+			c := min(int64(g.ie-g.ip), g.remain)
+			g.ip += int(c)
+			g.remain -= c
+			if g.remain == 0 {
+				g.state = gsBulkCR
+			}
 		case gsBulkCR, gsBulkEnd:
 			want := byte('\r')
 			if g.state == gsBulkEnd {
@@ -275,11 +349,13 @@ func (g *guard) scan(p []byte) int {
 			if b != want {
 				return n + g.fail(errInvalidBulk)
 			}
-			if n == len(p) {
-				return n
+			if g.drop != dropAll {
+				if n == len(p) {
+					return n
+				}
+				p[n] = b
+				n++
 			}
-			p[n] = b
-			n++
 			g.ip++
 			g.cmdSize++
 			if g.state == gsBulkCR {
@@ -289,10 +365,17 @@ func (g *guard) scan(p []byte) int {
 			g.args--
 			if g.args > 0 {
 				g.state = gsBulkStart
-				if g.cmdSize > lim.MaxCommand {
-					return n + g.fail(errCommandTooBig)
+				if g.cmdSize > lim.MaxCommand && g.drop == dropNone {
+					if lim.Unauthenticated {
+						return n + g.fail(errCommandTooBig)
+					}
+					g.refuse(lim.commandTooBig(), dropEmpty)
 				}
 				continue
+			}
+			if g.drop == dropAll {
+				g.holdN = copy(g.hold[:], "$0\r\n\r\n")
+				g.holdP = 0
 			}
 			g.endCommand()
 		case gsInline:
@@ -386,8 +469,47 @@ func canonicalHeader(b []byte, i int) (v int64, next int, ok bool) {
 	return v, i + 2, true
 }
 
+// refuse notes that the current command is refused with err, and drops
+// the rest of it as mode says.
+func (g *guard) refuse(err Error, mode dropMode) {
+	g.refusals = append(g.refusals, refusal{at: g.cmdStart, err: err})
+	g.drop = mode
+}
+
+// refused reports whether the command that starts at byte at of the
+// stream handed on was refused, and why; the reader asks about each
+// command in turn.
+func (g *guard) refused(at int64) (Error, bool) {
+	if len(g.refusals) == 0 || g.refusals[0].at != at {
+		return "", false
+	}
+	err := g.refusals[0].err
+	g.refusals = append(g.refusals[:0], g.refusals[1:]...)
+	return err, true
+}
+
+// The refusals' wording names the setting a user can change.
+func (l *Limits) argTooBig(size int64) Error {
+	if l.Payload > 0 {
+		return Error(fmt.Sprintf("ERR argument of %d bytes is larger than max-payload (%d bytes)", size, l.Payload))
+	}
+	return Error(fmt.Sprintf("ERR argument of %d bytes is larger than the limit (%d bytes)", size, l.MaxBulk))
+}
+
+func (l *Limits) commandTooBig() Error {
+	if l.Payload > 0 {
+		return Error(fmt.Sprintf("ERR command is larger than %d bytes, the most max-payload (%d bytes) allows", l.MaxCommand, l.Payload))
+	}
+	return Error(fmt.Sprintf("ERR command is larger than the limit (%d bytes)", l.MaxCommand))
+}
+
+func (l *Limits) tooManyArgs(n int64) Error {
+	return Error(fmt.Sprintf("ERR command has %d arguments, more than the limit (%d)", n, l.MaxArgs))
+}
+
 func (g *guard) endCommand() {
 	g.state = gsStart
+	g.drop = dropNone
 	if g.limits.Unauthenticated {
 		g.paused = true
 	}

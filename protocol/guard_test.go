@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -56,7 +57,6 @@ func TestGuardHostileInputs(t *testing.T) {
 		{"bulk length near MaxInt64 (crashes redcon)", "*1\r\n$9223372036854775807\r\n", "Protocol error: invalid bulk length"},
 		{"bulk length MaxInt64+1", "*1\r\n$9223372036854775808\r\n", "Protocol error: invalid bulk length"},
 		{"huge array count (redcon spins)", "*9223372036854775807\r\n", "Protocol error: invalid multibulk length"},
-		{"array count beyond limit", "*101\r\n", "Protocol error: invalid multibulk length"},
 		{"bulk beyond limit", "*1\r\n$1001\r\n", "Protocol error: invalid bulk length"},
 		{"negative bulk", "*1\r\n$-1\r\n", "Protocol error: invalid bulk length"},
 		{"non-digit count", "*1x\r\n", "Protocol error: invalid multibulk length"},
@@ -67,7 +67,6 @@ func TestGuardHostileInputs(t *testing.T) {
 		{"bulk not followed by CRLF", "*1\r\n$1\r\nab\r\n", "Protocol error: invalid bulk length"},
 		{"inline line too long", strings.Repeat("a", 300), "Protocol error: too big inline request"},
 		{"inline line too long with newline", strings.Repeat("a", 300) + "\r\n", "Protocol error: too big inline request"},
-		{"command beyond query limit", "*5\r\n" + strings.Repeat("$999\r\n"+strings.Repeat("x", 999)+"\r\n", 5), "Protocol error: query buffer limit exceeded"},
 		{"unbalanced quotes (redcon's own check)", "SET \"a\r\n", "Protocol error: unbalanced quotes in request"},
 		{"header digits overflow", "*1\r\n$" + strings.Repeat("9", 40) + "\r\n", "Protocol error: invalid bulk length"},
 	}
@@ -90,6 +89,84 @@ func TestGuardHostileInputs(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Once authenticated, a command too large to hold is read and dropped, not
+// buffered, and the reader learns it is refused; the connection goes on.
+// Past ProtoMaxBulk (Redis's proto-max-bulk-len) it closes, as in Redis.
+func TestGuardRefusesOversizedCommands(t *testing.T) {
+	lim := testLimits
+	lim.ProtoMaxBulk = 1 << 20
+	lim.Payload = 900
+	ping := "*1\r\n$4\r\nPING\r\n"
+	big := func(n int) string { return "$" + strconv.Itoa(n) + "\r\n" + strings.Repeat("x", n) + "\r\n" }
+	tooMany := "*150\r\n" + strings.Repeat(big(2), 150)
+	for _, tc := range []struct {
+		name, input, want string
+	}{
+		{"argument past MaxBulk", "*3\r\n$4\r\nECHO\r\n" + big(50000) + "$1\r\na\r\n" + ping,
+			`[ECHO  ] refused "ERR argument of 50000 bytes is larger than max-payload (900 bytes)"; [PING]`},
+		{"argument of exactly ProtoMaxBulk", "*2\r\n$4\r\nECHO\r\n" + big(1<<20) + ping,
+			`[ECHO ] refused "ERR argument of 1048576 bytes is larger than max-payload (900 bytes)"; [PING]`},
+		{"command past MaxCommand", "*6\r\n$4\r\nECHO\r\n" + strings.Repeat(big(999), 5) + ping,
+			`[ECHO ` + strings.Repeat("x", 999) + ` ` + strings.Repeat("x", 999) + ` ` + strings.Repeat("x", 999) + `  ] refused "ERR command is larger than 4000 bytes, the most max-payload (900 bytes) allows"; [PING]`},
+		{"too many arguments", tooMany + ping, `[] refused "ERR command has 150 arguments, more than the limit (100)"; [PING]`},
+		{"refused twice in a row", tooMany + tooMany + ping,
+			`[] refused "ERR command has 150 arguments, more than the limit (100)"; [] refused "ERR command has 150 arguments, more than the limit (100)"; [PING]`},
+		{"argument past ProtoMaxBulk closes", ping + "*2\r\n$4\r\nECHO\r\n$1048577\r\n", `[PING]; Protocol error: invalid bulk length`},
+		{"past ProtoMaxBulk inside a refused command closes", tooMany[:40] + "$1048577\r\n", `Protocol error: invalid bulk length`},
+	} {
+		for _, noFast := range []bool{false, true} {
+			for _, chunk := range []int{1, 7, 1 << 21} {
+				if chunk == 1 && len(tc.input) > 100000 {
+					continue
+				}
+				g := newGuard(&chunkReader{data: []byte(tc.input), n: chunk}, &lim, 64)
+				g.noFast = noFast
+				rd := newCmdReader(g, 64)
+				var got []string
+				for {
+					if err := rd.fill(); err != nil {
+						if msg, ok := isProtocolError(err); ok {
+							got = append(got, msg)
+						} else if !errors.Is(err, io.EOF) {
+							got = append(got, err.Error())
+						}
+						break
+					}
+					for {
+						args, ok, err := rd.next()
+						if err != nil || !ok {
+							break
+						}
+						s := fmt.Sprintf("%s", args)
+						if rd.refused != "" {
+							s += fmt.Sprintf(" refused %q", string(rd.refused))
+						}
+						got = append(got, s)
+					}
+					if len(rd.buf) > 8192 {
+						t.Fatalf("%s: the reader's buffer grew to %d bytes", tc.name, len(rd.buf))
+					}
+				}
+				if s := strings.Join(got, "; "); s != tc.want {
+					t.Errorf("%s (noFast %v, chunk %d):\n got %.300s\nwant %.300s", tc.name, noFast, chunk, s, tc.want)
+				}
+			}
+		}
+	}
+	// Before AUTH, Redis's small limits still close the connection.
+	pre := lim
+	pre.Unauthenticated = true
+	for in, want := range map[string]string{
+		"*101\r\n":                             "Protocol error: unauthenticated multibulk length",
+		"*1\r\n$1001\r\n":                      "Protocol error: unauthenticated bulk length",
+		"*5\r\n" + strings.Repeat(big(999), 5): "Protocol error: query buffer limit exceeded",
+	} {
+		if _, err := readAll(t, strings.NewReader(in), pre); fmt.Sprint(err) != want {
+			t.Errorf("%.20q before AUTH: %v, want %q", in, err, want)
+		}
 	}
 }
 

@@ -25,10 +25,20 @@ type cmdReader struct {
 	args       [][]byte
 	size       int // the buffer's normal size; it grows for a larger command and shrinks back
 	err        error
+
+	// pos is where buf[start] lies in the stream; the guard, if src is
+	// one, names refused commands by where they start.
+	pos   int64
+	guard *guard
+	// refused is set when the command next returned last was refused by
+	// the guard (see Limits.ProtoMaxBulk): its arguments are a placeholder,
+	// and the command must answer this error instead of running.
+	refused Error
 }
 
 func newCmdReader(src io.Reader, size int) *cmdReader {
-	return &cmdReader{src: src, buf: make([]byte, size), size: size, args: make([][]byte, 0, 16)}
+	g, _ := src.(*guard)
+	return &cmdReader{src: src, guard: g, buf: make([]byte, size), size: size, args: make([][]byte, 0, 16)}
 }
 
 // next returns the next complete command in the buffer, or nil when the
@@ -50,7 +60,13 @@ func (r *cmdReader) next() (args [][]byte, ok bool, err error) {
 		return nil, false, nil
 	}
 	r.args = args[:0]
+	at := r.pos
+	r.pos += int64(len(b) - len(left))
 	r.start = r.end - len(left)
+	r.refused = ""
+	if r.guard != nil && len(r.guard.refusals) > 0 {
+		r.refused, _ = r.guard.refused(at)
+	}
 	return args, true, nil
 }
 
@@ -73,6 +89,8 @@ func (r *cmdReader) inline(b []byte) ([][]byte, bool, error) {
 	}
 	r.args = args[:0]
 	r.start += i + 1
+	r.pos += int64(i + 1)
+	r.refused = "" // the guard refuses no inline command: it closes
 	return args, true, nil
 }
 

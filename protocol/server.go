@@ -47,15 +47,21 @@ type Config struct {
 // DefaultMaxPayload is the default largest job payload (1 MiB).
 const DefaultMaxPayload = 1 << 20
 
+// DefaultProtoMaxBulk is Redis's default proto-max-bulk-len (512 MiB).
+const DefaultProtoMaxBulk = 512 << 20
+
 // LimitsFor derives the authenticated limits from the largest payload: one
 // argument may hold a payload plus some slack; a command may hold a payload
-// plus a megabyte of other arguments.
+// plus a megabyte of other arguments. Larger ones are refused, up to
+// DefaultProtoMaxBulk per argument.
 func LimitsFor(maxPayload int64) Limits {
 	return Limits{
-		MaxArgs:    1 << 16,
-		MaxBulk:    maxPayload + 64<<10,
-		MaxInline:  64 << 10,
-		MaxCommand: maxPayload + 1<<20,
+		MaxArgs:      1 << 16,
+		MaxBulk:      maxPayload + 64<<10,
+		MaxInline:    64 << 10,
+		MaxCommand:   maxPayload + 1<<20,
+		ProtoMaxBulk: DefaultProtoMaxBulk,
+		Payload:      maxPayload,
 	}
 }
 
@@ -128,6 +134,9 @@ type Server struct {
 	closedCmds atomic.Int64
 	closedIn   atomic.Int64
 	closedOut  atomic.Int64
+
+	monMu    sync.Mutex                 // serializes changes of monitors
+	monitors atomic.Pointer[[]*monitor] // clients in MONITOR mode; nil: none (monitor.go)
 
 	clientMem atomic.Int64 // bytes the clients' buffers hold (clientmem.go)
 	evicted   atomic.Int64 // clients closed for maxmemory-clients
@@ -381,7 +390,7 @@ func (s *Server) Stats() Stats {
 		st.NetInputBytes += c.netIn.Load()
 		st.NetOutputBytes += c.netOut.Load()
 		st.MaxInputBuffer = max(st.MaxInputBuffer, c.memIn.Load())
-		st.MaxOutputBuffer = max(st.MaxOutputBuffer, c.memOut.Load())
+		st.MaxOutputBuffer = max(st.MaxOutputBuffer, c.memOut.Load()+c.memMon.Load())
 	}
 	s.mu.Unlock()
 	st.ClientBuffers, st.EvictedClients = s.clientMem.Load(), s.evicted.Load()

@@ -219,7 +219,7 @@ func TestHostileInputClosesWithProtocolError(t *testing.T) {
 		{"*9223372036854775807\r\n", "-ERR Protocol error: invalid multibulk length"},
 		{"*2\r\n$4\r\nECHO\r\n:5\r\n", "-ERR Protocol error: expected '$', got ':'"},
 		{strings.Repeat("A", 70<<10), "-ERR Protocol error: too big inline request"},
-		{"*1\r\n$" + strconv.Itoa(3<<20) + "\r\n", "-ERR Protocol error: invalid bulk length"},
+		{"*1\r\n$" + strconv.Itoa(512<<20+1) + "\r\n", "-ERR Protocol error: invalid bulk length"},
 	} {
 		c := dial(t, addr)
 		c.send(tc.send)
