@@ -41,6 +41,8 @@ type setup struct {
 	// detector sees the order a socket's round trip gives).
 	serial *sync.Mutex
 	gen    store.Generator // ids and tokens; nil: random ones
+	// atomic, if set, wraps the store as the server's Atomic.
+	atomic func(*store.Store) protocol.Atomic
 }
 
 func start(t testing.TB, opts ...func(*setup)) *testServer {
@@ -101,6 +103,9 @@ func start(t testing.TB, opts ...func(*setup)) *testServer {
 	}
 	s.pcfg.Limits = protocol.LimitsFor(s.maxPayload)
 	s.pcfg.Atomic = st
+	if s.atomic != nil {
+		s.pcfg.Atomic = s.atomic(st)
+	}
 	srv, err := protocol.NewServer(s.pcfg, table, log)
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"sluice/protocol"
+	"sluice/store"
 )
 
 // rawConn speaks RESP to the server directly, so that a test sees every
@@ -331,4 +334,69 @@ func TestOversizedArgumentAbortsTheTransaction(t *testing.T) {
 	wantErrPrefix(t, "oversized", c.do("JOBPUSH", "q", "h", strings.Repeat("x", 200<<10)), "ERR argument of")
 	wantErrPrefix(t, "EXEC", c.do("EXEC"), "EXECABORT")
 	wantReply(t, "nothing applied", c.do("QUEUELEN", "q"), int64(0))
+}
+
+// EXEC's replies are all built before the first is written, so they are
+// bounded: past 64 MiB the commands left do not run, and say so in their
+// slots.
+func TestExecRepliesAreBounded(t *testing.T) {
+	ts := start(t)
+	c := dialRaw(t, ts.addr)
+	big := strings.Repeat("x", 1<<20-100)
+	for i := 0; i < 4; i++ {
+		wantReply(t, "push", c.do("JOBPUSH", "q", "h", big, "ID", "big"+strconv.Itoa(i)) != nil, true)
+	}
+	wantReply(t, "MULTI", c.do("MULTI"), "OK")
+	const peeks = 20 // 4 MiB each
+	for i := 0; i < peeks; i++ {
+		wantReply(t, "queued", c.do("QUEUEPEEK", "q", "COUNT", "4"), "QUEUED")
+	}
+	wantReply(t, "queued", c.do("JOBPUSH", "q", "h", "late"), "QUEUED")
+	got, ok := c.do("EXEC").([]any)
+	if !ok || len(got) != peeks+1 {
+		t.Fatalf("EXEC: %T of %d", got, len(got))
+	}
+	ran := 0
+	for _, r := range got[:peeks] {
+		if _, isErr := r.(error); !isErr {
+			ran++
+		}
+	}
+	if ran < 16 || ran == peeks {
+		t.Fatalf("%d of %d peeks ran: want the replies cut off past 64 MiB", ran, peeks)
+	}
+	wantErrPrefix(t, "the push after the cut", got[peeks], "ERR not run")
+	wantReply(t, "nothing after the cut ran", c.do("QUEUELEN", "q"), int64(4))
+}
+
+// unwritable is a store whose log cannot be written, as EXEC sees it.
+type unwritable struct {
+	*store.Store
+	began atomic.Int64
+}
+
+func (u *unwritable) Writable() error { return store.ErrMisconf }
+func (u *unwritable) BeginUnit()      { u.began.Add(1); u.Store.BeginUnit() }
+
+// While the log cannot be written, EXEC of a transaction that writes is
+// refused before it waits for the gate (a transaction waiting there keeps
+// every later command waiting too); one that only reads still runs.
+func TestExecOfWritesRefusedWhileTheLogFails(t *testing.T) {
+	var u *unwritable
+	ts := start(t, func(s *setup) {
+		s.atomic = func(st *store.Store) protocol.Atomic { u = &unwritable{Store: st}; return u }
+	})
+	c := dialRaw(t, ts.addr)
+	wantReply(t, "MULTI", c.do("MULTI"), "OK")
+	wantReply(t, "queued", c.do("JOBPUSH", "q", "h", "p"), "QUEUED")
+	wantErrPrefix(t, "EXEC", c.do("EXEC"), "MISCONF")
+	if n := u.began.Load(); n != 0 {
+		t.Fatalf("the refused EXEC began %d units", n)
+	}
+	wantReply(t, "nothing applied", c.do("QUEUELEN", "q"), int64(0))
+	wantReply(t, "MULTI", c.do("MULTI"), "OK")
+	wantReply(t, "queued", c.do("QUEUELEN", "q"), "QUEUED")
+	if got, ok := c.do("EXEC").([]any); !ok || len(got) != 1 {
+		t.Fatalf("EXEC of a read: %#v", got)
+	}
 }

@@ -460,7 +460,9 @@ func (e *Env) flushAll(c *protocol.Client, args [][]byte) (any, error) {
 	if len(args) > 2 || (len(args) == 2 && !keyword(args[1], "ASYNC") && !keyword(args[1], "SYNC")) {
 		return nil, protocol.ErrSyntax
 	}
-	e.Store.Flush(e.now(c))
+	if err := e.Store.Flush(e.now(c)); err != nil {
+		return nil, err // MISCONF: nothing was flushed
+	}
 	return protocol.OK, nil
 }
 

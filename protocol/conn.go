@@ -765,9 +765,22 @@ func (c *Client) OnWriteFailure(fn func()) { c.onFail = append(c.onFail, fn) }
 // where Park could not read.
 func (c *Client) Block() (w *Wait, done func()) {
 	w = &Wait{c: c}
+	// A waiting command lets the gate go, so that transactions run
+	// meanwhile, and takes it back before it goes on. It lets it go before
+	// it writes the replies buffered so far: a client slow to read would
+	// otherwise hold up a transaction, and every command behind it.
+	gated := c.gated
+	if gated {
+		c.leave()
+	}
+	regate := func() {
+		if gated {
+			c.enter()
+		}
+	}
 	if err := c.flush(); err != nil {
 		w.left.Store(true)
-		return w, func() {}
+		return w, regate
 	}
 	if c.inSession {
 		// Park could not read the socket a session holds, so the wait
@@ -775,22 +788,14 @@ func (c *Client) Block() (w *Wait, done func()) {
 		// if the client had gone, rather than never.
 		c.srv.log.Error().Int64("client", c.id).Msg("a command blocks inside a read session: it lacks the Blocking flag, or its Waits said no")
 		w.left.Store(true)
-		return w, func() {} // Wake stays inactive: the session's deadlines are its own
+		return w, regate // Wake stays inactive: the session's deadlines are its own
 	}
 	w.active = true // no other goroutine has w yet
 	c.blocked.Store(true)
 	blockedAt := time.Now()
-	// A waiting command lets the gate go, so that transactions run
-	// meanwhile, and takes it back before it goes on.
-	gated := c.gated
-	if gated {
-		c.leave()
-	}
 	return w, func() {
 		w.end()
-		if gated {
-			c.enter()
-		}
+		regate()
 		c.blocked.Store(false)
 		c.blockedFor += time.Since(blockedAt)
 	}

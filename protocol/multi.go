@@ -30,16 +30,22 @@ type Atomic interface {
 	Unshared()
 	BeginUnit()
 	EndUnit() error
+	// Writable is nil when changes may be made, else why not (the log
+	// cannot be written). EXEC asks before it waits for the gate: a
+	// transaction must not queue up every command behind it for a disk
+	// that stays full.
+	Writable() error
 }
 
 // localAtomic is the exclusion of a server given no Atomic: commands and
 // transactions still exclude each other; nothing is logged.
 type localAtomic struct{ mu sync.RWMutex }
 
-func (a *localAtomic) Shared()        { a.mu.RLock() }
-func (a *localAtomic) Unshared()      { a.mu.RUnlock() }
-func (a *localAtomic) BeginUnit()     { a.mu.Lock() }
-func (a *localAtomic) EndUnit() error { a.mu.Unlock(); return nil }
+func (a *localAtomic) Shared()         { a.mu.RLock() }
+func (a *localAtomic) Unshared()       { a.mu.RUnlock() }
+func (a *localAtomic) Writable() error { return nil }
+func (a *localAtomic) BeginUnit()      { a.mu.Lock() }
+func (a *localAtomic) EndUnit() error  { a.mu.Unlock(); return nil }
 
 // Transaction errors, in Redis's words where Redis has them.
 const (
@@ -47,8 +53,12 @@ const (
 	ErrExecWithoutMult = Error("ERR EXEC without MULTI")
 	ErrDiscardNoMulti  = Error("ERR DISCARD without MULTI")
 	ErrExecAbort       = Error("EXECABORT Transaction discarded because of previous errors.")
-	ErrWatchInMulti    = Error("ERR WATCH inside MULTI is not allowed")
-	ErrWatch           = Error("ERR WATCH is not supported: sluice has no keys to watch; MULTI/EXEC runs the queued commands atomically as they are")
+	// ErrExecReplyTooLarge answers, in its slot, each command of a
+	// transaction that did not run because the replies before it already
+	// held MaxExecReply bytes.
+	ErrExecReplyTooLarge = Error("ERR not run: the transaction's replies before this command are larger than 64 MiB")
+	ErrWatchInMulti      = Error("ERR WATCH inside MULTI is not allowed")
+	ErrWatch             = Error("ERR WATCH is not supported: sluice has no keys to watch; MULTI/EXEC runs the queued commands atomically as they are")
 )
 
 // Queued is the reply to a command queued inside MULTI.
@@ -58,6 +68,10 @@ const Queued = SimpleString("QUEUED")
 const (
 	DefaultMultiMaxCommands = 100_000
 	DefaultMultiMaxBytes    = 64 << 20
+	// MaxExecReply bounds what EXEC's replies hold, all built before the
+	// first is written: past it, the commands left answer
+	// ErrExecReplyTooLarge and do not run.
+	MaxExecReply = 64 << 20
 	// maxMultiBytes keeps a transaction's log unit well inside one log
 	// record (persistence.MaxRecord, 1 GiB).
 	maxMultiBytes = 512 << 20
@@ -198,15 +212,34 @@ func (c *Client) Exec() (any, error) {
 	if len(t.cmds) == 0 {
 		return out, nil
 	}
-	c.commands.Add(int64(len(t.cmds)))
 	a := c.srv.atomic
+	for _, cmd := range t.cmds {
+		if cmd.Flags&Write != 0 {
+			if err := a.Writable(); err != nil {
+				return nil, err
+			}
+			break
+		}
+	}
+	c.commands.Add(int64(len(t.cmds)))
 	gated := c.gated
 	if gated { // EXEC itself runs without the gate (TxControl); be safe
 		a.Unshared()
 	}
 	a.BeginUnit()
+	// The commands see the moment the unit began, not the moment EXEC was
+	// read: BeginUnit waits for the commands in flight.
+	c.started = time.Now()
 	c.gated, c.inExec = true, true
+	var size int
+	var scratch []byte
 	for i, cmd := range t.cmds {
+		if size > MaxExecReply {
+			// The replies so far are as large as one may be: what is left
+			// does not run, each slot says why (as a runtime error would).
+			out[i] = ErrExecReplyTooLarge
+			continue
+		}
 		args := t.args[i]
 		began := time.Now()
 		c.lastCmd.Store(cmd)
@@ -216,6 +249,11 @@ func (c *Client) Exec() (any, error) {
 			out[i] = err
 		} else {
 			out[i] = v
+		}
+		scratch = AppendReply(scratch[:0], out[i], c.w.proto)
+		size += len(scratch)
+		if cap(scratch) > 1<<20 {
+			scratch = nil
 		}
 	}
 	c.inExec = false

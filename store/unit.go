@@ -51,6 +51,10 @@ func (s *Store) Shared() { s.gate.mu.RLock() }
 // Unshared ends what Shared began.
 func (s *Store) Unshared() { s.gate.mu.RUnlock() }
 
+// Writable is nil while changes may be made, else the error they would be
+// refused with (the log cannot be written).
+func (s *Store) Writable() error { return s.writable() }
+
 // BeginUnit starts a unit: it waits until no command runs, then keeps out
 // every other command, the timer and blocked reservations until EndUnit.
 // The caller then runs the unit's operations from its own goroutine,
