@@ -206,7 +206,7 @@ var clientSubs = []protocol.Command{
 				{Name: "ip:port", Type: "string", Token: "ADDR", Optional: true},
 				{Name: "ip:port", Type: "string", Token: "LADDR", Optional: true},
 				{Name: "yes/no", Type: "string", Token: "SKIPME", Optional: true}}}}}}},
-	{Name: "client|no-evict", Arity: 3, Summary: "Accepted, as Redis does: sluice never evicts clients.",
+	{Name: "client|no-evict", Arity: 3, Summary: "Keep this client out of maxmemory-clients evictions (ON), or not (OFF).",
 		Args: []protocol.Arg{{Name: "enabled", Type: "oneof", Args: []protocol.Arg{
 			{Name: "on", Type: "pure-token", Token: "ON"}, {Name: "off", Type: "pure-token", Token: "OFF"}}}}},
 	{Name: "client|no-touch", Arity: 3, Summary: "Accepted, as Redis does: sluice keeps no access times.",
@@ -260,10 +260,15 @@ func client(c *protocol.Client, args [][]byte) (any, error) {
 		}
 		return protocol.OK, nil
 	case "no-evict", "no-touch":
-		// Client libraries may send these on connect; they change nothing
-		// here (no client eviction, no key access times).
-		if !keyword(args[2], "ON") && !keyword(args[2], "OFF") {
+		// NO-TOUCH changes nothing here (no key access times); NO-EVICT
+		// ON keeps the client out of --maxmemory-clients evictions, as in
+		// Redis.
+		on := keyword(args[2], "ON")
+		if !on && !keyword(args[2], "OFF") {
 			return nil, protocol.ErrSyntax
+		}
+		if keyword(args[1], "NO-EVICT") {
+			c.SetNoEvict(on)
 		}
 		return protocol.OK, nil
 	case "list":
@@ -279,7 +284,7 @@ func client(c *protocol.Client, args [][]byte) (any, error) {
 			"KILL <ip:port> | [ID <id>] [ADDR <ip:port>] [LADDR <ip:port>] [SKIPME yes|no]",
 			"    Kill connections.",
 			"LIST [ID <id> [<id> ...]]", "    Return information about client connections.",
-			"NO-EVICT (ON|OFF)", "    Accepted; sluice never evicts clients.",
+			"NO-EVICT (ON|OFF)", "    Keep this client out of maxmemory-clients evictions, or not.",
 			"NO-TOUCH (ON|OFF)", "    Accepted; sluice keeps no key access times.",
 			"SETINFO <LIB-NAME|LIB-VER> <value>", "    Record the client library's name or version.",
 			"SETNAME <name>", "    Assign the name <name> to the current connection.",

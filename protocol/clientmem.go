@@ -68,6 +68,9 @@ func (s *Server) evictClients() {
 			total -= n
 			continue
 		}
+		if c.noEvict.Load() {
+			continue // CLIENT NO-EVICT ON: counted, never closed
+		}
 		hs = append(hs, holder{c, n})
 	}
 	s.mu.Unlock()
@@ -94,3 +97,7 @@ func (s *Server) evictClients() {
 		s.evictUnlogged = 0
 	}
 }
+
+// SetNoEvict keeps the client out of evictions for maxmemory-clients (CLIENT
+// NO-EVICT ON), or puts it back (OFF). Its buffers still count.
+func (c *Client) SetNoEvict(on bool) { c.noEvict.Store(on) }

@@ -46,6 +46,7 @@ type Client struct {
 	txn        *tx           // owner goroutine only: the transaction being queued (multi.go); nil: none
 	inExec     bool          // owner goroutine only: EXEC is running the queued commands
 	gated      bool          // owner goroutine only: holds the server's Atomic gate (shared, or alone in EXEC)
+	noEvict    atomic.Bool   // CLIENT NO-EVICT ON: never closed for maxmemory-clients
 	mon        *monitor      // owner goroutine only: set once the client monitors (monitor.go)
 	monStart   bool          // owner goroutine only: MONITOR ran; start at the next flush
 
