@@ -23,7 +23,10 @@
 // its queue and returns, and the serving goroutine picks the queue up before
 // it stops, so no wake-up is lost and no lock is held across a store call.
 // A waiter that times out, disconnects or is shut down while a reservation
-// is being made for it has that reservation released at once.
+// is being made for it has that reservation released at once: by the
+// serving goroutine, or by the waiter's own once its wait's done has run,
+// so that the store is changed only where a command may change it (the
+// server's gate held shared, never inside another client's transaction).
 //
 // The Timer is the only goroutine that sleeps: until the store's
 // NextDeadline, re-armed by the store's timer hook. Its Tick expires leases,

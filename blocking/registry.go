@@ -141,7 +141,12 @@ func (r *Registry) Waiting() int64 { return r.waiting.Load() }
 // (0: forever), the client leaves (its Parker says so), or the registry is
 // closed (shutdown). It returns nil, nil when nothing was reserved. block is
 // called just before waiting (the server flushes earlier replies there) and
-// gives the client's Parker; its done function runs when the wait ends.
+// gives the client's Parker; its done function runs when the wait ends,
+// before any change the end of the wait makes to the store (giving back
+// what was handed to a client that left). The store is therefore changed
+// only in the caller's context: a server that lets its store's gate go
+// in block, so that transactions run meanwhile, takes it back in done,
+// and no release lands inside another client's transaction.
 func (r *Registry) Reserve(o store.ReserveOptions, timeout time.Duration,
 	block func() (Parker, func())) ([]store.Reservation, error) {
 	res, err := r.st.Reserve(r.now(), o)
@@ -183,7 +188,14 @@ func (r *Registry) Reserve(o store.ReserveOptions, timeout time.Duration,
 	}
 
 	p, done := block()
-	defer done()
+	ended := false
+	end := func() { // done, once: before a release, or on the way out
+		if !ended {
+			ended = true
+			done()
+		}
+	}
+	defer end()
 	r.mu.Lock()
 	w.p = p // from now on a hand-over wakes it; before, it finds w.ch below
 	r.mu.Unlock()
@@ -195,6 +207,7 @@ func (r *Registry) Reserve(o store.ReserveOptions, timeout time.Duration,
 		select {
 		case got := <-w.ch:
 			if p.Left() { // handed over as the client went: it is gone all the same
+				end()
 				r.release(got.res)
 				return nil, nil
 			}
@@ -202,30 +215,30 @@ func (r *Registry) Reserve(o store.ReserveOptions, timeout time.Duration,
 		default:
 		}
 		if p.Park(deadline) {
-			return r.cancel(w, true)
+			got := r.cancel(w)
+			end()
+			r.release(got.res)
+			return nil, nil
 		}
 		if !deadline.IsZero() && !time.Now().Before(deadline) {
-			return r.cancel(w, false)
+			got := r.cancel(w) // timeout: the client still gets what came meanwhile
+			return got.res, got.err
 		}
 	}
 }
 
-// cancel withdraws w. If a result was handed over meanwhile, it is returned
-// (timeout: the client still gets it) or released (the client is gone).
-func (r *Registry) cancel(w *waiter, gone bool) ([]store.Reservation, error) {
+// cancel withdraws w and returns what was handed over to it meanwhile, if
+// anything: the caller returns it (timeout) or releases it (the client is
+// gone), once the wait's done has run.
+func (r *Registry) cancel(w *waiter) result {
 	r.mu.Lock()
 	if w.state == waiting {
 		r.removeLocked(w, cancelled)
 		r.mu.Unlock()
-		return nil, nil
+		return result{}
 	}
 	r.mu.Unlock()
-	got := <-w.ch // served: the result is already in the channel
-	if gone {
-		r.release(got.res)
-		return nil, nil
-	}
-	return got.res, got.err
+	return <-w.ch // served: the result is already in the channel
 }
 
 // Lock must be held.
@@ -383,6 +396,9 @@ func covered(hs []string, empty map[string]bool) bool {
 	return true
 }
 
+// release gives back reservations nobody took. It changes the store, so it
+// runs where a command may: in a notifier (which holds the gate as its
+// command does) or, in Reserve, only once the wait's done has run.
 func (r *Registry) release(res []store.Reservation) {
 	for _, rv := range res {
 		if err := r.st.Release(r.now(), rv.Token, 0); err != nil {

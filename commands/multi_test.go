@@ -400,3 +400,68 @@ func TestExecOfWritesRefusedWhileTheLogFails(t *testing.T) {
 		t.Fatalf("EXEC of a read: %#v", got)
 	}
 }
+
+// Clients blocked in JOBRESERVE that leave while jobs are handed to them
+// give those jobs back under the gate, as commands change the store: never
+// inside another client's EXEC, whose unit would log the release and
+// collect its notification from a second goroutine (run with -race).
+func TestBlockedClientsLeavingDuringExecs(t *testing.T) {
+	ts := start(t)
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	var pushed atomic.Int64
+	const batch = 20 // transactions pipelined, so that units follow each other closely
+	for k := 0; k < 2; k++ {
+		wg.Add(1)
+		go func() { // clients running transactions back to back
+			defer wg.Done()
+			c := dialRaw(t, ts.addr)
+			for i := 0; !stop.Load(); i++ {
+				var tx [][]string
+				for b := 0; b < batch; b++ {
+					tx = append(tx, []string{"MULTI"}, []string{"JOBPUSH", "q", "h", strconv.Itoa(i)},
+						[]string{"JOBPUSH", "other", "h", strconv.Itoa(i)}, []string{"EXEC"})
+				}
+				c.send(tx...)
+				for b := 0; b < batch; b++ {
+					for j := 0; j < 3; j++ {
+						c.read()
+					}
+					if got, ok := c.read().([]any); !ok || len(got) != 2 {
+						t.Errorf("EXEC: %v", got)
+						return
+					}
+					pushed.Add(2)
+				}
+			}
+		}()
+	}
+	for k := 0; k < 4; k++ {
+		wg.Add(1)
+		go func() { // clients that block, then leave
+			defer wg.Done()
+			for i := 0; !stop.Load(); i++ {
+				nc, err := net.Dial("tcp", ts.addr)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				_, _ = nc.Write([]byte("JOBRESERVE w 60000 BLOCK 0 QUEUES q\r\n"))
+				if i%2 == 1 {
+					time.Sleep(time.Duration(i%7) * 50 * time.Microsecond)
+				}
+				nc.Close()
+			}
+		}()
+	}
+	time.Sleep(2 * time.Second)
+	stop.Store(true)
+	wg.Wait()
+	waitBlocked(t, ts, 0)
+	if err := ts.store.CheckInvariants(); err != nil {
+		t.Fatal(err)
+	}
+	if n := ts.store.Len(); n != pushed.Load() {
+		t.Fatalf("store holds %d jobs, want the %d pushed", n, pushed.Load())
+	}
+}

@@ -296,6 +296,11 @@ func (s *Store) pushKeyed(r *Record, fx *effects) (queued, dup bool, err error) 
 		return false, false, err
 	}
 	s.idem.put(r.IdemKey, r.ID, r.Now, fx.seq)
+	if u := &s.gate.unit; u.active && fx.seq == 0 {
+		// Inside a unit the record has no sequence number of its own yet:
+		// EndUnit gives the key the unit's before any retry can run.
+		u.keys = append(u.keys, idemAt{at: r.Now, key: r.IdemKey})
+	}
 	return queued, false, nil
 }
 

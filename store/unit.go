@@ -33,8 +33,10 @@ type UnitJournal interface {
 // unitState is what a unit in progress keeps. Protected by the gate, held
 // alone.
 type unitState struct {
+	active  bool          // a unit runs (read under the gate held shared too: nothing writes it then)
 	notify  *func(string) // the notify callback to restore; nil: none was set
 	pending []string      // queues notified during the unit, in order
+	keys    []idemAt      // idempotency keys first pushed in the unit, remembered with seq 0
 }
 
 // gate is the store's exclusion between commands and transactions.
@@ -62,6 +64,7 @@ func (s *Store) Writable() error { return s.writable() }
 func (s *Store) BeginUnit() {
 	s.gate.mu.Lock()
 	u := &s.gate.unit
+	u.active = true
 	u.notify = s.onNotify.Load()
 	collect := func(q string) { u.pending = append(u.pending, q) }
 	s.onNotify.Store(&collect)
@@ -71,7 +74,9 @@ func (s *Store) BeginUnit() {
 }
 
 // EndUnit ends the unit BeginUnit started: its records are logged as one,
-// other commands run again, the queues it notified are told (so blocked
+// the idempotency keys it remembered are given that record to wait for
+// (under idemKeys.mu, inside the gate: doc.go's order), other commands
+// run again, the queues it notified are told (so blocked
 // reservations are served after it, under the shared gate), and it
 // returns once the unit is durable (appendfsync always), or with the
 // log's error.
@@ -81,13 +86,26 @@ func (s *Store) EndUnit() error {
 		fx.seq = uj.EndUnit()
 	}
 	u := &s.gate.unit
+	if fx.seq != 0 && len(u.keys) > 0 {
+		// A retry of these keys may run as soon as the gate is let go: it
+		// must wait for the unit's record, as the unit's own reply does.
+		s.idem.mu.Lock()
+		for _, k := range u.keys {
+			if e, ok := s.idem.keys[k.key]; ok && e.at == k.at && e.seq == 0 {
+				e.seq = fx.seq
+				s.idem.keys[k.key] = e
+			}
+		}
+		s.idem.mu.Unlock()
+	}
 	fn, pending := u.notify, u.pending
 	if fn != nil {
 		s.onNotify.Store(fn)
 	} else {
 		s.onNotify.Store(nil)
 	}
-	u.notify, u.pending = nil, nil
+	clear(u.keys)
+	u.active, u.notify, u.pending, u.keys = false, nil, nil, u.keys[:0]
 	s.gate.mu.Unlock()
 	if len(pending) > 0 && fn != nil {
 		s.gate.mu.RLock()

@@ -51,3 +51,106 @@ func TestUnitExcludesTickAndDefersNotifications(t *testing.T) {
 		t.Fatalf("notified %v, want [a b c]", got)
 	}
 }
+
+// unitJournal is a UnitJournal whose records become durable only when the
+// test says so: Wait blocks until sync has passed the sequence number, and
+// reports every wait it has to make on waits.
+type unitJournal struct {
+	mu       sync.Mutex
+	cond     *sync.Cond
+	inUnit   bool
+	appended uint64
+	synced   uint64
+	waits    chan uint64
+}
+
+var _ UnitJournal = (*unitJournal)(nil)
+
+func newUnitJournal() *unitJournal {
+	j := &unitJournal{waits: make(chan uint64, 16)}
+	j.cond = sync.NewCond(&j.mu)
+	return j
+}
+
+func (j *unitJournal) Append(Record) uint64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.inUnit {
+		return 0
+	}
+	j.appended++
+	return j.appended
+}
+
+func (j *unitJournal) BeginUnit() { j.mu.Lock(); j.inUnit = true; j.mu.Unlock() }
+
+func (j *unitJournal) EndUnit() uint64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.inUnit = false
+	j.appended++
+	return j.appended
+}
+
+func (j *unitJournal) Wait(seq uint64) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.synced >= seq {
+		return nil
+	}
+	j.waits <- seq
+	for j.synced < seq {
+		j.cond.Wait()
+	}
+	return nil
+}
+
+func (j *unitJournal) Err() error { return nil }
+
+// sync makes everything appended so far durable.
+func (j *unitJournal) sync() {
+	j.mu.Lock()
+	j.synced = j.appended
+	j.cond.Broadcast()
+	j.mu.Unlock()
+}
+
+// A retry of a key first pushed inside a unit waits for the unit's record,
+// as the unit's own reply does, even when it runs between the unit's end
+// and its fsync: otherwise a crash could lose a job the retry was told of.
+func TestIdemRetryAfterUnitWaitsForTheUnit(t *testing.T) {
+	s := idemStore(t, nil)
+	j := newUnitJournal()
+	s.SetJournal(j)
+
+	s.BeginUnit()
+	id, err := s.Push(1000, keyed("q", "k"))
+	must(t, err)
+	ended := make(chan error, 1)
+	go func() { ended <- s.EndUnit() }()
+	unitSeq := <-j.waits // EndUnit let the gate go and waits for its fsync
+
+	type result struct {
+		id  string
+		err error
+	}
+	retried := make(chan result, 1)
+	go func() {
+		id, err := s.Push(1000, keyed("q", "k"))
+		retried <- result{id, err}
+	}()
+	select {
+	case r := <-retried:
+		t.Fatalf("the retry answered %q, %v before the unit's record was durable", r.id, r.err)
+	case seq := <-j.waits:
+		if seq < unitSeq {
+			t.Fatalf("the retry waited for record %d, want the unit's %d", seq, unitSeq)
+		}
+	}
+	j.sync()
+	must(t, <-ended)
+	r := <-retried
+	must(t, r.err)
+	eq(t, "retry's id", r.id, id)
+	checkInvariants(t, s)
+}
