@@ -110,8 +110,6 @@ const (
 	PeekReplyBytes = 4 << 20
 )
 
-var errCursor = protocol.Error("ERR invalid cursor") // SCAN's wording
-
 var errPeekCount = protocol.Error("ERR COUNT is larger than " + strconv.Itoa(MaxPeekCount) +
 	" (QUEUEPEEK's most per page: page on with CURSOR)")
 
@@ -149,7 +147,7 @@ func (e *Env) queuePeek(c *protocol.Client, args [][]byte) (any, error) {
 			o.Count = int(n)
 		case "CURSOR":
 			if o.After, err = store.ParsePeekCursor(string(v)); err != nil {
-				return nil, errCursor
+				return nil, errInvalidCursor // SCAN's wording
 			}
 			paged = true
 		default:
