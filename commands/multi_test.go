@@ -465,3 +465,15 @@ func TestBlockedClientsLeavingDuringExecs(t *testing.T) {
 		t.Fatalf("store holds %d jobs, want the %d pushed", n, pushed.Load())
 	}
 }
+
+// MONITOR inside MULTI is refused, and the transaction aborts, as Redis
+// refuses its no-multi commands.
+func TestMonitorRefusedInsideMulti(t *testing.T) {
+	ts := start(t)
+	c := dialRaw(t, ts.addr)
+	wantReply(t, "MULTI", c.do("MULTI"), "OK")
+	wantReply(t, "queued", c.do("JOBPUSH", "q", "h", "a"), "QUEUED")
+	wantReply(t, "MONITOR", c.do("MONITOR"), respErr("ERR Command not allowed inside a transaction"))
+	wantErrPrefix(t, "EXEC", c.do("EXEC"), "EXECABORT")
+	wantReply(t, "nothing applied", c.do("QUEUELEN", "q"), int64(0))
+}

@@ -45,7 +45,7 @@ func serverCommands(e *Env) []protocol.Command {
 			Group: "server", Summary: "Read the server's settings.", Subs: configSubs},
 		{Name: "slowlog", Arity: -2, Flags: protocol.Admin, Handler: slowlog,
 			Group: "server", Summary: "Read or reset the log of slow commands.", Subs: slowlogSubs},
-		{Name: "monitor", Arity: 1, Flags: protocol.Admin, Handler: monitor,
+		{Name: "monitor", Arity: 1, Flags: protocol.Admin | protocol.NoMulti, Handler: monitor,
 			Group: "server", Summary: "Stream every command the server runs, as Redis prints it."},
 		{Name: "info", Arity: -1, Handler: e.info,
 			Group: "server", Summary: "Server facts and counters, as text.",

@@ -58,6 +58,7 @@ const (
 	// held MaxExecReply bytes.
 	ErrExecReplyTooLarge = Error("ERR not run: the transaction's replies before this command are larger than 64 MiB")
 	ErrWatchInMulti      = Error("ERR WATCH inside MULTI is not allowed")
+	ErrNotInMulti        = Error("ERR Command not allowed inside a transaction")
 	ErrWatch             = Error("ERR WATCH is not supported: sluice has no keys to watch; MULTI/EXEC runs the queued commands atomically as they are")
 )
 
@@ -115,6 +116,9 @@ func (c *Client) queue(cmd *Command, args [][]byte) {
 		return
 	case !c.authed && cmd.Flags&NoAuth == 0:
 		refuse(ErrNoAuth)
+		return
+	case cmd.Flags&NoMulti != 0:
+		refuse(ErrNotInMulti)
 		return
 	}
 	if len(cmd.Subs) > 0 && len(args) > 1 {

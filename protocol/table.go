@@ -31,6 +31,9 @@ const (
 	// orders commands against transactions (multi.go): they must not
 	// touch what the commands change.
 	TxControl
+	// NoMulti commands are refused inside MULTI, aborting the
+	// transaction, as Redis's no-multi commands are (MONITOR).
+	NoMulti
 )
 
 var flagNames = []struct {
