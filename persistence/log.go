@@ -101,11 +101,13 @@ type Log struct {
 	unit     bool   // between BeginUnit and EndUnit: Append adds to ubuf
 	ubuf     []byte // the unit's records, framed, not yet in buf
 	unitN    int    // how many records ubuf holds
-	written  uint64 // ... of the last record written to the file
-	synced   uint64 // ... of the last record fsynced
-	writing  bool   // a waiter is writing buf (the group-commit leader)
-	dirty    bool   // the file may end with part of a record (only the leader touches it)
-	err      error  // why writes fail; nil when healthy
+	// unitLimit, if set, replaces maxUnit (tests).
+	unitLimit int
+	written   uint64 // ... of the last record written to the file
+	synced    uint64 // ... of the last record fsynced
+	writing   bool   // a waiter is writing buf (the group-commit leader)
+	dirty     bool   // the file may end with part of a record (only the leader touches it)
+	err       error  // why writes fail; nil when healthy
 	// syncErr is a failed fsync: what was written may not be on disk. Only
 	// a later fsync that covers it clears it; when it concerns a file a
 	// rewrite switched away from (syncErrOld), only a rewrite's snapshot
@@ -326,8 +328,8 @@ func (l *Log) EndUnit() uint64 {
 	case l.unitN == 1:
 		l.buf = append(l.buf, l.ubuf...)
 	case len(l.ubuf)+1 > MaxRecord:
-		// Never reached within the transaction limits of package protocol;
-		// a unit this large could not be read back as one.
+		// Not reached: Err refuses a unit's changes once it holds
+		// maxUnit. A unit this large could not be read back as one.
 		l.log.Error().Int("records", l.unitN).Int("bytes", len(l.ubuf)).
 			Msg("a transaction too large for one log record: logged record by record, so a crash may keep part of it")
 		l.buf = append(l.buf, l.ubuf...)
@@ -354,7 +356,28 @@ func (l *Log) EndUnit() uint64 {
 func (l *Log) Err() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.unit && len(l.ubuf) > l.unitMax() {
+		// The unit could not be read back as one record if it grew much
+		// more: the transaction's further changes are refused (in their
+		// slots), those already made stay one unit.
+		return errUnitFull
+	}
 	return l.failure()
+}
+
+// errUnitFull refuses the changes of a transaction whose log unit is full.
+var errUnitFull = fmt.Errorf("the transaction's log unit holds more than %d MiB; it takes no more changes", maxUnit>>20)
+
+// maxUnit is what a unit may hold before its transaction's further changes
+// are refused: half of MaxRecord, so that the one change that crosses it
+// (far smaller than half a GiB) still leaves the unit one record.
+const maxUnit = MaxRecord / 2
+
+func (l *Log) unitMax() int {
+	if l.unitLimit > 0 {
+		return l.unitLimit
+	}
+	return maxUnit
 }
 
 // failure is the write or fsync error that makes the log refuse changes,

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -180,4 +181,45 @@ func TestUnitRoundTrip(t *testing.T) {
 	if err != nil || n != len(buf) || !reflect.DeepEqual(got, recs) {
 		t.Fatalf("round trip: %d %v\n got %+v\nwant %+v", n, err, got, recs)
 	}
+}
+
+// A transaction's unit stops taking changes before it grows too large to
+// be read back as one record: its further changes are refused, those
+// before stay one unit, and nothing is logged record by record.
+func TestUnitRefusesChangesPastItsBound(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	st, l := open(t, cfg)
+	l.unitLimit = 4 << 10
+	now := int64(1000)
+	st.BeginUnit()
+	var took int
+	var refused error
+	for i := 0; i < 1000 && refused == nil; i++ {
+		if _, err := st.Push(now, store.PushOptions{Queue: "tx", Handler: "h", Payload: make([]byte, 100)}); err != nil {
+			refused = err
+			break
+		}
+		took++
+	}
+	if err := st.EndUnit(); err != nil {
+		t.Fatal(err)
+	}
+	if refused == nil || !strings.Contains(refused.Error(), "log unit holds more than") || took == 0 || took > 50 {
+		t.Fatalf("%d pushes taken, then %v", took, refused)
+	}
+	if _, err := st.Push(now, store.PushOptions{Queue: "after", Handler: "h"}); err != nil {
+		t.Fatalf("a push after the unit: %v", err)
+	}
+	want := dump(t, st, now)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, "sluice.1.incr"))
+	if offs := frames(t, data); len(offs) != 2 {
+		t.Fatalf("%d frames, want the unit and the push after it", len(offs))
+	}
+	st2, l2 := open(t, cfg)
+	defer l2.Close()
+	sameState(t, "after a reopen", dump(t, st2, now), want)
 }
