@@ -477,3 +477,23 @@ func TestMonitorRefusedInsideMulti(t *testing.T) {
 	wantErrPrefix(t, "EXEC", c.do("EXEC"), "EXECABORT")
 	wantReply(t, "nothing applied", c.do("QUEUELEN", "q"), int64(0))
 }
+
+// A monitor sees a transaction's commands as they run in EXEC, between
+// MULTI and EXEC, as Redis shows them.
+func TestMonitorSeesTransactions(t *testing.T) {
+	ts := start(t)
+	mon := dialRaw(t, ts.addr)
+	wantReply(t, "MONITOR", mon.do("MONITOR"), "OK")
+	c := dialRaw(t, ts.addr)
+	wantReply(t, "MULTI", c.do("MULTI"), "OK")
+	wantReply(t, "queued", c.do("JOBPUSH", "q", "h", "p"), "QUEUED")
+	if got, ok := c.do("EXEC").([]any); !ok || len(got) != 1 {
+		t.Fatalf("EXEC: %#v", got)
+	}
+	for _, want := range []string{`"MULTI"`, `"JOBPUSH" "q" "h" "p"`, `"EXEC"`} {
+		line, _ := mon.read().(string)
+		if !strings.HasSuffix(line, "] "+want) {
+			t.Fatalf("monitor line %q, want one ending in %s", line, want)
+		}
+	}
+}

@@ -249,6 +249,9 @@ func (c *Client) Exec() (any, error) {
 		c.lastCmd.Store(cmd)
 		v, err := c.call(cmd, args)
 		c.record(cmd, args, time.Since(began), err != nil)
+		if ms := c.srv.monitors.Load(); ms != nil {
+			c.monitored(*ms, cmd, args) // as Redis: MULTI, each command as it runs, EXEC
+		}
 		if err != nil {
 			out[i] = err
 		} else {
