@@ -38,8 +38,10 @@
 // writer encodes it in the protocol the client chose with HELLO: RESP2
 // until HELLO 3, so a client that never asks gets the RESP2 it always
 // got, and RESP3's maps, nulls and verbatim text after it. ErrorText is the
-// only place errors become wire text: domain errors already start with their
-// code; anything unexpected becomes "ERR internal error" and is logged.
+// only place errors become wire text: domain errors start with their code
+// and say so with a Code method (Coded), which ErrorText finds through
+// wrapping, so protocol needs no list of them; an error without a code
+// becomes "ERR internal error" and is logged.
 //
 // A handler that must wait (JOBRESERVE ... BLOCK) calls Client.Block: the
 // replies buffered so far are written first, then the handler's goroutine

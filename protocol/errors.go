@@ -3,8 +3,6 @@ package protocol
 import (
 	"errors"
 	"strings"
-
-	"sluice/store"
 )
 
 // Error is a reply error whose text starts with its wire code, as in Redis:
@@ -12,6 +10,19 @@ import (
 type Error string
 
 func (e Error) Error() string { return string(e) }
+
+// Code is the error's wire code, its first word.
+func (e Error) Code() string { return firstWord(string(e)) }
+
+// Coded is an error that knows its wire code: the refusals of the domain
+// packages (store's NOJOB, FULL, MISCONF...), found anywhere in a wrapped
+// error's chain. A domain package implements it without importing protocol,
+// so a new refusal needs no entry here; an error with no code in its chain
+// is a bug and reaches the client as ErrInternal.
+type Coded interface {
+	error
+	Code() string
+}
 
 // Redis's own wording, kept in one place so every command says the same.
 const (
@@ -72,25 +83,18 @@ func clip(b []byte, n int) string {
 	return string(b)
 }
 
-// codedErrors are the domain errors whose text already starts with a wire
-// code; errors.Is finds them even when wrapped.
-var codedErrors = []error{
-	store.ErrNoJob, store.ErrNoReservation, store.ErrExpired, store.ErrDupJob,
-	store.ErrWrongState, store.ErrFull, store.ErrInvalid, store.ErrMisconf,
-}
-
 // ErrorText turns any error into the text of a RESP error reply. This is the
-// one place where that happens. internal reports an error that is not part
-// of the wire contract (a bug): the client then sees "ERR internal error".
+// one place where that happens. An Error anywhere in the chain is sent as it
+// is; otherwise the first Coded error's code leads the whole error's text
+// (prefixed when a wrapper put words before it). internal reports an error
+// with no code (a bug): the client then sees "ERR internal error".
 func ErrorText(err error) (text string, internal bool) {
-	var pe Error
-	if errors.As(err, &pe) {
+	if pe, ok := errors.AsType[Error](err); ok {
 		return sanitize(string(pe)), false
 	}
-	for _, known := range codedErrors {
-		if errors.Is(err, known) {
+	if ce, ok := errors.AsType[Coded](err); ok {
+		if code := ce.Code(); code != "" {
 			msg := err.Error()
-			code := firstWord(known.Error())
 			if firstWord(msg) != code {
 				msg = code + " " + msg
 			}

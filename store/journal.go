@@ -1,10 +1,6 @@
 package store
 
-import (
-	"errors"
-
-	"sluice/backpressure"
-)
+import "sluice/backpressure"
 
 // Op is the kind of a Record.
 type Op uint8
@@ -103,7 +99,7 @@ type Journal interface {
 
 // ErrMisconf is returned for changes refused because the log cannot be
 // written (Redis's MISCONF).
-var ErrMisconf = errors.New("MISCONF")
+var ErrMisconf = coded("MISCONF")
 
 type misconfError struct{ cause error }
 
@@ -112,6 +108,7 @@ func (e *misconfError) Error() string {
 }
 func (e *misconfError) Is(target error) bool { return target == ErrMisconf }
 func (e *misconfError) Unwrap() error        { return e.cause }
+func (e *misconfError) Code() string         { return "MISCONF" }
 
 // SetJournal installs j. Call it before serving; nil means no log.
 func (s *Store) SetJournal(j Journal) { s.journal = j }

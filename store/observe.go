@@ -153,3 +153,4 @@ type fullError struct{ msg string }
 
 func (e *fullError) Error() string        { return e.msg }
 func (e *fullError) Is(target error) bool { return target == ErrFull }
+func (e *fullError) Code() string         { return "FULL" }

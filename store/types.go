@@ -1,8 +1,8 @@
 package store
 
 import (
-	"errors"
 	"fmt"
+	"strings"
 
 	"sluice/backpressure"
 )
@@ -69,18 +69,34 @@ func init() {
 	}
 }
 
-// Errors. Each message starts with its wire code (PROTOCOL.md "Errors"), so
-// the server turns them into RESP errors by printing them; the code is also
-// available through Code.
+// Errors. Each message starts with its wire code (PROTOCOL.md "Errors") and
+// Code returns that code, so the server recognises a refusal by the Code
+// method anywhere in an error's chain, not by a list of these variables
+// kept elsewhere. Every error the store returns to a client carries a code:
+// one without would reach the client as "ERR internal error".
 var (
-	ErrNoJob         = errors.New("NOJOB no such job")
-	ErrNoReservation = errors.New("NORESERVATION no such reservation")
-	ErrExpired       = errors.New("EXPIRED the reservation's lease has expired")
-	ErrDupJob        = errors.New("DUPJOB a job with this id already exists")
-	ErrWrongState    = errors.New("WRONGSTATE operation not allowed in the job's state")
-	ErrFull          = errors.New("FULL the server is at its job limit")
-	ErrInvalid       = errors.New("ERR invalid argument")
+	ErrNoJob         = coded("NOJOB no such job")
+	ErrNoReservation = coded("NORESERVATION no such reservation")
+	ErrExpired       = coded("EXPIRED the reservation's lease has expired")
+	ErrDupJob        = coded("DUPJOB a job with this id already exists")
+	ErrWrongState    = coded("WRONGSTATE operation not allowed in the job's state")
+	ErrFull          = coded("FULL the server is at its job limit")
+	ErrInvalid       = coded("ERR invalid argument")
 )
+
+// codedError is a sentinel whose text starts with its wire code. It is a
+// pointer so that errors.Is compares identity, as with errors.New.
+type codedError struct{ text, code string }
+
+// coded makes a sentinel of text, whose first word is its code. The code is
+// cut once here, so Code allocates nothing.
+func coded(text string) error {
+	code, _, _ := strings.Cut(text, " ")
+	return &codedError{text: text, code: code}
+}
+
+func (e *codedError) Error() string { return e.text }
+func (e *codedError) Code() string  { return e.code }
 
 // StateError is a refused lifecycle transition. It matches ErrWrongState
 // with errors.Is.
@@ -95,12 +111,14 @@ func (e *StateError) Error() string {
 
 // Is makes errors.Is(err, ErrWrongState) true.
 func (e *StateError) Is(target error) bool { return target == ErrWrongState }
+func (e *StateError) Code() string         { return "WRONGSTATE" }
 
 // invalid wraps ErrInvalid with a message a user can act on.
 type invalidError struct{ msg string }
 
 func (e *invalidError) Error() string        { return "ERR " + e.msg }
 func (e *invalidError) Is(target error) bool { return target == ErrInvalid }
+func (e *invalidError) Code() string         { return "ERR" }
 
 func invalid(format string, args ...any) error {
 	return &invalidError{msg: fmt.Sprintf(format, args...)}
