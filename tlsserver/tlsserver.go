@@ -224,8 +224,7 @@ func (l *Listener) logFailure(addr net.Addr, err error) {
 	}
 	l.logged[host] = &source{at: now}
 	l.mu.Unlock()
-	l.log.Warn().Err(err).Str("addr", addr.String()).Int("failed_since_last_logged", suppressed).
-		Dur("next_within", logEvery).Msg("TLS handshake failed")
+	l.log.Warn().Err(err).Str("addr", addr.String()).Int("failed_since_last_logged", suppressed).Msg("TLS handshake failed")
 }
 
 // Accept returns the next connection whose handshake succeeded.
