@@ -192,6 +192,23 @@ func TestTLSGoRedisLifecycle(t *testing.T) {
 		t.Fatalf("JOBACK: %v", err)
 	}
 
+	// A pipeline, and a payload larger than a TLS record (16 KiB).
+	big := strings.Repeat("x", 300<<10)
+	cmds, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for range 300 {
+			p.Do(ctx, "JOBPUSH", "many", "h", "p")
+		}
+		p.Do(ctx, "JOBPUSH", "big", "h", big)
+		return nil
+	})
+	if err != nil || len(cmds) != 301 {
+		t.Fatalf("pipeline over TLS: %d replies, %v", len(cmds), err)
+	}
+	res, err = c.Do(ctx, "JOBRESERVE", "w", 60000, "QUEUES", "big").Slice()
+	if err != nil || len(res) != 1 || len(res[0].([]any)) < 10 || res[0].([]any)[9] != big {
+		t.Fatalf("the big payload did not come back whole: %v", err)
+	}
+
 	plain := redis.NewClient(&redis.Options{Addr: s.addr, Protocol: 2, MaxRetries: -1, DialTimeout: 2 * time.Second, ReadTimeout: 2 * time.Second})
 	defer plain.Close()
 	if err := plain.Ping(ctx).Err(); err == nil {
