@@ -367,3 +367,23 @@ func TestTLSRedisCLI(t *testing.T) {
 		t.Fatalf("JOBPUSH printed %q", id)
 	}
 }
+
+// A certificate that cannot be read stops the start with the file named.
+func TestTLSBadFilesStopTheStart(t *testing.T) {
+	ca := newCA(t, "ca")
+	f := writeTLSFiles(t, t.TempDir(), ca, ca)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--tls-cert-file", filepath.Join(f.dir, "missing.crt"), "--tls-key-file", f.key, "--tls-ca-cert-file", f.ca}, "missing.crt"},
+		{[]string{"--tls-cert-file", f.cert, "--tls-key-file", f.ca, "--tls-ca-cert-file", f.ca}, "tls-cert-file/tls-key-file"},
+		{[]string{"--tls-cert-file", f.cert, "--tls-key-file", f.key, "--tls-ca-cert-file", f.key}, "tls-ca-cert-file"},
+	} {
+		var logs bytes.Buffer
+		args := append([]string{"--port", "0", "--tls-port", freePort(t), "--dir", t.TempDir(), "--appendonly", "no", "--logformat", "json"}, tc.args...)
+		if code := run(args, nil, os.Stdout, &logs, make(chan os.Signal), nil); code != 1 || !strings.Contains(logs.String(), tc.want) {
+			t.Errorf("%v: exit %d, want 1 and %q in:\n%s", tc.args, code, tc.want, logs.String())
+		}
+	}
+}
