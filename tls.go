@@ -38,7 +38,7 @@ func listenTLS(cfg config.Config, log zerolog.Logger) ([]net.Listener, *tlsserve
 			}
 			return nil, nil, err
 		}
-		lns = append(lns, tlsserver.NewListener(ln, certs.Config(), 0, log))
+		lns = append(lns, tlsserver.NewListener(ln, certs.Config(), 0, cfg.MaxClients, log))
 	}
 	return lns, certs, nil
 }

@@ -116,6 +116,7 @@ type Listener struct {
 	inner   net.Listener
 	cfg     *tls.Config
 	timeout time.Duration
+	pending chan struct{} // a slot per handshake in progress
 	log     zerolog.Logger
 	now     func() time.Time
 
@@ -134,11 +135,17 @@ type source struct {
 }
 
 // NewListener serves cfg on inner; timeout 0 means DefaultHandshakeTimeout.
-func NewListener(inner net.Listener, cfg *tls.Config, timeout time.Duration, log zerolog.Logger) *Listener {
+// At most maxPending handshakes run at once (the server passes maxclients);
+// a connection past them is closed at once, as a plaintext one past
+// maxclients is refused.
+func NewListener(inner net.Listener, cfg *tls.Config, timeout time.Duration, maxPending int, log zerolog.Logger) *Listener {
 	if timeout <= 0 {
 		timeout = DefaultHandshakeTimeout
 	}
-	l := &Listener{inner: inner, cfg: cfg, timeout: timeout, log: log, now: time.Now,
+	if maxPending < 1 {
+		maxPending = 1
+	}
+	l := &Listener{inner: inner, cfg: cfg, timeout: timeout, pending: make(chan struct{}, maxPending), log: log, now: time.Now,
 		ready: make(chan net.Conn), done: make(chan struct{}), logged: map[string]*source{}}
 	go l.acceptLoop()
 	return l
@@ -175,11 +182,21 @@ func (l *Listener) acceptLoop() {
 			continue
 		}
 		backoff = 0
-		go l.handshake(nc)
+		select {
+		case l.pending <- struct{}{}:
+			go l.handshake(nc)
+		default:
+			l.failed.Add(1)
+			l.logFailure(nc.RemoteAddr(), errTooMany)
+			nc.Close()
+		}
 	}
 }
 
+var errTooMany = errors.New("too many TLS handshakes in progress")
+
 func (l *Listener) handshake(nc net.Conn) {
+	defer func() { <-l.pending }()
 	tc := tls.Server(nc, l.cfg)
 	_ = nc.SetDeadline(l.now().Add(l.timeout))
 	if err := tc.Handshake(); err != nil {

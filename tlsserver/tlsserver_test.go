@@ -37,7 +37,7 @@ func TestHandshakeDeadline(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs lockedBuf
-	l := NewListener(inner, (&Certs{}).Config(), 50*time.Millisecond, zerolog.New(&logs))
+	l := NewListener(inner, (&Certs{}).Config(), 50*time.Millisecond, 10, zerolog.New(&logs))
 	defer l.Close()
 	nc, err := net.Dial("tcp", l.Addr().String())
 	if err != nil {
@@ -81,5 +81,39 @@ func TestFailureLogRateLimited(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
 	if len(lines) != 3 || !strings.Contains(lines[2], `"failed_since_last_logged":5`) {
 		t.Fatalf("after a minute:\n%s", logs.String())
+	}
+}
+
+// Past maxPending handshakes in progress, a new connection is closed at
+// once instead of waiting for the deadline.
+func TestPendingHandshakesBounded(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs lockedBuf
+	l := NewListener(inner, (&Certs{}).Config(), time.Minute, 1, zerolog.New(&logs))
+	defer l.Close()
+	silent, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	for len(l.pending) != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	extra, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	extra.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := extra.Read(make([]byte, 1)); err == nil {
+		t.Fatal("read data from a connection past the handshake limit")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("a connection past the handshake limit was kept")
+	}
+	if l.Failed() != 1 || !strings.Contains(logs.String(), "too many TLS handshakes") {
+		t.Fatalf("failed %d, logs %s", l.Failed(), logs.String())
 	}
 }
