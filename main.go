@@ -182,9 +182,11 @@ func run(args, environ []string, stdout, stderr io.Writer, stop <-chan os.Signal
 		}
 		return 1
 	}
+	var tlsAddrs []string
 	for _, ln := range tlsLns {
 		lns = append(lns, ln)
 		addrs = append(addrs, ln.Addr().String())
+		tlsAddrs = append(tlsAddrs, ln.Addr().String())
 	}
 	if len(lns) == 0 {
 		log.Error().Strs("bind", cfg.Bind).Msg("no address to listen on")
@@ -219,6 +221,9 @@ func run(args, environ []string, stdout, stderr io.Writer, stop <-chan os.Signal
 	ev := log.Info().Strs("addr", addrs).Str("version", version).Int("pid", os.Getpid())
 	if metricsURL != "" {
 		ev = ev.Str("metrics", metricsURL)
+	}
+	if tlsAddrs != nil {
+		ev = ev.Strs("tls_addr", tlsAddrs)
 	}
 	for k, v := range cfg.Changed() {
 		ev = ev.Str(k, v)

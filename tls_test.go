@@ -153,6 +153,9 @@ func startTLS(t *testing.T, f tlsFiles, args ...string) *tlsServer {
 			t.Fatalf("port 0 with a tls-port listens on %v, want the TLS address only", addrs)
 		}
 		s.addr = addrs[0]
+		if !strings.Contains(s.logged(), `"tls_addr":["`+s.addr+`"]`) {
+			t.Fatalf("the ready line does not name the TLS address:\n%s", s.logged())
+		}
 	case code := <-done:
 		t.Fatalf("run exited %d:\n%s", code, s.logged())
 	}
