@@ -390,3 +390,36 @@ func TestTLSBadFilesStopTheStart(t *testing.T) {
 		}
 	}
 }
+
+// With a port and a tls-port both are served, by the same server: a job
+// pushed in plaintext is reserved over TLS.
+func TestTLSBesidePlaintext(t *testing.T) {
+	ca := newCA(t, "ca")
+	f := writeTLSFiles(t, t.TempDir(), ca, ca)
+	args := []string{"--port", freePort(t), "--tls-port", freePort(t), "--dir", t.TempDir(), "--appendonly", "no", "--logformat", "json",
+		"--tls-cert-file", f.cert, "--tls-key-file", f.key, "--tls-auth-clients", "no"}
+	stop, ready, done := make(chan os.Signal, 1), make(chan []string, 1), make(chan int, 1)
+	var logs bytes.Buffer
+	go func() { done <- run(args, nil, os.Stdout, &syncWriter{w: &logs}, stop, ready) }()
+	var addrs []string
+	select {
+	case addrs = <-ready:
+	case code := <-done:
+		t.Fatalf("run exited %d", code)
+	}
+	defer func() { stop <- syscall.SIGTERM; <-done }()
+	if len(addrs) != 2 {
+		t.Fatalf("listening on %v, want plaintext then TLS", addrs)
+	}
+	ctx := context.Background()
+	plain := redis.NewClient(&redis.Options{Addr: addrs[0], Protocol: 2})
+	defer plain.Close()
+	if err := plain.Do(ctx, "JOBPUSH", "q", "h", "p").Err(); err != nil {
+		t.Fatal(err)
+	}
+	c := tlsClient(addrs[1], ca.pool())
+	defer c.Close()
+	if res, err := c.Do(ctx, "JOBRESERVE", "w", 60000, "QUEUES", "q").Slice(); err != nil || len(res) != 1 {
+		t.Fatalf("reserve over TLS: %v, %v", res, err)
+	}
+}
