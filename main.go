@@ -36,7 +36,7 @@ const version = "0.1.0"
 
 func main() {
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP) // SIGHUP: reload TLS certificates
 	os.Exit(run(os.Args[1:], os.Environ(), os.Stdout, os.Stderr, sig, nil))
 }
 
@@ -148,7 +148,11 @@ func run(args, environ []string, stdout, stderr io.Writer, stop <-chan os.Signal
 	var lns []net.Listener
 	var addrs []string
 	port := cfg.Port
-	for _, l := range cfg.Listeners() {
+	plain := cfg.Listeners()
+	if cfg.PlainOff() { // port 0 with a TLS port: TLS only, as in Redis
+		plain, port = nil, 0
+	}
+	for _, l := range plain {
 		a := l.Addr
 		if port != cfg.Port { // --port 0: every address shares the port picked first
 			h, _, _ := net.SplitHostPort(a)
@@ -169,6 +173,20 @@ func run(args, environ []string, stdout, stderr io.Writer, stop <-chan os.Signal
 		port = ln.Addr().(*net.TCPAddr).Port
 		lns = append(lns, ln)
 		addrs = append(addrs, ln.Addr().String())
+	}
+	tlsLns, certs, err := listenTLS(cfg, log)
+	if err != nil {
+		log.Error().Err(err).Int("tls-port", cfg.TLSPort).Msg("cannot serve TLS")
+		for _, l := range lns {
+			l.Close()
+		}
+		return 1
+	}
+	var tlsAddrs []string
+	for _, ln := range tlsLns {
+		lns = append(lns, ln)
+		addrs = append(addrs, ln.Addr().String())
+		tlsAddrs = append(tlsAddrs, ln.Addr().String())
 	}
 	if len(lns) == 0 {
 		log.Error().Strs("bind", cfg.Bind).Msg("no address to listen on")
@@ -204,6 +222,9 @@ func run(args, environ []string, stdout, stderr io.Writer, stop <-chan os.Signal
 	if metricsURL != "" {
 		ev = ev.Str("metrics", metricsURL)
 	}
+	if tlsAddrs != nil {
+		ev = ev.Strs("tls_addr", tlsAddrs)
+	}
 	for k, v := range cfg.Changed() {
 		ev = ev.Str(k, v)
 	}
@@ -220,8 +241,13 @@ func run(args, environ []string, stdout, stderr io.Writer, stop <-chan os.Signal
 		ready <- addrs
 	}
 
+wait:
 	select {
 	case s := <-stop:
+		if s == syscall.SIGHUP {
+			reloadTLS(certs, log)
+			goto wait
+		}
 		log.Info().Str("signal", fmt.Sprint(s)).Dur("deadline", time.Duration(cfg.ShutdownTimeout)*time.Second).Msg("shutting down")
 	case <-shutdownReq:
 		log.Info().Str("command", "SHUTDOWN").Dur("deadline", time.Duration(cfg.ShutdownTimeout)*time.Second).Msg("shutting down")
@@ -246,6 +272,10 @@ func run(args, environ []string, stdout, stderr io.Writer, stop <-chan os.Signal
 			var s os.Signal
 			select {
 			case s = <-stop:
+				if s == syscall.SIGHUP { // a reload, not a request to hurry
+					n--
+					continue
+				}
 			case <-force.Done():
 				return
 			}

@@ -53,6 +53,15 @@ type Config struct {
 	// error; past it the connection closes. Default 512mb.
 	ProtoMaxBulkLen int64
 
+	// TLS, with Redis's option names and meaning. TLSPort 0 (the default)
+	// serves no TLS; with a TLS port, port 0 serves TLS only.
+	TLSPort        int
+	TLSCertFile    string
+	TLSKeyFile     string
+	TLSCACertFile  string // CA that signs client certificates
+	TLSAuthClients string // yes (default), no or optional
+	TLSProtocols   string // space-separated: TLSv1.2 and/or TLSv1.3 (default both)
+
 	File string // the config file read, if any
 }
 
@@ -79,6 +88,9 @@ func DefaultConfig() Config {
 		IdempotencyWindow:  24 * 60 * 60,
 		IdempotencyMaxKeys: 1_000_000,
 		ProtoMaxBulkLen:    512 << 20,
+
+		TLSAuthClients: "yes",
+		TLSProtocols:   "TLSv1.2 TLSv1.3",
 	}
 }
 
@@ -103,7 +115,7 @@ var Options = []Option{
 			return nil
 		},
 		func(c *Config) string { return strings.Join(c.Bind, " ") }},
-	{"port", "TCP port (0 picks a free one and logs it)",
+	{"port", "TCP port (0 picks a free one and logs it; with --tls-port set, 0 serves TLS only)",
 		func(c *Config, v string) (err error) { c.Port, err = intIn[int](v, portRange); return },
 		func(c *Config) string { return strconv.Itoa(c.Port) }},
 	{"dir", "data directory (created if missing)",
@@ -187,6 +199,24 @@ var Options = []Option{
 			return
 		},
 		func(c *Config) string { return strconv.Itoa(c.IdempotencyMaxKeys) }},
+	{"tls-port", "TCP port for TLS connections on the bind addresses (0 = no TLS)",
+		func(c *Config, v string) (err error) { c.TLSPort, err = intIn[int](v, tlsPortRange); return },
+		func(c *Config) string { return strconv.Itoa(c.TLSPort) }},
+	{"tls-cert-file", "server certificate (PEM; a chain may follow it), reloaded on SIGHUP",
+		func(c *Config, v string) error { c.TLSCertFile = v; return nil },
+		func(c *Config) string { return c.TLSCertFile }},
+	{"tls-key-file", "private key of tls-cert-file (PEM, unencrypted)",
+		func(c *Config, v string) error { c.TLSKeyFile = v; return nil },
+		func(c *Config) string { return c.TLSKeyFile }},
+	{"tls-ca-cert-file", "CA certificates (PEM) that client certificates must chain to",
+		func(c *Config, v string) error { c.TLSCACertFile = v; return nil },
+		func(c *Config) string { return c.TLSCACertFile }},
+	{"tls-auth-clients", "client certificates: yes (required), no (not asked for) or optional (checked if sent)",
+		func(c *Config, v string) error { c.TLSAuthClients = strings.ToLower(v); return nil },
+		func(c *Config) string { return c.TLSAuthClients }},
+	{"tls-protocols", "TLS versions served, space-separated: TLSv1.2, TLSv1.3",
+		func(c *Config, v string) error { c.TLSProtocols = v; return nil },
+		func(c *Config) string { return c.TLSProtocols }},
 }
 
 func lookup(name string) *Option {
@@ -343,7 +373,7 @@ func (c *Config) Validate() error {
 		b bounds
 		v int64
 	}{
-		{portRange, int64(c.Port)}, {maxClientsRange, int64(c.MaxClients)}, {timeoutRange, int64(c.Timeout)},
+		{portRange, int64(c.Port)}, {tlsPortRange, int64(c.TLSPort)}, {maxClientsRange, int64(c.MaxClients)}, {timeoutRange, int64(c.Timeout)},
 		{metricsLabelsRange, int64(c.MetricsMaxLabels)}, {slowlogSlowerRange, c.SlowlogSlowerThan},
 		{slowlogLenRange, int64(c.SlowlogMaxLen)}, {shutdownTimeoutRange, int64(c.ShutdownTimeout)},
 		{reserveQueuesRange, int64(c.MaxReserveQueues)},
@@ -371,6 +401,9 @@ func (c *Config) Validate() error {
 	case c.LogFormat != "" && c.LogFormat != "console" && c.LogFormat != "json":
 		return fmt.Errorf("logformat: %q is not console or json", c.LogFormat)
 	}
+	if err := c.validateTLS(); err != nil {
+		return err
+	}
 	if c.MetricsAddr != "" {
 		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil || port == "" {
 			return fmt.Errorf("metrics-addr: %q is not host:port", c.MetricsAddr)
@@ -378,6 +411,74 @@ func (c *Config) Validate() error {
 	}
 	return nil
 }
+
+// validateTLS checks the tls-* options; the files themselves are read when
+// the server starts (and again on SIGHUP).
+func (c *Config) validateTLS() error {
+	if _, _, err := TLSVersions(c.TLSProtocols); err != nil {
+		return err
+	}
+	switch c.TLSAuthClients {
+	case "yes", "no", "optional":
+	default:
+		return fmt.Errorf("tls-auth-clients: %q is not yes, no or optional", c.TLSAuthClients)
+	}
+	if c.TLSPort == 0 {
+		return nil
+	}
+	switch {
+	case c.TLSPort == c.Port:
+		return fmt.Errorf("tls-port: %d is also the plaintext port", c.TLSPort)
+	case c.TLSCertFile == "" || c.TLSKeyFile == "":
+		return errors.New("tls-port: needs tls-cert-file and tls-key-file")
+	case c.TLSAuthClients != "no" && c.TLSCACertFile == "":
+		return fmt.Errorf("tls-auth-clients %s: needs tls-ca-cert-file to check client certificates (or tls-auth-clients no)", c.TLSAuthClients)
+	}
+	return nil
+}
+
+// TLSVersions reads tls-protocols ("TLSv1.2 TLSv1.3", either alone, any
+// case) into the lowest and highest version to serve, as crypto/tls numbers
+// them. TLS 1.0 and 1.1 are refused: they are deprecated (RFC 8996).
+func TLSVersions(s string) (min, max uint16, err error) {
+	const v12, v13 = 0x0303, 0x0304 // tls.VersionTLS12, tls.VersionTLS13
+	for _, f := range strings.Fields(s) {
+		var v uint16
+		switch strings.ToLower(f) {
+		case "tlsv1.2":
+			v = v12
+		case "tlsv1.3":
+			v = v13
+		default:
+			return 0, 0, fmt.Errorf("tls-protocols: %q is not TLSv1.2 or TLSv1.3", f)
+		}
+		if min == 0 || v < min {
+			min = v
+		}
+		if v > max {
+			max = v
+		}
+	}
+	if min == 0 {
+		return 0, 0, errors.New("tls-protocols: names no protocol (TLSv1.2, TLSv1.3)")
+	}
+	return min, max, nil
+}
+
+// TLSListeners are the addresses to listen on for TLS: the bind addresses
+// with tls-port; none when tls-port is 0.
+func (c *Config) TLSListeners() []Listener {
+	if c.TLSPort == 0 {
+		return nil
+	}
+	d := *c
+	d.Port = c.TLSPort
+	return d.Listeners()
+}
+
+// PlainOff reports whether plaintext is off: port 0 with a TLS port, as in
+// Redis. (Without a TLS port, port 0 picks a free port.)
+func (c *Config) PlainOff() bool { return c.Port == 0 && c.TLSPort != 0 }
 
 // parseBind reads one bind address: an IP address (IPv6 with or without
 // brackets), localhost, * for every IPv4 interface or ::* for every IPv6
@@ -497,6 +598,7 @@ type bounds struct {
 // would overflow here; counts stop at the largest 32-bit int.
 var (
 	portRange            = bounds{"port", 0, 65535, ""}
+	tlsPortRange         = bounds{"tls-port", 0, 65535, ""}
 	maxClientsRange      = bounds{"maxclients", 1, math.MaxInt32, ""}
 	timeoutRange         = bounds{"timeout", 0, math.MaxInt32, "seconds"}
 	shutdownTimeoutRange = bounds{"shutdown-timeout", 0, math.MaxInt32, "seconds"}

@@ -388,3 +388,37 @@ func TestMaxMemoryClients(t *testing.T) {
 		t.Errorf("--maxmemory-clients -1: %v", err)
 	}
 }
+
+func TestTLSOptions(t *testing.T) {
+	files := []string{"--tls-cert-file", "s.crt", "--tls-key-file", "s.key", "--tls-ca-cert-file", "ca.crt"}
+	for _, tc := range []struct {
+		args []string
+		want string // "" : accepted
+	}{
+		{[]string{"--tls-port", "6391"}, "tls-port: needs tls-cert-file and tls-key-file"},
+		{[]string{"--tls-port", "6391", "--tls-cert-file", "s.crt", "--tls-key-file", "s.key"}, "tls-auth-clients yes: needs tls-ca-cert-file"},
+		{[]string{"--tls-port", "6391", "--tls-cert-file", "s.crt", "--tls-key-file", "s.key", "--tls-auth-clients", "no"}, ""},
+		{append([]string{"--tls-port", "6390"}, files...), "tls-port: 6390 is also the plaintext port"},
+		{append([]string{"--tls-port", "70000"}, files...), "--tls-port: 70000 is not between 0 and 65535"},
+		{append([]string{"--tls-port", "6391", "--tls-auth-clients", "maybe"}, files...), `tls-auth-clients: "maybe" is not yes, no or optional`},
+		{append([]string{"--tls-port", "6391", "--tls-protocols", "TLSv1.1"}, files...), `tls-protocols: "TLSv1.1" is not TLSv1.2 or TLSv1.3`},
+		{append([]string{"--tls-port", "6391", "--tls-protocols", " "}, files...), "tls-protocols: names no protocol"},
+		{append([]string{"--tls-port", "6391", "--tls-protocols", "tlsv1.3"}, files...), ""},
+		{append([]string{"--tls-port", "6391", "--tls-auth-clients", "OPTIONAL"}, files...), ""},
+	} {
+		_, _, err := Load(tc.args, nil)
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
+		}
+	}
+	c, _, err := Load(append([]string{"--port", "0", "--tls-port", "6391"}, files...), nil)
+	if err != nil || !c.PlainOff() || len(c.TLSListeners()) != 1 || c.TLSListeners()[0].Addr != "127.0.0.1:6391" {
+		t.Fatalf("TLS only: %v %v %v", err, c.PlainOff(), c.TLSListeners())
+	}
+	if c, _, _ := Load([]string{"--port", "0"}, nil); c.PlainOff() || c.TLSListeners() != nil {
+		t.Fatal("port 0 without TLS must still pick a free port")
+	}
+	if min, max, _ := TLSVersions(DefaultConfig().TLSProtocols); min != 0x0303 || max != 0x0304 {
+		t.Fatalf("default protocols %x..%x", min, max)
+	}
+}
