@@ -74,6 +74,9 @@ func start(t *testing.T, dir string, port int, args ...string) *server {
 		t.Fatal(err)
 	}
 	s := &server{t: t, cmd: cmd, addr: fmt.Sprintf("127.0.0.1:%d", port), log: logf}
+	// A test that fails half way leaves no server behind (killing one
+	// that has already exited does nothing).
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		c := s.client()
