@@ -171,7 +171,7 @@ func readReply(r *bufio.Reader) (string, error) {
 // closed reports whether the server closes the connection (end of stream
 // or reset) within 5 seconds; a byte or a timeout is not closed.
 func (c *rawClient) closed() bool {
-	_ = c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_ = c.nc.SetReadDeadline(time.Now().Add(20 * time.Second))
 	_, err := c.r.ReadByte()
 	return err != nil && !errors.Is(err, os.ErrDeadlineExceeded)
 }
@@ -424,10 +424,10 @@ func TestShutdownDrains(t *testing.T) {
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 5s")
+			t.Fatal("condition not met in 20s")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
