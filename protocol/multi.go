@@ -121,6 +121,10 @@ func (c *Client) queue(cmd *Command, args [][]byte) {
 		refuse(ErrNotInMulti)
 		return
 	}
+	if err := c.permit(cmd, args, "multi"); err != nil {
+		refuse(err)
+		return
+	}
 	if len(cmd.Subs) > 0 && len(args) > 1 {
 		if sub := cmd.sub(args[1]); sub != nil && !arityOK(sub.Arity, len(args)) {
 			refuse(WrongArity(sub.Name))

@@ -3,7 +3,6 @@ package protocol
 import (
 	"cmp"
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net"
@@ -110,6 +109,7 @@ func (c Config) Validate() error {
 type Server struct {
 	cfg   Config
 	table *Table
+	acl   *ACL
 	log   zerolog.Logger
 
 	mu        sync.Mutex // protects clients, listeners, onDrain
@@ -152,6 +152,7 @@ func NewServer(cfg Config, table *Table, log zerolog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, table: table, log: log, clients: make(map[int64]*Client), started: time.Now()}
+	s.acl = newACL(table, cfg.RequirePass)
 	s.slow.slower, s.slow.max = cfg.SlowlogSlowerThan, cfg.SlowlogMaxLen
 	s.atomic = cfg.Atomic
 	if s.atomic == nil {
@@ -302,13 +303,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		<-done
 		return fmt.Errorf("drain cut short: %w", ctx.Err())
 	}
-}
-
-// checkPassword compares in constant time.
-func (s *Server) checkPassword(user, pass string) bool {
-	okUser := user == "" || user == "default"
-	okPass := subtle.ConstantTimeCompare([]byte(pass), []byte(s.cfg.RequirePass)) == 1
-	return okUser && okPass
 }
 
 // ClientInfo describes a connection for CLIENT LIST and INFO.
