@@ -151,7 +151,7 @@ func withACL(cmds []protocol.Command) []protocol.Command {
 }
 
 func aclCommand() protocol.Command {
-	return protocol.Command{Name: "acl", Arity: -2, Flags: protocol.Admin, Handler: acl,
+	return protocol.Command{Name: "acl", Arity: -2, Flags: protocol.Admin | protocol.Redact, Handler: acl,
 		Categories: []string{"admin"},
 		Group:      "server", Summary: "Manage users and their rights.",
 		Subs: []protocol.Command{
