@@ -168,6 +168,8 @@ func aclCommand() protocol.Command {
 			{Name: "acl|log", Arity: -2, Summary: "Show or reset the log of refused commands and logins.",
 				Args: []protocol.Arg{{Name: "operation", Type: "oneof", Optional: true, Args: []protocol.Arg{
 					integerArg("count"), {Name: "reset", Type: "pure-token", Token: "RESET"}}}}},
+			{Name: "acl|load", Arity: 2, Summary: "Replace the users with those of the --aclfile."},
+			{Name: "acl|save", Arity: 2, Summary: "Write the users to the --aclfile."},
 			{Name: "acl|help", Arity: 2, Summary: "Show ACL's subcommands."},
 		}}
 }
@@ -228,6 +230,15 @@ func acl(c *protocol.Client, args [][]byte) (any, error) {
 		return cmds, nil
 	case "log":
 		return aclLog(a, args[2:])
+	case "load", "save":
+		f := srv.SaveACLFile
+		if strings.EqualFold(string(args[1]), "load") {
+			f = srv.LoadACLFile
+		}
+		if err := f(); err != nil {
+			return nil, err
+		}
+		return protocol.OK, nil
 	case "help":
 		return []string{
 			"ACL <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -239,6 +250,8 @@ func acl(c *protocol.Client, args [][]byte) (any, error) {
 			"WHOAMI", "    Name the connection's user.",
 			"CAT [<category>]", "    List the categories, or the commands of one.",
 			"LOG [<count> | RESET]", "    Show the refused commands and logins, or forget them.",
+			"LOAD", "    Replace the users with those of the --aclfile.",
+			"SAVE", "    Write the users to the --aclfile.",
 		}, nil
 	}
 	return nil, protocol.UnknownSubcommand("acl", args[1])

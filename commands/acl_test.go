@@ -1,6 +1,8 @@
 package commands_test
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -205,4 +207,65 @@ func contains(list []any, s string) bool {
 		}
 	}
 	return false
+}
+
+// --aclfile: users loaded at start; ACL SAVE writes them as ACL LIST
+// prints them; ACL LOAD replaces them, and a bad file changes nothing.
+func TestACLFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "users.acl")
+	if err := os.WriteFile(path, []byte("# team A\nuser mailer on >pw ~team-a:* +@producer\n\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ts := start(t, func(s *setup) { s.pcfg.ACLFile = path })
+	admin := ts.client(t)
+	mailer := ts.client(t, named("mailer", "pw"))
+	do(t, mailer, "JOBPUSH", "team-a:mail", "send", "x")
+	if got := doErr(t, mailer, "FLUSHALL"); !strings.HasPrefix(got, "NOPERM") {
+		t.Errorf("FLUSHALL: %q", got)
+	}
+
+	do(t, admin, "ACL", "SETUSER", "worker", "on", ">w", "~team-a:*", "+@worker")
+	do(t, admin, "ACL", "SAVE")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := do(t, admin, "ACL", "LIST").([]any)
+	var want strings.Builder
+	for _, l := range list {
+		want.WriteString(l.(string) + "\n")
+	}
+	if string(data) != want.String() {
+		t.Errorf("saved %q, want ACL LIST %q", data, want.String())
+	}
+
+	// A bad line: refused with its place, nothing changed.
+	if err := os.WriteFile(path, []byte("user mailer on +nosuch\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := doErr(t, admin, "ACL", "LOAD"); !strings.Contains(got, "users.acl:1: Error in ACL SETUSER modifier '+nosuch'") {
+		t.Errorf("ACL LOAD of a bad file: %q", got)
+	}
+	if got := do(t, admin, "ACL", "LIST").([]any); len(got) != 3 {
+		t.Errorf("a bad file changed the users: %q", got)
+	}
+	// A good one replaces the users: worker goes, mailer changes.
+	if err := os.WriteFile(path, []byte("user mailer on >pw ~team-b:* +@producer\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	do(t, admin, "ACL", "LOAD")
+	if got := do(t, admin, "ACL", "USERS").([]any); len(got) != 2 || got[0] != "default" || got[1] != "mailer" {
+		t.Errorf("users after LOAD: %v", got)
+	}
+	if got := doErr(t, mailer, "JOBPUSH", "team-a:mail", "send", "y"); !strings.HasPrefix(got, "NOPERM") {
+		t.Errorf("after LOAD mailer still pushes to team-a: %q", got)
+	}
+
+	// Without --aclfile, LOAD and SAVE say so.
+	plain := start(t).client(t)
+	for _, sub := range []string{"LOAD", "SAVE"} {
+		if got := doErr(t, plain, "ACL", sub); !strings.Contains(got, "--aclfile") {
+			t.Errorf("ACL %s without a file: %q", sub, got)
+		}
+	}
 }

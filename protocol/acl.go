@@ -4,12 +4,14 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/tidwall/match"
 )
@@ -62,6 +64,8 @@ type ACL struct {
 	table  *Table
 	def    *User
 	rights []right // every command and listed subcommand, in table order
+	// defStart is the default user as --requirepass made it.
+	defStart *aclRules
 
 	mu    sync.Mutex // protects users and log
 	users map[string]*User
@@ -90,6 +94,7 @@ func newACL(table *Table, requirepass string) *ACL {
 	}
 	a.setAllCommands(r, true)
 	a.seal(r)
+	a.defStart = r
 	a.def = &User{acl: a, name: "default"}
 	a.def.rules.Store(r)
 	a.users["default"] = a.def
@@ -347,6 +352,9 @@ func (a *ACL) apply(r *aclRules, rule string) error {
 		if body == "" {
 			return errRuleSyntax
 		}
+		if strings.ContainsFunc(body, unicode.IsSpace) {
+			return ruleError("Patterns cannot contain spaces")
+		}
 		if r.allKeys {
 			return nil
 		}
@@ -425,15 +433,7 @@ func (s *Server) DelUser(names []string) (int, error) {
 		}
 	}
 	a.mu.Unlock()
-	if len(gone) > 0 {
-		s.mu.Lock()
-		for _, c := range s.clients {
-			if gone[c.userPtr.Load()] {
-				c.kill()
-			}
-		}
-		s.mu.Unlock()
-	}
+	s.disconnect(gone)
 	return len(gone), nil
 }
 
@@ -651,3 +651,118 @@ func (a *ACL) ResetLog() {
 
 // User is the user the client is logged in as (default until AUTH).
 func (c *Client) User() *User { return c.userPtr.Load() }
+
+// ErrNoACLFile answers ACL LOAD and ACL SAVE without --aclfile.
+var ErrNoACLFile = Error("ERR This instance is not configured to use an ACL file. Start it with --aclfile to load and save users")
+
+// LoadACLFile replaces the users with those of the --aclfile: lines
+// "user <name> <rule> ...", as ACL LIST prints them, each applied to a
+// new user; blank lines and lines starting with '#' are skipped. Any error
+// (a rule, a duplicate user, an unreadable file) changes nothing. Users not
+// in the file are deleted and their clients disconnected; without a
+// "default" line the default user is what --requirepass made it.
+func (s *Server) LoadACLFile() error {
+	if s.cfg.ACLFile == "" {
+		return ErrNoACLFile
+	}
+	data, err := os.ReadFile(s.cfg.ACLFile)
+	if err != nil {
+		return Error("ERR cannot read the ACL file: " + ruleText(err.Error()))
+	}
+	a := s.acl
+	tmp := &ACL{table: a.table, rights: a.rights, users: map[string]*User{}}
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		where := s.cfg.ACLFile + ":" + strconv.Itoa(i+1) + ": "
+		f := strings.Fields(line)
+		if len(f) < 2 || f[0] != "user" {
+			return Error("ERR " + ruleText(where) + "a line must read: user <name> <rule> ...")
+		}
+		if tmp.users[f[1]] != nil {
+			return Error("ERR " + ruleText(where) + "user " + ruleText(f[1]) + " is defined twice")
+		}
+		if err := tmp.SetUser(f[1], f[2:]); err != nil {
+			return Error("ERR " + ruleText(where) + strings.TrimPrefix(err.Error(), "ERR "))
+		}
+	}
+	if tmp.users["default"] == nil {
+		tmp.users["default"] = &User{acl: a, name: "default"}
+		tmp.users["default"].rules.Store(a.defStart)
+	}
+	a.mu.Lock()
+	gone := map[*User]bool{}
+	for name, u := range a.users {
+		if tmp.users[name] == nil {
+			gone[u] = true
+			delete(a.users, name)
+		}
+	}
+	for name, nu := range tmp.users {
+		if u := a.users[name]; u != nil {
+			u.rules.Store(nu.rules.Load())
+		} else {
+			nu.acl = a
+			a.users[name] = nu
+		}
+	}
+	a.mu.Unlock()
+	s.disconnect(gone)
+	return nil
+}
+
+// SaveACLFile writes every user, as ACL LIST prints them, to the
+// --aclfile: a new file renamed over the old one, so a crash leaves one or
+// the other.
+func (s *Server) SaveACLFile() error {
+	if s.cfg.ACLFile == "" {
+		return ErrNoACLFile
+	}
+	var b strings.Builder
+	for _, n := range s.acl.Names() {
+		if u := s.acl.User(n); u != nil {
+			b.WriteString(u.Describe())
+			b.WriteByte('\n')
+		}
+	}
+	tmp := s.cfg.ACLFile + ".tmp"
+	err := func() error {
+		f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			return err
+		}
+		if _, err := f.WriteString(b.String()); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+		return os.Rename(tmp, s.cfg.ACLFile)
+	}()
+	if err != nil {
+		os.Remove(tmp)
+		return Error("ERR cannot write the ACL file: " + ruleText(err.Error()))
+	}
+	return nil
+}
+
+// disconnect closes the clients logged in as one of users.
+func (s *Server) disconnect(users map[*User]bool) {
+	if len(users) == 0 {
+		return
+	}
+	s.mu.Lock()
+	for _, c := range s.clients {
+		if users[c.userPtr.Load()] {
+			c.kill()
+		}
+	}
+	s.mu.Unlock()
+}

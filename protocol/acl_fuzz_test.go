@@ -1,9 +1,12 @@
 package protocol
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"unicode"
+
+	"github.com/rs/zerolog"
 )
 
 func aclTestTable(t testing.TB) *Table {
@@ -65,4 +68,20 @@ func FuzzACLRules(f *testing.F) {
 			t.Fatalf("rebuilt %q from %q", got, after)
 		}
 	})
+}
+
+// A server does not start on a missing or bad --aclfile.
+func TestACLFileAtStart(t *testing.T) {
+	dir := t.TempDir()
+	bad := dir + "/bad.acl"
+	if err := os.WriteFile(bad, []byte("user a on\nuser a off\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{dir + "/missing.acl", bad} {
+		cfg := DefaultConfig()
+		cfg.ACLFile = path
+		if _, err := NewServer(cfg, aclTestTable(t), zerolog.Nop()); err == nil {
+			t.Errorf("%s: the server started", path)
+		}
+	}
 }

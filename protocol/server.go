@@ -17,6 +17,7 @@ import (
 // Config tunes a Server. DefaultConfig gives the documented defaults.
 type Config struct {
 	RequirePass  string        // "" : no AUTH, and only loopback clients (protected mode)
+	ACLFile      string        // users loaded at start and by ACL LOAD, written by ACL SAVE; "": none
 	MaxClients   int           // default 10000
 	IdleTimeout  time.Duration // close clients idle this long; 0: never (default)
 	WriteTimeout time.Duration // a reply write taking longer (or at least 7/8 of it) closes the client; default 30 s
@@ -153,6 +154,11 @@ func NewServer(cfg Config, table *Table, log zerolog.Logger) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, table: table, log: log, clients: make(map[int64]*Client), started: time.Now()}
 	s.acl = newACL(table, cfg.RequirePass)
+	if cfg.ACLFile != "" {
+		if err := s.LoadACLFile(); err != nil {
+			return nil, err
+		}
+	}
 	s.slow.slower, s.slow.max = cfg.SlowlogSlowerThan, cfg.SlowlogMaxLen
 	s.atomic = cfg.Atomic
 	if s.atomic == nil {
@@ -215,7 +221,7 @@ func (s *Server) isDraining() bool { return s.draining.Load() }
 
 // accept admits a new connection or refuses it with a Redis-style error.
 func (s *Server) accept(nc net.Conn) {
-	if s.cfg.RequirePass == "" && !isLoopback(nc.RemoteAddr()) {
+	if s.acl.def.NoPass() && !isLoopback(nc.RemoteAddr()) {
 		s.refuse(nc, ErrProtectedMode, "protected mode")
 		return
 	}
