@@ -269,3 +269,22 @@ func TestACLFile(t *testing.T) {
 		}
 	}
 }
+
+// Rights taken away between MULTI's queueing and EXEC refuse the command
+// at EXEC, as in Redis; the rest of the transaction runs.
+func TestACLChangedBeforeExec(t *testing.T) {
+	ts := start(t)
+	admin := ts.client(t)
+	do(t, admin, "ACL", "SETUSER", "alice", "on", ">pw", "~team-a:*", "+@producer")
+	w := dialWire(t, ts.addr)
+	for _, args := range [][]string{{"AUTH", "alice", "pw"}, {"MULTI"}, {"JOBPUSH", "team-a:mail", "send", "1"}, {"QUEUELEN", "team-a:mail"}} {
+		if got := w.do(args...); strings.HasPrefix(got, "-") {
+			t.Fatalf("%v: %q", args, got)
+		}
+	}
+	do(t, admin, "ACL", "SETUSER", "alice", "-jobpush")
+	want := "*2\r\n-NOPERM User alice has no permissions to run the 'jobpush' command\r\n:0\r\n"
+	if got := w.do("EXEC"); got != want {
+		t.Errorf("EXEC: %q, want %q", got, want)
+	}
+}

@@ -249,6 +249,14 @@ func (c *Client) Exec() (any, error) {
 			continue
 		}
 		args := t.args[i]
+		if !c.userPtr.Load().rules.Load().all {
+			// As Redis: rights changed since the command was queued
+			// (ACL SETUSER, ACL LOAD) refuse it now, the others run.
+			if err := c.permit(cmd, args, "multi"); err != nil {
+				out[i] = err
+				continue
+			}
+		}
 		began := time.Now()
 		c.lastCmd.Store(cmd)
 		v, err := c.call(cmd, args)
