@@ -288,3 +288,17 @@ func TestACLChangedBeforeExec(t *testing.T) {
 		t.Errorf("EXEC: %q, want %q", got, want)
 	}
 }
+
+// CLIENT INFO and CLIENT LIST name the connection's user.
+func TestACLClientListNamesUser(t *testing.T) {
+	ts := start(t)
+	admin := ts.client(t)
+	do(t, admin, "ACL", "SETUSER", "alice", "on", ">pw", "~team-a:*", "+@producer")
+	alice := ts.client(t, named("alice", "pw"))
+	if got := do(t, alice, "CLIENT", "INFO").(string); !strings.Contains(got, " user=alice ") {
+		t.Errorf("CLIENT INFO: %q", got)
+	}
+	if got := do(t, admin, "CLIENT", "LIST").(string); !strings.Contains(got, " user=alice ") || !strings.Contains(got, " user=default ") {
+		t.Errorf("CLIENT LIST: %q", got)
+	}
+}

@@ -660,7 +660,8 @@ func (c *Client) kill() {
 func (c *Client) info() ClientInfo {
 	now := time.Now()
 	c.mu.Lock()
-	ci := ClientInfo{ID: c.id, Addr: c.addr, LAddr: c.laddr, Name: c.name, LibName: c.libName, LibVer: c.libVer}
+	ci := ClientInfo{ID: c.id, Addr: c.addr, LAddr: c.laddr, Name: c.name, LibName: c.libName, LibVer: c.libVer,
+		User: c.userPtr.Load().name}
 	c.mu.Unlock()
 	ci.Age = now.Sub(c.born)
 	ci.Idle = now.Sub(time.UnixMilli(c.lastActive.Load()))

@@ -316,6 +316,7 @@ type ClientInfo struct {
 	ID                    int64
 	Addr, LAddr           string
 	Name, LibName, LibVer string
+	User                  string // the user it is logged in as (default until AUTH)
 	Age, Idle             time.Duration
 	Cmd                   string
 	Blocked               bool
