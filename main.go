@@ -130,6 +130,7 @@ func run(args, environ []string, stdout, stderr io.Writer, stop <-chan os.Signal
 	}
 	pcfg := protocol.DefaultConfig()
 	pcfg.RequirePass = cfg.RequirePass
+	pcfg.ACLFile = cfg.ACLFile
 	pcfg.MaxClients = cfg.MaxClients
 	pcfg.IdleTimeout = time.Duration(cfg.Timeout) * time.Second
 	pcfg.Limits = protocol.LimitsFor(cfg.MaxPayload)

@@ -50,6 +50,7 @@ go test -race -count=1 -tags compat ./...
 # Fuzz runs are bounded by input counts, not time: a time-bounded run can
 # fail with 'context deadline exceeded' when its deadline lands mid-input.
 go test -run '^$' -fuzz '^FuzzGuard$' -fuzztime 200000x ./protocol/
+go test -run '^$' -fuzz '^FuzzACLRules$' -fuzztime 20000x ./protocol/
 go test -run '^$' -fuzz '^FuzzServer$' -fuzztime 10000x ./commands/
 go test -run '^$' -fuzz '^FuzzCommands$' -fuzztime 20000x ./commands/
 go test -run '^$' -fuzz '^FuzzDifferential$' -fuzztime 5000x ./store/

@@ -83,5 +83,6 @@ func Table(e *Env) []protocol.Command {
 	cmds = append(cmds, policyCommands(e)...)
 	cmds = append(cmds, serverCommands(e)...)
 	cmds = append(cmds, txCommands()...)
-	return cmds
+	cmds = append(cmds, aclCommand())
+	return withACL(cmds)
 }

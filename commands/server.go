@@ -298,8 +298,8 @@ func clientLine(ci protocol.ClientInfo) string {
 	if ci.Blocked {
 		flags = "b"
 	}
-	return fmt.Sprintf("id=%d addr=%s laddr=%s name=%s age=%d idle=%d flags=%s db=0 cmd=%s user=default lib-name=%s lib-ver=%s\n",
-		ci.ID, ci.Addr, ci.LAddr, ci.Name, int64(ci.Age/time.Second), int64(ci.Idle/time.Second), flags, ci.Cmd, ci.LibName, ci.LibVer)
+	return fmt.Sprintf("id=%d addr=%s laddr=%s name=%s age=%d idle=%d flags=%s db=0 cmd=%s user=%s lib-name=%s lib-ver=%s\n",
+		ci.ID, ci.Addr, ci.LAddr, ci.Name, int64(ci.Age/time.Second), int64(ci.Idle/time.Second), flags, ci.Cmd, ci.User, ci.LibName, ci.LibVer)
 }
 
 // CLIENT LIST [TYPE normal] [ID id [id ...]]

@@ -26,6 +26,7 @@ type Config struct {
 	AppendOnly  bool     // keep the append-only log; default yes
 	AppendFsync string   // always, everysec (default) or no
 	RequirePass string   // password for AUTH; default none (protected mode)
+	ACLFile     string   // users file (ACL LOAD/SAVE); default none
 	MaxClients  int      // default 10000
 	Timeout     int      // seconds before an idle client is closed; default 0 (never)
 	MaxPayload  int64    // bytes; default 1mb
@@ -130,6 +131,9 @@ var Options = []Option{
 	{"requirepass", "password for AUTH; without one only loopback clients are served",
 		func(c *Config, v string) error { c.RequirePass = v; return nil },
 		func(c *Config) string { return c.RequirePass }},
+	{"aclfile", "users file, as ACL LIST prints them: loaded at start and by ACL LOAD, written by ACL SAVE",
+		func(c *Config, v string) error { c.ACLFile = v; return nil },
+		func(c *Config) string { return c.ACLFile }},
 	{"maxclients", "most connections at once",
 		func(c *Config, v string) (err error) { c.MaxClients, err = intIn[int](v, maxClientsRange); return },
 		func(c *Config) string { return strconv.Itoa(c.MaxClients) }},

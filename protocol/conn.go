@@ -31,9 +31,10 @@ type Client struct {
 	w      writer
 	limits Limits // what the guard enforces now; swapped on AUTH
 
-	authed  bool     // owner goroutine only
-	closing bool     // close after this batch's replies; the owner's
-	onFail  []func() // owner goroutine only: run if pending replies cannot be written
+	authed  bool                 // owner goroutine only
+	userPtr atomic.Pointer[User] // who the client is (acl.go); written by the owner only
+	closing bool                 // close after this batch's replies; the owner's
+	onFail  []func()             // owner goroutine only: run if pending replies cannot be written
 
 	blockedFor time.Duration // owner goroutine only: time the current command spent in Block
 	started    time.Time     // owner goroutine only: when the current command started (Started)
@@ -82,7 +83,8 @@ func newClient(s *Server, nc net.Conn) *Client {
 		laddr: nc.LocalAddr().String(),
 		born:  time.Now(),
 	}
-	c.authed = s.cfg.RequirePass == ""
+	c.userPtr.Store(s.acl.def)
+	c.authed = s.acl.def.NoPass()
 	if c.authed {
 		c.limits = s.cfg.Limits
 	} else {
@@ -366,6 +368,12 @@ func (c *Client) dispatch(cmd *Command, args [][]byte) {
 		c.writeErr(ErrNoAuth)
 		return
 	}
+	if !c.userPtr.Load().rules.Load().all {
+		if err := c.permit(cmd, args, "toplevel"); err != nil {
+			c.writeErr(err)
+			return
+		}
+	}
 	c.blockedFor = 0
 	var v any
 	var err error
@@ -463,7 +471,8 @@ func (b *batch) add(cmd *Command, args [][]byte) int {
 // batch handler, it may run (authenticated, right arity), so the handler
 // sees only calls that get that far.
 func (c *Client) batchable(cmd *Command, args [][]byte) bool {
-	return cmd != nil && cmd.Batch != nil && c.authed && c.txn == nil && arityOK(cmd.Arity, len(args))
+	return cmd != nil && cmd.Batch != nil && c.authed && c.txn == nil && arityOK(cmd.Arity, len(args)) &&
+		c.userPtr.Load().rules.Load().all
 }
 
 // runBatch runs the gathered calls and buffers their replies, in order; it
@@ -651,7 +660,8 @@ func (c *Client) kill() {
 func (c *Client) info() ClientInfo {
 	now := time.Now()
 	c.mu.Lock()
-	ci := ClientInfo{ID: c.id, Addr: c.addr, LAddr: c.laddr, Name: c.name, LibName: c.libName, LibVer: c.libVer}
+	ci := ClientInfo{ID: c.id, Addr: c.addr, LAddr: c.laddr, Name: c.name, LibName: c.libName, LibVer: c.libVer,
+		User: c.userPtr.Load().name}
 	c.mu.Unlock()
 	ci.Age = now.Sub(c.born)
 	ci.Idle = now.Sub(time.UnixMilli(c.lastActive.Load()))
@@ -720,21 +730,21 @@ func (c *Client) PasswordRequired() bool { return c.srv.cfg.RequirePass != "" }
 // Authenticate checks a user (empty or "default") and password. On success
 // the client may run every command and the full protocol limits apply.
 func (c *Client) Authenticate(user, pass string) error {
-	if c.srv.cfg.RequirePass == "" {
-		// As Redis: the default user has no password, so "AUTH default x"
-		// succeeds and the one-argument form is a configuration mistake.
-		switch user {
-		case "":
+	if user == "" {
+		// As Redis: without a password for the default user the
+		// one-argument form is a configuration mistake.
+		if c.srv.acl.def.NoPass() {
 			return ErrNoPassword
-		case "default":
-			return nil
 		}
-		return ErrWrongPass
+		user = "default"
 	}
-	if !c.srv.checkPassword(user, pass) {
+	u := c.srv.acl.User(user)
+	if u == nil || !u.CheckPassword(pass) {
 		c.srv.log.Warn().Int64("client", c.id).Str("addr", c.addr).Msg("authentication failed")
+		c.srv.acl.record(c, "auth", "toplevel", "AUTH", user)
 		return ErrWrongPass
 	}
+	c.userPtr.Store(u)
 	c.authed = true
 	c.limits = c.srv.cfg.Limits
 	return nil

@@ -121,6 +121,10 @@ func (c *Client) queue(cmd *Command, args [][]byte) {
 		refuse(ErrNotInMulti)
 		return
 	}
+	if err := c.permit(cmd, args, "multi"); err != nil {
+		refuse(err)
+		return
+	}
 	if len(cmd.Subs) > 0 && len(args) > 1 {
 		if sub := cmd.sub(args[1]); sub != nil && !arityOK(sub.Arity, len(args)) {
 			refuse(WrongArity(sub.Name))
@@ -245,6 +249,14 @@ func (c *Client) Exec() (any, error) {
 			continue
 		}
 		args := t.args[i]
+		if !c.userPtr.Load().rules.Load().all {
+			// As Redis: rights changed since the command was queued
+			// (ACL SETUSER, ACL LOAD) refuse it now, the others run.
+			if err := c.permit(cmd, args, "multi"); err != nil {
+				out[i] = err
+				continue
+			}
+		}
 		began := time.Now()
 		c.lastCmd.Store(cmd)
 		v, err := c.call(cmd, args)

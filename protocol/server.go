@@ -3,7 +3,6 @@ package protocol
 import (
 	"cmp"
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net"
@@ -18,6 +17,7 @@ import (
 // Config tunes a Server. DefaultConfig gives the documented defaults.
 type Config struct {
 	RequirePass  string        // "" : no AUTH, and only loopback clients (protected mode)
+	ACLFile      string        // users loaded at start and by ACL LOAD, written by ACL SAVE; "": none
 	MaxClients   int           // default 10000
 	IdleTimeout  time.Duration // close clients idle this long; 0: never (default)
 	WriteTimeout time.Duration // a reply write taking longer (or at least 7/8 of it) closes the client; default 30 s
@@ -110,6 +110,7 @@ func (c Config) Validate() error {
 type Server struct {
 	cfg   Config
 	table *Table
+	acl   *ACL
 	log   zerolog.Logger
 
 	mu        sync.Mutex // protects clients, listeners, onDrain
@@ -152,6 +153,12 @@ func NewServer(cfg Config, table *Table, log zerolog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, table: table, log: log, clients: make(map[int64]*Client), started: time.Now()}
+	s.acl = newACL(table, cfg.RequirePass)
+	if cfg.ACLFile != "" {
+		if err := s.LoadACLFile(); err != nil {
+			return nil, err
+		}
+	}
 	s.slow.slower, s.slow.max = cfg.SlowlogSlowerThan, cfg.SlowlogMaxLen
 	s.atomic = cfg.Atomic
 	if s.atomic == nil {
@@ -214,7 +221,7 @@ func (s *Server) isDraining() bool { return s.draining.Load() }
 
 // accept admits a new connection or refuses it with a Redis-style error.
 func (s *Server) accept(nc net.Conn) {
-	if s.cfg.RequirePass == "" && !isLoopback(nc.RemoteAddr()) {
+	if s.acl.def.NoPass() && !isLoopback(nc.RemoteAddr()) {
 		s.refuse(nc, ErrProtectedMode, "protected mode")
 		return
 	}
@@ -304,18 +311,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
-// checkPassword compares in constant time.
-func (s *Server) checkPassword(user, pass string) bool {
-	okUser := user == "" || user == "default"
-	okPass := subtle.ConstantTimeCompare([]byte(pass), []byte(s.cfg.RequirePass)) == 1
-	return okUser && okPass
-}
-
 // ClientInfo describes a connection for CLIENT LIST and INFO.
 type ClientInfo struct {
 	ID                    int64
 	Addr, LAddr           string
 	Name, LibName, LibVer string
+	User                  string // the user it is logged in as (default until AUTH)
 	Age, Idle             time.Duration
 	Cmd                   string
 	Blocked               bool

@@ -93,6 +93,13 @@ type Command struct {
 	// BLOCK. nil: it may with any. The connection runs such a command
 	// outside its read session (see Client.serve).
 	Waits func(args [][]byte) bool
+	// Categories are the ACL categories (no '@') beyond those the flags
+	// give (see ACLCategories): sluice's producer, worker, admin.
+	Categories []string
+	// Keys, if set, lists the queue names and policy keys a call touches,
+	// for a user's ~patterns (acl.go). It runs only after the arity check,
+	// and only for users limited by patterns.
+	Keys func(args [][]byte) [][]byte
 
 	// Documentation, served by COMMAND DOCS.
 	Group   string

@@ -1,0 +1,304 @@
+package commands_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+)
+
+func named(user, pass string) func(*redis.Options) {
+	return func(o *redis.Options) { o.Username, o.Password = user, pass }
+}
+
+// The bar: a producer limited to team-a's queues pushes there and
+// is refused everything else, each refusal logged, nothing changed.
+func TestACLProducerLimitedToQueues(t *testing.T) {
+	ts := start(t)
+	admin := ts.client(t)
+	do(t, admin, "ACL", "SETUSER", "alice", "on", ">secret", "~team-a:*", "+@producer")
+	other := do(t, admin, "JOBPUSH", "team-b:mail", "send", "x")
+	alice := ts.client(t, named("alice", "secret"))
+
+	do(t, alice, "JOBPUSH", "team-a:mail", "send", "y")
+	refusals := []struct {
+		args []any
+		want string
+	}{
+		{[]any{"JOBPUSH", "team-b:mail", "send", "z"}, "NOPERM No permissions to access a key"},
+		{[]any{"JOBCANCEL", other}, "NOPERM User alice has no permissions to run the 'jobcancel' command"},
+		{[]any{"FLUSHALL"}, "NOPERM User alice has no permissions to run the 'flushall' command"},
+		{[]any{"POLICYSET", "CONCURRENCY", "team-a:mail", 1}, "NOPERM User alice has no permissions to run the 'policyset' command"},
+	}
+	for _, r := range refusals {
+		if got := doErr(t, alice, r.args...); got != r.want {
+			t.Errorf("%v: got %q, want %q", r.args, got, r.want)
+		}
+	}
+	// Nothing changed.
+	if n := do(t, admin, "QUEUELEN", "team-b:mail"); n != int64(1) {
+		t.Errorf("team-b:mail holds %v jobs, want 1 (cancelled or flushed?)", n)
+	}
+	if n := do(t, admin, "QUEUELEN", "team-a:mail"); n != int64(1) {
+		t.Errorf("team-a:mail holds %v jobs, want 1", n)
+	}
+	isNil(t, admin, "POLICYGET", "CONCURRENCY", "team-a:mail")
+	// Every refusal is in the log, newest first.
+	log := do(t, admin, "ACL", "LOG").([]any)
+	var objects []string
+	for _, e := range log {
+		if field(e, "username") != "alice" {
+			t.Errorf("log entry of %v", field(e, "username"))
+		}
+		if o := field(e, "object").(string); !strings.HasPrefix(o, "client") {
+			// (go-redis's own CLIENT MAINT_NOTIFICATIONS is refused too)
+			objects = append(objects, field(e, "reason").(string)+":"+o)
+		}
+	}
+	want := "command:policyset command:flushall command:jobcancel key:team-b:mail"
+	if got := strings.Join(objects, " "); got != want {
+		t.Errorf("ACL LOG objects: got %q, want %q", got, want)
+	}
+	do(t, admin, "ACL", "LOG", "RESET")
+	if n := len(do(t, admin, "ACL", "LOG").([]any)); n != 0 {
+		t.Errorf("after RESET the log holds %d entries", n)
+	}
+}
+
+// Inside MULTI a refused command is refused when queued and the
+// transaction aborts, as in Redis.
+func TestACLRefusedInMulti(t *testing.T) {
+	ts := start(t)
+	admin := ts.client(t)
+	do(t, admin, "ACL", "SETUSER", "alice", "on", ">secret", "~team-a:*", "+@producer")
+	alice := ts.client(t, named("alice", "secret"))
+	_, err := alice.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Do(ctx, "JOBPUSH", "team-a:mail", "send", "1")
+		p.Do(ctx, "JOBPUSH", "team-b:mail", "send", "2")
+		return nil
+	})
+	if err == nil || !strings.Contains(err.Error(), "EXECABORT") {
+		t.Fatalf("EXEC: got %v, want EXECABORT", err)
+	}
+	if n := do(t, admin, "QUEUELEN", "team-a:mail"); n != int64(0) {
+		t.Errorf("team-a:mail holds %v jobs after an aborted transaction", n)
+	}
+	if e := do(t, admin, "ACL", "LOG").([]any); len(e) == 0 || field(e[0], "context") != "multi" || field(e[0], "object") != "team-b:mail" {
+		t.Errorf("ACL LOG: %v", e)
+	}
+}
+
+// go-redis with a named user runs the job lifecycle; a wrong password is
+// refused and logged.
+func TestACLNamedUserLifecycle(t *testing.T) {
+	protocols(t, func(t *testing.T, proto func(*redis.Options)) {
+		ts := start(t)
+		admin := ts.client(t)
+		do(t, admin, "ACL", "SETUSER", "worker", "on", ">pw", "~jobs:*", "+@producer", "+@worker")
+		w := ts.client(t, proto, named("worker", "pw"))
+		do(t, w, "JOBPUSH", "jobs:mail", "send", "hello")
+		rs := reserve(t, w, "w1", 30000, "QUEUES", "jobs:mail")
+		if len(rs) != 1 || rs[0]["payload"] != "hello" {
+			t.Fatalf("reserved %v", rs)
+		}
+		if got := do(t, w, "JOBACK", rs[0]["token"]); got != int64(1) && got != "OK" {
+			t.Errorf("JOBACK: %v", got)
+		}
+		if got := doErr(t, w, "JOBRESERVE", "w1", 30000, "QUEUES", "jobs:mail", "other"); !strings.HasPrefix(got, "NOPERM") {
+			t.Errorf("reserve from another queue: %q", got)
+		}
+		bad := ts.client(t, proto, named("worker", "nope"))
+		if err := bad.Ping(ctx).Err(); err == nil || !strings.Contains(err.Error(), "WRONGPASS") {
+			t.Errorf("wrong password: %v", err)
+		}
+		found := false
+		for _, e := range do(t, admin, "ACL", "LOG").([]any) {
+			found = found || field(e, "reason") == "auth"
+		}
+		if !found {
+			t.Error("the failed login is not in ACL LOG")
+		}
+	})
+}
+
+// Bad rules are refused with the rule named, and change nothing.
+func TestACLBadRulesChangeNothing(t *testing.T) {
+	ts := start(t)
+	admin := ts.client(t)
+	do(t, admin, "ACL", "SETUSER", "bob", "on", "nopass", "~q:*", "+jobpush")
+	before := do(t, admin, "ACL", "LIST")
+	for _, rules := range [][]any{
+		{"+nosuchcommand"}, {"+@nosuchcategory"}, {"off", "bogus"}, {"#abc"}, {"<notapassword"},
+		{"%R~x"}, {"~"}, {""}, {"+client|nosuch"},
+	} {
+		got := doErr(t, admin, append([]any{"ACL", "SETUSER", "bob"}, rules...)...)
+		if !strings.HasPrefix(got, "ERR Error in ACL SETUSER modifier '") {
+			t.Errorf("%v: %q", rules, got)
+		}
+	}
+	if got := doErr(t, admin, "ACL", "SETUSER", "b ob", "on"); !strings.HasPrefix(got, "ERR") {
+		t.Errorf("a name with a space: %q", got)
+	}
+	if got := do(t, admin, "ACL", "LIST"); len(got.([]any)) != len(before.([]any)) || got.([]any)[0] != before.([]any)[0] || got.([]any)[1] != before.([]any)[1] {
+		t.Errorf("ACL LIST changed: %v, was %v", got, before)
+	}
+	if got := doErr(t, admin, "ACL", "DELUSER", "default"); !strings.HasPrefix(got, "ERR") {
+		t.Errorf("DELUSER default: %q", got)
+	}
+	if got := doErr(t, admin, "ACL", "CAT", "nosuch"); !strings.HasPrefix(got, "ERR Unknown category") {
+		t.Errorf("ACL CAT nosuch: %q", got)
+	}
+}
+
+// ACL LIST, GETUSER, CAT and DELUSER as Redis answers them.
+func TestACLIntrospection(t *testing.T) {
+	ts := start(t)
+	admin := ts.client(t)
+	list := do(t, admin, "ACL", "LIST").([]any)
+	if len(list) != 1 || list[0] != "user default on nopass ~* +@all" {
+		t.Errorf("ACL LIST: %q", list)
+	}
+	if got := do(t, admin, "ACL", "WHOAMI"); got != "default" {
+		t.Errorf("WHOAMI: %v", got)
+	}
+	do(t, admin, "ACL", "SETUSER", "bob", "on", ">pw", "~q:*", "+jobpush", "+acl")
+	want := "user bob on #30c952fab122c3f9759f02a6d95c3758b246b4fee239957b2d4fee46e26170c4 ~q:* -@all +acl +jobpush"
+	if got := do(t, admin, "ACL", "LIST").([]any); len(got) != 2 || got[0] != want {
+		t.Errorf("ACL LIST: %q", got)
+	}
+	u := do(t, admin, "ACL", "GETUSER", "bob")
+	if field(u, "keys") != "~q:*" || field(u, "commands") != "-@all +acl +jobpush" {
+		t.Errorf("GETUSER: %v", u)
+	}
+	isNil(t, admin, "ACL", "GETUSER", "nobody")
+	cats := do(t, admin, "ACL", "CAT").([]any)
+	for _, c := range []string{"producer", "worker", "admin", "read", "write", "fast", "connection"} {
+		found := false
+		for _, x := range cats {
+			found = found || x == c
+		}
+		if !found {
+			t.Errorf("ACL CAT lacks %s: %v", c, cats)
+		}
+	}
+	if got := do(t, admin, "ACL", "CAT", "producer").([]any); !contains(got, "jobpush") || contains(got, "jobreserve") {
+		t.Errorf("ACL CAT producer: %v", got)
+	}
+	bob := ts.client(t, named("bob", "pw"))
+	if got := do(t, bob, "ACL", "WHOAMI"); got != "bob" {
+		t.Errorf("WHOAMI: %v", got)
+	}
+	if n := do(t, admin, "ACL", "DELUSER", "bob", "nobody"); n != int64(1) {
+		t.Errorf("DELUSER: %v", n)
+	}
+	if err := bob.Do(ctx, "ACL", "WHOAMI").Err(); err == nil {
+		// go-redis reconnects after the disconnect: as the deleted user
+		// it must be refused.
+		t.Error("a deleted user still runs commands")
+	}
+}
+
+func contains(list []any, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// --aclfile: users loaded at start; ACL SAVE writes them as ACL LIST
+// prints them; ACL LOAD replaces them, and a bad file changes nothing.
+func TestACLFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "users.acl")
+	if err := os.WriteFile(path, []byte("# team A\nuser mailer on >pw ~team-a:* +@producer\n\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ts := start(t, func(s *setup) { s.pcfg.ACLFile = path })
+	admin := ts.client(t)
+	mailer := ts.client(t, named("mailer", "pw"))
+	do(t, mailer, "JOBPUSH", "team-a:mail", "send", "x")
+	if got := doErr(t, mailer, "FLUSHALL"); !strings.HasPrefix(got, "NOPERM") {
+		t.Errorf("FLUSHALL: %q", got)
+	}
+
+	do(t, admin, "ACL", "SETUSER", "worker", "on", ">w", "~team-a:*", "+@worker")
+	do(t, admin, "ACL", "SAVE")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := do(t, admin, "ACL", "LIST").([]any)
+	var want strings.Builder
+	for _, l := range list {
+		want.WriteString(l.(string) + "\n")
+	}
+	if string(data) != want.String() {
+		t.Errorf("saved %q, want ACL LIST %q", data, want.String())
+	}
+
+	// A bad line: refused with its place, nothing changed.
+	if err := os.WriteFile(path, []byte("user mailer on +nosuch\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := doErr(t, admin, "ACL", "LOAD"); !strings.Contains(got, "users.acl:1: Error in ACL SETUSER modifier '+nosuch'") {
+		t.Errorf("ACL LOAD of a bad file: %q", got)
+	}
+	if got := do(t, admin, "ACL", "LIST").([]any); len(got) != 3 {
+		t.Errorf("a bad file changed the users: %q", got)
+	}
+	// A good one replaces the users: worker goes, mailer changes.
+	if err := os.WriteFile(path, []byte("user mailer on >pw ~team-b:* +@producer\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	do(t, admin, "ACL", "LOAD")
+	if got := do(t, admin, "ACL", "USERS").([]any); len(got) != 2 || got[0] != "default" || got[1] != "mailer" {
+		t.Errorf("users after LOAD: %v", got)
+	}
+	if got := doErr(t, mailer, "JOBPUSH", "team-a:mail", "send", "y"); !strings.HasPrefix(got, "NOPERM") {
+		t.Errorf("after LOAD mailer still pushes to team-a: %q", got)
+	}
+
+	// Without --aclfile, LOAD and SAVE say so.
+	plain := start(t).client(t)
+	for _, sub := range []string{"LOAD", "SAVE"} {
+		if got := doErr(t, plain, "ACL", sub); !strings.Contains(got, "--aclfile") {
+			t.Errorf("ACL %s without a file: %q", sub, got)
+		}
+	}
+}
+
+// Rights taken away between MULTI's queueing and EXEC refuse the command
+// at EXEC, as in Redis; the rest of the transaction runs.
+func TestACLChangedBeforeExec(t *testing.T) {
+	ts := start(t)
+	admin := ts.client(t)
+	do(t, admin, "ACL", "SETUSER", "alice", "on", ">pw", "~team-a:*", "+@producer")
+	w := dialWire(t, ts.addr)
+	for _, args := range [][]string{{"AUTH", "alice", "pw"}, {"MULTI"}, {"JOBPUSH", "team-a:mail", "send", "1"}, {"QUEUELEN", "team-a:mail"}} {
+		if got := w.do(args...); strings.HasPrefix(got, "-") {
+			t.Fatalf("%v: %q", args, got)
+		}
+	}
+	do(t, admin, "ACL", "SETUSER", "alice", "-jobpush")
+	want := "*2\r\n-NOPERM User alice has no permissions to run the 'jobpush' command\r\n:0\r\n"
+	if got := w.do("EXEC"); got != want {
+		t.Errorf("EXEC: %q, want %q", got, want)
+	}
+}
+
+// CLIENT INFO and CLIENT LIST name the connection's user.
+func TestACLClientListNamesUser(t *testing.T) {
+	ts := start(t)
+	admin := ts.client(t)
+	do(t, admin, "ACL", "SETUSER", "alice", "on", ">pw", "~team-a:*", "+@producer")
+	alice := ts.client(t, named("alice", "pw"))
+	if got := do(t, alice, "CLIENT", "INFO").(string); !strings.Contains(got, " user=alice ") {
+		t.Errorf("CLIENT INFO: %q", got)
+	}
+	if got := do(t, admin, "CLIENT", "LIST").(string); !strings.Contains(got, " user=alice ") || !strings.Contains(got, " user=default ") {
+		t.Errorf("CLIENT LIST: %q", got)
+	}
+}
