@@ -153,43 +153,12 @@ func (k *idemKeys) popOldest() bool {
 }
 
 // Lock must be held.
-func (k *idemKeys) pushHeap(v idemAt) {
-	h := append(k.heap, v)
-	for i := len(h) - 1; i > 0; {
-		p := (i - 1) / 2
-		if !h[i].less(h[p]) {
-			break
-		}
-		h[i], h[p] = h[p], h[i]
-		i = p
-	}
-	k.heap = h
-}
+func (k *idemKeys) pushHeap(v idemAt) { k.heap = heapPush(k.heap, v) }
 
 // Lock must be held.
 func (k *idemKeys) popHeap() idemAt {
-	h := k.heap
-	top := h[0]
-	n := len(h) - 1
-	h[0] = h[n]
-	h[n] = idemAt{}
-	h = h[:n]
-	for i := 0; ; {
-		l := 2*i + 1
-		if l >= n {
-			break
-		}
-		m := l
-		if r := l + 1; r < n && h[r].less(h[l]) {
-			m = r
-		}
-		if !h[m].less(h[i]) {
-			break
-		}
-		h[i], h[m] = h[m], h[i]
-		i = m
-	}
-	if n == 0 {
+	h, top := heapPop(k.heap)
+	if len(h) == 0 {
 		h = nil // give a drained buffer back
 	}
 	k.heap = h

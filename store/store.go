@@ -1101,16 +1101,7 @@ func (e *expiredTokens) add(tok string, at int64) {
 	}
 	e.set[tok] = struct{}{}
 	e.bytes.Add(ExpiredTokenOverhead + int64(len(tok)))
-	h := append(e.heap, expiredToken{at, tok})
-	for i := len(h) - 1; i > 0; {
-		p := (i - 1) / 2
-		if !h[i].less(h[p]) {
-			break
-		}
-		h[i], h[p] = h[p], h[i]
-		i = p
-	}
-	e.heap = h
+	e.heap = heapPush(e.heap, expiredToken{at, tok})
 	for len(e.heap) > e.max {
 		tok := e.popLocked().tok
 		delete(e.set, tok)
@@ -1120,26 +1111,7 @@ func (e *expiredTokens) add(tok string, at int64) {
 
 // Lock must be held.
 func (e *expiredTokens) popLocked() expiredToken {
-	h := e.heap
-	top := h[0]
-	n := len(h) - 1
-	h[0] = h[n]
-	h = h[:n]
-	for i := 0; ; {
-		l := 2*i + 1
-		if l >= n {
-			break
-		}
-		m := l
-		if r := l + 1; r < n && h[r].less(h[l]) {
-			m = r
-		}
-		if !h[m].less(h[i]) {
-			break
-		}
-		h[i], h[m] = h[m], h[i]
-		i = m
-	}
+	h, top := heapPop(e.heap)
 	e.heap = h
 	return top
 }

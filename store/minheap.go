@@ -1,0 +1,51 @@
+package store
+
+// A binary min-heap over a slice, for element types that order themselves
+// (the expired tokens, the idempotency keys). Written out rather than
+// container/heap, whose interface boxes every element pushed or popped:
+// these heaps take one push per expired lease or keyed push.
+
+// lesser is an element that orders itself.
+type lesser[T any] interface{ less(T) bool }
+
+// heapPush adds x to h and returns the heap.
+func heapPush[T lesser[T]](h []T, x T) []T {
+	h = append(h, x)
+	for i := len(h) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !h[i].less(h[p]) {
+			break
+		}
+		h[i], h[p] = h[p], h[i]
+		i = p
+	}
+	return h
+}
+
+// heapPop removes the least element of the non-empty h and returns the
+// heap and that element. The slot it leaves is zeroed, so the backing
+// array keeps no pointer to it.
+func heapPop[T lesser[T]](h []T) ([]T, T) {
+	top := h[0]
+	n := len(h) - 1
+	h[0] = h[n]
+	var zero T
+	h[n] = zero
+	h = h[:n]
+	for i := 0; ; {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		m := l
+		if r := l + 1; r < n && h[r].less(h[l]) {
+			m = r
+		}
+		if !h[m].less(h[i]) {
+			break
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
+	return h, top
+}
