@@ -89,6 +89,28 @@ func (s *stats) refusal(msg string) {
 	}
 }
 
+// dialRaw connects an attacker; a failure is counted, with a short pause.
+func (s *stats) dialRaw(addr string) (net.Conn, bool) {
+	nc, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		s.errs.Add(1)
+		time.Sleep(10 * time.Millisecond)
+		return nil, false
+	}
+	return nc, true
+}
+
+// dialRESP is dialRaw for a RESP client.
+func (s *stats) dialRESP(addr string) (*wire.RESP, bool) {
+	c, err := wire.DialRESP(addr)
+	if err != nil {
+		s.errs.Add(1)
+		time.Sleep(10 * time.Millisecond)
+		return nil, false
+	}
+	return c, true
+}
+
 func run() error {
 	dir, err := os.MkdirTemp("", "sluice-abuse-")
 	if err != nil {
@@ -209,10 +231,8 @@ func run() error {
 	}
 
 	attack("peek-rst", 4, func(s *stats, _ int) {
-		nc, err := net.DialTimeout("tcp", addr, time.Second)
-		if err != nil {
-			s.errs.Add(1)
-			time.Sleep(10 * time.Millisecond)
+		nc, ok := s.dialRaw(addr)
+		if !ok {
 			return
 		}
 		defer nc.Close()
@@ -228,10 +248,8 @@ func run() error {
 		nc.(*net.TCPConn).SetLinger(0) // close with a reset
 	})
 	attack("peek-noread", 1, func(s *stats, _ int) {
-		nc, err := net.DialTimeout("tcp", addr, time.Second)
-		if err != nil {
-			s.errs.Add(1)
-			time.Sleep(10 * time.Millisecond)
+		nc, ok := s.dialRaw(addr)
+		if !ok {
 			return
 		}
 		defer nc.Close()
@@ -249,10 +267,8 @@ func run() error {
 		}
 	})
 	attack("peek-huge", 1, func(s *stats, _ int) {
-		c, err := wire.DialRESP(addr)
-		if err != nil {
-			s.errs.Add(1)
-			time.Sleep(10 * time.Millisecond)
+		c, ok := s.dialRESP(addr)
+		if !ok {
 			return
 		}
 		defer c.Close()
@@ -282,10 +298,8 @@ func run() error {
 	}
 	tooMany, allowed := names(65000, "never-"), names(nq, "never-")
 	attack("reserve-queues", 100, func(s *stats, i int) {
-		c, err := wire.DialRESP(addr)
-		if err != nil {
-			s.errs.Add(1)
-			time.Sleep(10 * time.Millisecond)
+		c, ok := s.dialRESP(addr)
+		if !ok {
 			return
 		}
 		defer c.Close()
@@ -312,10 +326,8 @@ func run() error {
 	// server must hold it and wait for the rest.
 	partial := "*4\r\n$7\r\nJOBPUSH\r\n$1\r\nq\r\n$1\r\nh\r\n$1048576\r\n" + strings.Repeat("y", 1000000)
 	attack("partial", 200, func(s *stats, _ int) {
-		nc, err := net.DialTimeout("tcp", addr, time.Second)
-		if err != nil {
-			s.errs.Add(1)
-			time.Sleep(10 * time.Millisecond)
+		nc, ok := s.dialRaw(addr)
+		if !ok {
 			return
 		}
 		defer nc.Close()
@@ -340,10 +352,8 @@ func run() error {
 	})
 	var seq atomic.Int64
 	attack("state", 1, func(s *stats, _ int) {
-		c, err := wire.DialRESP(addr)
-		if err != nil {
-			s.errs.Add(1)
-			time.Sleep(10 * time.Millisecond)
+		c, ok := s.dialRESP(addr)
+		if !ok {
 			return
 		}
 		defer c.Close()
