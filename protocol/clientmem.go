@@ -79,9 +79,11 @@ func (s *Server) evictClients() {
 		if total <= lim {
 			break
 		}
+		// Counted before the kill: once the client is gone, the stats
+		// must already show why.
+		s.evicted.Add(1)
 		h.c.kill()
 		total -= h.bytes
-		s.evicted.Add(1)
 		// One line a second at most: a flood of clients evicted one after
 		// another must not become a flood of log lines.
 		if now := time.Now(); now.Sub(s.evictLogged) < time.Second {
