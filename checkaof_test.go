@@ -15,9 +15,9 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// server runs sluice in-process on dir until stop is called; it returns
+// runServer runs sluice in-process on dir until stop is called; it returns
 // nil and the exit code if the server did not start.
-func server(t *testing.T, dir string, logs io.Writer) (cl *redis.Client, stop func(), code int) {
+func runServer(t *testing.T, dir string, logs io.Writer) (cl *redis.Client, stop func(), code int) {
 	t.Helper()
 	sig := make(chan os.Signal, 1)
 	ready := make(chan []string, 1)
@@ -51,7 +51,7 @@ func server(t *testing.T, dir string, logs io.Writer) (cl *redis.Client, stop fu
 func TestCheckAOFRebuildManifest(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	cl, stop, code := server(t, dir, io.Discard)
+	cl, stop, code := runServer(t, dir, io.Discard)
 	if cl == nil {
 		t.Fatalf("first start: exit %d", code)
 	}
@@ -88,7 +88,7 @@ func TestCheckAOFRebuildManifest(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
-	if cl, stop, code := server(t, dir, &syncWriter{w: &logs}); cl != nil {
+	if cl, stop, code := runServer(t, dir, &syncWriter{w: &logs}); cl != nil {
 		n := cl.DBSize(ctx).Val()
 		stop()
 		t.Fatalf("started without its manifest, holding %d jobs", n)
@@ -112,7 +112,7 @@ func TestCheckAOFRebuildManifest(t *testing.T) {
 		t.Fatalf("rebuilding a sound manifest: exit %d, want 1", code)
 	}
 
-	cl, stop, code = server(t, dir, io.Discard)
+	cl, stop, code = runServer(t, dir, io.Discard)
 	if cl == nil {
 		t.Fatalf("start after the rebuild: exit %d", code)
 	}

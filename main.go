@@ -8,12 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,14 +18,10 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"sluice/blocking"
-	"sluice/commands"
 	"sluice/config"
 	"sluice/hugepages"
-	"sluice/metrics"
 	"sluice/persistence"
-	"sluice/protocol"
-	"sluice/store"
+	"sluice/server"
 )
 
 // version is the server's version (INFO, HELLO, --version).
@@ -73,201 +66,73 @@ func run(args, environ []string, stdout, stderr io.Writer, stop <-chan os.Signal
 		log.Error().Err(err).Str("dir", cfg.Dir).Msg("cannot create the data directory")
 		return 1
 	}
-
-	scfg := store.DefaultConfig()
-	scfg.MaxBytes = cfg.MaxMemory
-	scfg.IdempotencyWindow = cfg.IdempotencyWindow * 1000
-	scfg.IdempotencyKeys = cfg.IdempotencyMaxKeys
-	st, err := store.New(scfg, store.NewRandomGenerator())
+	node, err := server.New(cfg, server.Options{Log: log, Version: version})
 	if err != nil {
-		log.Error().Err(err).Msg("cannot open the store")
-		return 1
+		return 1 // New has logged why
 	}
-	var aof *persistence.Log
-	if cfg.AppendOnly {
-		if aof, err = openLog(cfg, scfg, st, log); err != nil {
-			log.Error().Err(err).Str("dir", cfg.Dir).Msg("cannot load the append-only log")
-			return 1
-		}
+	if err := node.Start(); err != nil {
+		return 1 // Start has logged why
 	}
-	logClosed := false
-	defer func() { // a start that fails after the log opened still closes it
-		if aof != nil && !logClosed {
-			_ = aof.Close()
-		}
-	}()
-	// Installed after the replay, so that history is not counted again.
-	mcfg := metrics.DefaultConfig()
-	mcfg.MaxLabels = cfg.MetricsMaxLabels
-	met := metrics.New(mcfg)
-	st.SetObserver(met)
-	now := func() int64 { return time.Now().UnixMilli() }
-	waiters, timer := blocking.Attach(st, log, now)
+	logReady(log, cfg, node)
+	if ready != nil {
+		ready <- node.Addrs()
+	}
+	waitForStop(log, cfg, node, stop)
+	return shutdown(log, cfg, node, stop)
+}
 
-	env := &commands.Env{Store: st, Waiters: waiters, MaxPayload: cfg.MaxPayload, Version: version,
-		MaxMemory: cfg.MaxMemory, MaxReserveQueues: cfg.MaxReserveQueues, JobStats: func() []commands.Setting { return jobStats(met) }}
-	for _, o := range config.Options {
-		v, _ := cfg.Get(o.Name)
-		env.Settings = append(env.Settings, commands.Setting{Name: o.Name, Value: v})
+// logReady says the server is up, where, and with which options changed.
+func logReady(log zerolog.Logger, cfg config.Config, node *server.Server) {
+	ev := log.Info().Strs("addr", node.Addrs()).Str("version", version).Int("pid", os.Getpid())
+	if u := node.MetricsURL(); u != "" {
+		ev = ev.Str("metrics", u)
 	}
-	// redis-benchmark asks for "save" at start; sluice takes no snapshots.
-	env.Settings = append(env.Settings, commands.Setting{Name: "save", Value: ""})
-	if aof != nil {
-		env.Persistence = func() []commands.Setting { return persistenceInfo(aof, cfg) }
-		env.Rewrite = aof.StartRewrite
-	}
-	shutdownReq := make(chan struct{}, 1)
-	env.Shutdown = func() {
-		select {
-		case shutdownReq <- struct{}{}:
-		default: // one is on its way
-		}
-	}
-	table, err := protocol.NewTable(commands.Table(env))
-	if err != nil {
-		log.Error().Err(err).Msg("bad command table")
-		return 1
-	}
-	pcfg := protocol.DefaultConfig()
-	pcfg.RequirePass = cfg.RequirePass
-	pcfg.ACLFile = cfg.ACLFile
-	pcfg.MaxClients = cfg.MaxClients
-	pcfg.IdleTimeout = time.Duration(cfg.Timeout) * time.Second
-	pcfg.Limits = protocol.LimitsFor(cfg.MaxPayload)
-	pcfg.Limits.ProtoMaxBulk = cfg.ProtoMaxBulkLen
-	pcfg.MaxMemoryClients = cfg.MaxMemoryClients
-	pcfg.SlowlogSlowerThan = time.Duration(cfg.SlowlogSlowerThan) * time.Microsecond
-	pcfg.SlowlogMaxLen = cfg.SlowlogMaxLen
-	pcfg.Atomic = st // MULTI/EXEC: one atomic step, logged as one unit
-	srv, err := protocol.NewServer(pcfg, table, log)
-	if err != nil {
-		log.Error().Err(err).Msg("bad server settings")
-		return 1
-	}
-	srv.OnDrain(waiters.Close)
-
-	var lns []net.Listener
-	var addrs []string
-	port := cfg.Port
-	plain := cfg.Listeners()
-	if cfg.PlainOff() { // port 0 with a TLS port: TLS only, as in Redis
-		plain, port = nil, 0
-	}
-	for _, l := range plain {
-		a := l.Addr
-		if port != cfg.Port { // --port 0: every address shares the port picked first
-			h, _, _ := net.SplitHostPort(a)
-			a = net.JoinHostPort(h, strconv.Itoa(port))
-		}
-		ln, err := net.Listen(l.Network, a)
-		if err != nil {
-			if l.Skip(err) { // "-addr", as in redis.conf: optional
-				log.Warn().Err(err).Str("addr", a).Msg("optional address not available, skipped")
-				continue
-			}
-			log.Error().Err(err).Str("addr", a).Msg("cannot listen")
-			for _, l := range lns {
-				l.Close()
-			}
-			return 1
-		}
-		port = ln.Addr().(*net.TCPAddr).Port
-		lns = append(lns, ln)
-		addrs = append(addrs, ln.Addr().String())
-	}
-	tlsLns, certs, err := listenTLS(cfg, log)
-	if err != nil {
-		log.Error().Err(err).Int("tls-port", cfg.TLSPort).Msg("cannot serve TLS")
-		for _, l := range lns {
-			l.Close()
-		}
-		return 1
-	}
-	var tlsAddrs []string
-	for _, ln := range tlsLns {
-		lns = append(lns, ln)
-		addrs = append(addrs, ln.Addr().String())
-		tlsAddrs = append(tlsAddrs, ln.Addr().String())
-	}
-	if len(lns) == 0 {
-		log.Error().Strs("bind", cfg.Bind).Msg("no address to listen on")
-		return 1
-	}
-	env.Info = []commands.Setting{{Name: "tcp_port", Value: strconv.Itoa(port)}, {Name: "config_file", Value: cfg.File}}
-
-	var httpSrv *http.Server
-	httpErr := make(chan error, 1)
-	metricsURL := ""
-	if cfg.MetricsAddr != "" {
-		mln, err := net.Listen("tcp", cfg.MetricsAddr)
-		if err != nil {
-			log.Error().Err(err).Str("addr", cfg.MetricsAddr).Msg("cannot listen for metrics")
-			for _, l := range lns {
-				l.Close()
-			}
-			return 1
-		}
-		src := metrics.Sources{Store: st, Server: srv, MaxMemory: cfg.MaxMemory, Now: now}
-		if aof != nil {
-			src.Log = aof.Stats
-		}
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", met.Handler(src))
-		httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		go func() { httpErr <- httpSrv.Serve(mln) }() // ends when httpSrv is shut down below
-		metricsURL = "http://" + mln.Addr().String() + "/metrics"
-		env.Info = append(env.Info, commands.Setting{Name: "metrics_url", Value: metricsURL})
-	}
-
-	ev := log.Info().Strs("addr", addrs).Str("version", version).Int("pid", os.Getpid())
-	if metricsURL != "" {
-		ev = ev.Str("metrics", metricsURL)
-	}
-	if tlsAddrs != nil {
-		ev = ev.Strs("tls_addr", tlsAddrs)
+	if a := node.TLSAddrs(); a != nil {
+		ev = ev.Strs("tls_addr", a)
 	}
 	for k, v := range cfg.Changed() {
 		ev = ev.Str(k, v)
 	}
 	ev.Msg("sluice ready")
+}
 
-	timerStop := make(chan struct{})
-	timerDone := make(chan struct{})
-	go func() { timer.Run(timerStop); close(timerDone) }()
-	serveErr := make(chan error, len(lns))
-	for _, ln := range lns {
-		go func(ln net.Listener) { serveErr <- srv.Serve(ln) }(ln)
-	}
-	if ready != nil {
-		ready <- addrs
-	}
-
-wait:
-	select {
-	case s := <-stop:
-		if s == syscall.SIGHUP {
-			reloadTLS(certs, log)
-			goto wait
+// waitForStop returns when the server is asked to stop (a signal other
+// than SIGHUP, or SHUTDOWN) or a listener fails; SIGHUP reloads the TLS
+// certificates.
+func waitForStop(log zerolog.Logger, cfg config.Config, node *server.Server, stop <-chan os.Signal) {
+	deadline := time.Duration(cfg.ShutdownTimeout) * time.Second
+	for {
+		select {
+		case s := <-stop:
+			if s == syscall.SIGHUP {
+				node.Reload()
+				continue
+			}
+			log.Info().Str("signal", fmt.Sprint(s)).Dur("deadline", deadline).Msg("shutting down")
+		case <-node.ShutdownRequested():
+			log.Info().Str("command", "SHUTDOWN").Dur("deadline", deadline).Msg("shutting down")
+		case f := <-node.Failed():
+			msg := "listener failed, shutting down"
+			if f.Metrics {
+				msg = "metrics server failed, shutting down"
+			}
+			log.Error().Err(f.Err).Msg(msg)
 		}
-		log.Info().Str("signal", fmt.Sprint(s)).Dur("deadline", time.Duration(cfg.ShutdownTimeout)*time.Second).Msg("shutting down")
-	case <-shutdownReq:
-		log.Info().Str("command", "SHUTDOWN").Dur("deadline", time.Duration(cfg.ShutdownTimeout)*time.Second).Msg("shutting down")
-	case err := <-serveErr:
-		log.Error().Err(err).Msg("listener failed, shutting down")
-	case err := <-httpErr:
-		log.Error().Err(err).Msg("metrics server failed, shutting down")
+		return
 	}
-	// Drain: stop accepting, answer blocked reserves with null, let every
-	// connection finish the commands it has sent, then write and fsync what
-	// the log holds. A second signal cuts the connections' wait short. The
-	// log is not given up so easily: while it cannot be written (a full
-	// disk), the server waits, retrying every second, since exiting would
-	// lose changes it has acknowledged; only a third signal exits without
-	// them (status 1, with their number logged).
+}
+
+// shutdown drains the server (server.Shutdown) and returns the exit
+// status. A second signal cuts the connections' wait short. The log is not
+// given up so easily: while it cannot be written (a full disk), the server
+// waits, retrying every second, since exiting would lose changes it has
+// acknowledged; only a third signal exits without them (status 1, with
+// their number logged).
+func shutdown(log zerolog.Logger, cfg config.Config, node *server.Server, stop <-chan os.Signal) int {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeout)*time.Second)
 	defer cancel()
-	force, giveUp := context.WithCancel(context.Background())
-	defer giveUp()
+	done := make(chan struct{})
+	defer close(done) // ends the signal watcher
 	go func() {
 		for n := 2; ; n++ {
 			var s os.Signal
@@ -277,7 +142,7 @@ wait:
 					n--
 					continue
 				}
-			case <-force.Done():
+			case <-done:
 				return
 			}
 			if n == 2 {
@@ -286,106 +151,16 @@ wait:
 				continue
 			}
 			log.Warn().Str("signal", fmt.Sprint(s)).Msg("third signal: exiting without waiting for the append-only log")
-			if aof != nil {
-				aof.Abandon() // commands waiting for their fsync give up; their clients are gone
-			}
-			giveUp()
+			node.Abandon() // commands waiting for their fsync give up; their clients are gone
 			return
 		}
 	}()
 	code := 0
-	began := time.Now()
-	if err := srv.Shutdown(ctx); err != nil {
-		log.Warn().Err(err).Msg("shutdown")
+	if err := node.Shutdown(ctx); err != nil {
 		code = 1
 	}
-	log.Info().Dur("took", time.Since(began)).Msg("connections drained")
-	if httpSrv != nil {
-		hctx, hcancel := context.WithTimeout(context.Background(), time.Second)
-		_ = httpSrv.Shutdown(hctx)
-		hcancel()
-	}
-	close(timerStop)
-	<-timerDone
-	if aof != nil {
-		logClosed = true
-		err := aof.Drain(force)
-		if cerr := aof.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			log.Error().Err(err).Msg("closing the append-only log")
-			code = 1
-		} else {
-			log.Info().Msg("append-only log flushed, synced and closed")
-		}
-	}
-	giveUp() // ends the signal watcher
 	log.Info().Msg("bye")
 	return code
-}
-
-// openLog replays the append-only log in cfg.Dir into st and keeps it.
-func openLog(cfg config.Config, scfg store.Config, st *store.Store, log zerolog.Logger) (*persistence.Log, error) {
-	pcfg := persistence.DefaultConfig()
-	pcfg.Dir = cfg.Dir
-	pcfg.Store = scfg
-	pcfg.Logger = log
-	var err error
-	if pcfg.Fsync, err = persistence.ParseFsync(cfg.AppendFsync); err != nil {
-		return nil, err
-	}
-	aof, err := persistence.Open(pcfg, st)
-	if err != nil {
-		return nil, err
-	}
-	ls := aof.Stats().Loaded
-	log.Info().Int("files", ls.Files).Int64("records", ls.Records).Int64("bytes", ls.Bytes).
-		Int64("jobs", st.Len()).Int64("millis", ls.Millis).Int64("truncated", ls.Truncated).
-		Int64("skipped", ls.Skipped).Msg("append-only log loaded")
-	return aof, nil
-}
-
-// jobStats are INFO stats' job event totals.
-func jobStats(m *metrics.Metrics) []commands.Setting {
-	t := m.Totals()
-	out := make([]commands.Setting, len(t))
-	for i, n := range t {
-		out[i] = commands.Setting{Name: "total_jobs_" + metrics.EventNames[i], Value: strconv.FormatUint(n, 10)}
-	}
-	return out
-}
-
-// persistenceInfo is INFO persistence with the log on.
-func persistenceInfo(aof *persistence.Log, cfg config.Config) []commands.Setting {
-	s := aof.Stats()
-	i := func(v int64) string { return strconv.FormatInt(v, 10) }
-	b := func(v bool) string {
-		if v {
-			return "1"
-		}
-		return "0"
-	}
-	return []commands.Setting{
-		{Name: "aof_enabled", Value: "1"},
-		{Name: "appendfsync", Value: cfg.AppendFsync},
-		{Name: "aof_dir", Value: cfg.Dir},
-		{Name: "aof_current_size", Value: i(s.Size)},
-		{Name: "aof_base_size", Value: i(s.BaseSize)},
-		{Name: "aof_rewrite_in_progress", Value: b(s.RewriteInProgress)},
-		{Name: "aof_rewrites", Value: i(s.Rewrites)},
-		{Name: "aof_last_rewrite_time_ms", Value: i(s.LastRewriteMillis)},
-		{Name: "aof_last_rewrite_at", Value: i(s.LastRewriteAt)},
-		{Name: "aof_last_bgrewrite_status", Value: s.LastRewriteStatus},
-		{Name: "aof_last_write_status", Value: s.Status},
-		{Name: "aof_last_write_error", Value: s.LastError},
-		{Name: "aof_write_errors", Value: i(s.WriteErrors)},
-		{Name: "aof_last_fsync_at", Value: i(s.LastFsyncAt)},
-		{Name: "aof_last_fsync_us", Value: i(s.LastFsyncMicros)},
-		{Name: "aof_loaded_records", Value: i(s.Loaded.Records)},
-		{Name: "aof_loaded_truncated_bytes", Value: i(s.Loaded.Truncated)},
-		{Name: "aof_load_time_ms", Value: i(s.Loaded.Millis)},
-	}
 }
 
 // checkAOF is `sluice check-aof [--fix] FILE`: report the first bad record
