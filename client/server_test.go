@@ -3,21 +3,19 @@ package client_test
 import (
 	"context"
 	"errors"
-	"net"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
-	"sluice/blocking"
 	"sluice/client"
-	"sluice/commands"
-	"sluice/protocol"
+	"sluice/config"
+	"sluice/server"
 	"sluice/store"
 )
 
-// The tests run the whole server stack in-process on 127.0.0.1:0, wired as
-// main.go wires it. Only these test files import server packages; the
+// The tests run the whole server stack in-process on 127.0.0.1:0, built as
+// main.go builds it (package server), with the log off. Only these test files import server packages; the
 // client package itself does not.
 
 type testServer struct {
@@ -32,52 +30,33 @@ type serverOption struct {
 
 func startServer(t testing.TB, opts ...serverOption) *testServer {
 	t.Helper()
-	cfg := store.DefaultConfig()
-	for _, o := range opts {
-		if o.config != nil {
-			o.config(&cfg)
-		}
-	}
+	cfg := config.DefaultConfig()
+	cfg.Port, cfg.AppendOnly = 0, false
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
-	st, err := store.New(cfg, store.NewRandomGenerator())
+	node, err := server.New(cfg, server.Options{Log: log, Version: "test", Store: func(c *store.Config) {
+		for _, o := range opts {
+			if o.config != nil {
+				o.config(c)
+			}
+		}
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, o := range opts {
 		if o.journal != nil {
-			st.SetJournal(o.journal)
+			node.Store().SetJournal(o.journal)
 		}
 	}
-	now := func() int64 { return time.Now().UnixMilli() }
-	waiters, timer := blocking.Attach(st, log, now)
-	env := &commands.Env{Store: st, Waiters: waiters, Now: now, MaxPayload: 1 << 20, Version: "test"}
-	table, err := protocol.NewTable(commands.Table(env))
-	if err != nil {
+	if err := node.Start(); err != nil {
 		t.Fatal(err)
 	}
-	pcfg := protocol.DefaultConfig()
-	pcfg.Limits = protocol.LimitsFor(1 << 20)
-	srv, err := protocol.NewServer(pcfg, table, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.OnDrain(waiters.Close)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	stop := make(chan struct{})
-	timerDone := make(chan struct{})
-	go func() { timer.Run(stop); close(timerDone) }()
-	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = srv.Shutdown(ctx)
-		close(stop)
-		<-timerDone
+		_ = node.Shutdown(ctx)
 	})
-	return &testServer{addr: ln.Addr().String()}
+	return &testServer{addr: node.Addrs()[0]}
 }
 
 func (ts *testServer) client(t testing.TB, tune ...func(*client.Options)) *client.Client {

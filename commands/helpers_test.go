@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"sync"
 	"testing"
@@ -15,15 +14,19 @@ import (
 
 	"sluice/blocking"
 	"sluice/commands"
+	"sluice/config"
 	"sluice/metrics"
 	"sluice/protocol"
+	"sluice/server"
 	"sluice/store"
 )
 
 // testServer is the whole stack (store, blocking registry, timer, command
-// table, RESP server) on 127.0.0.1:0.
+// table, RESP server) on 127.0.0.1:0, built as main.go builds it (package
+// server) with the log off.
 type testServer struct {
 	addr    string
+	node    *server.Server
 	store   *store.Store
 	srv     *protocol.Server
 	waiters *blocking.Registry
@@ -58,83 +61,65 @@ func start(t testing.TB, opts ...func(*setup)) *testServer {
 		// ("fuzzing process hung or terminated unexpectedly").
 		log = zerolog.Nop()
 	}
-	var gen store.Generator = store.NewRandomGenerator()
-	if s.gen != nil {
-		gen = s.gen
-	}
-	st, err := store.New(s.scfg, gen)
+	cfg := config.DefaultConfig()
+	cfg.Port, cfg.AppendOnly = 0, false
+	cfg.MaxPayload, cfg.MaxMemory = s.maxPayload, s.scfg.MaxBytes
+	node, err := server.New(cfg, server.Options{Log: log, Version: "test", Now: s.now, Generator: s.gen,
+		Store: func(c *store.Config) { *c = s.scfg },
+		Env: func(e *commands.Env) {
+			e.Settings = []commands.Setting{{Name: "port", Value: "0"}, {Name: "save", Value: ""}, {Name: "appendonly", Value: "yes"}}
+			e.Rewrite = s.rewrite
+			e.Shutdown = nil // an embedded server: nothing watches for SHUTDOWN
+		},
+		Commands: func(cmds []protocol.Command) []protocol.Command { return serialize(cmds, s.serial) },
+		Protocol: func(p *protocol.Config) {
+			atomic := p.Atomic
+			*p = s.pcfg
+			p.Limits = protocol.LimitsFor(s.maxPayload)
+			p.Atomic = atomic
+		},
+		Atomic: s.atomic,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	met := metrics.New(metrics.DefaultConfig())
-	st.SetObserver(met)
-	now := s.now
-	if now == nil {
-		now = func() int64 { return time.Now().UnixMilli() }
+	if err := node.Start(); err != nil {
+		t.Fatal(err)
 	}
-	waiters, timer := blocking.Attach(st, log, now)
-	env := &commands.Env{Store: st, Waiters: waiters, Now: now, MaxPayload: s.maxPayload, Version: "test",
-		Settings:  []commands.Setting{{Name: "port", Value: "0"}, {Name: "save", Value: ""}, {Name: "appendonly", Value: "yes"}},
-		MaxMemory: s.scfg.MaxBytes,
-		JobStats: func() []commands.Setting { // as main does
-			var out []commands.Setting
-			for i, n := range met.Totals() {
-				out = append(out, commands.Setting{Name: "total_jobs_" + metrics.EventNames[i], Value: strconv.FormatUint(n, 10)})
+	ts := &testServer{addr: node.Addrs()[0], node: node, store: node.Store(), srv: node.Protocol(),
+		waiters: node.Waiters(), metrics: node.Metrics()}
+	t.Cleanup(func() { ts.shutdown(t) })
+	return ts
+}
+
+// serialize makes every command hold mu while it runs (nil: no change).
+func serialize(cmds []protocol.Command, mu *sync.Mutex) []protocol.Command {
+	if mu == nil {
+		return cmds
+	}
+	for i := range cmds {
+		if h := cmds[i].Handler; h != nil {
+			cmds[i].Handler = func(c *protocol.Client, args [][]byte) (any, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				return h(c, args)
 			}
-			return out
-		}}
-	env.Rewrite = s.rewrite
-	cmds := commands.Table(env)
-	if s.serial != nil {
-		for i := range cmds {
-			if h := cmds[i].Handler; h != nil {
-				cmds[i].Handler = func(c *protocol.Client, args [][]byte) (any, error) {
-					s.serial.Lock()
-					defer s.serial.Unlock()
-					return h(c, args)
-				}
-			}
-			if b := cmds[i].Batch; b != nil {
-				cmds[i].Batch = func(c *protocol.Client, calls [][][]byte, out []protocol.Result) {
-					s.serial.Lock()
-					defer s.serial.Unlock()
-					b(c, calls, out)
-				}
+		}
+		if b := cmds[i].Batch; b != nil {
+			cmds[i].Batch = func(c *protocol.Client, calls [][][]byte, out []protocol.Result) {
+				mu.Lock()
+				defer mu.Unlock()
+				b(c, calls, out)
 			}
 		}
 	}
-	table, err := protocol.NewTable(cmds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.pcfg.Limits = protocol.LimitsFor(s.maxPayload)
-	s.pcfg.Atomic = st
-	if s.atomic != nil {
-		s.pcfg.Atomic = s.atomic(st)
-	}
-	srv, err := protocol.NewServer(s.pcfg, table, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.OnDrain(waiters.Close)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	stop := make(chan struct{})
-	timerDone := make(chan struct{})
-	go func() { timer.Run(stop); close(timerDone) }()
-	served := make(chan struct{})
-	go func() { _ = srv.Serve(ln); close(served) }()
-	ts := &testServer{addr: ln.Addr().String(), store: st, srv: srv, waiters: waiters, metrics: met}
-	t.Cleanup(func() { ts.shutdown(t) })
-	return ts
+	return cmds
 }
 
 func (ts *testServer) shutdown(t testing.TB) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_ = ts.srv.Shutdown(ctx)
+	_ = ts.node.Shutdown(ctx)
 }
 
 // client returns a go-redis client with the library's default options

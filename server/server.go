@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -43,6 +44,9 @@ type Options struct {
 	Atomic func(*store.Store) protocol.Atomic
 }
 
+// ErrShutDown is Shutdown's error when called again.
+var ErrShutDown = errors.New("server: already shut down")
+
 // Failure is a listener that stopped serving while the node runs.
 type Failure struct {
 	Metrics bool // the metrics endpoint, not a client listener
@@ -77,6 +81,7 @@ type Server struct {
 	timerStop   chan struct{}
 	timerDone   chan struct{} // nil until Start
 
+	shutOnce sync.Once
 	// force ends the wait for the log in Shutdown (Abandon).
 	force  context.Context
 	giveUp context.CancelFunc
@@ -367,8 +372,13 @@ func (s *Server) Metrics() *metrics.Metrics   { return s.met }
 // while it cannot be written (a full disk) Shutdown waits, retrying, since
 // giving up would lose changes the node has acknowledged; only Abandon
 // ends that wait. The error is the first thing that went wrong, each
-// logged as it happened.
+// logged as it happened; ErrShutDown if Shutdown was called before.
 func (s *Server) Shutdown(ctx context.Context) error {
+	first := false
+	s.shutOnce.Do(func() { first = true })
+	if !first {
+		return ErrShutDown
+	}
 	began := time.Now()
 	err := s.srv.Shutdown(ctx)
 	if err != nil {
