@@ -198,95 +198,9 @@ func (e *Env) errTooManyNames(what string) error {
 // JOBRESERVE worker lease-ms [COUNT n] [BLOCK ms]
 // [HANDLERS numhandlers handler [handler ...]] QUEUES queue [queue ...]
 func (e *Env) jobReserve(c *protocol.Client, args [][]byte) (any, error) {
-	var r store.ReserveOptions
-	var err error
-	if r.Worker, err = ident(args[1], "worker"); err != nil {
+	r, block, err := e.reserveArgs(args)
+	if err != nil {
 		return nil, err
-	}
-	if r.Lease, err = duration(args[2], false); err != nil {
-		return nil, err
-	}
-	block := int64(-1)
-	o := newOptions(args[3:])
-	for o.more() && r.Queues == nil {
-		kw, err := o.next()
-		if err != nil {
-			return nil, err
-		}
-		switch kw {
-		case "COUNT":
-			v, err := o.value()
-			if err != nil {
-				return nil, err
-			}
-			n, err := positive(v)
-			if err != nil {
-				return nil, err
-			}
-			if n > 1<<20 {
-				return nil, protocol.Error("ERR COUNT is larger than 1048576")
-			}
-			r.Count = int(n)
-		case "BLOCK":
-			v, err := o.value()
-			if err != nil {
-				return nil, err
-			}
-			if block, err = integer(v); err != nil {
-				return nil, err
-			}
-			if block < 0 {
-				return nil, errTimeout
-			}
-			if block > maxDuration {
-				return nil, errTooLong
-			}
-		case "HANDLERS":
-			v, err := o.value()
-			if err != nil {
-				return nil, err
-			}
-			n, err := positive(v)
-			if err != nil {
-				return nil, err
-			}
-			if n > int64(e.maxReserveNames()) {
-				return nil, e.errTooManyNames("handlers")
-			}
-			if n > int64(len(o.args)-o.i) {
-				return nil, protocol.ErrSyntax
-			}
-			r.Handlers = make([]string, 0, n)
-			for ; n > 0; n-- {
-				h, _ := o.value()
-				name, err := ident(h, "handler")
-				if err != nil {
-					return nil, err
-				}
-				r.Handlers = append(r.Handlers, name) // the store drops repeats
-			}
-		case "QUEUES":
-			qs := o.rest()
-			if len(qs) == 0 {
-				return nil, protocol.ErrSyntax
-			}
-			if len(qs) > e.maxReserveNames() {
-				return nil, e.errTooManyNames("queues")
-			}
-			r.Queues = make([]string, 0, len(qs))
-			for _, q := range qs {
-				name, err := ident(q, "queue")
-				if err != nil {
-					return nil, err
-				}
-				r.Queues = append(r.Queues, name) // the store drops repeats
-			}
-		default:
-			return nil, protocol.ErrSyntax
-		}
-	}
-	if r.Queues == nil {
-		return nil, protocol.ErrSyntax
 	}
 	var res []store.Reservation
 	if block < 0 || !c.MayBlock() { // inside EXEC, BLOCK does not wait
@@ -307,6 +221,127 @@ func (e *Env) jobReserve(c *protocol.Client, args [][]byte) (any, error) {
 		}
 	})
 	return reservations(res), nil
+}
+
+// reserveArgs reads JOBRESERVE's arguments: what to reserve, and how long
+// to block for it (-1: not at all).
+func (e *Env) reserveArgs(args [][]byte) (r store.ReserveOptions, block int64, err error) {
+	if r.Worker, err = ident(args[1], "worker"); err != nil {
+		return r, 0, err
+	}
+	if r.Lease, err = duration(args[2], false); err != nil {
+		return r, 0, err
+	}
+	block = -1
+	o := newOptions(args[3:])
+	for o.more() && r.Queues == nil {
+		kw, err := o.next()
+		if err != nil {
+			return r, 0, err
+		}
+		switch kw {
+		case "COUNT":
+			r.Count, err = reserveCount(o)
+		case "BLOCK":
+			block, err = reserveBlock(o)
+		case "HANDLERS":
+			r.Handlers, err = e.reserveHandlers(o)
+		case "QUEUES":
+			r.Queues, err = e.reserveQueues(o)
+		default:
+			err = protocol.ErrSyntax
+		}
+		if err != nil {
+			return r, 0, err
+		}
+	}
+	if r.Queues == nil {
+		return r, 0, protocol.ErrSyntax
+	}
+	return r, block, nil
+}
+
+// reserveCount is COUNT's value: 1 to 2^20.
+func reserveCount(o *options) (int, error) {
+	v, err := o.value()
+	if err != nil {
+		return 0, err
+	}
+	n, err := positive(v)
+	if err != nil {
+		return 0, err
+	}
+	if n > 1<<20 {
+		return 0, protocol.Error("ERR COUNT is larger than 1048576")
+	}
+	return int(n), nil
+}
+
+// reserveBlock is BLOCK's value in ms: 0 (for ever) up to maxDuration.
+func reserveBlock(o *options) (int64, error) {
+	v, err := o.value()
+	if err != nil {
+		return 0, err
+	}
+	block, err := integer(v)
+	switch {
+	case err != nil:
+		return 0, err
+	case block < 0:
+		return 0, errTimeout
+	case block > maxDuration:
+		return 0, errTooLong
+	}
+	return block, nil
+}
+
+// reserveHandlers is HANDLERS' count and names. The store drops repeats;
+// the limit counts them, since it bounds the command's work before any of
+// it is done.
+func (e *Env) reserveHandlers(o *options) ([]string, error) {
+	v, err := o.value()
+	if err != nil {
+		return nil, err
+	}
+	n, err := positive(v)
+	if err != nil {
+		return nil, err
+	}
+	if n > int64(e.maxReserveNames()) {
+		return nil, e.errTooManyNames("handlers")
+	}
+	if n > int64(len(o.args)-o.i) {
+		return nil, protocol.ErrSyntax
+	}
+	names := o.args[o.i : o.i+int(n)]
+	o.i += int(n)
+	return idents(names, "handler")
+}
+
+// reserveQueues is QUEUES' names: the rest of the arguments, at least one
+// (repeats as for HANDLERS).
+func (e *Env) reserveQueues(o *options) ([]string, error) {
+	names := o.rest()
+	if len(names) == 0 {
+		return nil, protocol.ErrSyntax
+	}
+	if len(names) > e.maxReserveNames() {
+		return nil, e.errTooManyNames("queues")
+	}
+	return idents(names, "queue")
+}
+
+// idents checks each of names as an identifier (ident) of kind what.
+func idents(names [][]byte, what string) ([]string, error) {
+	out := make([]string, 0, len(names))
+	for _, b := range names {
+		name, err := ident(b, what)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, name)
+	}
+	return out, nil
 }
 
 // reserveWaits reports whether a JOBRESERVE may wait: whether any argument

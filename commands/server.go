@@ -511,11 +511,34 @@ var infoSections = []string{"server", "clients", "memory", "persistence", "stats
 
 // INFO [section ...]
 func (e *Env) info(c *protocol.Client, args [][]byte) (any, error) {
+	want := infoWanted(args[1:])
+	var b bytes.Buffer
+	srv := c.Server()
+	now := e.now(c)
+	for _, name := range infoSections {
+		if !want[name] {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteString("\r\n")
+		}
+		b.WriteString("# " + strings.ToUpper(name[:1]) + name[1:] + "\r\n")
+		for _, l := range e.infoLines(name, srv, now) {
+			b.WriteString(l + "\r\n")
+		}
+	}
+	return protocol.Verbatim(b.String()), nil
+}
+
+// infoWanted is the set of sections INFO's arguments name: none, or
+// "default", is every section but commandstats; "all" or "everything" is
+// every one.
+func infoWanted(names [][]byte) map[string]bool {
 	want := map[string]bool{}
-	for _, a := range args[1:] {
+	for _, a := range names {
 		want[strings.ToLower(string(a))] = true
 	}
-	if len(args) == 1 || want["default"] {
+	if len(names) == 0 || want["default"] {
 		for _, s := range infoSections {
 			want[s] = want[s] || s != "commandstats"
 		}
@@ -525,106 +548,109 @@ func (e *Env) info(c *protocol.Client, args [][]byte) (any, error) {
 			want[s] = true
 		}
 	}
-	var b bytes.Buffer
-	section := func(name string, lines ...string) {
-		if b.Len() > 0 {
-			b.WriteString("\r\n")
+	return want
+}
+
+// infoLines are the "name:value" lines of one INFO section.
+func (e *Env) infoLines(section string, srv *protocol.Server, now int64) []string {
+	switch section {
+	case "server":
+		return e.infoServer(srv)
+	case "clients":
+		st := srv.Stats()
+		return []string{
+			"connected_clients:" + strconv.Itoa(st.Connected),
+			"blocked_clients:" + strconv.Itoa(st.Blocked),
+			"maxclients:" + strconv.Itoa(srv.Config().MaxClients),
+			"client_recent_max_input_buffer:" + strconv.FormatInt(st.MaxInputBuffer, 10),
+			"client_recent_max_output_buffer:" + strconv.FormatInt(st.MaxOutputBuffer, 10)}
+	case "memory":
+		return e.infoMemory(srv)
+	case "persistence":
+		if e.Persistence == nil {
+			return []string{"loading:0", "aof_enabled:0"}
 		}
-		b.WriteString("# " + strings.ToUpper(name[:1]) + name[1:] + "\r\n")
-		for _, l := range lines {
-			b.WriteString(l + "\r\n")
-		}
-	}
-	srv := c.Server()
-	now := e.now(c)
-	for _, name := range infoSections {
-		if !want[name] {
-			continue
-		}
-		switch name {
-		case "server":
-			section("Server", e.infoServer(srv)...)
-		case "clients":
-			st := srv.Stats()
-			section("Clients",
-				"connected_clients:"+strconv.Itoa(st.Connected),
-				"blocked_clients:"+strconv.Itoa(st.Blocked),
-				"maxclients:"+strconv.Itoa(srv.Config().MaxClients),
-				"client_recent_max_input_buffer:"+strconv.FormatInt(st.MaxInputBuffer, 10),
-				"client_recent_max_output_buffer:"+strconv.FormatInt(st.MaxOutputBuffer, 10))
-		case "memory":
-			section("Memory", e.infoMemory(srv)...)
-		case "persistence":
-			lines := []string{"loading:0"}
-			if e.Persistence != nil {
-				for _, s := range e.Persistence() {
-					lines = append(lines, s.Name+":"+s.Value)
-				}
-			} else {
-				lines = append(lines, "aof_enabled:0")
-			}
-			section("Persistence", lines...)
-		case "stats":
-			st := srv.Stats()
-			lines := []string{
-				"total_connections_received:" + strconv.FormatInt(st.TotalConnections, 10),
-				"total_commands_processed:" + strconv.FormatInt(st.TotalCommands, 10),
-				"rejected_connections:" + strconv.FormatInt(st.RejectedConnections, 10),
-				"evicted_clients:" + strconv.FormatInt(st.EvictedClients, 10),
-				"total_net_input_bytes:" + strconv.FormatInt(st.NetInputBytes, 10),
-				"total_net_output_bytes:" + strconv.FormatInt(st.NetOutputBytes, 10),
-				"slowlog_len:" + strconv.Itoa(srv.SlowlogLen()),
-				"jobs:" + strconv.FormatInt(e.Store.Len(), 10),
-			}
-			if e.JobStats != nil {
-				for _, s := range e.JobStats() {
-					lines = append(lines, s.Name+":"+s.Value)
-				}
-			}
-			section("Stats", lines...)
-		case "queues":
-			qs := e.Store.Queues(now)
-			lines := []string{"queues:" + strconv.Itoa(len(qs))}
-			for _, q := range qs {
-				s, err := e.Store.QueueStats(now, q)
-				if err != nil {
-					continue // the queue vanished meanwhile
-				}
-				lines = append(lines, fmt.Sprintf("queue_%s:status=%s,queued=%d,scheduled=%d,reserved=%d,running=%d,retry_pending=%d,failed=%d,paused=%d,blocked_concurrency=%d,blocked_ratelimit=%d,pushed_total=%d,succeeded_total=%d,failed_total=%d",
-					infoName(q), s.Status, s.Queued, s.Scheduled, s.Reserved, s.Running, s.RetryPending, s.Failed, boolInt(s.Paused),
-					s.BlockedConcurrency, s.BlockedRateLimit, s.PushedTotal, s.SucceededTotal, s.FailedTotal))
-			}
-			section("Queues", lines...)
-		case "policies":
-			ps := e.Store.Policies(now)
-			lines := []string{"policies:" + strconv.Itoa(len(ps))}
-			for _, p := range ps {
-				l := fmt.Sprintf("policy_%s_%s:limit=%d,active=%d,waiting=%d", p.Kind, infoName(p.Key), p.Limit, p.Active, p.Waiting)
-				if p.Period > 0 {
-					l += fmt.Sprintf(",period=%d,next_free_at=%d", p.Period, p.NextFreeAt)
-				}
-				lines = append(lines, l)
-			}
-			section("Policies", lines...)
-		case "commandstats":
-			var lines []string
-			for _, cs := range srv.CommandStats() {
-				perCall := float64(cs.Usec) / float64(cs.Calls)
-				lines = append(lines, fmt.Sprintf("cmdstat_%s:calls=%d,usec=%d,usec_per_call=%.2f,rejected_calls=0,failed_calls=%d",
-					cs.Name, cs.Calls, cs.Usec, perCall, cs.Failed))
-			}
-			section("Commandstats", lines...)
-		case "keyspace":
-			// Redis's line for database 0, which redis-cli --stat sums;
-			// like Redis, none while there are no keys (jobs).
-			var lines []string
-			if n := e.Store.Len(); n > 0 {
-				lines = append(lines, "db0:keys="+strconv.FormatInt(n, 10)+",expires=0,avg_ttl=0")
-			}
-			section("Keyspace", lines...)
+		return appendSettings([]string{"loading:0"}, e.Persistence())
+	case "stats":
+		return e.infoStats(srv)
+	case "queues":
+		return e.infoQueues(now)
+	case "policies":
+		return e.infoPolicies(now)
+	case "commandstats":
+		return infoCommandStats(srv)
+	case "keyspace":
+		// Redis's line for database 0, which redis-cli --stat sums;
+		// like Redis, none while there are no keys (jobs).
+		if n := e.Store.Len(); n > 0 {
+			return []string{"db0:keys=" + strconv.FormatInt(n, 10) + ",expires=0,avg_ttl=0"}
 		}
 	}
-	return protocol.Verbatim(b.String()), nil
+	return nil
+}
+
+// appendSettings adds "name:value" lines to lines.
+func appendSettings(lines []string, settings []Setting) []string {
+	for _, s := range settings {
+		lines = append(lines, s.Name+":"+s.Value)
+	}
+	return lines
+}
+
+func (e *Env) infoStats(srv *protocol.Server) []string {
+	st := srv.Stats()
+	lines := []string{
+		"total_connections_received:" + strconv.FormatInt(st.TotalConnections, 10),
+		"total_commands_processed:" + strconv.FormatInt(st.TotalCommands, 10),
+		"rejected_connections:" + strconv.FormatInt(st.RejectedConnections, 10),
+		"evicted_clients:" + strconv.FormatInt(st.EvictedClients, 10),
+		"total_net_input_bytes:" + strconv.FormatInt(st.NetInputBytes, 10),
+		"total_net_output_bytes:" + strconv.FormatInt(st.NetOutputBytes, 10),
+		"slowlog_len:" + strconv.Itoa(srv.SlowlogLen()),
+		"jobs:" + strconv.FormatInt(e.Store.Len(), 10),
+	}
+	if e.JobStats != nil {
+		lines = appendSettings(lines, e.JobStats())
+	}
+	return lines
+}
+
+func (e *Env) infoQueues(now int64) []string {
+	qs := e.Store.Queues(now)
+	lines := []string{"queues:" + strconv.Itoa(len(qs))}
+	for _, q := range qs {
+		s, err := e.Store.QueueStats(now, q)
+		if err != nil {
+			continue // the queue vanished meanwhile
+		}
+		lines = append(lines, fmt.Sprintf("queue_%s:status=%s,queued=%d,scheduled=%d,reserved=%d,running=%d,retry_pending=%d,failed=%d,paused=%d,blocked_concurrency=%d,blocked_ratelimit=%d,pushed_total=%d,succeeded_total=%d,failed_total=%d",
+			infoName(q), s.Status, s.Queued, s.Scheduled, s.Reserved, s.Running, s.RetryPending, s.Failed, boolInt(s.Paused),
+			s.BlockedConcurrency, s.BlockedRateLimit, s.PushedTotal, s.SucceededTotal, s.FailedTotal))
+	}
+	return lines
+}
+
+func (e *Env) infoPolicies(now int64) []string {
+	ps := e.Store.Policies(now)
+	lines := []string{"policies:" + strconv.Itoa(len(ps))}
+	for _, p := range ps {
+		l := fmt.Sprintf("policy_%s_%s:limit=%d,active=%d,waiting=%d", p.Kind, infoName(p.Key), p.Limit, p.Active, p.Waiting)
+		if p.Period > 0 {
+			l += fmt.Sprintf(",period=%d,next_free_at=%d", p.Period, p.NextFreeAt)
+		}
+		lines = append(lines, l)
+	}
+	return lines
+}
+
+func infoCommandStats(srv *protocol.Server) []string {
+	var lines []string
+	for _, cs := range srv.CommandStats() {
+		perCall := float64(cs.Usec) / float64(cs.Calls)
+		lines = append(lines, fmt.Sprintf("cmdstat_%s:calls=%d,usec=%d,usec_per_call=%.2f,rejected_calls=0,failed_calls=%d",
+			cs.Name, cs.Calls, cs.Usec, perCall, cs.Failed))
+	}
+	return lines
 }
 
 func (e *Env) infoServer(srv *protocol.Server) []string {
