@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/redis/go-redis/v9"
+
+	"sluice/internal/check"
 )
 
 func named(user, pass string) func(*redis.Options) {
@@ -85,9 +87,12 @@ func TestACLRefusedInMulti(t *testing.T) {
 	if n := do(t, admin, "QUEUELEN", "team-a:mail"); n != int64(0) {
 		t.Errorf("team-a:mail holds %v jobs after an aborted transaction", n)
 	}
-	if e := do(t, admin, "ACL", "LOG").([]any); len(e) == 0 || field(e[0], "context") != "multi" || field(e[0], "object") != "team-b:mail" {
-		t.Errorf("ACL LOG: %v", e)
+	e := do(t, admin, "ACL", "LOG").([]any)
+	if len(e) == 0 {
+		t.Fatal("ACL LOG is empty")
 	}
+	check.Field(t, "ACL LOG's newest context", field(e[0], "context"), any("multi"))
+	check.Field(t, "ACL LOG's newest object", field(e[0], "object"), any("team-b:mail"))
 }
 
 // go-redis with a named user runs the job lifecycle; a wrong password is
@@ -100,9 +105,8 @@ func TestACLNamedUserLifecycle(t *testing.T) {
 		w := ts.client(t, proto, named("worker", "pw"))
 		do(t, w, "JOBPUSH", "jobs:mail", "send", "hello")
 		rs := reserve(t, w, "w1", 30000, "QUEUES", "jobs:mail")
-		if len(rs) != 1 || rs[0]["payload"] != "hello" {
-			t.Fatalf("reserved %v", rs)
-		}
+		check.Len(t, "reserved", rs, 1)
+		check.Fields(t, "reserved", rs[0], map[string]any{"payload": "hello"})
 		if got := do(t, w, "JOBACK", rs[0]["token"]); got != int64(1) && got != "OK" {
 			t.Errorf("JOBACK: %v", got)
 		}
@@ -169,9 +173,8 @@ func TestACLIntrospection(t *testing.T) {
 		t.Errorf("ACL LIST: %q", got)
 	}
 	u := do(t, admin, "ACL", "GETUSER", "bob")
-	if field(u, "keys") != "~q:*" || field(u, "commands") != "-@all +acl +jobpush" {
-		t.Errorf("GETUSER: %v", u)
-	}
+	check.Field(t, "GETUSER keys", field(u, "keys"), any("~q:*"))
+	check.Field(t, "GETUSER commands", field(u, "commands"), any("-@all +acl +jobpush"))
 	isNil(t, admin, "ACL", "GETUSER", "nobody")
 	cats := do(t, admin, "ACL", "CAT").([]any)
 	for _, c := range []string{"producer", "worker", "admin", "read", "write", "fast", "connection"} {
@@ -254,9 +257,7 @@ func TestACLFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	do(t, admin, "ACL", "LOAD")
-	if got := do(t, admin, "ACL", "USERS").([]any); len(got) != 2 || got[0] != "default" || got[1] != "mailer" {
-		t.Errorf("users after LOAD: %v", got)
-	}
+	check.Equal(t, "users after LOAD", do(t, admin, "ACL", "USERS"), any([]any{"default", "mailer"}))
 	if got := doErr(t, mailer, "JOBPUSH", "team-a:mail", "send", "y"); !strings.HasPrefix(got, "NOPERM") {
 		t.Errorf("after LOAD mailer still pushes to team-a: %q", got)
 	}

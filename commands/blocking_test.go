@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"sluice/internal/check"
 )
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -57,12 +59,10 @@ func TestBlockWokenByPush(t *testing.T) {
 	got := ts.blockedReserve(t, "w", 30000, "BLOCK", 0, "QUEUES", "other", "q")
 	id := do(t, c, "JOBPUSH", "q", "h", "p").(string)
 	rs := receive(t, got)
-	if len(rs) != 1 || rs[0]["id"] != id {
-		t.Fatalf("got %v", rs)
-	}
-	if s := asMap(t, do(t, c, "JOBGET", id), jobFields...); s["state"] != "reserved" || s["worker"] != "w" {
-		t.Fatalf("job after blocked reserve %v", s)
-	}
+	check.Len(t, "the woken reserve", rs, 1)
+	check.Fields(t, "the woken reserve", rs[0], map[string]any{"id": id})
+	check.Fields(t, "job after blocked reserve", asMap(t, do(t, c, "JOBGET", id), jobFields...),
+		map[string]any{"state": "reserved", "worker": "w"})
 }
 
 func TestBlockWokenByAckFreeingASlot(t *testing.T) {
@@ -80,9 +80,9 @@ func TestBlockWokenByAckFreeingASlot(t *testing.T) {
 	default:
 	}
 	do(t, c, "JOBACK", tok)
-	if rs := receive(t, got); len(rs) != 1 || rs[0]["id"] != id2 {
-		t.Fatalf("got %v", rs)
-	}
+	rs := receive(t, got)
+	check.Len(t, "the woken reserve", rs, 1)
+	check.Fields(t, "the woken reserve", rs[0], map[string]any{"id": id2})
 }
 
 func TestBlockWokenByRateWindowOpening(t *testing.T) {
@@ -97,9 +97,8 @@ func TestBlockWokenByRateWindowOpening(t *testing.T) {
 	}
 	got := ts.blockedReserve(t, "w2", 30000, "BLOCK", 0, "QUEUES", "q")
 	rs := receive(t, got)
-	if len(rs) != 1 || rs[0]["id"] != id2 {
-		t.Fatalf("got %v", rs)
-	}
+	check.Len(t, "the woken reserve", rs, 1)
+	check.Fields(t, "the woken reserve", rs[0], map[string]any{"id": id2})
 	// Admitted no earlier than the window allows (expires_at = admission + lease).
 	if admitted := rs[0]["expires_at"].(int64) - 30000; admitted < first+400 {
 		t.Fatalf("admitted at %d, window opens at %d", admitted, first+400)
@@ -133,9 +132,9 @@ func TestBlockWokenByLeaseExpiry(t *testing.T) {
 	id := do(t, c, "JOBPUSH", "q", "h", "1").(string)
 	tok := reserve(t, c, "w1", 200, "QUEUES", "q")[0]["token"].(string)
 	got := ts.blockedReserve(t, "w2", 30000, "BLOCK", 0, "QUEUES", "q")
-	if rs := receive(t, got); len(rs) != 1 || rs[0]["id"] != id {
-		t.Fatalf("got %v", rs)
-	}
+	rs := receive(t, got)
+	check.Len(t, "the woken reserve", rs, 1)
+	check.Fields(t, "the woken reserve", rs[0], map[string]any{"id": id})
 	if err := doErr(t, c, "JOBACK", tok); !strings.HasPrefix(err, "EXPIRED") {
 		t.Fatalf("late ack: %s", err)
 	}
@@ -164,9 +163,8 @@ func TestBlockFIFO(t *testing.T) {
 	for i := range chans {
 		id := do(t, c, "JOBPUSH", "q", "h", "p").(string)
 		rs := receive(t, chans[i])
-		if len(rs) != 1 || rs[0]["id"] != id {
-			t.Fatalf("waiter %d got %v, want %s", i+1, rs, id)
-		}
+		check.Len(t, "waiter "+strconv.Itoa(i+1)+"'s reservations", rs, 1)
+		check.Fields(t, "waiter "+strconv.Itoa(i+1)+"'s reservation", rs[0], map[string]any{"id": id})
 		if w := asMap(t, do(t, c, "JOBGET", id), jobFields...)["worker"]; w != []string{"w1", "w2", "w3"}[i] {
 			t.Fatalf("job %d went to %v", i, w)
 		}
@@ -177,20 +175,20 @@ func TestBlockHandlerFilterDoesNotStarveOthers(t *testing.T) {
 	ts := start(t)
 	c := ts.client(t)
 	onlyX := ts.blockedReserve(t, "wx", 30000, "BLOCK", 0, "HANDLERS", 1, "x", "QUEUES", "q")
-	any := ts.blockedReserve(t, "wany", 30000, "BLOCK", 0, "QUEUES", "q")
+	unfiltered := ts.blockedReserve(t, "wany", 30000, "BLOCK", 0, "QUEUES", "q")
 	id := do(t, c, "JOBPUSH", "q", "y", "p").(string)
-	if rs := receive(t, any); len(rs) != 1 || rs[0]["id"] != id {
-		t.Fatalf("unfiltered waiter got %v", rs)
-	}
+	rs := receive(t, unfiltered)
+	check.Len(t, "the unfiltered waiter's reservations", rs, 1)
+	check.Fields(t, "the unfiltered waiter's reservation", rs[0], map[string]any{"id": id})
 	select {
 	case rs := <-onlyX:
 		t.Fatalf("filtered waiter got %v", rs)
 	default:
 	}
 	idx := do(t, c, "JOBPUSH", "q", "x", "p").(string)
-	if rs := receive(t, onlyX); len(rs) != 1 || rs[0]["id"] != idx {
-		t.Fatalf("filtered waiter got %v", rs)
-	}
+	rs = receive(t, onlyX)
+	check.Len(t, "the filtered waiter's reservations", rs, 1)
+	check.Fields(t, "the filtered waiter's reservation", rs[0], map[string]any{"id": idx})
 }
 
 // A client that disconnects while blocked gets nothing: the job pushed
@@ -257,14 +255,13 @@ func TestBlockWokenByRetryAndDelayedRelease(t *testing.T) {
 	got := ts.blockedReserve(t, "w2", 30000, "BLOCK", 0, "QUEUES", "q")
 	do(t, c, "JOBFAIL", tok, "RETRYIN", 150)
 	rs := receive(t, got)
-	if len(rs) != 1 || rs[0]["id"] != id || rs[0]["attempt"] != int64(1) {
-		t.Fatalf("retry: %v", rs)
-	}
+	check.Len(t, "retry", rs, 1)
+	check.Fields(t, "retry", rs[0], map[string]any{"id": id, "attempt": int64(1)})
 	got = ts.blockedReserve(t, "w3", 30000, "BLOCK", 0, "QUEUES", "q")
 	do(t, c, "JOBRELEASE", rs[0]["token"], "DELAY", 150)
-	if rs := receive(t, got); len(rs) != 1 || rs[0]["id"] != id {
-		t.Fatalf("delayed release: %v", rs)
-	}
+	rs = receive(t, got)
+	check.Len(t, "delayed release", rs, 1)
+	check.Fields(t, "delayed release", rs[0], map[string]any{"id": id})
 }
 
 // A client blocked on several queues is served from whichever gets work,
@@ -274,9 +271,9 @@ func TestBlockOnSeveralQueues(t *testing.T) {
 	c := ts.client(t)
 	got := ts.blockedReserve(t, "w", 30000, "BLOCK", 0, "COUNT", 1, "QUEUES", "a", "b", "c")
 	id := do(t, c, "JOBPUSH", "c", "h", "1").(string)
-	if rs := receive(t, got); len(rs) != 1 || rs[0]["id"] != id {
-		t.Fatalf("got %v", rs)
-	}
+	rs := receive(t, got)
+	check.Len(t, "the woken reserve", rs, 1)
+	check.Fields(t, "the woken reserve", rs[0], map[string]any{"id": id})
 	do(t, c, "JOBPUSH", "a", "h", "2")
 	time.Sleep(50 * time.Millisecond)
 	if n := do(t, c, "QUEUELEN", "a"); n != int64(1) {

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/redis/go-redis/v9"
+
+	"sluice/internal/check"
 )
 
 // JOBPUSH ... IDEMPOTENCY key: a repeat answers the first id and creates
@@ -20,9 +22,7 @@ func TestJobPushIdempotency(t *testing.T) {
 		t.Fatalf("repeat with ID answered %v, want %s (the key decides first)", got, id)
 	}
 	j := asMap(t, do(t, c, "JOBGET", id), jobFields...)
-	if j["payload"] != "first" || j["queue"] != "emails" {
-		t.Fatalf("the first push's job changed: %v", j)
-	}
+	check.Fields(t, "the first push's job", j, map[string]any{"payload": "first", "queue": "emails"})
 	if got := do(t, c, "DBSIZE"); got != int64(1) {
 		t.Fatalf("DBSIZE %v after repeats, want 1", got)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"sluice/commands"
+	"sluice/internal/check"
 )
 
 func TestJobLifecycle(t *testing.T) { protocols(t, testJobLifecycle) }
@@ -36,17 +37,14 @@ func testJobLifecycle(t *testing.T, proto func(*redis.Options)) {
 	}
 
 	rs := reserve(t, c, "w1", 30000, "QUEUES", "emails")
-	if len(rs) != 1 || rs[0]["id"] != id || rs[0]["attempt"] != int64(0) || rs[0]["payload"] != `{"to":"a@b"}` {
-		t.Fatalf("reserve %v", rs)
-	}
+	check.Len(t, "reserve", rs, 1)
+	check.Fields(t, "reserve", rs[0], map[string]any{"id": id, "attempt": int64(0), "payload": `{"to":"a@b"}`})
 	tok := rs[0]["token"].(string)
 	if exp := rs[0]["expires_at"].(int64); exp < before+30000 {
 		t.Fatalf("expires_at %d", exp)
 	}
 	j = asMap(t, do(t, c, "JOBGET", id), jobFields...)
-	if j["state"] != "reserved" || j["worker"] != "w1" {
-		t.Fatalf("after reserve %v", j)
-	}
+	check.Fields(t, "after reserve", j, map[string]any{"state": "reserved", "worker": "w1"})
 	if got := do(t, c, "JOBSTART", tok); got != int64(1) {
 		t.Fatalf("JOBSTART = %v", got)
 	}
@@ -64,17 +62,14 @@ func testJobLifecycle(t *testing.T, proto func(*redis.Options)) {
 	}
 	// RETRYIN 0 makes it due at once.
 	rs = reserve(t, c, "w2", 30000, "QUEUES", "emails")
-	if len(rs) != 1 || rs[0]["attempt"] != int64(1) {
-		t.Fatalf("retry reserve %v", rs)
-	}
+	check.Len(t, "retry reserve", rs, 1)
+	check.Fields(t, "retry reserve", rs[0], map[string]any{"attempt": int64(1)})
 	tok = rs[0]["token"].(string)
 	if got := do(t, c, "JOBACK", tok); got != "OK" {
 		t.Fatalf("JOBACK = %v", got)
 	}
 	j = asMap(t, do(t, c, "JOBGET", id), jobFields...)
-	if j["state"] != "succeeded" || j["attempt"] != int64(2) || j["last_error"] != "smtp down" || j["worker"] != nil {
-		t.Fatalf("after ack %v", j)
-	}
+	check.Fields(t, "after ack", j, map[string]any{"state": "succeeded", "attempt": int64(2), "last_error": "smtp down", "worker": nil})
 	if got := do(t, c, "JOBCANCEL", id); got != int64(0) {
 		t.Fatalf("cancel of a terminal job = %v", got)
 	}
@@ -145,9 +140,8 @@ func testJobScheduling(t *testing.T, proto func(*redis.Options)) {
 	}
 	isNil(t, c, "JOBRESERVE", "w", 1000, "QUEUES", "q")
 	rs := reserve(t, c, "w", 1000, "BLOCK", 5000, "QUEUES", "q")
-	if len(rs) != 1 || rs[0]["id"] != id {
-		t.Fatalf("scheduled job not delivered when due: %v", rs)
-	}
+	check.Len(t, "the scheduled job, when due", rs, 1)
+	check.Fields(t, "the scheduled job, when due", rs[0], map[string]any{"id": id})
 }
 
 func TestJobReserveOptions(t *testing.T) { protocols(t, testJobReserveOptions) }
@@ -168,9 +162,9 @@ func testJobReserveOptions(t *testing.T, proto func(*redis.Options)) {
 	if strings.Join(got, ",") != "3,2,1" {
 		t.Fatalf("reserved %v, want 3,2,1", got)
 	}
-	if rs := reserve(t, c, "w", 30000, "QUEUES", "high"); len(rs) != 1 || rs[0]["payload"] != "4" {
-		t.Fatalf("rest %v", rs)
-	}
+	rs = reserve(t, c, "w", 30000, "QUEUES", "high")
+	check.Len(t, "the rest", rs, 1)
+	check.Fields(t, "the rest", rs[0], map[string]any{"payload": "4"})
 }
 
 func TestJobArgumentErrors(t *testing.T) {
@@ -257,9 +251,9 @@ func TestPipelinedPushesRunAsOne(t *testing.T) {
 	if n := do(t, c, "QUEUELEN", "a"); n != int64(2) {
 		t.Fatalf("QUEUELEN a = %v, want 2 (x1 and p6; p4 is scheduled)", n)
 	}
-	if rs := <-woke; len(rs) != 1 || rs[0]["payload"] != "p3" {
-		t.Fatalf("the blocked worker got %v", rs)
-	}
+	rs := <-woke
+	check.Len(t, "the blocked worker's reservation", rs, 1)
+	check.Fields(t, "the blocked worker's reservation", rs[0], map[string]any{"payload": "p3"})
 }
 
 // One JOBRESERVE names at most max-reserve-queues queues and as many

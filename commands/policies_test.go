@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"sluice/internal/check"
 )
 
 var policyFields = []string{"kind", "key", "limit", "period", "active", "waiting", "next_free_at"}
@@ -28,17 +30,14 @@ func testPolicies(t *testing.T, proto func(*redis.Options)) {
 		t.Fatalf("concurrency 1 let %d through", len(rs))
 	}
 	p := asMap(t, do(t, c, "POLICYGET", "CONCURRENCY", "smtp"), policyFields...)
-	if p["kind"] != "concurrency" || p["limit"] != int64(1) || p["active"] != int64(1) || p["waiting"] != int64(1) || p["period"] != nil || p["next_free_at"] != nil {
-		t.Fatalf("POLICYGET %v", p)
-	}
+	check.Fields(t, "POLICYGET", p, map[string]any{"kind": "concurrency", "limit": int64(1), "active": int64(1),
+		"waiting": int64(1), "period": nil, "next_free_at": nil})
 	j := asMap(t, do(t, c, "JOBGET", id2), jobFields...)
 	if j["blocked_by"] != "concurrency:smtp 1/1" {
 		t.Fatalf("blocked_by %v", j["blocked_by"])
 	}
 	s := asMap(t, do(t, c, "QUEUESTATS", "q"), queueStatsFields...)
-	if s["status"] != "throttled" || s["blocked_concurrency"] != int64(1) {
-		t.Fatalf("stats %v", s)
-	}
+	check.Fields(t, "stats", s, map[string]any{"status": "throttled", "blocked_concurrency": int64(1)})
 
 	for i := 0; i < 3; i++ {
 		do(t, c, "JOBPUSH", "r", "h", "x", "RATELIMIT", "api")
@@ -48,9 +47,7 @@ func testPolicies(t *testing.T, proto func(*redis.Options)) {
 		t.Fatalf("rate 2/min let %d through", len(rs))
 	}
 	p = asMap(t, do(t, c, "POLICYGET", "RATELIMIT", "api"), policyFields...)
-	if p["period"] != int64(60000) || p["active"] != int64(2) || p["waiting"] != int64(1) {
-		t.Fatalf("POLICYGET ratelimit %v", p)
-	}
+	check.Fields(t, "POLICYGET ratelimit", p, map[string]any{"period": int64(60000), "active": int64(2), "waiting": int64(1)})
 	if nf, ok := p["next_free_at"].(int64); !ok || nf < before+60000 {
 		t.Fatalf("next_free_at %v", p["next_free_at"])
 	}

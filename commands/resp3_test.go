@@ -3,6 +3,8 @@ package commands_test
 import (
 	"strings"
 	"testing"
+
+	"sluice/internal/check"
 )
 
 // TestRESP3Replies checks each reply shape of RESP3 on the wire: maps for
@@ -102,13 +104,14 @@ func TestGoRedisRESP3Shapes(t *testing.T) {
 	c := ts.client(t)
 	id := do(t, c, "JOBPUSH", "q", "h", "p").(string)
 	job, ok := do(t, c, "JOBGET", id).(map[any]any)
-	if !ok || job["id"] != id || job["state"] != "queued" || job["worker"] != nil {
-		t.Fatalf("JOBGET %#v", job)
+	if !ok {
+		t.Fatalf("JOBGET: a %T, want a map", job)
 	}
+	check.Equal(t, "JOBGET", map[any]any{"id": job["id"], "state": job["state"], "worker": job["worker"]},
+		map[any]any{"id": id, "state": "queued", "worker": nil})
 	st := do(t, c, "QUEUESTATS", "q").(map[any]any)
-	if st["paused"] != false || st["queued"] != int64(1) {
-		t.Fatalf("QUEUESTATS %#v", st)
-	}
+	check.Equal(t, "QUEUESTATS", map[any]any{"paused": st["paused"], "queued": st["queued"]},
+		map[any]any{"paused": false, "queued": int64(1)})
 	isNil(t, c, "JOBGET", "nope")
 	isNil(t, c, "JOBRESERVE", "w", 1000, "QUEUES", "empty")
 	if info := c.Info(ctx, "keyspace").Val(); !strings.HasPrefix(info, "# Keyspace\r\ndb0:keys=1") {

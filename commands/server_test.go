@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"sluice/internal/check"
 	"sluice/protocol"
 )
 
@@ -63,9 +64,7 @@ func TestServerCommands(t *testing.T) {
 	}
 
 	hello := asMap(t, do(t, c, "HELLO", 2, "SETNAME", "h2"), "server", "version", "proto", "id", "mode", "role", "modules")
-	if hello["server"] != "sluice" || hello["proto"] != int64(2) {
-		t.Fatalf("HELLO %v", hello)
-	}
+	check.Fields(t, "HELLO", hello, map[string]any{"server": "sluice", "proto": int64(2)})
 	id := do(t, c, "CLIENT", "ID").(int64)
 	if hello["id"] != id {
 		t.Fatalf("HELLO id %v, CLIENT ID %d", hello["id"], id)
@@ -126,22 +125,19 @@ func TestServerCommands(t *testing.T) {
 		t.Fatalf("COMMAND INFO %v", info)
 	}
 	row := info[0].([]any)
-	if row[0] != "jobpush" || row[1] != int64(-4) || len(row) != 10 {
-		t.Fatalf("COMMAND INFO jobpush %v", row)
-	}
+	check.Len(t, "COMMAND INFO jobpush", row, 10)
+	check.Field(t, "COMMAND INFO jobpush's name", row[0], any("jobpush"))
+	check.Field(t, "COMMAND INFO jobpush's arity", row[1], any(int64(-4)))
 	docs := do(t, c, "COMMAND", "DOCS", "jobreserve").([]any)
 	if docs[0] != "jobreserve" {
 		t.Fatalf("COMMAND DOCS %v", docs)
 	}
 	doc := docs[1].([]any)
-	if doc[0] != "summary" || doc[6] != "arguments" {
-		t.Fatalf("COMMAND DOCS jobreserve %v", doc)
-	}
+	check.Field(t, "COMMAND DOCS jobreserve's first field", doc[0], any("summary"))
+	check.Field(t, "COMMAND DOCS jobreserve's fourth field", doc[6], any("arguments"))
 
 	cfg := do(t, c, "CONFIG", "GET", "sav*").([]any)
-	if len(cfg) != 2 || cfg[0] != "save" || cfg[1] != "" {
-		t.Fatalf("CONFIG GET sav* %v", cfg)
-	}
+	check.Equal(t, "CONFIG GET sav*", cfg, []any{"save", ""})
 	if cfg := do(t, c, "CONFIG", "GET", "no-such-setting").([]any); len(cfg) != 0 {
 		t.Fatalf("CONFIG GET unknown %v", cfg)
 	}
