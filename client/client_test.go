@@ -6,7 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp/cmpopts"
+
 	"sluice/client"
+	"sluice/internal/check"
 	"sluice/store"
 )
 
@@ -24,12 +27,9 @@ func TestPushGetAndOptions(t *testing.T) {
 	want := client.Job{ID: "job-1", Queue: "emails", Handler: "send", Payload: []byte("p\x00\r\nq"),
 		State: client.StateScheduled, Priority: -3, ConcurrencyKey: "smtp", RateLimitKey: "api",
 		MaxAttempts: 4, RunAt: at}
-	if j.ID != want.ID || j.Queue != want.Queue || j.Handler != want.Handler || string(j.Payload) != string(want.Payload) ||
-		j.State != want.State || j.Priority != want.Priority || j.ConcurrencyKey != want.ConcurrencyKey ||
-		j.RateLimitKey != want.RateLimitKey || j.MaxAttempts != want.MaxAttempts || !j.RunAt.Equal(at) ||
-		j.Attempt != 0 || j.Worker != "" || !j.ExpiresAt.IsZero() || j.HasLastError || j.BlockedBy != nil {
-		t.Fatalf("job = %+v", j)
-	}
+	// Every field but the times the server sets (checked below) and
+	// LastError (HasLastError says there is none).
+	check.Equal(t, "job", *j, want, cmpopts.IgnoreFields(client.Job{}, "CreatedAt", "UpdatedAt", "LastError"))
 	if j.CreatedAt.IsZero() || j.UpdatedAt.Before(j.CreatedAt) {
 		t.Fatalf("times: created %v updated %v", j.CreatedAt, j.UpdatedAt)
 	}
@@ -40,9 +40,9 @@ func TestPushGetAndOptions(t *testing.T) {
 		t.Fatalf("generated id %q", gen)
 	}
 	d := must[string](t)(c.Push(bg, "emails", "send", nil, &client.PushOptions{Delay: time.Minute}))
-	if j := must[*client.Job](t)(c.Get(bg, d)); j.State != client.StateScheduled || j.MaxAttempts != 1 {
-		t.Fatalf("delayed job = %+v", j)
-	}
+	j = must[*client.Job](t)(c.Get(bg, d))
+	check.Field(t, "delayed job's State", j.State, client.StateScheduled)
+	check.Field(t, "delayed job's MaxAttempts", j.MaxAttempts, 1)
 
 	// Errors come back typed.
 	if _, err := c.Push(bg, "emails", "send", nil, &client.PushOptions{ID: "job-1"}); !errors.Is(err, client.ErrDupJob) {
@@ -76,33 +76,42 @@ func TestReserveLifecycle(t *testing.T) {
 		t.Fatalf("HANDLERS h3 reserved %+v", res)
 	}
 	res = must[[]client.Reservation](t)(c.Reserve(bg, client.ReserveOptions{Worker: "w", Lease: lease, Handlers: []string{"h2"}, Queues: []string{"other", "q"}}))
-	if len(res) != 1 || res[0].ID != b || res[0].Handler != "h2" || string(res[0].Payload) != "b" || res[0].Queue != "q" {
-		t.Fatalf("HANDLERS h2 reserved %+v", res)
-	}
+	check.Len(t, "HANDLERS h2 reserved", res, 1)
+	check.Field(t, "HANDLERS h2 reserved: ID", res[0].ID, b)
+	check.Field(t, "HANDLERS h2 reserved: Handler", res[0].Handler, "h2")
+	check.Field(t, "HANDLERS h2 reserved: Payload", string(res[0].Payload), "b")
+	check.Field(t, "HANDLERS h2 reserved: Queue", res[0].Queue, "q")
 	rb := res[0]
-	if rb.Token == "" || rb.Attempt != 0 || time.Until(rb.ExpiresAt) < 5*time.Second {
-		t.Fatalf("reservation %+v", rb)
+	if rb.Token == "" {
+		t.Errorf("reservation without a token: %+v", rb)
 	}
-	if j := must[*client.Job](t)(c.Get(bg, b)); j.State != client.StateReserved || j.Worker != "w" || !j.ExpiresAt.Equal(rb.ExpiresAt) {
-		t.Fatalf("reserved job = %+v", j)
+	check.Field(t, "reservation's Attempt", rb.Attempt, 0)
+	if time.Until(rb.ExpiresAt) < 5*time.Second {
+		t.Errorf("reservation's ExpiresAt %v is less than 5 s away", rb.ExpiresAt)
+	}
+	j := must[*client.Job](t)(c.Get(bg, b))
+	check.Field(t, "reserved job's State", j.State, client.StateReserved)
+	check.Field(t, "reserved job's Worker", j.Worker, "w")
+	if !j.ExpiresAt.Equal(rb.ExpiresAt) {
+		t.Errorf("reserved job's ExpiresAt = %v, want the reservation's %v", j.ExpiresAt, rb.ExpiresAt)
 	}
 
 	// Release with a delay schedules it; the token is spent.
 	if err := c.Release(bg, rb.Token, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if j := must[*client.Job](t)(c.Get(bg, b)); j.State != client.StateScheduled || j.Attempt != 0 {
-		t.Fatalf("released job = %+v", j)
-	}
+	j = must[*client.Job](t)(c.Get(bg, b))
+	check.Field(t, "released job's State", j.State, client.StateScheduled)
+	check.Field(t, "released job's Attempt", j.Attempt, 0)
 	if err := c.Release(bg, rb.Token, 0); !errors.Is(err, client.ErrNoReservation) {
 		t.Fatalf("second release: %v", err)
 	}
 
 	// Start, touch, fail with a message and RETRYIN.
 	res = must[[]client.Reservation](t)(c.Reserve(bg, client.ReserveOptions{Worker: "w", Lease: lease, Count: 5, Queues: []string{"q"}}))
-	if len(res) != 1 || res[0].ID != a || res[0].Priority != 1 {
-		t.Fatalf("COUNT 5 reserved %+v", res)
-	}
+	check.Len(t, "COUNT 5 reserved", res, 1)
+	check.Field(t, "COUNT 5 reserved: ID", res[0].ID, a)
+	check.Field(t, "COUNT 5 reserved: Priority", res[0].Priority, 1)
 	tok := res[0].Token
 	if n := must[int64](t)(c.Start(bg, tok)); n != 1 {
 		t.Fatalf("attempt %d", n)
@@ -120,15 +129,15 @@ func TestReserveLifecycle(t *testing.T) {
 		j := must[*client.Job](t)(c.Get(bg, a))
 		return j.State == client.StateQueued
 	})
-	if j := must[*client.Job](t)(c.Get(bg, a)); j.LastError != "boom\nline 2" || !j.HasLastError || j.Attempt != 1 {
-		t.Fatalf("failed job = %+v", j)
-	}
+	j = must[*client.Job](t)(c.Get(bg, a))
+	check.Field(t, "failed job's LastError", j.LastError, "boom\nline 2")
+	check.Field(t, "failed job's HasLastError", j.HasLastError, true)
+	check.Field(t, "failed job's Attempt", j.Attempt, 1)
 
 	// NORETRY fails for good despite attempts left; Retry revives it.
 	res = must[[]client.Reservation](t)(c.Reserve(bg, client.ReserveOptions{Worker: "w", Lease: lease, Queues: []string{"q"}}))
-	if len(res) != 1 || res[0].Attempt != 1 {
-		t.Fatalf("reserved %+v", res)
-	}
+	check.Len(t, "reserved", res, 1)
+	check.Field(t, "reserved: Attempt", res[0].Attempt, 1)
 	if s := must[client.State](t)(c.Fail(bg, res[0].Token, client.FailOptions{Retry: client.NoRetry})); s != client.StateFailed {
 		t.Fatalf("NORETRY → %s", s)
 	}
@@ -141,18 +150,18 @@ func TestReserveLifecycle(t *testing.T) {
 
 	// Ack, and ack again.
 	res = must[[]client.Reservation](t)(c.Reserve(bg, client.ReserveOptions{Worker: "w", Lease: lease, Queues: []string{"q"}}))
-	if len(res) != 1 || res[0].ID != a || res[0].Attempt != 0 {
-		t.Fatalf("reserved %+v", res)
-	}
+	check.Len(t, "reserved", res, 1)
+	check.Field(t, "reserved: ID", res[0].ID, a)
+	check.Field(t, "reserved: Attempt", res[0].Attempt, 0)
 	if err := c.Ack(bg, res[0].Token); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Ack(bg, res[0].Token); !errors.Is(err, client.ErrNoReservation) {
 		t.Fatalf("second ack: %v", err)
 	}
-	if j := must[*client.Job](t)(c.Get(bg, a)); j.State != client.StateSucceeded || !j.State.Terminal() {
-		t.Fatalf("acked job = %+v", j)
-	}
+	j = must[*client.Job](t)(c.Get(bg, a))
+	check.Field(t, "acked job's State", j.State, client.StateSucceeded)
+	check.Field(t, "acked job's State.Terminal()", j.State.Terminal(), true)
 
 	// Cancel: 1 for a live job, 0 for a finished one; NOJOB for none.
 	if ok := must[bool](t)(c.Cancel(bg, b)); !ok {
@@ -260,9 +269,11 @@ func TestQueues(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := must[*client.QueueStats](t)(c.QueueStats(bg, "b"))
-	if st.Queue != "b" || st.Status != "paused" || !st.Paused || st.Queued != 4 || st.PushedTotal != 4 {
-		t.Fatalf("stats %+v", st)
-	}
+	check.Field(t, "stats' Queue", st.Queue, "b")
+	check.Field(t, "stats' Status", st.Status, "paused")
+	check.Field(t, "stats' Paused", st.Paused, true)
+	check.Field(t, "stats' Queued", st.Queued, 4)
+	check.Field(t, "stats' PushedTotal", st.PushedTotal, 4)
 	if j := must[*client.Job](t)(c.Get(bg, peek[0].ID)); j.BlockedBy == nil || j.BlockedBy.Reason != client.BlockedPaused {
 		t.Fatalf("blocked_by of a paused job: %+v", j.BlockedBy)
 	}
@@ -273,15 +284,15 @@ func TestQueues(t *testing.T) {
 	if err := c.Resume(bg, "b"); err != nil {
 		t.Fatal(err)
 	}
-	if st := must[*client.QueueStats](t)(c.QueueStats(bg, "b")); st.Status != "active" || st.Paused {
-		t.Fatalf("stats after resume %+v", st)
-	}
+	st = must[*client.QueueStats](t)(c.QueueStats(bg, "b"))
+	check.Field(t, "stats after resume: Status", st.Status, "active")
+	check.Field(t, "stats after resume: Paused", st.Paused, false)
 	if n := must[int64](t)(c.Purge(bg, "a")); n != 1 {
 		t.Fatalf("purged %d", n)
 	}
-	if st := must[*client.QueueStats](t)(c.QueueStats(bg, "nothing")); st.Status != "idle" || st.Queued != 0 {
-		t.Fatalf("unknown queue stats %+v", st)
-	}
+	st = must[*client.QueueStats](t)(c.QueueStats(bg, "nothing"))
+	check.Field(t, "unknown queue stats: Status", st.Status, "idle")
+	check.Field(t, "unknown queue stats: Queued", st.Queued, 0)
 }
 
 func TestPoliciesAndBlockedBy(t *testing.T) {
@@ -300,31 +311,47 @@ func TestPoliciesAndBlockedBy(t *testing.T) {
 	r1 := must[string](t)(c.Push(bg, "r", "h", nil, &client.PushOptions{RateLimit: "api"}))
 	r2 := must[string](t)(c.Push(bg, "r", "h", nil, &client.PushOptions{RateLimit: "api"}))
 	res := must[[]client.Reservation](t)(c.Reserve(bg, client.ReserveOptions{Worker: "w", Lease: time.Minute, Count: 10, Queues: []string{"q", "r"}}))
-	if len(res) != 2 || res[0].ID != c1 || res[1].ID != r1 {
-		t.Fatalf("reserved %+v", res)
-	}
+	check.Len(t, "reserved", res, 2)
+	check.Field(t, "reserved[0].ID", res[0].ID, c1)
+	check.Field(t, "reserved[1].ID", res[1].ID, r1)
 
 	b := must[*client.Job](t)(c.Get(bg, c2)).BlockedBy
-	if b == nil || b.Reason != client.BlockedConcurrency || b.Key != "db pool" || b.Active != 1 || b.Limit != 1 {
-		t.Fatalf("concurrency blocked_by %+v", b)
+	if b == nil {
+		t.Fatal("concurrency blocked_by is nil")
 	}
+	check.Field(t, "concurrency blocked_by's Reason", b.Reason, client.BlockedConcurrency)
+	check.Field(t, "concurrency blocked_by's Key", b.Key, "db pool")
+	check.Field(t, "concurrency blocked_by's Active", b.Active, 1)
+	check.Field(t, "concurrency blocked_by's Limit", b.Limit, 1)
 	b = must[*client.Job](t)(c.Get(bg, r2)).BlockedBy
-	if b == nil || b.Reason != client.BlockedRateLimit || b.Key != "api" || time.Until(b.Until) < 50*time.Minute {
-		t.Fatalf("rate-limit blocked_by %+v", b)
+	if b == nil {
+		t.Fatal("rate-limit blocked_by is nil")
+	}
+	check.Field(t, "rate-limit blocked_by's Reason", b.Reason, client.BlockedRateLimit)
+	check.Field(t, "rate-limit blocked_by's Key", b.Key, "api")
+	if time.Until(b.Until) < 50*time.Minute {
+		t.Errorf("rate-limit blocked_by's Until %v is less than 50 minutes away", b.Until)
 	}
 
 	p := must[*client.Policy](t)(c.PolicyGet(bg, client.RateLimit, "api"))
-	if p.Kind != client.RateLimit || p.Key != "api" || p.Limit != 1 || p.Period != time.Hour || p.Active != 1 || p.Waiting != 1 || p.NextFreeAt.IsZero() {
-		t.Fatalf("rate policy %+v", p)
-	}
+	check.Field(t, "rate policy's Kind", p.Kind, client.RateLimit)
+	check.Field(t, "rate policy's Key", p.Key, "api")
+	check.Field(t, "rate policy's Limit", p.Limit, 1)
+	check.Field(t, "rate policy's Period", p.Period, time.Hour)
+	check.Field(t, "rate policy's Active", p.Active, 1)
+	check.Field(t, "rate policy's Waiting", p.Waiting, 1)
+	check.Field(t, "rate policy's NextFreeAt.IsZero()", p.NextFreeAt.IsZero(), false)
 	p = must[*client.Policy](t)(c.PolicyGet(bg, client.Concurrency, "db pool"))
-	if p.Kind != client.Concurrency || p.Limit != 1 || p.Period != 0 || p.Active != 1 || p.Waiting != 1 || !p.NextFreeAt.IsZero() {
-		t.Fatalf("concurrency policy %+v", p)
-	}
+	check.Field(t, "concurrency policy's Kind", p.Kind, client.Concurrency)
+	check.Field(t, "concurrency policy's Limit", p.Limit, 1)
+	check.Field(t, "concurrency policy's Period", p.Period, 0)
+	check.Field(t, "concurrency policy's Active", p.Active, 1)
+	check.Field(t, "concurrency policy's Waiting", p.Waiting, 1)
+	check.Field(t, "concurrency policy's NextFreeAt.IsZero()", p.NextFreeAt.IsZero(), true)
 	list := must[[]client.Policy](t)(c.PolicyList(bg))
-	if len(list) != 2 || list[0].Kind != client.Concurrency || list[1].Kind != client.RateLimit {
-		t.Fatalf("policy list %+v", list)
-	}
+	check.Len(t, "policy list", list, 2)
+	check.Field(t, "policy list[0].Kind", list[0].Kind, client.Concurrency)
+	check.Field(t, "policy list[1].Kind", list[1].Kind, client.RateLimit)
 	if ok := must[bool](t)(c.PolicyDel(bg, client.Concurrency, "db pool")); !ok {
 		t.Fatal("del said 0")
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"sluice/client"
+	"sluice/internal/check"
 )
 
 func quietLogger(t testing.TB) *slog.Logger {
@@ -205,18 +206,22 @@ func TestWorkerFailures(t *testing.T) {
 		})
 		return j
 	}
-	if j := settled(fail); j.State != client.StateFailed || j.LastError != "smtp said no" || j.Attempt != 1 {
-		t.Errorf("fail: %+v", j)
-	}
-	if j := settled(never); j.State != client.StateFailed || j.LastError != "bad address" || j.Attempt != 1 {
-		t.Errorf("never: %+v", j)
-	}
-	if j := settled(flaky); j.State != client.StateSucceeded || j.LastError != "try again" || j.Attempt != 2 {
-		t.Errorf("flaky: %+v", j)
-	}
-	j := settled(pan)
-	if j.State != client.StateFailed || !strings.HasPrefix(j.LastError, "panic: boom") || !strings.Contains(j.LastError, "worker_test.go") {
-		t.Errorf("panic: state %s, last_error %q", j.State, j.LastError)
+	j := settled(fail)
+	check.Field(t, "fail: State", j.State, client.StateFailed)
+	check.Field(t, "fail: LastError", j.LastError, "smtp said no")
+	check.Field(t, "fail: Attempt", j.Attempt, 1)
+	j = settled(never)
+	check.Field(t, "never: State", j.State, client.StateFailed)
+	check.Field(t, "never: LastError", j.LastError, "bad address")
+	check.Field(t, "never: Attempt", j.Attempt, 1)
+	j = settled(flaky)
+	check.Field(t, "flaky: State", j.State, client.StateSucceeded)
+	check.Field(t, "flaky: LastError", j.LastError, "try again")
+	check.Field(t, "flaky: Attempt", j.Attempt, 2)
+	j = settled(pan)
+	check.Field(t, "panic: State", j.State, client.StateFailed)
+	if !strings.HasPrefix(j.LastError, "panic: boom") || !strings.Contains(j.LastError, "worker_test.go") {
+		t.Errorf("panic: LastError %q, want the panic and its stack", j.LastError)
 	}
 	if j := settled(ok); j.State != client.StateSucceeded {
 		t.Errorf("ok after a panic: %+v", j)
@@ -252,9 +257,9 @@ func TestWorkerCancelledJob(t *testing.T) {
 		t.Fatal("the handler's context was not cancelled")
 	}
 	time.Sleep(50 * time.Millisecond) // let the worker settle the job, wrongly or not
-	if j := must[*client.Job](t)(producer.Get(bg, id)); j.State != client.StateCancelled || j.HasLastError {
-		t.Fatalf("job %+v", j)
-	}
+	j := must[*client.Job](t)(producer.Get(bg, id))
+	check.Field(t, "job's State", j.State, client.StateCancelled)
+	check.Field(t, "job's HasLastError", j.HasLastError, false)
 }
 
 // A heartbeat keeps a job running through many lease periods: nobody else
@@ -291,9 +296,9 @@ func TestHeartbeatKeepsLongJob(t *testing.T) {
 		j = must[*client.Job](t)(producer.Get(bg, id))
 		return j.State.Terminal()
 	})
-	if j.State != client.StateSucceeded || j.Attempt != 1 || runs.Load() != 1 {
-		t.Fatalf("job %+v after %d runs", j, runs.Load())
-	}
+	check.Field(t, "job's State", j.State, client.StateSucceeded)
+	check.Field(t, "job's Attempt", j.Attempt, 1)
+	check.Field(t, "runs", runs.Load(), 1)
 	close(expiries)
 	var first, last time.Time
 	for e := range expiries {
@@ -398,9 +403,8 @@ func TestShutdownDeadline(t *testing.T) {
 		j = must[*client.Job](t)(producer.Get(bg, id))
 		return j.State != client.StateRunning
 	})
-	if j.State != client.StateQueued || j.HasLastError {
-		t.Fatalf("job %+v", j)
-	}
+	check.Field(t, "job's State", j.State, client.StateQueued)
+	check.Field(t, "job's HasLastError", j.HasLastError, false)
 }
 
 // partition is a dialer whose connections can all be cut, like a network
@@ -475,9 +479,9 @@ func TestLeaseLostCancelsHandler(t *testing.T) {
 	b := client.NewWorker(ts.client(t), client.WorkerOptions{ID: "b", Queues: []string{"q"}, Lease: lease, Block: 100 * time.Millisecond, Logger: quietLogger(t)})
 	b.Handle("h", func(ctx context.Context, task *client.Task) error { ran <- task; return nil })
 	startWorker(t, b)
-	if task := <-ran; task.ID != id || task.Attempt != 2 {
-		t.Fatalf("b ran %+v", task)
-	}
+	task := <-ran
+	check.Field(t, "b ran: ID", task.ID, id)
+	check.Field(t, "b ran: Attempt", task.Attempt, 2)
 	eventually(t, "b acks", func() bool {
 		return must[*client.Job](t)(producer.Get(bg, id)).State == client.StateSucceeded
 	})
@@ -509,8 +513,10 @@ func TestKilledWorkerJobRunsAgain(t *testing.T) {
 	}
 	go func() { _, _ = io.Copy(io.Discard, out) }()
 	j := must[*client.Job](t)(producer.Get(bg, id))
-	if j.State != client.StateRunning || j.Worker != "doomed" {
-		t.Fatalf("before the kill: %+v", j)
+	check.Field(t, "before the kill: State", j.State, client.StateRunning)
+	check.Field(t, "before the kill: Worker", j.Worker, "doomed")
+	if t.Failed() {
+		t.FailNow()
 	}
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
@@ -521,9 +527,9 @@ func TestKilledWorkerJobRunsAgain(t *testing.T) {
 	w.Handle("h", func(ctx context.Context, task *client.Task) error { ran <- task; return nil })
 	startWorker(t, w)
 	task := <-ran
-	if task.ID != id || task.Attempt != 2 || string(task.Payload) != "work" {
-		t.Fatalf("survivor ran %+v", task)
-	}
+	check.Field(t, "survivor ran: ID", task.ID, id)
+	check.Field(t, "survivor ran: Attempt", task.Attempt, 2)
+	check.Field(t, "survivor ran: Payload", string(task.Payload), "work")
 	eventually(t, "the survivor acks", func() bool {
 		return must[*client.Job](t)(producer.Get(bg, id)).State == client.StateSucceeded
 	})

@@ -42,10 +42,10 @@ func Len[T any](t testing.TB, what string, list []T, n int) {
 }
 
 // Equal stops the test with a diff that names each element or field of
-// got that differs from want.
-func Equal(t testing.TB, what string, got, want any) {
+// got that differs from want (opts as for cmp.Diff: fields to ignore, say).
+func Equal(t testing.TB, what string, got, want any, opts ...cmp.Option) {
 	t.Helper()
-	if d := cmp.Diff(want, got); d != "" {
+	if d := cmp.Diff(want, got, opts...); d != "" {
 		t.Fatalf("%s differs (-want +got):\n%s", what, d)
 	}
 }
