@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"sluice/config"
+	"sluice/internal/check"
 )
 
 // These tests drive a built sluice binary with the real redis-cli and
@@ -140,7 +141,11 @@ func TestRedisCLI(t *testing.T) {
 		"QUEUELEN mail\n"
 	out := p.cli(t, session)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if lines[0] != "OK" || lines[1] != "m1" || lines[2] != "m2" || lines[len(lines)-1] != "1" {
+	check.Field(t, "POLICYSET's line", lines[0], "OK")
+	check.Field(t, "the first JOBPUSH's line", lines[1], "m1")
+	check.Field(t, "the second JOBPUSH's line", lines[2], "m2")
+	check.Field(t, "QUEUELEN's line", lines[len(lines)-1], "1")
+	if t.Failed() {
 		t.Fatalf("session output:\n%s", out)
 	}
 	tok := ""

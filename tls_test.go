@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"sluice/internal/check"
 )
 
 // testCA is a certificate authority made for one test.
@@ -188,8 +190,11 @@ func TestTLSGoRedisLifecycle(t *testing.T) {
 		t.Fatalf("JOBRESERVE: %v, %v", res, err)
 	}
 	job := res[0].([]any)
-	if job[0] != "token" || job[2] != "id" || job[3] != id {
-		t.Fatalf("JOBRESERVE: %v", job)
+	check.Field(t, "JOBRESERVE's first field", job[0], any("token"))
+	check.Field(t, "JOBRESERVE's second field", job[2], any("id"))
+	check.Field(t, "JOBRESERVE's id", job[3], any(id))
+	if t.Failed() {
+		t.FailNow()
 	}
 	if err := c.Do(ctx, "JOBACK", job[1]).Err(); err != nil {
 		t.Fatalf("JOBACK: %v", err)

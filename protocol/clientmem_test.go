@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"sluice/internal/check"
 )
 
 // partial sends the start of an ECHO whose argument is size bytes long,
@@ -37,8 +39,10 @@ func TestMaxMemoryClientsClosesTheBiggest(t *testing.T) {
 	medium := dial(t, addr)
 	partial(medium, 2<<20, 1200<<10) // 2 MiB
 	waitFor(t, func() bool { return srv.Stats().ClientBuffers >= base+6<<20 })
-	if st := srv.Stats(); st.EvictedClients != 0 || st.MaxInputBuffer < 4<<20 {
-		t.Fatalf("under the limit: %+v", st)
+	under := srv.Stats()
+	check.Field(t, "under the limit: EvictedClients", under.EvictedClients, 0)
+	if under.MaxInputBuffer < 4<<20 {
+		t.Fatalf("under the limit: MaxInputBuffer = %d, want at least 4 MiB", under.MaxInputBuffer)
 	}
 	small := dial(t, addr)
 	partial(small, 2<<20, 1200<<10) // 2 MiB more: past 7 MiB
@@ -48,8 +52,9 @@ func TestMaxMemoryClientsClosesTheBiggest(t *testing.T) {
 	}
 	waitFor(t, func() bool { return srv.Stats().Connected == 2 })
 	st := srv.Stats()
-	if st.EvictedClients != 1 || st.ClientBuffers > cfg.MaxMemoryClients {
-		t.Fatalf("after the eviction: %+v", st)
+	check.Field(t, "after the eviction: EvictedClients", st.EvictedClients, 1)
+	if st.ClientBuffers > cfg.MaxMemoryClients {
+		t.Fatalf("after the eviction: ClientBuffers = %d, over the limit %d", st.ClientBuffers, cfg.MaxMemoryClients)
 	}
 	// The others finish their commands and go on.
 	for _, c := range []*rawClient{medium, small} {

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"sluice/internal/check"
 )
 
 func TestCommandStatsAndSlowlog(t *testing.T) {
@@ -37,8 +39,11 @@ func TestCommandStatsAndSlowlog(t *testing.T) {
 	// Calls is the sum of the buckets. Which one the 0 ms call lands in
 	// depends on how busy the machine is, so only the 30 ms one's is
 	// checked, below.
-	if s := stats["sleep"]; s.Calls != 2 || s.Usec < 30_000 || s.Failed != 0 {
-		t.Fatalf("sleep stats %+v", s)
+	s := stats["sleep"]
+	check.Field(t, "sleep's Calls", s.Calls, 2)
+	check.Field(t, "sleep's Failed", s.Failed, 0)
+	if s.Usec < 30_000 {
+		t.Errorf("sleep's Usec = %d, want at least 30000", s.Usec)
 	}
 	slow := 0
 	for i, b := range LatencyBounds {
@@ -49,15 +54,16 @@ func TestCommandStatsAndSlowlog(t *testing.T) {
 	if slow != 1 {
 		t.Fatalf("the 30 ms call is not in a bucket between 25 ms and 1 s: %v", stats["sleep"].Buckets)
 	}
-	if s := stats["fail"]; s.Calls != 2 || s.Failed != 2 {
-		t.Fatalf("fail stats %+v", s)
-	}
+	check.Field(t, "fail's Calls", stats["fail"].Calls, 2)
+	check.Field(t, "fail's Failed", stats["fail"].Failed, 2)
 	if _, ok := stats["echo"]; ok {
 		t.Fatal("an arity error counted as a call")
 	}
 	entries := srv.Slowlog(-1)
-	if len(entries) != 1 || entries[0].Args[0] != "sleep" || entries[0].Args[1] != "30" || entries[0].Micros < 30_000 {
-		t.Fatalf("slow log %+v", entries)
+	check.Len(t, "slow log", entries, 1)
+	check.Equal(t, "slow log entry's Args", entries[0].Args, []string{"sleep", "30"})
+	if entries[0].Micros < 30_000 {
+		t.Errorf("slow log entry's Micros = %d, want at least 30000", entries[0].Micros)
 	}
 
 	cfg.SlowlogSlowerThan = 0
@@ -66,9 +72,9 @@ func TestCommandStatsAndSlowlog(t *testing.T) {
 	c.send(many.String())
 	c.reply()
 	entries = srv.Slowlog(-1)
-	if len(entries) != 1 || len(entries[0].Args) != 32 || entries[0].Args[31] != "... (9 more arguments)" {
-		t.Fatalf("a long command in the slow log: %+v", entries)
-	}
+	check.Len(t, "a long command in the slow log", entries, 1)
+	check.Len(t, "a long command's Args in the slow log", entries[0].Args, 32)
+	check.Field(t, "a long command's last Arg in the slow log", entries[0].Args[31], "... (9 more arguments)")
 	c.send("PING\r\nPING\r\nPING\r\n")
 	c.reply()
 	c.reply()
