@@ -9,8 +9,11 @@
 // endpoint and the timer, write and fsync the log. Signals, the process's
 // memory settings and the "ready" line belong to the caller (main.go).
 //
-// The seams are where a replicated node differs: the log is the one
-// store.Journal behind the store, and the command table is built from
-// commands.Env over that store, so a node that applies a replicated log
-// swaps the journal, not the wiring.
+// A node is a store, what makes it durable, a command table over it and
+// the listeners. The parts meet at two seams, so that a replicated node
+// changes them and keeps the rest: what makes the
+// store durable is chosen in openStore (today the append-only log, a
+// store.Journal; a raft log would take its place), and the command table
+// passes through Options.Commands on its way to the protocol server (where
+// write commands could be sent through a log before they run).
 package server
