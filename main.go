@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -89,6 +90,10 @@ func run(args, environ []string, stdout, stderr io.Writer, stop <-chan os.Signal
 			log.Error().Err(err).Str("dir", cfg.Dir).Msg("cannot load the append-only log")
 			return 1
 		}
+	}
+	if err := st.SetShares(storeShares(cfg.MaxMemoryShare)); err != nil {
+		log.Error().Err(err).Msg("bad maxmemory-share")
+		return 1
 	}
 	logClosed := false
 	defer func() { // a start that fails after the log opened still closes it
@@ -183,6 +188,8 @@ func run(args, environ []string, stdout, stderr io.Writer, stop <-chan os.Signal
 		}
 		return 1
 	}
+	env.Settable = append(tlsSettable, "maxmemory-share")
+	env.ConfigSet = configSetter(certs, st, env)
 	var tlsAddrs []string
 	for _, ln := range tlsLns {
 		lns = append(lns, ln)
@@ -213,9 +220,13 @@ func run(args, environ []string, stdout, stderr io.Writer, stop <-chan os.Signal
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", met.Handler(src))
-		httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: httpErrorLog(log)}
+		scheme := "http"
+		if cfg.MetricsTLS { // the same certificates, reloads included
+			mln, scheme = tls.NewListener(mln, certs.Config()), "https"
+		}
 		go func() { httpErr <- httpSrv.Serve(mln) }() // ends when httpSrv is shut down below
-		metricsURL = "http://" + mln.Addr().String() + "/metrics"
+		metricsURL = scheme + "://" + mln.Addr().String() + "/metrics"
 		env.Info = append(env.Info, commands.Setting{Name: "metrics_url", Value: metricsURL})
 	}
 
