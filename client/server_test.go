@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"sluice/commands"
 	"sluice/protocol"
 	"sluice/store"
+	"sluice/tlsserver"
 )
 
 // The tests run the whole server stack in-process on 127.0.0.1:0, wired as
@@ -28,6 +30,8 @@ type testServer struct {
 type serverOption struct {
 	config  func(*store.Config)
 	journal store.Journal
+	tls     *tls.Config            // serve TLS with it
+	server  func(*protocol.Server) // e.g. add users
 }
 
 func startServer(t testing.TB, opts ...serverOption) *testServer {
@@ -62,9 +66,18 @@ func startServer(t testing.TB, opts ...serverOption) *testServer {
 		t.Fatal(err)
 	}
 	srv.OnDrain(waiters.Close)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	var ln net.Listener
+	ln, err = net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, o := range opts {
+		if o.server != nil {
+			o.server(srv)
+		}
+		if o.tls != nil {
+			ln = tlsserver.NewListener(ln, o.tls, 0, 100, log)
+		}
 	}
 	stop := make(chan struct{})
 	timerDone := make(chan struct{})
