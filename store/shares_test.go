@@ -255,3 +255,27 @@ func TestSetSharesRefusesBadOnes(t *testing.T) {
 		t.Errorf("shares now %v", got)
 	}
 }
+
+// BenchmarkPushShared is BenchmarkPush into a queue that two shares match
+// (both far from full): what the shares' check adds to a push.
+func BenchmarkPushShared(b *testing.B) {
+	s, err := New(DefaultConfig(), NewRandomGenerator())
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := s.SetShares([]Share{{"q*", 1 << 62}, {"*", 1 << 62}}); err != nil {
+		b.Fatal(err)
+	}
+	p := PushOptions{Queue: "q", Handler: "h", Payload: make([]byte, 100)}
+	now := int64(1_000_000)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if i%1000 == 0 {
+			now++
+		}
+		if _, err := s.Push(now, p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
