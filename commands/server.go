@@ -683,7 +683,7 @@ func (e *Env) infoMemory(srv *protocol.Server) []string {
 	// address space it keeps mapped but released is not memory in use.
 	sys := ms.Sys - ms.HeapReleased
 	rss := residentBytes()
-	return []string{
+	lines := []string{
 		"used_memory:" + strconv.FormatUint(ms.HeapAlloc, 10),
 		"used_memory_human:" + humanBytes(int64(ms.HeapAlloc)),
 		"used_memory_sys:" + strconv.FormatUint(sys, 10),
@@ -704,6 +704,13 @@ func (e *Env) infoMemory(srv *protocol.Server) []string {
 		"mem_clients_normal:" + strconv.FormatInt(srv.Stats().ClientBuffers, 10),
 		"maxmemory_clients:" + strconv.FormatInt(srv.Config().MaxMemoryClients, 10),
 	}
+	// One line per --maxmemory-share, by pattern (escaped as queue names
+	// are in INFO queues).
+	for _, s := range e.Store.Shares() {
+		lines = append(lines, "maxmemory_share_"+infoName(s.Pattern)+":used="+strconv.FormatInt(s.Used, 10)+
+			",limit="+strconv.FormatInt(s.Bytes, 10))
+	}
+	return lines
 }
 
 // humanBytes prints a size as Redis's *_human fields do: 1.50K, 2.00M.

@@ -1,6 +1,7 @@
 package commands_test
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
@@ -52,6 +53,10 @@ func TestShareRefusesEveryPush(t *testing.T) {
 	}
 	if n := do(t, c, "QUEUELEN", "team-a:mail"); n != int64(2) {
 		t.Errorf("team-a:mail holds %v jobs, want 2", n)
+	}
+	info := c.Info(ctx, "memory").Val()
+	if want := "maxmemory_share_team-a%3A*:used=" + strconv.FormatInt(2*one, 10) + ",limit=" + strconv.FormatInt(2*one, 10) + "\r\n"; !strings.Contains(info, want) {
+		t.Errorf("INFO memory lacks %q:\n%s", want, info)
 	}
 	// The refused key was not remembered: once the share has room, it pushes.
 	if err := ts.store.SetShares([]store.Share{{Pattern: "team-a:*", Bytes: 3 * one}}); err != nil {
