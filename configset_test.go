@@ -10,8 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // CONFIG SET of the certificate files loads them at once: a connection
@@ -172,5 +170,4 @@ func TestMaxMemoryShareSetting(t *testing.T) {
 	if got := c.ConfigGet(ctx, "maxmemory-share").Val()["maxmemory-share"]; got != "" {
 		t.Errorf("CONFIG GET after removing the shares: %q", got)
 	}
-	_ = redis.Nil
 }
