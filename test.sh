@@ -10,7 +10,8 @@ cd "$(dirname "$0")"
 # tests), Debian's python3 with redis-py (its INFO parser), redis-server and
 # beanstalkd (the benchmark harness's smoke run, side by side), node and npm
 # (the Node.js example worker), ruby with Debian's redis-rb (the client
-# compatibility tests in compat/).
+# compatibility tests in compat/), openssl (compat's TLS tests make their
+# certificates with the commands of docs/securing.md).
 need=()
 command -v redis-cli >/dev/null && command -v redis-benchmark >/dev/null || need+=(redis-tools)
 /usr/bin/python3 -c 'import redis' 2>/dev/null || need+=(python3-redis)
@@ -19,6 +20,7 @@ command -v beanstalkd >/dev/null || need+=(beanstalkd)
 command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)
 ruby -e 'require "redis"' 2>/dev/null || need+=(ruby-redis)
+command -v openssl >/dev/null || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
 	echo "test.sh: installing ${need[*]}"
 	sudo=""

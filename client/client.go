@@ -15,8 +15,8 @@ const DefaultAddr = "127.0.0.1:6390"
 // Options configure a Client. The zero value talks to DefaultAddr.
 type Options struct {
 	Addr       string // host:port; default DefaultAddr
-	Username   string // AUTH user; empty: the default user
-	Password   string // AUTH password (--requirepass); empty: none
+	Username   string // AUTH user (an ACL user); empty: the default user
+	Password   string // AUTH password (the user's, or --requirepass for the default user); empty: none
 	ClientName string // CLIENT SETNAME on every connection; empty: none
 
 	PoolSize     int           // connections per pool; default go-redis's (10 per CPU)
@@ -30,7 +30,11 @@ type Options struct {
 	// IdempotencyKey are safe to retry (the copy returns the first id).
 	MaxRetries int
 
-	TLSConfig *tls.Config // nil: plain TCP
+	// TLSConfig turns TLS on (the server's --tls-port): RootCAs trusts the
+	// server's CA, Certificates holds a client certificate for a server
+	// with --tls-auth-clients yes. nil: plain TCP. A Worker's connections
+	// are its Client's, so they use it too.
+	TLSConfig *tls.Config
 
 	// Redis, if set, may adjust the go-redis options last. Protocol stays 2
 	// whatever it sets: sluice speaks RESP2 only.

@@ -21,6 +21,11 @@
 // Delivery is at least once: a job whose worker dies is reserved again when
 // its lease runs out, so handlers should be safe to run twice.
 //
+// Across machines, give Options a TLSConfig (a client certificate in it
+// when the server asks for one) and a Username and Password of an ACL user
+// with only the rights the program needs (docs/securing.md); ParseURL
+// reads both from a rediss://user:password@host:port URL.
+//
 // The package depends only on go-redis and the standard library; it never
 // imports the server's packages.
 package client

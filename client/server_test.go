@@ -2,7 +2,9 @@ package client_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"net"
 	"testing"
 	"time"
 
@@ -10,8 +12,10 @@ import (
 
 	"sluice/client"
 	"sluice/config"
+	"sluice/protocol"
 	"sluice/server"
 	"sluice/store"
+	"sluice/tlsserver"
 )
 
 // The tests run the whole server stack in-process on 127.0.0.1:0, built as
@@ -26,6 +30,8 @@ type testServer struct {
 type serverOption struct {
 	config  func(*store.Config)
 	journal store.Journal
+	tls     *tls.Config            // serve TLS with it
+	server  func(*protocol.Server) // e.g. add users
 }
 
 func startServer(t testing.TB, opts ...serverOption) *testServer {
@@ -51,12 +57,26 @@ func startServer(t testing.TB, opts ...serverOption) *testServer {
 	if err := node.Start(); err != nil {
 		t.Fatal(err)
 	}
+	addr := node.Addrs()[0]
+	for _, o := range opts {
+		if o.server != nil {
+			o.server(node.Protocol())
+		}
+		if o.tls != nil { // one more listener, served by the same server
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr = ln.Addr().String()
+			go func() { _ = node.Protocol().Serve(tlsserver.NewListener(ln, o.tls, 0, 100, log)) }()
+		}
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = node.Shutdown(ctx)
 	})
-	return &testServer{addr: node.Addrs()[0]}
+	return &testServer{addr: addr}
 }
 
 func (ts *testServer) client(t testing.TB, tune ...func(*client.Options)) *client.Client {

@@ -1,10 +1,13 @@
 package commands_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -302,4 +305,88 @@ func TestACLClientListNamesUser(t *testing.T) {
 	if got := do(t, admin, "CLIENT", "LIST").(string); !strings.Contains(got, " user=alice ") || !strings.Contains(got, " user=default ") {
 		t.Errorf("CLIENT LIST: %q", got)
 	}
+}
+
+// maxclients=N bounds the connections authenticated as a user: AUTH past
+// it is refused and leaves the connection as it was; a connection counts
+// until it closes or authenticates as someone else.
+func TestACLUserMaxClients(t *testing.T) {
+	ts := start(t)
+	admin := ts.client(t)
+	do(t, admin, "ACL", "SETUSER", "carol", "on", ">pw", "~*", "+@all", "maxclients=2")
+	for _, bad := range []string{"maxclients=x", "maxclients=-1", "maxclients=2147483648", "maxclients=", "maxclients=01"} {
+		if got := doErr(t, admin, "ACL", "SETUSER", "carol", bad); !strings.HasPrefix(got, "ERR Error in ACL SETUSER modifier '"+bad+"'") {
+			t.Errorf("SETUSER %s: %q", bad, got)
+		}
+	}
+	want := "user carol on #" + sha256hex("pw") + " maxclients=2 ~* +@all"
+	if got := do(t, admin, "ACL", "LIST").([]any); got[0] != want {
+		t.Errorf("ACL LIST: %q, want %q", got[0], want)
+	}
+	if got := field(do(t, admin, "ACL", "GETUSER", "carol"), "maxclients"); got != int64(2) {
+		t.Errorf("GETUSER maxclients: %v", got)
+	}
+	var pools []*redis.Client
+	conn := func() *redis.Conn {
+		p := ts.client(t, func(o *redis.Options) { o.PoolSize = 1 })
+		pools = append(pools, p)
+		c := p.Conn()
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	c1, c2, c3 := conn(), conn(), conn()
+	for _, c := range []*redis.Conn{c1, c2} {
+		if err := c.Do(ctx, "AUTH", "carol", "pw").Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	full := "ERR max number of clients reached for user 'carol'"
+	if err := c3.Do(ctx, "AUTH", "carol", "pw").Err(); err == nil || err.Error() != full {
+		t.Fatalf("third AUTH: %v, want %q", err, full)
+	}
+	if got, _ := c3.Do(ctx, "ACL", "WHOAMI").Result(); got != "default" {
+		t.Errorf("a refused AUTH changed the connection's user to %v", got)
+	}
+	if err := c3.Do(ctx, "HELLO", "3", "AUTH", "carol", "pw").Err(); err == nil || err.Error() != full {
+		t.Errorf("HELLO AUTH past the limit: %v", err)
+	}
+	// Re-AUTH as the same user is not a second login.
+	if err := c1.Do(ctx, "AUTH", "carol", "pw").Err(); err != nil {
+		t.Errorf("re-AUTH as carol: %v", err)
+	}
+	// Re-AUTH as someone else frees a place.
+	if err := c1.Do(ctx, "AUTH", "default", "x").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c3.Do(ctx, "AUTH", "carol", "pw").Err(); err != nil {
+		t.Fatalf("AUTH after another's re-AUTH: %v", err)
+	}
+	// So does a close.
+	c2.Close()
+	pools[1].Close() // closes the connection itself
+	c4 := conn()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := c4.Do(ctx, "AUTH", "carol", "pw").Err()
+		if err == nil {
+			break
+		}
+		if err.Error() != full || time.Now().After(deadline) {
+			t.Fatalf("AUTH after a close: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Raising the limit takes effect at once; 0 lifts it.
+	do(t, admin, "ACL", "SETUSER", "carol", "maxclients=0")
+	if err := c1.Do(ctx, "AUTH", "carol", "pw").Err(); err != nil {
+		t.Errorf("AUTH with no limit: %v", err)
+	}
+	if got := do(t, admin, "ACL", "LIST").([]any); got[0] != "user carol on #"+sha256hex("pw")+" ~* +@all" {
+		t.Errorf("ACL LIST without a limit: %q", got[0])
+	}
+}
+
+func sha256hex(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
 }

@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"sync"
 	"time"
 
 	"sluice/blocking"
@@ -37,6 +38,14 @@ type Env struct {
 	// MaxReserveQueues bounds the queues, and the handlers, one JOBRESERVE
 	// may name; 0: DefaultMaxReserveQueues.
 	MaxReserveQueues int
+	// ConfigSet, when set, changes the settings it names at run time
+	// (CONFIG SET): all of changes, or none and an error saying why. Its
+	// names are lower case; it applies none outside Settable.
+	ConfigSet func(changes []Setting) error
+	// Settable lists the settings ConfigSet can change.
+	Settable []string
+
+	settingsMu sync.Mutex // protects Settings' values once serving
 }
 
 // DefaultMaxReserveQueues is max-reserve-queues' default. A worker serving

@@ -474,6 +474,8 @@ func (e *Env) flushAll(c *protocol.Client, args [][]byte) (any, error) {
 var configSubs = []protocol.Command{
 	{Name: "config|get", Arity: -3, Summary: "Read settings matching glob patterns.",
 		Args: []protocol.Arg{{Name: "parameter", Type: "string", Multiple: true}}},
+	{Name: "config|set", Arity: -4, Flags: protocol.Admin, Summary: "Change settings at run time: the TLS certificate files and maxmemory-share.",
+		Args: []protocol.Arg{{Name: "parameter", Type: "string"}, {Name: "value", Type: "string"}}},
 	{Name: "config|help", Arity: 2, Summary: "Show CONFIG's subcommands."},
 }
 
@@ -484,6 +486,8 @@ func (e *Env) config(c *protocol.Client, args [][]byte) (any, error) {
 	switch sub {
 	case "get":
 		out := protocol.Map{} // a map in RESP3, as Redis 7's
+		e.settingsMu.Lock()
+		defer e.settingsMu.Unlock()
 		for _, s := range e.Settings {
 			for _, p := range args[2:] {
 				if match.Match(s.Name, strings.ToLower(string(p))) {
@@ -493,12 +497,15 @@ func (e *Env) config(c *protocol.Client, args [][]byte) (any, error) {
 			}
 		}
 		return out, nil
-	case "set", "rewrite", "resetstat":
+	case "set":
+		return e.configSet(args[2:])
+	case "rewrite", "resetstat":
 		return nil, protocol.Error("ERR CONFIG " + strings.ToUpper(sub) + " is not supported: settings come from flags, SLUICE_* variables or the config file; restart to change them")
 	case "help":
 		return []string{
 			"CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
 			"GET <pattern>", "    Return parameters matching the glob-like <pattern> and their values.",
+			"SET <directive> <value> [<directive> <value> ...]", "    Change settings while running, all of them or none: the TLS certificate files and maxmemory-share.",
 		}, nil
 	}
 	return nil, protocol.UnknownSubcommand("config", args[1])
@@ -702,7 +709,7 @@ func (e *Env) infoMemory(srv *protocol.Server) []string {
 	// address space it keeps mapped but released is not memory in use.
 	sys := ms.Sys - ms.HeapReleased
 	rss := residentBytes()
-	return []string{
+	lines := []string{
 		"used_memory:" + strconv.FormatUint(ms.HeapAlloc, 10),
 		"used_memory_human:" + humanBytes(int64(ms.HeapAlloc)),
 		"used_memory_sys:" + strconv.FormatUint(sys, 10),
@@ -723,6 +730,13 @@ func (e *Env) infoMemory(srv *protocol.Server) []string {
 		"mem_clients_normal:" + strconv.FormatInt(srv.Stats().ClientBuffers, 10),
 		"maxmemory_clients:" + strconv.FormatInt(srv.Config().MaxMemoryClients, 10),
 	}
+	// One line per --maxmemory-share, by pattern (escaped as queue names
+	// are in INFO queues).
+	for _, s := range e.Store.Shares() {
+		lines = append(lines, "maxmemory_share_"+infoName(s.Pattern)+":used="+strconv.FormatInt(s.Used, 10)+
+			",limit="+strconv.FormatInt(s.Bytes, 10))
+	}
+	return lines
 }
 
 // humanBytes prints a size as Redis's *_human fields do: 1.50K, 2.00M.
@@ -785,4 +799,66 @@ func slowlog(c *protocol.Client, args [][]byte) (any, error) {
 		}, nil
 	}
 	return nil, protocol.UnknownSubcommand("slowlog", args[1])
+}
+
+// CONFIG SET name value [name value ...]: as Redis 7, all or nothing; a
+// name given twice is an error. Only the settings in e.Settable change
+// while serving (the TLS certificate files, reloaded at once, and
+// maxmemory-share); the rest come from the flags, variables or file.
+func (e *Env) configSet(args [][]byte) (any, error) {
+	if len(args)%2 != 0 {
+		return nil, protocol.Error("ERR wrong number of arguments for 'config|set' command")
+	}
+	var changes []Setting
+	for i := 0; i < len(args); i += 2 {
+		name := strings.ToLower(string(args[i]))
+		for _, c := range changes {
+			if c.Name == name {
+				return nil, protocol.Error("ERR CONFIG SET failed - duplicate parameter '" + name + "'")
+			}
+		}
+		known, settable := false, false
+		for i := range e.Settings { // names only: values may change meanwhile
+			known = known || e.Settings[i].Name == name
+		}
+		for _, s := range e.Settable {
+			settable = settable || s == name
+		}
+		switch {
+		case !known:
+			return nil, protocol.Error("ERR Unknown option or number of arguments for CONFIG SET - '" + infoText(name) + "'")
+		case !settable || e.ConfigSet == nil:
+			msg := "ERR CONFIG SET " + name + " is not supported while running: set it with a flag, a SLUICE_* variable or the config file and restart"
+			if len(e.Settable) > 0 && e.ConfigSet != nil {
+				msg += " (CONFIG SET changes " + strings.Join(e.Settable, ", ") + ")"
+			}
+			return nil, protocol.Error(msg)
+		}
+		changes = append(changes, Setting{Name: name, Value: string(args[i+1])})
+	}
+	if err := e.ConfigSet(changes); err != nil {
+		return nil, protocol.Error("ERR CONFIG SET failed: " + infoText(err.Error()))
+	}
+	return protocol.OK, nil
+}
+
+// SetSetting changes a setting's value as CONFIG GET shows it.
+func (e *Env) SetSetting(name, value string) {
+	e.settingsMu.Lock()
+	defer e.settingsMu.Unlock()
+	for i := range e.Settings {
+		if e.Settings[i].Name == name {
+			e.Settings[i].Value = value
+		}
+	}
+}
+
+// infoText keeps a message one line.
+func infoText(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
 }

@@ -52,7 +52,7 @@ func TestServerCommands(t *testing.T) {
 		{[]any{"CLIENT", "NOPE"}, "ERR unknown subcommand 'NOPE'. Try CLIENT HELP."},
 		{[]any{"CLIENT", "GETNAME", "x"}, "ERR wrong number of arguments for 'client|getname' command"},
 		{[]any{"CLIENT", "KILL", "1.2.3.4:5"}, "ERR No such client"},
-		{[]any{"CONFIG", "SET", "port", "1"}, "ERR CONFIG SET is not supported: settings come from flags, SLUICE_* variables or the config file; restart to change them"},
+		{[]any{"CONFIG", "SET", "port", "1"}, "ERR CONFIG SET port is not supported while running: set it with a flag, a SLUICE_* variable or the config file and restart (CONFIG SET changes tls-cert-file, tls-key-file, tls-ca-cert-file, maxmemory-share)"},
 		{[]any{"CONFIG", "GET"}, "ERR wrong number of arguments for 'config|get' command"},
 		{[]any{"AUTH", "pw"}, "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"},
 		{[]any{"FLUSHALL", "NOW"}, "ERR syntax error"},
@@ -103,7 +103,7 @@ func TestServerCommands(t *testing.T) {
 	if int64(len(names)) <= n || !slices.Contains(names, "jobpush") || !slices.Contains(names, "config|get") {
 		t.Fatalf("COMMAND LIST %v", names)
 	}
-	if got := cmdList("FILTERBY", "PATTERN", "CONFIG*"); !slices.Equal(got, []string{"config", "config|get", "config|help"}) {
+	if got := cmdList("FILTERBY", "PATTERN", "CONFIG*"); !slices.Equal(got, []string{"config", "config|get", "config|set", "config|help"}) {
 		t.Fatalf("COMMAND LIST FILTERBY PATTERN CONFIG* %v", got)
 	}
 	if got := cmdList("filterby", "aclcat", "QUEUES"); !slices.Contains(got, "queuelen") || slices.Contains(got, "jobpush") {

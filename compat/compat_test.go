@@ -78,11 +78,11 @@ type server struct {
 }
 
 // startServer runs sluice with its defaults (the append-only log on, in a
-// temporary directory) on a port the kernel picks, and stops it when the
-// test ends.
-func startServer(t *testing.T) *server {
+// temporary directory) and args on a port the kernel picks, and stops it
+// when the test ends.
+func startServer(t *testing.T, args ...string) *server {
 	t.Helper()
-	cmd := exec.Command(binary, "--port", "0", "--dir", t.TempDir(), "--logformat", "json")
+	cmd := exec.Command(binary, append([]string{"--port", "0", "--dir", t.TempDir(), "--logformat", "json"}, args...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

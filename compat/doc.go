@@ -42,6 +42,14 @@
 //     its parser where it has one), with queue names and policy keys
 //     containing ':'.
 //
+// The TLS tests (tls_test.go) run the same lifecycle with redis-cli --tls,
+// go-redis, ioredis and node-redis over TLS only, with a client
+// certificate, logged in as a named user from an --aclfile while the
+// default user has a password of its own; the certificates are made by the
+// openssl commands of docs/securing.md, run as written there. A client
+// without a valid certificate must be refused (--tls-auth-clients yes).
+// They need openssl too.
+//
 // Map replies (JOBGET, reservations, QUEUESTATS, POLICYGET, HELLO) are
 // checked in the shape each library gives for its protocol: a map (an
 // object, a dict) over RESP3, a flat field/value list over RESP2 or where

@@ -30,11 +30,15 @@ type goLife struct {
 	proto int
 	addr  string
 	c     *redis.Client
+	tune  func(*redis.Options) // TLS and a user, or nil
 }
 
 func goRedisLifecycle(t *testing.T, proto int) {
-	s := startServer(t)
-	l := &goLife{t: t, proto: proto, addr: "127.0.0.1:" + s.port}
+	goRedisLifecycleOn(t, proto, startServer(t), nil)
+}
+
+func goRedisLifecycleOn(t *testing.T, proto int, s *server, tune func(*redis.Options)) {
+	l := &goLife{t: t, proto: proto, addr: "127.0.0.1:" + s.port, tune: tune}
 	// Only the address and the protocol differ from go-redis's defaults.
 	l.c = l.client()
 	defer l.c.Close()
@@ -262,7 +266,11 @@ func goRedisLifecycle(t *testing.T, proto int) {
 }
 
 func (l *goLife) client() *redis.Client {
-	return redis.NewClient(&redis.Options{Addr: l.addr, Protocol: l.proto})
+	o := &redis.Options{Addr: l.addr, Protocol: l.proto}
+	if l.tune != nil {
+		l.tune(o)
+	}
+	return redis.NewClient(o)
 }
 
 // do sends one command and fails the step on an error reply.

@@ -62,6 +62,13 @@ type Config struct {
 	TLSCACertFile  string // CA that signs client certificates
 	TLSAuthClients string // yes (default), no or optional
 	TLSProtocols   string // space-separated: TLSv1.2 and/or TLSv1.3 (default both)
+	// MetricsTLS serves --metrics-addr over HTTPS with the TLS
+	// certificate (tls-cert-file, tls-key-file); default no.
+	MetricsTLS bool
+
+	// MaxMemoryShare limits the job memory of the queues matching each
+	// pattern (--maxmemory-share PATTERN=SIZE, repeatable); default none.
+	MaxMemoryShare []Share
 
 	File string // the config file read, if any
 }
@@ -221,6 +228,73 @@ var Options = []Option{
 	{"tls-protocols", "TLS versions served, space-separated: TLSv1.2, TLSv1.3",
 		func(c *Config, v string) error { c.TLSProtocols = v; return nil },
 		func(c *Config) string { return c.TLSProtocols }},
+	{"metrics-tls", "serve --metrics-addr over HTTPS with the TLS certificate: yes or no",
+		func(c *Config, v string) (err error) { c.MetricsTLS, err = yesNo(v); return },
+		func(c *Config) string { return yesNoString(c.MetricsTLS) }},
+	{"maxmemory-share", "PATTERN=SIZE (repeatable; space-separated): job memory the queues matching PATTERN may hold, FULL beyond it",
+		func(c *Config, v string) error {
+			s, err := ParseShares(v)
+			if err != nil {
+				return err
+			}
+			c.MaxMemoryShare = MergeShares(c.MaxMemoryShare, s)
+			return nil
+		},
+		func(c *Config) string { return FormatShares(c.MaxMemoryShare) }},
+}
+
+// Share is one --maxmemory-share: the queues whose names match Pattern (a
+// glob, as ACL key patterns) may hold jobs of Bytes estimated memory.
+type Share struct {
+	Pattern string
+	Bytes   int64
+}
+
+// ParseShares reads "PATTERN=SIZE ..." (space-separated; SIZE as
+// maxmemory's, at least one byte; the last '=' splits). "" is no share.
+func ParseShares(v string) ([]Share, error) {
+	var out []Share
+	for _, f := range strings.Fields(v) {
+		i := strings.LastIndexByte(f, '=')
+		if i <= 0 {
+			return nil, fmt.Errorf("%q is not PATTERN=SIZE (e.g. team-a:*=64mb)", f)
+		}
+		n, err := ParseSize(f[i+1:])
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f[:i], err)
+		}
+		if n < 1 {
+			return nil, fmt.Errorf("%s: a share must be at least one byte", f[:i])
+		}
+		out = MergeShares(out, []Share{{f[:i], n}})
+	}
+	return out, nil
+}
+
+// MergeShares adds more to list: a pattern already there takes its new
+// size.
+func MergeShares(list, more []Share) []Share {
+	out := append([]Share(nil), list...)
+next:
+	for _, m := range more {
+		for i := range out {
+			if out[i].Pattern == m.Pattern {
+				out[i].Bytes = m.Bytes
+				continue next
+			}
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// FormatShares is shares as ParseShares reads them, sizes in bytes.
+func FormatShares(shares []Share) string {
+	parts := make([]string, len(shares))
+	for i, s := range shares {
+		parts[i] = s.Pattern + "=" + strconv.FormatInt(s.Bytes, 10)
+	}
+	return strings.Join(parts, " ")
 }
 
 func lookup(name string) *Option {
@@ -418,6 +492,17 @@ func (c *Config) Validate() error {
 
 // validateTLS checks the tls-* options; the files themselves are read when
 // the server starts (and again on SIGHUP).
+// tlsUser names the option that asks for TLS, for messages.
+func (c *Config) tlsUser() string {
+	if c.TLSPort == 0 {
+		return "metrics-tls"
+	}
+	return "tls-port"
+}
+
+// UsesTLS reports whether a listener serves TLS: tls-port or metrics-tls.
+func (c *Config) UsesTLS() bool { return c.TLSPort != 0 || c.MetricsTLS }
+
 func (c *Config) validateTLS() error {
 	if _, _, err := TLSVersions(c.TLSProtocols); err != nil {
 		return err
@@ -427,14 +512,17 @@ func (c *Config) validateTLS() error {
 	default:
 		return fmt.Errorf("tls-auth-clients: %q is not yes, no or optional", c.TLSAuthClients)
 	}
-	if c.TLSPort == 0 {
+	if c.MetricsTLS && c.MetricsAddr == "" {
+		return errors.New("metrics-tls: needs metrics-addr")
+	}
+	if c.TLSPort == 0 && !c.MetricsTLS {
 		return nil
 	}
 	switch {
-	case c.TLSPort == c.Port:
+	case c.TLSPort != 0 && c.TLSPort == c.Port:
 		return fmt.Errorf("tls-port: %d is also the plaintext port", c.TLSPort)
 	case c.TLSCertFile == "" || c.TLSKeyFile == "":
-		return errors.New("tls-port: needs tls-cert-file and tls-key-file")
+		return errors.New(c.tlsUser() + ": needs tls-cert-file and tls-key-file")
 	case c.TLSAuthClients != "no" && c.TLSCACertFile == "":
 		return fmt.Errorf("tls-auth-clients %s: needs tls-ca-cert-file to check client certificates (or tls-auth-clients no)", c.TLSAuthClients)
 	}

@@ -405,6 +405,10 @@ func TestTLSOptions(t *testing.T) {
 		{append([]string{"--tls-port", "6391", "--tls-protocols", " "}, files...), "tls-protocols: names no protocol"},
 		{append([]string{"--tls-port", "6391", "--tls-protocols", "tlsv1.3"}, files...), ""},
 		{append([]string{"--tls-port", "6391", "--tls-auth-clients", "OPTIONAL"}, files...), ""},
+		{[]string{"--metrics-tls", "yes"}, "metrics-tls: needs metrics-addr"},
+		{[]string{"--metrics-tls", "yes", "--metrics-addr", ":0"}, "metrics-tls: needs tls-cert-file and tls-key-file"},
+		{append([]string{"--metrics-tls", "yes", "--metrics-addr", ":0"}, files...), ""},
+		{[]string{"--metrics-tls", "maybe"}, "--metrics-tls"},
 	} {
 		_, _, err := Load(tc.args, nil)
 		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
@@ -420,5 +424,31 @@ func TestTLSOptions(t *testing.T) {
 	}
 	if min, max, _ := TLSVersions(DefaultConfig().TLSProtocols); min != 0x0303 || max != 0x0304 {
 		t.Fatalf("default protocols %x..%x", min, max)
+	}
+}
+
+// --maxmemory-share is repeatable; a pattern given again takes its new
+// size; bad ones name themselves.
+func TestMaxMemoryShare(t *testing.T) {
+	c, _, err := Load([]string{"--maxmemory-share", "team-a:*=64mb", "--maxmemory-share", "team-b:*=1kb x=2", "--maxmemory-share", "x=3"},
+		[]string{"SLUICE_MAXMEMORY_SHARE=env:*=1gb"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "env:*=1073741824 team-a:*=67108864 team-b:*=1024 x=3"
+	if got, _ := c.Get("maxmemory-share"); got != want {
+		t.Errorf("maxmemory-share %q, want %q", got, want)
+	}
+	def := DefaultConfig()
+	if d, _ := def.Get("maxmemory-share"); d != "" {
+		t.Errorf("default %q", d)
+	}
+	for _, bad := range []string{"team-a:*", "=1mb", "a=0", "a=lots", "a=-1"} {
+		if _, err := ParseShares(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	if s, err := ParseShares("a=b=1k"); err != nil || len(s) != 1 || s[0].Pattern != "a=b" || s[0].Bytes != 1000 {
+		t.Errorf("a=b=1k: %v %v", s, err)
 	}
 }

@@ -31,6 +31,9 @@ type User struct {
 	acl   *ACL
 	name  string
 	rules atomic.Pointer[aclRules]
+	// clients is how many connections are authenticated as the user
+	// (ACL.logins); protected by acl.mu.
+	clients int64
 }
 
 // Name is the user's name.
@@ -46,6 +49,9 @@ type aclRules struct {
 	allKeys  bool     // every queue name and policy key
 	patterns []string // else the queue names and policy keys allowed, as globs
 	all      bool     // allCmds && allKeys: the dispatcher's fast path
+	// maxClients bounds the connections authenticated as the user at once
+	// (rule maxclients=N); 0: no bound.
+	maxClients int64
 }
 
 func (r *aclRules) clone() *aclRules {
@@ -67,10 +73,16 @@ type ACL struct {
 	// defStart is the default user as --requirepass made it.
 	defStart *aclRules
 
-	mu    sync.Mutex // protects users and log
+	mu    sync.Mutex // protects users, log, logins and every User.clients
 	users map[string]*User
 	log   []*ACLLogEntry // newest first
 	logID int64
+	// logins is the user each connection that authenticated is counted
+	// against (maxclients=N); a connection that never did is in no count.
+	logins map[*Client]*User
+	// nLogins is len(logins), read without mu so that a connection that
+	// never authenticated closes without taking it.
+	nLogins atomic.Int64
 }
 
 func newACL(table *Table, requirepass string) *ACL {
@@ -316,12 +328,20 @@ func (a *ACL) apply(r *aclRules, rule string) error {
 	case "allchannels", "resetchannels":
 		return nil // sluice has no channels
 	case "reset":
-		r.enabled, r.nopass, r.hashes, r.allKeys, r.patterns = false, false, nil, false, nil
+		r.enabled, r.nopass, r.hashes, r.allKeys, r.patterns, r.maxClients = false, false, nil, false, nil, 0
 		a.setAllCommands(r, false)
 		return nil
 	}
 	if rule == "" {
 		return errRuleSyntax
+	}
+	if v, ok := cutPrefixFold(rule, "maxclients="); ok {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 || n > maxUserClients || strconv.FormatInt(n, 10) != v {
+			return ruleError("maxclients= takes a number of connections from 0 (no limit) to 2147483647")
+		}
+		r.maxClients = n
+		return nil
 	}
 	body := rule[1:]
 	switch rule[0] {
@@ -395,6 +415,17 @@ func (a *ACL) apply(r *aclRules, rule string) error {
 	return errRuleSyntax
 }
 
+// maxUserClients is the largest maxclients=N, as the server's own
+// --maxclients.
+const maxUserClients = 2147483647
+
+func cutPrefixFold(s, prefix string) (string, bool) {
+	if len(s) < len(prefix) || !strings.EqualFold(s[:len(prefix)], prefix) {
+		return "", false
+	}
+	return s[len(prefix):], true
+}
+
 func (a *ACL) isRight(name string) bool {
 	for _, x := range a.rights {
 		if x.name == name {
@@ -453,6 +484,9 @@ func (u *User) Describe() string {
 	}
 	for _, h := range r.hashes {
 		b.WriteString(" #" + h)
+	}
+	if r.maxClients > 0 {
+		b.WriteString(" maxclients=" + strconv.FormatInt(r.maxClients, 10))
 	}
 	b.WriteString(" " + r.keysText())
 	b.WriteString(" " + r.commandsText(u.acl))
@@ -518,7 +552,60 @@ func (u *User) GetUser() Map {
 		"keys", keys,
 		"channels", "",
 		"selectors", []any{},
+		"maxclients", r.maxClients,
 	}
+}
+
+// errUserMaxClients refuses an AUTH past the user's maxclients=N.
+func errUserMaxClients(user string) Error {
+	return Error("ERR max number of clients reached for user '" + user + "'")
+}
+
+// login counts c against u, uncounting it from the user it was
+// authenticated as before, unless that passes u's maxclients=N: then
+// nothing changes. Check and count are one step under a.mu.
+func (a *ACL) login(c *Client, u *User) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	prev := a.logins[c]
+	if prev == u {
+		return nil
+	}
+	if max := u.rules.Load().maxClients; max > 0 && u.clients >= max {
+		return errUserMaxClients(u.name)
+	}
+	if prev != nil {
+		prev.clients--
+	} else {
+		if a.logins == nil {
+			a.logins = map[*Client]*User{}
+		}
+		a.nLogins.Add(1)
+	}
+	u.clients++
+	a.logins[c] = u
+	return nil
+}
+
+// logout uncounts a connection that closes.
+func (a *ACL) logout(c *Client) {
+	if a.nLogins.Load() == 0 {
+		return
+	}
+	a.mu.Lock()
+	if u := a.logins[c]; u != nil {
+		u.clients--
+		delete(a.logins, c)
+		a.nLogins.Add(-1)
+	}
+	a.mu.Unlock()
+}
+
+// Clients is how many connections are authenticated as the user.
+func (u *User) Clients() int64 {
+	u.acl.mu.Lock()
+	defer u.acl.mu.Unlock()
+	return u.clients
 }
 
 // CheckPassword reports whether pass opens the user: enabled, and nopass or

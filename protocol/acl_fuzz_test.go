@@ -36,6 +36,7 @@ func FuzzACLRules(f *testing.F) {
 		"+client|setname\n-client", "+client\n-client|kill", "<secret", "#" + strings.Repeat("a", 64),
 		"!" + strings.Repeat("b", 64), "~", "%R~x", "+@nosuch", "+nosuch", "&chan\nallchannels\nresetchannels",
 		"-@all\n+jobpush\n~q*\nresetkeys\nresetpass", ">a b\n<a b", "", "\n", "+CLIENT|SETNAME\nON",
+		"maxclients=3\nMAXCLIENTS=0", "maxclients=-1", "maxclients=99999999999",
 	} {
 		f.Add(s)
 	}

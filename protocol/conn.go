@@ -744,6 +744,9 @@ func (c *Client) Authenticate(user, pass string) error {
 		c.srv.acl.record(c, "auth", "toplevel", "AUTH", user)
 		return ErrWrongPass
 	}
+	if err := c.srv.acl.login(c, u); err != nil { // maxclients=N (acl.go)
+		return err
+	}
 	c.userPtr.Store(u)
 	c.authed = true
 	c.limits = c.srv.cfg.Limits

@@ -262,6 +262,7 @@ func isLoopback(a net.Addr) bool {
 }
 
 func (s *Server) remove(c *Client) {
+	s.acl.logout(c)
 	s.mu.Lock()
 	s.released(c)
 	delete(s.clients, c.id)

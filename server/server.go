@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
@@ -139,6 +140,11 @@ func (s *Server) openStore() error {
 			return err
 		}
 	}
+	// After the replay: a share limits admissions, never what the log holds.
+	if err := st.SetShares(storeShares(s.cfg.MaxMemoryShare)); err != nil {
+		s.log.Error().Err(err).Msg("bad maxmemory-share")
+		return err
+	}
 	return nil
 }
 
@@ -241,6 +247,8 @@ func (s *Server) listen() error {
 		return err
 	}
 	s.certs = certs
+	s.env.Settable = append(tlsSettable, "maxmemory-share")
+	s.env.ConfigSet = configSetter(certs, s.store, s.env)
 	for _, ln := range tlsLns {
 		s.lns = append(s.lns, ln)
 		s.addrs = append(s.addrs, ln.Addr().String())
@@ -307,13 +315,17 @@ func (s *Server) listenMetrics() error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", s.met.Handler(src))
-	s.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	s.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: httpErrorLog(s.log)}
+	scheme := "http"
+	if cfg.MetricsTLS { // the same certificates, reloads included
+		mln, scheme = tls.NewListener(mln, s.certs.Config()), "https"
+	}
 	go func() { // ends when httpSrv is shut down
 		if err := s.httpSrv.Serve(mln); !errors.Is(err, http.ErrServerClosed) {
 			s.fail(Failure{Metrics: true, Err: err})
 		}
 	}()
-	s.metricsURL = "http://" + mln.Addr().String() + "/metrics"
+	s.metricsURL = scheme + "://" + mln.Addr().String() + "/metrics"
 	return nil
 }
 

@@ -208,7 +208,7 @@ func (s *Store) CheckInvariants() error {
 			return fmt.Errorf("concurrency key %q counts %d active, jobs say %d", k, got, active[k])
 		}
 	}
-	return nil
+	return s.checkShares(refs)
 }
 
 // checkKeyLanes verifies that the lists of lanes by policy key hold

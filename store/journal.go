@@ -127,6 +127,9 @@ func (s *Store) writable() error {
 // log appends r when a journal is installed. Lock must be held. Records
 // travel by value so that none is allocated on the heap.
 func (s *Store) log(r Record, fx *effects) {
+	if r.Op == OpDrop {
+		s.dropping(r.ID) // the memory shares' count (shares.go)
+	}
 	if s.journal != nil && !s.replaying {
 		fx.seq = s.journal.Append(r)
 	}

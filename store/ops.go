@@ -183,16 +183,15 @@ func (s *Store) insertLocked(sh *shard, r *Record, fx *effects) (bool, error) {
 		}
 	}
 	size := j.bytes()
-	admit := s.limited && !s.replaying
-	if admit {
-		if err := s.admitJob(size); err != nil {
-			s.index.remove(j.id, ref{j: j})
-			q.unref(j.ln)
-			sh.maybeDelete(q)
-			return false, err
-		}
+	if s.replaying {
+		s.charge(q, size, false)
+	} else if err := s.admit(q, size); err != nil { // shares and limits (shares.go)
+		s.index.remove(j.id, ref{j: j})
+		q.unref(j.ln)
+		sh.maybeDelete(q)
+		return false, err
 	}
-	s.counted(sh, size, admit)
+	s.counted(sh, size, s.limited && !s.replaying)
 	q.jobs++
 	q.pushed++
 	q.created++
@@ -235,9 +234,9 @@ func (s *Store) insertPacked(sh *shard, q *queue, r *Record, fx *effects) error 
 	var limit func() bool
 	var refused error
 	size := p.bytes
-	if s.limited && !s.replaying {
+	if !s.replaying && (s.limited || s.sharing()) {
 		limit = func() bool {
-			refused = s.admitJob(size())
+			refused = s.admit(q, size())
 			return refused == nil
 		}
 	}
@@ -249,6 +248,9 @@ func (s *Store) insertPacked(sh *shard, q *queue, r *Record, fx *effects) error 
 			return refused
 		}
 		return ErrDupJob
+	}
+	if limit == nil {
+		s.charge(q, size(), false)
 	}
 	s.counted(sh, size(), limit != nil)
 	q.jobs++
@@ -678,6 +680,7 @@ func (s *Store) applyFail(j *job, now int64, msg string, hasMsg bool, state Stat
 	if hasMsg {
 		x := j.ext()
 		s.count(j.ln.q.sh, 0, int64(len(msg)-len(x.lastError)))
+		s.charge(j.ln.q, int64(len(msg)-len(x.lastError)), false)
 		x.lastError, x.hasError = msg, true
 	}
 	j.updatedAt = now
@@ -1265,6 +1268,7 @@ func (s *Store) Flush(now int64) error {
 // flushLocked empties everything, idempotency keys included. Every shard
 // lock, idemKeys.mu and policyMu must be held.
 func (s *Store) flushLocked() {
+	s.unshare()
 	// Guard stale pointers that operations waiting for a lock may hold
 	// (walking the index in place: a list of a million refs would be tens
 	// of megabytes allocated to empty the store).

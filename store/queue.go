@@ -55,6 +55,12 @@ type queue struct {
 	failed  int64
 	dead    bool          // removed from its shard; no job refers to it
 	obs     QueueObserver // from the store's Observer, asked once; nil without one
+	// bytes is the estimated memory of the queue's jobs (JobBytes), for
+	// the memory shares; shareSet and shareRules cache the shares it
+	// matches (shares.go).
+	bytes      int64
+	shareSet   *shareSet
+	shareRules []*shareRule
 }
 
 type group struct {

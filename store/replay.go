@@ -154,6 +154,7 @@ func (s *Store) replayJob(r *Record, fx *effects) error {
 			return replayErr(r, "job is %s, not terminal", j.state)
 		}
 		s.ret.remove(j)
+		s.charge(j.ln.q, -j.bytes(), false)
 		s.dropLocked(j)
 		return nil
 	}
@@ -359,6 +360,7 @@ func (s *Store) loadJob(r *Record) error {
 		return replayErr(r, "duplicate job")
 	}
 	s.count(sh, 1, j.bytes())
+	s.charge(q, j.bytes(), false)
 	q.jobs++
 	q.counts[j.state]++
 	switch j.state {
@@ -396,6 +398,7 @@ func (s *Store) loadPacked(sh *shard, q *queue, r *Record) error {
 		return replayErr(r, "duplicate job")
 	}
 	s.count(sh, 1, p.bytes())
+	s.charge(q, p.bytes(), false)
 	q.jobs++
 	q.counts[Queued]++
 	q.seq = max(q.seq, r.Seq)

@@ -43,6 +43,8 @@ type unitState struct {
 type gate struct {
 	mu   sync.RWMutex // held shared by each command and Tick, alone by a unit
 	unit unitState    // protected by mu, held alone
+
+	shares shareState // memory shares (shares.go), kept here while store.go is split
 }
 
 // Shared marks the start of a command: it waits while a unit runs. Every

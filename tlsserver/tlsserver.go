@@ -34,6 +34,7 @@ type Settings struct {
 // Certs holds the current configuration; each handshake reads it once, so
 // a Reload applies to the connections that come after it.
 type Certs struct {
+	mu  sync.Mutex // protects s; held across a reload, so reloads do not interleave
 	s   Settings
 	cur atomic.Pointer[tls.Config]
 }
@@ -49,10 +50,42 @@ func Load(s Settings) (*Certs, error) {
 
 // Reload reads the files again. On error the configuration in use stays.
 func (c *Certs) Reload() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	cfg, err := build(c.s)
 	if err != nil {
 		return err
 	}
+	c.cur.Store(cfg)
+	return nil
+}
+
+// Files are the certificate files Certs reads.
+type Files struct{ CertFile, KeyFile, CAFile string }
+
+// Files returns the files in use.
+func (c *Certs) Files() Files {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return Files{c.s.CertFile, c.s.KeyFile, c.s.CAFile}
+}
+
+// SetFiles reads f and, if they load, serves them from the next handshake
+// on and reads them on later Reloads; on error nothing changes (CONFIG SET
+// tls-cert-file and the like). Open connections keep what they have.
+func (c *Certs) SetFiles(f Files) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.s
+	s.CertFile, s.KeyFile, s.CAFile = f.CertFile, f.KeyFile, f.CAFile
+	if s.CAFile == "" && s.AuthClients != "no" {
+		return fmt.Errorf("tls-ca-cert-file: needed to check client certificates with tls-auth-clients %s", s.AuthClients)
+	}
+	cfg, err := build(s)
+	if err != nil {
+		return err
+	}
+	c.s = s
 	c.cur.Store(cfg)
 	return nil
 }

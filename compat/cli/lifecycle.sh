@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The client lifecycle of compat/doc.go with `redis-cli -3`.
-# Usage: bash lifecycle.sh PORT
+# Usage: bash lifecycle.sh PORT (TLS and a user: see conn below)
 #
 # Every call is `redis-cli -3 -p PORT`; structured replies are read with
 # --no-raw, redis-cli's own rendering, where a RESP3 map shows as
@@ -18,8 +18,19 @@ errs=$work/stderr      # what redis-cli printed on stderr (HELLO 3 failing)
 : >"$shapes"
 : >"$errs"
 
-cli() { redis-cli -3 -p "$PORT" "$@" 2>>"$errs"; }
-tty() { redis-cli -3 --no-raw -p "$PORT" "$@" 2>>"$errs"; }
+# With SLUICE_TLS_DIR (ca.crt, client.crt, client.key) every call is over
+# TLS with that client certificate; with SLUICE_USER, as that user
+# (password in SLUICE_PASS, given through REDISCLI_AUTH).
+conn=()
+if [ -n "${SLUICE_TLS_DIR:-}" ]; then
+	conn+=(--tls --cacert "$SLUICE_TLS_DIR/ca.crt" --cert "$SLUICE_TLS_DIR/client.crt" --key "$SLUICE_TLS_DIR/client.key")
+fi
+if [ -n "${SLUICE_USER:-}" ]; then
+	conn+=(--user "$SLUICE_USER")
+	export REDISCLI_AUTH=${SLUICE_PASS:-}
+fi
+cli() { redis-cli -3 ${conn[@]+"${conn[@]}"} -p "$PORT" "$@" 2>>"$errs"; }
+tty() { redis-cli -3 ${conn[@]+"${conn[@]}"} --no-raw -p "$PORT" "$@" 2>>"$errs"; }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 # kv WHAT reads redis-cli --no-raw output of one map (or of an array
@@ -200,7 +211,7 @@ step "POLICYGET and POLICYLIST" policyread
 transaction() {
 	local out
 	out=$(printf '%s\n' MULTI "JOBPUSH batch:q h one" "JOBPUSH batch:q h two PRIORITY 1" "JOBPUSH batch:q h three ID batch:3" EXEC |
-		redis-cli -3 -p "$PORT" 2>>"$errs")
+		redis-cli -3 ${conn[@]+"${conn[@]}"} -p "$PORT" 2>>"$errs")
 	local lines
 	lines=$(printf '%s\n' "$out" | tr '\n' ' ')
 	# raw output: OK, three QUEUED, then the three ids of EXEC's array

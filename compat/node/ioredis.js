@@ -9,9 +9,22 @@ const Redis = require('ioredis');
 const { run } = require('./lifecycle');
 
 const port = Number(process.argv[2]);
+// SLUICE_TLS_DIR (ca.crt, client.crt, client.key) turns TLS on with that
+// client certificate; SLUICE_USER and SLUICE_PASS log in as that user.
+const tlsDir = process.env.SLUICE_TLS_DIR;
+const options = { port, host: '127.0.0.1' };
+if (tlsDir) {
+  const fs = require('fs');
+  const read = (f) => fs.readFileSync(`${tlsDir}/${f}`);
+  options.tls = { ca: read('ca.crt'), cert: read('client.crt'), key: read('client.key') };
+}
+if (process.env.SLUICE_USER) {
+  options.username = process.env.SLUICE_USER;
+  options.password = process.env.SLUICE_PASS;
+}
 
 async function connect() {
-  const c = new Redis(port);
+  const c = tlsDir || options.username ? new Redis(options) : new Redis(port);
   c.on('error', (e) => console.log(`ioredis error event: ${e.message}`));
   await new Promise((resolve, reject) => {
     c.once('ready', resolve);

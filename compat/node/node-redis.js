@@ -5,10 +5,22 @@
 const { createClient } = require('redis');
 const { run } = require('./lifecycle');
 
-const url = `redis://127.0.0.1:${process.argv[2]}`;
+// SLUICE_TLS_DIR (ca.crt, client.crt, client.key) turns TLS on (rediss://)
+// with that client certificate; SLUICE_USER and SLUICE_PASS log in as that
+// user.
+const tlsDir = process.env.SLUICE_TLS_DIR;
+const user = process.env.SLUICE_USER;
+const auth = user ? `${encodeURIComponent(user)}:${encodeURIComponent(process.env.SLUICE_PASS || '')}@` : '';
+const url = `${tlsDir ? 'rediss' : 'redis'}://${auth}127.0.0.1:${process.argv[2]}`;
+const options = { url };
+if (tlsDir) {
+  const fs = require('fs');
+  const read = (f) => fs.readFileSync(`${tlsDir}/${f}`);
+  options.socket = { tls: true, ca: read('ca.crt'), cert: read('client.crt'), key: read('client.key') };
+}
 
 async function connect() {
-  const c = createClient({ url });
+  const c = createClient(options);
   // node-redis reconnects for ever when the handshake fails: the first
   // error before the connection is ready ends the script instead.
   const failed = new Promise((resolve, reject) => c.once('error', reject));
