@@ -10,14 +10,42 @@ import (
 
 // BenchmarkPushPipelined pushes 100-byte jobs over one TCP connection in
 // pipelines of 16, through the whole stack.
-func BenchmarkPushPipelined(b *testing.B) {
+func BenchmarkPushPipelined(b *testing.B) { benchPushPipelined(b, false) }
+
+// BenchmarkPushPipelinedACL is BenchmarkPushPipelined as a user whose
+// rights are checked on every command (see aclBenchConn): beside it, the cost
+// of the ACL check.
+func BenchmarkPushPipelinedACL(b *testing.B) { benchPushPipelined(b, true) }
+
+// aclBenchConn connects to a new server, as the default user or as a user
+// with only the rights the benchmarks need: commands by category, queues
+// by pattern, so that every command is checked.
+func aclBenchConn(b *testing.B, named bool) (net.Conn, *bufio.Reader) {
 	ts := start(b)
 	nc, err := net.Dial("tcp", ts.addr)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer nc.Close()
+	b.Cleanup(func() { nc.Close() })
 	r := bufio.NewReader(nc)
+	if named {
+		for _, cmd := range []string{
+			"ACL SETUSER bench on >pw resetkeys ~emails* ~send -@all +@producer +@worker\r\n",
+			"AUTH bench pw\r\n",
+		} {
+			if _, err := nc.Write([]byte(cmd)); err != nil {
+				b.Fatal(err)
+			}
+			if line, err := r.ReadString('\n'); err != nil || line != "+OK\r\n" {
+				b.Fatalf("%q: %q %v", cmd, line, err)
+			}
+		}
+	}
+	return nc, r
+}
+
+func benchPushPipelined(b *testing.B, named bool) {
+	nc, r := aclBenchConn(b, named)
 	cmd := "*4\r\n$7\r\nJOBPUSH\r\n$6\r\nemails\r\n$4\r\nsend\r\n$100\r\n" + strings.Repeat("x", 100) + "\r\n"
 	batch := []byte(strings.Repeat(cmd, 16))
 	b.ReportAllocs()
@@ -41,14 +69,14 @@ func BenchmarkPushPipelined(b *testing.B) {
 // BenchmarkReserveAck runs the worker's cycle over one TCP connection:
 // push a 100-byte job and reserve it (pipelined), then ack it, through
 // the whole stack.
-func BenchmarkReserveAck(b *testing.B) {
-	ts := start(b)
-	nc, err := net.Dial("tcp", ts.addr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer nc.Close()
-	r := bufio.NewReader(nc)
+func BenchmarkReserveAck(b *testing.B) { benchReserveAck(b, false) }
+
+// BenchmarkReserveAckACL is BenchmarkReserveAck as a user whose rights are
+// checked (see aclBenchConn).
+func BenchmarkReserveAckACL(b *testing.B) { benchReserveAck(b, true) }
+
+func benchReserveAck(b *testing.B, named bool) {
+	nc, r := aclBenchConn(b, named)
 	push := "*4\r\n$7\r\nJOBPUSH\r\n$6\r\nemails\r\n$4\r\nsend\r\n$100\r\n" + strings.Repeat("x", 100) + "\r\n"
 	res := "*6\r\n$10\r\nJOBRESERVE\r\n$2\r\nw1\r\n$5\r\n30000\r\n$6\r\nQUEUES\r\n$6\r\nemails\r\n$4\r\nsend\r\n"
 	// QUEUES takes the rest: "send" is a second queue name, always empty.

@@ -644,9 +644,22 @@ func errNoPermCommand(user, cmd string) Error {
 // refusal in ACL LOG. context is "toplevel" or "multi".
 func (c *Client) permit(cmd *Command, args [][]byte, context string) error {
 	u := c.userPtr.Load()
-	r := u.rules.Load()
-	if r.all || cmd.Flags&NoAuth != 0 {
+	reason, object := u.rules.Load().refusal(cmd, args)
+	if reason == "" {
 		return nil
+	}
+	c.srv.acl.record(c, reason, context, object, u.name)
+	if reason == "command" {
+		return errNoPermCommand(u.name, object)
+	}
+	return ErrNoPermKey
+}
+
+// refusal is why r refuses cmd with args, "command" or "key", and the
+// command's name or the key refused; "" if r allows it.
+func (r *aclRules) refusal(cmd *Command, args [][]byte) (reason, object string) {
+	if r.all || cmd.Flags&NoAuth != 0 {
+		return "", ""
 	}
 	name := cmd.Name
 	if len(cmd.Subs) > 0 && len(args) > 1 {
@@ -655,19 +668,17 @@ func (c *Client) permit(cmd *Command, args [][]byte, context string) error {
 		}
 	}
 	if !r.allowed[name] {
-		c.srv.acl.record(c, "command", context, name, u.name)
-		return errNoPermCommand(u.name, name)
+		return "command", name
 	}
 	if r.allKeys || cmd.Keys == nil {
-		return nil
+		return "", ""
 	}
 	for _, k := range cmd.Keys(args) {
 		if !r.matchKey(k) {
-			c.srv.acl.record(c, "key", context, string(k), u.name)
-			return ErrNoPermKey
+			return "key", string(k)
 		}
 	}
-	return nil
+	return "", ""
 }
 
 func (r *aclRules) matchKey(k []byte) bool {

@@ -148,3 +148,45 @@ func TestNewTableRefusesBlockingBatches(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchRunsForAUserWithRights: calls a user's rights allow run in
+// batches as the default user's do; one they refuse (a key outside the
+// user's patterns) ends the batch, answers NOPERM in its place and is
+// logged once.
+func TestBatchRunsForAUserWithRights(t *testing.T) {
+	var batches []string
+	var mu sync.Mutex
+	put := *batchTable(t, &batches, &mu).Lookup([]byte("put"))
+	put.Keys = func(args [][]byte) [][]byte { return args[1:2] }
+	login := Command{Name: "login", Arity: 3, Flags: NoAuth, Handler: func(c *Client, args [][]byte) (any, error) {
+		if err := c.Authenticate(string(args[1]), string(args[2])); err != nil {
+			return nil, err
+		}
+		return OK, nil
+	}}
+	tb := testTable(t, put, login)
+	srv, addr := startServer(t, DefaultConfig(), tb)
+	if err := srv.ACL().SetUser("alice", []string{"on", ">pw", "~a*", "~b*", "+put"}); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, addr)
+	c.send("login alice pw\r\n")
+	if got := c.reply(); got != "+OK" {
+		t.Fatalf("login: %q", got)
+	}
+	c.send("put a1\r\nput a2\r\nput zz\r\nput b1\r\nput b2\r\n")
+	for i, want := range []string{"$a1", "$a2", "-NOPERM No permissions to access a key", "$b1", "$b2"} {
+		if got := c.reply(); got != want {
+			t.Fatalf("reply %d = %q, want %q", i, got, want)
+		}
+	}
+	mu.Lock()
+	got := strings.Join(batches, " ")
+	mu.Unlock()
+	if got != "a1+a2 b1+b2" {
+		t.Fatalf("ran %q, want \"a1+a2 b1+b2\"", got)
+	}
+	if log := srv.ACL().Log(10); len(log) != 1 || log[0].Count != 1 || log[0].Object != "zz" {
+		t.Fatalf("ACL LOG holds %+v, want one refusal of zz", log)
+	}
+}

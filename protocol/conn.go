@@ -468,11 +468,15 @@ func (b *batch) add(cmd *Command, args [][]byte) int {
 }
 
 // batchable reports whether this call may join a batch: its command has a
-// batch handler, it may run (authenticated, right arity), so the handler
-// sees only calls that get that far.
+// batch handler, it may run (authenticated, right arity, allowed to the
+// client's user), so the handler sees only calls that get that far. A call
+// refused goes through dispatch, which refuses it again and logs it.
 func (c *Client) batchable(cmd *Command, args [][]byte) bool {
-	return cmd != nil && cmd.Batch != nil && c.authed && c.txn == nil && arityOK(cmd.Arity, len(args)) &&
-		c.userPtr.Load().rules.Load().all
+	if cmd == nil || cmd.Batch == nil || !c.authed || c.txn != nil || !arityOK(cmd.Arity, len(args)) {
+		return false
+	}
+	reason, _ := c.userPtr.Load().rules.Load().refusal(cmd, args)
+	return reason == ""
 }
 
 // runBatch runs the gathered calls and buffers their replies, in order; it

@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"crypto/tls"
 	"io"
 	"net"
 	"os"
@@ -77,6 +78,10 @@ type rawConn struct {
 	skipWait bool // the last turn waited after a skipped read
 	wrote    bool // written to since the last turn ended (a reply)
 	replied  bool // the last turn's wait followed a reply
+	// underTLS: a tls.Conn reads through this one (see tlsConn), so a
+	// Read in a session that finds the socket empty returns errEmpty, not
+	// 0 bytes, which crypto/tls would read again at once.
+	underTLS bool
 }
 
 // rawOp is one Read or Write in progress: its buffer, the bytes done, and
@@ -88,10 +93,20 @@ type rawOp struct {
 }
 
 // fastConn returns nc with raw reads and writes when it is a TCP or Unix
-// socket, and nc itself otherwise (a pipe in a test).
+// socket, a TLS connection over one RawListener accepted (see tlsConn),
+// and nc itself otherwise (a pipe in a test, TLS over a plain socket).
 func fastConn(nc net.Conn) net.Conn {
-	switch nc.(type) {
+	switch nc := nc.(type) {
 	case *net.TCPConn, *net.UnixConn:
+	case *tls.Conn:
+		// After the handshake only: its reads must wait for input, never
+		// find the socket empty (a listener such as tlsserver's completes
+		// it before Accept returns).
+		if raw, ok := nc.NetConn().(*rawConn); ok && nc.ConnectionState().HandshakeComplete {
+			raw.underTLS = true
+			return &tlsConn{Conn: nc, raw: raw}
+		}
+		return nc
 	default:
 		return nc
 	}
@@ -241,14 +256,14 @@ func (c *rawConn) sessionRead(p []byte) (int, error) {
 	c.lastSkip = c.drained && c.canSkip
 	if c.lastSkip {
 		c.wasEmpty = true
-		return 0, nil
+		return 0, c.emptyErr()
 	}
 	n, e := sysRead(c.fd, p)
 	switch e {
 	case 0:
 	case syscall.EAGAIN:
 		c.drained, c.wasEmpty = true, true
-		return 0, nil
+		return 0, c.emptyErr()
 	default:
 		return 0, c.opError("read", os.NewSyscallError("read", e))
 	}
@@ -268,3 +283,68 @@ func (c *rawConn) opError(op string, err error) error {
 	}
 	return &net.OpError{Op: op, Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
 }
+
+// emptyErr is what a Read in a session returns with 0 bytes when the
+// socket is empty: nothing, or, under TLS, errEmpty.
+func (c *rawConn) emptyErr() error {
+	if c.underTLS {
+		return errEmpty
+	}
+	return nil
+}
+
+// errEmpty tells crypto/tls, under which a rawConn runs a session, that
+// the socket is empty for now. It is a temporary net.Error, which a
+// tls.Conn returns from its Read without keeping it (as it does a
+// deadline's), the bytes of a partial record kept for the next Read.
+var errEmpty error = emptyError{}
+
+type emptyError struct{}
+
+func (emptyError) Error() string   { return "socket empty" }
+func (emptyError) Timeout() bool   { return false }
+func (emptyError) Temporary() bool { return true }
+
+// RawListener accepts from ln connections with raw reads and writes (see
+// rawConn), for a TLS listener to wrap: a TLS connection served over one
+// runs read sessions and raw system calls as a plaintext one does, where
+// over a net.TCPConn every batch of commands cost a read more, in the
+// scheduler's system call path.
+func RawListener(ln net.Listener) net.Listener { return rawListener{ln} }
+
+type rawListener struct{ net.Listener }
+
+func (l rawListener) Accept() (net.Conn, error) {
+	nc, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return fastConn(nc), nil
+}
+
+// tlsConn is a TLS connection over a rawConn, with the rawConn's read
+// sessions: in a session, a Read that finds the socket empty (errEmpty
+// from below) returns 0 bytes, as rawConn's own does.
+type tlsConn struct {
+	*tls.Conn
+	raw *rawConn
+}
+
+func (c *tlsConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err == errEmpty {
+		if n > 0 {
+			// Data came first (a record, then a partial one behind
+			// it): this Read did not end empty. The next finds out.
+			c.raw.wasEmpty = false
+		}
+		return n, nil
+	}
+	return n, err
+}
+
+// session implements sessionConn.
+func (c *tlsConn) session(run func() (wait bool)) error { return c.raw.session(run) }
+
+// empty implements sessionConn.
+func (c *tlsConn) empty() (empty, skipped bool) { return c.raw.empty() }

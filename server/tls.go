@@ -11,6 +11,7 @@ import (
 
 	"sluice/commands"
 	"sluice/config"
+	"sluice/protocol"
 	"sluice/store"
 	"sluice/tlsserver"
 )
@@ -48,7 +49,9 @@ func listenTLS(cfg config.Config, log zerolog.Logger) ([]net.Listener, *tlsserve
 			}
 			return nil, nil, err
 		}
-		lns = append(lns, tlsserver.NewListener(ln, certs.Config(), 0, cfg.MaxClients, log))
+		// Under TLS too the protocol server reads and writes the socket
+		// with raw system calls and read sessions.
+		lns = append(lns, tlsserver.NewListener(protocol.RawListener(ln), certs.Config(), 0, cfg.MaxClients, log))
 	}
 	return lns, certs, nil
 }

@@ -3,9 +3,9 @@
 // sees the connection, and certificates that are read again on Reload (the
 // server calls it on SIGHUP) without touching the connections already open.
 //
-// A *tls.Conn is not a TCP socket, so the protocol server reads and writes
-// it through net.Conn's portable path; plaintext connections keep their
-// raw system calls.
+// The server gives it protocol.RawListener's connections, so a *tls.Conn
+// reads and writes its socket with the raw system calls and read sessions
+// of a plaintext connection.
 package tlsserver
 
 import (
