@@ -3,6 +3,7 @@ package cluster
 import (
 	"errors"
 	"fmt"
+	"io"
 	"sync/atomic"
 	"time"
 
@@ -124,4 +125,16 @@ func (f *FSM) run(args [][]byte, at time.Time) protocol.Result {
 	}
 	v, err := f.client.RunDetached(cmd, args, at)
 	return protocol.Result{Reply: v, Err: err}
+}
+
+// errNoSnapshots: snapshots are not written yet; raft keeps its whole log.
+var errNoSnapshots = errors.New("cluster: snapshots of the store are not written yet")
+
+// Snapshot implements raft.FSM.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) { return nil, errNoSnapshots }
+
+// Restore implements raft.FSM.
+func (f *FSM) Restore(r io.ReadCloser) error {
+	r.Close()
+	return errNoSnapshots
 }

@@ -87,6 +87,21 @@ type testGroup struct {
 // startGroup starts n nodes on loopback, each link through a fault proxy.
 func startGroup(t *testing.T, n int) *testGroup {
 	t.Helper()
+	fsms := make([]raft.FSM, n)
+	sums := make([]*sumFSM, n)
+	for i := range fsms {
+		sums[i] = &sumFSM{}
+		fsms[i] = sums[i]
+	}
+	g := startGroupWith(t, fsms)
+	g.fsms = sums
+	return g
+}
+
+// startGroupWith starts a node for each FSM.
+func startGroupWith(t *testing.T, fsms []raft.FSM) *testGroup {
+	t.Helper()
+	n := len(fsms)
 	addrs := make([]string, n)
 	var boot []string
 	for i := range addrs {
@@ -109,15 +124,13 @@ func startGroup(t *testing.T, n int) *testGroup {
 			g.proxies[i][j] = p
 			via[addrs[j]] = p.Addr()
 		}
-		fsm := &sumFSM{}
 		node, err := openRaft(RaftConfig{ID: fmt.Sprintf("n%d", i), Dir: t.TempDir(), Listen: addrs[i],
-			Bootstrap: boot, Peering: Peering{Key: groupKey}, Via: via}, fsm, zerolog.Nop())
+			Bootstrap: boot, Peering: Peering{Key: groupKey}, Via: via}, fsms[i], zerolog.Nop())
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { node.close() })
 		g.nodes = append(g.nodes, node)
-		g.fsms = append(g.fsms, fsm)
 	}
 	return g
 }
