@@ -46,7 +46,7 @@ type Proposer struct {
 	done    chan struct{}
 	wg      sync.WaitGroup
 	slots   chan struct{}
-	last    int64 // the time of the last entry proposed (run's)
+	last    int64 // the time of the last entry proposed; under mu
 }
 
 type call struct {
@@ -188,9 +188,29 @@ func (p *Proposer) propose(calls []*call) {
 // clock is the leader's time for a new entry: never earlier than the last
 // entry proposed or applied.
 func (p *Proposer) clock() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	now := max(time.Now().UnixMilli(), p.last, p.fsm.Now())
 	p.last = now
 	return now
+}
+
+// Tick proposes a tick entry: time passes on every node (leases end,
+// delayed jobs come due). It returns once the entry is applied here.
+func (p *Proposer) Tick() error {
+	if p.r.State() != raft.Leader {
+		return ErrReadOnly
+	}
+	e := Entry{Kind: KindTick, Now: p.clock()}
+	rand.Read(e.Seed[:])
+	f := p.r.Apply(AppendEntry(nil, &e), 0)
+	if err := f.Error(); err != nil {
+		return err
+	}
+	if ap, ok := f.Response().(Applied); ok && ap.Err != nil {
+		return ap.Err
+	}
+	return nil
 }
 
 func answer(calls []*call, f raft.ApplyFuture) {

@@ -70,6 +70,18 @@ type Config struct {
 	// pattern (--maxmemory-share PATTERN=SIZE, repeatable); default none.
 	MaxMemoryShare []Share
 
+	// Cluster: a node of a replicated group (see docs/replication.md) when
+	// ClusterID is set; standalone otherwise.
+	ClusterID        string   // this node's id in the group, stable across restarts
+	ClusterAddr      string   // raft address to listen on (host:port)
+	ClusterAdvertise string   // raft address peers dial; ClusterAddr's when empty
+	ClusterBootstrap []string // first voters, "id=host:port" each, to start a new group
+	ClusterKey       string   // secret shared by the group's nodes (or TLS files)
+	ClusterKeyFile   string   // file holding it
+	// ClusterDialVia rewrites raft addresses this node dials,
+	// "addr=via" each: for fault tests that put a proxy on each link.
+	ClusterDialVia []string
+
 	File string // the config file read, if any
 }
 
@@ -241,6 +253,59 @@ var Options = []Option{
 			return nil
 		},
 		func(c *Config) string { return FormatShares(c.MaxMemoryShare) }},
+	{"cluster-id", "this node's id in a replicated group (empty: standalone)",
+		func(c *Config, v string) error { c.ClusterID = v; return nil },
+		func(c *Config) string { return c.ClusterID }},
+	{"cluster-addr", "raft address to listen on, host:port (with cluster-id)",
+		func(c *Config, v string) error { c.ClusterAddr = v; return nil },
+		func(c *Config) string { return c.ClusterAddr }},
+	{"cluster-advertise", "raft address the other nodes dial (default: cluster-addr)",
+		func(c *Config, v string) error { c.ClusterAdvertise = v; return nil },
+		func(c *Config) string { return c.ClusterAdvertise }},
+	{"cluster-bootstrap", "first voters of a new group, space-separated id=host:port (their raft addresses)",
+		func(c *Config, v string) error { c.ClusterBootstrap = strings.Fields(v); return nil },
+		func(c *Config) string { return strings.Join(c.ClusterBootstrap, " ") }},
+	{"cluster-key", "secret the group's nodes share (at least 16 bytes); or TLS files, or cluster-key-file",
+		func(c *Config, v string) error { c.ClusterKey = v; return nil },
+		func(c *Config) string { return redacted(c.ClusterKey) }},
+	{"cluster-key-file", "file holding cluster-key",
+		func(c *Config, v string) error { c.ClusterKeyFile = v; return nil },
+		func(c *Config) string { return c.ClusterKeyFile }},
+	{"cluster-dial-via", "for fault tests: raft addresses to dial through a proxy, space-separated addr=via",
+		func(c *Config, v string) error { c.ClusterDialVia = strings.Fields(v); return nil },
+		func(c *Config) string { return strings.Join(c.ClusterDialVia, " ") }},
+}
+
+// redacted hides a secret in CONFIG GET and INFO.
+func redacted(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "(set)"
+}
+
+// Clustered reports whether the node is part of a replicated group.
+func (c *Config) Clustered() bool { return c.ClusterID != "" }
+
+func (c *Config) validateCluster() error {
+	if !c.Clustered() {
+		return nil
+	}
+	if c.ClusterAddr == "" {
+		return errors.New("cluster-id: needs cluster-addr")
+	}
+	if _, _, err := net.SplitHostPort(c.ClusterAddr); err != nil {
+		return fmt.Errorf("cluster-addr: %q is not host:port", c.ClusterAddr)
+	}
+	if c.ClusterKey != "" && c.ClusterKeyFile != "" {
+		return errors.New("cluster-key and cluster-key-file are both set: choose one")
+	}
+	for _, v := range c.ClusterDialVia {
+		if a, b, ok := strings.Cut(v, "="); !ok || a == "" || b == "" {
+			return fmt.Errorf("cluster-dial-via: %q is not addr=via", v)
+		}
+	}
+	return nil
 }
 
 // Share is one --maxmemory-share: the queues whose names match Pattern (a
@@ -480,6 +545,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("logformat: %q is not console or json", c.LogFormat)
 	}
 	if err := c.validateTLS(); err != nil {
+		return err
+	}
+	if err := c.validateCluster(); err != nil {
 		return err
 	}
 	if c.MetricsAddr != "" {

@@ -30,3 +30,28 @@ func (c *Client) RunDetached(cmd *Command, args [][]byte, now time.Time) (any, e
 	c.onFail = c.onFail[:0]
 	return v, err
 }
+
+// Ungated runs fn without the gate the command holds, and takes it back
+// after: a replicated write waits there for its entry, which takes the
+// gate where it is applied (as a blocked command lets it go while it
+// waits). Owner goroutine only, from a handler.
+func (c *Client) Ungated(fn func()) {
+	held := c.gated
+	if held {
+		c.leave()
+	}
+	fn()
+	if held {
+		c.enter()
+	}
+}
+
+// Replicator runs a transaction's commands as one replicated step: every
+// node applies them together, and the results come back here.
+type Replicator interface {
+	Transaction(cmds []*Command, args [][][]byte) ([]Result, error)
+}
+
+// SetReplicator makes EXEC hand its commands to r instead of running them
+// here (a node of a replicated group). Call before serving.
+func (s *Server) SetReplicator(r Replicator) { s.replicator = r }

@@ -230,6 +230,9 @@ func (c *Client) Exec() (any, error) {
 		}
 	}
 	c.commands.Add(int64(len(t.cmds)))
+	if r := c.srv.replicator; r != nil {
+		return c.execReplicated(r, t, out)
+	}
 	gated := c.gated
 	if gated { // EXEC itself runs without the gate (TxControl); be safe
 		a.Unshared()
@@ -284,6 +287,44 @@ func (c *Client) Exec() (any, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	return out, nil
+}
+
+// execReplicated runs a transaction through the replicator: the rights
+// are checked here, as Exec checks them; the commands refused here keep
+// their error and the others go together.
+func (c *Client) execReplicated(r Replicator, t *tx, out []any) (any, error) {
+	var cmds []*Command
+	var args [][][]byte
+	var slots []int
+	for i, cmd := range t.cmds {
+		if !c.userPtr.Load().rules.Load().all {
+			if err := c.permit(cmd, t.args[i], "multi"); err != nil {
+				out[i] = err
+				continue
+			}
+		}
+		cmds, args, slots = append(cmds, cmd), append(args, t.args[i]), append(slots, i)
+	}
+	if len(cmds) > 0 {
+		res, err := r.Transaction(cmds, args)
+		if err != nil {
+			return nil, err
+		}
+		for j, i := range slots {
+			if res[j].Err != nil {
+				out[i] = res[j].Err
+			} else {
+				out[i] = res[j].Reply
+			}
+		}
+	}
+	for i, cmd := range t.cmds {
+		c.lastCmd.Store(cmd)
+		if ms := c.srv.monitors.Load(); ms != nil {
+			c.monitored(*ms, cmd, t.args[i])
+		}
 	}
 	return out, nil
 }

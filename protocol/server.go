@@ -122,6 +122,8 @@ type Server struct {
 	slow slowlog
 
 	atomic Atomic // cfg.Atomic, or the server's own
+	// replicator, when set, runs EXEC's commands (SetReplicator).
+	replicator Replicator
 
 	conns   sync.WaitGroup // one per connection goroutine
 	nextID  atomic.Int64

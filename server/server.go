@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"sluice/blocking"
+	"sluice/cluster"
 	"sluice/commands"
 	"sluice/config"
 	"sluice/metrics"
@@ -62,13 +63,18 @@ type Server struct {
 	log  zerolog.Logger
 	now  func() int64 // never nil
 
-	store   *store.Store
-	aof     *persistence.Log // nil: the log is off
-	met     *metrics.Metrics
-	waiters *blocking.Registry
-	timer   *blocking.Timer
-	env     *commands.Env
-	srv     *protocol.Server
+	store *store.Store
+	aof   *persistence.Log // nil: the log is off
+	// In a replicated group (cluster.go): the node's part in it, its
+	// generator, and the table its log's entries are applied with.
+	node     *cluster.Node
+	gen      *store.EntryGenerator
+	fsmTable *protocol.Table
+	met      *metrics.Metrics
+	waiters  *blocking.Registry
+	timer    *blocking.Timer
+	env      *commands.Env
+	srv      *protocol.Server
 
 	lns        []net.Listener
 	addrs      []string // every listener's, plaintext first
@@ -106,7 +112,11 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 	mcfg.MaxLabels = cfg.MetricsMaxLabels
 	s.met = metrics.New(mcfg)
 	s.store.SetObserver(s.met)
-	s.waiters, s.timer = blocking.Attach(s.store, s.log, s.now)
+	if s.node != nil {
+		s.waiters = s.node.Waiters()
+	} else {
+		s.waiters, s.timer = blocking.Attach(s.store, s.log, s.now)
+	}
 	s.env = s.newEnv()
 	if err := s.newProtocol(); err != nil {
 		s.release()
@@ -124,6 +134,12 @@ func (s *Server) openStore() error {
 	if s.opts.Store != nil {
 		s.opts.Store(&scfg)
 	}
+	if s.cfg.Clustered() {
+		if err := s.newClusterStore(scfg); err != nil {
+			return err
+		}
+		return s.setShares()
+	}
 	gen := s.opts.Generator
 	if gen == nil {
 		gen = store.NewRandomGenerator()
@@ -140,8 +156,13 @@ func (s *Server) openStore() error {
 			return err
 		}
 	}
-	// After the replay: a share limits admissions, never what the log holds.
-	if err := st.SetShares(storeShares(s.cfg.MaxMemoryShare)); err != nil {
+	return s.setShares()
+}
+
+// setShares sets the memory shares, after the replay: a share limits
+// admissions, never what the log holds.
+func (s *Server) setShares() error {
+	if err := s.store.SetShares(storeShares(s.cfg.MaxMemoryShare)); err != nil {
 		s.log.Error().Err(err).Msg("bad maxmemory-share")
 		return err
 	}
@@ -170,6 +191,9 @@ func (s *Server) newEnv() *commands.Env {
 		default: // one is on its way
 		}
 	}
+	if s.node != nil {
+		s.clusterEnv(env)
+	}
 	if s.opts.Env != nil {
 		s.opts.Env(env)
 	}
@@ -182,7 +206,13 @@ func (s *Server) newProtocol() error {
 	if s.opts.Commands != nil {
 		cmds = s.opts.Commands(cmds)
 	}
-	table, err := protocol.NewTable(cmds)
+	var table *protocol.Table
+	var err error
+	if s.node != nil {
+		s.fsmTable, table, err = s.clusterTable(cmds)
+	} else {
+		table, err = protocol.NewTable(cmds)
+	}
 	if err != nil {
 		s.log.Error().Err(err).Msg("bad command table")
 		return err
@@ -211,6 +241,9 @@ func (s *Server) newProtocol() error {
 		return err
 	}
 	s.srv.OnDrain(s.waiters.Close)
+	if s.node != nil {
+		s.srv.SetReplicator(s.node)
+	}
 	return nil
 }
 
@@ -222,8 +255,16 @@ func (s *Server) Start() error {
 		s.release()
 		return err
 	}
-	s.timerDone = make(chan struct{})
-	go func() { s.timer.Run(s.timerStop); close(s.timerDone) }()
+	if s.node != nil {
+		if err := s.openCluster(); err != nil {
+			s.closeListeners()
+			s.release()
+			return err
+		}
+	} else {
+		s.timerDone = make(chan struct{})
+		go func() { s.timer.Run(s.timerStop); close(s.timerDone) }()
+	}
 	for _, ln := range s.lns {
 		go func(ln net.Listener) {
 			if err := s.srv.Serve(ln); err != nil {
@@ -405,6 +446,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	close(s.timerStop)
 	if s.timerDone != nil {
 		<-s.timerDone
+	}
+	if s.node != nil {
+		if cerr := s.node.Close(); cerr != nil {
+			s.log.Warn().Err(cerr).Msg("leaving the group")
+		}
 	}
 	if lerr := s.closeLog(); err == nil {
 		err = lerr

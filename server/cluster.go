@@ -1,0 +1,103 @@
+package server
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"sluice/cluster"
+	"sluice/commands"
+	"sluice/config"
+	"sluice/protocol"
+	"sluice/store"
+)
+
+// A node of a replicated group (--cluster-id) differs from a standalone
+// one in three places: its store draws ids and tokens from the entries
+// (store.EntryGenerator) and has no append-only log (raft's log replaces
+// it); its clients' write commands are proposed (cluster.Node.Wrap, and
+// EXEC through the node); and its time is the log's (Env.Now), moved by
+// the leader's ticks instead of a local timer.
+
+// peering is how this node proves it belongs to the group: the shared key,
+// or else the TLS files of the client port.
+func peering(cfg config.Config) (cluster.Peering, error) {
+	key := cfg.ClusterKey
+	if cfg.ClusterKeyFile != "" {
+		b, err := os.ReadFile(cfg.ClusterKeyFile)
+		if err != nil {
+			return cluster.Peering{}, fmt.Errorf("cluster-key-file: %w", err)
+		}
+		key = strings.TrimSpace(string(b))
+	}
+	if key != "" {
+		return cluster.Peering{Key: []byte(key)}, nil
+	}
+	return cluster.Peering{CertFile: cfg.TLSCertFile, KeyFile: cfg.TLSKeyFile, CAFile: cfg.TLSCACertFile}, nil
+}
+
+// raftConfig turns the settings into the node's raft settings.
+func (s *Server) raftConfig() (cluster.RaftConfig, error) {
+	cfg := s.cfg
+	p, err := peering(cfg)
+	if err != nil {
+		return cluster.RaftConfig{}, err
+	}
+	via := map[string]string{}
+	for _, v := range cfg.ClusterDialVia {
+		a, b, _ := strings.Cut(v, "=")
+		via[a] = b
+	}
+	return cluster.RaftConfig{ID: cfg.ClusterID, Dir: cfg.Dir, Listen: cfg.ClusterAddr, Advertise: cfg.ClusterAdvertise,
+		Bootstrap: cfg.ClusterBootstrap, Peering: p, Via: via}, nil
+}
+
+// clusterTable builds the tables of a node of a group: the one its FSM
+// applies entries with, and the one its clients run (writes proposed).
+func (s *Server) clusterTable(cmds []protocol.Command) (fsmTable, clientTable *protocol.Table, err error) {
+	if fsmTable, err = protocol.NewTable(cmds); err != nil {
+		return nil, nil, err
+	}
+	clientTable, err = protocol.NewTable(s.node.Wrap(cmds, s.env))
+	return fsmTable, clientTable, err
+}
+
+// newClusterStore opens the store of a node of a group.
+func (s *Server) newClusterStore(scfg store.Config) error {
+	s.gen = &store.EntryGenerator{}
+	st, err := store.New(scfg, s.gen)
+	if err != nil {
+		s.log.Error().Err(err).Msg("cannot open the store")
+		return err
+	}
+	s.store = st
+	s.node = cluster.NewNode(st, s.gen, s.log)
+	if s.cfg.AppendOnly {
+		s.log.Info().Msg("in a replicated group the raft log replaces the append-only log: appendonly is ignored")
+	}
+	return nil
+}
+
+// clusterEnv adjusts the handlers' environment to the group's time.
+func (s *Server) clusterEnv(env *commands.Env) {
+	env.Now = s.node.Now
+	env.Persistence, env.Rewrite = nil, nil
+}
+
+// openCluster starts the node's raft: from here on the node applies the
+// group's log and, when it leads, proposes.
+func (s *Server) openCluster() error {
+	rc, err := s.raftConfig()
+	if err == nil {
+		err = s.node.Open(rc, s.fsmTable, s.srv)
+	}
+	if err != nil {
+		s.log.Error().Err(err).Str("cluster-addr", s.cfg.ClusterAddr).Msg("cannot join the replicated group")
+		return err
+	}
+	s.log.Info().Str("id", s.cfg.ClusterID).Str("cluster-addr", s.cfg.ClusterAddr).Msg("node of a replicated group")
+	return nil
+}
+
+// Cluster is the node's part in its replicated group; nil when standalone.
+func (s *Server) Cluster() *cluster.Node { return s.node }
