@@ -409,15 +409,31 @@ func (r *Registry) release(res []store.Reservation) {
 
 // Close answers every waiter with nothing and refuses new waits (shutdown).
 func (r *Registry) Close() {
-	var wake []Parker
 	r.mu.Lock()
 	r.closed = true
+	r.answerAllLocked(result{})
+}
+
+// Interrupt answers every waiter with err and goes on taking new waits: a
+// node that stops leading its group unblocks its clients (Redis's
+// UNBLOCKED), which ask again where the group now leads.
+func (r *Registry) Interrupt(err error) {
+	r.mu.Lock()
+	r.answerAllLocked(result{err: err})
+}
+
+// answerAllLocked answers every waiter with res, empties the registry and
+// unlocks it.
+//
+// Lock must be held.
+func (r *Registry) answerAllLocked(res result) {
+	var wake []Parker
 	for _, l := range r.queues {
 		for n := l.head; n != nil; n = n.next {
 			w := n.w
 			if w.state == waiting {
 				w.state = served
-				w.ch <- result{}
+				w.ch <- res
 				r.waiting.Add(-1)
 				if w.p != nil {
 					wake = append(wake, w.p)

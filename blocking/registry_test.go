@@ -1,6 +1,7 @@
 package blocking
 
 import (
+	"errors"
 	"runtime"
 	"strconv"
 	"sync"
@@ -350,5 +351,42 @@ func BenchmarkRegister100Waiters(b *testing.B) {
 			<-blocked
 		}
 		r.Close()
+	}
+}
+
+// Interrupt answers every waiter with its error and keeps taking new
+// waits, which are served as before.
+func TestInterruptAnswersWaitersWithAnError(t *testing.T) {
+	f := &fakeStore{}
+	r := newTestRegistry(t, f)
+	defer r.Close()
+	errs := make(chan error, 3)
+	for range 3 {
+		go func() {
+			_, err := r.Reserve(store.ReserveOptions{Queues: []string{"q", "other"}}, 0, noBlock)
+			errs <- err
+		}()
+	}
+	waitUntil(t, func() bool { return r.Waiting() == 3 })
+	stop := errors.New("UNBLOCKED the node stopped leading")
+	r.Interrupt(stop)
+	for range 3 {
+		if err := <-errs; err != stop {
+			t.Fatalf("waiter answered %v, want %v", err, stop)
+		}
+	}
+	if r.Waiting() != 0 {
+		t.Fatalf("%d still waiting", r.Waiting())
+	}
+	got := make(chan []store.Reservation, 1)
+	go func() {
+		res, _ := r.Reserve(store.ReserveOptions{Queues: []string{"q"}}, 0, noBlock)
+		got <- res
+	}()
+	waitUntil(t, func() bool { return r.Waiting() == 1 })
+	f.push("j1")
+	r.Notify("q")
+	if res := <-got; len(res) != 1 {
+		t.Fatalf("a wait after Interrupt got %v", res)
 	}
 }

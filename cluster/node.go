@@ -35,6 +35,8 @@ type Node struct {
 	timer   *blocking.Timer
 	notify  *notifier
 
+	leaderFns []func(old, new Peer) // OnLeaderChange's; set before Open
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
@@ -72,9 +74,10 @@ func (n *Node) Open(cfg RaftConfig, table *protocol.Table, srv *protocol.Server)
 	n.prop = NewProposer(rn.raft, n.fsm)
 	n.st.SetNotify(n.notify.Notify)
 	n.st.SetTimerHook(n.timer.Kick)
-	n.wg.Add(2)
+	n.wg.Add(3)
 	go func() { defer n.wg.Done(); n.notify.run(n.stop) }()
 	go func() { defer n.wg.Done(); n.timer.Run(n.stop) }()
+	go func() { defer n.wg.Done(); n.watchLeader() }()
 	return nil
 }
 

@@ -21,6 +21,9 @@ type RaftConfig struct {
 	Dir       string // raft's log, stable store and snapshots live in Dir/raft
 	Listen    string // raft address to listen on, e.g. 127.0.0.1:7390
 	Advertise string // address peers dial; Listen's when empty
+	// ClientAddr is where this node's clients connect (host:port), told
+	// to the other members so that they can send clients here.
+	ClientAddr string
 	// Bootstrap lists the first voters ("id=addr"), this node among them;
 	// used only when Dir holds no raft state yet. Empty: join later, when
 	// an existing member adds this node.
@@ -104,7 +107,7 @@ func openRaft(cfg RaftConfig, fsm raft.FSM, log zerolog.Logger) (*raftNode, erro
 	if err != nil {
 		return nil, fmt.Errorf("cluster: raft address: %w", err)
 	}
-	st, err := newStream(ln, advertise, cfg.Peering, cfg.Via, log)
+	st, err := newStream(ln, advertise, cfg.Peering, cfg.Via, Peer{ID: cfg.ID, ClientAddr: cfg.ClientAddr}, log)
 	if err != nil {
 		ln.Close()
 		return nil, err

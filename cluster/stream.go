@@ -34,6 +34,8 @@ type stream struct {
 	client    *tls.Config
 	via       map[string]string // dial address rewrites (tests: a fault proxy per link)
 	log       zerolog.Logger
+	self      Peer     // what this node says in its hello
+	peers     peerBook // what the others said in theirs
 
 	ready  chan net.Conn
 	done   chan struct{}
@@ -48,7 +50,7 @@ var _ raft.StreamLayer = (*stream)(nil)
 
 // newStream serves raft on ln. advertise is the address peers dial (ln's
 // own when nil).
-func newStream(ln net.Listener, advertise net.Addr, p Peering, via map[string]string, log zerolog.Logger) (*stream, error) {
+func newStream(ln net.Listener, advertise net.Addr, p Peering, via map[string]string, self Peer, log zerolog.Logger) (*stream, error) {
 	server, client, err := p.TLSConfigs()
 	if err != nil {
 		return nil, err
@@ -56,7 +58,14 @@ func newStream(ln net.Listener, advertise net.Addr, p Peering, via map[string]st
 	if advertise == nil {
 		advertise = ln.Addr()
 	}
-	s := &stream{ln: ln, advertise: advertise, server: server, client: client, via: via, log: log,
+	self.RaftAddr = advertise.String()
+	if self.ID == "" {
+		self.ID = "-"
+	}
+	if self.ClientAddr == "" {
+		self.ClientAddr = "-"
+	}
+	s := &stream{ln: ln, advertise: advertise, server: server, client: client, via: via, log: log, self: self,
 		ready: make(chan net.Conn), done: make(chan struct{}), slots: make(chan struct{}, maxHandshakes)}
 	s.wg.Add(1)
 	go s.acceptLoop()
@@ -93,13 +102,17 @@ func (s *stream) handshake(c net.Conn) {
 	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
 	err := tc.HandshakeContext(ctx)
 	cancel()
+	var conn net.Conn
+	if err == nil {
+		conn, err = s.greet(tc, false)
+	}
 	if err != nil {
 		s.refused(c.RemoteAddr(), err)
 		c.Close()
 		return
 	}
 	select {
-	case s.ready <- tc:
+	case s.ready <- conn:
 	case <-s.done:
 		tc.Close()
 	}
@@ -156,5 +169,10 @@ func (s *stream) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn,
 	if err != nil {
 		return nil, err
 	}
-	return c, nil
+	conn, err := s.greet(c, true)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return conn, nil
 }

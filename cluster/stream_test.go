@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"crypto/tls"
 	"io"
 	"net"
 	"strings"
@@ -38,7 +39,7 @@ func listenStream(t *testing.T, p Peering, log io.Writer) *stream {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := newStream(ln, nil, p, nil, zerolog.New(log))
+	s, err := newStream(ln, nil, p, nil, Peer{ID: "t", ClientAddr: "127.0.0.1:1"}, zerolog.New(log))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,6 +106,31 @@ func TestKeyPeersConnect(t *testing.T) {
 	defer in.Close()
 	exchange(t, c, in)
 	exchange(t, in, c)
+	// Each side learned who the other is from its hello.
+	if p, ok := srv.peers.get("t"); !ok || p.ClientAddr != "127.0.0.1:1" || p.RaftAddr != cli.Addr().String() {
+		t.Fatalf("the server learned %+v %v", p, ok)
+	}
+	if p, ok := cli.peers.get("t"); !ok || p.RaftAddr != srv.Addr().String() {
+		t.Fatalf("the dialer learned %+v %v", p, ok)
+	}
+}
+
+// A peer that passes TLS but says no proper hello is refused.
+func TestPeerWithoutHelloIsRefused(t *testing.T) {
+	srv := accepting(listenStream(t, Peering{Key: groupKey}, io.Discard))
+	_, client, err := Peering{Key: groupKey}.TLSConfigs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := tls.Dial("tcp", srv.Addr().String(), client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("RAFT-RPC without a hello\n"))
+	if in := accepted(srv, time.Second); in != nil {
+		t.Fatal("a connection without a hello reached raft")
+	}
 }
 
 // A peer with another key, a plaintext stranger and garbage are refused:

@@ -48,8 +48,9 @@ func (s *Server) raftConfig() (cluster.RaftConfig, error) {
 		a, b, _ := strings.Cut(v, "=")
 		via[a] = b
 	}
+	// Clients are sent to a node's first address (plaintext if it has one).
 	return cluster.RaftConfig{ID: cfg.ClusterID, Dir: cfg.Dir, Listen: cfg.ClusterAddr, Advertise: cfg.ClusterAdvertise,
-		Bootstrap: cfg.ClusterBootstrap, Peering: p, Via: via}, nil
+		ClientAddr: s.addrs[0], Bootstrap: cfg.ClusterBootstrap, Peering: p, Via: via}, nil
 }
 
 // clusterTable builds the tables of a node of a group: the one its FSM

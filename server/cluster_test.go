@@ -140,3 +140,54 @@ func TestGroupServesTheLifecycle(t *testing.T) {
 		c.Close()
 	}
 }
+
+// Every node knows the leader's client address; when the leader hands
+// leadership over, its blocked clients are answered UNBLOCKED and the
+// others learn the new leader.
+func TestLeaderChangeUnblocksAndIsKnown(t *testing.T) {
+	ctx := context.Background()
+	nodes := startGroup(t)
+	l := leaderOf(t, nodes)
+	want := nodes[l].Addrs()[0]
+	for i, n := range nodes {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			p, ok := n.Cluster().Leader()
+			if ok && p.ClientAddr == want {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node %d knows the leader as %+v %v, want client address %s", i, p, ok, want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	c := redis.NewClient(&redis.Options{Addr: want, Protocol: 2})
+	defer c.Close()
+	got := make(chan error, 1)
+	go func() {
+		got <- c.Do(ctx, "JOBRESERVE", "w", "30000", "BLOCK", "20000", "QUEUES", "empty").Err()
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for nodes[l].Cluster().Waiters().Waiting() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the reserve never blocked")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := nodes[l].Cluster().Raft().LeadershipTransfer().Error(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-got:
+		if err == nil || !strings.HasPrefix(err.Error(), "UNBLOCKED") {
+			t.Fatalf("blocked client got %v, want UNBLOCKED", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the blocked client was not unblocked")
+	}
+	l2 := leaderOf(t, nodes)
+	if l2 == l {
+		t.Fatal("leadership did not move")
+	}
+}
