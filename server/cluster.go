@@ -59,7 +59,7 @@ func (s *Server) clusterTable(cmds []protocol.Command) (fsmTable, clientTable *p
 	if fsmTable, err = protocol.NewTable(cmds); err != nil {
 		return nil, nil, err
 	}
-	clientTable, err = protocol.NewTable(s.node.Wrap(cmds, s.env))
+	clientTable, err = protocol.NewTable(append(s.node.Wrap(cmds, s.env), s.node.Commands()...))
 	return fsmTable, clientTable, err
 }
 

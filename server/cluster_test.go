@@ -191,3 +191,83 @@ func TestLeaderChangeUnblocksAndIsKnown(t *testing.T) {
 		t.Fatal("leadership did not move")
 	}
 }
+
+// RAFT MEMBERS lists the group with each member's client address; a node
+// started with no bootstrap joins through RAFT ADD, gets the log, and
+// leaves through RAFT REMOVE. On a follower a change answers READONLY; a
+// standalone node says it is in no group.
+func TestRaftMembership(t *testing.T) {
+	ctx := context.Background()
+	nodes := startGroup(t)
+	l := leaderOf(t, nodes)
+	lc := redis.NewClient(&redis.Options{Addr: nodes[l].Addrs()[0], Protocol: 2})
+	defer lc.Close()
+	if err := lc.Do(ctx, "JOBPUSH", "q", "h", "before the join").Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := testConfig(t.TempDir())
+	cfg.ClusterID, cfg.ClusterAddr, cfg.ClusterKey = "n3", freeAddr(t), "a secret the three nodes share"
+	joiner := newNode(t, cfg)
+	if err := joiner.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { shutdown(t, joiner) })
+	fc := redis.NewClient(&redis.Options{Addr: nodes[(l+1)%3].Addrs()[0], Protocol: 2})
+	defer fc.Close()
+	if err := fc.Do(ctx, "RAFT", "ADD", "n3", cfg.ClusterAddr).Err(); err == nil || !strings.HasPrefix(err.Error(), "READONLY") {
+		t.Fatalf("RAFT ADD on a follower: %v", err)
+	}
+	if err := lc.Do(ctx, "RAFT", "ADD", "n3", "not-an-address").Err(); err == nil {
+		t.Fatal("RAFT ADD with a bad address accepted")
+	}
+	if err := lc.Do(ctx, "RAFT", "ADD", "n3", cfg.ClusterAddr).Err(); err != nil {
+		t.Fatal(err)
+	}
+	jc := redis.NewClient(&redis.Options{Addr: joiner.Addrs()[0], Protocol: 2})
+	defer jc.Close()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if n, _ := jc.Do(ctx, "QUEUELEN", "q").Int(); n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the new member did not get the log")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	members, err := lc.Do(ctx, "RAFT", "MEMBERS").Slice()
+	if err != nil || len(members) != 4 {
+		t.Fatalf("RAFT MEMBERS: %v %v", members, err)
+	}
+	found := false
+	for _, m := range members {
+		f := m.([]any)
+		if f[1] == "n3" {
+			found = true
+			if f[5] != joiner.Addrs()[0] {
+				t.Fatalf("n3's client address %v, want %s", f[5], joiner.Addrs()[0])
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("n3 not listed: %v", members)
+	}
+	if err := lc.Do(ctx, "RAFT", "REMOVE", "n3").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if members, _ := lc.Do(ctx, "RAFT", "MEMBERS").Slice(); len(members) != 3 {
+		t.Fatalf("after REMOVE: %v", members)
+	}
+
+	solo := newNode(t, testConfig(t.TempDir()))
+	if err := solo.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { shutdown(t, solo) })
+	sc := redis.NewClient(&redis.Options{Addr: solo.Addrs()[0], Protocol: 2})
+	defer sc.Close()
+	if err := sc.Do(ctx, "RAFT", "MEMBERS").Err(); err == nil || !strings.Contains(err.Error(), "not in a replicated group") {
+		t.Fatalf("standalone RAFT: %v", err)
+	}
+}

@@ -211,7 +211,7 @@ func (s *Server) newProtocol() error {
 	if s.node != nil {
 		s.fsmTable, table, err = s.clusterTable(cmds)
 	} else {
-		table, err = protocol.NewTable(cmds)
+		table, err = protocol.NewTable(append(cmds, cluster.StandaloneCommands()...))
 	}
 	if err != nil {
 		s.log.Error().Err(err).Msg("bad command table")
