@@ -121,6 +121,9 @@ func (n *Node) Wrap(cmds []protocol.Command, env *commands.Env) []protocol.Comma
 				}
 			}
 		}
+		if cmd.Name == "acl" {
+			cmd.Handler = n.acl(cmd.Handler)
+		}
 		out[i] = cmd
 	}
 	return out

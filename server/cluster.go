@@ -102,3 +102,6 @@ func (s *Server) openCluster() error {
 
 // Cluster is the node's part in its replicated group; nil when standalone.
 func (s *Server) Cluster() *cluster.Node { return s.node }
+
+// Config is the settings the node runs with.
+func (s *Server) Config() config.Config { return s.cfg }

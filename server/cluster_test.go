@@ -1,7 +1,10 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"fmt"
 	"net"
 	"strings"
@@ -269,5 +272,55 @@ func TestRaftMembership(t *testing.T) {
 	defer sc.Close()
 	if err := sc.Do(ctx, "RAFT", "MEMBERS").Err(); err == nil || !strings.Contains(err.Error(), "not in a replicated group") {
 		t.Fatalf("standalone RAFT: %v", err)
+	}
+}
+
+// Users are replicated: a user made on the leader can log in on every
+// node with the rights given; the replicated log holds its password's
+// hash only; ACL LOAD is refused in a group.
+func TestUsersAreReplicated(t *testing.T) {
+	ctx := context.Background()
+	nodes := startGroup(t)
+	l := leaderOf(t, nodes)
+	lc := redis.NewClient(&redis.Options{Addr: nodes[l].Addrs()[0], Protocol: 2})
+	defer lc.Close()
+	const pw = "clear-password-7f3a"
+	if err := lc.Do(ctx, "ACL", "SETUSER", "producer", "on", ">"+pw, "~team-a:*", "+@producer").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := lc.Do(ctx, "ACL", "LOAD").Err(); err == nil || !strings.Contains(err.Error(), "not available in a replicated group") {
+		t.Fatalf("ACL LOAD: %v", err)
+	}
+	for i, n := range nodes {
+		c := redis.NewClient(&redis.Options{Addr: n.Addrs()[0], Protocol: 2, Username: "producer", Password: pw})
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			err := c.Ping(ctx).Err()
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node %d: the user cannot log in: %v", i, err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if i == l {
+			if err := c.Do(ctx, "JOBPUSH", "team-a:mail", "send", "x").Err(); err != nil {
+				t.Fatalf("push as the user: %v", err)
+			}
+			if err := c.Do(ctx, "JOBPUSH", "team-b:mail", "send", "x").Err(); err == nil || !strings.HasPrefix(err.Error(), "NOPERM") {
+				t.Fatalf("push outside the user's queues: %v", err)
+			}
+		}
+		c.Close()
+	}
+	for i, n := range nodes { // bolt writes each entry through before commit
+		b, err := os.ReadFile(filepath.Join(n.Config().Dir, "raft", "raft.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte(pw)) {
+			t.Fatalf("node %d's raft log holds the clear password", i)
+		}
 	}
 }
