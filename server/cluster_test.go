@@ -3,10 +3,10 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"os"
-	"path/filepath"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
