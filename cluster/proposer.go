@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -47,6 +48,9 @@ type Proposer struct {
 	wg      sync.WaitGroup
 	slots   chan struct{}
 	last    int64 // the time of the last entry proposed; under mu
+
+	applied    atomic.Uint64 // entries proposed here and applied
+	appliedDur atomic.Int64  // their time from proposal to applied, summed (ns)
 }
 
 type call struct {
@@ -176,12 +180,17 @@ func (p *Proposer) propose(calls []*call) {
 	for i, c := range calls {
 		e.Batches[i] = c.batch
 	}
+	began := time.Now()
 	f := p.r.Apply(AppendEntry(nil, &e), 0)
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
 		defer func() { <-p.slots }()
 		answer(calls, f)
+		if f.Error() == nil {
+			p.applied.Add(1)
+			p.appliedDur.Add(int64(time.Since(began)))
+		}
 	}()
 }
 
@@ -236,4 +245,10 @@ func answer(calls []*call, f raft.ApplyFuture) {
 		}
 		close(c.done)
 	}
+}
+
+// Applied is how many entries this proposer saw applied, and their time
+// from proposal to applied, summed.
+func (p *Proposer) Applied() (n uint64, total time.Duration) {
+	return p.applied.Load(), time.Duration(p.appliedDur.Load())
 }

@@ -50,6 +50,7 @@ const (
 type raftNode struct {
 	raft   *raft.Raft
 	trans  *raft.NetworkTransport
+	book   progressBook // followers' answers to this node's appends
 	stream *stream
 	bolt   *raftboltdb.BoltStore
 }
@@ -156,12 +157,12 @@ func openRaft(cfg RaftConfig, fsm raft.FSM, log zerolog.Logger) (*raftNode, erro
 			return nil, err
 		}
 		if !has {
-			if err := raft.BootstrapCluster(rc, n.bolt, n.bolt, snaps, n.trans, raft.Configuration{Servers: servers}); err != nil {
+			if err := raft.BootstrapCluster(rc, n.bolt, n.bolt, snaps, &progressTransport{n.trans, &n.book}, raft.Configuration{Servers: servers}); err != nil {
 				return nil, fmt.Errorf("cluster: bootstrap: %w", err)
 			}
 		}
 	}
-	n.raft, err = raft.NewRaft(rc, fsm, n.bolt, n.bolt, snaps, n.trans)
+	n.raft, err = raft.NewRaft(rc, fsm, n.bolt, n.bolt, snaps, &progressTransport{n.trans, &n.book})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}

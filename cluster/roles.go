@@ -92,3 +92,73 @@ func (n *Node) watchLeader() {
 		}
 	}
 }
+
+// Status is a node's view of its group, for ROLE, INFO replication,
+// Sentinel's commands and the metrics.
+type Status struct {
+	Leading bool
+	Self    Peer
+	Leader  Peer // zero when unknown
+	Term    uint64
+	Commit  uint64 // commit index
+	Applied uint64 // the last index applied here
+	Last    uint64 // the last index in this node's log
+	Peers   []PeerStatus
+}
+
+// PeerStatus is another member as this node sees it.
+type PeerStatus struct {
+	Peer
+	Voter bool
+	// On the leader: when the member last answered an append, and how
+	// many entries its log is behind the leader's. On a follower: the
+	// leader's last contact; Lag is this node's own distance from the
+	// commit index. Zero time: never heard from.
+	LastContact time.Time
+	Lag         uint64
+}
+
+// Status reports the node's view of the group now.
+func (n *Node) Status() Status {
+	r := n.raft.raft
+	st := Status{Self: n.Self(), Term: r.CurrentTerm(), Commit: r.CommitIndex(), Applied: n.fsm.AppliedIndex(), Last: r.LastIndex()}
+	st.Leading = r.State() == raft.Leader
+	if l, ok := n.Leader(); ok {
+		st.Leader = l
+	}
+	f := r.GetConfiguration()
+	if f.Error() != nil {
+		return st
+	}
+	_, leaderID := r.LeaderWithID()
+	for _, s := range f.Configuration().Servers {
+		id := string(s.ID)
+		if id == st.Self.ID {
+			continue
+		}
+		ps := PeerStatus{Peer: Peer{ID: id, RaftAddr: string(s.Address)}, Voter: s.Suffrage == raft.Voter}
+		if p, ok := n.raft.stream.peers.get(id); ok {
+			ps.ClientAddr = p.ClientAddr
+		}
+		switch {
+		case st.Leading:
+			if pr, ok := n.raft.book.get(id); ok {
+				ps.LastContact = pr.Contact
+				if st.Last > pr.LastLog {
+					ps.Lag = st.Last - pr.LastLog
+				}
+			}
+		case s.ID == leaderID:
+			ps.LastContact = r.LastContact()
+			if st.Commit > st.Applied {
+				ps.Lag = st.Commit - st.Applied
+			}
+		}
+		st.Peers = append(st.Peers, ps)
+	}
+	return st
+}
+
+// Proposed is how many entries this node proposed and saw applied, and
+// their time from proposal to applied, summed.
+func (n *Node) Proposed() (uint64, time.Duration) { return n.prop.Applied() }

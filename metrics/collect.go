@@ -21,6 +21,7 @@ type Sources struct {
 	Log       func() persistence.Stats // nil when the log is off
 	MaxMemory int64                    // bytes; 0: no limit
 	Now       func() int64             // Unix ms; time.Now by default
+	Raft      func() RaftStats         // nil when the node is in no group
 }
 
 // Registry returns a Prometheus registry with sluice's collector and the
@@ -117,6 +118,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	c.collectEvents(ch)
 	c.collectServer(ch)
 	c.collectLog(ch)
+	c.collectRaft(ch)
 }
 
 func (c *collector) collectEvents(ch chan<- prometheus.Metric) {

@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"sluice/cluster"
 	"sluice/commands"
 	"sluice/config"
+	"sluice/metrics"
 	"sluice/protocol"
 	"sluice/store"
 )
@@ -105,3 +107,19 @@ func (s *Server) Cluster() *cluster.Node { return s.node }
 
 // Config is the settings the node runs with.
 func (s *Server) Config() config.Config { return s.cfg }
+
+// raftStats is the metrics' view of the group.
+func (s *Server) raftStats() metrics.RaftStats {
+	st := s.node.Status()
+	n, d := s.node.Proposed()
+	out := metrics.RaftStats{Leader: st.Leading, Term: st.Term, Commit: st.Commit, Applied: st.Applied,
+		Proposed: n, ProposedSecs: d.Seconds()}
+	for _, p := range st.Peers {
+		c := -1.0
+		if !p.LastContact.IsZero() {
+			c = time.Since(p.LastContact).Seconds()
+		}
+		out.Peers = append(out.Peers, metrics.RaftPeer{ID: p.ID, LastContactSeconds: c, Lag: p.Lag})
+	}
+	return out
+}

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"sluice/config"
 	"sluice/server"
 )
 
@@ -27,7 +30,7 @@ func freeAddr(t *testing.T) string {
 }
 
 // startGroup starts three nodes of a group in this process.
-func startGroup(t *testing.T) []*server.Server {
+func startGroup(t *testing.T, tune ...func(*config.Config)) []*server.Server {
 	t.Helper()
 	raftAddrs := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
 	var boot []string
@@ -39,6 +42,9 @@ func startGroup(t *testing.T) []*server.Server {
 		cfg := testConfig(t.TempDir())
 		cfg.ClusterID, cfg.ClusterAddr, cfg.ClusterBootstrap = fmt.Sprintf("n%d", i), raftAddrs[i], boot
 		cfg.ClusterKey = "a secret the three nodes share"
+		for _, f := range tune {
+			f(&cfg)
+		}
 		node := newNode(t, cfg)
 		if err := node.Start(); err != nil {
 			t.Fatal(err)
@@ -321,6 +327,58 @@ func TestUsersAreReplicated(t *testing.T) {
 		}
 		if bytes.Contains(b, []byte(pw)) {
 			t.Fatalf("node %d's raft log holds the clear password", i)
+		}
+	}
+}
+
+// The leader's status lists each follower with its client address, a
+// recent contact and how far behind it is; a follower's names the leader.
+func TestGroupStatus(t *testing.T) {
+	ctx := context.Background()
+	nodes := startGroup(t, func(c *config.Config) { c.MetricsAddr = "127.0.0.1:0" })
+	l := leaderOf(t, nodes)
+	lc := redis.NewClient(&redis.Options{Addr: nodes[l].Addrs()[0], Protocol: 2})
+	defer lc.Close()
+	for range 10 {
+		if err := lc.Do(ctx, "JOBPUSH", "q", "h", "x").Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st := nodes[l].Cluster().Status()
+		ok := st.Leading && len(st.Peers) == 2
+		for _, p := range st.Peers {
+			ok = ok && p.ClientAddr != "" && p.Lag == 0 && time.Since(p.LastContact) < 5*time.Second
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("leader's status: %+v", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	f := nodes[(l+1)%3].Cluster().Status()
+	if f.Leading || f.Leader.ClientAddr != nodes[l].Addrs()[0] || f.Term == 0 {
+		t.Fatalf("follower's status: %+v", f)
+	}
+	// The metrics say the same.
+	for i, n := range nodes {
+		resp, err := http.Get(n.MetricsURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		want := "sluice_raft_leader 0"
+		if i == l {
+			want = "sluice_raft_leader 1"
+		}
+		for _, w := range []string{want, "sluice_raft_term ", "sluice_raft_applied_index ", "sluice_raft_peer_lag_entries{peer=", "sluice_raft_apply_seconds_count "} {
+			if !strings.Contains(string(body), w) {
+				t.Fatalf("node %d's metrics lack %q", i, w)
+			}
 		}
 	}
 }

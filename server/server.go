@@ -114,6 +114,10 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 	s.store.SetObserver(s.met)
 	if s.node != nil {
 		s.waiters = s.node.Waiters()
+		// Every read on a node of a group, the metrics' included, runs at
+		// the log's time: a read at the wall clock's would run the store's
+		// maintenance ahead of the log, on this node alone.
+		s.now = s.node.Now
 	} else {
 		s.waiters, s.timer = blocking.Attach(s.store, s.log, s.now)
 	}
@@ -353,6 +357,9 @@ func (s *Server) listenMetrics() error {
 	src := metrics.Sources{Store: s.store, Server: s.srv, MaxMemory: cfg.MaxMemory, Now: s.now}
 	if s.aof != nil {
 		src.Log = s.aof.Stats
+	}
+	if s.node != nil {
+		src.Raft = s.raftStats
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", s.met.Handler(src))
