@@ -461,7 +461,7 @@ func (s *Store) applyReserve(j *job, now int64, token, worker string, expires in
 	if o := s.obs(j.ln.q); o != nil {
 		o.Reserved(now - j.runAt)
 	}
-	s.log(Record{Op: OpReserve, Now: now, ID: j.id, Token: token, Worker: worker, Expires: expires, Admitted: rated, RunAt: ratedAt}, fx)
+	s.log(Record{Op: OpReserve, Now: now, ID: j.id, Token: token, Worker: worker, Expires: expires, Admitted: rated, AdmittedAt: ratedAt}, fx)
 }
 
 // best is the lane whose head would be reserved next, among the handlers
@@ -1112,7 +1112,7 @@ func (s *Store) SetConcurrency(now int64, key string, limit int64) error {
 	if limit < 1 {
 		return invalid("%s", backpressure.ErrLimit.Error())
 	}
-	return s.changePolicy(now, &Record{Op: OpPolicySet, Kind: backpressure.Concurrency, CKey: key, Limit: limit})
+	return s.changePolicy(now, &Record{Op: OpPolicySet, Kind: backpressure.Concurrency, PolicyKey: key, Limit: limit})
 }
 
 // SetRateLimit creates or changes a rate-limit policy (POLICYSET RATELIMIT).
@@ -1123,7 +1123,7 @@ func (s *Store) SetRateLimit(now int64, key string, limit, period int64) error {
 	case period < 1:
 		return invalid("%s", backpressure.ErrPeriod.Error())
 	}
-	return s.changePolicy(now, &Record{Op: OpPolicySet, Kind: backpressure.RateLimit, CKey: key, Limit: limit, Period: period})
+	return s.changePolicy(now, &Record{Op: OpPolicySet, Kind: backpressure.RateLimit, PolicyKey: key, Limit: limit, Period: period})
 }
 
 // DeletePolicy removes a policy (POLICYDEL) and reports whether it existed.
@@ -1131,21 +1131,21 @@ func (s *Store) DeletePolicy(now int64, kind backpressure.Kind, key string) (boo
 	if kind != backpressure.Concurrency && kind != backpressure.RateLimit {
 		return false, invalid("unknown policy kind")
 	}
-	rec := &Record{Op: OpPolicyDel, Kind: kind, CKey: key}
+	rec := &Record{Op: OpPolicyDel, Kind: kind, PolicyKey: key}
 	err := s.changePolicy(now, rec)
-	return rec.Admitted, err
+	return rec.Existed, err
 }
 
-// changePolicy applies a policy record (the key in CKey). The record is
+// changePolicy applies a policy record. The record is
 // logged before the registry changes, under policyMu: a reservation that
 // sees the new policy is then always logged after it. For a delete,
-// r.Admitted reports whether a policy existed.
+// r.Existed reports whether a policy existed.
 func (s *Store) changePolicy(now int64, r *Record) error {
-	key, err := ident("key", r.CKey)
+	key, err := ident("key", r.PolicyKey)
 	if err != nil {
 		return err
 	}
-	r.CKey, r.Now = key, now
+	r.PolicyKey, r.Now = key, now
 	if err := s.writable(); err != nil {
 		return err
 	}
@@ -1158,7 +1158,7 @@ func (s *Store) changePolicy(now int64, r *Record) error {
 			s.finish(&fx)
 			return nil
 		}
-		r.Admitted = true
+		r.Existed = true
 	} else if _, ok := s.reg.Get(now, r.Kind, key); !ok {
 		// A new policy is state that --maxmemory counts; changing one is
 		// not refused.
@@ -1180,13 +1180,13 @@ func (s *Store) applyPolicy(r *Record, fx *effects) {
 	var ws []backpressure.Waiter
 	switch {
 	case r.Op == OpPolicyDel:
-		_, ws = s.reg.Delete(r.Kind, r.CKey)
+		_, ws = s.reg.Delete(r.Kind, r.PolicyKey)
 	case r.Kind == backpressure.Concurrency:
-		ws, _ = s.reg.SetConcurrency(r.CKey, r.Limit)
+		ws, _ = s.reg.SetConcurrency(r.PolicyKey, r.Limit)
 	default:
-		ws, _ = s.reg.SetRateLimit(r.Now, r.CKey, r.Limit, r.Period)
+		ws, _ = s.reg.SetRateLimit(r.Now, r.PolicyKey, r.Limit, r.Period)
 	}
-	s.wake(r.Kind, r.CKey, ws, fx)
+	s.wake(r.Kind, r.PolicyKey, ws, fx)
 }
 
 // GetPolicy returns a policy with its live usage (POLICYGET).
