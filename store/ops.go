@@ -164,8 +164,7 @@ func (s *Store) insertLocked(sh *shard, r *Record, fx *effects) (bool, error) {
 	}
 	// The lane comes first: whoever finds j in the index reaches its
 	// queue, and so its shard, through it.
-	j.ln = q.laneFor(laneKey{r.Handler, r.CKey, r.RKey})
-	j.ln.refs++
+	j.ln = q.laneRef(r)
 	if r.ID == "" {
 		for {
 			j.id = s.newID(sh, j, now)
@@ -192,34 +191,48 @@ func (s *Store) insertLocked(sh *shard, r *Record, fx *effects) (bool, error) {
 			return false, err
 		}
 	}
-	s.counted(sh, size, admit)
-	q.jobs++
-	q.pushed++
-	q.created++
-	j.created = q.created
 	queued := r.RunAt <= now
 	if queued {
 		j.state, j.runAt = Queued, now
-		q.counts[Queued]++
-		q.enqueue(j)
 	} else {
 		j.state, j.runAt = Scheduled, r.RunAt
-		q.counts[Scheduled]++
+	}
+	s.added(sh, q, size, admit, j.state)
+	q.pushed++
+	q.created++
+	j.created = q.created
+	if queued {
+		q.enqueue(j)
+	} else {
 		sh.arm(j, r.RunAt, fx)
 	}
+	s.pushed(q, r, fx)
+	return queued, nil
+}
+
+// added counts a new job of size bytes in state st in q, and store-wide
+// unless admitJob already has (admitted): a push or a snapshot's job,
+// whole or packed. Lock must be held.
+func (s *Store) added(sh *shard, q *queue, size int64, admitted bool, st State) {
+	s.counted(sh, size, admitted)
+	q.jobs++
+	q.counts[st]++
+}
+
+// pushed logs the push r, its job's id set, and tells the observer. Lock
+// must be held.
+func (s *Store) pushed(q *queue, r *Record, fx *effects) {
 	s.log(*r, fx)
 	if o := s.obs(q); o != nil {
 		o.Pushed()
 	}
-	return queued, nil
 }
 
 // insertPacked is insert for a job pushed straight into queued, which is
 // packed. Lock must be held.
 func (s *Store) insertPacked(sh *shard, q *queue, r *Record, fx *effects) error {
 	now := r.Now
-	l := q.laneFor(laneKey{r.Handler, r.CKey, r.RKey})
-	l.refs++
+	l := q.laneRef(r)
 	p := packing{
 		seq: q.seq + 1, created: q.created + 1, createdAt: now,
 		maxAtt: r.MaxAtt, backoff: r.Backoff, id: r.ID, payload: r.Payload,
@@ -250,19 +263,14 @@ func (s *Store) insertPacked(sh *shard, q *queue, r *Record, fx *effects) error 
 		}
 		return ErrDupJob
 	}
-	s.counted(sh, size(), limit != nil)
-	q.jobs++
+	s.added(sh, q, size(), limit != nil, Queued)
 	q.pushed++
 	q.created++
 	q.seq++
-	q.counts[Queued]++
 	if r.ID == "" {
 		r.ID = sh.keepID(id) // the chunk's bytes change once the job leaves
 	}
-	s.log(*r, fx)
-	if o := s.obs(q); o != nil {
-		o.Pushed()
-	}
+	s.pushed(q, r, fx)
 	return nil
 }
 
@@ -1247,19 +1255,25 @@ func (s *Store) Flush(now int64) error {
 		return err
 	}
 	var fx effects
+	s.flush(now, &fx)
+	return s.durable(&fx)
+}
+
+// flush empties everything and logs it, holding every lock: policyMu,
+// idemKeys.mu, then each shard's in order. No lock may be held.
+func (s *Store) flush(now int64, fx *effects) {
 	s.policyMu.Lock()
 	s.idem.mu.Lock()
 	for _, sh := range s.shards {
 		sh.mu.Lock()
 	}
-	s.log(Record{Op: OpFlush, Now: now}, &fx)
+	s.log(Record{Op: OpFlush, Now: now}, fx) // nothing while replaying
 	s.flushLocked()
 	for _, sh := range s.shards {
 		sh.mu.Unlock()
 	}
 	s.idem.mu.Unlock()
 	s.policyMu.Unlock()
-	return s.durable(&fx)
 }
 
 // flushLocked empties everything, idempotency keys included. Every shard

@@ -77,17 +77,7 @@ func (s *Store) Replay(r *Record) error {
 		s.policyMu.Unlock()
 		return nil
 	case OpFlush:
-		s.policyMu.Lock()
-		s.idem.mu.Lock()
-		for _, sh := range s.shards {
-			sh.mu.Lock()
-		}
-		s.flushLocked()
-		for _, sh := range s.shards {
-			sh.mu.Unlock()
-		}
-		s.idem.mu.Unlock()
-		s.policyMu.Unlock()
+		s.flush(r.Now, &fx)
 		return nil
 	case OpIdemExpire:
 		s.idem.mu.Lock()
@@ -352,15 +342,12 @@ func (s *Store) loadJob(r *Record) error {
 		j.x = &jobExt{token: r.Token, worker: r.Worker, lastError: r.Error, hasError: r.HasError}
 	}
 	j.id = j.keepID(r.ID)
-	j.ln = q.laneFor(laneKey{r.Handler, r.CKey, r.RKey})
-	j.ln.refs++
+	j.ln = q.laneRef(r)
 	if !s.index.putIfAbsent(j.id, ref{j: j}) {
 		q.unref(j.ln)
 		return replayErr(r, "duplicate job")
 	}
-	s.count(sh, 1, j.bytes())
-	q.jobs++
-	q.counts[j.state]++
+	s.added(sh, q, j.bytes(), false, j.state)
 	switch j.state {
 	case Queued:
 		q.enqueueAt(j, r.Seq)
@@ -385,8 +372,7 @@ func packable(r *Record) bool {
 // loadPacked loads a packable snapshot job record as a packed entry. Lock
 // must be held.
 func (s *Store) loadPacked(sh *shard, q *queue, r *Record) error {
-	l := q.laneFor(laneKey{r.Handler, r.CKey, r.RKey})
-	l.refs++
+	l := q.laneRef(r)
 	p := packing{
 		seq: r.Seq, created: r.Created, createdAt: r.CreatedAt,
 		maxAtt: r.MaxAtt, backoff: r.Backoff, id: r.ID, payload: r.Payload,
@@ -395,9 +381,7 @@ func (s *Store) loadPacked(sh *shard, q *queue, r *Record) error {
 		q.unref(l)
 		return replayErr(r, "duplicate job")
 	}
-	s.count(sh, 1, p.bytes())
-	q.jobs++
-	q.counts[Queued]++
+	s.added(sh, q, p.bytes(), false, Queued)
 	q.seq = max(q.seq, r.Seq)
 	return nil
 }

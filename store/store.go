@@ -503,30 +503,33 @@ func (sh *shard) listLane(kind backpressure.Kind, key string, l *lane) {
 		kl = &keyLanes{}
 		m[key] = kl
 	}
-	l.kpos[kind] = len(kl.lanes)
-	kl.lanes = append(kl.lanes, l)
+	kl.lanes = addLane(kl.lanes, l, inKeyLanes, kind)
 }
 
 // unlistLane removes l from the lanes of key. Lock must be held.
 func (sh *shard) unlistLane(kind backpressure.Kind, key string, l *lane) {
 	m := sh.keyLanes[kind]
 	kl := m[key]
-	i := l.kpos[kind]
-	if kl == nil || i >= len(kl.lanes) || kl.lanes[i] != l {
+	if kl == nil {
 		return // a lane from before a FLUSHALL, which emptied the lists
 	}
-	last := len(kl.lanes) - 1
-	moved := kl.lanes[last]
-	kl.lanes[i] = moved
-	moved.kpos[kind] = i
-	kl.lanes[last] = nil
-	kl.lanes = kl.lanes[:last]
-	if last == 0 {
+	lanes, ok := removeLane(kl.lanes, l, inKeyLanes, kind)
+	if !ok {
+		return // the same
+	}
+	kl.lanes = lanes
+	if len(lanes) == 0 {
 		delete(m, key)
 	}
 }
 
-// ident validates an identifier (PROTOCOL.md "Conventions").
+// Ident validates an identifier (PROTOCOL.md "Conventions"): it is trimmed
+// of surrounding whitespace, and must then be neither empty nor longer than
+// MaxIdentifier bytes. what names it in the error. The protocol layer
+// checks its arguments with it too, naming them as its commands do, so
+// that there is one rule.
+func Ident(what, v string) (string, error) { return ident(what, v) }
+
 func ident(what, v string) (string, error) {
 	v = strings.TrimSpace(v)
 	if v == "" {
