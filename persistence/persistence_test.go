@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/rs/zerolog"
 
 	"sluice/backpressure"
@@ -63,8 +63,8 @@ func dump(t *testing.T, st *store.Store, now int64) []store.Record {
 func sameState(t *testing.T, what string, got, want []store.Record) {
 	t.Helper()
 	for i := 0; i < len(got) && i < len(want); i++ {
-		if !reflect.DeepEqual(got[i], want[i]) {
-			t.Fatalf("%s: record %d differs:\n got %+v\nwant %+v", what, i, got[i], want[i])
+		if d := cmp.Diff(want[i], got[i]); d != "" {
+			t.Fatalf("%s: %v record %d differs (-want +got):\n%s", what, want[i].Op, i, d)
 		}
 	}
 	if len(got) != len(want) {
@@ -155,8 +155,12 @@ func TestReopenRestoresState(t *testing.T) {
 			if err := st2.CheckInvariants(); err != nil {
 				t.Fatal(err)
 			}
-			if s := l2.Stats().Loaded; s.Skipped != 0 || s.Truncated != 0 {
-				t.Fatalf("load stats %+v", s)
+			s := l2.Stats().Loaded
+			if s.Skipped != 0 {
+				t.Fatalf("load skipped %d records", s.Skipped)
+			}
+			if s.Truncated != 0 {
+				t.Fatalf("load truncated %d bytes", s.Truncated)
 			}
 		})
 	}
@@ -567,15 +571,22 @@ func FuzzReadRecord(f *testing.F) {
 			for i := range recs {
 				inner = appendRecord(inner, &recs[i])
 			}
-			if _, again, err := readRecord(appendUnit(nil, inner), &r, nil); err != nil || !reflect.DeepEqual(recs, again) {
-				t.Fatalf("decoded unit does not round-trip: %v", err)
+			_, again, err := readRecord(appendUnit(nil, inner), &r, nil)
+			if err != nil {
+				t.Fatalf("decoded unit does not read again: %v", err)
+			}
+			if d := cmp.Diff(recs, again); d != "" {
+				t.Fatalf("decoded unit does not round-trip (-first +again):\n%s", d)
 			}
 			return
 		}
 		again := appendRecord(nil, &r)
 		var r2 store.Record
-		if _, _, err := readRecord(again, &r2, nil); err != nil || !reflect.DeepEqual(r, r2) {
-			t.Fatalf("decoded record does not round-trip: %v", err)
+		if _, _, err := readRecord(again, &r2, nil); err != nil {
+			t.Fatalf("decoded record does not read again: %v", err)
+		}
+		if d := cmp.Diff(r, r2); d != "" {
+			t.Fatalf("decoded record does not round-trip (-first +again):\n%s", d)
 		}
 		_ = n
 	})
