@@ -77,19 +77,20 @@ type Record struct {
 	Worker   string `log:"14"`
 	Expires  int64  `log:"15"` // when the lease ends
 	Error    string `log:"16"` // the last failure's message
+	IdemKey  string `log:"34"` // push: the job's idempotency key; snapidem: a remembered key
 	HasError bool   `log:"17"` // Error is set, even when empty
 	State    State  `log:"18"` // the job's state after the change (fail: retry_pending or failed)
-	IdemKey  string `log:"34"` // push: the job's idempotency key; snapidem: a remembered key
 
-	// A reservation's admission on the job's rate-limit key.
+	// A reservation's admission on the job's rate-limit key. (The small
+	// fields sit together, so that padding does not grow the record.)
 	Admitted   bool  `log:"19"`        // an admission was recorded on RKey
 	AdmittedAt int64 `log:"9,reserve"` // the admission's time, when not Now
 
 	// Policies (policyset, policydel, snappolicy, snapadmissions).
 	PolicyKey string            `log:"7,policyset,policydel,snappolicy,snapadmissions"`
-	Kind      backpressure.Kind `log:"20"`
 	Limit     int64             `log:"21"`
 	Period    int64             `log:"22"`
+	Kind      backpressure.Kind `log:"20"`
 	Existed   bool              `log:"19,policydel"` // the deleted policy existed (always so when logged)
 
 	// Snapshot order: a job's entry, push and timer order (snapjob), or a
