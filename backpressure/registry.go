@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+
+	"sluice/internal/ascii"
 )
 
 // Kind is the kind of a policy.
@@ -32,28 +34,12 @@ func (k Kind) String() string {
 // ParseKind reads "concurrency" or "ratelimit" (any case).
 func ParseKind(s string) (Kind, bool) {
 	switch {
-	case equalFold(s, "concurrency"):
+	case ascii.EqualFold(s, "concurrency"):
 		return Concurrency, true
-	case equalFold(s, "ratelimit"):
+	case ascii.EqualFold(s, "ratelimit"):
 		return RateLimit, true
 	}
 	return 0, false
-}
-
-func equalFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		c := a[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // Errors returned for invalid policies.

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"sluice/internal/ascii"
 	"sluice/protocol"
 	"sluice/store"
 )
@@ -21,17 +22,15 @@ const (
 // maxDuration keeps now + duration far from overflowing.
 const maxDuration = 10 * 365 * 24 * 3600 * 1000
 
-// ident reads an identifier (queue, handler, job id, worker, policy key):
-// trimmed; empty or longer than 1024 bytes is an error.
+// ident reads an identifier (queue, handler, job id, worker, policy key)
+// by the store's rule. The store checks again what reaches it; this check
+// stays for what the protocol promises beyond it: errors named as the
+// command names its arguments ("id", "policy key"), reported before any
+// later argument's, and an empty CONCURRENCY or RATELIMIT key refused
+// (the store reads an empty key as none).
 func ident(b []byte, what string) (string, error) {
-	b = bytes.TrimSpace(b)
-	if len(b) == 0 {
-		return "", protocol.Error("ERR " + what + " must not be empty")
-	}
-	if len(b) > store.MaxIdentifier {
-		return "", protocol.Error("ERR " + what + " is longer than 1024 bytes")
-	}
-	return string(b), nil
+	// Trimmed first, so that the string kept holds no whitespace.
+	return store.Ident(what, string(bytes.TrimSpace(b)))
 }
 
 // integer reads a signed 64-bit decimal, strictly (as Redis's string2ll).
@@ -75,10 +74,8 @@ func duration(b []byte, zeroOK bool) (int64, error) {
 	return v, nil
 }
 
-// keyword reports whether b is kw, ignoring case.
-func keyword(b []byte, kw string) bool {
-	return len(b) == len(kw) && strings.EqualFold(string(b), kw)
-}
+// keyword reports whether b is kw, ignoring the case of ASCII letters.
+func keyword(b []byte, kw string) bool { return ascii.EqualFold(b, kw) }
 
 // options walks "KEYWORD value" pairs. Each keyword may appear once;
 // unknown keywords and missing values are syntax errors.

@@ -41,6 +41,11 @@
 // The length has a checksum of its own, so a damaged length is told apart
 // from a record that a crash cut short.
 //
+// The tags and their encodings are store.Record's `log` struct tags, read
+// into record_codec.go by TestCodecGenerated (rerun it with -update after
+// changing the struct). testdata/records-v1.bin holds every kind of record
+// as it has been written, and must keep decoding to the same bytes.
+//
 // A transaction (MULTI/EXEC) is logged as one unit: a frame like a
 // record's whose body starts with 0xff (no record kind) and holds the
 // transaction's records, each framed as above, back to back:

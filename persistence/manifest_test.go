@@ -265,8 +265,14 @@ func TestRebuildManifestRestoresTheLog(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Equal(res.Files, []string{"sluice.3.base", "sluice.2.incr"}) || res.Replaced || len(res.Left) != 0 {
-			t.Fatalf("rebuilt %+v", res)
+		if want := []string{"sluice.3.base", "sluice.2.incr"}; !slices.Equal(res.Files, want) {
+			t.Fatalf("rebuilt from files %q, want %q", res.Files, want)
+		}
+		if res.Replaced {
+			t.Fatalf("rebuild says it replaced the manifest")
+		}
+		if len(res.Left) != 0 {
+			t.Fatalf("rebuild left %q", res.Left)
 		}
 		st, l := open(t, testConfig(t, dir))
 		defer l.Close()
@@ -296,8 +302,11 @@ func TestRebuildManifestRestoresTheLog(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Equal(res.Files, []string{"sluice.3.base", "sluice.2.incr", "sluice.4.incr"}) || !slices.Equal(res.Left, []string{"sluice.1.incr"}) {
-			t.Fatalf("rebuilt %+v", res)
+		if want := []string{"sluice.3.base", "sluice.2.incr", "sluice.4.incr"}; !slices.Equal(res.Files, want) {
+			t.Fatalf("rebuilt from files %q, want %q", res.Files, want)
+		}
+		if want := []string{"sluice.1.incr"}; !slices.Equal(res.Left, want) {
+			t.Fatalf("rebuild left %q, want %q", res.Left, want)
 		}
 		st2, l2 := open(t, testConfig(t, dir))
 		defer l2.Close()

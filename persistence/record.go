@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash/crc32"
 
-	"sluice/backpressure"
 	"sluice/store"
 )
 
@@ -19,127 +18,79 @@ const (
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// Field tags. Stored on disk: never renumber.
-const (
-	tNow = iota + 1
-	tID
-	tQueue
-	tHandler
-	tPayload
-	tPriority
-	tCKey
-	tRKey
-	tRunAt
-	tAttempt
-	tMaxAtt
-	tBackoff
-	tToken
-	tWorker
-	tExpires
-	tError
-	tHasError
-	tState
-	tAdmitted
-	tKind
-	tLimit
-	tPeriod
-	tSeq
-	tCreated
-	tTSeq
-	tCreatedAt
-	tUpdatedAt
-	tPaused
-	tPushed
-	tSucc
-	tFailed
-	tTimes
-	tStrings
-	tIdemKey
-)
-
-// appendRecord frames r onto buf.
+// appendRecord frames r onto buf. Its fields are written by appendFields
+// (record_codec.go, generated from store.Record's declaration).
 func appendRecord(buf []byte, r *store.Record) []byte {
 	start := len(buf)
 	buf = append(buf, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, byte(r.Op))
-	i := func(tag byte, v int64) {
-		if v != 0 {
-			buf = append(buf, tag)
-			buf = binary.AppendVarint(buf, v)
-		}
-	}
-	u := func(tag byte, v uint64) {
-		if v != 0 {
-			buf = append(buf, tag)
-			buf = binary.AppendUvarint(buf, v)
-		}
-	}
-	str := func(tag byte, v string) {
-		if v != "" {
-			buf = append(buf, tag)
-			buf = binary.AppendUvarint(buf, uint64(len(v)))
-			buf = append(buf, v...)
-		}
-	}
-	flag := func(tag byte, v bool) {
-		if v {
-			buf = append(buf, tag)
-		}
-	}
-	i(tNow, r.Now)
-	str(tID, r.ID)
-	str(tQueue, r.Queue)
-	str(tHandler, r.Handler)
-	if r.Payload != nil {
-		buf = append(buf, tPayload)
-		buf = binary.AppendUvarint(buf, uint64(len(r.Payload)))
-		buf = append(buf, r.Payload...)
-	}
-	i(tPriority, r.Priority)
-	str(tCKey, r.CKey)
-	str(tRKey, r.RKey)
-	i(tRunAt, r.RunAt)
-	i(tAttempt, r.Attempt)
-	i(tMaxAtt, r.MaxAtt)
-	i(tBackoff, r.Backoff)
-	str(tToken, r.Token)
-	str(tWorker, r.Worker)
-	i(tExpires, r.Expires)
-	str(tError, r.Error)
-	flag(tHasError, r.HasError)
-	u(tState, uint64(r.State))
-	flag(tAdmitted, r.Admitted)
-	u(tKind, uint64(r.Kind))
-	i(tLimit, r.Limit)
-	i(tPeriod, r.Period)
-	u(tSeq, r.Seq)
-	u(tCreated, r.Created)
-	u(tTSeq, r.TSeq)
-	i(tCreatedAt, r.CreatedAt)
-	i(tUpdatedAt, r.UpdatedAt)
-	flag(tPaused, r.Paused)
-	i(tPushed, r.Pushed)
-	i(tSucc, r.Succ)
-	i(tFailed, r.Failed)
-	str(tIdemKey, r.IdemKey)
-	if len(r.Times) > 0 {
-		buf = append(buf, tTimes)
-		buf = binary.AppendUvarint(buf, uint64(len(r.Times)))
-		for _, t := range r.Times {
-			buf = binary.AppendVarint(buf, t)
-		}
-	}
-	if len(r.Strings) > 0 {
-		buf = append(buf, tStrings)
-		buf = binary.AppendUvarint(buf, uint64(len(r.Strings)))
-		for _, s := range r.Strings {
-			buf = binary.AppendUvarint(buf, uint64(len(s)))
-			buf = append(buf, s...)
-		}
-	}
+	buf = appendFields(buf, r)
 	body := buf[start+headerSize:]
 	binary.LittleEndian.PutUint32(buf[start:], uint32(len(body)))
 	binary.LittleEndian.PutUint32(buf[start+4:], crc32.Checksum(buf[start:start+4], castagnoli))
 	binary.LittleEndian.PutUint32(buf[start+8:], crc32.Checksum(body, castagnoli))
+	return buf
+}
+
+// The encodings of one field: its number, then its value. Zero values are
+// left out, except a payload, kept when empty but not nil.
+
+func putInt(buf []byte, tag byte, v int64) []byte {
+	if v == 0 {
+		return buf
+	}
+	return binary.AppendVarint(append(buf, tag), v)
+}
+
+func putUint(buf []byte, tag byte, v uint64) []byte {
+	if v == 0 {
+		return buf
+	}
+	return binary.AppendUvarint(append(buf, tag), v)
+}
+
+func putFlag(buf []byte, tag byte, v bool) []byte {
+	if !v {
+		return buf
+	}
+	return append(buf, tag)
+}
+
+func putString(buf []byte, tag byte, v string) []byte {
+	if v == "" {
+		return buf
+	}
+	buf = binary.AppendUvarint(append(buf, tag), uint64(len(v)))
+	return append(buf, v...)
+}
+
+func putBytes(buf []byte, tag byte, v []byte) []byte {
+	if v == nil {
+		return buf
+	}
+	buf = binary.AppendUvarint(append(buf, tag), uint64(len(v)))
+	return append(buf, v...)
+}
+
+func putInts(buf []byte, tag byte, v []int64) []byte {
+	if len(v) == 0 {
+		return buf
+	}
+	buf = binary.AppendUvarint(append(buf, tag), uint64(len(v)))
+	for _, t := range v {
+		buf = binary.AppendVarint(buf, t)
+	}
+	return buf
+}
+
+func putStrings(buf []byte, tag byte, v []string) []byte {
+	if len(v) == 0 {
+		return buf
+	}
+	buf = binary.AppendUvarint(append(buf, tag), uint64(len(v)))
+	for _, s := range v {
+		buf = binary.AppendUvarint(buf, uint64(len(s)))
+		buf = append(buf, s...)
+	}
 	return buf
 }
 
@@ -236,126 +187,92 @@ func decodeBody(b []byte, r *store.Record) error {
 	if !r.Op.Valid() {
 		return fmt.Errorf("unknown record kind %d", b[0])
 	}
-	p := 1
-	var err error
-	varint := func() int64 {
-		v, k := binary.Varint(b[p:])
-		if k <= 0 {
-			err = errors.New("bad integer")
-			return 0
-		}
-		p += k
-		return v
-	}
-	uvarint := func() uint64 {
-		v, k := binary.Uvarint(b[p:])
-		if k <= 0 {
-			err = errors.New("bad integer")
-			return 0
-		}
-		p += k
-		return v
-	}
-	bytes := func() []byte {
-		n := uvarint()
-		if err != nil || n > uint64(len(b)-p) {
-			err = errors.New("bad length")
-			return nil
-		}
-		v := b[p : p+int(n) : p+int(n)]
-		p += int(n)
-		return v
-	}
-	str := func() string { return string(bytes()) }
-	for p < len(b) && err == nil {
-		tag := b[p]
-		p++
-		switch tag {
-		case tNow:
-			r.Now = varint()
-		case tID:
-			r.ID = str()
-		case tQueue:
-			r.Queue = str()
-		case tHandler:
-			r.Handler = str()
-		case tPayload:
-			r.Payload = append([]byte{}, bytes()...)
-		case tPriority:
-			r.Priority = varint()
-		case tCKey:
-			r.CKey = str()
-		case tRKey:
-			r.RKey = str()
-		case tRunAt:
-			r.RunAt = varint()
-		case tAttempt:
-			r.Attempt = varint()
-		case tMaxAtt:
-			r.MaxAtt = varint()
-		case tBackoff:
-			r.Backoff = varint()
-		case tToken:
-			r.Token = str()
-		case tWorker:
-			r.Worker = str()
-		case tExpires:
-			r.Expires = varint()
-		case tError:
-			r.Error = str()
-		case tHasError:
-			r.HasError = true
-		case tState:
-			r.State = store.State(uvarint())
-		case tAdmitted:
-			r.Admitted = true
-		case tKind:
-			r.Kind = backpressure.Kind(uvarint())
-		case tLimit:
-			r.Limit = varint()
-		case tPeriod:
-			r.Period = varint()
-		case tSeq:
-			r.Seq = uvarint()
-		case tCreated:
-			r.Created = uvarint()
-		case tTSeq:
-			r.TSeq = uvarint()
-		case tCreatedAt:
-			r.CreatedAt = varint()
-		case tUpdatedAt:
-			r.UpdatedAt = varint()
-		case tPaused:
-			r.Paused = true
-		case tPushed:
-			r.Pushed = varint()
-		case tSucc:
-			r.Succ = varint()
-		case tFailed:
-			r.Failed = varint()
-		case tIdemKey:
-			r.IdemKey = str()
-		case tTimes:
-			n := uvarint()
-			if n > uint64(len(b)) {
-				return errors.New("bad list length")
-			}
-			r.Times = make([]int64, 0, n)
-			for k := uint64(0); k < n && err == nil; k++ {
-				r.Times = append(r.Times, varint())
-			}
-		case tStrings:
-			n := uvarint()
-			if n > uint64(len(b)) {
-				return errors.New("bad list length")
-			}
-			r.Strings = make([]string, 0, n)
-			for k := uint64(0); k < n && err == nil; k++ {
-				r.Strings = append(r.Strings, str())
-			}
-		default:
+	d := decoder{b: b, p: 1}
+	for d.p < len(b) && d.err == nil {
+		tag := b[d.p]
+		d.p++
+		if !decodeField(&d, r, tag) {
 			return fmt.Errorf("unknown field %d", tag)
 		}
 	}
-	return err
+	return d.err
+}
+
+// decoder reads a record's fields; its first error sticks.
+type decoder struct {
+	b   []byte
+	p   int
+	err error
+}
+
+func (d *decoder) varint() int64 {
+	v, k := binary.Varint(d.b[d.p:])
+	if k <= 0 {
+		d.err = errors.New("bad integer")
+		return 0
+	}
+	d.p += k
+	return v
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, k := binary.Uvarint(d.b[d.p:])
+	if k <= 0 {
+		d.err = errors.New("bad integer")
+		return 0
+	}
+	d.p += k
+	return v
+}
+
+func (d *decoder) flag() bool { return true } // the number alone says it
+
+func (d *decoder) bytes() []byte {
+	n := d.uvarint()
+	if d.err != nil || n > uint64(len(d.b)-d.p) {
+		d.err = errors.New("bad length")
+		return nil
+	}
+	v := d.b[d.p : d.p+int(n) : d.p+int(n)]
+	d.p += int(n)
+	return v
+}
+
+func (d *decoder) str() string { return string(d.bytes()) }
+
+// payload copies: the record outlives the buffer it was read from.
+func (d *decoder) payload() []byte { return append([]byte{}, d.bytes()...) }
+
+// count reads a list's length, bounded by the record's size.
+func (d *decoder) count() uint64 {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.err = errors.New("bad list length")
+		return 0
+	}
+	return n
+}
+
+func (d *decoder) ints() []int64 {
+	n := d.count()
+	if d.err != nil {
+		return nil
+	}
+	v := make([]int64, 0, n)
+	for k := uint64(0); k < n && d.err == nil; k++ {
+		v = append(v, d.varint())
+	}
+	return v
+}
+
+func (d *decoder) strs() []string {
+	n := d.count()
+	if d.err != nil {
+		return nil
+	}
+	v := make([]string, 0, n)
+	for k := uint64(0); k < n && d.err == nil; k++ {
+		v = append(v, d.str())
+	}
+	return v
 }

@@ -5,10 +5,10 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/rs/zerolog"
 
 	"sluice/store"
@@ -83,8 +83,14 @@ func TestUnitIsOneFrameAndReplaysWhole(t *testing.T) {
 				t.Fatalf("%d frames, want the push and the unit", len(offs))
 			}
 			res, err := Check(OSFS{}, filepath.Join(dir, "sluice.1.incr"), false)
-			if err != nil || res.Problem != "" || res.Records != 1+5+2 {
-				t.Fatalf("check-aof: %+v %v, want 8 records and no problem", res, err)
+			if err != nil {
+				t.Fatalf("check-aof: %v", err)
+			}
+			if res.Problem != "" {
+				t.Fatalf("check-aof found a problem: %s", res.Problem)
+			}
+			if res.Records != 1+5+2 {
+				t.Fatalf("check-aof counted %d records, want 8", res.Records)
 			}
 			st2, l2 := open(t, cfg)
 			defer l2.Close()
@@ -147,8 +153,14 @@ func TestCorruptUnitInsideIsRefused(t *testing.T) {
 	path := filepath.Join(dir, "f")
 	os.WriteFile(path, data, 0o644)
 	res, err := Check(OSFS{}, path, false)
-	if err != nil || res.Problem == "" || res.Good != 0 {
-		t.Fatalf("check-aof: %+v %v", res, err)
+	if err != nil {
+		t.Fatalf("check-aof: %v", err)
+	}
+	if res.Problem == "" {
+		t.Fatalf("check-aof found no problem")
+	}
+	if res.Good != 0 {
+		t.Fatalf("check-aof: %d good bytes, want 0", res.Good)
 	}
 }
 
@@ -178,8 +190,11 @@ func TestUnitRoundTrip(t *testing.T) {
 	buf := appendUnit(nil, inner)
 	var r store.Record
 	n, got, err := readRecord(buf, &r, nil)
-	if err != nil || n != len(buf) || !reflect.DeepEqual(got, recs) {
-		t.Fatalf("round trip: %d %v\n got %+v\nwant %+v", n, err, got, recs)
+	if err != nil || n != len(buf) {
+		t.Fatalf("read %d of %d bytes: %v", n, len(buf), err)
+	}
+	if d := cmp.Diff(recs, got); d != "" {
+		t.Fatalf("round trip (-sent +read):\n%s", d)
 	}
 }
 

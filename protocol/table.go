@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"sluice/internal/ascii"
 )
 
 // Flags describe a command to the dispatcher and to COMMAND.
@@ -180,16 +182,7 @@ func checkSubs(c *Command) error {
 // Lookup finds a command by name, in any case.
 func (t *Table) Lookup(name []byte) *Command {
 	var buf [32]byte
-	if len(name) > len(buf) {
-		return t.byName[strings.ToLower(string(name))]
-	}
-	for i, c := range name {
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		buf[i] = c
-	}
-	return t.byName[string(buf[:len(name)])]
+	return t.byName[string(ascii.AppendLower(buf[:0], name))]
 }
 
 // Commands lists the table, sorted by name.
@@ -198,27 +191,11 @@ func (t *Table) Commands() []*Command { return t.list }
 // sub finds the listed subcommand called name, in any case, or nil.
 func (c *Command) sub(name []byte) *Command {
 	for i := range c.Subs {
-		if s := &c.Subs[i]; equalFoldASCII(s.Name[len(c.Name)+1:], name) {
+		if s := &c.Subs[i]; ascii.EqualFold(s.Name[len(c.Name)+1:], name) {
 			return s
 		}
 	}
 	return nil
-}
-
-// equalFoldASCII compares a lower-case name with b, ignoring b's case.
-func equalFoldASCII(lower string, b []byte) bool {
-	if len(lower) != len(b) {
-		return false
-	}
-	for i, ch := range b {
-		if 'A' <= ch && ch <= 'Z' {
-			ch += 'a' - 'A'
-		}
-		if ch != lower[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // arityOK applies Redis's arity rule.

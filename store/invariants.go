@@ -222,7 +222,7 @@ func (sh *shard) checkKeyLanes() error {
 				return fmt.Errorf("%v key %q has an empty lane list", kind, key)
 			}
 			for i, l := range kl.lanes {
-				if l.dead || l.key.keyOf(kind) != key || l.kpos[kind] != i || l.q.sh != sh || l.q.lanes[l.key] != l {
+				if l.dead || l.key.keyOf(kind) != key || l.pos[inKeyLanes][kind] != i || l.q.sh != sh || l.q.lanes[l.key] != l {
 					return fmt.Errorf("%v key %q lists lane %v at %d wrongly", kind, key, l.key, i)
 				}
 			}
@@ -247,9 +247,12 @@ func (sh *shard) checkKeyLanes() error {
 func (s *Store) checkLanes(q *queue, seen map[*job]bool, seenPacked map[ref]bool) error {
 	listed := map[*lane]int{}
 	for on, lanes := range q.parked {
-		for _, l := range lanes {
+		for i, l := range lanes {
 			if !l.listed[on.kind] {
 				return fmt.Errorf("lane %v of %q is on the %v list without its flag", l.key, q.name, on)
+			}
+			if l.pos[inParked][on.kind] != i {
+				return fmt.Errorf("lane %v of %q is at %d of the %v list but keeps place %d", l.key, q.name, i, on, l.pos[inParked][on.kind])
 			}
 			listed[l]++
 		}

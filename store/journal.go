@@ -48,39 +48,68 @@ func (o Op) Valid() bool { return o >= OpPush && o < opMax }
 // replay never re-runs selection; a lease that ran out is logged as such, so
 // replay never runs maintenance. Records about one queue are logged under
 // its shard lock, in the order they were applied. Only the fields an Op uses
-// are set.
+// are set, and each field means one thing whatever the Op.
+//
+// The struct is also the log's schema: each field's `log` tag is its field
+// number on disk (never renumber, never reuse), optionally followed by the
+// record kinds that own it. Two fields share a number only when no kind
+// uses both: the decoder gives the number to the field that names the
+// record's kind, else to the one that names none. Adding a field is adding
+// it here with a new number; persistence encodes it, and its round-trip test
+// covers it, from this declaration alone.
 type Record struct {
-	Op       Op
-	Now      int64
-	ID       string
-	Queue    string
-	Handler  string
-	Payload  []byte
-	Priority int64
-	CKey     string
-	RKey     string
-	RunAt    int64 // push, fail, release: when the job is due; reserve: the admission's time
-	Attempt  int64 // snapshot: attempt; push: max attempts in MaxAtt
-	MaxAtt   int64
-	Backoff  int64
-	Token    string
-	Worker   string
-	Expires  int64
-	Error    string
-	HasError bool
-	State    State // fail: the outcome; snapshot: the job's state
-	Admitted bool  // reserve: an admission was recorded on RKey
-	Kind     backpressure.Kind
-	Limit    int64
-	Period   int64
-	IdemKey  string // push: its idempotency key; snapshot: a remembered key
-	// Snapshot-only fields.
-	Seq, Created, TSeq   uint64 // job: entry, push and timer order; queue: counters
-	CreatedAt, UpdatedAt int64
-	Paused               bool
-	Pushed, Succ, Failed int64
-	Times                []int64  // admissions of a rate key
-	Strings              []string // expired tokens; retained job ids
+	Op  Op
+	Now int64 `log:"1"` // when it happened (due, expire, drop: the timer's instant; snapidem: the key's first push)
+
+	// The job, in push, snapjob and the records of one job's life.
+	ID       string `log:"2"`
+	Queue    string `log:"3"`
+	Handler  string `log:"4"`
+	Payload  []byte `log:"5"` // nil and empty differ: an empty payload is kept
+	Priority int64  `log:"6"`
+	CKey     string `log:"7"`  // the job's concurrency key
+	RKey     string `log:"8"`  // the job's rate-limit key
+	RunAt    int64  `log:"9"`  // when the job is due (push, fail, release, snapjob)
+	Attempt  int64  `log:"10"` // attempts made so far (snapjob)
+	MaxAtt   int64  `log:"11"` // max attempts
+	Backoff  int64  `log:"12"`
+	Token    string `log:"13"` // the lease's token
+	Worker   string `log:"14"`
+	Expires  int64  `log:"15"` // when the lease ends
+	Error    string `log:"16"` // the last failure's message
+	IdemKey  string `log:"34"` // push: the job's idempotency key; snapidem: a remembered key
+	HasError bool   `log:"17"` // Error is set, even when empty
+	State    State  `log:"18"` // the job's state after the change (fail: retry_pending or failed)
+
+	// A reservation's admission on the job's rate-limit key. (The small
+	// fields sit together, so that padding does not grow the record.)
+	Admitted   bool  `log:"19"`        // an admission was recorded on RKey
+	AdmittedAt int64 `log:"9,reserve"` // the admission's time, when not Now
+
+	// Policies (policyset, policydel, snappolicy, snapadmissions).
+	PolicyKey string            `log:"7,policyset,policydel,snappolicy,snapadmissions"`
+	Limit     int64             `log:"21"`
+	Period    int64             `log:"22"`
+	Kind      backpressure.Kind `log:"20"`
+	Existed   bool              `log:"19,policydel"` // the deleted policy existed (always so when logged)
+
+	// Snapshot order: a job's entry, push and timer order (snapjob), or a
+	// queue's counters of them (snapqueue).
+	Seq     uint64 `log:"23"`
+	Created uint64 `log:"24"`
+	TSeq    uint64 `log:"25"`
+	// Snapshot of a job's times and a queue's state.
+	CreatedAt int64 `log:"26"`
+	UpdatedAt int64 `log:"27"`
+	Paused    bool  `log:"28"`
+	Pushed    int64 `log:"29"`
+	Succ      int64 `log:"30"`
+	Failed    int64 `log:"31"`
+
+	// Snapshot lists, Times pairing with the list of the same record.
+	Times         []int64  `log:"32"`             // admissions of PolicyKey; retention filings; token expiries
+	RetainedIDs   []string `log:"33"`             // snapretained: the retained jobs, oldest first
+	ExpiredTokens []string `log:"33,snapexpired"` // snapexpired: remembered tokens, in forgetting order
 }
 
 // Journal receives every state change. The store calls Append while holding

@@ -4,6 +4,21 @@ package store
 // (the expired tokens, the idempotency keys). Written out rather than
 // container/heap, whose interface boxes every element pushed or popped:
 // these heaps take one push per expired lease or keyed push.
+//
+// The store's heaps come in three styles, each where a benchmark puts it
+// (heap_test.go; go test -bench Timers, medians of 7 alternated runs on
+// 1,024 timers, 2 cores):
+//
+//   - this generic heap, for the cold heaps: one copy of the code. On the
+//     lane timers it measured 693 ns/op against 317 for the same heap
+//     written out (calls to less through the generic dictionary are not
+//     inlined), which is why the hot ones are not built on it;
+//   - written out per type (timers.go), for the timers every lease, retry
+//     and parked lane arms: job timers 241 ns/op against 437 through
+//     container/heap, lane timers 317 against 726 and 2 allocations;
+//   - container/heap (queue.go, peek.go), for the reservation order's
+//     heaps of pointers, which box nothing. Moving them to the written-out
+//     style is a speed change of its own, not a tidying one.
 
 // lesser is an element that orders itself.
 type lesser[T any] interface{ less(T) bool }

@@ -35,7 +35,8 @@ func (s *Store) PushMany(now int64, ps []PushOptions, ids []string, errs []error
 	var notes [4]string // queues to notify, few in a batch
 	notify := notes[:0]
 	for i := range ps {
-		rec, err := s.pushRecord(now, ps[i])
+		var rec Record
+		err := s.pushRecord(now, ps[i], &rec)
 		if err == nil && rec.IdemKey != "" {
 			// Its lock comes before any shard's (doc.go).
 			if held != nil {
@@ -84,48 +85,50 @@ func (s *Store) PushMany(now int64, ps []PushOptions, ids []string, errs []error
 	}
 }
 
-// pushRecord checks p and returns the record of its push at now.
-func (s *Store) pushRecord(now int64, p PushOptions) (Record, error) {
+// pushRecord checks p and fills rec with the record of its push at now.
+// (Filled in place: the record is large, and a push copying it once more
+// measured a few per cent slower.)
+func (s *Store) pushRecord(now int64, p PushOptions, rec *Record) error {
 	qname, err := ident("queue", p.Queue)
 	if err != nil {
-		return Record{}, err
+		return err
 	}
 	handler, err := ident("handler", p.Handler)
 	if err != nil {
-		return Record{}, err
+		return err
 	}
 	id := ""
 	if p.ID != "" {
 		if id, err = ident("job id", p.ID); err != nil {
-			return Record{}, err
+			return err
 		}
 	}
 	ckey, err := optIdent("concurrency key", p.ConcurrencyKey)
 	if err != nil {
-		return Record{}, err
+		return err
 	}
 	rkey, err := optIdent("rate-limit key", p.RateLimitKey)
 	if err != nil {
-		return Record{}, err
+		return err
 	}
 	ikey := ""
 	if p.IdempotencyKey != "" {
 		if ikey, err = ident("idempotency key", p.IdempotencyKey); err != nil {
-			return Record{}, err
+			return err
 		}
 	}
 	switch {
 	case p.MaxAttempts < 0:
-		return Record{}, invalid("max attempts must not be negative")
+		return invalid("max attempts must not be negative")
 	case p.Backoff < 0:
-		return Record{}, invalid("backoff must not be negative")
+		return invalid("backoff must not be negative")
 	case p.RunAt < 0:
-		return Record{}, invalid("run time must not be negative")
+		return invalid("run time must not be negative")
 	}
 	if err := s.writable(); err != nil {
-		return Record{}, err
+		return err
 	}
-	rec := Record{
+	*rec = Record{
 		Op: OpPush, Now: now, ID: id, Queue: qname, Handler: handler, Payload: p.Payload,
 		Priority: p.Priority, CKey: ckey, RKey: rkey, RunAt: p.RunAt,
 		MaxAtt: p.MaxAttempts, Backoff: p.Backoff, IdemKey: ikey,
@@ -136,7 +139,7 @@ func (s *Store) pushRecord(now int64, p PushOptions) (Record, error) {
 	if rec.Backoff == 0 {
 		rec.Backoff = DefaultBackoff
 	}
-	return rec, nil
+	return nil
 }
 
 // insert adds the job r describes, generating its id when r.ID is empty,
@@ -164,8 +167,7 @@ func (s *Store) insertLocked(sh *shard, r *Record, fx *effects) (bool, error) {
 	}
 	// The lane comes first: whoever finds j in the index reaches its
 	// queue, and so its shard, through it.
-	j.ln = q.laneFor(laneKey{r.Handler, r.CKey, r.RKey})
-	j.ln.refs++
+	j.ln = q.laneRef(r)
 	if r.ID == "" {
 		for {
 			j.id = s.newID(sh, j, now)
@@ -191,34 +193,48 @@ func (s *Store) insertLocked(sh *shard, r *Record, fx *effects) (bool, error) {
 		sh.maybeDelete(q)
 		return false, err
 	}
-	s.counted(sh, size, s.limited && !s.replaying)
-	q.jobs++
-	q.pushed++
-	q.created++
-	j.created = q.created
 	queued := r.RunAt <= now
 	if queued {
 		j.state, j.runAt = Queued, now
-		q.counts[Queued]++
-		q.enqueue(j)
 	} else {
 		j.state, j.runAt = Scheduled, r.RunAt
-		q.counts[Scheduled]++
+	}
+	s.added(sh, q, size, s.limited && !s.replaying, j.state)
+	q.pushed++
+	q.created++
+	j.created = q.created
+	if queued {
+		q.enqueue(j)
+	} else {
 		sh.arm(j, r.RunAt, fx)
 	}
+	s.pushed(q, r, fx)
+	return queued, nil
+}
+
+// added counts a new job of size bytes in state st in q, and store-wide
+// unless admitJob already has (admitted): a push or a snapshot's job,
+// whole or packed. Lock must be held.
+func (s *Store) added(sh *shard, q *queue, size int64, admitted bool, st State) {
+	s.counted(sh, size, admitted)
+	q.jobs++
+	q.counts[st]++
+}
+
+// pushed logs the push r, its job's id set, and tells the observer. Lock
+// must be held.
+func (s *Store) pushed(q *queue, r *Record, fx *effects) {
 	s.log(*r, fx)
 	if o := s.obs(q); o != nil {
 		o.Pushed()
 	}
-	return queued, nil
 }
 
 // insertPacked is insert for a job pushed straight into queued, which is
 // packed. Lock must be held.
 func (s *Store) insertPacked(sh *shard, q *queue, r *Record, fx *effects) error {
 	now := r.Now
-	l := q.laneFor(laneKey{r.Handler, r.CKey, r.RKey})
-	l.refs++
+	l := q.laneRef(r)
 	p := packing{
 		seq: q.seq + 1, created: q.created + 1, createdAt: now,
 		maxAtt: r.MaxAtt, backoff: r.Backoff, id: r.ID, payload: r.Payload,
@@ -252,19 +268,14 @@ func (s *Store) insertPacked(sh *shard, q *queue, r *Record, fx *effects) error 
 	if limit == nil {
 		s.charge(q, size(), false)
 	}
-	s.counted(sh, size(), limit != nil)
-	q.jobs++
+	s.added(sh, q, size(), limit != nil, Queued)
 	q.pushed++
 	q.created++
 	q.seq++
-	q.counts[Queued]++
 	if r.ID == "" {
 		r.ID = sh.keepID(id) // the chunk's bytes change once the job leaves
 	}
-	s.log(*r, fx)
-	if o := s.obs(q); o != nil {
-		o.Pushed()
-	}
+	s.pushed(q, r, fx)
 	return nil
 }
 
@@ -463,7 +474,7 @@ func (s *Store) applyReserve(j *job, now int64, token, worker string, expires in
 	if o := s.obs(j.ln.q); o != nil {
 		o.Reserved(now - j.runAt)
 	}
-	s.log(Record{Op: OpReserve, Now: now, ID: j.id, Token: token, Worker: worker, Expires: expires, Admitted: rated, RunAt: ratedAt}, fx)
+	s.log(Record{Op: OpReserve, Now: now, ID: j.id, Token: token, Worker: worker, Expires: expires, Admitted: rated, AdmittedAt: ratedAt}, fx)
 }
 
 // best is the lane whose head would be reserved next, among the handlers
@@ -1115,7 +1126,7 @@ func (s *Store) SetConcurrency(now int64, key string, limit int64) error {
 	if limit < 1 {
 		return invalid("%s", backpressure.ErrLimit.Error())
 	}
-	return s.changePolicy(now, &Record{Op: OpPolicySet, Kind: backpressure.Concurrency, CKey: key, Limit: limit})
+	return s.changePolicy(now, &Record{Op: OpPolicySet, Kind: backpressure.Concurrency, PolicyKey: key, Limit: limit})
 }
 
 // SetRateLimit creates or changes a rate-limit policy (POLICYSET RATELIMIT).
@@ -1126,7 +1137,7 @@ func (s *Store) SetRateLimit(now int64, key string, limit, period int64) error {
 	case period < 1:
 		return invalid("%s", backpressure.ErrPeriod.Error())
 	}
-	return s.changePolicy(now, &Record{Op: OpPolicySet, Kind: backpressure.RateLimit, CKey: key, Limit: limit, Period: period})
+	return s.changePolicy(now, &Record{Op: OpPolicySet, Kind: backpressure.RateLimit, PolicyKey: key, Limit: limit, Period: period})
 }
 
 // DeletePolicy removes a policy (POLICYDEL) and reports whether it existed.
@@ -1134,21 +1145,21 @@ func (s *Store) DeletePolicy(now int64, kind backpressure.Kind, key string) (boo
 	if kind != backpressure.Concurrency && kind != backpressure.RateLimit {
 		return false, invalid("unknown policy kind")
 	}
-	rec := &Record{Op: OpPolicyDel, Kind: kind, CKey: key}
+	rec := &Record{Op: OpPolicyDel, Kind: kind, PolicyKey: key}
 	err := s.changePolicy(now, rec)
-	return rec.Admitted, err
+	return rec.Existed, err
 }
 
-// changePolicy applies a policy record (the key in CKey). The record is
+// changePolicy applies a policy record. The record is
 // logged before the registry changes, under policyMu: a reservation that
 // sees the new policy is then always logged after it. For a delete,
-// r.Admitted reports whether a policy existed.
+// r.Existed reports whether a policy existed.
 func (s *Store) changePolicy(now int64, r *Record) error {
-	key, err := ident("key", r.CKey)
+	key, err := ident("key", r.PolicyKey)
 	if err != nil {
 		return err
 	}
-	r.CKey, r.Now = key, now
+	r.PolicyKey, r.Now = key, now
 	if err := s.writable(); err != nil {
 		return err
 	}
@@ -1161,7 +1172,7 @@ func (s *Store) changePolicy(now int64, r *Record) error {
 			s.finish(&fx)
 			return nil
 		}
-		r.Admitted = true
+		r.Existed = true
 	} else if _, ok := s.reg.Get(now, r.Kind, key); !ok {
 		// A new policy is state that --maxmemory counts; changing one is
 		// not refused.
@@ -1183,13 +1194,13 @@ func (s *Store) applyPolicy(r *Record, fx *effects) {
 	var ws []backpressure.Waiter
 	switch {
 	case r.Op == OpPolicyDel:
-		_, ws = s.reg.Delete(r.Kind, r.CKey)
+		_, ws = s.reg.Delete(r.Kind, r.PolicyKey)
 	case r.Kind == backpressure.Concurrency:
-		ws, _ = s.reg.SetConcurrency(r.CKey, r.Limit)
+		ws, _ = s.reg.SetConcurrency(r.PolicyKey, r.Limit)
 	default:
-		ws, _ = s.reg.SetRateLimit(r.Now, r.CKey, r.Limit, r.Period)
+		ws, _ = s.reg.SetRateLimit(r.Now, r.PolicyKey, r.Limit, r.Period)
 	}
-	s.wake(r.Kind, r.CKey, ws, fx)
+	s.wake(r.Kind, r.PolicyKey, ws, fx)
 }
 
 // GetPolicy returns a policy with its live usage (POLICYGET).
@@ -1250,19 +1261,25 @@ func (s *Store) Flush(now int64) error {
 		return err
 	}
 	var fx effects
+	s.flush(now, &fx)
+	return s.durable(&fx)
+}
+
+// flush empties everything and logs it, holding every lock: policyMu,
+// idemKeys.mu, then each shard's in order. No lock may be held.
+func (s *Store) flush(now int64, fx *effects) {
 	s.policyMu.Lock()
 	s.idem.mu.Lock()
 	for _, sh := range s.shards {
 		sh.mu.Lock()
 	}
-	s.log(Record{Op: OpFlush, Now: now}, &fx)
+	s.log(Record{Op: OpFlush, Now: now}, fx) // nothing while replaying
 	s.flushLocked()
 	for _, sh := range s.shards {
 		sh.mu.Unlock()
 	}
 	s.idem.mu.Unlock()
 	s.policyMu.Unlock()
-	return s.durable(&fx)
 }
 
 // flushLocked empties everything, idempotency keys included. Every shard

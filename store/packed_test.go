@@ -240,9 +240,11 @@ func TestPackedChunkReuse(t *testing.T) {
 	for i, id := range pushed {
 		eq(t, "id", id, "j"+strconv.Itoa(i+1))
 		j, ok := f.s.Get(f.now, id)
-		if !ok || j.State != Succeeded || string(j.Payload) != "p" {
-			t.Fatalf("job %s: %+v %v", id, j, ok)
+		if !ok {
+			t.Fatalf("job %s is gone", id)
 		}
+		eq(t, "state of "+id, j.State, Succeeded)
+		eq(t, "payload of "+id, string(j.Payload), "p")
 	}
 }
 

@@ -103,9 +103,37 @@ type lane struct {
 	// that kind, so parking again (after a rate window reopened it, say)
 	// does not list it twice.
 	listed [3]bool // by Kind (1 and 2)
-	// kpos[kind] is the lane's place in its shard's list of lanes of its
-	// key of that kind (see keyLanes).
-	kpos [3]int
+	// pos[inKeyLanes][kind] is the lane's place in its shard's list of
+	// lanes of its key of that kind (see keyLanes); pos[inParked][kind]
+	// its place in q.parked under that key, while listed[kind].
+	pos [2][3]int
+}
+
+// The lists of lanes a lane keeps its place in (lane.pos).
+const (
+	inKeyLanes = iota
+	inParked
+)
+
+// addLane appends l to lanes, one of the lists of kind named by list.
+func addLane(lanes []*lane, l *lane, list int, kind backpressure.Kind) []*lane {
+	l.pos[list][kind] = len(lanes)
+	return append(lanes, l)
+}
+
+// removeLane takes l out of lanes in O(1), moving the last lane to its
+// place, and reports whether l was there.
+func removeLane(lanes []*lane, l *lane, list int, kind backpressure.Kind) ([]*lane, bool) {
+	i := l.pos[list][kind]
+	if i >= len(lanes) || lanes[i] != l {
+		return lanes, false
+	}
+	last := len(lanes) - 1
+	moved := lanes[last]
+	lanes[i] = moved
+	moved.pos[list][kind] = i
+	lanes[last] = nil
+	return lanes[:last], true
 }
 
 // ahead is the reservation order between two lanes on a heap, by their
@@ -304,6 +332,14 @@ func (q *queue) laneFor(k laneKey) *lane {
 	return l
 }
 
+// laneRef returns the lane of the job r describes, creating it, and
+// counts the job in it. Lock must be held.
+func (q *queue) laneRef(r *Record) *lane {
+	l := q.laneFor(laneKey{r.Handler, r.CKey, r.RKey})
+	l.refs++
+	return l
+}
+
 // unref drops a job's reference to its lane, deleting the lane when nothing
 // refers to it. Lock must be held.
 func (q *queue) unref(l *lane) {
@@ -438,7 +474,7 @@ func (q *queue) park(l *lane, on parkKey) {
 		if q.parked == nil {
 			q.parked = make(map[parkKey][]*lane)
 		}
-		q.parked[on] = append(q.parked[on], l)
+		q.parked[on] = addLane(q.parked[on], l, inParked, on.kind)
 		l.listed[on.kind] = true
 	}
 	q.fix(l)
@@ -448,15 +484,7 @@ func (q *queue) park(l *lane, on parkKey) {
 // under key on, so that lanes which come and go on a key that never frees
 // do not pile up there. Lock must be held.
 func (q *queue) unlistParked(on parkKey, l *lane) {
-	lanes := q.parked[on]
-	for i, o := range lanes {
-		if o == l {
-			last := len(lanes) - 1
-			lanes[i], lanes[last] = lanes[last], nil
-			lanes = lanes[:last]
-			break
-		}
-	}
+	lanes, _ := removeLane(q.parked[on], l, inParked, on.kind)
 	if len(lanes) == 0 {
 		delete(q.parked, on)
 	} else {

@@ -77,17 +77,7 @@ func (s *Store) Replay(r *Record) error {
 		s.policyMu.Unlock()
 		return nil
 	case OpFlush:
-		s.policyMu.Lock()
-		s.idem.mu.Lock()
-		for _, sh := range s.shards {
-			sh.mu.Lock()
-		}
-		s.flushLocked()
-		for _, sh := range s.shards {
-			sh.mu.Unlock()
-		}
-		s.idem.mu.Unlock()
-		s.policyMu.Unlock()
+		s.flush(r.Now, &fx)
 		return nil
 	case OpIdemExpire:
 		s.idem.mu.Lock()
@@ -128,12 +118,12 @@ func (s *Store) replayJob(r *Record, fx *effects) error {
 		rkey, at := "", r.Now
 		if r.Admitted {
 			rkey = j.ln.key.rkey
-			if r.RunAt != 0 {
-				at = r.RunAt
+			if r.AdmittedAt != 0 {
+				at = r.AdmittedAt
 			}
 		}
 		s.reg.Take(at, j.ln.key.ckey, rkey)
-		s.applyReserve(j, r.Now, r.Token, r.Worker, r.Expires, r.Admitted, r.RunAt, fx)
+		s.applyReserve(j, r.Now, r.Token, r.Worker, r.Expires, r.Admitted, r.AdmittedAt, fx)
 		return nil
 	case OpCancel:
 		if !j.state.Terminal() {
@@ -188,12 +178,12 @@ func (s *Store) replayJob(r *Record, fx *effects) error {
 func (s *Store) Dump(now int64, emit func(*Record) error) error {
 	s.drainAll()
 	for _, p := range s.reg.List(now) {
-		if err := emit(&Record{Op: OpSnapPolicy, Kind: p.Kind, CKey: p.Key, Limit: p.Limit, Period: p.Period}); err != nil {
+		if err := emit(&Record{Op: OpSnapPolicy, Kind: p.Kind, PolicyKey: p.Key, Limit: p.Limit, Period: p.Period}); err != nil {
 			return err
 		}
 		if p.Kind == backpressure.RateLimit {
 			if times := s.reg.Admissions(now, p.Key); len(times) > 0 {
-				if err := emit(&Record{Op: OpSnapAdmissions, CKey: p.Key, Times: times}); err != nil {
+				if err := emit(&Record{Op: OpSnapAdmissions, PolicyKey: p.Key, Times: times}); err != nil {
 					return err
 				}
 			}
@@ -243,12 +233,12 @@ func (s *Store) Dump(now int64, emit func(*Record) error) error {
 		}
 	}
 	if ids, times := s.ret.entries(); len(ids) > 0 {
-		if err := emit(&Record{Op: OpSnapRetained, Strings: ids, Times: times}); err != nil {
+		if err := emit(&Record{Op: OpSnapRetained, RetainedIDs: ids, Times: times}); err != nil {
 			return err
 		}
 	}
 	if toks, times := s.expired.list(); len(toks) > 0 {
-		if err := emit(&Record{Op: OpSnapExpired, Strings: toks, Times: times}); err != nil {
+		if err := emit(&Record{Op: OpSnapExpired, ExpiredTokens: toks, Times: times}); err != nil {
 			return err
 		}
 	}
@@ -285,9 +275,9 @@ func (s *Store) jobRecord(j *job) *Record {
 func (s *Store) load(r *Record) error {
 	switch r.Op {
 	case OpSnapPolicy:
-		s.applyPolicy(&Record{Op: OpPolicySet, Kind: r.Kind, CKey: r.CKey, Limit: r.Limit, Period: r.Period}, &effects{})
+		s.applyPolicy(&Record{Op: OpPolicySet, Kind: r.Kind, PolicyKey: r.PolicyKey, Limit: r.Limit, Period: r.Period}, &effects{})
 	case OpSnapAdmissions:
-		s.reg.RestoreAdmissions(r.CKey, r.Times)
+		s.reg.RestoreAdmissions(r.PolicyKey, r.Times)
 	case OpSnapQueue:
 		sh := s.shardOf(r.Queue)
 		sh.mu.Lock()
@@ -298,10 +288,10 @@ func (s *Store) load(r *Record) error {
 	case OpSnapJob:
 		return s.loadJob(r)
 	case OpSnapRetained:
-		if len(r.Times) != len(r.Strings) {
+		if len(r.Times) != len(r.RetainedIDs) {
 			return replayErr(r, "retention list is malformed")
 		}
-		for i, id := range r.Strings {
+		for i, id := range r.RetainedIDs {
 			j := s.index.get(id).j
 			if j == nil || !j.state.Terminal() {
 				return replayErr(r, "retained job %s is missing or not terminal", id)
@@ -309,10 +299,10 @@ func (s *Store) load(r *Record) error {
 			s.ret.restore(j, r.Times[i])
 		}
 	case OpSnapExpired:
-		if len(r.Times) != len(r.Strings) {
+		if len(r.Times) != len(r.ExpiredTokens) {
 			return replayErr(r, "expired token list is malformed")
 		}
-		for i, tok := range r.Strings {
+		for i, tok := range r.ExpiredTokens {
 			s.expired.add(tok, r.Times[i])
 		}
 	case OpSnapIdem:
@@ -353,16 +343,13 @@ func (s *Store) loadJob(r *Record) error {
 		j.x = &jobExt{token: r.Token, worker: r.Worker, lastError: r.Error, hasError: r.HasError}
 	}
 	j.id = j.keepID(r.ID)
-	j.ln = q.laneFor(laneKey{r.Handler, r.CKey, r.RKey})
-	j.ln.refs++
+	j.ln = q.laneRef(r)
 	if !s.index.putIfAbsent(j.id, ref{j: j}) {
 		q.unref(j.ln)
 		return replayErr(r, "duplicate job")
 	}
-	s.count(sh, 1, j.bytes())
+	s.added(sh, q, j.bytes(), false, j.state)
 	s.charge(q, j.bytes(), false)
-	q.jobs++
-	q.counts[j.state]++
 	switch j.state {
 	case Queued:
 		q.enqueueAt(j, r.Seq)
@@ -387,8 +374,7 @@ func packable(r *Record) bool {
 // loadPacked loads a packable snapshot job record as a packed entry. Lock
 // must be held.
 func (s *Store) loadPacked(sh *shard, q *queue, r *Record) error {
-	l := q.laneFor(laneKey{r.Handler, r.CKey, r.RKey})
-	l.refs++
+	l := q.laneRef(r)
 	p := packing{
 		seq: r.Seq, created: r.Created, createdAt: r.CreatedAt,
 		maxAtt: r.MaxAtt, backoff: r.Backoff, id: r.ID, payload: r.Payload,
@@ -397,10 +383,8 @@ func (s *Store) loadPacked(sh *shard, q *queue, r *Record) error {
 		q.unref(l)
 		return replayErr(r, "duplicate job")
 	}
-	s.count(sh, 1, p.bytes())
+	s.added(sh, q, p.bytes(), false, Queued)
 	s.charge(q, p.bytes(), false)
-	q.jobs++
-	q.counts[Queued]++
 	q.seq = max(q.seq, r.Seq)
 	return nil
 }

@@ -3,10 +3,11 @@ package store
 import (
 	"fmt"
 	"math/rand/v2"
-	"reflect"
 	"strconv"
 	"sync"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"sluice/backpressure"
 )
@@ -32,8 +33,8 @@ func (m *memJournal) Err() error        { return m.err }
 // sameDump reports the first difference between two dumps.
 func sameDump(a, b []Record) string {
 	for i := 0; i < len(a) && i < len(b); i++ {
-		if !reflect.DeepEqual(a[i], b[i]) {
-			return fmt.Sprintf("record %d:\n got %+v\nwant %+v", i, a[i], b[i])
+		if d := cmp.Diff(b[i], a[i]); d != "" {
+			return fmt.Sprintf("%v record %d (-want +got):\n%s", b[i].Op, i, d)
 		}
 	}
 	if len(a) != len(b) {

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"sluice/backpressure"
 	"sluice/store"
 )
@@ -400,8 +402,14 @@ func TestStress(t *testing.T) {
 	checkAccounts(t, st, now, pushed, perQueue, queues)
 	for _, q := range queues {
 		qs, err := st.QueueStats(now, q)
-		if err != nil || qs.Queued+qs.Scheduled+qs.Reserved+qs.Running+qs.RetryPending != 0 || qs.Status != "idle" {
-			t.Errorf("queue %s not drained: %+v", q, qs)
+		if err != nil {
+			t.Errorf("QueueStats(%s): %v", q, err)
+			continue
+		}
+		want := qs // drained: nothing left in a live state
+		want.Queued, want.Scheduled, want.Reserved, want.Running, want.RetryPending, want.Status = 0, 0, 0, 0, 0, "idle"
+		if d := cmp.Diff(want, qs); d != "" {
+			t.Errorf("queue %s not drained (-want +got):\n%s", q, d)
 		}
 	}
 }
@@ -485,8 +493,11 @@ func TestStressRetention(t *testing.T) {
 		t.Errorf("Len after every job was dropped: %d", n)
 	}
 	for _, q := range stressQueues {
-		if qs, err := st.QueueStats(now, q); err != nil || qs != (store.QueueStats{Queue: q, Status: "idle"}) {
-			t.Errorf("QueueStats(%s) of a vanished queue: %+v, %v", q, qs, err)
+		qs, err := st.QueueStats(now, q)
+		if err != nil {
+			t.Errorf("QueueStats(%s) of a vanished queue: %v", q, err)
+		} else if d := cmp.Diff(store.QueueStats{Queue: q, Status: "idle"}, qs); d != "" {
+			t.Errorf("QueueStats(%s) of a vanished queue (-want +got):\n%s", q, d)
 		}
 	}
 	if err := st.CheckInvariants(); err != nil {

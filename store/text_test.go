@@ -29,8 +29,14 @@ func TestIDsAndTokensKept(t *testing.T) {
 			for round := 0; round < 3; round++ {
 				rs, err := s.Reserve(int64(2+round), ReserveOptions{Worker: "w", Lease: 1000, Queues: []string{"q"}})
 				must(t, err)
-				if len(rs) != 1 || rs[0].ID != id || !strings.HasPrefix(rs[0].Token, id+".") || len(rs[0].Token) <= len(id)+1 {
-					t.Fatalf("%s/%d: reservation %+v of job %q", name, idLen, rs, id)
+				if len(rs) != 1 {
+					t.Fatalf("%s/%d: %d jobs reserved, want 1", name, idLen, len(rs))
+				}
+				if rs[0].ID != id {
+					t.Fatalf("%s/%d: reserved job %q, want %q", name, idLen, rs[0].ID, id)
+				}
+				if !strings.HasPrefix(rs[0].Token, id+".") || len(rs[0].Token) <= len(id)+1 {
+					t.Fatalf("%s/%d: token %q is not %q and a generated part", name, idLen, rs[0].Token, id+".")
 				}
 				for i, tok := range tokens {
 					if tok == rs[0].Token || tok != copies[i] {
@@ -47,8 +53,15 @@ func TestIDsAndTokensKept(t *testing.T) {
 				t.Fatalf("%s/%d: ack with an old token: %v", name, idLen, err)
 			}
 			must(t, s.Ack(9, tokens[2]))
-			if j, ok := s.Get(9, id); !ok || j.ID != id || j.State != Succeeded {
-				t.Fatalf("%s/%d: get %q: %+v %v", name, idLen, id, j, ok)
+			j, ok := s.Get(9, id)
+			if !ok {
+				t.Fatalf("%s/%d: get %q: not found", name, idLen, id)
+			}
+			if j.ID != id {
+				t.Fatalf("%s/%d: get %q: id %q", name, idLen, id, j.ID)
+			}
+			if j.State != Succeeded {
+				t.Fatalf("%s/%d: get %q: state %s, want succeeded", name, idLen, id, j.State)
 			}
 			must(t, s.CheckInvariants())
 		}

@@ -1,0 +1,93 @@
+package store
+
+import (
+	"math"
+	"sync"
+	"sync/atomic"
+)
+
+// retention keeps terminal jobs readable for a while, oldest dropped first.
+type retention struct {
+	mu   sync.Mutex // protects fifo and live; a leaf lock
+	fifo ring[retEntry]
+	live int
+	max  int
+	age  int64
+	// nextDue is no later than the oldest entry's due time (when its age
+	// runs out). Every operation reads it (maintain), so it has cache
+	// lines of its own and is written only when it must move earlier or
+	// when expire has looked: evictions leave it early, which costs one
+	// needless look at most, never a late drop.
+	_       [64]byte
+	nextDue atomic.Int64
+	_       [56]byte
+}
+
+type retEntry struct {
+	j   *job
+	gen uint32 // the job's retainGen when filed (odd)
+	at  int64
+}
+
+func (r *retention) init(max int, age int64) {
+	r.mu.Lock()
+	r.fifo = ring[retEntry]{}
+	r.live, r.max, r.age = 0, max, age
+	r.nextDue.Store(math.MaxInt64)
+	r.mu.Unlock()
+}
+
+// add files j and, when evict, hands fx the entries evicted to stay within
+// max.
+func (r *retention) add(j *job, gen uint32, evict bool, fx *effects) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.fifo.push(retEntry{j: j, gen: gen, at: j.updatedAt})
+	r.live++
+	for evict && r.live > r.max && r.fifo.len() > 0 {
+		if e := r.fifo.popFront(); e.j.retainGen.CompareAndSwap(e.gen, e.gen+1) {
+			r.live--
+			fx.addDrop(e)
+		}
+	}
+	if due := r.fifo.front().at + r.age; due < r.nextDue.Load() {
+		r.nextDue.Store(due)
+	}
+}
+
+// expire returns the entries whose retention ran out at now.
+func (r *retention) expire(now int64) []retEntry {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []retEntry
+	for r.fifo.len() > 0 && r.fifo.front().at+r.age <= now {
+		if e := r.fifo.popFront(); e.j.retainGen.CompareAndSwap(e.gen, e.gen+1) {
+			r.live--
+			out = append(out, e)
+		}
+	}
+	r.updateDue()
+	return out
+}
+
+// remove takes j out of retention (JOBRETRY) and reports whether it was
+// there: false means an eviction claimed it first. The stale entry stays in
+// the FIFO and is skipped later.
+func (r *retention) remove(j *job) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if g := j.retainGen.Load(); g%2 == 1 && j.retainGen.CompareAndSwap(g, g+1) {
+		r.live--
+		return true
+	}
+	return false
+}
+
+// Lock must be held.
+func (r *retention) updateDue() {
+	if r.fifo.len() == 0 {
+		r.nextDue.Store(math.MaxInt64)
+		return
+	}
+	r.nextDue.Store(r.fifo.front().at + r.age)
+}
