@@ -3,7 +3,6 @@ package cluster
 import (
 	"errors"
 	"fmt"
-	"io"
 	"sync/atomic"
 	"time"
 
@@ -23,6 +22,7 @@ type FSM struct {
 	gen    *store.EntryGenerator
 	table  *protocol.Table
 	client *protocol.Client
+	srv    *protocol.Server // whose users are replicated state too
 	log    zerolog.Logger
 
 	now    atomic.Int64          // time of the last entry applied (Unix ms)
@@ -44,7 +44,7 @@ var ErrStopped = errors.New("this node stopped applying the replicated log: an e
 // NewFSM applies entries to st, which must draw its ids and tokens from
 // gen, running the commands of table on a detached client of srv.
 func NewFSM(st *store.Store, gen *store.EntryGenerator, table *protocol.Table, srv *protocol.Server, log zerolog.Logger) *FSM {
-	return &FSM{st: st, gen: gen, table: table, client: srv.Detached(), log: log}
+	return &FSM{st: st, gen: gen, table: table, client: srv.Detached(), srv: srv, log: log}
 }
 
 // Now is the time of the entry being or last applied: the time every
@@ -125,16 +125,4 @@ func (f *FSM) run(args [][]byte, at time.Time) protocol.Result {
 	}
 	v, err := f.client.RunDetached(cmd, args, at)
 	return protocol.Result{Reply: v, Err: err}
-}
-
-// errNoSnapshots: snapshots are not written yet; raft keeps its whole log.
-var errNoSnapshots = errors.New("cluster: snapshots of the store are not written yet")
-
-// Snapshot implements raft.FSM.
-func (f *FSM) Snapshot() (raft.FSMSnapshot, error) { return nil, errNoSnapshots }
-
-// Restore implements raft.FSM.
-func (f *FSM) Restore(r io.ReadCloser) error {
-	r.Close()
-	return errNoSnapshots
 }

@@ -36,6 +36,11 @@ type RaftConfig struct {
 	// Timeouts; zero takes the defaults below.
 	HeartbeatTimeout time.Duration
 	ElectionTimeout  time.Duration
+	// Snapshots: taken after SnapshotThreshold entries, keeping
+	// TrailingLogs entries behind them; zero takes raft's defaults (8192
+	// and 10240).
+	SnapshotThreshold uint64
+	TrailingLogs      uint64
 }
 
 // The defaults are tighter than raft's (1 s): a follower notices a lost
@@ -137,6 +142,12 @@ func openRaft(cfg RaftConfig, fsm raft.FSM, log zerolog.Logger) (*raftNode, erro
 	rc.HeartbeatTimeout = orDefault(cfg.HeartbeatTimeout, DefaultHeartbeatTimeout)
 	rc.ElectionTimeout = orDefault(cfg.ElectionTimeout, DefaultElectionTimeout)
 	rc.LeaderLeaseTimeout = rc.HeartbeatTimeout / 2
+	if cfg.SnapshotThreshold > 0 {
+		rc.SnapshotThreshold = cfg.SnapshotThreshold
+	}
+	if cfg.TrailingLogs > 0 {
+		rc.TrailingLogs = cfg.TrailingLogs
+	}
 	if err := raft.ValidateConfig(rc); err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}

@@ -99,7 +99,7 @@ func startGroup(t *testing.T, n int) *testGroup {
 }
 
 // startGroupWith starts a node for each FSM.
-func startGroupWith(t *testing.T, fsms []raft.FSM) *testGroup {
+func startGroupWith(t *testing.T, fsms []raft.FSM, tune ...func(*RaftConfig)) *testGroup {
 	t.Helper()
 	n := len(fsms)
 	addrs := make([]string, n)
@@ -124,8 +124,12 @@ func startGroupWith(t *testing.T, fsms []raft.FSM) *testGroup {
 			g.proxies[i][j] = p
 			via[addrs[j]] = p.Addr()
 		}
-		node, err := openRaft(RaftConfig{ID: fmt.Sprintf("n%d", i), Dir: t.TempDir(), Listen: addrs[i],
-			Bootstrap: boot, Peering: Peering{Key: groupKey}, Via: via}, fsms[i], zerolog.Nop())
+		rc := RaftConfig{ID: fmt.Sprintf("n%d", i), Dir: t.TempDir(), Listen: addrs[i],
+			Bootstrap: boot, Peering: Peering{Key: groupKey}, Via: via}
+		for _, f := range tune {
+			f(&rc)
+		}
+		node, err := openRaft(rc, fsms[i], zerolog.Nop())
 		if err != nil {
 			t.Fatal(err)
 		}

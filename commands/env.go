@@ -33,6 +33,8 @@ type Env struct {
 	Shutdown func()
 	// JobStats, when set, adds job event totals to INFO stats.
 	JobStats func() []Setting
+	// Digest, when set, hashes the node's whole state (DEBUG DIGEST).
+	Digest func() (string, error)
 	// MaxMemory is the job-memory limit in bytes (INFO memory); 0: none.
 	MaxMemory int64
 	// MaxReserveQueues bounds the queues, and the handlers, one JOBRESERVE
@@ -92,6 +94,6 @@ func Table(e *Env) []protocol.Command {
 	cmds = append(cmds, policyCommands(e)...)
 	cmds = append(cmds, serverCommands(e)...)
 	cmds = append(cmds, txCommands()...)
-	cmds = append(cmds, aclCommand())
+	cmds = append(cmds, aclCommand(), debugCommand(e))
 	return withACL(cmds)
 }

@@ -767,14 +767,20 @@ func (s *Server) LoadACLFile() error {
 	if err != nil {
 		return Error("ERR cannot read the ACL file: " + ruleText(err.Error()))
 	}
+	return s.ReplaceUsers(string(data), s.cfg.ACLFile)
+}
+
+// ReplaceUsers replaces the users with those of text, lines as ACL LIST
+// prints them (UsersText), as LoadACLFile does; source names it in errors.
+func (s *Server) ReplaceUsers(text, source string) error {
 	a := s.acl
 	tmp := &ACL{table: a.table, rights: a.rights, users: map[string]*User{}}
-	for i, line := range strings.Split(string(data), "\n") {
+	for i, line := range strings.Split(text, "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" || line[0] == '#' {
 			continue
 		}
-		where := s.cfg.ACLFile + ":" + strconv.Itoa(i+1) + ": "
+		where := source + ":" + strconv.Itoa(i+1) + ": "
 		f := strings.Fields(line)
 		if len(f) < 2 || f[0] != "user" {
 			return Error("ERR " + ruleText(where) + "a line must read: user <name> <rule> ...")
@@ -811,13 +817,9 @@ func (s *Server) LoadACLFile() error {
 	return nil
 }
 
-// SaveACLFile writes every user, as ACL LIST prints them, to the
-// --aclfile: a new file renamed over the old one, so a crash leaves one or
-// the other.
-func (s *Server) SaveACLFile() error {
-	if s.cfg.ACLFile == "" {
-		return ErrNoACLFile
-	}
+// UsersText is every user as ACL LIST prints them, a line each, in name
+// order.
+func (s *Server) UsersText() string {
 	var b strings.Builder
 	for _, n := range s.acl.Names() {
 		if u := s.acl.User(n); u != nil {
@@ -825,13 +827,24 @@ func (s *Server) SaveACLFile() error {
 			b.WriteByte('\n')
 		}
 	}
+	return b.String()
+}
+
+// SaveACLFile writes every user, as ACL LIST prints them, to the
+// --aclfile: a new file renamed over the old one, so a crash leaves one or
+// the other.
+func (s *Server) SaveACLFile() error {
+	if s.cfg.ACLFile == "" {
+		return ErrNoACLFile
+	}
+	text := s.UsersText()
 	tmp := s.cfg.ACLFile + ".tmp"
 	err := func() error {
 		f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 		if err != nil {
 			return err
 		}
-		if _, err := f.WriteString(b.String()); err != nil {
+		if _, err := f.WriteString(text); err != nil {
 			f.Close()
 			return err
 		}

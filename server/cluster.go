@@ -1,6 +1,8 @@
 package server
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"strings"
@@ -10,6 +12,7 @@ import (
 	"sluice/commands"
 	"sluice/config"
 	"sluice/metrics"
+	"sluice/persistence"
 	"sluice/protocol"
 	"sluice/store"
 )
@@ -122,4 +125,23 @@ func (s *Server) raftStats() metrics.RaftStats {
 		out.Peers = append(out.Peers, metrics.RaftPeer{ID: p.ID, LastContactSeconds: c, Lag: p.Lag})
 	}
 	return out
+}
+
+// digest hashes the node's whole state for DEBUG DIGEST: the store's dump
+// and, in a group, the generator's state, with the gate held alone so that
+// it is one moment's.
+func (s *Server) digest() (string, error) {
+	h := sha256.New()
+	s.store.BeginUnit()
+	if s.gen != nil {
+		h.Write(s.gen.State())
+	}
+	err := persistence.WriteDump(h, s.store, s.now())
+	if uerr := s.store.EndUnit(); err == nil {
+		err = uerr
+	}
+	if err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }

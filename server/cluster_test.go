@@ -148,6 +148,29 @@ func TestGroupServesTheLifecycle(t *testing.T) {
 		}
 		c.Close()
 	}
+	// And end with the same state: DEBUG DIGEST agrees once each node has
+	// applied what the leader has.
+	want := nodes[l].Cluster().Status().Applied
+	var digests []string
+	for i, n := range nodes {
+		deadline := time.Now().Add(10 * time.Second)
+		for n.Cluster().Status().Applied < want {
+			if time.Now().After(deadline) {
+				t.Fatalf("node %d behind", i)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		c := redis.NewClient(&redis.Options{Addr: n.Addrs()[0], Protocol: 2})
+		d, err := c.Do(ctx, "DEBUG", "DIGEST").Text()
+		c.Close()
+		if err != nil || len(d) != 64 {
+			t.Fatalf("node %d: DEBUG DIGEST %q %v", i, d, err)
+		}
+		digests = append(digests, d)
+	}
+	if digests[0] != digests[1] || digests[1] != digests[2] {
+		t.Fatalf("digests differ: %v", digests)
+	}
 }
 
 // Every node knows the leader's client address; when the leader hands

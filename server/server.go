@@ -195,6 +195,7 @@ func (s *Server) newEnv() *commands.Env {
 		default: // one is on its way
 		}
 	}
+	env.Digest = s.digest
 	if s.node != nil {
 		s.clusterEnv(env)
 	}
