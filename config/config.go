@@ -70,6 +70,10 @@ type Config struct {
 	// pattern (--maxmemory-share PATTERN=SIZE, repeatable); default none.
 	MaxMemoryShare []Share
 
+	// ClusterName is the group's name, the master name Sentinel clients
+	// ask for; default "sluice".
+	ClusterName string
+
 	File string // the config file read, if any
 }
 
@@ -99,6 +103,8 @@ func DefaultConfig() Config {
 
 		TLSAuthClients: "yes",
 		TLSProtocols:   "TLSv1.2 TLSv1.3",
+
+		ClusterName: "sluice",
 	}
 }
 
@@ -241,6 +247,29 @@ var Options = []Option{
 			return nil
 		},
 		func(c *Config) string { return FormatShares(c.MaxMemoryShare) }},
+	{"cluster-name", "the group's name: the master name clients configured with Sentinel ask for",
+		func(c *Config, v string) error {
+			if err := checkClusterName(v); err != nil {
+				return err
+			}
+			c.ClusterName = v
+			return nil
+		},
+		func(c *Config) string { return c.ClusterName }},
+}
+
+// checkClusterName accepts 1 to 128 printable ASCII characters other than
+// space: the name is a word of +switch-master's message.
+func checkClusterName(v string) error {
+	if v == "" || len(v) > 128 {
+		return fmt.Errorf("%q must be 1 to 128 characters long", v)
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] <= ' ' || v[i] > '~' {
+			return fmt.Errorf("%q: only printable ASCII characters other than space (it is a word of +switch-master messages)", v)
+		}
+	}
+	return nil
 }
 
 // Share is one --maxmemory-share: the queues whose names match Pattern (a
