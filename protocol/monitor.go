@@ -5,6 +5,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -39,6 +40,8 @@ type monitor struct {
 	c  *Client
 	nc net.Conn // the socket itself; written only by run
 
+	proto atomic.Uint32 // the client's protocol, for messages published to it (pubsub.go)
+
 	mu      sync.Mutex // protects buf, gone, counted
 	buf     []byte     // output not yet handed to run
 	gone    bool       // stopped or over the limit: buf takes nothing more
@@ -70,7 +73,7 @@ func (mc monitorConn) SetWriteDeadline(time.Time) error { return nil }
 // (MONITOR's +OK) is written: nothing is shown to it before that reply. A
 // client that monitors already stays one.
 func (c *Client) Monitor() {
-	if c.mon == nil {
+	if !c.monitoring {
 		c.monStart = true
 	}
 }
@@ -86,6 +89,7 @@ func (c *Client) startMonitor() *monitor {
 		raw = rc.Conn
 	}
 	m := &monitor{c: c, nc: raw, wake: make(chan struct{}, 1), done: make(chan struct{}), exited: make(chan struct{})}
+	m.proto.Store(uint32(c.w.proto))
 	c.mon = m
 	c.w.nc = monitorConn{Conn: c.nc, m: m}
 	go m.run(c.srv.cfg.WriteTimeout)
@@ -107,7 +111,7 @@ func (m *monitor) add(p []byte) bool {
 		m.mu.Unlock()
 		m.c.srv.accountMonitor(grew)
 		m.c.srv.log.Warn().Int64("client", m.c.id).Str("addr", m.c.addr).Int("limit", monitorLimit).
-			Msg("monitor fell behind past its output limit: closing it")
+			Msg("monitor or subscriber fell behind past its output limit: closing it")
 		m.c.kill()
 		return false
 	}

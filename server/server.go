@@ -70,6 +70,8 @@ type Server struct {
 	env     *commands.Env
 	srv     *protocol.Server
 
+	stopAnnounce func() // ends +switch-master announcements (replication.go)
+
 	lns        []net.Listener
 	addrs      []string // every listener's, plaintext first
 	tlsAddrs   []string
@@ -164,6 +166,7 @@ func (s *Server) newEnv() *commands.Env {
 		env.Persistence = func() []commands.Setting { return persistenceInfo(s.aof, cfg) }
 		env.Rewrite = s.aof.StartRewrite
 	}
+	s.standaloneReplication(env)
 	env.Shutdown = func() {
 		select {
 		case s.shutdownReq <- struct{}{}:
@@ -211,6 +214,7 @@ func (s *Server) newProtocol() error {
 		return err
 	}
 	s.srv.OnDrain(s.waiters.Close)
+	s.announceLeaderChanges()
 	return nil
 }
 
@@ -392,6 +396,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return ErrShutDown
 	}
 	began := time.Now()
+	s.stopAnnounce()
 	err := s.srv.Shutdown(ctx)
 	if err != nil {
 		s.log.Warn().Err(err).Msg("shutdown")
