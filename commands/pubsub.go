@@ -9,18 +9,17 @@ import "sluice/protocol"
 var ErrPublish = protocol.Error("ERR PUBLISH is not supported: sluice publishes only +switch-master, on leader changes")
 
 func pubsubCommands() []protocol.Command {
-	sub := []string{"producer", "worker"}
 	return []protocol.Command{
-		{Name: "subscribe", Arity: -2, Flags: protocol.PubSub | protocol.NoMulti, Handler: subscribe, Categories: sub, Group: "pubsub",
+		{Name: "subscribe", Arity: -2, Flags: protocol.PubSub | protocol.NoMulti, Handler: subscribe, Group: "pubsub",
 			Summary: "Receive the messages published on channels (sluice publishes +switch-master).",
 			Args:    []protocol.Arg{{Name: "channel", Type: "string", Multiple: true}}},
-		{Name: "psubscribe", Arity: -2, Flags: protocol.PubSub | protocol.NoMulti, Handler: subscribe, Categories: sub, Group: "pubsub",
+		{Name: "psubscribe", Arity: -2, Flags: protocol.PubSub | protocol.NoMulti, Handler: subscribe, Group: "pubsub",
 			Summary: "Receive the messages published on channels matching glob patterns.",
 			Args:    []protocol.Arg{{Name: "pattern", Type: "pattern", Multiple: true}}},
-		{Name: "unsubscribe", Arity: -1, Flags: protocol.PubSub | protocol.NoMulti, Handler: subscribe, Categories: sub, Group: "pubsub",
+		{Name: "unsubscribe", Arity: -1, Flags: protocol.PubSub | protocol.NoMulti, Handler: subscribe, Group: "pubsub",
 			Summary: "Stop receiving channels' messages; all of them without arguments.",
 			Args:    []protocol.Arg{{Name: "channel", Type: "string", Optional: true, Multiple: true}}},
-		{Name: "punsubscribe", Arity: -1, Flags: protocol.PubSub | protocol.NoMulti, Handler: subscribe, Categories: sub, Group: "pubsub",
+		{Name: "punsubscribe", Arity: -1, Flags: protocol.PubSub | protocol.NoMulti, Handler: subscribe, Group: "pubsub",
 			Summary: "Stop receiving patterns' messages; all of them without arguments.",
 			Args:    []protocol.Arg{{Name: "pattern", Type: "pattern", Optional: true, Multiple: true}}},
 		{Name: "publish", Arity: 3, Flags: protocol.Fast, Handler: publish, Group: "pubsub",

@@ -24,9 +24,9 @@ const downAfter = 5 * time.Second
 
 func replicationCommands(e *Env) []protocol.Command {
 	return []protocol.Command{
-		{Name: "role", Arity: 1, Flags: protocol.Fast, Handler: e.role, Categories: []string{"producer", "worker"},
+		{Name: "role", Arity: 1, Flags: protocol.Fast, Handler: e.role,
 			Summary: "The node's role in its group, as Redis's ROLE: master with its replicas, or slave with its master."},
-		{Name: "sentinel", Arity: -2, Handler: e.sentinel, Categories: []string{"producer", "worker"}, Subs: sentinelSubs, Group: "sentinel",
+		{Name: "sentinel", Arity: -2, Handler: e.sentinel, Subs: sentinelSubs, Group: "sentinel",
 			Summary: "The Sentinel subset clients use to find the leader: every node answers for its group."},
 	}
 }

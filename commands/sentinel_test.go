@@ -397,3 +397,26 @@ func TestSlowSubscriberDisconnected(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestSentinelRights: what a client configured with Sentinel sends is in
+// @producer and @worker, so a worker limited to its role still finds the
+// leader and hears of a new one.
+func TestSentinelRights(t *testing.T) {
+	ts := start(t)
+	admin := ts.client(t)
+	do(t, admin, "ACL", "SETUSER", "w", "on", ">pw", "~q", "+@worker")
+	do(t, admin, "ACL", "SETUSER", "none", "on", ">pw", "~q", "+jobpush")
+	c := ts.client(t, func(o *redis.Options) { o.Username, o.Password = "w", "pw" })
+	do(t, c, "ROLE")
+	do(t, c, "SENTINEL", "get-master-addr-by-name", "sluice")
+	do(t, c, "SENTINEL", "masters")
+	ps := c.Subscribe(ctx, "+switch-master")
+	defer ps.Close()
+	if _, err := ps.Receive(ctx); err != nil {
+		t.Errorf("SUBSCRIBE as a worker: %v", err)
+	}
+	n := ts.client(t, func(o *redis.Options) { o.Username, o.Password = "none", "pw" })
+	if e := doErr(t, n, "SENTINEL", "masters"); !strings.HasPrefix(e, "NOPERM") {
+		t.Errorf("SENTINEL without the right: %s", e)
+	}
+}

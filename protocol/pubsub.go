@@ -34,7 +34,7 @@ type pubsub struct {
 	patterns map[string]map[*monitor]struct{} // glob -> subscribers' outputs
 }
 
-// ErrSubscribed is the error for a command a RESP2 subscriber may not run.
+// errSubscribed is the error for a command a RESP2 subscriber may not run.
 func errSubscribed(name string) Error {
 	return Error("ERR Can't execute '" + name + "': only (P)SUBSCRIBE / (P)UNSUBSCRIBE / PING / QUIT are allowed in this context")
 }
