@@ -328,6 +328,14 @@ func TestPubSubWire(t *testing.T) {
 				if got := w.do("DBSIZE"); got != "-ERR Can't execute 'dbsize': only (P)SUBSCRIBE / (P)UNSUBSCRIBE / PING / QUIT are allowed in this context\r\n" {
 					t.Errorf("DBSIZE while subscribed: %q", got)
 				}
+				// A pipeline of pushes, which would otherwise run as one
+				// batch, is refused call by call.
+				w.send([]string{"JOBPUSH", "q", "h", "1"}, []string{"JOBPUSH", "q", "h", "2"})
+				for i := 0; i < 2; i++ {
+					if got := string(w.reply()); !strings.HasPrefix(got, "-ERR Can't execute 'jobpush'") {
+						t.Errorf("pipelined JOBPUSH %d while subscribed: %q", i, got)
+					}
+				}
 				if got := w.do("PING"); got != "*2\r\n$4\r\npong\r\n$0\r\n\r\n" {
 					t.Errorf("PING: %q", got)
 				}

@@ -477,10 +477,11 @@ func (b *batch) add(cmd *Command, args [][]byte) int {
 
 // batchable reports whether this call may join a batch: its command has a
 // batch handler, it may run (authenticated, right arity, allowed to the
-// client's user), so the handler sees only calls that get that far. A call
+// client's user, not subscribed to channels), so the handler sees only
+// calls that get that far. A call
 // refused goes through dispatch, which refuses it again and logs it.
 func (c *Client) batchable(cmd *Command, args [][]byte) bool {
-	if cmd == nil || cmd.Batch == nil || !c.authed || c.txn != nil || c.mon != nil || !arityOK(cmd.Arity, len(args)) {
+	if cmd == nil || cmd.Batch == nil || !c.authed || c.txn != nil || c.Subscriptions() > 0 || !arityOK(cmd.Arity, len(args)) {
 		return false
 	}
 	reason, _ := c.userPtr.Load().rules.Load().refusal(cmd, args)
