@@ -428,3 +428,20 @@ func TestSentinelRights(t *testing.T) {
 		t.Errorf("SENTINEL without the right: %s", e)
 	}
 }
+
+// TestSubscribedOnceConfirmed: once a client has read a subscription's
+// confirmation, what is published reaches it, every time.
+func TestSubscribedOnceConfirmed(t *testing.T) {
+	ts := start(t)
+	w := dialWire(t, ts.addr)
+	for i := 0; i < 500; i++ {
+		ch := "c" + strconv.Itoa(i)
+		w.do("SUBSCRIBE", ch)
+		if n := ts.srv.Publish(ch, "m"); n != 1 {
+			t.Fatalf("subscription %d: Publish right after the confirmation reached %d", i, n)
+		}
+		if got, want := string(w.reply()), "*3\r\n$7\r\nmessage\r\n$"+strconv.Itoa(len(ch))+"\r\n"+ch+"\r\n$1\r\nm\r\n"; got != want {
+			t.Fatalf("subscription %d: %q, want %q", i, got, want)
+		}
+	}
+}

@@ -18,9 +18,13 @@ import (
 // client-output-buffer-limit for pubsub clients, 32 MiB) the subscriber is
 // disconnected.
 //
-// Each confirmation (["subscribe", channel, count], ...) is handed to that
-// output before the channel is registered, so a message on the channel
-// never overtakes the reply that subscribed to it.
+// A channel is registered and its confirmation (["subscribe", channel,
+// count]) handed to that output in one critical section of pubsub.mu, so
+// a message on the channel never overtakes the confirmation, and a client
+// that has read the confirmation receives what is published afterwards.
+//
+// Lock order: pubsub.mu, then a monitor's mu (Publish takes them one
+// after the other, never both).
 //
 // In RESP2 a subscribed client may run only the commands flagged PubSub
 // (SUBSCRIBE, PSUBSCRIBE, UNSUBSCRIBE, PUNSUBSCRIBE, PING, QUIT), as in
@@ -61,10 +65,16 @@ func (c *Client) Subscribe(names [][]byte, pattern bool) {
 		}
 		_, had := (*set)[name]
 		(*set)[name] = struct{}{}
-		c.sendNow(m, Push{kind, name, int64(c.Subscriptions())})
+		// Registered and confirmed in one step for Publish, which
+		// finds subscribers under the lock: once the confirmation can
+		// reach the client the channel is registered, and a message
+		// found afterwards joins the output behind the confirmation.
+		c.srv.ps.mu.Lock()
 		if !had {
 			c.srv.ps.add(m, name, pattern)
 		}
+		c.sendNow(m, Push{kind, name, int64(c.Subscriptions())})
+		c.srv.ps.mu.Unlock()
 	}
 }
 
@@ -89,11 +99,13 @@ func (c *Client) Unsubscribe(names [][]byte, pattern bool) {
 	}
 	for _, b := range names {
 		name := string(b)
+		c.srv.ps.mu.Lock()
 		if _, had := (*set)[name]; had {
 			delete(*set, name)
 			c.srv.ps.remove(c.mon, name, pattern)
 		}
 		c.sendNow(c.mon, Push{kind, name, int64(c.Subscriptions())})
+		c.srv.ps.mu.Unlock()
 	}
 }
 
@@ -120,6 +132,8 @@ func (c *Client) sendNow(m *monitor, v any) {
 
 // unsubscribeAll withdraws every subscription of a client that is going.
 func (c *Client) unsubscribeAll() {
+	c.srv.ps.mu.Lock()
+	defer c.srv.ps.mu.Unlock()
 	for name := range c.subs {
 		c.srv.ps.remove(c.mon, name, false)
 	}
@@ -129,9 +143,8 @@ func (c *Client) unsubscribeAll() {
 	c.subs, c.psubs = nil, nil
 }
 
+// add registers c's subscription. p.mu must be held.
 func (p *pubsub) add(c *monitor, name string, pattern bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	m := &p.channels
 	if pattern {
 		m = &p.patterns
@@ -147,9 +160,8 @@ func (p *pubsub) add(c *monitor, name string, pattern bool) {
 	subs[c] = struct{}{}
 }
 
+// remove withdraws c's subscription. p.mu must be held.
 func (p *pubsub) remove(c *monitor, name string, pattern bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	m := p.channels
 	if pattern {
 		m = p.patterns
