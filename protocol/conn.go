@@ -593,14 +593,17 @@ func (c *Client) flush() error {
 		return net.ErrClosed
 	}
 	var m *monitor
+	fresh := false
 	if c.monStart {
 		// MONITOR's +OK is buffered: it goes first into the monitor's
-		// output, and the lines after it. A subscriber has the output
+		// output, and the lines after it. The monitor is published
+		// before its writer starts, so a client that has read the +OK
+		// sees every command run after it. A subscriber has the output
 		// already.
 		c.monStart = false
 		m = c.mon
 		if m == nil {
-			m = c.startMonitor()
+			m, fresh = c.newMonitor(), true
 			c.w.sent = nil // run counts what it writes
 		}
 	}
@@ -608,6 +611,9 @@ func (c *Client) flush() error {
 	if m != nil {
 		c.monitoring = true
 		c.srv.addMonitor(m)
+		if fresh {
+			go m.run(c.srv.cfg.WriteTimeout)
+		}
 	}
 	if err != nil {
 		c.runOnFail()

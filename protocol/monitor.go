@@ -79,9 +79,16 @@ func (c *Client) Monitor() {
 }
 
 // startMonitor switches the client's replies to a monitor's buffer and
-// starts its writer. Owner goroutine; the caller publishes the monitor
-// (Server.addMonitor) once the replies so far are in the buffer.
+// starts its writer. Owner goroutine.
 func (c *Client) startMonitor() *monitor {
+	m := c.newMonitor()
+	go m.run(c.srv.cfg.WriteTimeout)
+	return m
+}
+
+// newMonitor switches the client's replies to a monitor's buffer; nothing
+// writes it out until the caller starts run. Owner goroutine.
+func (c *Client) newMonitor() *monitor {
 	raw := c.nc
 	if rc, ok := raw.(*rawConn); ok {
 		// A write from another goroutine must not touch the read
@@ -92,7 +99,6 @@ func (c *Client) startMonitor() *monitor {
 	m.proto.Store(uint32(c.w.proto))
 	c.mon = m
 	c.w.nc = monitorConn{Conn: c.nc, m: m}
-	go m.run(c.srv.cfg.WriteTimeout)
 	return m
 }
 
