@@ -35,7 +35,9 @@ type Node struct {
 	timer   *blocking.Timer
 	notify  *notifier
 
-	leaderFns []func(old, new Peer) // OnLeaderChange's; set before Open
+	fnMu      sync.Mutex
+	leaderFns map[int]func(old, new Peer) // OnLeaderChange's, under fnMu
+	nextFn    int
 
 	stop chan struct{}
 	wg   sync.WaitGroup

@@ -13,11 +13,19 @@ import (
 const ErrUnblocked = protocol.Error("UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)")
 
 // Self is what this node tells the others about itself.
-func (n *Node) Self() Peer { return n.raft.stream.self }
+func (n *Node) Self() Peer {
+	if n.raft == nil {
+		return Peer{}
+	}
+	return n.raft.stream.self
+}
 
 // Peers lists the other members this node has heard from (their hellos),
 // by id.
 func (n *Node) Peers() []Peer {
+	if n.raft == nil {
+		return nil
+	}
 	var out []Peer
 	for _, p := range n.raft.stream.peers.all() {
 		if p.ID != n.Self().ID {
@@ -43,11 +51,24 @@ func (n *Node) Leader() (Peer, bool) {
 	return n.raft.stream.peers.get(string(id))
 }
 
-// OnLeaderChange registers fn, called on its own goroutine with the old
-// and the new leader (zero Peer: none known) each time the leader this
-// node knows changes. Register before Open.
-func (n *Node) OnLeaderChange(fn func(old, new Peer)) {
-	n.leaderFns = append(n.leaderFns, fn)
+// OnLeaderChange registers fn, called on the node's watching goroutine
+// with the old and the new leader (zero Peer: none known) each time the
+// leader this node knows changes, until cancel is called. fn must not
+// block.
+func (n *Node) OnLeaderChange(fn func(old, new Peer)) (cancel func()) {
+	n.fnMu.Lock()
+	defer n.fnMu.Unlock()
+	if n.leaderFns == nil {
+		n.leaderFns = map[int]func(old, new Peer){}
+	}
+	id := n.nextFn
+	n.nextFn++
+	n.leaderFns[id] = fn
+	return func() {
+		n.fnMu.Lock()
+		delete(n.leaderFns, id)
+		n.fnMu.Unlock()
+	}
 }
 
 // watchLeader follows raft's leader observations: a node that stops
@@ -87,7 +108,13 @@ func (n *Node) watchLeader() {
 		}
 		old := last
 		last = now
+		n.fnMu.Lock()
+		fns := make([]func(old, new Peer), 0, len(n.leaderFns))
 		for _, fn := range n.leaderFns {
+			fns = append(fns, fn)
+		}
+		n.fnMu.Unlock()
+		for _, fn := range fns {
 			fn(old, now)
 		}
 	}
@@ -120,6 +147,9 @@ type PeerStatus struct {
 
 // Status reports the node's view of the group now.
 func (n *Node) Status() Status {
+	if n.raft == nil { // not open yet
+		return Status{}
+	}
 	r := n.raft.raft
 	st := Status{Self: n.Self(), Term: r.CurrentTerm(), Commit: r.CommitIndex(), Applied: n.fsm.AppliedIndex(), Last: r.LastIndex()}
 	st.Leading = r.State() == raft.Leader

@@ -117,12 +117,14 @@ func reserveQueues(args [][]byte) [][]byte {
 }
 
 // basics are what every client needs whatever its role: connecting (what
-// libraries send first) and transactions. @producer and @worker include
-// them, so that "+@producer" alone makes a working producer.
+// libraries send first), transactions, and finding the leader as clients
+// configured with Sentinel do. @producer and @worker include them, so that
+// "+@producer" alone makes a working producer.
 var basics = []string{
 	"ping", "echo", "select", "hello", "auth", "quit", "readonly", "readwrite", "time",
 	"multi", "exec", "discard", "watch", "unwatch",
 	"client|setname", "client|getname", "client|id", "client|info", "client|setinfo", "client|no-touch", "client|help",
+	"role", "sentinel", "subscribe", "psubscribe", "unsubscribe", "punsubscribe",
 }
 
 // withACL gives the table's commands their categories and key extractors.

@@ -46,6 +46,9 @@ type Env struct {
 	ConfigSet func(changes []Setting) error
 	// Settable lists the settings ConfigSet can change.
 	Settable []string
+	// Replication is the node's view of its group (ROLE, INFO
+	// replication, SENTINEL); nil: Standalone{} with the default name.
+	Replication Replication
 
 	settingsMu sync.Mutex // protects Settings' values once serving
 }
@@ -93,6 +96,8 @@ func Table(e *Env) []protocol.Command {
 	cmds = append(cmds, queueCommands(e)...)
 	cmds = append(cmds, policyCommands(e)...)
 	cmds = append(cmds, serverCommands(e)...)
+	cmds = append(cmds, replicationCommands(e)...)
+	cmds = append(cmds, pubsubCommands()...)
 	cmds = append(cmds, txCommands()...)
 	cmds = append(cmds, aclCommand(), debugCommand(e))
 	return withACL(cmds)

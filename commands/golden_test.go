@@ -61,7 +61,13 @@ var goldenScript = []string{
 	"SLOWLOG LEN", "SLOWLOG GET",
 	"INFO queues", "INFO policies keyspace",
 	"POLICYDEL CONCURRENCY ck", "POLICYDEL CONCURRENCY ck", "TIME x",
-	"FLUSHALL", "DBSIZE", "QUEUES", "JOBGET j1", "INFO keyspace", "QUIT",
+	"FLUSHALL", "DBSIZE", "QUEUES", "JOBGET j1", "INFO keyspace",
+	// Roles (a standalone node; its address, with the test's port, is
+	// left to sentinel_test.go) and publish/subscribe.
+	"ROLE", "INFO replication", "SENTINEL GET-MASTER-ADDR-BY-NAME nope", "SENTINEL MASTER nope",
+	"SENTINEL REPLICAS sluice", "SENTINEL SENTINELS sluice", "SENTINEL NOPE", "PUBLISH ch hi",
+	"SUBSCRIBE +switch-master", "PING", "PING hi", "DBSIZE", "PSUBSCRIBE *", "UNSUBSCRIBE", "PUNSUBSCRIBE", "UNSUBSCRIBE",
+	"QUIT",
 }
 
 // goldenAuthScript runs on a server with a password: HELLO before AUTH.

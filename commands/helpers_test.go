@@ -46,6 +46,8 @@ type setup struct {
 	gen    store.Generator // ids and tokens; nil: random ones
 	// atomic, if set, wraps the store as the server's Atomic.
 	atomic func(*store.Store) protocol.Atomic
+	// repl, if set, is the node's view of its group; nil: standalone.
+	repl commands.Replication
 }
 
 func start(t testing.TB, opts ...func(*setup)) *testServer {
@@ -70,6 +72,9 @@ func start(t testing.TB, opts ...func(*setup)) *testServer {
 			e.Settings = []commands.Setting{{Name: "port", Value: "0"}, {Name: "save", Value: ""}, {Name: "appendonly", Value: "yes"}}
 			e.Rewrite = s.rewrite
 			e.Shutdown = nil // an embedded server: nothing watches for SHUTDOWN
+			if s.repl != nil {
+				e.Replication = s.repl
+			}
 		},
 		Commands: func(cmds []protocol.Command) []protocol.Command { return serialize(cmds, s.serial) },
 		Protocol: func(p *protocol.Config) {

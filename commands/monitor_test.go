@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"net"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -62,5 +63,24 @@ func TestMonitorWithRedisCli(t *testing.T) {
 			t.Fatalf("push shown as %q", l)
 		}
 		break
+	}
+}
+
+// TestMonitorOnceConfirmed: once a client has read MONITOR's +OK, it is
+// shown the next command any client runs, every time.
+func TestMonitorOnceConfirmed(t *testing.T) {
+	ts := start(t)
+	other := dialWire(t, ts.addr)
+	for i := 0; i < 300; i++ {
+		mon := dialWire(t, ts.addr)
+		if got := mon.do("MONITOR"); got != "+OK\r\n" {
+			t.Fatalf("MONITOR: %q", got)
+		}
+		arg := "n" + strconv.Itoa(i)
+		other.do("ECHO", arg)
+		if got := string(mon.reply()); !strings.HasSuffix(got, `"ECHO" "`+arg+"\"\r\n") {
+			t.Fatalf("monitor %d: %q, want the ECHO run after its +OK", i, got)
+		}
+		mon.nc.Close()
 	}
 }

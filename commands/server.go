@@ -16,11 +16,11 @@ import (
 
 func serverCommands(e *Env) []protocol.Command {
 	return []protocol.Command{
-		{Name: "ping", Arity: -1, Flags: protocol.Fast, Handler: ping,
+		{Name: "ping", Arity: -1, Flags: protocol.Fast | protocol.PubSub, Handler: ping,
 			Group: "connection", Summary: "Check the connection.", Args: []protocol.Arg{optional(str("message"))}},
 		{Name: "echo", Arity: 2, Flags: protocol.Fast, Handler: echo,
 			Group: "connection", Summary: "Return the message.", Args: []protocol.Arg{str("message")}},
-		{Name: "quit", Arity: -1, Flags: protocol.NoAuth | protocol.Fast | protocol.TxControl, Handler: quit,
+		{Name: "quit", Arity: -1, Flags: protocol.NoAuth | protocol.Fast | protocol.TxControl | protocol.PubSub, Handler: quit,
 			Group: "connection", Summary: "Close the connection."},
 		{Name: "select", Arity: 2, Flags: protocol.Fast, Handler: selectDB,
 			Group: "connection", Summary: "Only database 0 exists.", Args: []protocol.Arg{integerArg("index")}},
@@ -74,7 +74,16 @@ func serverCommands(e *Env) []protocol.Command {
 }
 
 // PING [message]
+// A RESP2 client subscribed to channels gets ["pong", message], as in
+// Redis, since its replies share the stream with messages.
 func ping(c *protocol.Client, args [][]byte) (any, error) {
+	if c.Subscriptions() > 0 && c.Proto() != protocol.RESP3 && len(args) <= 2 {
+		msg := ""
+		if len(args) == 2 {
+			msg = string(args[1])
+		}
+		return []any{"pong", msg}, nil
+	}
 	switch len(args) {
 	case 1:
 		return protocol.SimpleString("PONG"), nil
@@ -514,7 +523,7 @@ func (e *Env) config(c *protocol.Client, args [][]byte) (any, error) {
 // infoSections are INFO's sections in order; commandstats is shown only
 // when asked for by name or with all/everything, as in Redis, and keyspace
 // comes last, as in Redis.
-var infoSections = []string{"server", "clients", "memory", "persistence", "stats", "queues", "policies", "commandstats", "keyspace"}
+var infoSections = []string{"server", "clients", "memory", "persistence", "stats", "replication", "queues", "policies", "commandstats", "keyspace"}
 
 // INFO [section ...]
 func (e *Env) info(c *protocol.Client, args [][]byte) (any, error) {
@@ -530,7 +539,11 @@ func (e *Env) info(c *protocol.Client, args [][]byte) (any, error) {
 			b.WriteString("\r\n")
 		}
 		b.WriteString("# " + strings.ToUpper(name[:1]) + name[1:] + "\r\n")
-		for _, l := range e.infoLines(name, srv, now) {
+		lines := e.infoLines(name, srv, now)
+		if name == "replication" {
+			lines = e.infoReplication(c)
+		}
+		for _, l := range lines {
 			b.WriteString(l + "\r\n")
 		}
 	}

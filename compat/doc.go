@@ -50,6 +50,12 @@
 // without a valid certificate must be refused (--tls-auth-clients yes).
 // They need openssl too.
 //
+// The Sentinel tests (sentinel_test.go) give each library's own Sentinel
+// support one standalone node as its only sentinel and "sluice" as the
+// master name: go-redis NewFailoverClient (RESP3 and RESP2), ioredis with
+// sentinels, node-redis createSentinel and python3-redis's Sentinel find
+// the node through SENTINEL, connect to it and push, reserve and ack.
+//
 // Map replies (JOBGET, reservations, QUEUESTATS, POLICYGET, HELLO) are
 // checked in the shape each library gives for its protocol: a map (an
 // object, a dict) over RESP3, a flat field/value list over RESP2 or where

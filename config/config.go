@@ -81,6 +81,9 @@ type Config struct {
 	// ClusterDialVia rewrites raft addresses this node dials,
 	// "addr=via" each: for fault tests that put a proxy on each link.
 	ClusterDialVia []string
+	// ClusterName is the group's name, the master name Sentinel clients
+	// ask for; default "sluice".
+	ClusterName string
 
 	File string // the config file read, if any
 }
@@ -111,6 +114,8 @@ func DefaultConfig() Config {
 
 		TLSAuthClients: "yes",
 		TLSProtocols:   "TLSv1.2 TLSv1.3",
+
+		ClusterName: "sluice",
 	}
 }
 
@@ -274,6 +279,15 @@ var Options = []Option{
 	{"cluster-dial-via", "for fault tests: raft addresses to dial through a proxy, space-separated addr=via",
 		func(c *Config, v string) error { c.ClusterDialVia = strings.Fields(v); return nil },
 		func(c *Config) string { return strings.Join(c.ClusterDialVia, " ") }},
+	{"cluster-name", "the group's name: the master name clients configured with Sentinel ask for",
+		func(c *Config, v string) error {
+			if err := checkClusterName(v); err != nil {
+				return err
+			}
+			c.ClusterName = v
+			return nil
+		},
+		func(c *Config) string { return c.ClusterName }},
 }
 
 // redacted hides a secret in CONFIG GET and INFO.
@@ -303,6 +317,20 @@ func (c *Config) validateCluster() error {
 	for _, v := range c.ClusterDialVia {
 		if a, b, ok := strings.Cut(v, "="); !ok || a == "" || b == "" {
 			return fmt.Errorf("cluster-dial-via: %q is not addr=via", v)
+		}
+	}
+	return nil
+}
+
+// checkClusterName accepts 1 to 128 printable ASCII characters other than
+// space: the name is a word of +switch-master's message.
+func checkClusterName(v string) error {
+	if v == "" || len(v) > 128 {
+		return fmt.Errorf("%q must be 1 to 128 characters long", v)
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] <= ' ' || v[i] > '~' {
+			return fmt.Errorf("%q: only printable ASCII characters other than space (it is a word of +switch-master messages)", v)
 		}
 	}
 	return nil

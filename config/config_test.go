@@ -452,3 +452,19 @@ func TestMaxMemoryShare(t *testing.T) {
 		t.Errorf("a=b=1k: %v %v", s, err)
 	}
 }
+
+func TestClusterName(t *testing.T) {
+	c, _, err := Load(nil, nil)
+	if err != nil || c.ClusterName != "sluice" {
+		t.Fatalf("default %q %v", c.ClusterName, err)
+	}
+	c, _, err = Load([]string{"--cluster-name", "jobs-eu"}, nil)
+	if got, _ := c.Get("cluster-name"); err != nil || got != "jobs-eu" {
+		t.Fatalf("set: %q %v", got, err)
+	}
+	for _, bad := range []string{"", "two words", "tab\there", "é", strings.Repeat("x", 129)} {
+		if _, _, err := Load([]string{"--cluster-name", bad}, nil); err == nil || !strings.Contains(err.Error(), "--cluster-name") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}

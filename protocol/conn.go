@@ -36,20 +36,23 @@ type Client struct {
 	closing bool                 // close after this batch's replies; the owner's
 	onFail  []func()             // owner goroutine only: run if pending replies cannot be written
 
-	blockedFor time.Duration // owner goroutine only: time the current command spent in Block
-	started    time.Time     // owner goroutine only: when the current command started (Started)
-	lastEnd    time.Time     // owner goroutine only: when the last command ended, if lastEndOK
-	lastEndOK  bool          // no read or write since lastEnd: the next command starts then
-	held       [][]byte      // owner goroutine only: a command that may wait, to run outside the read session
-	heldCmd    *Command      // owner goroutine only: held's command
-	inSession  bool          // owner goroutine only: in a read session (see serve)
-	batch      batch         // owner goroutine only: calls parsed and not run yet
-	txn        *tx           // owner goroutine only: the transaction being queued (multi.go); nil: none
-	inExec     bool          // owner goroutine only: EXEC is running the queued commands
-	gated      bool          // owner goroutine only: holds the server's Atomic gate (shared, or alone in EXEC)
-	noEvict    atomic.Bool   // CLIENT NO-EVICT ON: never closed for maxmemory-clients
-	mon        *monitor      // owner goroutine only: set once the client monitors (monitor.go)
-	monStart   bool          // owner goroutine only: MONITOR ran; start at the next flush
+	blockedFor time.Duration       // owner goroutine only: time the current command spent in Block
+	started    time.Time           // owner goroutine only: when the current command started (Started)
+	lastEnd    time.Time           // owner goroutine only: when the last command ended, if lastEndOK
+	lastEndOK  bool                // no read or write since lastEnd: the next command starts then
+	held       [][]byte            // owner goroutine only: a command that may wait, to run outside the read session
+	heldCmd    *Command            // owner goroutine only: held's command
+	inSession  bool                // owner goroutine only: in a read session (see serve)
+	batch      batch               // owner goroutine only: calls parsed and not run yet
+	txn        *tx                 // owner goroutine only: the transaction being queued (multi.go); nil: none
+	inExec     bool                // owner goroutine only: EXEC is running the queued commands
+	gated      bool                // owner goroutine only: holds the server's Atomic gate (shared, or alone in EXEC)
+	noEvict    atomic.Bool         // CLIENT NO-EVICT ON: never closed for maxmemory-clients
+	mon        *monitor            // owner goroutine only: set once the client monitors (monitor.go)
+	monStart   bool                // owner goroutine only: MONITOR ran; start at the next flush
+	monitoring bool                // owner goroutine only: c.mon is among the server's monitors
+	subs       map[string]struct{} // owner goroutine only: the channels subscribed to (pubsub.go)
+	psubs      map[string]struct{} // owner goroutine only: the patterns subscribed to
 
 	mu      sync.Mutex // protects name, libName, libVer
 	name    string
@@ -114,6 +117,7 @@ func (c *Client) serve() {
 	log.Debug().Msg("client connected")
 	defer func() {
 		if c.mon != nil {
+			c.unsubscribeAll()
 			c.srv.removeMonitor(c.mon)
 			c.mon.stop()
 		}
@@ -374,6 +378,10 @@ func (c *Client) dispatch(cmd *Command, args [][]byte) {
 			return
 		}
 	}
+	if cmd.Flags&PubSub == 0 && c.w.proto != RESP3 && c.Subscriptions() > 0 {
+		c.writeErr(errSubscribed(cmd.Name))
+		return
+	}
 	c.blockedFor = 0
 	var v any
 	var err error
@@ -469,10 +477,11 @@ func (b *batch) add(cmd *Command, args [][]byte) int {
 
 // batchable reports whether this call may join a batch: its command has a
 // batch handler, it may run (authenticated, right arity, allowed to the
-// client's user), so the handler sees only calls that get that far. A call
+// client's user, not subscribed to channels), so the handler sees only
+// calls that get that far. A call
 // refused goes through dispatch, which refuses it again and logs it.
 func (c *Client) batchable(cmd *Command, args [][]byte) bool {
-	if cmd == nil || cmd.Batch == nil || !c.authed || c.txn != nil || !arityOK(cmd.Arity, len(args)) {
+	if cmd == nil || cmd.Batch == nil || !c.authed || c.txn != nil || c.Subscriptions() > 0 || !arityOK(cmd.Arity, len(args)) {
 		return false
 	}
 	reason, _ := c.userPtr.Load().rules.Load().refusal(cmd, args)
@@ -584,16 +593,27 @@ func (c *Client) flush() error {
 		return net.ErrClosed
 	}
 	var m *monitor
+	fresh := false
 	if c.monStart {
 		// MONITOR's +OK is buffered: it goes first into the monitor's
-		// output, and the lines after it.
+		// output, and the lines after it. The monitor is published
+		// before its writer starts, so a client that has read the +OK
+		// sees every command run after it. A subscriber has the output
+		// already.
 		c.monStart = false
-		m = c.startMonitor()
-		c.w.sent = nil // run counts what it writes
+		m = c.mon
+		if m == nil {
+			m, fresh = c.newMonitor(), true
+			c.w.sent = nil // run counts what it writes
+		}
 	}
 	err := c.w.flush()
 	if m != nil {
+		c.monitoring = true
 		c.srv.addMonitor(m)
+		if fresh {
+			go m.run(c.srv.cfg.WriteTimeout)
+		}
 	}
 	if err != nil {
 		c.runOnFail()
@@ -686,6 +706,9 @@ func (c *Client) info() ClientInfo {
 // ID is the client's id (CLIENT ID).
 func (c *Client) ID() int64 { return c.id }
 
+// LocalAddr is the server's address the client connected to (host:port).
+func (c *Client) LocalAddr() string { return c.laddr }
+
 // Server is the server this client is connected to.
 func (c *Client) Server() *Server { return c.srv }
 
@@ -723,7 +746,12 @@ func (c *Client) Proto() Proto { return c.w.proto }
 // SetProto switches the encoding of the client's replies, the reply of
 // the current command included (HELLO answers in the protocol it chose).
 // p must be RESP2 or RESP3.
-func (c *Client) SetProto(p Proto) { c.w.proto = p }
+func (c *Client) SetProto(p Proto) {
+	c.w.proto = p
+	if c.mon != nil {
+		c.mon.proto.Store(uint32(p))
+	}
+}
 
 // Authenticated reports whether the client may run every command.
 func (c *Client) Authenticated() bool { return c.authed }

@@ -5,6 +5,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -39,6 +40,8 @@ type monitor struct {
 	c  *Client
 	nc net.Conn // the socket itself; written only by run
 
+	proto atomic.Uint32 // the client's protocol, for messages published to it (pubsub.go)
+
 	mu      sync.Mutex // protects buf, gone, counted
 	buf     []byte     // output not yet handed to run
 	gone    bool       // stopped or over the limit: buf takes nothing more
@@ -70,15 +73,22 @@ func (mc monitorConn) SetWriteDeadline(time.Time) error { return nil }
 // (MONITOR's +OK) is written: nothing is shown to it before that reply. A
 // client that monitors already stays one.
 func (c *Client) Monitor() {
-	if c.mon == nil {
+	if !c.monitoring {
 		c.monStart = true
 	}
 }
 
 // startMonitor switches the client's replies to a monitor's buffer and
-// starts its writer. Owner goroutine; the caller publishes the monitor
-// (Server.addMonitor) once the replies so far are in the buffer.
+// starts its writer. Owner goroutine.
 func (c *Client) startMonitor() *monitor {
+	m := c.newMonitor()
+	go m.run(c.srv.cfg.WriteTimeout)
+	return m
+}
+
+// newMonitor switches the client's replies to a monitor's buffer; nothing
+// writes it out until the caller starts run. Owner goroutine.
+func (c *Client) newMonitor() *monitor {
 	raw := c.nc
 	if rc, ok := raw.(*rawConn); ok {
 		// A write from another goroutine must not touch the read
@@ -86,9 +96,9 @@ func (c *Client) startMonitor() *monitor {
 		raw = rc.Conn
 	}
 	m := &monitor{c: c, nc: raw, wake: make(chan struct{}, 1), done: make(chan struct{}), exited: make(chan struct{})}
+	m.proto.Store(uint32(c.w.proto))
 	c.mon = m
 	c.w.nc = monitorConn{Conn: c.nc, m: m}
-	go m.run(c.srv.cfg.WriteTimeout)
 	return m
 }
 
@@ -107,7 +117,7 @@ func (m *monitor) add(p []byte) bool {
 		m.mu.Unlock()
 		m.c.srv.accountMonitor(grew)
 		m.c.srv.log.Warn().Int64("client", m.c.id).Str("addr", m.c.addr).Int("limit", monitorLimit).
-			Msg("monitor fell behind past its output limit: closing it")
+			Msg("monitor or subscriber fell behind past its output limit: closing it")
 		m.c.kill()
 		return false
 	}

@@ -31,6 +31,7 @@ import (
 //	Verbatim            bulk string               verbatim string (=, txt:)
 //	Push                array                     push (>)
 //	Error, error        error reply (see ErrorText)
+//	NoReply             nothing: the command has sent its replies (SUBSCRIBE)
 //
 // Elements of arrays, maps, sets and pushes are encoded recursively.
 type (
@@ -38,6 +39,7 @@ type (
 	SimpleString string
 	nullArray    struct{}
 	nullBulk     struct{}
+	noReply      struct{}
 
 	// Map is a map reply: keys and values alternate, in the order given
 	// (field/value replies keep a fixed field order in both protocols).
@@ -142,6 +144,9 @@ const OK = SimpleString("OK")
 var (
 	NullArray = nullArray{}
 	Null      = nullBulk{}
+	// NoReply is the reply of a command that has sent its own (see
+	// Client.Subscribe).
+	NoReply = noReply{}
 )
 
 // writer buffers replies for one connection and writes them out with a
@@ -341,6 +346,7 @@ func (w *writer) appendReply(v any, onErr func(error) string) bool {
 		w.b = append(w.b, "txt:"...)
 		w.b = append(w.b, v...)
 		w.b = append(w.b, '\r', '\n')
+	case noReply:
 	case error:
 		w.writeError(onErr(v))
 	default:

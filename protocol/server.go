@@ -138,6 +138,8 @@ type Server struct {
 	closedIn   atomic.Int64
 	closedOut  atomic.Int64
 
+	ps pubsub // subscriptions (pubsub.go)
+
 	monMu    sync.Mutex                 // serializes changes of monitors
 	monitors atomic.Pointer[[]*monitor] // clients in MONITOR mode; nil: none (monitor.go)
 

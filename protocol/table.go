@@ -36,6 +36,9 @@ const (
 	// NoMulti commands are refused inside MULTI, aborting the
 	// transaction, as Redis's no-multi commands are (MONITOR).
 	NoMulti
+	// PubSub commands are those a RESP2 client subscribed to channels may
+	// run (SUBSCRIBE, PING, QUIT, ...), as Redis allows them (pubsub.go).
+	PubSub
 )
 
 var flagNames = []struct {
@@ -43,7 +46,7 @@ var flagNames = []struct {
 	name string
 }{
 	{Write, "write"}, {ReadOnly, "readonly"}, {Blocking, "blocking"},
-	{Admin, "admin"}, {NoAuth, "no-auth"}, {Fast, "fast"},
+	{Admin, "admin"}, {NoAuth, "no-auth"}, {Fast, "fast"}, {PubSub, "pubsub"},
 }
 
 // Names lists the flags as COMMAND shows them.

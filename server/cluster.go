@@ -4,7 +4,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -87,6 +89,7 @@ func (s *Server) newClusterStore(scfg store.Config) error {
 // clusterEnv adjusts the handlers' environment to the group's time.
 func (s *Server) clusterEnv(env *commands.Env) {
 	env.Now = s.node.Now
+	env.Replication = groupReplication{node: s.node, name: s.cfg.ClusterName}
 	env.Persistence, env.Rewrite = nil, nil
 }
 
@@ -144,4 +147,47 @@ func (s *Server) digest() (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// groupReplication is what clients see of roles on a node of a group
+// (ROLE, INFO replication, SENTINEL, +switch-master).
+type groupReplication struct {
+	node *cluster.Node
+	name string
+}
+
+func (g groupReplication) Status() commands.ReplStatus {
+	st := g.node.Status()
+	out := commands.ReplStatus{Name: g.name, Role: commands.RoleReplica, ID: st.Self.ID,
+		Self: clientAddr(st.Self.ClientAddr), Leader: clientAddr(st.Leader.ClientAddr), LeaderID: st.Leader.ID,
+		Term: st.Term, Commit: st.Commit, Applied: st.Applied}
+	if out.Name == "" {
+		out.Name = commands.DefaultClusterName
+	}
+	if st.Leading {
+		out.Role = commands.RoleMaster
+	}
+	for _, p := range st.Peers {
+		out.Peers = append(out.Peers, commands.Peer{ID: p.ID, Addr: clientAddr(p.ClientAddr), LastContact: p.LastContact, Lag: p.Lag})
+	}
+	return out
+}
+
+func (g groupReplication) OnLeaderChange(fn func(commands.LeaderChange)) func() {
+	return g.node.OnLeaderChange(func(old, new cluster.Peer) {
+		fn(commands.LeaderChange{Old: clientAddr(old.ClientAddr), New: clientAddr(new.ClientAddr)})
+	})
+}
+
+// clientAddr reads a host:port; the zero Addr when it is not one.
+func clientAddr(s string) commands.Addr {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return commands.Addr{}
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return commands.Addr{}
+	}
+	return commands.Addr{Host: host, Port: p}
 }

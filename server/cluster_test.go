@@ -405,3 +405,58 @@ func TestGroupStatus(t *testing.T) {
 		}
 	}
 }
+
+// Sentinel-aware clients find the leader through any node: ROLE and
+// SENTINEL name it everywhere, and a leadership change is published on
+// +switch-master.
+func TestGroupRolesForSentinelClients(t *testing.T) {
+	ctx := context.Background()
+	nodes := startGroup(t)
+	l := leaderOf(t, nodes)
+	host, port, _ := net.SplitHostPort(nodes[l].Addrs()[0])
+	for i, n := range nodes {
+		c := redis.NewClient(&redis.Options{Addr: n.Addrs()[0], Protocol: 2})
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			addr, err := c.Do(ctx, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", "sluice").StringSlice()
+			if err == nil && len(addr) == 2 && addr[0] == host && addr[1] == port {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node %d names the master %v (%v), want %s:%s", i, addr, err, host, port)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		role, err := c.Do(ctx, "ROLE").Slice()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "slave"
+		if i == l {
+			want = "master"
+		}
+		if role[0] != want {
+			t.Fatalf("node %d: ROLE %v, want %s", i, role, want)
+		}
+		c.Close()
+	}
+	f := (l + 1) % 3
+	sub := redis.NewClient(&redis.Options{Addr: nodes[f].Addrs()[0], Protocol: 2})
+	defer sub.Close()
+	ps := sub.Subscribe(ctx, "+switch-master")
+	defer ps.Close()
+	if _, err := ps.Receive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := nodes[l].Cluster().Raft().LeadershipTransfer().Error(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-ps.Channel():
+		if !strings.HasPrefix(m.Payload, "sluice "+host+" "+port+" ") {
+			t.Fatalf("+switch-master %q", m.Payload)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no +switch-master after the leader changed")
+	}
+}

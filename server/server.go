@@ -76,6 +76,8 @@ type Server struct {
 	env      *commands.Env
 	srv      *protocol.Server
 
+	stopAnnounce func() // ends +switch-master announcements (replication.go)
+
 	lns        []net.Listener
 	addrs      []string // every listener's, plaintext first
 	tlsAddrs   []string
@@ -189,6 +191,7 @@ func (s *Server) newEnv() *commands.Env {
 		env.Persistence = func() []commands.Setting { return persistenceInfo(s.aof, cfg) }
 		env.Rewrite = s.aof.StartRewrite
 	}
+	s.standaloneReplication(env)
 	env.Shutdown = func() {
 		select {
 		case s.shutdownReq <- struct{}{}:
@@ -249,6 +252,7 @@ func (s *Server) newProtocol() error {
 	if s.node != nil {
 		s.srv.SetReplicator(s.node)
 	}
+	s.announceLeaderChanges()
 	return nil
 }
 
@@ -441,6 +445,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return ErrShutDown
 	}
 	began := time.Now()
+	s.stopAnnounce()
 	err := s.srv.Shutdown(ctx)
 	if err != nil {
 		s.log.Warn().Err(err).Msg("shutdown")
