@@ -151,7 +151,7 @@ func (n *Node) Status() Status {
 		return Status{}
 	}
 	r := n.raft.raft
-	st := Status{Self: n.Self(), Term: r.CurrentTerm(), Commit: r.CommitIndex(), Applied: n.fsm.AppliedIndex(), Last: r.LastIndex()}
+	st := Status{Self: n.Self(), Term: r.CurrentTerm(), Commit: r.CommitIndex(), Applied: r.AppliedIndex(), Last: r.LastIndex()}
 	st.Leading = r.State() == raft.Leader
 	if l, ok := n.Leader(); ok {
 		st.Leader = l
