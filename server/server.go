@@ -297,7 +297,13 @@ func (s *Server) listen() error {
 		return err
 	}
 	s.certs = certs
-	s.env.Settable = append(tlsSettable, "maxmemory-share")
+	s.env.Settable = tlsSettable
+	if s.node == nil {
+		// Not in a group: every node applies the pushes and decides
+		// admission itself, so the shares must be the same everywhere
+		// (the same options at start), never one node's CONFIG SET.
+		s.env.Settable = append(tlsSettable, "maxmemory-share")
+	}
 	s.env.ConfigSet = configSetter(certs, s.store, s.env)
 	for _, ln := range tlsLns {
 		s.lns = append(s.lns, ln)
