@@ -299,9 +299,10 @@ func (s *Server) listen() error {
 	s.certs = certs
 	s.env.Settable = tlsSettable
 	if s.node == nil {
-		// Not in a group: every node applies the pushes and decides
-		// admission itself, so the shares must be the same everywhere
-		// (the same options at start), never one node's CONFIG SET.
+		// Only a standalone node changes its shares at run time: in a
+		// group every node decides admission itself as it applies each
+		// push, so the shares must be the same everywhere (the same
+		// options at start), never one node's CONFIG SET.
 		s.env.Settable = append(tlsSettable, "maxmemory-share")
 	}
 	s.env.ConfigSet = configSetter(certs, s.store, s.env)
