@@ -58,19 +58,27 @@ func (n *Node) raftCommand(c *protocol.Client, args [][]byte) (any, error) {
 		if _, err := parseServers([]string{id + "=" + addr}); err != nil {
 			return nil, protocol.Error("ERR " + err.Error())
 		}
-		return n.change(r.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, membershipTimeout))
+		return n.change(c, func() raft.Future {
+			return r.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, membershipTimeout)
+		})
 	case "remove":
-		return n.change(r.RemoveServer(raft.ServerID(args[2]), 0, membershipTimeout))
+		id := raft.ServerID(args[2])
+		return n.change(c, func() raft.Future { return r.RemoveServer(id, 0, membershipTimeout) })
 	case "transfer":
-		return n.change(r.LeadershipTransfer())
+		return n.change(c, func() raft.Future { return r.LeadershipTransfer() })
 	default:
 		return nil, protocol.Error(fmt.Sprintf("ERR unknown subcommand '%s'. Try RAFT MEMBERS, ADD, REMOVE or TRANSFER.", args[1]))
 	}
 }
 
-// change waits for a membership change and answers OK or why not.
-func (n *Node) change(f raft.Future) (any, error) {
-	if err := f.Error(); err != nil {
+// change starts a membership change and waits for it, and answers OK or
+// why not. It waits without the gate: the change is answered by the FSM
+// goroutine in log order, and an entry before it may need the gate alone
+// (a transaction, a snapshot).
+func (n *Node) change(c *protocol.Client, start func() raft.Future) (any, error) {
+	var err error
+	c.Ungated(func() { err = start().Error() })
+	if err != nil {
 		if err == raft.ErrNotLeader {
 			return nil, ErrReadOnly
 		}

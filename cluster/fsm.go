@@ -28,6 +28,9 @@ type FSM struct {
 	now    atomic.Int64          // time of the last entry applied (Unix ms)
 	index  atomic.Uint64         // raft index of the last entry applied
 	broken atomic.Pointer[error] // set once an entry could not be applied
+	// onBreak, when set, runs (once, on its own goroutine) when the node
+	// stops applying: the node leaves raft (Node.Open sets it).
+	onBreak func()
 }
 
 // Applied is what applying an entry returned to the node that proposed it:
@@ -72,11 +75,14 @@ func (f *FSM) Apply(l *raft.Log) any {
 		return Applied{Err: ErrStopped}
 	}
 	e, err := DecodeEntry(l.Data)
+	if err == nil {
+		err = f.knows(e)
+	}
 	if err != nil {
 		err = fmt.Errorf("raft entry %d: %w", l.Index, err)
-		f.broken.Store(&err)
+		f.stop(err)
 		f.log.Error().Err(err).Uint64("index", l.Index).
-			Msg("cannot apply a replicated entry: this node stops applying (it never skips one); upgrade it or replace it from a snapshot")
+			Msg("cannot apply a replicated entry: this node stops applying (it never skips one) and leaves the group; upgrade it or replace it from a snapshot")
 		return Applied{Err: err}
 	}
 	now := max(e.Now, f.now.Load()) // time never goes back, whatever a leader sent
@@ -96,6 +102,31 @@ func (f *FSM) Apply(l *raft.Log) any {
 	}
 	f.index.Store(l.Index)
 	return out
+}
+
+// knows checks that every command of e is one this node can run: a
+// command it lacks (a newer leader's) or of the wrong arity stops it, as
+// an unknown format would; it is never answered with an error and skipped.
+func (f *FSM) knows(e *Entry) error {
+	for _, b := range e.Batches {
+		for _, args := range b {
+			cmd := f.table.Lookup(args[0])
+			if cmd == nil {
+				return fmt.Errorf("%w: command %q", ErrEntryVersion, args[0])
+			}
+			if !cmd.ArityOK(len(args)) {
+				return fmt.Errorf("%w: command %q with %d arguments", ErrEntryVersion, args[0], len(args)-1)
+			}
+		}
+	}
+	return nil
+}
+
+// stop marks the node as no longer applying and tells onBreak, once.
+func (f *FSM) stop(err error) {
+	if f.broken.CompareAndSwap(nil, &err) && f.onBreak != nil {
+		go f.onBreak()
+	}
 }
 
 // applyBatch runs one client's commands: one under the gate shared, as a
@@ -119,10 +150,7 @@ func (f *FSM) applyBatch(b Batch, at time.Time) []protocol.Result {
 }
 
 func (f *FSM) run(args [][]byte, at time.Time) protocol.Result {
-	cmd := f.table.Lookup(args[0])
-	if cmd == nil {
-		return protocol.Result{Err: protocol.Error(fmt.Sprintf("ERR unknown command '%s' in a replicated entry", args[0]))}
-	}
+	cmd := f.table.Lookup(args[0]) // known: Apply checked (knows)
 	v, err := f.client.RunDetached(cmd, args, at)
 	return protocol.Result{Reply: v, Err: err}
 }

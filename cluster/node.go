@@ -68,10 +68,17 @@ func (n *Node) Now() int64 {
 // Wrap's) run on detached clients of srv.
 func (n *Node) Open(cfg RaftConfig, table *protocol.Table, srv *protocol.Server) error {
 	n.fsm = NewFSM(n.st, n.gen, table, srv, n.log)
+	// A node that stops applying leaves raft: it must neither lead (its
+	// proposals would apply elsewhere and fail here) nor vote. It may
+	// stop while raft starts (replaying its log), so the raft it shuts
+	// down is handed over once there is one.
+	started := make(chan *raft.Raft, 1)
+	n.fsm.onBreak = func() { _ = (<-started).Shutdown().Error() }
 	rn, err := openRaft(cfg, n.fsm, n.log)
 	if err != nil {
 		return err
 	}
+	started <- rn.raft
 	n.raft = rn
 	n.prop = NewProposer(rn.raft, n.fsm)
 	n.st.SetNotify(n.notify.Notify)

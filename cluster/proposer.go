@@ -18,9 +18,10 @@ import (
 const (
 	ErrReadOnly = protocol.Error("READONLY You can't write against a read only replica.")
 	// ErrLeadershipLost: the command was handed to raft, and the node
-	// stopped leading before it learned the outcome; it may have been
-	// applied. A retry with an idempotency key is safe.
-	ErrLeadershipLost = protocol.Error("TRYAGAIN leadership changed while the command was being replicated; it may or may not have been applied")
+	// cannot say whether the group applied it (it stopped leading, or
+	// stopped applying, before it learned the outcome). A retry with an
+	// idempotency key is safe.
+	ErrLeadershipLost = protocol.Error("TRYAGAIN the command was handed to the group, but this node lost track of it (leadership changed or the node stopped applying); it may or may not have been applied")
 )
 
 // maxInFlight bounds the entries proposed and not yet applied: while they
@@ -28,8 +29,13 @@ const (
 // load many clients share one commit.
 const maxInFlight = 4
 
-// maxEntryCommands bounds the commands in one entry.
-const maxEntryCommands = 4096
+// maxEntryCommands and maxEntryBytes bound one entry (a batch larger
+// than the byte bound goes alone): raft ships entries in appends under a
+// deadline, and its log store keeps each entry as one value.
+const (
+	maxEntryCommands = 4096
+	maxEntryBytes    = 8 << 20
+)
 
 // Proposer turns the write commands a leader receives into entries: it
 // gathers the batches of many clients, proposes them as one entry with the
@@ -43,6 +49,7 @@ type Proposer struct {
 
 	mu      sync.Mutex
 	pending []*call
+	closed  bool // under mu: Close ran, nothing more is taken
 	kick    chan struct{}
 	done    chan struct{}
 	wg      sync.WaitGroup
@@ -55,6 +62,7 @@ type Proposer struct {
 
 type call struct {
 	batch Batch
+	size  int // bytes of its arguments
 	res   []protocol.Result
 	err   error
 	done  chan struct{}
@@ -71,6 +79,9 @@ func NewProposer(r *raft.Raft, fsm *FSM) *Proposer {
 
 // Close stops proposing; calls waiting get ErrLeadershipLost.
 func (p *Proposer) Close() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
 	close(p.done)
 	p.wg.Wait()
 	p.mu.Lock()
@@ -111,20 +122,28 @@ func (p *Proposer) SubmitEach(cmds [][][]byte, out []protocol.Result) {
 
 func (p *Proposer) enqueue(cmds [][][]byte) *call {
 	b := make(Batch, len(cmds))
+	size := 0
 	for i, args := range cmds {
 		cp := make([][]byte, len(args))
 		for j, a := range args {
 			cp[j] = append([]byte(nil), a...)
+			size += len(a)
 		}
 		b[i] = cp
 	}
-	c := &call{batch: b, done: make(chan struct{})}
-	if p.r.State() != raft.Leader {
+	c := &call{batch: b, done: make(chan struct{}), size: size}
+	if p.r.State() != raft.Leader || p.fsm.Broken() != nil {
 		c.err = ErrReadOnly
 		close(c.done)
 		return c
 	}
 	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		c.err = ErrLeadershipLost
+		close(c.done)
+		return c
+	}
 	p.pending = append(p.pending, c)
 	p.mu.Unlock()
 	select {
@@ -162,9 +181,14 @@ func (p *Proposer) run() {
 func (p *Proposer) take() []*call {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	n, cmds := 0, 0
-	for n < len(p.pending) && (n == 0 || cmds+len(p.pending[n].batch) <= maxEntryCommands) {
-		cmds += len(p.pending[n].batch)
+	n, cmds, size := 0, 0, 0
+	for n < len(p.pending) {
+		c := p.pending[n]
+		if n > 0 && (cmds+len(c.batch) > maxEntryCommands || size+c.size > maxEntryBytes) {
+			break
+		}
+		cmds += len(c.batch)
+		size += c.size
 		n++
 	}
 	calls := append([]*call(nil), p.pending[:n]...)
@@ -232,7 +256,7 @@ func answer(calls []*call, f raft.ApplyFuture) {
 	switch {
 	case errors.Is(err, raft.ErrNotLeader):
 		err = ErrReadOnly
-	case err != nil && !errors.Is(err, ErrStopped):
+	case err != nil:
 		err = ErrLeadershipLost
 	}
 	for i, c := range calls {

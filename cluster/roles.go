@@ -191,4 +191,9 @@ func (n *Node) Status() Status {
 
 // Proposed is how many entries this node proposed and saw applied, and
 // their time from proposal to applied, summed.
-func (n *Node) Proposed() (uint64, time.Duration) { return n.prop.Applied() }
+func (n *Node) Proposed() (uint64, time.Duration) {
+	if n.prop == nil { // not open yet
+		return 0, 0
+	}
+	return n.prop.Applied()
+}

@@ -34,6 +34,11 @@ const (
 
 // Snapshot implements raft.FSM.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	if err := f.Broken(); err != nil {
+		// The store stopped at the break: a snapshot stamped with a later
+		// index would skip the entries since, for good.
+		return nil, err
+	}
 	var b bytes.Buffer
 	b.WriteString(snapMagic)
 	b.WriteByte(snapVersion)
@@ -79,8 +84,8 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	if err != nil {
 		err = fmt.Errorf("raft snapshot: %w", err)
-		f.broken.Store(&err)
-		f.log.Error().Err(err).Msg("cannot restore a replicated snapshot: this node stops applying")
+		f.stop(err)
+		f.log.Error().Err(err).Msg("cannot restore a replicated snapshot: this node stops applying and leaves the group")
 	}
 	return err
 }

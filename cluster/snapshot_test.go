@@ -144,3 +144,33 @@ func TestLaggingNodeCatchesUpFromASnapshot(t *testing.T) {
 		t.Fatalf("the caught-up node holds %d jobs; digests equal: %v", nodes[cut].st.Len(), nodes[cut].digest(t) == nodes[l].digest(t))
 	}
 }
+
+// An entry with a command this node does not know stops the node: the
+// entries after it are not applied either, and no snapshot is taken that
+// would skip them.
+func TestUnknownCommandStopsApplying(t *testing.T) {
+	n := newStoreNode(t)
+	broke := make(chan struct{})
+	n.fsm.onBreak = func() { close(broke) }
+	e := Entry{Kind: KindCommands, Now: 1765100000000, Batches: []Batch{{args("JOBPUSH q h before")}, {args("NEWERCOMMAND x")}}}
+	if ap := n.fsm.Apply(&raft.Log{Type: raft.LogCommand, Index: 1, Data: AppendEntry(nil, &e)}).(Applied); ap.Err == nil {
+		t.Fatal("an entry with an unknown command applied")
+	}
+	if n.st.Len() != 0 {
+		t.Fatal("part of the entry was applied")
+	}
+	<-broke
+	e = Entry{Kind: KindCommands, Now: 1765100000001, Batches: []Batch{{args("JOBPUSH q h after")}}}
+	if ap := n.fsm.Apply(&raft.Log{Type: raft.LogCommand, Index: 2, Data: AppendEntry(nil, &e)}).(Applied); ap.Err == nil || n.st.Len() != 0 {
+		t.Fatalf("an entry after the break applied: %v", ap.Err)
+	}
+	if _, err := n.fsm.Snapshot(); err == nil {
+		t.Fatal("a snapshot was taken after the break")
+	}
+	// A wrong arity stops it too.
+	m := newStoreNode(t)
+	e = Entry{Kind: KindCommands, Now: 1765100000000, Batches: []Batch{{args("JOBACK")}}}
+	if ap := m.fsm.Apply(&raft.Log{Type: raft.LogCommand, Index: 1, Data: AppendEntry(nil, &e)}).(Applied); ap.Err == nil || m.fsm.Broken() == nil {
+		t.Fatal("a command of the wrong arity was applied or answered")
+	}
+}

@@ -305,6 +305,9 @@ func (c *Config) validateCluster() error {
 	if !c.Clustered() {
 		return nil
 	}
+	if len(c.ClusterID) > 64 || strings.IndexFunc(c.ClusterID, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0 {
+		return fmt.Errorf("cluster-id: %q must be 1 to 64 printable ASCII characters other than space", c.ClusterID)
+	}
 	if c.ClusterAddr == "" {
 		return errors.New("cluster-id: needs cluster-addr")
 	}

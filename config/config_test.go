@@ -468,3 +468,15 @@ func TestClusterName(t *testing.T) {
 		}
 	}
 }
+
+func TestClusterIDMustBeAWord(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.ClusterID, cfg.ClusterAddr = "node one", "127.0.0.1:7391"
+	if err := cfg.Validate(); err == nil {
+		t.Fatal("a cluster id with a space accepted")
+	}
+	cfg.ClusterID = "n1"
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}

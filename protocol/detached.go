@@ -55,3 +55,7 @@ type Replicator interface {
 // SetReplicator makes EXEC hand its commands to r instead of running them
 // here (a node of a replicated group). Call before serving.
 func (s *Server) SetReplicator(r Replicator) { s.replicator = r }
+
+// ArityOK reports whether a call of cmd with n words (the name included)
+// has an arity the command accepts.
+func (c *Command) ArityOK(n int) bool { return arityOK(c.Arity, n) }

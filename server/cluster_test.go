@@ -460,3 +460,56 @@ func TestGroupRolesForSentinelClients(t *testing.T) {
 		t.Fatal("no +switch-master after the leader changed")
 	}
 }
+
+// A membership change while transactions run does not hang the leader:
+// the change waits for the FSM, which may need the store's gate alone for
+// a transaction before it.
+func TestMembershipChangeDuringTransactions(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	nodes := startGroup(t)
+	l := leaderOf(t, nodes)
+	addr := nodes[l].Addrs()[0]
+	stop := make(chan struct{})
+	done := make(chan struct{}, 4)
+	for range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			c := redis.NewClient(&redis.Options{Addr: addr, Protocol: 2})
+			defer c.Close()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_, _ = c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+					p.Do(ctx, "JOBPUSH", "tx", "h", "a")
+					p.Do(ctx, "JOBPUSH", "tx", "h", "b")
+					return nil
+				})
+			}
+		}()
+	}
+	time.Sleep(200 * time.Millisecond)
+	c := redis.NewClient(&redis.Options{Addr: addr, Protocol: 2, ReadTimeout: 20 * time.Second})
+	defer c.Close()
+	var gone string
+	for i, n := range nodes {
+		if i != l {
+			gone = n.Config().ClusterID
+			break
+		}
+	}
+	err := c.Do(ctx, "RAFT", "REMOVE", gone).Err()
+	close(stop)
+	for range 4 {
+		<-done
+	}
+	if err != nil {
+		t.Fatalf("RAFT REMOVE during transactions: %v", err)
+	}
+	if err := c.Do(ctx, "QUEUELEN", "tx").Err(); err != nil {
+		t.Fatalf("the leader stopped answering: %v", err)
+	}
+}

@@ -13,13 +13,15 @@ var _ Generator = (*EntryGenerator)(nil)
 // millisecond and counts, part of a snapshot: State/SetState) and from the
 // seed of the entry being applied (Begin). Its ids have RandomGenerator's
 // form: 9 characters of milliseconds, then a count that starts at a
-// seed-drawn place in each new millisecond and counts up. Its tokens are a
-// counter passed through a bijection of 64 bits: unique, not guessable at
-// a glance, and not secret (as RandomGenerator's).
+// seed-drawn place in each new millisecond and counts up. Its tokens are
+// 26 characters: a counter passed through a bijection of 64 bits (unique),
+// then 64 bits drawn from the entry's seed and that counter, so that one
+// token does not tell the next (the seeds are the leader's random bytes).
 //
 // Not safe for concurrent use: entries are applied one at a time.
 type EntryGenerator struct {
 	seed   uint64 // from the entry being applied
+	seed2  uint64 // its second half, for tokens
 	last   int64  // millisecond of the last id
 	ctr    uint64 // its count
 	tokens uint64 // tokens drawn so far
@@ -30,9 +32,10 @@ const EntryGeneratorStateLen = 24
 
 // Begin starts an entry with its seed.
 func (g *EntryGenerator) Begin(seed []byte) {
-	var s [8]byte
+	var s [16]byte
 	copy(s[:], seed)
-	g.seed = binary.BigEndian.Uint64(s[:])
+	g.seed = binary.BigEndian.Uint64(s[:8])
+	g.seed2 = binary.BigEndian.Uint64(s[8:])
 }
 
 // AppendJobID implements Generator.
@@ -54,7 +57,12 @@ func (g *EntryGenerator) AppendJobID(dst []byte, now int64) []byte {
 // AppendToken implements Generator.
 func (g *EntryGenerator) AppendToken(dst []byte, _ int64) []byte {
 	g.tokens++
-	v := mix64(g.tokens)
+	dst = appendBase32(dst, mix64(g.tokens))
+	return appendBase32(dst, mix64(g.seed2^mix64(g.tokens^g.seed)))
+}
+
+// appendBase32 appends v in 13 Crockford characters.
+func appendBase32(dst []byte, v uint64) []byte {
 	var out [13]byte
 	for i := 12; i >= 0; i-- {
 		out[i] = crockford[v&31]

@@ -50,3 +50,16 @@ func TestEntryGeneratorDeterministicAndUnique(t *testing.T) {
 		t.Fatal("a short state accepted")
 	}
 }
+
+// A token is not told by the one before it: its second half comes from
+// the entry's seed, so two generators at the same count with different
+// seeds draw different tokens.
+func TestEntryGeneratorTokensFollowTheSeed(t *testing.T) {
+	var a, b EntryGenerator
+	a.Begin([]byte("0123456789abcdef"))
+	b.Begin([]byte("0123456789abcdeX"))
+	ta, tb := string(a.AppendToken(nil, 0)), string(b.AppendToken(nil, 0))
+	if len(ta) != 26 || ta[:13] != tb[:13] || ta[13:] == tb[13:] {
+		t.Fatalf("tokens %s and %s", ta, tb)
+	}
+}
