@@ -233,11 +233,16 @@ func goRedisFailover(t *testing.T, proto int) {
 	var after string
 	var tries int
 	var lastErr error
+	seen := map[string]bool{}
 	for time.Since(killed) < failoverDeadline {
 		tries++
 		after, lastErr = c.Do(ctx, "JOBPUSH", "failover:after", "send", "hello", "IDEMPOTENCY", "failover-after").Text()
 		if lastErr == nil {
 			break
+		}
+		if !seen[lastErr.Error()] {
+			seen[lastErr.Error()] = true
+			t.Logf("retried on %v", lastErr)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

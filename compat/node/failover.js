@@ -54,6 +54,7 @@ async function run(call, name) {
 
   const start = Date.now();
   let after; let tries = 0; let last;
+  const seen = new Set();
   while (Date.now() - start < 15000) {
     tries++;
     try {
@@ -61,11 +62,13 @@ async function run(call, name) {
       break;
     } catch (e) {
       last = e;
+      seen.add(String(e && e.message ? e.message : e));
       await sleep(100);
     }
   }
   if (after === undefined) throw new Error(`${name}: no write within 15 s of GO (${tries} tries): ${last}`);
   console.log(`WROTE ${after}`);
+  for (const msg of seen) console.log(`retried on ${msg}`);
   await reserveAck(call, name, 'failover:after', after);
   for (const [id, want] of [[before, 'succeeded'], [kept, 'queued'], [after, 'succeeded']]) {
     const got = await state(call, id);
