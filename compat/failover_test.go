@@ -171,9 +171,23 @@ func (g *group) ports() string {
 	return strings.Join(out, ",")
 }
 
-// logs is the tail of every node's log.
+// logs is what every living node answers ROLE and SENTINEL
+// GET-MASTER-ADDR-BY-NAME now, and the tail of every node's log.
 func (g *group) logs() string {
 	var b strings.Builder
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, n := range g.nodes {
+		if !n.alive() {
+			fmt.Fprintf(&b, "%s (port %s): killed\n", n.id, n.port)
+			continue
+		}
+		c := redis.NewClient(&redis.Options{Addr: n.addr(), MaxRetries: -1})
+		role, err := c.Do(ctx, "ROLE").Result()
+		addr, err2 := c.Do(ctx, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", "sluice").Result()
+		c.Close()
+		fmt.Fprintf(&b, "%s (port %s): ROLE %v %v; master %v %v\n", n.id, n.port, role, err, addr, err2)
+	}
 	for _, n := range g.nodes {
 		fmt.Fprintf(&b, "--- %s (port %s) ---\n%s\n", n.id, n.port, tail(n.logs.String(), 15))
 	}
