@@ -1,0 +1,121 @@
+'use strict';
+// Failover of a three-node sluice group with each library's own Sentinel
+// support and no sluice code: the three nodes are the sentinels, "sluice"
+// the master name. The script runs a lifecycle on the leader and prints
+// READY; the test kills the leader and writes GO; the script pushes again,
+// retrying on errors for up to 15 s as an application would, prints
+// "WROTE id" once a push is answered, reserves and acks that job on the
+// new leader, checks the jobs pushed before the kill, and prints "ok ..."
+// or "FAIL ..." (exit status 1).
+// Usage: node failover.js ioredis|node-redis PORT,PORT,PORT
+const readline = require('readline');
+
+const lib = process.argv[2];
+const ports = process.argv[3].split(',').map(Number);
+
+// field finds a map reply's field, whether the library gives maps as
+// objects or as flat field/value arrays.
+function field(m, name) {
+  if (Array.isArray(m)) {
+    for (let i = 0; i + 1 < m.length; i += 2) if (String(m[i]) === name) return String(m[i + 1]);
+    return undefined;
+  }
+  if (m instanceof Map) return m.get(name);
+  return m[name];
+}
+
+const lines = readline.createInterface({ input: process.stdin });
+const go = new Promise((resolve, reject) => {
+  lines.on('line', (l) => { if (l.trim() === 'GO') resolve(); });
+  lines.on('close', () => reject(new Error('stdin closed before GO')));
+});
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function reserveAck(call, name, queue, id) {
+  const res = await call(['JOBRESERVE', 'w1', '30000', 'QUEUES', queue]);
+  if (!Array.isArray(res) || res.length !== 1) throw new Error(`${name}: JOBRESERVE answered ${JSON.stringify(res)}`);
+  if (field(res[0], 'id') !== id) throw new Error(`${name}: reserved ${JSON.stringify(res[0])}, pushed ${id}`);
+  const ack = String(await call(['JOBACK', field(res[0], 'token')]));
+  if (ack !== 'OK') throw new Error(`${name}: JOBACK answered ${ack}`);
+}
+
+async function state(call, id) {
+  return field(await call(['JOBGET', id]), 'state');
+}
+
+async function run(call, name) {
+  const push = (queue, key) => call(['JOBPUSH', queue, 'send', 'hello', 'IDEMPOTENCY', key]).then(String);
+  const before = await push('failover:before', 'failover-before');
+  await reserveAck(call, name, 'failover:before', before);
+  const kept = await push('failover:kept', 'failover-kept');
+  console.log('READY');
+  await go;
+
+  const start = Date.now();
+  let after; let tries = 0; let last;
+  const seen = new Set();
+  while (Date.now() - start < 15000) {
+    tries++;
+    try {
+      after = await push('failover:after', 'failover-after');
+      break;
+    } catch (e) {
+      last = e;
+      seen.add(String(e && e.message ? e.message : e));
+      await sleep(100);
+    }
+  }
+  if (after === undefined) throw new Error(`${name}: no write within 15 s of GO (${tries} tries): ${last}`);
+  console.log(`WROTE ${after}`);
+  for (const msg of seen) console.log(`retried on ${msg}`);
+  await reserveAck(call, name, 'failover:after', after);
+  for (const [id, want] of [[before, 'succeeded'], [kept, 'queued'], [after, 'succeeded']]) {
+    const got = await state(call, id);
+    if (got !== want) throw new Error(`${name}: job ${id} is ${got}, want ${want}`);
+  }
+  const again = await push('failover:kept', 'failover-kept');
+  if (again !== kept) throw new Error(`${name}: pushing again with the key pushed before the kill answered ${again}, want ${kept}`);
+  console.log(`ok   ${name}: followed the failover in ${Date.now() - start} ms (${tries} tries), reserved and acked ${after} on the new leader, ${before} and ${kept} still there`);
+}
+
+async function ioredis() {
+  const Redis = require('ioredis');
+  const c = new Redis({ sentinels: ports.map((port) => ({ host: '127.0.0.1', port })), name: 'sluice' });
+  c.on('error', (e) => console.error(`ioredis error event: ${e.message}`));
+  try {
+    await new Promise((resolve, reject) => {
+      c.once('ready', resolve);
+      c.once('end', () => reject(new Error('connection ended before ready')));
+    });
+    await run((args) => c.call(...args), 'ioredis ' + require('ioredis/package.json').version);
+  } finally {
+    c.disconnect();
+  }
+}
+
+async function nodeRedis() {
+  const { createSentinel } = require('redis');
+  const s = createSentinel({ name: 'sluice', sentinelRootNodes: ports.map((port) => ({ host: '127.0.0.1', port })) });
+  const failed = new Promise((resolve, reject) => s.once('error', reject));
+  await Promise.race([s.connect(), failed]);
+  s.on('error', (e) => console.error(`node-redis error event: ${e}`));
+  try {
+    await run((args) => s.sendCommand(false, args), 'node-redis ' + require('redis/package.json').version);
+  } finally {
+    s.destroy();
+  }
+}
+
+const main = lib === 'ioredis' ? ioredis : nodeRedis;
+const timer = setTimeout(() => {
+  console.log(`FAIL ${lib}: not done within 60 s`);
+  process.exit(1);
+}, 60000);
+main().then(() => {
+  clearTimeout(timer);
+  process.exit(0);
+}, (e) => {
+  console.log(`FAIL ${lib}: ${e && e.stack ? e.stack : e}`);
+  process.exit(1);
+});
