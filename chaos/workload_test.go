@@ -75,39 +75,101 @@ func (w *workload) run(ctx context.Context, producers, workers int) {
 }
 
 // produce pushes jobs with idempotency keys, each retried until some node
-// answers it (or the run's end).
+// answers it (or the run's end). Producer 0 sends its pushes in pipelines
+// of four first, producer 1 in transactions (MULTI/EXEC) of four, then
+// each one that got no answer on its own.
 func (w *workload) produce(ctx context.Context, p int) {
 	rng := rand.New(rand.NewPCG(uint64(p), 1))
 	for i := 0; ctx.Err() == nil; i++ {
-		key := fmt.Sprintf("p%d-%d", p, i)
-		q := queues[rng.IntN(len(queues))]
-		args := []any{"JOBPUSH", q, "h", key, "IDEMPOTENCY", key, "MAXATTEMPTS", 5, "BACKOFF", 30}
-		switch q {
-		case capQueue:
-			args = append(args, "CONCURRENCY", capKey)
-		case rateQueue:
-			args = append(args, "RATELIMIT", rateKey)
-		}
-		for {
-			v, err := w.r.do(context.Background(), time.Second, args...)
-			if err == nil {
-				w.h.replies.Add(1)
-				w.h.push(key, q, v.(string), true)
-				break
-			}
-			w.h.push(key, q, "", false)
-			if definite(err) {
-				w.h.replies.Add(1)
-				w.h.unexpected(fmt.Sprintf("push %s refused: %v", key, err))
-				break
-			}
-			w.h.errs.Add(1)
-			if time.Now().After(w.end) {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
+		if p < 2 {
+			w.pipelined(rng, fmt.Sprintf("p%d-%d", p, i), p == 1)
+		} else {
+			w.pushOne(rng, fmt.Sprintf("p%d-%d", p, i))
 		}
 		time.Sleep(time.Duration(5+rng.IntN(20)) * time.Millisecond)
+	}
+}
+
+func pushArgs(rng *rand.Rand, key string) (string, []any) {
+	q := queues[rng.IntN(len(queues))]
+	args := []any{"JOBPUSH", q, "h", key, "IDEMPOTENCY", key, "MAXATTEMPTS", 5, "BACKOFF", 30}
+	switch q {
+	case capQueue:
+		args = append(args, "CONCURRENCY", capKey)
+	case rateQueue:
+		args = append(args, "RATELIMIT", rateKey)
+	}
+	return q, args
+}
+
+// pipelined sends four pushes in one pipeline (or transaction) to the node
+// thought to lead, then retries each unanswered one alone.
+func (w *workload) pipelined(rng *rand.Rand, prefix string, tx bool) {
+	type push struct {
+		key, q string
+		args   []any
+		cmd    *redis.Cmd
+	}
+	var ps []*push
+	for k := range 4 {
+		key := fmt.Sprintf("%s.%d", prefix, k)
+		q, args := pushArgs(rng, key)
+		ps = append(ps, &push{key: key, q: q, args: args})
+	}
+	i := w.r.cur.Load()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	pipe := w.g.nodes[i].cl.Pipeline()
+	if tx {
+		pipe = w.g.nodes[i].cl.TxPipeline()
+	}
+	for _, p := range ps {
+		p.cmd = pipe.Do(ctx, p.args...)
+	}
+	pipe.Exec(ctx)
+	cancel()
+	for _, p := range ps {
+		v, err := p.cmd.Result()
+		switch {
+		case err == nil:
+			w.h.replies.Add(1)
+			w.h.push(p.key, p.q, v.(string), true)
+		case definite(err):
+			w.h.replies.Add(1)
+			w.h.push(p.key, p.q, "", false)
+			w.h.unexpected(fmt.Sprintf("push %s refused: %v", p.key, err))
+		default:
+			w.h.errs.Add(1)
+			w.h.push(p.key, p.q, "", false)
+			w.r.cur.CompareAndSwap(i, (i+1)%int32(len(w.g.nodes)))
+			w.retryPush(p.key, p.q, p.args)
+		}
+	}
+}
+
+func (w *workload) pushOne(rng *rand.Rand, key string) {
+	q, args := pushArgs(rng, key)
+	w.retryPush(key, q, args)
+}
+
+func (w *workload) retryPush(key, q string, args []any) {
+	for {
+		v, err := w.r.do(context.Background(), time.Second, args...)
+		if err == nil {
+			w.h.replies.Add(1)
+			w.h.push(key, q, v.(string), true)
+			break
+		}
+		w.h.push(key, q, "", false)
+		if definite(err) {
+			w.h.replies.Add(1)
+			w.h.unexpected(fmt.Sprintf("push %s refused: %v", key, err))
+			break
+		}
+		w.h.errs.Add(1)
+		if time.Now().After(w.end) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
