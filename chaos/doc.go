@@ -7,7 +7,8 @@
 // way.
 //
 // TestChaos is the checker: producers (JOBPUSH with IDEMPOTENCY keys,
-// retried against whichever node leads) and workers (short leases,
+// alone, in pipelines and in MULTI/EXEC, retried against whichever node
+// leads) and workers (short leases,
 // JOBRESERVE, JOBSTART, JOBACK, JOBFAIL, JOBRELEASE, and acks sent on
 // purpose after the lease ended) run while a fault comes every second or
 // so; every reply is recorded with its times; then it checks that every

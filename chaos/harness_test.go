@@ -159,6 +159,7 @@ func (g *group) start(nd *node) {
 		g.t.Fatal(err)
 	}
 	cmd := exec.Command(binary, nd.args...)
+	cmd.Env = childEnv()
 	out := struct{ io.Writer }{logf}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -191,6 +192,18 @@ func (g *group) start(nd *node) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// childEnv is the test's environment less the SLUICE_ variables, which
+// are the test's settings, not the nodes'.
+func childEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SLUICE_") {
+			env = append(env, kv)
+		}
+	}
+	return env
 }
 
 // running reports whether the node's process is alive (stopped or not).
