@@ -207,16 +207,28 @@ func (c *checker) ids() []string {
 // snapshot is what a node holds of the workload, read through reads.
 func (c *checker) snapshot(nd *node, ids []string) (map[string]any, error) {
 	out := map[string]any{}
-	for _, id := range ids {
-		v, err := c.get(nd, "JOBGET", id)
-		if err == redis.Nil {
-			out["job "+id] = nil
-			continue
+	for len(ids) > 0 { // pipelines of 1,000 reads
+		page := ids[:min(len(ids), 1000)]
+		ids = ids[len(page):]
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		pipe := nd.cl.Pipeline()
+		cmds := make([]*redis.Cmd, len(page))
+		for i, id := range page {
+			cmds[i] = pipe.Do(ctx, "JOBGET", id)
 		}
-		if err != nil {
-			return nil, err
+		pipe.Exec(ctx)
+		cancel()
+		for i, id := range page {
+			v, err := cmds[i].Result()
+			if err == redis.Nil {
+				out["job "+id] = nil
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			out["job "+id] = fields(v)
 		}
-		out["job "+id] = fields(v)
 	}
 	for _, q := range queues {
 		v, err := c.get(nd, "QUEUESTATS", q)
@@ -328,16 +340,26 @@ func (c *checker) checkPushes() {
 	}
 }
 
+// byJob is the reservations of each job.
+func (c *checker) byJob() map[string][]*resv {
+	m := map[string][]*resv{}
+	for _, r := range c.h.resvs {
+		m[r.id] = append(m[r.id], r)
+	}
+	return m
+}
+
 // checkAcks: a job whose ack was answered OK ends succeeded and was never
 // handed out again after that reply.
 func (c *checker) checkAcks() {
+	byJob := c.byJob()
 	for _, o := range c.h.ops {
 		if o.kind != "JOBACK" || !o.ok {
 			continue
 		}
 		c.check(c.final[o.id]["state"] == "succeeded", "job %s acked OK at %v ends %q", o.id, o.got.Format(tf), c.final[o.id]["state"])
-		for _, r := range c.h.resvs {
-			if r.id == o.id && r.sent.After(o.got) {
+		for _, r := range byJob[o.id] {
+			if r.sent.After(o.got) {
 				c.check(false, "job %s acked OK at %v was reserved again by a request sent at %v (token %s)",
 					o.id, o.got.Format(tf), r.sent.Format(tf), r.token)
 			}
@@ -351,10 +373,7 @@ const tf = "15:04:05.000"
 // reservation: never by a command sent after its lease ended, nor after a
 // later reservation of the job was answered.
 func (c *checker) checkTokens() {
-	byJob := map[string][]*resv{}
-	for _, r := range c.h.resvs {
-		byJob[r.id] = append(byJob[r.id], r)
-	}
+	byJob := c.byJob()
 	for _, o := range c.h.ops {
 		if !o.ok {
 			continue
