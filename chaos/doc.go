@@ -15,8 +15,11 @@
 // acknowledged push is on the final leader, no job acknowledged as done was
 // handed out again, no token was honoured once it was no longer its job's
 // reservation, the concurrency cap and the rate window were never
-// exceeded, and every node ends with the same state. It runs for about a
-// minute in `go test ./chaos`; a long run:
+// exceeded, and every node ends with the same state (read through JOBGET,
+// QUEUESTATS and POLICYLIST: there is no digest command yet).
+// TestCheckerFindsViolations shows the checks a made-up history with one
+// violation of each kind. TestChaos runs for about a minute in
+// `go test ./chaos`; a long run:
 //
 //	SLUICE_CHAOS_SECONDS=600 go test ./chaos -run TestChaos -v -timeout 0
 //
