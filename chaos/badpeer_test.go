@@ -96,7 +96,8 @@ func pushed(r *router, args ...any) (string, error) {
 	for {
 		v, err := r.do(context.Background(), time.Second, args...)
 		if err == nil {
-			return v.(string), nil
+			id, _ := v.(string)
+			return id, nil
 		}
 		if definite(err) || time.Now().After(deadline) {
 			return "", err

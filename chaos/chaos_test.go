@@ -88,7 +88,8 @@ func TestChaos(t *testing.T) {
 	setPolicies(t, g)
 	h := newHistory()
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &workload{g: g, r: &router{g: g}, h: h, end: time.Now().Add(time.Hour)}
+	w := &workload{g: g, r: &router{g: g}, h: h}
+	w.end.Store(time.Now().Add(time.Hour).UnixNano())
 	w.run(ctx, 4, 6)
 
 	f := &faulter{g: g, rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))}
@@ -113,7 +114,7 @@ func TestChaos(t *testing.T) {
 	}
 	faulting := time.Since(began)
 	g.restore()
-	w.end = time.Now().Add(15 * time.Second)
+	w.end.Store(time.Now().Add(15 * time.Second).UnixNano())
 	cancel()
 	w.wg.Wait()
 

@@ -27,12 +27,16 @@ func TestFailover(t *testing.T) {
 	g := newGroup(t)
 	h := newHistory()
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &workload{g: g, r: &router{g: g}, h: h, end: time.Now().Add(time.Hour)}
+	w := &workload{g: g, r: &router{g: g}, h: h}
+	w.end.Store(time.Now().Add(time.Hour).UnixNano())
 	w.run(ctx, 4, 0)
 	defer func() {
-		w.end = time.Now()
+		w.end.Store(time.Now().UnixNano())
 		cancel()
 		w.wg.Wait()
+		for _, s := range h.odd {
+			t.Errorf("unexpected reply: %s", s)
+		}
 	}()
 
 	var took []time.Duration

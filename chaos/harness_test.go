@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -76,8 +77,29 @@ type group struct {
 	proxies [][]*faultproxy.Proxy
 }
 
+// freeAddr picks a free port for a node below the kernel's ephemeral
+// range: a node's ports stay free while it is down (killed, before its
+// restart), and no connection's source port nor listener on port 0 (the
+// proxies) can take one of them meanwhile.
 func freeAddr(t testing.TB) string {
 	t.Helper()
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				low = n
+			}
+		}
+	}
+	if low > 12000 {
+		for range 1000 {
+			addr := fmt.Sprintf("127.0.0.1:%d", 10000+rand.IntN(low-10000))
+			if ln, err := net.Listen("tcp", addr); err == nil {
+				ln.Close()
+				return addr
+			}
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -35,7 +36,7 @@ type workload struct {
 	r   *router
 	h   *history
 	wg  sync.WaitGroup
-	end time.Time // producers stop starting new pushes after stop; retries end here
+	end atomic.Int64 // Unix ns: a push unanswered by then is given up (its retries end)
 }
 
 func setPolicies(t interface {
@@ -132,7 +133,7 @@ func (w *workload) pipelined(rng *rand.Rand, prefix string, tx bool) {
 		switch {
 		case err == nil:
 			w.h.replies.Add(1)
-			w.h.push(p.key, p.q, v.(string), true)
+			w.answered(p.key, p.q, v)
 		case definite(err):
 			w.h.replies.Add(1)
 			w.h.push(p.key, p.q, "", false)
@@ -146,6 +147,15 @@ func (w *workload) pipelined(rng *rand.Rand, prefix string, tx bool) {
 	}
 }
 
+// answered records a push's reply, which must be an id.
+func (w *workload) answered(key, q string, v any) {
+	id, ok := v.(string)
+	if !ok {
+		w.h.unexpected(fmt.Sprintf("push %s answered %v (%T), not an id", key, v, v))
+	}
+	w.h.push(key, q, id, ok)
+}
+
 func (w *workload) pushOne(rng *rand.Rand, key string) {
 	q, args := pushArgs(rng, key)
 	w.retryPush(key, q, args)
@@ -156,7 +166,7 @@ func (w *workload) retryPush(key, q string, args []any) {
 		v, err := w.r.do(context.Background(), time.Second, args...)
 		if err == nil {
 			w.h.replies.Add(1)
-			w.h.push(key, q, v.(string), true)
+			w.answered(key, q, v)
 			break
 		}
 		w.h.push(key, q, "", false)
@@ -166,7 +176,7 @@ func (w *workload) retryPush(key, q string, args []any) {
 			break
 		}
 		w.h.errs.Add(1)
-		if time.Now().After(w.end) {
+		if time.Now().UnixNano() > w.end.Load() {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
