@@ -129,7 +129,7 @@ func (s *stream) refused(from net.Addr, err error) {
 	}
 	s.failed.Add(-n)
 	s.log.Warn().Str("from", from.String()).Err(err).Int64("refused", n).
-		Msg("raft connection refused: the peer failed the cluster check (refused: since the last such line)")
+		Msg("raft connection refused: it failed the TLS handshake or the hello (a stranger, a wrong key, or a peer whose connection dropped midway; refused: since the last such line)")
 }
 
 // Accept returns the next connection whose peer passed the check.
