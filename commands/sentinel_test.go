@@ -108,20 +108,20 @@ func TestClusterNameOption(t *testing.T) {
 
 func groupLeader() commands.ReplStatus {
 	return commands.ReplStatus{Name: "sluice", Role: commands.RoleMaster, ID: "n1",
-		Self: commands.Addr{Host: "10.0.0.1", Port: 6390}, Term: 7, Commit: 120, Applied: 118,
+		Self: commands.Addr{Host: "127.0.0.1", Port: 6390}, Term: 7, Commit: 120, Applied: 118,
 		Peers: []commands.Peer{
-			{ID: "n2", Addr: commands.Addr{Host: "10.0.0.2", Port: 6391}, LastContact: time.Now(), Lag: 3},
-			{ID: "n3", Addr: commands.Addr{Host: "10.0.0.3", Port: 6392}, LastContact: time.Now().Add(-time.Minute), Lag: 200},
+			{ID: "n2", Addr: commands.Addr{Host: "127.0.0.1", Port: 6391}, LastContact: time.Now(), Lag: 3},
+			{ID: "n3", Addr: commands.Addr{Host: "127.0.0.1", Port: 6392}, LastContact: time.Now().Add(-time.Minute), Lag: 200},
 		}}
 }
 
 func groupFollower() commands.ReplStatus {
 	return commands.ReplStatus{Name: "sluice", Role: commands.RoleReplica, ID: "n2",
-		Self: commands.Addr{Host: "10.0.0.2", Port: 6391}, Leader: commands.Addr{Host: "10.0.0.1", Port: 6390}, LeaderID: "n1",
+		Self: commands.Addr{Host: "127.0.0.1", Port: 6391}, Leader: commands.Addr{Host: "127.0.0.1", Port: 6390}, LeaderID: "n1",
 		Term: 7, Commit: 117, Applied: 115,
 		Peers: []commands.Peer{
-			{ID: "n1", Addr: commands.Addr{Host: "10.0.0.1", Port: 6390}, LastContact: time.Now()},
-			{ID: "n3", Addr: commands.Addr{Host: "10.0.0.3", Port: 6392}},
+			{ID: "n1", Addr: commands.Addr{Host: "127.0.0.1", Port: 6390}, LastContact: time.Now()},
+			{ID: "n3", Addr: commands.Addr{Host: "127.0.0.1", Port: 6392}},
 		}}
 }
 
@@ -135,28 +135,28 @@ func TestGroupRoles(t *testing.T) {
 		c := ts.client(t, proto)
 		fake.SetStatus(groupLeader())
 		role := do(t, c, "ROLE").([]any)
-		want := []any{"master", int64(118), []any{[]any{"10.0.0.2", "6391", "115"}, []any{"10.0.0.3", "6392", "0"}}}
+		want := []any{"master", int64(118), []any{[]any{"127.0.0.1", "6391", "115"}, []any{"127.0.0.1", "6392", "0"}}}
 		if !equalAny(role, want) {
 			t.Errorf("leader ROLE %#v, want %#v", role, want)
 		}
 		f := infoFields(do(t, c, "INFO", "replication").(string))
 		for k, v := range map[string]string{"role": "master", "connected_slaves": "2",
-			"slave0":    "ip=10.0.0.2,port=6391,state=online,offset=115,lag=0",
-			"slave1":    "ip=10.0.0.3,port=6392,state=online,offset=0,lag=60",
+			"slave0":    "ip=127.0.0.1,port=6391,state=online,offset=115,lag=0",
+			"slave1":    "ip=127.0.0.1,port=6392,state=online,offset=0,lag=60",
 			"raft_term": "7", "raft_commit_index": "120", "raft_applied_index": "118", "raft_node_id": "n1",
 			"raft_leader_id": "n1", "cluster_enabled_raft": "1", "raft_peers": "2", "master_repl_offset": "118"} {
 			if f[k] != v {
 				t.Errorf("leader INFO %s = %q, want %q", k, f[k], v)
 			}
 		}
-		if p := f["peer1"]; !strings.HasPrefix(p, "id=n3,ip=10.0.0.3,port=6392,last_contact_ms=6") || !strings.HasSuffix(p, ",lag=200") {
+		if p := f["peer1"]; !strings.HasPrefix(p, "id=n3,ip=127.0.0.1,port=6392,last_contact_ms=6") || !strings.HasSuffix(p, ",lag=200") {
 			t.Errorf("leader INFO peer1 = %q", p)
 		}
-		if v := do(t, c, "SENTINEL", "get-master-addr-by-name", "sluice").([]any); !equalAny(v, []any{"10.0.0.1", "6390"}) {
+		if v := do(t, c, "SENTINEL", "get-master-addr-by-name", "sluice").([]any); !equalAny(v, []any{"127.0.0.1", "6390"}) {
 			t.Errorf("leader get-master-addr-by-name %#v", v)
 		}
 		m := asMap(t, do(t, c, "SENTINEL", "MASTER", "sluice"), masterFields...)
-		if m["ip"] != "10.0.0.1" || m["port"] != "6390" || m["runid"] != "n1" || m["num-slaves"] != "2" ||
+		if m["ip"] != "127.0.0.1" || m["port"] != "6390" || m["runid"] != "n1" || m["num-slaves"] != "2" ||
 			m["num-other-sentinels"] != "2" || m["quorum"] != "2" || m["config-epoch"] != "7" {
 			t.Errorf("leader MASTER %v", m)
 		}
@@ -165,8 +165,8 @@ func TestGroupRoles(t *testing.T) {
 			t.Fatalf("leader REPLICAS %#v", reps)
 		}
 		r0, r1 := asMap(t, reps[0], replicaFields...), asMap(t, reps[1], replicaFields...)
-		if r0["ip"] != "10.0.0.2" || r0["port"] != "6391" || r0["flags"] != "slave" || r0["slave-repl-offset"] != "115" ||
-			r0["master-host"] != "10.0.0.1" || r0["master-port"] != "6390" || r0["name"] != "10.0.0.2:6391" {
+		if r0["ip"] != "127.0.0.1" || r0["port"] != "6391" || r0["flags"] != "slave" || r0["slave-repl-offset"] != "115" ||
+			r0["master-host"] != "127.0.0.1" || r0["master-port"] != "6390" || r0["name"] != "127.0.0.1:6391" {
 			t.Errorf("leader REPLICAS[0] %v", r0)
 		}
 		if r1["flags"] != "slave,s_down" { // not heard from for a minute
@@ -176,29 +176,29 @@ func TestGroupRoles(t *testing.T) {
 		if len(sens) != 2 {
 			t.Fatalf("leader SENTINELS %#v", sens)
 		}
-		if s := asMap(t, sens[1], sentinelFields...); s["ip"] != "10.0.0.3" || s["port"] != "6392" || s["flags"] != "sentinel" {
+		if s := asMap(t, sens[1], sentinelFields...); s["ip"] != "127.0.0.1" || s["port"] != "6392" || s["flags"] != "sentinel" {
 			t.Errorf("leader SENTINELS[1] %v", s)
 		}
 
 		fake.SetStatus(groupFollower())
 		role = do(t, c, "ROLE").([]any)
-		if want := []any{"slave", "10.0.0.1", int64(6390), "connected", int64(115)}; !equalAny(role, want) {
+		if want := []any{"slave", "127.0.0.1", int64(6390), "connected", int64(115)}; !equalAny(role, want) {
 			t.Errorf("follower ROLE %#v, want %#v", role, want)
 		}
 		f = infoFields(do(t, c, "INFO", "replication").(string))
-		for k, v := range map[string]string{"role": "slave", "master_host": "10.0.0.1", "master_port": "6390",
+		for k, v := range map[string]string{"role": "slave", "master_host": "127.0.0.1", "master_port": "6390",
 			"master_link_status": "up", "master_last_io_seconds_ago": "0", "slave_repl_offset": "115",
 			"slave_read_only": "1", "connected_slaves": "0", "raft_leader_id": "n1", "raft_node_id": "n2",
-			"peer1": "id=n3,ip=10.0.0.3,port=6392,last_contact_ms=-1,lag=0"} {
+			"peer1": "id=n3,ip=127.0.0.1,port=6392,last_contact_ms=-1,lag=0"} {
 			if f[k] != v {
 				t.Errorf("follower INFO %s = %q, want %q", k, f[k], v)
 			}
 		}
-		if v := do(t, c, "SENTINEL", "get-master-addr-by-name", "sluice").([]any); !equalAny(v, []any{"10.0.0.1", "6390"}) {
+		if v := do(t, c, "SENTINEL", "get-master-addr-by-name", "sluice").([]any); !equalAny(v, []any{"127.0.0.1", "6390"}) {
 			t.Errorf("follower get-master-addr-by-name %#v", v)
 		}
 		reps = do(t, c, "SENTINEL", "SLAVES", "sluice").([]any)
-		if len(reps) != 2 || asMap(t, reps[0], replicaFields...)["ip"] != "10.0.0.2" || asMap(t, reps[1], replicaFields...)["ip"] != "10.0.0.3" {
+		if len(reps) != 2 || asMap(t, reps[0], replicaFields...)["ip"] != "127.0.0.1" || asMap(t, reps[1], replicaFields...)["ip"] != "127.0.0.1" {
 			t.Errorf("follower SLAVES %#v", reps)
 		}
 
@@ -261,14 +261,14 @@ func TestSwitchMasterPublished(t *testing.T) {
 	st := groupFollower()
 	st.Leader, st.LeaderID = commands.Addr{}, ""
 	fake.SetStatus(st) // an election: nothing announced
-	st.Leader, st.LeaderID = commands.Addr{Host: "10.0.0.3", Port: 6392}, "n3"
+	st.Leader, st.LeaderID = commands.Addr{Host: "127.0.0.1", Port: 6392}, "n3"
 	fake.SetStatus(st)
 	for _, p := range []*redis.PubSub{ps, pps} {
 		msg, err := p.ReceiveMessage(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if msg.Channel != "+switch-master" || msg.Payload != "sluice 10.0.0.1 6390 10.0.0.3 6392" {
+		if msg.Channel != "+switch-master" || msg.Payload != "sluice 127.0.0.1 6390 127.0.0.1 6392" {
 			t.Errorf("got %+v", msg)
 		}
 	}

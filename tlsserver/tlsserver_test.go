@@ -64,8 +64,8 @@ func TestFailureLogRateLimited(t *testing.T) {
 	var logs lockedBuf
 	now := time.Unix(1000, 0)
 	l := &Listener{log: zerolog.New(&logs), now: func() time.Time { return now }, logged: map[string]*source{}}
-	a := &net.TCPAddr{IP: net.ParseIP("10.0.0.1"), Port: 1}
-	b := &net.TCPAddr{IP: net.ParseIP("10.0.0.2"), Port: 1}
+	a := &net.TCPAddr{IP: net.ParseIP("127.0.0.1"), Port: 1}
+	b := &net.TCPAddr{IP: net.ParseIP("::1"), Port: 1}
 	for i := range 5 {
 		a.Port = 1000 + i // a new connection each time: the port does not matter
 		l.logFailure(a, errors.New("bad hello"))
