@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"sluice/internal/testcert"
 )
 
 // CONFIG SET of the certificate files loads them at once: a connection
@@ -20,8 +22,8 @@ func TestTLSReloadByConfigSet(t *testing.T) {
 	f := writeTLSFiles(t, t.TempDir(), oldCA, oldCA)
 	s := startTLS(t, f)
 	ctx := context.Background()
-	client := oldCA.clientCert(t)
-	before := tlsClient(s.addr, oldCA.pool(), client)
+	client := oldCA.Pair(t, "client", false)
+	before := tlsClient(s.addr, oldCA.Pool(), client)
 	defer before.Close()
 	if err := before.Ping(ctx).Err(); err != nil {
 		t.Fatal(err)
@@ -33,7 +35,7 @@ func TestTLSReloadByConfigSet(t *testing.T) {
 	if got := before.ConfigGet(ctx, "tls-*-file").Val(); got["tls-cert-file"] != g.cert || got["tls-key-file"] != g.key {
 		t.Errorf("CONFIG GET after the change: %v", got)
 	}
-	conn, err := tls.Dial("tcp", s.addr, &tls.Config{RootCAs: fresh.pool(), Certificates: []tls.Certificate{client}})
+	conn, err := tls.Dial("tcp", s.addr, &tls.Config{RootCAs: fresh.Pool(), Certificates: []tls.Certificate{client}})
 	if err != nil {
 		t.Fatalf("a new connection does not get the new certificate: %v", err)
 	}
@@ -60,7 +62,7 @@ func TestTLSReloadByConfigSet(t *testing.T) {
 	if got := before.ConfigGet(ctx, "tls-*").Val(); got["tls-cert-file"] != g.cert || got["tls-key-file"] != g.key || got["tls-ca-cert-file"] != f.ca {
 		t.Errorf("a refused CONFIG SET changed the settings: %v", got)
 	}
-	conn, err = tls.Dial("tcp", s.addr, &tls.Config{RootCAs: fresh.pool(), Certificates: []tls.Certificate{client}})
+	conn, err = tls.Dial("tcp", s.addr, &tls.Config{RootCAs: fresh.Pool(), Certificates: []tls.Certificate{client}})
 	if err != nil {
 		t.Fatalf("after refused changes: %v", err)
 	}
@@ -78,10 +80,10 @@ func TestMetricsOverTLS(t *testing.T) {
 		t.Fatalf("no https metrics URL logged:\n%s", s.logged())
 	}
 	url := m[1]
-	client := oldCA.clientCert(t)
-	get := func(ca *testCA) (string, error) {
+	client := oldCA.Pair(t, "client", false)
+	get := func(ca *testcert.CA) (string, error) {
 		hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-			TLSClientConfig: &tls.Config{RootCAs: ca.pool(), Certificates: []tls.Certificate{client}}}}
+			TLSClientConfig: &tls.Config{RootCAs: ca.Pool(), Certificates: []tls.Certificate{client}}}}
 		defer hc.CloseIdleConnections()
 		resp, err := hc.Get(url)
 		if err != nil {
@@ -103,12 +105,12 @@ func TestMetricsOverTLS(t *testing.T) {
 		}
 	}
 	// Without a client certificate (tls-auth-clients yes) it is refused.
-	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: oldCA.pool()}}}
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: oldCA.Pool()}}}
 	if resp, err := hc.Get(url); err == nil {
 		resp.Body.Close()
 		t.Fatal("a client without a certificate was served")
 	}
-	c := tlsClient(s.addr, oldCA.pool(), client)
+	c := tlsClient(s.addr, oldCA.Pool(), client)
 	defer c.Close()
 	g := writeTLSFiles(t, t.TempDir(), fresh, oldCA)
 	if err := c.Do(context.Background(), "CONFIG", "SET", "tls-cert-file", g.cert, "tls-key-file", g.key).Err(); err != nil {
@@ -127,7 +129,7 @@ func TestMetricsOverTLS(t *testing.T) {
 func TestMaxMemoryShareSetting(t *testing.T) {
 	ca := newCA(t, "ca")
 	s := startTLS(t, writeTLSFiles(t, t.TempDir(), ca, ca), "--maxmemory-share", "team-a:*=1kb", "--maxmemory-share", "team-b:*=2kb")
-	c := tlsClient(s.addr, ca.pool(), ca.clientCert(t))
+	c := tlsClient(s.addr, ca.Pool(), ca.Pair(t, "client", false))
 	defer c.Close()
 	ctx := context.Background()
 	if got := c.ConfigGet(ctx, "maxmemory-share").Val()["maxmemory-share"]; got != "team-a:*=1024 team-b:*=2048" {

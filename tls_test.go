@@ -3,14 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -24,90 +18,20 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"sluice/internal/check"
+	"sluice/internal/testcert"
 )
 
-// testCA is a certificate authority made for one test.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-var serial int64
-
-func newKey(t *testing.T) *ecdsa.PrivateKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-func newCA(t *testing.T, name string) *testCA {
-	t.Helper()
-	key := newKey(t)
-	serial++
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// issue signs a certificate for name: a server one for 127.0.0.1, or a
-// client one. It returns the certificate and key in PEM.
-func (ca *testCA) issue(t *testing.T, name string, server bool) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key := newKey(t)
-	serial++
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
-	if server {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
-}
-
-func (ca *testCA) pool() *x509.CertPool {
-	p := x509.NewCertPool()
-	p.AddCert(ca.cert)
-	return p
-}
-
-func (ca *testCA) clientCert(t *testing.T) tls.Certificate {
-	t.Helper()
-	c, k := ca.issue(t, "client", false)
-	cert, err := tls.X509KeyPair(c, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert
-}
+// newCA makes a certificate authority for one test.
+func newCA(t *testing.T, name string) *testcert.CA { return testcert.NewCA(t, name) }
 
 // tlsFiles writes the server's certificate, key and CA files into dir.
 type tlsFiles struct{ dir, cert, key, ca string }
 
-func writeTLSFiles(t *testing.T, dir string, serverCA, clientCA *testCA) tlsFiles {
+func writeTLSFiles(t *testing.T, dir string, serverCA, clientCA *testcert.CA) tlsFiles {
 	t.Helper()
 	f := tlsFiles{dir: dir, cert: filepath.Join(dir, "server.crt"), key: filepath.Join(dir, "server.key"), ca: filepath.Join(dir, "ca.crt")}
-	c, k := serverCA.issue(t, "sluice", true)
-	for path, b := range map[string][]byte{f.cert: c, f.key: k, f.ca: clientCA.pem} {
+	c, k := serverCA.Issue(t, "sluice", true)
+	for path, b := range map[string][]byte{f.cert: c, f.key: k, f.ca: clientCA.PEM} {
 		if err := os.WriteFile(path, b, 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -178,7 +102,7 @@ func tlsClient(addr string, roots *x509.CertPool, certs ...tls.Certificate) *red
 func TestTLSGoRedisLifecycle(t *testing.T) {
 	ca := newCA(t, "ca")
 	s := startTLS(t, writeTLSFiles(t, t.TempDir(), ca, ca))
-	c := tlsClient(s.addr, ca.pool(), ca.clientCert(t))
+	c := tlsClient(s.addr, ca.Pool(), ca.Pair(t, "client", false))
 	defer c.Close()
 	ctx := context.Background()
 	id, err := c.Do(ctx, "JOBPUSH", "emails", "send", `{"to":"a@b"}`).Text()
@@ -235,21 +159,21 @@ func TestTLSAuthClients(t *testing.T) {
 		noCertServed bool
 	}{{"yes", false}, {"optional", true}, {"no", true}} {
 		s := startTLS(t, f, "--tls-auth-clients", tc.mode)
-		good := tlsClient(s.addr, ca.pool(), ca.clientCert(t))
+		good := tlsClient(s.addr, ca.Pool(), ca.Pair(t, "client", false))
 		if err := good.Ping(ctx).Err(); err != nil {
 			t.Errorf("%s: a client with a certificate: %v", tc.mode, err)
 		}
 		good.Close()
-		none := tlsClient(s.addr, ca.pool())
+		none := tlsClient(s.addr, ca.Pool())
 		if err := none.Ping(ctx).Err(); (err == nil) != tc.noCertServed {
 			t.Errorf("%s: a client without a certificate: %v", tc.mode, err)
 		}
 		none.Close()
 		if tc.mode != "no" {
 			// Sent even though the server names only its own CA.
-			foreign := other.clientCert(t)
+			foreign := other.Pair(t, "client", false)
 			bad := redis.NewClient(&redis.Options{Addr: s.addr, Protocol: 2, MaxRetries: -1,
-				TLSConfig: &tls.Config{RootCAs: ca.pool(), GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+				TLSConfig: &tls.Config{RootCAs: ca.Pool(), GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 					return &foreign, nil
 				}}})
 			if err := bad.Ping(ctx).Err(); err == nil {
@@ -268,7 +192,7 @@ func TestTLSReloadOnSIGHUP(t *testing.T) {
 	f := writeTLSFiles(t, dir, oldCA, oldCA)
 	s := startTLS(t, f, "--tls-auth-clients", "optional")
 	ctx := context.Background()
-	before := tlsClient(s.addr, oldCA.pool())
+	before := tlsClient(s.addr, oldCA.Pool())
 	defer before.Close()
 	if err := before.Ping(ctx).Err(); err != nil {
 		t.Fatal(err)
@@ -283,7 +207,7 @@ func TestTLSReloadOnSIGHUP(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	conn, err := tls.Dial("tcp", s.addr, &tls.Config{RootCAs: fresh.pool()})
+	conn, err := tls.Dial("tcp", s.addr, &tls.Config{RootCAs: fresh.Pool()})
 	if err != nil {
 		t.Fatalf("a new connection does not get the new certificate: %v", err)
 	}
@@ -291,7 +215,7 @@ func TestTLSReloadOnSIGHUP(t *testing.T) {
 		t.Fatalf("new connection's certificate issued by %q", got.Issuer.CommonName)
 	}
 	conn.Close()
-	if _, err := tls.Dial("tcp", s.addr, &tls.Config{RootCAs: oldCA.pool()}); err == nil {
+	if _, err := tls.Dial("tcp", s.addr, &tls.Config{RootCAs: oldCA.Pool()}); err == nil {
 		t.Fatal("a new connection still gets the old certificate")
 	}
 	// The same pooled connection: go-redis keeps one open and idle.
@@ -314,7 +238,7 @@ func TestTLSReloadOnSIGHUP(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if conn, err := tls.Dial("tcp", s.addr, &tls.Config{RootCAs: fresh.pool()}); err != nil {
+	if conn, err := tls.Dial("tcp", s.addr, &tls.Config{RootCAs: fresh.Pool()}); err != nil {
 		t.Fatalf("after a failed reload: %v", err)
 	} else {
 		conn.Close()
@@ -354,7 +278,7 @@ func TestTLSRedisCLI(t *testing.T) {
 	ca := newCA(t, "ca")
 	dir := t.TempDir()
 	f := writeTLSFiles(t, dir, ca, ca)
-	c, k := ca.issue(t, "cli", false)
+	c, k := ca.Issue(t, "cli", false)
 	ccert, ckey := filepath.Join(dir, "cli.crt"), filepath.Join(dir, "cli.key")
 	os.WriteFile(ccert, c, 0o600)
 	os.WriteFile(ckey, k, 0o600)
@@ -422,7 +346,7 @@ func TestTLSBesidePlaintext(t *testing.T) {
 	if err := plain.Do(ctx, "JOBPUSH", "q", "h", "p").Err(); err != nil {
 		t.Fatal(err)
 	}
-	c := tlsClient(addrs[1], ca.pool())
+	c := tlsClient(addrs[1], ca.Pool())
 	defer c.Close()
 	if res, err := c.Do(ctx, "JOBRESERVE", "w", 60000, "QUEUES", "q").Slice(); err != nil || len(res) != 1 {
 		t.Fatalf("reserve over TLS: %v, %v", res, err)

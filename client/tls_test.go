@@ -2,14 +2,8 @@ package client_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
-	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,6 +11,8 @@ import (
 
 	"sluice/client"
 	"sluice/protocol"
+
+	"sluice/internal/testcert"
 )
 
 // pki is a CA made for one test, with a server certificate for 127.0.0.1
@@ -28,38 +24,8 @@ type pki struct {
 
 func newPKI(t *testing.T) pki {
 	t.Helper()
-	key := func() *ecdsa.PrivateKey {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return k
-	}
-	caKey := key()
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test-ca"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(der)
-	issue := func(serial int64, usage x509.ExtKeyUsage, ips []net.IP) tls.Certificate {
-		k := key()
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "leaf"},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage}, IPAddresses: ips}
-		d, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &k.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tls.Certificate{Certificate: [][]byte{d}, PrivateKey: k}
-	}
-	p := pki{roots: x509.NewCertPool()}
-	p.roots.AddCert(ca)
-	p.server = issue(2, x509.ExtKeyUsageServerAuth, []net.IP{net.ParseIP("127.0.0.1")})
-	p.client = issue(3, x509.ExtKeyUsageClientAuth, nil)
-	return p
+	ca := testcert.NewCA(t, "test-ca")
+	return pki{roots: ca.Pool(), server: ca.Pair(t, "server", true), client: ca.Pair(t, "client", false)}
 }
 
 // The client and its worker over TLS with a client certificate, logged
