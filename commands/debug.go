@@ -8,7 +8,8 @@ import (
 
 // DEBUG DIGEST: a hash (hex SHA-256) of the whole state this node holds:
 // jobs, queues, policies, idempotency keys, as a log rewrite would write
-// them, and in a replicated group the id generator's state. Nodes of a
+// them, the users as ACL LIST shows them, and in a replicated group the id
+// generator's state. Nodes of a
 // group that applied the same entries answer the same digest.
 func debugCommand(e *Env) protocol.Command {
 	return protocol.Command{Name: "debug", Arity: -2, Flags: protocol.Admin, Handler: e.debug,

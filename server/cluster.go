@@ -140,6 +140,9 @@ func (s *Server) digest() (string, error) {
 		h.Write(s.gen.State())
 	}
 	err := persistence.WriteDump(h, s.store, s.now())
+	if s.srv != nil {
+		h.Write([]byte(s.srv.UsersText()))
+	}
 	if uerr := s.store.EndUnit(); err == nil {
 		err = uerr
 	}

@@ -104,3 +104,30 @@ func TestStartFailureReleasesEverything(t *testing.T) {
 	cfg.MetricsAddr = ""
 	shutdown(t, newNode(t, cfg))
 }
+
+// DEBUG DIGEST covers the users as well as the jobs: nodes that agree on
+// every job but not on a user do not answer the same digest.
+func TestDigestCoversUsers(t *testing.T) {
+	ctx := context.Background()
+	node := newNode(t, testConfig(t.TempDir()))
+	if err := node.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer shutdown(t, node)
+	c := redis.NewClient(&redis.Options{Addr: node.Addrs()[0]})
+	defer c.Close()
+	before, err := c.Do(ctx, "DEBUG", "DIGEST").Text()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Do(ctx, "ACL", "SETUSER", "worker", "on", ">secret-pass", "+@all", "~*").Err(); err != nil {
+		t.Fatal(err)
+	}
+	after, err := c.Do(ctx, "DEBUG", "DIGEST").Text()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before == after {
+		t.Fatalf("a new user left the digest unchanged (%s)", after)
+	}
+}
