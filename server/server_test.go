@@ -109,13 +109,25 @@ func TestStartFailureReleasesEverything(t *testing.T) {
 // every job but not on a user do not answer the same digest.
 func TestDigestCoversUsers(t *testing.T) {
 	ctx := context.Background()
-	node := newNode(t, testConfig(t.TempDir()))
+	// A clock that stands still: the digest covers times too.
+	node, err := server.New(testConfig(t.TempDir()), server.Options{Log: zerolog.New(zerolog.NewTestWriter(t)),
+		Version: "test", Now: func() int64 { return 1_700_000_000_000 }})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := node.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer shutdown(t, node)
 	c := redis.NewClient(&redis.Options{Addr: node.Addrs()[0]})
 	defer c.Close()
+	if err := c.Do(ctx, "JOBPUSH", "emails", "send", "hello").Err(); err != nil {
+		t.Fatal(err)
+	}
+	same, err := c.Do(ctx, "DEBUG", "DIGEST").Text()
+	if err != nil {
+		t.Fatal(err)
+	}
 	before, err := c.Do(ctx, "DEBUG", "DIGEST").Text()
 	if err != nil {
 		t.Fatal(err)
@@ -126,6 +138,9 @@ func TestDigestCoversUsers(t *testing.T) {
 	after, err := c.Do(ctx, "DEBUG", "DIGEST").Text()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if same != before {
+		t.Fatalf("the digest changed with nothing done between (%s, then %s)", same, before)
 	}
 	if before == after {
 		t.Fatalf("a new user left the digest unchanged (%s)", after)
