@@ -72,12 +72,16 @@ type Config struct {
 
 	// Cluster: a node of a replicated group (see docs/replication.md) when
 	// ClusterID is set; standalone otherwise.
-	ClusterID        string   // this node's id in the group, stable across restarts
-	ClusterAddr      string   // raft address to listen on (host:port)
-	ClusterAdvertise string   // raft address peers dial; ClusterAddr's when empty
-	ClusterBootstrap []string // first voters, "id=host:port" each, to start a new group
-	ClusterKey       string   // secret shared by the group's nodes (or TLS files)
-	ClusterKeyFile   string   // file holding it
+	ClusterID        string // this node's id in the group, stable across restarts
+	ClusterAddr      string // raft address to listen on (host:port)
+	ClusterAdvertise string // raft address peers dial; ClusterAddr's when empty
+	// ClusterClientAdvertise is the client address (host:port) the other
+	// nodes send clients to for this node; the first listening address
+	// when empty.
+	ClusterClientAdvertise string
+	ClusterBootstrap       []string // first voters, "id=host:port" each, to start a new group
+	ClusterKey             string   // secret shared by the group's nodes (or TLS files)
+	ClusterKeyFile         string   // file holding it
 	// ClusterDialVia rewrites raft addresses this node dials,
 	// "addr=via" each: for fault tests that put a proxy on each link.
 	ClusterDialVia []string
@@ -267,6 +271,9 @@ var Options = []Option{
 	{"cluster-advertise", "raft address the other nodes dial (default: cluster-addr)",
 		func(c *Config, v string) error { c.ClusterAdvertise = v; return nil },
 		func(c *Config) string { return c.ClusterAdvertise }},
+	{"cluster-client-advertise", "client address (host:port) the other nodes send clients to for this node (default: its first listening address)",
+		func(c *Config, v string) error { c.ClusterClientAdvertise = v; return nil },
+		func(c *Config) string { return c.ClusterClientAdvertise }},
 	{"cluster-bootstrap", "first voters of a new group, space-separated id=host:port (their raft addresses)",
 		func(c *Config, v string) error { c.ClusterBootstrap = strings.Fields(v); return nil },
 		func(c *Config) string { return strings.Join(c.ClusterBootstrap, " ") }},
@@ -313,6 +320,15 @@ func (c *Config) validateCluster() error {
 	}
 	if _, _, err := net.SplitHostPort(c.ClusterAddr); err != nil {
 		return fmt.Errorf("cluster-addr: %q is not host:port", c.ClusterAddr)
+	}
+	if a := c.ClusterClientAdvertise; a != "" {
+		host, port, err := net.SplitHostPort(a)
+		if err != nil || host == "" || port == "" {
+			return fmt.Errorf("cluster-client-advertise: %q is not host:port", a)
+		}
+		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+			return fmt.Errorf("cluster-client-advertise: %q names no host clients can reach", a)
+		}
 	}
 	if c.ClusterKey != "" && c.ClusterKeyFile != "" {
 		return errors.New("cluster-key and cluster-key-file are both set: choose one")

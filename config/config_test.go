@@ -480,3 +480,20 @@ func TestClusterIDMustBeAWord(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestClusterClientAdvertise(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.ClusterID, cfg.ClusterAddr = "n1", "127.0.0.1:7391"
+	for _, good := range []string{"", "127.0.0.1:6379", "[::1]:6379", "jobs.internal:6379"} {
+		cfg.ClusterClientAdvertise = good
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("%q: %v", good, err)
+		}
+	}
+	for _, bad := range []string{"127.0.0.1", ":6379", "127.0.0.1:", "0.0.0.0:6379", "[::]:6379"} {
+		cfg.ClusterClientAdvertise = bad
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "cluster-client-advertise") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}

@@ -43,6 +43,21 @@ func peering(cfg config.Config) (cluster.Peering, error) {
 	return cluster.Peering{CertFile: cfg.TLSCertFile, KeyFile: cfg.TLSKeyFile, CAFile: cfg.TLSCACertFile}, nil
 }
 
+// clientAdvertise is the client address a node tells the others: the
+// option's, else its first listening address, which must then name a host
+// (not 0.0.0.0 or ::).
+func clientAdvertise(option, first string) (string, error) {
+	if option != "" {
+		return option, nil
+	}
+	if host, _, err := net.SplitHostPort(first); err == nil {
+		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+			return "", fmt.Errorf("cluster: the node listens on %s, which is no address to send clients to: set --cluster-client-advertise host:port", first)
+		}
+	}
+	return first, nil
+}
+
 // raftConfig turns the settings into the node's raft settings.
 func (s *Server) raftConfig() (cluster.RaftConfig, error) {
 	cfg := s.cfg
@@ -55,9 +70,14 @@ func (s *Server) raftConfig() (cluster.RaftConfig, error) {
 		a, b, _ := strings.Cut(v, "=")
 		via[a] = b
 	}
-	// Clients are sent to a node's first address (plaintext if it has one).
+	// Clients are sent to --cluster-client-advertise, else to a node's
+	// first address (plaintext if it has one), which must then name a host.
+	client, err := clientAdvertise(cfg.ClusterClientAdvertise, s.addrs[0])
+	if err != nil {
+		return cluster.RaftConfig{}, err
+	}
 	return cluster.RaftConfig{ID: cfg.ClusterID, Dir: cfg.Dir, Listen: cfg.ClusterAddr, Advertise: cfg.ClusterAdvertise,
-		ClientAddr: s.addrs[0], Bootstrap: cfg.ClusterBootstrap, Peering: p, Via: via}, nil
+		ClientAddr: client, Bootstrap: cfg.ClusterBootstrap, Peering: p, Via: via}, nil
 }
 
 // clusterTable builds the tables of a node of a group: the one its FSM

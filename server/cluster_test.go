@@ -406,6 +406,33 @@ func TestGroupStatus(t *testing.T) {
 	}
 }
 
+// A node started with --cluster-client-advertise is named by that address
+// on the other nodes, in their status and to Sentinel clients.
+func TestClientAdvertiseIsWhatOthersName(t *testing.T) {
+	ctx := context.Background()
+	n := 0
+	nodes := startGroup(t, func(c *config.Config) {
+		n++
+		c.ClusterClientAdvertise = fmt.Sprintf("127.0.0.1:%d", 16400+n)
+	})
+	l := leaderOf(t, nodes)
+	want := nodes[l].Config().ClusterClientAdvertise
+	f := (l + 1) % 3
+	deadline := time.Now().Add(10 * time.Second)
+	for nodes[f].Cluster().Status().Leader.ClientAddr != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("follower names the leader %q, want %q", nodes[f].Cluster().Status().Leader.ClientAddr, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c := redis.NewClient(&redis.Options{Addr: nodes[f].Addrs()[0], Protocol: 2})
+	defer c.Close()
+	got, err := c.Do(ctx, "SENTINEL", "get-master-addr-by-name", "sluice").StringSlice()
+	if err != nil || len(got) != 2 || got[0]+":"+got[1] != want {
+		t.Fatalf("SENTINEL get-master-addr-by-name = %v, %v; want %s", got, err, want)
+	}
+}
+
 // Sentinel-aware clients find the leader through any node: ROLE and
 // SENTINEL name it everywhere, and a leadership change is published on
 // +switch-master.
