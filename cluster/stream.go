@@ -13,12 +13,15 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// handshakeTimeout bounds a peer's TLS handshake: a stranger that connects
-// and says nothing holds a slot no longer than this.
-const handshakeTimeout = 5 * time.Second
+// handshakeTimeout bounds a peer's TLS handshake and hello: a stranger
+// that connects and says nothing holds a slot no longer than this (a
+// variable for tests).
+var handshakeTimeout = 5 * time.Second
 
-// maxHandshakes bounds the handshakes in progress at once; connections
-// past it wait in the kernel's backlog.
+// maxHandshakes bounds the handshakes in progress at once. A connection
+// that arrives when all are taken ends the oldest: a peer's handshake
+// takes milliseconds, so connections that sit silent cannot keep the
+// group's own out.
 const maxHandshakes = 64
 
 // stream is raft's StreamLayer over authenticated TLS: Accept hands raft
@@ -42,6 +45,8 @@ type stream struct {
 	once   sync.Once
 	wg     sync.WaitGroup
 	slots  chan struct{}
+	hmu    sync.Mutex
+	shakes []net.Conn   // connections in their handshake, oldest first; under hmu
 	failed atomic.Int64 // handshakes refused since the last log line
 	logged atomic.Int64 // unix nanoseconds of that line
 }
@@ -85,10 +90,18 @@ func (s *stream) acceptLoop() {
 		}
 		select {
 		case s.slots <- struct{}{}:
-		case <-s.done:
-			c.Close()
-			return
+		default:
+			s.endOldest()
+			select {
+			case s.slots <- struct{}{}:
+			case <-s.done:
+				c.Close()
+				return
+			}
 		}
+		s.hmu.Lock()
+		s.shakes = append(s.shakes, c)
+		s.hmu.Unlock()
 		s.wg.Add(1)
 		go s.handshake(c)
 	}
@@ -97,7 +110,6 @@ func (s *stream) acceptLoop() {
 // handshake checks a new connection's peer and hands it to Accept.
 func (s *stream) handshake(c net.Conn) {
 	defer s.wg.Done()
-	defer func() { <-s.slots }()
 	tc := tls.Server(c, s.server)
 	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
 	err := tc.HandshakeContext(ctx)
@@ -106,6 +118,10 @@ func (s *stream) handshake(c net.Conn) {
 	if err == nil {
 		conn, err = s.greet(tc, false)
 	}
+	if !s.handshaken(c) && err == nil {
+		err = errors.New("ended to make room for a newer connection")
+	}
+	<-s.slots
 	if err != nil {
 		s.refused(c.RemoteAddr(), err)
 		c.Close()
@@ -115,6 +131,31 @@ func (s *stream) handshake(c net.Conn) {
 	case s.ready <- conn:
 	case <-s.done:
 		tc.Close()
+	}
+}
+
+// handshaken takes c off the connections in their handshake, and reports
+// whether it was still there (endOldest did not end it).
+func (s *stream) handshaken(c net.Conn) bool {
+	s.hmu.Lock()
+	defer s.hmu.Unlock()
+	for i, x := range s.shakes {
+		if x == c {
+			s.shakes = append(s.shakes[:i], s.shakes[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// endOldest closes the connection that has been in its handshake longest;
+// its handshake fails at once and gives its slot back.
+func (s *stream) endOldest() {
+	s.hmu.Lock()
+	defer s.hmu.Unlock()
+	if len(s.shakes) > 0 {
+		s.shakes[0].Close()
+		s.shakes = s.shakes[1:]
 	}
 }
 

@@ -240,3 +240,31 @@ func TestPeeringSettings(t *testing.T) {
 		}
 	}
 }
+
+// Connections that connect and say nothing cannot keep a peer out, even
+// when they fill every handshake slot and would sit there for an hour: a
+// newcomer ends the oldest.
+func TestSilentConnectionsDoNotKeepPeersOut(t *testing.T) {
+	defer func(d time.Duration) { handshakeTimeout = d }(handshakeTimeout)
+	handshakeTimeout = time.Hour
+	srv := accepting(listenStream(t, Peering{Key: groupKey}, io.Discard))
+	for range maxHandshakes {
+		c, err := net.Dial("tcp", srv.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	cli := listenStream(t, Peering{Key: groupKey}, io.Discard)
+	c, err := cli.Dial(raftAddr(srv), 30*time.Second)
+	if err != nil {
+		t.Fatalf("a peer could not connect past %d silent connections: %v", maxHandshakes, err)
+	}
+	defer c.Close()
+	in := accepted(srv, 30*time.Second)
+	if in == nil {
+		t.Fatal("the peer's connection never reached raft")
+	}
+	defer in.Close()
+	exchange(t, c, in)
+}
