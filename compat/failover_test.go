@@ -29,8 +29,11 @@ import (
 
 // failoverDeadline is how long a client may take to write again after the
 // leader is killed: an election takes about a second, the clients' own
-// retry and rediscovery the rest.
-const failoverDeadline = 15 * time.Second
+// retry and rediscovery the rest. The bound is generous: this test is
+// about stock clients finding the new leader by themselves on a loaded
+// machine, not about speed (the failover bar is measured by
+// chaos.TestFailover).
+const failoverDeadline = 30 * time.Second
 
 // groupNode is one sluice process of a group started for a test.
 type groupNode struct {

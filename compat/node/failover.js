@@ -3,7 +3,7 @@
 // support and no sluice code: the three nodes are the sentinels, "sluice"
 // the master name. The script runs a lifecycle on the leader and prints
 // READY; the test kills the leader and writes GO; the script pushes again,
-// retrying on errors for up to 15 s as an application would, prints
+// retrying on errors for up to 30 s as an application would, prints
 // "WROTE id" once a push is answered, reserves and acks that job on the
 // new leader, checks the jobs pushed before the kill, and prints "ok ..."
 // or "FAIL ..." (exit status 1).
@@ -55,7 +55,7 @@ async function run(call, name) {
   const start = Date.now();
   let after; let tries = 0; let last;
   const seen = new Set();
-  while (Date.now() - start < 15000) {
+  while (Date.now() - start < 30000) {
     tries++;
     try {
       after = await push('failover:after', 'failover-after');
@@ -66,7 +66,7 @@ async function run(call, name) {
       await sleep(100);
     }
   }
-  if (after === undefined) throw new Error(`${name}: no write within 15 s of GO (${tries} tries): ${last}`);
+  if (after === undefined) throw new Error(`${name}: no write within 30 s of GO (${tries} tries): ${last}`);
   console.log(`WROTE ${after}`);
   for (const msg of seen) console.log(`retried on ${msg}`);
   await reserveAck(call, name, 'failover:after', after);
