@@ -42,9 +42,15 @@ func startNode(t *testing.T, adjust func(*config.Config)) *node {
 	return startWith(t, cfg)
 }
 
-func startWith(t *testing.T, cfg config.Config) *node {
+func startWith(t *testing.T, cfg config.Config) *node { return startWithTB(t, cfg) }
+
+func startWithTB(t testing.TB, cfg config.Config) *node {
 	t.Helper()
-	s, err := server.New(cfg, server.Options{Log: zerolog.New(zerolog.NewTestWriter(t)), Version: "test"})
+	log := zerolog.Nop()
+	if tt, ok := t.(*testing.T); ok {
+		log = zerolog.New(zerolog.NewTestWriter(tt))
+	}
+	s, err := server.New(cfg, server.Options{Log: log, Version: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,12 +2,14 @@ package dashboard
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/hex"
 	"encoding/json"
 	"html/template"
 	"io/fs"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -94,7 +96,9 @@ func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, name string, 
 // ---- overview ----------------------------------------------------------------
 
 type overviewData struct {
-	Queues    []queueRow
+	Queues    []queueRow // the rows shown: the first overviewRows unless All
+	Count     int        // queues holding jobs
+	All       bool
 	Totals    store.QueueStats
 	Charts    []chart
 	UpdatedAt int64
@@ -106,9 +110,18 @@ type queueRow struct {
 	WaitP50, WaitP99, RunP50, RunP99 string
 }
 
+// overviewRows is how many queues the overview lists unless asked for
+// all: the ones that most need a look first. Rendering a row costs more
+// than reading it, and a thousand rows a second cost a busy server pushes.
+const overviewRows = 100
+
+// attention orders statuses for the overview: paused and throttled
+// queues first.
+var attention = map[string]int{"paused": 0, "throttled": 1, "active": 2, "idle": 3}
+
 // overview gathers every queue's counts, one QueueStats (one hold of its
 // shard's lock) at a time.
-func (d *Dashboard) overviewData() overviewData {
+func (d *Dashboard) overviewData(all bool) overviewData {
 	began := time.Now()
 	now := d.src.Now()
 	st := d.src.Store
@@ -137,6 +150,19 @@ func (d *Dashboard) overviewData() overviewData {
 		t.SucceededTotal += s.SucceededTotal
 		t.FailedTotal += s.FailedTotal
 	}
+	o.Count, o.All = len(o.Queues), all
+	if !all && len(o.Queues) > overviewRows {
+		slices.SortStableFunc(o.Queues, func(a, b queueRow) int {
+			if c := cmp.Compare(attention[a.Status], attention[b.Status]); c != 0 {
+				return c
+			}
+			if c := cmp.Compare(b.Failed, a.Failed); c != 0 {
+				return c
+			}
+			return cmp.Compare(b.Queued, a.Queued)
+		})
+		o.Queues = o.Queues[:overviewRows]
+	}
 	_, rates := d.ring.rates()
 	for k := range rates {
 		o.Charts = append(o.Charts, makeChart(seriesNames[k], rates[k]))
@@ -148,7 +174,8 @@ func (d *Dashboard) overviewData() overviewData {
 
 func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request, _ *protocol.User) {
 	partial := r.URL.Query().Get("partial") != ""
-	d.render(w, r, "overview", page{Title: "Overview", Nav: "overview", Partial: partial, Data: d.overviewData()})
+	all := r.URL.Query().Get("all") != ""
+	d.render(w, r, "overview", page{Title: "Overview", Nav: "overview", Partial: partial, Data: d.overviewData(all)})
 }
 
 // quantile reads the q-quantile off a duration histogram as the upper
