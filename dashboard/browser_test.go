@@ -37,11 +37,12 @@ func chromiumPath(t *testing.T) string {
 // tab is a browser tab that records what would make a page fail: console
 // errors, uncaught exceptions, and any dialog (an alert is a script that
 // ran from a name or a payload). It keeps a 1280×800 screenshot of every
-// page it visits; they are written out when the test fails, or to
-// $SLUICE_DASHBOARD_SHOTS when that is set (the docs' screenshots).
+// page it visits; they are written out when the test fails, or to dir
+// when it is set (the docs' screenshots).
 type tab struct {
 	t   *testing.T
 	ctx context.Context
+	dir string
 
 	mu      sync.Mutex // protects errors, dialogs, shots
 	errors  []string
@@ -142,7 +143,7 @@ func (tb *tab) clean(where string) {
 }
 
 func (tb *tab) saveShots() {
-	dir := os.Getenv("SLUICE_DASHBOARD_SHOTS")
+	dir := tb.dir
 	if dir == "" && !tb.t.Failed() {
 		return
 	}
@@ -360,4 +361,78 @@ func firstQueued(t *testing.T, n *node, queue string) string {
 		t.Fatalf("no queued job in %s", queue)
 	}
 	return fieldOf(r, "id")
+}
+
+// TestScreenshots writes the docs' screenshots (docs/dashboard/*.png) when
+// SLUICE_DASHBOARD_SHOTS names a folder: a node under a minute of mixed
+// work, then every page at 1280×800.
+//
+//	SLUICE_DASHBOARD_SHOTS=$PWD/docs/dashboard go test -run TestScreenshots ./dashboard/
+func TestScreenshots(t *testing.T) {
+	dir := os.Getenv("SLUICE_DASHBOARD_SHOTS")
+	if dir == "" {
+		t.Skip("SLUICE_DASHBOARD_SHOTS not set")
+	}
+	n := startNode(t, nil)
+	n.do(t, "POLICYSET", "CONCURRENCY", "smtp", 5)
+	n.do(t, "POLICYSET", "RATELIMIT", "stripe", 20, 10000)
+	n.do(t, "POLICYSET", "CONCURRENCY", "pdf", 2)
+	ctx := context.Background()
+	stop := make(chan struct{})
+	work := func(i int) {
+		phase := float64(i%200) / 200
+		for k := 0; k < 5+int(20*phase); k++ {
+			n.do(t, "JOBPUSH", "emails", "send", `{"to":"user`+strconv.Itoa(i)+`@example.com","template":"welcome"}`, "CONCURRENCY", "smtp")
+		}
+		n.do(t, "JOBPUSH", "billing", "charge", `{"customer":"cus_`+strconv.Itoa(i)+`","cents":1299}`, "RATELIMIT", "stripe")
+		if i%3 == 0 {
+			n.do(t, "JOBPUSH", "reports", "render", `{"report":"weekly","page":`+strconv.Itoa(i)+`}`, "CONCURRENCY", "pdf")
+		}
+		if i%50 == 0 {
+			n.do(t, "JOBPUSH", "images", "resize", "\x89PNG\r\n\x1a\n binary", "DELAY", 3_600_000)
+		}
+		r, err := n.rdb.Do(ctx, "JOBRESERVE", "worker-1", 30000, "COUNT", 8, "QUEUES", "emails", "billing", "reports").Slice()
+		if err == nil {
+			for k, j := range r {
+				tok := fieldOf([]any{j}, "token")
+				switch {
+				case k == 0 && i%7 == 0:
+					n.do(t, "JOBFAIL", tok, "ERROR", "SMTP 421 4.7.0 try again later")
+				case k < 5 || i%4 == 0:
+					n.do(t, "JOBACK", tok)
+				}
+			}
+		}
+	}
+	for i := 0; i < 400; i++ {
+		work(i)
+		time.Sleep(100 * time.Millisecond)
+	}
+	done := make(chan struct{})
+	go func() { // the work goes on while the pages are shot
+		defer close(done)
+		for i := 400; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+				work(i)
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	n.failedJob(t, "reports", "render failed: font \"Inter\" missing")
+	n.do(t, "QUEUEPAUSE", "images")
+	blocked := firstQueued(t, n, "reports")
+
+	tb := newTab(t, true)
+	tb.dir = dir
+	tb.visit("overview", n.base+"/")
+	tb.wait("the live refresh", `document.getElementById("live-status").dataset.state === "live"`)
+	time.Sleep(1500 * time.Millisecond)
+	tb.shot("overview")
+	tb.visit("queue", n.base+"/queue?name=emails")
+	tb.visit("job", n.base+"/job?id="+url.QueryEscape(blocked))
+	tb.visit("policies", n.base+"/policies")
+	tb.visit("server", n.base+"/server")
 }
