@@ -255,3 +255,27 @@ func TestConfirmAndBulk(t *testing.T) {
 		t.Fatalf("after retry-all: %v, want 1 failed (%s) and 3 queued", st, other)
 	}
 }
+
+// A user signs in with its own password and acts with its own rights: a
+// user that may only read is refused a pause (NOPERM), which changes
+// nothing, and ACL LOG names the dashboard.
+func TestActionsRunWithTheUsersRights(t *testing.T) {
+	n := startNode(t, func(c *config.Config) { c.RequirePass = "s3cret" })
+	n.do(t, "ACL", "SETUSER", "viewer", "on", ">view", "+@read", "~*")
+	n.do(t, "JOBPUSH", "emails", "send", "x")
+	c := browser(t)
+	if code, _ := post(t, c, n.base+"/login", url.Values{"user": {"viewer"}, "password": {"view"}}); code != http.StatusSeeOther {
+		t.Fatalf("viewer's login: %d", code)
+	}
+	tok := csrf(t, c, n.base+"/queue?name=emails")
+	code, body := post(t, c, n.base+"/action", url.Values{"op": {"pause"}, "queue": {"emails"}, "csrf": {tok}})
+	if code != http.StatusConflict || !strings.Contains(body, "NOPERM") {
+		t.Fatalf("viewer's pause: %d, want 409 NOPERM\n%s", code, body)
+	}
+	if p := n.stats(t, "emails")["paused"]; p != int64(0) && p != false {
+		t.Fatal("a refused pause paused the queue")
+	}
+	if log := strings.Join(flatten(n.do(t, "ACL", "LOG")), " "); !strings.Contains(log, "dashboard:") {
+		t.Errorf("ACL LOG does not name the dashboard: %s", log)
+	}
+}

@@ -52,7 +52,7 @@ var ErrShutDown = errors.New("server: already shut down")
 
 // Failure is a listener that stopped serving while the node runs.
 type Failure struct {
-	Metrics bool // the metrics endpoint, not a client listener
+	Metrics bool // an HTTP listener (metrics or the dashboard), not a client listener
 	Err     error
 }
 
