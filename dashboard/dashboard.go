@@ -189,7 +189,10 @@ func (d *Dashboard) user(r *http.Request) *protocol.User {
 	if !ok {
 		return nil
 	}
-	return acl.User(name) // nil once the user is deleted
+	if u := acl.User(name); u != nil && u.Enabled() {
+		return u
+	}
+	return nil // deleted or switched off since
 }
 
 // session is a signed "user.expiry.mac" cookie value.

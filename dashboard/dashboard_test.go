@@ -279,3 +279,20 @@ func TestActionsRunWithTheUsersRights(t *testing.T) {
 		t.Errorf("ACL LOG does not name the dashboard: %s", log)
 	}
 }
+
+// A session ends when its user is switched off.
+func TestSessionEndsWithItsUser(t *testing.T) {
+	n := startNode(t, func(c *config.Config) { c.RequirePass = "s3cret" })
+	n.do(t, "ACL", "SETUSER", "ops", "on", ">pw", "+@all", "~*")
+	c := browser(t)
+	if code, _ := post(t, c, n.base+"/login", url.Values{"user": {"ops"}, "password": {"pw"}}); code != http.StatusSeeOther {
+		t.Fatalf("login: %d", code)
+	}
+	if code, _ := get(t, c, n.base+"/"); code != http.StatusOK {
+		t.Fatalf("signed in: %d", code)
+	}
+	n.do(t, "ACL", "SETUSER", "ops", "off")
+	if code, _ := get(t, c, n.base+"/"); code != http.StatusSeeOther {
+		t.Fatalf("after the user was switched off: %d, want 303 to /login", code)
+	}
+}
