@@ -87,6 +87,9 @@ func logReady(log zerolog.Logger, cfg config.Config, node *server.Server) {
 	if u := node.MetricsURL(); u != "" {
 		ev = ev.Str("metrics", u)
 	}
+	if u := node.DashboardURL(); u != "" {
+		ev = ev.Str("dashboard", u)
+	}
 	if a := node.TLSAddrs(); a != nil {
 		ev = ev.Strs("tls_addr", a)
 	}
@@ -114,7 +117,7 @@ func waitForStop(log zerolog.Logger, cfg config.Config, node *server.Server, sto
 		case f := <-node.Failed():
 			msg := "listener failed, shutting down"
 			if f.Metrics {
-				msg = "metrics server failed, shutting down"
+				msg = "HTTP server (metrics or dashboard) failed, shutting down"
 			}
 			log.Error().Err(f.Err).Msg(msg)
 		}

@@ -11,7 +11,8 @@ cd "$(dirname "$0")"
 # beanstalkd (the benchmark harness's smoke run, side by side), node and npm
 # (the Node.js example worker), ruby with Debian's redis-rb (the client
 # compatibility tests in compat/), openssl (compat's TLS tests make their
-# certificates with the commands of docs/securing.md).
+# certificates with the commands of docs/securing.md), chromium (the web
+# dashboard's browser tests in dashboard/, driven headless).
 need=()
 command -v redis-cli >/dev/null && command -v redis-benchmark >/dev/null || need+=(redis-tools)
 /usr/bin/python3 -c 'import redis' 2>/dev/null || need+=(python3-redis)
@@ -21,6 +22,7 @@ command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)
 ruby -e 'require "redis"' 2>/dev/null || need+=(ruby-redis)
 command -v openssl >/dev/null || need+=(openssl)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
 	echo "test.sh: installing ${need[*]}"
 	sudo=""

@@ -34,6 +34,9 @@ type Config struct {
 	LogLevel    string   // debug, info (default), warn, error
 	LogFormat   string   // console or json; default "" (console on a terminal, else json)
 	MetricsAddr string   // host:port for Prometheus metrics; default none
+	// HTTPAddr is where the web dashboard listens (host:port; an empty
+	// host is 127.0.0.1, loopback as the client port is); default none.
+	HTTPAddr string
 	// MetricsMaxLabels bounds the queues and policy keys metrics name; the
 	// rest are added up under "other". Default 100.
 	MetricsMaxLabels  int
@@ -189,6 +192,9 @@ var Options = []Option{
 	{"metrics-addr", "serve Prometheus metrics at http://ADDR/metrics (host:port; port 0 picks one)",
 		func(c *Config, v string) error { c.MetricsAddr = v; return nil },
 		func(c *Config) string { return c.MetricsAddr }},
+	{"http-addr", "serve the web dashboard at http://ADDR/ (host:port; no host: 127.0.0.1; port 0 picks one)",
+		func(c *Config, v string) error { c.HTTPAddr = v; return nil },
+		func(c *Config) string { return c.HTTPAddr }},
 	{"metrics-max-labels", "queues and policy keys named in metrics; the rest count as \"other\"",
 		func(c *Config, v string) (err error) {
 			c.MetricsMaxLabels, err = intIn[int](v, metricsLabelsRange)
@@ -602,6 +608,11 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("metrics-addr: %q is not host:port", c.MetricsAddr)
 		}
 	}
+	if c.HTTPAddr != "" {
+		if _, port, err := net.SplitHostPort(c.HTTPAddr); err != nil || port == "" {
+			return fmt.Errorf("http-addr: %q is not host:port (127.0.0.1:8080, or :8080 for loopback)", c.HTTPAddr)
+		}
+	}
 	return nil
 }
 
@@ -613,6 +624,17 @@ func (c *Config) tlsUser() string {
 		return "metrics-tls"
 	}
 	return "tls-port"
+}
+
+// HTTPListenAddr is the address the dashboard listens on: HTTPAddr with
+// an empty host made 127.0.0.1, so that only an address written out
+// exposes it beyond the machine.
+func (c *Config) HTTPListenAddr() string {
+	h, p, err := net.SplitHostPort(c.HTTPAddr)
+	if err != nil || h != "" {
+		return c.HTTPAddr
+	}
+	return net.JoinHostPort("127.0.0.1", p)
 }
 
 // UsesTLS reports whether a listener serves TLS: tls-port or metrics-tls.

@@ -497,3 +497,31 @@ func TestClusterClientAdvertise(t *testing.T) {
 		}
 	}
 }
+
+// --http-addr is host:port; a host left out is loopback, and only an
+// address written out serves the dashboard beyond the machine.
+func TestHTTPAddr(t *testing.T) {
+	for _, tc := range []struct {
+		arg, listen, err string
+	}{
+		{":8080", "127.0.0.1:8080", ""},
+		{"0.0.0.0:8080", "0.0.0.0:8080", ""},
+		{"[::1]:0", "[::1]:0", ""},
+		{"8080", "", "http-addr: \"8080\" is not host:port"},
+		{"localhost:", "", "is not host:port"},
+	} {
+		c, _, err := Load([]string{"--http-addr", tc.arg}, nil)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("--http-addr %s: %v, want %q", tc.arg, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || c.HTTPListenAddr() != tc.listen {
+			t.Errorf("--http-addr %s: listens on %q (%v), want %s", tc.arg, c.HTTPListenAddr(), err, tc.listen)
+		}
+	}
+	if c, _, _ := Load(nil, nil); c.HTTPAddr != "" {
+		t.Errorf("the dashboard is on by default at %q", c.HTTPAddr)
+	}
+}

@@ -223,3 +223,25 @@ func (m *Metrics) labeled() []*queueStats {
 	}
 	return out
 }
+
+// Durations are the wait and run time histograms of a queue, each a count
+// per bucket of DurationBounds and one more for the rest; ok is false when
+// the queue has none of its own (never seen, or counted under other).
+func (m *Metrics) Durations(queue string) (wait, run []uint64, ok bool) {
+	m.mu.Lock()
+	qs := m.queues[queue]
+	m.mu.Unlock()
+	if qs == nil || qs == m.other {
+		return nil, nil, false
+	}
+	return qs.wait.counts(), qs.run.counts(), true
+}
+
+// counts copies the buckets.
+func (h *histogram) counts() []uint64 {
+	out := make([]uint64, len(h.buckets))
+	for i := range h.buckets {
+		out[i] = h.buckets[i].Load()
+	}
+	return out
+}

@@ -632,6 +632,9 @@ func (u *User) NoPass() bool {
 	return r.enabled && r.nopass
 }
 
+// Enabled reports whether the user is on (may sign in).
+func (u *User) Enabled() bool { return u.rules.Load().enabled }
+
 // ErrNoPermKey refuses a command for a queue name or policy key outside
 // the user's patterns, in Redis 7's words.
 var ErrNoPermKey = Error("NOPERM No permissions to access a key")

@@ -59,3 +59,49 @@ func (s *Server) SetReplicator(r Replicator) { s.replicator = r }
 // ArityOK reports whether a call of cmd with n words (the name included)
 // has an arity the command accepts.
 func (c *Command) ArityOK(n int) bool { return arityOK(c.Arity, n) }
+
+// DetachedAs returns a detached client of s logged in as u, for a caller
+// inside the process that has checked u's password itself (the web
+// dashboard). addr names the caller in CLIENT LIST's place, the slow log
+// and ACL LOG.
+func (s *Server) DetachedAs(u *User, addr string) *Client {
+	c := s.Detached()
+	c.userPtr.Store(u)
+	c.addr = addr
+	return c
+}
+
+// Run runs cmd with args on a detached client the way a connection runs a
+// command it has read: the arity, the user's rights, the gate that orders
+// commands against transactions, the command's statistics and the slow
+// log. Nothing waits (BLOCK answers at once, as inside EXEC). On a node of
+// a replicated group cmd comes from the client table, so a write is
+// proposed as a client's would be. One goroutine at a time per client.
+func (c *Client) Run(cmd *Command, args [][]byte) (any, error) {
+	c.started = time.Now()
+	if !arityOK(cmd.Arity, len(args)) {
+		return nil, WrongArity(cmd.Name)
+	}
+	r := c.userPtr.Load().rules.Load()
+	if !r.enabled { // switched off since the caller checked its password
+		return nil, ErrNoAuth
+	}
+	if !r.all {
+		if err := c.permit(cmd, args, "toplevel"); err != nil {
+			return nil, err
+		}
+	}
+	c.inExec = true
+	var v any
+	var err error
+	if cmd.Flags&TxControl != 0 {
+		v, err = c.call(cmd, args)
+	} else {
+		c.enter()
+		v, err = c.call(cmd, args)
+		c.leave()
+	}
+	c.observe(cmd, args, err != nil)
+	c.onFail = c.onFail[:0]
+	return v, err
+}

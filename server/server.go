@@ -16,6 +16,7 @@ import (
 	"sluice/cluster"
 	"sluice/commands"
 	"sluice/config"
+	"sluice/dashboard"
 	"sluice/metrics"
 	"sluice/persistence"
 	"sluice/protocol"
@@ -51,7 +52,7 @@ var ErrShutDown = errors.New("server: already shut down")
 
 // Failure is a listener that stopped serving while the node runs.
 type Failure struct {
-	Metrics bool // the metrics endpoint, not a client listener
+	Metrics bool // an HTTP listener (metrics or the dashboard), not a client listener
 	Err     error
 }
 
@@ -84,6 +85,9 @@ type Server struct {
 	certs      *tlsserver.Certs // nil: no TLS
 	httpSrv    *http.Server     // nil: no metrics endpoint
 	metricsURL string
+	dash       *dashboard.Dashboard // nil: no dashboard (--http-addr)
+	dashSrv    *http.Server
+	dashURL    string
 
 	shutdownReq chan struct{} // SHUTDOWN asked for a stop
 	failed      chan Failure  // a listener stopped while serving
@@ -322,6 +326,12 @@ func (s *Server) listen() error {
 	if s.metricsURL != "" {
 		s.env.Info = append(s.env.Info, commands.Setting{Name: "metrics_url", Value: s.metricsURL})
 	}
+	if err := s.listenHTTP(); err != nil {
+		return err
+	}
+	if s.dashURL != "" {
+		s.env.Info = append(s.env.Info, commands.Setting{Name: "dashboard_url", Value: s.dashURL})
+	}
 	return nil
 }
 
@@ -366,15 +376,8 @@ func (s *Server) listenMetrics() error {
 		s.log.Error().Err(err).Str("addr", cfg.MetricsAddr).Msg("cannot listen for metrics")
 		return err
 	}
-	src := metrics.Sources{Store: s.store, Server: s.srv, MaxMemory: cfg.MaxMemory, Now: s.now}
-	if s.aof != nil {
-		src.Log = s.aof.Stats
-	}
-	if s.node != nil {
-		src.Raft = s.raftStats
-	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", s.met.Handler(src))
+	mux.Handle("/metrics", s.met.Handler(s.metricsSources()))
 	s.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: httpErrorLog(s.log)}
 	scheme := "http"
 	if cfg.MetricsTLS { // the same certificates, reloads included
@@ -389,6 +392,49 @@ func (s *Server) listenMetrics() error {
 	return nil
 }
 
+// metricsSources are what a scrape reads.
+func (s *Server) metricsSources() metrics.Sources {
+	src := metrics.Sources{Store: s.store, Server: s.srv, MaxMemory: s.cfg.MaxMemory, Now: s.now}
+	if s.aof != nil {
+		src.Log = s.aof.Stats
+	}
+	if s.node != nil {
+		src.Raft = s.raftStats
+	}
+	return src
+}
+
+// listenHTTP serves the web dashboard, and /metrics beside it, on
+// --http-addr, if set (package dashboard).
+func (s *Server) listenHTTP() error {
+	if s.cfg.HTTPAddr == "" {
+		return nil
+	}
+	addr := s.cfg.HTTPListenAddr()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		s.log.Error().Err(err).Str("addr", addr).Msg("cannot listen for the dashboard")
+		return err
+	}
+	d, err := dashboard.New(dashboard.Sources{Store: s.store, Server: s.srv, Metrics: s.met, Now: s.now,
+		PromHandler: s.met.Handler(s.metricsSources()), Log: s.log})
+	if err != nil {
+		ln.Close()
+		s.log.Error().Err(err).Msg("cannot build the dashboard")
+		return err
+	}
+	s.dash = d
+	s.dash.Start()
+	s.dashSrv = &http.Server{Handler: d, ReadHeaderTimeout: 10 * time.Second, ErrorLog: httpErrorLog(s.log)}
+	go func() { // ends when dashSrv is shut down
+		if err := s.dashSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			s.fail(Failure{Metrics: true, Err: err})
+		}
+	}()
+	s.dashURL = "http://" + ln.Addr().String() + "/"
+	return nil
+}
+
 // fail reports a listener's end; only the first one is kept.
 func (s *Server) fail(f Failure) {
 	select {
@@ -400,6 +446,20 @@ func (s *Server) fail(f Failure) {
 func (s *Server) closeListeners() {
 	for _, l := range s.lns {
 		l.Close()
+	}
+	s.closeDashboard()
+}
+
+// closeDashboard stops the dashboard's listener and its sampler.
+func (s *Server) closeDashboard() {
+	if s.dashSrv != nil {
+		hctx, hcancel := context.WithTimeout(context.Background(), time.Second)
+		_ = s.dashSrv.Shutdown(hctx)
+		hcancel()
+		s.dashSrv = nil
+	}
+	if s.dash != nil {
+		s.dash.Close()
 	}
 }
 
@@ -420,6 +480,9 @@ func (s *Server) TLSAddrs() []string { return s.tlsAddrs }
 
 // MetricsURL is the metrics endpoint's URL ("": none).
 func (s *Server) MetricsURL() string { return s.metricsURL }
+
+// DashboardURL is the web dashboard's URL ("": none).
+func (s *Server) DashboardURL() string { return s.dashURL }
 
 // ShutdownRequested receives when a client sends SHUTDOWN.
 func (s *Server) ShutdownRequested() <-chan struct{} { return s.shutdownReq }
@@ -463,6 +526,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		_ = s.httpSrv.Shutdown(hctx)
 		hcancel()
 	}
+	s.closeDashboard()
 	close(s.timerStop)
 	if s.timerDone != nil {
 		<-s.timerDone
