@@ -24,7 +24,6 @@ package store
 // longer than three months.
 
 import (
-	"container/heap"
 	"sort"
 	"sync"
 )
@@ -36,10 +35,11 @@ const fairScale = 1 << 20
 const MaxWeight = 1000
 
 // Estimates for --maxmemory (see observe.go): a fair group held by a queue
-// (its record and its place in the queue's map) and one more part when its
-// jobs have more than one handler; a weight policy. Names add their length.
+// (its record and its place in the queue's map: BenchmarkFairGroupMemory
+// measures 144 bytes for an idle one), and one more part when its jobs
+// have more than one handler; a weight policy. Names add their length.
 const (
-	FairOverhead   = 128
+	FairOverhead   = 160
 	PartOverhead   = 96
 	WeightOverhead = 64
 )
@@ -53,14 +53,15 @@ func fairBytes(name string) int64 {
 	return FairOverhead + int64(len(name))
 }
 
-// fair is a fair group of a queue.
+// fair is a fair group of a queue. It is kept small (an idle group costs
+// its record and its place in the queue's map; BenchmarkFairGroupMemory):
+// its name is its key there and in its lanes' keys.
 type fair struct {
-	name   string
 	turn   uint64 // the group's next turn
 	weight uint32 // cached from the store's weights; 1 when none
 	parts  int32  // parts in use: first (when first.g != nil) and more
 	first  part   // the part of the group's first handler, kept inline
-	more   []*part
+	more   *[]*part
 }
 
 // part is a handler group's share of a fair group: the lanes of one
@@ -69,25 +70,8 @@ type part struct {
 	f     *fair
 	g     *group
 	lanes laneHeap
-	idx   int // in g.parts, -1 when absent
-	count int // lanes of the part, on the heap or not
-	// The head's priority and entry order and the group's turn, copied
-	// when the part is placed in its group's heap (fixPart).
-	prio int64
-	turn uint64
-	seq  uint64
-}
-
-// before is the reservation order of two parts on a heap: priority first,
-// then the fair turn, then entry order.
-func (p *part) before(o *part) bool {
-	if p.prio != o.prio {
-		return p.prio > o.prio
-	}
-	if p.turn != o.turn {
-		return behind(p.turn, o.turn)
-	}
-	return p.seq < o.seq
+	idx   int32 // in g.parts, -1 when absent
+	count int32 // lanes of the part, on the heap or not
 }
 
 // behind reports whether turn a comes before turn b.
@@ -106,9 +90,11 @@ func (q *queue) partFor(g *group, name string) *part {
 	if f.first.g == g {
 		return &f.first
 	}
-	for _, p := range f.more {
-		if p.g == g {
-			return p
+	if f.more != nil {
+		for _, p := range *f.more {
+			if p.g == g {
+				return p
+			}
 		}
 	}
 	var p *part
@@ -116,7 +102,10 @@ func (q *queue) partFor(g *group, name string) *part {
 		p = &f.first
 	} else {
 		p = &part{idx: -1}
-		f.more = append(f.more, p)
+		if f.more == nil {
+			f.more = new([]*part)
+		}
+		*f.more = append(*f.more, p)
 		q.sh.state.Add(PartOverhead)
 	}
 	p.f, p.g = f, g
@@ -128,7 +117,7 @@ func (q *queue) partFor(g *group, name string) *part {
 // newFair makes the fair group name, at the queue's current turn. Lock
 // must be held.
 func (q *queue) newFair(name string) *fair {
-	f := &fair{name: name, turn: q.turn, weight: q.sh.weights.of(name)}
+	f := &fair{turn: q.turn, weight: q.sh.weights.of(name)}
 	f.first.idx = -1
 	q.fairs[name] = f
 	q.sh.state.Add(fairBytes(name))
@@ -136,8 +125,9 @@ func (q *queue) newFair(name string) *fair {
 }
 
 // dropPart forgets a part that has no lane left, then its handler group
-// and its fair group if they have no part left. Lock must be held.
-func (q *queue) dropPart(p *part) {
+// and its fair group, named name, if they have no part left. Lock must be
+// held.
+func (q *queue) dropPart(p *part, name string) {
 	f, g := p.f, p.g
 	g.count--
 	if g.count == 0 {
@@ -147,17 +137,21 @@ func (q *queue) dropPart(p *part) {
 	if p == &f.first {
 		f.first = part{idx: -1}
 	} else {
-		for i, o := range f.more {
+		more := *f.more
+		for i, o := range more {
 			if o == p {
-				f.more = append(f.more[:i], f.more[i+1:]...)
+				*f.more = append(more[:i], more[i+1:]...)
 				break
 			}
+		}
+		if len(*f.more) == 0 {
+			f.more = nil
 		}
 		q.sh.state.Add(-PartOverhead)
 	}
 	if f.parts == 0 {
-		delete(q.fairs, f.name)
-		q.sh.state.Add(-fairBytes(f.name))
+		delete(q.fairs, name)
+		q.sh.state.Add(-fairBytes(name))
 	}
 }
 
@@ -166,8 +160,10 @@ func (f *fair) eachPart(fn func(*part)) {
 	if f.first.g != nil {
 		fn(&f.first)
 	}
-	for _, p := range f.more {
-		fn(p)
+	if f.more != nil {
+		for _, p := range *f.more {
+			fn(p)
+		}
 	}
 }
 
@@ -348,27 +344,110 @@ func (s *Store) Weights() []WeightInfo {
 	return out
 }
 
-// partHeap orders a handler group's parts (part.before).
-type partHeap []*part
+// partKey places a part in its handler group's heap: its head's priority
+// and entry order and its fair group's turn, copied there when it is
+// placed (fixPart), so that the heap's comparisons read the heap's own
+// array, not parts scattered in memory: with 100,000 groups a reservation
+// moves one part through some 9 levels of the heap.
+type partKey struct {
+	prio int64
+	turn uint64
+	seq  uint64
+	p    *part
+}
 
-func (h partHeap) Len() int           { return len(h) }
-func (h partHeap) Less(i, k int) bool { return h[i].before(h[k]) }
-func (h partHeap) Swap(i, k int) {
-	h[i], h[k] = h[k], h[i]
-	h[i].idx, h[k].idx = i, k
+// before is the reservation order: priority first, then the fair turn,
+// then entry order.
+func (a *partKey) before(b *partKey) bool {
+	if a.prio != b.prio {
+		return a.prio > b.prio
+	}
+	if a.turn != b.turn {
+		return behind(a.turn, b.turn)
+	}
+	return a.seq < b.seq
 }
-func (h *partHeap) Push(x any) {
-	p := x.(*part)
-	p.idx = len(*h)
-	*h = append(*h, p)
+
+// partHeap is a 4-ary min-heap of parts by partKey: half the depth of a
+// binary heap, and a node's four children share two cache lines.
+type partHeap []partKey
+
+const partArity = 4
+
+func (h partHeap) set(i int, k partKey) {
+	h[i] = k
+	k.p.idx = int32(i)
 }
-func (h *partHeap) Pop() any {
+
+func (h partHeap) up(i int) {
+	k := h[i]
+	for i > 0 {
+		parent := (i - 1) / partArity
+		if !k.before(&h[parent]) {
+			break
+		}
+		h.set(i, h[parent])
+		i = parent
+	}
+	h.set(i, k)
+}
+
+func (h partHeap) down(i int) {
+	k := h[i]
+	n := len(h)
+	for {
+		first := i*partArity + 1
+		if first >= n {
+			break
+		}
+		best := first
+		for c := first + 1; c < first+partArity && c < n; c++ {
+			if h[c].before(&h[best]) {
+				best = c
+			}
+		}
+		if !h[best].before(&k) {
+			break
+		}
+		h.set(i, h[best])
+		i = best
+	}
+	h.set(i, k)
+}
+
+// push adds k, whose part is on no heap.
+func (h *partHeap) push(k partKey) {
+	*h = append(*h, k)
+	h.up(len(*h) - 1)
+}
+
+// fix re-places the entry at i with key k.
+func (h partHeap) fix(i int, k partKey) {
+	old := h[i]
+	h[i] = k
+	if k.before(&old) {
+		h.up(i)
+	} else {
+		h.down(i)
+	}
+}
+
+// remove takes the entry at i out.
+func (h *partHeap) remove(i int) {
 	old := *h
-	p := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
+	last := len(old) - 1
+	p := old[i].p
+	if i != last {
+		old[i] = old[last]
+	}
+	old[last] = partKey{}
+	*h = old[:last]
+	if i != last {
+		h.fix(i, old[i])
+	}
 	p.idx = -1
-	return p
+	if c := cap(*h); c > 64 && len(*h) < c/4 {
+		// Give back what a past backlog grew: idle groups hold no place.
+		*h = append(make(partHeap, 0, c/2), *h...)
+	}
 }
-
-var _ heap.Interface = (*partHeap)(nil)

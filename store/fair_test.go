@@ -3,7 +3,10 @@ package store
 import (
 	"fmt"
 	"math"
+	"runtime"
+	"runtime/debug"
 	"testing"
+	"time"
 )
 
 // fairStore is a store with n jobs pushed to queue "q" per group of
@@ -353,5 +356,128 @@ func TestRoundRobin(t *testing.T) {
 	}
 	if err := s.CheckInvariants(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// fairCycler reserves, acks and pushes again on a queue whose backlog is
+// spread over groups fair groups (1: every job in one group), so the
+// backlog and the groups stay as they are.
+type fairCycler struct {
+	s     *Store
+	now   int64
+	names []string
+	opts  ReserveOptions
+}
+
+func newFairCycler(b *testing.B, groups, perGroup int) *fairCycler {
+	c := &fairCycler{s: benchStoreFair(b), now: 1_000_000, names: make([]string, groups)}
+	for i := range c.names {
+		c.names[i] = fmt.Sprintf("tenant-%06d", i)
+	}
+	for k := 0; k < perGroup; k++ {
+		for _, g := range c.names {
+			if _, err := c.s.Push(c.now, PushOptions{Queue: "q", Handler: "h", Group: g, Payload: make([]byte, 100)}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	c.opts = ReserveOptions{Worker: "w", Lease: 30_000, Queues: []string{"q"}}
+	return c
+}
+
+func benchStoreFair(b *testing.B) *Store {
+	b.Helper()
+	s, err := New(DefaultConfig(), NewSeqGenerator())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
+
+// run does n reserve → ack → push cycles and returns how long the
+// reserves and acks took (the push that keeps the backlog is not timed).
+func (c *fairCycler) run(b *testing.B, n int) time.Duration {
+	var took time.Duration
+	p := PushOptions{Queue: "q", Handler: "h", Payload: make([]byte, 100)}
+	for range n {
+		c.now++
+		start := time.Now()
+		rs, err := c.s.Reserve(c.now, c.opts)
+		if err != nil || len(rs) != 1 {
+			b.Fatalf("reserve: %v %v", rs, err)
+		}
+		if err := c.s.Ack(c.now, rs[0].Token); err != nil {
+			b.Fatal(err)
+		}
+		took += time.Since(start)
+		j, _ := c.s.Get(c.now, rs[0].ID)
+		p.Group = j.Group
+		if _, err := c.s.Push(c.now, p); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return took
+}
+
+// BenchmarkFairCost is the cost bar: reserve+ack with 300,000 jobs
+// backlogged in 100,000 fair groups against the same backlog in one group
+// (each cycle then pushes a job to the group served, untimed, to keep the
+// backlog), paired as BenchmarkPolicyCost pairs its two stores (blocks of
+// 10,000 cycles, alternating which goes first). speed = one group ÷
+// 100,000 groups; the bar is ≥ 0.9.
+func BenchmarkFairCost(b *testing.B) {
+	one, many := newFairCycler(b, 1, 300_000), newFairCycler(b, 100_000, 3)
+	one.run(b, 110_000) // retention full on both
+	many.run(b, 110_000)
+	debug.FreeOSMemory()
+	var t1, tn time.Duration
+	b.ReportAllocs()
+	b.ResetTimer()
+	for k, done := 0, 0; done < b.N; k++ {
+		n := min(10_000, b.N-done)
+		if k%2 == 0 {
+			t1 += one.run(b, n)
+			tn += many.run(b, n)
+		} else {
+			tn += many.run(b, n)
+			t1 += one.run(b, n)
+		}
+		done += n
+	}
+	b.ReportMetric(float64(t1.Nanoseconds())/float64(b.N), "ns/one-group")
+	b.ReportMetric(float64(tn.Nanoseconds())/float64(b.N), "ns/100k-groups")
+	b.ReportMetric(float64(t1)/float64(tn), "speed")
+}
+
+// BenchmarkFairGroupMemory measures an idle fair group (its jobs
+// reserved): 100,000 jobs each in a lane of its own (a concurrency key
+// each), in one group or in a group each; the difference per job is a
+// group's memory. FairOverhead is it rounded up.
+func BenchmarkFairGroupMemory(b *testing.B) {
+	const n = 100_000
+	measure := func(group func(i int) string) float64 {
+		runtime.GC()
+		var before, after runtime.MemStats
+		s := benchStoreFair(b)
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for i := range n {
+			key := fmt.Sprintf("k%09d", i)
+			if _, err := s.Push(1, PushOptions{Queue: "q", Handler: "h", ID: key, ConcurrencyKey: key, Group: group(i)}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if rs, err := s.Reserve(1, ReserveOptions{Worker: "w", Lease: 1 << 40, Count: n, Queues: []string{"q"}}); err != nil || len(rs) != n {
+			b.Fatal(len(rs), err)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		runtime.KeepAlive(s)
+		return float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / n
+	}
+	for range b.N {
+		shared := measure(func(int) string { return "g" })
+		own := measure(func(i int) string { return fmt.Sprintf("g%09d", i) })
+		b.ReportMetric(own-shared-10, "bytes/group") // less the 10-byte name, counted apart
 	}
 }

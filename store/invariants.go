@@ -174,7 +174,11 @@ func (s *Store) CheckInvariants() error {
 		for _, q := range sh.queues {
 			state += QueueBytes(q.name) + LaneOverhead*int64(len(q.lanes))
 			for name, f := range q.fairs {
-				state += fairBytes(name) + PartOverhead*int64(len(f.more))
+				more := 0
+				if f.more != nil {
+					more = len(*f.more)
+				}
+				state += fairBytes(name) + PartOverhead*int64(more)
 			}
 		}
 	}
@@ -350,11 +354,11 @@ func (s *Store) checkLanes(q *queue, seen map[*job]bool, seenPacked map[ref]bool
 					err = fmt.Errorf("lane heap of %q/%q/%q is out of order", q.name, p.g.handler, name)
 				}
 			}
-			onHeap := p.idx >= 0 && p.idx < len(p.g.parts) && p.g.parts[p.idx] == p
+			onHeap := p.idx >= 0 && int(p.idx) < len(p.g.parts) && p.g.parts[p.idx].p == p
 			if onHeap != (len(p.lanes) > 0) {
 				err = fmt.Errorf("part %q/%q of %q on heap %v with %d lanes", p.g.handler, name, q.name, onHeap, len(p.lanes))
 			}
-			if onHeap && (p.turn != f.turn || p.prio != p.lanes[0].headPrio || p.seq != p.lanes[0].headSeq) {
+			if onHeap && (p.g.parts[p.idx].prio != p.lanes[0].headPrio || p.g.parts[p.idx].seq != p.lanes[0].headSeq || p.g.parts[p.idx].turn != f.turn) {
 				err = fmt.Errorf("part %q/%q of %q is placed by a key it no longer has", p.g.handler, name, q.name)
 			}
 		})
@@ -371,13 +375,13 @@ func (s *Store) checkLanes(q *queue, seen map[*job]bool, seenPacked map[ref]bool
 			return fmt.Errorf("group %q of %q on heap %v with %d parts", h, q.name, onHeap, len(g.parts))
 		}
 		for i := 1; i < len(g.parts); i++ {
-			if g.parts[i].before(g.parts[(i-1)/2]) {
+			if g.parts[i].before(&g.parts[(i-1)/partArity]) {
 				return fmt.Errorf("part heap of %q/%q is out of order", q.name, h)
 			}
 		}
 	}
 	for i := 1; i < len(q.heap); i++ {
-		if q.heap[i].parts[0].before(q.heap[(i-1)/2].parts[0]) {
+		if q.heap[i].parts[0].before(&q.heap[(i-1)/2].parts[0]) {
 			return fmt.Errorf("group heap of %q is out of order", q.name)
 		}
 	}

@@ -521,22 +521,22 @@ func (q *queue) best(handlers []string) *lane {
 		if len(q.heap) == 0 {
 			return nil
 		}
-		return q.heap[0].parts[0].lanes[0]
+		return q.heap[0].parts[0].p.lanes[0]
 	}
-	var best *part
+	var best *partKey
 	for _, h := range handlers {
 		g := q.groups[h]
 		if g == nil || len(g.parts) == 0 {
 			continue
 		}
-		if p := g.parts[0]; best == nil || p.before(best) {
-			best = p
+		if k := &g.parts[0]; best == nil || k.before(best) {
+			best = k
 		}
 	}
 	if best == nil {
 		return nil
 	}
-	return best.lanes[0]
+	return best.p.lanes[0]
 }
 
 // withToken finds the job reserved under token and returns it with its shard

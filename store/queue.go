@@ -309,17 +309,17 @@ func (q *queue) fix(l *lane) {
 // its group in the right place of the heaps. Lock must be held.
 func (q *queue) fixPart(p *part) {
 	g := p.g
-	if len(p.lanes) > 0 {
-		top := p.lanes[0]
-		p.prio, p.turn, p.seq = top.headPrio, p.f.turn, top.headSeq
-	}
 	switch {
-	case len(p.lanes) > 0 && p.idx < 0:
-		heap.Push(&g.parts, p)
 	case len(p.lanes) > 0:
-		heap.Fix(&g.parts, p.idx)
+		top := p.lanes[0]
+		k := partKey{prio: top.headPrio, turn: p.f.turn, seq: top.headSeq, p: p}
+		if p.idx < 0 {
+			g.parts.push(k)
+		} else {
+			g.parts.fix(int(p.idx), k)
+		}
 	case p.idx >= 0:
-		heap.Remove(&g.parts, p.idx)
+		g.parts.remove(int(p.idx))
 	}
 	switch {
 	case len(g.parts) > 0 && g.idx < 0:
@@ -392,7 +392,7 @@ func (q *queue) unref(l *lane) {
 	}
 	l.p.count--
 	if l.p.count == 0 {
-		q.dropPart(l.p)
+		q.dropPart(l.p, l.key.group)
 	}
 }
 
@@ -553,7 +553,7 @@ type groupHeap []*group
 
 func (h groupHeap) Len() int { return len(h) }
 func (h groupHeap) Less(i, k int) bool {
-	return h[i].parts[0].before(h[k].parts[0])
+	return h[i].parts[0].before(&h[k].parts[0])
 }
 func (h groupHeap) Swap(i, k int) {
 	h[i], h[k] = h[k], h[i]
