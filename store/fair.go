@@ -36,7 +36,7 @@ const MaxWeight = 1000
 
 // Estimates for --maxmemory (see observe.go): a fair group held by a queue
 // (its record and its place in the queue's map: BenchmarkFairGroupMemory
-// measures 144 bytes for an idle one), and one more part when its jobs
+// measures 120 bytes for an idle one), and one more part when its jobs
 // have more than one handler; a weight policy. Names add their length.
 const (
 	FairOverhead   = 160

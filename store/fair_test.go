@@ -481,3 +481,45 @@ func BenchmarkFairGroupMemory(b *testing.B) {
 		b.ReportMetric(own-shared-10, "bytes/group") // less the 10-byte name, counted apart
 	}
 }
+
+// TestFairMemory: --maxmemory counts a named group while it is held, a
+// weight while it is set, and a worker remembered by ROUNDROBIN.
+func TestFairMemory(t *testing.T) {
+	s, _ := New(DefaultConfig(), NewSeqGenerator())
+	_, err := s.Push(1000, PushOptions{Queue: "q", Handler: "h", ID: "a"})
+	must(t, err)
+	base := s.Memory().Queues
+	_, err = s.Push(1000, PushOptions{Queue: "q", Handler: "h", ID: "b", Group: "tenant"})
+	must(t, err)
+	if got, want := s.Memory().Queues-base, int64(LaneOverhead+FairOverhead+len("tenant")); got != want {
+		t.Fatalf("a job in a new group added %d bytes, want %d", got, want)
+	}
+	must(t, s.SetWeight(1000, "tenant", 3))
+	if got, want := s.Memory().Queues-base, int64(LaneOverhead+FairOverhead+WeightOverhead+2*len("tenant")); got != want {
+		t.Fatalf("with a weight: %d bytes, want %d", got, want)
+	}
+	if _, err := s.Reserve(1000, ReserveOptions{Worker: "wk", Lease: 1000, Queues: []string{"q"}, RoundRobin: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := s.Memory().Queues-base, int64(LaneOverhead+FairOverhead+WeightOverhead+2*len("tenant")+RotationOverhead+len("wk")); got != want {
+		t.Fatalf("with a worker remembered: %d bytes, want %d", got, want)
+	}
+	s.Cancel(1000, "b")
+	s.Flush(1000)
+	if got := s.Memory().Queues; got != 0 {
+		t.Fatalf("after FLUSHALL %d bytes are still counted", got)
+	}
+	if err := s.CheckInvariants(); err != nil {
+		t.Fatal(err)
+	}
+	// A limit refuses a weight that does not fit, and changes nothing.
+	cfg := DefaultConfig()
+	cfg.MaxBytes = WeightOverhead
+	small, _ := New(cfg, NewSeqGenerator())
+	if err := small.SetWeight(1000, "tenant", 2); err == nil {
+		t.Fatal("a weight past --maxmemory was accepted")
+	}
+	if len(small.Weights()) != 0 || small.Memory().Queues != 0 {
+		t.Fatal("a refused weight left state behind")
+	}
+}
