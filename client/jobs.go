@@ -46,6 +46,10 @@ type PushOptions struct {
 	// within the server's --idempotency-window creates nothing and returns
 	// the first push's id.
 	IdempotencyKey string
+	// Group is the job's fair group: among a queue's eligible jobs of one
+	// priority, reservations rotate between groups (weighed by
+	// PolicySetWeight). Empty: the default group.
+	Group string
 }
 
 // Push enqueues a job for handler on queue and returns its id. opts may be
@@ -80,6 +84,9 @@ func (c *Client) Push(ctx context.Context, queue, handler string, payload []byte
 		if o.IdempotencyKey != "" {
 			args = append(args, "IDEMPOTENCY", o.IdempotencyKey)
 		}
+		if o.Group != "" {
+			args = append(args, "GROUP", o.Group)
+		}
 	}
 	v, err := c.do(ctx, args...)
 	if err != nil {
@@ -103,6 +110,9 @@ type ReserveOptions struct {
 	Block    time.Duration // > 0: wait this long for work; BlockForever: wait forever; 0: do not wait
 	Handlers []string      // non-empty: only jobs for these handlers
 	Queues   []string      // required: queues to take from, in order of preference
+	// RoundRobin starts with the queue after the one that last gave this
+	// worker id a job under RoundRobin, and takes one job per queue in turn.
+	RoundRobin bool
 }
 
 // Reservation is one job leased by Reserve.
@@ -146,6 +156,9 @@ func (c *Client) Reserve(ctx context.Context, opts ReserveOptions) ([]Reservatio
 		for _, h := range opts.Handlers {
 			args = append(args, h)
 		}
+	}
+	if opts.RoundRobin {
+		args = append(args, "ROUNDROBIN")
 	}
 	args = append(args, "QUEUES")
 	for _, q := range opts.Queues {
@@ -279,6 +292,7 @@ type Job struct {
 	Priority       int64
 	ConcurrencyKey string // empty: none
 	RateLimitKey   string // empty: none
+	Group          string // the fair group; empty: the default one
 	Attempt        int64
 	MaxAttempts    int64
 	CreatedAt      time.Time
@@ -331,6 +345,7 @@ func decodeJob(cmd string, v any) (*Job, error) {
 		Priority:       r.int("priority"),
 		ConcurrencyKey: r.str("concurrency_key"),
 		RateLimitKey:   r.str("rate_limit_key"),
+		Group:          r.str("group"),
 		Attempt:        r.int("attempt"),
 		MaxAttempts:    r.int("max_attempts"),
 		CreatedAt:      r.time("created_at"),

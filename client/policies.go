@@ -15,6 +15,7 @@ type PolicyKind string
 const (
 	Concurrency PolicyKind = "concurrency"
 	RateLimit   PolicyKind = "ratelimit"
+	Weight      PolicyKind = "weight" // a fair group's weight: Limit is the weight
 )
 
 // Policy is a policy with its live usage (POLICYGET, POLICYLIST).
@@ -38,6 +39,13 @@ func (c *Client) PolicySetConcurrency(ctx context.Context, key string, limit int
 // rate-limit key key in any rolling window of period.
 func (c *Client) PolicySetRateLimit(ctx context.Context, key string, limit int64, period time.Duration) error {
 	return c.doOK(ctx, "POLICYSET", "RATELIMIT", key, limit, ms(period))
+}
+
+// PolicySetWeight gives fair group group weight n (1 to 1000) in every
+// queue: while backlogged, it is served n times as often as a group of
+// weight 1.
+func (c *Client) PolicySetWeight(ctx context.Context, group string, n int64) error {
+	return c.doOK(ctx, "POLICYSET", "WEIGHT", group, n)
 }
 
 // PolicyDel deletes a policy and reports whether there was one.

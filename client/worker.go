@@ -69,6 +69,7 @@ func (e *retryError) Unwrap() error { return e.err }
 type WorkerOptions struct {
 	ID          string        // worker name shown by JOBGET; default host-pid-random
 	Queues      []string      // queues to take from, in order of preference
+	RoundRobin  bool          // take from the queues in turn rather than in order (JOBRESERVE ROUNDROBIN)
 	Concurrency int           // handlers run at once; default 1
 	Lease       time.Duration // lease per reservation, extended at a third of it; default 30 s
 	// Prefetch is how many jobs may be reserved beyond free executors, to
@@ -317,7 +318,7 @@ func (w *Worker) fetch(handlers []string) {
 		}
 		res, err := w.c.Reserve(ctx, ReserveOptions{
 			Worker: w.opts.ID, Lease: w.opts.Lease, Count: n, Block: w.opts.Block,
-			Handlers: handlers, Queues: w.opts.Queues,
+			Handlers: handlers, Queues: w.opts.Queues, RoundRobin: w.opts.RoundRobin,
 		})
 		for range n - len(res) {
 			w.slots <- struct{}{}

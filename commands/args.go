@@ -94,8 +94,8 @@ func (o *options) more() bool { return o.i < len(o.args) }
 // these strings themselves, so that parsing a known keyword allocates
 // nothing.
 var optionKeywords = []string{
-	"AT", "BACKOFF", "BLOCK", "CONCURRENCY", "COUNT", "DELAY", "ERROR", "HANDLERS",
-	"ID", "MAXATTEMPTS", "NORETRY", "PRIORITY", "QUEUES", "RATELIMIT", "RETRYIN",
+	"AT", "BACKOFF", "BLOCK", "CONCURRENCY", "COUNT", "DELAY", "ERROR", "GROUP", "HANDLERS",
+	"ID", "MAXATTEMPTS", "NORETRY", "PRIORITY", "QUEUES", "RATELIMIT", "RETRYIN", "ROUNDROBIN",
 }
 
 // upperKeyword is b upper-cased: one of optionKeywords when it is one.

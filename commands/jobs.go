@@ -44,7 +44,7 @@ var pushArgs = []protocol.Arg{
 	{Name: "when", Type: "oneof", Optional: true, Args: []protocol.Arg{
 		{Name: "ms", Type: "integer", Token: "DELAY"}, {Name: "unix-ms", Type: "integer", Token: "AT"}}},
 	opt("MAXATTEMPTS", integerArg("n")), opt("BACKOFF", integerArg("ms")),
-	opt("IDEMPOTENCY", str("key")),
+	opt("IDEMPOTENCY", str("key")), opt("GROUP", str("group")),
 }
 
 var reserveArgs = []protocol.Arg{
@@ -52,6 +52,7 @@ var reserveArgs = []protocol.Arg{
 	opt("COUNT", integerArg("n")), opt("BLOCK", integerArg("ms")),
 	{Name: "handlers", Type: "block", Token: "HANDLERS", Optional: true, Args: []protocol.Arg{
 		integerArg("numhandlers"), {Name: "handler", Type: "string", Multiple: true}}},
+	{Name: "roundrobin", Type: "pure-token", Token: "ROUNDROBIN", Optional: true},
 	{Name: "queue", Type: "string", Token: "QUEUES", Multiple: true},
 }
 
@@ -63,7 +64,7 @@ var failArgs = []protocol.Arg{
 
 // JOBPUSH queue handler payload [ID id] [PRIORITY n] [CONCURRENCY key]
 // [RATELIMIT key] [DELAY ms | AT unix-ms] [MAXATTEMPTS n] [BACKOFF ms]
-// [IDEMPOTENCY key]
+// [IDEMPOTENCY key] [GROUP group]
 func (e *Env) jobPush(c *protocol.Client, args [][]byte) (any, error) {
 	now := e.now(c)
 	p, err := e.pushOptions(now, args)
@@ -168,6 +169,8 @@ func (e *Env) pushOptions(now int64, args [][]byte) (p store.PushOptions, err er
 			p.Backoff, err = duration(v, false)
 		case "IDEMPOTENCY":
 			p.IdempotencyKey, err = ident(v, "idempotency key")
+		case "GROUP":
+			p.Group, err = ident(v, "group")
 		default:
 			return p, protocol.ErrSyntax
 		}
@@ -196,7 +199,7 @@ func (e *Env) errTooManyNames(what string) error {
 }
 
 // JOBRESERVE worker lease-ms [COUNT n] [BLOCK ms]
-// [HANDLERS numhandlers handler [handler ...]] QUEUES queue [queue ...]
+// [HANDLERS numhandlers handler [handler ...]] [ROUNDROBIN] QUEUES queue [queue ...]
 func (e *Env) jobReserve(c *protocol.Client, args [][]byte) (any, error) {
 	r, block, err := e.reserveArgs(args)
 	if err != nil {
@@ -246,6 +249,8 @@ func (e *Env) reserveArgs(args [][]byte) (r store.ReserveOptions, block int64, e
 			block, err = reserveBlock(o)
 		case "HANDLERS":
 			r.Handlers, err = e.reserveHandlers(o)
+		case "ROUNDROBIN":
+			r.RoundRobin = true
 		case "QUEUES":
 			r.Queues, err = e.reserveQueues(o)
 		default:
@@ -531,7 +536,7 @@ func jobMap(j store.Job) protocol.Map {
 		"id", j.ID, "queue", j.Queue, "handler", j.Handler, "payload", j.Payload,
 		"state", j.State.String(), "priority", j.Priority,
 		"concurrency_key", nullable(j.ConcurrencyKey), "rate_limit_key", nullable(j.RateLimitKey),
-		"attempt", j.Attempt, "max_attempts", j.MaxAttempts,
+		"group", nullable(j.Group), "attempt", j.Attempt, "max_attempts", j.MaxAttempts,
 		"created_at", j.CreatedAt, "updated_at", j.UpdatedAt, "run_at", nullableTime(j.RunAt),
 		"worker", nullable(j.Worker), "expires_at", nullableTime(j.ExpiresAt),
 		"last_error", lastErr, "blocked_by", nullable(j.BlockedBy),

@@ -10,7 +10,8 @@ func policyCommands(e *Env) []protocol.Command {
 	kindKey := []protocol.Arg{
 		{Name: "kind", Type: "oneof", Args: []protocol.Arg{
 			{Name: "concurrency", Type: "pure-token", Token: "CONCURRENCY"},
-			{Name: "ratelimit", Type: "pure-token", Token: "RATELIMIT"}}},
+			{Name: "ratelimit", Type: "pure-token", Token: "RATELIMIT"},
+			{Name: "weight", Type: "pure-token", Token: "WEIGHT"}}},
 		str("key"),
 	}
 	return []protocol.Command{
@@ -19,6 +20,7 @@ func policyCommands(e *Env) []protocol.Command {
 			Args: []protocol.Arg{{Name: "policy", Type: "oneof", Args: []protocol.Arg{
 				{Name: "concurrency", Type: "block", Token: "CONCURRENCY", Args: []protocol.Arg{str("key"), integerArg("limit")}},
 				{Name: "ratelimit", Type: "block", Token: "RATELIMIT", Args: []protocol.Arg{str("key"), integerArg("limit"), integerArg("period-ms")}},
+				{Name: "weight", Type: "block", Token: "WEIGHT", Args: []protocol.Arg{str("group"), integerArg("weight")}},
 			}}}},
 		{Name: "policydel", Arity: 3, Flags: protocol.Write | protocol.Fast, Handler: e.policyDel,
 			Group: "policies", Summary: "Delete a policy.", Args: kindKey},
@@ -39,7 +41,11 @@ func parseKind(b []byte) (backpressure.Kind, error) {
 
 // POLICYSET CONCURRENCY key limit
 // POLICYSET RATELIMIT key limit period-ms
+// POLICYSET WEIGHT group weight
 func (e *Env) policySet(c *protocol.Client, args [][]byte) (any, error) {
+	if keyword(args[1], "WEIGHT") {
+		return e.weightSet(c, args)
+	}
 	kind, err := parseKind(args[1])
 	if err != nil {
 		return nil, err
@@ -77,8 +83,11 @@ func (e *Env) policySet(c *protocol.Client, args [][]byte) (any, error) {
 	return protocol.OK, nil
 }
 
-// POLICYDEL CONCURRENCY|RATELIMIT key
+// POLICYDEL CONCURRENCY|RATELIMIT|WEIGHT key
 func (e *Env) policyDel(c *protocol.Client, args [][]byte) (any, error) {
+	if keyword(args[1], "WEIGHT") {
+		return e.weightDel(c, args)
+	}
 	kind, err := parseKind(args[1])
 	if err != nil {
 		return nil, err
@@ -94,8 +103,11 @@ func (e *Env) policyDel(c *protocol.Client, args [][]byte) (any, error) {
 	return boolInt(ok), nil
 }
 
-// POLICYGET CONCURRENCY|RATELIMIT key
+// POLICYGET CONCURRENCY|RATELIMIT|WEIGHT key
 func (e *Env) policyGet(c *protocol.Client, args [][]byte) (any, error) {
+	if keyword(args[1], "WEIGHT") {
+		return e.weightGet(args)
+	}
 	kind, err := parseKind(args[1])
 	if err != nil {
 		return nil, err
@@ -121,7 +133,7 @@ func (e *Env) policyList(c *protocol.Client, args [][]byte) (any, error) {
 	for i, p := range ps {
 		out[i] = policyMap(p)
 	}
-	return out, nil
+	return append(out, weightMaps(e.Store.Weights())...), nil
 }
 
 func policyMap(p store.PolicyInfo) protocol.Map {

@@ -86,7 +86,7 @@ func workload(st *store.Store, rng *rand.Rand, now *int64, n int) {
 		case 0, 1, 2:
 			p := store.PushOptions{Queue: pick([]string{"a", "b"}), Handler: "h", Payload: []byte(fmt.Sprint(i)),
 				Priority: int64(rng.IntN(3)), ConcurrencyKey: pick([]string{"", "c"}), RateLimitKey: pick([]string{"", "r"}),
-				MaxAttempts: 2, Backoff: 10}
+				MaxAttempts: 2, Backoff: 10, Group: pick([]string{"", "g1", "g2"})}
 			if rng.IntN(4) == 0 {
 				p.RunAt = *now + 50
 			}
@@ -97,7 +97,8 @@ func workload(st *store.Store, rng *rand.Rand, now *int64, n int) {
 				ids = append(ids, id)
 			}
 		case 3, 4:
-			rs, _ := st.Reserve(*now, store.ReserveOptions{Worker: "w", Lease: 100, Count: 2, Queues: []string{"a", "b"}})
+			rs, _ := st.Reserve(*now, store.ReserveOptions{Worker: pick([]string{"w", "v"}), Lease: 100, Count: 2,
+				Queues: []string{"a", "b"}, RoundRobin: rng.IntN(2) == 0})
 			for _, r := range rs {
 				toks = append(toks, r.Token)
 			}
@@ -114,7 +115,9 @@ func workload(st *store.Store, rng *rand.Rand, now *int64, n int) {
 		case 10:
 			st.Cancel(*now, pick(ids))
 		case 11:
-			switch rng.IntN(5) {
+			switch rng.IntN(6) {
+			case 5:
+				st.SetWeight(*now, "g1", int64(1+rng.IntN(3)))
 			case 0:
 				st.SetConcurrency(*now, "c", int64(1+rng.IntN(3)))
 			case 1:
@@ -145,6 +148,11 @@ func TestReopenRestoresState(t *testing.T) {
 			want := dump(t, st, now)
 			if !slices.ContainsFunc(want, func(r store.Record) bool { return r.Op == store.OpSnapIdem }) {
 				t.Fatal("the workload left no idempotency key: the test does not cover them")
+			}
+			for _, op := range []store.Op{store.OpSnapGroup, store.OpWeight, store.OpSnapRotation} {
+				if !slices.ContainsFunc(want, func(r store.Record) bool { return r.Op == op && (r.Turn != 0 || op != store.OpSnapGroup) }) {
+					t.Fatalf("the workload left no %v record: the test does not cover it", op)
+				}
 			}
 			if err := l.Close(); err != nil {
 				t.Fatal(err)

@@ -45,6 +45,9 @@ const (
 	tSucc          = 30
 	tFailed        = 31
 	tIdemKey       = 34
+	tGroup         = 35
+	tTurn          = 36
+	tRoundRobin    = 37
 	tTimes         = 32
 	tRetainedIDs   = 33
 	tExpiredTokens = 33
@@ -87,6 +90,9 @@ func appendFields(buf []byte, r *store.Record) []byte {
 	buf = putInt(buf, tSucc, r.Succ)
 	buf = putInt(buf, tFailed, r.Failed)
 	buf = putString(buf, tIdemKey, r.IdemKey)
+	buf = putString(buf, tGroup, r.Group)
+	buf = putUint(buf, tTurn, r.Turn)
+	buf = putFlag(buf, tRoundRobin, r.RoundRobin)
 	buf = putInts(buf, tTimes, r.Times)
 	buf = putStrings(buf, tRetainedIDs, r.RetainedIDs)
 	buf = putStrings(buf, tExpiredTokens, r.ExpiredTokens)
@@ -111,7 +117,7 @@ func decodeField(d *decoder, r *store.Record, tag byte) bool {
 		r.Priority = d.varint()
 	case 7:
 		switch r.Op {
-		case store.OpPolicySet, store.OpPolicyDel, store.OpSnapPolicy, store.OpSnapAdmissions:
+		case store.OpPolicySet, store.OpPolicyDel, store.OpSnapPolicy, store.OpSnapAdmissions, store.OpWeight:
 			r.PolicyKey = d.str()
 		default:
 			r.CKey = d.str()
@@ -145,7 +151,7 @@ func decodeField(d *decoder, r *store.Record, tag byte) bool {
 		r.State = store.State(d.uvarint())
 	case 19:
 		switch r.Op {
-		case store.OpPolicyDel:
+		case store.OpPolicyDel, store.OpWeight:
 			r.Existed = d.flag()
 		default:
 			r.Admitted = d.flag()
@@ -176,6 +182,12 @@ func decodeField(d *decoder, r *store.Record, tag byte) bool {
 		r.Failed = d.varint()
 	case 34:
 		r.IdemKey = d.str()
+	case 35:
+		r.Group = d.str()
+	case 36:
+		r.Turn = d.uvarint()
+	case 37:
+		r.RoundRobin = d.flag()
 	case 32:
 		r.Times = d.ints()
 	case 33:

@@ -56,6 +56,9 @@ type sut interface {
 	DeletePolicy(now int64, kind backpressure.Kind, key string) (bool, error)
 	GetPolicy(now int64, kind backpressure.Kind, key string) (store.PolicyInfo, bool, error)
 	Policies(now int64) []store.PolicyInfo
+	SetWeight(now int64, g string, n int64) error
+	DeleteWeight(now int64, g string) (bool, error)
+	Weights() []store.WeightInfo
 	Flush(now int64) error
 	Tick(now int64)
 	Len() int64
@@ -252,6 +255,7 @@ var (
 	diffIDs      = []string{"a", "b", "c", "j1", "j2", "j3", "j5"}
 	diffPrios    = []int64{-1, 0, 0, 0, 1, 5}
 	diffIdemKeys = []string{"k1", "k2", "k3"}
+	diffGroups   = []string{"", "g1", "g2", "g3"}
 )
 
 // opGen produces operations. It reads (never changes) the model to aim at
@@ -490,6 +494,21 @@ func (g *opGen) next() op {
 		return op{"Flush()", func(s sut) reply {
 			return reply{text: errText(s.Flush(now))}
 		}}
+	case c < 119:
+		grp := g.pad(g.pick(diffGroups[1:]))
+		if g.chance(30) {
+			return op{fmt.Sprintf("DeleteWeight(%q)", grp), func(s sut) reply {
+				ok, err := s.DeleteWeight(now, grp)
+				return reply{text: outcome(err, "%v", ok)}
+			}}
+		}
+		w := []int64{1, 2, 3, 7, 0, 1001}[g.src.intn(6)]
+		if (w == 0 || w == 1001) && !g.chance(30) {
+			w = 2
+		}
+		return op{fmt.Sprintf("SetWeight(%q, %d)", grp, w), func(s sut) reply {
+			return reply{text: errText(s.SetWeight(now, grp, w))}
+		}}
 	default:
 		return g.advance()
 	}
@@ -598,8 +617,13 @@ func (g *opGen) pushOptions(now int64) store.PushOptions {
 	if g.chance(30) {
 		p.IdempotencyKey = g.pad(g.pick(diffIdemKeys))
 	}
+	if g.chance(60) {
+		p.Group = g.pad(g.pick(diffGroups))
+	}
 	if g.chance(3) {
-		switch g.src.intn(9) {
+		switch g.src.intn(10) {
+		case 9:
+			p.Group = strings.Repeat("g", store.MaxIdentifier+1)
 		case 0:
 			p.Queue = ""
 		case 1:
@@ -627,8 +651,8 @@ func (g *opGen) pushOptions(now int64) store.PushOptions {
 }
 
 func pushDesc(p store.PushOptions) string {
-	return fmt.Sprintf("q=%s h=%s payload=%q id=%q prio=%d ckey=%q rkey=%q run_at=%d max_attempts=%d backoff=%d idem=%q",
-		p.Queue, p.Handler, p.Payload, p.ID, p.Priority, p.ConcurrencyKey, p.RateLimitKey, p.RunAt, p.MaxAttempts, p.Backoff, p.IdempotencyKey)
+	return fmt.Sprintf("q=%s h=%s payload=%q id=%q prio=%d ckey=%q rkey=%q run_at=%d max_attempts=%d backoff=%d idem=%q group=%q",
+		p.Queue, p.Handler, p.Payload, p.ID, p.Priority, p.ConcurrencyKey, p.RateLimitKey, p.RunAt, p.MaxAttempts, p.Backoff, p.IdempotencyKey, p.Group)
 }
 
 func (g *opGen) reserve(now int64) op {
@@ -637,6 +661,7 @@ func (g *opGen) reserve(now int64) op {
 		Lease:  []int64{1, 5, 10, 50, 1000}[g.src.intn(5)],
 		Count:  g.src.intn(4),
 	}
+	r.RoundRobin = g.chance(30)
 	n := 1 + g.src.intn(3)
 	for i := 0; i < n; i++ {
 		r.Queues = append(r.Queues, g.queue())
@@ -793,6 +818,9 @@ func sameItem(a, b item) bool {
 	case []store.PolicyInfo:
 		y, ok := b.val.([]store.PolicyInfo)
 		return ok && slices.Equal(x, y)
+	case []store.WeightInfo:
+		y, ok := b.val.([]store.WeightInfo)
+		return ok && slices.Equal(x, y)
 	}
 	return a.val == b.val // comparable: QueueStats, PolicyInfo, integers, nil
 }
@@ -829,6 +857,7 @@ func state(s sut, now int64, ids []string) []item {
 	}
 	out = append(out, item{what: "Queues", val: s.Queues(now)})
 	out = append(out, item{what: "Policies", val: s.Policies(now)})
+	out = append(out, item{what: "Weights", val: s.Weights()})
 	for _, k := range append(append([]string(nil), diffCKeys...), diffRKeys...) {
 		for _, kind := range []backpressure.Kind{backpressure.Concurrency, backpressure.RateLimit} {
 			p, ok, err := s.GetPolicy(now, kind, k)

@@ -173,7 +173,20 @@ func (s *Store) CheckInvariants() error {
 	for _, sh := range s.shards {
 		for _, q := range sh.queues {
 			state += QueueBytes(q.name) + LaneOverhead*int64(len(q.lanes))
+			for name, f := range q.fairs {
+				more := 0
+				if f.more != nil {
+					more = len(*f.more)
+				}
+				state += fairBytes(name) + PartOverhead*int64(more)
+			}
 		}
+	}
+	for g := range s.weights.m {
+		state += WeightOverhead + int64(len(g))
+	}
+	for _, e := range s.rotation.entries() {
+		state += RotationOverhead + int64(len(e.worker))
 	}
 	if got := s.state.Load(); got != state {
 		return fmt.Errorf("queues and lanes take %d bytes by the estimate, the running total says %d", state, got)
@@ -315,7 +328,7 @@ func (s *Store) checkLanes(q *queue, seen map[*job]bool, seenPacked map[ref]bool
 				return fmt.Errorf("lane %v of %q has a stale head", k, q.name)
 			}
 		}
-		onHeap := l.idx >= 0 && l.idx < len(l.g.lanes) && l.g.lanes[l.idx] == l
+		onHeap := l.idx >= 0 && l.idx < len(l.p.lanes) && l.p.lanes[l.idx] == l
 		if onHeap != l.wanted() {
 			return fmt.Errorf("lane %v of %q on heap %v, wanted %v", k, q.name, onHeap, l.wanted())
 		}
@@ -324,20 +337,51 @@ func (s *Store) checkLanes(q *queue, seen map[*job]bool, seenPacked map[ref]bool
 				return fmt.Errorf("lane %v of %q is placed by a head it no longer has", k, q.name)
 			}
 		}
+		if l.p.g != q.groups[k.handler] || l.p.f != q.fairs[k.group] {
+			return fmt.Errorf("lane %v of %q is in a part of another group", k, q.name)
+		}
+	}
+	for name, f := range q.fairs {
+		n := int32(0)
+		var err error
+		f.eachPart(func(p *part) {
+			n++
+			if p.f != f {
+				err = fmt.Errorf("fair group %q of %q holds a part of another", name, q.name)
+			}
+			for i := 1; i < len(p.lanes); i++ {
+				if laneBefore(p.lanes[i], p.lanes[(i-1)/2]) {
+					err = fmt.Errorf("lane heap of %q/%q/%q is out of order", q.name, p.g.handler, name)
+				}
+			}
+			onHeap := p.idx >= 0 && int(p.idx) < len(p.g.parts) && p.g.parts[p.idx].p == p
+			if onHeap != (len(p.lanes) > 0) {
+				err = fmt.Errorf("part %q/%q of %q on heap %v with %d lanes", p.g.handler, name, q.name, onHeap, len(p.lanes))
+			}
+			if onHeap && (p.g.parts[p.idx].prio != p.lanes[0].headPrio || p.g.parts[p.idx].seq != p.lanes[0].headSeq || p.g.parts[p.idx].turn != f.turn) {
+				err = fmt.Errorf("part %q/%q of %q is placed by a key it no longer has", p.g.handler, name, q.name)
+			}
+		})
+		if err != nil {
+			return err
+		}
+		if n != f.parts || n == 0 {
+			return fmt.Errorf("fair group %q of %q counts %d parts, holds %d", name, q.name, f.parts, n)
+		}
 	}
 	for h, g := range q.groups {
 		onHeap := g.idx >= 0 && g.idx < len(q.heap) && q.heap[g.idx] == g
-		if onHeap != (len(g.lanes) > 0) {
-			return fmt.Errorf("group %q of %q on heap %v with %d lanes", h, q.name, onHeap, len(g.lanes))
+		if onHeap != (len(g.parts) > 0) {
+			return fmt.Errorf("group %q of %q on heap %v with %d parts", h, q.name, onHeap, len(g.parts))
 		}
-		for i := 1; i < len(g.lanes); i++ {
-			if laneBefore(g.lanes[i], g.lanes[(i-1)/2]) {
-				return fmt.Errorf("lane heap of %q/%q is out of order", q.name, h)
+		for i := 1; i < len(g.parts); i++ {
+			if g.parts[i].before(&g.parts[(i-1)/partArity]) {
+				return fmt.Errorf("part heap of %q/%q is out of order", q.name, h)
 			}
 		}
 	}
 	for i := 1; i < len(q.heap); i++ {
-		if laneBefore(q.heap[i].lanes[0], q.heap[(i-1)/2].lanes[0]) {
+		if q.heap[i].parts[0].before(&q.heap[(i-1)/2].parts[0]) {
 			return fmt.Errorf("group heap of %q is out of order", q.name)
 		}
 	}

@@ -35,8 +35,11 @@ const (
 	OpSnapExpired
 	OpSnapRetained
 	OpSnapEnd
-	OpIdemExpire // maintenance forgot the idempotency keys expired at Now
-	OpSnapIdem   // snapshot: idempotency key IdemKey first pushed at Now as job ID
+	OpIdemExpire   // maintenance forgot the idempotency keys expired at Now
+	OpSnapIdem     // snapshot: idempotency key IdemKey first pushed at Now as job ID
+	OpWeight       // fair group PolicyKey's weight set to Limit (0: back to the default), also in snapshots
+	OpSnapGroup    // snapshot: fair group Group of Queue, at turn Turn
+	OpSnapRotation // snapshot: round-robin reserves of Worker start after Queue; oldest first
 	opMax
 )
 
@@ -80,18 +83,20 @@ type Record struct {
 	IdemKey  string `log:"34"` // push: the job's idempotency key; snapidem: a remembered key
 	HasError bool   `log:"17"` // Error is set, even when empty
 	State    State  `log:"18"` // the job's state after the change (fail: retry_pending or failed)
+	Group    string `log:"35"` // the job's fair group (push, snapjob, snapgroup)
 
 	// A reservation's admission on the job's rate-limit key. (The small
 	// fields sit together, so that padding does not grow the record.)
 	Admitted   bool  `log:"19"`        // an admission was recorded on RKey
 	AdmittedAt int64 `log:"9,reserve"` // the admission's time, when not Now
+	RoundRobin bool  `log:"37"`        // reserve: asked for ROUNDROBIN (rotation.go)
 
 	// Policies (policyset, policydel, snappolicy, snapadmissions).
-	PolicyKey string            `log:"7,policyset,policydel,snappolicy,snapadmissions"`
+	PolicyKey string            `log:"7,policyset,policydel,snappolicy,snapadmissions,weight"`
 	Limit     int64             `log:"21"`
 	Period    int64             `log:"22"`
 	Kind      backpressure.Kind `log:"20"`
-	Existed   bool              `log:"19,policydel"` // the deleted policy existed (always so when logged)
+	Existed   bool              `log:"19,policydel,weight"` // the deleted policy existed (always so when logged)
 
 	// Snapshot order: a job's entry, push and timer order (snapjob), or a
 	// queue's counters of them (snapqueue).
@@ -105,6 +110,9 @@ type Record struct {
 	Pushed    int64 `log:"29"`
 	Succ      int64 `log:"30"`
 	Failed    int64 `log:"31"`
+	// Turn is a fair turn (fair.go): a queue's last (snapqueue), a
+	// group's next (snapgroup).
+	Turn uint64 `log:"36"`
 
 	// Snapshot lists, Times pairing with the list of the same record.
 	Times         []int64  `log:"32"`             // admissions of PolicyKey; retention filings; token expiries

@@ -86,6 +86,15 @@ type model struct {
 	rate     map[string]*mrate
 	expired  []expiredToken  // every lease expired since the last Flush
 	keys     map[string]mkey // idempotency keys remembered
+
+	// Fair groups (docs/semantics.md): the turn of each queue's last
+	// reservation, each group's next turn (meaningful while a job of the
+	// group is held), the weights set, and each worker's last queue of a
+	// round-robin reserve.
+	qturn   map[string]uint64
+	gturn   map[[2]string]uint64 // by queue and group
+	weights map[string]int64
+	rr      map[string]string
 }
 
 func newModel(cfg store.Config, gen store.Generator) *model {
@@ -125,7 +134,24 @@ func (m *model) reset() {
 	m.rate = map[string]*mrate{}
 	m.expired = nil
 	m.keys = map[string]mkey{}
+	m.qturn = map[string]uint64{}
+	m.gturn = map[[2]string]uint64{}
+	m.weights = map[string]int64{}
+	m.rr = map[string]string{}
 }
+
+// groupHeld reports whether a job of group g of queue q is held.
+func (m *model) groupHeld(q, g string) bool {
+	for _, j := range m.jobs {
+		if j.job.Queue == q && j.job.Group == g {
+			return true
+		}
+	}
+	return false
+}
+
+// turnBefore: turns are compared on a circle, as the store does.
+func turnBefore(a, b uint64) bool { return int64(a-b) < 0 }
 
 func (m *model) next() int64 { m.seq++; return m.seq }
 
@@ -451,7 +477,7 @@ func (m *model) PushMany(now int64, ps []store.PushOptions, ids []string, errs [
 func (m *model) Push(now int64, p store.PushOptions) (string, error) {
 	keyed := p.IdempotencyKey != ""
 	if !ident(&p.Queue) || !ident(&p.Handler) || !optIdent(&p.ID) ||
-		!optIdent(&p.ConcurrencyKey) || !optIdent(&p.RateLimitKey) ||
+		!optIdent(&p.ConcurrencyKey) || !optIdent(&p.RateLimitKey) || !optIdent(&p.Group) ||
 		(keyed && !ident(&p.IdempotencyKey)) ||
 		p.MaxAttempts < 0 || p.Backoff < 0 || p.RunAt < 0 {
 		return "", store.ErrInvalid
@@ -504,6 +530,9 @@ func (m *model) push(now int64, p store.PushOptions) (string, error) {
 	if m.maxJobs > 0 && int64(len(m.jobs)) >= m.maxJobs {
 		return "", store.ErrFull
 	}
+	if !m.groupHeld(p.Queue, p.Group) { // a new group starts at the queue's turn
+		m.gturn[[2]string{p.Queue, p.Group}] = m.qturn[p.Queue]
+	}
 	j := &mjob{job: store.Job{
 		ID:             id,
 		Queue:          p.Queue,
@@ -512,6 +541,7 @@ func (m *model) push(now int64, p store.PushOptions) (string, error) {
 		Priority:       p.Priority,
 		ConcurrencyKey: p.ConcurrencyKey,
 		RateLimitKey:   p.RateLimitKey,
+		Group:          p.Group,
 		MaxAttempts:    p.MaxAttempts,
 		Backoff:        p.Backoff,
 		CreatedAt:      now,
@@ -564,56 +594,145 @@ func (m *model) Reserve(now int64, r store.ReserveOptions) ([]store.Reservation,
 		count = 1
 	}
 	var out []store.Reservation
+	if r.RoundRobin {
+		// Start after the worker's last queue; one job per queue in turn.
+		var order []string // a queue named twice is one queue
+		for _, q := range r.Queues {
+			if !contains(order, q) {
+				order = append(order, q)
+			}
+		}
+		if i := slices.Index(order, m.rr[r.Worker]); i >= 0 {
+			order = append(order[i+1:], order[:i+1]...)
+		}
+		for len(out) < count {
+			had := len(out)
+			for _, q := range order {
+				if len(out) == count {
+					break
+				}
+				if pick := m.pick(now, r, q); pick != nil {
+					out = append(out, m.reserveJob(now, r, pick))
+					m.rr[r.Worker] = q
+				}
+			}
+			if len(out) == had {
+				break
+			}
+		}
+		return out, nil
+	}
 	for i := 0; i < count; i++ {
 		var pick *mjob
 		for _, q := range r.Queues {
-			if m.paused[q] {
-				continue
-			}
-			for _, j := range m.jobs {
-				if j.job.Queue != q || j.job.State != store.Queued {
-					continue
-				}
-				if r.Handlers != nil && !contains(r.Handlers, j.job.Handler) {
-					continue
-				}
-				if _, blocked := m.policyBlock(now, j); blocked {
-					continue
-				}
-				if pick == nil || j.job.Priority > pick.job.Priority ||
-					(j.job.Priority == pick.job.Priority && j.entry < pick.entry) {
-					pick = j
-				}
-			}
-			if pick != nil {
+			if pick = m.pick(now, r, q); pick != nil {
 				break
 			}
 		}
 		if pick == nil {
 			break
 		}
-		pick.job.State = store.Reserved
-		pick.job.Worker = r.Worker
-		pick.job.ExpiresAt = now + r.Lease
-		pick.job.UpdatedAt = now
-		pick.dueSeq = m.next()
-		pick.token = pick.job.ID + "." + string(m.gen.AppendToken(nil, now))
-		pick.lastToken = pick.token
-		if rs := m.rate[pick.job.RateLimitKey]; pick.job.RateLimitKey != "" && rs != nil {
-			rs.adm = append(rs.adm, now)
-		}
-		out = append(out, store.Reservation{
-			Token:     pick.token,
-			ID:        pick.job.ID,
-			Queue:     pick.job.Queue,
-			Handler:   pick.job.Handler,
-			Payload:   bytes.Clone(pick.job.Payload),
-			Priority:  pick.job.Priority,
-			Attempt:   pick.job.Attempt,
-			ExpiresAt: pick.job.ExpiresAt,
-		})
+		out = append(out, m.reserveJob(now, r, pick))
 	}
 	return out, nil
+}
+
+// pick is the job of queue q a reservation takes next, or nil: the highest
+// priority, then the group whose turn comes first, then the earliest entry.
+func (m *model) pick(now int64, r store.ReserveOptions, q string) *mjob {
+	if m.paused[q] {
+		return nil
+	}
+	var pick *mjob
+	for _, j := range m.jobs {
+		if j.job.Queue != q || j.job.State != store.Queued {
+			continue
+		}
+		if r.Handlers != nil && !contains(r.Handlers, j.job.Handler) {
+			continue
+		}
+		if _, blocked := m.policyBlock(now, j); blocked {
+			continue
+		}
+		if pick == nil || j.job.Priority > pick.job.Priority {
+			pick = j
+			continue
+		}
+		if j.job.Priority < pick.job.Priority {
+			continue
+		}
+		tj, tp := m.gturn[[2]string{q, j.job.Group}], m.gturn[[2]string{q, pick.job.Group}]
+		if turnBefore(tj, tp) || (tj == tp && j.entry < pick.entry) {
+			pick = j
+		}
+	}
+	return pick
+}
+
+// reserveJob reserves pick and moves its group's turn on: a group behind
+// the queue's turn is brought up to it first.
+func (m *model) reserveJob(now int64, r store.ReserveOptions, pick *mjob) store.Reservation {
+	gk := [2]string{pick.job.Queue, pick.job.Group}
+	if turnBefore(m.gturn[gk], m.qturn[gk[0]]) {
+		m.gturn[gk] = m.qturn[gk[0]]
+	}
+	m.qturn[gk[0]] = m.gturn[gk]
+	w := m.weights[pick.job.Group]
+	if w == 0 {
+		w = 1
+	}
+	m.gturn[gk] += uint64((1 << 20) / w)
+	pick.job.State = store.Reserved
+	pick.job.Worker = r.Worker
+	pick.job.ExpiresAt = now + r.Lease
+	pick.job.UpdatedAt = now
+	pick.dueSeq = m.next()
+	pick.token = pick.job.ID + "." + string(m.gen.AppendToken(nil, now))
+	pick.lastToken = pick.token
+	if rs := m.rate[pick.job.RateLimitKey]; pick.job.RateLimitKey != "" && rs != nil {
+		rs.adm = append(rs.adm, now)
+	}
+	return store.Reservation{
+		Token:     pick.token,
+		ID:        pick.job.ID,
+		Queue:     pick.job.Queue,
+		Handler:   pick.job.Handler,
+		Payload:   bytes.Clone(pick.job.Payload),
+		Priority:  pick.job.Priority,
+		Attempt:   pick.job.Attempt,
+		ExpiresAt: pick.job.ExpiresAt,
+	}
+}
+
+// SetWeight sets a fair group's weight, store-wide.
+func (m *model) SetWeight(now int64, g string, n int64) error {
+	if !ident(&g) || n < 1 || n > 1000 {
+		return store.ErrInvalid
+	}
+	m.maintain(now)
+	m.weights[g] = n
+	return nil
+}
+
+// DeleteWeight gives a group the default weight again.
+func (m *model) DeleteWeight(now int64, g string) (bool, error) {
+	if !ident(&g) {
+		return false, store.ErrInvalid
+	}
+	m.maintain(now)
+	_, ok := m.weights[g]
+	delete(m.weights, g)
+	return ok, nil
+}
+
+// Weights lists the weights set, by group.
+func (m *model) Weights() []store.WeightInfo {
+	out := []store.WeightInfo{}
+	for g, w := range m.weights {
+		out = append(out, store.WeightInfo{Group: g, Weight: w})
+	}
+	sort.Slice(out, func(i, k int) bool { return out[i].Group < out[k].Group })
+	return out
 }
 
 func contains(list []string, s string) bool {

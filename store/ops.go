@@ -111,6 +111,10 @@ func (s *Store) pushRecord(now int64, p PushOptions, rec *Record) error {
 	if err != nil {
 		return err
 	}
+	group, err := optIdent("group", p.Group)
+	if err != nil {
+		return err
+	}
 	ikey := ""
 	if p.IdempotencyKey != "" {
 		if ikey, err = ident("idempotency key", p.IdempotencyKey); err != nil {
@@ -131,7 +135,7 @@ func (s *Store) pushRecord(now int64, p PushOptions, rec *Record) error {
 	*rec = Record{
 		Op: OpPush, Now: now, ID: id, Queue: qname, Handler: handler, Payload: p.Payload,
 		Priority: p.Priority, CKey: ckey, RKey: rkey, RunAt: p.RunAt,
-		MaxAtt: p.MaxAttempts, Backoff: p.Backoff, IdemKey: ikey,
+		MaxAtt: p.MaxAttempts, Backoff: p.Backoff, IdemKey: ikey, Group: group,
 	}
 	if rec.MaxAtt == 0 {
 		rec.MaxAtt = DefaultMaxAttempts
@@ -405,14 +409,17 @@ func (s *Store) Reserve(now int64, o ReserveOptions) ([]Reservation, error) {
 	var fx effects
 	s.maintain(now, &fx)
 	var out []Reservation
+	if o.RoundRobin {
+		out = s.reserveRound(now, worker, o.Lease, handlers, queues, want, &fx)
+	}
 	for _, name := range queues {
-		if len(out) == want {
+		if len(out) == want || o.RoundRobin {
 			break
 		}
 		sh := s.shardOf(name)
 		sh.mu.Lock()
 		if q := sh.queues[name]; q != nil && !q.paused {
-			out = s.reserveFrom(q, now, worker, o.Lease, handlers, want, out, &fx)
+			out = s.reserveFrom(q, now, worker, o.Lease, handlers, want, false, out, &fx)
 		}
 		sh.mu.Unlock()
 	}
@@ -423,9 +430,35 @@ func (s *Store) Reserve(now int64, o ReserveOptions) ([]Reservation, error) {
 	return out, nil
 }
 
-// reserveFrom takes eligible jobs from q until out holds want. Lock must be
-// held.
-func (s *Store) reserveFrom(q *queue, now int64, worker string, lease int64, handlers []string, want int, out []Reservation, fx *effects) []Reservation {
+// reserveRound is Reserve under ROUNDROBIN: one job from each queue in
+// turn, starting after the queue that last gave worker a job, until out
+// holds want or a whole round finds nothing.
+func (s *Store) reserveRound(now int64, worker string, lease int64, handlers, queues []string, want int, fx *effects) []Reservation {
+	var out []Reservation
+	order := rotated(queues, s.rotation.last(worker))
+	for len(out) < want {
+		had := len(out)
+		for _, name := range order {
+			if len(out) == want {
+				break
+			}
+			sh := s.shardOf(name)
+			sh.mu.Lock()
+			if q := sh.queues[name]; q != nil && !q.paused {
+				out = s.reserveFrom(q, now, worker, lease, handlers, len(out)+1, true, out, fx)
+			}
+			sh.mu.Unlock()
+		}
+		if len(out) == had {
+			break
+		}
+	}
+	return out
+}
+
+// reserveFrom takes eligible jobs from q until out holds want; rr tells a
+// round-robin reserve. Lock must be held.
+func (s *Store) reserveFrom(q *queue, now int64, worker string, lease int64, handlers []string, want int, rr bool, out []Reservation, fx *effects) []Reservation {
 	sh := q.sh
 	for len(out) < want {
 		s.drain(sh)
@@ -445,7 +478,7 @@ func (s *Store) reserveFrom(q *queue, now int64, worker string, lease int64, han
 			continue
 		}
 		j := l.popHead()
-		q.fix(l)
+		q.took(l)
 		// A rate admission may be recorded a moment later than now (see
 		// backpressure's clock); the reservation then happens at that time,
 		// so its expires_at tells the admission's time.
@@ -453,7 +486,7 @@ func (s *Store) reserveFrom(q *queue, now int64, worker string, lease int64, han
 		if a.Rated && a.At > at {
 			at = a.At
 		}
-		s.applyReserve(j, at, s.newToken(j, at), worker, at+lease, a.Rated, a.At, fx)
+		s.applyReserve(j, at, s.newToken(j, at), worker, at+lease, a.Rated, a.At, rr, fx)
 		out = append(out, Reservation{
 			Token: j.x.token, ID: j.id, Queue: q.name, Handler: l.key.handler,
 			Payload: j.payload, Priority: j.priority, Attempt: j.attempt, ExpiresAt: j.dueAt,
@@ -463,9 +496,10 @@ func (s *Store) reserveFrom(q *queue, now int64, worker string, lease int64, han
 }
 
 // applyReserve makes j, already out of its lane, reserved. rated tells
-// whether an admission was recorded on its rate-limit key, at ratedAt.
-// Lock must be held.
-func (s *Store) applyReserve(j *job, now int64, token, worker string, expires int64, rated bool, ratedAt int64, fx *effects) {
+// whether an admission was recorded on its rate-limit key, at ratedAt; rr
+// that it was a round-robin reserve, which makes j's queue the worker's
+// last. Lock must be held.
+func (s *Store) applyReserve(j *job, now int64, token, worker string, expires int64, rated bool, ratedAt int64, rr bool, fx *effects) {
 	s.move(j, Reserved)
 	x := j.ext()
 	x.token, x.worker, x.startedAt = token, worker, now
@@ -474,7 +508,10 @@ func (s *Store) applyReserve(j *job, now int64, token, worker string, expires in
 	if o := s.obs(j.ln.q); o != nil {
 		o.Reserved(now - j.runAt)
 	}
-	s.log(Record{Op: OpReserve, Now: now, ID: j.id, Token: token, Worker: worker, Expires: expires, Admitted: rated, AdmittedAt: ratedAt}, fx)
+	if rr {
+		s.rotation.set(worker, j.ln.q.name)
+	}
+	s.log(Record{Op: OpReserve, Now: now, ID: j.id, Token: token, Worker: worker, Expires: expires, Admitted: rated, AdmittedAt: ratedAt, RoundRobin: rr}, fx)
 }
 
 // best is the lane whose head would be reserved next, among the handlers
@@ -484,19 +521,22 @@ func (q *queue) best(handlers []string) *lane {
 		if len(q.heap) == 0 {
 			return nil
 		}
-		return q.heap[0].lanes[0]
+		return q.heap[0].parts[0].p.lanes[0]
 	}
-	var best *lane
+	var best *partKey
 	for _, h := range handlers {
 		g := q.groups[h]
-		if g == nil || len(g.lanes) == 0 {
+		if g == nil || len(g.parts) == 0 {
 			continue
 		}
-		if l := g.lanes[0]; best == nil || ahead(l, best) {
-			best = l
+		if k := &g.parts[0]; best == nil || k.before(best) {
+			best = k
 		}
 	}
-	return best
+	if best == nil {
+		return nil
+	}
+	return best.p.lanes[0]
 }
 
 // withToken finds the job reserved under token and returns it with its shard
@@ -901,7 +941,7 @@ func (s *Store) snapshot(j *job, now int64) Job {
 	out := Job{
 		ID: j.id, Queue: j.ln.q.name, Handler: j.ln.key.handler, Payload: j.payload,
 		State: j.state, Priority: j.priority,
-		ConcurrencyKey: j.ln.key.ckey, RateLimitKey: j.ln.key.rkey,
+		ConcurrencyKey: j.ln.key.ckey, RateLimitKey: j.ln.key.rkey, Group: j.ln.key.group,
 		Attempt: j.attempt, MaxAttempts: j.maxAtt, Backoff: j.backoff,
 		CreatedAt: j.createdAt, UpdatedAt: j.updatedAt, RunAt: j.runAt,
 		LastError: j.xr().lastError, HasLastError: j.xr().hasError,
@@ -1314,6 +1354,10 @@ func (s *Store) flushLocked() {
 	s.expired.init(s.cfg.ExpiredTokens)
 	s.ret.init(s.cfg.MaxRetained, s.cfg.Retention)
 	s.idem.resetLocked()
+	s.weights.mu.Lock()
+	s.weights.m = make(map[string]uint32)
+	s.weights.mu.Unlock()
+	s.rotation.reset()
 	s.total.Store(0)
 	s.bytes.Store(0)
 	s.state.Store(0)

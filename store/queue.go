@@ -12,16 +12,19 @@ import (
 // buckets (a heap of buckets, highest priority first), each a FIFO by entry
 // into queued. Every job of a lane is blocked or admitted by the same keys, so
 // a lane whose key refuses admissions is parked off the heaps as a whole and
-// costs nothing until its key may admit again. Lanes of one handler form a
-// group (a heap of lanes ordered by their head job); the queue keeps a heap
-// of groups ordered by their best head. Reserve therefore looks at O(log)
-// entries whatever is blocked, and a HANDLERS filter looks only at the groups
-// it names.
+// costs nothing until its key may admit again. Lanes of one handler and
+// one fair group (JOBPUSH's GROUP, fair.go) form a part (a heap of lanes
+// ordered by their head job); the parts of one handler form a handler group
+// (a heap of parts ordered by head priority, then their fair group's turn,
+// then head entry order); the queue keeps a heap of handler groups ordered
+// the same way by their best part. Reserve therefore looks at O(log)
+// entries whatever is blocked, and a HANDLERS filter looks only at the
+// handler groups it names.
 //
 // All of it is guarded by the lock of the shard that owns the queue.
 
 type laneKey struct {
-	handler, ckey, rkey string
+	handler, ckey, rkey, group string
 }
 
 // keyOf is the lane's policy key of kind.
@@ -42,7 +45,9 @@ type queue struct {
 	sh      *shard
 	paused  bool
 	lanes   map[laneKey]*lane
-	groups  map[string]*group
+	groups  map[string]*group   // handler groups, by handler
+	fairs   map[string]*fair    // fair groups, by name ("" for jobs pushed without GROUP)
+	turn    uint64              // the fair turn of the last reservation (fair.go)
 	heap    groupHeap           // groups with at least one unparked, non-empty lane
 	parked  map[parkKey][]*lane // lanes parked on a key; may hold stale entries
 	seq     uint64              // entry order into queued
@@ -63,20 +68,21 @@ type queue struct {
 	shareRules []*shareRule
 }
 
+// group is a handler group: the parts of one handler.
 type group struct {
 	handler string
-	lanes   laneHeap
+	parts   partHeap
 	idx     int // in queue.heap, -1 when absent
-	count   int // lanes of this handler, on the heap or not
+	count   int // parts of this handler, on the heap or not
 }
 
 type lane struct {
 	// Read or written by every push, reserve and ack of the lane: first,
 	// so that they share as few cache lines as possible.
 	q        *queue
-	g        *group
+	p        *part
 	n        int   // live queued jobs
-	idx      int   // in g.lanes, -1 when absent
+	idx      int   // in p.lanes, -1 when absent
 	refs     int64 // jobs of any state that belong to the lane
 	buckets  bucketHeap
 	parked   bool
@@ -281,33 +287,52 @@ func (l *lane) reset() {
 // wanted reports whether the lane should be on its group's heap.
 func (l *lane) wanted() bool { return l.n > 0 && !l.parked && !l.dead }
 
-// fix puts lane l (whose head or status may have changed) and its group in
-// the right place of the heaps. Lock must be held.
+// fix puts lane l (whose head or status may have changed), its part and
+// its group in the right place of the heaps. Lock must be held.
 func (q *queue) fix(l *lane) {
-	g := l.g
+	p := l.p
 	if l.wanted() {
 		l.headPrio, l.headSeq = l.top()
 	}
 	switch {
 	case l.wanted() && l.idx < 0:
-		heap.Push(&g.lanes, l)
+		heap.Push(&p.lanes, l)
 	case l.wanted():
-		heap.Fix(&g.lanes, l.idx)
+		heap.Fix(&p.lanes, l.idx)
 	case l.idx >= 0:
-		heap.Remove(&g.lanes, l.idx)
+		heap.Remove(&p.lanes, l.idx)
+	}
+	q.fixPart(p)
+}
+
+// fixPart puts part p (whose best lane or fair turn may have changed) and
+// its group in the right place of the heaps. Lock must be held.
+func (q *queue) fixPart(p *part) {
+	g := p.g
+	switch {
+	case len(p.lanes) > 0:
+		top := p.lanes[0]
+		k := partKey{prio: top.headPrio, turn: p.f.turn, seq: top.headSeq, p: p}
+		if p.idx < 0 {
+			g.parts.push(k)
+		} else {
+			g.parts.fix(int(p.idx), k)
+		}
+	case p.idx >= 0:
+		g.parts.remove(int(p.idx))
 	}
 	switch {
-	case len(g.lanes) > 0 && g.idx < 0:
+	case len(g.parts) > 0 && g.idx < 0:
 		heap.Push(&q.heap, g)
-	case len(g.lanes) > 0:
+	case len(g.parts) > 0:
 		heap.Fix(&q.heap, g.idx)
 	case g.idx >= 0:
 		heap.Remove(&q.heap, g.idx)
 	}
 }
 
-// laneFor returns the lane of (handler, ckey, rkey), creating it. Lock must
-// be held.
+// laneFor returns the lane of (handler, ckey, rkey, group), creating it.
+// Lock must be held.
 func (q *queue) laneFor(k laneKey) *lane {
 	if l := q.lanes[k]; l != nil {
 		return l
@@ -317,8 +342,9 @@ func (q *queue) laneFor(k laneKey) *lane {
 		g = &group{handler: k.handler, idx: -1}
 		q.groups[k.handler] = g
 	}
-	g.count++
-	l := &lane{q: q, key: k, g: g, idx: -1, keys: backpressure.Keys{CKey: k.ckey, RKey: k.rkey}}
+	p := q.partFor(g, k.group)
+	p.count++
+	l := &lane{q: q, key: k, p: p, idx: -1, keys: backpressure.Keys{CKey: k.ckey, RKey: k.rkey}}
 	l.first.idx = -1
 	if k.ckey != "" {
 		q.sh.listLane(backpressure.Concurrency, k.ckey, l)
@@ -335,7 +361,7 @@ func (q *queue) laneFor(k laneKey) *lane {
 // laneRef returns the lane of the job r describes, creating it, and
 // counts the job in it. Lock must be held.
 func (q *queue) laneRef(r *Record) *lane {
-	l := q.laneFor(laneKey{r.Handler, r.CKey, r.RKey})
+	l := q.laneFor(laneKey{r.Handler, r.CKey, r.RKey, r.Group})
 	l.refs++
 	return l
 }
@@ -364,9 +390,9 @@ func (q *queue) unref(l *lane) {
 	if l.key.rkey != "" {
 		q.sh.unlistLane(backpressure.RateLimit, l.key.rkey, l)
 	}
-	l.g.count--
-	if l.g.count == 0 {
-		delete(q.groups, l.g.handler)
+	l.p.count--
+	if l.p.count == 0 {
+		q.dropPart(l.p, l.key.group)
 	}
 }
 
@@ -522,12 +548,12 @@ func (q *queue) unparkLane(l *lane, gen uint32) bool {
 	return true
 }
 
-// groupHeap orders groups by their best lane's head.
+// groupHeap orders handler groups by their best part.
 type groupHeap []*group
 
 func (h groupHeap) Len() int { return len(h) }
 func (h groupHeap) Less(i, k int) bool {
-	return ahead(h[i].lanes[0], h[k].lanes[0])
+	return h[i].parts[0].before(&h[k].parts[0])
 }
 func (h groupHeap) Swap(i, k int) {
 	h[i], h[k] = h[k], h[i]

@@ -20,7 +20,7 @@ func (o Op) String() string {
 	names := [...]string{"", "push", "reserve", "start", "touch", "ack", "fail", "release",
 		"cancel", "retry", "pause", "resume", "purge", "policyset", "policydel", "flush",
 		"expire", "due", "drop", "snapqueue", "snapjob", "snappolicy", "snapadmissions", "snapexpired", "snapretained", "snapend",
-		"idemexpire", "snapidem"}
+		"idemexpire", "snapidem", "weight", "snapgroup", "snaprotation"}
 	if int(o) < len(names) && o > 0 {
 		return names[o]
 	}
@@ -79,6 +79,12 @@ func (s *Store) Replay(r *Record) error {
 	case OpFlush:
 		s.flush(r.Now, &fx)
 		return nil
+	case OpWeight:
+		if r.Limit < 0 || r.Limit > MaxWeight {
+			return replayErr(r, "weight %d", r.Limit)
+		}
+		s.applyWeight(r)
+		return nil
 	case OpIdemExpire:
 		s.idem.mu.Lock()
 		s.idem.sweepLocked(r.Now)
@@ -123,7 +129,7 @@ func (s *Store) replayJob(r *Record, fx *effects) error {
 			}
 		}
 		s.reg.Take(at, j.ln.key.ckey, rkey)
-		s.applyReserve(j, r.Now, r.Token, r.Worker, r.Expires, r.Admitted, r.AdmittedAt, fx)
+		s.applyReserve(j, r.Now, r.Token, r.Worker, r.Expires, r.Admitted, r.AdmittedAt, r.RoundRobin, fx)
 		return nil
 	case OpCancel:
 		if !j.state.Terminal() {
@@ -189,6 +195,11 @@ func (s *Store) Dump(now int64, emit func(*Record) error) error {
 			}
 		}
 	}
+	for _, w := range s.Weights() {
+		if err := emit(&Record{Op: OpWeight, PolicyKey: w.Group, Limit: w.Weight}); err != nil {
+			return err
+		}
+	}
 	var queues []*queue
 	for _, sh := range s.shards {
 		for _, q := range sh.queues {
@@ -214,9 +225,19 @@ func (s *Store) Dump(now int64, emit func(*Record) error) error {
 	}
 	for _, q := range queues {
 		err := emit(&Record{Op: OpSnapQueue, Queue: q.name, Paused: q.paused,
-			Pushed: q.pushed, Succ: q.succ, Failed: q.failed, Seq: q.seq, Created: q.created, TSeq: q.tseq})
+			Pushed: q.pushed, Succ: q.succ, Failed: q.failed, Seq: q.seq, Created: q.created, TSeq: q.tseq, Turn: q.turn})
 		if err != nil {
 			return err
+		}
+		names := make([]string, 0, len(q.fairs))
+		for name := range q.fairs {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			if err := emit(&Record{Op: OpSnapGroup, Queue: q.name, Group: name, Turn: q.fairs[name].turn}); err != nil {
+				return err
+			}
 		}
 		jobs := byQueue[q]
 		sort.Slice(jobs, func(i, k int) bool {
@@ -242,6 +263,11 @@ func (s *Store) Dump(now int64, emit func(*Record) error) error {
 			return err
 		}
 	}
+	for _, e := range s.rotation.entries() {
+		if err := emit(&Record{Op: OpSnapRotation, Worker: e.worker, Queue: e.queue}); err != nil {
+			return err
+		}
+	}
 	keys, ids, times := s.idem.entries()
 	for i, key := range keys {
 		if err := emit(&Record{Op: OpSnapIdem, IdemKey: key, ID: ids[i], Now: times[i]}); err != nil {
@@ -263,7 +289,7 @@ func (s *Store) drainAll() {
 func (s *Store) jobRecord(j *job) *Record {
 	return &Record{
 		Op: OpSnapJob, ID: j.id, Queue: j.ln.q.name, Handler: j.ln.key.handler, Payload: j.payload,
-		Priority: j.priority, CKey: j.ln.key.ckey, RKey: j.ln.key.rkey, State: j.state,
+		Priority: j.priority, CKey: j.ln.key.ckey, RKey: j.ln.key.rkey, Group: j.ln.key.group, State: j.state,
 		Attempt: j.attempt, MaxAtt: j.maxAtt, Backoff: j.backoff,
 		CreatedAt: j.createdAt, UpdatedAt: j.updatedAt, RunAt: j.runAt, Expires: j.expires(),
 		Token: j.xr().token, Worker: j.xr().worker, Error: j.xr().lastError, HasError: j.xr().hasError,
@@ -283,8 +309,15 @@ func (s *Store) load(r *Record) error {
 		sh.mu.Lock()
 		q := sh.queueFor(r.Queue)
 		q.paused, q.pushed, q.succ, q.failed = r.Paused, r.Pushed, r.Succ, r.Failed
-		q.seq, q.created, q.tseq = r.Seq, r.Created, r.TSeq
+		q.seq, q.created, q.tseq, q.turn = r.Seq, r.Created, r.TSeq, r.Turn
 		sh.mu.Unlock()
+	case OpSnapGroup:
+		return s.loadGroup(r)
+	case OpSnapRotation:
+		if r.Worker == "" || r.Queue == "" {
+			return replayErr(r, "worker or queue is missing")
+		}
+		s.rotation.set(r.Worker, r.Queue)
 	case OpSnapJob:
 		return s.loadJob(r)
 	case OpSnapRetained:
@@ -316,6 +349,24 @@ func (s *Store) load(r *Record) error {
 	default:
 		return replayErr(r, "unknown record kind")
 	}
+	return nil
+}
+
+// loadGroup sets a fair group's turn before its jobs are loaded: its
+// lanes are placed by it.
+func (s *Store) loadGroup(r *Record) error {
+	sh := s.shardOf(r.Queue)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	q := sh.queues[r.Queue]
+	if q == nil {
+		return replayErr(r, "queue %q was not declared", r.Queue)
+	}
+	f := q.fairs[r.Group]
+	if f == nil {
+		f = q.newFair(r.Group)
+	}
+	f.turn = r.Turn
 	return nil
 }
 
@@ -398,11 +449,12 @@ func (q *queue) takeQueued(j *job) {
 	l := j.ln
 	if j.loose {
 		q.removeQueued(j)
+		q.took(l)
 		return
 	}
 	if l.n > 0 && l.head().j == j {
 		l.popHead()
-		q.fix(l)
+		q.took(l)
 		return
 	}
 	b := l.bucketOf(j.priority)
@@ -415,7 +467,7 @@ func (q *queue) takeQueued(j *job) {
 	b.jobs = kept
 	l.n--
 	l.clean()
-	q.fix(l)
+	q.took(l)
 }
 
 func (st State) valid() bool { return st >= Scheduled && st < numStates }

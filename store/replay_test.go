@@ -69,7 +69,8 @@ func randomOps(t *testing.T, s *Store, rng *rand.Rand, n int) int64 {
 		case op < 5:
 			p := PushOptions{Queue: pick(queues), Handler: pick([]string{"h1", "h2"}), Payload: []byte{byte(i)},
 				Priority: int64(rng.IntN(3)), ConcurrencyKey: pick(keys), RateLimitKey: pick(keys),
-				MaxAttempts: int64(rng.IntN(3)), Backoff: int64(rng.IntN(50))}
+				MaxAttempts: int64(rng.IntN(3)), Backoff: int64(rng.IntN(50)),
+				Group: pick([]string{"", "", "g1", "g2", "g3"})}
 			if rng.IntN(5) == 0 {
 				p.RunAt = now + int64(rng.IntN(300))
 			}
@@ -83,8 +84,8 @@ func randomOps(t *testing.T, s *Store, rng *rand.Rand, n int) int64 {
 				ids = append(ids, id)
 			}
 		case op < 9:
-			rs, _ := s.Reserve(now, ReserveOptions{Worker: "w", Lease: int64(50 + rng.IntN(200)), Count: 1 + rng.IntN(3),
-				Queues: []string{pick(queues), pick(queues)}})
+			rs, _ := s.Reserve(now, ReserveOptions{Worker: pick([]string{"w", "w", "v"}), Lease: int64(50 + rng.IntN(200)),
+				Count: 1 + rng.IntN(3), Queues: []string{pick(queues), pick(queues)}, RoundRobin: rng.IntN(3) == 0})
 			for _, r := range rs {
 				toks = append(toks, r.Token)
 			}
@@ -119,7 +120,11 @@ func randomOps(t *testing.T, s *Store, rng *rand.Rand, n int) int64 {
 			}
 		case op == 17:
 			k := pick(keys[1:])
-			switch rng.IntN(3) {
+			switch rng.IntN(5) {
+			case 3:
+				s.SetWeight(now, pick([]string{"g1", "g2"}), int64(1+rng.IntN(4)))
+			case 4:
+				s.DeleteWeight(now, pick([]string{"g1", "g2"}))
 			case 0:
 				s.SetConcurrency(now, k, int64(1+rng.IntN(3)))
 			case 1:

@@ -127,6 +127,8 @@ type Store struct {
 	observer  Observer   // nil: none; set before serving
 	replaying bool       // set while Load replays a log: nothing is appended
 	policyMu  sync.Mutex // orders policy changes with their records
+	weights   weights    // fair groups' weights (fair.go)
+	rotation  rotation   // where round-robin reserves start, by worker (rotation.go)
 
 	peekSlice int    // tests: jobs per slice of PeekPage (0: peekSlice)
 	peekHook  func() // tests: called by PeekPage between slices, no lock held
@@ -212,6 +214,7 @@ type shard struct {
 	reg     *backpressure.Registry // the store's, for lanes to hold their keys
 	minDue  *atomic.Int64          // the store's
 	state   *atomic.Int64          // the store's: memory of queues and lanes
+	weights *weights               // the store's, read under this lock (fair.go)
 	index   *idIndex               // the store's, which unpacking updates
 	queues  map[string]*queue      // queues held by this shard
 	timers  jobHeap                // armed job timers
@@ -280,8 +283,12 @@ func New(cfg Config, gen Generator) (*Store, error) {
 	for i := range s.shards {
 		s.shards[i] = newShard(s.reg, &s.minDue, &s.index)
 		s.shards[i].state = &s.state
+		s.shards[i].weights = &s.weights
 		s.shards[i].genSlot = i
 	}
+	s.weights.m = make(map[string]uint32)
+	s.rotation.init()
+	s.rotation.state = &s.state
 	s.index.init()
 	s.expired.init(cfg.ExpiredTokens)
 	s.ret.init(cfg.MaxRetained, cfg.Retention)
@@ -475,7 +482,8 @@ func (s *Store) unlink(j *job) {
 func (sh *shard) queueFor(name string) *queue {
 	q := sh.queues[name]
 	if q == nil {
-		q = &queue{name: name, sh: sh, lanes: make(map[laneKey]*lane), groups: make(map[string]*group)}
+		q = &queue{name: name, sh: sh, lanes: make(map[laneKey]*lane), groups: make(map[string]*group),
+			fairs: make(map[string]*fair)}
 		sh.queues[name] = q
 		sh.state.Add(QueueBytes(name))
 	}

@@ -141,9 +141,10 @@ type PushOptions struct {
 	Priority       int64
 	ConcurrencyKey string
 	RateLimitKey   string
-	RunAt          int64 // 0: now; a time after now creates the job scheduled
-	MaxAttempts    int64 // 0: DefaultMaxAttempts
-	Backoff        int64 // ms; 0: DefaultBackoff
+	Group          string // the fair group; "" for the default one
+	RunAt          int64  // 0: now; a time after now creates the job scheduled
+	MaxAttempts    int64  // 0: DefaultMaxAttempts
+	Backoff        int64  // ms; 0: DefaultBackoff
 	// IdempotencyKey, when set, makes a repeat of the push within the
 	// window create nothing and answer the first push's id (idem.go).
 	IdempotencyKey string
@@ -156,6 +157,10 @@ type ReserveOptions struct {
 	Count    int      // 0: 1
 	Handlers []string // nil: any handler
 	Queues   []string // in order of preference
+	// RoundRobin starts with the queue after the one that last gave this
+	// worker a job under RoundRobin, and takes one job from each queue in
+	// turn (see rotation.go).
+	RoundRobin bool
 }
 
 // Reservation is one reserved job, as JOBRESERVE returns it.
@@ -188,6 +193,7 @@ type Job struct {
 	Priority           int64
 	ConcurrencyKey     string
 	RateLimitKey       string
+	Group              string
 	Attempt            int64
 	MaxAttempts        int64
 	Backoff            int64
