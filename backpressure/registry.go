@@ -3,7 +3,6 @@ package backpressure
 import (
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"sort"
 	"strconv"
 	"sync"
@@ -98,13 +97,14 @@ const numShards = 16
 // Registry holds every policy and the live counters of every key in use.
 // The zero value is not usable; call New.
 type Registry struct {
-	seed   maphash.Seed
 	shards [numShards]shard
 	bytes  atomic.Int64 // estimated memory of the keys' states (see Bytes)
 	tm     templates
 	// throttles counts the shards' throttle states, so that admissions
 	// look none up while there are none.
 	throttles atomic.Int64
+	thrMu     sync.Mutex // protects thrEnds; taken before a shard's lock
+	thrEnds   thrEnds    // the ends of throttles, to forget them (throttle.go)
 }
 
 type shard struct {
@@ -287,7 +287,7 @@ func (k *Keys) rate() *rateState {
 
 // New returns an empty registry.
 func New() *Registry {
-	r := &Registry{seed: maphash.MakeSeed()}
+	r := &Registry{}
 	r.tm.init()
 	for i := range r.shards {
 		r.shards[i].conc = make(map[string]*concState)
@@ -301,7 +301,16 @@ func New() *Registry {
 }
 
 func (r *Registry) shard(key string) *shard {
-	return &r.shards[maphash.String(r.seed, key)%numShards]
+	// A fixed hash (FNV-1a), so that a key lands in the same shard in
+	// every process: the instances of templates a shard lists, and so
+	// which of them an admission forgets (sweep), must be the same in a
+	// live store, its replay and every node of a group.
+	h := uint32(2166136261)
+	for i := 0; i < len(key); i++ {
+		h ^= uint32(key[i])
+		h *= 16777619
+	}
+	return &r.shards[h%numShards]
 }
 
 // Admission is Admit's answer.
@@ -679,6 +688,9 @@ func (r *Registry) Reset() {
 		s.mu.Unlock()
 	}
 	r.tm.reset()
+	r.thrMu.Lock()
+	r.thrEnds = nil
+	r.thrMu.Unlock()
 	r.throttles.Store(0)
 	r.bytes.Store(0)
 }
@@ -810,34 +822,54 @@ func takeWaiters(m *map[Waiter]struct{}) []Waiter {
 	return ws
 }
 
-// Admissions returns the recorded admission times of a rate-limit key that
-// are still in its window at now (nil without a policy), for snapshots.
-func (r *Registry) Admissions(now int64, key string) []int64 {
+// Admissions returns the recorded admission times of a rate-limit key
+// that are still in its window at now, and the latest time its window was
+// judged at (its clock), for snapshots; ok is false when the key has no
+// rate state (no policy, no live instance).
+func (r *Registry) Admissions(now int64, key string) (times []int64, clock int64, ok bool) {
 	s := r.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rs := s.rate[key]
 	if rs == nil {
-		return nil
+		return nil, 0, false
 	}
 	rs.trim(rs.at(now))
-	return append([]int64(nil), rs.adm[rs.head:]...)
+	return append([]int64(nil), rs.adm[rs.head:]...), rs.clock, true
+}
+
+// RateKeys lists, sorted, every key with a rate state: a policy or an
+// instance of a template, idle or not, for snapshots.
+func (r *Registry) RateKeys() []string {
+	var out []string
+	for i := range r.shards {
+		s := &r.shards[i]
+		s.mu.Lock()
+		for k := range s.rate {
+			out = append(out, k)
+		}
+		s.mu.Unlock()
+	}
+	sort.Strings(out)
+	return out
 }
 
 // RestoreAdmissions records the given admission times on a rate-limit key
-// that has a policy, for loading snapshots.
-func (r *Registry) RestoreAdmissions(key string, times []int64) {
+// that has a policy or falls under a template, and raises its clock to
+// clock, for loading snapshots.
+func (r *Registry) RestoreAdmissions(key string, times []int64, clock int64) {
 	s := r.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rs := s.rate[key]
-	if rs == nil && len(times) > 0 {
+	if rs == nil {
 		rs = s.instance(key)
 	}
 	if rs != nil {
 		for _, t := range times { // ascending, as Admissions gave them
 			s.record(rs, rs.at(t))
 		}
+		rs.at(clock)
 	}
 }
 

@@ -273,7 +273,10 @@ func (s *shard) sweep(now int64) {
 		}
 		switch {
 		case rs.gone || !rs.inst: // forgotten, or now an exact policy
-		case len(rs.waiters) == 0 && (rs.count() == 0 || rs.adm[len(rs.adm)-1] <= rs.at(now)-rs.pol.period):
+		case len(rs.waiters) == 0 && now >= rs.clock && (rs.count() == 0 || rs.adm[len(rs.adm)-1] <= now-rs.pol.period):
+			// Idle. (Not when the window was judged later than now: a
+			// new instance would judge it at now, an older time, where
+			// this one judges at its clock.)
 			s.deleteRate(rs.key, rs)
 		default:
 			s.link(rs)

@@ -8,6 +8,12 @@ package backpressure
 // rate window; the waiters registered on the key are handed back when the
 // throttle is changed or lifted, since their timers are then wrong.
 
+// A throttle that ended is forgotten when a later one is set: the ends
+// wait in a min-heap, so that which are forgotten depends only on the
+// throttles set and their instants, never on the registry's sharding (a
+// snapshot carries every throttle still kept, ended or not, and a store
+// loaded from it forgets the same ones at the same points as the live one).
+
 type thrState struct {
 	until   int64
 	waiters map[Waiter]struct{}
@@ -17,10 +23,12 @@ type thrState struct {
 // one lifts the throttle). With extend, an existing later end is kept. It
 // returns the key's waiters, to be woken and to look again.
 func (r *Registry) SetThrottle(now int64, key string, until int64, extend bool) []Waiter {
+	r.thrMu.Lock()
+	defer r.thrMu.Unlock()
+	r.sweepThrottles(now)
 	s := r.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.sweepThrottles(now, key)
 	t := s.thr[key]
 	if t == nil {
 		if until <= now {
@@ -33,6 +41,9 @@ func (r *Registry) SetThrottle(now int64, key string, until int64, extend bool) 
 	}
 	if !extend || until > t.until {
 		t.until = until
+		if until > now {
+			r.thrEnds.push(thrEnd{until, key})
+		}
 	}
 	ws := takeWaiters(&t.waiters)
 	if t.until <= now {
@@ -53,20 +64,38 @@ func (r *Registry) Throttled(now int64, key string) int64 {
 	return 0
 }
 
-// Throttles returns every throttle in force at now, by key, for snapshots.
-func (r *Registry) Throttles(now int64) map[string]int64 {
+// Throttles returns every throttle kept, ended or not, by key, for
+// snapshots; RestoreThrottle loads them.
+func (r *Registry) Throttles() map[string]int64 {
 	out := map[string]int64{}
 	for i := range r.shards {
 		s := &r.shards[i]
 		s.mu.Lock()
 		for k, t := range s.thr {
-			if t.until > now {
-				out[k] = t.until
-			}
+			out[k] = t.until
 		}
 		s.mu.Unlock()
 	}
 	return out
+}
+
+// RestoreThrottle keeps a throttle of key ending at until, ended or not,
+// as Throttles gave it.
+func (r *Registry) RestoreThrottle(key string, until int64) {
+	r.thrMu.Lock()
+	defer r.thrMu.Unlock()
+	s := r.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.thr[key]
+	if t == nil {
+		t = &thrState{}
+		s.thr[key] = t
+		r.throttles.Add(1)
+		s.bytes.Add(PolicyBytes(Throttle, key))
+	}
+	t.until = until
+	r.thrEnds.push(thrEnd{until, key})
 }
 
 // throttled reports whether key is throttled at now, registering w on it
@@ -80,16 +109,71 @@ func (s *shard) throttled(now int64, key string, w Waiter) (Block, bool) {
 	return Block{Kind: Throttle, Key: key, Until: t.until}, true
 }
 
-// sweepThrottles forgets the throttles of the shard that ended by now,
-// but for keep's, whose waiters the caller hands back. It runs when a
-// throttle is set, a logged change, so every node forgets the same ones at
-// the same point. Lock must be held.
-func (s *shard) sweepThrottles(now int64, keep string) {
-	for k, t := range s.thr {
-		if t.until <= now && k != keep {
-			s.deleteThrottle(k)
+// sweepThrottles forgets the throttles that ended by now. thrMu must be
+// held, no shard lock.
+func (r *Registry) sweepThrottles(now int64) {
+	for len(r.thrEnds) > 0 && r.thrEnds[0].until <= now {
+		e := r.thrEnds.pop()
+		s := r.shard(e.key)
+		s.mu.Lock()
+		if t := s.thr[e.key]; t != nil && t.until == e.until {
+			s.deleteThrottle(e.key)
 		}
+		s.mu.Unlock()
 	}
+}
+
+// thrEnd is the end of a throttle, as it was set: the key's throttle may
+// have changed since.
+type thrEnd struct {
+	until int64
+	key   string
+}
+
+// thrEnds is a min-heap of ends, by instant then key.
+type thrEnds []thrEnd
+
+func (h thrEnds) less(i, k int) bool {
+	return h[i].until < h[k].until || (h[i].until == h[k].until && h[i].key < h[k].key)
+}
+
+func (h *thrEnds) push(e thrEnd) {
+	*h = append(*h, e)
+	s := *h
+	for i := len(s) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !s.less(i, p) {
+			break
+		}
+		s[i], s[p] = s[p], s[i]
+		i = p
+	}
+}
+
+func (h *thrEnds) pop() thrEnd {
+	s := *h
+	e := s[0]
+	n := len(s) - 1
+	s[0] = s[n]
+	s[n] = thrEnd{}
+	s = s[:n]
+	for i := 0; ; {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		m := l
+		if r := l + 1; r < n && s.less(r, l) {
+			m = r
+		}
+		if !s.less(m, i) {
+			break
+		}
+		s[i], s[m] = s[m], s[i]
+		i = m
+	}
+	*h = s
+	return e
 }
 
 // deleteThrottle forgets key's throttle. Lock must be held.

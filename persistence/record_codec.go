@@ -45,6 +45,7 @@ const (
 	tSucc          = 30
 	tFailed        = 31
 	tIdemKey       = 34
+	tUntil         = 35
 	tTimes         = 32
 	tRetainedIDs   = 33
 	tExpiredTokens = 33
@@ -87,6 +88,7 @@ func appendFields(buf []byte, r *store.Record) []byte {
 	buf = putInt(buf, tSucc, r.Succ)
 	buf = putInt(buf, tFailed, r.Failed)
 	buf = putString(buf, tIdemKey, r.IdemKey)
+	buf = putInt(buf, tUntil, r.Until)
 	buf = putInts(buf, tTimes, r.Times)
 	buf = putStrings(buf, tRetainedIDs, r.RetainedIDs)
 	buf = putStrings(buf, tExpiredTokens, r.ExpiredTokens)
@@ -111,7 +113,7 @@ func decodeField(d *decoder, r *store.Record, tag byte) bool {
 		r.Priority = d.varint()
 	case 7:
 		switch r.Op {
-		case store.OpPolicySet, store.OpPolicyDel, store.OpSnapPolicy, store.OpSnapAdmissions:
+		case store.OpPolicySet, store.OpPolicyDel, store.OpSnapPolicy, store.OpSnapAdmissions, store.OpThrottle:
 			r.PolicyKey = d.str()
 		default:
 			r.CKey = d.str()
@@ -176,6 +178,8 @@ func decodeField(d *decoder, r *store.Record, tag byte) bool {
 		r.Failed = d.varint()
 	case 34:
 		r.IdemKey = d.str()
+	case 35:
+		r.Until = d.varint()
 	case 32:
 		r.Times = d.ints()
 	case 33:

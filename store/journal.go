@@ -37,6 +37,7 @@ const (
 	OpSnapEnd
 	OpIdemExpire // maintenance forgot the idempotency keys expired at Now
 	OpSnapIdem   // snapshot: idempotency key IdemKey first pushed at Now as job ID
+	OpThrottle   // no admissions under PolicyKey until Until (also a snapshot record)
 	opMax
 )
 
@@ -87,11 +88,12 @@ type Record struct {
 	AdmittedAt int64 `log:"9,reserve"` // the admission's time, when not Now
 
 	// Policies (policyset, policydel, snappolicy, snapadmissions).
-	PolicyKey string            `log:"7,policyset,policydel,snappolicy,snapadmissions"`
+	PolicyKey string            `log:"7,policyset,policydel,snappolicy,snapadmissions,throttle"`
 	Limit     int64             `log:"21"`
 	Period    int64             `log:"22"`
 	Kind      backpressure.Kind `log:"20"`
 	Existed   bool              `log:"19,policydel"` // the deleted policy existed (always so when logged)
+	Until     int64             `log:"35"`           // throttle: when admissions under PolicyKey resume (<= Now: lifted)
 
 	// Snapshot order: a job's entry, push and timer order (snapjob), or a
 	// queue's counters of them (snapqueue).

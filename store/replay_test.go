@@ -63,7 +63,7 @@ func randomOps(t *testing.T, s *Store, rng *rand.Rand, n int) int64 {
 		return xs[rng.IntN(len(xs))]
 	}
 	queues := []string{"a", "b", "c"}
-	keys := []string{"", "k1", "k2"}
+	keys := []string{"", "k1", "k2", "t:1", "t:2"} // t:* may be a template
 	for i := 0; i < n; i++ {
 		switch op := rng.IntN(20); {
 		case op < 5:
@@ -97,7 +97,11 @@ func randomOps(t *testing.T, s *Store, rng *rand.Rand, n int) int64 {
 		case op == 12:
 			s.Fail(now, pick(toks), FailOptions{Error: "e", HasError: rng.IntN(2) == 0, NoRetry: rng.IntN(4) == 0})
 		case op == 13:
-			s.Release(now, pick(toks), int64(rng.IntN(2)*100))
+			if rng.IntN(3) == 0 {
+				s.ReleaseThrottle(now, pick(toks), int64(rng.IntN(2)*100), pick(keys[1:]), int64(rng.IntN(300)))
+			} else {
+				s.Release(now, pick(toks), int64(rng.IntN(2)*100))
+			}
 		case op == 14:
 			s.Cancel(now, pick(ids))
 		case op == 15:
@@ -119,13 +123,21 @@ func randomOps(t *testing.T, s *Store, rng *rand.Rand, n int) int64 {
 			}
 		case op == 17:
 			k := pick(keys[1:])
-			switch rng.IntN(3) {
+			if rng.IntN(3) == 0 {
+				k = "t:*"
+			}
+			switch rng.IntN(4) {
+			case 3:
+				if k == "t:*" {
+					k = pick(keys[1:])
+				}
+				s.Throttle(now, k, int64(rng.IntN(300)))
 			case 0:
 				s.SetConcurrency(now, k, int64(1+rng.IntN(3)))
 			case 1:
 				s.SetRateLimit(now, k, int64(1+rng.IntN(3)), int64(50+rng.IntN(200)))
 			case 2:
-				s.DeletePolicy(now, backpressure.Kind(1+rng.IntN(2)), k)
+				s.DeletePolicy(now, backpressure.Kind(1+rng.IntN(3)), k)
 			}
 		default:
 			now += int64(rng.IntN(120))
