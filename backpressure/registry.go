@@ -644,7 +644,9 @@ func (r *Registry) List(now int64) []Info {
 		s := &r.shards[i]
 		s.mu.Lock()
 		for k, c := range s.conc {
-			if c.cap() > 0 {
+			// An instance is live while a job holds its key: a lane
+			// (Hold) or an active job.
+			if c.limit > 0 || (c.tmpl != nil && (c.active > 0 || c.holders > 0)) {
 				info, _ := s.infoLocked(now, Concurrency, k)
 				out = append(out, info)
 			}
