@@ -116,6 +116,9 @@ type shard struct {
 	// of templates (linked by rateState.next), for forgetting those whose
 	// window emptied (sweep). It may hold states forgotten since.
 	ifirst, ilast *rateState
+	// thrFloor is the latest end of a throttle forgotten here (sweep): an
+	// admission under a key of the shard happens no earlier.
+	thrFloor int64
 	bytes         *atomic.Int64 // the registry's
 	nthr          *atomic.Int64 // the registry's count of throttles
 	tm            *templates    // the registry's
@@ -322,6 +325,10 @@ type Admission struct {
 	// same.
 	Rated bool
 	At    int64
+	// Floor, when later than now, is the earliest time the admission may
+	// be said to happen: a throttle of one of its keys that ended then
+	// was forgotten since the caller read its clock.
+	Floor int64
 	// Wake lists waiters the caller must wake: a refused admission briefly
 	// counted the job on its concurrency key, and whoever saw the key full
 	// meanwhile is handed back.
@@ -341,9 +348,13 @@ func (r *Registry) Admit(now int64, ckey, rkey string, w Waiter) Admission {
 // AdmitKeys is Admit for a cached pair of keys.
 func (r *Registry) AdmitKeys(now int64, k *Keys, w Waiter) Admission {
 	throttles := r.throttles.Load() > 0
+	var floor int64
 	if k.CKey != "" {
 		s := k.concShard(r)
 		s.mu.Lock()
+		if now < s.thrFloor {
+			floor = s.thrFloor
+		}
 		if throttles {
 			if b, blocked := s.throttled(now, k.CKey, w); blocked {
 				s.mu.Unlock()
@@ -364,6 +375,9 @@ func (r *Registry) AdmitKeys(now int64, k *Keys, w Waiter) Admission {
 	if k.RKey != "" {
 		s := k.rateShard(r)
 		s.mu.Lock()
+		if now < s.thrFloor {
+			floor = max(floor, s.thrFloor)
+		}
 		if throttles {
 			if b, blocked := s.throttled(now, k.RKey, w); blocked {
 				s.mu.Unlock()
@@ -390,7 +404,7 @@ func (r *Registry) AdmitKeys(now int64, k *Keys, w Waiter) Admission {
 		}
 		s.mu.Unlock()
 	}
-	return Admission{OK: true, Rated: rated, At: at}
+	return Admission{OK: true, Rated: rated, At: at, Floor: floor}
 }
 
 // Take counts a job active on ckey and records an admission at now on rkey
@@ -687,6 +701,7 @@ func (r *Registry) Reset() {
 		s.rate = make(map[string]*rateState)
 		s.thr = make(map[string]*thrState)
 		s.ifirst, s.ilast = nil, nil
+		s.thrFloor = 0
 		s.mu.Unlock()
 	}
 	r.tm.reset()

@@ -118,6 +118,9 @@ func (r *Registry) sweepThrottles(now int64) {
 		s.mu.Lock()
 		if t := s.thr[e.key]; t != nil && t.until == e.until {
 			s.deleteThrottle(e.key)
+			// A caller that read its clock before now may still come with
+			// an earlier time: it must not be admitted before this end.
+			s.thrFloor = max(s.thrFloor, e.until)
 		}
 		s.mu.Unlock()
 	}

@@ -453,7 +453,7 @@ func (s *Store) reserveFrom(q *queue, now int64, worker string, lease int64, han
 		// A rate admission may be recorded a moment later than now (see
 		// backpressure's clock); the reservation then happens at that time,
 		// so its expires_at tells the admission's time.
-		at := now
+		at := max(now, a.Floor)
 		if a.Rated && a.At > at {
 			at = a.At
 		}
