@@ -105,6 +105,10 @@ type Registry struct {
 	throttles atomic.Int64
 	thrMu     sync.Mutex // protects thrEnds; taken before a shard's lock
 	thrEnds   thrEnds    // the ends of throttles, to forget them (throttle.go)
+	// thrFloor is the latest end of a throttle forgotten (sweepThrottles):
+	// an admission under a key happens no earlier, for a caller may have
+	// read its clock before the throttle ended and was forgotten.
+	thrFloor atomic.Int64
 }
 
 type shard struct {
@@ -116,9 +120,6 @@ type shard struct {
 	// of templates (linked by rateState.next), for forgetting those whose
 	// window emptied (sweep). It may hold states forgotten since.
 	ifirst, ilast *rateState
-	// thrFloor is the latest end of a throttle forgotten here (sweep): an
-	// admission under a key of the shard happens no earlier.
-	thrFloor int64
 	bytes         *atomic.Int64 // the registry's
 	nthr          *atomic.Int64 // the registry's count of throttles
 	tm            *templates    // the registry's
@@ -349,12 +350,12 @@ func (r *Registry) Admit(now int64, ckey, rkey string, w Waiter) Admission {
 func (r *Registry) AdmitKeys(now int64, k *Keys, w Waiter) Admission {
 	throttles := r.throttles.Load() > 0
 	var floor int64
+	if f := r.thrFloor.Load(); now < f && (k.CKey != "" || k.RKey != "") {
+		floor = f
+	}
 	if k.CKey != "" {
 		s := k.concShard(r)
 		s.mu.Lock()
-		if now < s.thrFloor {
-			floor = s.thrFloor
-		}
 		if throttles {
 			if b, blocked := s.throttled(now, k.CKey, w); blocked {
 				s.mu.Unlock()
@@ -375,9 +376,6 @@ func (r *Registry) AdmitKeys(now int64, k *Keys, w Waiter) Admission {
 	if k.RKey != "" {
 		s := k.rateShard(r)
 		s.mu.Lock()
-		if now < s.thrFloor {
-			floor = max(floor, s.thrFloor)
-		}
 		if throttles {
 			if b, blocked := s.throttled(now, k.RKey, w); blocked {
 				s.mu.Unlock()
@@ -701,12 +699,12 @@ func (r *Registry) Reset() {
 		s.rate = make(map[string]*rateState)
 		s.thr = make(map[string]*thrState)
 		s.ifirst, s.ilast = nil, nil
-		s.thrFloor = 0
 		s.mu.Unlock()
 	}
 	r.tm.reset()
 	r.thrMu.Lock()
 	r.thrEnds = nil
+	r.thrFloor.Store(0)
 	r.thrMu.Unlock()
 	r.throttles.Store(0)
 	r.bytes.Store(0)

@@ -79,6 +79,17 @@ func (r *Registry) Throttles() map[string]int64 {
 	return out
 }
 
+// ThrottleFloor is the earliest time an admission under a key may happen
+// (see Admission.Floor), for snapshots; RestoreThrottleFloor loads it.
+func (r *Registry) ThrottleFloor() int64 { return r.thrFloor.Load() }
+
+// RestoreThrottleFloor raises the floor of admissions to at least t.
+func (r *Registry) RestoreThrottleFloor(t int64) {
+	r.thrMu.Lock()
+	defer r.thrMu.Unlock()
+	r.thrFloor.Store(max(r.thrFloor.Load(), t))
+}
+
 // RestoreThrottle keeps a throttle of key ending at until, ended or not,
 // as Throttles gave it.
 func (r *Registry) RestoreThrottle(key string, until int64) {
@@ -120,7 +131,7 @@ func (r *Registry) sweepThrottles(now int64) {
 			s.deleteThrottle(e.key)
 			// A caller that read its clock before now may still come with
 			// an earlier time: it must not be admitted before this end.
-			s.thrFloor = max(s.thrFloor, e.until)
+			r.thrFloor.Store(max(r.thrFloor.Load(), e.until))
 		}
 		s.mu.Unlock()
 	}

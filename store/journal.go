@@ -38,6 +38,7 @@ const (
 	OpIdemExpire // maintenance forgot the idempotency keys expired at Now
 	OpSnapIdem   // snapshot: idempotency key IdemKey first pushed at Now as job ID
 	OpThrottle   // no admissions under PolicyKey until Until (also a snapshot record)
+	OpSnapFloor  // snapshot: no admission under a key happens before Until (throttles forgotten)
 	opMax
 )
 

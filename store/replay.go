@@ -20,7 +20,7 @@ func (o Op) String() string {
 	names := [...]string{"", "push", "reserve", "start", "touch", "ack", "fail", "release",
 		"cancel", "retry", "pause", "resume", "purge", "policyset", "policydel", "flush",
 		"expire", "due", "drop", "snapqueue", "snapjob", "snappolicy", "snapadmissions", "snapexpired", "snapretained", "snapend",
-		"idemexpire", "snapidem", "throttle"}
+		"idemexpire", "snapidem", "throttle", "snapfloor"}
 	if int(o) < len(names) && o > 0 {
 		return names[o]
 	}
@@ -202,6 +202,11 @@ func (s *Store) Dump(now int64, emit func(*Record) error) error {
 			return err
 		}
 	}
+	if f := s.reg.ThrottleFloor(); f > 0 {
+		if err := emit(&Record{Op: OpSnapFloor, Until: f}); err != nil {
+			return err
+		}
+	}
 	throttles := s.reg.Throttles()
 	for _, key := range sortedKeys(throttles) {
 		// Now 0: a throttle that ended is kept as it is (RestoreThrottle).
@@ -307,6 +312,8 @@ func (s *Store) load(r *Record) error {
 	switch r.Op {
 	case OpSnapPolicy:
 		s.applyPolicy(&Record{Op: OpPolicySet, Kind: r.Kind, PolicyKey: r.PolicyKey, Limit: r.Limit, Period: r.Period}, &effects{})
+	case OpSnapFloor:
+		s.reg.RestoreThrottleFloor(r.Until)
 	case OpSnapAdmissions:
 		s.reg.RestoreAdmissions(r.PolicyKey, r.Times, r.Now)
 	case OpSnapQueue:
