@@ -1209,7 +1209,8 @@ func (m *model) Policies(now int64) []store.PolicyInfo {
 	return out
 }
 
-// Throttle stops admissions under key until now+ms, or lifts it (ms 0).
+// Throttle stops admissions under key until now+ms, unless one in force
+// ends later, or lifts it (ms 0).
 func (m *model) Throttle(now int64, key string, ms int64) (int64, error) {
 	if !ident(&key) || isTemplate(key) || ms < 0 {
 		return 0, store.ErrInvalid
@@ -1219,8 +1220,10 @@ func (m *model) Throttle(now int64, key string, ms int64) (int64, error) {
 		delete(m.thr, key)
 		return 0, nil
 	}
-	m.thr[key] = now + ms
-	return now + ms, nil
+	if m.thr[key] < now+ms {
+		m.thr[key] = now + ms
+	}
+	return m.thr[key], nil
 }
 
 // ReleaseThrottle is Release with a throttle that never shortens one in

@@ -11,8 +11,10 @@ import "sluice/backpressure"
 // wrong). A throttle is logged as its outcome, the instant it ends.
 
 // Throttle stops admissions under key for ms milliseconds from now, or
-// lifts its throttle when ms is 0 (POLICYTHROTTLE). It replaces any
-// throttle of the key and returns when the new one ends (0: lifted).
+// lifts its throttle when ms is 0 (POLICYTHROTTLE). A throttle in force
+// that ends later is kept: workers that each learn of the same overload
+// never cut each other's back-off short. It returns when the key's
+// throttle ends (0: lifted).
 func (s *Store) Throttle(now int64, key string, ms int64) (int64, error) {
 	key, err := throttleArgs(key, ms)
 	if err != nil {
@@ -24,7 +26,7 @@ func (s *Store) Throttle(now int64, key string, ms int64) (int64, error) {
 	var fx effects
 	s.maintain(now, &fx)
 	s.policyMu.Lock()
-	until, err := s.throttleLocked(now, key, now+ms, false, &fx)
+	until, err := s.throttleLocked(now, key, now+ms, ms > 0, &fx)
 	s.policyMu.Unlock()
 	s.finish(&fx)
 	if err != nil {
@@ -36,7 +38,7 @@ func (s *Store) Throttle(now int64, key string, ms int64) (int64, error) {
 // ReleaseThrottle is Release that also throttles key for ms from now, in
 // one step (JOBRELEASE token DELAY ms THROTTLE key ms): a worker that
 // learned an upstream is overloaded gives its job back and holds every job
-// of the key. A throttle already ending later is kept.
+// of the key. A throttle already ending later is kept; ms 0 changes none.
 func (s *Store) ReleaseThrottle(now int64, token string, delay int64, key string, ms int64) error {
 	if delay < 0 {
 		return invalid("delay must not be negative")

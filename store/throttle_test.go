@@ -58,7 +58,7 @@ func TestThrottleParksAndWakesWithoutPolling(t *testing.T) {
 
 // TestThrottleLiftedEarlyWakes: lifting (ms 0, or POLICYDEL THROTTLE) puts
 // the parked lanes back at once, with a notification; extending keeps
-// them parked.
+// them parked, and a shorter throttle does not cut a longer one.
 func TestThrottleLiftedEarlyWakes(t *testing.T) {
 	for _, lift := range []string{"ms 0", "delete"} {
 		t.Run(lift, func(t *testing.T) {
@@ -73,6 +73,9 @@ func TestThrottleLiftedEarlyWakes(t *testing.T) {
 			eq(t, "throttled", none, "")
 			_, err = f.s.Throttle(f.now, "api", 20_000) // longer: still parked
 			must(t, err)
+			until, err := f.s.Throttle(f.now, "api", 5_000) // shorter: the longer end is kept
+			must(t, err)
+			eq(t, "a shorter throttle", until, f.now+20_000)
 			none, _ = f.one("q")
 			eq(t, "extended", none, "")
 			mu.Lock()
