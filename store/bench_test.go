@@ -312,11 +312,25 @@ func BenchmarkTemplateCost(b *testing.B) {
 // throttled key against the same on a store without them, in alternating blocks as BenchmarkPolicyCost does. The bar
 // (issue 20): ratio = throttled ÷ empty ≤ 1.1.
 func BenchmarkThrottleBacklogCost(b *testing.B) {
+	// The same with a saturated concurrency key, for reference: what 1,000,000
+	// more jobs held cost whatever blocks them.
+	for _, by := range []string{"throttle", "concurrency"} {
+		b.Run("blocked-by="+by, func(b *testing.B) { backlogCost(b, by) })
+	}
+}
+
+func backlogCost(b *testing.B, by string) {
 	const now = 1_000_000
 	payload := make([]byte, 100)
 	empty, throttled := benchStore(b), benchStore(b)
-	if _, err := throttled.Throttle(now, "hot", 1<<40); err != nil {
-		b.Fatal(err)
+	if by == "throttle" {
+		if _, err := throttled.Throttle(now, "hot", 1<<40); err != nil {
+			b.Fatal(err)
+		}
+	} else {
+		throttled.SetConcurrency(now, "hot", 1)
+		throttled.Push(now, PushOptions{Queue: "q", Handler: "h", ConcurrencyKey: "hot", Priority: 10})
+		throttled.Reserve(now, ReserveOptions{Worker: "w", Lease: 1 << 40, Queues: []string{"q"}})
 	}
 	for range 1_000_000 {
 		if _, err := throttled.Push(now, PushOptions{Queue: "q", Handler: "h", ConcurrencyKey: "hot", Priority: 10, Payload: payload}); err != nil {
