@@ -3,7 +3,6 @@ package backpressure
 import (
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"sort"
 	"strconv"
 	"sync"
@@ -19,6 +18,9 @@ type Kind uint8
 const (
 	Concurrency Kind = iota + 1
 	RateLimit
+	// Throttle is not a policy but a pause of admissions under a key
+	// until an instant (SetThrottle); it shares the policies' keys.
+	Throttle
 )
 
 func (k Kind) String() string {
@@ -27,17 +29,21 @@ func (k Kind) String() string {
 		return "concurrency"
 	case RateLimit:
 		return "ratelimit"
+	case Throttle:
+		return "throttle"
 	}
 	return "kind(" + strconv.Itoa(int(k)) + ")"
 }
 
-// ParseKind reads "concurrency" or "ratelimit" (any case).
+// ParseKind reads "concurrency", "ratelimit" or "throttle" (any case).
 func ParseKind(s string) (Kind, bool) {
 	switch {
 	case ascii.EqualFold(s, "concurrency"):
 		return Concurrency, true
 	case ascii.EqualFold(s, "ratelimit"):
 		return RateLimit, true
+	case ascii.EqualFold(s, "throttle"):
+		return Throttle, true
 	}
 	return 0, false
 }
@@ -58,13 +64,16 @@ type Block struct {
 	Key    string
 	Active int64 // active jobs (concurrency) or admissions in the window (rate limit)
 	Limit  int64
-	Until  int64 // rate limit only: the first instant the window admits again
+	Until  int64 // rate limit and throttle: the first instant the key admits again
 }
 
 // String renders the block the way JOBGET's blocked_by shows it.
 func (b Block) String() string {
-	if b.Kind == Concurrency {
+	switch b.Kind {
+	case Concurrency:
 		return fmt.Sprintf("concurrency:%s %d/%d", b.Key, b.Active, b.Limit)
+	case Throttle:
+		return fmt.Sprintf("throttled:%s until %d", b.Key, b.Until)
 	}
 	return fmt.Sprintf("ratelimit:%s until %d", b.Key, b.Until)
 }
@@ -76,8 +85,11 @@ type Info struct {
 	Limit      int64
 	Period     int64 // rate limit only
 	Active     int64
-	NextFreeAt int64 // rate limit only, 0 when the window is not full
+	NextFreeAt int64 // rate limit: 0 when the window is not full; throttle: its end
 	Blocking   bool  // the policy refuses admissions right now
+	// Template is the template ("tenant:*") an instance takes its policy
+	// from; empty for an exact policy and for a template itself.
+	Template string
 }
 
 const numShards = 16
@@ -85,45 +97,73 @@ const numShards = 16
 // Registry holds every policy and the live counters of every key in use.
 // The zero value is not usable; call New.
 type Registry struct {
-	seed   maphash.Seed
 	shards [numShards]shard
 	bytes  atomic.Int64 // estimated memory of the keys' states (see Bytes)
+	tm     templates
+	// throttles counts the shards' throttle states, so that admissions
+	// look none up while there are none.
+	throttles atomic.Int64
+	thrMu     sync.Mutex // protects thrEnds; taken before a shard's lock
+	thrEnds   thrEnds    // the ends of throttles, to forget them (throttle.go)
+	// thrFloor is the latest end of a throttle forgotten (sweepThrottles):
+	// an admission under a key happens no earlier, for a caller may have
+	// read its clock before the throttle ended and was forgotten.
+	thrFloor atomic.Int64
 }
 
 type shard struct {
-	mu    sync.Mutex            // protects conc and rate
-	conc  map[string]*concState // keys with a policy or active jobs
-	rate  map[string]*rateState // keys with a rate-limit policy
-	bytes *atomic.Int64         // the registry's
-	_     [32]byte              // one cache line per shard: no false sharing between locks
+	mu   sync.Mutex            // protects conc, rate, thr and insts
+	conc map[string]*concState // keys with a policy or active jobs
+	rate map[string]*rateState // keys with a rate-limit policy or a live instance of a template
+	thr  map[string]*thrState  // throttled keys (some may have ended)
+	// ifirst and ilast are the ends of the list of rate-limit instances
+	// of templates (linked by rateState.next), for forgetting those whose
+	// window emptied (sweep). It may hold states forgotten since.
+	ifirst, ilast *rateState
+	bytes         *atomic.Int64 // the registry's
+	nthr          *atomic.Int64 // the registry's count of throttles
+	tm            *templates    // the registry's
+	_             [32]byte      // one cache line per shard: no false sharing between locks
 }
 
 // Estimates of the memory the registry holds, which Bytes adds up:
-// BenchmarkPolicyMemory measures 99 bytes per concurrency key and 131 per
-// rate-limit key with a 10-byte key (the state, its map entry and the
-// allocator's rounding; the estimate adds the key's own length to these),
-// and 8.9 per admission of a rate limit: 8 per slot of its admission
-// times, which grow with use to at most about twice its limit.
+// BenchmarkPolicyMemory measures 99 bytes per concurrency key and 179 per
+// rate-limit key with a 10-byte key (the state, its policy, its map entry
+// and the allocator's rounding; the estimate adds the key's own length to
+// these), and 8.9 per admission of a rate limit: 8 per slot of its
+// admission times, which grow with use to at most about twice its limit.
+// BenchmarkTemplateMemory measures 99 bytes per concurrency instance of a
+// template and 147 per rate-limit instance with one admission (which
+// shares its template's policy).
 const (
 	ConcKeyOverhead = 100
-	RateKeyOverhead = 130
+	RateKeyOverhead = 170
+	InstOverhead    = 130
 	AdmissionBytes  = 8
+	// ThrottleKeyOverhead is a throttled key's state and map entry.
+	ThrottleKeyOverhead = 80
 )
 
 // Bytes is the estimated memory of every key's state: concurrency keys
-// in use or with a policy, rate-limit policies and their admissions.
-func (r *Registry) Bytes() int64 { return r.bytes.Load() }
+// in use or with a policy, rate-limit policies and instances and their
+// admissions, templates and throttles.
+func (r *Registry) Bytes() int64 { return r.bytes.Load() + r.tm.bytes() }
 
-// PolicyBytes is what a new policy on key adds to Bytes at least.
+// PolicyBytes is what a new policy (or template, or throttle) on key adds
+// to Bytes at least.
 func PolicyBytes(kind Kind, key string) int64 {
-	if kind == RateLimit {
+	switch kind {
+	case RateLimit:
 		return RateKeyOverhead + int64(len(key))
+	case Throttle:
+		return ThrottleKeyOverhead + int64(len(key))
 	}
 	return ConcKeyOverhead + int64(len(key))
 }
 
 type concState struct {
-	limit   int64 // 0: no policy
+	limit   int64     // 0: no exact policy
+	tmpl    *template // the template covering the key (limit 0 only); nil: none
 	active  int64
 	holders int64 // Keys holding the state (Hold): it is kept while they do
 	waiters map[Waiter]struct{}
@@ -136,10 +176,24 @@ func (c *concState) unused() bool {
 	return c.limit == 0 && c.active == 0 && c.holders == 0 && len(c.waiters) == 0
 }
 
+// cap is the key's limit: its exact policy's, else its template's; 0 for
+// none.
+func (c *concState) cap() int64 {
+	if c.limit > 0 {
+		return c.limit
+	}
+	if c.tmpl != nil {
+		return c.tmpl.limit
+	}
+	return 0
+}
+
 type rateState struct {
-	limit, period int64
-	adm           []int64 // admission times, ascending; adm[head:] are live
-	head          int
+	// pol holds the limit and period: the key's own policy, or the
+	// template an instance (inst) follows. Kept apart so that an
+	// instance, of which there may be a great many, is small.
+	pol *template
+	adm []int64 // admission times, ascending; adm[head:] are live
 	// clock is the latest time the window was judged at. Callers read
 	// their clocks before taking the lock, so a caller may arrive with a
 	// time older than one already used; it is judged at clock instead, or
@@ -147,7 +201,11 @@ type rateState struct {
 	// older one and admit past the limit.
 	clock   int64
 	waiters map[Waiter]struct{}
+	key     string     // instances: the key, to forget it by
+	next    *rateState // instances: the next in the shard's list
+	head    int32
 	gone    bool // removed from its shard's map: a Keys holding it looks again
+	inst    bool // an instance of a template
 }
 
 // Keys is a caller's pair of keys with where their state lives, so that
@@ -233,17 +291,30 @@ func (k *Keys) rate() *rateState {
 
 // New returns an empty registry.
 func New() *Registry {
-	r := &Registry{seed: maphash.MakeSeed()}
+	r := &Registry{}
+	r.tm.init()
 	for i := range r.shards {
 		r.shards[i].conc = make(map[string]*concState)
 		r.shards[i].rate = make(map[string]*rateState)
+		r.shards[i].thr = make(map[string]*thrState)
 		r.shards[i].bytes = &r.bytes
+		r.shards[i].tm = &r.tm
+		r.shards[i].nthr = &r.throttles
 	}
 	return r
 }
 
 func (r *Registry) shard(key string) *shard {
-	return &r.shards[maphash.String(r.seed, key)%numShards]
+	// A fixed hash (FNV-1a), so that a key lands in the same shard in
+	// every process: the instances of templates a shard lists, and so
+	// which of them an admission forgets (sweep), must be the same in a
+	// live store, its replay and every node of a group.
+	h := uint32(2166136261)
+	for i := 0; i < len(key); i++ {
+		h ^= uint32(key[i])
+		h *= 16777619
+	}
+	return &r.shards[h%numShards]
 }
 
 // Admission is Admit's answer.
@@ -255,6 +326,10 @@ type Admission struct {
 	// same.
 	Rated bool
 	At    int64
+	// Floor, when later than now, is the earliest time the admission may
+	// be said to happen: a throttle of one of its keys that ended then
+	// was forgotten since the caller read its clock.
+	Floor int64
 	// Wake lists waiters the caller must wake: a refused admission briefly
 	// counted the job on its concurrency key, and whoever saw the key full
 	// meanwhile is handed back.
@@ -273,12 +348,23 @@ func (r *Registry) Admit(now int64, ckey, rkey string, w Waiter) Admission {
 
 // AdmitKeys is Admit for a cached pair of keys.
 func (r *Registry) AdmitKeys(now int64, k *Keys, w Waiter) Admission {
+	throttles := r.throttles.Load() > 0
+	var floor int64
+	if f := r.thrFloor.Load(); now < f && (k.CKey != "" || k.RKey != "") {
+		floor = f
+	}
 	if k.CKey != "" {
 		s := k.concShard(r)
 		s.mu.Lock()
+		if throttles {
+			if b, blocked := s.throttled(now, k.CKey, w); blocked {
+				s.mu.Unlock()
+				return Admission{Block: b}
+			}
+		}
 		c := k.conc()
-		if c.limit > 0 && c.active >= c.limit {
-			b := Block{Kind: Concurrency, Key: k.CKey, Active: c.active, Limit: c.limit}
+		if n := c.cap(); n > 0 && c.active >= n {
+			b := Block{Kind: Concurrency, Key: k.CKey, Active: c.active, Limit: n}
 			addWaiter(&c.waiters, w)
 			s.mu.Unlock()
 			return Admission{Block: b}
@@ -290,7 +376,18 @@ func (r *Registry) AdmitKeys(now int64, k *Keys, w Waiter) Admission {
 	if k.RKey != "" {
 		s := k.rateShard(r)
 		s.mu.Lock()
-		if rs := k.rate(); rs != nil {
+		if throttles {
+			if b, blocked := s.throttled(now, k.RKey, w); blocked {
+				s.mu.Unlock()
+				return Admission{Block: b, Wake: r.ReleaseKeys(k)} // undo the tentative count
+			}
+		}
+		rs := k.rate()
+		if rs == nil {
+			rs = s.instance(k.RKey)
+			k.r = rs
+		}
+		if rs != nil {
 			if b, blocked := rs.check(now, k.RKey); blocked {
 				addWaiter(&rs.waiters, w)
 				s.mu.Unlock()
@@ -299,10 +396,13 @@ func (r *Registry) AdmitKeys(now int64, k *Keys, w Waiter) Admission {
 			at = rs.clock
 			s.record(rs, at)
 			rated = true
+			if rs.inst {
+				s.sweep(at)
+			}
 		}
 		s.mu.Unlock()
 	}
-	return Admission{OK: true, Rated: rated, At: at}
+	return Admission{OK: true, Rated: rated, At: at, Floor: floor}
 }
 
 // Take counts a job active on ckey and records an admission at now on rkey
@@ -318,10 +418,17 @@ func (r *Registry) Take(now int64, ckey, rkey string) {
 	if rkey != "" {
 		s := r.shard(rkey)
 		s.mu.Lock()
-		if rs := s.rate[rkey]; rs != nil {
+		rs := s.rate[rkey]
+		if rs == nil {
+			rs = s.instance(rkey)
+		}
+		if rs != nil {
 			t := rs.at(now)
 			rs.trim(t)
 			s.record(rs, t)
+			if rs.inst {
+				s.sweep(t)
+			}
 		}
 		s.mu.Unlock()
 	}
@@ -351,7 +458,7 @@ func (r *Registry) ReleaseKeys(k *Keys) []Waiter {
 	}
 	c.active--
 	var ws []Waiter
-	if c.limit == 0 || c.active < c.limit {
+	if n := c.cap(); n == 0 || c.active < n {
 		ws = takeWaiters(&c.waiters)
 	}
 	if c.unused() {
@@ -363,12 +470,19 @@ func (r *Registry) ReleaseKeys(k *Keys) []Waiter {
 // Check reports, without counting anything, whether a job with these keys
 // would be refused at now, and by which policy (concurrency first).
 func (r *Registry) Check(now int64, ckey, rkey string) (Block, bool) {
+	throttles := r.throttles.Load() > 0
 	if ckey != "" {
 		s := r.shard(ckey)
 		s.mu.Lock()
+		if throttles {
+			if b, blocked := s.throttled(now, ckey, nil); blocked {
+				s.mu.Unlock()
+				return b, true
+			}
+		}
 		c := s.conc[ckey]
-		if c != nil && c.limit > 0 && c.active >= c.limit {
-			b := Block{Kind: Concurrency, Key: ckey, Active: c.active, Limit: c.limit}
+		if c != nil && c.cap() > 0 && c.active >= c.cap() {
+			b := Block{Kind: Concurrency, Key: ckey, Active: c.active, Limit: c.cap()}
 			s.mu.Unlock()
 			return b, true
 		}
@@ -378,6 +492,11 @@ func (r *Registry) Check(now int64, ckey, rkey string) (Block, bool) {
 		s := r.shard(rkey)
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		if throttles {
+			if b, blocked := s.throttled(now, rkey, nil); blocked {
+				return b, true
+			}
+		}
 		if rs := s.rate[rkey]; rs != nil {
 			return rs.check(now, rkey)
 		}
@@ -395,11 +514,14 @@ func (r *Registry) CountBytes() int64 {
 			n += PolicyBytes(Concurrency, k)
 		}
 		for k, rs := range s.rate {
-			n += PolicyBytes(RateLimit, k) + AdmissionBytes*int64(cap(rs.adm))
+			n += rs.bytes(k)
+		}
+		for k := range s.thr {
+			n += PolicyBytes(Throttle, k)
 		}
 		s.mu.Unlock()
 	}
-	return n
+	return n + r.tm.bytes()
 }
 
 // Active is the number of active jobs counted on a concurrency key.
@@ -431,7 +553,8 @@ func (r *Registry) Holders() map[string]int64 {
 }
 
 // SetConcurrency creates or changes a concurrency policy. Lowering a limit
-// evicts nobody. The waiters of the key are returned to be woken.
+// evicts nobody. The waiters of the key are returned to be woken. key must
+// not be a template (SetTemplate).
 func (r *Registry) SetConcurrency(key string, limit int64) ([]Waiter, error) {
 	if limit < 1 {
 		return nil, ErrLimit
@@ -465,8 +588,12 @@ func (r *Registry) SetRateLimit(now int64, key string, limit, period int64) ([]W
 		s.bytes.Add(PolicyBytes(RateLimit, key))
 	} else {
 		rs.trim(rs.at(now))
+		if rs.inst {
+			s.bytes.Add(RateKeyOverhead - InstOverhead)
+		}
 	}
-	rs.limit, rs.period = limit, period
+	// An instance becomes the exact policy, its window kept.
+	rs.pol, rs.inst = &template{kind: RateLimit, key: key, limit: limit, period: period}, false
 	return takeWaiters(&rs.waiters), nil
 }
 
@@ -483,6 +610,7 @@ func (r *Registry) Delete(kind Kind, key string) (bool, []Waiter) {
 			return false, nil
 		}
 		c.limit = 0
+		c.tmpl = r.tm.lookup(Concurrency, key) // a template takes the key over
 		ws := takeWaiters(&c.waiters)
 		if c.unused() {
 			s.deleteConc(key, c)
@@ -490,40 +618,60 @@ func (r *Registry) Delete(kind Kind, key string) (bool, []Waiter) {
 		return true, ws
 	case RateLimit:
 		rs := s.rate[key]
-		if rs == nil {
+		if rs == nil || rs.inst {
 			return false, nil
 		}
-		rs.gone = true
-		delete(s.rate, key)
-		s.bytes.Add(-PolicyBytes(RateLimit, key) - AdmissionBytes*int64(cap(rs.adm)))
+		s.deleteRate(key, rs)
 		return true, takeWaiters(&rs.waiters)
 	}
 	return false, nil
 }
 
-// Get returns a policy with its live usage at now.
+// Get returns a policy with its live usage at now: an exact policy, a
+// template (by its own key, "tenant:*"), the template a key falls under
+// (Template set), or the key's throttle (kind Throttle, while it lasts).
 func (r *Registry) Get(now int64, kind Kind, key string) (Info, bool) {
+	if IsTemplate(key) && kind != Throttle {
+		return r.tm.info(kind, key)
+	}
 	s := r.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.infoLocked(now, kind, key)
+	info, ok := s.infoLocked(now, kind, key)
+	if !ok && kind != Throttle {
+		if t := r.tm.lookup(kind, key); t != nil {
+			info, ok = Info{Kind: kind, Key: key, Limit: t.limit, Period: t.period, Template: t.key}, true
+		}
+	}
+	return info, ok
 }
 
-// List returns every policy, sorted by kind then key.
+// List returns every policy, sorted by kind then key: exact policies,
+// templates, their live instances (a concurrency key with queued or active
+// jobs, a rate-limit key with admissions in its window) and the throttles
+// in force.
 func (r *Registry) List(now int64) []Info {
-	var out []Info
+	out := r.tm.list()
 	for i := range r.shards {
 		s := &r.shards[i]
 		s.mu.Lock()
 		for k, c := range s.conc {
-			if c.limit > 0 {
+			// An instance is live while a job holds its key: a lane
+			// (Hold) or an active job.
+			if c.limit > 0 || (c.tmpl != nil && (c.active > 0 || c.holders > 0)) {
 				info, _ := s.infoLocked(now, Concurrency, k)
 				out = append(out, info)
 			}
 		}
 		for k := range s.rate {
-			info, _ := s.infoLocked(now, RateLimit, k)
-			out = append(out, info)
+			if info, _ := s.infoLocked(now, RateLimit, k); info.Template == "" || info.Active > 0 {
+				out = append(out, info)
+			}
+		}
+		for k := range s.thr {
+			if info, ok := s.infoLocked(now, Throttle, k); ok {
+				out = append(out, info)
+			}
 		}
 		s.mu.Unlock()
 	}
@@ -549,8 +697,16 @@ func (r *Registry) Reset() {
 		}
 		s.conc = make(map[string]*concState)
 		s.rate = make(map[string]*rateState)
+		s.thr = make(map[string]*thrState)
+		s.ifirst, s.ilast = nil, nil
 		s.mu.Unlock()
 	}
+	r.tm.reset()
+	r.thrMu.Lock()
+	r.thrEnds = nil
+	r.thrFloor.Store(0)
+	r.thrMu.Unlock()
+	r.throttles.Store(0)
 	r.bytes.Store(0)
 }
 
@@ -558,7 +714,7 @@ func (r *Registry) Reset() {
 func (s *shard) concLocked(key string) *concState {
 	c := s.conc[key]
 	if c == nil {
-		c = &concState{}
+		c = &concState{tmpl: s.tm.lookup(Concurrency, key)}
 		s.conc[key] = c
 		s.bytes.Add(PolicyBytes(Concurrency, key))
 	}
@@ -577,23 +733,36 @@ func (s *shard) infoLocked(now int64, kind Kind, key string) (Info, bool) {
 	switch kind {
 	case Concurrency:
 		c := s.conc[key]
-		if c == nil || c.limit == 0 {
+		if c == nil || c.cap() == 0 {
 			return Info{}, false
 		}
-		return Info{Kind: Concurrency, Key: key, Limit: c.limit, Active: c.active,
-			Blocking: c.active >= c.limit}, true
+		info := Info{Kind: Concurrency, Key: key, Limit: c.cap(), Active: c.active,
+			Blocking: c.active >= c.cap()}
+		if c.limit == 0 {
+			info.Template = c.tmpl.key
+		}
+		return info, true
 	case RateLimit:
 		rs := s.rate[key]
 		if rs == nil {
 			return Info{}, false
 		}
 		b, blocked := rs.check(now, key)
-		info := Info{Kind: RateLimit, Key: key, Limit: rs.limit, Period: rs.period,
+		info := Info{Kind: RateLimit, Key: key, Limit: rs.pol.limit, Period: rs.pol.period,
 			Active: rs.count(), Blocking: blocked}
 		if blocked {
 			info.NextFreeAt = b.Until
 		}
+		if rs.inst {
+			info.Template = rs.pol.key
+		}
 		return info, true
+	case Throttle:
+		t := s.thr[key]
+		if t == nil || t.until <= now {
+			return Info{}, false
+		}
+		return Info{Kind: Throttle, Key: key, NextFreeAt: t.until, Blocking: true}, true
 	}
 	return Info{}, false
 }
@@ -602,16 +771,17 @@ func (s *shard) infoLocked(now int64, kind Kind, key string) (Info, bool) {
 func (rs *rateState) check(now int64, key string) (Block, bool) {
 	rs.trim(rs.at(now))
 	n := rs.count()
-	if n < rs.limit {
+	limit := rs.pol.limit
+	if n < limit {
 		return Block{}, false
 	}
 	// The window admits again once the (n-limit+1)th oldest admission has
 	// left it: at that admission's time + period.
-	until := rs.adm[rs.head+int(n-rs.limit)] + rs.period
-	return Block{Kind: RateLimit, Key: key, Active: n, Limit: rs.limit, Until: until}, true
+	until := rs.adm[int(rs.head)+int(n-limit)] + rs.pol.period
+	return Block{Kind: RateLimit, Key: key, Active: n, Limit: limit, Until: until}, true
 }
 
-func (rs *rateState) count() int64 { return int64(len(rs.adm) - rs.head) }
+func (rs *rateState) count() int64 { return int64(len(rs.adm) - int(rs.head)) }
 
 // at is the time to judge the window at: now, or the latest time already
 // used if that is later.
@@ -624,10 +794,10 @@ func (rs *rateState) at(now int64) int64 {
 
 // trim drops admissions that have left the window (now - period, now].
 func (rs *rateState) trim(now int64) {
-	for rs.head < len(rs.adm) && rs.adm[rs.head] <= now-rs.period {
+	for int(rs.head) < len(rs.adm) && rs.adm[rs.head] <= now-rs.pol.period {
 		rs.head++
 	}
-	if rs.head > 32 && rs.head*2 >= len(rs.adm) {
+	if rs.head > 32 && int(rs.head)*2 >= len(rs.adm) {
 		n := copy(rs.adm, rs.adm[rs.head:])
 		rs.adm = rs.adm[:n]
 		rs.head = 0
@@ -667,29 +837,62 @@ func takeWaiters(m *map[Waiter]struct{}) []Waiter {
 	return ws
 }
 
-// Admissions returns the recorded admission times of a rate-limit key that
-// are still in its window at now (nil without a policy), for snapshots.
-func (r *Registry) Admissions(now int64, key string) []int64 {
+// Admissions returns the recorded admission times of a rate-limit key
+// that are still in its window at now, and the latest time its window was
+// judged at (its clock), for snapshots; ok is false when the key has no
+// rate state (no policy, no live instance).
+func (r *Registry) Admissions(now int64, key string) (times []int64, clock int64, ok bool) {
 	s := r.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rs := s.rate[key]
 	if rs == nil {
-		return nil
+		return nil, 0, false
 	}
 	rs.trim(rs.at(now))
-	return append([]int64(nil), rs.adm[rs.head:]...)
+	return append([]int64(nil), rs.adm[rs.head:]...), rs.clock, true
+}
+
+// RateKeys lists, sorted, every key with a rate state: a policy or an
+// instance of a template, idle or not, for snapshots.
+func (r *Registry) RateKeys() []string {
+	var out []string
+	for i := range r.shards {
+		s := &r.shards[i]
+		s.mu.Lock()
+		for k := range s.rate {
+			out = append(out, k)
+		}
+		s.mu.Unlock()
+	}
+	sort.Strings(out)
+	return out
 }
 
 // RestoreAdmissions records the given admission times on a rate-limit key
-// that has a policy, for loading snapshots.
-func (r *Registry) RestoreAdmissions(key string, times []int64) {
+// that has a policy or falls under a template, and raises its clock to
+// clock, for loading snapshots.
+func (r *Registry) RestoreAdmissions(key string, times []int64, clock int64) {
 	s := r.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if rs := s.rate[key]; rs != nil {
+	rs := s.rate[key]
+	if rs == nil {
+		rs = s.instance(key)
+	}
+	if rs != nil {
 		for _, t := range times { // ascending, as Admissions gave them
 			s.record(rs, rs.at(t))
 		}
+		rs.at(clock)
 	}
+}
+
+// bytes is the estimated memory of key's rate state.
+func (rs *rateState) bytes(key string) int64 {
+	n := int64(RateKeyOverhead)
+	if rs.inst {
+		n = InstOverhead
+	}
+	return n + int64(len(key)) + AdmissionBytes*int64(cap(rs.adm))
 }

@@ -385,3 +385,44 @@ func TestMisconf(t *testing.T) {
 		t.Fatalf("reads still work: %v", err)
 	}
 }
+
+// Templates, throttles and their blocked_by through the client.
+func TestTemplatesAndThrottles(t *testing.T) {
+	c := startServer(t).client(t)
+	if err := c.PolicySetConcurrency(bg, "tenant:*", 1); err != nil {
+		t.Fatal(err)
+	}
+	must[string](t)(c.Push(bg, "q", "h", nil, &client.PushOptions{Concurrency: "tenant:a"}))
+	a2 := must[string](t)(c.Push(bg, "q", "h", nil, &client.PushOptions{Concurrency: "tenant:a"}))
+	res := must[[]client.Reservation](t)(c.Reserve(bg, client.ReserveOptions{Worker: "w", Lease: time.Minute, Count: 10, Queues: []string{"q"}}))
+	check.Len(t, "reserved", res, 1)
+	p := must[*client.Policy](t)(c.PolicyGet(bg, client.Concurrency, "tenant:a"))
+	check.Field(t, "instance's Template", p.Template, "tenant:*")
+	check.Field(t, "instance's Limit", p.Limit, 1)
+	check.Field(t, "instance's Waiting", p.Waiting, 1)
+
+	until := must[time.Time](t)(c.PolicyThrottle(bg, "tenant:a", time.Hour))
+	if time.Until(until) < 50*time.Minute {
+		t.Fatalf("throttle ends at %v", until)
+	}
+	// A worker's shorter throttle keeps the longer end.
+	if err := c.ReleaseThrottle(bg, res[0].Token, 0, "tenant:a", time.Second); err != nil {
+		t.Fatal(err)
+	}
+	b := must[*client.Job](t)(c.Get(bg, a2)).BlockedBy
+	if b == nil {
+		t.Fatal("throttled job's blocked_by is nil")
+	}
+	check.Field(t, "blocked_by's Reason", b.Reason, client.BlockedThrottled)
+	check.Field(t, "blocked_by's Key", b.Key, "tenant:a")
+	check.Field(t, "blocked_by's Until", b.Until.UnixMilli(), until.UnixMilli())
+	tp := must[*client.Policy](t)(c.PolicyGet(bg, client.Throttle, "tenant:a"))
+	check.Field(t, "throttle's NextFreeAt", tp.NextFreeAt.UnixMilli(), until.UnixMilli())
+	check.Field(t, "throttle's Waiting", tp.Waiting, 2)
+	if lifted := must[time.Time](t)(c.PolicyThrottle(bg, "tenant:a", 0)); !lifted.IsZero() {
+		t.Fatalf("lifting returned %v", lifted)
+	}
+	if _, err := c.PolicyGet(bg, client.Throttle, "tenant:a"); !errors.Is(err, client.ErrNoPolicy) {
+		t.Fatalf("get lifted throttle: %v", err)
+	}
+}

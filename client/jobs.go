@@ -269,6 +269,14 @@ func (c *Client) Release(ctx context.Context, token string, delay time.Duration)
 	return c.doOK(ctx, "JOBRELEASE", token)
 }
 
+// ReleaseThrottle is Release that also stops every admission under key for
+// d, in one step (JOBRELEASE ... THROTTLE): for a worker that learned,
+// before starting the job, that the upstream behind key is overloaded. A
+// throttle in force that ends later is kept.
+func (c *Client) ReleaseThrottle(ctx context.Context, token string, delay time.Duration, key string, d time.Duration) error {
+	return c.doOK(ctx, "JOBRELEASE", token, "DELAY", ms(delay), "THROTTLE", key, ms(d))
+}
+
 // Cancel cancels a job that has not finished. It reports false if the job
 // was already terminal.
 func (c *Client) Cancel(ctx context.Context, id string) (bool, error) {
@@ -309,16 +317,17 @@ type Job struct {
 const (
 	BlockedConcurrency = "concurrency"
 	BlockedRateLimit   = "ratelimit"
+	BlockedThrottled   = "throttled"
 	BlockedPaused      = "paused"
 )
 
 // BlockedBy is a decoded blocked_by field.
 type BlockedBy struct {
-	Reason string    // BlockedConcurrency, BlockedRateLimit or BlockedPaused
-	Key    string    // the policy key (concurrency, ratelimit)
+	Reason string    // BlockedConcurrency, BlockedRateLimit, BlockedThrottled or BlockedPaused
+	Key    string    // the policy key (concurrency, ratelimit, throttled)
 	Active int64     // active jobs for the key (concurrency)
 	Limit  int64     // the policy's limit (concurrency)
-	Until  time.Time // when the rate window next admits (ratelimit)
+	Until  time.Time // when the rate window next admits (ratelimit) or the throttle ends (throttled)
 	Text   string    // the field as the server sent it
 }
 
@@ -366,7 +375,8 @@ func decodeJob(cmd string, v any) (*Job, error) {
 }
 
 // parseBlockedBy reads "concurrency:<key> <active>/<limit>",
-// "ratelimit:<key> until <unix-ms>" or "paused". Keys may hold spaces, so
+// "ratelimit:<key> until <unix-ms>", "throttled:<key> until <unix-ms>" or
+// "paused". Keys may hold spaces, so
 // the numbers are taken from the end. What it cannot read is kept in Text.
 func parseBlockedBy(s string) *BlockedBy {
 	b := &BlockedBy{Text: s}
@@ -383,9 +393,9 @@ func parseBlockedBy(s string) *BlockedBy {
 				b.Limit, _ = strconv.ParseInt(l, 10, 64)
 			}
 		}
-	case strings.HasPrefix(s, "ratelimit:"):
-		b.Reason = BlockedRateLimit
-		rest := strings.TrimPrefix(s, "ratelimit:")
+	case strings.HasPrefix(s, "ratelimit:"), strings.HasPrefix(s, "throttled:"):
+		reason, rest, _ := strings.Cut(s, ":")
+		b.Reason = reason
 		if i := strings.LastIndex(rest, " until "); i >= 0 {
 			b.Key = rest[:i]
 			if n, err := strconv.ParseInt(rest[i+len(" until "):], 10, 64); err == nil {

@@ -15,7 +15,8 @@ type PolicyKind string
 const (
 	Concurrency PolicyKind = "concurrency"
 	RateLimit   PolicyKind = "ratelimit"
-	Weight      PolicyKind = "weight" // a fair group's weight: Limit is the weight
+	Weight      PolicyKind = "weight"   // a fair group's weight: Limit is the weight
+	Throttle    PolicyKind = "throttle" // POLICYGET/POLICYDEL of a key's throttle
 )
 
 // Policy is a policy with its live usage (POLICYGET, POLICYLIST).
@@ -26,17 +27,22 @@ type Policy struct {
 	Period     time.Duration // rate limits only
 	Active     int64         // active jobs (concurrency) or admissions in the window (rate limit)
 	Waiting    int64         // queued jobs the policy refuses now
-	NextFreeAt time.Time     // when a full rate window admits again; zero otherwise
+	NextFreeAt time.Time     // when a full rate window admits again, or a throttle ends; zero otherwise
+	Template   string        // the template ("tenant:*") a key's policy comes from; "" for its own
 }
 
 // PolicySetConcurrency caps the active (reserved or running) jobs that
-// carry concurrency key key, across all queues, at limit (>= 1).
+// carry concurrency key key, across all queues, at limit (>= 1). A key
+// ending in '*' is a template: every key starting with what precedes the
+// '*' gets a cap of limit of its own (the longest template wins, a key's
+// own policy wins over any).
 func (c *Client) PolicySetConcurrency(ctx context.Context, key string, limit int64) error {
 	return c.doOK(ctx, "POLICYSET", "CONCURRENCY", key, limit)
 }
 
 // PolicySetRateLimit allows at most limit reservations of jobs that carry
-// rate-limit key key in any rolling window of period.
+// rate-limit key key in any rolling window of period. A key ending in '*'
+// is a template, each key under it with a window of its own.
 func (c *Client) PolicySetRateLimit(ctx context.Context, key string, limit int64, period time.Duration) error {
 	return c.doOK(ctx, "POLICYSET", "RATELIMIT", key, limit, ms(period))
 }
@@ -48,7 +54,19 @@ func (c *Client) PolicySetWeight(ctx context.Context, group string, n int64) err
 	return c.doOK(ctx, "POLICYSET", "WEIGHT", group, n)
 }
 
-// PolicyDel deletes a policy and reports whether there was one.
+// PolicyThrottle stops every admission under key (as a concurrency or a
+// rate-limit key) for d, unless a throttle in force ends later, and
+// returns when the key's throttle ends; d of 0 lifts it (zero Time).
+func (c *Client) PolicyThrottle(ctx context.Context, key string, d time.Duration) (time.Time, error) {
+	n, err := c.doInt(ctx, "POLICYTHROTTLE", key, ms(d))
+	if err != nil || n == 0 {
+		return time.Time{}, err
+	}
+	return time.UnixMilli(n), nil
+}
+
+// PolicyDel deletes a policy (or lifts a throttle) and reports whether
+// there was one.
 func (c *Client) PolicyDel(ctx context.Context, kind PolicyKind, key string) (bool, error) {
 	n, err := c.doInt(ctx, "POLICYDEL", string(kind), key)
 	return n == 1, err
@@ -97,6 +115,7 @@ func decodePolicy(cmd string, v any) (*Policy, error) {
 		Active:     r.int("active"),
 		Waiting:    r.int("waiting"),
 		NextFreeAt: r.time("next_free_at"),
+		Template:   r.str("template"),
 	}
 	if r.err != nil {
 		return nil, r.err

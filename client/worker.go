@@ -57,6 +57,27 @@ func WithRetry(err error, r RetryRule) error {
 	return &retryError{err: err, rule: r}
 }
 
+// WithThrottle makes a handler's error hold every job of key for d (an
+// upstream answered 429, say): the worker throttles the key
+// (POLICYTHROTTLE, which never cuts a longer throttle short) before it
+// fails the attempt, which runs again after d unless err carries a rule of
+// its own (WithRetry). The job has started, so it cannot be released.
+func WithThrottle(err error, key string, d time.Duration) error {
+	if err == nil {
+		return nil
+	}
+	return &throttleError{err: err, key: key, d: d}
+}
+
+type throttleError struct {
+	err error
+	key string
+	d   time.Duration
+}
+
+func (e *throttleError) Error() string { return e.err.Error() }
+func (e *throttleError) Unwrap() error { return e.err }
+
 type retryError struct {
 	err  error
 	rule RetryRule
@@ -441,6 +462,15 @@ func (w *Worker) run(r Reservation, received time.Time) {
 	var re *retryError
 	if errors.As(herr, &re) {
 		opts.Retry = re.rule
+	}
+	var te *throttleError
+	if errors.As(herr, &te) {
+		if _, err := w.c.PolicyThrottle(bg, te.key, te.d); err != nil {
+			log.Error("throttle failed", "key", te.key, "err", err)
+		}
+		if re == nil {
+			opts.Retry = RetryIn(te.d)
+		}
 	}
 	if opts.Error == "" {
 		opts.Error = fmt.Sprintf("%T", herr)

@@ -550,3 +550,50 @@ func TestHelperWorkerProcess(t *testing.T) {
 	})
 	_ = w.Run(context.Background())
 }
+
+// A handler that meets an overloaded upstream returns WithThrottle: the
+// worker holds every job of the key for the while given, and the job runs
+// again after it.
+func TestWorkerThrottle(t *testing.T) {
+	ts := startServer(t)
+	producer := ts.client(t)
+	const hold = 300 * time.Millisecond
+	var mu sync.Mutex
+	var runs []time.Time
+	w := client.NewWorker(ts.client(t), client.WorkerOptions{Queues: []string{"q"}, Concurrency: 2, Block: 50 * time.Millisecond, Logger: quietLogger(t)})
+	w.Handle("api", func(ctx context.Context, task *client.Task) error {
+		mu.Lock()
+		runs = append(runs, time.Now())
+		first := len(runs) == 1
+		mu.Unlock()
+		if first {
+			return client.WithThrottle(errors.New("429"), "upstream", hold)
+		}
+		return nil
+	})
+	first := must[string](t)(producer.Push(bg, "q", "api", nil, &client.PushOptions{RateLimit: "upstream", MaxAttempts: 3}))
+	startWorker(t, w)
+	eventually(t, "the first run", func() bool { mu.Lock(); defer mu.Unlock(); return len(runs) == 1 })
+	var p *client.Policy
+	eventually(t, "the throttle", func() bool {
+		var err error
+		p, err = producer.PolicyGet(bg, client.Throttle, "upstream")
+		return err == nil
+	})
+	if p.Kind != client.Throttle || p.NextFreeAt.IsZero() {
+		t.Fatalf("POLICYGET THROTTLE = %+v", p)
+	}
+	other := must[string](t)(producer.Push(bg, "q", "api", nil, &client.PushOptions{RateLimit: "upstream"}))
+	for _, id := range []string{first, other} {
+		eventually(t, id+" succeeds", func() bool {
+			return must[*client.Job](t)(producer.Get(bg, id)).State == client.StateSucceeded
+		})
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i, at := range runs[1:] {
+		if at.Before(p.NextFreeAt.Add(-5 * time.Millisecond)) { // the server's and this clock are the same one
+			t.Errorf("run %d at %v, the throttle ends at %v", i+2, at, p.NextFreeAt)
+		}
+	}
+}

@@ -27,7 +27,8 @@ func jobCommands(e *Env) []protocol.Command {
 			Group: "jobs", Summary: "Record a failed attempt; returns the new state.", Args: failArgs},
 		{Name: "jobrelease", Arity: -2, Flags: protocol.Write | protocol.Fast, Handler: e.jobRelease,
 			Group: "jobs", Summary: "Give a reserved job back without using an attempt.",
-			Args: []protocol.Arg{str("token"), opt("DELAY", integerArg("ms"))}},
+			Args: []protocol.Arg{str("token"), opt("DELAY", integerArg("ms")),
+				{Name: "throttle", Type: "block", Token: "THROTTLE", Optional: true, Args: []protocol.Arg{str("key"), integerArg("ms")}}}},
 		{Name: "jobcancel", Arity: 2, Flags: protocol.Write | protocol.Fast, Handler: e.jobCancel,
 			Group: "jobs", Summary: "Cancel a job that has not finished.", Args: []protocol.Arg{str("id")}},
 		{Name: "jobretry", Arity: 2, Flags: protocol.Write | protocol.Fast, Handler: e.jobRetry,
@@ -462,27 +463,51 @@ func (e *Env) jobFail(c *protocol.Client, args [][]byte) (any, error) {
 	return protocol.SimpleString(st.String()), nil
 }
 
-// JOBRELEASE token [DELAY ms]
+// JOBRELEASE token [DELAY ms] [THROTTLE key ms]
 func (e *Env) jobRelease(c *protocol.Client, args [][]byte) (any, error) {
-	var delay int64
+	var delay, throttle int64
+	var key string
 	o := newOptions(args[2:])
 	for o.more() {
 		kw, err := o.next()
 		if err != nil {
 			return nil, err
 		}
-		if kw != "DELAY" {
+		switch kw {
+		case "DELAY":
+			v, err := o.value()
+			if err != nil {
+				return nil, err
+			}
+			if delay, err = duration(v, true); err != nil {
+				return nil, err
+			}
+		case "THROTTLE":
+			k, err := o.value()
+			if err != nil {
+				return nil, err
+			}
+			if key, err = ident(k, "throttle key"); err != nil {
+				return nil, err
+			}
+			v, err := o.value()
+			if err != nil {
+				return nil, err
+			}
+			if throttle, err = duration(v, true); err != nil {
+				return nil, err
+			}
+		default:
 			return nil, protocol.ErrSyntax
 		}
-		v, err := o.value()
-		if err != nil {
-			return nil, err
-		}
-		if delay, err = duration(v, true); err != nil {
-			return nil, err
-		}
 	}
-	if err := e.Store.Release(e.now(c), string(args[1]), delay); err != nil {
+	var err error
+	if key != "" {
+		err = e.Store.ReleaseThrottle(e.now(c), string(args[1]), delay, key, throttle)
+	} else {
+		err = e.Store.Release(e.now(c), string(args[1]), delay)
+	}
+	if err != nil {
 		return nil, err
 	}
 	return protocol.OK, nil

@@ -11,7 +11,8 @@ func policyCommands(e *Env) []protocol.Command {
 		{Name: "kind", Type: "oneof", Args: []protocol.Arg{
 			{Name: "concurrency", Type: "pure-token", Token: "CONCURRENCY"},
 			{Name: "ratelimit", Type: "pure-token", Token: "RATELIMIT"},
-			{Name: "weight", Type: "pure-token", Token: "WEIGHT"}}},
+			{Name: "weight", Type: "pure-token", Token: "WEIGHT"},
+			{Name: "throttle", Type: "pure-token", Token: "THROTTLE"}}},
 		str("key"),
 	}
 	return []protocol.Command{
@@ -28,6 +29,9 @@ func policyCommands(e *Env) []protocol.Command {
 			Group: "policies", Summary: "Show a policy and its live usage.", Args: kindKey},
 		{Name: "policylist", Arity: 1, Flags: protocol.ReadOnly, Handler: e.policyList,
 			Group: "policies", Summary: "List every policy with its live usage."},
+		{Name: "policythrottle", Arity: 3, Flags: protocol.Write | protocol.Fast, Handler: e.policyThrottle,
+			Group: "policies", Summary: "Stop admissions under a key for a while (0 lifts it); returns its end.",
+			Args: []protocol.Arg{str("key"), integerArg("ms")}},
 	}
 }
 
@@ -49,6 +53,9 @@ func (e *Env) policySet(c *protocol.Client, args [][]byte) (any, error) {
 	kind, err := parseKind(args[1])
 	if err != nil {
 		return nil, err
+	}
+	if kind == backpressure.Throttle {
+		return nil, protocol.ErrSyntax // POLICYTHROTTLE sets those
 	}
 	want := 4
 	if kind == backpressure.RateLimit {
@@ -136,13 +143,36 @@ func (e *Env) policyList(c *protocol.Client, args [][]byte) (any, error) {
 	return append(out, weightMaps(e.Store.Weights())...), nil
 }
 
-func policyMap(p store.PolicyInfo) protocol.Map {
-	var period any
-	if p.Kind == backpressure.RateLimit {
-		period = p.Period
+// POLICYTHROTTLE key ms
+func (e *Env) policyThrottle(c *protocol.Client, args [][]byte) (any, error) {
+	key, err := ident(args[1], "throttle key")
+	if err != nil {
+		return nil, err
 	}
-	return protocol.Map{
-		"kind", p.Kind.String(), "key", p.Key, "limit", p.Limit, "period", period,
+	ms, err := duration(args[2], true)
+	if err != nil {
+		return nil, err
+	}
+	return e.Store.Throttle(e.now(c), key, ms)
+}
+
+// policyMap is a policy as POLICYGET shows it. A throttle has the same
+// fields (no limit, no period, next_free_at its end); an instance of a
+// template has one more, template.
+func policyMap(p store.PolicyInfo) protocol.Map {
+	var period, limit any = nil, p.Limit
+	switch p.Kind {
+	case backpressure.RateLimit:
+		period = p.Period
+	case backpressure.Throttle:
+		limit = nil
+	}
+	m := protocol.Map{
+		"kind", p.Kind.String(), "key", p.Key, "limit", limit, "period", period,
 		"active", p.Active, "waiting", p.Waiting, "next_free_at", nullableTime(p.NextFreeAt),
 	}
+	if p.Template != "" {
+		m = append(m, "template", p.Template)
+	}
+	return m
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tidwall/match"
 
+	"sluice/backpressure"
 	"sluice/protocol"
 )
 
@@ -654,6 +655,10 @@ func (e *Env) infoPolicies(now int64) []string {
 	ps := e.Store.Policies(now)
 	lines := []string{"policies:" + strconv.Itoa(len(ps))}
 	for _, p := range ps {
+		if p.Kind == backpressure.Throttle {
+			lines = append(lines, fmt.Sprintf("policy_throttle_%s:until=%d,waiting=%d", infoName(p.Key), p.NextFreeAt, p.Waiting))
+			continue
+		}
 		l := fmt.Sprintf("policy_%s_%s:limit=%d,active=%d,waiting=%d", p.Kind, infoName(p.Key), p.Limit, p.Active, p.Waiting)
 		if p.Period > 0 {
 			l += fmt.Sprintf(",period=%d,next_free_at=%d", p.Period, p.NextFreeAt)

@@ -74,6 +74,7 @@ var (
 	policyWaitDesc   = desc("policy_waiting_jobs", "Queued jobs blocked by the policy now.", "kind", "key")
 	policyActiveDesc = desc("policy_active", "Active jobs (concurrency) or admissions in the window (rate limit).", "kind", "key")
 	policyLimitDesc  = desc("policy_limit", "The policy's limit.", "kind", "key")
+	policyUntilDesc  = desc("policy_throttled_until_seconds", "When the key's throttle ends (Unix time); kind is throttle.", "kind", "key")
 
 	cmdDesc       = desc("command_duration_seconds", "Time spent running commands (not waiting blocked), by command.", "command")
 	cmdFailedDesc = desc("command_errors_total", "Commands that replied with an error, by command.", "command")
@@ -197,8 +198,8 @@ func (c *collector) collectQueues(ch chan<- prometheus.Metric) {
 
 func (c *collector) collectPolicies(ch chan<- prometheus.Metric) {
 	type sums struct {
-		waiting, active, limit int64
-		own                    bool
+		waiting, active, limit, until int64
+		own                           bool
 	}
 	byLabel := map[policyKey]*sums{}
 	var order []policyKey
@@ -217,6 +218,7 @@ func (c *collector) collectPolicies(ch chan<- prometheus.Metric) {
 		s.waiting += p.Waiting
 		s.active += p.Active
 		s.limit += p.Limit
+		s.until = max(s.until, p.NextFreeAt)
 	}
 	sort.Slice(order, func(i, j int) bool {
 		return order[i].kind < order[j].kind || (order[i].kind == order[j].kind && order[i].key < order[j].key)
@@ -225,7 +227,10 @@ func (c *collector) collectPolicies(ch chan<- prometheus.Metric) {
 		s := byLabel[k]
 		ch <- prometheus.MustNewConstMetric(policyWaitDesc, prometheus.GaugeValue, float64(s.waiting), k.kind, k.key)
 		ch <- prometheus.MustNewConstMetric(policyActiveDesc, prometheus.GaugeValue, float64(s.active), k.kind, k.key)
-		if s.own { // a sum of limits means nothing
+		switch {
+		case k.kind == "throttle": // the latest end, under Other too
+			ch <- prometheus.MustNewConstMetric(policyUntilDesc, prometheus.GaugeValue, float64(s.until)/1000, k.kind, k.key)
+		case s.own: // a sum of limits means nothing
 			ch <- prometheus.MustNewConstMetric(policyLimitDesc, prometheus.GaugeValue, float64(s.limit), k.kind, k.key)
 		}
 	}

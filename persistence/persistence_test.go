@@ -85,7 +85,7 @@ func workload(st *store.Store, rng *rand.Rand, now *int64, n int) {
 		switch rng.IntN(14) {
 		case 0, 1, 2:
 			p := store.PushOptions{Queue: pick([]string{"a", "b"}), Handler: "h", Payload: []byte(fmt.Sprint(i)),
-				Priority: int64(rng.IntN(3)), ConcurrencyKey: pick([]string{"", "c"}), RateLimitKey: pick([]string{"", "r"}),
+				Priority: int64(rng.IntN(3)), ConcurrencyKey: pick([]string{"", "c", "t:1", "t:2"}), RateLimitKey: pick([]string{"", "r", "t:1", "t:2"}),
 				MaxAttempts: 2, Backoff: 10, Group: pick([]string{"", "g1", "g2"})}
 			if rng.IntN(4) == 0 {
 				p.RunAt = *now + 50
@@ -109,14 +109,24 @@ func workload(st *store.Store, rng *rand.Rand, now *int64, n int) {
 		case 7:
 			st.Fail(*now, pick(toks), store.FailOptions{Error: "x", HasError: true})
 		case 8:
-			st.Release(*now, pick(toks), int64(rng.IntN(2))*30)
+			if rng.IntN(3) == 0 {
+				st.ReleaseThrottle(*now, pick(toks), int64(rng.IntN(2))*30, pick([]string{"c", "t:1"}), int64(rng.IntN(200)))
+			} else {
+				st.Release(*now, pick(toks), int64(rng.IntN(2))*30)
+			}
 		case 9:
 			st.Touch(*now, pick(toks), 200)
 		case 10:
 			st.Cancel(*now, pick(ids))
 		case 11:
-			switch rng.IntN(6) {
-			case 5:
+			switch rng.IntN(9) {
+			case 5: // templates: every t: key a cap and a window of its own
+				st.SetConcurrency(*now, "t:*", int64(1+rng.IntN(2)))
+			case 6:
+				st.SetRateLimit(*now, "t:*", int64(1+rng.IntN(3)), 150)
+			case 7:
+				st.Throttle(*now, pick([]string{"c", "r", "t:2"}), int64(rng.IntN(300)))
+			case 8:
 				st.SetWeight(*now, "g1", int64(1+rng.IntN(3)))
 			case 0:
 				st.SetConcurrency(*now, "c", int64(1+rng.IntN(3)))
@@ -153,6 +163,11 @@ func TestReopenRestoresState(t *testing.T) {
 				if !slices.ContainsFunc(want, func(r store.Record) bool { return r.Op == op && (r.Turn != 0 || op != store.OpSnapGroup) }) {
 					t.Fatalf("the workload left no %v record: the test does not cover it", op)
 				}
+			}
+			if !slices.ContainsFunc(want, func(r store.Record) bool { return r.Op == store.OpThrottle }) ||
+				!slices.ContainsFunc(want, func(r store.Record) bool { return r.Op == store.OpSnapPolicy && r.PolicyKey == "t:*" }) ||
+				!slices.ContainsFunc(want, func(r store.Record) bool { return r.Op == store.OpSnapAdmissions && r.PolicyKey == "t:1" }) {
+				t.Fatal("the workload left no throttle, template or template instance: the test does not cover them")
 			}
 			if err := l.Close(); err != nil {
 				t.Fatal(err)

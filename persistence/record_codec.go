@@ -48,6 +48,7 @@ const (
 	tGroup         = 35
 	tTurn          = 36
 	tRoundRobin    = 37
+	tUntil         = 38
 	tTimes         = 32
 	tRetainedIDs   = 33
 	tExpiredTokens = 33
@@ -93,6 +94,7 @@ func appendFields(buf []byte, r *store.Record) []byte {
 	buf = putString(buf, tGroup, r.Group)
 	buf = putUint(buf, tTurn, r.Turn)
 	buf = putFlag(buf, tRoundRobin, r.RoundRobin)
+	buf = putInt(buf, tUntil, r.Until)
 	buf = putInts(buf, tTimes, r.Times)
 	buf = putStrings(buf, tRetainedIDs, r.RetainedIDs)
 	buf = putStrings(buf, tExpiredTokens, r.ExpiredTokens)
@@ -117,7 +119,7 @@ func decodeField(d *decoder, r *store.Record, tag byte) bool {
 		r.Priority = d.varint()
 	case 7:
 		switch r.Op {
-		case store.OpPolicySet, store.OpPolicyDel, store.OpSnapPolicy, store.OpSnapAdmissions, store.OpWeight:
+		case store.OpPolicySet, store.OpPolicyDel, store.OpSnapPolicy, store.OpSnapAdmissions, store.OpWeight, store.OpThrottle:
 			r.PolicyKey = d.str()
 		default:
 			r.CKey = d.str()
@@ -188,6 +190,8 @@ func decodeField(d *decoder, r *store.Record, tag byte) bool {
 		r.Turn = d.uvarint()
 	case 37:
 		r.RoundRobin = d.flag()
+	case 38:
+		r.Until = d.varint()
 	case 32:
 		r.Times = d.ints()
 	case 33:

@@ -540,3 +540,63 @@ func TestMembershipChangeDuringTransactions(t *testing.T) {
 		t.Fatalf("the leader stopped answering: %v", err)
 	}
 }
+
+// Templates and throttles are applied alike on every node: the same
+// policies are listed and the digests agree.
+func TestGroupAppliesTemplatesAndThrottles(t *testing.T) {
+	ctx := context.Background()
+	nodes := startGroup(t)
+	l := leaderOf(t, nodes)
+	lc := redis.NewClient(&redis.Options{Addr: nodes[l].Addrs()[0], Protocol: 2})
+	defer lc.Close()
+	for _, cmd := range [][]any{
+		{"POLICYSET", "CONCURRENCY", "tenant:*", 1},
+		{"POLICYSET", "RATELIMIT", "api:*", 1, 600000},
+		{"JOBPUSH", "q", "h", "1", "CONCURRENCY", "tenant:a", "RATELIMIT", "api:x"},
+		{"JOBPUSH", "q", "h", "2", "CONCURRENCY", "tenant:a"},
+		{"JOBPUSH", "q", "h", "3", "CONCURRENCY", "tenant:b", "RATELIMIT", "api:x"},
+		{"JOBPUSH", "q", "h", "4", "CONCURRENCY", "tenant:c"},
+		{"POLICYTHROTTLE", "tenant:c", 600000},
+	} {
+		if err := lc.Do(ctx, cmd...).Err(); err != nil {
+			t.Fatalf("%v: %v", cmd, err)
+		}
+	}
+	res, err := lc.Do(ctx, "JOBRESERVE", "w", "60000", "COUNT", "10", "QUEUES", "q").Slice()
+	if err != nil || len(res) != 1 { // tenant:a's first; its second is capped, b's rate-limited, c throttled
+		t.Fatalf("reserve: %v %v", res, err)
+	}
+	token := fmt.Sprint(res[0].([]any)[1])
+	if err := lc.Do(ctx, "JOBRELEASE", token, "THROTTLE", "tenant:a", 600000).Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := nodes[l].Cluster().Status().Applied
+	var digests, lists []string
+	for i, n := range nodes {
+		deadline := time.Now().Add(10 * time.Second)
+		for n.Cluster().Status().Applied < want {
+			if time.Now().After(deadline) {
+				t.Fatalf("node %d behind", i)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		c := redis.NewClient(&redis.Options{Addr: n.Addrs()[0], Protocol: 2})
+		d, err := c.Do(ctx, "DEBUG", "DIGEST").Text()
+		if err != nil {
+			t.Fatalf("node %d: DEBUG DIGEST: %v", i, err)
+		}
+		list, err := c.Do(ctx, "POLICYLIST").Slice()
+		c.Close()
+		if err != nil {
+			t.Fatalf("node %d: POLICYLIST: %v", i, err)
+		}
+		digests = append(digests, d)
+		lists = append(lists, fmt.Sprint(list))
+	}
+	if !strings.Contains(lists[l], "kind throttle key tenant:a") || !strings.Contains(lists[l], "template tenant:*]") {
+		t.Fatalf("the leader lists %s", lists[l])
+	}
+	if digests[0] != digests[1] || digests[1] != digests[2] || lists[0] != lists[1] || lists[1] != lists[2] {
+		t.Fatalf("nodes differ:\n%v\n%v", digests, strings.Join(lists, "\n"))
+	}
+}

@@ -111,6 +111,9 @@ func BenchmarkReserveBlocked(b *testing.B) {
 		}, PushOptions{Queue: "q", Handler: "h", RateLimitKey: "slow", Priority: 10}, nil},
 		{"handler", func(s *Store, now int64) {},
 			PushOptions{Queue: "q", Handler: "other", Priority: 10}, []string{"h"}},
+		{"throttle", func(s *Store, now int64) {
+			s.Throttle(now, "hot", 1<<40)
+		}, PushOptions{Queue: "q", Handler: "h", ConcurrencyKey: "hot", Priority: 10}, nil},
 	}
 	payload := make([]byte, 100)
 	for _, v := range variants {
@@ -253,6 +256,128 @@ func BenchmarkPolicyCost(b *testing.B) {
 			b.ReportMetric(float64(tp)/float64(tk), "speed")
 		})
 	}
+}
+
+// BenchmarkTemplateCost compares the cycle over 100,000 concurrency keys
+// and as many rate-limit keys with a template for each kind (far from
+// their limits: every key an instance of its own, all live) against the
+// same cycle with no policy at all, paired as BenchmarkPolicyCost is. The
+// bar (issue 20): speed = plain ÷ templated ≥ 0.9.
+func BenchmarkTemplateCost(b *testing.B) {
+	const keys = 100_000
+	mk := func(templates bool) *cycler {
+		c := &cycler{s: benchStore(b), now: 1_000_000, ck: make([]string, keys), rk: make([]string, keys), p: make([]byte, 100)}
+		for i := range c.ck {
+			c.ck[i], c.rk[i] = "c"+strconv.Itoa(i), "r"+strconv.Itoa(i)
+		}
+		if templates {
+			if err := c.s.SetConcurrency(c.now, "c*", 1000); err != nil {
+				b.Fatal(err)
+			}
+			if err := c.s.SetRateLimit(c.now, "r*", 1<<30, 1<<40); err != nil {
+				b.Fatal(err)
+			}
+		}
+		c.opts = ReserveOptions{Worker: "w", Lease: 30_000, Queues: []string{"q"}}
+		return c
+	}
+	plain, templated := mk(false), mk(true)
+	// Warm up: every key used once, so that every instance is live.
+	plain.run(b, keys+10_000)
+	templated.run(b, keys+10_000)
+	if n := len(templated.s.Policies(templated.now)); n < keys {
+		b.Fatalf("%d policies listed, want the templates and %d live instances", n, keys)
+	}
+	debug.FreeOSMemory()
+	var tp, tt time.Duration
+	b.ResetTimer()
+	for k, done := 0, 0; done < b.N; k++ {
+		n := min(10_000, b.N-done)
+		if k%2 == 0 {
+			tp += plain.run(b, n)
+			tt += templated.run(b, n)
+		} else {
+			tt += templated.run(b, n)
+			tp += plain.run(b, n)
+		}
+		done += n
+	}
+	b.ReportMetric(float64(tp.Nanoseconds())/float64(b.N), "ns/plain")
+	b.ReportMetric(float64(tt.Nanoseconds())/float64(b.N), "ns/templated")
+	b.ReportMetric(float64(tp)/float64(tt), "speed")
+}
+
+// BenchmarkThrottleBacklogCost pairs reserving (each job acked after its
+// block, untimed) on a store whose queue also holds 1,000,000 jobs of a
+// throttled key against the same on a store without them, in alternating blocks as BenchmarkPolicyCost does. The bar
+// (issue 20): ratio = throttled ÷ empty ≤ 1.1.
+func BenchmarkThrottleBacklogCost(b *testing.B) {
+	// The same with a saturated concurrency key, for reference: what 1,000,000
+	// more jobs held cost whatever blocks them.
+	for _, by := range []string{"throttle", "concurrency"} {
+		b.Run("blocked-by="+by, func(b *testing.B) { backlogCost(b, by) })
+	}
+}
+
+func backlogCost(b *testing.B, by string) {
+	const now = 1_000_000
+	payload := make([]byte, 100)
+	empty, throttled := benchStore(b), benchStore(b)
+	if by == "throttle" {
+		if _, err := throttled.Throttle(now, "hot", 1<<40); err != nil {
+			b.Fatal(err)
+		}
+	} else {
+		throttled.SetConcurrency(now, "hot", 1)
+		throttled.Push(now, PushOptions{Queue: "q", Handler: "h", ConcurrencyKey: "hot", Priority: 10})
+		throttled.Reserve(now, ReserveOptions{Worker: "w", Lease: 1 << 40, Queues: []string{"q"}})
+	}
+	for range 1_000_000 {
+		if _, err := throttled.Push(now, PushOptions{Queue: "q", Handler: "h", ConcurrencyKey: "hot", Priority: 10, Payload: payload}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	opts := ReserveOptions{Worker: "w", Lease: 1 << 40, Queues: []string{"q"}}
+	run := func(s *Store, n int) time.Duration {
+		for range n {
+			s.Push(now, PushOptions{Queue: "q", Handler: "h", Payload: payload})
+		}
+		toks := make([]string, 0, n)
+		start := time.Now()
+		for range n {
+			rs, err := s.Reserve(now, opts)
+			if err != nil || len(rs) != 1 {
+				b.Fatalf("reserve: %v %v", rs, err)
+			}
+			toks = append(toks, rs[0].Token)
+		}
+		took := time.Since(start)
+		for _, tok := range toks { // untimed: the bar is about reserving
+			if err := s.Ack(now, tok); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return took
+	}
+	run(empty, 110_000) // retention full on both, the throttled lane parked
+	run(throttled, 110_000)
+	debug.FreeOSMemory()
+	var te, tt time.Duration
+	b.ResetTimer()
+	for k, done := 0, 0; done < b.N; k++ {
+		n := min(10_000, b.N-done)
+		if k%2 == 0 {
+			te += run(empty, n)
+			tt += run(throttled, n)
+		} else {
+			tt += run(throttled, n)
+			te += run(empty, n)
+		}
+		done += n
+	}
+	b.ReportMetric(float64(te.Nanoseconds())/float64(b.N), "ns/empty")
+	b.ReportMetric(float64(tt.Nanoseconds())/float64(b.N), "ns/throttled")
+	b.ReportMetric(float64(tt)/float64(te), "ratio")
 }
 
 // BenchmarkParallelQueues runs push → reserve → ack on a queue per

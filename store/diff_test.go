@@ -59,6 +59,8 @@ type sut interface {
 	SetWeight(now int64, g string, n int64) error
 	DeleteWeight(now int64, g string) (bool, error)
 	Weights() []store.WeightInfo
+	Throttle(now int64, key string, ms int64) (int64, error)
+	ReleaseThrottle(now int64, token string, delay int64, key string, ms int64) error
 	Flush(now int64) error
 	Tick(now int64)
 	Len() int64
@@ -218,8 +220,8 @@ func fmtRes(rs []store.Reservation) string {
 }
 
 func fmtPolicy(p store.PolicyInfo) string {
-	return fmt.Sprintf("{%s %s limit=%d period=%d active=%d next_free_at=%d blocking=%v waiting=%d}",
-		p.Kind, p.Key, p.Limit, p.Period, p.Active, p.NextFreeAt, p.Blocking, p.Waiting)
+	return fmt.Sprintf("{%s %s limit=%d period=%d active=%d next_free_at=%d blocking=%v waiting=%d template=%q}",
+		p.Kind, p.Key, p.Limit, p.Period, p.Active, p.NextFreeAt, p.Blocking, p.Waiting, p.Template)
 }
 
 func fmtPolicies(ps []store.PolicyInfo) string {
@@ -252,6 +254,9 @@ var (
 	diffHandlers = []string{"h1", "h2", "h3"}
 	diffCKeys    = []string{"c1", "c2", "c3"}
 	diffRKeys    = []string{"r1", "r2", "r3"}
+	// Keys under the templates the generator may set ("t:*", "t:a*", "*").
+	diffTKeys    = []string{"t:a1", "t:a2", "t:b"}
+	diffTmpls    = []string{"t:*", "t:a*", "*", "t:a1"}
 	diffIDs      = []string{"a", "b", "c", "j1", "j2", "j3", "j5"}
 	diffPrios    = []int64{-1, 0, 0, 0, 1, 5}
 	diffIdemKeys = []string{"k1", "k2", "k3"}
@@ -332,7 +337,7 @@ func (g *opGen) token() string {
 
 func (g *opGen) next() op {
 	now := g.now
-	switch c := g.src.intn(140); {
+	switch c := g.src.intn(146); {
 	case c < 22:
 		return g.push(now)
 	case c < 26:
@@ -509,13 +514,34 @@ func (g *opGen) next() op {
 		return op{fmt.Sprintf("SetWeight(%q, %d)", grp, w), func(s sut) reply {
 			return reply{text: errText(s.SetWeight(now, grp, w))}
 		}}
+	case c >= 140:
+		return g.throttle(now)
 	default:
 		return g.advance()
 	}
 }
 
+// throttle is a POLICYTHROTTLE, or a JOBRELEASE with THROTTLE.
+func (g *opGen) throttle(now int64) op {
+	key := g.pick([]string{"c1", "r1", "t:a1", "t:b", "c2", "t:*", ""})
+	ms := []int64{0, 1, 5, 20, 100, -1}[g.src.intn(6)]
+	if g.chance(50) {
+		tok := g.token()
+		delay := []int64{0, 0, 5}[g.src.intn(3)]
+		return op{fmt.Sprintf("ReleaseThrottle(%q, %d, %q, %d)", tok, delay, key, ms), func(s sut) reply {
+			return reply{text: errText(s.ReleaseThrottle(now, tok, delay, key, ms))}
+		}}
+	}
+	return op{fmt.Sprintf("Throttle(%q, %d)", key, ms), func(s sut) reply {
+		until, err := s.Throttle(now, key, ms)
+		return reply{text: outcome(err, "%d", until)}
+	}}
+}
+
 func (g *opGen) policyKey(keys []string) string {
 	switch c := g.src.intn(100); {
+	case c < 15:
+		return g.pick(diffTmpls)
 	case c < 85:
 		return g.pad(g.pick(keys))
 	case c < 97:
@@ -532,6 +558,8 @@ func (g *opGen) policyRef() (backpressure.Kind, string) {
 		return backpressure.Concurrency, g.policyKey(diffCKeys)
 	case c < 96:
 		return backpressure.RateLimit, g.policyKey(diffRKeys)
+	case c < 98:
+		return backpressure.Throttle, g.pick([]string{"c1", "r1", "t:a1", "t:*"})
 	default:
 		return backpressure.Kind(7), "c1"
 	}
@@ -595,9 +623,13 @@ func (g *opGen) pushOptions(now int64) store.PushOptions {
 	}
 	if g.chance(50) {
 		p.ConcurrencyKey = g.pad(g.pick(diffCKeys[:2]))
+	} else if g.chance(30) {
+		p.ConcurrencyKey = g.pick(diffTKeys)
 	}
 	if g.chance(45) {
 		p.RateLimitKey = g.pad(g.pick(diffRKeys[:2]))
+	} else if g.chance(30) {
+		p.RateLimitKey = g.pick(diffTKeys)
 	}
 	switch c := g.src.intn(100); {
 	case c < 12:

@@ -17,7 +17,8 @@
 // rate-limit key); see queue.go. A lane whose key refuses admissions is
 // parked and registered with the policy registry; it comes back when the key
 // frees (a registry wake-up delivered to the owning shard's inbox) or, for a
-// rate limit, when the window opens (a lane timer). Reserve costs O(log) in
+// rate limit or a throttle, when the window opens or the throttle ends (a
+// lane timer). Reserve costs O(log) in
 // the number of lanes and jobs whatever is blocked behind them. Leases,
 // scheduled jobs and retries are an indexed min-heap of job timers per
 // shard; maintenance touches only what is due, and each shard publishes its

@@ -271,7 +271,7 @@ func (s *Store) checkLanes(q *queue, seen map[*job]bool, seenPacked map[ref]bool
 		}
 	}
 	for l, n := range listed {
-		if want := btoi(l.listed[1]) + btoi(l.listed[2]); n != want {
+		if want := btoi(l.listed[1]) + btoi(l.listed[2]) + btoi(l.listed[3]) + btoi(l.listed[4]); n != want {
 			return fmt.Errorf("lane %v of %q is listed %d times as parked, flags say %d", l.key, q.name, n, want)
 		}
 	}

@@ -40,6 +40,8 @@ const (
 	OpWeight       // fair group PolicyKey's weight set to Limit (0: back to the default), also in snapshots
 	OpSnapGroup    // snapshot: fair group Group of Queue, at turn Turn
 	OpSnapRotation // snapshot: round-robin reserves of Worker start after Queue; oldest first
+	OpThrottle     // no admissions under PolicyKey until Until (also a snapshot record)
+	OpSnapFloor    // snapshot: no admission under a key happens before Until (throttles forgotten)
 	opMax
 )
 
@@ -92,11 +94,12 @@ type Record struct {
 	RoundRobin bool  `log:"37"`        // reserve: asked for ROUNDROBIN (rotation.go)
 
 	// Policies (policyset, policydel, snappolicy, snapadmissions).
-	PolicyKey string            `log:"7,policyset,policydel,snappolicy,snapadmissions,weight"`
+	PolicyKey string            `log:"7,policyset,policydel,snappolicy,snapadmissions,weight,throttle"`
 	Limit     int64             `log:"21"`
 	Period    int64             `log:"22"`
 	Kind      backpressure.Kind `log:"20"`
 	Existed   bool              `log:"19,policydel,weight"` // the deleted policy existed (always so when logged)
+	Until     int64             `log:"38"`                  // throttle: when admissions under PolicyKey resume (<= Now: lifted)
 
 	// Snapshot order: a job's entry, push and timer order (snapjob), or a
 	// queue's counters of them (snapqueue).

@@ -218,6 +218,9 @@ func (s *Store) wake(kind backpressure.Kind, key string, ws []backpressure.Waite
 	for _, w := range ws {
 		q := w.(*queue)
 		q.sh.post(wakeMsg{q: q, on: parkKey{kind, key}})
+		if kind == backpressure.Throttle {
+			q.sh.post(wakeMsg{q: q, on: parkKey{parkThrottleR, key}})
+		}
 		fx.notify = append(fx.notify, q.name)
 	}
 }

@@ -82,10 +82,12 @@ type model struct {
 	seq      int64   // source of the pushSeq, entry, dueSeq and terminalSeq orders
 	paused   map[string]bool
 	counters map[string]*mcounters
-	conc     map[string]int64 // concurrency policies: key → limit
-	rate     map[string]*mrate
-	expired  []expiredToken  // every lease expired since the last Flush
-	keys     map[string]mkey // idempotency keys remembered
+	conc     map[string]int64   // concurrency policies and templates ("t:*"): key → limit
+	rate     map[string]*mrate  // rate-limit policies and templates
+	inst     map[string][]int64 // admissions of rate-limit keys that follow a template, oldest first
+	thr      map[string]int64   // throttles: key → end (ended ones may stay)
+	expired  []expiredToken     // every lease expired since the last Flush
+	keys     map[string]mkey    // idempotency keys remembered
 
 	// Fair groups (docs/semantics.md): the turn of each queue's last
 	// reservation, each group's next turn (meaningful while a job of the
@@ -132,6 +134,8 @@ func (m *model) reset() {
 	m.counters = map[string]*mcounters{}
 	m.conc = map[string]int64{}
 	m.rate = map[string]*mrate{}
+	m.inst = map[string][]int64{}
+	m.thr = map[string]int64{}
 	m.expired = nil
 	m.keys = map[string]mkey{}
 	m.qturn = map[string]uint64{}
@@ -242,13 +246,12 @@ func (m *model) maintain(now int64) {
 	m.jobs = kept
 
 	for _, r := range m.rate {
-		live := r.adm[:0]
-		for _, a := range r.adm {
-			if a > now-r.period {
-				live = append(live, a)
-			}
+		r.adm = slide(r.adm, now, r.period)
+	}
+	for k, adm := range m.inst {
+		if _, r := m.rateTemplate(k); r != nil {
+			m.inst[k] = slide(adm, now, r.period)
 		}
-		r.adm = live
 	}
 	m.forgetVanishedQueues()
 }
@@ -337,6 +340,95 @@ func (m *model) enqueue(now int64, j *mjob) {
 
 // ---- policies -------------------------------------------------------------
 
+// slide keeps the admissions in (now-period, ...].
+func slide(adm []int64, now, period int64) []int64 {
+	live := adm[:0]
+	for _, a := range adm {
+		if a > now-period {
+			live = append(live, a)
+		}
+	}
+	return live
+}
+
+// isTemplate: a policy key ending in '*' is a template for every key that
+// starts with what comes before it.
+func isTemplate(key string) bool { return strings.HasSuffix(key, "*") }
+
+// longestTemplate is the template among keys covering key with the longest
+// prefix, or "".
+func longestTemplate[V any](policies map[string]V, key string) string {
+	best := ""
+	for t := range policies {
+		if isTemplate(t) && strings.HasPrefix(key, strings.TrimSuffix(t, "*")) && len(t) > len(best) {
+			best = t
+		}
+	}
+	return best
+}
+
+// concLimit is key's concurrency limit: its own policy's, else its
+// template's (named), else none.
+func (m *model) concLimit(key string) (limit int64, tmpl string, ok bool) {
+	if l, ok := m.conc[key]; ok && !isTemplate(key) {
+		return l, "", true
+	}
+	if t := longestTemplate(m.conc, key); t != "" {
+		return m.conc[t], t, true
+	}
+	return 0, "", false
+}
+
+// rateTemplate is the template key's rate window follows, when it has no
+// policy of its own.
+func (m *model) rateTemplate(key string) (string, *mrate) {
+	t := longestTemplate(m.rate, key)
+	if t == "" {
+		return "", nil
+	}
+	return t, m.rate[t]
+}
+
+// rateOf is key's rate limit, period and admissions: its own policy's,
+// else its template's with its own window.
+func (m *model) rateOf(key string) (limit, period int64, adm []int64, tmpl string, ok bool) {
+	if r := m.rate[key]; r != nil && !isTemplate(key) {
+		return r.limit, r.period, r.adm, "", true
+	}
+	if t, r := m.rateTemplate(key); r != nil {
+		return r.limit, r.period, m.inst[key], t, true
+	}
+	return 0, 0, nil, "", false
+}
+
+// admit records an admission at now on key's window, if it has a limit.
+func (m *model) admit(now int64, key string) {
+	if key == "" {
+		return
+	}
+	if r := m.rate[key]; r != nil && !isTemplate(key) {
+		r.adm = append(r.adm, now)
+	} else if t, _ := m.rateTemplate(key); t != "" {
+		m.inst[key] = append(m.inst[key], now)
+	}
+}
+
+// forgetOrphans drops the windows of keys no template covers any more.
+func (m *model) forgetOrphans() {
+	for k := range m.inst {
+		if t, _ := m.rateTemplate(k); t == "" || (m.rate[k] != nil && !isTemplate(k)) {
+			delete(m.inst, k)
+		}
+	}
+}
+
+func (m *model) throttleBlock(now int64, key string) (backpressure.Block, bool) {
+	if key == "" || m.thr[key] <= now {
+		return backpressure.Block{}, false
+	}
+	return backpressure.Block{Kind: backpressure.Throttle, Key: key, Until: m.thr[key]}, true
+}
+
 // active counts reserved and running jobs with concurrency key key.
 func (m *model) active(key string) int64 {
 	var n int64
@@ -363,7 +455,7 @@ func (m *model) concBlock(key string) (backpressure.Block, bool) {
 	if key == "" {
 		return backpressure.Block{}, false
 	}
-	limit, ok := m.conc[key]
+	limit, _, ok := m.concLimit(key)
 	if !ok {
 		return backpressure.Block{}, false
 	}
@@ -378,22 +470,30 @@ func (m *model) rateBlock(now int64, key string) (backpressure.Block, bool) {
 	if key == "" {
 		return backpressure.Block{}, false
 	}
-	r := m.rate[key]
-	if r == nil {
+	limit, period, adm, _, ok := m.rateOf(key)
+	if !ok {
 		return backpressure.Block{}, false
 	}
-	w := r.window(now)
+	w := (&mrate{limit: limit, period: period, adm: adm}).window(now)
 	n := int64(len(w))
-	if n < r.limit {
+	if n < limit {
 		return backpressure.Block{}, false
 	}
-	until := w[n-r.limit] + r.period
-	return backpressure.Block{Kind: backpressure.RateLimit, Key: key, Active: n, Limit: r.limit, Until: until}, true
+	until := w[n-limit] + period
+	return backpressure.Block{Kind: backpressure.RateLimit, Key: key, Active: n, Limit: limit, Until: until}, true
 }
 
-// policyBlock says which policy refuses j now, concurrency first.
+// policyBlock says what refuses j now: a throttle of its concurrency key,
+// its concurrency limit, a throttle of its rate-limit key, its rate limit,
+// in that order (docs/semantics.md).
 func (m *model) policyBlock(now int64, j *mjob) (backpressure.Block, bool) {
+	if b, ok := m.throttleBlock(now, j.job.ConcurrencyKey); ok {
+		return b, true
+	}
 	if b, ok := m.concBlock(j.job.ConcurrencyKey); ok {
+		return b, true
+	}
+	if b, ok := m.throttleBlock(now, j.job.RateLimitKey); ok {
 		return b, true
 	}
 	return m.rateBlock(now, j.job.RateLimitKey)
@@ -689,9 +789,7 @@ func (m *model) reserveJob(now int64, r store.ReserveOptions, pick *mjob) store.
 	pick.dueSeq = m.next()
 	pick.token = pick.job.ID + "." + string(m.gen.AppendToken(nil, now))
 	pick.lastToken = pick.token
-	if rs := m.rate[pick.job.RateLimitKey]; pick.job.RateLimitKey != "" && rs != nil {
-		rs.adm = append(rs.adm, now)
-	}
+	m.admit(now, pick.job.RateLimitKey)
 	return store.Reservation{
 		Token:     pick.token,
 		ID:        pick.job.ID,
@@ -1075,17 +1173,31 @@ func (m *model) SetRateLimit(now int64, key string, limit, period int64) error {
 	r := m.rate[key]
 	if r == nil {
 		r = &mrate{}
+		if !isTemplate(key) { // a key that followed a template keeps its window
+			r.adm = m.inst[key]
+		}
 		m.rate[key] = r
 	}
 	r.limit, r.period = limit, period
+	m.forgetOrphans()
 	return nil
 }
 
 func (m *model) DeletePolicy(now int64, kind backpressure.Kind, key string) (bool, error) {
+	if kind == backpressure.Throttle {
+		if !ident(&key) || isTemplate(key) {
+			return false, store.ErrInvalid
+		}
+		m.maintain(now)
+		was := m.thr[key] > now
+		delete(m.thr, key)
+		return was, nil
+	}
 	if (kind != backpressure.Concurrency && kind != backpressure.RateLimit) || !ident(&key) {
 		return false, store.ErrInvalid
 	}
 	m.maintain(now)
+	defer m.forgetOrphans()
 	switch kind {
 	case backpressure.Concurrency:
 		if _, ok := m.conc[key]; ok {
@@ -1103,26 +1215,45 @@ func (m *model) DeletePolicy(now int64, kind backpressure.Kind, key string) (boo
 
 func (m *model) policyInfo(now int64, kind backpressure.Kind, key string) (store.PolicyInfo, bool) {
 	var info store.PolicyInfo
-	switch kind {
-	case backpressure.Concurrency:
+	switch {
+	case kind == backpressure.Concurrency && isTemplate(key):
 		limit, ok := m.conc[key]
 		if !ok {
 			return info, false
 		}
 		info.Kind, info.Key, info.Limit = kind, key, limit
-		info.Active = m.active(key)
-		info.Blocking = info.Active >= limit
-	case backpressure.RateLimit:
+		return info, true
+	case kind == backpressure.RateLimit && isTemplate(key):
 		r := m.rate[key]
 		if r == nil {
 			return info, false
 		}
 		info.Kind, info.Key, info.Limit, info.Period = kind, key, r.limit, r.period
-		info.Active = int64(len(r.window(now)))
+		return info, true
+	case kind == backpressure.Concurrency:
+		limit, tmpl, ok := m.concLimit(key)
+		if !ok {
+			return info, false
+		}
+		info.Kind, info.Key, info.Limit, info.Template = kind, key, limit, tmpl
+		info.Active = m.active(key)
+		info.Blocking = info.Active >= limit
+	case kind == backpressure.RateLimit:
+		limit, period, adm, tmpl, ok := m.rateOf(key)
+		if !ok {
+			return info, false
+		}
+		info.Kind, info.Key, info.Limit, info.Period, info.Template = kind, key, limit, period, tmpl
+		info.Active = int64(len((&mrate{period: period, adm: adm}).window(now)))
 		if b, blocked := m.rateBlock(now, key); blocked {
 			info.Blocking = true
 			info.NextFreeAt = b.Until
 		}
+	case kind == backpressure.Throttle:
+		if m.thr[key] <= now {
+			return info, false
+		}
+		info.Kind, info.Key, info.NextFreeAt, info.Blocking = kind, key, m.thr[key], true
 	default:
 		return info, false
 	}
@@ -1131,8 +1262,8 @@ func (m *model) policyInfo(now int64, kind backpressure.Kind, key string) (store
 			if j.job.State != store.Queued {
 				continue
 			}
-			if (kind == backpressure.Concurrency && j.job.ConcurrencyKey == key) ||
-				(kind == backpressure.RateLimit && j.job.RateLimitKey == key) {
+			if (kind != backpressure.RateLimit && j.job.ConcurrencyKey == key) ||
+				(kind != backpressure.Concurrency && j.job.RateLimitKey == key) {
 				info.Waiting++
 			}
 		}
@@ -1142,7 +1273,7 @@ func (m *model) policyInfo(now int64, kind backpressure.Kind, key string) (store
 
 func (m *model) GetPolicy(now int64, kind backpressure.Kind, key string) (store.PolicyInfo, bool, error) {
 	// An unknown kind is invalid, as for POLICYDEL (docs/semantics.md).
-	if (kind != backpressure.Concurrency && kind != backpressure.RateLimit) || !ident(&key) {
+	if (kind != backpressure.Concurrency && kind != backpressure.RateLimit && kind != backpressure.Throttle) || !ident(&key) {
 		return store.PolicyInfo{}, false, store.ErrInvalid
 	}
 	m.maintain(now)
@@ -1152,25 +1283,90 @@ func (m *model) GetPolicy(now int64, kind backpressure.Kind, key string) (store.
 
 func (m *model) Policies(now int64) []store.PolicyInfo {
 	m.maintain(now)
-	var ckeys, rkeys []string
+	// Policies and templates, and the keys that follow a template while
+	// they are in use: a concurrency key while a job held carries it, a
+	// rate-limit key while its window holds admissions.
+	ckeys, rkeys, tkeys := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for k := range m.conc {
-		ckeys = append(ckeys, k)
+		ckeys[k] = true
 	}
 	for k := range m.rate {
-		rkeys = append(rkeys, k)
+		rkeys[k] = true
 	}
-	sort.Strings(ckeys)
-	sort.Strings(rkeys)
+	for _, j := range m.jobs {
+		if k := j.job.ConcurrencyKey; k != "" {
+			if _, t, ok := m.concLimit(k); ok && t != "" {
+				ckeys[k] = true
+			}
+		}
+	}
+	for k := range m.inst {
+		if info, ok := m.policyInfo(now, backpressure.RateLimit, k); ok && info.Active > 0 {
+			rkeys[k] = true
+		}
+	}
+	for k, until := range m.thr {
+		if until > now {
+			tkeys[k] = true
+		}
+	}
 	var out []store.PolicyInfo
-	for _, k := range ckeys {
-		info, _ := m.policyInfo(now, backpressure.Concurrency, k)
-		out = append(out, info)
-	}
-	for _, k := range rkeys {
-		info, _ := m.policyInfo(now, backpressure.RateLimit, k)
-		out = append(out, info)
+	for _, set := range []struct {
+		kind backpressure.Kind
+		keys map[string]bool
+	}{{backpressure.Concurrency, ckeys}, {backpressure.RateLimit, rkeys}, {backpressure.Throttle, tkeys}} {
+		keys := make([]string, 0, len(set.keys))
+		for k := range set.keys {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			info, _ := m.policyInfo(now, set.kind, k)
+			out = append(out, info)
+		}
 	}
 	return out
+}
+
+// Throttle stops admissions under key until now+ms, unless one in force
+// ends later, or lifts it (ms 0).
+func (m *model) Throttle(now int64, key string, ms int64) (int64, error) {
+	if !ident(&key) || isTemplate(key) || ms < 0 {
+		return 0, store.ErrInvalid
+	}
+	m.maintain(now)
+	if ms == 0 {
+		delete(m.thr, key)
+		return 0, nil
+	}
+	if m.thr[key] < now+ms {
+		m.thr[key] = now + ms
+	}
+	return m.thr[key], nil
+}
+
+// ReleaseThrottle is Release with a throttle that never shortens one in
+// force.
+func (m *model) ReleaseThrottle(now int64, token string, delay int64, key string, ms int64) error {
+	if delay < 0 || !ident(&key) || isTemplate(key) || ms < 0 {
+		return store.ErrInvalid
+	}
+	to := store.Queued
+	if delay > 0 {
+		to = store.Scheduled
+	}
+	m.maintain(now)
+	j, err := m.byToken(token, to)
+	if err != nil {
+		return err
+	}
+	if j.job.State != store.Reserved {
+		return &store.StateError{ID: j.job.ID, From: j.job.State, To: to}
+	}
+	if until := now + ms; until > now && until > m.thr[key] {
+		m.thr[key] = until
+	}
+	return m.Release(now, token, delay)
 }
 
 func (m *model) Flush(now int64) error { m.reset(); return nil }
@@ -1221,6 +1417,15 @@ func (m *model) deadlines() []int64 {
 		for _, a := range r.adm {
 			ts = append(ts, a+r.period)
 		}
+	}
+	for k, adm := range m.inst {
+		_, r := m.rateTemplate(k)
+		for _, a := range adm {
+			ts = append(ts, a+r.period)
+		}
+	}
+	for _, until := range m.thr {
+		ts = append(ts, until)
 	}
 	for _, k := range m.keys { // no maintenance is due then, but a retry's answer changes
 		ts = append(ts, k.at+m.idemWindow)

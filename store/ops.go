@@ -471,8 +471,12 @@ func (s *Store) reserveFrom(q *queue, now int64, worker string, lease int64, han
 			s.wake(backpressure.Concurrency, l.key.ckey, a.Wake, fx)
 		}
 		if !a.OK {
-			q.park(l, parkKey{a.Block.Kind, a.Block.Key})
-			if a.Block.Kind == backpressure.RateLimit {
+			on := parkKey{a.Block.Kind, a.Block.Key}
+			if on.kind == backpressure.Throttle && on.key != l.key.ckey {
+				on.kind = parkThrottleR
+			}
+			q.park(l, on)
+			if a.Block.Kind != backpressure.Concurrency { // a rate window or a throttle ends by itself
 				sh.armLane(q, l, a.Block.Until, fx)
 			}
 			continue
@@ -482,7 +486,7 @@ func (s *Store) reserveFrom(q *queue, now int64, worker string, lease int64, han
 		// A rate admission may be recorded a moment later than now (see
 		// backpressure's clock); the reservation then happens at that time,
 		// so its expires_at tells the admission's time.
-		at := now
+		at := max(now, a.Floor)
 		if a.Rated && a.At > at {
 			at = a.At
 		}
@@ -1182,6 +1186,9 @@ func (s *Store) SetRateLimit(now int64, key string, limit, period int64) error {
 
 // DeletePolicy removes a policy (POLICYDEL) and reports whether it existed.
 func (s *Store) DeletePolicy(now int64, kind backpressure.Kind, key string) (bool, error) {
+	if kind == backpressure.Throttle {
+		return s.liftThrottle(now, key)
+	}
 	if kind != backpressure.Concurrency && kind != backpressure.RateLimit {
 		return false, invalid("unknown policy kind")
 	}
@@ -1207,13 +1214,13 @@ func (s *Store) changePolicy(now int64, r *Record) error {
 	s.maintain(now, &fx)
 	s.policyMu.Lock()
 	if r.Op == OpPolicyDel {
-		if _, ok := s.reg.Get(now, r.Kind, key); !ok {
+		if !s.hasPolicy(now, r.Kind, key) {
 			s.policyMu.Unlock() // nothing to delete, nothing to log
 			s.finish(&fx)
 			return nil
 		}
 		r.Existed = true
-	} else if _, ok := s.reg.Get(now, r.Kind, key); !ok {
+	} else if !s.hasPolicy(now, r.Kind, key) {
 		// A new policy is state that --maxmemory counts; changing one is
 		// not refused.
 		if err := s.admitState(backpressure.PolicyBytes(r.Kind, key)); err != nil {
@@ -1229,8 +1236,27 @@ func (s *Store) changePolicy(now int64, r *Record) error {
 	return s.durable(&fx)
 }
 
+// hasPolicy reports whether key has a policy (or is a template) of its
+// own, not one from a template.
+func (s *Store) hasPolicy(now int64, kind backpressure.Kind, key string) bool {
+	info, ok := s.reg.Get(now, kind, key)
+	return ok && info.Template == ""
+}
+
 // applyPolicy changes the registry as r says. policyMu must be held.
 func (s *Store) applyPolicy(r *Record, fx *effects) {
+	if backpressure.IsTemplate(r.PolicyKey) {
+		var woken []backpressure.Woken
+		if r.Op == OpPolicyDel {
+			_, woken = s.reg.DeleteTemplate(r.Now, r.Kind, r.PolicyKey)
+		} else {
+			woken, _ = s.reg.SetTemplate(r.Now, r.Kind, r.PolicyKey, r.Limit, r.Period)
+		}
+		for _, w := range woken {
+			s.wake(w.Kind, w.Key, w.Waiters, fx)
+		}
+		return
+	}
 	var ws []backpressure.Waiter
 	switch {
 	case r.Op == OpPolicyDel:
@@ -1245,7 +1271,7 @@ func (s *Store) applyPolicy(r *Record, fx *effects) {
 
 // GetPolicy returns a policy with its live usage (POLICYGET).
 func (s *Store) GetPolicy(now int64, kind backpressure.Kind, key string) (PolicyInfo, bool, error) {
-	if kind != backpressure.Concurrency && kind != backpressure.RateLimit {
+	if kind != backpressure.Concurrency && kind != backpressure.RateLimit && kind != backpressure.Throttle {
 		return PolicyInfo{}, false, invalid("unknown policy kind")
 	}
 	key, err := ident("key", key)
@@ -1281,11 +1307,20 @@ func (s *Store) withWaiting(info backpressure.Info) PolicyInfo {
 	if !info.Blocking {
 		return p
 	}
+	kinds := []backpressure.Kind{info.Kind}
+	if info.Kind == backpressure.Throttle { // the key as either
+		kinds = []backpressure.Kind{backpressure.Concurrency, backpressure.RateLimit}
+	}
 	for _, sh := range s.shards {
 		sh.mu.Lock()
-		if kl := sh.keyLanes[info.Kind][info.Key]; kl != nil {
-			for _, l := range kl.lanes {
-				p.Waiting += int64(l.n)
+		for _, kind := range kinds {
+			if kl := sh.keyLanes[kind][info.Key]; kl != nil {
+				for _, l := range kl.lanes {
+					if info.Kind == backpressure.Throttle && kind == backpressure.RateLimit && l.key.ckey == info.Key {
+						continue // counted as a concurrency key
+					}
+					p.Waiting += int64(l.n)
+				}
 			}
 		}
 		sh.mu.Unlock()

@@ -27,13 +27,21 @@ type laneKey struct {
 	handler, ckey, rkey, group string
 }
 
-// keyOf is the lane's policy key of kind.
+// keyOf is the lane's policy key of kind (or of the park kinds below).
 func (k laneKey) keyOf(kind backpressure.Kind) string {
-	if kind == backpressure.Concurrency {
+	if kind == backpressure.Concurrency || kind == parkThrottleC {
 		return k.ckey
 	}
 	return k.rkey
 }
+
+// A lane refused by a throttle is parked under the kind that says which
+// of its keys the throttle is on: the two may both be throttled, and it
+// is listed once per kind.
+const (
+	parkThrottleC = backpressure.Throttle // on its concurrency key
+	parkThrottleR = parkThrottleC + 1     // on its rate-limit key
+)
 
 type parkKey struct {
 	kind backpressure.Kind
@@ -108,11 +116,11 @@ type lane struct {
 	// listed[kind] is set while the lane is in q.parked under its key of
 	// that kind, so parking again (after a rate window reopened it, say)
 	// does not list it twice.
-	listed [3]bool // by Kind (1 and 2)
+	listed [5]bool // by Kind (1 and 2) and park kind (3 and 4)
 	// pos[inKeyLanes][kind] is the lane's place in its shard's list of
 	// lanes of its key of that kind (see keyLanes); pos[inParked][kind]
 	// its place in q.parked under that key, while listed[kind].
-	pos [2][3]int
+	pos [2][5]int
 }
 
 // The lists of lanes a lane keeps its place in (lane.pos).

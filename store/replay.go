@@ -20,7 +20,7 @@ func (o Op) String() string {
 	names := [...]string{"", "push", "reserve", "start", "touch", "ack", "fail", "release",
 		"cancel", "retry", "pause", "resume", "purge", "policyset", "policydel", "flush",
 		"expire", "due", "drop", "snapqueue", "snapjob", "snappolicy", "snapadmissions", "snapexpired", "snapretained", "snapend",
-		"idemexpire", "snapidem", "weight", "snapgroup", "snaprotation"}
+		"idemexpire", "snapidem", "weight", "snapgroup", "snaprotation", "throttle", "snapfloor"}
 	if int(o) < len(names) && o > 0 {
 		return names[o]
 	}
@@ -74,6 +74,14 @@ func (s *Store) Replay(r *Record) error {
 	case OpPolicySet, OpPolicyDel:
 		s.policyMu.Lock()
 		s.applyPolicy(r, &fx)
+		s.policyMu.Unlock()
+		return nil
+	case OpThrottle:
+		if r.PolicyKey == "" {
+			return replayErr(r, "throttle without a key")
+		}
+		s.policyMu.Lock()
+		s.applyThrottle(r, &fx)
 		s.policyMu.Unlock()
 		return nil
 	case OpFlush:
@@ -183,15 +191,43 @@ func (s *Store) replayJob(r *Record, fx *effects) error {
 // rebuilds the same state. Call it while no other operation runs.
 func (s *Store) Dump(now int64, emit func(*Record) error) error {
 	s.drainAll()
-	for _, p := range s.reg.List(now) {
-		if err := emit(&Record{Op: OpSnapPolicy, Kind: p.Kind, PolicyKey: p.Key, Limit: p.Limit, Period: p.Period}); err != nil {
+	policies := s.reg.List(now)
+	// Policies and templates first, throttles with them: the admissions
+	// of a template's instance are restored under its template.
+	for _, p := range policies {
+		var rec *Record
+		switch {
+		case p.Kind == backpressure.Throttle:
+			continue // below, with the ended ones still kept
+		case p.Template == "":
+			rec = &Record{Op: OpSnapPolicy, Kind: p.Kind, PolicyKey: p.Key, Limit: p.Limit, Period: p.Period}
+		default:
+			continue // an instance, which its template makes again
+		}
+		if err := emit(rec); err != nil {
 			return err
 		}
-		if p.Kind == backpressure.RateLimit {
-			if times := s.reg.Admissions(now, p.Key); len(times) > 0 {
-				if err := emit(&Record{Op: OpSnapAdmissions, PolicyKey: p.Key, Times: times}); err != nil {
-					return err
-				}
+	}
+	if f := s.reg.ThrottleFloor(); f > 0 {
+		if err := emit(&Record{Op: OpSnapFloor, Until: f}); err != nil {
+			return err
+		}
+	}
+	throttles := s.reg.Throttles()
+	for _, key := range sortedKeys(throttles) {
+		// Now 0: a throttle that ended is kept as it is (RestoreThrottle).
+		if err := emit(&Record{Op: OpThrottle, PolicyKey: key, Until: throttles[key]}); err != nil {
+			return err
+		}
+	}
+	// Every rate state, with its clock (Now): a window judged later than
+	// an operation's time is judged at its clock, so a loaded store must
+	// know it to judge as the live one does; an idle instance is kept.
+	for _, key := range s.reg.RateKeys() {
+		times, clock, ok := s.reg.Admissions(now, key)
+		if ok && (len(times) > 0 || clock > 0) {
+			if err := emit(&Record{Op: OpSnapAdmissions, PolicyKey: key, Times: times, Now: clock}); err != nil {
+				return err
 			}
 		}
 	}
@@ -302,8 +338,10 @@ func (s *Store) load(r *Record) error {
 	switch r.Op {
 	case OpSnapPolicy:
 		s.applyPolicy(&Record{Op: OpPolicySet, Kind: r.Kind, PolicyKey: r.PolicyKey, Limit: r.Limit, Period: r.Period}, &effects{})
+	case OpSnapFloor:
+		s.reg.RestoreThrottleFloor(r.Until)
 	case OpSnapAdmissions:
-		s.reg.RestoreAdmissions(r.PolicyKey, r.Times)
+		s.reg.RestoreAdmissions(r.PolicyKey, r.Times, r.Now)
 	case OpSnapQueue:
 		sh := s.shardOf(r.Queue)
 		sh.mu.Lock()

@@ -63,7 +63,7 @@ func randomOps(t *testing.T, s *Store, rng *rand.Rand, n int) int64 {
 		return xs[rng.IntN(len(xs))]
 	}
 	queues := []string{"a", "b", "c"}
-	keys := []string{"", "k1", "k2"}
+	keys := []string{"", "k1", "k2", "t:1", "t:2"} // t:* may be a template
 	for i := 0; i < n; i++ {
 		switch op := rng.IntN(20); {
 		case op < 5:
@@ -98,7 +98,11 @@ func randomOps(t *testing.T, s *Store, rng *rand.Rand, n int) int64 {
 		case op == 12:
 			s.Fail(now, pick(toks), FailOptions{Error: "e", HasError: rng.IntN(2) == 0, NoRetry: rng.IntN(4) == 0})
 		case op == 13:
-			s.Release(now, pick(toks), int64(rng.IntN(2)*100))
+			if rng.IntN(3) == 0 {
+				s.ReleaseThrottle(now, pick(toks), int64(rng.IntN(2)*100), pick(keys[1:]), int64(rng.IntN(300)))
+			} else {
+				s.Release(now, pick(toks), int64(rng.IntN(2)*100))
+			}
 		case op == 14:
 			s.Cancel(now, pick(ids))
 		case op == 15:
@@ -120,17 +124,25 @@ func randomOps(t *testing.T, s *Store, rng *rand.Rand, n int) int64 {
 			}
 		case op == 17:
 			k := pick(keys[1:])
-			switch rng.IntN(5) {
+			if rng.IntN(3) == 0 {
+				k = "t:*"
+			}
+			switch rng.IntN(6) {
 			case 3:
-				s.SetWeight(now, pick([]string{"g1", "g2"}), int64(1+rng.IntN(4)))
+				if k == "t:*" {
+					k = pick(keys[1:])
+				}
+				s.Throttle(now, k, int64(rng.IntN(300)))
 			case 4:
+				s.SetWeight(now, pick([]string{"g1", "g2"}), int64(1+rng.IntN(4)))
+			case 5:
 				s.DeleteWeight(now, pick([]string{"g1", "g2"}))
 			case 0:
 				s.SetConcurrency(now, k, int64(1+rng.IntN(3)))
 			case 1:
 				s.SetRateLimit(now, k, int64(1+rng.IntN(3)), int64(50+rng.IntN(200)))
 			case 2:
-				s.DeletePolicy(now, backpressure.Kind(1+rng.IntN(2)), k)
+				s.DeletePolicy(now, backpressure.Kind(1+rng.IntN(3)), k)
 			}
 		default:
 			now += int64(rng.IntN(120))
