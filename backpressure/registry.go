@@ -388,12 +388,16 @@ func (r *Registry) AdmitKeys(now int64, k *Keys, w Waiter) Admission {
 			k.r = rs
 		}
 		if rs != nil {
-			if b, blocked := rs.check(now, k.RKey); blocked {
+			// A refusal drops nothing from the window: only what the log
+			// keeps (an admission, a policy change) does, so that a
+			// replay holds what the live store held (see trim).
+			if b, blocked := rs.peek(now, k.RKey); blocked {
 				addWaiter(&rs.waiters, w)
 				s.mu.Unlock()
 				return Admission{Block: b, Wake: r.ReleaseKeys(k)} // undo the tentative count
 			}
 			at = rs.clock
+			s.trim(rs, at)
 			s.record(rs, at)
 			rated = true
 			if rs.inst {
@@ -424,7 +428,7 @@ func (r *Registry) Take(now int64, ckey, rkey string) {
 		}
 		if rs != nil {
 			t := rs.at(now)
-			rs.trim(t)
+			s.trim(rs, t)
 			s.record(rs, t)
 			if rs.inst {
 				s.sweep(t)
@@ -498,7 +502,7 @@ func (r *Registry) Check(now int64, ckey, rkey string) (Block, bool) {
 			}
 		}
 		if rs := s.rate[rkey]; rs != nil {
-			return rs.check(now, rkey)
+			return rs.peek(now, rkey)
 		}
 	}
 	return Block{}, false
@@ -587,7 +591,7 @@ func (r *Registry) SetRateLimit(now int64, key string, limit, period int64) ([]W
 		s.rate[key] = rs
 		s.bytes.Add(PolicyBytes(RateLimit, key))
 	} else {
-		rs.trim(rs.at(now))
+		s.trim(rs, rs.at(now))
 		if rs.inst {
 			s.bytes.Add(RateKeyOverhead - InstOverhead)
 		}
@@ -747,9 +751,10 @@ func (s *shard) infoLocked(now int64, kind Kind, key string) (Info, bool) {
 		if rs == nil {
 			return Info{}, false
 		}
-		b, blocked := rs.check(now, key)
+		b, blocked := rs.peek(now, key)
+		_, n := rs.live(now)
 		info := Info{Kind: RateLimit, Key: key, Limit: rs.pol.limit, Period: rs.pol.period,
-			Active: rs.count(), Blocking: blocked}
+			Active: n, Blocking: blocked}
 		if blocked {
 			info.NextFreeAt = b.Until
 		}
@@ -767,18 +772,30 @@ func (s *shard) infoLocked(now int64, kind Kind, key string) (Info, bool) {
 	return Info{}, false
 }
 
-// check slides the window to now and reports whether it is full.
-func (rs *rateState) check(now int64, key string) (Block, bool) {
-	rs.trim(rs.at(now))
-	n := rs.count()
+// peek reports whether rs's window is full at now (or at its clock, if
+// later) without dropping what left it: reads (POLICYGET, blocked_by, the
+// dump) judge the window this way, so that they never change what a node
+// holds or counts. Like every judgement, it may move the window's clock
+// (see at), which decides nothing a change logs differently.
+func (rs *rateState) peek(now int64, key string) (Block, bool) {
+	live, n := rs.live(now)
 	limit := rs.pol.limit
 	if n < limit {
 		return Block{}, false
 	}
 	// The window admits again once the (n-limit+1)th oldest admission has
 	// left it: at that admission's time + period.
-	until := rs.adm[int(rs.head)+int(n-limit)] + rs.pol.period
+	until := live[int(n-limit)] + rs.pol.period
 	return Block{Kind: RateLimit, Key: key, Active: n, Limit: limit, Until: until}, true
+}
+
+// live is the admissions in rs's window at now (or at its clock, if
+// later), oldest first, and how many. Lock must be held.
+func (rs *rateState) live(now int64) ([]int64, int64) {
+	now = rs.at(now)
+	held := rs.adm[rs.head:]
+	first := sort.Search(len(held), func(i int) bool { return held[i] > now-rs.pol.period })
+	return held[first:], int64(len(held) - first)
 }
 
 func (rs *rateState) count() int64 { return int64(len(rs.adm) - int(rs.head)) }
@@ -790,6 +807,21 @@ func (rs *rateState) at(now int64) int64 {
 		rs.clock = now
 	}
 	return rs.clock
+}
+
+// trim drops admissions that have left rs's window (now - period, now]
+// and counts the memory they held no more. --maxmemory counts the
+// admissions held (8 bytes each), not the capacity of the slice they sit
+// in, and only what the log keeps (an admission, a policy change) trims,
+// never a read or a refusal: so what a window holds, and the count, are
+// the same on every node of a group and in every replay, whatever was read
+// where. Lock must be held.
+func (s *shard) trim(rs *rateState, now int64) {
+	before := rs.count()
+	rs.trim(now)
+	if dropped := before - rs.count(); dropped > 0 && !rs.gone {
+		s.bytes.Add(-AdmissionBytes * dropped)
+	}
 }
 
 // trim drops admissions that have left the window (now - period, now].
@@ -808,10 +840,9 @@ func (rs *rateState) trim(now int64) {
 // times only grow), and counts the memory its times grew by. Lock must be
 // held.
 func (s *shard) record(rs *rateState, t int64) {
-	before := cap(rs.adm)
 	rs.adm = append(rs.adm, t)
-	if grown := cap(rs.adm) - before; grown > 0 && !rs.gone {
-		s.bytes.Add(AdmissionBytes * int64(grown))
+	if !rs.gone {
+		s.bytes.Add(AdmissionBytes)
 	}
 }
 
@@ -837,10 +868,11 @@ func takeWaiters(m *map[Waiter]struct{}) []Waiter {
 	return ws
 }
 
-// Admissions returns the recorded admission times of a rate-limit key
-// that are still in its window at now, and the latest time its window was
-// judged at (its clock), for snapshots; ok is false when the key has no
-// rate state (no policy, no live instance).
+// Admissions returns the admission times a rate-limit key holds (those
+// still in its window when an admission or a policy change last judged
+// it: a read trims nothing, see trim), and the latest time its window was
+// judged at (its clock, moved to now if earlier), for snapshots; ok is false
+// when the key has no rate state (no policy, no live instance).
 func (r *Registry) Admissions(now int64, key string) (times []int64, clock int64, ok bool) {
 	s := r.shard(key)
 	s.mu.Lock()
@@ -849,7 +881,7 @@ func (r *Registry) Admissions(now int64, key string) (times []int64, clock int64
 	if rs == nil {
 		return nil, 0, false
 	}
-	rs.trim(rs.at(now))
+	rs.at(now) // a read: the window keeps what it holds (see trim)
 	return append([]int64(nil), rs.adm[rs.head:]...), rs.clock, true
 }
 
@@ -894,5 +926,5 @@ func (rs *rateState) bytes(key string) int64 {
 	if rs.inst {
 		n = InstOverhead
 	}
-	return n + int64(len(key)) + AdmissionBytes*int64(cap(rs.adm))
+	return n + int64(len(key)) + AdmissionBytes*rs.count()
 }

@@ -2,6 +2,7 @@ package backpressure
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"runtime"
 	"testing"
 )
@@ -338,5 +339,66 @@ func BenchmarkPolicyMemory(b *testing.B) {
 			}
 			r.Admit(int64(i), "", "k", nil)
 		}), "bytes/admission")
+	}
+}
+
+// The memory a rate limit's admissions count toward --maxmemory depends on
+// the admissions and policy changes alone: a registry read in between (as
+// a node of a group serving POLICYGET and blocked_by, or taking a
+// snapshot), and one loaded from another's snapshot halfway (as a node that
+// installs one, or a server restarted from a rewritten log), count the
+// same as the one only written to, at every step, so all of them refuse the
+// same pushes near the limit.
+func TestAdmissionBytesIgnoreReads(t *testing.T) {
+	quiet, read := New(), New()
+	var loaded *Registry
+	rng := rand.New(rand.NewPCG(7, 7))
+	keys := []string{"r1", "r2", "r3"}
+	policies := func(r *Registry) {
+		for i, k := range keys {
+			if _, err := r.SetRateLimit(0, k, int64(20+30*i), int64(5+20*i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	policies(quiet)
+	policies(read)
+	now := int64(0)
+	for step := range 20000 {
+		now += int64(rng.IntN(3))
+		k := keys[rng.IntN(len(keys))]
+		if step == 5000 {
+			loaded = New()
+			policies(loaded)
+			for _, k := range keys {
+				times, clock, _ := read.Admissions(now, k)
+				loaded.RestoreAdmissions(k, times, clock)
+			}
+		}
+		switch rng.IntN(4) {
+		case 0, 1:
+			for _, r := range []*Registry{quiet, read, loaded} {
+				if r != nil {
+					r.Admit(now, "", k, nil)
+				}
+			}
+		case 2:
+			read.Get(now, RateLimit, k)
+			read.Check(now, "", k)
+		case 3:
+			read.Admissions(now, k)
+			read.List(now)
+		}
+		for name, r := range map[string]*Registry{"read": read, "loaded": loaded} {
+			if r == nil {
+				continue
+			}
+			if q, b := quiet.Bytes(), r.Bytes(); q != b {
+				t.Fatalf("step %d: the %s registry counts %d bytes, the one only written to %d", step, name, b, q)
+			}
+			if b, c := r.Bytes(), r.CountBytes(); b != c {
+				t.Fatalf("step %d: %s: running count %d, recount %d", step, name, b, c)
+			}
+		}
 	}
 }

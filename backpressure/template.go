@@ -216,7 +216,7 @@ func (r *Registry) reresolve(now int64, kind Kind) []Woken {
 					s.deleteRate(key, rs)
 					continue
 				}
-				rs.trim(rs.at(now))
+				s.trim(rs, rs.at(now))
 				rs.pol = t
 			}
 		}
