@@ -28,10 +28,10 @@ func (r *Registry) SetThrottle(now int64, key string, until int64, extend bool) 
 	r.sweepThrottles(now)
 	s := r.shard(key)
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	t := s.thr[key]
 	if t == nil {
 		if until <= now {
+			s.mu.Unlock()
 			return nil
 		}
 		t = &thrState{}
@@ -39,15 +39,21 @@ func (r *Registry) SetThrottle(now int64, key string, until int64, extend bool) 
 		r.throttles.Add(1)
 		s.bytes.Add(PolicyBytes(Throttle, key))
 	}
+	pushed := false
 	if !extend || until > t.until {
 		t.until = until
 		if until > now {
 			r.thrEnds.push(thrEnd{until, key})
+			pushed = true
 		}
 	}
 	ws := takeWaiters(&t.waiters)
 	if t.until <= now {
 		s.deleteThrottle(key)
+	}
+	s.mu.Unlock()
+	if pushed {
+		r.compactEnds()
 	}
 	return ws
 }
@@ -118,6 +124,38 @@ func (s *shard) throttled(now int64, key string, w Waiter) (Block, bool) {
 	}
 	addWaiter(&t.waiters, w)
 	return Block{Kind: Throttle, Key: key, Until: t.until}, true
+}
+
+// compactEnds drops the ends that no longer match their key's throttle
+// (changed or lifted since) once they outnumber the throttles kept, so
+// that setting and lifting one key again and again holds no more memory
+// than its throttle: the heap keeps at most about two ends a throttle
+// (one a key after compacting).
+// Which throttles are forgotten, and when, is unchanged: a stale end
+// forgets nothing. thrMu must be held, no shard lock.
+func (r *Registry) compactEnds() {
+	if len(r.thrEnds) <= 2*int(r.throttles.Load())+64 {
+		return
+	}
+	kept := r.thrEnds[:0]
+	seen := make(map[string]bool, r.throttles.Load())
+	for _, e := range r.thrEnds {
+		if seen[e.key] {
+			continue // one end a key: its throttle has one
+		}
+		s := r.shard(e.key)
+		s.mu.Lock()
+		if t := s.thr[e.key]; t != nil && t.until == e.until {
+			kept = append(kept, e)
+			seen[e.key] = true
+		}
+		s.mu.Unlock()
+	}
+	clear(r.thrEnds[len(kept):])
+	r.thrEnds = nil
+	for _, e := range kept {
+		r.thrEnds.push(e)
+	}
 }
 
 // sweepThrottles forgets the throttles that ended by now. thrMu must be
