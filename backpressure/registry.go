@@ -203,6 +203,8 @@ type rateState struct {
 	waiters map[Waiter]struct{}
 	key     string     // instances: the key, to forget it by
 	next    *rateState // instances: the next in the shard's list
+	prev    *rateState // instances: the previous in the shard's list
+	linked  bool       // instances: in the shard's list
 	head    int32
 	gone    bool // removed from its shard's map: a Keys holding it looks again
 	inst    bool // an instance of a template
@@ -396,7 +398,7 @@ func (r *Registry) AdmitKeys(now int64, k *Keys, w Waiter) Admission {
 				s.mu.Unlock()
 				return Admission{Block: b, Wake: r.ReleaseKeys(k)} // undo the tentative count
 			}
-			at = rs.clock
+			at = rs.at(now)
 			s.trim(rs, at)
 			s.record(rs, at)
 			rated = true
@@ -597,6 +599,9 @@ func (r *Registry) SetRateLimit(now int64, key string, limit, period int64) ([]W
 		}
 	}
 	// An instance becomes the exact policy, its window kept.
+	if rs.linked {
+		s.unlink(rs) // the list holds instances only
+	}
 	rs.pol, rs.inst = &template{kind: RateLimit, key: key, limit: limit, period: period}, false
 	return takeWaiters(&rs.waiters), nil
 }
@@ -775,8 +780,9 @@ func (s *shard) infoLocked(now int64, kind Kind, key string) (Info, bool) {
 // peek reports whether rs's window is full at now (or at its clock, if
 // later) without dropping what left it: reads (POLICYGET, blocked_by, the
 // dump) judge the window this way, so that they never change what a node
-// holds or counts. Like every judgement, it may move the window's clock
-// (see at), which decides nothing a change logs differently.
+// holds or counts, nor its clock: only what the log keeps moves that (a
+// refusal needs not: a window full at a time is full at every earlier one
+// with no admission between).
 func (rs *rateState) peek(now int64, key string) (Block, bool) {
 	live, n := rs.live(now)
 	limit := rs.pol.limit
@@ -792,7 +798,7 @@ func (rs *rateState) peek(now int64, key string) (Block, bool) {
 // live is the admissions in rs's window at now (or at its clock, if
 // later), oldest first, and how many. Lock must be held.
 func (rs *rateState) live(now int64) ([]int64, int64) {
-	now = rs.at(now)
+	now = max(now, rs.clock)
 	held := rs.adm[rs.head:]
 	first := sort.Search(len(held), func(i int) bool { return held[i] > now-rs.pol.period })
 	return held[first:], int64(len(held) - first)
@@ -871,8 +877,9 @@ func takeWaiters(m *map[Waiter]struct{}) []Waiter {
 // Admissions returns the admission times a rate-limit key holds (those
 // still in its window when an admission or a policy change last judged
 // it: a read trims nothing, see trim), and the latest time its window was
-// judged at (its clock, moved to now if earlier), for snapshots; ok is false
-// when the key has no rate state (no policy, no live instance).
+// judged at (its clock), for snapshots: a read changes neither. ok is false
+// when the key has no rate state (no policy, no live instance). now is
+// unused.
 func (r *Registry) Admissions(now int64, key string) (times []int64, clock int64, ok bool) {
 	s := r.shard(key)
 	s.mu.Lock()
@@ -881,24 +888,31 @@ func (r *Registry) Admissions(now int64, key string) (times []int64, clock int64
 	if rs == nil {
 		return nil, 0, false
 	}
-	rs.at(now) // a read: the window keeps what it holds (see trim)
 	return append([]int64(nil), rs.adm[rs.head:]...), rs.clock, true
 }
 
-// RateKeys lists, sorted, every key with a rate state: a policy or an
-// instance of a template, idle or not, for snapshots.
+// RateKeys lists every key with a rate state, for snapshots: the keys of
+// policies, sorted, then each shard's instances of templates (idle or not)
+// in the order of its list, which decides which idle ones are forgotten
+// first (sweep): a store that restores them in this order (each instance
+// joins the end of its shard's list) forgets the same ones as this one.
 func (r *Registry) RateKeys() []string {
-	var out []string
+	var exact, inst []string
 	for i := range r.shards {
 		s := &r.shards[i]
 		s.mu.Lock()
-		for k := range s.rate {
-			out = append(out, k)
+		for k, rs := range s.rate {
+			if !rs.inst {
+				exact = append(exact, k)
+			}
+		}
+		for rs := s.ifirst; rs != nil; rs = rs.next {
+			inst = append(inst, rs.key)
 		}
 		s.mu.Unlock()
 	}
-	sort.Strings(out)
-	return out
+	sort.Strings(exact)
+	return append(exact, inst...)
 }
 
 // RestoreAdmissions records the given admission times on a rate-limit key

@@ -244,12 +244,30 @@ func (s *shard) instance(key string) *rateState {
 
 // link appends rs to the shard's list of instances. Lock must be held.
 func (s *shard) link(rs *rateState) {
+	rs.prev, rs.next, rs.linked = s.ilast, nil, true
 	if s.ilast == nil {
 		s.ifirst = rs
 	} else {
 		s.ilast.next = rs
 	}
 	s.ilast = rs
+}
+
+// unlink takes rs off the shard's list of instances, which so holds
+// exactly the instances in the shard's map: a snapshot lists them in its
+// order (RateKeys). Lock must be held.
+func (s *shard) unlink(rs *rateState) {
+	if rs.prev == nil {
+		s.ifirst = rs.next
+	} else {
+		rs.prev.next = rs.next
+	}
+	if rs.next == nil {
+		s.ilast = rs.prev
+	} else {
+		rs.next.prev = rs.prev
+	}
+	rs.prev, rs.next, rs.linked = nil, nil, false
 }
 
 // sweepStep is how many listed instances an admission looks at: more than
@@ -267,10 +285,7 @@ func (s *shard) sweep(now int64) {
 		if rs == nil {
 			return
 		}
-		s.ifirst, rs.next = rs.next, nil
-		if s.ifirst == nil {
-			s.ilast = nil
-		}
+		s.unlink(rs)
 		switch {
 		case rs.gone || !rs.inst: // forgotten, or now an exact policy
 		case len(rs.waiters) == 0 && now >= rs.clock && (rs.count() == 0 || rs.adm[len(rs.adm)-1] <= now-rs.pol.period):
@@ -287,6 +302,9 @@ func (s *shard) sweep(now int64) {
 // deleteRate forgets key's rate state and its admissions. Lock must be
 // held.
 func (s *shard) deleteRate(key string, rs *rateState) {
+	if rs.linked {
+		s.unlink(rs)
+	}
 	rs.gone = true
 	delete(s.rate, key)
 	s.bytes.Add(-rs.bytes(key))
