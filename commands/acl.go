@@ -71,17 +71,35 @@ var subCategories = map[string][]string{
 // keys a call touches. Commands that name a job by its token have none:
 // the right to the command is enough (docs/commands.md, "ACL").
 var keyArgs = map[string]func(args [][]byte) [][]byte{
-	"jobpush":     arg(1),
-	"jobreserve":  reserveQueues,
-	"queuelen":    arg(1),
-	"queuestats":  arg(1),
-	"queuepause":  arg(1),
-	"queueresume": arg(1),
-	"queuepeek":   arg(1),
-	"queuepurge":  arg(1),
-	"policyset":   arg(2),
-	"policydel":   arg(2),
-	"policyget":   arg(2),
+	"jobpush":        arg(1),
+	"jobreserve":     reserveQueues,
+	"queuelen":       arg(1),
+	"queuestats":     arg(1),
+	"queuepause":     arg(1),
+	"queueresume":    arg(1),
+	"queuepeek":      arg(1),
+	"queuepurge":     arg(1),
+	"policyset":      arg(2),
+	"policydel":      arg(2),
+	"policyget":      arg(2),
+	"policythrottle": arg(1),
+	"jobrelease":     releaseThrottleKey,
+}
+
+// releaseThrottleKey is the key of JOBRELEASE's THROTTLE option, if any
+// (the token needs no key right; a throttle of another's key does). When
+// THROTTLE has no key after it, every argument after the token is
+// checked, never fewer.
+func releaseThrottleKey(args [][]byte) [][]byte {
+	for i := 2; i < len(args); i++ {
+		if strings.EqualFold(string(args[i]), "THROTTLE") {
+			if i+1 < len(args) {
+				return args[i+1 : i+2]
+			}
+			return args[2:]
+		}
+	}
+	return nil
 }
 
 func arg(i int) func(args [][]byte) [][]byte {
@@ -101,6 +119,8 @@ func reserveQueues(args [][]byte) [][]byte {
 		switch strings.ToUpper(string(args[i])) {
 		case "COUNT", "BLOCK":
 			i += 2
+		case "ROUNDROBIN":
+			i++
 		case "HANDLERS":
 			if i+1 >= len(args) {
 				return args[3:]

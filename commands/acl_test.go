@@ -390,3 +390,27 @@ func sha256hex(s string) string {
 	h := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(h[:])
 }
+
+// A worker limited to its queues cannot throttle another team's key, by
+// POLICYTHROTTLE or by JOBRELEASE ... THROTTLE, and may reserve its own
+// queues round-robin.
+func TestACLThrottleAndRoundRobinKeys(t *testing.T) {
+	ts := start(t)
+	admin := ts.client(t)
+	do(t, admin, "ACL", "SETUSER", "wa", "on", ">pw", "~jobs:*", "+@producer", "+@worker")
+	w := ts.client(t, named("wa", "pw"))
+	do(t, w, "JOBPUSH", "jobs:mail", "send", "hello")
+	do(t, w, "JOBPUSH", "jobs:mail", "send", "again")
+	if got := doErr(t, w, "POLICYTHROTTLE", "other:api", 60000); got != "NOPERM No permissions to access a key" {
+		t.Errorf("POLICYTHROTTLE outside the patterns: %q", got)
+	}
+	isNil(t, admin, "POLICYGET", "THROTTLE", "other:api")
+	res := do(t, w, "JOBRESERVE", "w1", 30000, "ROUNDROBIN", "QUEUES", "jobs:mail").([]any)
+	tok := field(res[0], "token")
+	if got := doErr(t, w, "JOBRELEASE", tok, "THROTTLE", "other:api", 60000); got != "NOPERM No permissions to access a key" {
+		t.Errorf("JOBRELEASE ... THROTTLE outside the patterns: %q", got)
+	}
+	isNil(t, admin, "POLICYGET", "THROTTLE", "other:api")
+	do(t, w, "JOBRELEASE", tok, "THROTTLE", "jobs:api", 60000)
+	do(t, w, "POLICYTHROTTLE", "jobs:api", 0)
+}
