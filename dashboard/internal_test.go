@@ -60,6 +60,7 @@ func TestBlockedWords(t *testing.T) {
 		"paused":                   "waiting: the queue is paused",
 		"concurrency:smtp 5/5":     "waiting: concurrency key smtp is at 5/5",
 		"ratelimit:api until 1000": "waiting: rate limit key api is full until 1970-01-01 00:00:01.000Z",
+		"throttled:api until 2000": "waiting: key api is throttled until 1970-01-01 00:00:02.000Z",
 		"something new":            "waiting: something new",
 	} {
 		if got := blockedWords(in); got != want {

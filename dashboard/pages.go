@@ -431,6 +431,13 @@ func blockedWords(b string) string {
 		if i := strings.LastIndexByte(rest, ' '); i >= 0 {
 			return "waiting: concurrency key " + rest[:i] + " is at " + rest[i+1:]
 		}
+	case strings.HasPrefix(b, "throttled:"):
+		rest := strings.TrimPrefix(b, "throttled:")
+		if i := strings.LastIndex(rest, " until "); i >= 0 {
+			if at, err := strconv.ParseInt(rest[i+len(" until "):], 10, 64); err == nil {
+				return "waiting: key " + rest[:i] + " is throttled until " + formatMillis(at)
+			}
+		}
 	case strings.HasPrefix(b, "ratelimit:"):
 		rest := strings.TrimPrefix(b, "ratelimit:")
 		if i := strings.LastIndex(rest, " until "); i >= 0 {
