@@ -45,6 +45,13 @@ const (
 	tSucc          = 30
 	tFailed        = 31
 	tIdemKey       = 34
+	tCronName      = 35
+	tCronSpec      = 36
+	tCronZone      = 37
+	tCronNext      = 38
+	tCronLast      = 39
+	tCronFired     = 40
+	tCronMissed    = 41
 	tTimes         = 32
 	tRetainedIDs   = 33
 	tExpiredTokens = 33
@@ -87,6 +94,13 @@ func appendFields(buf []byte, r *store.Record) []byte {
 	buf = putInt(buf, tSucc, r.Succ)
 	buf = putInt(buf, tFailed, r.Failed)
 	buf = putString(buf, tIdemKey, r.IdemKey)
+	buf = putString(buf, tCronName, r.CronName)
+	buf = putString(buf, tCronSpec, r.CronSpec)
+	buf = putString(buf, tCronZone, r.CronZone)
+	buf = putInt(buf, tCronNext, r.CronNext)
+	buf = putInt(buf, tCronLast, r.CronLast)
+	buf = putInt(buf, tCronFired, r.CronFired)
+	buf = putInt(buf, tCronMissed, r.CronMissed)
 	buf = putInts(buf, tTimes, r.Times)
 	buf = putStrings(buf, tRetainedIDs, r.RetainedIDs)
 	buf = putStrings(buf, tExpiredTokens, r.ExpiredTokens)
@@ -176,6 +190,20 @@ func decodeField(d *decoder, r *store.Record, tag byte) bool {
 		r.Failed = d.varint()
 	case 34:
 		r.IdemKey = d.str()
+	case 35:
+		r.CronName = d.str()
+	case 36:
+		r.CronSpec = d.str()
+	case 37:
+		r.CronZone = d.str()
+	case 38:
+		r.CronNext = d.varint()
+	case 39:
+		r.CronLast = d.varint()
+	case 40:
+		r.CronFired = d.varint()
+	case 41:
+		r.CronMissed = d.varint()
 	case 32:
 		r.Times = d.ints()
 	case 33:

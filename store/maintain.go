@@ -13,9 +13,9 @@ import (
 
 // NextDeadline is the earliest instant at which maintenance has work (a
 // lease, a scheduled job, a retry, a rate window, a retention drop, keys to
-// forget); 0 if none.
+// forget, a periodic entry's tick); 0 if none.
 func (s *Store) NextDeadline() int64 {
-	next := min(s.ret.nextDue.Load(), s.idem.nextDue.Load())
+	next := min(s.ret.nextDue.Load(), s.idem.nextDue.Load(), s.cron.nextDue.Load())
 	for _, sh := range s.shards {
 		if d := sh.nextDue.Load(); d < next {
 			next = d
@@ -70,6 +70,9 @@ func (s *Store) maintain(now int64, fx *effects) {
 	}
 	if s.idem.nextDue.Load() <= now {
 		s.sweepKeys(now, fx)
+	}
+	if s.cron.nextDue.Load() <= now {
+		s.fireCron(now, fx) // cron.go
 	}
 }
 

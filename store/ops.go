@@ -1270,6 +1270,7 @@ func (s *Store) Flush(now int64) error {
 func (s *Store) flush(now int64, fx *effects) {
 	s.policyMu.Lock()
 	s.idem.mu.Lock()
+	s.cron.mu.Lock()
 	for _, sh := range s.shards {
 		sh.mu.Lock()
 	}
@@ -1278,12 +1279,14 @@ func (s *Store) flush(now int64, fx *effects) {
 	for _, sh := range s.shards {
 		sh.mu.Unlock()
 	}
+	s.cron.mu.Unlock()
 	s.idem.mu.Unlock()
 	s.policyMu.Unlock()
 }
 
-// flushLocked empties everything, idempotency keys included. Every shard
-// lock, idemKeys.mu and policyMu must be held.
+// flushLocked empties everything, idempotency keys and periodic entries
+// included. Every shard lock, cronTable.mu, idemKeys.mu and policyMu must
+// be held.
 func (s *Store) flushLocked() {
 	s.unshare()
 	// Guard stale pointers that operations waiting for a lock may hold
@@ -1314,6 +1317,7 @@ func (s *Store) flushLocked() {
 	s.expired.init(s.cfg.ExpiredTokens)
 	s.ret.init(s.cfg.MaxRetained, s.cfg.Retention)
 	s.idem.resetLocked()
+	s.cron.resetLocked()
 	s.total.Store(0)
 	s.bytes.Store(0)
 	s.state.Store(0)
