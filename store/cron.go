@@ -358,6 +358,24 @@ func (s *Store) CronList(now int64) []CronEntry {
 	return out
 }
 
+// CronGet returns name's periodic entry (CRONGET), after firing what is
+// due at now.
+func (s *Store) CronGet(now int64, name string) (CronEntry, bool) {
+	var fx effects
+	s.maintain(now, &fx)
+	s.finish(&fx)
+	c := &s.cron
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	i, ok := c.find(name)
+	if !ok {
+		return CronEntry{}, false
+	}
+	out := c.entries[i].CronEntry
+	out.Payload = append([]byte{}, out.Payload...)
+	return out, true
+}
+
 // CronEntries is the number of periodic entries.
 func (s *Store) CronEntries() int {
 	s.cron.mu.Lock()
