@@ -426,3 +426,27 @@ func TestCronAgainstModel(t *testing.T) {
 		must(t, s.CheckInvariants())
 	}
 }
+
+// waitJournal is a memJournal that remembers the last Wait.
+type waitJournal struct {
+	memJournal
+	waited uint64
+}
+
+func (w *waitJournal) Wait(seq uint64) error { w.waited = seq; return nil }
+
+// The timer's Tick waits for the log to hold what a periodic entry
+// pushed: nothing else may write it before a crash (appendfsync always
+// writes on a command's wait).
+func TestCronTickWaitsForTheLog(t *testing.T) {
+	s, _ := New(DefaultConfig(), NewSeqGenerator())
+	j := &waitJournal{}
+	s.SetJournal(j)
+	_, err := s.CronSet(0, CronOptions{Name: "a", Spec: "@every 1s", Queue: "q", Handler: "h"})
+	must(t, err)
+	j.waited = 0
+	s.Tick(1000)
+	if n := uint64(len(j.recs)); n != 2 || j.recs[1].Op != OpCronFire || j.waited != n {
+		t.Fatalf("after the tick: %d records, waited for %d", n, j.waited)
+	}
+}

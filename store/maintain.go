@@ -30,12 +30,21 @@ func (s *Store) NextDeadline() int64 {
 // Tick applies everything due at now and notifies the affected queues.
 // It is the timer's, outside every command: it holds the gate shared, so
 // that it never runs inside a transaction (see unit.go).
+//
+// When a periodic entry was due, Tick returns only once the log holds its
+// records (Journal.Wait, after the gate): with appendfsync always nothing
+// else would write them until a command waits, and a crash meanwhile
+// would lose jobs, and ticks, that no client ever saw.
 func (s *Store) Tick(now int64) {
 	s.gate.mu.RLock()
-	defer s.gate.mu.RUnlock()
+	cronDue := s.cron.nextDue.Load() <= now
 	var fx effects
 	s.maintain(now, &fx)
 	s.finish(&fx)
+	s.gate.mu.RUnlock()
+	if cronDue {
+		_ = s.durable(&fx) // a failing log is the commands' to report (MISCONF)
+	}
 }
 
 // maintain applies everything due at now, shard by shard, then the
