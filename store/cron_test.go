@@ -450,3 +450,33 @@ func TestCronTickWaitsForTheLog(t *testing.T) {
 		t.Fatalf("after the tick: %d records, waited for %d", n, j.waited)
 	}
 }
+
+// Any schedule and zone is either refused with an invalid-argument error
+// or accepted with a next tick after now; none panics.
+func FuzzCronSpec(f *testing.F) {
+	for _, s := range []string{"* * * * *", "@every 1s", "@every", "@every -1s", "*/0 * * * *", "5-3 * * * *",
+		"0 0 30 2 *", "0 0 29 2 *", "TZ=UTC", "CRON_TZ=x * * * * *", "@hourly", "@reboot", "1,2,3 4-5 */2 JAN-DEC SUN-SAT",
+		"? ? ? ? ?", "0 9 * * 1-5", "@every 9999999h"} {
+		f.Add(s, "")
+		f.Add(s, "America/New_York")
+	}
+	f.Fuzz(func(t *testing.T, spec, zone string) {
+		s, _ := New(DefaultConfig(), NewSeqGenerator())
+		const now = 1_800_000_000_123
+		_, err := s.CronSet(now, CronOptions{Name: "n", Spec: spec, Zone: zone, Queue: "q", Handler: "h"})
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("%q in %q: %v is no invalid-argument error", spec, zone, err)
+			}
+			return
+		}
+		e, _ := s.CronGet(now, "n")
+		if e.Next <= now {
+			t.Fatalf("%q in %q: next tick %d is not after %d", spec, zone, e.Next, now)
+		}
+		s.Tick(e.Next)
+		if e2, _ := s.CronGet(e.Next, "n"); e2.Fired != 1 || (e2.Next != 0 && e2.Next <= e.Next) {
+			t.Fatalf("%q in %q: after its tick %+v", spec, zone, e2)
+		}
+	})
+}
