@@ -435,6 +435,7 @@ func (s *Store) fireEntry(e *cronEntry, now int64, fx *effects) {
 	} else {
 		e.Last, e.Fired = tick, e.Fired+1
 		s.cron.fired.Add(1)
+		fx.notify = append(fx.notify, rec.Queue) // wake its blocked reservations
 	}
 	e.Next = next
 }

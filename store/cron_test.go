@@ -480,3 +480,17 @@ func FuzzCronSpec(f *testing.F) {
 		}
 	})
 }
+
+// A tick's job wakes the queue's blocked reservations, as a push does.
+func TestCronTickNotifies(t *testing.T) {
+	s, _ := New(DefaultConfig(), NewSeqGenerator())
+	var woken []string
+	s.SetNotify(func(q string) { woken = append(woken, q) })
+	_, err := s.CronSet(0, CronOptions{Name: "a", Spec: "@every 1s", Queue: "q", Handler: "h"})
+	must(t, err)
+	woken = nil
+	s.Tick(1000)
+	if !slices.Equal(woken, []string{"q"}) {
+		t.Fatalf("notified %v, want q", woken)
+	}
+}
