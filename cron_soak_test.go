@@ -68,7 +68,7 @@ func TestCronSoak(t *testing.T) {
 		start()
 	}
 	time.Sleep(time.Until(begin.Add(total)))
-	runs[len(runs)-1].kill = time.Now().UnixMilli() // the reads below end the last run
+	end := time.Now().UnixMilli() // the reads below end the last run
 	var got []int64
 	for cursor := "0"; ; {
 		res, err := c.Do(ctx, "QUEUEPEEK", "soak", "COUNT", 1000, "CURSOR", cursor).Slice()
@@ -92,6 +92,7 @@ func TestCronSoak(t *testing.T) {
 		t.Fatal(err)
 	}
 	kill()
+	runs[len(runs)-1].kill = end
 
 	slices.Sort(got)
 	for i, tick := range got {
