@@ -62,5 +62,6 @@ go test -run '^$' -fuzz '^FuzzACLRules$' -fuzztime 20000x -fuzzminimizetime 0s .
 go test -run '^$' -fuzz '^FuzzServer$' -fuzztime 10000x -fuzzminimizetime 0s ./commands/
 go test -run '^$' -fuzz '^FuzzCommands$' -fuzztime 20000x -fuzzminimizetime 0s ./commands/
 go test -run '^$' -fuzz '^FuzzDifferential$' -fuzztime 5000x -fuzzminimizetime 0s ./store/
+go test -run '^$' -fuzz '^FuzzCronSpec$' -fuzztime 20000x -fuzzminimizetime 0s ./store/
 go test -run '^$' -fuzz '^FuzzReadRecord$' -fuzztime 200000x -fuzzminimizetime 0s ./persistence/
 go test -run '^$' -fuzz '^FuzzDecodeEntry$' -fuzztime 50000x -fuzzminimizetime 0s ./cluster/

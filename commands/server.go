@@ -524,7 +524,7 @@ func (e *Env) config(c *protocol.Client, args [][]byte) (any, error) {
 // infoSections are INFO's sections in order; commandstats is shown only
 // when asked for by name or with all/everything, as in Redis, and keyspace
 // comes last, as in Redis.
-var infoSections = []string{"server", "clients", "memory", "persistence", "stats", "replication", "queues", "policies", "commandstats", "keyspace"}
+var infoSections = []string{"server", "clients", "memory", "persistence", "stats", "replication", "queues", "policies", "cron", "commandstats", "keyspace"}
 
 // INFO [section ...]
 func (e *Env) info(c *protocol.Client, args [][]byte) (any, error) {
@@ -598,6 +598,9 @@ func (e *Env) infoLines(section string, srv *protocol.Server, now int64) []strin
 		return e.infoQueues(now)
 	case "policies":
 		return e.infoPolicies(now)
+	case "cron":
+		return []string{"cron_entries:" + strconv.Itoa(e.Store.CronEntries()),
+			"cron_fired:" + strconv.FormatInt(e.Store.CronFired(), 10)}
 	case "commandstats":
 		return infoCommandStats(srv)
 	case "keyspace":
@@ -742,6 +745,7 @@ func (e *Env) infoMemory(srv *protocol.Server) []string {
 		"used_memory_policies:" + strconv.FormatInt(m.Policies, 10),
 		"used_memory_tokens:" + strconv.FormatInt(m.Tokens, 10),
 		"used_memory_idempotency:" + strconv.FormatInt(m.Keys, 10),
+		"used_memory_cron:" + strconv.FormatInt(m.Cron, 10),
 		"maxmemory:" + strconv.FormatInt(e.MaxMemory, 10),
 		"maxmemory_human:" + humanBytes(e.MaxMemory),
 		"maxmemory_policy:noeviction",

@@ -52,6 +52,7 @@ type Config struct {
 	// IdempotencyMaxKeys bounds the keys remembered; past it the oldest
 	// are forgotten early. Default 1000000.
 	IdempotencyMaxKeys int
+	MaxCron            int // periodic entries (CRONSET) held at most; default 10000
 	// ProtoMaxBulkLen is Redis's proto-max-bulk-len: an argument past
 	// max-payload but not past this is read, dropped and refused with an
 	// error; past it the connection closes. Default 512mb.
@@ -117,6 +118,7 @@ func DefaultConfig() Config {
 
 		IdempotencyWindow:  24 * 60 * 60,
 		IdempotencyMaxKeys: 1_000_000,
+		MaxCron:            10_000,
 		ProtoMaxBulkLen:    512 << 20,
 
 		TLSAuthClients: "yes",
@@ -237,6 +239,9 @@ var Options = []Option{
 			return
 		},
 		func(c *Config) string { return strconv.Itoa(c.IdempotencyMaxKeys) }},
+	{"max-cron", "most periodic entries (CRONSET) held; 0 refuses every new one",
+		func(c *Config, v string) (err error) { c.MaxCron, err = intIn[int](v, maxCronRange); return },
+		func(c *Config) string { return strconv.Itoa(c.MaxCron) }},
 	{"tls-port", "TCP port for TLS connections on the bind addresses (0 = no TLS)",
 		func(c *Config, v string) (err error) { c.TLSPort, err = intIn[int](v, tlsPortRange); return },
 		func(c *Config) string { return strconv.Itoa(c.TLSPort) }},
@@ -574,6 +579,7 @@ func (c *Config) Validate() error {
 		{slowlogLenRange, int64(c.SlowlogMaxLen)}, {shutdownTimeoutRange, int64(c.ShutdownTimeout)},
 		{reserveQueuesRange, int64(c.MaxReserveQueues)},
 		{idemWindowRange, c.IdempotencyWindow}, {idemKeysRange, int64(c.IdempotencyMaxKeys)},
+		{maxCronRange, int64(c.MaxCron)},
 	} {
 		if err := o.b.check(o.v); err != nil {
 			return err
@@ -843,6 +849,7 @@ var (
 	// Ten years, as slowlog-log-slower-than; the window is kept in ms.
 	idemWindowRange = bounds{"idempotency-window", 1, 10 * 365 * 24 * 3600, "seconds"}
 	idemKeysRange   = bounds{"idempotency-max-keys", 1, math.MaxInt32, ""}
+	maxCronRange    = bounds{"max-cron", 0, 1_000_000, ""}
 )
 
 // outOfRange is the message for a value outside b, as the option's value

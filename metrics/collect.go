@@ -98,6 +98,9 @@ var (
 	aofOKDesc     = desc("aof_write_ok", "1 while the log can be written; 0 while changes are refused (MISCONF).")
 	aofRewrDesc   = desc("aof_rewrites_total", "Log rewrites (compactions) finished.")
 	aofRewrIPDesc = desc("aof_rewrite_in_progress", "1 while a log rewrite runs.")
+
+	cronEntriesDesc = desc("cron_entries", "Periodic entries held (CRONSET).")
+	cronFiredDesc   = desc("cron_fired_total", "Jobs pushed by periodic entries' ticks since the node started.")
 )
 
 var stateNames = []string{"queued", "scheduled", "reserved", "running", "retry_pending", "failed"}
@@ -241,6 +244,8 @@ func (c *collector) collectServer(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(heldDesc, prometheus.GaugeValue, float64(st.Len()))
 	ch <- prometheus.MustNewConstMetric(memDesc, prometheus.GaugeValue, float64(st.Bytes()))
 	ch <- prometheus.MustNewConstMetric(maxMemDesc, prometheus.GaugeValue, float64(c.src.MaxMemory))
+	ch <- prometheus.MustNewConstMetric(cronEntriesDesc, prometheus.GaugeValue, float64(st.CronEntries()))
+	ch <- prometheus.MustNewConstMetric(cronFiredDesc, prometheus.CounterValue, float64(st.CronFired()))
 	srv := c.src.Server
 	if srv == nil {
 		return

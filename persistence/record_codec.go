@@ -49,6 +49,13 @@ const (
 	tTurn          = 36
 	tRoundRobin    = 37
 	tUntil         = 38
+	tCronName      = 39
+	tCronSpec      = 40
+	tCronZone      = 41
+	tCronNext      = 42
+	tCronLast      = 43
+	tCronFired     = 44
+	tCronMissed    = 45
 	tTimes         = 32
 	tRetainedIDs   = 33
 	tExpiredTokens = 33
@@ -95,6 +102,13 @@ func appendFields(buf []byte, r *store.Record) []byte {
 	buf = putUint(buf, tTurn, r.Turn)
 	buf = putFlag(buf, tRoundRobin, r.RoundRobin)
 	buf = putInt(buf, tUntil, r.Until)
+	buf = putString(buf, tCronName, r.CronName)
+	buf = putString(buf, tCronSpec, r.CronSpec)
+	buf = putString(buf, tCronZone, r.CronZone)
+	buf = putInt(buf, tCronNext, r.CronNext)
+	buf = putInt(buf, tCronLast, r.CronLast)
+	buf = putInt(buf, tCronFired, r.CronFired)
+	buf = putInt(buf, tCronMissed, r.CronMissed)
 	buf = putInts(buf, tTimes, r.Times)
 	buf = putStrings(buf, tRetainedIDs, r.RetainedIDs)
 	buf = putStrings(buf, tExpiredTokens, r.ExpiredTokens)
@@ -192,6 +206,20 @@ func decodeField(d *decoder, r *store.Record, tag byte) bool {
 		r.RoundRobin = d.flag()
 	case 38:
 		r.Until = d.varint()
+	case 39:
+		r.CronName = d.str()
+	case 40:
+		r.CronSpec = d.str()
+	case 41:
+		r.CronZone = d.str()
+	case 42:
+		r.CronNext = d.varint()
+	case 43:
+		r.CronLast = d.varint()
+	case 44:
+		r.CronFired = d.varint()
+	case 45:
+		r.CronMissed = d.varint()
 	case 32:
 		r.Times = d.ints()
 	case 33:

@@ -53,6 +53,7 @@ var storeErrors = map[string]error{
 	"ErrFull":          store.ErrFull,
 	"ErrInvalid":       store.ErrInvalid,
 	"ErrMisconf":       store.ErrMisconf,
+	"ErrCronFull":      store.ErrCronFull,
 	"StateError":       &store.StateError{ID: "j", From: store.Queued, To: store.Running},
 }
 

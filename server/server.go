@@ -141,6 +141,7 @@ func (s *Server) openStore() error {
 	scfg.MaxBytes = s.cfg.MaxMemory
 	scfg.IdempotencyWindow = s.cfg.IdempotencyWindow * 1000
 	scfg.IdempotencyKeys = s.cfg.IdempotencyMaxKeys
+	scfg.MaxCron = s.cfg.MaxCron
 	if s.opts.Store != nil {
 		s.opts.Store(&scfg)
 	}

@@ -1,7 +1,7 @@
 // Package store is sluice's job store: jobs, queues, leases, the lifecycle,
 // the reservation algorithm, timers and blocked-reserve wake-ups. It has no
-// network code and depends on the standard library and package backpressure
-// only.
+// network code and depends on the standard library, package backpressure
+// and, to read periodic schedules, github.com/robfig/cron/v3 only.
 //
 // # Determinism
 //
@@ -48,13 +48,15 @@
 // guards its queues, lanes, jobs and timers. The gate, outermost, is held
 // shared by every command and alone by a transaction. policyMu, next,
 // orders policy changes with the log; FLUSHALL takes it, then idemKeys.mu,
-// then every shard lock in index order. A push with an idempotency key
-// holds idemKeys.mu around its shard lock (idem.go), so that the key's
-// check and the job's insert are one step for every queue. The other locks
+// then cronTable.mu, then every shard lock in index order. A push with an
+// idempotency key holds idemKeys.mu around its shard lock (idem.go), so
+// that the key's check and the job's insert are one step for every queue;
+// a periodic entry's firing holds cronTable.mu around its job's push
+// (cron.go), so that the job and the entry's next tick are one record. The other locks
 // are leaves, taken while policyMu, idemKeys.mu or a shard lock may be held
 // but never while another leaf is held:
 //
-//	gate  →  policyMu  →  idemKeys.mu  →  shard.mu  →  backpressure registry shard |
+//	gate  →  policyMu  →  idemKeys.mu  →  cronTable.mu  →  shard.mu  →  backpressure registry shard |
 //	             id index shard | shard.inboxMu (of any shard) |
 //	             expiredTokens.mu | retention.mu | the Journal's own lock
 //

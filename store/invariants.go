@@ -20,6 +20,9 @@ import (
 // tests; call it while no other operation runs.
 func (s *Store) CheckInvariants() error {
 	s.drainAll()
+	if err := s.checkCron(); err != nil {
+		return err
+	}
 	refs := s.index.all()
 	if int64(len(refs)) != s.Len() {
 		return fmt.Errorf("index holds %d jobs, total says %d", len(refs), s.Len())

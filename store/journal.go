@@ -42,6 +42,10 @@ const (
 	OpSnapRotation // snapshot: round-robin reserves of Worker start after Queue; oldest first
 	OpThrottle     // no admissions under PolicyKey until Until (also a snapshot record)
 	OpSnapFloor    // snapshot: no admission under a key happens before Until (throttles forgotten)
+	OpCronSet      // a periodic entry was created or replaced (cron.go)
+	OpCronDel      // a periodic entry was deleted
+	OpCronFire     // maintenance reached an entry's tick: its job (when ID is set) and its next tick
+	OpSnapCron     // snapshot: a periodic entry
 	opMax
 )
 
@@ -121,6 +125,18 @@ type Record struct {
 	Times         []int64  `log:"32"`             // admissions of PolicyKey; retention filings; token expiries
 	RetainedIDs   []string `log:"33"`             // snapretained: the retained jobs, oldest first
 	ExpiredTokens []string `log:"33,snapexpired"` // snapexpired: remembered tokens, in forgetting order
+
+	// Periodic entries (cronset, crondel, cronfire, snapcron). A cronset
+	// or snapcron record carries the entry's job in the job's fields
+	// (Queue, Handler, Payload, Priority, CKey, RKey, MaxAtt, Backoff); a
+	// cronfire record with an ID is that job's push, at Now, the tick.
+	CronName   string `log:"39"`
+	CronSpec   string `log:"40"` // the schedule as given (cron syntax or a descriptor)
+	CronZone   string `log:"41"` // the time zone the schedule is read in
+	CronNext   int64  `log:"42"` // the entry's next tick after the change; 0: none
+	CronLast   int64  `log:"43"` // snapcron: the tick of the last job pushed; 0: none yet
+	CronFired  int64  `log:"44"` // snapcron: jobs pushed so far
+	CronMissed int64  `log:"45"` // snapcron: misfires and refused ticks (CronEntry.Missed)
 }
 
 // Journal receives every state change. The store calls Append while holding

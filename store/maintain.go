@@ -13,9 +13,9 @@ import (
 
 // NextDeadline is the earliest instant at which maintenance has work (a
 // lease, a scheduled job, a retry, a rate window, a retention drop, keys to
-// forget); 0 if none.
+// forget, a periodic entry's tick); 0 if none.
 func (s *Store) NextDeadline() int64 {
-	next := min(s.ret.nextDue.Load(), s.idem.nextDue.Load())
+	next := min(s.ret.nextDue.Load(), s.idem.nextDue.Load(), s.cron.nextDue.Load())
 	for _, sh := range s.shards {
 		if d := sh.nextDue.Load(); d < next {
 			next = d
@@ -30,12 +30,21 @@ func (s *Store) NextDeadline() int64 {
 // Tick applies everything due at now and notifies the affected queues.
 // It is the timer's, outside every command: it holds the gate shared, so
 // that it never runs inside a transaction (see unit.go).
+//
+// When a periodic entry was due, Tick returns only once the log holds its
+// records (Journal.Wait, after the gate): with appendfsync always nothing
+// else would write them until a command waits, and a crash meanwhile
+// would lose jobs, and ticks, that no client ever saw.
 func (s *Store) Tick(now int64) {
 	s.gate.mu.RLock()
-	defer s.gate.mu.RUnlock()
+	cronDue := s.cron.nextDue.Load() <= now
 	var fx effects
 	s.maintain(now, &fx)
 	s.finish(&fx)
+	s.gate.mu.RUnlock()
+	if cronDue {
+		_ = s.durable(&fx) // a failing log is the commands' to report (MISCONF)
+	}
 }
 
 // maintain applies everything due at now, shard by shard, then the
@@ -70,6 +79,9 @@ func (s *Store) maintain(now int64, fx *effects) {
 	}
 	if s.idem.nextDue.Load() <= now {
 		s.sweepKeys(now, fx)
+	}
+	if s.cron.nextDue.Load() <= now {
+		s.fireCron(now, fx) // cron.go
 	}
 }
 

@@ -113,20 +113,21 @@ type Memory struct {
 	Policies int64 // policies, keys in use and rate-limit admissions
 	Tokens   int64 // expired tokens remembered
 	Keys     int64 // idempotency keys remembered
+	Cron     int64 // periodic entries
 }
 
 // Used is the figure --maxmemory is checked against.
-func (m Memory) Used() int64 { return m.Jobs + m.Queues + m.Policies + m.Tokens + m.Keys }
+func (m Memory) Used() int64 { return m.Jobs + m.Queues + m.Policies + m.Tokens + m.Keys + m.Cron }
 
 // Memory reports the estimated memory held, by part.
 func (s *Store) Memory() Memory {
 	return Memory{Jobs: s.Bytes(), Queues: s.state.Load(), Policies: s.reg.Bytes(), Tokens: s.expired.bytes.Load(),
-		Keys: s.idem.bytes.Load()}
+		Keys: s.idem.bytes.Load(), Cron: s.cron.bytes.Load()}
 }
 
 // otherBytes is the estimate of everything but jobs. Any lock may be held.
 func (s *Store) otherBytes() int64 {
-	return s.state.Load() + s.reg.Bytes() + s.expired.bytes.Load() + s.idem.bytes.Load()
+	return s.state.Load() + s.reg.Bytes() + s.expired.bytes.Load() + s.idem.bytes.Load() + s.cron.bytes.Load()
 }
 
 // admitState reports whether size more bytes of state besides jobs fit

@@ -1345,6 +1345,7 @@ func (s *Store) Flush(now int64) error {
 func (s *Store) flush(now int64, fx *effects) {
 	s.policyMu.Lock()
 	s.idem.mu.Lock()
+	s.cron.mu.Lock()
 	for _, sh := range s.shards {
 		sh.mu.Lock()
 	}
@@ -1353,12 +1354,14 @@ func (s *Store) flush(now int64, fx *effects) {
 	for _, sh := range s.shards {
 		sh.mu.Unlock()
 	}
+	s.cron.mu.Unlock()
 	s.idem.mu.Unlock()
 	s.policyMu.Unlock()
 }
 
-// flushLocked empties everything, idempotency keys included. Every shard
-// lock, idemKeys.mu and policyMu must be held.
+// flushLocked empties everything, idempotency keys and periodic entries
+// included. Every shard lock, cronTable.mu, idemKeys.mu and policyMu must
+// be held.
 func (s *Store) flushLocked() {
 	s.unshare()
 	// Guard stale pointers that operations waiting for a lock may hold
@@ -1393,6 +1396,7 @@ func (s *Store) flushLocked() {
 	s.weights.m = make(map[string]uint32)
 	s.weights.mu.Unlock()
 	s.rotation.reset()
+	s.cron.resetLocked()
 	s.total.Store(0)
 	s.bytes.Store(0)
 	s.state.Store(0)

@@ -20,7 +20,7 @@ func (o Op) String() string {
 	names := [...]string{"", "push", "reserve", "start", "touch", "ack", "fail", "release",
 		"cancel", "retry", "pause", "resume", "purge", "policyset", "policydel", "flush",
 		"expire", "due", "drop", "snapqueue", "snapjob", "snappolicy", "snapadmissions", "snapexpired", "snapretained", "snapend",
-		"idemexpire", "snapidem", "weight", "snapgroup", "snaprotation", "throttle", "snapfloor"}
+		"idemexpire", "snapidem", "weight", "snapgroup", "snaprotation", "throttle", "snapfloor", "cronset", "crondel", "cronfire", "snapcron"}
 	if int(o) < len(names) && o > 0 {
 		return names[o]
 	}
@@ -93,6 +93,8 @@ func (s *Store) Replay(r *Record) error {
 		}
 		s.applyWeight(r)
 		return nil
+	case OpCronSet, OpCronDel, OpCronFire:
+		return s.replayCron(r, &fx)
 	case OpIdemExpire:
 		s.idem.mu.Lock()
 		s.idem.sweepLocked(r.Now)
@@ -310,6 +312,9 @@ func (s *Store) Dump(now int64, emit func(*Record) error) error {
 			return err
 		}
 	}
+	if err := s.dumpCron(emit); err != nil {
+		return err
+	}
 	return emit(&Record{Op: OpSnapEnd, Now: now})
 }
 
@@ -383,6 +388,8 @@ func (s *Store) load(r *Record) error {
 		s.idem.mu.Lock()
 		s.idem.restore(r.IdemKey, r.ID, r.Now, 0)
 		s.idem.mu.Unlock()
+	case OpSnapCron:
+		return s.loadCron(r)
 	case OpSnapEnd:
 	default:
 		return replayErr(r, "unknown record kind")

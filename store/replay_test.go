@@ -146,6 +146,15 @@ func randomOps(t *testing.T, s *Store, rng *rand.Rand, n int) int64 {
 			}
 		default:
 			now += int64(rng.IntN(120))
+			if rng.IntN(10) == 0 { // periodic entries (cron.go), now and then
+				name := pick([]string{"c1", "c2"})
+				if rng.IntN(4) == 0 {
+					s.CronDel(now, name)
+				} else {
+					s.CronSet(now, CronOptions{Name: name, Spec: pick([]string{"@every 1s", "@every 2s", "* * * * *"}),
+						Queue: pick(queues), Handler: "h1", Payload: []byte(name), ConcurrencyKey: pick(keys)})
+				}
+			}
 		}
 	}
 	return now

@@ -46,6 +46,8 @@ type Config struct {
 	// IdempotencyKeys bounds the keys remembered: past it the oldest are
 	// forgotten early. Default 1,000,000.
 	IdempotencyKeys int
+	// MaxCron bounds the periodic entries (cron.go); default 10,000.
+	MaxCron int
 }
 
 // DefaultConfig returns the documented defaults.
@@ -58,6 +60,7 @@ func DefaultConfig() Config {
 
 		IdempotencyWindow: 24 * 60 * 60 * 1000,
 		IdempotencyKeys:   1_000_000,
+		MaxCron:           DefaultMaxCron,
 	}
 }
 
@@ -80,6 +83,8 @@ func (c Config) Validate() error {
 		return errors.New("store: IdempotencyWindow must be at least 1 ms")
 	case c.IdempotencyKeys < 1:
 		return errors.New("store: IdempotencyKeys must be at least 1")
+	case c.MaxCron < 0:
+		return errors.New("store: MaxCron must not be negative")
 	}
 	return nil
 }
@@ -96,6 +101,7 @@ type Store struct {
 	expired expiredTokens
 	ret     retention
 	idem    idemKeys
+	cron    cronTable
 	// limited is set when MaxJobs or MaxBytes is: only then do pushes
 	// also keep the store-wide counts below, which their limits are
 	// checked against in one atomic step. Each shard always counts its own
@@ -293,6 +299,7 @@ func New(cfg Config, gen Generator) (*Store, error) {
 	s.expired.init(cfg.ExpiredTokens)
 	s.ret.init(cfg.MaxRetained, cfg.Retention)
 	s.idem.init(cfg.IdempotencyKeys, cfg.IdempotencyWindow)
+	s.cron.init(cfg.MaxCron)
 	return s, nil
 }
 
