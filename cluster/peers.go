@@ -73,7 +73,7 @@ func (c *helloConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 // greet exchanges hellos on c (dialer: we speak first) within the
 // deadline, records the peer and returns the connection to hand raft.
 func (s *stream) greet(c net.Conn, dialer bool) (net.Conn, error) {
-	c.SetDeadline(time.Now().Add(handshakeTimeout))
+	c.SetDeadline(time.Now().Add(s.shake))
 	defer c.SetDeadline(time.Time{})
 	r := bufio.NewReaderSize(c, 1024)
 	var peer Peer

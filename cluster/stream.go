@@ -45,6 +45,7 @@ type stream struct {
 	once   sync.Once
 	wg     sync.WaitGroup
 	slots  chan struct{}
+	shake  time.Duration // handshakeTimeout when the stream was made
 	hmu    sync.Mutex
 	shakes []net.Conn   // connections in their handshake, oldest first; under hmu
 	failed atomic.Int64 // handshakes refused since the last log line
@@ -71,7 +72,8 @@ func newStream(ln net.Listener, advertise net.Addr, p Peering, via map[string]st
 		self.ClientAddr = "-"
 	}
 	s := &stream{ln: ln, advertise: advertise, server: server, client: client, via: via, log: log, self: self,
-		ready: make(chan net.Conn), done: make(chan struct{}), slots: make(chan struct{}, maxHandshakes)}
+		ready: make(chan net.Conn), done: make(chan struct{}), slots: make(chan struct{}, maxHandshakes),
+		shake: handshakeTimeout}
 	s.wg.Add(1)
 	go s.acceptLoop()
 	return s, nil
@@ -111,7 +113,7 @@ func (s *stream) acceptLoop() {
 func (s *stream) handshake(c net.Conn) {
 	defer s.wg.Done()
 	tc := tls.Server(c, s.server)
-	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), s.shake)
 	err := tc.HandshakeContext(ctx)
 	cancel()
 	var conn net.Conn
