@@ -170,3 +170,45 @@ func TestReplicatedCommandsConverge(t *testing.T) {
 		t.Fatalf("%d succeeded over 3 nodes, want 5 each", succeeded)
 	}
 }
+
+// A read on one node between entries changes nothing the others do not
+// change too: every entry runs the store's maintenance at its time before
+// its commands, even commands that are refused before they look at the
+// store, so a read at that time finds nothing due (here a periodic entry's
+// tick, whose job would otherwise be pushed by the read, with the reading
+// node's own ids).
+func TestReadsBetweenEntriesChangeNothing(t *testing.T) {
+	a, b := newStoreNode(t), newStoreNode(t)
+	const t0 = int64(1_800_000_000_000)
+	entries := []Entry{
+		{Kind: KindCommands, Now: t0, Batches: []Batch{{args("CRONSET every @every\x201s q h p")}}},
+		// Commands that change nothing (refused before they look at the
+		// store), yet move the group's time on.
+		{Kind: KindCommands, Now: t0 + 1500, Batches: []Batch{{args("POLICYSET CONCURRENCY k 0")}}},
+		{Kind: KindCommands, Now: t0 + 2500, Batches: []Batch{{args("JOBACK no-such-token")}}},
+		{Kind: KindTick, Now: t0 + 3000},
+	}
+	for i := range entries {
+		entries[i].Seed[0] = byte(i + 1)
+	}
+	// args splits on spaces: put the schedule back together.
+	entries[0].Batches[0][0] = [][]byte{[]byte("CRONSET"), []byte("every"), []byte("@every 1s"), []byte("q"), []byte("h"), []byte("p")}
+	for i, e := range entries {
+		for _, n := range []*storeNode{a, b} {
+			if r, ok := n.fsm.Apply(&raft.Log{Index: uint64(i + 1), Data: AppendEntry(nil, &e)}).(Applied); !ok || r.Err != nil {
+				t.Fatalf("entry %d: %+v", i, r)
+			}
+		}
+		// Node b serves reads at its time after every entry; a serves none.
+		b.st.Queues(b.fsm.Now())
+		if _, err := b.st.QueueStats(b.fsm.Now(), "q"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a.st.Len() == 0 {
+		t.Fatal("the periodic entry pushed no job: the test shows nothing")
+	}
+	if da, db := a.digest(t), b.digest(t); da != db {
+		t.Fatalf("the node that served reads differs from the one that did not (%d and %d jobs)", b.st.Len(), a.st.Len())
+	}
+}

@@ -94,6 +94,11 @@ func (f *FSM) Apply(l *raft.Log) any {
 	case KindTick:
 		f.st.Tick(now)
 	case KindCommands:
+		// Maintenance first, at the entry's time, on every node: reads
+		// run at this time from now on (Env.Now) and would otherwise run
+		// what is due here on their node alone, since a command refused
+		// early runs none.
+		f.st.Tick(now)
 		out.Results = make([][]protocol.Result, len(e.Batches))
 		at := time.UnixMilli(now)
 		for i, b := range e.Batches {
