@@ -49,9 +49,13 @@ const (
 	tTurn          = 36
 	tRoundRobin    = 37
 	tUntil         = 38
+	tCooldown      = 39
+	tProbes        = 40
+	tProbesOK      = 41
 	tTimes         = 32
 	tRetainedIDs   = 33
 	tExpiredTokens = 33
+	tProbeIDs      = 42
 )
 
 // appendFields writes r's fields: scalars, then lists, each by number.
@@ -95,9 +99,13 @@ func appendFields(buf []byte, r *store.Record) []byte {
 	buf = putUint(buf, tTurn, r.Turn)
 	buf = putFlag(buf, tRoundRobin, r.RoundRobin)
 	buf = putInt(buf, tUntil, r.Until)
+	buf = putInt(buf, tCooldown, r.Cooldown)
+	buf = putInt(buf, tProbes, r.Probes)
+	buf = putInt(buf, tProbesOK, r.ProbesOK)
 	buf = putInts(buf, tTimes, r.Times)
 	buf = putStrings(buf, tRetainedIDs, r.RetainedIDs)
 	buf = putStrings(buf, tExpiredTokens, r.ExpiredTokens)
+	buf = putStrings(buf, tProbeIDs, r.ProbeIDs)
 	return buf
 }
 
@@ -119,7 +127,7 @@ func decodeField(d *decoder, r *store.Record, tag byte) bool {
 		r.Priority = d.varint()
 	case 7:
 		switch r.Op {
-		case store.OpPolicySet, store.OpPolicyDel, store.OpSnapPolicy, store.OpSnapAdmissions, store.OpWeight, store.OpThrottle:
+		case store.OpPolicySet, store.OpPolicyDel, store.OpSnapPolicy, store.OpSnapAdmissions, store.OpWeight, store.OpThrottle, store.OpBreaker, store.OpSnapBreaker:
 			r.PolicyKey = d.str()
 		default:
 			r.CKey = d.str()
@@ -192,6 +200,12 @@ func decodeField(d *decoder, r *store.Record, tag byte) bool {
 		r.RoundRobin = d.flag()
 	case 38:
 		r.Until = d.varint()
+	case 39:
+		r.Cooldown = d.varint()
+	case 40:
+		r.Probes = d.varint()
+	case 41:
+		r.ProbesOK = d.varint()
 	case 32:
 		r.Times = d.ints()
 	case 33:
@@ -201,6 +215,8 @@ func decodeField(d *decoder, r *store.Record, tag byte) bool {
 		default:
 			r.RetainedIDs = d.strs()
 		}
+	case 42:
+		r.ProbeIDs = d.strs()
 	default:
 		return false
 	}
