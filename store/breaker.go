@@ -500,6 +500,10 @@ func (s *Store) applyBreaker(r *Record, fx *effects) error {
 		(r.Limit > 0 && (r.Period < 1 || r.Cooldown < 1 || r.Probes < 1)) {
 		return replayErr(r, "breaker settings out of range")
 	}
+	if r.Op == OpSnapBreaker && (r.Limit == 0 || int64(len(r.Times)) >= r.Limit || r.Until < 0 || r.ProbesOK < 0 ||
+		r.ProbesOK+int64(len(r.ProbeIDs)) > r.Probes || (r.Until == 0 && r.ProbesOK+int64(len(r.ProbeIDs)) > 0)) {
+		return replayErr(r, "breaker state out of range")
+	}
 	s.policyMu.Lock()
 	for _, sh := range s.shards {
 		sh.mu.Lock()

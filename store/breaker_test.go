@@ -310,3 +310,28 @@ func (m *lockedJournal) Append(r Record) uint64 {
 }
 func (m *lockedJournal) Wait(uint64) error { return nil }
 func (m *lockedJournal) Err() error        { return nil }
+
+// TestBreakerBadRecords: a breaker record a live store could not have
+// written is refused by replay, which changes nothing.
+func TestBreakerBadRecords(t *testing.T) {
+	s, _ := New(DefaultConfig(), NewSeqGenerator())
+	s.BeginReplay()
+	for _, r := range []Record{
+		{Op: OpBreaker, Now: 1, PolicyKey: "h", Limit: 1, Period: 1, Cooldown: 1, Probes: 1},
+		{Op: OpBreaker, Now: 1, PolicyKey: "handler:h", Limit: 1, Period: 0, Cooldown: 1, Probes: 1},
+		{Op: OpBreaker, Now: 1, PolicyKey: "handler:h", Limit: MaxBreakerFailures + 1, Period: 1, Cooldown: 1, Probes: 1},
+		{Op: OpSnapBreaker, PolicyKey: "handler:h", Limit: 2, Period: 1, Cooldown: 1, Probes: 1, Times: []int64{1, 2}},
+		{Op: OpSnapBreaker, PolicyKey: "handler:h", Limit: 2, Period: 1, Cooldown: 1, Probes: 1, Until: 5, ProbeIDs: []string{"a", "b"}},
+		{Op: OpSnapBreaker, PolicyKey: "handler:h", Limit: 2, Period: 1, Cooldown: 1, Probes: 1, ProbesOK: 1},
+		{Op: OpSnapBreaker, PolicyKey: "handler:h", Period: 1, Cooldown: 1, Probes: 1},
+	} {
+		if err := s.Replay(&r); !errors.Is(err, ErrReplay) {
+			t.Errorf("%+v: %v, want a replay error", r, err)
+		}
+	}
+	s.EndReplay()
+	if ps := s.Policies(1); len(ps) != 0 {
+		t.Fatalf("policies after refused records: %+v", ps)
+	}
+	must(t, s.CheckInvariants())
+}
