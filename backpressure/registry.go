@@ -21,6 +21,10 @@ const (
 	// Throttle is not a policy but a pause of admissions under a key
 	// until an instant (SetThrottle); it shares the policies' keys.
 	Throttle
+	// Breaker is not a policy of the registry either: a circuit breaker
+	// on a handler, a queue or a key, which the store keeps; it shares
+	// the policies' listing.
+	Breaker
 )
 
 func (k Kind) String() string {
@@ -31,11 +35,14 @@ func (k Kind) String() string {
 		return "ratelimit"
 	case Throttle:
 		return "throttle"
+	case Breaker:
+		return "breaker"
 	}
 	return "kind(" + strconv.Itoa(int(k)) + ")"
 }
 
-// ParseKind reads "concurrency", "ratelimit" or "throttle" (any case).
+// ParseKind reads "concurrency", "ratelimit", "throttle" or "breaker" (any
+// case).
 func ParseKind(s string) (Kind, bool) {
 	switch {
 	case ascii.EqualFold(s, "concurrency"):
@@ -44,6 +51,8 @@ func ParseKind(s string) (Kind, bool) {
 		return RateLimit, true
 	case ascii.EqualFold(s, "throttle"):
 		return Throttle, true
+	case ascii.EqualFold(s, "breaker"):
+		return Breaker, true
 	}
 	return 0, false
 }
@@ -90,6 +99,14 @@ type Info struct {
 	// Template is the template ("tenant:*") an instance takes its policy
 	// from; empty for an exact policy and for a template itself.
 	Template string
+	// A breaker's (kind Breaker): its state (closed, open or half-open),
+	// cooldown and probes; Limit is its threshold of failures, Period its
+	// window, Active the failures in it, NextFreeAt the end of an open
+	// breaker's cooldown. ProbesOut are probes reserved and not yet
+	// resolved, ProbesOK those that succeeded, in this half-open spell.
+	State               string
+	Cooldown, Probes    int64
+	ProbesOut, ProbesOK int64
 }
 
 const numShards = 16

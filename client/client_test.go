@@ -426,3 +426,41 @@ func TestTemplatesAndThrottles(t *testing.T) {
 		t.Fatalf("get lifted throttle: %v", err)
 	}
 }
+
+func TestBreakers(t *testing.T) {
+	c := startServer(t).client(t)
+	target := client.BreakerHandler("mail")
+	if err := c.PolicySetBreaker(bg, target, 1, time.Minute, time.Hour, 2); err != nil {
+		t.Fatal(err)
+	}
+	must[string](t)(c.Push(bg, "q", "mail", nil, nil))
+	waiting := must[string](t)(c.Push(bg, "q", "mail", nil, nil))
+	res := must[[]client.Reservation](t)(c.Reserve(bg, client.ReserveOptions{Worker: "w", Lease: time.Minute, Queues: []string{"q"}}))
+	check.Len(t, "reserved", res, 1)
+	if _, err := c.Fail(bg, res[0].Token, client.FailOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p := must[*client.Policy](t)(c.PolicyGet(bg, client.Breaker, target))
+	check.Field(t, "State", p.State, client.BreakerOpen)
+	check.Field(t, "Cooldown", p.Cooldown, time.Hour)
+	check.Field(t, "Probes", p.Probes, 2)
+	check.Field(t, "Waiting", p.Waiting, 1)
+	if time.Until(p.NextFreeAt) < 50*time.Minute {
+		t.Fatalf("open until %v", p.NextFreeAt)
+	}
+	b := must[*client.Job](t)(c.Get(bg, waiting)).BlockedBy
+	if b == nil {
+		t.Fatal("blocked_by is nil")
+	}
+	check.Field(t, "blocked_by's Reason", b.Reason, client.BlockedBreaker)
+	check.Field(t, "blocked_by's Key", b.Key, target)
+	check.Field(t, "blocked_by's Until", b.Until.UnixMilli(), p.NextFreeAt.UnixMilli())
+	list := must[[]client.Policy](t)(c.PolicyList(bg))
+	check.Len(t, "PolicyList", list, 1)
+	if ok := must[bool](t)(c.PolicyDel(bg, client.Breaker, target)); !ok {
+		t.Fatal("PolicyDel found no breaker")
+	}
+	if _, err := c.PolicyGet(bg, client.Breaker, target); !errors.Is(err, client.ErrNoPolicy) {
+		t.Fatalf("get deleted breaker: %v", err)
+	}
+}

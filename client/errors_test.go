@@ -61,6 +61,8 @@ func TestParseBlockedBy(t *testing.T) {
 		{"concurrency:db 3/3", BlockedBy{Reason: BlockedConcurrency, Key: "db", Active: 3, Limit: 3}},
 		{"concurrency:a b 4/2", BlockedBy{Reason: BlockedConcurrency, Key: "a b", Active: 4, Limit: 2}},
 		{"ratelimit:x until y until 1700000000000", BlockedBy{Reason: BlockedRateLimit, Key: "x until y", Until: time.UnixMilli(1700000000000)}},
+		{"breaker:handler:a b open until 1700000000000", BlockedBy{Reason: BlockedBreaker, Key: "handler:a b", Until: time.UnixMilli(1700000000000)}},
+		{"breaker:key:k half-open probes 2/3", BlockedBy{Reason: BlockedBreaker, Key: "key:k", Active: 2, Limit: 3}},
 		{"something new", BlockedBy{}},
 	} {
 		got := parseBlockedBy(tc.in)

@@ -318,16 +318,17 @@ const (
 	BlockedConcurrency = "concurrency"
 	BlockedRateLimit   = "ratelimit"
 	BlockedThrottled   = "throttled"
+	BlockedBreaker     = "breaker"
 	BlockedPaused      = "paused"
 )
 
 // BlockedBy is a decoded blocked_by field.
 type BlockedBy struct {
-	Reason string    // BlockedConcurrency, BlockedRateLimit, BlockedThrottled or BlockedPaused
-	Key    string    // the policy key (concurrency, ratelimit, throttled)
-	Active int64     // active jobs for the key (concurrency)
-	Limit  int64     // the policy's limit (concurrency)
-	Until  time.Time // when the rate window next admits (ratelimit) or the throttle ends (throttled)
+	Reason string    // BlockedConcurrency, BlockedRateLimit, BlockedThrottled, BlockedBreaker or BlockedPaused
+	Key    string    // the policy key (concurrency, ratelimit, throttled), the breaker's ("handler:h")
+	Active int64     // active jobs for the key (concurrency), probes taken (a half-open breaker)
+	Limit  int64     // the policy's limit (concurrency), the breaker's probes (half-open)
+	Until  time.Time // when the rate window next admits (ratelimit), the throttle ends (throttled) or an open breaker turns half-open
 	Text   string    // the field as the server sent it
 }
 
@@ -375,8 +376,9 @@ func decodeJob(cmd string, v any) (*Job, error) {
 }
 
 // parseBlockedBy reads "concurrency:<key> <active>/<limit>",
-// "ratelimit:<key> until <unix-ms>", "throttled:<key> until <unix-ms>" or
-// "paused". Keys may hold spaces, so
+// "ratelimit:<key> until <unix-ms>", "throttled:<key> until <unix-ms>",
+// "breaker:<key> open until <unix-ms>", "breaker:<key> half-open probes
+// <taken>/<probes>" or "paused". Keys may hold spaces, so
 // the numbers are taken from the end. What it cannot read is kept in Text.
 func parseBlockedBy(s string) *BlockedBy {
 	b := &BlockedBy{Text: s}
@@ -389,6 +391,21 @@ func parseBlockedBy(s string) *BlockedBy {
 		if i := strings.LastIndexByte(rest, ' '); i >= 0 {
 			b.Key = rest[:i]
 			if a, l, ok := strings.Cut(rest[i+1:], "/"); ok {
+				b.Active, _ = strconv.ParseInt(a, 10, 64)
+				b.Limit, _ = strconv.ParseInt(l, 10, 64)
+			}
+		}
+	case strings.HasPrefix(s, "breaker:"):
+		b.Reason = BlockedBreaker
+		rest := strings.TrimPrefix(s, "breaker:")
+		if i := strings.LastIndex(rest, " open until "); i >= 0 {
+			b.Key = rest[:i]
+			if n, err := strconv.ParseInt(rest[i+len(" open until "):], 10, 64); err == nil {
+				b.Until = time.UnixMilli(n)
+			}
+		} else if i := strings.LastIndex(rest, " half-open probes "); i >= 0 {
+			b.Key = rest[:i]
+			if a, l, ok := strings.Cut(rest[i+len(" half-open probes "):], "/"); ok {
 				b.Active, _ = strconv.ParseInt(a, 10, 64)
 				b.Limit, _ = strconv.ParseInt(l, 10, 64)
 			}

@@ -17,6 +17,7 @@ const (
 	RateLimit   PolicyKind = "ratelimit"
 	Weight      PolicyKind = "weight"   // a fair group's weight: Limit is the weight
 	Throttle    PolicyKind = "throttle" // POLICYGET/POLICYDEL of a key's throttle
+	Breaker     PolicyKind = "breaker"  // a circuit breaker; its key is BreakerHandler(h) and the like
 )
 
 // Policy is a policy with its live usage (POLICYGET, POLICYLIST).
@@ -29,7 +30,29 @@ type Policy struct {
 	Waiting    int64         // queued jobs the policy refuses now
 	NextFreeAt time.Time     // when a full rate window admits again, or a throttle ends; zero otherwise
 	Template   string        // the template ("tenant:*") a key's policy comes from; "" for its own
+
+	// A circuit breaker's (Kind Breaker): Limit is its threshold of
+	// failures, Period its window, Active the failures in it and
+	// NextFreeAt the end of its cooldown while open.
+	State     string // BreakerClosed, BreakerOpen or BreakerHalfOpen
+	Cooldown  time.Duration
+	Probes    int64 // jobs let through while half-open
+	ProbesOut int64 // probes reserved and not yet resolved
+	ProbesOK  int64 // probes that succeeded in this half-open spell
 }
+
+// Circuit breaker states.
+const (
+	BreakerClosed   = "closed"
+	BreakerOpen     = "open"
+	BreakerHalfOpen = "half-open"
+)
+
+// BreakerHandler, BreakerQueue and BreakerKey name the breaker over a
+// handler's jobs, a queue's, or those of a concurrency or rate-limit key.
+func BreakerHandler(name string) string { return "handler:" + name }
+func BreakerQueue(name string) string   { return "queue:" + name }
+func BreakerKey(name string) string     { return "key:" + name }
 
 // PolicySetConcurrency caps the active (reserved or running) jobs that
 // carry concurrency key key, across all queues, at limit (>= 1). A key
@@ -52,6 +75,16 @@ func (c *Client) PolicySetRateLimit(ctx context.Context, key string, limit int64
 // weight 1.
 func (c *Client) PolicySetWeight(ctx context.Context, group string, n int64) error {
 	return c.doOK(ctx, "POLICYSET", "WEIGHT", group, n)
+}
+
+// PolicySetBreaker sets a circuit breaker on target (BreakerHandler,
+// BreakerQueue or BreakerKey): failures attempts failing (JOBFAIL or an
+// expired lease) within window open it for cooldown, during which its jobs
+// stay queued; then probes jobs may go, and it closes when they all
+// succeed or opens again when one fails. Setting it again starts it
+// closed.
+func (c *Client) PolicySetBreaker(ctx context.Context, target string, failures int64, window, cooldown time.Duration, probes int64) error {
+	return c.doOK(ctx, "POLICYSET", "BREAKER", target, failures, ms(window), ms(cooldown), probes)
 }
 
 // PolicyThrottle stops every admission under key (as a concurrency or a
@@ -116,6 +149,11 @@ func decodePolicy(cmd string, v any) (*Policy, error) {
 		Waiting:    r.int("waiting"),
 		NextFreeAt: r.time("next_free_at"),
 		Template:   r.str("template"),
+		State:      r.str("state"),
+		Cooldown:   time.Duration(r.int("cooldown")) * time.Millisecond,
+		Probes:     r.int("probes"),
+		ProbesOut:  r.int("probes_out"),
+		ProbesOK:   r.int("probes_ok"),
 	}
 	if r.err != nil {
 		return nil, r.err

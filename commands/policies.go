@@ -12,16 +12,19 @@ func policyCommands(e *Env) []protocol.Command {
 			{Name: "concurrency", Type: "pure-token", Token: "CONCURRENCY"},
 			{Name: "ratelimit", Type: "pure-token", Token: "RATELIMIT"},
 			{Name: "weight", Type: "pure-token", Token: "WEIGHT"},
-			{Name: "throttle", Type: "pure-token", Token: "THROTTLE"}}},
+			{Name: "throttle", Type: "pure-token", Token: "THROTTLE"},
+			{Name: "breaker", Type: "pure-token", Token: "BREAKER"}}},
 		str("key"),
 	}
 	return []protocol.Command{
 		{Name: "policyset", Arity: -4, Flags: protocol.Write | protocol.Fast, Handler: e.policySet,
-			Group: "policies", Summary: "Create or change a concurrency cap or a rate limit.",
+			Group: "policies", Summary: "Create or change a concurrency cap, a rate limit, a weight or a circuit breaker.",
 			Args: []protocol.Arg{{Name: "policy", Type: "oneof", Args: []protocol.Arg{
 				{Name: "concurrency", Type: "block", Token: "CONCURRENCY", Args: []protocol.Arg{str("key"), integerArg("limit")}},
 				{Name: "ratelimit", Type: "block", Token: "RATELIMIT", Args: []protocol.Arg{str("key"), integerArg("limit"), integerArg("period-ms")}},
 				{Name: "weight", Type: "block", Token: "WEIGHT", Args: []protocol.Arg{str("group"), integerArg("weight")}},
+				{Name: "breaker", Type: "block", Token: "BREAKER", Args: []protocol.Arg{str("target"), integerArg("failures"),
+					integerArg("window-ms"), integerArg("cooldown-ms"), {Name: "probes", Type: "integer", Optional: true}}},
 			}}}},
 		{Name: "policydel", Arity: 3, Flags: protocol.Write | protocol.Fast, Handler: e.policyDel,
 			Group: "policies", Summary: "Delete a policy.", Args: kindKey},
@@ -46,9 +49,13 @@ func parseKind(b []byte) (backpressure.Kind, error) {
 // POLICYSET CONCURRENCY key limit
 // POLICYSET RATELIMIT key limit period-ms
 // POLICYSET WEIGHT group weight
+// POLICYSET BREAKER handler:h|queue:q|key:k failures window-ms cooldown-ms [probes]
 func (e *Env) policySet(c *protocol.Client, args [][]byte) (any, error) {
 	if keyword(args[1], "WEIGHT") {
 		return e.weightSet(c, args)
+	}
+	if keyword(args[1], "BREAKER") {
+		return e.breakerSet(c, args)
 	}
 	kind, err := parseKind(args[1])
 	if err != nil {
@@ -143,6 +150,40 @@ func (e *Env) policyList(c *protocol.Client, args [][]byte) (any, error) {
 	return append(out, weightMaps(e.Store.Weights())...), nil
 }
 
+// POLICYSET BREAKER target failures window-ms cooldown-ms [probes]; probes
+// defaults to 1.
+func (e *Env) breakerSet(c *protocol.Client, args [][]byte) (any, error) {
+	if len(args) != 6 && len(args) != 7 {
+		return nil, protocol.ErrSyntax
+	}
+	key, err := ident(args[2], "breaker")
+	if err != nil {
+		return nil, err
+	}
+	failures, err := integer(args[3])
+	if err != nil {
+		return nil, err
+	}
+	window, err := duration(args[4], false)
+	if err != nil {
+		return nil, err
+	}
+	cooldown, err := duration(args[5], false)
+	if err != nil {
+		return nil, err
+	}
+	probes := int64(1)
+	if len(args) == 7 {
+		if probes, err = integer(args[6]); err != nil {
+			return nil, err
+		}
+	}
+	if err := e.Store.SetBreaker(e.now(c), key, failures, window, cooldown, probes); err != nil {
+		return nil, err
+	}
+	return protocol.OK, nil
+}
+
 // POLICYTHROTTLE key ms
 func (e *Env) policyThrottle(c *protocol.Client, args [][]byte) (any, error) {
 	key, err := ident(args[1], "throttle key")
@@ -158,7 +199,10 @@ func (e *Env) policyThrottle(c *protocol.Client, args [][]byte) (any, error) {
 
 // policyMap is a policy as POLICYGET shows it. A throttle has the same
 // fields (no limit, no period, next_free_at its end); an instance of a
-// template has one more, template.
+// template has one more, template. A breaker's limit is its threshold of
+// failures, period its window, active the failures in it, next_free_at
+// the end of its cooldown while open, and it adds state, cooldown, probes,
+// probes_out and probes_ok.
 func policyMap(p store.PolicyInfo) protocol.Map {
 	var period, limit any = nil, p.Limit
 	switch p.Kind {
@@ -166,6 +210,8 @@ func policyMap(p store.PolicyInfo) protocol.Map {
 		period = p.Period
 	case backpressure.Throttle:
 		limit = nil
+	case backpressure.Breaker:
+		period = p.Period
 	}
 	m := protocol.Map{
 		"kind", p.Kind.String(), "key", p.Key, "limit", limit, "period", period,
@@ -173,6 +219,10 @@ func policyMap(p store.PolicyInfo) protocol.Map {
 	}
 	if p.Template != "" {
 		m = append(m, "template", p.Template)
+	}
+	if p.Kind == backpressure.Breaker {
+		m = append(m, "state", p.State, "cooldown", p.Cooldown, "probes", p.Probes,
+			"probes_out", p.ProbesOut, "probes_ok", p.ProbesOK)
 	}
 	return m
 }

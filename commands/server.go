@@ -662,6 +662,11 @@ func (e *Env) infoPolicies(now int64) []string {
 			lines = append(lines, fmt.Sprintf("policy_throttle_%s:until=%d,waiting=%d", infoName(p.Key), p.NextFreeAt, p.Waiting))
 			continue
 		}
+		if p.Kind == backpressure.Breaker {
+			lines = append(lines, fmt.Sprintf("policy_breaker_%s:state=%s,failures=%d,threshold=%d,window=%d,cooldown=%d,open_until=%d,probes=%d,probes_out=%d,probes_ok=%d,waiting=%d",
+				infoName(p.Key), p.State, p.Active, p.Limit, p.Period, p.Cooldown, p.NextFreeAt, p.Probes, p.ProbesOut, p.ProbesOK, p.Waiting))
+			continue
+		}
 		l := fmt.Sprintf("policy_%s_%s:limit=%d,active=%d,waiting=%d", p.Kind, infoName(p.Key), p.Limit, p.Active, p.Waiting)
 		if p.Period > 0 {
 			l += fmt.Sprintf(",period=%d,next_free_at=%d", p.Period, p.NextFreeAt)

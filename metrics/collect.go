@@ -75,6 +75,8 @@ var (
 	policyActiveDesc = desc("policy_active", "Active jobs (concurrency) or admissions in the window (rate limit).", "kind", "key")
 	policyLimitDesc  = desc("policy_limit", "The policy's limit.", "kind", "key")
 	policyUntilDesc  = desc("policy_throttled_until_seconds", "When the key's throttle ends (Unix time); kind is throttle.", "kind", "key")
+	breakerStateDesc = desc("policy_breaker_state", "A circuit breaker's state: 0 closed, 1 half-open, 2 open (the worst under one label).", "kind", "key")
+	breakerOpenDesc  = desc("policy_breaker_open_until_seconds", "When an open circuit breaker turns half-open (Unix time); 0 when none is open.", "kind", "key")
 
 	cmdDesc       = desc("command_duration_seconds", "Time spent running commands (not waiting blocked), by command.", "command")
 	cmdFailedDesc = desc("command_errors_total", "Commands that replied with an error, by command.", "command")
@@ -202,6 +204,7 @@ func (c *collector) collectQueues(ch chan<- prometheus.Metric) {
 func (c *collector) collectPolicies(ch chan<- prometheus.Metric) {
 	type sums struct {
 		waiting, active, limit, until int64
+		state                         int64 // breakers: 0 closed, 1 half-open, 2 open
 		own                           bool
 	}
 	byLabel := map[policyKey]*sums{}
@@ -222,6 +225,12 @@ func (c *collector) collectPolicies(ch chan<- prometheus.Metric) {
 		s.active += p.Active
 		s.limit += p.Limit
 		s.until = max(s.until, p.NextFreeAt)
+		switch p.State {
+		case "open":
+			s.state = 2
+		case "half-open":
+			s.state = max(s.state, 1)
+		}
 	}
 	sort.Slice(order, func(i, j int) bool {
 		return order[i].kind < order[j].kind || (order[i].kind == order[j].kind && order[i].key < order[j].key)
@@ -233,6 +242,9 @@ func (c *collector) collectPolicies(ch chan<- prometheus.Metric) {
 		switch {
 		case k.kind == "throttle": // the latest end, under Other too
 			ch <- prometheus.MustNewConstMetric(policyUntilDesc, prometheus.GaugeValue, float64(s.until)/1000, k.kind, k.key)
+		case k.kind == "breaker": // the worst state and the latest end, under Other too
+			ch <- prometheus.MustNewConstMetric(breakerStateDesc, prometheus.GaugeValue, float64(s.state), k.kind, k.key)
+			ch <- prometheus.MustNewConstMetric(breakerOpenDesc, prometheus.GaugeValue, float64(s.until)/1000, k.kind, k.key)
 		case s.own: // a sum of limits means nothing
 			ch <- prometheus.MustNewConstMetric(policyLimitDesc, prometheus.GaugeValue, float64(s.limit), k.kind, k.key)
 		}

@@ -119,7 +119,14 @@ func workload(st *store.Store, rng *rand.Rand, now *int64, n int) {
 		case 10:
 			st.Cancel(*now, pick(ids))
 		case 11:
-			switch rng.IntN(9) {
+			switch rng.IntN(11) {
+			case 9, 10: // circuit breakers that trip: set anew now and then, deleted rarely
+				key := pick([]string{"key:c", "queue:b", "key:t:1"})
+				if _, ok, _ := st.GetPolicy(*now, backpressure.Breaker, key); !ok || rng.IntN(10) == 0 {
+					st.SetBreaker(*now, key, int64(1+rng.IntN(3)), 200, int64(20+rng.IntN(100)), int64(1+rng.IntN(2)))
+				} else if rng.IntN(20) == 0 {
+					st.DeletePolicy(*now, backpressure.Breaker, key)
+				}
 			case 5: // templates: every t: key a cap and a window of its own
 				st.SetConcurrency(*now, "t:*", int64(1+rng.IntN(2)))
 			case 6:
@@ -168,6 +175,9 @@ func TestReopenRestoresState(t *testing.T) {
 				!slices.ContainsFunc(want, func(r store.Record) bool { return r.Op == store.OpSnapPolicy && r.PolicyKey == "t:*" }) ||
 				!slices.ContainsFunc(want, func(r store.Record) bool { return r.Op == store.OpSnapAdmissions && r.PolicyKey == "t:1" }) {
 				t.Fatal("the workload left no throttle, template or template instance: the test does not cover them")
+			}
+			if !slices.ContainsFunc(want, func(r store.Record) bool { return r.Op == store.OpSnapBreaker && r.Until > 0 }) {
+				t.Fatal("the workload left no breaker that failures opened: the test does not cover them")
 			}
 			if err := l.Close(); err != nil {
 				t.Fatal(err)

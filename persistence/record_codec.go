@@ -56,9 +56,13 @@ const (
 	tCronLast      = 43
 	tCronFired     = 44
 	tCronMissed    = 45
+	tCooldown      = 46
+	tProbes        = 47
+	tProbesOK      = 48
 	tTimes         = 32
 	tRetainedIDs   = 33
 	tExpiredTokens = 33
+	tProbeIDs      = 49
 )
 
 // appendFields writes r's fields: scalars, then lists, each by number.
@@ -109,9 +113,13 @@ func appendFields(buf []byte, r *store.Record) []byte {
 	buf = putInt(buf, tCronLast, r.CronLast)
 	buf = putInt(buf, tCronFired, r.CronFired)
 	buf = putInt(buf, tCronMissed, r.CronMissed)
+	buf = putInt(buf, tCooldown, r.Cooldown)
+	buf = putInt(buf, tProbes, r.Probes)
+	buf = putInt(buf, tProbesOK, r.ProbesOK)
 	buf = putInts(buf, tTimes, r.Times)
 	buf = putStrings(buf, tRetainedIDs, r.RetainedIDs)
 	buf = putStrings(buf, tExpiredTokens, r.ExpiredTokens)
+	buf = putStrings(buf, tProbeIDs, r.ProbeIDs)
 	return buf
 }
 
@@ -133,7 +141,7 @@ func decodeField(d *decoder, r *store.Record, tag byte) bool {
 		r.Priority = d.varint()
 	case 7:
 		switch r.Op {
-		case store.OpPolicySet, store.OpPolicyDel, store.OpSnapPolicy, store.OpSnapAdmissions, store.OpWeight, store.OpThrottle:
+		case store.OpPolicySet, store.OpPolicyDel, store.OpSnapPolicy, store.OpSnapAdmissions, store.OpWeight, store.OpThrottle, store.OpBreaker, store.OpSnapBreaker:
 			r.PolicyKey = d.str()
 		default:
 			r.CKey = d.str()
@@ -220,6 +228,12 @@ func decodeField(d *decoder, r *store.Record, tag byte) bool {
 		r.CronFired = d.varint()
 	case 45:
 		r.CronMissed = d.varint()
+	case 46:
+		r.Cooldown = d.varint()
+	case 47:
+		r.Probes = d.varint()
+	case 48:
+		r.ProbesOK = d.varint()
 	case 32:
 		r.Times = d.ints()
 	case 33:
@@ -229,6 +243,8 @@ func decodeField(d *decoder, r *store.Record, tag byte) bool {
 		default:
 			r.RetainedIDs = d.strs()
 		}
+	case 49:
+		r.ProbeIDs = d.strs()
 	default:
 		return false
 	}

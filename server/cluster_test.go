@@ -600,3 +600,74 @@ func TestGroupAppliesTemplatesAndThrottles(t *testing.T) {
 		t.Fatalf("nodes differ:\n%v\n%v", digests, strings.Join(lists, "\n"))
 	}
 }
+
+// A circuit breaker goes through the same states on every node: failures
+// open it on each, the same jobs are probes, and the digests agree.
+func TestGroupAppliesBreakers(t *testing.T) {
+	ctx := context.Background()
+	nodes := startGroup(t)
+	l := leaderOf(t, nodes)
+	lc := redis.NewClient(&redis.Options{Addr: nodes[l].Addrs()[0], Protocol: 2})
+	defer lc.Close()
+	do := func(cmd ...any) any {
+		t.Helper()
+		v, err := lc.Do(ctx, cmd...).Result()
+		if err != nil {
+			t.Fatalf("%v: %v", cmd, err)
+		}
+		return v
+	}
+	do("POLICYSET", "BREAKER", "handler:h", 2, 600000, 600000)
+	do("POLICYSET", "BREAKER", "key:api", 1, 600000, 1, 2)
+	for i := range 4 {
+		do("JOBPUSH", "q", "h", fmt.Sprint(i))
+		do("JOBPUSH", "q2", "g", fmt.Sprint(i), "CONCURRENCY", "api")
+	}
+	tokens := func(res any) []string {
+		var out []string
+		for _, r := range res.([]any) {
+			out = append(out, fmt.Sprint(r.([]any)[1]))
+		}
+		return out
+	}
+	for _, tok := range tokens(do("JOBRESERVE", "w", "60000", "COUNT", "2", "QUEUES", "q")) {
+		do("JOBFAIL", tok, "ERROR", "down")
+	}
+	for _, tok := range tokens(do("JOBRESERVE", "w", "60000", "COUNT", "1", "QUEUES", "q2")) {
+		do("JOBFAIL", tok)
+	}
+	time.Sleep(5 * time.Millisecond) // key:api's cooldown (1 ms) ends: half-open, two probes
+	if res := tokens(do("JOBRESERVE", "w", "60000", "COUNT", "10", "QUEUES", "q", "q2")); len(res) != 2 {
+		t.Fatalf("reserved %v, want key:api's two probes", res)
+	}
+	want := nodes[l].Cluster().Status().Applied
+	var digests, lists []string
+	for i, n := range nodes {
+		deadline := time.Now().Add(10 * time.Second)
+		for n.Cluster().Status().Applied < want {
+			if time.Now().After(deadline) {
+				t.Fatalf("node %d behind", i)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		c := redis.NewClient(&redis.Options{Addr: n.Addrs()[0], Protocol: 2})
+		d, err := c.Do(ctx, "DEBUG", "DIGEST").Text()
+		if err != nil {
+			t.Fatalf("node %d: DEBUG DIGEST: %v", i, err)
+		}
+		list, err := c.Do(ctx, "POLICYLIST").Slice()
+		c.Close()
+		if err != nil {
+			t.Fatalf("node %d: POLICYLIST: %v", i, err)
+		}
+		digests = append(digests, d)
+		lists = append(lists, fmt.Sprint(list))
+	}
+	if !strings.Contains(lists[l], "key handler:h") || !strings.Contains(lists[l], "state open") ||
+		!strings.Contains(lists[l], "state half-open") || !strings.Contains(lists[l], "probes_out 2") {
+		t.Fatalf("the leader lists %s", lists[l])
+	}
+	if digests[0] != digests[1] || digests[1] != digests[2] || lists[0] != lists[1] || lists[1] != lists[2] {
+		t.Fatalf("nodes differ:\n%v\n%v", digests, strings.Join(lists, "\n"))
+	}
+}

@@ -319,15 +319,33 @@ func BenchmarkThrottleBacklogCost(b *testing.B) {
 	}
 }
 
+// BenchmarkBreakerBacklogCost is the same with 1,000,000 jobs whose key's
+// circuit breaker is open. The bar (issue 20): ratio ≤ 1.1.
+func BenchmarkBreakerBacklogCost(b *testing.B) { backlogCost(b, "breaker") }
+
 func backlogCost(b *testing.B, by string) {
 	const now = 1_000_000
 	payload := make([]byte, 100)
 	empty, throttled := benchStore(b), benchStore(b)
-	if by == "throttle" {
+	switch by {
+	case "throttle":
 		if _, err := throttled.Throttle(now, "hot", 1<<40); err != nil {
 			b.Fatal(err)
 		}
-	} else {
+	case "breaker":
+		// One failure opens the key's breaker for good.
+		if err := throttled.SetBreaker(now, "key:hot", 1, 1000, 1<<40, 1); err != nil {
+			b.Fatal(err)
+		}
+		throttled.Push(now, PushOptions{Queue: "q", Handler: "h", ConcurrencyKey: "hot", Priority: 10})
+		rs, _ := throttled.Reserve(now, ReserveOptions{Worker: "w", Lease: 1 << 40, Queues: []string{"q"}})
+		if _, err := throttled.Fail(now, rs[0].Token, FailOptions{NoRetry: true}); err != nil {
+			b.Fatal(err)
+		}
+		if p, _, _ := throttled.GetPolicy(now, backpressure.Breaker, "key:hot"); p.State != "open" {
+			b.Fatalf("breaker %+v", p)
+		}
+	default:
 		throttled.SetConcurrency(now, "hot", 1)
 		throttled.Push(now, PushOptions{Queue: "q", Handler: "h", ConcurrencyKey: "hot", Priority: 10})
 		throttled.Reserve(now, ReserveOptions{Worker: "w", Lease: 1 << 40, Queues: []string{"q"}})

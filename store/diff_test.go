@@ -60,6 +60,7 @@ type sut interface {
 	DeleteWeight(now int64, g string) (bool, error)
 	Weights() []store.WeightInfo
 	Throttle(now int64, key string, ms int64) (int64, error)
+	SetBreaker(now int64, key string, failures, window, cooldown, probes int64) error
 	ReleaseThrottle(now int64, token string, delay int64, key string, ms int64) error
 	Flush(now int64) error
 	Tick(now int64)
@@ -220,8 +221,9 @@ func fmtRes(rs []store.Reservation) string {
 }
 
 func fmtPolicy(p store.PolicyInfo) string {
-	return fmt.Sprintf("{%s %s limit=%d period=%d active=%d next_free_at=%d blocking=%v waiting=%d template=%q}",
-		p.Kind, p.Key, p.Limit, p.Period, p.Active, p.NextFreeAt, p.Blocking, p.Waiting, p.Template)
+	return fmt.Sprintf("{%s %s limit=%d period=%d active=%d next_free_at=%d blocking=%v waiting=%d template=%q state=%q cooldown=%d probes=%d out=%d ok=%d}",
+		p.Kind, p.Key, p.Limit, p.Period, p.Active, p.NextFreeAt, p.Blocking, p.Waiting, p.Template,
+		p.State, p.Cooldown, p.Probes, p.ProbesOut, p.ProbesOK)
 }
 
 func fmtPolicies(ps []store.PolicyInfo) string {
@@ -337,7 +339,7 @@ func (g *opGen) token() string {
 
 func (g *opGen) next() op {
 	now := g.now
-	switch c := g.src.intn(146); {
+	switch c := g.src.intn(152); {
 	case c < 22:
 		return g.push(now)
 	case c < 26:
@@ -514,6 +516,8 @@ func (g *opGen) next() op {
 		return op{fmt.Sprintf("SetWeight(%q, %d)", grp, w), func(s sut) reply {
 			return reply{text: errText(s.SetWeight(now, grp, w))}
 		}}
+	case c >= 146:
+		return g.breaker(now)
 	case c >= 140:
 		return g.throttle(now)
 	default:
@@ -535,6 +539,54 @@ func (g *opGen) throttle(now int64) op {
 	return op{fmt.Sprintf("Throttle(%q, %d)", key, ms), func(s sut) reply {
 		until, err := s.Throttle(now, key, ms)
 		return reply{text: outcome(err, "%d", until)}
+	}}
+}
+
+// breakerKeys are breakers over the queues, handlers and keys jobs use,
+// and a few that are malformed.
+var breakerKeys = []string{"queue:q1", "handler:h1", "handler:h2", "key:c1", "key:r1", "key:t:a1",
+	"QUEUE:q2", " handler: h1 ", "key:t:*", "nope:x", "handler:", "q1"}
+
+// breaker sets a breaker (small thresholds, so that they trip), or
+// reads or deletes one.
+func (g *opGen) breaker(now int64) op {
+	key := g.pick(breakerKeys[:6])
+	if g.chance(15) {
+		key = g.pick(breakerKeys)
+	}
+	switch g.src.intn(6) {
+	case 0:
+		return op{fmt.Sprintf("DeletePolicy(breaker, %q)", key), func(s sut) reply {
+			ok, err := s.DeletePolicy(now, backpressure.Breaker, key)
+			return reply{text: outcome(err, "%v", ok)}
+		}}
+	case 1:
+		return op{fmt.Sprintf("GetPolicy(breaker, %q)", key), func(s sut) reply {
+			p, ok, err := s.GetPolicy(now, backpressure.Breaker, key)
+			if !ok {
+				return reply{text: outcome(err, "absent")}
+			}
+			return reply{text: outcome(err, "%s", fmtPolicy(p))}
+		}}
+	}
+	failures := []int64{1, 2, 3, 0, 10001}[g.src.intn(5)]
+	if failures > 3 && !g.chance(20) || failures == 0 && !g.chance(20) {
+		failures = 2
+	}
+	window := []int64{5, 20, 100, 0}[g.src.intn(4)]
+	if window == 0 && !g.chance(20) {
+		window = 50
+	}
+	cooldown := []int64{1, 10, 30, 200, 0}[g.src.intn(5)]
+	if cooldown == 0 && !g.chance(20) {
+		cooldown = 10
+	}
+	probes := []int64{1, 1, 2, 3, 0}[g.src.intn(5)]
+	if probes == 0 && !g.chance(20) {
+		probes = 1
+	}
+	return op{fmt.Sprintf("SetBreaker(%q, %d, %d, %d, %d)", key, failures, window, cooldown, probes), func(s sut) reply {
+		return reply{text: errText(s.SetBreaker(now, key, failures, window, cooldown, probes))}
 	}}
 }
 

@@ -224,7 +224,43 @@ func (s *Store) CheckInvariants() error {
 			return fmt.Errorf("concurrency key %q counts %d active, jobs say %d", k, got, active[k])
 		}
 	}
+	if err := s.checkBreakers(); err != nil {
+		return err
+	}
 	return s.checkShares(refs)
+}
+
+// checkBreakers verifies that each breaker holds fewer failures than its
+// threshold, that its probes are reserved or running jobs under it, and
+// that the memory counted for breakers is what they take.
+func (s *Store) checkBreakers() error {
+	s.brk.mu.Lock()
+	defer s.brk.mu.Unlock()
+	if int(s.brk.n.Load()) != len(s.brk.m) {
+		return fmt.Errorf("%d breakers counted, %d held", s.brk.n.Load(), len(s.brk.m))
+	}
+	var bytes int64
+	for id, b := range s.brk.m {
+		bytes += BreakerBytes(b.key, b.failures, b.probes)
+		if b.key != id.String() || int64(len(b.times)) >= b.failures || (b.until == 0 && (b.ok > 0 || len(b.probeIDs) > 0)) {
+			return fmt.Errorf("breaker %s: key %q, %d failures held of %d, until %d, %d probes out, %d ok",
+				id, b.key, len(b.times), b.failures, b.until, len(b.probeIDs), b.ok)
+		}
+		for _, pid := range b.probeIDs {
+			j := s.index.get(pid).j
+			under := false
+			if j != nil {
+				s.brk.covering(j.ln.q.name, &j.ln.key, func(c *breaker) bool { under = under || c == b; return true })
+			}
+			if j == nil || (j.state != Reserved && j.state != Running) || !under {
+				return fmt.Errorf("breaker %s: probe %s is not a reserved or running job under it", id, pid)
+			}
+		}
+	}
+	if got := s.brk.bytes.Load(); got != bytes {
+		return fmt.Errorf("breakers take %d bytes by the estimate, the running total says %d", bytes, got)
+	}
+	return nil
 }
 
 // checkKeyLanes verifies that the lists of lanes by policy key hold
@@ -267,6 +303,9 @@ func (s *Store) checkLanes(q *queue, seen map[*job]bool, seenPacked map[ref]bool
 			if !l.listed[on.kind] {
 				return fmt.Errorf("lane %v of %q is on the %v list without its flag", l.key, q.name, on)
 			}
+			if q.parkedKey(l, on.kind) != on {
+				return fmt.Errorf("lane %v of %q is on the %v list, not its key's", l.key, q.name, on)
+			}
 			if l.pos[inParked][on.kind] != i {
 				return fmt.Errorf("lane %v of %q is at %d of the %v list but keeps place %d", l.key, q.name, i, on, l.pos[inParked][on.kind])
 			}
@@ -274,7 +313,11 @@ func (s *Store) checkLanes(q *queue, seen map[*job]bool, seenPacked map[ref]bool
 		}
 	}
 	for l, n := range listed {
-		if want := btoi(l.listed[1]) + btoi(l.listed[2]) + btoi(l.listed[3]) + btoi(l.listed[4]); n != want {
+		want := 0
+		for _, f := range l.listed {
+			want += btoi(f)
+		}
+		if n != want {
 			return fmt.Errorf("lane %v of %q is listed %d times as parked, flags say %d", l.key, q.name, n, want)
 		}
 	}

@@ -46,6 +46,8 @@ const (
 	OpCronDel      // a periodic entry was deleted
 	OpCronFire     // maintenance reached an entry's tick: its job (when ID is set) and its next tick
 	OpSnapCron     // snapshot: a periodic entry
+	OpBreaker      // circuit breaker PolicyKey set anew (Limit failures in Period, Cooldown, Probes), or deleted (Limit 0)
+	OpSnapBreaker  // snapshot: a breaker with its state (Times failures, Until end of open, ProbesOK, ProbeIDs)
 	opMax
 )
 
@@ -98,12 +100,18 @@ type Record struct {
 	RoundRobin bool  `log:"37"`        // reserve: asked for ROUNDROBIN (rotation.go)
 
 	// Policies (policyset, policydel, snappolicy, snapadmissions).
-	PolicyKey string            `log:"7,policyset,policydel,snappolicy,snapadmissions,weight,throttle"`
+	PolicyKey string            `log:"7,policyset,policydel,snappolicy,snapadmissions,weight,throttle,breaker,snapbreaker"`
 	Limit     int64             `log:"21"`
 	Period    int64             `log:"22"`
 	Kind      backpressure.Kind `log:"20"`
 	Existed   bool              `log:"19,policydel,weight"` // the deleted policy existed (always so when logged)
-	Until     int64             `log:"38"`                  // throttle: when admissions under PolicyKey resume (<= Now: lifted)
+	Until     int64             `log:"38"`                  // throttle: when admissions under PolicyKey resume (<= Now: lifted); snapbreaker: its open end
+	// Circuit breakers (breaker, snapbreaker): Limit failures within
+	// Period open the breaker for Cooldown; then Probes jobs may go.
+	Cooldown int64    `log:"46"`
+	Probes   int64    `log:"47"`
+	ProbesOK int64    `log:"48"` // snapbreaker: probes that succeeded in this half-open spell
+	ProbeIDs []string `log:"49"` // snapbreaker: the jobs reserved as probes, unresolved
 
 	// Snapshot order: a job's entry, push and timer order (snapjob), or a
 	// queue's counters of them (snapqueue).

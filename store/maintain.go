@@ -51,6 +51,9 @@ func (s *Store) Tick(now int64) {
 // retention drops. It holds at most one lock at a time.
 func (s *Store) maintain(now int64, fx *effects) {
 	if old := s.minDue.Load(); old <= now {
+		if s.brk.n.Load() > 0 {
+			s.runDueInOrder(now, fx)
+		}
 		next := int64(math.MaxInt64)
 		for _, sh := range s.shards {
 			d := sh.nextDue.Load()
@@ -82,6 +85,33 @@ func (s *Store) maintain(now int64, fx *effects) {
 	}
 	if s.cron.nextDue.Load() <= now {
 		s.fireCron(now, fx) // cron.go
+	}
+}
+
+// runDueInOrder fires the timers due at now shard by shard in the order
+// of their instants, not of the shards: a breaker over queues of several
+// shards then counts lease expiries as they happened, as a single queue
+// would. (Shards are read without their locks, so a timer armed meanwhile
+// may come out of order; the log records whatever order was applied.)
+// No lock may be held.
+func (s *Store) runDueInOrder(now int64, fx *effects) {
+	for {
+		var first *shard
+		d1, d2 := int64(math.MaxInt64), int64(math.MaxInt64)
+		for _, sh := range s.shards {
+			switch d := sh.nextDue.Load(); {
+			case d < d1:
+				first, d1, d2 = sh, d, d1
+			case d < d2:
+				d2 = d
+			}
+		}
+		if first == nil || d1 > now {
+			return
+		}
+		first.mu.Lock()
+		s.runDue(first, min(now, d2), fx)
+		first.mu.Unlock()
 	}
 }
 
@@ -132,7 +162,7 @@ func (s *Store) expire(j *job, fx *effects) {
 	if o := s.obs(j.ln.q); o != nil {
 		o.Expired()
 	}
-	s.log(Record{Op: OpExpire, Now: at, ID: j.id}, fx)
+	s.logOutcome(j, false, Record{Op: OpExpire, Now: at, ID: j.id}, fx)
 }
 
 // Lock must be held.

@@ -97,6 +97,8 @@ type model struct {
 	gturn   map[[2]string]uint64 // by queue and group
 	weights map[string]int64
 	rr      map[string]string
+
+	brk map[string]*mbrk // circuit breakers, by key (model_breaker_test.go)
 }
 
 func newModel(cfg store.Config, gen store.Generator) *model {
@@ -142,6 +144,7 @@ func (m *model) reset() {
 	m.gturn = map[[2]string]uint64{}
 	m.weights = map[string]int64{}
 	m.rr = map[string]string{}
+	m.brk = map[string]*mbrk{}
 }
 
 // groupHeld reports whether a job of group g of queue q is held.
@@ -224,6 +227,7 @@ func (m *model) maintain(now int64) {
 	for _, d := range ds {
 		j := d.j
 		if j.job.State == store.Reserved || j.job.State == store.Running {
+			m.brkOutcome(d.at, j, false)
 			m.expired = append(m.expired, expiredToken{j.token, d.at})
 			j.token = ""
 			j.job.Worker = ""
@@ -508,6 +512,9 @@ func (m *model) blockedBy(now int64, j *mjob) string {
 	if m.paused[j.job.Queue] {
 		return "paused"
 	}
+	if r := m.breakerBlock(now, j); r != "" {
+		return r
+	}
 	if b, ok := m.policyBlock(now, j); ok {
 		return b.String()
 	}
@@ -751,6 +758,9 @@ func (m *model) pick(now int64, r store.ReserveOptions, q string) *mjob {
 		if r.Handlers != nil && !contains(r.Handlers, j.job.Handler) {
 			continue
 		}
+		if m.breakerBlock(now, j) != "" {
+			continue
+		}
 		if _, blocked := m.policyBlock(now, j); blocked {
 			continue
 		}
@@ -790,6 +800,7 @@ func (m *model) reserveJob(now int64, r store.ReserveOptions, pick *mjob) store.
 	pick.token = pick.job.ID + "." + string(m.gen.AppendToken(nil, now))
 	pick.lastToken = pick.token
 	m.admit(now, pick.job.RateLimitKey)
+	m.brkReserved(now, pick)
 	return store.Reservation{
 		Token:     pick.token,
 		ID:        pick.job.ID,
@@ -878,6 +889,7 @@ func (m *model) Ack(now int64, token string) error {
 	if err != nil {
 		return err
 	}
+	m.brkOutcome(now, j, true)
 	if j.job.State == store.Reserved {
 		j.job.Attempt++
 	}
@@ -894,6 +906,7 @@ func (m *model) Fail(now int64, token string, o store.FailOptions) (store.State,
 	if err != nil {
 		return 0, err
 	}
+	m.brkOutcome(now, j, false)
 	if j.job.State == store.Reserved {
 		j.job.Attempt++
 	}
@@ -943,6 +956,7 @@ func (m *model) Release(now int64, token string, delay int64) error {
 	if j.job.State != store.Reserved {
 		return &store.StateError{ID: j.job.ID, From: j.job.State, To: to}
 	}
+	m.brkFreed(j)
 	if delay == 0 {
 		m.enqueue(now, j)
 		return nil
@@ -968,6 +982,9 @@ func (m *model) Cancel(now int64, id string) (bool, error) {
 	}
 	if j.job.State.Terminal() {
 		return false, nil
+	}
+	if j.job.State == store.Reserved || j.job.State == store.Running {
+		m.brkFreed(j)
 	}
 	m.makeTerminal(now, j, store.Cancelled)
 	return true, nil
@@ -1184,6 +1201,16 @@ func (m *model) SetRateLimit(now int64, key string, limit, period int64) error {
 }
 
 func (m *model) DeletePolicy(now int64, kind backpressure.Kind, key string) (bool, error) {
+	if kind == backpressure.Breaker {
+		key, ok := brkKey(key)
+		if !ok {
+			return false, store.ErrInvalid
+		}
+		m.maintain(now)
+		_, was := m.brk[key]
+		delete(m.brk, key)
+		return was, nil
+	}
 	if kind == backpressure.Throttle {
 		if !ident(&key) || isTemplate(key) {
 			return false, store.ErrInvalid
@@ -1272,6 +1299,17 @@ func (m *model) policyInfo(now int64, kind backpressure.Kind, key string) (store
 }
 
 func (m *model) GetPolicy(now int64, kind backpressure.Kind, key string) (store.PolicyInfo, bool, error) {
+	if kind == backpressure.Breaker {
+		key, ok := brkKey(key)
+		if !ok {
+			return store.PolicyInfo{}, false, store.ErrInvalid
+		}
+		m.maintain(now)
+		if m.brk[key] == nil {
+			return store.PolicyInfo{}, false, nil
+		}
+		return m.brkInfo(now, key), true, nil
+	}
 	// An unknown kind is invalid, as for POLICYDEL (docs/semantics.md).
 	if (kind != backpressure.Concurrency && kind != backpressure.RateLimit && kind != backpressure.Throttle) || !ident(&key) {
 		return store.PolicyInfo{}, false, store.ErrInvalid
@@ -1325,7 +1363,7 @@ func (m *model) Policies(now int64) []store.PolicyInfo {
 			out = append(out, info)
 		}
 	}
-	return out
+	return append(out, m.brkInfos(now)...)
 }
 
 // Throttle stops admissions under key until now+ms, unless one in force

@@ -110,7 +110,7 @@ func QueueBytes(name string) int64 { return QueueOverhead + int64(len(name)) }
 type Memory struct {
 	Jobs     int64 // jobs held, terminal ones still retained included (Bytes)
 	Queues   int64 // queues and their lanes
-	Policies int64 // policies, keys in use and rate-limit admissions
+	Policies int64 // policies, keys in use, rate-limit admissions and breakers
 	Tokens   int64 // expired tokens remembered
 	Keys     int64 // idempotency keys remembered
 	Cron     int64 // periodic entries
@@ -121,13 +121,13 @@ func (m Memory) Used() int64 { return m.Jobs + m.Queues + m.Policies + m.Tokens 
 
 // Memory reports the estimated memory held, by part.
 func (s *Store) Memory() Memory {
-	return Memory{Jobs: s.Bytes(), Queues: s.state.Load(), Policies: s.reg.Bytes(), Tokens: s.expired.bytes.Load(),
+	return Memory{Jobs: s.Bytes(), Queues: s.state.Load(), Policies: s.reg.Bytes() + s.brk.bytes.Load(), Tokens: s.expired.bytes.Load(),
 		Keys: s.idem.bytes.Load(), Cron: s.cron.bytes.Load()}
 }
 
 // otherBytes is the estimate of everything but jobs. Any lock may be held.
 func (s *Store) otherBytes() int64 {
-	return s.state.Load() + s.reg.Bytes() + s.expired.bytes.Load() + s.idem.bytes.Load() + s.cron.bytes.Load()
+	return s.state.Load() + s.reg.Bytes() + s.brk.bytes.Load() + s.expired.bytes.Load() + s.idem.bytes.Load() + s.cron.bytes.Load()
 }
 
 // admitState reports whether size more bytes of state besides jobs fit

@@ -460,17 +460,44 @@ func (s *Store) reserveRound(now int64, worker string, lease int64, handlers, qu
 // round-robin reserve. Lock must be held.
 func (s *Store) reserveFrom(q *queue, now int64, worker string, lease int64, handlers []string, want int, rr bool, out []Reservation, fx *effects) []Reservation {
 	sh := q.sh
+	// Under breakers, their check, the admission and the reservation's
+	// record are one critical section of breakers.mu (breaker.go).
+	brks := s.brk.n.Load() > 0
 	for len(out) < want {
 		s.drain(sh)
 		l := q.best(handlers)
 		if l == nil {
 			break
 		}
+		var over []*breaker
+		if brks {
+			over = s.brk.over(l)
+		}
+		brk := over != nil
+		if brk {
+			s.brk.mu.Lock()
+			if b := brkBlocking(now, over); b != nil {
+				if b.waiters == nil {
+					b.waiters = make(map[*queue]struct{}, 1)
+				}
+				b.waiters[q] = struct{}{}
+				until := b.until
+				s.brk.mu.Unlock()
+				q.park(l, parkKey{b.parkKind(&l.key), b.key})
+				if until > now { // open: it turns half-open by itself
+					sh.armLane(q, l, until, fx)
+				}
+				continue
+			}
+		}
 		a := s.reg.AdmitKeys(now, &l.keys, q)
 		if len(a.Wake) > 0 {
 			s.wake(backpressure.Concurrency, l.key.ckey, a.Wake, fx)
 		}
 		if !a.OK {
+			if brk {
+				s.brk.mu.Unlock()
+			}
 			on := parkKey{a.Block.Kind, a.Block.Key}
 			if on.kind == backpressure.Throttle && on.key != l.key.ckey {
 				on.kind = parkThrottleR
@@ -491,6 +518,9 @@ func (s *Store) reserveFrom(q *queue, now int64, worker string, lease int64, han
 			at = a.At
 		}
 		s.applyReserve(j, at, s.newToken(j, at), worker, at+lease, a.Rated, a.At, rr, fx)
+		if brk {
+			s.brk.mu.Unlock()
+		}
 		out = append(out, Reservation{
 			Token: j.x.token, ID: j.id, Queue: q.name, Handler: l.key.handler,
 			Payload: j.payload, Priority: j.priority, Attempt: j.attempt, ExpiresAt: j.dueAt,
@@ -502,7 +532,7 @@ func (s *Store) reserveFrom(q *queue, now int64, worker string, lease int64, han
 // applyReserve makes j, already out of its lane, reserved. rated tells
 // whether an admission was recorded on its rate-limit key, at ratedAt; rr
 // that it was a round-robin reserve, which makes j's queue the worker's
-// last. Lock must be held.
+// last. Lock must be held, and breakers.mu when a breaker is over j.
 func (s *Store) applyReserve(j *job, now int64, token, worker string, expires int64, rated bool, ratedAt int64, rr bool, fx *effects) {
 	s.move(j, Reserved)
 	x := j.ext()
@@ -514,6 +544,11 @@ func (s *Store) applyReserve(j *job, now int64, token, worker string, expires in
 	}
 	if rr {
 		s.rotation.set(worker, j.ln.q.name)
+	}
+	if s.brk.n.Load() > 0 {
+		if over := s.brk.over(j.ln); over != nil {
+			brkReserved(now, j, over)
+		}
 	}
 	s.log(Record{Op: OpReserve, Now: now, ID: j.id, Token: token, Worker: worker, Expires: expires, Admitted: rated, AdmittedAt: ratedAt, RoundRobin: rr}, fx)
 }
@@ -695,7 +730,7 @@ func (s *Store) applyAck(j *job, now int64, fx *effects) error {
 		}
 		o.Acked(ran)
 	}
-	s.log(Record{Op: OpAck, Now: now, ID: j.id}, fx)
+	s.logOutcome(j, true, Record{Op: OpAck, Now: now, ID: j.id}, fx)
 	return nil
 }
 
@@ -754,7 +789,7 @@ func (s *Store) applyFail(j *job, now int64, msg string, hasMsg bool, state Stat
 			o.Failed()
 		}
 	}
-	s.log(Record{Op: OpFail, Now: now, ID: j.id, Error: msg, HasError: hasMsg, State: state, RunAt: runAt}, fx)
+	s.logOutcome(j, false, Record{Op: OpFail, Now: now, ID: j.id, Error: msg, HasError: hasMsg, State: state, RunAt: runAt}, fx)
 }
 
 // backoff is base * 2^(attempt-1), capped at MaxBackoff.
@@ -802,6 +837,7 @@ func (s *Store) applyRelease(j *job, now, runAt int64, fx *effects) error {
 	}
 	j.updatedAt = now
 	s.endReservation(j, fx)
+	s.probeFreed(j, fx)
 	j.runAt = runAt
 	if to == Scheduled {
 		j.ln.q.sh.arm(j, runAt, fx)
@@ -871,6 +907,7 @@ func (s *Store) cancelLocked(j *job, now int64, fx *effects) {
 		j.ln.q.removeQueued(j) // after the move: the entry it leaves must read as stale
 	case Reserved, Running:
 		s.endReservation(j, fx)
+		s.probeFreed(j, fx)
 	case Scheduled, RetryPending:
 		j.ln.q.sh.unarm(j)
 	}
@@ -956,6 +993,8 @@ func (s *Store) snapshot(j *job, now int64) Job {
 	if j.state == Queued {
 		if j.ln.q.paused {
 			out.BlockedBy = "paused"
+		} else if r := s.breakerBlock(now, j.ln); r != "" {
+			out.BlockedBy = r
 		} else if b, blocked := s.reg.Check(now, j.ln.key.ckey, j.ln.key.rkey); blocked {
 			out.BlockedBy = b.String()
 		}
@@ -1189,6 +1228,9 @@ func (s *Store) DeletePolicy(now int64, kind backpressure.Kind, key string) (boo
 	if kind == backpressure.Throttle {
 		return s.liftThrottle(now, key)
 	}
+	if kind == backpressure.Breaker {
+		return s.deleteBreaker(now, key)
+	}
 	if kind != backpressure.Concurrency && kind != backpressure.RateLimit {
 		return false, invalid("unknown policy kind")
 	}
@@ -1271,6 +1313,12 @@ func (s *Store) applyPolicy(r *Record, fx *effects) {
 
 // GetPolicy returns a policy with its live usage (POLICYGET).
 func (s *Store) GetPolicy(now int64, kind backpressure.Kind, key string) (PolicyInfo, bool, error) {
+	if kind == backpressure.Breaker {
+		var fx effects
+		s.maintain(now, &fx)
+		s.finish(&fx)
+		return s.getBreaker(now, key)
+	}
 	if kind != backpressure.Concurrency && kind != backpressure.RateLimit && kind != backpressure.Throttle {
 		return PolicyInfo{}, false, invalid("unknown policy kind")
 	}
@@ -1293,7 +1341,7 @@ func (s *Store) Policies(now int64) []PolicyInfo {
 	var fx effects
 	s.maintain(now, &fx)
 	s.finish(&fx)
-	infos := s.reg.List(now)
+	infos := append(s.reg.List(now), s.breakerInfos(now)...) // Breaker sorts last
 	out := make([]PolicyInfo, len(infos))
 	for i, info := range infos {
 		out[i] = s.withWaiting(info)
@@ -1305,6 +1353,10 @@ func (s *Store) Policies(now int64) []PolicyInfo {
 func (s *Store) withWaiting(info backpressure.Info) PolicyInfo {
 	p := PolicyInfo{Info: info}
 	if !info.Blocking {
+		return p
+	}
+	if info.Kind == backpressure.Breaker {
+		p.Waiting = s.breakerWaiting(info.Key)
 		return p
 	}
 	kinds := []backpressure.Kind{info.Kind}
@@ -1397,6 +1449,7 @@ func (s *Store) flushLocked() {
 	s.weights.mu.Unlock()
 	s.rotation.reset()
 	s.cron.resetLocked()
+	s.brk.reset()
 	s.total.Store(0)
 	s.bytes.Store(0)
 	s.state.Store(0)

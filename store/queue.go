@@ -38,10 +38,34 @@ func (k laneKey) keyOf(kind backpressure.Kind) string {
 // A lane refused by a throttle is parked under the kind that says which
 // of its keys the throttle is on: the two may both be throttled, and it
 // is listed once per kind.
+// Likewise a lane refused by a circuit breaker (breaker.go) is parked
+// under the breaker's key ("handler:name" and the like) with the kind of
+// what the breaker watches: its queue, its handler, its concurrency key or
+// its rate-limit key.
 const (
 	parkThrottleC = backpressure.Throttle // on its concurrency key
-	parkThrottleR = parkThrottleC + 1     // on its rate-limit key
+	parkBrkQ      = backpressure.Breaker
+	parkBrkH      = parkBrkQ + 1
+	parkBrkC      = parkBrkQ + 2
+	parkBrkR      = parkBrkQ + 3
+	parkThrottleR = parkBrkQ + 4 // on its rate-limit key
+	numParkKinds  = parkThrottleR + 1
 )
+
+// parkedKey is the key lane l of q is listed under in q.parked for kind.
+func (q *queue) parkedKey(l *lane, kind backpressure.Kind) parkKey {
+	switch kind {
+	case parkBrkQ:
+		return parkKey{kind, brkID{brkQueue, q.name}.String()}
+	case parkBrkH:
+		return parkKey{kind, brkID{brkHandler, l.key.handler}.String()}
+	case parkBrkC:
+		return parkKey{kind, brkID{brkKey, l.key.ckey}.String()}
+	case parkBrkR:
+		return parkKey{kind, brkID{brkKey, l.key.rkey}.String()}
+	}
+	return parkKey{kind, l.key.keyOf(kind)}
+}
 
 type parkKey struct {
 	kind backpressure.Kind
@@ -111,16 +135,18 @@ type lane struct {
 	aside  *chunk  // an emptied chunk, kept for the lane's next packed job
 
 	key     laneKey
+	brks    []*breaker // the breakers over the lane's jobs, as of brkGen (breakers.over)
+	brkGen  uint64
 	parkGen uint32 // bumped at every park, so a stale unpark timer is ignored
 	on      parkKey
 	// listed[kind] is set while the lane is in q.parked under its key of
 	// that kind, so parking again (after a rate window reopened it, say)
 	// does not list it twice.
-	listed [5]bool // by Kind (1 and 2) and park kind (3 and 4)
+	listed [numParkKinds]bool // by Kind (1 and 2) and park kind (3 and on)
 	// pos[inKeyLanes][kind] is the lane's place in its shard's list of
 	// lanes of its key of that kind (see keyLanes); pos[inParked][kind]
 	// its place in q.parked under that key, while listed[kind].
-	pos [2][5]int
+	pos [2][numParkKinds]int
 }
 
 // The lists of lanes a lane keeps its place in (lane.pos).
@@ -388,7 +414,7 @@ func (q *queue) unref(l *lane) {
 	l.aside = nil
 	for kind, listed := range l.listed {
 		if listed {
-			q.unlistParked(parkKey{backpressure.Kind(kind), l.key.keyOf(backpressure.Kind(kind))}, l)
+			q.unlistParked(q.parkedKey(l, backpressure.Kind(kind)), l)
 		}
 	}
 	if l.key.ckey != "" {

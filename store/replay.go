@@ -20,7 +20,8 @@ func (o Op) String() string {
 	names := [...]string{"", "push", "reserve", "start", "touch", "ack", "fail", "release",
 		"cancel", "retry", "pause", "resume", "purge", "policyset", "policydel", "flush",
 		"expire", "due", "drop", "snapqueue", "snapjob", "snappolicy", "snapadmissions", "snapexpired", "snapretained", "snapend",
-		"idemexpire", "snapidem", "weight", "snapgroup", "snaprotation", "throttle", "snapfloor", "cronset", "crondel", "cronfire", "snapcron"}
+		"idemexpire", "snapidem", "weight", "snapgroup", "snaprotation", "throttle", "snapfloor",
+		"cronset", "crondel", "cronfire", "snapcron", "breaker", "snapbreaker"}
 	if int(o) < len(names) && o > 0 {
 		return names[o]
 	}
@@ -87,6 +88,8 @@ func (s *Store) Replay(r *Record) error {
 	case OpFlush:
 		s.flush(r.Now, &fx)
 		return nil
+	case OpBreaker, OpSnapBreaker:
+		return s.applyBreaker(r, &fx)
 	case OpWeight:
 		if r.Limit < 0 || r.Limit > MaxWeight {
 			return replayErr(r, "weight %d", r.Limit)
@@ -139,7 +142,9 @@ func (s *Store) replayJob(r *Record, fx *effects) error {
 			}
 		}
 		s.reg.Take(at, j.ln.key.ckey, rkey)
+		s.brk.mu.Lock()
 		s.applyReserve(j, r.Now, r.Token, r.Worker, r.Expires, r.Admitted, r.AdmittedAt, r.RoundRobin, fx)
+		s.brk.mu.Unlock()
 		return nil
 	case OpCancel:
 		if !j.state.Terminal() {
@@ -231,6 +236,11 @@ func (s *Store) Dump(now int64, emit func(*Record) error) error {
 			if err := emit(&Record{Op: OpSnapAdmissions, PolicyKey: key, Times: times, Now: clock}); err != nil {
 				return err
 			}
+		}
+	}
+	for _, r := range s.breakerRecords() {
+		if err := emit(r); err != nil {
+			return err
 		}
 	}
 	for _, w := range s.Weights() {

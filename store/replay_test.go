@@ -127,7 +127,15 @@ func randomOps(t *testing.T, s *Store, rng *rand.Rand, n int) int64 {
 			if rng.IntN(3) == 0 {
 				k = "t:*"
 			}
-			switch rng.IntN(6) {
+			switch rng.IntN(8) {
+			case 6:
+				// Breakers that trip often: low thresholds, short cooldowns.
+				s.SetBreaker(now, pick([]string{"handler:h1", "queue:a", "key:k1", "key:t:1"}),
+					int64(1+rng.IntN(3)), int64(50+rng.IntN(300)), int64(1+rng.IntN(150)), int64(1+rng.IntN(2)))
+			case 7:
+				if rng.IntN(4) == 0 {
+					s.DeletePolicy(now, backpressure.Breaker, pick([]string{"handler:h1", "queue:a", "key:k1"}))
+				}
 			case 3:
 				if k == "t:*" {
 					k = pick(keys[1:])

@@ -135,6 +135,7 @@ type Store struct {
 	policyMu  sync.Mutex // orders policy changes with their records
 	weights   weights    // fair groups' weights (fair.go)
 	rotation  rotation   // where round-robin reserves start, by worker (rotation.go)
+	brk       breakers   // circuit breakers (breaker.go)
 
 	peekSlice int    // tests: jobs per slice of PeekPage (0: peekSlice)
 	peekHook  func() // tests: called by PeekPage between slices, no lock held
@@ -295,6 +296,7 @@ func New(cfg Config, gen Generator) (*Store, error) {
 	s.weights.m = make(map[string]uint32)
 	s.rotation.init()
 	s.rotation.state = &s.state
+	s.brk.reset()
 	s.index.init()
 	s.expired.init(cfg.ExpiredTokens)
 	s.ret.init(cfg.MaxRetained, cfg.Retention)
