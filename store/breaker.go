@@ -312,14 +312,16 @@ func brkOutcome(now int64, j *job, success bool, over []*breaker) (wake []*break
 		if success || b.until != 0 {
 			continue
 		}
-		// Drop what left the window (from the front: times are in log
-		// order), then count this one.
-		n := 0
-		for n < len(b.times) && b.times[n] <= now-b.window {
-			n++
+		// Drop what left the window, wherever it sits (concurrent
+		// commands log in another order than their times), then count
+		// this one.
+		kept := b.times[:0]
+		for _, t := range b.times {
+			if t > now-b.window {
+				kept = append(kept, t)
+			}
 		}
-		b.times = append(b.times[:0], b.times[n:]...)
-		b.times = append(b.times, now)
+		b.times = append(kept, now)
 		if int64(len(b.times)) >= b.failures {
 			b.open(now)
 			wake = append(wake, b)

@@ -335,3 +335,25 @@ func TestBreakerBadRecords(t *testing.T) {
 	}
 	must(t, s.CheckInvariants())
 }
+
+// Failures logged out of their times' order (concurrent commands) still
+// leave the window by their times: a failure older than the window does
+// not count, wherever it sits among the others.
+func TestBreakerWindowDropsEveryStaleFailure(t *testing.T) {
+	f := newFixture(t)
+	must(t, f.s.SetBreaker(f.now, "handler:h", 3, 100, 500, 1))
+	for range 3 {
+		f.push("q h")
+	}
+	_, toks := f.reserve(3, nil, "q")
+	t0 := f.now
+	_, err := f.s.Fail(t0+55, toks[0], FailOptions{NoRetry: true})
+	must(t, err)
+	_, err = f.s.Fail(t0+50, toks[1], FailOptions{NoRetry: true}) // logged after, its time earlier
+	must(t, err)
+	f.now = t0 + 153 // (53, 153]: only the failure at 55 is in the window
+	_, err = f.s.Fail(f.now, toks[2], FailOptions{NoRetry: true})
+	must(t, err)
+	p, _, _ := f.s.GetPolicy(f.now, backpressure.Breaker, "handler:h")
+	eq(t, "two failures in the window", fmt.Sprintln(p.State, p.Active), "closed 2\n")
+}
