@@ -179,9 +179,11 @@ func parseCron(spec, zone string) (cron.Schedule, *time.Location, error) {
 		return nil, nil, invalid("time zone is longer than %d bytes", MaxCronZone)
 	case strings.HasPrefix(spec, "TZ=") || strings.HasPrefix(spec, "CRON_TZ="):
 		return nil, nil, invalid("schedule names a time zone: give it with TZ instead")
-	case zone == "Local" || strings.EqualFold(zone, "local"):
-		// The machine's zone differs from node to node.
-		return nil, nil, invalid("time zone Local is not allowed: name the zone")
+	case zone == "Local" || strings.EqualFold(zone, "local") || zone == "localtime" || zone == "posixrules" ||
+		strings.HasPrefix(zone, "posix/") || strings.HasPrefix(zone, "right/"):
+		// The machine's own zone, and names only some machines' zone
+		// files have, differ from node to node.
+		return nil, nil, invalid("time zone %q is not allowed: name an IANA zone such as Europe/Berlin", zone)
 	}
 	if rest, ok := strings.CutPrefix(spec, "@every "); ok {
 		d, err := time.ParseDuration(strings.TrimSpace(rest))
