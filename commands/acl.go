@@ -36,6 +36,10 @@ var sluiceCategories = map[string][]string{
 	"policydel":   {"admin"},
 	"policyget":   {"admin"},
 	"policylist":  {"admin"},
+	"cronset":     {"admin"},
+	"crondel":     {"admin"},
+	"cronget":     {"admin"},
+	"cronlist":    {"admin"},
 	// A worker that meets an overloaded upstream holds its key: a worker's
 	// act as much as an operator's.
 	"policythrottle": {"worker", "admin"},
@@ -79,11 +83,36 @@ var keyArgs = map[string]func(args [][]byte) [][]byte{
 	"queueresume":    arg(1),
 	"queuepeek":      arg(1),
 	"queuepurge":     arg(1),
-	"policyset":      arg(2),
-	"policydel":      arg(2),
-	"policyget":      arg(2),
+	"policyset":      policyKey,
+	"policydel":      policyKey,
+	"policyget":      policyKey,
+	"cronset":        cronKeys,
+	"crondel":        arg(1),
+	"cronget":        arg(1),
 	"policythrottle": arg(1),
 	"jobrelease":     releaseThrottleKey,
+}
+
+// policyKey is a policy's key; for a breaker on a queue or a key, that
+// queue or key (a breaker on a handler is checked by its whole target,
+// handler:name, which only a pattern covering it allows).
+func policyKey(args [][]byte) [][]byte {
+	if len(args) > 2 && strings.EqualFold(string(args[1]), "BREAKER") {
+		for _, p := range []string{"queue:", "key:"} {
+			if rest, ok := strings.CutPrefix(string(args[2]), p); ok {
+				return [][]byte{[]byte(rest)}
+			}
+		}
+	}
+	return arg(2)(args)
+}
+
+// cronKeys are CRONSET's entry name and the queue its jobs go to.
+func cronKeys(args [][]byte) [][]byte {
+	if len(args) > 3 {
+		return [][]byte{args[1], args[3]}
+	}
+	return args[1:]
 }
 
 // releaseThrottleKey is the key of JOBRELEASE's THROTTLE option, if any

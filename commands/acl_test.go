@@ -414,3 +414,36 @@ func TestACLThrottleAndRoundRobinKeys(t *testing.T) {
 	do(t, w, "JOBRELEASE", tok, "THROTTLE", "jobs:api", 60000)
 	do(t, w, "POLICYTHROTTLE", "jobs:api", 0)
 }
+
+// A user limited to its queues may set, see and delete periodic entries
+// only under its patterns (the entry's name and its queue), and breakers
+// only on its own queues and keys.
+func TestACLCronAndBreakerKeys(t *testing.T) {
+	ts := start(t)
+	admin := ts.client(t)
+	do(t, admin, "ACL", "SETUSER", "ops", "on", ">pw", "~team-a:*", "+@admin", "+@producer")
+	ops := ts.client(t, named("ops", "pw"))
+	const noKey = "NOPERM No permissions to access a key"
+	for _, args := range [][]any{
+		{"CRONSET", "team-a:beat", "@every 1s", "team-b:mail", "send", "z"},
+		{"CRONSET", "evil", "@every 1s", "team-a:mail", "send", "z"},
+		{"POLICYSET", "BREAKER", "queue:team-b:mail", 3, 1000, 5000},
+	} {
+		if got := doErr(t, ops, args...); got != noKey {
+			t.Errorf("%v: %q, want %q", args, got, noKey)
+		}
+	}
+	do(t, admin, "CRONSET", "team-b:beat", "@every 1s", "team-b:mail", "send", "z")
+	for _, args := range [][]any{{"CRONDEL", "team-b:beat"}, {"CRONGET", "team-b:beat"}} {
+		if got := doErr(t, ops, args...); got != noKey {
+			t.Errorf("%v: %q, want %q", args, got, noKey)
+		}
+	}
+	do(t, ops, "CRONSET", "team-a:beat", "@every 1s", "team-a:mail", "send", "z")
+	do(t, ops, "CRONDEL", "team-a:beat")
+	do(t, ops, "POLICYSET", "BREAKER", "queue:team-a:mail", 3, 1000, 5000)
+	do(t, ops, "POLICYDEL", "BREAKER", "queue:team-a:mail")
+	if got := do(t, admin, "CRONGET", "team-b:beat"); got == nil {
+		t.Error("the other team's entry is gone")
+	}
+}
