@@ -80,12 +80,17 @@ func startSluice(t *testing.T) string {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// The log is read to its end before Wait, which closes the pipe (and
+	// before the test ends, so that no line is logged after it).
+	logged := make(chan struct{})
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
+		<-logged
 		_ = cmd.Wait()
 	})
 	addr := make(chan string, 1)
 	go func() {
+		defer close(logged)
 		lines := bufio.NewScanner(stderr)
 		for lines.Scan() {
 			var rec struct {
