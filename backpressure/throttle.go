@@ -1,5 +1,7 @@
 package backpressure
 
+import "sluice/internal/minheap"
+
 // A throttle stops every admission under a key until an instant: a worker
 // that learns an upstream is overloaded holds all of its jobs for a while.
 // It applies to the key as a concurrency key and as a rate-limit key, with
@@ -182,49 +184,18 @@ type thrEnd struct {
 	key   string
 }
 
-// thrEnds is a min-heap of ends, by instant then key.
+// thrEnds is a min-heap of ends (internal/minheap).
 type thrEnds []thrEnd
 
-func (h thrEnds) less(i, k int) bool {
-	return h[i].until < h[k].until || (h[i].until == h[k].until && h[i].key < h[k].key)
+// Less orders ends by instant, then key.
+func (e thrEnd) Less(o thrEnd) bool {
+	return e.until < o.until || (e.until == o.until && e.key < o.key)
 }
 
-func (h *thrEnds) push(e thrEnd) {
-	*h = append(*h, e)
-	s := *h
-	for i := len(s) - 1; i > 0; {
-		p := (i - 1) / 2
-		if !s.less(i, p) {
-			break
-		}
-		s[i], s[p] = s[p], s[i]
-		i = p
-	}
-}
+func (h *thrEnds) push(e thrEnd) { *h = minheap.Push(*h, e) }
 
-func (h *thrEnds) pop() thrEnd {
-	s := *h
-	e := s[0]
-	n := len(s) - 1
-	s[0] = s[n]
-	s[n] = thrEnd{}
-	s = s[:n]
-	for i := 0; ; {
-		l := 2*i + 1
-		if l >= n {
-			break
-		}
-		m := l
-		if r := l + 1; r < n && s.less(r, l) {
-			m = r
-		}
-		if !s.less(m, i) {
-			break
-		}
-		s[i], s[m] = s[m], s[i]
-		i = m
-	}
-	*h = s
+func (h *thrEnds) pop() (e thrEnd) {
+	*h, e = minheap.Pop(*h)
 	return e
 }
 

@@ -3,6 +3,8 @@ package store
 import (
 	"sync"
 	"sync/atomic"
+
+	"sluice/internal/minheap"
 )
 
 // expiredTokens remembers the most recent tokens whose lease expired. When
@@ -22,7 +24,7 @@ type expiredToken struct {
 	tok string
 }
 
-func (a expiredToken) less(b expiredToken) bool {
+func (a expiredToken) Less(b expiredToken) bool {
 	return a.at < b.at || (a.at == b.at && a.tok < b.tok)
 }
 
@@ -43,7 +45,7 @@ func (e *expiredTokens) add(tok string, at int64) {
 	}
 	e.set[tok] = struct{}{}
 	e.bytes.Add(ExpiredTokenOverhead + int64(len(tok)))
-	e.heap = heapPush(e.heap, expiredToken{at, tok})
+	e.heap = minheap.Push(e.heap, expiredToken{at, tok})
 	for len(e.heap) > e.max {
 		tok := e.popLocked().tok
 		delete(e.set, tok)
@@ -53,7 +55,7 @@ func (e *expiredTokens) add(tok string, at int64) {
 
 // Lock must be held.
 func (e *expiredTokens) popLocked() expiredToken {
-	h, top := heapPop(e.heap)
+	h, top := minheap.Pop(e.heap)
 	e.heap = h
 	return top
 }

@@ -4,6 +4,8 @@ import (
 	"container/heap"
 	"math/rand/v2"
 	"testing"
+
+	"sluice/internal/minheap"
 )
 
 // The store's heaps in their two styles, measured on the same work: a
@@ -40,7 +42,7 @@ func BenchmarkLaneTimers(b *testing.B) {
 type boxedLaneTimers []laneTimer
 
 func (h boxedLaneTimers) Len() int           { return len(h) }
-func (h boxedLaneTimers) Less(i, k int) bool { return h[i].less(h[k]) }
+func (h boxedLaneTimers) Less(i, k int) bool { return h[i].Less(h[k]) }
 func (h boxedLaneTimers) Swap(i, k int)      { h[i], h[k] = h[k], h[i] }
 func (h *boxedLaneTimers) Push(x any)        { *h = append(*h, x.(laneTimer)) }
 func (h *boxedLaneTimers) Pop() any {
@@ -138,18 +140,18 @@ func BenchmarkJobTimersContainerHeap(b *testing.B) {
 	}
 }
 
-// BenchmarkLaneTimersGeneric: the same heap on minheap.go's generic code.
+// BenchmarkLaneTimersGeneric: the same heap on internal/minheap's generic code.
 func BenchmarkLaneTimersGeneric(b *testing.B) {
 	at := heapBenchTimes(heapBenchSize * 2)
 	var h []laneTimer
 	for i := 0; i < heapBenchSize; i++ {
-		h = heapPush(h, laneTimer{at: at[i], seq: uint64(i)})
+		h = minheap.Push(h, laneTimer{at: at[i], seq: uint64(i)})
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		var t laneTimer
-		h, t = heapPop(h)
-		h = heapPush(h, laneTimer{at: t.at + at[i%len(at)], seq: uint64(i)})
+		h, t = minheap.Pop(h)
+		h = minheap.Push(h, laneTimer{at: t.at + at[i%len(at)], seq: uint64(i)})
 	}
 }

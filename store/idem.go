@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"sluice/internal/minheap"
 )
 
 // Idempotency keys (JOBPUSH ... IDEMPOTENCY key).
@@ -73,7 +75,7 @@ type idemAt struct {
 	key string
 }
 
-func (a idemAt) less(b idemAt) bool { return a.at < b.at || (a.at == b.at && a.key < b.key) }
+func (a idemAt) Less(b idemAt) bool { return a.at < b.at || (a.at == b.at && a.key < b.key) }
 
 func (k *idemKeys) init(max int, window int64) {
 	k.mu.Lock()
@@ -153,11 +155,11 @@ func (k *idemKeys) popOldest() bool {
 }
 
 // Lock must be held.
-func (k *idemKeys) pushHeap(v idemAt) { k.heap = heapPush(k.heap, v) }
+func (k *idemKeys) pushHeap(v idemAt) { k.heap = minheap.Push(k.heap, v) }
 
 // Lock must be held.
 func (k *idemKeys) popHeap() idemAt {
-	h, top := heapPop(k.heap)
+	h, top := minheap.Pop(k.heap)
 	if len(h) == 0 {
 		h = nil // give a drained buffer back
 	}
@@ -196,7 +198,7 @@ func (k *idemKeys) entries() (keys, ids []string, times []int64) {
 	for key, e := range k.keys {
 		all = append(all, idemAt{at: e.at, key: key})
 	}
-	sort.Slice(all, func(i, j int) bool { return all[i].less(all[j]) })
+	sort.Slice(all, func(i, j int) bool { return all[i].Less(all[j]) })
 	for _, a := range all {
 		keys = append(keys, a.key)
 		ids = append(ids, k.keys[a.key].id)

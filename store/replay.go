@@ -577,7 +577,7 @@ func (e *expiredTokens) list() ([]string, []int64) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	h := append([]expiredToken(nil), e.heap...)
-	sort.Slice(h, func(i, k int) bool { return h[i].less(h[k]) })
+	sort.Slice(h, func(i, k int) bool { return h[i].Less(h[k]) })
 	toks, times := make([]string, len(h)), make([]int64, len(h))
 	for i, t := range h {
 		toks[i], times[i] = t.tok, t.at

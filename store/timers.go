@@ -9,9 +9,9 @@ package store
 // Lanes parked on a full rate window wait on a second, lazy heap: each entry
 // carries the lane's park generation and is ignored if the lane moved on.
 //
-// Both are written out rather than built on minheap.go or container/heap:
+// Both are written out rather than built on internal/minheap or container/heap:
 // they run on every lease and parked lane, and measured about twice as fast
-// written out (see minheap.go for the numbers).
+// written out (see internal/minheap for the numbers).
 
 type jobHeap []*job
 
@@ -95,13 +95,13 @@ type laneTimer struct {
 	l   *lane
 }
 
-func (a laneTimer) less(b laneTimer) bool {
+func (a laneTimer) Less(b laneTimer) bool {
 	return a.at < b.at || (a.at == b.at && a.seq < b.seq)
 }
 
 type laneTimers []laneTimer
 
-func (h laneTimers) less(i, k int) bool { return h[i].less(h[k]) }
+func (h laneTimers) less(i, k int) bool { return h[i].Less(h[k]) }
 
 func (h *laneTimers) push(t laneTimer) {
 	*h = append(*h, t)
