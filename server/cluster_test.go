@@ -55,6 +55,31 @@ func startGroup(t *testing.T, tune ...func(*config.Config)) []*server.Server {
 	return nodes
 }
 
+// everyNode waits until every node has applied what node l (the leader)
+// has, then sends cmd to each and returns their replies, formatted.
+func everyNode(t *testing.T, nodes []*server.Server, l int, cmd ...any) []string {
+	t.Helper()
+	want := nodes[l].Cluster().Status().Applied
+	var out []string
+	for i, n := range nodes {
+		deadline := time.Now().Add(10 * time.Second)
+		for n.Cluster().Status().Applied < want {
+			if time.Now().After(deadline) {
+				t.Fatalf("node %d behind", i)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		c := redis.NewClient(&redis.Options{Addr: n.Addrs()[0], Protocol: 2})
+		v, err := c.Do(context.Background(), cmd...).Result()
+		c.Close()
+		if err != nil {
+			t.Fatalf("node %d: %v: %v", i, cmd, err)
+		}
+		out = append(out, fmt.Sprint(v))
+	}
+	return out
+}
+
 func leaderOf(t *testing.T, nodes []*server.Server) int {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
@@ -150,23 +175,11 @@ func TestGroupServesTheLifecycle(t *testing.T) {
 	}
 	// And end with the same state: DEBUG DIGEST agrees once each node has
 	// applied what the leader has.
-	want := nodes[l].Cluster().Status().Applied
-	var digests []string
-	for i, n := range nodes {
-		deadline := time.Now().Add(10 * time.Second)
-		for n.Cluster().Status().Applied < want {
-			if time.Now().After(deadline) {
-				t.Fatalf("node %d behind", i)
-			}
-			time.Sleep(5 * time.Millisecond)
+	digests := everyNode(t, nodes, l, "DEBUG", "DIGEST")
+	for i, d := range digests {
+		if len(d) != 64 {
+			t.Fatalf("node %d: DEBUG DIGEST %q", i, d)
 		}
-		c := redis.NewClient(&redis.Options{Addr: n.Addrs()[0], Protocol: 2})
-		d, err := c.Do(ctx, "DEBUG", "DIGEST").Text()
-		c.Close()
-		if err != nil || len(d) != 64 {
-			t.Fatalf("node %d: DEBUG DIGEST %q %v", i, d, err)
-		}
-		digests = append(digests, d)
 	}
 	if digests[0] != digests[1] || digests[1] != digests[2] {
 		t.Fatalf("digests differ: %v", digests)
@@ -570,29 +583,7 @@ func TestGroupAppliesTemplatesAndThrottles(t *testing.T) {
 	if err := lc.Do(ctx, "JOBRELEASE", token, "THROTTLE", "tenant:a", 600000).Err(); err != nil {
 		t.Fatal(err)
 	}
-	want := nodes[l].Cluster().Status().Applied
-	var digests, lists []string
-	for i, n := range nodes {
-		deadline := time.Now().Add(10 * time.Second)
-		for n.Cluster().Status().Applied < want {
-			if time.Now().After(deadline) {
-				t.Fatalf("node %d behind", i)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-		c := redis.NewClient(&redis.Options{Addr: n.Addrs()[0], Protocol: 2})
-		d, err := c.Do(ctx, "DEBUG", "DIGEST").Text()
-		if err != nil {
-			t.Fatalf("node %d: DEBUG DIGEST: %v", i, err)
-		}
-		list, err := c.Do(ctx, "POLICYLIST").Slice()
-		c.Close()
-		if err != nil {
-			t.Fatalf("node %d: POLICYLIST: %v", i, err)
-		}
-		digests = append(digests, d)
-		lists = append(lists, fmt.Sprint(list))
-	}
+	digests, lists := everyNode(t, nodes, l, "DEBUG", "DIGEST"), everyNode(t, nodes, l, "POLICYLIST")
 	if !strings.Contains(lists[l], "kind throttle key tenant:a") || !strings.Contains(lists[l], "template tenant:*]") {
 		t.Fatalf("the leader lists %s", lists[l])
 	}
@@ -640,29 +631,7 @@ func TestGroupAppliesBreakers(t *testing.T) {
 	if res := tokens(do("JOBRESERVE", "w", "60000", "COUNT", "10", "QUEUES", "q", "q2")); len(res) != 2 {
 		t.Fatalf("reserved %v, want key:api's two probes", res)
 	}
-	want := nodes[l].Cluster().Status().Applied
-	var digests, lists []string
-	for i, n := range nodes {
-		deadline := time.Now().Add(10 * time.Second)
-		for n.Cluster().Status().Applied < want {
-			if time.Now().After(deadline) {
-				t.Fatalf("node %d behind", i)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-		c := redis.NewClient(&redis.Options{Addr: n.Addrs()[0], Protocol: 2})
-		d, err := c.Do(ctx, "DEBUG", "DIGEST").Text()
-		if err != nil {
-			t.Fatalf("node %d: DEBUG DIGEST: %v", i, err)
-		}
-		list, err := c.Do(ctx, "POLICYLIST").Slice()
-		c.Close()
-		if err != nil {
-			t.Fatalf("node %d: POLICYLIST: %v", i, err)
-		}
-		digests = append(digests, d)
-		lists = append(lists, fmt.Sprint(list))
-	}
+	digests, lists := everyNode(t, nodes, l, "DEBUG", "DIGEST"), everyNode(t, nodes, l, "POLICYLIST")
 	if !strings.Contains(lists[l], "key handler:h") || !strings.Contains(lists[l], "state open") ||
 		!strings.Contains(lists[l], "state half-open") || !strings.Contains(lists[l], "probes_out 2") {
 		t.Fatalf("the leader lists %s", lists[l])
