@@ -37,10 +37,11 @@ func (e *Env) cronSet(c *protocol.Client, args [][]byte) (any, error) {
 	if o.Handler, err = ident(args[4], "handler"); err != nil {
 		return nil, err
 	}
-	if int64(len(args[5])) > e.MaxPayload {
-		return nil, protocol.Error("ERR payload is larger than max-payload (" + protocol.Int(e.MaxPayload) + " bytes)")
+	if err := e.checkPayload(args[5]); err != nil {
+		return nil, err
 	}
-	o.Payload = args[5] // copied by the store
+	o.Payload = args[5]       // copied by the store
+	var job store.PushOptions // the job options JOBPUSH reads too
 	opts := newOptions(args[6:])
 	for opts.more() {
 		kw, err := opts.next()
@@ -51,26 +52,18 @@ func (e *Env) cronSet(c *protocol.Client, args [][]byte) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		switch kw {
-		case "TZ":
+		switch ok, err := jobOption(kw, v, &job); {
+		case err != nil:
+			return nil, err
+		case ok:
+		case kw == "TZ":
 			o.Zone = string(v)
-		case "PRIORITY":
-			o.Priority, err = integer(v)
-		case "CONCURRENCY":
-			o.ConcurrencyKey, err = ident(v, "concurrency key")
-		case "RATELIMIT":
-			o.RateLimitKey, err = ident(v, "rate limit key")
-		case "MAXATTEMPTS":
-			o.MaxAttempts, err = positive(v)
-		case "BACKOFF":
-			o.Backoff, err = duration(v, false)
 		default:
 			return nil, protocol.ErrSyntax
 		}
-		if err != nil {
-			return nil, err
-		}
 	}
+	o.Priority, o.ConcurrencyKey, o.RateLimitKey = job.Priority, job.ConcurrencyKey, job.RateLimitKey
+	o.MaxAttempts, o.Backoff = job.MaxAttempts, job.Backoff
 	created, err := e.Store.CronSet(e.now(c), o)
 	if err != nil {
 		return nil, err

@@ -131,8 +131,8 @@ func (e *Env) pushOptions(now int64, args [][]byte) (p store.PushOptions, err er
 	if p.Handler, err = ident(args[2], "handler"); err != nil {
 		return p, err
 	}
-	if int64(len(args[3])) > e.MaxPayload {
-		return p, protocol.Error("ERR payload is larger than max-payload (" + protocol.Int(e.MaxPayload) + " bytes)")
+	if err := e.checkPayload(args[3]); err != nil {
+		return p, err
 	}
 	// args[3] points into the connection's read buffer, which the next
 	// read reuses: Push copies what it keeps.
@@ -148,15 +148,15 @@ func (e *Env) pushOptions(now int64, args [][]byte) (p store.PushOptions, err er
 		if err != nil {
 			return p, err
 		}
+		if ok, err := jobOption(kw, v, &p); ok {
+			if err != nil {
+				return p, err
+			}
+			continue
+		}
 		switch kw {
 		case "ID":
 			p.ID, err = ident(v, "id")
-		case "PRIORITY":
-			p.Priority, err = integer(v)
-		case "CONCURRENCY":
-			p.ConcurrencyKey, err = ident(v, "concurrency key")
-		case "RATELIMIT":
-			p.RateLimitKey, err = ident(v, "rate limit key")
 		case "DELAY":
 			delay, err = duration(v, true)
 		case "AT":
@@ -164,10 +164,6 @@ func (e *Env) pushOptions(now int64, args [][]byte) (p store.PushOptions, err er
 			if err == nil && at < 0 {
 				err = errNonNegative
 			}
-		case "MAXATTEMPTS":
-			p.MaxAttempts, err = positive(v)
-		case "BACKOFF":
-			p.Backoff, err = duration(v, false)
 		case "IDEMPOTENCY":
 			p.IdempotencyKey, err = ident(v, "idempotency key")
 		case "GROUP":
@@ -188,6 +184,34 @@ func (e *Env) pushOptions(now int64, args [][]byte) (p store.PushOptions, err er
 		p.RunAt = at
 	}
 	return p, nil
+}
+
+// checkPayload refuses a job's payload over --max-payload.
+func (e *Env) checkPayload(b []byte) error {
+	if int64(len(b)) > e.MaxPayload {
+		return protocol.Error("ERR payload is larger than max-payload (" + protocol.Int(e.MaxPayload) + " bytes)")
+	}
+	return nil
+}
+
+// jobOption reads one of the options that describe a job wherever one is
+// pushed (JOBPUSH, CRONSET's job) into p, and reports whether kw was one.
+func jobOption(kw string, v []byte, p *store.PushOptions) (ok bool, err error) {
+	switch kw {
+	case "PRIORITY":
+		p.Priority, err = integer(v)
+	case "CONCURRENCY":
+		p.ConcurrencyKey, err = ident(v, "concurrency key")
+	case "RATELIMIT":
+		p.RateLimitKey, err = ident(v, "rate limit key")
+	case "MAXATTEMPTS":
+		p.MaxAttempts, err = positive(v)
+	case "BACKOFF":
+		p.Backoff, err = duration(v, false)
+	default:
+		return false, nil
+	}
+	return true, err
 }
 
 // errTooManyNames refuses a JOBRESERVE whose list of what (queues or
