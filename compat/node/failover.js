@@ -9,20 +9,10 @@
 // or "FAIL ..." (exit status 1).
 // Usage: node failover.js ioredis|node-redis PORT,PORT,PORT
 const readline = require('readline');
+const { field, main } = require('./sentinel-common');
 
 const lib = process.argv[2];
 const ports = process.argv[3].split(',').map(Number);
-
-// field finds a map reply's field, whether the library gives maps as
-// objects or as flat field/value arrays.
-function field(m, name) {
-  if (Array.isArray(m)) {
-    for (let i = 0; i + 1 < m.length; i += 2) if (String(m[i]) === name) return String(m[i + 1]);
-    return undefined;
-  }
-  if (m instanceof Map) return m.get(name);
-  return m[name];
-}
 
 const lines = readline.createInterface({ input: process.stdin });
 const go = new Promise((resolve, reject) => {
@@ -79,43 +69,4 @@ async function run(call, name) {
   console.log(`ok   ${name}: followed the failover in ${Date.now() - start} ms (${tries} tries), reserved and acked ${after} on the new leader, ${before} and ${kept} still there`);
 }
 
-async function ioredis() {
-  const Redis = require('ioredis');
-  const c = new Redis({ sentinels: ports.map((port) => ({ host: '127.0.0.1', port })), name: 'sluice' });
-  c.on('error', (e) => console.error(`ioredis error event: ${e.message}`));
-  try {
-    await new Promise((resolve, reject) => {
-      c.once('ready', resolve);
-      c.once('end', () => reject(new Error('connection ended before ready')));
-    });
-    await run((args) => c.call(...args), 'ioredis ' + require('ioredis/package.json').version);
-  } finally {
-    c.disconnect();
-  }
-}
-
-async function nodeRedis() {
-  const { createSentinel } = require('redis');
-  const s = createSentinel({ name: 'sluice', sentinelRootNodes: ports.map((port) => ({ host: '127.0.0.1', port })) });
-  const failed = new Promise((resolve, reject) => s.once('error', reject));
-  await Promise.race([s.connect(), failed]);
-  s.on('error', (e) => console.error(`node-redis error event: ${e}`));
-  try {
-    await run((args) => s.sendCommand(false, args), 'node-redis ' + require('redis/package.json').version);
-  } finally {
-    s.destroy();
-  }
-}
-
-const main = lib === 'ioredis' ? ioredis : nodeRedis;
-const timer = setTimeout(() => {
-  console.log(`FAIL ${lib}: not done within 60 s`);
-  process.exit(1);
-}, 60000);
-main().then(() => {
-  clearTimeout(timer);
-  process.exit(0);
-}, (e) => {
-  console.log(`FAIL ${lib}: ${e && e.stack ? e.stack : e}`);
-  process.exit(1);
-});
+main(lib, ports, run, 60);
