@@ -238,19 +238,8 @@ func BenchmarkPolicyCost(b *testing.B) {
 			plain.run(b, 110_000)
 			keyed.run(b, 110_000)
 			debug.FreeOSMemory()
-			var tp, tk time.Duration
-			b.ResetTimer()
-			for k, done := 0, 0; done < b.N; k++ {
-				n := min(10_000, b.N-done)
-				if k%2 == 0 {
-					tp += plain.run(b, n)
-					tk += keyed.run(b, n)
-				} else {
-					tk += keyed.run(b, n)
-					tp += plain.run(b, n)
-				}
-				done += n
-			}
+			tp, tk := pairedBlocks(b, func(n int) time.Duration { return plain.run(b, n) },
+				func(n int) time.Duration { return keyed.run(b, n) })
 			b.ReportMetric(float64(tp.Nanoseconds())/float64(b.N), "ns/plain")
 			b.ReportMetric(float64(tk.Nanoseconds())/float64(b.N), "ns/policies")
 			b.ReportMetric(float64(tp)/float64(tk), "speed")
@@ -289,19 +278,8 @@ func BenchmarkTemplateCost(b *testing.B) {
 		b.Fatalf("%d policies listed, want the templates and %d live instances", n, keys)
 	}
 	debug.FreeOSMemory()
-	var tp, tt time.Duration
-	b.ResetTimer()
-	for k, done := 0, 0; done < b.N; k++ {
-		n := min(10_000, b.N-done)
-		if k%2 == 0 {
-			tp += plain.run(b, n)
-			tt += templated.run(b, n)
-		} else {
-			tt += templated.run(b, n)
-			tp += plain.run(b, n)
-		}
-		done += n
-	}
+	tp, tt := pairedBlocks(b, func(n int) time.Duration { return plain.run(b, n) },
+		func(n int) time.Duration { return templated.run(b, n) })
 	b.ReportMetric(float64(tp.Nanoseconds())/float64(b.N), "ns/plain")
 	b.ReportMetric(float64(tt.Nanoseconds())/float64(b.N), "ns/templated")
 	b.ReportMetric(float64(tp)/float64(tt), "speed")
@@ -380,19 +358,8 @@ func backlogCost(b *testing.B, by string) {
 	run(empty, 110_000) // retention full on both, the throttled lane parked
 	run(throttled, 110_000)
 	debug.FreeOSMemory()
-	var te, tt time.Duration
-	b.ResetTimer()
-	for k, done := 0, 0; done < b.N; k++ {
-		n := min(10_000, b.N-done)
-		if k%2 == 0 {
-			te += run(empty, n)
-			tt += run(throttled, n)
-		} else {
-			tt += run(throttled, n)
-			te += run(empty, n)
-		}
-		done += n
-	}
+	te, tt := pairedBlocks(b, func(n int) time.Duration { return run(empty, n) },
+		func(n int) time.Duration { return run(throttled, n) })
 	b.ReportMetric(float64(te.Nanoseconds())/float64(b.N), "ns/empty")
 	b.ReportMetric(float64(tt.Nanoseconds())/float64(b.N), "ns/throttled")
 	b.ReportMetric(float64(tt)/float64(te), "ratio")
@@ -597,4 +564,23 @@ func BenchmarkPeekPage(b *testing.B) {
 			}
 		})
 	}
+}
+
+// pairedBlocks runs b.N operations on each of two stores in blocks of
+// 10,000, alternating which store goes first, and returns each one's time:
+// paired, so that a change of the machine's load weighs on both alike.
+func pairedBlocks(b *testing.B, first, second func(n int) time.Duration) (t1, t2 time.Duration) {
+	b.ResetTimer()
+	for k, done := 0, 0; done < b.N; k++ {
+		n := min(10_000, b.N-done)
+		if k%2 == 0 {
+			t1 += first(n)
+			t2 += second(n)
+		} else {
+			t2 += second(n)
+			t1 += first(n)
+		}
+		done += n
+	}
+	return t1, t2
 }

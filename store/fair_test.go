@@ -430,20 +430,9 @@ func BenchmarkFairCost(b *testing.B) {
 	one.run(b, 110_000) // retention full on both
 	many.run(b, 110_000)
 	debug.FreeOSMemory()
-	var t1, tn time.Duration
 	b.ReportAllocs()
-	b.ResetTimer()
-	for k, done := 0, 0; done < b.N; k++ {
-		n := min(10_000, b.N-done)
-		if k%2 == 0 {
-			t1 += one.run(b, n)
-			tn += many.run(b, n)
-		} else {
-			tn += many.run(b, n)
-			t1 += one.run(b, n)
-		}
-		done += n
-	}
+	t1, tn := pairedBlocks(b, func(n int) time.Duration { return one.run(b, n) },
+		func(n int) time.Duration { return many.run(b, n) })
 	b.ReportMetric(float64(t1.Nanoseconds())/float64(b.N), "ns/one-group")
 	b.ReportMetric(float64(tn.Nanoseconds())/float64(b.N), "ns/100k-groups")
 	b.ReportMetric(float64(t1)/float64(tn), "speed")
