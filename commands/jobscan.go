@@ -39,6 +39,9 @@ const (
 	// bulkSlice is how many jobs one slice of JOBBULK names: one
 	// JOBBULKIDS, one entry of a replicated group's log.
 	bulkSlice = 256
+	// bulkRest is how long JOBBULK rests after a slice, in multiples of
+	// the slice's time.
+	bulkRest = 3
 	// maxBulkIDs bounds JOBBULKIDS's list.
 	maxBulkIDs = 10_000
 )
@@ -264,9 +267,9 @@ func (e *Env) jobBulk(c *protocol.Client, args [][]byte) (any, error) {
 					return
 				}
 				total.add(v)
-				// As long again without work: a bulk action takes at most
-				// half of a core from the other clients.
-				time.Sleep(time.Since(start))
+				// Three times as long without work: a bulk action takes at
+				// most a quarter of a core from the other clients.
+				time.Sleep(bulkRest * time.Since(start))
 			}
 			if next == "0" {
 				return
