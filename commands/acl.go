@@ -24,8 +24,13 @@ var sluiceCategories = map[string][]string{
 	"jobfail":    {"worker"},
 	"jobrelease": {"worker"},
 
-	"jobcancel":   {"admin"},
-	"jobretry":    {"admin"},
+	"jobcancel":  {"admin"},
+	"jobretry":   {"admin"},
+	"jobscan":    {"admin"},
+	"jobdelete":  {"admin"},
+	"jobbulkids": {"admin"},
+	// JOBBULK writes through JOBBULKIDS, whose rights it needs as well.
+	"jobbulk":     {"admin", "write", "dangerous"},
 	"queuepause":  {"admin"},
 	"queueresume": {"admin"},
 	"queuepurge":  {"admin"},
@@ -91,6 +96,8 @@ var keyArgs = map[string]func(args [][]byte) [][]byte{
 	"cronget":        arg(1),
 	"policythrottle": arg(1),
 	"jobrelease":     releaseThrottleKey,
+	"jobscan":        scanQueue(2),
+	"jobbulk":        scanQueue(2),
 }
 
 // policyKey is a policy's key; for a breaker on a queue or a key, that
@@ -129,6 +136,20 @@ func releaseThrottleKey(args [][]byte) [][]byte {
 		}
 	}
 	return nil
+}
+
+// scanQueue is the QUEUE of JOBSCAN's or JOBBULK's filters, from args[i]
+// on. Without one the scan reads every queue: every argument is checked,
+// so that a user limited to some queues is refused, never shown more.
+func scanQueue(i int) func(args [][]byte) [][]byte {
+	return func(args [][]byte) [][]byte {
+		for k := i; k+1 < len(args); k += 2 {
+			if strings.EqualFold(string(args[k]), "QUEUE") {
+				return args[k+1 : k+2]
+			}
+		}
+		return [][]byte{[]byte("*")}
+	}
 }
 
 func arg(i int) func(args [][]byte) [][]byte {

@@ -93,6 +93,7 @@ func (e *Env) clock() int64 {
 func Table(e *Env) []protocol.Command {
 	var cmds []protocol.Command
 	cmds = append(cmds, jobCommands(e)...)
+	cmds = append(cmds, jobScanCommands(e)...)
 	cmds = append(cmds, queueCommands(e)...)
 	cmds = append(cmds, policyCommands(e)...)
 	cmds = append(cmds, cronCommands(e)...)

@@ -751,6 +751,7 @@ func (e *Env) infoMemory(srv *protocol.Server) []string {
 		"used_memory_tokens:" + strconv.FormatInt(m.Tokens, 10),
 		"used_memory_idempotency:" + strconv.FormatInt(m.Keys, 10),
 		"used_memory_cron:" + strconv.FormatInt(m.Cron, 10),
+		"used_memory_jobscan:" + strconv.FormatInt(m.Scan, 10),
 		"maxmemory:" + strconv.FormatInt(e.MaxMemory, 10),
 		"maxmemory_human:" + humanBytes(e.MaxMemory),
 		"maxmemory_policy:noeviction",

@@ -54,6 +54,7 @@ var storeErrors = map[string]error{
 	"ErrInvalid":       store.ErrInvalid,
 	"ErrMisconf":       store.ErrMisconf,
 	"ErrCronFull":      store.ErrCronFull,
+	"ErrScanCursor":    store.ErrScanCursor,
 	"StateError":       &store.StateError{ID: "j", From: store.Queued, To: store.Running},
 }
 

@@ -43,6 +43,7 @@ type sut interface {
 	Release(now int64, token string, delay int64) error
 	Cancel(now int64, id string) (bool, error)
 	Retry(now int64, id string) error
+	Delete(now int64, id string) error
 	Get(now int64, id string) (store.Job, bool)
 	QueueLen(now int64, queue string) (int64, error)
 	QueueStats(now int64, queue string) (store.QueueStats, error)
@@ -339,7 +340,7 @@ func (g *opGen) token() string {
 
 func (g *opGen) next() op {
 	now := g.now
-	switch c := g.src.intn(152); {
+	switch c := g.src.intn(155); {
 	case c < 22:
 		return g.push(now)
 	case c < 26:
@@ -515,6 +516,11 @@ func (g *opGen) next() op {
 		}
 		return op{fmt.Sprintf("SetWeight(%q, %d)", grp, w), func(s sut) reply {
 			return reply{text: errText(s.SetWeight(now, grp, w))}
+		}}
+	case c >= 152: // JOBDELETE, and each job of a JOBBULK DELETE
+		id := g.anyID()
+		return op{fmt.Sprintf("Delete(%q)", id), func(s sut) reply {
+			return reply{text: errText(s.Delete(now, id))}
 		}}
 	case c >= 146:
 		return g.breaker(now)

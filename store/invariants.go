@@ -100,6 +100,9 @@ func (s *Store) CheckInvariants() error {
 			counts[q] = new([numStates]int64)
 		}
 		counts[q][j.state]++
+		if j.state != Queued && (q.sets == nil || q.sets[j.state].lookup(s.index.hash(j.id), j.id).j != j) {
+			return fmt.Errorf("job %s is %s but not in its queue's %s set", j.id, j.state, j.state)
+		}
 		if j.ln.dead || q.lanes[j.ln.key] != j.ln {
 			return fmt.Errorf("job %s refers to a lane its queue does not hold", j.id)
 		}
@@ -145,6 +148,9 @@ func (s *Store) CheckInvariants() error {
 				if q.counts[st] != c[st] {
 					return fmt.Errorf("queue %q counts %d %s jobs, holds %d", name, q.counts[st], st, c[st])
 				}
+				if st != Queued && q.sets != nil && int64(q.sets[st].n) != c[st] {
+					return fmt.Errorf("queue %q's %s set holds %d jobs, not %d", name, st, q.sets[st].n, c[st])
+				}
 				total += c[st]
 			}
 			if total != q.jobs {
@@ -172,10 +178,11 @@ func (s *Store) CheckInvariants() error {
 			holders[key] += int64(len(kl.lanes))
 		}
 	}
-	var state int64
+	var state, scan int64
 	for _, sh := range s.shards {
 		for _, q := range sh.queues {
 			state += QueueBytes(q.name) + LaneOverhead*int64(len(q.lanes))
+			scan += q.setsBytes()
 			for name, f := range q.fairs {
 				more := 0
 				if f.more != nil {
@@ -193,6 +200,9 @@ func (s *Store) CheckInvariants() error {
 	}
 	if got := s.state.Load(); got != state {
 		return fmt.Errorf("queues and lanes take %d bytes by the estimate, the running total says %d", state, got)
+	}
+	if got := s.scanBytes.Load(); got != scan {
+		return fmt.Errorf("tables of jobs by state take %d bytes by the estimate, the running total says %d", scan, got)
 	}
 	if got, want := s.reg.Bytes(), s.reg.CountBytes(); got != want {
 		return fmt.Errorf("policies take %d bytes by the estimate, the running total says %d", want, got)

@@ -26,7 +26,7 @@ const (
 	// maintenance itself, so it cannot order them differently.
 	OpExpire // a lease ran out: the job is queued again
 	OpDue    // a scheduled or retry_pending job became queued
-	OpDrop   // a terminal job left retention
+	OpDrop   // a terminal job left retention (its time or count ran out, or JOBDELETE)
 	// Snapshot records (see Dump).
 	OpSnapQueue
 	OpSnapJob

@@ -1007,6 +1007,24 @@ func (m *model) Retry(now int64, id string) error {
 	return nil
 }
 
+// Delete forgets a finished job; any other is refused.
+func (m *model) Delete(now int64, id string) error {
+	if !ident(&id) {
+		return store.ErrInvalid
+	}
+	m.maintain(now)
+	j := m.find(id)
+	if j == nil {
+		return store.ErrNoJob
+	}
+	if !j.job.State.Terminal() {
+		return store.ErrWrongState
+	}
+	m.drop(j)
+	m.forgetVanishedQueues()
+	return nil
+}
+
 func (m *model) Get(now int64, id string) (store.Job, bool) {
 	m.maintain(now)
 	ident(&id)

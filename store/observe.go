@@ -114,15 +114,18 @@ type Memory struct {
 	Tokens   int64 // expired tokens remembered
 	Keys     int64 // idempotency keys remembered
 	Cron     int64 // periodic entries
+	Scan     int64 // the tables of jobs by queue and state that JOBSCAN reads (jobscan.go)
 }
 
 // Used is the figure --maxmemory is checked against.
-func (m Memory) Used() int64 { return m.Jobs + m.Queues + m.Policies + m.Tokens + m.Keys + m.Cron }
+func (m Memory) Used() int64 {
+	return m.Jobs + m.Queues + m.Policies + m.Tokens + m.Keys + m.Cron + m.Scan
+}
 
 // Memory reports the estimated memory held, by part.
 func (s *Store) Memory() Memory {
 	return Memory{Jobs: s.Bytes(), Queues: s.state.Load(), Policies: s.reg.Bytes() + s.brk.bytes.Load(), Tokens: s.expired.bytes.Load(),
-		Keys: s.idem.bytes.Load(), Cron: s.cron.bytes.Load()}
+		Keys: s.idem.bytes.Load(), Cron: s.cron.bytes.Load(), Scan: s.scanBytes.Load()}
 }
 
 // otherBytes is the estimate of everything but jobs. Any lock may be held.

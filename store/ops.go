@@ -210,6 +210,7 @@ func (s *Store) insertLocked(sh *shard, r *Record, fx *effects) (bool, error) {
 	if queued {
 		q.enqueue(j)
 	} else {
+		q.setAdd(j, sh.index.hash(j.id))
 		sh.arm(j, r.RunAt, fx)
 	}
 	s.pushed(q, r, fx)
@@ -1453,4 +1454,5 @@ func (s *Store) flushLocked() {
 	s.total.Store(0)
 	s.bytes.Store(0)
 	s.state.Store(0)
+	s.scanBytes.Store(0)
 }

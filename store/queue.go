@@ -86,7 +86,8 @@ type queue struct {
 	created uint64              // push order
 	tseq    uint64              // timer arming order
 	counts  [numStates]int64
-	jobs    int64 // jobs held (any state) that belong to the queue
+	sets    *stateSets // jobs by state but queued, for JOBSCAN (jobscan.go); nil until one leaves queued
+	jobs    int64      // jobs held (any state) that belong to the queue
 	pushed  int64
 	succ    int64
 	failed  int64

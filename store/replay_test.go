@@ -106,7 +106,11 @@ func randomOps(t *testing.T, s *Store, rng *rand.Rand, n int) int64 {
 		case op == 14:
 			s.Cancel(now, pick(ids))
 		case op == 15:
-			s.Retry(now, pick(ids))
+			if rng.IntN(3) == 0 { // JOBDELETE
+				s.Delete(now, pick(ids))
+			} else {
+				s.Retry(now, pick(ids))
+			}
 		case op == 16:
 			switch rng.IntN(4) {
 			case 0:

@@ -117,6 +117,10 @@ type Store struct {
 	// LaneOverhead), counted as they come and go: rarely, next to pushes.
 	state atomic.Int64
 	_     [56]byte
+	// scanBytes is the estimated memory of the queues' tables of jobs by
+	// state (jobscan.go), counted as they grow and go.
+	scanBytes atomic.Int64
+	_         [56]byte
 	// minDue is no later than any shard's nextDue: every operation reads
 	// it (maintain), and only when it is due does one look at the shards.
 	// A shard lowers it when it arms an earlier timer; maintain raises it
@@ -221,6 +225,7 @@ type shard struct {
 	reg     *backpressure.Registry // the store's, for lanes to hold their keys
 	minDue  *atomic.Int64          // the store's
 	state   *atomic.Int64          // the store's: memory of queues and lanes
+	scan    *atomic.Int64          // the store's: memory of the tables of jobs by state
 	weights *weights               // the store's, read under this lock (fair.go)
 	index   *idIndex               // the store's, which unpacking updates
 	queues  map[string]*queue      // queues held by this shard
@@ -290,6 +295,7 @@ func New(cfg Config, gen Generator) (*Store, error) {
 	for i := range s.shards {
 		s.shards[i] = newShard(s.reg, &s.minDue, &s.index)
 		s.shards[i].state = &s.state
+		s.shards[i].scan = &s.scanBytes
 		s.shards[i].weights = &s.weights
 		s.shards[i].genSlot = i
 	}
@@ -450,9 +456,14 @@ func (s *Store) move(j *job, to State) error {
 	if !allowed[j.state][to] {
 		return &StateError{ID: j.id, From: j.state, To: to}
 	}
-	j.ln.q.counts[j.state]--
-	j.ln.q.counts[to]++
+	q := j.ln.q
+	q.counts[j.state]--
+	q.counts[to]++
+	from := j.state
 	j.state = to
+	h := q.sh.index.hash(j.id)
+	q.setRemove(j, from, h)
+	q.setAdd(j, h)
 	return nil
 }
 
@@ -482,6 +493,7 @@ func (s *Store) unlink(j *job) {
 	j.dropped = true
 	q := j.ln.q
 	q.counts[j.state]--
+	q.setRemove(j, j.state, q.sh.index.hash(j.id))
 	q.jobs--
 	q.unref(j.ln)
 	q.sh.maybeDelete(q)
@@ -503,6 +515,7 @@ func (sh *shard) queueFor(name string) *queue {
 func (sh *shard) maybeDelete(q *queue) {
 	if q.jobs == 0 && !q.paused && !q.dead {
 		q.dead = true
+		q.freeSets()
 		delete(sh.queues, q.name)
 		sh.state.Add(-QueueBytes(q.name))
 	}

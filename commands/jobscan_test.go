@@ -1,0 +1,177 @@
+package commands_test
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// jobScanAll runs a whole JOBSCAN and returns the ids, in order of return.
+func jobScanAll(t *testing.T, c *redis.Client, args ...any) []string {
+	t.Helper()
+	var out []string
+	cursor := "0"
+	for calls := 0; ; calls++ {
+		v := do(t, c, append([]any{"JOBSCAN", cursor}, args...)...).([]any)
+		for _, id := range v[1].([]any) {
+			out = append(out, id.(string))
+		}
+		if cursor = v[0].(string); cursor == "0" {
+			return out
+		}
+		if calls > 1_000_000 {
+			t.Fatal("JOBSCAN never ends")
+		}
+	}
+}
+
+// failSome pushes n jobs to queue and fails each with error text.
+func failSome(t *testing.T, c *redis.Client, queue, handler, text string, n int) []string {
+	t.Helper()
+	var ids []string
+	for range n {
+		do(t, c, "JOBPUSH", queue, handler, "p")
+		r := reserve(t, c, "w", 60000, "QUEUES", queue)
+		do(t, c, "JOBFAIL", r[0]["token"], "ERROR", text, "NORETRY")
+		ids = append(ids, r[0]["id"].(string))
+	}
+	return ids
+}
+
+func sortedIDs(ids []string) []string { return slices.Sorted(slices.Values(ids)) }
+
+func TestJobScan(t *testing.T) {
+	ts := start(t)
+	c := ts.client(t, resp2)
+	failedA := failSome(t, c, "a", "h1", "timeout talking to db", 25)
+	failedB := failSome(t, c, "b", "h2", "bad input", 15)
+	var queuedA []string
+	for range 30 {
+		queuedA = append(queuedA, do(t, c, "JOBPUSH", "a", "h1", "p").(string))
+	}
+	for _, tc := range []struct {
+		args []any
+		want []string
+	}{
+		{[]any{"QUEUE", "a", "STATE", "failed", "COUNT", 100}, failedA},
+		{[]any{"STATE", "FAILED", "COUNT", 3}, slices.Concat(failedA, failedB)},
+		{[]any{"STATE", "failed", "ERROR", "timeout*"}, failedA},
+		{[]any{"HANDLER", "h2"}, failedB},
+		{[]any{"QUEUE", "a", "STATE", "queued"}, queuedA},
+		{[]any{"QUEUE", "a"}, slices.Concat(failedA, queuedA)},
+		{[]any{"MATCH", failedB[0]}, failedB[:1]},
+		{[]any{"STATE", "succeeded"}, nil},
+	} {
+		got := sortedIDs(jobScanAll(t, c, tc.args...))
+		if want := sortedIDs(tc.want); !slices.Equal(got, want) {
+			t.Errorf("JOBSCAN %v: %d ids %v, want %d", tc.args, len(got), got, len(want))
+		}
+	}
+	for _, tc := range []struct {
+		args []any
+		want string
+	}{
+		{[]any{"JOBSCAN", "0", "STATE", "done"}, "ERR unknown state 'done': one of scheduled, queued,"},
+		{[]any{"JOBSCAN", "0", "COUNT", 0}, "ERR COUNT must be at least 1"},
+		{[]any{"JOBSCAN", "0", "COUNT", -5}, "ERR COUNT must be at least 1"},
+		{[]any{"JOBSCAN", "0", "COUNT", "x"}, "ERR value is not an integer"},
+		{[]any{"JOBSCAN", "bogus"}, "ERR invalid cursor"},
+		{[]any{"JOBSCAN", "0", "QUEUE"}, "ERR syntax error"},
+		{[]any{"JOBSCAN", "0", "COLOUR", "red"}, "ERR syntax error"},
+		{[]any{"JOBSCAN", "0", "QUEUE", "  "}, "ERR queue must not be empty"},
+	} {
+		if got := doErr(t, c, tc.args...); !strings.HasPrefix(got, tc.want) {
+			t.Errorf("%v: %q, want %q", tc.args, got, tc.want)
+		}
+	}
+}
+
+func TestJobDelete(t *testing.T) {
+	ts := start(t)
+	c := ts.client(t, resp2)
+	failed := failSome(t, c, "q", "h", "x", 1)[0]
+	queued := do(t, c, "JOBPUSH", "q", "h", "p").(string)
+	if got := do(t, c, "JOBDELETE", failed); got != "OK" {
+		t.Fatalf("JOBDELETE of a failed job: %v", got)
+	}
+	isNil(t, c, "JOBGET", failed)
+	if got := doErr(t, c, "JOBDELETE", failed); !strings.HasPrefix(got, "NOJOB") {
+		t.Fatalf("JOBDELETE twice: %q", got)
+	}
+	if got := doErr(t, c, "JOBDELETE", queued); !strings.HasPrefix(got, "WRONGSTATE job "+queued+" is queued") {
+		t.Fatalf("JOBDELETE of a queued job: %q", got)
+	}
+	if got := field(do(t, c, "JOBGET", queued), "state"); got != "queued" {
+		t.Fatalf("the refused delete changed the job: %v", got)
+	}
+	if got := do(t, c, "DBSIZE"); got != int64(1) {
+		t.Fatalf("DBSIZE %v after the delete", got)
+	}
+}
+
+func TestJobBulk(t *testing.T) {
+	ts := start(t)
+	c := ts.client(t, resp2)
+	failedA := failSome(t, c, "a", "h", "boom", 600) // more than one slice
+	failedB := failSome(t, c, "b", "h", "boom", 5)
+	for range 10 {
+		do(t, c, "JOBPUSH", "a", "h", "p")
+	}
+	counts := func(v any) string {
+		m := asMap(t, v, "changed", "skipped")
+		sk := asMap(t, m["skipped"], "wrongstate", "nojob")
+		return fmt.Sprintf("changed %v wrongstate %v nojob %v", m["changed"], sk["wrongstate"], sk["nojob"])
+	}
+	if got := counts(do(t, c, "JOBBULK", "RETRY", "QUEUE", "a")); got != "changed 600 wrongstate 0 nojob 0" {
+		t.Fatalf("JOBBULK RETRY QUEUE a: %s", got)
+	}
+	if n := len(jobScanAll(t, c, "QUEUE", "a", "STATE", "queued")); n != 610 {
+		t.Fatalf("%d jobs queued in a after the retry, want 610", n)
+	}
+	if n := len(jobScanAll(t, c, "STATE", "failed")); n != len(failedB) {
+		t.Fatalf("%d failed jobs left, want b's %d", n, len(failedB))
+	}
+	// Cancel every job of a: the queued ones change; none is skipped.
+	if got := counts(do(t, c, "JOBBULK", "CANCEL", "QUEUE", "a")); got != "changed 610 wrongstate 0 nojob 0" {
+		t.Fatalf("JOBBULK CANCEL QUEUE a: %s", got)
+	}
+	// Cancel again: only unfinished jobs are read, and there are none.
+	if got := counts(do(t, c, "JOBBULK", "CANCEL", "QUEUE", "a")); got != "changed 0 wrongstate 0 nojob 0" {
+		t.Fatalf("JOBBULK CANCEL QUEUE a again: %s", got)
+	}
+	if got := counts(do(t, c, "JOBBULK", "DELETE", "STATE", "cancelled")); got != "changed 610 wrongstate 0 nojob 0" {
+		t.Fatalf("JOBBULK DELETE STATE cancelled: %s", got)
+	}
+	if got := do(t, c, "DBSIZE"); got != int64(len(failedB)) {
+		t.Fatalf("DBSIZE %v, want %d", got, len(failedB))
+	}
+	isNil(t, c, "JOBGET", failedA[0])
+	// JOBBULKIDS on its own: one changed, one gone, one in the wrong state.
+	q := do(t, c, "JOBPUSH", "b", "h", "p").(string)
+	if got := counts(do(t, c, "JOBBULKIDS", "RETRY", failedB[0], "nope", q)); got != "changed 1 wrongstate 1 nojob 1" {
+		t.Fatalf("JOBBULKIDS: %s", got)
+	}
+	for _, tc := range []struct {
+		args []any
+		want string
+	}{
+		{[]any{"JOBBULK", "REVIVE"}, "ERR the action must be RETRY, CANCEL or DELETE"},
+		{[]any{"JOBBULK", "RETRY", "STATE", "succeeded"}, "ERR JOBBULK RETRY applies to failed jobs only"},
+		{[]any{"JOBBULK", "CANCEL", "STATE", "nosuch"}, "ERR unknown state 'nosuch'"},
+		{[]any{"JOBBULK", "CANCEL", "COUNT", "5"}, "ERR syntax error"},
+		{[]any{"JOBBULKIDS", "RETRY", " "}, "ERR id must not be empty"},
+	} {
+		if got := doErr(t, c, tc.args...); !strings.HasPrefix(got, tc.want) {
+			t.Errorf("%v: %q, want %q", tc.args, got, tc.want)
+		}
+	}
+	// A bulk action cannot run inside a transaction.
+	tx := c.TxPipeline()
+	tx.Do(ctx, "JOBBULK", "CANCEL")
+	if _, err := tx.Exec(ctx); err == nil {
+		t.Fatal("JOBBULK inside MULTI ran")
+	}
+}
