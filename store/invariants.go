@@ -100,7 +100,7 @@ func (s *Store) CheckInvariants() error {
 			counts[q] = new([numStates]int64)
 		}
 		counts[q][j.state]++
-		if j.state != Queued && (q.sets == nil || q.sets[j.state].lookup(s.index.hash(j.id), j.id).j != j) {
+		if tabled[j.state] && (q.sets == nil || q.sets[j.state].lookup(s.index.hash(j.id), j.id).j != j) {
 			return fmt.Errorf("job %s is %s but not in its queue's %s set", j.id, j.state, j.state)
 		}
 		if j.ln.dead || q.lanes[j.ln.key] != j.ln {
@@ -148,7 +148,7 @@ func (s *Store) CheckInvariants() error {
 				if q.counts[st] != c[st] {
 					return fmt.Errorf("queue %q counts %d %s jobs, holds %d", name, q.counts[st], st, c[st])
 				}
-				if st != Queued && q.sets != nil && int64(q.sets[st].n) != c[st] {
+				if tabled[st] && q.sets != nil && int64(q.sets[st].n) != c[st] {
 					return fmt.Errorf("queue %q's %s set holds %d jobs, not %d", name, st, q.sets[st].n, c[st])
 				}
 				total += c[st]

@@ -10,17 +10,21 @@ import (
 // filter, at a cost that follows the jobs of the partitions it reads, not
 // every job held.
 //
-// Each queue keeps, per state but queued, the set of its jobs in that
-// state: an id table like the index's shards (idindex.go), kept by the
-// one place states change ((*Store).move), by a job's arrival (insert,
-// snapshot load) and by its drop (unlink), under the queue's shard lock.
+// Each queue keeps, per tabled state, the set of its jobs in that state:
+// an id table like the index's shards (idindex.go), kept by the one place
+// states change ((*Store).move), by a job's arrival (insert, snapshot
+// load) and by its drop (unlink), under the queue's shard lock.
 // A scan walks partitions one after the other: states in their order
 // (numStates ends the list, so a state added to it is scanned by itself),
 // and within a state every queue in name order, or just the one named.
-// Queued jobs are most of the jobs a server holds and most of them are
-// packed (packed.go): giving each a second table slot would cost every
-// push, so the queued state is one partition over the id index itself,
-// filtered by queue, and costs what SCAN costs.
+// The states every job passes through on its usual way (queued, reserved,
+// running, succeeded) are not tabled: a table slot for each would cost
+// every push, reserve and ack (a third more per cycle, measured), and
+// most queued jobs are packed (packed.go). Each of those states is one
+// partition over the id index itself, filtered by queue and state, and
+// costs what SCAN costs. The states of jobs that went wrong or wait
+// (scheduled, retry_pending, failed, cancelled) are tabled, so a search
+// for a queue's failed jobs costs what they cost, whatever else it holds.
 //
 // A partition is read as ScanIDs reads an index shard: home slots in
 // reverse-binary order, so a table that grows between two calls misses
@@ -32,8 +36,12 @@ import (
 // "state.homeslot.queue", the queue's name in hexadecimal (empty for the
 // queued partition). The server keeps nothing between calls.
 
-// stateSets are a queue's jobs by state: one table per state, the queued
-// one unused. Each table's own mutex is unused too: the shard lock
+// tabled are the states a queue keeps tables of; a state added to the
+// lifecycle is read over the id index until it is listed here.
+var tabled = [numStates]bool{Scheduled: true, RetryPending: true, Failed: true, Cancelled: true}
+
+// stateSets are a queue's jobs by state: one table per state, those of
+// untabled states unused. Each table's own mutex is unused too: the shard lock
 // guards them.
 type stateSets [numStates]idShard
 
@@ -102,7 +110,7 @@ type scanCursor struct {
 }
 
 func (c scanCursor) String() string {
-	if c.st == Queued {
+	if !tabled[c.st] {
 		c.queue = "" // the index's partition, whatever the filter
 	}
 	return strconv.Itoa(int(c.st)) + "." + strconv.FormatUint(c.v, 10) + "." + hex.EncodeToString([]byte(c.queue))
@@ -123,8 +131,8 @@ func parseCursor(s string, f *ScanFilter) (scanCursor, error) {
 	switch {
 	case err1 != nil || err2 != nil || err3 != nil, c.st < Scheduled || c.st >= numStates,
 		f.State != 0 && c.st != f.State,
-		c.st == Queued && c.queue != "", // the queued partition is the index's
-		c.st != Queued && f.Queue != "" && c.queue != f.Queue:
+		!tabled[c.st] && c.queue != "", // an untabled state's partition is the index's
+		tabled[c.st] && f.Queue != "" && c.queue != f.Queue:
 		return scanCursor{}, ErrScanCursor
 	}
 	return c, nil
@@ -149,8 +157,8 @@ func (s *Store) ScanJobs(cursor string, f ScanFilter, count, maxSlots int) (stri
 	}
 	for len(ids) < count && visited < maxSlots {
 		var done bool
-		if c.st == Queued {
-			ids, done = s.scanQueued(&c, &f, ids, count, maxSlots, &visited)
+		if !tabled[c.st] {
+			ids, done = s.scanUntabled(&c, &f, ids, count, maxSlots, &visited)
 		} else {
 			if c.queue == "" { // entering the state, over every queue
 				c.queue, c.v = s.nextQueue(c.st, "", true), 0
@@ -178,13 +186,13 @@ func (s *Store) ScanJobs(cursor string, f ScanFilter, count, maxSlots int) (stri
 	return c.String(), ids, nil
 }
 
-// queuedIn reports whether the queue named name holds queued jobs.
-func (s *Store) queuedIn(name string) bool {
+// holds reports whether the queue named name holds jobs in state st.
+func (s *Store) holds(name string, st State) bool {
 	sh := s.shardOf(name)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	q := sh.queues[name]
-	return q != nil && q.counts[Queued] > 0
+	return q != nil && q.counts[st] > 0
 }
 
 // nextQueue returns the first queue name after after (or from the first,
@@ -267,10 +275,11 @@ func (t *idShard) scanJobs(b, mask uint64, f *ScanFilter, out []candidate) []can
 	}
 }
 
-// scanQueued reads the queued partition: the id index from c.v on, keeping
-// the ids of c's queue (or any), then checking each under its shard lock.
-func (s *Store) scanQueued(c *scanCursor, f *ScanFilter, ids []string, count, maxSlots int, visited *int) ([]string, bool) {
-	if f.Queue != "" && !s.queuedIn(f.Queue) {
+// scanUntabled reads the partition of an untabled state: the id index
+// from c.v on, keeping the ids of c's queue (or any), then checking each
+// one's state under its shard lock.
+func (s *Store) scanUntabled(c *scanCursor, f *ScanFilter, ids []string, count, maxSlots int, visited *int) ([]string, bool) {
+	if f.Queue != "" && !s.holds(f.Queue, c.st) {
 		return ids, true // none to find: no walk over the whole index
 	}
 	next, cands := s.scanIndex(c.v, count-len(ids), maxSlots-*visited, f.Queue, visited)
@@ -284,7 +293,7 @@ func (s *Store) scanQueued(c *scanCursor, f *ScanFilter, ids []string, count, ma
 		if j == nil {
 			j = r.c.view(r.off)
 		}
-		if j.state == Queued && f.matches(j) {
+		if j.state == c.st && f.matches(j) {
 			found = append(found, candidate{j.id, j.xr().lastError})
 		}
 		sh.mu.Unlock()
@@ -344,9 +353,9 @@ func (s *Store) scanIndex(cursor uint64, count, maxSlots int, queue string, visi
 	return v<<idShardBits | uint64(sh), ids
 }
 
-// setAdd files j under its state, unless queued. Lock must be held.
+// setAdd files j under its state, when tabled. Lock must be held.
 func (q *queue) setAdd(j *job, h uint64) {
-	if j.state == Queued {
+	if !tabled[j.state] {
 		return
 	}
 	if q.sets == nil {
@@ -363,7 +372,7 @@ func (q *queue) setAdd(j *job, h uint64) {
 
 // setRemove takes j out of the table of state st. Lock must be held.
 func (q *queue) setRemove(j *job, st State, h uint64) {
-	if st == Queued || q.sets == nil {
+	if !tabled[st] || q.sets == nil {
 		return
 	}
 	t := &q.sets[st]

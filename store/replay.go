@@ -455,7 +455,9 @@ func (s *Store) loadJob(r *Record) error {
 		return replayErr(r, "duplicate job")
 	}
 	s.added(sh, q, j.bytes(), false, j.state)
-	q.setAdd(j, s.index.hash(j.id))
+	if tabled[j.state] {
+		q.setAdd(j, s.index.hash(j.id))
+	}
 	s.charge(q, j.bytes(), false)
 	switch j.state {
 	case Queued:

@@ -461,9 +461,11 @@ func (s *Store) move(j *job, to State) error {
 	q.counts[to]++
 	from := j.state
 	j.state = to
-	h := q.sh.index.hash(j.id)
-	q.setRemove(j, from, h)
-	q.setAdd(j, h)
+	if tabled[from] || tabled[to] {
+		h := q.sh.index.hash(j.id)
+		q.setRemove(j, from, h)
+		q.setAdd(j, h)
+	}
 	return nil
 }
 
@@ -493,7 +495,9 @@ func (s *Store) unlink(j *job) {
 	j.dropped = true
 	q := j.ln.q
 	q.counts[j.state]--
-	q.setRemove(j, j.state, q.sh.index.hash(j.id))
+	if tabled[j.state] {
+		q.setRemove(j, j.state, q.sh.index.hash(j.id))
+	}
 	q.jobs--
 	q.unref(j.ln)
 	q.sh.maybeDelete(q)
