@@ -25,5 +25,7 @@
 // own mutex, which is a leaf lock: nothing else is locked while it is held.
 // (Setting a throttle takes the registry's throttle lock, then shards one
 // at a time; templates have a read-write lock taken under a shard's.) A call that touches two
-// keys takes their shards one after the other, never together.
+// keys takes their shards one after the other, never together, except
+// for the calls on a job's several keys (multi.go), which take all of
+// their shards at once, in shard order.
 package backpressure

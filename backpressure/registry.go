@@ -353,6 +353,9 @@ type Admission struct {
 	// counted the job on its concurrency key, and whoever saw the key full
 	// meanwhile is handed back.
 	Wake []Waiter
+	// Blocks names every key that refuses (AdmitAll only; Block is among
+	// them).
+	Blocks []Block
 }
 
 // Admit decides whether a job with concurrency key ckey and rate-limit key

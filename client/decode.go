@@ -86,3 +86,26 @@ func asInt(v, cmd any) (int64, error) {
 func unexpected(cmd, v any) error {
 	return fmt.Errorf("sluice: %v: unexpected reply %#v", cmd, v)
 }
+
+// strs reads a field holding an array of strings; absent or null reads
+// as nil.
+func (r *reply) strs(field string) []string {
+	switch v := r.fields[field].(type) {
+	case nil:
+		return nil
+	case []any:
+		out := make([]string, len(v))
+		for i, e := range v {
+			s, ok := e.(string)
+			if !ok {
+				r.fail(field, v)
+				return nil
+			}
+			out[i] = s
+		}
+		return out
+	default:
+		r.fail(field, v)
+		return nil
+	}
+}

@@ -34,14 +34,19 @@ func (s State) Terminal() bool {
 // PushOptions are JOBPUSH's optional arguments. The zero value pushes a job
 // with the server's defaults.
 type PushOptions struct {
-	ID          string        // job id; empty: the server generates one
-	Priority    int64         // higher runs first; default 0
-	Concurrency string        // concurrency key; empty: none
-	RateLimit   string        // rate-limit key; empty: none
-	Delay       time.Duration // > 0: scheduled this long from now
-	At          time.Time     // non-zero: scheduled at this time (not with Delay)
-	MaxAttempts int64         // > 0: failed attempts allowed; server default 1
-	Backoff     time.Duration // > 0: base of the exponential retry delay; server default 1 s
+	ID          string // job id; empty: the server generates one
+	Priority    int64  // higher runs first; default 0
+	Concurrency string // concurrency key; empty: none
+	RateLimit   string // rate-limit key; empty: none
+	// MoreConcurrency and MoreRateLimit are further keys after
+	// Concurrency and RateLimit (at most 4 of a kind in all, none twice):
+	// the job is reserved only when every one of its keys admits it.
+	MoreConcurrency []string
+	MoreRateLimit   []string
+	Delay           time.Duration // > 0: scheduled this long from now
+	At              time.Time     // non-zero: scheduled at this time (not with Delay)
+	MaxAttempts     int64         // > 0: failed attempts allowed; server default 1
+	Backoff         time.Duration // > 0: base of the exponential retry delay; server default 1 s
 	// IdempotencyKey, if set, makes the push safe to send again: a repeat
 	// within the server's --idempotency-window creates nothing and returns
 	// the first push's id.
@@ -66,8 +71,14 @@ func (c *Client) Push(ctx context.Context, queue, handler string, payload []byte
 		if o.Concurrency != "" {
 			args = append(args, "CONCURRENCY", o.Concurrency)
 		}
+		for _, k := range o.MoreConcurrency {
+			args = append(args, "CONCURRENCY", k)
+		}
 		if o.RateLimit != "" {
 			args = append(args, "RATELIMIT", o.RateLimit)
+		}
+		for _, k := range o.MoreRateLimit {
+			args = append(args, "RATELIMIT", k)
 		}
 		if o.Delay > 0 {
 			args = append(args, "DELAY", ms(o.Delay))
@@ -300,17 +311,24 @@ type Job struct {
 	Priority       int64
 	ConcurrencyKey string // empty: none
 	RateLimitKey   string // empty: none
-	Group          string // the fair group; empty: the default one
-	Attempt        int64
-	MaxAttempts    int64
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
-	RunAt          time.Time // when it entered, or will enter, queued
-	Worker         string    // while reserved or running
-	ExpiresAt      time.Time // while reserved or running
-	LastError      string
-	HasLastError   bool       // LastError was given (it may be empty)
-	BlockedBy      *BlockedBy // why a queued job is not being reserved now; nil: it is not blocked
+	// Every key of a kind, the first included, when the job has several
+	// of that kind (PushOptions.ConcurrencyKeys); nil otherwise.
+	ConcurrencyKeys []string
+	RateLimitKeys   []string
+	Group           string // the fair group; empty: the default one
+	Attempt         int64
+	MaxAttempts     int64
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+	RunAt           time.Time // when it entered, or will enter, queued
+	Worker          string    // while reserved or running
+	ExpiresAt       time.Time // while reserved or running
+	LastError       string
+	HasLastError    bool       // LastError was given (it may be empty)
+	BlockedBy       *BlockedBy // why a queued job is not being reserved now; nil: it is not blocked
+	// BlockedByAll is every key that refuses a job of several keys, when
+	// more than one does; BlockedBy is the first of them.
+	BlockedByAll []*BlockedBy
 }
 
 // Blocked reasons.
@@ -366,13 +384,43 @@ func decodeJob(cmd string, v any) (*Job, error) {
 		LastError:      r.str("last_error"),
 		HasLastError:   r.fields["last_error"] != nil,
 	}
+	j.ConcurrencyKeys = r.strs("concurrency_keys")
+	j.RateLimitKeys = r.strs("rate_limit_keys")
 	if b := r.str("blocked_by"); b != "" {
-		j.BlockedBy = parseBlockedBy(b)
+		parts := splitBlocked(b)
+		j.BlockedBy = parseBlockedBy(parts[0])
+		if len(parts) > 1 {
+			for _, p := range parts {
+				j.BlockedByAll = append(j.BlockedByAll, parseBlockedBy(p))
+			}
+		}
 	}
 	if r.err != nil {
 		return nil, r.err
 	}
 	return j, nil
+}
+
+// splitBlocked cuts a blocked_by that names several keys (a job of
+// several keys refused by more than one) into one reason each: the
+// server joins them with ", ", and a reason starts with its kind.
+func splitBlocked(s string) []string {
+	var out []string
+	start := 0
+	for i := 0; i+2 < len(s); i++ {
+		if s[i] != ',' || s[i+1] != ' ' {
+			continue
+		}
+		rest := s[i+2:]
+		for _, p := range []string{"concurrency:", "ratelimit:", "throttled:", "breaker:"} {
+			if strings.HasPrefix(rest, p) {
+				out = append(out, s[start:i])
+				start = i + 2
+				break
+			}
+		}
+	}
+	return append(out, s[start:])
 }
 
 // parseBlockedBy reads "concurrency:<key> <active>/<limit>",

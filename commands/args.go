@@ -77,7 +77,8 @@ func duration(b []byte, zeroOK bool) (int64, error) {
 // keyword reports whether b is kw, ignoring the case of ASCII letters.
 func keyword(b []byte, kw string) bool { return ascii.EqualFold(b, kw) }
 
-// options walks "KEYWORD value" pairs. Each keyword may appear once;
+// options walks "KEYWORD value" pairs. Each keyword may appear once (but
+// see next);
 // unknown keywords and missing values are syntax errors.
 type options struct {
 	args [][]byte
@@ -108,10 +109,15 @@ func upperKeyword(b []byte) string {
 	return strings.ToUpper(string(b))
 }
 
-// next returns the upper-cased keyword, refusing repeats.
+// next returns the upper-cased keyword, refusing repeats but of a job's
+// keys (CONCURRENCY and RATELIMIT may be given again for further keys:
+// the store bounds their number).
 func (o *options) next() (string, error) {
 	kw := upperKeyword(o.args[o.i])
 	o.i++
+	if (kw == "CONCURRENCY" || kw == "RATELIMIT") && slices.Contains(o.seen[:o.n], kw) {
+		return kw, nil
+	}
 	if o.n == len(o.seen) || slices.Contains(o.seen[:o.n], kw) {
 		return "", protocol.ErrSyntax // a repeat, or more keywords than any command takes
 	}

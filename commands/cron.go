@@ -62,6 +62,9 @@ func (e *Env) cronSet(c *protocol.Client, args [][]byte) (any, error) {
 			return nil, protocol.ErrSyntax
 		}
 	}
+	if job.ExtraConcurrencyKeys != nil || job.ExtraRateLimitKeys != nil {
+		return nil, protocol.Error("ERR a periodic job takes at most one CONCURRENCY and one RATELIMIT key")
+	}
 	o.Priority, o.ConcurrencyKey, o.RateLimitKey = job.Priority, job.ConcurrencyKey, job.RateLimitKey
 	o.MaxAttempts, o.Backoff = job.MaxAttempts, job.Backoff
 	created, err := e.Store.CronSet(e.now(c), o)

@@ -63,8 +63,8 @@ var failArgs = []protocol.Arg{
 		{Name: "ms", Type: "integer", Token: "RETRYIN"}, {Name: "noretry", Type: "pure-token", Token: "NORETRY"}}},
 }
 
-// JOBPUSH queue handler payload [ID id] [PRIORITY n] [CONCURRENCY key]
-// [RATELIMIT key] [DELAY ms | AT unix-ms] [MAXATTEMPTS n] [BACKOFF ms]
+// JOBPUSH queue handler payload [ID id] [PRIORITY n] [CONCURRENCY key ...]
+// [RATELIMIT key ...] [DELAY ms | AT unix-ms] [MAXATTEMPTS n] [BACKOFF ms]
 // [IDEMPOTENCY key] [GROUP group]
 func (e *Env) jobPush(c *protocol.Client, args [][]byte) (any, error) {
 	now := e.now(c)
@@ -201,9 +201,24 @@ func jobOption(kw string, v []byte, p *store.PushOptions) (ok bool, err error) {
 	case "PRIORITY":
 		p.Priority, err = integer(v)
 	case "CONCURRENCY":
-		p.ConcurrencyKey, err = ident(v, "concurrency key")
+		// Given again, a further key: the job needs every one to admit it.
+		var k string
+		if k, err = ident(v, "concurrency key"); err == nil {
+			if p.ConcurrencyKey == "" {
+				p.ConcurrencyKey = k
+			} else {
+				p.ExtraConcurrencyKeys = append(p.ExtraConcurrencyKeys, k)
+			}
+		}
 	case "RATELIMIT":
-		p.RateLimitKey, err = ident(v, "rate limit key")
+		var k string
+		if k, err = ident(v, "rate limit key"); err == nil {
+			if p.RateLimitKey == "" {
+				p.RateLimitKey = k
+			} else {
+				p.ExtraRateLimitKeys = append(p.ExtraRateLimitKeys, k)
+			}
+		}
 	case "MAXATTEMPTS":
 		p.MaxAttempts, err = positive(v)
 	case "BACKOFF":
@@ -581,7 +596,7 @@ func jobMap(j store.Job) protocol.Map {
 	if j.HasLastError {
 		lastErr = j.LastError
 	}
-	return protocol.Map{
+	m := protocol.Map{
 		"id", j.ID, "queue", j.Queue, "handler", j.Handler, "payload", j.Payload,
 		"state", j.State.String(), "priority", j.Priority,
 		"concurrency_key", nullable(j.ConcurrencyKey), "rate_limit_key", nullable(j.RateLimitKey),
@@ -590,4 +605,20 @@ func jobMap(j store.Job) protocol.Map {
 		"worker", nullable(j.Worker), "expires_at", nullableTime(j.ExpiresAt),
 		"last_error", lastErr, "blocked_by", nullable(j.BlockedBy),
 	}
+	return append(m, moreKeys(j)...)
+}
+
+// moreKeys is what JOBGET adds for a job of several keys of a kind: every
+// key of that kind, the first included (concurrency_key and
+// rate_limit_key stay the first, so a job of one key of each replies as
+// it always did).
+func moreKeys(j store.Job) []any {
+	var out []any
+	if j.ConcurrencyKeys != nil {
+		out = append(out, "concurrency_keys", j.ConcurrencyKeys)
+	}
+	if j.RateLimitKeys != nil {
+		out = append(out, "rate_limit_keys", j.RateLimitKeys)
+	}
+	return out
 }

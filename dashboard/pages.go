@@ -419,8 +419,17 @@ func (d *Dashboard) jobPage(w http.ResponseWriter, r *http.Request, _ *protocol.
 	d.render(w, r, "job", page{Title: "Job " + id, Data: data})
 }
 
-// blockedWords turns JOBGET's blocked_by into a sentence.
+// blockedWords turns JOBGET's blocked_by into a sentence; one that
+// names several keys (joined by ", ") into one clause a key.
 func blockedWords(b string) string {
+	parts := splitBlocked(b)
+	if len(parts) > 1 {
+		words := make([]string, len(parts))
+		for i, p := range parts {
+			words[i] = strings.TrimPrefix(blockedWords(p), "waiting: ")
+		}
+		return "waiting: " + strings.Join(words, "; ")
+	}
 	switch {
 	case b == "":
 		return ""
@@ -447,6 +456,27 @@ func blockedWords(b string) string {
 		}
 	}
 	return "waiting: " + b
+}
+
+// splitBlocked cuts a blocked_by naming several keys into one reason a
+// key: the server joins them with ", ", and a reason starts with its kind.
+func splitBlocked(s string) []string {
+	var out []string
+	start := 0
+	for i := 0; i+2 < len(s); i++ {
+		if s[i] != ',' || s[i+1] != ' ' {
+			continue
+		}
+		rest := s[i+2:]
+		for _, p := range []string{"concurrency:", "ratelimit:", "throttled:", "breaker:"} {
+			if strings.HasPrefix(rest, p) {
+				out = append(out, s[start:i])
+				start = i + 2
+				break
+			}
+		}
+	}
+	return append(out, s[start:])
 }
 
 // ---- policies page -------------------------------------------------------------------

@@ -63,6 +63,8 @@ const (
 	tRetainedIDs   = 33
 	tExpiredTokens = 33
 	tProbeIDs      = 49
+	tCKeys         = 50
+	tRKeys         = 51
 )
 
 // appendFields writes r's fields: scalars, then lists, each by number.
@@ -120,6 +122,8 @@ func appendFields(buf []byte, r *store.Record) []byte {
 	buf = putStrings(buf, tRetainedIDs, r.RetainedIDs)
 	buf = putStrings(buf, tExpiredTokens, r.ExpiredTokens)
 	buf = putStrings(buf, tProbeIDs, r.ProbeIDs)
+	buf = putStrings(buf, tCKeys, r.CKeys)
+	buf = putStrings(buf, tRKeys, r.RKeys)
 	return buf
 }
 
@@ -245,6 +249,10 @@ func decodeField(d *decoder, r *store.Record, tag byte) bool {
 		}
 	case 49:
 		r.ProbeIDs = d.strs()
+	case 50:
+		r.CKeys = d.strs()
+	case 51:
+		r.RKeys = d.strs()
 	default:
 		return false
 	}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -224,7 +225,7 @@ func (bs *breakers) reset() {
 func (bs *breakers) over(l *lane) []*breaker {
 	if g := bs.gen.Load(); l.brkGen != g {
 		l.brks = l.brks[:0]
-		bs.covering(l.q.name, &l.key, func(b *breaker) bool { l.brks = append(l.brks, b); return true })
+		bs.covering(l, func(b *breaker) bool { l.brks = append(l.brks, b); return true })
 		if len(l.brks) == 0 {
 			l.brks = nil
 		}
@@ -233,14 +234,32 @@ func (bs *breakers) over(l *lane) []*breaker {
 	return l.brks
 }
 
-// covering calls fn with each breaker over a job of queue with lane key
-// k: its queue's, its handler's, its concurrency key's, its rate-limit
-// key's, in that order. mu or a shard lock must be held.
-func (bs *breakers) covering(queue string, k *laneKey, fn func(*breaker) bool) {
-	if b := bs.m[brkID{brkQueue, queue}]; b != nil && !fn(b) {
+// covering calls fn with each breaker over a job of lane l: its queue's,
+// its handler's, its concurrency key's, its rate-limit key's (each key's
+// of a job of several, once), in that order. mu or a shard lock must be
+// held.
+func (bs *breakers) covering(l *lane, fn func(*breaker) bool) {
+	k := &l.key
+	if b := bs.m[brkID{brkQueue, l.q.name}]; b != nil && !fn(b) {
 		return
 	}
 	if b := bs.m[brkID{brkHandler, k.handler}]; b != nil && !fn(b) {
+		return
+	}
+	if l.more != nil {
+		for _, key := range l.more.ckeys {
+			if b := bs.m[brkID{brkKey, key}]; b != nil && !fn(b) {
+				return
+			}
+		}
+		for _, key := range l.more.rkeys {
+			if slices.Contains(l.more.ckeys, key) {
+				continue // once
+			}
+			if b := bs.m[brkID{brkKey, key}]; b != nil && !fn(b) {
+				return
+			}
+		}
 		return
 	}
 	if k.ckey != "" {
@@ -266,15 +285,15 @@ func brkBlocking(now int64, over []*breaker) *breaker {
 	return nil
 }
 
-// parkKind is the kind a lane with key k is parked under for b, one of
-// the breakers over it.
-func (b *breaker) parkKind(k *laneKey) backpressure.Kind {
+// parkKind is the kind lane l is parked under for b, one of the breakers
+// over it.
+func (b *breaker) parkKind(l *lane) backpressure.Kind {
 	switch {
 	case b.id.t == brkQueue:
 		return parkBrkQ
 	case b.id.t == brkHandler:
 		return parkBrkH
-	case b.id.name == k.ckey:
+	case l.hasKey(backpressure.Concurrency, b.id.name):
 		return parkBrkC
 	}
 	return parkBrkR
@@ -615,7 +634,7 @@ func (s *Store) breakerWaiting(key string) int64 {
 				switch {
 				case l.n == 0:
 				case id.t == brkHandler && k.handler != id.name:
-				case id.t == brkKey && k.ckey != id.name && k.rkey != id.name:
+				case id.t == brkKey && !l.hasKey(backpressure.Concurrency, id.name) && !l.hasKey(backpressure.RateLimit, id.name):
 				default:
 					n += int64(l.n)
 				}

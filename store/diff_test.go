@@ -198,9 +198,9 @@ func outcome(err error, format string, args ...any) string {
 }
 
 func fmtJob(j store.Job) string {
-	return fmt.Sprintf("{id=%s q=%s h=%s payload=%q state=%s prio=%d ckey=%q rkey=%q attempt=%d/%d backoff=%d created=%d updated=%d run_at=%d worker=%q expires=%d last_error=%q/%v blocked_by=%q}",
+	return fmt.Sprintf("{id=%s q=%s h=%s payload=%q state=%s prio=%d ckey=%q rkey=%q ckeys=%q rkeys=%q attempt=%d/%d backoff=%d created=%d updated=%d run_at=%d worker=%q expires=%d last_error=%q/%v blocked_by=%q}",
 		j.ID, j.Queue, j.Handler, j.Payload, j.State, j.Priority, j.ConcurrencyKey, j.RateLimitKey,
-		j.Attempt, j.MaxAttempts, j.Backoff, j.CreatedAt, j.UpdatedAt, j.RunAt, j.Worker, j.ExpiresAt,
+		j.ConcurrencyKeys, j.RateLimitKeys, j.Attempt, j.MaxAttempts, j.Backoff, j.CreatedAt, j.UpdatedAt, j.RunAt, j.Worker, j.ExpiresAt,
 		j.LastError, j.HasLastError, j.BlockedBy)
 }
 
@@ -688,6 +688,15 @@ func (g *opGen) pushOptions(now int64) store.PushOptions {
 		p.RateLimitKey = g.pad(g.pick(diffRKeys[:2]))
 	} else if g.chance(30) {
 		p.RateLimitKey = g.pick(diffTKeys)
+	}
+	if g.chance(15) { // several keys (a repeat is refused)
+		p.ExtraConcurrencyKeys = []string{g.pick(append(diffCKeys[:2:2], diffTKeys...))}
+		if g.chance(30) {
+			p.ExtraConcurrencyKeys = append(p.ExtraConcurrencyKeys, g.pick(diffTKeys))
+		}
+	}
+	if g.chance(15) {
+		p.ExtraRateLimitKeys = []string{g.pick(append(diffRKeys[:2:2], diffTKeys...))}
 	}
 	switch c := g.src.intn(100); {
 	case c < 12:

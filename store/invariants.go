@@ -117,8 +117,10 @@ func (s *Store) CheckInvariants() error {
 				return fmt.Errorf("job %s is %s with a timer", j.id, j.state)
 			}
 		}
-		if (j.state == Reserved || j.state == Running) && j.ln.key.ckey != "" {
-			active[j.ln.key.ckey]++
+		if j.state == Reserved || j.state == Running {
+			for _, k := range j.ln.ckeys() {
+				active[k]++
+			}
 		}
 		if j.state.Terminal() != (j.retainGen.Load()%2 == 1) {
 			return fmt.Errorf("job %s is %s but retention says %d", j.id, j.state, j.retainGen.Load())
@@ -181,7 +183,10 @@ func (s *Store) CheckInvariants() error {
 	var state, scan int64
 	for _, sh := range s.shards {
 		for _, q := range sh.queues {
-			state += QueueBytes(q.name) + LaneOverhead*int64(len(q.lanes))
+			state += QueueBytes(q.name)
+			for _, l := range q.lanes {
+				state += laneBytes(l)
+			}
 			scan += q.setsBytes()
 			for name, f := range q.fairs {
 				more := 0
@@ -260,7 +265,7 @@ func (s *Store) checkBreakers() error {
 			j := s.index.get(pid).j
 			under := false
 			if j != nil {
-				s.brk.covering(j.ln.q.name, &j.ln.key, func(c *breaker) bool { under = under || c == b; return true })
+				s.brk.covering(j.ln, func(c *breaker) bool { under = under || c == b; return true })
 			}
 			if j == nil || (j.state != Reserved && j.state != Running) || !under {
 				return fmt.Errorf("breaker %s: probe %s is not a reserved or running job under it", id, pid)
@@ -284,7 +289,8 @@ func (sh *shard) checkKeyLanes() error {
 				return fmt.Errorf("%v key %q has an empty lane list", kind, key)
 			}
 			for i, l := range kl.lanes {
-				if l.dead || l.key.keyOf(kind) != key || l.pos[inKeyLanes][kind] != i || l.q.sh != sh || l.q.lanes[l.key] != l {
+				at, ok := l.placeOf(inKeyLanes, parkKey{kind, key})
+				if l.dead || !l.hasKey(kind, key) || !ok || at != i || l.q.sh != sh || l.q.lanes[l.key] != l {
 					return fmt.Errorf("%v key %q lists lane %v at %d wrongly", kind, key, l.key, i)
 				}
 			}
@@ -292,9 +298,11 @@ func (sh *shard) checkKeyLanes() error {
 		}
 		want := 0
 		for _, q := range sh.queues {
-			for k := range q.lanes {
-				if (kind == backpressure.Concurrency && k.ckey != "") || (kind == backpressure.RateLimit && k.rkey != "") {
-					want++
+			for _, l := range q.lanes {
+				if kind == backpressure.Concurrency {
+					want += len(l.ckeys())
+				} else {
+					want += len(l.rkeys())
 				}
 			}
 		}
@@ -310,23 +318,20 @@ func (s *Store) checkLanes(q *queue, seen map[*job]bool, seenPacked map[ref]bool
 	listed := map[*lane]int{}
 	for on, lanes := range q.parked {
 		for i, l := range lanes {
-			if !l.listed[on.kind] {
+			if !l.isListed(on) {
 				return fmt.Errorf("lane %v of %q is on the %v list without its flag", l.key, q.name, on)
 			}
-			if q.parkedKey(l, on.kind) != on {
+			if l.more == nil && q.parkedKey(l, on.kind) != on {
 				return fmt.Errorf("lane %v of %q is on the %v list, not its key's", l.key, q.name, on)
 			}
-			if l.pos[inParked][on.kind] != i {
-				return fmt.Errorf("lane %v of %q is at %d of the %v list but keeps place %d", l.key, q.name, i, on, l.pos[inParked][on.kind])
+			if at, _ := l.placeOf(inParked, on); at != i {
+				return fmt.Errorf("lane %v of %q is at %d of the %v list but keeps place %d", l.key, q.name, i, on, at)
 			}
 			listed[l]++
 		}
 	}
 	for l, n := range listed {
-		want := 0
-		for _, f := range l.listed {
-			want += btoi(f)
-		}
+		want := len(q.parkedOn(l))
 		if n != want {
 			return fmt.Errorf("lane %v of %q is listed %d times as parked, flags say %d", l.key, q.name, n, want)
 		}

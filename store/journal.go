@@ -92,6 +92,10 @@ type Record struct {
 	HasError bool   `log:"17"` // Error is set, even when empty
 	State    State  `log:"18"` // the job's state after the change (fail: retry_pending or failed)
 	Group    string `log:"35"` // the job's fair group (push, snapjob, snapgroup)
+	// A job's further keys of several (push, snapjob): its first keys of
+	// each kind are CKey and RKey, these follow (multikey.go).
+	CKeys []string `log:"50"`
+	RKeys []string `log:"51"`
 
 	// A reservation's admission on the job's rate-limit key. (The small
 	// fields sit together, so that padding does not grow the record.)

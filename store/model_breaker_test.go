@@ -6,6 +6,7 @@ package store_test
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -41,11 +42,13 @@ func brkKey(key string) (string, bool) {
 // brkOver lists the breakers over j, in the order the store looks at them.
 func (m *model) brkOver(j *mjob) []string {
 	keys := []string{"queue:" + j.job.Queue, "handler:" + j.job.Handler}
-	if k := j.job.ConcurrencyKey; k != "" {
+	for _, k := range mCKeys(j) {
 		keys = append(keys, "key:"+k)
 	}
-	if k := j.job.RateLimitKey; k != "" && k != j.job.ConcurrencyKey {
-		keys = append(keys, "key:"+k)
+	for _, k := range mRKeys(j) {
+		if !slices.Contains(mCKeys(j), k) {
+			keys = append(keys, "key:"+k)
+		}
 	}
 	var out []string
 	for _, k := range keys {

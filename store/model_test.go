@@ -437,7 +437,7 @@ func (m *model) throttleBlock(now int64, key string) (backpressure.Block, bool) 
 func (m *model) active(key string) int64 {
 	var n int64
 	for _, j := range m.jobs {
-		if j.job.ConcurrencyKey == key && (j.job.State == store.Reserved || j.job.State == store.Running) {
+		if slices.Contains(mCKeys(j), key) && (j.job.State == store.Reserved || j.job.State == store.Running) {
 			n++
 		}
 	}
@@ -491,16 +491,55 @@ func (m *model) rateBlock(now int64, key string) (backpressure.Block, bool) {
 // its concurrency limit, a throttle of its rate-limit key, its rate limit,
 // in that order (docs/semantics.md).
 func (m *model) policyBlock(now int64, j *mjob) (backpressure.Block, bool) {
-	if b, ok := m.throttleBlock(now, j.job.ConcurrencyKey); ok {
-		return b, true
+	bs := m.policyBlocks(now, j)
+	if len(bs) == 0 {
+		return backpressure.Block{}, false
 	}
-	if b, ok := m.concBlock(j.job.ConcurrencyKey); ok {
-		return b, true
+	return bs[0], true
+}
+
+// mCKeys and mRKeys are every key of each kind of j.
+func mCKeys(j *mjob) []string {
+	if j.job.ConcurrencyKeys != nil {
+		return j.job.ConcurrencyKeys
 	}
-	if b, ok := m.throttleBlock(now, j.job.RateLimitKey); ok {
-		return b, true
+	if j.job.ConcurrencyKey == "" {
+		return nil
 	}
-	return m.rateBlock(now, j.job.RateLimitKey)
+	return []string{j.job.ConcurrencyKey}
+}
+
+func mRKeys(j *mjob) []string {
+	if j.job.RateLimitKeys != nil {
+		return j.job.RateLimitKeys
+	}
+	if j.job.RateLimitKey == "" {
+		return nil
+	}
+	return []string{j.job.RateLimitKey}
+}
+
+// policyBlocks is every key that refuses j now: each concurrency key (its
+// throttle, else its cap), then each rate-limit key (its throttle, else
+// its window), in the job's order (docs/semantics.md, "Several keys per
+// job").
+func (m *model) policyBlocks(now int64, j *mjob) []backpressure.Block {
+	var out []backpressure.Block
+	for _, k := range mCKeys(j) {
+		if b, ok := m.throttleBlock(now, k); ok {
+			out = append(out, b)
+		} else if b, ok := m.concBlock(k); ok {
+			out = append(out, b)
+		}
+	}
+	for _, k := range mRKeys(j) {
+		if b, ok := m.throttleBlock(now, k); ok {
+			out = append(out, b)
+		} else if b, ok := m.rateBlock(now, k); ok {
+			out = append(out, b)
+		}
+	}
+	return out
 }
 
 func (m *model) blockedBy(now int64, j *mjob) string {
@@ -515,8 +554,15 @@ func (m *model) blockedBy(now int64, j *mjob) string {
 	if r := m.breakerBlock(now, j); r != "" {
 		return r
 	}
-	if b, ok := m.policyBlock(now, j); ok {
-		return b.String()
+	if bs := m.policyBlocks(now, j); len(bs) > 0 {
+		if j.job.ConcurrencyKeys == nil && j.job.RateLimitKeys == nil {
+			return bs[0].String() // one key of each: the first refusal
+		}
+		words := make([]string, len(bs))
+		for i, b := range bs {
+			words[i] = b.String()
+		}
+		return strings.Join(words, ", ")
 	}
 	return ""
 }
@@ -572,6 +618,33 @@ func (m *model) byToken(tok string, to store.State) (*mjob, error) {
 	return nil, otherwise
 }
 
+// mKeys checks a job's further keys of a kind, trimming them: a first
+// key, at most 4 in all, none twice.
+func mKeys(first string, more []string) bool {
+	if len(more) == 0 {
+		return true
+	}
+	if first == "" || 1+len(more) > 4 {
+		return false
+	}
+	seen := []string{first}
+	for i := range more {
+		if !ident(&more[i]) || slices.Contains(seen, more[i]) {
+			return false
+		}
+		seen = append(seen, more[i])
+	}
+	return true
+}
+
+// mAll is every key of a kind of a job of several; nil for at most one.
+func mAll(first string, more []string) []string {
+	if len(more) == 0 {
+		return nil
+	}
+	return append([]string{first}, more...)
+}
+
 // ---- operations -----------------------------------------------------------
 
 // PushMany is Push, one after another.
@@ -586,7 +659,8 @@ func (m *model) Push(now int64, p store.PushOptions) (string, error) {
 	if !ident(&p.Queue) || !ident(&p.Handler) || !optIdent(&p.ID) ||
 		!optIdent(&p.ConcurrencyKey) || !optIdent(&p.RateLimitKey) || !optIdent(&p.Group) ||
 		(keyed && !ident(&p.IdempotencyKey)) ||
-		p.MaxAttempts < 0 || p.Backoff < 0 || p.RunAt < 0 {
+		p.MaxAttempts < 0 || p.Backoff < 0 || p.RunAt < 0 ||
+		!mKeys(p.ConcurrencyKey, p.ExtraConcurrencyKeys) || !mKeys(p.RateLimitKey, p.ExtraRateLimitKeys) {
 		return "", store.ErrInvalid
 	}
 	m.maintain(now)
@@ -641,18 +715,20 @@ func (m *model) push(now int64, p store.PushOptions) (string, error) {
 		m.gturn[[2]string{p.Queue, p.Group}] = m.qturn[p.Queue]
 	}
 	j := &mjob{job: store.Job{
-		ID:             id,
-		Queue:          p.Queue,
-		Handler:        p.Handler,
-		Payload:        bytes.Clone(p.Payload),
-		Priority:       p.Priority,
-		ConcurrencyKey: p.ConcurrencyKey,
-		RateLimitKey:   p.RateLimitKey,
-		Group:          p.Group,
-		MaxAttempts:    p.MaxAttempts,
-		Backoff:        p.Backoff,
-		CreatedAt:      now,
-		UpdatedAt:      now,
+		ID:              id,
+		Queue:           p.Queue,
+		Handler:         p.Handler,
+		Payload:         bytes.Clone(p.Payload),
+		Priority:        p.Priority,
+		ConcurrencyKey:  p.ConcurrencyKey,
+		RateLimitKey:    p.RateLimitKey,
+		Group:           p.Group,
+		ConcurrencyKeys: mAll(p.ConcurrencyKey, p.ExtraConcurrencyKeys),
+		RateLimitKeys:   mAll(p.RateLimitKey, p.ExtraRateLimitKeys),
+		MaxAttempts:     p.MaxAttempts,
+		Backoff:         p.Backoff,
+		CreatedAt:       now,
+		UpdatedAt:       now,
 	}, pushSeq: m.next()}
 	if j.job.MaxAttempts == 0 {
 		j.job.MaxAttempts = store.DefaultMaxAttempts
@@ -799,7 +875,9 @@ func (m *model) reserveJob(now int64, r store.ReserveOptions, pick *mjob) store.
 	pick.dueSeq = m.next()
 	pick.token = pick.job.ID + "." + string(m.gen.AppendToken(nil, now))
 	pick.lastToken = pick.token
-	m.admit(now, pick.job.RateLimitKey)
+	for _, k := range mRKeys(pick) {
+		m.admit(now, k)
+	}
 	m.brkReserved(now, pick)
 	return store.Reservation{
 		Token:     pick.token,
@@ -1307,8 +1385,8 @@ func (m *model) policyInfo(now int64, kind backpressure.Kind, key string) (store
 			if j.job.State != store.Queued {
 				continue
 			}
-			if (kind != backpressure.RateLimit && j.job.ConcurrencyKey == key) ||
-				(kind != backpressure.Concurrency && j.job.RateLimitKey == key) {
+			if (kind != backpressure.RateLimit && slices.Contains(mCKeys(j), key)) ||
+				(kind != backpressure.Concurrency && slices.Contains(mRKeys(j), key)) {
 				info.Waiting++
 			}
 		}
@@ -1350,7 +1428,7 @@ func (m *model) Policies(now int64) []store.PolicyInfo {
 		rkeys[k] = true
 	}
 	for _, j := range m.jobs {
-		if k := j.job.ConcurrencyKey; k != "" {
+		for _, k := range mCKeys(j) {
 			if _, t, ok := m.concLimit(k); ok && t != "" {
 				ckeys[k] = true
 			}

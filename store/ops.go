@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"sort"
 	"strings"
 	"unsafe"
@@ -111,6 +112,14 @@ func (s *Store) pushRecord(now int64, p PushOptions, rec *Record) error {
 	if err != nil {
 		return err
 	}
+	ckeys, err := checkKeys("concurrency key", ckey, p.ExtraConcurrencyKeys)
+	if err != nil {
+		return err
+	}
+	rkeys, err := checkKeys("rate-limit key", rkey, p.ExtraRateLimitKeys)
+	if err != nil {
+		return err
+	}
 	group, err := optIdent("group", p.Group)
 	if err != nil {
 		return err
@@ -136,6 +145,7 @@ func (s *Store) pushRecord(now int64, p PushOptions, rec *Record) error {
 		Op: OpPush, Now: now, ID: id, Queue: qname, Handler: handler, Payload: p.Payload,
 		Priority: p.Priority, CKey: ckey, RKey: rkey, RunAt: p.RunAt,
 		MaxAtt: p.MaxAttempts, Backoff: p.Backoff, IdemKey: ikey, Group: group,
+		CKeys: ckeys, RKeys: rkeys,
 	}
 	if rec.MaxAtt == 0 {
 		rec.MaxAtt = DefaultMaxAttempts
@@ -484,14 +494,19 @@ func (s *Store) reserveFrom(q *queue, now int64, worker string, lease int64, han
 				b.waiters[q] = struct{}{}
 				until := b.until
 				s.brk.mu.Unlock()
-				q.park(l, parkKey{b.parkKind(&l.key), b.key})
+				q.park(l, parkKey{b.parkKind(l), b.key})
 				if until > now { // open: it turns half-open by itself
 					sh.armLane(q, l, until, fx)
 				}
 				continue
 			}
 		}
-		a := s.reg.AdmitKeys(now, &l.keys, q)
+		var a backpressure.Admission
+		if l.more != nil {
+			a = s.reg.AdmitAll(now, l.more.all, q)
+		} else {
+			a = s.reg.AdmitKeys(now, &l.keys, q)
+		}
 		if len(a.Wake) > 0 {
 			s.wake(backpressure.Concurrency, l.key.ckey, a.Wake, fx)
 		}
@@ -500,8 +515,8 @@ func (s *Store) reserveFrom(q *queue, now int64, worker string, lease int64, han
 				s.brk.mu.Unlock()
 			}
 			on := parkKey{a.Block.Kind, a.Block.Key}
-			if on.kind == backpressure.Throttle && on.key != l.key.ckey {
-				on.kind = parkThrottleR
+			if on.kind == backpressure.Throttle {
+				on.kind = l.throttleKind(on.key)
 			}
 			q.park(l, on)
 			if a.Block.Kind != backpressure.Concurrency { // a rate window or a throttle ends by itself
@@ -988,6 +1003,14 @@ func (s *Store) snapshot(j *job, now int64) Job {
 		CreatedAt: j.createdAt, UpdatedAt: j.updatedAt, RunAt: j.runAt,
 		LastError: j.xr().lastError, HasLastError: j.xr().hasError,
 	}
+	if m := j.ln.more; m != nil {
+		if len(m.ckeys) > 1 {
+			out.ConcurrencyKeys = slices.Clone(m.ckeys)
+		}
+		if len(m.rkeys) > 1 {
+			out.RateLimitKeys = slices.Clone(m.rkeys)
+		}
+	}
 	if j.state == Reserved || j.state == Running {
 		out.Worker, out.ExpiresAt = j.xr().worker, j.dueAt
 	}
@@ -996,8 +1019,8 @@ func (s *Store) snapshot(j *job, now int64) Job {
 			out.BlockedBy = "paused"
 		} else if r := s.breakerBlock(now, j.ln); r != "" {
 			out.BlockedBy = r
-		} else if b, blocked := s.reg.Check(now, j.ln.key.ckey, j.ln.key.rkey); blocked {
-			out.BlockedBy = b.String()
+		} else {
+			out.BlockedBy = s.blocksOf(now, j.ln)
 		}
 	}
 	return out
@@ -1072,7 +1095,19 @@ func (s *Store) QueueStats(now int64, name string) (QueueStats, error) {
 			if l.n == 0 || (k.ckey == "" && k.rkey == "") {
 				continue
 			}
-			if b, blocked := s.reg.Check(now, k.ckey, k.rkey); blocked {
+			b, blocked := s.reg.Check(now, k.ckey, k.rkey)
+			if l.more != nil {
+				ks := make([]*backpressure.Keys, len(l.more.all))
+				for i, p := range l.more.all {
+					ks[i] = &backpressure.Keys{CKey: p.CKey, RKey: p.RKey}
+				}
+				bs := s.reg.CheckAll(now, ks)
+				b, blocked = backpressure.Block{}, len(bs) > 0
+				if blocked {
+					b = bs[0]
+				}
+			}
+			if blocked {
 				if b.Kind == backpressure.Concurrency {
 					st.BlockedConcurrency += int64(l.n)
 				} else {
@@ -1369,7 +1404,7 @@ func (s *Store) withWaiting(info backpressure.Info) PolicyInfo {
 		for _, kind := range kinds {
 			if kl := sh.keyLanes[kind][info.Key]; kl != nil {
 				for _, l := range kl.lanes {
-					if info.Kind == backpressure.Throttle && kind == backpressure.RateLimit && l.key.ckey == info.Key {
+					if info.Kind == backpressure.Throttle && kind == backpressure.RateLimit && l.hasKey(backpressure.Concurrency, info.Key) {
 						continue // counted as a concurrency key
 					}
 					p.Waiting += int64(l.n)

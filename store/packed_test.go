@@ -113,7 +113,7 @@ func TestPackedMiddleOfChunk(t *testing.T) {
 		ids = append(ids, id)
 	}
 	f.now += 10
-	k := laneKey{"h", "k", "", ""}
+	k := laneKey{"h", "k", "", "", ""}
 	cs := chunksOf(f.s, "q", k, 0)
 	most := 0 // a bucket's first chunk is sized for its first job; the next holds the others
 	for _, c := range cs {
@@ -182,7 +182,7 @@ func TestPackedChunkEmptiedByCancels(t *testing.T) {
 	for i := 0; i < 300; i++ {
 		ids = append(ids, f.push("q h"))
 	}
-	k := laneKey{"h", "", "", ""}
+	k := laneKey{"h", "", "", "", ""}
 	cs := chunksOf(f.s, "q", k, 0)
 	if len(cs) < 3 {
 		t.Fatalf("%d chunks, want at least 3", len(cs))
@@ -223,7 +223,7 @@ func TestPackedChunkReuse(t *testing.T) {
 	for i := 0; i < 200; i++ {
 		id := f.push("q h")
 		pushed = append(pushed, id)
-		cs := chunksOf(f.s, "q", laneKey{"h", "", "", ""}, 0)
+		cs := chunksOf(f.s, "q", laneKey{"h", "", "", "", ""}, 0)
 		if len(cs) != 1 {
 			t.Fatalf("%d chunks", len(cs))
 		}
@@ -533,7 +533,7 @@ func TestCheckInvariantsSeesPackedDamage(t *testing.T) {
 			if err := s.CheckInvariants(); err != nil {
 				t.Fatal(err)
 			}
-			d.do(s, chunksOf(s, "q", laneKey{"h", "", "", ""}, 0)[0])
+			d.do(s, chunksOf(s, "q", laneKey{"h", "", "", "", ""}, 0)[0])
 			err := s.CheckInvariants()
 			if err == nil || !strings.Contains(err.Error(), d.want) {
 				t.Fatalf("CheckInvariants = %v, want an error about %q", err, d.want)
@@ -612,7 +612,7 @@ func TestDeadParkedLanesAreForgotten(t *testing.T) {
 		if round == 0 {
 			sh := s.shardOf("q")
 			sh.mu.Lock()
-			first = sh.queues["q"].lanes[laneKey{"h", "", "R", ""}]
+			first = sh.queues["q"].lanes[laneKey{"h", "", "R", "", ""}]
 			sh.mu.Unlock()
 		}
 		for _, id := range ids[1:] {

@@ -25,6 +25,7 @@ import (
 
 type laneKey struct {
 	handler, ckey, rkey, group string
+	more                       string // the further keys of a job of several (multikey.go); "" for none
 }
 
 // keyOf is the lane's policy key of kind (or of the park kinds below).
@@ -136,6 +137,7 @@ type lane struct {
 	aside  *chunk  // an emptied chunk, kept for the lane's next packed job
 
 	key     laneKey
+	more    *laneMore  // a lane of several keys of a kind (multikey.go); nil for most
 	brks    []*breaker // the breakers over the lane's jobs, as of brkGen (breakers.over)
 	brkGen  uint64
 	parkGen uint32 // bumped at every park, so a stale unpark timer is ignored
@@ -156,24 +158,28 @@ const (
 	inParked
 )
 
-// addLane appends l to lanes, one of the lists of kind named by list.
-func addLane(lanes []*lane, l *lane, list int, kind backpressure.Kind) []*lane {
-	l.pos[list][kind] = len(lanes)
+// addLane appends l to lanes, the list named by list under on.
+func addLane(lanes []*lane, l *lane, list int, on parkKey) []*lane {
+	l.setPlace(list, on, len(lanes))
 	return append(lanes, l)
 }
 
-// removeLane takes l out of lanes in O(1), moving the last lane to its
-// place, and reports whether l was there.
-func removeLane(lanes []*lane, l *lane, list int, kind backpressure.Kind) ([]*lane, bool) {
-	i := l.pos[list][kind]
-	if i >= len(lanes) || lanes[i] != l {
+// removeLane takes l out of lanes, the list named by list under on, in
+// O(1), moving the last lane to its place, and reports whether l was
+// there.
+func removeLane(lanes []*lane, l *lane, list int, on parkKey) ([]*lane, bool) {
+	i, ok := l.placeOf(list, on)
+	if !ok || i >= len(lanes) || lanes[i] != l {
 		return lanes, false
 	}
 	last := len(lanes) - 1
 	moved := lanes[last]
 	lanes[i] = moved
-	moved.pos[list][kind] = i
+	moved.setPlace(list, on, i)
 	lanes[last] = nil
+	if l.more != nil {
+		l.more.forget(list, on)
+	}
 	return lanes[:last], true
 }
 
@@ -366,9 +372,10 @@ func (q *queue) fixPart(p *part) {
 	}
 }
 
-// laneFor returns the lane of (handler, ckey, rkey, group), creating it.
-// Lock must be held.
-func (q *queue) laneFor(k laneKey) *lane {
+// laneFor returns the lane of (handler, ckey, rkey, group, more),
+// creating it; ckeys and rkeys are the further keys more encodes. Lock
+// must be held.
+func (q *queue) laneFor(k laneKey, ckeys, rkeys []string) *lane {
 	if l := q.lanes[k]; l != nil {
 		return l
 	}
@@ -381,22 +388,35 @@ func (q *queue) laneFor(k laneKey) *lane {
 	p.count++
 	l := &lane{q: q, key: k, p: p, idx: -1, keys: backpressure.Keys{CKey: k.ckey, RKey: k.rkey}}
 	l.first.idx = -1
-	if k.ckey != "" {
-		q.sh.listLane(backpressure.Concurrency, k.ckey, l)
-		q.sh.reg.Hold(&l.keys)
-	}
-	if k.rkey != "" {
-		q.sh.listLane(backpressure.RateLimit, k.rkey, l)
+	if k.more != "" {
+		l.more = newMore(l, ckeys, rkeys)
+		for _, ks := range l.more.all {
+			q.sh.reg.Hold(ks)
+		}
+		for _, key := range l.more.ckeys {
+			q.sh.listLane(backpressure.Concurrency, key, l)
+		}
+		for _, key := range l.more.rkeys {
+			q.sh.listLane(backpressure.RateLimit, key, l)
+		}
+	} else {
+		if k.ckey != "" {
+			q.sh.listLane(backpressure.Concurrency, k.ckey, l)
+			q.sh.reg.Hold(&l.keys)
+		}
+		if k.rkey != "" {
+			q.sh.listLane(backpressure.RateLimit, k.rkey, l)
+		}
 	}
 	q.lanes[k] = l
-	q.sh.state.Add(LaneOverhead)
+	q.sh.state.Add(laneBytes(l))
 	return l
 }
 
 // laneRef returns the lane of the job r describes, creating it, and
 // counts the job in it. Lock must be held.
 func (q *queue) laneRef(r *Record) *lane {
-	l := q.laneFor(laneKey{r.Handler, r.CKey, r.RKey, r.Group})
+	l := q.laneFor(laneKey{r.Handler, r.CKey, r.RKey, r.Group, moreKey(r.CKeys, r.RKeys)}, r.CKeys, r.RKeys)
 	l.refs++
 	return l
 }
@@ -411,19 +431,23 @@ func (q *queue) unref(l *lane) {
 	l.dead = true
 	q.fix(l)
 	delete(q.lanes, l.key)
-	q.sh.state.Add(-LaneOverhead)
+	q.sh.state.Add(-laneBytes(l))
 	l.aside = nil
-	for kind, listed := range l.listed {
-		if listed {
-			q.unlistParked(q.parkedKey(l, backpressure.Kind(kind)), l)
+	for _, on := range q.parkedOn(l) {
+		q.unlistParked(on, l)
+	}
+	for _, key := range l.ckeys() {
+		q.sh.unlistLane(backpressure.Concurrency, key, l)
+	}
+	for _, key := range l.rkeys() {
+		q.sh.unlistLane(backpressure.RateLimit, key, l)
+	}
+	if l.more != nil {
+		for _, ks := range l.more.all {
+			q.sh.reg.Drop(ks)
 		}
-	}
-	if l.key.ckey != "" {
-		q.sh.unlistLane(backpressure.Concurrency, l.key.ckey, l)
+	} else {
 		q.sh.reg.Drop(&l.keys)
-	}
-	if l.key.rkey != "" {
-		q.sh.unlistLane(backpressure.RateLimit, l.key.rkey, l)
 	}
 	l.p.count--
 	if l.p.count == 0 {
@@ -531,12 +555,12 @@ func (q *queue) park(l *lane, on parkKey) {
 	l.parked = true
 	l.parkGen++
 	l.on = on
-	if !l.listed[on.kind] {
+	if !l.isListed(on) {
 		if q.parked == nil {
 			q.parked = make(map[parkKey][]*lane)
 		}
-		q.parked[on] = addLane(q.parked[on], l, inParked, on.kind)
-		l.listed[on.kind] = true
+		q.parked[on] = addLane(q.parked[on], l, inParked, on)
+		l.setListed(on, true)
 	}
 	q.fix(l)
 }
@@ -545,13 +569,13 @@ func (q *queue) park(l *lane, on parkKey) {
 // under key on, so that lanes which come and go on a key that never frees
 // do not pile up there. Lock must be held.
 func (q *queue) unlistParked(on parkKey, l *lane) {
-	lanes, _ := removeLane(q.parked[on], l, inParked, on.kind)
+	lanes, _ := removeLane(q.parked[on], l, inParked, on)
 	if len(lanes) == 0 {
 		delete(q.parked, on)
 	} else {
 		q.parked[on] = lanes
 	}
-	l.listed[on.kind] = false
+	l.setListed(on, false)
 }
 
 // unparkKey puts back every lane parked on key. Lock must be held.
@@ -563,7 +587,7 @@ func (q *queue) unparkKey(on parkKey) bool {
 	delete(q.parked, on)
 	any := false
 	for _, l := range lanes {
-		l.listed[on.kind] = false
+		l.setListed(on, false)
 		if l.parked && l.on == on && !l.dead {
 			l.parked = false
 			q.fix(l)

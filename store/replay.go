@@ -141,7 +141,11 @@ func (s *Store) replayJob(r *Record, fx *effects) error {
 				at = r.AdmittedAt
 			}
 		}
-		s.reg.Take(at, j.ln.key.ckey, rkey)
+		if m := j.ln.more; m != nil {
+			s.reg.TakeAll(at, m.all, r.Admitted)
+		} else {
+			s.reg.Take(at, j.ln.key.ckey, rkey)
+		}
 		s.brk.mu.Lock()
 		s.applyReserve(j, r.Now, r.Token, r.Worker, r.Expires, r.Admitted, r.AdmittedAt, r.RoundRobin, fx)
 		s.brk.mu.Unlock()
@@ -338,7 +342,9 @@ func (s *Store) drainAll() {
 }
 
 func (s *Store) jobRecord(j *job) *Record {
+	ckeys, rkeys := j.ln.extra()
 	return &Record{
+		CKeys: ckeys, RKeys: rkeys,
 		Op: OpSnapJob, ID: j.id, Queue: j.ln.q.name, Handler: j.ln.key.handler, Payload: j.payload,
 		Priority: j.priority, CKey: j.ln.key.ckey, RKey: j.ln.key.rkey, Group: j.ln.key.group, State: j.state,
 		Attempt: j.attempt, MaxAtt: j.maxAtt, Backoff: j.backoff,
@@ -466,7 +472,11 @@ func (s *Store) loadJob(r *Record) error {
 		sh.armAt(j, j.runAt, r.TSeq)
 	case Reserved, Running:
 		sh.armAt(j, r.Expires, r.TSeq)
-		s.reg.Take(0, r.CKey, "")
+		if m := j.ln.more; m != nil {
+			s.reg.TakeAll(0, m.all, false)
+		} else {
+			s.reg.Take(0, r.CKey, "")
+		}
 	}
 	return nil
 }

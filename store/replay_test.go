@@ -71,6 +71,13 @@ func randomOps(t *testing.T, s *Store, rng *rand.Rand, n int) int64 {
 				Priority: int64(rng.IntN(3)), ConcurrencyKey: pick(keys), RateLimitKey: pick(keys),
 				MaxAttempts: int64(rng.IntN(3)), Backoff: int64(rng.IntN(50)),
 				Group: pick([]string{"", "", "g1", "g2", "g3"})}
+			if i%3 == 1 && p.ConcurrencyKey != "" && p.RateLimitKey != "" {
+				// Several keys (multikey.go), drawn from i so that the
+				// random sequence stays as it was; a repeated key is
+				// refused.
+				p.ExtraConcurrencyKeys = []string{keys[1+i%4]}
+				p.ExtraRateLimitKeys = []string{keys[1+(i/3)%4], keys[1+(i/5)%4]}
+			}
 			if rng.IntN(5) == 0 {
 				p.RunAt = now + int64(rng.IntN(300))
 			}

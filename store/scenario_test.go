@@ -37,7 +37,7 @@ func (f *fixture) check() {
 }
 
 // push takes "queue handler [key=value ...]" with keys id, prio, ck, rk,
-// delay, max, backoff.
+// ck+, rk+ (further keys), delay, max, backoff.
 func (f *fixture) push(spec string) string {
 	f.t.Helper()
 	fs := strings.Fields(spec)
@@ -55,6 +55,10 @@ func (f *fixture) push(spec string) string {
 			p.ConcurrencyKey = v
 		case "rk":
 			p.RateLimitKey = v
+		case "ck+": // a further concurrency key
+			p.ExtraConcurrencyKeys = append(p.ExtraConcurrencyKeys, v)
+		case "rk+": // a further rate-limit key
+			p.ExtraRateLimitKeys = append(p.ExtraRateLimitKeys, v)
 		case "delay":
 			p.RunAt = f.now + n
 		case "max":

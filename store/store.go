@@ -442,8 +442,18 @@ func (s *Store) enqueue(j *job, fx *effects) {
 	fx.notify = append(fx.notify, j.ln.q.name)
 }
 
-// releaseKey ends j's count on its concurrency key. Lock must be held.
+// releaseKey ends j's count on its concurrency keys. Lock must be held.
 func (s *Store) releaseKey(j *job, fx *effects) {
+	if m := j.ln.more; m != nil {
+		for _, k := range m.all {
+			if k.CKey != "" {
+				if ws := s.reg.ReleaseKeys(k); len(ws) > 0 {
+					s.wake(backpressure.Concurrency, k.CKey, ws, fx)
+				}
+			}
+		}
+		return
+	}
 	if ck := j.ln.key.ckey; ck != "" {
 		if ws := s.reg.ReleaseKeys(&j.ln.keys); len(ws) > 0 {
 			s.wake(backpressure.Concurrency, ck, ws, fx)
@@ -537,7 +547,7 @@ func (sh *shard) listLane(kind backpressure.Kind, key string, l *lane) {
 		kl = &keyLanes{}
 		m[key] = kl
 	}
-	kl.lanes = addLane(kl.lanes, l, inKeyLanes, kind)
+	kl.lanes = addLane(kl.lanes, l, inKeyLanes, parkKey{kind, key})
 }
 
 // unlistLane removes l from the lanes of key. Lock must be held.
@@ -547,7 +557,7 @@ func (sh *shard) unlistLane(kind backpressure.Kind, key string, l *lane) {
 	if kl == nil {
 		return // a lane from before a FLUSHALL, which emptied the lists
 	}
-	lanes, ok := removeLane(kl.lanes, l, inKeyLanes, kind)
+	lanes, ok := removeLane(kl.lanes, l, inKeyLanes, parkKey{kind, key})
 	if !ok {
 		return // the same
 	}

@@ -141,10 +141,15 @@ type PushOptions struct {
 	Priority       int64
 	ConcurrencyKey string
 	RateLimitKey   string
-	Group          string // the fair group; "" for the default one
-	RunAt          int64  // 0: now; a time after now creates the job scheduled
-	MaxAttempts    int64  // 0: DefaultMaxAttempts
-	Backoff        int64  // ms; 0: DefaultBackoff
+	// ExtraConcurrencyKeys and ExtraRateLimitKeys are further keys after
+	// ConcurrencyKey and RateLimitKey (at most MaxKeys of a kind in all,
+	// none twice): the job is admitted only when every key admits.
+	ExtraConcurrencyKeys []string
+	ExtraRateLimitKeys   []string
+	Group                string // the fair group; "" for the default one
+	RunAt                int64  // 0: now; a time after now creates the job scheduled
+	MaxAttempts          int64  // 0: DefaultMaxAttempts
+	Backoff              int64  // ms; 0: DefaultBackoff
 	// IdempotencyKey, when set, makes a repeat of the push within the
 	// window create nothing and answer the first push's id (idem.go).
 	IdempotencyKey string
@@ -193,18 +198,22 @@ type Job struct {
 	Priority           int64
 	ConcurrencyKey     string
 	RateLimitKey       string
-	Group              string
-	Attempt            int64
-	MaxAttempts        int64
-	Backoff            int64
-	CreatedAt          int64
-	UpdatedAt          int64
-	RunAt              int64
-	Worker             string // while reserved or running
-	ExpiresAt          int64  // while reserved or running
-	LastError          string
-	HasLastError       bool
-	BlockedBy          string // why a queued job is not reservable now; "" if it is
+	// Every key of a kind, the first included, when the job has several
+	// of that kind; nil otherwise.
+	ConcurrencyKeys []string
+	RateLimitKeys   []string
+	Group           string
+	Attempt         int64
+	MaxAttempts     int64
+	Backoff         int64
+	CreatedAt       int64
+	UpdatedAt       int64
+	RunAt           int64
+	Worker          string // while reserved or running
+	ExpiresAt       int64  // while reserved or running
+	LastError       string
+	HasLastError    bool
+	BlockedBy       string // why a queued job is not reservable now (every key that refuses, joined by ", "); "" if it is
 }
 
 // QueueStats is QUEUESTATS's answer.
