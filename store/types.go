@@ -205,6 +205,8 @@ type Job struct {
 	LastError          string
 	HasLastError       bool
 	BlockedBy          string // why a queued job is not reservable now; "" if it is
+	Result             []byte // JOBACK's RESULT; nil: none
+	Progress           []byte // the last JOBPROGRESS; nil: none
 }
 
 // QueueStats is QUEUESTATS's answer.
