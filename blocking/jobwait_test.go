@@ -2,6 +2,7 @@ package blocking
 
 import (
 	"errors"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -188,5 +189,38 @@ func TestJobWaitForgetsWhoLeaves(t *testing.T) {
 	}
 	if n := r.Waiting(); n != 0 {
 		t.Fatalf("Waiting = %d after close", n)
+	}
+}
+
+// BenchmarkJobWaitEndNobodyWaits is what every job's end costs while no
+// client waits in JOBWAIT: the store calls End for each.
+func BenchmarkJobWaitEndNobodyWaits(b *testing.B) {
+	r := NewJobWaits(nil, func() int64 { return 0 })
+	e := store.Ended{ID: "job", State: store.Succeeded}
+	b.ReportAllocs()
+	for b.Loop() {
+		r.End(e)
+	}
+}
+
+// BenchmarkJobWaitEndAnswers is a job's end answering one parked waiter,
+// while 1,000 others wait on other jobs: listing, the end and the wake.
+func BenchmarkJobWaitEndAnswers(b *testing.B) {
+	r := NewJobWaits(nil, func() int64 { return 0 })
+	for i := 0; i < 1000; i++ {
+		r.mu.Lock()
+		r.listLocked(&jobWaiter{id: "other" + strconv.Itoa(i)})
+		r.mu.Unlock()
+	}
+	e := store.Ended{ID: "job", State: store.Succeeded}
+	p := newParker(make(chan struct{}))
+	b.ReportAllocs()
+	for b.Loop() {
+		w := &jobWaiter{id: "job", p: p}
+		r.mu.Lock()
+		r.listLocked(w)
+		r.mu.Unlock()
+		r.End(e)
+		<-p.wake
 	}
 }
