@@ -311,6 +311,8 @@ type Job struct {
 	LastError      string
 	HasLastError   bool       // LastError was given (it may be empty)
 	BlockedBy      *BlockedBy // why a queued job is not being reserved now; nil: it is not blocked
+	Result         []byte     // JOBACK's RESULT; nil: none
+	Progress       []byte     // the last JOBPROGRESS; nil: none
 }
 
 // Blocked reasons.
@@ -365,6 +367,12 @@ func decodeJob(cmd string, v any) (*Job, error) {
 		ExpiresAt:      r.time("expires_at"),
 		LastError:      r.str("last_error"),
 		HasLastError:   r.fields["last_error"] != nil,
+	}
+	if r.fields["result"] != nil {
+		j.Result = []byte(r.str("result"))
+	}
+	if r.fields["progress"] != nil {
+		j.Progress = []byte(r.str("progress"))
 	}
 	if b := r.str("blocked_by"); b != "" {
 		j.BlockedBy = parseBlockedBy(b)
