@@ -104,7 +104,7 @@ func testJobWait(t *testing.T, proto func(*redis.Options)) {
 	jw := ts.node.JobWaits()
 	waitFor(t, "3 waiters", func() bool { return jw.Waiting() == 3 })
 	info := do(t, c, "INFO", "clients").(string)
-	if !strings.Contains(info, "jobwait_clients:3") {
+	if !strings.Contains(info, "jobwait_clients:3") || !strings.Contains(info, "blocked_clients:3") {
 		t.Fatalf("INFO clients:\n%s", info)
 	}
 	tok := reserve(t, c, "w", 30000, "QUEUES", "q")[0]["token"].(string)
