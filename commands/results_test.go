@@ -103,6 +103,11 @@ func testJobWait(t *testing.T, proto func(*redis.Options)) {
 	}
 	jw := ts.node.JobWaits()
 	waitFor(t, "3 waiters", func() bool { return jw.Waiting() == 3 })
+	wakes := jw.Wakeups()
+	time.Sleep(100 * time.Millisecond) // nothing ends: the parked clients must not wake
+	if n := jw.Wakeups() - wakes; n != 0 {
+		t.Fatalf("%d wake-ups while nothing ended", n)
+	}
 	info := do(t, c, "INFO", "clients").(string)
 	if !strings.Contains(info, "jobwait_clients:3") || !strings.Contains(info, "blocked_clients:3") {
 		t.Fatalf("INFO clients:\n%s", info)
