@@ -84,7 +84,7 @@ var (
 	cmdFailedDesc = desc("command_errors_total", "Commands that replied with an error, by command.", "command")
 
 	connectedDesc = desc("connected_clients", "Client connections open.")
-	blockedDesc   = desc("blocked_clients", "Clients waiting in JOBRESERVE ... BLOCK.")
+	blockedDesc   = desc("blocked_clients", "Clients waiting in JOBRESERVE ... BLOCK or JOBWAIT.")
 	connsDesc     = desc("connections_received_total", "Connections accepted.")
 	rejectedDesc  = desc("rejected_connections_total", "Connections refused (maxclients, protected mode, shutdown).")
 	netInDesc     = desc("net_input_bytes_total", "Bytes read from clients.")
