@@ -329,6 +329,8 @@ type Job struct {
 	// BlockedByAll is every key that refuses a job of several keys, when
 	// more than one does; BlockedBy is the first of them.
 	BlockedByAll []*BlockedBy
+	Result       []byte // JOBACK's RESULT; nil: none
+	Progress     []byte // the last JOBPROGRESS; nil: none
 }
 
 // Blocked reasons.
@@ -386,6 +388,12 @@ func decodeJob(cmd string, v any) (*Job, error) {
 	}
 	j.ConcurrencyKeys = r.strs("concurrency_keys")
 	j.RateLimitKeys = r.strs("rate_limit_keys")
+	if r.fields["result"] != nil {
+		j.Result = []byte(r.str("result"))
+	}
+	if r.fields["progress"] != nil {
+		j.Progress = []byte(r.str("progress"))
+	}
 	if b := r.str("blocked_by"); b != "" {
 		parts := splitBlocked(b)
 		j.BlockedBy = parseBlockedBy(parts[0])

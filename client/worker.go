@@ -39,6 +39,11 @@ type Task struct {
 	Priority int64
 	Attempt  int64  // this run's attempt number (1 for the first run)
 	Token    string // the reservation; the worker acks or fails it
+
+	c      *Client    // for Progress
+	mu     sync.Mutex // protects result, hasResult
+	result []byte     // SetResult's, sent with the ack (results.go)
+	hasRes bool
 }
 
 // Handler runs one job. Returning nil acks it; returning an error fails the
@@ -429,7 +434,7 @@ func (w *Worker) run(r Reservation, received time.Time) {
 		return
 	}
 	t := &Task{ID: r.ID, Queue: r.Queue, Handler: r.Handler, Payload: r.Payload,
-		Priority: r.Priority, Attempt: attempt, Token: r.Token}
+		Priority: r.Priority, Attempt: attempt, Token: r.Token, c: w.c}
 
 	jctx, cancel := context.WithCancelCause(w.hctx)
 	defer cancel(nil)
@@ -453,7 +458,7 @@ func (w *Worker) run(r Reservation, received time.Time) {
 		return
 	}
 	if herr == nil {
-		if err := w.c.Ack(bg, r.Token); err != nil {
+		if err := t.ack(bg); err != nil {
 			log.Error("ack failed", "err", err)
 		}
 		return

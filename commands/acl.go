@@ -16,13 +16,15 @@ var sluiceCategories = map[string][]string{
 	"queuelen":   {"producer", "worker"},
 	"queuestats": {"producer", "worker"},
 	"jobget":     {"producer", "worker"},
+	"jobwait":    {"producer", "worker"}, // a producer waits for its job's result
 
-	"jobreserve": {"worker"},
-	"jobstart":   {"worker"},
-	"jobtouch":   {"worker"},
-	"joback":     {"worker"},
-	"jobfail":    {"worker"},
-	"jobrelease": {"worker"},
+	"jobreserve":  {"worker"},
+	"jobstart":    {"worker"},
+	"jobtouch":    {"worker"},
+	"joback":      {"worker"},
+	"jobfail":     {"worker"},
+	"jobrelease":  {"worker"},
+	"jobprogress": {"worker"},
 
 	"jobcancel":  {"admin"},
 	"jobretry":   {"admin"},

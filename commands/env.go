@@ -13,7 +13,10 @@ import (
 type Env struct {
 	Store   *store.Store
 	Waiters *blocking.Registry
-	Now     func() int64 // Unix ms; nil: the clock the protocol reads for each command
+	// JobWaits holds the clients blocked in JOBWAIT; nil: JOBWAIT is
+	// refused.
+	JobWaits *blocking.JobWaits
+	Now      func() int64 // Unix ms; nil: the clock the protocol reads for each command
 
 	MaxPayload int64 // largest job payload in bytes
 	Version    string
@@ -94,6 +97,7 @@ func Table(e *Env) []protocol.Command {
 	var cmds []protocol.Command
 	cmds = append(cmds, jobCommands(e)...)
 	cmds = append(cmds, jobScanCommands(e)...)
+	cmds = append(cmds, resultCommands(e)...)
 	cmds = append(cmds, queueCommands(e)...)
 	cmds = append(cmds, policyCommands(e)...)
 	cmds = append(cmds, cronCommands(e)...)

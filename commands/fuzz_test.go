@@ -22,6 +22,8 @@ var fuzzSeeds = []string{
 	"*4\r\n$7\r\nJOBPUSH\r\n$1\r\nq\r\n$1\r\nh\r\n$1\r\np\r\n",
 	"JOBRESERVE w 1000 BLOCK 0 QUEUES q\r\n",
 	"JOBRESERVE w 1000 BLOCK 50 HANDLERS 1 h QUEUES q r\r\nPING\r\n",
+	"JOBPUSH q h p ID j\r\nJOBWAIT j 5\r\nJOBWAIT j\r\nPING\r\n",
+	"JOBPUSH q h p ID j\r\nJOBRESERVE w 1000 QUEUES q\r\nJOBPROGRESS j.1 x\r\nJOBACK j.1 RESULT r\r\nJOBWAIT j\r\n",
 	"PING\r\nECHO \"a b\r\n",
 	"HELLO 3\r\nHELLO 2 AUTH default x SETNAME n\r\n",
 	"CLIENT LIST\r\nCLIENT KILL ID 1\r\nCOMMAND DOCS\r\nINFO\r\n",

@@ -21,8 +21,8 @@ func jobCommands(e *Env) []protocol.Command {
 			Group: "jobs", Summary: "Mark a reserved job running; returns the attempt number.", Args: []protocol.Arg{str("token")}},
 		{Name: "jobtouch", Arity: 3, Flags: protocol.Write | protocol.Fast, Handler: e.jobTouch,
 			Group: "jobs", Summary: "Extend a lease; returns the new expiry.", Args: []protocol.Arg{str("token"), integerArg("lease-ms")}},
-		{Name: "joback", Arity: 2, Flags: protocol.Write | protocol.Fast, Handler: e.jobAck,
-			Group: "jobs", Summary: "Mark a job succeeded.", Args: []protocol.Arg{str("token")}},
+		{Name: "joback", Arity: -2, Flags: protocol.Write | protocol.Fast, Handler: e.jobAck,
+			Group: "jobs", Summary: "Mark a job succeeded, optionally with its result.", Args: ackArgs},
 		{Name: "jobfail", Arity: -2, Flags: protocol.Write | protocol.Fast, Handler: e.jobFail,
 			Group: "jobs", Summary: "Record a failed attempt; returns the new state.", Args: failArgs},
 		{Name: "jobrelease", Arity: -2, Flags: protocol.Write | protocol.Fast, Handler: e.jobRelease,
@@ -453,14 +453,6 @@ func (e *Env) jobTouch(c *protocol.Client, args [][]byte) (any, error) {
 	return exp, nil
 }
 
-// JOBACK token
-func (e *Env) jobAck(c *protocol.Client, args [][]byte) (any, error) {
-	if err := e.Store.Ack(e.now(c), string(args[1])); err != nil {
-		return nil, err
-	}
-	return protocol.OK, nil
-}
-
 // JOBFAIL token [ERROR message] [RETRYIN ms | NORETRY]
 func (e *Env) jobFail(c *protocol.Client, args [][]byte) (any, error) {
 	var f store.FailOptions
@@ -604,6 +596,7 @@ func jobMap(j store.Job) protocol.Map {
 		"created_at", j.CreatedAt, "updated_at", j.UpdatedAt, "run_at", nullableTime(j.RunAt),
 		"worker", nullable(j.Worker), "expires_at", nullableTime(j.ExpiresAt),
 		"last_error", lastErr, "blocked_by", nullable(j.BlockedBy),
+		"result", nullBytes(j.Result), "progress", nullBytes(j.Progress),
 	}
 	return append(m, moreKeys(j)...)
 }

@@ -25,9 +25,9 @@ func TestRESP3Replies(t *testing.T) {
 		has    []string
 	}{
 		{[]string{"JOBGET", "nope"}, "_\r\n", nil},
-		{[]string{"JOBGET", id}, "%18\r\n$2\r\nid\r\n", []string{"$15\r\nconcurrency_key\r\n_\r\n", "$10\r\nlast_error\r\n_\r\n$10\r\nblocked_by\r\n_\r\n"}},
+		{[]string{"JOBGET", id}, "%20\r\n$2\r\nid\r\n", []string{"$15\r\nconcurrency_key\r\n_\r\n", "$10\r\nlast_error\r\n_\r\n$10\r\nblocked_by\r\n_\r\n"}},
 		{[]string{"QUEUESTATS", "q"}, "%14\r\n$5\r\nqueue\r\n$1\r\nq\r\n", []string{"$6\r\npaused\r\n#f\r\n"}},
-		{[]string{"QUEUEPEEK", "q"}, "*1\r\n%18\r\n", nil},
+		{[]string{"QUEUEPEEK", "q"}, "*1\r\n%20\r\n", nil},
 		{[]string{"POLICYSET", "CONCURRENCY", "k", "1"}, "+OK\r\n", nil},
 		{[]string{"POLICYGET", "CONCURRENCY", "k"}, "%7\r\n$4\r\nkind\r\n$11\r\nconcurrency\r\n", []string{"$6\r\nperiod\r\n_\r\n"}},
 		{[]string{"POLICYGET", "RATELIMIT", "k"}, "_\r\n", nil},

@@ -582,6 +582,7 @@ func (e *Env) infoLines(section string, srv *protocol.Server, now int64) []strin
 		return []string{
 			"connected_clients:" + strconv.Itoa(st.Connected),
 			"blocked_clients:" + strconv.Itoa(st.Blocked),
+			"jobwait_clients:" + strconv.FormatInt(e.jobWaiting(), 10),
 			"maxclients:" + strconv.Itoa(srv.Config().MaxClients),
 			"client_recent_max_input_buffer:" + strconv.FormatInt(st.MaxInputBuffer, 10),
 			"client_recent_max_output_buffer:" + strconv.FormatInt(st.MaxOutputBuffer, 10)}

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"sluice/blocking"
 	"sluice/persistence"
 	"sluice/protocol"
 	"sluice/store"
@@ -22,6 +23,7 @@ type Sources struct {
 	MaxMemory int64                    // bytes; 0: no limit
 	Now       func() int64             // Unix ms; time.Now by default
 	Raft      func() RaftStats         // nil when the node is in no group
+	JobWaits  *blocking.JobWaits       // JOBWAIT's clients; nil: none
 }
 
 // Registry returns a Prometheus registry with sluice's collector and the
@@ -82,7 +84,7 @@ var (
 	cmdFailedDesc = desc("command_errors_total", "Commands that replied with an error, by command.", "command")
 
 	connectedDesc = desc("connected_clients", "Client connections open.")
-	blockedDesc   = desc("blocked_clients", "Clients waiting in JOBRESERVE ... BLOCK.")
+	blockedDesc   = desc("blocked_clients", "Clients waiting in JOBRESERVE ... BLOCK or JOBWAIT.")
 	connsDesc     = desc("connections_received_total", "Connections accepted.")
 	rejectedDesc  = desc("rejected_connections_total", "Connections refused (maxclients, protected mode, shutdown).")
 	netInDesc     = desc("net_input_bytes_total", "Bytes read from clients.")
@@ -258,6 +260,7 @@ func (c *collector) collectServer(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(maxMemDesc, prometheus.GaugeValue, float64(c.src.MaxMemory))
 	ch <- prometheus.MustNewConstMetric(cronEntriesDesc, prometheus.GaugeValue, float64(st.CronEntries()))
 	ch <- prometheus.MustNewConstMetric(cronFiredDesc, prometheus.CounterValue, float64(st.CronFired()))
+	c.collectJobWaits(ch)
 	srv := c.src.Server
 	if srv == nil {
 		return

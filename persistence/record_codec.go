@@ -59,6 +59,8 @@ const (
 	tCooldown      = 46
 	tProbes        = 47
 	tProbesOK      = 48
+	tResult        = 65
+	tProgress      = 66
 	tTimes         = 32
 	tRetainedIDs   = 33
 	tExpiredTokens = 33
@@ -118,6 +120,8 @@ func appendFields(buf []byte, r *store.Record) []byte {
 	buf = putInt(buf, tCooldown, r.Cooldown)
 	buf = putInt(buf, tProbes, r.Probes)
 	buf = putInt(buf, tProbesOK, r.ProbesOK)
+	buf = putBytes(buf, tResult, r.Result)
+	buf = putBytes(buf, tProgress, r.Progress)
 	buf = putInts(buf, tTimes, r.Times)
 	buf = putStrings(buf, tRetainedIDs, r.RetainedIDs)
 	buf = putStrings(buf, tExpiredTokens, r.ExpiredTokens)
@@ -238,6 +242,10 @@ func decodeField(d *decoder, r *store.Record, tag byte) bool {
 		r.Probes = d.varint()
 	case 48:
 		r.ProbesOK = d.varint()
+	case 65:
+		r.Result = d.payload()
+	case 66:
+		r.Progress = d.payload()
 	case 32:
 		r.Times = d.ints()
 	case 33:

@@ -73,6 +73,7 @@ type Server struct {
 	fsmTable *protocol.Table
 	met      *metrics.Metrics
 	waiters  *blocking.Registry
+	jobWaits *blocking.JobWaits // JOBWAIT's clients
 	timer    *blocking.Timer
 	env      *commands.Env
 	srv      *protocol.Server
@@ -127,6 +128,9 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 	} else {
 		s.waiters, s.timer = blocking.Attach(s.store, s.log, s.now)
 	}
+	// Every node wakes its own JOBWAIT clients as it applies the end.
+	s.jobWaits = blocking.NewJobWaits(s.store, s.now)
+	s.store.SetEndHook(s.jobWaits.End)
 	s.env = s.newEnv()
 	if err := s.newProtocol(); err != nil {
 		s.release()
@@ -183,7 +187,7 @@ func (s *Server) setShares() error {
 // newEnv is what the command handlers work with.
 func (s *Server) newEnv() *commands.Env {
 	cfg := s.cfg
-	env := &commands.Env{Store: s.store, Waiters: s.waiters, Now: s.opts.Now, MaxPayload: cfg.MaxPayload,
+	env := &commands.Env{Store: s.store, Waiters: s.waiters, JobWaits: s.jobWaits, Now: s.opts.Now, MaxPayload: cfg.MaxPayload,
 		Version: s.opts.Version, MaxMemory: cfg.MaxMemory, MaxReserveQueues: cfg.MaxReserveQueues,
 		JobStats: func() []commands.Setting { return jobStats(s.met) }}
 	for _, o := range config.Options {
@@ -254,6 +258,7 @@ func (s *Server) newProtocol() error {
 		return err
 	}
 	s.srv.OnDrain(s.waiters.Close)
+	s.srv.OnDrain(s.jobWaits.Close)
 	if s.node != nil {
 		s.srv.SetReplicator(s.node)
 	}
@@ -395,7 +400,7 @@ func (s *Server) listenMetrics() error {
 
 // metricsSources are what a scrape reads.
 func (s *Server) metricsSources() metrics.Sources {
-	src := metrics.Sources{Store: s.store, Server: s.srv, MaxMemory: s.cfg.MaxMemory, Now: s.now}
+	src := metrics.Sources{Store: s.store, Server: s.srv, MaxMemory: s.cfg.MaxMemory, Now: s.now, JobWaits: s.jobWaits}
 	if s.aof != nil {
 		src.Log = s.aof.Stats
 	}
@@ -499,7 +504,10 @@ func (s *Server) Reload() { reloadTLS(s.certs, s.log) }
 func (s *Server) Store() *store.Store         { return s.store }
 func (s *Server) Protocol() *protocol.Server  { return s.srv }
 func (s *Server) Waiters() *blocking.Registry { return s.waiters }
-func (s *Server) Metrics() *metrics.Metrics   { return s.met }
+
+// JobWaits is the registry of the clients blocked in JOBWAIT.
+func (s *Server) JobWaits() *blocking.JobWaits { return s.jobWaits }
+func (s *Server) Metrics() *metrics.Metrics    { return s.met }
 
 // Shutdown drains the node: stop accepting, answer blocked reserves with
 // null, let every connection finish the commands it has sent (until ctx

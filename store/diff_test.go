@@ -39,6 +39,8 @@ type sut interface {
 	Start(now int64, token string) (int64, error)
 	Touch(now int64, token string, lease int64) (int64, error)
 	Ack(now int64, token string) error
+	AckResult(now int64, token string, result []byte) error
+	Progress(now int64, token string, value []byte) error
 	Fail(now int64, token string, o store.FailOptions) (store.State, error)
 	Release(now int64, token string, delay int64) error
 	Cancel(now int64, id string) (bool, error)
@@ -198,10 +200,10 @@ func outcome(err error, format string, args ...any) string {
 }
 
 func fmtJob(j store.Job) string {
-	return fmt.Sprintf("{id=%s q=%s h=%s payload=%q state=%s prio=%d ckey=%q rkey=%q ckeys=%q rkeys=%q attempt=%d/%d backoff=%d created=%d updated=%d run_at=%d worker=%q expires=%d last_error=%q/%v blocked_by=%q}",
+	return fmt.Sprintf("{id=%s q=%s h=%s payload=%q state=%s prio=%d ckey=%q rkey=%q ckeys=%q rkeys=%q attempt=%d/%d backoff=%d created=%d updated=%d run_at=%d worker=%q expires=%d last_error=%q/%v blocked_by=%q result=%s progress=%s}",
 		j.ID, j.Queue, j.Handler, j.Payload, j.State, j.Priority, j.ConcurrencyKey, j.RateLimitKey,
 		j.ConcurrencyKeys, j.RateLimitKeys, j.Attempt, j.MaxAttempts, j.Backoff, j.CreatedAt, j.UpdatedAt, j.RunAt, j.Worker, j.ExpiresAt,
-		j.LastError, j.HasLastError, j.BlockedBy)
+		j.LastError, j.HasLastError, j.BlockedBy, optBytes(j.Result), optBytes(j.Progress))
 }
 
 func fmtJobs(js []store.Job) string {
@@ -365,6 +367,9 @@ func (g *opGen) next() op {
 		}}
 	case c < 65:
 		tok := g.token()
+		if g.chance(40) {
+			return g.results(now, tok)
+		}
 		return op{fmt.Sprintf("Ack(%q)", tok), func(s sut) reply {
 			return reply{text: errText(s.Ack(now, tok))}
 		}}

@@ -48,6 +48,7 @@ const (
 	OpSnapCron     // snapshot: a periodic entry
 	OpBreaker      // circuit breaker PolicyKey set anew (Limit failures in Period, Cooldown, Probes), or deleted (Limit 0)
 	OpSnapBreaker  // snapshot: a breaker with its state (Times failures, Until end of open, ProbesOK, ProbeIDs)
+	OpProgress     // a running job reported Progress (JOBPROGRESS)
 	opMax
 )
 
@@ -149,6 +150,11 @@ type Record struct {
 	CronLast   int64  `log:"43"` // snapcron: the tick of the last job pushed; 0: none yet
 	CronFired  int64  `log:"44"` // snapcron: jobs pushed so far
 	CronMissed int64  `log:"45"` // snapcron: misfires and refused ticks (CronEntry.Missed)
+
+	// Results and progress (ack, progress, snapjob). nil: none; an empty
+	// value is kept as empty.
+	Result   []byte `log:"65"` // ack: the job's result (JOBACK ... RESULT)
+	Progress []byte `log:"66"` // progress: the value reported; snapjob: the last one
 }
 
 // Journal receives every state change. The store calls Append while holding

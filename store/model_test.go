@@ -961,19 +961,7 @@ func (m *model) Touch(now int64, token string, lease int64) (int64, error) {
 	return j.job.ExpiresAt, nil
 }
 
-func (m *model) Ack(now int64, token string) error {
-	m.maintain(now)
-	j, err := m.byToken(token, store.Succeeded)
-	if err != nil {
-		return err
-	}
-	m.brkOutcome(now, j, true)
-	if j.job.State == store.Reserved {
-		j.job.Attempt++
-	}
-	m.makeTerminal(now, j, store.Succeeded)
-	return nil
-}
+func (m *model) Ack(now int64, token string) error { return m.AckResult(now, token, nil) }
 
 func (m *model) Fail(now int64, token string, o store.FailOptions) (store.State, error) {
 	if o.HasRetry && o.RetryIn < 0 {

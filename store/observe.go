@@ -74,7 +74,9 @@ func JobBytes(payload, id, lastError int) int64 {
 	return int64(payload+id+lastError) + JobOverhead
 }
 
-func (j *job) bytes() int64 { return JobBytes(len(j.payload), len(j.id), len(j.xr().lastError)) }
+func (j *job) bytes() int64 {
+	return JobBytes(len(j.payload), len(j.id), len(j.xr().lastError)) + j.xr().resultBytes()
+}
 
 // Bytes is the estimated memory of the jobs held, terminal ones still
 // retained included (INFO memory, --maxmemory). Each shard keeps its part

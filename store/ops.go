@@ -718,17 +718,21 @@ func (s *Store) endReservation(j *job, fx *effects) {
 }
 
 // Ack completes a job (JOBACK).
-func (s *Store) Ack(now int64, token string) error {
+func (s *Store) Ack(now int64, token string) error { return s.AckResult(now, token, nil) }
+
+// AckResult completes a job and keeps result as its result (JOBACK ...
+// RESULT); nil: none. result is copied.
+func (s *Store) AckResult(now int64, token string, result []byte) error {
 	var fx effects
 	j, sh, err := s.byToken(now, token, Succeeded, &fx)
 	if err == nil {
-		err = s.applyAck(j, now, &fx)
+		err = s.applyAck(j, now, result, &fx)
 	}
 	return s.done(sh, err, &fx)
 }
 
 // Lock must be held.
-func (s *Store) applyAck(j *job, now int64, fx *effects) error {
+func (s *Store) applyAck(j *job, now int64, result []byte, fx *effects) error {
 	from := j.state
 	if err := s.move(j, Succeeded); err != nil {
 		return err
@@ -737,6 +741,9 @@ func (s *Store) applyAck(j *job, now int64, fx *effects) error {
 		j.attempt++
 	}
 	j.updatedAt = now
+	if result != nil {
+		s.setResult(j, result)
+	}
 	s.endReservation(j, fx)
 	s.terminal(j, fx)
 	if o := s.obs(j.ln.q); o != nil {
@@ -746,7 +753,7 @@ func (s *Store) applyAck(j *job, now int64, fx *effects) error {
 		}
 		o.Acked(ran)
 	}
-	s.logOutcome(j, true, Record{Op: OpAck, Now: now, ID: j.id}, fx)
+	s.logOutcome(j, true, Record{Op: OpAck, Now: now, ID: j.id, Result: j.xr().result}, fx)
 	return nil
 }
 
@@ -1002,6 +1009,7 @@ func (s *Store) snapshot(j *job, now int64) Job {
 		Attempt: j.attempt, MaxAttempts: j.maxAtt, Backoff: j.backoff,
 		CreatedAt: j.createdAt, UpdatedAt: j.updatedAt, RunAt: j.runAt,
 		LastError: j.xr().lastError, HasLastError: j.xr().hasError,
+		Result: j.xr().result, Progress: j.xr().progress,
 	}
 	if m := j.ln.more; m != nil {
 		if len(m.ckeys) > 1 {
@@ -1445,6 +1453,7 @@ func (s *Store) flush(now int64, fx *effects) {
 	s.cron.mu.Unlock()
 	s.idem.mu.Unlock()
 	s.policyMu.Unlock()
+	s.flushed()
 }
 
 // flushLocked empties everything, idempotency keys and periodic entries

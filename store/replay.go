@@ -21,7 +21,8 @@ func (o Op) String() string {
 		"cancel", "retry", "pause", "resume", "purge", "policyset", "policydel", "flush",
 		"expire", "due", "drop", "snapqueue", "snapjob", "snappolicy", "snapadmissions", "snapexpired", "snapretained", "snapend",
 		"idemexpire", "snapidem", "weight", "snapgroup", "snaprotation", "throttle", "snapfloor",
-		"cronset", "crondel", "cronfire", "snapcron", "breaker", "snapbreaker"}
+		"cronset", "crondel", "cronfire", "snapcron", "breaker", "snapbreaker",
+		"progress"}
 	if int(o) < len(names) && o > 0 {
 		return names[o]
 	}
@@ -53,7 +54,7 @@ func (s *Store) Replay(r *Record) error {
 			return replayErr(r, "%v", err)
 		}
 		return nil
-	case OpReserve, OpStart, OpTouch, OpAck, OpFail, OpRelease, OpCancel, OpRetry, OpExpire, OpDue, OpDrop:
+	case OpReserve, OpStart, OpTouch, OpAck, OpFail, OpRelease, OpCancel, OpRetry, OpExpire, OpDue, OpDrop, OpProgress:
 		return s.replayJob(r, &fx)
 	case OpPause, OpResume, OpPurge:
 		sh := s.shardOf(r.Queue)
@@ -182,7 +183,12 @@ func (s *Store) replayJob(r *Record, fx *effects) error {
 	case OpTouch:
 		s.applyTouch(j, r.Now, r.Expires, fx)
 	case OpAck:
-		return s.applyAck(j, r.Now, fx)
+		return s.applyAck(j, r.Now, r.Result, fx)
+	case OpProgress:
+		if r.Progress == nil {
+			return replayErr(r, "progress without a value")
+		}
+		s.applyProgress(j, r.Now, r.Progress, fx)
 	case OpFail:
 		if r.State != Failed && r.State != RetryPending {
 			return replayErr(r, "outcome %s", r.State)
@@ -350,6 +356,7 @@ func (s *Store) jobRecord(j *job) *Record {
 		Attempt: j.attempt, MaxAtt: j.maxAtt, Backoff: j.backoff,
 		CreatedAt: j.createdAt, UpdatedAt: j.updatedAt, RunAt: j.runAt, Expires: j.expires(),
 		Token: j.xr().token, Worker: j.xr().worker, Error: j.xr().lastError, HasError: j.xr().hasError,
+		Result: j.xr().result, Progress: j.xr().progress,
 		Seq: j.seq, Created: j.created, TSeq: j.tseq,
 	}
 }
@@ -451,8 +458,9 @@ func (s *Store) loadJob(r *Record) error {
 		createdAt: r.CreatedAt, updatedAt: r.UpdatedAt, runAt: r.RunAt,
 		seq: r.Seq, created: r.Created, tseq: r.TSeq, tidx: -1,
 	}
-	if r.Token != "" || r.Worker != "" || r.HasError {
-		j.x = &jobExt{token: r.Token, worker: r.Worker, lastError: r.Error, hasError: r.HasError}
+	if r.Token != "" || r.Worker != "" || r.HasError || r.Result != nil || r.Progress != nil {
+		j.x = &jobExt{token: r.Token, worker: r.Worker, lastError: r.Error, hasError: r.HasError,
+			result: r.Result, progress: r.Progress}
 	}
 	j.id = j.keepID(r.ID)
 	j.ln = q.laneRef(r)
@@ -486,7 +494,7 @@ func (s *Store) loadJob(r *Record) error {
 // a packed entry does not hold.
 func packable(r *Record) bool {
 	return r.State == Queued && r.Attempt == 0 && r.Token == "" && r.Worker == "" &&
-		!r.HasError && r.Error == "" && r.UpdatedAt == r.CreatedAt && r.RunAt == r.CreatedAt &&
+		!r.HasError && r.Error == "" && r.Result == nil && r.Progress == nil && r.UpdatedAt == r.CreatedAt && r.RunAt == r.CreatedAt &&
 		r.TSeq == 0 && r.Expires == 0 && len(r.Payload)+len(r.ID) <= packMax
 }
 

@@ -101,7 +101,14 @@ func randomOps(t *testing.T, s *Store, rng *rand.Rand, n int) int64 {
 		case op == 10:
 			s.Touch(now, pick(toks), int64(10+rng.IntN(200)))
 		case op == 11:
-			s.Ack(now, pick(toks))
+			switch rng.IntN(3) { // results and progress (results.go)
+			case 0:
+				s.Ack(now, pick(toks))
+			case 1:
+				s.AckResult(now, pick(toks), []byte(pick([]string{"", "r", "result"})))
+			case 2:
+				s.Progress(now, pick(toks), []byte(pick([]string{"", "1", "50%"})))
+			}
 		case op == 12:
 			s.Fail(now, pick(toks), FailOptions{Error: "e", HasError: rng.IntN(2) == 0, NoRetry: rng.IntN(4) == 0})
 		case op == 13:

@@ -130,6 +130,7 @@ type Store struct {
 
 	onNotify atomic.Pointer[func(string)]
 	onTimer  atomic.Pointer[func()]
+	onEnd    atomic.Pointer[func(Ended)] // results.go
 
 	gate gate // commands shared, a transaction alone (unit.go)
 
@@ -189,7 +190,9 @@ type jobExt struct {
 	worker    string
 	lastError string
 	hasError  bool
-	startedAt int64 // the last JOBSTART, or the reservation; 0 if unknown (metrics only)
+	startedAt int64  // the last JOBSTART, or the reservation; 0 if unknown (metrics only)
+	result    []byte // JOBACK's RESULT; nil: none (never changed in place, so readers may keep it)
+	progress  []byte // the last JOBPROGRESS; nil: none (never changed in place)
 }
 
 // noExt is what a job without an extension reads.
@@ -491,6 +494,7 @@ func (s *Store) terminal(j *job, fx *effects) {
 	gen := j.retainGen.Add(1) // odd: retained
 	// A replayed log carries its drops as records: no eviction of its own.
 	s.ret.add(j, gen, !s.replaying, fx)
+	s.ended(j)
 }
 
 // dropLocked forgets a job at once. Lock must be held.

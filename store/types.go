@@ -214,6 +214,8 @@ type Job struct {
 	LastError       string
 	HasLastError    bool
 	BlockedBy       string // why a queued job is not reservable now (every key that refuses, joined by ", "); "" if it is
+	Result          []byte // JOBACK's RESULT; nil: none
+	Progress        []byte // the last JOBPROGRESS; nil: none
 }
 
 // QueueStats is QUEUESTATS's answer.
