@@ -59,6 +59,11 @@ const (
 	tCooldown      = 46
 	tProbes        = 47
 	tProbesOK      = 48
+	tDeadline      = 55
+	tTimeout       = 56
+	tExpiresIn     = 57
+	tTimeoutAt     = 58
+	tDueAt         = 59
 	tTimes         = 32
 	tRetainedIDs   = 33
 	tExpiredTokens = 33
@@ -116,6 +121,11 @@ func appendFields(buf []byte, r *store.Record) []byte {
 	buf = putInt(buf, tCooldown, r.Cooldown)
 	buf = putInt(buf, tProbes, r.Probes)
 	buf = putInt(buf, tProbesOK, r.ProbesOK)
+	buf = putInt(buf, tDeadline, r.Deadline)
+	buf = putInt(buf, tTimeout, r.Timeout)
+	buf = putInt(buf, tExpiresIn, r.ExpiresIn)
+	buf = putInt(buf, tTimeoutAt, r.TimeoutAt)
+	buf = putInt(buf, tDueAt, r.DueAt)
 	buf = putInts(buf, tTimes, r.Times)
 	buf = putStrings(buf, tRetainedIDs, r.RetainedIDs)
 	buf = putStrings(buf, tExpiredTokens, r.ExpiredTokens)
@@ -234,6 +244,16 @@ func decodeField(d *decoder, r *store.Record, tag byte) bool {
 		r.Probes = d.varint()
 	case 48:
 		r.ProbesOK = d.varint()
+	case 55:
+		r.Deadline = d.varint()
+	case 56:
+		r.Timeout = d.varint()
+	case 57:
+		r.ExpiresIn = d.varint()
+	case 58:
+		r.TimeoutAt = d.varint()
+	case 59:
+		r.DueAt = d.varint()
 	case 32:
 		r.Times = d.ints()
 	case 33:
