@@ -84,6 +84,13 @@ func (e retEntry) before(f retEntry) bool {
 	return e.at < f.at || (e.at == f.at && e.timed && f.timed && e.j.id < f.j.id)
 }
 
+// DeadLetters is the number of failed jobs held (INFO).
+func (s *Store) DeadLetters() int64 {
+	s.dead.mu.Lock()
+	defer s.dead.mu.Unlock()
+	return int64(s.dead.live)
+}
+
 // expire returns the entries whose retention ran out at now.
 func (r *retention) expire(now int64) []retEntry {
 	r.mu.Lock()
