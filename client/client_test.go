@@ -464,3 +464,27 @@ func TestBreakers(t *testing.T) {
 		t.Fatalf("get deleted breaker: %v", err)
 	}
 }
+
+// Expiry and timeout options reach the server and come back in Get.
+func TestPushExpiryAndTimeout(t *testing.T) {
+	c := startServer(t).client(t)
+	dl := time.Now().Add(time.Hour).Truncate(time.Millisecond)
+	id := must[string](t)(c.Push(bg, "q", "h", nil, &client.PushOptions{Deadline: dl, Timeout: 1500 * time.Millisecond}))
+	j := must[*client.Job](t)(c.Get(bg, id))
+	if !j.Deadline.Equal(dl) || j.Timeout != 1500*time.Millisecond {
+		t.Fatalf("deadline %v timeout %v, want %v and 1.5s", j.Deadline, j.Timeout, dl)
+	}
+	before := time.Now()
+	id = must[string](t)(c.Push(bg, "q", "h", nil, &client.PushOptions{Expires: time.Minute}))
+	j = must[*client.Job](t)(c.Get(bg, id))
+	if j.Deadline.Before(before.Add(time.Minute-time.Second)) || j.Timeout != 0 {
+		t.Fatalf("deadline %v timeout %v", j.Deadline, j.Timeout)
+	}
+	_, err := c.Push(bg, "q", "h", nil, &client.PushOptions{Expires: time.Minute, Deadline: dl})
+	if !errors.Is(err, client.ErrRequest) {
+		t.Fatalf("EXPIRES with DEADLINE: %v", err)
+	}
+	if s := must[*client.QueueStats](t)(c.QueueStats(bg, "q")); s.Expired != 0 || s.Queued != 2 {
+		t.Fatalf("stats %+v", s)
+	}
+}

@@ -21,6 +21,8 @@ type CronOptions struct {
 	RateLimit   string        // rate-limit key; empty: none
 	MaxAttempts int64         // > 0: failed attempts allowed; server default 1
 	Backoff     time.Duration // > 0: base of the exponential retry delay; server default 1 s
+	Expires     time.Duration // > 0: a job still waiting this long after its tick expires
+	Timeout     time.Duration // > 0: each reservation of a job may last this long
 }
 
 // Cron is a periodic entry (CRONGET, CRONLIST).
@@ -37,6 +39,8 @@ type Cron struct {
 	LastRunAt          time.Time // the tick of the last job pushed; zero if none yet
 	Fired              int64     // jobs pushed
 	Missed             int64     // misfires (ticks skipped after downtime) and refused ticks
+	Expires            time.Duration
+	Timeout            time.Duration
 }
 
 // CronSet creates or replaces the periodic entry name: each tick of
@@ -63,6 +67,12 @@ func (c *Client) CronSet(ctx context.Context, name, schedule, queue, handler str
 		}
 		if o.Backoff > 0 {
 			args = append(args, "BACKOFF", ms(o.Backoff))
+		}
+		if o.Expires > 0 {
+			args = append(args, "EXPIRES", ms(o.Expires))
+		}
+		if o.Timeout > 0 {
+			args = append(args, "TIMEOUT", ms(o.Timeout))
 		}
 	}
 	n, err := c.doInt(ctx, args...)
@@ -115,6 +125,7 @@ func decodeCron(cmd string, v any) (*Cron, error) {
 		Queue: r.str("queue"), Handler: r.str("handler"), Payload: []byte(r.str("payload")),
 		Priority: r.int("priority"), Concurrency: r.str("concurrency_key"), RateLimit: r.str("rate_limit_key"),
 		MaxAttempts: r.int("max_attempts"), Backoff: time.Duration(r.int("backoff")) * time.Millisecond,
+		Expires: time.Duration(r.int("expires")) * time.Millisecond, Timeout: time.Duration(r.int("timeout")) * time.Millisecond,
 		NextRunAt: r.time("next_run_at"), LastRunAt: r.time("last_run_at"),
 		Fired: r.int("fired"), Missed: r.int("missed"),
 	}

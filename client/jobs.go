@@ -23,12 +23,13 @@ const (
 	StateFailed       State = "failed"
 	StateRetryPending State = "retry_pending"
 	StateCancelled    State = "cancelled"
+	StateExpired      State = "expired" // its deadline came before a reservation
 )
 
 // Terminal reports whether nothing more happens to a job in state s on its
-// own (a failed job may still be revived with Retry).
+// own (a failed job may still be revived with Retry, or cancelled).
 func (s State) Terminal() bool {
-	return s == StateSucceeded || s == StateFailed || s == StateCancelled
+	return s == StateSucceeded || s == StateFailed || s == StateCancelled || s == StateExpired
 }
 
 // PushOptions are JOBPUSH's optional arguments. The zero value pushes a job
@@ -55,6 +56,13 @@ type PushOptions struct {
 	// priority, reservations rotate between groups (weighed by
 	// PolicySetWeight). Empty: the default group.
 	Group string
+	// A job still waiting for a reservation at its deadline ends
+	// expired: Expires after the push, or at Deadline (not both).
+	Expires  time.Duration
+	Deadline time.Time
+	// Timeout, when > 0, bounds each reservation: past it the attempt
+	// fails with error "timeout", whatever the lease.
+	Timeout time.Duration
 }
 
 // Push enqueues a job for handler on queue and returns its id. opts may be
@@ -97,6 +105,15 @@ func (c *Client) Push(ctx context.Context, queue, handler string, payload []byte
 		}
 		if o.Group != "" {
 			args = append(args, "GROUP", o.Group)
+		}
+		if o.Expires > 0 {
+			args = append(args, "EXPIRES", ms(o.Expires))
+		}
+		if !o.Deadline.IsZero() {
+			args = append(args, "DEADLINE", o.Deadline.UnixMilli())
+		}
+		if o.Timeout > 0 {
+			args = append(args, "TIMEOUT", ms(o.Timeout))
 		}
 	}
 	v, err := c.do(ctx, args...)
@@ -288,14 +305,16 @@ func (c *Client) ReleaseThrottle(ctx context.Context, token string, delay time.D
 	return c.doOK(ctx, "JOBRELEASE", token, "DELAY", ms(delay), "THROTTLE", key, ms(d))
 }
 
-// Cancel cancels a job that has not finished. It reports false if the job
-// was already terminal.
+// Cancel cancels a job that has not finished, or a failed one (which then
+// leaves the dead letters). It reports false if the job was already
+// succeeded, cancelled or expired.
 func (c *Client) Cancel(ctx context.Context, id string) (bool, error) {
 	n, err := c.doInt(ctx, "JOBCANCEL", id)
 	return n == 1, err
 }
 
-// Retry queues a failed job again with its attempts reset.
+// Retry queues a failed job again with its attempts reset (and no
+// deadline).
 func (c *Client) Retry(ctx context.Context, id string) error {
 	return c.doOK(ctx, "JOBRETRY", id)
 }
@@ -329,8 +348,10 @@ type Job struct {
 	// BlockedByAll is every key that refuses a job of several keys, when
 	// more than one does; BlockedBy is the first of them.
 	BlockedByAll []*BlockedBy
-	Result       []byte // JOBACK's RESULT; nil: none
-	Progress     []byte // the last JOBPROGRESS; nil: none
+	Result       []byte        // JOBACK's RESULT; nil: none
+	Progress     []byte        // the last JOBPROGRESS; nil: none
+	Deadline     time.Time     // zero: none
+	Timeout      time.Duration // zero: none
 }
 
 // Blocked reasons.
@@ -385,6 +406,8 @@ func decodeJob(cmd string, v any) (*Job, error) {
 		ExpiresAt:      r.time("expires_at"),
 		LastError:      r.str("last_error"),
 		HasLastError:   r.fields["last_error"] != nil,
+		Deadline:       r.time("deadline"),
+		Timeout:        time.Duration(r.int("timeout")) * time.Millisecond,
 	}
 	j.ConcurrencyKeys = r.strs("concurrency_keys")
 	j.RateLimitKeys = r.strs("rate_limit_keys")

@@ -18,6 +18,7 @@ type QueueStats struct {
 	PushedTotal        int64
 	SucceededTotal     int64
 	FailedTotal        int64
+	Expired            int64 // expired jobs held
 }
 
 // QueueLen returns how many jobs of queue are queued.
@@ -48,6 +49,7 @@ func (c *Client) QueueStats(ctx context.Context, queue string) (*QueueStats, err
 		PushedTotal:        r.int("pushed_total"),
 		SucceededTotal:     r.int("succeeded_total"),
 		FailedTotal:        r.int("failed_total"),
+		Expired:            r.int("expired"),
 	}
 	if r.err != nil {
 		return nil, r.err

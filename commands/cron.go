@@ -67,6 +67,7 @@ func (e *Env) cronSet(c *protocol.Client, args [][]byte) (any, error) {
 	}
 	o.Priority, o.ConcurrencyKey, o.RateLimitKey = job.Priority, job.ConcurrencyKey, job.RateLimitKey
 	o.MaxAttempts, o.Backoff = job.MaxAttempts, job.Backoff
+	o.ExpiresIn, o.Timeout = job.ExpiresIn, job.Timeout
 	created, err := e.Store.CronSet(e.now(c), o)
 	if err != nil {
 		return nil, err
@@ -119,5 +120,6 @@ func cronMap(en store.CronEntry) protocol.Map {
 		"max_attempts", en.MaxAttempts, "backoff", en.Backoff,
 		"next_run_at", nullableTime(en.Next), "last_run_at", nullableTime(en.Last),
 		"fired", en.Fired, "missed", en.Missed,
+		"expires", nullableTime(en.ExpiresIn), "timeout", nullableTime(en.Timeout),
 	}
 }

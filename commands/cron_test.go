@@ -11,7 +11,8 @@ import (
 )
 
 var cronFields = []string{"name", "schedule", "tz", "queue", "handler", "payload", "priority",
-	"concurrency_key", "rate_limit_key", "max_attempts", "backoff", "next_run_at", "last_run_at", "fired", "missed"}
+	"concurrency_key", "rate_limit_key", "max_attempts", "backoff", "next_run_at", "last_run_at", "fired", "missed",
+	"expires", "timeout"}
 
 func TestCron(t *testing.T) { protocols(t, testCron) }
 

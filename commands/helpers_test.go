@@ -248,7 +248,7 @@ func field(v any, name string) any {
 
 var jobFields = []string{"id", "queue", "handler", "payload", "state", "priority",
 	"concurrency_key", "rate_limit_key", "group", "attempt", "max_attempts", "created_at",
-	"updated_at", "run_at", "worker", "expires_at", "last_error", "blocked_by", "result", "progress"}
+	"updated_at", "run_at", "worker", "expires_at", "last_error", "blocked_by", "result", "progress", "deadline", "timeout"}
 
 var reservationFields = []string{"token", "id", "queue", "handler", "payload", "priority", "attempt", "expires_at"}
 

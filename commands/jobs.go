@@ -168,6 +168,8 @@ func (e *Env) pushOptions(now int64, args [][]byte) (p store.PushOptions, err er
 			p.IdempotencyKey, err = ident(v, "idempotency key")
 		case "GROUP":
 			p.Group, err = ident(v, "group")
+		case "DEADLINE":
+			p.Deadline, err = positive(v)
 		default:
 			return p, protocol.ErrSyntax
 		}
@@ -223,6 +225,10 @@ func jobOption(kw string, v []byte, p *store.PushOptions) (ok bool, err error) {
 		p.MaxAttempts, err = positive(v)
 	case "BACKOFF":
 		p.Backoff, err = duration(v, false)
+	case "EXPIRES":
+		p.ExpiresIn, err = positive(v)
+	case "TIMEOUT":
+		p.Timeout, err = positive(v)
 	default:
 		return false, nil
 	}
@@ -597,6 +603,7 @@ func jobMap(j store.Job) protocol.Map {
 		"worker", nullable(j.Worker), "expires_at", nullableTime(j.ExpiresAt),
 		"last_error", lastErr, "blocked_by", nullable(j.BlockedBy),
 		"result", nullBytes(j.Result), "progress", nullBytes(j.Progress),
+		"deadline", nullableTime(j.Deadline), "timeout", nullableTime(j.Timeout),
 	}
 	return append(m, moreKeys(j)...)
 }

@@ -240,7 +240,7 @@ func (e *Env) jobBulk(c *protocol.Client, args [][]byte) (any, error) {
 		}
 		f.State = store.Failed
 	case "cancel":
-		f.In = func(st store.State) bool { return !st.Terminal() }
+		f.In = func(st store.State) bool { return !st.Terminal() || st == store.Failed } // JOBCANCEL takes a dead letter out too
 	case "delete":
 		f.In = store.State.Terminal
 	}

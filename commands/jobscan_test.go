@@ -154,6 +154,16 @@ func TestJobBulk(t *testing.T) {
 	if got := counts(do(t, c, "JOBBULKIDS", "RETRY", failedB[0], "nope", q)); got != "changed 1 wrongstate 1 nojob 1" {
 		t.Fatalf("JOBBULKIDS: %s", got)
 	}
+	// A bulk cancel takes dead letters out too, as JOBCANCEL does.
+	if got := counts(do(t, c, "JOBBULK", "CANCEL", "QUEUE", "b", "ERROR", "boom")); got != "changed 5 wrongstate 0 nojob 0" {
+		t.Fatalf("JOBBULK CANCEL QUEUE b ERROR boom: %s", got)
+	}
+	if n := len(jobScanAll(t, c, "QUEUE", "b", "STATE", "cancelled")); n != len(failedB) {
+		t.Fatalf("%d of b's jobs cancelled, want %d", n, len(failedB))
+	}
+	if got := counts(do(t, c, "JOBBULK", "DELETE", "QUEUE", "b")); got != "changed 5 wrongstate 0 nojob 0" {
+		t.Fatalf("JOBBULK DELETE QUEUE b: %s", got)
+	}
 	for _, tc := range []struct {
 		args []any
 		want string

@@ -65,6 +65,7 @@ func queueStatsMap(q string, s store.QueueStats) protocol.Map {
 		"failed", s.Failed, "blocked_concurrency", s.BlockedConcurrency,
 		"blocked_ratelimit", s.BlockedRateLimit, "paused", protocol.Bool(s.Paused),
 		"pushed_total", s.PushedTotal, "succeeded_total", s.SucceededTotal, "failed_total", s.FailedTotal,
+		"expired", s.Expired,
 	}
 }
 

@@ -13,7 +13,7 @@ import (
 
 var queueStatsFields = []string{"queue", "status", "queued", "scheduled", "reserved", "running",
 	"retry_pending", "failed", "blocked_concurrency", "blocked_ratelimit", "paused",
-	"pushed_total", "succeeded_total", "failed_total"}
+	"pushed_total", "succeeded_total", "failed_total", "expired"}
 
 func TestQueues(t *testing.T) { protocols(t, testQueues) }
 

@@ -25,9 +25,9 @@ func TestRESP3Replies(t *testing.T) {
 		has    []string
 	}{
 		{[]string{"JOBGET", "nope"}, "_\r\n", nil},
-		{[]string{"JOBGET", id}, "%20\r\n$2\r\nid\r\n", []string{"$15\r\nconcurrency_key\r\n_\r\n", "$10\r\nlast_error\r\n_\r\n$10\r\nblocked_by\r\n_\r\n"}},
-		{[]string{"QUEUESTATS", "q"}, "%14\r\n$5\r\nqueue\r\n$1\r\nq\r\n", []string{"$6\r\npaused\r\n#f\r\n"}},
-		{[]string{"QUEUEPEEK", "q"}, "*1\r\n%20\r\n", nil},
+		{[]string{"JOBGET", id}, "%22\r\n$2\r\nid\r\n", []string{"$15\r\nconcurrency_key\r\n_\r\n", "$10\r\nlast_error\r\n_\r\n$10\r\nblocked_by\r\n_\r\n"}},
+		{[]string{"QUEUESTATS", "q"}, "%15\r\n$5\r\nqueue\r\n$1\r\nq\r\n", []string{"$6\r\npaused\r\n#f\r\n"}},
+		{[]string{"QUEUEPEEK", "q"}, "*1\r\n%22\r\n", nil},
 		{[]string{"POLICYSET", "CONCURRENCY", "k", "1"}, "+OK\r\n", nil},
 		{[]string{"POLICYGET", "CONCURRENCY", "k"}, "%7\r\n$4\r\nkind\r\n$11\r\nconcurrency\r\n", []string{"$6\r\nperiod\r\n_\r\n"}},
 		{[]string{"POLICYGET", "RATELIMIT", "k"}, "_\r\n", nil},
@@ -35,7 +35,7 @@ func TestRESP3Replies(t *testing.T) {
 		{[]string{"JOBRESERVE", "w", "1000", "QUEUES", "q"}, "*1\r\n%8\r\n$5\r\ntoken\r\n", []string{"$7\r\npayload\r\n$1\r\np\r\n$8\r\npriority\r\n:0\r\n"}},
 		{[]string{"JOBRESERVE", "w", "1000", "QUEUES", "q"}, "_\r\n", nil},
 		{[]string{"QUEUEPAUSE", "q"}, "+OK\r\n", nil},
-		{[]string{"QUEUESTATS", "q"}, "%14\r\n", []string{"$6\r\npaused\r\n#t\r\n"}},
+		{[]string{"QUEUESTATS", "q"}, "%15\r\n", []string{"$6\r\npaused\r\n#t\r\n"}},
 		{[]string{"CONFIG", "GET", "port"}, "%1\r\n$4\r\nport\r\n$1\r\n0\r\n", nil},
 		{[]string{"CONFIG", "GET", "nothing"}, "%0\r\n", nil},
 		{[]string{"INFO", "keyspace"}, "=48\r\ntxt:# Keyspace\r\ndb0:keys=1,expires=0,avg_ttl=0\r\n\r\n", nil},
@@ -47,7 +47,7 @@ func TestRESP3Replies(t *testing.T) {
 		{[]string{"COMMAND", "DOCS", "jobrelease"}, "%1\r\n", []string{"$5\r\nflags\r\n~1\r\n+optional\r\n"}},
 		{[]string{"HELLO", "2"}, "*14\r\n", []string{"$5\r\nproto\r\n:2\r\n"}},
 		{[]string{"JOBGET", "nope"}, "$-1\r\n", nil},
-		{[]string{"QUEUESTATS", "q"}, "*28\r\n", []string{"$6\r\npaused\r\n:1\r\n"}},
+		{[]string{"QUEUESTATS", "q"}, "*30\r\n", []string{"$6\r\npaused\r\n:1\r\n"}},
 		{[]string{"INFO", "keyspace"}, "$44\r\n# Keyspace\r\n", nil},
 	} {
 		got := w.do(tc.args...)

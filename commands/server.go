@@ -633,6 +633,7 @@ func (e *Env) infoStats(srv *protocol.Server) []string {
 		"total_net_output_bytes:" + strconv.FormatInt(st.NetOutputBytes, 10),
 		"slowlog_len:" + strconv.Itoa(srv.SlowlogLen()),
 		"jobs:" + strconv.FormatInt(e.Store.Len(), 10),
+		"dead_letters:" + strconv.FormatInt(e.Store.DeadLetters(), 10),
 	}
 	if e.JobStats != nil {
 		lines = appendSettings(lines, e.JobStats())
@@ -648,9 +649,9 @@ func (e *Env) infoQueues(now int64) []string {
 		if err != nil {
 			continue // the queue vanished meanwhile
 		}
-		lines = append(lines, fmt.Sprintf("queue_%s:status=%s,queued=%d,scheduled=%d,reserved=%d,running=%d,retry_pending=%d,failed=%d,paused=%d,blocked_concurrency=%d,blocked_ratelimit=%d,pushed_total=%d,succeeded_total=%d,failed_total=%d",
+		lines = append(lines, fmt.Sprintf("queue_%s:status=%s,queued=%d,scheduled=%d,reserved=%d,running=%d,retry_pending=%d,failed=%d,paused=%d,blocked_concurrency=%d,blocked_ratelimit=%d,pushed_total=%d,succeeded_total=%d,failed_total=%d,expired=%d",
 			infoName(q), s.Status, s.Queued, s.Scheduled, s.Reserved, s.Running, s.RetryPending, s.Failed, boolInt(s.Paused),
-			s.BlockedConcurrency, s.BlockedRateLimit, s.PushedTotal, s.SucceededTotal, s.FailedTotal))
+			s.BlockedConcurrency, s.BlockedRateLimit, s.PushedTotal, s.SucceededTotal, s.FailedTotal, s.Expired))
 	}
 	return lines
 }

@@ -53,6 +53,14 @@ type Config struct {
 	// are forgotten early. Default 1000000.
 	IdempotencyMaxKeys int
 	MaxCron            int // periodic entries (CRONSET) held at most; default 10000
+	// Retention of terminal jobs: succeeded, cancelled and expired ones
+	// for Retention seconds, at most MaxRetained of them (defaults 3600,
+	// 100000); failed ones (dead letters) for FailedRetention seconds, at
+	// most MaxFailed (defaults 604800, seven days, and 1000000).
+	Retention       int64
+	MaxRetained     int
+	FailedRetention int64
+	MaxFailed       int
 	// ProtoMaxBulkLen is Redis's proto-max-bulk-len: an argument past
 	// max-payload but not past this is read, dropped and refused with an
 	// error; past it the connection closes. Default 512mb.
@@ -119,6 +127,10 @@ func DefaultConfig() Config {
 		IdempotencyWindow:  24 * 60 * 60,
 		IdempotencyMaxKeys: 1_000_000,
 		MaxCron:            10_000,
+		Retention:          3600,
+		MaxRetained:        100_000,
+		FailedRetention:    7 * 24 * 3600,
+		MaxFailed:          1_000_000,
 		ProtoMaxBulkLen:    512 << 20,
 
 		TLSAuthClients: "yes",
@@ -242,6 +254,21 @@ var Options = []Option{
 	{"max-cron", "most periodic entries (CRONSET) held; 0 refuses every new one",
 		func(c *Config, v string) (err error) { c.MaxCron, err = intIn[int](v, maxCronRange); return },
 		func(c *Config) string { return strconv.Itoa(c.MaxCron) }},
+	{"retention", "seconds a succeeded, cancelled or expired job stays readable",
+		func(c *Config, v string) (err error) { c.Retention, err = intIn[int64](v, retentionRange); return },
+		func(c *Config) string { return strconv.FormatInt(c.Retention, 10) }},
+	{"max-retained", "most succeeded, cancelled and expired jobs kept; past it the oldest are dropped",
+		func(c *Config, v string) (err error) { c.MaxRetained, err = intIn[int](v, maxRetainedRange); return },
+		func(c *Config) string { return strconv.Itoa(c.MaxRetained) }},
+	{"failed-retention", "seconds a failed job (a dead letter) is kept unless retried or cancelled",
+		func(c *Config, v string) (err error) {
+			c.FailedRetention, err = intIn[int64](v, failedRetentionRange)
+			return
+		},
+		func(c *Config) string { return strconv.FormatInt(c.FailedRetention, 10) }},
+	{"max-failed", "most failed jobs kept; past it the oldest are dropped",
+		func(c *Config, v string) (err error) { c.MaxFailed, err = intIn[int](v, maxFailedRange); return },
+		func(c *Config) string { return strconv.Itoa(c.MaxFailed) }},
 	{"tls-port", "TCP port for TLS connections on the bind addresses (0 = no TLS)",
 		func(c *Config, v string) (err error) { c.TLSPort, err = intIn[int](v, tlsPortRange); return },
 		func(c *Config) string { return strconv.Itoa(c.TLSPort) }},
@@ -580,6 +607,8 @@ func (c *Config) Validate() error {
 		{reserveQueuesRange, int64(c.MaxReserveQueues)},
 		{idemWindowRange, c.IdempotencyWindow}, {idemKeysRange, int64(c.IdempotencyMaxKeys)},
 		{maxCronRange, int64(c.MaxCron)},
+		{retentionRange, c.Retention}, {maxRetainedRange, int64(c.MaxRetained)},
+		{failedRetentionRange, c.FailedRetention}, {maxFailedRange, int64(c.MaxFailed)},
 	} {
 		if err := o.b.check(o.v); err != nil {
 			return err
@@ -850,6 +879,11 @@ var (
 	idemWindowRange = bounds{"idempotency-window", 1, 10 * 365 * 24 * 3600, "seconds"}
 	idemKeysRange   = bounds{"idempotency-max-keys", 1, math.MaxInt32, ""}
 	maxCronRange    = bounds{"max-cron", 0, 1_000_000, ""}
+
+	retentionRange       = bounds{"retention", 1, 10 * 365 * 24 * 3600, "seconds"}
+	maxRetainedRange     = bounds{"max-retained", 1, math.MaxInt32, ""}
+	failedRetentionRange = bounds{"failed-retention", 1, 10 * 365 * 24 * 3600, "seconds"}
+	maxFailedRange       = bounds{"max-failed", 1, math.MaxInt32, ""}
 )
 
 // outOfRange is the message for a value outside b, as the option's value

@@ -71,6 +71,7 @@ var (
 
 	jobsDesc     = desc("jobs", "Jobs held, by queue and state.", "queue", "state")
 	pausedDesc   = desc("queue_paused", "1 if the queue is paused.", "queue")
+	deadDesc     = desc("dead_letters", "Failed jobs held (kept until retried, cancelled or past failed-retention), by queue.", "queue")
 	throttleDesc = desc("queue_blocked_jobs", "Queued jobs a policy refuses now, by the kind of policy.", "queue", "kind")
 
 	policyWaitDesc   = desc("policy_waiting_jobs", "Queued jobs blocked by the policy now.", "kind", "key")
@@ -107,7 +108,7 @@ var (
 	cronFiredDesc   = desc("cron_fired_total", "Jobs pushed by periodic entries' ticks since the node started.")
 )
 
-var stateNames = []string{"queued", "scheduled", "reserved", "running", "retry_pending", "failed"}
+var stateNames = []string{"queued", "scheduled", "reserved", "running", "retry_pending", "failed", "expired"}
 
 type collector struct {
 	m   *Metrics
@@ -160,7 +161,7 @@ func cumulative[B int64 | uint64](bounds []B, unit float64, count func(i int) ui
 }
 
 type queueGauges struct {
-	states             [6]int64
+	states             [7]int64
 	paused             bool
 	blockedConcurrency int64
 	blockedRateLimit   int64
@@ -186,7 +187,7 @@ func (c *collector) collectQueues(ch chan<- prometheus.Metric) {
 			g = &queueGauges{}
 			byLabel[label] = g
 		}
-		for i, v := range []int64{s.Queued, s.Scheduled, s.Reserved, s.Running, s.RetryPending, s.Failed} {
+		for i, v := range []int64{s.Queued, s.Scheduled, s.Reserved, s.Running, s.RetryPending, s.Failed, s.Expired} {
 			g.states[i] += v
 		}
 		g.paused = g.paused || s.Paused
@@ -198,6 +199,7 @@ func (c *collector) collectQueues(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(jobsDesc, prometheus.GaugeValue, float64(g.states[i]), label, state)
 		}
 		ch <- prometheus.MustNewConstMetric(pausedDesc, prometheus.GaugeValue, b2f(g.paused), label)
+		ch <- prometheus.MustNewConstMetric(deadDesc, prometheus.GaugeValue, float64(g.states[5]), label)
 		ch <- prometheus.MustNewConstMetric(throttleDesc, prometheus.GaugeValue, float64(g.blockedConcurrency), label, "concurrency")
 		ch <- prometheus.MustNewConstMetric(throttleDesc, prometheus.GaugeValue, float64(g.blockedRateLimit), label, "ratelimit")
 	}

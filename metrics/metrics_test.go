@@ -295,3 +295,36 @@ func bucketOf(us int64) int {
 	}
 	return i
 }
+
+// Expired jobs and dead letters show per queue.
+func TestScrapeExpiredAndDeadLetters(t *testing.T) {
+	st := newStore(t)
+	m := New(DefaultConfig())
+	st.SetObserver(m)
+	now := int64(1_000_000)
+	for _, p := range []store.PushOptions{
+		{Queue: "q", Handler: "h", ID: "e1", ExpiresIn: 10},
+		{Queue: "q", Handler: "h", ID: "f1", RunAt: now + 1},
+		{Queue: "q", Handler: "h", ID: "f2", RunAt: now + 1},
+	} {
+		if _, err := st.Push(now, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now += 20
+	rs, err := st.Reserve(now, store.ReserveOptions{Worker: "w", Lease: 60_000, Count: 2, Queues: []string{"q"}})
+	if err != nil || len(rs) != 2 {
+		t.Fatalf("reserve: %v %v", rs, err)
+	}
+	for _, r := range rs {
+		if _, err := st.Fail(now, r.Token, store.FailOptions{NoRetry: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := m.Handler(Sources{Store: st, Now: func() int64 { return now }})
+	expect(t, scrape(t, h), map[string]string{
+		`sluice_jobs{queue="q",state="expired"}`: "1",
+		`sluice_jobs{queue="q",state="failed"}`:  "2",
+		`sluice_dead_letters{queue="q"}`:         "2",
+	})
+}

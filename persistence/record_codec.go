@@ -59,6 +59,11 @@ const (
 	tCooldown      = 46
 	tProbes        = 47
 	tProbesOK      = 48
+	tDeadline      = 55
+	tTimeout       = 56
+	tExpiresIn     = 57
+	tTimeoutAt     = 58
+	tDueAt         = 59
 	tResult        = 65
 	tProgress      = 66
 	tTimes         = 32
@@ -120,6 +125,11 @@ func appendFields(buf []byte, r *store.Record) []byte {
 	buf = putInt(buf, tCooldown, r.Cooldown)
 	buf = putInt(buf, tProbes, r.Probes)
 	buf = putInt(buf, tProbesOK, r.ProbesOK)
+	buf = putInt(buf, tDeadline, r.Deadline)
+	buf = putInt(buf, tTimeout, r.Timeout)
+	buf = putInt(buf, tExpiresIn, r.ExpiresIn)
+	buf = putInt(buf, tTimeoutAt, r.TimeoutAt)
+	buf = putInt(buf, tDueAt, r.DueAt)
 	buf = putBytes(buf, tResult, r.Result)
 	buf = putBytes(buf, tProgress, r.Progress)
 	buf = putInts(buf, tTimes, r.Times)
@@ -242,6 +252,16 @@ func decodeField(d *decoder, r *store.Record, tag byte) bool {
 		r.Probes = d.varint()
 	case 48:
 		r.ProbesOK = d.varint()
+	case 55:
+		r.Deadline = d.varint()
+	case 56:
+		r.Timeout = d.varint()
+	case 57:
+		r.ExpiresIn = d.varint()
+	case 58:
+		r.TimeoutAt = d.varint()
+	case 59:
+		r.DueAt = d.varint()
 	case 65:
 		r.Result = d.payload()
 	case 66:

@@ -72,6 +72,8 @@ type CronOptions struct {
 	RateLimitKey   string
 	MaxAttempts    int64 // 0: DefaultMaxAttempts
 	Backoff        int64 // ms; 0: DefaultBackoff
+	ExpiresIn      int64 // ms after its tick that a job still waiting expires; 0: never
+	Timeout        int64 // ms each reservation of a job may last; 0: no bound
 }
 
 // CronEntry is a periodic entry as CRONLIST shows it.
@@ -222,13 +224,14 @@ func (s *Store) cronRecord(now int64, o CronOptions, rec *Record) (*cronEntry, e
 	var p Record
 	if err := s.pushRecord(now, PushOptions{Queue: o.Queue, Handler: o.Handler, Payload: o.Payload,
 		Priority: o.Priority, ConcurrencyKey: o.ConcurrencyKey, RateLimitKey: o.RateLimitKey,
-		MaxAttempts: o.MaxAttempts, Backoff: o.Backoff}, &p); err != nil {
+		MaxAttempts: o.MaxAttempts, Backoff: o.Backoff, ExpiresIn: o.ExpiresIn, Timeout: o.Timeout}, &p); err != nil {
 		return nil, err
 	}
 	e := &cronEntry{sched: sched, loc: loc}
 	e.CronOptions = CronOptions{Name: name, Spec: strings.TrimSpace(o.Spec), Zone: loc.String(),
 		Queue: p.Queue, Handler: p.Handler, Payload: append([]byte{}, o.Payload...), Priority: p.Priority,
-		ConcurrencyKey: p.CKey, RateLimitKey: p.RKey, MaxAttempts: p.MaxAtt, Backoff: p.Backoff}
+		ConcurrencyKey: p.CKey, RateLimitKey: p.RKey, MaxAttempts: p.MaxAtt, Backoff: p.Backoff,
+		ExpiresIn: o.ExpiresIn, Timeout: p.Timeout}
 	if e.Next = e.next(now); e.Next == 0 {
 		return nil, invalid("schedule %q never fires", e.Spec)
 	}
@@ -241,7 +244,8 @@ func (s *Store) cronRecord(now int64, o CronOptions, rec *Record) (*cronEntry, e
 func (e *cronEntry) record(op Op) Record {
 	return Record{Op: op, CronName: e.Name, CronSpec: e.Spec, CronZone: e.Zone, CronNext: e.Next,
 		Queue: e.Queue, Handler: e.Handler, Payload: e.Payload, Priority: e.Priority,
-		CKey: e.ConcurrencyKey, RKey: e.RateLimitKey, MaxAtt: e.MaxAttempts, Backoff: e.Backoff}
+		CKey: e.ConcurrencyKey, RKey: e.RateLimitKey, MaxAtt: e.MaxAttempts, Backoff: e.Backoff,
+		ExpiresIn: e.ExpiresIn, Timeout: e.Timeout}
 }
 
 // entryOf rebuilds an entry from a cronset or snapcron record.
@@ -256,7 +260,8 @@ func entryOf(r *Record) (*cronEntry, error) {
 	e := &cronEntry{sched: sched, loc: loc}
 	e.CronOptions = CronOptions{Name: r.CronName, Spec: r.CronSpec, Zone: r.CronZone,
 		Queue: r.Queue, Handler: r.Handler, Payload: append([]byte{}, r.Payload...), Priority: r.Priority,
-		ConcurrencyKey: r.CKey, RateLimitKey: r.RKey, MaxAttempts: r.MaxAtt, Backoff: r.Backoff}
+		ConcurrencyKey: r.CKey, RateLimitKey: r.RKey, MaxAttempts: r.MaxAtt, Backoff: r.Backoff,
+		ExpiresIn: r.ExpiresIn, Timeout: r.Timeout}
 	e.Next = r.CronNext
 	return e, nil
 }
@@ -430,6 +435,9 @@ func (s *Store) fireEntry(e *cronEntry, now int64, fx *effects) {
 	rec := e.record(OpCronFire)
 	rec.Now, rec.CronNext = tick, next
 	rec.CronSpec, rec.CronZone = "", "" // the entry's, not the push's
+	if rec.ExpiresIn != 0 {
+		rec.Deadline, rec.ExpiresIn = tick+rec.ExpiresIn, 0
+	}
 	if _, err := s.insert(&rec, fx); err != nil {
 		// Refused (FULL): the tick passes without a job.
 		e.Missed++

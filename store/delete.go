@@ -22,7 +22,7 @@ func (s *Store) deleteLocked(j *job, now int64, fx *effects) error {
 	if !j.state.Terminal() {
 		return &deleteStateError{ID: j.id, State: j.state}
 	}
-	if !s.ret.remove(j) {
+	if !s.retentionOf(j).remove(j) {
 		return ErrNoJob // evicted from retention a moment ago
 	}
 	s.log(Record{Op: OpDrop, Now: now, ID: j.id}, fx) // counts the memory shares' part

@@ -724,6 +724,29 @@ func (g *opGen) pushOptions(now int64) store.PushOptions {
 	if g.chance(60) {
 		p.Group = g.pad(g.pick(diffGroups))
 	}
+	switch c := g.src.intn(100); { // expiry (deadline.go)
+	case c < 12:
+		p.ExpiresIn = []int64{1, 5, 20, 100, 1000}[g.src.intn(5)]
+	case c < 20:
+		p.Deadline = max(now, p.RunAt) + []int64{1, 5, 20, 100}[g.src.intn(4)]
+	}
+	if g.chance(15) {
+		p.Timeout = []int64{1, 5, 20, 100, 1000}[g.src.intn(5)]
+	}
+	if g.chance(3) {
+		switch g.src.intn(5) {
+		case 0:
+			p.ExpiresIn, p.Deadline = 10, now+10 // exclusive
+		case 1:
+			p.Deadline = max(now, p.RunAt) // not after the run time
+		case 2:
+			p.Deadline = -1
+		case 3:
+			p.ExpiresIn = -5
+		case 4:
+			p.Timeout = -1
+		}
+	}
 	if g.chance(3) {
 		switch g.src.intn(10) {
 		case 9:
@@ -755,8 +778,9 @@ func (g *opGen) pushOptions(now int64) store.PushOptions {
 }
 
 func pushDesc(p store.PushOptions) string {
-	return fmt.Sprintf("q=%s h=%s payload=%q id=%q prio=%d ckey=%q rkey=%q run_at=%d max_attempts=%d backoff=%d idem=%q group=%q",
-		p.Queue, p.Handler, p.Payload, p.ID, p.Priority, p.ConcurrencyKey, p.RateLimitKey, p.RunAt, p.MaxAttempts, p.Backoff, p.IdempotencyKey, p.Group)
+	return fmt.Sprintf("q=%s h=%s payload=%q id=%q prio=%d ckey=%q rkey=%q run_at=%d max_attempts=%d backoff=%d idem=%q group=%q deadline=%d expires_in=%d timeout=%d",
+		p.Queue, p.Handler, p.Payload, p.ID, p.Priority, p.ConcurrencyKey, p.RateLimitKey, p.RunAt, p.MaxAttempts, p.Backoff, p.IdempotencyKey, p.Group,
+		p.Deadline, p.ExpiresIn, p.Timeout)
 }
 
 func (g *opGen) reserve(now int64) op {
@@ -844,6 +868,12 @@ func pickConfig(src source) store.Config {
 	}
 	if src.intn(100) < 60 {
 		cfg.MaxRetained = 2 + src.intn(5)
+	}
+	if src.intn(100) < 60 {
+		cfg.FailedRetention = []int64{20, 100, 1000, 5000}[src.intn(4)]
+	}
+	if src.intn(100) < 60 {
+		cfg.MaxFailed = 1 + src.intn(5)
 	}
 	if src.intn(100) < 60 {
 		cfg.ExpiredTokens = 1 + src.intn(4)

@@ -112,6 +112,10 @@ func (s *Store) CheckInvariants() error {
 			if !armed {
 				return fmt.Errorf("job %s is %s without a timer", j.id, j.state)
 			}
+		case Queued:
+			if armed != (j.deadline() != 0) {
+				return fmt.Errorf("job %s is queued with deadline %d, armed %v", j.id, j.deadline(), armed)
+			}
 		default:
 			if j.tidx >= 0 {
 				return fmt.Errorf("job %s is %s with a timer", j.id, j.state)

@@ -23,7 +23,7 @@ import (
 // most queued jobs are packed (packed.go). Each of those states is one
 // partition over the id index itself, filtered by queue and state, and
 // costs what SCAN costs. The states of jobs that went wrong or wait
-// (scheduled, retry_pending, failed, cancelled) are tabled, so a search
+// (scheduled, retry_pending, failed, cancelled, expired) are tabled, so a search
 // for a queue's failed jobs costs what they cost, whatever else it holds.
 //
 // A partition is read as ScanIDs reads an index shard: home slots in
@@ -38,7 +38,7 @@ import (
 
 // tabled are the states a queue keeps tables of; a state added to the
 // lifecycle is read over the id index until it is listed here.
-var tabled = [numStates]bool{Scheduled: true, RetryPending: true, Failed: true, Cancelled: true}
+var tabled = [numStates]bool{Scheduled: true, RetryPending: true, Failed: true, Cancelled: true, Expired: true}
 
 // stateSets are a queue's jobs by state: one table per state, those of
 // untabled states unused. Each table's own mutex is unused too: the shard lock

@@ -49,6 +49,8 @@ const (
 	OpBreaker      // circuit breaker PolicyKey set anew (Limit failures in Period, Cooldown, Probes), or deleted (Limit 0)
 	OpSnapBreaker  // snapshot: a breaker with its state (Times failures, Until end of open, ProbesOK, ProbeIDs)
 	OpProgress     // a running job reported Progress (JOBPROGRESS)
+	OpLapse        // maintenance: job ID's deadline (Now) came before a reservation: it is expired
+	OpTimeout      // maintenance: job ID's reservation timed out at Now: a failed attempt, State and RunAt as in fail
 	opMax
 )
 
@@ -155,6 +157,16 @@ type Record struct {
 	// value is kept as empty.
 	Result   []byte `log:"65"` // ack: the job's result (JOBACK ... RESULT)
 	Progress []byte `log:"66"` // progress: the value reported; snapjob: the last one
+	// Expiry and execution timeout (deadline.go). Deadline is the job's
+	// (push, cronfire, snapjob); ExpiresIn the relative one of a periodic
+	// entry's jobs (cronset, snapcron); Timeout each reservation's bound
+	// (push, cronset, cronfire, snapjob, snapcron). A snapjob record also
+	// carries its current reservation's timeout instant and its timer.
+	Deadline  int64 `log:"55"`
+	Timeout   int64 `log:"56"`
+	ExpiresIn int64 `log:"57"`
+	TimeoutAt int64 `log:"58"`
+	DueAt     int64 `log:"59"`
 }
 
 // Journal receives every state change. The store calls Append while holding

@@ -15,7 +15,7 @@ import (
 // lease, a scheduled job, a retry, a rate window, a retention drop, keys to
 // forget, a periodic entry's tick); 0 if none.
 func (s *Store) NextDeadline() int64 {
-	next := min(s.ret.nextDue.Load(), s.idem.nextDue.Load(), s.cron.nextDue.Load())
+	next := min(s.ret.nextDue.Load(), s.dead.nextDue.Load(), s.idem.nextDue.Load(), s.cron.nextDue.Load())
 	for _, sh := range s.shards {
 		if d := sh.nextDue.Load(); d < next {
 			next = d
@@ -74,9 +74,18 @@ func (s *Store) maintain(now int64, fx *effects) {
 				lowerDue(&s.minDue, sh.nextDue.Load())
 			}
 		}
+		// Timers may end jobs (deadlines, timeouts) whose filing evicts
+		// others from retention: they go now, before the operation
+		// that ran maintenance reads anything.
+		s.dropEvicted(fx)
 	}
 	if s.ret.nextDue.Load() <= now {
 		for _, e := range s.ret.expire(now) {
+			s.drop(e, fx)
+		}
+	}
+	if s.dead.nextDue.Load() <= now {
+		for _, e := range s.dead.expire(now) {
 			s.drop(e, fx)
 		}
 	}
@@ -123,9 +132,19 @@ func (s *Store) runDue(sh *shard, now int64, fx *effects) {
 		sh.timers.remove(j)
 		switch j.state {
 		case Reserved, Running:
-			s.expire(j, fx)
+			if x := j.x; x != nil && x.timeoutAt != 0 && j.dueAt >= x.timeoutAt {
+				s.timeout(j, fx) // deadline.go
+			} else {
+				s.expire(j, fx)
+			}
 		case Scheduled, RetryPending:
-			s.due(j, fx)
+			if d := j.deadline(); d != 0 && d <= j.dueAt {
+				s.lapse(j, j.dueAt, fx)
+			} else {
+				s.due(j, fx)
+			}
+		case Queued: // only a deadline arms a queued job's timer
+			s.lapse(j, j.dueAt, fx)
 		}
 	}
 	for len(sh.lanes) > 0 && sh.lanes[0].at <= now {
@@ -140,10 +159,12 @@ func (s *Store) runDue(sh *shard, now int64, fx *effects) {
 // due queues a scheduled or retry_pending job whose time has come; its timer
 // is already removed. Lock must be held.
 func (s *Store) due(j *job, fx *effects) {
-	j.updatedAt = j.dueAt
+	at := j.dueAt
+	j.updatedAt = at
 	s.move(j, Queued)
 	s.enqueue(j, fx)
-	s.log(Record{Op: OpDue, Now: j.dueAt, ID: j.id}, fx)
+	j.ln.q.sh.armWait(j, at, 0, fx)
+	s.log(Record{Op: OpDue, Now: at, ID: j.id}, fx)
 }
 
 // expire ends a lease whose time has come; its timer is already removed.
@@ -156,13 +177,28 @@ func (s *Store) expire(j *job, fx *effects) {
 	s.expired.add(strings.Clone(j.xr().token), at)
 	s.releaseKey(j, fx)
 	s.move(j, Queued)
-	j.ext().worker = ""
+	x := j.ext()
+	x.worker, x.timeoutAt = "", 0
 	j.runAt, j.updatedAt = at, at
 	s.enqueue(j, fx)
+	j.ln.q.sh.armWait(j, at, 0, fx)
 	if o := s.obs(j.ln.q); o != nil {
 		o.Expired()
 	}
 	s.logOutcome(j, false, Record{Op: OpExpire, Now: at, ID: j.id}, fx)
+}
+
+// dropEvicted drops the jobs evicted from retention so far. No lock may be
+// held.
+func (s *Store) dropEvicted(fx *effects) {
+	if fx.drop1.j != nil {
+		s.drop(fx.drop1, fx)
+		fx.drop1 = retEntry{}
+	}
+	for i := 0; i < len(fx.drops); i++ {
+		s.drop(fx.drops[i], fx)
+	}
+	fx.drops = fx.drops[:0]
 }
 
 // Lock must be held.

@@ -21,6 +21,8 @@ import (
 const (
 	modelDefaultRetention     = 60 * 60 * 1000
 	modelDefaultMaxRetained   = 100000
+	modelDefaultFailedRet     = 7 * 24 * 60 * 60 * 1000
+	modelDefaultMaxFailed     = 1_000_000
 	modelDefaultExpiredTokens = 100000
 	modelMaxIdentifier        = 1024
 	modelDefaultIdemWindow    = 24 * 60 * 60 * 1000
@@ -45,6 +47,9 @@ type mjob struct {
 	lastToken   string // the token of the job's latest reservation, however it ended
 	terminalAt  int64  // when the job became terminal
 	terminalSeq int64  // order in which it became terminal
+	timed       bool   // it became terminal by a timer (a deadline, a timeout)
+	lapseAt     int64  // while waiting with a deadline: when it expires (the deadline, or when it began to wait if later)
+	timeoutAt   int64  // while reserved or running with a timeout: when the attempt times out
 }
 
 type expiredToken struct {
@@ -72,6 +77,8 @@ type mrate struct {
 type model struct {
 	retention     int64
 	maxRetained   int
+	failedRet     int64 // failed jobs' own retention and bound
+	maxFailed     int
 	expiredTokens int
 	maxJobs       int64
 	idemWindow    int64
@@ -99,12 +106,16 @@ type model struct {
 	rr      map[string]string
 
 	brk map[string]*mbrk // circuit breakers, by key (model_breaker_test.go)
+
+	timedEnd bool // a timer is ending the job made terminal
 }
 
 func newModel(cfg store.Config, gen store.Generator) *model {
 	m := &model{
 		retention:     cfg.Retention,
 		maxRetained:   cfg.MaxRetained,
+		failedRet:     cfg.FailedRetention,
+		maxFailed:     cfg.MaxFailed,
 		expiredTokens: cfg.ExpiredTokens,
 		maxJobs:       cfg.MaxJobs,
 		idemWindow:    cfg.IdempotencyWindow,
@@ -122,6 +133,12 @@ func newModel(cfg store.Config, gen store.Generator) *model {
 	}
 	if m.maxRetained <= 0 {
 		m.maxRetained = modelDefaultMaxRetained
+	}
+	if m.failedRet <= 0 {
+		m.failedRet = modelDefaultFailedRet
+	}
+	if m.maxFailed <= 0 {
+		m.maxFailed = modelDefaultMaxFailed
 	}
 	if m.expiredTokens <= 0 {
 		m.expiredTokens = modelDefaultExpiredTokens
@@ -205,43 +222,56 @@ func (m *model) maintain(now int64) {
 		at  int64
 		seq int64
 	}
-	var ds []due
-	for _, j := range m.jobs {
+	// One event at a time, the earliest first: an event may make another
+	// due at once (a lease that ends after the job's deadline).
+	for {
+		var first *due
+		for _, j := range m.jobs {
+			at, ok := m.dueAt(j)
+			if !ok || at > now {
+				continue
+			}
+			if first == nil || at < first.at || (at == first.at && j.dueSeq < first.seq) {
+				first = &due{j, at, j.dueSeq}
+			}
+		}
+		if first == nil {
+			break
+		}
+		j, at := first.j, first.at
 		switch j.job.State {
 		case store.Reserved, store.Running:
-			if j.job.ExpiresAt <= now {
-				ds = append(ds, due{j, j.job.ExpiresAt, j.dueSeq})
+			m.brkOutcome(at, j, false)
+			m.expired = append(m.expired, expiredToken{j.token, at})
+			if j.timeoutAt != 0 && at >= j.timeoutAt {
+				m.timedEnd = true
+				m.failAttempt(at, j, store.FailOptions{Error: store.TimeoutError, HasError: true})
+				m.timedEnd = false
+				continue
 			}
-		case store.Scheduled, store.RetryPending:
-			if j.job.RunAt <= now {
-				ds = append(ds, due{j, j.job.RunAt, j.dueSeq})
-			}
-		}
-	}
-	sort.Slice(ds, func(a, b int) bool {
-		if ds[a].at != ds[b].at {
-			return ds[a].at < ds[b].at
-		}
-		return ds[a].seq < ds[b].seq
-	})
-	for _, d := range ds {
-		j := d.j
-		if j.job.State == store.Reserved || j.job.State == store.Running {
-			m.brkOutcome(d.at, j, false)
-			m.expired = append(m.expired, expiredToken{j.token, d.at})
 			j.token = ""
+			j.timeoutAt = 0
 			j.job.Worker = ""
 			j.job.ExpiresAt = 0
-			j.job.RunAt = d.at
+			j.job.RunAt = at
+		default:
+			if j.lapseAt != 0 && (j.job.State == store.Queued || j.lapseAt <= j.job.RunAt) {
+				j.lapseAt = 0
+				m.timedEnd = true
+				m.makeTerminal(at, j, store.Expired)
+				m.timedEnd = false
+				continue
+			}
 		}
 		j.job.State = store.Queued
-		j.job.UpdatedAt = d.at
+		j.job.UpdatedAt = at
 		j.entry = m.next()
+		m.waitFrom(at, j)
 	}
 
 	kept := m.jobs[:0]
 	for _, j := range m.jobs {
-		if j.job.State.Terminal() && j.terminalAt+m.retention <= now {
+		if j.job.State.Terminal() && j.terminalAt+m.retentionOf(j) <= now {
 			continue
 		}
 		kept = append(kept, j)
@@ -281,6 +311,43 @@ func (m *model) forgetVanishedQueues() {
 	}
 }
 
+// dueAt is when j's next timed event comes: a lease's end (or its
+// timeout's), a run time, a deadline.
+func (m *model) dueAt(j *mjob) (int64, bool) {
+	switch j.job.State {
+	case store.Reserved, store.Running:
+		return j.job.ExpiresAt, true
+	case store.Scheduled, store.RetryPending:
+		if j.lapseAt != 0 && j.lapseAt < j.job.RunAt {
+			return j.lapseAt, true
+		}
+		return j.job.RunAt, true
+	case store.Queued:
+		return j.lapseAt, j.lapseAt != 0
+	}
+	return 0, false
+}
+
+// waitFrom notes that j began to wait for a reservation at now: its
+// deadline, if any, expires it then, or at once if it has passed.
+func (m *model) waitFrom(now int64, j *mjob) {
+	j.lapseAt = 0
+	if j.job.Deadline != 0 {
+		j.lapseAt = max(j.job.Deadline, now)
+		if j.job.State == store.Queued {
+			j.dueSeq = m.next()
+		}
+	}
+}
+
+// retentionOf is how long terminal j is kept: failed jobs have their own.
+func (m *model) retentionOf(j *mjob) int64 {
+	if j.job.State == store.Failed {
+		return m.failedRet
+	}
+	return m.retention
+}
+
 // makeTerminal moves j into a terminal state and enforces MaxRetained.
 func (m *model) makeTerminal(now int64, j *mjob, s store.State) {
 	j.job.State = s
@@ -288,6 +355,8 @@ func (m *model) makeTerminal(now int64, j *mjob, s store.State) {
 	j.job.Worker = ""
 	j.job.ExpiresAt = 0
 	j.token = ""
+	j.lapseAt, j.timeoutAt = 0, 0
+	j.timed = m.timedEnd
 	j.terminalAt = now
 	j.terminalSeq = m.next()
 	switch s {
@@ -300,26 +369,44 @@ func (m *model) makeTerminal(now int64, j *mjob, s store.State) {
 }
 
 func (m *model) enforceMaxRetained() {
+	m.enforceMax(false, m.maxRetained)
+	m.enforceMax(true, m.maxFailed)
+	m.forgetVanishedQueues()
+}
+
+// enforceMax drops the oldest terminal jobs, failed ones or the others,
+// past max.
+func (m *model) enforceMax(failed bool, max int) {
 	for {
 		var term []*mjob
 		for _, j := range m.jobs {
-			if j.job.State.Terminal() {
+			if j.job.State.Terminal() && (j.job.State == store.Failed) == failed {
 				term = append(term, j)
 			}
 		}
-		if len(term) <= m.maxRetained {
+		if len(term) <= max {
 			break
 		}
-		oldest := term[0]
-		for _, j := range term[1:] {
-			if j.terminalAt < oldest.terminalAt ||
-				(j.terminalAt == oldest.terminalAt && j.terminalSeq < oldest.terminalSeq) {
-				oldest = j
+		// Oldest first, in the order they became terminal; but jobs that
+		// timers ended at one instant, one after another, go by id
+		// (docs/semantics.md "Retention and limits").
+		sort.Slice(term, func(a, b int) bool {
+			if term[a].terminalAt != term[b].terminalAt {
+				return term[a].terminalAt < term[b].terminalAt
 			}
+			return term[a].terminalSeq < term[b].terminalSeq
+		})
+		for i := 0; i < len(term); {
+			k := i + 1
+			for k < len(term) && term[k].timed && term[i].timed && term[k].terminalAt == term[i].terminalAt {
+				k++
+			}
+			run := term[i:k]
+			sort.Slice(run, func(a, b int) bool { return run[a].job.ID < run[b].job.ID })
+			i = k
 		}
-		m.drop(oldest)
+		m.drop(term[0])
 	}
-	m.forgetVanishedQueues()
 }
 
 func (m *model) drop(d *mjob) {
@@ -339,7 +426,9 @@ func (m *model) enqueue(now int64, j *mjob) {
 	j.job.Worker = ""
 	j.job.ExpiresAt = 0
 	j.token = ""
+	j.timeoutAt = 0
 	j.entry = m.next()
+	m.waitFrom(now, j)
 }
 
 // ---- policies -------------------------------------------------------------
@@ -660,7 +749,14 @@ func (m *model) Push(now int64, p store.PushOptions) (string, error) {
 		!optIdent(&p.ConcurrencyKey) || !optIdent(&p.RateLimitKey) || !optIdent(&p.Group) ||
 		(keyed && !ident(&p.IdempotencyKey)) ||
 		p.MaxAttempts < 0 || p.Backoff < 0 || p.RunAt < 0 ||
-		!mKeys(p.ConcurrencyKey, p.ExtraConcurrencyKeys) || !mKeys(p.RateLimitKey, p.ExtraRateLimitKeys) {
+		!mKeys(p.ConcurrencyKey, p.ExtraConcurrencyKeys) || !mKeys(p.RateLimitKey, p.ExtraRateLimitKeys) ||
+		p.Deadline < 0 || p.ExpiresIn < 0 || p.Timeout < 0 || (p.Deadline != 0 && p.ExpiresIn != 0) {
+		return "", store.ErrInvalid
+	}
+	if p.ExpiresIn != 0 {
+		p.Deadline = now + p.ExpiresIn
+	}
+	if p.Deadline != 0 && p.Deadline <= max(now, p.RunAt) {
 		return "", store.ErrInvalid
 	}
 	m.maintain(now)
@@ -729,6 +825,8 @@ func (m *model) push(now int64, p store.PushOptions) (string, error) {
 		Backoff:         p.Backoff,
 		CreatedAt:       now,
 		UpdatedAt:       now,
+		Deadline:        p.Deadline,
+		Timeout:         p.Timeout,
 	}, pushSeq: m.next()}
 	if j.job.MaxAttempts == 0 {
 		j.job.MaxAttempts = store.DefaultMaxAttempts
@@ -745,6 +843,7 @@ func (m *model) push(now int64, p store.PushOptions) (string, error) {
 		j.job.RunAt = now
 		j.entry = m.next()
 	}
+	m.waitFrom(now, j)
 	m.jobs = append(m.jobs, j)
 	m.counter(p.Queue).pushed++
 	return id, nil
@@ -871,6 +970,11 @@ func (m *model) reserveJob(now int64, r store.ReserveOptions, pick *mjob) store.
 	pick.job.State = store.Reserved
 	pick.job.Worker = r.Worker
 	pick.job.ExpiresAt = now + r.Lease
+	pick.lapseAt, pick.timeoutAt = 0, 0
+	if pick.job.Timeout != 0 {
+		pick.timeoutAt = now + pick.job.Timeout
+		pick.job.ExpiresAt = min(pick.job.ExpiresAt, pick.timeoutAt)
+	}
 	pick.job.UpdatedAt = now
 	pick.dueSeq = m.next()
 	pick.token = pick.job.ID + "." + string(m.gen.AppendToken(nil, now))
@@ -956,6 +1060,9 @@ func (m *model) Touch(now int64, token string, lease int64) (int64, error) {
 		return 0, err
 	}
 	j.job.ExpiresAt = now + lease
+	if j.timeoutAt != 0 { // never past the reservation's timeout
+		j.job.ExpiresAt = min(j.job.ExpiresAt, j.timeoutAt)
+	}
 	j.job.UpdatedAt = now
 	j.dueSeq = m.next()
 	return j.job.ExpiresAt, nil
@@ -973,6 +1080,12 @@ func (m *model) Fail(now int64, token string, o store.FailOptions) (store.State,
 		return 0, err
 	}
 	m.brkOutcome(now, j, false)
+	return m.failAttempt(now, j, o), nil
+}
+
+// failAttempt ends j's reservation as a failed attempt (JOBFAIL, a
+// timeout), its breakers told already.
+func (m *model) failAttempt(now int64, j *mjob, o store.FailOptions) store.State {
 	if j.job.State == store.Reserved {
 		j.job.Attempt++
 	}
@@ -999,11 +1112,13 @@ func (m *model) Fail(now int64, token string, o store.FailOptions) (store.State,
 		j.job.Worker = ""
 		j.job.ExpiresAt = 0
 		j.token = ""
+		j.timeoutAt = 0
 		j.dueSeq = m.next()
-		return store.RetryPending, nil
+		m.waitFrom(now, j)
+		return store.RetryPending
 	}
 	m.makeTerminal(now, j, store.Failed)
-	return store.Failed, nil
+	return store.Failed
 }
 
 func (m *model) Release(now int64, token string, delay int64) error {
@@ -1033,7 +1148,9 @@ func (m *model) Release(now int64, token string, delay int64) error {
 	j.job.Worker = ""
 	j.job.ExpiresAt = 0
 	j.token = ""
+	j.timeoutAt = 0
 	j.dueSeq = m.next()
+	m.waitFrom(now, j)
 	return nil
 }
 
@@ -1046,7 +1163,7 @@ func (m *model) Cancel(now int64, id string) (bool, error) {
 	if j == nil {
 		return false, store.ErrNoJob
 	}
-	if j.job.State.Terminal() {
+	if j.job.State.Terminal() && j.job.State != store.Failed { // a failed job leaves the dead letters
 		return false, nil
 	}
 	if j.job.State == store.Reserved || j.job.State == store.Running {
@@ -1069,6 +1186,7 @@ func (m *model) Retry(now int64, id string) error {
 		return &store.StateError{ID: id, From: j.job.State, To: store.Queued}
 	}
 	j.job.Attempt = 0
+	j.job.Deadline = 0 // JOBRETRY is not bound by the push's deadline
 	m.enqueue(now, j)
 	return nil
 }
@@ -1146,6 +1264,8 @@ func (m *model) QueueStats(now int64, queue string) (store.QueueStats, error) {
 			st.RetryPending++
 		case store.Failed:
 			st.Failed++
+		case store.Expired:
+			st.Expired++
 		}
 		if !j.job.State.Terminal() {
 			nonTerminal = true
@@ -1503,15 +1623,11 @@ func (m *model) nextDue() (int64, bool) {
 	var due int64
 	any := false
 	for _, j := range m.jobs {
-		var at int64
-		switch j.job.State {
-		case store.Reserved, store.Running:
-			at = j.job.ExpiresAt
-		case store.Scheduled, store.RetryPending:
-			at = j.job.RunAt
-		case store.Succeeded, store.Failed, store.Cancelled:
-			at = j.terminalAt + m.retention
-		default:
+		at, ok := m.dueAt(j)
+		if j.job.State.Terminal() {
+			at, ok = j.terminalAt+m.retentionOf(j), true
+		}
+		if !ok {
 			continue
 		}
 		if !any || at < due {
@@ -1526,13 +1642,11 @@ func (m *model) nextDue() (int64, bool) {
 func (m *model) deadlines() []int64 {
 	var ts []int64
 	for _, j := range m.jobs {
-		switch j.job.State {
-		case store.Reserved, store.Running:
-			ts = append(ts, j.job.ExpiresAt)
-		case store.Scheduled, store.RetryPending:
-			ts = append(ts, j.job.RunAt)
-		case store.Succeeded, store.Failed, store.Cancelled:
-			ts = append(ts, j.terminalAt+m.retention)
+		if at, ok := m.dueAt(j); ok {
+			ts = append(ts, at)
+		}
+		if j.job.State.Terminal() {
+			ts = append(ts, j.terminalAt+m.retentionOf(j))
 		}
 	}
 	for _, r := range m.rate {

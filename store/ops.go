@@ -138,6 +138,10 @@ func (s *Store) pushRecord(now int64, p PushOptions, rec *Record) error {
 	case p.RunAt < 0:
 		return invalid("run time must not be negative")
 	}
+	deadline, err := pushDeadline(now, p)
+	if err != nil {
+		return err
+	}
 	if err := s.writable(); err != nil {
 		return err
 	}
@@ -146,6 +150,7 @@ func (s *Store) pushRecord(now int64, p PushOptions, rec *Record) error {
 		Priority: p.Priority, CKey: ckey, RKey: rkey, RunAt: p.RunAt,
 		MaxAtt: p.MaxAttempts, Backoff: p.Backoff, IdemKey: ikey, Group: group,
 		CKeys: ckeys, RKeys: rkeys,
+		Deadline: deadline, Timeout: p.Timeout,
 	}
 	if rec.MaxAtt == 0 {
 		rec.MaxAtt = DefaultMaxAttempts
@@ -171,13 +176,16 @@ func (s *Store) insert(r *Record, fx *effects) (bool, error) {
 func (s *Store) insertLocked(sh *shard, r *Record, fx *effects) (bool, error) {
 	now := r.Now
 	q := sh.queueFor(r.Queue)
-	if r.RunAt <= now && len(r.Payload)+len(r.ID) <= packMax {
+	if r.RunAt <= now && len(r.Payload)+len(r.ID) <= packMax && r.Deadline == 0 && r.Timeout == 0 {
 		err := s.insertPacked(sh, q, r, fx)
 		return err == nil, err
 	}
 	j := &job{
 		payload: bytes.Clone(r.Payload), priority: r.Priority, maxAtt: r.MaxAtt, backoff: r.Backoff,
 		createdAt: now, updatedAt: now, tidx: -1,
+	}
+	if r.Deadline != 0 || r.Timeout != 0 {
+		j.x = &jobExt{deadline: r.Deadline, timeout: r.Timeout}
 	}
 	// The lane comes first: whoever finds j in the index reaches its
 	// queue, and so its shard, through it.
@@ -219,9 +227,10 @@ func (s *Store) insertLocked(sh *shard, r *Record, fx *effects) (bool, error) {
 	j.created = q.created
 	if queued {
 		q.enqueue(j)
+		sh.armWait(j, now, 0, fx)
 	} else {
 		q.setAdd(j, sh.index.hash(j.id))
-		sh.arm(j, r.RunAt, fx)
+		sh.armWait(j, now, r.RunAt, fx)
 	}
 	s.pushed(q, r, fx)
 	return queued, nil
@@ -554,7 +563,10 @@ func (s *Store) applyReserve(j *job, now int64, token, worker string, expires in
 	x := j.ext()
 	x.token, x.worker, x.startedAt = token, worker, now
 	j.updatedAt = now
-	j.ln.q.sh.arm(j, expires, fx)
+	if x.timeout != 0 {
+		x.timeoutAt = now + x.timeout
+	}
+	j.ln.q.sh.arm(j, x.leaseEnd(expires), fx)
 	if o := s.obs(j.ln.q); o != nil {
 		o.Reserved(now - j.runAt)
 	}
@@ -698,6 +710,7 @@ func (s *Store) Touch(now int64, token string, lease int64) (int64, error) {
 	j, sh, err := s.byToken(now, token, Running, &fx)
 	if err == nil {
 		s.applyTouch(j, now, expires, &fx)
+		expires = j.dueAt // no later than the reservation's timeout
 	}
 	return expires, s.done(sh, err, &fx)
 }
@@ -705,7 +718,7 @@ func (s *Store) Touch(now int64, token string, lease int64) (int64, error) {
 // Lock must be held.
 func (s *Store) applyTouch(j *job, now, expires int64, fx *effects) {
 	j.updatedAt = now
-	j.ln.q.sh.arm(j, expires, fx)
+	j.ln.q.sh.arm(j, j.xr().leaseEnd(expires), fx)
 	s.log(Record{Op: OpTouch, Now: now, ID: j.id, Expires: expires}, fx)
 }
 
@@ -713,7 +726,8 @@ func (s *Store) applyTouch(j *job, now, expires int64, fx *effects) {
 // fail, release or cancel. Lock must be held.
 func (s *Store) endReservation(j *job, fx *effects) {
 	j.ln.q.sh.unarm(j)
-	j.ext().worker = ""
+	x := j.ext()
+	x.worker, x.timeoutAt = "", 0
 	s.releaseKey(j, fx)
 }
 
@@ -787,6 +801,12 @@ func (s *Store) Fail(now int64, token string, o FailOptions) (State, error) {
 // applyFail records a failed attempt with its decided outcome: state is
 // RetryPending (due at runAt) or Failed. Lock must be held.
 func (s *Store) applyFail(j *job, now int64, msg string, hasMsg bool, state State, runAt int64, fx *effects) {
+	s.applyFailOp(OpFail, j, now, msg, hasMsg, state, runAt, fx)
+}
+
+// applyFailOp is applyFail logged as op (fail, or timeout). Lock must be
+// held.
+func (s *Store) applyFailOp(op Op, j *job, now int64, msg string, hasMsg bool, state State, runAt int64, fx *effects) {
 	if j.state == Reserved {
 		j.attempt++
 	}
@@ -801,7 +821,7 @@ func (s *Store) applyFail(j *job, now int64, msg string, hasMsg bool, state Stat
 	s.move(j, state)
 	if state == RetryPending {
 		j.runAt = runAt
-		j.ln.q.sh.arm(j, runAt, fx)
+		j.ln.q.sh.armWait(j, now, runAt, fx)
 	} else {
 		s.terminal(j, fx)
 	}
@@ -812,7 +832,11 @@ func (s *Store) applyFail(j *job, now int64, msg string, hasMsg bool, state Stat
 			o.Failed()
 		}
 	}
-	s.logOutcome(j, false, Record{Op: OpFail, Now: now, ID: j.id, Error: msg, HasError: hasMsg, State: state, RunAt: runAt}, fx)
+	r := Record{Op: op, Now: now, ID: j.id, Error: msg, HasError: hasMsg, State: state, RunAt: runAt}
+	if op == OpTimeout {
+		r.Error, r.HasError = "", false // implied
+	}
+	s.logOutcome(j, false, r, fx)
 }
 
 // backoff is base * 2^(attempt-1), capped at MaxBackoff.
@@ -863,10 +887,11 @@ func (s *Store) applyRelease(j *job, now, runAt int64, fx *effects) error {
 	s.probeFreed(j, fx)
 	j.runAt = runAt
 	if to == Scheduled {
-		j.ln.q.sh.arm(j, runAt, fx)
+		j.ln.q.sh.armWait(j, now, runAt, fx)
 	} else {
 		j.runAt = now
 		s.enqueue(j, fx)
+		j.ln.q.sh.armWait(j, now, 0, fx)
 	}
 	s.log(Record{Op: OpRelease, Now: now, ID: j.id, RunAt: runAt}, fx)
 	return nil
@@ -904,8 +929,10 @@ func (s *Store) withID(id string) (ref, *shard, error) {
 	}
 }
 
-// Cancel cancels a non-terminal job (JOBCANCEL). It reports false if the job
-// was already terminal.
+// Cancel cancels a job that is not terminal, or failed (JOBCANCEL): a
+// failed job leaves the dead letters for the other terminal jobs'
+// retention. It reports false if the job was already succeeded, cancelled
+// or expired.
 func (s *Store) Cancel(now int64, id string) (bool, error) {
 	var fx effects
 	cancelled := false
@@ -913,13 +940,20 @@ func (s *Store) Cancel(now int64, id string) (bool, error) {
 	if err == nil && r.j == nil {
 		r.j = sh.unpack(r.c, r.off) // it leaves queued, so the packed form
 	}
-	if j := r.j; err == nil && !j.state.Terminal() {
-		s.cancelLocked(j, now, &fx)
-		s.log(Record{Op: OpCancel, Now: now, ID: j.id}, &fx)
-		cancelled = true
+	if j := r.j; err == nil && cancellable(j) {
+		if j.state == Failed && !s.dead.remove(j) {
+			err = ErrNoJob // evicted from retention a moment ago
+		} else {
+			s.cancelLocked(j, now, &fx)
+			s.log(Record{Op: OpCancel, Now: now, ID: j.id}, &fx)
+			cancelled = true
+		}
 	}
 	return cancelled, s.done(sh, err, &fx)
 }
+
+// cancellable reports whether JOBCANCEL changes j. Lock must be held.
+func cancellable(j *job) bool { return !j.state.Terminal() || j.state == Failed }
 
 // cancelLocked cancels a non-terminal job. Lock must be held.
 func (s *Store) cancelLocked(j *job, now int64, fx *effects) {
@@ -933,6 +967,9 @@ func (s *Store) cancelLocked(j *job, now int64, fx *effects) {
 		s.probeFreed(j, fx)
 	case Scheduled, RetryPending:
 		j.ln.q.sh.unarm(j)
+	}
+	if j.x != nil && j.x.deadline != 0 {
+		j.ln.q.sh.unarm(j) // a queued job's deadline timer
 	}
 	j.updatedAt = now
 	s.terminal(j, fx)
@@ -960,7 +997,7 @@ func (s *Store) applyRetry(j *job, now int64, fx *effects) error {
 	if j.state != Failed {
 		return &StateError{ID: j.id, From: j.state, To: Queued}
 	}
-	if !s.ret.remove(j) {
+	if !s.dead.remove(j) {
 		return ErrNoJob // evicted from retention a moment ago
 	}
 	if err := s.move(j, Queued); err != nil {
@@ -968,6 +1005,9 @@ func (s *Store) applyRetry(j *job, now int64, fx *effects) error {
 	}
 	j.attempt = 0
 	j.runAt, j.updatedAt = now, now
+	if j.x != nil {
+		j.x.deadline = 0 // the operator's retry is not bound by the producer's deadline
+	}
 	s.enqueue(j, fx)
 	if o := s.obs(j.ln.q); o != nil {
 		o.Retried()
@@ -1010,6 +1050,7 @@ func (s *Store) snapshot(j *job, now int64) Job {
 		CreatedAt: j.createdAt, UpdatedAt: j.updatedAt, RunAt: j.runAt,
 		LastError: j.xr().lastError, HasLastError: j.xr().hasError,
 		Result: j.xr().result, Progress: j.xr().progress,
+		Deadline: j.xr().deadline, Timeout: j.xr().timeout,
 	}
 	if m := j.ln.more; m != nil {
 		if len(m.ckeys) > 1 {
@@ -1097,6 +1138,7 @@ func (s *Store) QueueStats(now int64, name string) (QueueStats, error) {
 		st.Queued, st.Scheduled = q.counts[Queued], q.counts[Scheduled]
 		st.Reserved, st.Running = q.counts[Reserved], q.counts[Running]
 		st.RetryPending, st.Failed = q.counts[RetryPending], q.counts[Failed]
+		st.Expired = q.counts[Expired]
 		st.Paused = q.paused
 		st.PushedTotal, st.SucceededTotal, st.FailedTotal = q.pushed, q.succ, q.failed
 		for k, l := range q.lanes {
@@ -1488,6 +1530,7 @@ func (s *Store) flushLocked() {
 	s.reg.Reset()
 	s.expired.init(s.cfg.ExpiredTokens)
 	s.ret.init(s.cfg.MaxRetained, s.cfg.Retention)
+	s.dead.init(s.cfg.MaxFailed, s.cfg.FailedRetention)
 	s.idem.resetLocked()
 	s.weights.mu.Lock()
 	s.weights.m = make(map[string]uint32)

@@ -22,7 +22,7 @@ func (o Op) String() string {
 		"expire", "due", "drop", "snapqueue", "snapjob", "snappolicy", "snapadmissions", "snapexpired", "snapretained", "snapend",
 		"idemexpire", "snapidem", "weight", "snapgroup", "snaprotation", "throttle", "snapfloor",
 		"cronset", "crondel", "cronfire", "snapcron", "breaker", "snapbreaker",
-		"progress"}
+		"progress", "lapse", "timeout"}
 	if int(o) < len(names) && o > 0 {
 		return names[o]
 	}
@@ -54,7 +54,8 @@ func (s *Store) Replay(r *Record) error {
 			return replayErr(r, "%v", err)
 		}
 		return nil
-	case OpReserve, OpStart, OpTouch, OpAck, OpFail, OpRelease, OpCancel, OpRetry, OpExpire, OpDue, OpDrop, OpProgress:
+	case OpReserve, OpStart, OpTouch, OpAck, OpFail, OpRelease, OpCancel, OpRetry, OpExpire, OpDue, OpDrop, OpProgress,
+		OpLapse, OpTimeout:
 		return s.replayJob(r, &fx)
 	case OpPause, OpResume, OpPurge:
 		sh := s.shardOf(r.Queue)
@@ -152,7 +153,10 @@ func (s *Store) replayJob(r *Record, fx *effects) error {
 		s.brk.mu.Unlock()
 		return nil
 	case OpCancel:
-		if !j.state.Terminal() {
+		if cancellable(j) {
+			if j.state == Failed {
+				s.dead.remove(j)
+			}
 			s.cancelLocked(j, r.Now, fx)
 		}
 		return nil
@@ -165,11 +169,18 @@ func (s *Store) replayJob(r *Record, fx *effects) error {
 		sh.unarm(j)
 		s.due(j, fx)
 		return nil
+	case OpLapse:
+		if j.state != Scheduled && j.state != Queued && j.state != RetryPending {
+			return replayErr(r, "job is %s, not waiting", j.state)
+		}
+		sh.unarm(j)
+		s.lapse(j, r.Now, fx)
+		return nil
 	case OpDrop:
 		if !j.state.Terminal() {
 			return replayErr(r, "job is %s, not terminal", j.state)
 		}
-		s.ret.remove(j)
+		s.retentionOf(j).remove(j)
 		s.charge(j.ln.q, -j.bytes(), false)
 		s.dropLocked(j)
 		return nil
@@ -199,6 +210,12 @@ func (s *Store) replayJob(r *Record, fx *effects) error {
 	case OpExpire:
 		sh.unarm(j)
 		s.expire(j, fx)
+	case OpTimeout:
+		if r.State != Failed && r.State != RetryPending {
+			return replayErr(r, "outcome %s", r.State)
+		}
+		sh.unarm(j)
+		s.applyTimeout(j, r.Now, r.State, r.RunAt, fx)
 	}
 	return nil
 }
@@ -311,9 +328,13 @@ func (s *Store) Dump(now int64, emit func(*Record) error) error {
 			}
 		}
 	}
-	if ids, times := s.ret.entries(); len(ids) > 0 {
-		if err := emit(&Record{Op: OpSnapRetained, RetainedIDs: ids, Times: times}); err != nil {
-			return err
+	// Two lists, the dead letters' second; loading files each job by
+	// its state.
+	for _, r := range []*retention{&s.ret, &s.dead} {
+		if ids, times := r.entries(); len(ids) > 0 {
+			if err := emit(&Record{Op: OpSnapRetained, RetainedIDs: ids, Times: times}); err != nil {
+				return err
+			}
 		}
 	}
 	if toks, times := s.expired.list(); len(toks) > 0 {
@@ -358,6 +379,7 @@ func (s *Store) jobRecord(j *job) *Record {
 		Token: j.xr().token, Worker: j.xr().worker, Error: j.xr().lastError, HasError: j.xr().hasError,
 		Result: j.xr().result, Progress: j.xr().progress,
 		Seq: j.seq, Created: j.created, TSeq: j.tseq,
+		Deadline: j.xr().deadline, Timeout: j.xr().timeout, TimeoutAt: j.xr().timeoutAt, DueAt: j.timedDue(),
 	}
 }
 
@@ -395,7 +417,7 @@ func (s *Store) load(r *Record) error {
 			if j == nil || !j.state.Terminal() {
 				return replayErr(r, "retained job %s is missing or not terminal", id)
 			}
-			s.ret.restore(j, r.Times[i])
+			s.retentionOf(j).restore(j, r.Times[i])
 		}
 	case OpSnapExpired:
 		if len(r.Times) != len(r.ExpiredTokens) {
@@ -458,9 +480,9 @@ func (s *Store) loadJob(r *Record) error {
 		createdAt: r.CreatedAt, updatedAt: r.UpdatedAt, runAt: r.RunAt,
 		seq: r.Seq, created: r.Created, tseq: r.TSeq, tidx: -1,
 	}
-	if r.Token != "" || r.Worker != "" || r.HasError || r.Result != nil || r.Progress != nil {
+	if r.Token != "" || r.Worker != "" || r.HasError || r.Result != nil || r.Progress != nil || r.Deadline != 0 || r.Timeout != 0 {
 		j.x = &jobExt{token: r.Token, worker: r.Worker, lastError: r.Error, hasError: r.HasError,
-			result: r.Result, progress: r.Progress}
+			result: r.Result, progress: r.Progress, deadline: r.Deadline, timeout: r.Timeout, timeoutAt: r.TimeoutAt}
 	}
 	j.id = j.keepID(r.ID)
 	j.ln = q.laneRef(r)
@@ -473,18 +495,25 @@ func (s *Store) loadJob(r *Record) error {
 		q.setAdd(j, s.index.hash(j.id))
 	}
 	s.charge(q, j.bytes(), false)
+	var at int64
 	switch j.state {
 	case Queued:
 		q.enqueueAt(j, r.Seq)
 	case Scheduled, RetryPending:
-		sh.armAt(j, j.runAt, r.TSeq)
+		at = j.runAt
 	case Reserved, Running:
-		sh.armAt(j, r.Expires, r.TSeq)
+		at = r.Expires
 		if m := j.ln.more; m != nil {
 			s.reg.TakeAll(0, m.all, false)
 		} else {
 			s.reg.Take(0, r.CKey, "")
 		}
+	}
+	if r.DueAt != 0 { // a timer that a deadline or timeout moved
+		at = r.DueAt
+	}
+	if at != 0 {
+		sh.armAt(j, at, r.TSeq)
 	}
 	return nil
 }
@@ -495,7 +524,7 @@ func (s *Store) loadJob(r *Record) error {
 func packable(r *Record) bool {
 	return r.State == Queued && r.Attempt == 0 && r.Token == "" && r.Worker == "" &&
 		!r.HasError && r.Error == "" && r.Result == nil && r.Progress == nil && r.UpdatedAt == r.CreatedAt && r.RunAt == r.CreatedAt &&
-		r.TSeq == 0 && r.Expires == 0 && len(r.Payload)+len(r.ID) <= packMax
+		r.TSeq == 0 && r.Expires == 0 && r.Deadline == 0 && r.Timeout == 0 && len(r.Payload)+len(r.ID) <= packMax
 }
 
 // loadPacked loads a packable snapshot job record as a packed entry. Lock

@@ -87,6 +87,15 @@ func randomOps(t *testing.T, s *Store, rng *rand.Rand, n int) int64 {
 			if rng.IntN(3) == 0 {
 				p.IdempotencyKey = fmt.Sprintf("i%d", rng.IntN(8))
 			}
+			switch rng.IntN(8) { // deadline.go
+			case 0:
+				p.ExpiresIn = int64(1 + rng.IntN(300))
+			case 1:
+				p.Deadline = max(now, p.RunAt) + int64(1+rng.IntN(300))
+			}
+			if rng.IntN(6) == 0 {
+				p.Timeout = int64(1 + rng.IntN(300))
+			}
 			if id, err := s.Push(now, p); err == nil {
 				ids = append(ids, id)
 			}
@@ -195,6 +204,8 @@ func TestReplayEquivalence(t *testing.T) {
 		cfg.MaxRetained = 1 + int(seed%7)
 		cfg.ExpiredTokens = 1 + int(seed%5)
 		cfg.Retention = 500
+		cfg.FailedRetention = 300 + int64(seed%3)*400
+		cfg.MaxFailed = 1 + int(seed%4)
 		cfg.IdempotencyWindow = 200 + int64(seed%4)*300
 		cfg.IdempotencyKeys = 2 + int(seed%6)
 		live, _ := New(cfg, NewSeqGenerator())

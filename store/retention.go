@@ -6,6 +6,18 @@ import (
 	"sync/atomic"
 )
 
+// The dead letters' defaults (Config.FailedRetention, MaxFailed). Failed
+// jobs are kept far longer than the others: they wait for someone to look
+// at them. The count bounds their memory when no --maxmemory does: a
+// failed job with a 100-byte payload and a 20-byte error takes 468 bytes
+// of heap (BenchmarkDeadLetterMemory; the estimate counts 426), so a
+// million of them is about 470 MB: ten times the other terminal jobs'
+// bound, for a week of a thousand failures an hour with room to spare.
+const (
+	DefaultFailedRetention = 7 * 24 * 60 * 60 * 1000
+	DefaultMaxFailed       = 1_000_000
+)
+
 // retention keeps terminal jobs readable for a while, oldest dropped first.
 type retention struct {
 	mu   sync.Mutex // protects fifo and live; a leaf lock
@@ -24,9 +36,10 @@ type retention struct {
 }
 
 type retEntry struct {
-	j   *job
-	gen uint32 // the job's retainGen when filed (odd)
-	at  int64
+	j     *job
+	gen   uint32 // the job's retainGen when filed (odd)
+	timed bool   // filed by a timer (a deadline, a timeout)
+	at    int64
 }
 
 func (r *retention) init(max int, age int64) {
@@ -42,7 +55,18 @@ func (r *retention) init(max int, age int64) {
 func (r *retention) add(j *job, gen uint32, evict bool, fx *effects) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.fifo.push(retEntry{j: j, gen: gen, at: j.updatedAt})
+	r.fifo.push(retEntry{j: j, gen: gen, at: j.updatedAt, timed: fx.timed})
+	// Jobs ended by timers (a deadline, a timeout) are filed at their
+	// timer's instant, which shards visited later may make earlier than
+	// the last filing: such an entry moves back to its place, past the
+	// few filed in the same pass. Timers of one instant end their jobs in
+	// an order that depends on the shards; among them the job id decides,
+	// so that which is dropped first by count does not.
+	for i := r.fifo.len() - 1; i > 0 && r.fifo.at(i).before(r.fifo.at(i-1)); i-- {
+		prev := r.fifo.at(i - 1)
+		r.fifo.set(i-1, r.fifo.at(i))
+		r.fifo.set(i, prev)
+	}
 	r.live++
 	for evict && r.live > r.max && r.fifo.len() > 0 {
 		if e := r.fifo.popFront(); e.j.retainGen.CompareAndSwap(e.gen, e.gen+1) {
@@ -53,6 +77,18 @@ func (r *retention) add(j *job, gen uint32, evict bool, fx *effects) {
 	if due := r.fifo.front().at + r.age; due < r.nextDue.Load() {
 		r.nextDue.Store(due)
 	}
+}
+
+// before reports whether e belongs before f, which was filed earlier.
+func (e retEntry) before(f retEntry) bool {
+	return e.at < f.at || (e.at == f.at && e.timed && f.timed && e.j.id < f.j.id)
+}
+
+// DeadLetters is the number of failed jobs held (INFO).
+func (s *Store) DeadLetters() int64 {
+	s.dead.mu.Lock()
+	defer s.dead.mu.Unlock()
+	return int64(s.dead.live)
 }
 
 // expire returns the entries whose retention ran out at now.

@@ -22,6 +22,9 @@ func (r *ring[T]) front() T { return r.buf[r.head] }
 // at returns the i-th element from the front.
 func (r *ring[T]) at(i int) T { return r.buf[(r.head+i)&(len(r.buf)-1)] }
 
+// set replaces the i-th element.
+func (r *ring[T]) set(i int, v T) { r.buf[(r.head+i)&(len(r.buf)-1)] = v }
+
 func (r *ring[T]) popFront() T {
 	var zero T
 	v := r.buf[r.head]

@@ -148,6 +148,7 @@ func TestShareOverlapping(t *testing.T) {
 func TestShareCountsWhatIsHeld(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Retention = 10_000
+	cfg.FailedRetention = 10_000
 	one := JobBytes(1, 7, 0)
 	s := shareStore(t, cfg, Share{"q*", 2 * one})
 	now := int64(1000)

@@ -34,9 +34,15 @@ type slotGenerator interface {
 
 // Config tunes a Store. DefaultConfig gives the documented defaults.
 type Config struct {
-	Shards        int   // queue shards, a power of two; default 32
-	Retention     int64 // ms a terminal job stays readable; default 1 h
-	MaxRetained   int   // terminal jobs kept at most, oldest dropped first; default 100,000
+	Shards      int   // queue shards, a power of two; default 32
+	Retention   int64 // ms a succeeded, cancelled or expired job stays readable; default 1 h
+	MaxRetained int   // succeeded, cancelled and expired jobs kept at most, oldest dropped first; default 100,000
+	// FailedRetention is how long a failed job (a dead letter) is kept
+	// unless retried or cancelled first, in ms; default 7 days.
+	FailedRetention int64
+	// MaxFailed bounds the failed jobs kept, oldest dropped first;
+	// default 1,000,000.
+	MaxFailed     int
 	ExpiredTokens int   // expired tokens remembered; default 100,000
 	MaxJobs       int64 // jobs held at most (FULL beyond); default 0, no limit
 	MaxBytes      int64 // estimated job memory held at most (FULL beyond, see JobBytes); default 0, no limit
@@ -58,6 +64,9 @@ func DefaultConfig() Config {
 		MaxRetained:   100_000,
 		ExpiredTokens: 100_000,
 
+		FailedRetention: DefaultFailedRetention,
+		MaxFailed:       DefaultMaxFailed,
+
 		IdempotencyWindow: 24 * 60 * 60 * 1000,
 		IdempotencyKeys:   1_000_000,
 		MaxCron:           DefaultMaxCron,
@@ -73,6 +82,10 @@ func (c Config) Validate() error {
 		return errors.New("store: Retention must be at least 1 ms")
 	case c.MaxRetained < 1:
 		return errors.New("store: MaxRetained must be at least 1")
+	case c.FailedRetention < 1:
+		return errors.New("store: FailedRetention must be at least 1 ms")
+	case c.MaxFailed < 1:
+		return errors.New("store: MaxFailed must be at least 1")
 	case c.ExpiredTokens < 1:
 		return errors.New("store: ExpiredTokens must be at least 1")
 	case c.MaxJobs < 0:
@@ -99,7 +112,8 @@ type Store struct {
 	shards  []*shard
 	index   idIndex
 	expired expiredTokens
-	ret     retention
+	ret     retention // succeeded, cancelled and expired jobs
+	dead    retention // failed jobs: the dead letters
 	idem    idemKeys
 	cron    cronTable
 	// limited is set when MaxJobs or MaxBytes is: only then do pushes
@@ -193,6 +207,12 @@ type jobExt struct {
 	startedAt int64  // the last JOBSTART, or the reservation; 0 if unknown (metrics only)
 	result    []byte // JOBACK's RESULT; nil: none (never changed in place, so readers may keep it)
 	progress  []byte // the last JOBPROGRESS; nil: none (never changed in place)
+	// JOBPUSH EXPIRES/DEADLINE and TIMEOUT (deadline.go); a job with
+	// either gets its extension at its push. timeoutAt is when the
+	// current reservation times out, 0 when none.
+	deadline  int64
+	timeout   int64
+	timeoutAt int64
 }
 
 // noExt is what a job without an extension reads.
@@ -271,6 +291,7 @@ type effects struct {
 	drop1  retEntry   // the first retention drop (j nil: none), kept apart
 	drops  []retEntry // from the rest so that one drop allocates nothing
 	timers bool       // a timer earlier than before may have been armed
+	timed  bool       // a timer is ending the job being filed into retention
 	seq    uint64     // the operation's last journal record
 }
 
@@ -309,6 +330,7 @@ func New(cfg Config, gen Generator) (*Store, error) {
 	s.index.init()
 	s.expired.init(cfg.ExpiredTokens)
 	s.ret.init(cfg.MaxRetained, cfg.Retention)
+	s.dead.init(cfg.MaxFailed, cfg.FailedRetention)
 	s.idem.init(cfg.IdempotencyKeys, cfg.IdempotencyWindow)
 	s.cron.init(cfg.MaxCron)
 	return s, nil
@@ -493,8 +515,17 @@ func (s *Store) terminal(j *job, fx *effects) {
 	}
 	gen := j.retainGen.Add(1) // odd: retained
 	// A replayed log carries its drops as records: no eviction of its own.
-	s.ret.add(j, gen, !s.replaying, fx)
+	s.retentionOf(j).add(j, gen, !s.replaying, fx)
 	s.ended(j)
+}
+
+// retentionOf is the retention a terminal job is filed in: failed jobs
+// have their own. Lock must be held.
+func (s *Store) retentionOf(j *job) *retention {
+	if j.state == Failed {
+		return &s.dead
+	}
+	return &s.ret
 }
 
 // dropLocked forgets a job at once. Lock must be held.

@@ -423,6 +423,8 @@ func TestStressRetention(t *testing.T) {
 	cfg.Shards = 2
 	cfg.Retention = 10_000
 	cfg.MaxRetained = 2000
+	cfg.FailedRetention = 10_000
+	cfg.MaxFailed = 100 // the failed jobs' own bound, checked with the others'
 	cfg.ExpiredTokens = 50
 	r := runStress(t, cfg, 8, 8000, true)
 	st := r.st
@@ -450,8 +452,8 @@ func TestStressRetention(t *testing.T) {
 		if n := st.Len(); n != held {
 			t.Errorf("Len = %d, but %d of the pushed jobs are held", n, held)
 		}
-		if terminal > int64(cfg.MaxRetained) {
-			t.Errorf("%d terminal jobs held, MaxRetained is %d", terminal, cfg.MaxRetained)
+		if terminal > int64(cfg.MaxRetained+cfg.MaxFailed) {
+			t.Errorf("%d terminal jobs held, MaxRetained + MaxFailed is %d", terminal, cfg.MaxRetained+cfg.MaxFailed)
 		}
 		for _, q := range stressQueues {
 			qs, err := st.QueueStats(now, q)

@@ -20,6 +20,9 @@ const (
 	Failed
 	RetryPending
 	Cancelled
+	// Expired: the job's deadline (JOBPUSH EXPIRES or DEADLINE) came
+	// while it waited for a reservation.
+	Expired
 	numStates
 )
 
@@ -32,6 +35,7 @@ var stateNames = [...]string{
 	Failed:       "failed",
 	RetryPending: "retry_pending",
 	Cancelled:    "cancelled",
+	Expired:      "expired",
 }
 
 func (s State) String() string {
@@ -41,22 +45,25 @@ func (s State) String() string {
 	return fmt.Sprintf("state(%d)", uint8(s))
 }
 
-// Terminal reports whether no operation but JOBRETRY (from failed) moves a
-// job out of s.
-func (s State) Terminal() bool { return s == Succeeded || s == Failed || s == Cancelled }
+// Terminal reports whether no operation but JOBRETRY or JOBCANCEL (from
+// failed) moves a job out of s.
+func (s State) Terminal() bool {
+	return s == Succeeded || s == Failed || s == Cancelled || s == Expired
+}
 
 // transitions is the lifecycle table of PROTOCOL.md. Every state change goes
 // through it (see (*Store).move), so an illegal one is refused before
 // anything changes.
 var transitions = map[State][]State{
-	Scheduled:    {Queued, Cancelled},
-	Queued:       {Reserved, Cancelled},
+	Scheduled:    {Queued, Cancelled, Expired},
+	Queued:       {Reserved, Cancelled, Expired},
 	Reserved:     {Running, Queued, Scheduled, Succeeded, RetryPending, Failed, Cancelled},
 	Running:      {Queued, Succeeded, RetryPending, Failed, Cancelled},
-	RetryPending: {Queued, Cancelled},
-	Failed:       {Queued},
+	RetryPending: {Queued, Cancelled, Expired},
+	Failed:       {Queued, Cancelled},
 	Succeeded:    nil,
 	Cancelled:    nil,
+	Expired:      nil,
 }
 
 var allowed [numStates][numStates]bool
@@ -153,6 +160,15 @@ type PushOptions struct {
 	// IdempotencyKey, when set, makes a repeat of the push within the
 	// window create nothing and answer the first push's id (idem.go).
 	IdempotencyKey string
+	// A job still waiting for a reservation (scheduled, queued or
+	// retry_pending) at its deadline ends expired: Deadline is that
+	// instant (unix ms), or ExpiresIn ms after the push; at most one is
+	// set, 0 for none.
+	Deadline  int64
+	ExpiresIn int64
+	// Timeout, when set, bounds each reservation: Timeout ms after it
+	// the attempt fails with error "timeout", whatever its lease.
+	Timeout int64
 }
 
 // ReserveOptions describe a reservation request.
@@ -216,6 +232,8 @@ type Job struct {
 	BlockedBy       string // why a queued job is not reservable now (every key that refuses, joined by ", "); "" if it is
 	Result          []byte // JOBACK's RESULT; nil: none
 	Progress        []byte // the last JOBPROGRESS; nil: none
+	Deadline        int64  // JOBPUSH EXPIRES or DEADLINE: unix ms; 0 if none
+	Timeout         int64  // JOBPUSH TIMEOUT: ms; 0 if none
 }
 
 // QueueStats is QUEUESTATS's answer.
@@ -228,6 +246,7 @@ type QueueStats struct {
 	Running            int64
 	RetryPending       int64
 	Failed             int64
+	Expired            int64
 	BlockedConcurrency int64
 	BlockedRateLimit   int64
 	Paused             bool
