@@ -59,6 +59,8 @@ const (
 	tCooldown      = 46
 	tProbes        = 47
 	tProbesOK      = 48
+	tKeyScope      = 75
+	tKeyUntil      = 76
 	tTimes         = 32
 	tRetainedIDs   = 33
 	tExpiredTokens = 33
@@ -116,6 +118,8 @@ func appendFields(buf []byte, r *store.Record) []byte {
 	buf = putInt(buf, tCooldown, r.Cooldown)
 	buf = putInt(buf, tProbes, r.Probes)
 	buf = putInt(buf, tProbesOK, r.ProbesOK)
+	buf = putUint(buf, tKeyScope, uint64(r.KeyScope))
+	buf = putInt(buf, tKeyUntil, r.KeyUntil)
 	buf = putInts(buf, tTimes, r.Times)
 	buf = putStrings(buf, tRetainedIDs, r.RetainedIDs)
 	buf = putStrings(buf, tExpiredTokens, r.ExpiredTokens)
@@ -234,6 +238,10 @@ func decodeField(d *decoder, r *store.Record, tag byte) bool {
 		r.Probes = d.varint()
 	case 48:
 		r.ProbesOK = d.varint()
+	case 75:
+		r.KeyScope = store.UniqueScope(d.uvarint())
+	case 76:
+		r.KeyUntil = d.varint()
 	case 32:
 		r.Times = d.ints()
 	case 33:

@@ -48,6 +48,9 @@ const (
 	OpSnapCron     // snapshot: a periodic entry
 	OpBreaker      // circuit breaker PolicyKey set anew (Limit failures in Period, Cooldown, Probes), or deleted (Limit 0)
 	OpSnapBreaker  // snapshot: a breaker with its state (Times failures, Until end of open, ProbesOK, ProbeIDs)
+	// Unique keys (idem.go).
+	OpUniqueRelease // job ID left the scope of unique key IdemKey, which is forgotten
+	OpReplace       // a duplicate push replaced waiting job ID's Payload, MaxAtt, Backoff and run time (RunAt)
 	opMax
 )
 
@@ -88,7 +91,7 @@ type Record struct {
 	Worker   string `log:"14"`
 	Expires  int64  `log:"15"` // when the lease ends
 	Error    string `log:"16"` // the last failure's message
-	IdemKey  string `log:"34"` // push: the job's idempotency key; snapidem: a remembered key
+	IdemKey  string `log:"34"` // push: the job's idempotency or unique key; snapidem: a remembered key; uniquerelease: the key released
 	HasError bool   `log:"17"` // Error is set, even when empty
 	State    State  `log:"18"` // the job's state after the change (fail: retry_pending or failed)
 	Group    string `log:"35"` // the job's fair group (push, snapjob, snapgroup)
@@ -145,6 +148,14 @@ type Record struct {
 	CronLast   int64  `log:"43"` // snapcron: the tick of the last job pushed; 0: none yet
 	CronFired  int64  `log:"44"` // snapcron: jobs pushed so far
 	CronMissed int64  `log:"45"` // snapcron: misfires and refused ticks (CronEntry.Missed)
+
+	// Unique keys (push, snapidem): a key with a scope is a unique key
+	// (UNIQUE), held until its job leaves the scope or until KeyUntil;
+	// ScopeNone is an idempotency key (IDEMPOTENCY), so logs from before
+	// unique keys read the same. In snapjob, KeyScope is the scope of the
+	// unique key the job holds (ScopeNone: none).
+	KeyScope UniqueScope `log:"75"`
+	KeyUntil int64       `log:"76"` // when the key is forgotten at the latest; 0: when its job leaves the scope
 }
 
 // Journal receives every state change. The store calls Append while holding

@@ -21,7 +21,8 @@ func (o Op) String() string {
 		"cancel", "retry", "pause", "resume", "purge", "policyset", "policydel", "flush",
 		"expire", "due", "drop", "snapqueue", "snapjob", "snappolicy", "snapadmissions", "snapexpired", "snapretained", "snapend",
 		"idemexpire", "snapidem", "weight", "snapgroup", "snaprotation", "throttle", "snapfloor",
-		"cronset", "crondel", "cronfire", "snapcron", "breaker", "snapbreaker"}
+		"cronset", "crondel", "cronfire", "snapcron", "breaker", "snapbreaker",
+		"uniquerelease", "replace"}
 	if int(o) < len(names) && o > 0 {
 		return names[o]
 	}
@@ -98,6 +99,10 @@ func (s *Store) Replay(r *Record) error {
 		return nil
 	case OpCronSet, OpCronDel, OpCronFire:
 		return s.replayCron(r, &fx)
+	case OpUniqueRelease:
+		return s.replayRelease(r)
+	case OpReplace:
+		return s.replayReplace(r, &fx)
 	case OpIdemExpire:
 		s.idem.mu.Lock()
 		s.idem.sweepLocked(r.Now)
@@ -316,9 +321,8 @@ func (s *Store) Dump(now int64, emit func(*Record) error) error {
 			return err
 		}
 	}
-	keys, ids, times := s.idem.entries()
-	for i, key := range keys {
-		if err := emit(&Record{Op: OpSnapIdem, IdemKey: key, ID: ids[i], Now: times[i]}); err != nil {
+	for _, r := range s.idem.entries() {
+		if err := emit(&r); err != nil {
 			return err
 		}
 	}
@@ -344,7 +348,7 @@ func (s *Store) jobRecord(j *job) *Record {
 		Attempt: j.attempt, MaxAtt: j.maxAtt, Backoff: j.backoff,
 		CreatedAt: j.createdAt, UpdatedAt: j.updatedAt, RunAt: j.runAt, Expires: j.expires(),
 		Token: j.xr().token, Worker: j.xr().worker, Error: j.xr().lastError, HasError: j.xr().hasError,
-		Seq: j.seq, Created: j.created, TSeq: j.tseq,
+		Seq: j.seq, Created: j.created, TSeq: j.tseq, KeyScope: j.uscope,
 	}
 }
 
@@ -395,9 +399,7 @@ func (s *Store) load(r *Record) error {
 		if r.IdemKey == "" || r.ID == "" {
 			return replayErr(r, "idempotency key or its job id is missing")
 		}
-		s.idem.mu.Lock()
-		s.idem.restore(r.IdemKey, r.ID, r.Now, 0)
-		s.idem.mu.Unlock()
+		return s.loadKey(r)
 	case OpSnapCron:
 		return s.loadCron(r)
 	case OpSnapEnd:
@@ -443,7 +445,10 @@ func (s *Store) loadJob(r *Record) error {
 		payload: r.Payload, priority: r.Priority, state: r.State,
 		attempt: r.Attempt, maxAtt: r.MaxAtt, backoff: r.Backoff,
 		createdAt: r.CreatedAt, updatedAt: r.UpdatedAt, runAt: r.RunAt,
-		seq: r.Seq, created: r.Created, tseq: r.TSeq, tidx: -1,
+		seq: r.Seq, created: r.Created, tseq: r.TSeq, tidx: -1, uscope: r.KeyScope,
+	}
+	if r.KeyScope >= numScopes {
+		return replayErr(r, "unknown unique key scope")
 	}
 	if r.Token != "" || r.Worker != "" || r.HasError {
 		j.x = &jobExt{token: r.Token, worker: r.Worker, lastError: r.Error, hasError: r.HasError}
@@ -472,7 +477,7 @@ func (s *Store) loadJob(r *Record) error {
 // a queued job that never left queued since its push, and so has nothing
 // a packed entry does not hold.
 func packable(r *Record) bool {
-	return r.State == Queued && r.Attempt == 0 && r.Token == "" && r.Worker == "" &&
+	return r.State == Queued && r.Attempt == 0 && r.Token == "" && r.Worker == "" && r.KeyScope == ScopeNone &&
 		!r.HasError && r.Error == "" && r.UpdatedAt == r.CreatedAt && r.RunAt == r.CreatedAt &&
 		r.TSeq == 0 && r.Expires == 0 && len(r.Payload)+len(r.ID) <= packMax
 }
