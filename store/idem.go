@@ -201,6 +201,26 @@ func (k *idemKeys) restore(key, id string, at int64, seq uint64, scope UniqueSco
 	k.updateDue()
 }
 
+// liveUnique counts the unique keys held at now: those whose TTL ended are
+// not, though not yet forgotten. It costs O(keys ended), which the TTL
+// heap holds at its top. Lock must be held.
+func (k *idemKeys) liveUnique(now int64) int {
+	ended := map[string]bool{} // a key's stale entry may match it too
+	var walk func(i int)
+	walk = func(i int) {
+		if i >= len(k.ttl) || k.ttl[i].at > now {
+			return
+		}
+		if e, ok := k.keys[k.ttl[i].key]; ok && e.unique() && e.until == k.ttl[i].at {
+			ended[k.ttl[i].key] = true
+		}
+		walk(2*i + 1)
+		walk(2*i + 2)
+	}
+	walk(0)
+	return k.nUniq - len(ended)
+}
+
 // forget drops key's entry, if any, and reports whether there was one.
 // Its heap entries go stale. Lock must be held.
 func (k *idemKeys) forget(key string) bool {
@@ -378,10 +398,8 @@ func (s *Store) pushKeyed(r *Record, on OnDuplicate, fx *effects) (queued, dup b
 		fx.seq = max(fx.seq, e.seq)
 		return false, true, nil
 	}
-	if r.KeyScope != ScopeNone && s.idem.nUniq >= s.idem.max {
-		if _, held := s.idem.keys[r.IdemKey]; !held { // an expired one is replaced
-			return false, false, ErrKeysFull
-		}
+	if r.KeyScope != ScopeNone && s.idem.nUniq >= s.idem.max && s.idem.liveUnique(r.Now) >= s.idem.max {
+		return false, false, ErrKeysFull
 	}
 	// The key's memory is counted while the job is admitted, so that
 	// MaxBytes refuses a push whose job fits but whose key does not.
