@@ -54,6 +54,9 @@ var storeErrors = map[string]error{
 	"ErrInvalid":       store.ErrInvalid,
 	"ErrMisconf":       store.ErrMisconf,
 	"ErrCronFull":      store.ErrCronFull,
+	"ErrDupKey":        store.ErrDupKey,
+	"ErrKeysFull":      store.ErrKeysFull,
+	"DupKeyError":      &store.DupKeyError{Key: "k", ID: "j"},
 	"StateError":       &store.StateError{ID: "j", From: store.Queued, To: store.Running},
 }
 

@@ -49,7 +49,7 @@ const (
 	OpBreaker      // circuit breaker PolicyKey set anew (Limit failures in Period, Cooldown, Probes), or deleted (Limit 0)
 	OpSnapBreaker  // snapshot: a breaker with its state (Times failures, Until end of open, ProbesOK, ProbeIDs)
 	// Unique keys (idem.go).
-	OpUniqueRelease // job ID left the scope of unique key IdemKey, which is forgotten
+	OpUniqueRelease // job ID left the scope of unique key IdemKey, which is forgotten (Now unset: the record follows the change that made it)
 	OpReplace       // a duplicate push replaced waiting job ID's Payload, MaxAtt, Backoff and run time (RunAt)
 	opMax
 )
