@@ -62,6 +62,18 @@ func TestPushGetAndOptions(t *testing.T) {
 	if k2 := must[string](t)(c.Push(bg, "emails", "send", nil, &client.PushOptions{IdempotencyKey: "order-1"})); k2 != k1 {
 		t.Fatalf("repeated key: %s, first %s", k2, k1)
 	}
+
+	// A unique key: keep returns the holder, reject is ErrDupKey.
+	u := &client.Unique{Key: "user-1", Scope: "queued", TTL: time.Minute}
+	u1 := must[string](t)(c.Push(bg, "emails", "send", nil, &client.PushOptions{Unique: u}))
+	if u2 := must[string](t)(c.Push(bg, "emails", "send", nil, &client.PushOptions{Unique: u})); u2 != u1 {
+		t.Fatalf("kept key: %s, holder %s", u2, u1)
+	}
+	r := *u
+	r.OnDuplicate = "reject"
+	if _, err := c.Push(bg, "emails", "send", nil, &client.PushOptions{Unique: &r}); !errors.Is(err, client.ErrDupKey) {
+		t.Fatalf("rejected key: %v", err)
+	}
 }
 
 func TestReserveLifecycle(t *testing.T) {

@@ -15,6 +15,7 @@ var (
 	ErrNoReservation = errors.New("sluice: no such reservation (NORESERVATION)")
 	ErrExpired       = errors.New("sluice: the reservation's lease has expired (EXPIRED)")
 	ErrDupJob        = errors.New("sluice: a job with this id already exists (DUPJOB)")
+	ErrDupKey        = errors.New("sluice: the unique key is held by another job (DUPKEY)")
 	ErrWrongState    = errors.New("sluice: not allowed in the job's state (WRONGSTATE)")
 	ErrFull          = errors.New("sluice: the queue or server is full (FULL)")
 	ErrMisconf       = errors.New("sluice: the server cannot persist changes (MISCONF)")
@@ -36,6 +37,7 @@ var codes = map[string]error{
 	"NORESERVATION": ErrNoReservation,
 	"EXPIRED":       ErrExpired,
 	"DUPJOB":        ErrDupJob,
+	"DUPKEY":        ErrDupKey,
 	"WRONGSTATE":    ErrWrongState,
 	"FULL":          ErrFull,
 	"MISCONF":       ErrMisconf,

@@ -63,6 +63,24 @@ type PushOptions struct {
 	// Timeout, when > 0, bounds each reservation: past it the attempt
 	// fails with error "timeout", whatever the lease.
 	Timeout time.Duration
+	// Unique, if set, makes the job hold a unique key (UNIQUE): while it
+	// does, a push of the same key does what OnDuplicate says. Not with
+	// IdempotencyKey.
+	Unique *Unique
+}
+
+// Unique is JOBPUSH's UNIQUE key and its options.
+type Unique struct {
+	Key string
+	// Scope is how long the job holds the key: "queued", "active" or
+	// "until-terminal"; empty: the server's default, until-terminal.
+	Scope string
+	// TTL > 0 lets the key go after this long at the latest.
+	TTL time.Duration
+	// OnDuplicate is what a push of a held key does: "keep" (the
+	// default: returns the holder's id), "reject" (ErrDupKey), "replace"
+	// or "extend" (debounce).
+	OnDuplicate string
 }
 
 // Push enqueues a job for handler on queue and returns its id. opts may be
@@ -114,6 +132,18 @@ func (c *Client) Push(ctx context.Context, queue, handler string, payload []byte
 		}
 		if o.Timeout > 0 {
 			args = append(args, "TIMEOUT", ms(o.Timeout))
+		}
+		if u := o.Unique; u != nil {
+			args = append(args, "UNIQUE", u.Key)
+			if u.Scope != "" {
+				args = append(args, "SCOPE", u.Scope)
+			}
+			if u.TTL > 0 {
+				args = append(args, "TTL", ms(u.TTL))
+			}
+			if u.OnDuplicate != "" {
+				args = append(args, "ON-DUPLICATE", u.OnDuplicate)
+			}
 		}
 	}
 	v, err := c.do(ctx, args...)

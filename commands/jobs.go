@@ -46,6 +46,16 @@ var pushArgs = []protocol.Arg{
 		{Name: "ms", Type: "integer", Token: "DELAY"}, {Name: "unix-ms", Type: "integer", Token: "AT"}}},
 	opt("MAXATTEMPTS", integerArg("n")), opt("BACKOFF", integerArg("ms")),
 	opt("IDEMPOTENCY", str("key")), opt("GROUP", str("group")),
+	{Name: "unique", Type: "block", Token: "UNIQUE", Optional: true, Args: []protocol.Arg{
+		str("key"),
+		{Name: "scope", Type: "oneof", Token: "SCOPE", Optional: true, Args: []protocol.Arg{
+			{Name: "queued", Type: "pure-token", Token: "QUEUED"}, {Name: "active", Type: "pure-token", Token: "ACTIVE"},
+			{Name: "until-terminal", Type: "pure-token", Token: "UNTIL-TERMINAL"}}},
+		opt("TTL", integerArg("ms")),
+		{Name: "on-duplicate", Type: "oneof", Token: "ON-DUPLICATE", Optional: true, Args: []protocol.Arg{
+			{Name: "keep", Type: "pure-token", Token: "KEEP"}, {Name: "reject", Type: "pure-token", Token: "REJECT"},
+			{Name: "replace", Type: "pure-token", Token: "REPLACE"}, {Name: "extend", Type: "pure-token", Token: "EXTEND"}}},
+	}},
 }
 
 var reserveArgs = []protocol.Arg{
@@ -65,7 +75,9 @@ var failArgs = []protocol.Arg{
 
 // JOBPUSH queue handler payload [ID id] [PRIORITY n] [CONCURRENCY key ...]
 // [RATELIMIT key ...] [DELAY ms | AT unix-ms] [MAXATTEMPTS n] [BACKOFF ms]
-// [IDEMPOTENCY key] [GROUP group]
+// [IDEMPOTENCY key] [GROUP group] [EXPIRES ms | DEADLINE unix-ms] [TIMEOUT ms]
+// [UNIQUE key [SCOPE queued | active | until-terminal] [TTL ms]
+// [ON-DUPLICATE keep | reject | replace | extend]]
 func (e *Env) jobPush(c *protocol.Client, args [][]byte) (any, error) {
 	now := e.now(c)
 	p, err := e.pushOptions(now, args)
@@ -138,6 +150,7 @@ func (e *Env) pushOptions(now int64, args [][]byte) (p store.PushOptions, err er
 	// read reuses: Push copies what it keeps.
 	p.Payload = args[3]
 	var delay, at int64 = -1, -1
+	uniqueOpts := false // SCOPE, TTL or ON-DUPLICATE given
 	o := newOptions(args[4:])
 	for o.more() {
 		kw, err := o.next()
@@ -170,6 +183,11 @@ func (e *Env) pushOptions(now int64, args [][]byte) (p store.PushOptions, err er
 			p.Group, err = ident(v, "group")
 		case "DEADLINE":
 			p.Deadline, err = positive(v)
+		case "UNIQUE":
+			p.UniqueKey, err = ident(v, "unique key")
+		case "SCOPE", "TTL", "ON-DUPLICATE":
+			uniqueOpts = true
+			err = uniqueOption(kw, v, &p)
 		default:
 			return p, protocol.ErrSyntax
 		}
@@ -178,6 +196,10 @@ func (e *Env) pushOptions(now int64, args [][]byte) (p store.PushOptions, err er
 		}
 	}
 	switch {
+	case uniqueOpts && p.UniqueKey == "":
+		return p, protocol.Error("ERR SCOPE, TTL and ON-DUPLICATE need UNIQUE key")
+	case p.UniqueKey != "" && p.IdempotencyKey != "":
+		return p, protocol.Error("ERR a push takes IDEMPOTENCY or UNIQUE, not both")
 	case delay >= 0 && at >= 0:
 		return p, protocol.ErrSyntax
 	case delay > 0:
@@ -186,6 +208,43 @@ func (e *Env) pushOptions(now int64, args [][]byte) (p store.PushOptions, err er
 		p.RunAt = at
 	}
 	return p, nil
+}
+
+// uniqueOption reads one of UNIQUE's options into p.
+func uniqueOption(kw string, v []byte, p *store.PushOptions) error {
+	switch kw {
+	case "SCOPE":
+		switch {
+		case keyword(v, "queued"):
+			p.UniqueScope = store.ScopeQueued
+		case keyword(v, "active"):
+			p.UniqueScope = store.ScopeActive
+		case keyword(v, "until-terminal"):
+			p.UniqueScope = store.ScopeTerminal
+		default:
+			return protocol.Error("ERR SCOPE must be queued, active or until-terminal")
+		}
+	case "TTL":
+		ttl, err := duration(v, false)
+		if err != nil {
+			return err
+		}
+		p.UniqueTTL = ttl
+	case "ON-DUPLICATE":
+		switch {
+		case keyword(v, "keep"):
+			p.OnDuplicate = store.DupKeep
+		case keyword(v, "reject"):
+			p.OnDuplicate = store.DupReject
+		case keyword(v, "replace"):
+			p.OnDuplicate = store.DupReplace
+		case keyword(v, "extend"):
+			p.OnDuplicate = store.DupExtend
+		default:
+			return protocol.Error("ERR ON-DUPLICATE must be keep, reject, replace or extend")
+		}
+	}
+	return nil
 }
 
 // checkPayload refuses a job's payload over --max-payload.

@@ -594,7 +594,10 @@ func (e *Env) infoLines(section string, srv *protocol.Server, now int64) []strin
 		}
 		return appendSettings([]string{"loading:0"}, e.Persistence())
 	case "stats":
-		return e.infoStats(srv)
+		// Keys held (idem.go): unique keys, and idempotency keys
+		// remembered, expired ones not yet forgotten included.
+		return append(e.infoStats(srv), "unique_keys:"+strconv.Itoa(e.Store.UniqueKeys()),
+			"idempotency_keys:"+strconv.Itoa(e.Store.IdempotencyKeys()))
 	case "queues":
 		return e.infoQueues(now)
 	case "policies":

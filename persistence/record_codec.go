@@ -66,6 +66,8 @@ const (
 	tDueAt         = 59
 	tResult        = 65
 	tProgress      = 66
+	tKeyScope      = 75
+	tKeyUntil      = 76
 	tTimes         = 32
 	tRetainedIDs   = 33
 	tExpiredTokens = 33
@@ -132,6 +134,8 @@ func appendFields(buf []byte, r *store.Record) []byte {
 	buf = putInt(buf, tDueAt, r.DueAt)
 	buf = putBytes(buf, tResult, r.Result)
 	buf = putBytes(buf, tProgress, r.Progress)
+	buf = putUint(buf, tKeyScope, uint64(r.KeyScope))
+	buf = putInt(buf, tKeyUntil, r.KeyUntil)
 	buf = putInts(buf, tTimes, r.Times)
 	buf = putStrings(buf, tRetainedIDs, r.RetainedIDs)
 	buf = putStrings(buf, tExpiredTokens, r.ExpiredTokens)
@@ -266,6 +270,10 @@ func decodeField(d *decoder, r *store.Record, tag byte) bool {
 		r.Result = d.payload()
 	case 66:
 		r.Progress = d.payload()
+	case 75:
+		r.KeyScope = store.UniqueScope(d.uvarint())
+	case 76:
+		r.KeyUntil = d.varint()
 	case 32:
 		r.Times = d.ints()
 	case 33:

@@ -55,6 +55,9 @@ var storeErrors = map[string]error{
 	"ErrMisconf":       store.ErrMisconf,
 	"ErrCronFull":      store.ErrCronFull,
 	"ErrScanCursor":    store.ErrScanCursor,
+	"ErrDupKey":        store.ErrDupKey,
+	"ErrKeysFull":      store.ErrKeysFull,
+	"DupKeyError":      &store.DupKeyError{Key: "k", ID: "j"},
 	"StateError":       &store.StateError{ID: "j", From: store.Queued, To: store.Running},
 }
 

@@ -640,3 +640,44 @@ func TestGroupAppliesBreakers(t *testing.T) {
 		t.Fatalf("nodes differ:\n%v\n%v", digests, strings.Join(lists, "\n"))
 	}
 }
+
+// Unique keys are applied alike on every node: the pushes, the duplicates'
+// replacements and the keys' releases as jobs leave their scope.
+func TestGroupAppliesUniqueKeys(t *testing.T) {
+	ctx := context.Background()
+	nodes := startGroup(t)
+	l := leaderOf(t, nodes)
+	lc := redis.NewClient(&redis.Options{Addr: nodes[l].Addrs()[0], Protocol: 2})
+	defer lc.Close()
+	do := func(cmd ...any) any {
+		t.Helper()
+		v, err := lc.Do(ctx, cmd...).Result()
+		if err != nil {
+			t.Fatalf("%v: %v", cmd, err)
+		}
+		return v
+	}
+	for i := range 6 {
+		do("JOBPUSH", "q", "h", fmt.Sprint(i), "UNIQUE", fmt.Sprint("k", i%3), "SCOPE", []string{"queued", "active", "until-terminal"}[i%3])
+	}
+	held := do("JOBPUSH", "later", "h", "first", "DELAY", 60000, "UNIQUE", "debounce", "ON-DUPLICATE", "extend")
+	do("JOBPUSH", "later", "h", "last", "DELAY", 120000, "UNIQUE", "debounce", "ON-DUPLICATE", "extend")
+	res := do("JOBRESERVE", "w", "60000", "COUNT", "3", "QUEUES", "q").([]any)
+	if len(res) != 3 {
+		t.Fatalf("reserved %v", res)
+	}
+	do("JOBACK", fmt.Sprint(res[2].([]any)[1]))
+	if err := lc.Do(ctx, "JOBPUSH", "q", "h", "x", "UNIQUE", "k1", "ON-DUPLICATE", "reject").Err(); err == nil || !strings.HasPrefix(err.Error(), "DUPKEY") {
+		t.Fatalf("k1, held while its job runs: %v", err)
+	}
+	do("JOBPUSH", "q", "h", "again", "UNIQUE", "k0", "ON-DUPLICATE", "reject") // released at the reserve
+	digests, stats, jobs := everyNode(t, nodes, l, "DEBUG", "DIGEST"), everyNode(t, nodes, l, "INFO", "stats"), everyNode(t, nodes, l, "JOBGET", held)
+	if !strings.Contains(stats[l], "unique_keys:3\r\n") || !strings.Contains(jobs[l], "last") {
+		t.Fatalf("the leader: %s\n%s", stats[l], jobs[l])
+	}
+	for i := range nodes {
+		if digests[i] != digests[l] || jobs[i] != jobs[l] || !strings.Contains(stats[i], "unique_keys:3\r\n") {
+			t.Fatalf("node %d differs from the leader %d:\n%v\n%v\n%s", i, l, digests, jobs, stats[i])
+		}
+	}
+}

@@ -523,7 +523,18 @@ func BenchmarkStateMemory(b *testing.B) {
 		for range b.N {
 			b.ReportMetric(measure(b, nil, func(s *Store, i int) {
 				s.idem.mu.Lock()
-				s.idem.put(fmt.Sprintf("%08d-0000-4000-8000-%012d", i, i), fmt.Sprintf("%016d", i), int64(i), 0)
+				s.idem.put(fmt.Sprintf("%08d-0000-4000-8000-%012d", i, i), fmt.Sprintf("%016d", i), int64(i), 0, ScopeNone, 0)
+				s.idem.mu.Unlock()
+			}), "bytes/key")
+		}
+	})
+	// A unique key with a TTL: IdemKeyOverhead+UniqueKeyOverhead is the
+	// rest.
+	b.Run("unique-key", func(b *testing.B) {
+		for range b.N {
+			b.ReportMetric(measure(b, nil, func(s *Store, i int) {
+				s.idem.mu.Lock()
+				s.idem.put(fmt.Sprintf("%08d-0000-4000-8000-%012d", i, i), fmt.Sprintf("%016d", i), int64(i), 0, ScopeQueued, int64(i)+1e12)
 				s.idem.mu.Unlock()
 			}), "bytes/key")
 		}

@@ -171,6 +171,10 @@ func errText(err error) string {
 	if errors.As(err, &se) {
 		return "StateError(" + se.Error() + ")"
 	}
+	var dk *store.DupKeyError
+	if errors.As(err, &dk) {
+		return dk.Error()
+	}
 	for _, e := range []struct {
 		err  error
 		name string
@@ -181,6 +185,7 @@ func errText(err error) string {
 		{store.ErrDupJob, "DUPJOB"},
 		{store.ErrWrongState, "WRONGSTATE(not a StateError)"},
 		{store.ErrFull, "FULL"},
+		{store.ErrKeysFull, "FULL(unique keys)"},
 		{store.ErrInvalid, "INVALID"},
 	} {
 		if errors.Is(err, e.err) {
@@ -747,6 +752,7 @@ func (g *opGen) pushOptions(now int64) store.PushOptions {
 			p.Timeout = -1
 		}
 	}
+	g.uniqueKey(&p)
 	if g.chance(3) {
 		switch g.src.intn(10) {
 		case 9:
@@ -778,9 +784,30 @@ func (g *opGen) pushOptions(now int64) store.PushOptions {
 }
 
 func pushDesc(p store.PushOptions) string {
-	return fmt.Sprintf("q=%s h=%s payload=%q id=%q prio=%d ckey=%q rkey=%q run_at=%d max_attempts=%d backoff=%d idem=%q group=%q deadline=%d expires_in=%d timeout=%d",
+	d := fmt.Sprintf("q=%s h=%s payload=%q id=%q prio=%d ckey=%q rkey=%q run_at=%d max_attempts=%d backoff=%d idem=%q group=%q deadline=%d expires_in=%d timeout=%d",
 		p.Queue, p.Handler, p.Payload, p.ID, p.Priority, p.ConcurrencyKey, p.RateLimitKey, p.RunAt, p.MaxAttempts, p.Backoff, p.IdempotencyKey, p.Group,
 		p.Deadline, p.ExpiresIn, p.Timeout)
+	if p.UniqueKey != "" {
+		d += fmt.Sprintf(" unique=%q scope=%d ttl=%d on_duplicate=%d", p.UniqueKey, p.UniqueScope, p.UniqueTTL, p.OnDuplicate)
+	}
+	return d
+}
+
+// uniqueKey gives some pushes a unique key, from the idempotency keys'
+// names: one table holds both.
+func (g *opGen) uniqueKey(p *store.PushOptions) {
+	if !g.chance(25) {
+		return
+	}
+	p.UniqueKey = g.pad(g.pick(diffIdemKeys))
+	p.UniqueScope = store.UniqueScope(g.src.intn(4))
+	p.OnDuplicate = store.OnDuplicate(g.src.intn(4))
+	if g.chance(30) {
+		p.UniqueTTL = []int64{1, 20, 300}[g.src.intn(3)]
+	}
+	if g.chance(2) {
+		p.UniqueTTL = -1
+	}
 }
 
 func (g *opGen) reserve(now int64) op {
@@ -1300,7 +1327,7 @@ func (m mutant) Len() int64 {
 func TestDifferentialDetects(t *testing.T) {
 	defer func(f func(store.Config, store.Generator) (sut, error), s bool) { newSUT, *shrink = f, s }(newSUT, *shrink)
 	*shrink = false
-	for _, bug := range []string{"lease", "expired", "peek-order", "blocked-by", "len", "idem-window", "idem-bound"} {
+	for _, bug := range []string{"lease", "expired", "peek-order", "blocked-by", "len", "idem-window", "idem-bound", "unique-scope"} {
 		newSUT = func(cfg store.Config, gen store.Generator) (sut, error) {
 			m := newModel(cfg, gen)
 			switch bug {
@@ -1308,6 +1335,8 @@ func TestDifferentialDetects(t *testing.T) {
 				m.idemWindow++
 			case "idem-bound": // no key is forgotten early
 				m.idemKeys = 1 << 30
+			case "unique-scope": // every unique key is held until terminal
+				m.uniqueUntilTerminal = true
 			}
 			return mutant{m, bug}, nil
 		}

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"bytes"
+	"fmt"
 	"math"
 	"sort"
 	"strings"
@@ -10,7 +12,8 @@ import (
 	"sluice/internal/minheap"
 )
 
-// Idempotency keys (JOBPUSH ... IDEMPOTENCY key).
+// Idempotency keys (JOBPUSH ... IDEMPOTENCY key) and unique keys (JOBPUSH
+// ... UNIQUE key): one table of keys, each held by one job.
 //
 // A keyed push that finds its key remembered, and younger than the window,
 // creates nothing and answers the job id the key was first pushed with,
@@ -32,6 +35,25 @@ import (
 // key) past the bound. Maintenance forgets expired keys too, on whole
 // seconds (updateDue), and logs that it did (OpIdemExpire), so that a
 // replay forgets the same keys at the same place among the pushes.
+//
+// Unique keys. A unique key (KeyScope set) is held by its job while the job
+// is in the key's scope (UniqueScope) and, with a TTL, until KeyUntil. A
+// push that finds it held does what its OnDuplicate says: keep answers the
+// holder's id, reject refuses with a DupKeyError, replace and extend change
+// a waiting holder (replaceHolder). An idempotency key is the same thing
+// with the window for scope and keep for answer, and both kinds share the
+// table, its lock, its bound and its memory count: a key names one holder
+// whichever kind it is. The bound forgets idempotency keys only; a unique
+// key past it is refused (ErrKeysFull), never forgotten early.
+//
+// A job that holds a unique key has its scope in job.uscope, and move
+// notes (leftScope) when it leaves it. The operation then forgets the key
+// after its shard lock, under idemKeys.mu, and logs that it did
+// (OpUniqueRelease): like the idempotency keys' sweeps, the release is a
+// record of its own, so a replay forgets the key at the same place among
+// the pushes, and replay never releases a key on its own. Until the record,
+// the key is still held: a concurrent push sees the holder it would have
+// seen a moment earlier.
 
 // IdemKeyOverhead is the memory a remembered key costs besides its own
 // bytes and its job id's: its map entry, its heap entry and the
@@ -53,10 +75,20 @@ type idemKeys struct {
 	// shard lock (doc.go), and held across a keyed push.
 	mu     sync.Mutex
 	keys   map[string]idemEntry
-	heap   []idemAt // every key by first-push time; an entry is stale once its key was replaced or forgotten
+	heap   []idemAt             // every idempotency key by first-push time; an entry is stale once its key was replaced or forgotten
+	ttl    []idemAt             // every unique key with a TTL, by its end (at); stale as heap's
+	uniq   map[string]uniqEntry // the unique keys' scopes and TTLs
+	owner  map[string]string    // job id → the unique key it holds
+	nUniq  int                  // unique keys held
 	max    int
 	window int64
-	bytes  atomic.Int64 // the estimate of the keys remembered (idemKeyBytes each)
+	bytes  atomic.Int64 // the estimate of the keys remembered (keyBytes each)
+	// pending are the jobs that left their unique key's scope, noted
+	// under their shard lock (a leaf lock, pendMu) for the operation to
+	// release after it (releaseKeys).
+	pendMu  sync.Mutex
+	pending []string
+	pendN   atomic.Int32
 	// nextDue is no later than the first instant at which maintenance has
 	// keys to forget; MaxInt64 when none are held.
 	_       [64]byte
@@ -68,6 +100,52 @@ type idemEntry struct {
 	id  string
 	at  int64  // the first push's time
 	seq uint64 // the first push's journal record, for a retry to wait on (0 once replayed)
+}
+
+// uniqEntry is what a unique key has besides an idempotency key's entry,
+// kept in a map of its own so that idempotency keys cost no more.
+type uniqEntry struct {
+	scope UniqueScope
+	until int64 // the TTL's end; 0: none
+}
+
+// keyEntry is a key's entry with, for a unique key, its uniqEntry.
+type keyEntry struct {
+	idemEntry
+	uniqEntry
+}
+
+// unique reports whether e is a unique key, not an idempotency key.
+func (e keyEntry) unique() bool { return e.scope != ScopeNone }
+
+// entry returns key's entry. Lock must be held.
+func (k *idemKeys) entry(key string) (keyEntry, bool) {
+	e, ok := k.keys[key]
+	if !ok {
+		return keyEntry{}, false
+	}
+	ke := keyEntry{idemEntry: e}
+	if k.nUniq > 0 {
+		ke.uniqEntry = k.uniq[key]
+	}
+	return ke, true
+}
+
+// UniqueKeyOverhead is what a unique key costs besides an idempotency
+// key's: its entries in the map of unique keys' scopes and in the map from
+// holder to key, and its TTL heap entry. BenchmarkStateMemory/unique-key
+// measures 270 bytes for a key with a TTL, 36 bytes long, and a 16-byte
+// id, of which an idempotency key's estimate counts 172; 100 rounds the
+// other 98 up.
+const UniqueKeyOverhead = 100
+
+// keyBytes is the memory estimate of entry e of key.
+func keyBytes(key string, e keyEntry) int64 {
+	n := idemKeyBytes(key, e.id)
+	if e.unique() {
+		n += UniqueKeyOverhead
+	}
+	return n
 }
 
 type idemAt struct {
@@ -87,28 +165,45 @@ func (k *idemKeys) init(max int, window int64) {
 // Lock must be held.
 func (k *idemKeys) resetLocked() {
 	k.keys = make(map[string]idemEntry)
-	k.heap = nil
+	k.heap, k.ttl = nil, nil
+	k.owner = make(map[string]string)
+	k.uniq = make(map[string]uniqEntry)
+	k.nUniq = 0
+	k.pendMu.Lock()
+	k.pending = nil
+	k.pendN.Store(0)
+	k.pendMu.Unlock()
 	k.bytes.Store(0)
 	k.nextDue.Store(math.MaxInt64)
 }
 
 // get returns key's entry if it is remembered and within the window at
 // now. Lock must be held.
-func (k *idemKeys) get(key string, now int64) (idemEntry, bool) {
-	e, ok := k.keys[key]
-	if !ok || e.at+k.window <= now {
-		return idemEntry{}, false
+func (k *idemKeys) get(key string, now int64) (keyEntry, bool) {
+	e, ok := k.entry(key)
+	if !ok || k.expired(e, now) {
+		return keyEntry{}, false
 	}
 	return e, true
 }
 
-// put remembers key for the job id pushed at at (seq: its record), after
-// forgetting the keys expired at at, then forgets the oldest keys past the
-// bound. Lock must be held.
-func (k *idemKeys) put(key, id string, at int64, seq uint64) {
+// expired reports whether e is no longer held at now, though maybe not
+// yet forgotten.
+func (k *idemKeys) expired(e keyEntry, now int64) bool {
+	if e.unique() {
+		return e.until > 0 && e.until <= now
+	}
+	return e.at+k.window <= now
+}
+
+// put remembers key for the job id pushed at at (seq: its record; scope
+// and until: a unique key's), after forgetting the keys expired at at,
+// then forgets the oldest idempotency keys past the bound. Lock must be
+// held.
+func (k *idemKeys) put(key, id string, at int64, seq uint64, scope UniqueScope, until int64) {
 	k.sweepLocked(at)
-	k.restore(key, id, at, seq)
-	for len(k.keys) > k.max {
+	k.restore(key, id, at, seq, scope, until)
+	for len(k.keys) > k.max && len(k.heap) > 0 {
 		k.popOldest()
 	}
 	k.updateDue()
@@ -116,17 +211,64 @@ func (k *idemKeys) put(key, id string, at int64, seq uint64) {
 
 // restore remembers key as put does, but forgets nothing: a snapshot's
 // keys are loaded as they were held. Lock must be held.
-func (k *idemKeys) restore(key, id string, at int64, seq uint64) {
-	if old, ok := k.keys[key]; ok { // expired but not yet forgotten: replaced
-		k.bytes.Add(-idemKeyBytes(key, old.id))
-	}
+func (k *idemKeys) restore(key, id string, at int64, seq uint64, scope UniqueScope, until int64) {
+	k.forget(key) // expired but not yet forgotten: replaced
 	// A copy: the id may live in the job's record, which would otherwise
 	// stay, payload and all, as long as the key.
 	id = strings.Clone(id)
-	k.keys[key] = idemEntry{id: id, at: at, seq: seq}
-	k.bytes.Add(idemKeyBytes(key, id))
-	k.pushHeap(idemAt{at: at, key: key})
+	e := keyEntry{idemEntry{id: id, at: at, seq: seq}, uniqEntry{scope: scope, until: until}}
+	k.keys[key] = e.idemEntry
+	k.bytes.Add(keyBytes(key, e))
+	if !e.unique() {
+		k.pushHeap(idemAt{at: at, key: key})
+	} else {
+		k.nUniq++
+		k.uniq[key] = e.uniqEntry
+		k.owner[id] = key
+		if until > 0 {
+			k.ttl = minheap.Push(k.ttl, idemAt{at: until, key: key})
+		}
+	}
 	k.updateDue()
+}
+
+// liveUnique counts the unique keys held at now: those whose TTL ended are
+// not, though not yet forgotten. It costs O(keys ended), which the TTL
+// heap holds at its top. Lock must be held.
+func (k *idemKeys) liveUnique(now int64) int {
+	ended := map[string]bool{} // a key's stale entry may match it too
+	var walk func(i int)
+	walk = func(i int) {
+		if i >= len(k.ttl) || k.ttl[i].at > now {
+			return
+		}
+		if e, ok := k.entry(k.ttl[i].key); ok && e.unique() && e.until == k.ttl[i].at {
+			ended[k.ttl[i].key] = true
+		}
+		walk(2*i + 1)
+		walk(2*i + 2)
+	}
+	walk(0)
+	return k.nUniq - len(ended)
+}
+
+// forget drops key's entry, if any, and reports whether there was one.
+// Its heap entries go stale. Lock must be held.
+func (k *idemKeys) forget(key string) bool {
+	e, ok := k.entry(key)
+	if !ok {
+		return false
+	}
+	delete(k.keys, key)
+	k.bytes.Add(-keyBytes(key, e))
+	if e.unique() {
+		delete(k.uniq, key)
+		k.nUniq--
+		if k.owner[e.id] == key {
+			delete(k.owner, e.id)
+		}
+	}
+	return true
 }
 
 // sweepLocked forgets the keys expired at now and reports how many it
@@ -138,6 +280,16 @@ func (k *idemKeys) sweepLocked(now int64) int {
 			n++
 		}
 	}
+	for len(k.ttl) > 0 && k.ttl[0].at <= now {
+		var top idemAt
+		if k.ttl, top = minheap.Pop(k.ttl); len(k.ttl) == 0 {
+			k.ttl = nil
+		}
+		if e, ok := k.entry(top.key); ok && e.unique() && e.until == top.at {
+			k.forget(top.key)
+			n++
+		}
+	}
 	return n
 }
 
@@ -145,13 +297,11 @@ func (k *idemKeys) sweepLocked(now int64) int {
 // is not stale; it reports whether it forgot one. Lock must be held.
 func (k *idemKeys) popOldest() bool {
 	top := k.popHeap()
-	e, ok := k.keys[top.key]
-	if !ok || e.at != top.at {
+	e, ok := k.entry(top.key)
+	if !ok || e.unique() || e.at != top.at {
 		return false
 	}
-	delete(k.keys, top.key)
-	k.bytes.Add(-idemKeyBytes(top.key, e.id))
-	return true
+	return k.forget(top.key)
 }
 
 // Lock must be held.
@@ -168,16 +318,22 @@ func (k *idemKeys) popHeap() idemAt {
 }
 
 // updateDue sets nextDue to the first whole second (of Unix time) at or
-// after the oldest key's expiry. The grid spaces maintenance's sweeps a
+// after the first key's expiry. The grid spaces maintenance's sweeps a
 // second apart at least, and, being a function of the keys held alone,
 // makes a replayed or loaded store sweep when the live one did. Lock must
 // be held.
 func (k *idemKeys) updateDue() {
-	if len(k.heap) == 0 {
-		k.nextDue.Store(math.MaxInt64)
+	due := int64(math.MaxInt64)
+	if len(k.heap) > 0 {
+		due = k.heap[0].at + k.window
+	}
+	if len(k.ttl) > 0 {
+		due = min(due, k.ttl[0].at)
+	}
+	if due == math.MaxInt64 {
+		k.nextDue.Store(due)
 		return
 	}
-	due := k.heap[0].at + k.window
 	if r := due % idemSweepEvery; r != 0 {
 		if due > 0 {
 			due += idemSweepEvery - r
@@ -188,10 +344,10 @@ func (k *idemKeys) updateDue() {
 	k.nextDue.Store(due)
 }
 
-// entries lists the keys remembered, by first-push time, then key, with
-// their ids and times. Expired keys not yet forgotten are listed too, so
+// entries lists the keys remembered, by first-push time, then key, as
+// snapidem records. Expired keys not yet forgotten are listed too, so
 // that a loaded store forgets them when the live one would.
-func (k *idemKeys) entries() (keys, ids []string, times []int64) {
+func (k *idemKeys) entries() []Record {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	all := make([]idemAt, 0, len(k.keys))
@@ -199,12 +355,12 @@ func (k *idemKeys) entries() (keys, ids []string, times []int64) {
 		all = append(all, idemAt{at: e.at, key: key})
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].Less(all[j]) })
+	out := make([]Record, 0, len(all))
 	for _, a := range all {
-		keys = append(keys, a.key)
-		ids = append(ids, k.keys[a.key].id)
-		times = append(times, a.at)
+		e, _ := k.entry(a.key)
+		out = append(out, Record{Op: OpSnapIdem, IdemKey: a.key, ID: e.id, Now: e.at, KeyScope: e.scope, KeyUntil: e.until})
 	}
-	return keys, ids, times
+	return out
 }
 
 // countBytes recounts what bytes keeps, for consistency checks.
@@ -212,8 +368,9 @@ func (k *idemKeys) countBytes() int64 {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	var n int64
-	for key, e := range k.keys {
-		n += idemKeyBytes(key, e.id)
+	for key := range k.keys {
+		e, _ := k.entry(key)
+		n += keyBytes(key, e)
 	}
 	return n
 }
@@ -223,7 +380,15 @@ func (k *idemKeys) countBytes() int64 {
 func (s *Store) IdempotencyKeys() int {
 	s.idem.mu.Lock()
 	defer s.idem.mu.Unlock()
-	return len(s.idem.keys)
+	return len(s.idem.keys) - s.idem.nUniq
+}
+
+// UniqueKeys is the number of unique keys held, expired ones not yet
+// forgotten included.
+func (s *Store) UniqueKeys() int {
+	s.idem.mu.Lock()
+	defer s.idem.mu.Unlock()
+	return s.idem.nUniq
 }
 
 // sweepKeys forgets the expired keys, logging that it did. No lock may be
@@ -240,19 +405,34 @@ func (s *Store) sweepKeys(now int64, fx *effects) {
 	s.idem.updateDue()
 }
 
-// pushKeyed is insert for a push with an idempotency key. It reports
-// whether the job is queued, and dup when the key was already remembered:
-// r.ID is then the first push's id and nothing changed. The key's check,
-// the insert and the key's record are one critical section of idem.mu.
-func (s *Store) pushKeyed(r *Record, fx *effects) (queued, dup bool, err error) {
+// pushKeyed is insert for a push with an idempotency or unique key. It
+// reports whether the job is queued, and dup when the key was already held:
+// r.ID is then the holder's id and no job was created (a replace or extend
+// may have changed the holder). The key's check, the insert and the key's
+// record are one critical section of idem.mu.
+func (s *Store) pushKeyed(r *Record, on OnDuplicate, fx *effects) (queued, dup bool, err error) {
 	s.idem.mu.Lock()
 	defer s.idem.mu.Unlock()
 	if e, ok := s.idem.get(r.IdemKey, r.Now); ok {
+		if r.KeyScope != ScopeNone {
+			switch on {
+			case DupReject:
+				return false, false, &DupKeyError{Key: r.IdemKey, ID: e.id}
+			case DupReplace, DupExtend:
+				if e.unique() && s.replaceHolder(e.id, r, on == DupExtend, fx) {
+					r.ID = e.id
+					return false, true, nil
+				}
+			}
+		}
 		r.ID = e.id
 		// The first push's record may not be synced yet: the retry's
 		// reply waits for it as the first reply does.
 		fx.seq = max(fx.seq, e.seq)
 		return false, true, nil
+	}
+	if r.KeyScope != ScopeNone && s.idem.nUniq >= s.idem.max && s.idem.liveUnique(r.Now) >= s.idem.max {
+		return false, false, ErrKeysFull
 	}
 	// The key's memory is counted while the job is admitted, so that
 	// MaxBytes refuses a push whose job fits but whose key does not.
@@ -261,12 +441,15 @@ func (s *Store) pushKeyed(r *Record, fx *effects) (queued, dup bool, err error) 
 		idLen = 16 // a generated id
 	}
 	reserved := IdemKeyOverhead + int64(len(r.IdemKey)+idLen)
+	if r.KeyScope != ScopeNone {
+		reserved += UniqueKeyOverhead
+	}
 	s.idem.bytes.Add(reserved)
 	defer s.idem.bytes.Add(-reserved)
 	if queued, err = s.insert(r, fx); err != nil {
 		return false, false, err
 	}
-	s.idem.put(r.IdemKey, r.ID, r.Now, fx.seq)
+	s.idem.put(r.IdemKey, r.ID, r.Now, fx.seq, r.KeyScope, r.KeyUntil)
 	if u := &s.gate.unit; u.active && fx.seq == 0 {
 		// Inside a unit the record has no sequence number of its own yet:
 		// EndUnit gives the key the unit's before any retry can run.
@@ -282,6 +465,190 @@ func (s *Store) replayKeyed(r *Record, fx *effects) error {
 	if _, err := s.insert(r, fx); err != nil {
 		return err
 	}
-	s.idem.put(r.IdemKey, r.ID, r.Now, 0)
+	s.idem.put(r.IdemKey, r.ID, r.Now, 0, r.KeyScope, r.KeyUntil)
+	return nil
+}
+
+// leftScope notes that j left its unique key's scope, for the operation
+// to release the key after its locks (releaseKeys). A replay releases
+// keys only by their records. j's shard lock must be held.
+func (s *Store) leftScope(j *job) {
+	j.uscope = ScopeNone
+	if s.replaying {
+		return
+	}
+	k := &s.idem
+	k.pendMu.Lock()
+	k.pending = append(k.pending, j.id)
+	k.pendN.Add(1)
+	k.pendMu.Unlock()
+}
+
+// releaseKeys forgets the unique keys of the jobs that left their scope,
+// logging each. No lock may be held.
+func (s *Store) releaseKeys(fx *effects) {
+	k := &s.idem
+	if k.pendN.Load() == 0 {
+		return
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.pendMu.Lock()
+	ids := k.pending
+	k.pending = nil
+	k.pendN.Store(0)
+	k.pendMu.Unlock()
+	for _, id := range ids {
+		if key, ok := k.owner[id]; ok && k.forget(key) {
+			s.log(Record{Op: OpUniqueRelease, IdemKey: key, ID: id}, fx)
+		}
+	}
+	k.updateDue()
+}
+
+// replayRelease applies a logged OpUniqueRelease.
+func (s *Store) replayRelease(r *Record) error {
+	k := &s.idem
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if e, ok := k.entry(r.IdemKey); !ok || e.id != r.ID || !e.unique() {
+		return replayErr(r, "unique key %q is not held by job %s", r.IdemKey, r.ID)
+	}
+	k.forget(r.IdemKey)
+	k.updateDue()
+	return nil
+}
+
+// replaceHolder applies a duplicate push r (ON-DUPLICATE replace, or
+// extend) to the key's holder id, and reports whether it did: only a
+// holder that still waits (queued, scheduled or retry_pending) in r's
+// queue, with r's handler, keys and group, is changed; the caller answers
+// as keep otherwise. idem.mu must be held.
+func (s *Store) replaceHolder(id string, r *Record, extend bool, fx *effects) bool {
+	ref, sh, err := s.withID(id)
+	if err != nil {
+		return false
+	}
+	defer sh.mu.Unlock()
+	j := ref.j
+	if j == nil || j.uscope == ScopeNone { // packed: never a unique key's holder
+		return false
+	}
+	switch j.state {
+	case Queued, Scheduled, RetryPending:
+	default:
+		return false
+	}
+	l := j.ln
+	if l.q.name != r.Queue || l.key != (laneKey{handler: r.Handler, ckey: r.CKey, rkey: r.RKey, group: r.Group}) {
+		return false
+	}
+	runAt := j.runAt
+	if extend {
+		runAt = max(r.RunAt, r.Now)
+	}
+	s.applyReplace(j, r.Now, r.Payload, r.MaxAtt, r.Backoff, runAt, fx)
+	s.log(Record{Op: OpReplace, Now: r.Now, ID: j.id, Payload: r.Payload, MaxAtt: r.MaxAtt, Backoff: r.Backoff, RunAt: runAt}, fx)
+	return true
+}
+
+// applyReplace gives waiting job j a new payload, max attempts and backoff,
+// and a scheduled or retry_pending job the run time runAt (queued at once
+// when runAt <= now). A queued job keeps its place: its entry in its lane
+// cannot move. Lock must be held.
+func (s *Store) applyReplace(j *job, now int64, payload []byte, maxAtt, backoff, runAt int64, fx *effects) {
+	q := j.ln.q
+	old := j.bytes()
+	j.payload = bytes.Clone(payload)
+	j.maxAtt, j.backoff, j.updatedAt = maxAtt, backoff, now
+	d := j.bytes() - old
+	s.count(q.sh, 0, d)
+	s.charge(q, d, false)
+	if j.state == Queued || runAt == j.runAt {
+		return
+	}
+	q.sh.unarm(j)
+	j.runAt = runAt
+	if runAt <= now {
+		s.move(j, Queued)
+		j.runAt = now
+		s.enqueue(j, fx)
+		q.sh.armWait(j, now, 0, fx) // its deadline, if any
+	} else {
+		q.sh.armWait(j, now, runAt, fx)
+	}
+}
+
+// replayReplace applies a logged OpReplace.
+func (s *Store) replayReplace(r *Record, fx *effects) error {
+	x := s.index.get(r.ID)
+	if !x.ok() || x.j == nil {
+		return replayErr(r, "no such job record")
+	}
+	sh := x.shard()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	s.drain(sh)
+	switch j := x.j; j.state {
+	case Queued, Scheduled, RetryPending:
+		s.applyReplace(j, r.Now, r.Payload, r.MaxAtt, r.Backoff, r.RunAt, fx)
+		return nil
+	default:
+		return replayErr(r, "job is %s", j.state)
+	}
+}
+
+// loadKey loads a snapshot's key (OpSnapIdem); a unique key's holder was
+// loaded before it, with its scope (snapjob's KeyScope).
+func (s *Store) loadKey(r *Record) error {
+	if r.IdemKey == "" || r.ID == "" {
+		return replayErr(r, "idempotency key or its job id is missing")
+	}
+	if r.KeyScope >= numScopes {
+		return replayErr(r, "unknown unique key scope")
+	}
+	if r.KeyScope != ScopeNone {
+		x := s.index.get(r.ID)
+		if !x.ok() || x.j == nil {
+			return replayErr(r, "unique key's job is missing")
+		}
+		sh := x.shard()
+		sh.mu.Lock()
+		scope := x.j.uscope
+		sh.mu.Unlock()
+		if scope != r.KeyScope {
+			return replayErr(r, "unique key's job holds it in scope %s", scope)
+		}
+	}
+	s.idem.mu.Lock()
+	s.idem.restore(r.IdemKey, r.ID, r.Now, 0, r.KeyScope, r.KeyUntil)
+	s.idem.mu.Unlock()
+	return nil
+}
+
+// checkUniqueKeys checks that every unique key's holder is known and holds
+// it in the key's scope. It must run between operations.
+func (s *Store) checkUniqueKeys() error {
+	k := &s.idem
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	n := 0
+	for key := range k.keys {
+		e, _ := k.entry(key)
+		if !e.unique() {
+			continue
+		}
+		n++
+		if k.owner[e.id] != key {
+			return fmt.Errorf("unique key %q is held by job %s, which the owners map does not name", key, e.id)
+		}
+		j := s.index.get(e.id).j
+		if j == nil || j.uscope != e.scope {
+			return fmt.Errorf("unique key %q's holder %s does not hold it in scope %s", key, e.id, e.scope)
+		}
+	}
+	if n != k.nUniq || len(k.owner) != n || len(k.uniq) != n {
+		return fmt.Errorf("%d unique keys held, counted %d, %d owners", n, k.nUniq, len(k.owner))
+	}
 	return nil
 }

@@ -222,6 +222,9 @@ func (s *Store) CheckInvariants() error {
 	if got, want := s.idem.bytes.Load(), s.idem.countBytes(); got != want {
 		return fmt.Errorf("idempotency keys take %d bytes by the estimate, the running total says %d", want, got)
 	}
+	if err := s.checkUniqueKeys(); err != nil {
+		return err
+	}
 	held := s.reg.Holders()
 	for key, n := range holders {
 		if held[key] != n {

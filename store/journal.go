@@ -51,6 +51,9 @@ const (
 	OpProgress     // a running job reported Progress (JOBPROGRESS)
 	OpLapse        // maintenance: job ID's deadline (Now) came before a reservation: it is expired
 	OpTimeout      // maintenance: job ID's reservation timed out at Now: a failed attempt, State and RunAt as in fail
+	// Unique keys (idem.go).
+	OpUniqueRelease // job ID left the scope of unique key IdemKey, which is forgotten (Now unset: the record follows the change that made it)
+	OpReplace       // a duplicate push replaced waiting job ID's Payload, MaxAtt, Backoff and run time (RunAt)
 	opMax
 )
 
@@ -91,7 +94,7 @@ type Record struct {
 	Worker   string `log:"14"`
 	Expires  int64  `log:"15"` // when the lease ends
 	Error    string `log:"16"` // the last failure's message
-	IdemKey  string `log:"34"` // push: the job's idempotency key; snapidem: a remembered key
+	IdemKey  string `log:"34"` // push: the job's idempotency or unique key; snapidem: a remembered key; uniquerelease: the key released
 	HasError bool   `log:"17"` // Error is set, even when empty
 	State    State  `log:"18"` // the job's state after the change (fail: retry_pending or failed)
 	Group    string `log:"35"` // the job's fair group (push, snapjob, snapgroup)
@@ -167,6 +170,13 @@ type Record struct {
 	ExpiresIn int64 `log:"57"`
 	TimeoutAt int64 `log:"58"`
 	DueAt     int64 `log:"59"`
+	// Unique keys (push, snapidem): a key with a scope is a unique key
+	// (UNIQUE), held until its job leaves the scope or until KeyUntil;
+	// ScopeNone is an idempotency key (IDEMPOTENCY), so logs from before
+	// unique keys read the same. In snapjob, KeyScope is the scope of the
+	// unique key the job holds (ScopeNone: none).
+	KeyScope UniqueScope `log:"75"`
+	KeyUntil int64       `log:"76"` // when the key is forgotten at the latest; 0: when its job leaves the scope
 }
 
 // Journal receives every state change. The store calls Append while holding

@@ -74,9 +74,11 @@ func (s *Store) maintain(now int64, fx *effects) {
 				lowerDue(&s.minDue, sh.nextDue.Load())
 			}
 		}
-		// Timers may end jobs (deadlines, timeouts) whose filing evicts
-		// others from retention: they go now, before the operation
-		// that ran maintenance reads anything.
+		// Timers may end jobs (deadlines, timeouts), which releases their
+		// unique keys and, by their filing, evicts others from retention:
+		// both happen now, before the operation that ran maintenance
+		// reads anything (a push of the key must find it free).
+		s.releaseKeys(fx)
 		s.dropEvicted(fx)
 	}
 	if s.ret.nextDue.Load() <= now {

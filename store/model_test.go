@@ -34,6 +34,11 @@ const (
 type mkey struct {
 	id string
 	at int64
+	// A unique key (UNIQUE): its scope (store.ScopeNone: an idempotency
+	// key) and TTL end (0: none).
+	scope  store.UniqueScope
+	until  int64
+	holder *mjob // the job itself: its id may be reused once it is dropped
 }
 
 // mjob is one job held by the model.
@@ -50,6 +55,9 @@ type mjob struct {
 	timed       bool   // it became terminal by a timer (a deadline, a timeout)
 	lapseAt     int64  // while waiting with a deadline: when it expires (the deadline, or when it began to wait if later)
 	timeoutAt   int64  // while reserved or running with a timeout: when the attempt times out
+	// The states the job has been in, as noteStates saw them after each
+	// operation: a unique key's scope is left for good.
+	wasReserved, wasRetryPending, wasTerminal bool
 }
 
 type expiredToken struct {
@@ -94,7 +102,10 @@ type model struct {
 	inst     map[string][]int64 // admissions of rate-limit keys that follow a template, oldest first
 	thr      map[string]int64   // throttles: key → end (ended ones may stay)
 	expired  []expiredToken     // every lease expired since the last Flush
-	keys     map[string]mkey    // idempotency keys remembered
+	keys     map[string]mkey    // idempotency keys remembered, unique keys held
+	// uniqueUntilTerminal is a bug for TestDifferentialDetects: every
+	// unique key is held until its job is terminal.
+	uniqueUntilTerminal bool
 
 	// Fair groups (docs/semantics.md): the turn of each queue's last
 	// reservation, each group's next turn (meaningful while a job of the
@@ -217,6 +228,7 @@ func optIdent(s *string) bool {
 // were set), retention drops terminal jobs, rate windows slide, and queues
 // that no longer exist lose their counters.
 func (m *model) maintain(now int64) {
+	m.noteStates()
 	type due struct {
 		j   *mjob
 		at  int64
@@ -359,6 +371,7 @@ func (m *model) makeTerminal(now int64, j *mjob, s store.State) {
 	j.timed = m.timedEnd
 	j.terminalAt = now
 	j.terminalSeq = m.next()
+	j.wasTerminal = true // MaxRetained may drop it before noteStates sees it
 	switch s {
 	case store.Succeeded:
 		m.counter(j.job.Queue).succeeded++
@@ -744,6 +757,9 @@ func (m *model) PushMany(now int64, ps []store.PushOptions, ids []string, errs [
 }
 
 func (m *model) Push(now int64, p store.PushOptions) (string, error) {
+	if p.UniqueKey != "" {
+		return m.pushUnique(now, p)
+	}
 	keyed := p.IdempotencyKey != ""
 	if !ident(&p.Queue) || !ident(&p.Handler) || !optIdent(&p.ID) ||
 		!optIdent(&p.ConcurrencyKey) || !optIdent(&p.RateLimitKey) || !optIdent(&p.Group) ||
@@ -763,11 +779,7 @@ func (m *model) Push(now int64, p store.PushOptions) (string, error) {
 	// A key seen within the window answers its first push's id, before
 	// anything else is checked (docs/semantics.md).
 	if keyed {
-		for k, e := range m.keys {
-			if e.at+m.idemWindow <= now {
-				delete(m.keys, k)
-			}
-		}
+		m.forgetKeys(now)
 		if e, ok := m.keys[p.IdempotencyKey]; ok {
 			return e.id, nil
 		}
@@ -775,17 +787,169 @@ func (m *model) Push(now int64, p store.PushOptions) (string, error) {
 	id, err := m.push(now, p)
 	if err == nil && keyed {
 		m.keys[p.IdempotencyKey] = mkey{id: id, at: now}
-		for len(m.keys) > m.idemKeys { // forget the oldest (first-push time, then key)
-			var oldest string
-			for k, e := range m.keys {
-				if o := m.keys[oldest]; oldest == "" || e.at < o.at || (e.at == o.at && k < oldest) {
-					oldest = k
-				}
-			}
-			delete(m.keys, oldest)
-		}
+		m.boundKeys()
 	}
 	return id, err
+}
+
+// boundKeys forgets the oldest idempotency keys (first-push time, then
+// key) past the bound; unique keys are never forgotten early.
+func (m *model) boundKeys() {
+	for len(m.keys) > m.idemKeys {
+		oldest := ""
+		for k, e := range m.keys {
+			if e.scope != store.ScopeNone {
+				continue
+			}
+			if o := m.keys[oldest]; oldest == "" || e.at < o.at || (e.at == o.at && k < oldest) {
+				oldest = k
+			}
+		}
+		if oldest == "" {
+			return
+		}
+		delete(m.keys, oldest)
+	}
+}
+
+// noteStates notes the states the jobs are in, which the next operation's
+// maintenance may change.
+func (m *model) noteStates() {
+	for _, j := range m.jobs {
+		switch st := j.job.State; {
+		case st == store.Reserved || st == store.Running:
+			j.wasReserved = true
+		case st == store.RetryPending:
+			j.wasRetryPending = true
+		case st.Terminal():
+			j.wasTerminal = true
+		}
+	}
+}
+
+// forgetKeys forgets the keys no longer held at now: idempotency keys past
+// the window; unique keys past their TTL, or whose job has left the scope
+// (docs/semantics.md): queued until first reserved, active until a run
+// ends (retry_pending or terminal), until-terminal until terminal.
+func (m *model) forgetKeys(now int64) {
+	m.noteStates()
+	for k, e := range m.keys {
+		held := true
+		if e.scope == store.ScopeNone {
+			held = e.at+m.idemWindow > now
+		} else {
+			j := e.holder
+			held = (e.until == 0 || e.until > now) && !j.wasTerminal
+			switch scope := e.scope; {
+			case m.uniqueUntilTerminal:
+			case scope == store.ScopeQueued:
+				held = held && !j.wasReserved
+			case scope == store.ScopeActive:
+				held = held && !j.wasRetryPending
+			}
+		}
+		if !held {
+			delete(m.keys, k)
+		}
+	}
+}
+
+// pushUnique is Push with a unique key.
+func (m *model) pushUnique(now int64, p store.PushOptions) (string, error) {
+	if !ident(&p.Queue) || !ident(&p.Handler) || !optIdent(&p.ID) ||
+		!optIdent(&p.ConcurrencyKey) || !optIdent(&p.RateLimitKey) || !optIdent(&p.Group) ||
+		p.IdempotencyKey != "" || !ident(&p.UniqueKey) || p.UniqueScope > store.ScopeTerminal ||
+		p.OnDuplicate > store.DupExtend || p.UniqueTTL < 0 ||
+		p.MaxAttempts < 0 || p.Backoff < 0 || p.RunAt < 0 ||
+		!mKeys(p.ConcurrencyKey, p.ExtraConcurrencyKeys) || !mKeys(p.RateLimitKey, p.ExtraRateLimitKeys) ||
+		p.Deadline < 0 || p.ExpiresIn < 0 || p.Timeout < 0 || (p.Deadline != 0 && p.ExpiresIn != 0) {
+		return "", store.ErrInvalid
+	}
+	if p.ExpiresIn != 0 {
+		p.Deadline = now + p.ExpiresIn
+	}
+	if p.Deadline != 0 && p.Deadline <= max(now, p.RunAt) {
+		return "", store.ErrInvalid
+	}
+	m.maintain(now)
+	m.forgetKeys(now)
+	if e, ok := m.keys[p.UniqueKey]; ok {
+		if p.OnDuplicate == store.DupReject {
+			return "", &store.DupKeyError{Key: p.UniqueKey, ID: e.id}
+		}
+		if p.OnDuplicate == store.DupReplace || p.OnDuplicate == store.DupExtend {
+			if e.scope != store.ScopeNone {
+				m.replace(now, e.holder, p)
+			}
+		}
+		return e.id, nil
+	}
+	unique := 0
+	for _, e := range m.keys {
+		if e.scope != store.ScopeNone {
+			unique++
+		}
+	}
+	if unique >= m.idemKeys {
+		return "", store.ErrKeysFull
+	}
+	id, err := m.push(now, p)
+	if err != nil {
+		return "", err
+	}
+	scope := p.UniqueScope
+	if scope == store.ScopeNone {
+		scope = store.ScopeTerminal
+	}
+	e := mkey{id: id, at: now, scope: scope, holder: m.find(id)}
+	if p.UniqueTTL > 0 {
+		e.until = now + p.UniqueTTL
+	}
+	m.keys[p.UniqueKey] = e
+	m.boundKeys()
+	return id, nil
+}
+
+// replace applies ON-DUPLICATE replace or extend to holder j, when it
+// waits with p's queue, handler, keys and group: payload, max attempts and
+// backoff change; extend moves a scheduled or retry_pending job's run time
+// to p's (queued at once when not after now). A queued job keeps its place.
+func (m *model) replace(now int64, j *mjob, p store.PushOptions) {
+	switch j.job.State {
+	case store.Queued, store.Scheduled, store.RetryPending:
+	default:
+		return
+	}
+	if j.job.Queue != p.Queue || j.job.Handler != p.Handler || j.job.ConcurrencyKey != p.ConcurrencyKey ||
+		j.job.RateLimitKey != p.RateLimitKey || j.job.Group != p.Group ||
+		!slices.Equal(j.job.ConcurrencyKeys, mAll(p.ConcurrencyKey, p.ExtraConcurrencyKeys)) ||
+		!slices.Equal(j.job.RateLimitKeys, mAll(p.RateLimitKey, p.ExtraRateLimitKeys)) {
+		return
+	}
+	j.job.Payload = bytes.Clone(p.Payload)
+	j.job.MaxAttempts, j.job.Backoff = p.MaxAttempts, p.Backoff
+	if j.job.MaxAttempts == 0 {
+		j.job.MaxAttempts = store.DefaultMaxAttempts
+	}
+	if j.job.Backoff == 0 {
+		j.job.Backoff = store.DefaultBackoff
+	}
+	j.job.UpdatedAt = now
+	if j.job.State == store.Queued || p.OnDuplicate != store.DupExtend {
+		return
+	}
+	runAt := max(p.RunAt, now)
+	if runAt == j.job.RunAt {
+		return
+	}
+	if runAt <= now {
+		j.job.State = store.Queued
+		j.job.RunAt = now
+		j.entry = m.next()
+	} else {
+		j.job.RunAt = runAt
+		j.dueSeq = m.next()
+	}
 }
 
 // push creates the job of a valid push, after maintenance.
@@ -968,6 +1132,7 @@ func (m *model) reserveJob(now int64, r store.ReserveOptions, pick *mjob) store.
 	}
 	m.gturn[gk] += uint64((1 << 20) / w)
 	pick.job.State = store.Reserved
+	pick.wasReserved = true // a timer may end the reservation before noteStates sees it
 	pick.job.Worker = r.Worker
 	pick.job.ExpiresAt = now + r.Lease
 	pick.lapseAt, pick.timeoutAt = 0, 0
@@ -1107,6 +1272,7 @@ func (m *model) failAttempt(now int64, j *mjob, o store.FailOptions) store.State
 			}
 		}
 		j.job.State = store.RetryPending
+		j.wasRetryPending = true // a timer may queue it again before noteStates sees it
 		j.job.RunAt = now + delay
 		j.job.UpdatedAt = now
 		j.job.Worker = ""
@@ -1664,7 +1830,11 @@ func (m *model) deadlines() []int64 {
 		ts = append(ts, until)
 	}
 	for _, k := range m.keys { // no maintenance is due then, but a retry's answer changes
-		ts = append(ts, k.at+m.idemWindow)
+		if k.scope == store.ScopeNone {
+			ts = append(ts, k.at+m.idemWindow)
+		} else if k.until > 0 {
+			ts = append(ts, k.until)
+		}
 	}
 	return ts
 }

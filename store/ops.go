@@ -45,7 +45,7 @@ func (s *Store) PushMany(now int64, ps []PushOptions, ids []string, errs []error
 				held = nil
 			}
 			var queued bool
-			queued, _, err = s.pushKeyed(&rec, &fx)
+			queued, _, err = s.pushKeyed(&rec, ps[i].OnDuplicate, &fx)
 			if queued && !seen(notify, rec.Queue) {
 				notify = append(notify, rec.Queue)
 			}
@@ -130,6 +130,28 @@ func (s *Store) pushRecord(now int64, p PushOptions, rec *Record) error {
 			return err
 		}
 	}
+	scope, until := ScopeNone, int64(0)
+	if p.UniqueKey != "" {
+		if ikey != "" {
+			return invalid("a push takes an idempotency key or a unique key, not both")
+		}
+		if ikey, err = ident("unique key", p.UniqueKey); err != nil {
+			return err
+		}
+		if scope = p.UniqueScope; scope == ScopeNone {
+			scope = ScopeTerminal
+		}
+		switch {
+		case scope >= numScopes:
+			return invalid("unknown unique key scope")
+		case p.OnDuplicate > DupExtend:
+			return invalid("unknown ON-DUPLICATE action")
+		case p.UniqueTTL < 0:
+			return invalid("unique key TTL must not be negative")
+		case p.UniqueTTL > 0:
+			until = now + p.UniqueTTL
+		}
+	}
 	switch {
 	case p.MaxAttempts < 0:
 		return invalid("max attempts must not be negative")
@@ -151,6 +173,7 @@ func (s *Store) pushRecord(now int64, p PushOptions, rec *Record) error {
 		MaxAtt: p.MaxAttempts, Backoff: p.Backoff, IdemKey: ikey, Group: group,
 		CKeys: ckeys, RKeys: rkeys,
 		Deadline: deadline, Timeout: p.Timeout,
+		KeyScope: scope, KeyUntil: until,
 	}
 	if rec.MaxAtt == 0 {
 		rec.MaxAtt = DefaultMaxAttempts
@@ -176,13 +199,14 @@ func (s *Store) insert(r *Record, fx *effects) (bool, error) {
 func (s *Store) insertLocked(sh *shard, r *Record, fx *effects) (bool, error) {
 	now := r.Now
 	q := sh.queueFor(r.Queue)
-	if r.RunAt <= now && len(r.Payload)+len(r.ID) <= packMax && r.Deadline == 0 && r.Timeout == 0 {
+	// A unique key's holder is a record: it must note leaving its scope.
+	if r.RunAt <= now && len(r.Payload)+len(r.ID) <= packMax && r.Deadline == 0 && r.Timeout == 0 && r.KeyScope == ScopeNone {
 		err := s.insertPacked(sh, q, r, fx)
 		return err == nil, err
 	}
 	j := &job{
 		payload: bytes.Clone(r.Payload), priority: r.Priority, maxAtt: r.MaxAtt, backoff: r.Backoff,
-		createdAt: now, updatedAt: now, tidx: -1,
+		createdAt: now, updatedAt: now, tidx: -1, uscope: r.KeyScope,
 	}
 	if r.Deadline != 0 || r.Timeout != 0 {
 		j.x = &jobExt{deadline: r.Deadline, timeout: r.Timeout}

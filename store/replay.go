@@ -22,7 +22,7 @@ func (o Op) String() string {
 		"expire", "due", "drop", "snapqueue", "snapjob", "snappolicy", "snapadmissions", "snapexpired", "snapretained", "snapend",
 		"idemexpire", "snapidem", "weight", "snapgroup", "snaprotation", "throttle", "snapfloor",
 		"cronset", "crondel", "cronfire", "snapcron", "breaker", "snapbreaker",
-		"progress", "lapse", "timeout"}
+		"progress", "lapse", "timeout", "uniquerelease", "replace"}
 	if int(o) < len(names) && o > 0 {
 		return names[o]
 	}
@@ -100,6 +100,10 @@ func (s *Store) Replay(r *Record) error {
 		return nil
 	case OpCronSet, OpCronDel, OpCronFire:
 		return s.replayCron(r, &fx)
+	case OpUniqueRelease:
+		return s.replayRelease(r)
+	case OpReplace:
+		return s.replayReplace(r, &fx)
 	case OpIdemExpire:
 		s.idem.mu.Lock()
 		s.idem.sweepLocked(r.Now)
@@ -347,9 +351,8 @@ func (s *Store) Dump(now int64, emit func(*Record) error) error {
 			return err
 		}
 	}
-	keys, ids, times := s.idem.entries()
-	for i, key := range keys {
-		if err := emit(&Record{Op: OpSnapIdem, IdemKey: key, ID: ids[i], Now: times[i]}); err != nil {
+	for _, r := range s.idem.entries() {
+		if err := emit(&r); err != nil {
 			return err
 		}
 	}
@@ -378,7 +381,7 @@ func (s *Store) jobRecord(j *job) *Record {
 		CreatedAt: j.createdAt, UpdatedAt: j.updatedAt, RunAt: j.runAt, Expires: j.expires(),
 		Token: j.xr().token, Worker: j.xr().worker, Error: j.xr().lastError, HasError: j.xr().hasError,
 		Result: j.xr().result, Progress: j.xr().progress,
-		Seq: j.seq, Created: j.created, TSeq: j.tseq,
+		Seq: j.seq, Created: j.created, TSeq: j.tseq, KeyScope: j.uscope,
 		Deadline: j.xr().deadline, Timeout: j.xr().timeout, TimeoutAt: j.xr().timeoutAt, DueAt: j.timedDue(),
 	}
 }
@@ -430,9 +433,7 @@ func (s *Store) load(r *Record) error {
 		if r.IdemKey == "" || r.ID == "" {
 			return replayErr(r, "idempotency key or its job id is missing")
 		}
-		s.idem.mu.Lock()
-		s.idem.restore(r.IdemKey, r.ID, r.Now, 0)
-		s.idem.mu.Unlock()
+		return s.loadKey(r)
 	case OpSnapCron:
 		return s.loadCron(r)
 	case OpSnapEnd:
@@ -478,7 +479,10 @@ func (s *Store) loadJob(r *Record) error {
 		payload: r.Payload, priority: r.Priority, state: r.State,
 		attempt: r.Attempt, maxAtt: r.MaxAtt, backoff: r.Backoff,
 		createdAt: r.CreatedAt, updatedAt: r.UpdatedAt, runAt: r.RunAt,
-		seq: r.Seq, created: r.Created, tseq: r.TSeq, tidx: -1,
+		seq: r.Seq, created: r.Created, tseq: r.TSeq, tidx: -1, uscope: r.KeyScope,
+	}
+	if r.KeyScope >= numScopes {
+		return replayErr(r, "unknown unique key scope")
 	}
 	if r.Token != "" || r.Worker != "" || r.HasError || r.Result != nil || r.Progress != nil || r.Deadline != 0 || r.Timeout != 0 {
 		j.x = &jobExt{token: r.Token, worker: r.Worker, lastError: r.Error, hasError: r.HasError,
@@ -522,7 +526,7 @@ func (s *Store) loadJob(r *Record) error {
 // a queued job that never left queued since its push, and so has nothing
 // a packed entry does not hold.
 func packable(r *Record) bool {
-	return r.State == Queued && r.Attempt == 0 && r.Token == "" && r.Worker == "" &&
+	return r.State == Queued && r.Attempt == 0 && r.Token == "" && r.Worker == "" && r.KeyScope == ScopeNone &&
 		!r.HasError && r.Error == "" && r.Result == nil && r.Progress == nil && r.UpdatedAt == r.CreatedAt && r.RunAt == r.CreatedAt &&
 		r.TSeq == 0 && r.Expires == 0 && r.Deadline == 0 && r.Timeout == 0 && len(r.Payload)+len(r.ID) <= packMax
 }

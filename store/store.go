@@ -169,8 +169,9 @@ type job struct {
 	created   uint64 // push order, per queue
 	state     State
 	dropped   bool
-	tokText   bool // text holds the token of a reservation after the id
-	loose     bool // unpacked, queued in no FIFO entry, until the caller takes it out
+	tokText   bool        // text holds the token of a reservation after the id
+	loose     bool        // unpacked, queued in no FIFO entry, until the caller takes it out
+	uscope    UniqueScope // the scope of the unique key it holds (idem.go); ScopeNone: none, or left
 	attempt   int64
 	maxAtt    int64
 	backoff   int64
@@ -402,6 +403,7 @@ func (s *Store) shardOf(queue string) *shard {
 
 // finish performs what an operation left for after its locks.
 func (s *Store) finish(fx *effects) {
+	s.releaseKeys(fx) // first: a drop's job left its scope long ago
 	if fx.drop1.j != nil {
 		s.drop(fx.drop1, fx)
 	}
@@ -490,6 +492,9 @@ func (s *Store) releaseKey(j *job, fx *effects) {
 func (s *Store) move(j *job, to State) error {
 	if !allowed[j.state][to] {
 		return &StateError{ID: j.id, From: j.state, To: to}
+	}
+	if j.uscope != ScopeNone && j.uscope.leftBy(j.state, to) {
+		s.leftScope(j)
 	}
 	q := j.ln.q
 	q.counts[j.state]--

@@ -86,6 +86,7 @@ var (
 	ErrNoReservation = coded("NORESERVATION no such reservation")
 	ErrExpired       = coded("EXPIRED the reservation's lease has expired")
 	ErrDupJob        = coded("DUPJOB a job with this id already exists")
+	ErrDupKey        = coded("DUPKEY the unique key is held by another job")
 	ErrWrongState    = coded("WRONGSTATE operation not allowed in the job's state")
 	ErrFull          = coded("FULL the server is at its job limit")
 	ErrInvalid       = coded("ERR invalid argument")
@@ -119,6 +120,20 @@ func (e *StateError) Error() string {
 // Is makes errors.Is(err, ErrWrongState) true.
 func (e *StateError) Is(target error) bool { return target == ErrWrongState }
 func (e *StateError) Code() string         { return "WRONGSTATE" }
+
+// DupKeyError refuses a push whose unique key is held (ON-DUPLICATE
+// reject). It matches ErrDupKey with errors.Is.
+type DupKeyError struct{ Key, ID string }
+
+func (e *DupKeyError) Error() string {
+	return "DUPKEY key " + e.Key + " is held by job " + e.ID
+}
+func (e *DupKeyError) Is(target error) bool { return target == ErrDupKey }
+func (e *DupKeyError) Code() string         { return "DUPKEY" }
+
+// ErrKeysFull refuses a unique key past the keys' bound: unique keys are
+// never forgotten early.
+var ErrKeysFull = coded("FULL the server holds as many unique keys as it may (idempotency-max-keys)")
 
 // invalid wraps ErrInvalid with a message a user can act on.
 type invalidError struct{ msg string }
@@ -169,7 +184,59 @@ type PushOptions struct {
 	// Timeout, when set, bounds each reservation: Timeout ms after it
 	// the attempt fails with error "timeout", whatever its lease.
 	Timeout int64
+	// UniqueKey, when set, makes the job the key's holder while it is in
+	// UniqueScope (or until UniqueTTL ms have passed, when > 0): a push of
+	// the key meanwhile does what OnDuplicate says (idem.go).
+	UniqueKey   string
+	UniqueScope UniqueScope // ScopeNone: ScopeTerminal
+	UniqueTTL   int64
+	OnDuplicate OnDuplicate
 }
+
+// UniqueScope is how long a unique key stays held by its job.
+type UniqueScope uint8
+
+const (
+	ScopeNone     UniqueScope = iota // not a unique key: an idempotency key, held for the window
+	ScopeQueued                      // until the job is first reserved (or ends without running)
+	ScopeActive                      // until a run of the job ends (acked, failed, or retry_pending), or it is cancelled
+	ScopeTerminal                    // until the job is terminal
+	numScopes
+)
+
+// ScopeNames are the wire names of the scopes, by value.
+var ScopeNames = [numScopes]string{"", "queued", "active", "until-terminal"}
+
+func (sc UniqueScope) String() string {
+	if sc < numScopes {
+		return ScopeNames[sc]
+	}
+	return "unknown"
+}
+
+// leftBy reports whether a job moving from state from to state to leaves
+// scope sc.
+func (sc UniqueScope) leftBy(from, to State) bool {
+	switch sc {
+	case ScopeQueued:
+		return to != Queued && to != Scheduled
+	case ScopeActive:
+		return to == RetryPending || to.Terminal()
+	case ScopeTerminal:
+		return to.Terminal()
+	}
+	return false
+}
+
+// OnDuplicate is what a push does when its unique key is held.
+type OnDuplicate uint8
+
+const (
+	DupKeep    OnDuplicate = iota // answer the holder's id, change nothing
+	DupReject                     // refuse with ErrDupKey naming the holder
+	DupReplace                    // replace a waiting holder's payload and options; else keep
+	DupExtend                     // replace, and move a waiting holder's run time to the push's
+)
 
 // ReserveOptions describe a reservation request.
 type ReserveOptions struct {
