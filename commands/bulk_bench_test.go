@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"sluice/store"
 )
 
@@ -41,7 +43,10 @@ func BenchmarkBulkRetryResponsiveness(b *testing.B) {
 				}
 			}
 		}
-		pusher, pinger, bulk := ts.client(b), ts.client(b), ts.client(b)
+		// JOBBULK replies when it is done, seconds later for a million jobs:
+		// a read timeout would make go-redis send it again (docs/commands.md).
+		pusher, pinger := ts.client(b), ts.client(b)
+		bulk := ts.client(b, func(o *redis.Options) { o.ReadTimeout, o.MaxRetries = -1, -1 })
 		var pushes atomic.Int64
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
