@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -178,8 +179,14 @@ func TestJobScanMemory(t *testing.T) {
 // queue holding only the 100 failed jobs, and over one holding as many
 // succeeded jobs besides as the size says. The cost follows the failed
 // jobs only.
+var scanBig = flag.Bool("scan.big", false, "BenchmarkJobScanFailed also holds 10,000,000 succeeded jobs (the issue's size: about 4 GB)")
+
 func BenchmarkJobScanFailed(b *testing.B) {
-	for _, others := range []int{0, 100_000, 1_000_000} {
+	sizes := []int{0, 100_000, 1_000_000}
+	if *scanBig {
+		sizes = append(sizes, 10_000_000)
+	}
+	for _, others := range sizes {
 		b.Run(fmt.Sprintf("succeeded=%d", others), func(b *testing.B) {
 			cfg := DefaultConfig()
 			cfg.MaxRetained = others + 1000
