@@ -256,6 +256,9 @@ func Open(cfg Config, st *store.Store) (*Log, error) {
 	l.done.Add(2)
 	go l.background()
 	go l.writer()
+	if n := st.ReleaseStranded(); n > 0 { // the log was torn before their release records
+		l.log.Warn().Int("keys", n).Msg("unique keys whose jobs had left their scope released after replay")
+	}
 	return l, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -482,6 +483,49 @@ func (s *Store) leftScope(j *job) {
 	k.pending = append(k.pending, j.id)
 	k.pendN.Add(1)
 	k.pendMu.Unlock()
+}
+
+// ReleaseStranded forgets the unique keys whose holder left the key's
+// scope, or is gone, without the release's record following: a log torn
+// between a job's change and that record (kill -9, a failed write). Replay
+// releases keys only by their records, so such a key would stay held for
+// good, and a dump of it could not be loaded. Each release is logged, so
+// the log is whole again. Call once after the log's replay, with the
+// journal set, before serving; no lock may be held. It returns how many
+// keys it released.
+func (s *Store) ReleaseStranded() int {
+	k := &s.idem
+	k.mu.Lock()
+	ids := make([]string, 0, len(k.owner))
+	for id := range k.owner {
+		ids = append(ids, id)
+	}
+	k.mu.Unlock()
+	slices.Sort(ids) // the records' order does not hang on the map's
+	var stranded []string
+	for _, id := range ids {
+		held := false
+		if x := s.index.get(id); x.ok() && x.j != nil {
+			sh := x.shard()
+			sh.mu.Lock()
+			held = !x.j.dropped && x.j.uscope != ScopeNone
+			sh.mu.Unlock()
+		}
+		if !held {
+			stranded = append(stranded, id)
+		}
+	}
+	if len(stranded) == 0 {
+		return 0
+	}
+	k.pendMu.Lock()
+	k.pending = append(k.pending, stranded...)
+	k.pendN.Add(int32(len(stranded)))
+	k.pendMu.Unlock()
+	var fx effects
+	s.releaseKeys(&fx)
+	s.finish(&fx)
+	return len(stranded)
 }
 
 // releaseKeys forgets the unique keys of the jobs that left their scope,

@@ -281,3 +281,42 @@ func TestUniqueConcurrentAndReplay(t *testing.T) {
 		checkInvariants(t, s)
 	}
 }
+
+// A log torn after a job's end but before its key's release record leaves
+// the key held by a job out of its scope: ReleaseStranded lets it go and
+// logs the release, so a push of the key creates a job again and a dump
+// of the store loads.
+func TestUniqueReleaseStrandedByATornLog(t *testing.T) {
+	cfg := DefaultConfig()
+	live, _ := New(cfg, NewSeqGenerator())
+	j := &memJournal{}
+	live.SetJournal(j)
+	id, err := live.Push(1000, uniq("q", "k", ScopeTerminal, DupReject))
+	must(t, err)
+	rs, err := live.Reserve(1000, ReserveOptions{Worker: "w", Lease: 100, Queues: []string{"q"}})
+	must(t, err)
+	must(t, live.Ack(1000, rs[0].Token))
+	n := len(j.recs)
+	if n == 0 || j.recs[n-1].Op != OpUniqueRelease {
+		t.Fatalf("the ack's last record is %v, want uniquerelease", j.recs[n-1].Op)
+	}
+	torn := replayAll(t, cfg, j.recs[:n-1], "torn")
+	if _, err := torn.Push(1001, uniq("q", "k", ScopeTerminal, DupReject)); !errors.Is(err, ErrDupKey) {
+		t.Fatalf("before the fix-up the key is still held by %s: %v", id, err)
+	}
+	tj := &memJournal{}
+	torn.SetJournal(tj)
+	eq(t, "keys released", torn.ReleaseStranded(), 1)
+	eq(t, "records logged", len(tj.recs), 1)
+	eq(t, "record", tj.recs[0].Op, OpUniqueRelease)
+	eq(t, "keys held", torn.UniqueKeys(), 0)
+	checkInvariants(t, torn)
+	loaded := replayAll(t, cfg, dump(t, torn, 1001), "load")
+	checkInvariants(t, loaded)
+	eq(t, "a second call", torn.ReleaseStranded(), 0)
+	id2, err := torn.Push(1001, uniq("q", "k", ScopeTerminal, DupReject))
+	must(t, err)
+	if id2 == id {
+		t.Fatalf("the push answered the old holder %s", id)
+	}
+}
