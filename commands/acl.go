@@ -145,12 +145,16 @@ func releaseThrottleKey(args [][]byte) [][]byte {
 // so that a user limited to some queues is refused, never shown more.
 func scanQueue(i int) func(args [][]byte) [][]byte {
 	return func(args [][]byte) [][]byte {
+		var qs [][]byte // every QUEUE given is checked, should the command take more than one
 		for k := i; k+1 < len(args); k += 2 {
 			if strings.EqualFold(string(args[k]), "QUEUE") {
-				return args[k+1 : k+2]
+				qs = append(qs, args[k+1])
 			}
 		}
-		return [][]byte{[]byte("*")}
+		if qs == nil {
+			return [][]byte{[]byte("*")}
+		}
+		return qs
 	}
 }
 

@@ -56,11 +56,19 @@ var (
 // is not nil) from args.
 func scanArgs(args [][]byte, count *int64) (store.ScanFilter, error) {
 	var f store.ScanFilter
+	seen := make(map[string]bool, 4)
 	for i := 0; i < len(args); i += 2 {
 		if i+1 >= len(args) {
 			return f, protocol.ErrSyntax
 		}
 		v := args[i+1]
+		if name := strings.ToUpper(string(args[i])); seen[name] {
+			// A filter given twice is refused, not overwritten: the
+			// rights were checked against every QUEUE given.
+			return f, protocol.Error("ERR " + name + " is given twice")
+		} else {
+			seen[name] = true
+		}
 		var err error
 		switch {
 		case keyword(args[i], "QUEUE"):

@@ -185,3 +185,28 @@ func TestJobBulk(t *testing.T) {
 		t.Fatal("JOBBULK inside MULTI ran")
 	}
 }
+
+// A user limited to some queues cannot reach another's jobs by naming
+// QUEUE twice: every QUEUE given is checked, and a filter given twice is
+// refused.
+func TestJobScanQueueTwice(t *testing.T) {
+	ts := start(t)
+	admin := ts.client(t, resp2)
+	secret := failSome(t, admin, "secret", "h", "boom", 1)
+	do(t, admin, "ACL", "SETUSER", "a", "on", ">pw", "~mine", "+@admin", "+jobbulk")
+	a := ts.client(t, resp2, named("a", "pw"))
+	for _, args := range [][]any{
+		{"JOBSCAN", 0, "QUEUE", "mine", "QUEUE", "secret", "STATE", "failed"},
+		{"JOBBULK", "DELETE", "QUEUE", "mine", "QUEUE", "secret"},
+	} {
+		if got := doErr(t, a, args...); !strings.HasPrefix(got, "NOPERM") {
+			t.Errorf("%v: %q, want NOPERM", args, got)
+		}
+	}
+	if got := doErr(t, admin, "JOBSCAN", 0, "QUEUE", "mine", "QUEUE", "secret"); got != "ERR QUEUE is given twice" {
+		t.Errorf("JOBSCAN with QUEUE twice: %q", got)
+	}
+	if got := field(do(t, admin, "JOBGET", secret[0]), "state"); got != "failed" {
+		t.Fatalf("the secret job is %v after the refusals", got)
+	}
+}
