@@ -1,6 +1,7 @@
 package commands_test
 
 import (
+	"math"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -28,6 +29,7 @@ func testExpiryAndTimeout(t *testing.T, proto func(*redis.Options)) {
 		{"DEADLINE", t0 + 500, "DELAY", 1000}, // before its run time
 		{"EXPIRES", 10, "DEADLINE", t0 + 500}, // both
 		{"TIMEOUT", 0}, {"TIMEOUT", -1},
+		{"TIMEOUT", int64(math.MaxInt64)}, {"EXPIRES", int64(math.MaxInt64)}, // over 10 years: now + it would overflow
 	} {
 		got := doErr(t, c, append([]any{"JOBPUSH", "q", "h", "p"}, args...)...)
 		if !strings.HasPrefix(got, "ERR") {

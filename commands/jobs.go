@@ -285,9 +285,9 @@ func jobOption(kw string, v []byte, p *store.PushOptions) (ok bool, err error) {
 	case "BACKOFF":
 		p.Backoff, err = duration(v, false)
 	case "EXPIRES":
-		p.ExpiresIn, err = positive(v)
+		p.ExpiresIn, err = duration(v, false)
 	case "TIMEOUT":
-		p.Timeout, err = positive(v)
+		p.Timeout, err = duration(v, false)
 	default:
 		return false, nil
 	}

@@ -13,6 +13,10 @@ package store
 
 import "strings"
 
+// MaxSpan bounds EXPIRES and TIMEOUT (10 years, as the commands bound every
+// duration), so that now plus either never overflows.
+const MaxSpan = 10 * 365 * 24 * 3600 * 1000
+
 // TimeoutError is the error a timed-out attempt records.
 const TimeoutError = "timeout"
 
@@ -25,6 +29,8 @@ func pushDeadline(now int64, p PushOptions) (int64, error) {
 		return 0, invalid("expiry must be a positive time")
 	case p.Timeout < 0:
 		return 0, invalid("timeout must be a positive number of milliseconds")
+	case p.ExpiresIn > MaxSpan || p.Timeout > MaxSpan:
+		return 0, invalid("EXPIRES and TIMEOUT must be at most 10 years")
 	case p.Deadline != 0 && p.ExpiresIn != 0:
 		return 0, invalid("EXPIRES and DEADLINE are exclusive")
 	}

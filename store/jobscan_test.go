@@ -227,3 +227,28 @@ func BenchmarkJobScanFailed(b *testing.B) {
 		})
 	}
 }
+
+// The job search's tables count toward --maxmemory: pushes are refused
+// before they, with the jobs and the rest, pass the limit.
+func TestJobScanTablesRefuseAtTheLimit(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxBytes = 200_000
+	s, _ := New(cfg, NewSeqGenerator())
+	const now = 1_000_000
+	for i := 0; ; i++ {
+		id, err := s.Push(now, PushOptions{Queue: "q", Handler: "h"})
+		if errors.Is(err, ErrFull) {
+			break
+		}
+		mustTB(t, err)
+		if _, err := s.Cancel(now, id); err != nil {
+			t.Fatal(err)
+		}
+		if i > 100_000 {
+			t.Fatal("never full")
+		}
+	}
+	if m := s.Memory(); m.Scan == 0 || m.Used() > cfg.MaxBytes {
+		t.Fatalf("full at %d bytes counted (%d of them the tables), limit %d", m.Used(), m.Scan, cfg.MaxBytes)
+	}
+}

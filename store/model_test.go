@@ -766,7 +766,8 @@ func (m *model) Push(now int64, p store.PushOptions) (string, error) {
 		(keyed && !ident(&p.IdempotencyKey)) ||
 		p.MaxAttempts < 0 || p.Backoff < 0 || p.RunAt < 0 ||
 		!mKeys(p.ConcurrencyKey, p.ExtraConcurrencyKeys) || !mKeys(p.RateLimitKey, p.ExtraRateLimitKeys) ||
-		p.Deadline < 0 || p.ExpiresIn < 0 || p.Timeout < 0 || (p.Deadline != 0 && p.ExpiresIn != 0) {
+		p.Deadline < 0 || p.ExpiresIn < 0 || p.Timeout < 0 || (p.Deadline != 0 && p.ExpiresIn != 0) ||
+		p.ExpiresIn > store.MaxSpan || p.Timeout > store.MaxSpan {
 		return "", store.ErrInvalid
 	}
 	if p.ExpiresIn != 0 {
@@ -862,7 +863,8 @@ func (m *model) pushUnique(now int64, p store.PushOptions) (string, error) {
 		p.OnDuplicate > store.DupExtend || p.UniqueTTL < 0 ||
 		p.MaxAttempts < 0 || p.Backoff < 0 || p.RunAt < 0 ||
 		!mKeys(p.ConcurrencyKey, p.ExtraConcurrencyKeys) || !mKeys(p.RateLimitKey, p.ExtraRateLimitKeys) ||
-		p.Deadline < 0 || p.ExpiresIn < 0 || p.Timeout < 0 || (p.Deadline != 0 && p.ExpiresIn != 0) {
+		p.Deadline < 0 || p.ExpiresIn < 0 || p.Timeout < 0 || (p.Deadline != 0 && p.ExpiresIn != 0) ||
+		p.ExpiresIn > store.MaxSpan || p.Timeout > store.MaxSpan {
 		return "", store.ErrInvalid
 	}
 	if p.ExpiresIn != 0 {

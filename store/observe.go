@@ -132,7 +132,7 @@ func (s *Store) Memory() Memory {
 
 // otherBytes is the estimate of everything but jobs. Any lock may be held.
 func (s *Store) otherBytes() int64 {
-	return s.state.Load() + s.reg.Bytes() + s.brk.bytes.Load() + s.expired.bytes.Load() + s.idem.bytes.Load() + s.cron.bytes.Load()
+	return s.state.Load() + s.reg.Bytes() + s.brk.bytes.Load() + s.expired.bytes.Load() + s.idem.bytes.Load() + s.cron.bytes.Load() + s.scanBytes.Load()
 }
 
 // admitState reports whether size more bytes of state besides jobs fit
