@@ -584,7 +584,7 @@ func (s *Store) replaceHolder(id string, r *Record, extend bool, fx *effects) bo
 		return false
 	}
 	l := j.ln
-	if l.q.name != r.Queue || l.key != (laneKey{handler: r.Handler, ckey: r.CKey, rkey: r.RKey, group: r.Group}) {
+	if l.q.name != r.Queue || l.key != (laneKey{r.Handler, r.CKey, r.RKey, r.Group, moreKey(r.CKeys, r.RKeys)}) {
 		return false
 	}
 	runAt := j.runAt

@@ -320,3 +320,26 @@ func TestUniqueReleaseStrandedByATornLog(t *testing.T) {
 		t.Fatalf("the push answered the old holder %s", id)
 	}
 }
+
+// A holder of several keys is replaced by a push of the same keys, and
+// kept by a push of other keys.
+func TestUniqueReplaceSeveralKeys(t *testing.T) {
+	s := idemStore(t, nil)
+	p := uniq("q", "k", ScopeTerminal, DupReplace)
+	p.ConcurrencyKey, p.ExtraConcurrencyKeys = "a", []string{"b"}
+	id1, err := s.Push(1000, p)
+	must(t, err)
+	p.Payload = []byte("new")
+	id, err := s.Push(1001, p)
+	must(t, err)
+	eq(t, "replace's id", id, id1)
+	j, _ := s.Get(1001, id1)
+	eq(t, "payload replaced", string(j.Payload), "new")
+	o := p
+	o.ExtraConcurrencyKeys, o.Payload = []string{"c"}, []byte("other")
+	_, err = s.Push(1002, o)
+	must(t, err)
+	j, _ = s.Get(1002, id1)
+	eq(t, "other keys keep", string(j.Payload), "new")
+	checkInvariants(t, s)
+}
