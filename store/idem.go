@@ -81,6 +81,7 @@ type idemKeys struct {
 	uniq   map[string]uniqEntry // the unique keys' scopes and TTLs
 	owner  map[string]string    // job id → the unique key it holds
 	nUniq  int                  // unique keys held
+	nTTL   int                  // unique keys held with a TTL: ttl holds no more than twice as many entries, plus a few
 	max    int
 	window int64
 	bytes  atomic.Int64 // the estimate of the keys remembered (keyBytes each)
@@ -166,7 +167,7 @@ func (k *idemKeys) init(max int, window int64) {
 // Lock must be held.
 func (k *idemKeys) resetLocked() {
 	k.keys = make(map[string]idemEntry)
-	k.heap, k.ttl = nil, nil
+	k.heap, k.ttl, k.nTTL = nil, nil, 0
 	k.owner = make(map[string]string)
 	k.uniq = make(map[string]uniqEntry)
 	k.nUniq = 0
@@ -228,6 +229,7 @@ func (k *idemKeys) restore(key, id string, at int64, seq uint64, scope UniqueSco
 		k.owner[id] = key
 		if until > 0 {
 			k.ttl = minheap.Push(k.ttl, idemAt{at: until, key: key})
+			k.nTTL++
 		}
 	}
 	k.updateDue()
@@ -268,8 +270,38 @@ func (k *idemKeys) forget(key string) bool {
 		if k.owner[e.id] == key {
 			delete(k.owner, e.id)
 		}
+		if e.until > 0 {
+			k.nTTL--
+			if len(k.ttl) > 2*k.nTTL+64 {
+				k.compactTTL()
+			}
+		}
 	}
 	return true
+}
+
+// compactTTL drops the stale entries of the TTL heap: a key its job's
+// scope released leaves its entry until its TTL ends, and a day's TTL at a
+// high push rate would otherwise keep a day of them, uncounted. Sorted, the
+// live entries are a heap again. Lock must be held.
+func (k *idemKeys) compactTTL() {
+	live := k.ttl[:0]
+	for _, a := range k.ttl {
+		if e, ok := k.entry(a.key); ok && e.unique() && e.until == a.at {
+			live = append(live, a)
+		}
+	}
+	clear(k.ttl[len(live):])
+	slices.SortFunc(live, func(a, b idemAt) int {
+		switch {
+		case a.Less(b):
+			return -1
+		case b.Less(a):
+			return 1
+		}
+		return 0
+	})
+	k.ttl = live
 }
 
 // sweepLocked forgets the keys expired at now and reports how many it

@@ -343,3 +343,27 @@ func TestUniqueReplaceSeveralKeys(t *testing.T) {
 	eq(t, "other keys keep", string(j.Payload), "new")
 	checkInvariants(t, s)
 }
+
+// Keys released by their jobs' scope do not leave their TTL entries
+// behind until the TTL ends: the heap keeps about as many entries as keys
+// held with a TTL.
+func TestUniqueTTLHeapStaysBounded(t *testing.T) {
+	s := idemStore(t, nil)
+	for i := range 10_000 {
+		p := uniq("q", "k"+strconv.Itoa(i), ScopeQueued, DupKeep)
+		p.UniqueTTL = 86_400_000
+		_, err := s.Push(1000, p)
+		must(t, err)
+		rs, err := s.Reserve(1000, ReserveOptions{Worker: "w", Lease: 100, Queues: []string{"q"}})
+		must(t, err)
+		must(t, s.Ack(1000, rs[0].Token))
+	}
+	eq(t, "keys held", s.UniqueKeys(), 0)
+	s.idem.mu.Lock()
+	n := len(s.idem.ttl)
+	s.idem.mu.Unlock()
+	if n > 64 {
+		t.Fatalf("%d TTL entries kept for 0 keys held", n)
+	}
+	checkInvariants(t, s)
+}
