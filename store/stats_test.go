@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 )
@@ -131,10 +132,12 @@ func TestQueueStatsCountsEachLaneOnceWhileLanesLeave(t *testing.T) {
 	}
 }
 
-// BenchmarkQueueStatsHold reports the longest hold of the queue's lock
-// by one QueueStats of a queue of 100,000 fair groups, each its own lane
-// of a rate-limited key: in slices (as served) and in one hold (as it
-// was, statsSlice unbounded).
+// BenchmarkQueueStatsHold reports the holds of the queue's lock by
+// QueueStats of a queue of 100,000 fair groups, each its own lane of a
+// rate-limited key: in slices (as served) and in one hold (as it was,
+// statsSlice unbounded). The times are wall time inside the lock, a
+// descheduled or collecting moment included; most-lanes/hold is the
+// bound itself.
 func BenchmarkQueueStatsHold(b *testing.B) {
 	s := blockedStore(b, 100_000)
 	for _, c := range []struct {
@@ -144,19 +147,24 @@ func BenchmarkQueueStatsHold(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			defer func(old int) { statsSlice = old }(statsSlice)
 			statsSlice = c.slice
-			var longest time.Duration
-			holds := 0
-			withStatsHold(b, func(_ int, held time.Duration) {
-				holds++
-				longest = max(longest, held)
+			var held []time.Duration
+			lanes := 0
+			withStatsHold(b, func(n int, d time.Duration) {
+				held = append(held, d)
+				lanes = max(lanes, n)
 			})
 			for b.Loop() {
 				if _, err := s.QueueStats(1000, "q"); err != nil {
 					b.Fatal(err)
 				}
 			}
-			b.ReportMetric(float64(longest.Microseconds())/1000, "longest-hold-ms")
-			b.ReportMetric(float64(holds)/float64(b.N), "holds/op")
+			slices.Sort(held)
+			ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+			b.ReportMetric(ms(held[len(held)/2]), "median-hold-ms")
+			b.ReportMetric(ms(held[len(held)*99/100]), "p99-hold-ms")
+			b.ReportMetric(ms(held[len(held)-1]), "longest-hold-ms")
+			b.ReportMetric(float64(lanes), "most-lanes/hold")
+			b.ReportMetric(float64(len(held))/float64(b.N), "holds/op")
 		})
 	}
 }
