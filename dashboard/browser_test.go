@@ -317,6 +317,78 @@ func TestBrowser(t *testing.T) {
 	}
 }
 
+// In a real browser: the queue page filters by fair group and pages
+// with the job search; a bulk retry pressed in the page changes the
+// server's state and shows JOBBULK's counts; the job page shows a result
+// and progress, and a <script> result never runs.
+func TestBrowserSearchBulkAndResult(t *testing.T) {
+	n := startNode(t, nil)
+	for i := 0; i < 60; i++ {
+		n.failedIn(t, "mail", "smtp timeout", "GROUP", "acme")
+		if i%6 == 0 {
+			n.failedIn(t, "mail", "smtp timeout", "GROUP", "zeta")
+		}
+	}
+	id := n.do(t, "JOBPUSH", "reports", "render", `{"report":"weekly"}`).(string)
+	r := n.do(t, "JOBRESERVE", "w", 60000, "QUEUES", "reports").([]any)
+	tok := fieldOf(r, "token")
+	n.do(t, "JOBPROGRESS", tok, `{"done":3,"of":10}`)
+	n.do(t, "JOBACK", tok, "RESULT", xssPayload)
+
+	tb := newTab(t, true)
+	tb.visit("queue-failed", n.base+"/queue?name=mail&state=failed")
+	if _, err := chromedp.Run(tb.ctx, chromedp.SetValue(`input[name="group"]`, "acme")); err != nil {
+		t.Fatal(err)
+	}
+	tb.click("#filter")
+	tb.shot("queue-group")
+	tb.clean("the group filter")
+	groups := `Array.from(document.querySelectorAll("tr[data-job] td:nth-child(4)")).map(td => td.textContent)`
+	first := tb.eval(groups).([]any)
+	if len(first) != 50 {
+		t.Errorf("the first page lists %d jobs, want 50", len(first))
+	}
+	tb.click("#next")
+	tb.clean("the next page")
+	second := tb.eval(groups).([]any)
+	if len(second) != 10 {
+		t.Errorf("the second page lists %d jobs, want the other 10", len(second))
+	}
+	for _, g := range append(first, second...) {
+		if g != "acme" {
+			t.Fatalf("a job of group %v on the pages of group acme", g)
+		}
+	}
+
+	tb.visit("queue-group", n.base+"/queue?name=mail&state=failed&group=acme")
+	tb.click("#retry-all")
+	if got := tb.text("#question"); !strings.Contains(got, "group acme") {
+		t.Errorf("the question says %q, not the group", got)
+	}
+	tb.click("#confirm")
+	tb.shot("bulk-retry-done")
+	tb.clean("bulk retry")
+	if got := tb.text("#result"); !strings.Contains(got, "60 jobs queued again; skipped: 0 no longer in a state the action applies to, 0 gone meanwhile.") {
+		t.Errorf("after the bulk retry the page says %q", got)
+	}
+	if st := n.stats(t, "mail"); st["failed"] != int64(10) || st["queued"] != int64(60) {
+		t.Errorf("after the bulk retry the server has %v, want zeta's 10 failed and 60 queued", st)
+	}
+
+	tb.visit("job-result", n.base+"/job?id="+url.QueryEscape(id))
+	if got := tb.text("#job-result"); got != xssPayload {
+		t.Errorf("the result shows %q, want %q as text", got, xssPayload)
+	}
+	if got := tb.text("#job-progress"); !strings.Contains(got, `"done": 3,`) {
+		t.Errorf("the progress shows %q, want it indented", got)
+	}
+	if v := tb.eval(`document.scripts.length`); v != float64(1) {
+		t.Errorf("the job page has %v scripts, want only the dashboard's own", v)
+	}
+	time.Sleep(300 * time.Millisecond)
+	tb.clean("the job page with a <script> result")
+}
+
 // With scripts off the pages still read: the figures are in the HTML.
 func TestBrowserWithoutJavaScript(t *testing.T) {
 	n := startNode(t, nil)
@@ -382,7 +454,8 @@ func TestScreenshots(t *testing.T) {
 	work := func(i int) {
 		phase := float64(i%200) / 200
 		for k := 0; k < 5+int(20*phase); k++ {
-			n.do(t, "JOBPUSH", "emails", "send", `{"to":"user`+strconv.Itoa(i)+`@example.com","template":"welcome"}`, "CONCURRENCY", "smtp")
+			n.do(t, "JOBPUSH", "emails", "send", `{"to":"user`+strconv.Itoa(i)+`@example.com","template":"welcome"}`, "CONCURRENCY", "smtp",
+				"GROUP", "tenant-"+strconv.Itoa(k%3))
 		}
 		n.do(t, "JOBPUSH", "billing", "charge", `{"customer":"cus_`+strconv.Itoa(i)+`","cents":1299}`, "RATELIMIT", "stripe")
 		if i%3 == 0 {
@@ -424,6 +497,10 @@ func TestScreenshots(t *testing.T) {
 	n.failedJob(t, "reports", "render failed: font \"Inter\" missing")
 	n.do(t, "QUEUEPAUSE", "images")
 	blocked := firstQueued(t, n, "reports")
+	ended := n.do(t, "JOBPUSH", "exports", "export", `{"customer":"cus_42","format":"csv"}`, "GROUP", "tenant-1", "TIMEOUT", 600000).(string)
+	r := n.do(t, "JOBRESERVE", "worker-2", 30000, "QUEUES", "exports").([]any)
+	n.do(t, "JOBPROGRESS", fieldOf(r, "token"), `{"rows":120000,"of":120000}`)
+	n.do(t, "JOBACK", fieldOf(r, "token"), "RESULT", `{"url":"https://files.example.com/cus_42.csv","rows":120000,"bytes":9182734}`)
 
 	tb := newTab(t, true)
 	tb.dir = dir
@@ -433,6 +510,7 @@ func TestScreenshots(t *testing.T) {
 	tb.shot("overview")
 	tb.visit("queue", n.base+"/queue?name=emails")
 	tb.visit("job", n.base+"/job?id="+url.QueryEscape(blocked))
+	tb.visit("job-result", n.base+"/job?id="+url.QueryEscape(ended))
 	tb.visit("policies", n.base+"/policies")
 	tb.visit("server", n.base+"/server")
 }

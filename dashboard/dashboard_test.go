@@ -184,7 +184,7 @@ func TestPagesRenderOnTheServer(t *testing.T) {
 		}
 	}
 	_, body = get(t, c, n.base+"/job?id="+blocked)
-	for _, want := range []string{"waiting: concurrency key smtp is at 1/1", "bytes, shown as hex", "00 01 62 69"} {
+	for _, want := range []string{"<li>concurrency key smtp is at 1/1</li>", "bytes, shown as hex", "00 01 62 69"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("job page lacks %q:\n%s", want, body)
 		}
@@ -247,7 +247,7 @@ func TestConfirmAndBulk(t *testing.T) {
 	}
 	code, body = post(t, c, n.base+"/action", url.Values{"op": {"retry-all"}, "queue": {"emails"}, "state": {"failed"},
 		"error": {"TIMEOUT"}, "csrf": {tok}, "confirm": {"yes"}})
-	if code != http.StatusOK || !strings.Contains(body, "3 of 3 matching jobs done") {
+	if code != http.StatusOK || !strings.Contains(body, "3 jobs queued again; skipped: 0 no longer in a state the action applies to, 0 gone meanwhile.") {
 		t.Fatalf("retry-all: %d\n%s", code, body)
 	}
 	st := n.stats(t, "emails")

@@ -62,6 +62,9 @@ func TestBlockedWords(t *testing.T) {
 		"ratelimit:api until 1000": "waiting: rate limit key api is full until 1970-01-01 00:00:01.000Z",
 		"throttled:api until 2000": "waiting: key api is throttled until 1970-01-01 00:00:02.000Z",
 		"something new":            "waiting: something new",
+		"concurrency:global 10/10, ratelimit:cust:a, b until 1000": "waiting: concurrency key global is at 10/10; rate limit key cust:a, b is full until 1970-01-01 00:00:01.000Z",
+		"breaker:handler:pdf open until 3000":                      "waiting: circuit breaker handler:pdf is open until 1970-01-01 00:00:03.000Z",
+		"concurrency:a 1/1, breaker:key:a half-open probes 1/2":    "waiting: concurrency key a is at 1/1; circuit breaker key:a is half-open, probes 1/2",
 	} {
 		if got := blockedWords(in); got != want {
 			t.Errorf("blockedWords(%q) = %q, want %q", in, got, want)
@@ -100,5 +103,22 @@ func TestSession(t *testing.T) {
 	other := &Dashboard{secret: []byte("another secret")}
 	if _, ok := other.checkSession(v, now); ok {
 		t.Error("another server's session was accepted")
+	}
+}
+
+// errorGlob says to JOBBULK what containsFold means on the page: the
+// text anywhere, ASCII letters in either case, glob characters as
+// themselves. (The server's glob itself is checked against the page in
+// TestBulkErrorFilterIsThePages.)
+func TestErrorGlob(t *testing.T) {
+	for in, want := range map[string]string{
+		"":          "**",
+		"Time out":  "*[tT][iI][mM][eE] [oO][uU][tT]*",
+		"a*b?[c]\\": "*[aA]\\*[bB]\\?\\[[cC]\\]\\\\*",
+		"42 é":      "*42 é*",
+	} {
+		if got := errorGlob(in); got != want {
+			t.Errorf("errorGlob(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

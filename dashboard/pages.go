@@ -35,6 +35,7 @@ var funcs = template.FuncMap{
 	"rate":    rate,
 	"bar":     bar,
 	"words":   blockedWords,
+	"reasons": blockedReasons,
 	"short":   short,
 	"link":    func(path string, kv ...string) string { return path + "?" + queryString(kv...) },
 	"inc":     func(i int) int { return i + 1 },
@@ -144,6 +145,7 @@ func (d *Dashboard) overviewData(all bool) overviewData {
 		t.Running += s.Running
 		t.RetryPending += s.RetryPending
 		t.Failed += s.Failed
+		t.Expired += s.Expired
 		t.BlockedConcurrency += s.BlockedConcurrency
 		t.BlockedRateLimit += s.BlockedRateLimit
 		t.PushedTotal += s.PushedTotal
@@ -216,30 +218,34 @@ func formatDur(ms int64) string {
 
 // ---- queue page ------------------------------------------------------------------
 
-// States the queue page filters by; queued first, the one read in
-// reservation order.
-var stateFilters = []string{"queued", "scheduled", "reserved", "running", "retry_pending", "failed", "succeeded", "cancelled", "all"}
+// stateFilters are the states the queue page filters by, JOBSCAN's
+// (store.States), queued first: the one read in reservation order; then
+// "all".
+var stateFilters = func() []string {
+	out := []string{store.Queued.String()}
+	for _, st := range store.States() {
+		if st != store.Queued {
+			out = append(out, st.String())
+		}
+	}
+	return append(out, "all")
+}()
 
 // filter is what the queue page lists.
 type filter struct {
-	Queue, State, Handler, Key, Error string
+	Queue, State, Handler, Group, Key, Error string
 }
 
 func readFilter(v url.Values) filter {
 	f := filter{Queue: v.Get("name"), State: v.Get("state"), Handler: strings.TrimSpace(v.Get("handler")),
-		Key: strings.TrimSpace(v.Get("key")), Error: v.Get("error")}
-	ok := false
-	for _, s := range stateFilters {
-		ok = ok || f.State == s
-	}
-	if !ok {
+		Group: strings.TrimSpace(v.Get("group")), Key: strings.TrimSpace(v.Get("key")), Error: v.Get("error")}
+	if !slices.Contains(stateFilters, f.State) {
 		f.State = "queued"
 	}
 	return f
 }
 
-// match reports whether j passes the filter (its queue and state aside
-// for a peek, which only lists the queue's queued jobs).
+// match reports whether j passes the filter.
 func (f filter) match(j store.Job) bool {
 	if j.Queue != strings.TrimSpace(f.Queue) {
 		return false
@@ -250,25 +256,86 @@ func (f filter) match(j store.Job) bool {
 	if f.Handler != "" && j.Handler != f.Handler {
 		return false
 	}
-	if f.Key != "" && j.ConcurrencyKey != f.Key && j.RateLimitKey != f.Key {
+	if f.Group != "" && j.Group != f.Group {
 		return false
 	}
-	if f.Error != "" && !strings.Contains(strings.ToLower(j.LastError), strings.ToLower(f.Error)) {
+	if f.Key != "" && !hasKey(j, f.Key) {
 		return false
 	}
-	return true
+	return f.Error == "" || containsFold(j.LastError, f.Error)
+}
+
+// hasKey reports whether key is one of j's concurrency or rate-limit keys.
+func hasKey(j store.Job, key string) bool {
+	return j.ConcurrencyKey == key || j.RateLimitKey == key ||
+		slices.Contains(j.ConcurrencyKeys, key) || slices.Contains(j.RateLimitKeys, key)
+}
+
+// containsFold reports whether s contains sub, ASCII letters in either
+// case: what the page's "error contains" has always meant, and what
+// errorGlob says to JOBBULK.
+func containsFold(s, sub string) bool {
+	return strings.Contains(asciiLower(s), asciiLower(sub))
+}
+
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+// errorGlob is the ERROR pattern of JOBSCAN and JOBBULK that matches what
+// containsFold(error, sub) does: sub anywhere, each ASCII letter as a
+// class of its two cases, the glob's own characters escaped.
+func errorGlob(sub string) string {
+	var b strings.Builder
+	b.WriteByte('*')
+	for i := 0; i < len(sub); i++ {
+		c := sub[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+			b.WriteString("[" + string(rune(c|0x20)) + string(rune(c&^0x20)) + "]")
+		case c == '*' || c == '?' || c == '[' || c == ']' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('*')
+	return b.String()
+}
+
+// scanFilter is the job search's filter for f (the key aside: JOBSCAN
+// has none, so it is checked on each job found).
+func (f filter) scanFilter() store.ScanFilter {
+	sf := store.ScanFilter{Queue: strings.TrimSpace(f.Queue), Handler: f.Handler, Group: f.Group}
+	if st, ok := store.ParseState(f.State); ok {
+		sf.State = st
+	}
+	if f.Error != "" {
+		sub := f.Error
+		sf.Error = func(e string) bool { return containsFold(e, sub) }
+	}
+	return sf
 }
 
 // values are the filter as query parameters (the queue's name included).
 func (f filter) values() []string {
-	return []string{"name", f.Queue, "state", f.State, "handler", f.Handler, "key", f.Key, "error", f.Error}
+	return []string{"name", f.Queue, "state", f.State, "handler", f.Handler, "group", f.Group, "key", f.Key, "error", f.Error}
 }
 
-// Bounds of one page of the queue page, and of one press of a bulk action.
+// Bounds of one page of the queue page, and of one press of a bulk action
+// that the server's JOBBULK cannot do alone (a key filter).
 const (
 	pageJobs  = 50   // jobs listed per page
-	scanSlots = 4096 // id-index slots a page of a non-queued state visits at most
-	bulkJobs  = 1000 // jobs one bulk action changes at most
+	scanSlots = 4096 // table slots a page of a non-queued state visits at most
+	scanCall  = 512  // of them per call of the job search
+	bulkJobs  = 1000 // jobs one such bulk press changes at most
 	bulkSlots = 1 << 16
 )
 
@@ -281,8 +348,9 @@ type listing struct {
 
 // list reads up to n jobs matching f from cursor on. Queued jobs come
 // from PeekPage, in reservation order, a slice at a time; every other
-// state from a scan of the id index, at most slots slots per call, each
-// id read with Get. Either way no lock is held for more than a slice.
+// state (and "all") from the job search JOBSCAN runs (store.ScanJobs),
+// at most slots table slots per call, each id found read with Get. Either
+// way no lock is held for more than a slice.
 func (d *Dashboard) list(f filter, cursor string, n, slots int) (listing, error) {
 	now := d.src.Now()
 	var out listing
@@ -309,17 +377,20 @@ func (d *Dashboard) list(f filter, cursor string, n, slots int) (listing, error)
 		}
 		return out, nil
 	}
-	var c uint64
+	c := "0"
 	if cursor != "" {
-		v, err := strconv.ParseUint(strings.TrimPrefix(cursor, "s"), 10, 64)
-		if err != nil {
-			return out, store.ErrCursor
+		if !strings.HasPrefix(cursor, "j") || cursor == "j0" {
+			return out, store.ErrScanCursor
 		}
-		c = v
+		c = cursor[1:]
 	}
-	for visited := 0; visited < slots; {
-		step := min(scanSlots, slots-visited)
-		next, ids := d.src.Store.ScanIDs(c, n-len(out.Jobs), step)
+	sf := f.scanFilter()
+	for visited := 0; visited < slots && len(out.Jobs) < n; {
+		step := min(scanCall, slots-visited)
+		next, ids, err := d.src.Store.ScanJobs(c, sf, n-len(out.Jobs), step)
+		if err != nil {
+			return out, err
+		}
 		visited += step
 		for _, id := range ids {
 			out.Scanned++
@@ -327,13 +398,12 @@ func (d *Dashboard) list(f filter, cursor string, n, slots int) (listing, error)
 				out.Jobs = append(out.Jobs, j)
 			}
 		}
-		c = next
-		if c == 0 || len(out.Jobs) >= n {
+		if c = next; c == "0" {
 			break
 		}
 	}
-	if c != 0 {
-		out.Next = "s" + strconv.FormatUint(c, 10)
+	if c != "0" {
+		out.Next = "j" + c
 	}
 	return out, nil
 }
@@ -347,11 +417,20 @@ type queueData struct {
 	Error   string
 	Queued  bool
 	NextURL string
+	// Bulk says which bulk actions apply to the state filtered by: a
+	// cancel to unfinished jobs and dead letters, a delete to finished
+	// ones (a retry to failed ones, the template's own test).
+	Bulk struct{ Cancel, Delete bool }
 }
 
 func (d *Dashboard) queuePage(w http.ResponseWriter, r *http.Request, _ *protocol.User) {
 	f := readFilter(r.URL.Query())
 	data := queueData{Filter: f, States: stateFilters, Cursor: r.URL.Query().Get("cursor"), Queued: f.State == "queued"}
+	if st, ok := store.ParseState(f.State); ok {
+		data.Bulk.Cancel, data.Bulk.Delete = !st.Terminal() || st == store.Failed, st.Terminal()
+	} else { // all
+		data.Bulk.Cancel, data.Bulk.Delete = true, true
+	}
 	stats, err := d.src.Store.QueueStats(d.src.Now(), f.Queue)
 	if err != nil {
 		w.WriteHeader(http.StatusBadRequest)
@@ -372,10 +451,26 @@ func (d *Dashboard) queuePage(w http.ResponseWriter, r *http.Request, _ *protoco
 // ---- job page ------------------------------------------------------------------------
 
 type jobData struct {
-	Job     store.Job
-	Found   bool
-	ID      string
-	Payload payloadView
+	Job      store.Job
+	Found    bool
+	ID       string
+	Payload  payloadView
+	Result   *payloadView // JOBACK's RESULT; nil: none
+	Progress *payloadView // the last JOBPROGRESS; nil: none
+	CKeys    []string     // every concurrency key, the first included
+	RKeys    []string     // every rate-limit key
+}
+
+// keysOf is every key of a kind of a job: its list when it has several,
+// else the one key, if any.
+func keysOf(all []string, first string) []string {
+	if len(all) > 0 {
+		return all
+	}
+	if first != "" {
+		return []string{first}
+	}
+	return nil
 }
 
 type payloadView struct {
@@ -414,7 +509,17 @@ func (d *Dashboard) jobPage(w http.ResponseWriter, r *http.Request, _ *protocol.
 	if !data.Found {
 		w.WriteHeader(http.StatusNotFound)
 	} else {
-		data.Payload = viewPayload(data.Job.Payload)
+		j := data.Job
+		data.Payload = viewPayload(j.Payload)
+		if j.Result != nil {
+			v := viewPayload(j.Result)
+			data.Result = &v
+		}
+		if j.Progress != nil {
+			v := viewPayload(j.Progress)
+			data.Progress = &v
+		}
+		data.CKeys, data.RKeys = keysOf(j.ConcurrencyKeys, j.ConcurrencyKey), keysOf(j.RateLimitKeys, j.RateLimitKey)
 	}
 	d.render(w, r, "job", page{Title: "Job " + id, Data: data})
 }
@@ -422,14 +527,28 @@ func (d *Dashboard) jobPage(w http.ResponseWriter, r *http.Request, _ *protocol.
 // blockedWords turns JOBGET's blocked_by into a sentence; one that
 // names several keys (joined by ", ") into one clause a key.
 func blockedWords(b string) string {
-	parts := splitBlocked(b)
-	if len(parts) > 1 {
-		words := make([]string, len(parts))
-		for i, p := range parts {
-			words[i] = strings.TrimPrefix(blockedWords(p), "waiting: ")
-		}
-		return "waiting: " + strings.Join(words, "; ")
+	if b == "" {
+		return ""
 	}
+	return "waiting: " + strings.Join(blockedReasons(b), "; ")
+}
+
+// blockedReasons words each reason of a blocked_by, one a refusing key
+// (or "the queue is paused").
+func blockedReasons(b string) []string {
+	if b == "" {
+		return nil
+	}
+	parts := splitBlocked(b)
+	out := make([]string, len(parts))
+	for i, p := range parts {
+		out[i] = strings.TrimPrefix(blockedReason(p), "waiting: ")
+	}
+	return out
+}
+
+// blockedReason words one reason of a blocked_by.
+func blockedReason(b string) string {
 	switch {
 	case b == "":
 		return ""
@@ -453,6 +572,16 @@ func blockedWords(b string) string {
 			if at, err := strconv.ParseInt(rest[i+len(" until "):], 10, 64); err == nil {
 				return "waiting: rate limit key " + rest[:i] + " is full until " + formatMillis(at)
 			}
+		}
+	case strings.HasPrefix(b, "breaker:"):
+		rest := strings.TrimPrefix(b, "breaker:")
+		if i := strings.LastIndex(rest, " open until "); i >= 0 {
+			if at, err := strconv.ParseInt(rest[i+len(" open until "):], 10, 64); err == nil {
+				return "waiting: circuit breaker " + rest[:i] + " is open until " + formatMillis(at)
+			}
+		}
+		if i := strings.LastIndex(rest, " half-open probes "); i >= 0 {
+			return "waiting: circuit breaker " + rest[:i] + " is half-open, probes " + rest[i+len(" half-open probes "):]
 		}
 	}
 	return "waiting: " + b

@@ -343,7 +343,16 @@ func (s *Store) checkLanes(q *queue, seen map[*job]bool, seenPacked map[ref]bool
 			return fmt.Errorf("lane %v of %q is listed %d times as parked, flags say %d", l.key, q.name, n, want)
 		}
 	}
+	keyed := 0
+	for i, l := range q.keyed {
+		if l.kidx != i || !l.keyed() || l.dead || q.lanes[l.key] != l {
+			return fmt.Errorf("lane %v of %q is on the keyed list at %d wrongly (its place %d)", l.key, q.name, i, l.kidx)
+		}
+	}
 	for k, l := range q.lanes {
+		if l.keyed() {
+			keyed++
+		}
 		if l.byPrio == nil && len(l.buckets) > 1 {
 			return fmt.Errorf("lane %v of %q has %d buckets and no index of them", k, q.name, len(l.buckets))
 		}
@@ -452,6 +461,9 @@ func (s *Store) checkLanes(q *queue, seen map[*job]bool, seenPacked map[ref]bool
 		if q.heap[i].parts[0].before(&q.heap[(i-1)/2].parts[0]) {
 			return fmt.Errorf("group heap of %q is out of order", q.name)
 		}
+	}
+	if keyed != len(q.keyed) {
+		return fmt.Errorf("%q has %d lanes of keyed jobs, its keyed list %d", q.name, keyed, len(q.keyed))
 	}
 	return nil
 }

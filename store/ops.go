@@ -1151,57 +1151,6 @@ func (s *Store) QueueLen(now int64, name string) (int64, error) {
 	return n, err
 }
 
-// QueueStats describes a queue (QUEUESTATS).
-func (s *Store) QueueStats(now int64, name string) (QueueStats, error) {
-	st := QueueStats{Status: "idle"}
-	err := s.withQueue(now, name, nil, func(_ *shard, q *queue, _ *effects) error {
-		st.Queue = strings.TrimSpace(name)
-		if q == nil {
-			return nil
-		}
-		st.Queued, st.Scheduled = q.counts[Queued], q.counts[Scheduled]
-		st.Reserved, st.Running = q.counts[Reserved], q.counts[Running]
-		st.RetryPending, st.Failed = q.counts[RetryPending], q.counts[Failed]
-		st.Expired = q.counts[Expired]
-		st.Paused = q.paused
-		st.PushedTotal, st.SucceededTotal, st.FailedTotal = q.pushed, q.succ, q.failed
-		for k, l := range q.lanes {
-			if l.n == 0 || (k.ckey == "" && k.rkey == "") {
-				continue
-			}
-			b, blocked := s.reg.Check(now, k.ckey, k.rkey)
-			if l.more != nil {
-				ks := make([]*backpressure.Keys, len(l.more.all))
-				for i, p := range l.more.all {
-					ks[i] = &backpressure.Keys{CKey: p.CKey, RKey: p.RKey}
-				}
-				bs := s.reg.CheckAll(now, ks)
-				b, blocked = backpressure.Block{}, len(bs) > 0
-				if blocked {
-					b = bs[0]
-				}
-			}
-			if blocked {
-				if b.Kind == backpressure.Concurrency {
-					st.BlockedConcurrency += int64(l.n)
-				} else {
-					st.BlockedRateLimit += int64(l.n)
-				}
-			}
-		}
-		switch {
-		case q.paused:
-			st.Status = "paused"
-		case st.Queued > 0 && st.BlockedConcurrency+st.BlockedRateLimit == st.Queued:
-			st.Status = "throttled"
-		case st.Queued+st.Scheduled+st.Reserved+st.Running+st.RetryPending > 0:
-			st.Status = "active"
-		}
-		return nil
-	})
-	return st, err
-}
-
 // Queues lists the queues that hold any job, sorted (QUEUES).
 func (s *Store) Queues(now int64) []string {
 	var fx effects

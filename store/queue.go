@@ -100,6 +100,12 @@ type queue struct {
 	bytes      int64
 	shareSet   *shareSet
 	shareRules []*shareRule
+
+	// keyed are the lanes of jobs with a policy key, in no order, each
+	// at its lane.kidx: what QueueStats walks, a slice per hold
+	// (stats.go). statsGen numbers its walks.
+	keyed    []*lane
+	statsGen uint64
 }
 
 // group is a handler group: the parts of one handler.
@@ -150,6 +156,9 @@ type lane struct {
 	// lanes of its key of that kind (see keyLanes); pos[inParked][kind]
 	// its place in q.parked under that key, while listed[kind].
 	pos [2][numParkKinds]int
+
+	kidx     int    // in q.keyed, when the lane has a key
+	statsGen uint64 // the last QueueStats walk that judged the lane
 }
 
 // The lists of lanes a lane keeps its place in (lane.pos).
@@ -409,6 +418,10 @@ func (q *queue) laneFor(k laneKey, ckeys, rkeys []string) *lane {
 		}
 	}
 	q.lanes[k] = l
+	if l.keyed() {
+		l.kidx = len(q.keyed)
+		q.keyed = append(q.keyed, l)
+	}
 	q.sh.state.Add(laneBytes(l))
 	return l
 }
@@ -431,6 +444,9 @@ func (q *queue) unref(l *lane) {
 	l.dead = true
 	q.fix(l)
 	delete(q.lanes, l.key)
+	if l.keyed() {
+		q.unlistKeyed(l)
+	}
 	q.sh.state.Add(-laneBytes(l))
 	l.aside = nil
 	for _, on := range q.parkedOn(l) {
