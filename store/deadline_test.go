@@ -2,7 +2,9 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"runtime"
+	"strconv"
 	"testing"
 )
 
@@ -273,5 +275,32 @@ func BenchmarkDeadLetterMemory(b *testing.B) {
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "heap-bytes/job")
 		b.ReportMetric(float64(s.Bytes())/n, "counted-bytes/job")
 		runtime.KeepAlive(s)
+	}
+}
+
+// BenchmarkSameDeadline: n jobs in 64 queues, their ids in no order,
+// share one deadline, and one Tick expires them all, filing n timer-ended
+// jobs into retention at one instant. Filing goes by a heap, so the Tick costs O(n log n); an
+// insertion in id order cost O(n²) (10,000 jobs: 416 ms against 9 ms;
+// 40,000: 9 s against 26 ms).
+func BenchmarkSameDeadline(b *testing.B) {
+	for _, n := range []int{10_000, 40_000} {
+		b.Run(fmt.Sprintf("jobs=%d", n), func(b *testing.B) {
+			for range b.N {
+				b.StopTimer()
+				s, _ := New(DefaultConfig(), NewRandomGenerator())
+				for i := range n {
+					id := fmt.Sprintf("%08x", uint32(i)*2654435761) // ids in no order, as clients may give them
+					_, err := s.Push(1000, PushOptions{ID: id, Queue: "q" + strconv.Itoa(i%64), Handler: "h", Deadline: 5000})
+					mustTB(b, err)
+				}
+				b.StartTimer()
+				s.Tick(5000)
+				b.StopTimer()
+				if st, _ := s.QueueStats(5000, "q0"); st.Expired == 0 {
+					b.Fatal("nothing expired")
+				}
+			}
+		})
 	}
 }

@@ -400,24 +400,21 @@ func (m *model) enforceMax(failed bool, max int) {
 		if len(term) <= max {
 			break
 		}
-		// Oldest first, in the order they became terminal; but jobs that
-		// timers ended at one instant, one after another, go by id
-		// (docs/semantics.md "Retention and limits").
+		// Oldest first: by the time they became terminal; at one instant,
+		// jobs timers ended first, by id; then the others, in the order
+		// they became terminal (docs/semantics.md "Retention and limits").
 		sort.Slice(term, func(a, b int) bool {
-			if term[a].terminalAt != term[b].terminalAt {
-				return term[a].terminalAt < term[b].terminalAt
+			x, y := term[a], term[b]
+			switch {
+			case x.terminalAt != y.terminalAt:
+				return x.terminalAt < y.terminalAt
+			case x.timed != y.timed:
+				return x.timed
+			case x.timed:
+				return x.job.ID < y.job.ID
 			}
-			return term[a].terminalSeq < term[b].terminalSeq
+			return x.terminalSeq < y.terminalSeq
 		})
-		for i := 0; i < len(term); {
-			k := i + 1
-			for k < len(term) && term[k].timed && term[i].timed && term[k].terminalAt == term[i].terminalAt {
-				k++
-			}
-			run := term[i:k]
-			sort.Slice(run, func(a, b int) bool { return run[a].job.ID < run[b].job.ID })
-			i = k
-		}
 		m.drop(term[0])
 	}
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 
 	"sluice/backpressure"
@@ -606,8 +607,24 @@ func (r *retention) entries() ([]string, []int64) {
 	defer r.mu.Unlock()
 	var ids []string
 	var times []int64
-	for i := 0; i < r.fifo.len(); i++ {
-		if e := r.fifo.at(i); e.j.retainGen.Load() == e.gen {
+	timed := slices.Clone(r.timed) // in the order pop would take them
+	slices.SortFunc(timed, func(a, b retEntry) int {
+		switch {
+		case a.Less(b):
+			return -1
+		case b.Less(a):
+			return 1
+		}
+		return int(a.gen) - int(b.gen) // one job filed again: a stale entry and a live one
+	})
+	for i, k := 0, 0; i < r.fifo.len() || k < len(timed); {
+		var e retEntry
+		if i == r.fifo.len() || k < len(timed) && timed[k].at <= r.fifo.at(i).at {
+			e, k = timed[k], k+1
+		} else {
+			e, i = r.fifo.at(i), i+1
+		}
+		if e.j.retainGen.Load() == e.gen {
 			ids = append(ids, e.j.id)
 			times = append(times, e.at)
 		}

@@ -4,6 +4,8 @@ import (
 	"math"
 	"sync"
 	"sync/atomic"
+
+	"sluice/internal/minheap"
 )
 
 // The dead letters' defaults (Config.FailedRetention, MaxFailed). Failed
@@ -19,12 +21,22 @@ const (
 )
 
 // retention keeps terminal jobs readable for a while, oldest dropped first.
+//
+// Oldest is a total order: by filing time; at one instant, jobs ended by
+// timers (a deadline, a timeout) first, by id among themselves, so that
+// which is dropped first by count does not hang on the order maintenance
+// visits the shards in; then the others, in filing order. Jobs ended by
+// operations come nearly in time order and are kept in a FIFO; jobs ended
+// by timers come in any order (a timer's instant is often earlier than the
+// last filing, and thousands may share one deadline) and are kept in a
+// heap beside it, so that filing n of them costs O(n log n), not O(n²).
 type retention struct {
-	mu   sync.Mutex // protects fifo and live; a leaf lock
-	fifo ring[retEntry]
-	live int
-	max  int
-	age  int64
+	mu    sync.Mutex // protects fifo, timed and live; a leaf lock
+	fifo  ring[retEntry]
+	timed []retEntry // a min-heap of the entries filed by timers
+	live  int
+	max   int
+	age   int64
 	// nextDue is no later than the oldest entry's due time (when its age
 	// runs out). Every operation reads it (maintain), so it has cache
 	// lines of its own and is written only when it must move earlier or
@@ -44,7 +56,7 @@ type retEntry struct {
 
 func (r *retention) init(max int, age int64) {
 	r.mu.Lock()
-	r.fifo = ring[retEntry]{}
+	r.fifo, r.timed = ring[retEntry]{}, nil
 	r.live, r.max, r.age = 0, max, age
 	r.nextDue.Store(math.MaxInt64)
 	r.mu.Unlock()
@@ -55,33 +67,64 @@ func (r *retention) init(max int, age int64) {
 func (r *retention) add(j *job, gen uint32, evict bool, fx *effects) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.fifo.push(retEntry{j: j, gen: gen, at: j.updatedAt, timed: fx.timed})
-	// Jobs ended by timers (a deadline, a timeout) are filed at their
-	// timer's instant, which shards visited later may make earlier than
-	// the last filing: such an entry moves back to its place, past the
-	// few filed in the same pass. Timers of one instant end their jobs in
-	// an order that depends on the shards; among them the job id decides,
-	// so that which is dropped first by count does not.
-	for i := r.fifo.len() - 1; i > 0 && r.fifo.at(i).before(r.fifo.at(i-1)); i-- {
-		prev := r.fifo.at(i - 1)
-		r.fifo.set(i-1, r.fifo.at(i))
-		r.fifo.set(i, prev)
+	e := retEntry{j: j, gen: gen, at: j.updatedAt, timed: fx.timed}
+	if e.timed {
+		r.timed = minheap.Push(r.timed, e)
+	} else {
+		// A caller may come with a time older than the last filing's: it
+		// moves back to its place, past the few filed meanwhile.
+		r.fifo.push(e)
+		for i := r.fifo.len() - 1; i > 0 && r.fifo.at(i).at < r.fifo.at(i-1).at; i-- {
+			prev := r.fifo.at(i - 1)
+			r.fifo.set(i-1, r.fifo.at(i))
+			r.fifo.set(i, prev)
+		}
 	}
 	r.live++
-	for evict && r.live > r.max && r.fifo.len() > 0 {
-		if e := r.fifo.popFront(); e.j.retainGen.CompareAndSwap(e.gen, e.gen+1) {
+	for evict && r.live > r.max && r.len() > 0 {
+		if e := r.pop(); e.j.retainGen.CompareAndSwap(e.gen, e.gen+1) {
 			r.live--
 			fx.addDrop(e)
 		}
 	}
-	if due := r.fifo.front().at + r.age; due < r.nextDue.Load() {
-		r.nextDue.Store(due)
+	if r.len() > 0 {
+		if due := r.oldest().at + r.age; due < r.nextDue.Load() {
+			r.nextDue.Store(due)
+		}
 	}
 }
 
-// before reports whether e belongs before f, which was filed earlier.
-func (e retEntry) before(f retEntry) bool {
-	return e.at < f.at || (e.at == f.at && e.timed && f.timed && e.j.id < f.j.id)
+// Less orders the timer-filed entries: by time, then by id.
+func (e retEntry) Less(f retEntry) bool { return e.at < f.at || (e.at == f.at && e.j.id < f.j.id) }
+
+// len is the number of entries, stale ones included. Lock must be held.
+func (r *retention) len() int { return r.fifo.len() + len(r.timed) }
+
+// timedFirst reports whether the oldest entry is the heap's. Lock must be
+// held; there must be an entry.
+func (r *retention) timedFirst() bool {
+	return r.fifo.len() == 0 || len(r.timed) > 0 && r.timed[0].at <= r.fifo.front().at
+}
+
+// oldest is the oldest entry. Lock must be held; there must be one.
+func (r *retention) oldest() retEntry {
+	if r.timedFirst() {
+		return r.timed[0]
+	}
+	return r.fifo.front()
+}
+
+// pop removes the oldest entry and returns it. Lock must be held; there
+// must be one.
+func (r *retention) pop() retEntry {
+	if r.timedFirst() {
+		var e retEntry
+		if r.timed, e = minheap.Pop(r.timed); len(r.timed) == 0 {
+			r.timed = nil
+		}
+		return e
+	}
+	return r.fifo.popFront()
 }
 
 // DeadLetters is the number of failed jobs held (INFO).
@@ -96,8 +139,8 @@ func (r *retention) expire(now int64) []retEntry {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []retEntry
-	for r.fifo.len() > 0 && r.fifo.front().at+r.age <= now {
-		if e := r.fifo.popFront(); e.j.retainGen.CompareAndSwap(e.gen, e.gen+1) {
+	for r.len() > 0 && r.oldest().at+r.age <= now {
+		if e := r.pop(); e.j.retainGen.CompareAndSwap(e.gen, e.gen+1) {
 			r.live--
 			out = append(out, e)
 		}
@@ -121,9 +164,9 @@ func (r *retention) remove(j *job) bool {
 
 // Lock must be held.
 func (r *retention) updateDue() {
-	if r.fifo.len() == 0 {
+	if r.len() == 0 {
 		r.nextDue.Store(math.MaxInt64)
 		return
 	}
-	r.nextDue.Store(r.fifo.front().at + r.age)
+	r.nextDue.Store(r.oldest().at + r.age)
 }
