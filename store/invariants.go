@@ -185,6 +185,7 @@ func (s *Store) CheckInvariants() error {
 		}
 	}
 	var state, scan int64
+	var withSets []string
 	for _, sh := range s.shards {
 		for _, q := range sh.queues {
 			state += QueueBytes(q.name)
@@ -192,6 +193,9 @@ func (s *Store) CheckInvariants() error {
 				state += laneBytes(l)
 			}
 			scan += q.setsBytes()
+			if q.sets != nil {
+				withSets = append(withSets, q.name)
+			}
 			for name, f := range q.fairs {
 				more := 0
 				if f.more != nil {
@@ -204,6 +208,12 @@ func (s *Store) CheckInvariants() error {
 	for g := range s.weights.m {
 		state += WeightOverhead + int64(len(g))
 	}
+	slices.Sort(withSets)
+	if s.names.mu.Lock(); !slices.Equal(s.names.names, withSets) {
+		s.names.mu.Unlock()
+		return fmt.Errorf("the job search's queue names are %q, the queues with tables %q", s.names.names, withSets)
+	}
+	s.names.mu.Unlock()
 	for _, e := range s.rotation.entries() {
 		state += RotationOverhead + int64(len(e.worker))
 	}

@@ -2,8 +2,10 @@ package store
 
 import (
 	"encoding/hex"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Job search (JOBSCAN): SCAN's guarantees over the jobs that match a
@@ -49,7 +51,7 @@ type stateSets [numStates]idShard
 // outside queued, and each table slot (three slots for every four jobs at
 // most, up to twice as many right after a table grows).
 const (
-	setsOverhead = int64(len(stateSets{})) * 64
+	setsOverhead = int64(len(stateSets{}))*64 + 16 // and the queue's place among the names
 	setSlotBytes = 16
 )
 
@@ -196,20 +198,60 @@ func (s *Store) holds(name string, st State) bool {
 }
 
 // nextQueue returns the first queue name after after (or from the first,
-// with first) that holds jobs in state st, "" when none does. It reads
-// every queue's name, one shard lock at a time.
-func (s *Store) nextQueue(st State, after string, first bool) string {
-	best := ""
-	for _, sh := range s.shards {
-		sh.mu.Lock()
-		for name, q := range sh.queues {
-			if (first || name > after) && (best == "" || name < best) && q.sets != nil && q.sets[st].n > 0 {
-				best = name
-			}
-		}
-		sh.mu.Unlock()
+// with first) that has job-search tables, "" when none has: a queue
+// without jobs in st among them is passed over by the caller, one visited
+// slot each, so a call's work stays bounded whatever the number of
+// queues. O(log queues), under the names' leaf lock only.
+func (s *Store) nextQueue(_ State, after string, first bool) string {
+	return s.names.after(after, first)
+}
+
+// queueNames is the sorted list of the queues that have job-search tables,
+// for a scan over every queue to find the next one without walking them
+// all. Its lock is a leaf, taken under a shard's.
+type queueNames struct {
+	mu    sync.Mutex
+	names []string
+}
+
+func (n *queueNames) add(name string) {
+	n.mu.Lock()
+	if i, found := slices.BinarySearch(n.names, name); !found {
+		n.names = slices.Insert(n.names, i, name)
 	}
-	return best
+	n.mu.Unlock()
+}
+
+func (n *queueNames) remove(name string) {
+	n.mu.Lock()
+	if i, found := slices.BinarySearch(n.names, name); found {
+		n.names = slices.Delete(n.names, i, i+1)
+	}
+	n.mu.Unlock()
+}
+
+func (n *queueNames) reset() {
+	n.mu.Lock()
+	n.names = nil
+	n.mu.Unlock()
+}
+
+// after is the first name after name (or the first of all, with first),
+// "" if none.
+func (n *queueNames) after(name string, first bool) string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	i := 0
+	if !first {
+		var found bool
+		if i, found = slices.BinarySearch(n.names, name); found {
+			i++
+		}
+	}
+	if i < len(n.names) {
+		return n.names[i]
+	}
+	return ""
 }
 
 // scanSet reads c's queue's table of state c.st from home slot c.v on,
@@ -361,6 +403,7 @@ func (q *queue) setAdd(j *job, h uint64) {
 	if q.sets == nil {
 		q.sets = new(stateSets)
 		q.sh.scan.Add(setsOverhead)
+		q.sh.names.add(q.name)
 	}
 	t := &q.sets[j.state]
 	before := len(t.slots)
@@ -406,5 +449,6 @@ func (q *queue) freeSets() {
 	if q.sets != nil {
 		q.sets = nil
 		q.sh.scan.Add(-setsOverhead)
+		q.sh.names.remove(q.name)
 	}
 }

@@ -1515,4 +1515,5 @@ func (s *Store) flushLocked() {
 	s.bytes.Store(0)
 	s.state.Store(0)
 	s.scanBytes.Store(0)
+	s.names.reset()
 }

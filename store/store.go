@@ -135,6 +135,7 @@ type Store struct {
 	// state (jobscan.go), counted as they grow and go.
 	scanBytes atomic.Int64
 	_         [56]byte
+	names     queueNames // the queues with job-search tables, sorted (jobscan.go)
 	// minDue is no later than any shard's nextDue: every operation reads
 	// it (maintain), and only when it is due does one look at the shards.
 	// A shard lowers it when it arms an earlier timer; maintain raises it
@@ -250,6 +251,7 @@ type shard struct {
 	minDue  *atomic.Int64          // the store's
 	state   *atomic.Int64          // the store's: memory of queues and lanes
 	scan    *atomic.Int64          // the store's: memory of the tables of jobs by state
+	names   *queueNames            // the store's: the queues that have such tables
 	weights *weights               // the store's, read under this lock (fair.go)
 	index   *idIndex               // the store's, which unpacking updates
 	queues  map[string]*queue      // queues held by this shard
@@ -321,6 +323,7 @@ func New(cfg Config, gen Generator) (*Store, error) {
 		s.shards[i] = newShard(s.reg, &s.minDue, &s.index)
 		s.shards[i].state = &s.state
 		s.shards[i].scan = &s.scanBytes
+		s.shards[i].names = &s.names
 		s.shards[i].weights = &s.weights
 		s.shards[i].genSlot = i
 	}
