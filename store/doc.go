@@ -58,8 +58,12 @@
 //
 //	gate  →  policyMu  →  idemKeys.mu  →  cronTable.mu  →  shard.mu  →  backpressure registry shard |
 //	             id index shard | shard.inboxMu (of any shard) |
-//	             expiredTokens.mu | retention.mu | the Journal's own lock
+//	             expiredTokens.mu | retention.mu | the Journal's own lock |
+//	             idemKeys.pendMu | queueNames.mu | the end hook's (JOBWAIT's) lock
 //
+// One exception among the leaves: a job of several keys is admitted under
+// the registry shards of all its keys at once (backpressure.AdmitAll),
+// taken in shard order, with nothing else taken under them.
 // Apart from FLUSHALL (and its replay), no goroutine holds two shard locks.
 // An operation that frees a
 // concurrency key may unblock lanes in other shards: it appends a wake-up to
