@@ -54,6 +54,8 @@ const (
 	// Unique keys (idem.go).
 	OpUniqueRelease // job ID left the scope of unique key IdemKey, which is forgotten (Now unset: the record follows the change that made it)
 	OpReplace       // a duplicate push replaced waiting job ID's Payload, MaxAtt, Backoff and run time (RunAt)
+	// Dependencies (deps.go).
+	OpAfter // dependency DepID of waiting job ID ended in State at Now: met (succeeded, or ANYWAY), else the job is cancelled
 	opMax
 )
 
@@ -177,6 +179,13 @@ type Record struct {
 	// unique key the job holds (ScopeNone: none).
 	KeyScope UniqueScope `log:"75"`
 	KeyUntil int64       `log:"76"` // when the key is forgotten at the latest; 0: when its job leaves the scope
+	// Dependencies (deps.go). After lists the jobs a waiting job waits
+	// for (push: those not succeeded at the push; snapjob: those not met
+	// yet); Anyway makes one that ends without success count as met.
+	// DepID is the dependency an after record resolves.
+	After  []string `log:"85"`
+	Anyway bool     `log:"86"`
+	DepID  string   `log:"87"`
 }
 
 // Journal receives every state change. The store calls Append while holding

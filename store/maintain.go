@@ -145,7 +145,7 @@ func (s *Store) runDue(sh *shard, now int64, fx *effects) {
 			} else {
 				s.due(j, fx)
 			}
-		case Queued: // only a deadline arms a queued job's timer
+		case Queued, Waiting: // only a deadline arms a queued or waiting job's timer
 			s.lapse(j, j.dueAt, fx)
 		}
 	}

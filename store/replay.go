@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 
 	"sluice/backpressure"
@@ -22,7 +23,8 @@ func (o Op) String() string {
 		"expire", "due", "drop", "snapqueue", "snapjob", "snappolicy", "snapadmissions", "snapexpired", "snapretained", "snapend",
 		"idemexpire", "snapidem", "weight", "snapgroup", "snaprotation", "throttle", "snapfloor",
 		"cronset", "crondel", "cronfire", "snapcron", "breaker", "snapbreaker",
-		"progress", "lapse", "timeout", "uniquerelease", "replace"}
+		"progress", "lapse", "timeout", "uniquerelease", "replace",
+		"after"}
 	if int(o) < len(names) && o > 0 {
 		return names[o]
 	}
@@ -48,7 +50,7 @@ func (s *Store) Replay(r *Record) error {
 		if r.IdemKey != "" {
 			err = s.replayKeyed(r, &fx)
 		} else {
-			_, err = s.insert(r, &fx)
+			_, err = s.insertAny(r, &fx)
 		}
 		if err != nil {
 			return replayErr(r, "%v", err)
@@ -104,6 +106,8 @@ func (s *Store) Replay(r *Record) error {
 		return s.replayRelease(r)
 	case OpReplace:
 		return s.replayReplace(r, &fx)
+	case OpAfter:
+		return s.replayAfter(r, &fx)
 	case OpIdemExpire:
 		s.idem.mu.Lock()
 		s.idem.sweepLocked(r.Now)
@@ -174,7 +178,7 @@ func (s *Store) replayJob(r *Record, fx *effects) error {
 		s.due(j, fx)
 		return nil
 	case OpLapse:
-		if j.state != Scheduled && j.state != Queued && j.state != RetryPending {
+		if j.state != Scheduled && j.state != Queued && j.state != RetryPending && j.state != Waiting {
 			return replayErr(r, "job is %s, not waiting", j.state)
 		}
 		sh.unarm(j)
@@ -383,6 +387,7 @@ func (s *Store) jobRecord(j *job) *Record {
 		Result: j.xr().result, Progress: j.xr().progress,
 		Seq: j.seq, Created: j.created, TSeq: j.tseq, KeyScope: j.uscope,
 		Deadline: j.xr().deadline, Timeout: j.xr().timeout, TimeoutAt: j.xr().timeoutAt, DueAt: j.timedDue(),
+		After: slices.Clone(j.xr().after), Anyway: j.xr().anyway, // a copy: the list changes in place
 	}
 }
 
@@ -437,6 +442,7 @@ func (s *Store) load(r *Record) error {
 	case OpSnapCron:
 		return s.loadCron(r)
 	case OpSnapEnd:
+		return s.registerLoaded()
 	default:
 		return replayErr(r, "unknown record kind")
 	}
@@ -484,9 +490,13 @@ func (s *Store) loadJob(r *Record) error {
 	if r.KeyScope >= numScopes {
 		return replayErr(r, "unknown unique key scope")
 	}
-	if r.Token != "" || r.Worker != "" || r.HasError || r.Result != nil || r.Progress != nil || r.Deadline != 0 || r.Timeout != 0 {
+	if (r.State == Waiting) != (len(r.After) > 0) {
+		return replayErr(r, "a %s job with %d dependencies", r.State, len(r.After))
+	}
+	if r.Token != "" || r.Worker != "" || r.HasError || r.Result != nil || r.Progress != nil || r.Deadline != 0 || r.Timeout != 0 || r.After != nil {
 		j.x = &jobExt{token: r.Token, worker: r.Worker, lastError: r.Error, hasError: r.HasError,
-			result: r.Result, progress: r.Progress, deadline: r.Deadline, timeout: r.Timeout, timeoutAt: r.TimeoutAt}
+			result: r.Result, progress: r.Progress, deadline: r.Deadline, timeout: r.Timeout, timeoutAt: r.TimeoutAt,
+			after: slices.Clone(r.After), anyway: r.Anyway}
 	}
 	j.id = j.keepID(r.ID)
 	j.ln = q.laneRef(r)
@@ -497,6 +507,9 @@ func (s *Store) loadJob(r *Record) error {
 	s.added(sh, q, j.bytes(), false, j.state)
 	if tabled[j.state] {
 		q.setAdd(j, s.index.hash(j.id))
+	}
+	if j.state == Waiting {
+		s.loadedWaiting(j)
 	}
 	s.charge(q, j.bytes(), false)
 	var at int64

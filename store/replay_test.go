@@ -96,6 +96,13 @@ func randomOps(t *testing.T, s *Store, rng *rand.Rand, n int) int64 {
 			if rng.IntN(6) == 0 {
 				p.Timeout = int64(1 + rng.IntN(300))
 			}
+			if i%4 == 2 && len(ids) > 0 { // dependencies (deps.go), drawn from i as above
+				p.After = []string{ids[(i*7)%len(ids)]}
+				if i%8 == 6 {
+					p.After = append(p.After, ids[(i*3)%len(ids)]) // a repeat is refused
+					p.AfterAnyway = true
+				}
+			}
 			if id, err := s.Push(now, p); err == nil {
 				ids = append(ids, id)
 			}

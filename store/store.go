@@ -116,6 +116,7 @@ type Store struct {
 	dead    retention // failed jobs: the dead letters
 	idem    idemKeys
 	cron    cronTable
+	deps    depTable // dependencies (deps.go)
 	// limited is set when MaxJobs or MaxBytes is: only then do pushes
 	// also keep the store-wide counts below, which their limits are
 	// checked against in one atomic step. Each shard always counts its own
@@ -214,6 +215,11 @@ type jobExt struct {
 	deadline  int64
 	timeout   int64
 	timeoutAt int64
+	// Dependencies (deps.go): the ids a waiting job still waits for, in
+	// the order named, and whether one that ends without success counts
+	// as met (ANYWAY).
+	after  []string
+	anyway bool
 }
 
 // noExt is what a job without an extension reads.
@@ -294,6 +300,7 @@ type effects struct {
 	timers bool       // a timer earlier than before may have been armed
 	timed  bool       // a timer is ending the job being filed into retention
 	seq    uint64     // the operation's last journal record
+	ends   []depEnd   // dependencies that ended with waiters to resolve (deps.go)
 }
 
 // addDrop notes a job evicted from retention, to drop after the locks.
@@ -334,6 +341,7 @@ func New(cfg Config, gen Generator) (*Store, error) {
 	s.dead.init(cfg.MaxFailed, cfg.FailedRetention)
 	s.idem.init(cfg.IdempotencyKeys, cfg.IdempotencyWindow)
 	s.cron.init(cfg.MaxCron)
+	s.deps.init()
 	return s, nil
 }
 
@@ -403,6 +411,9 @@ func (s *Store) shardOf(queue string) *shard {
 
 // finish performs what an operation left for after its locks.
 func (s *Store) finish(fx *effects) {
+	if len(fx.ends) > 0 {
+		s.finishEnds(fx) // first: a cascade may end more jobs, with keys and drops
+	}
 	s.releaseKeys(fx) // first: a drop's job left its scope long ago
 	if fx.drop1.j != nil {
 		s.drop(fx.drop1, fx)
@@ -501,6 +512,9 @@ func (s *Store) move(j *job, to State) error {
 	q.counts[to]++
 	from := j.state
 	j.state = to
+	if from == Waiting {
+		s.deps.waiting.Add(-1)
+	}
 	if tabled[from] || tabled[to] {
 		h := q.sh.index.hash(j.id)
 		q.setRemove(j, from, h)
@@ -521,6 +535,9 @@ func (s *Store) terminal(j *job, fx *effects) {
 	gen := j.retainGen.Add(1) // odd: retained
 	// A replayed log carries its drops as records: no eviction of its own.
 	s.retentionOf(j).add(j, gen, !s.replaying, fx)
+	if s.deps.n.Load() > 0 {
+		s.depEnded(j, fx)
+	}
 	s.ended(j)
 }
 
