@@ -57,6 +57,7 @@ var storeErrors = map[string]error{
 	"ErrScanCursor":    store.ErrScanCursor,
 	"ErrDupKey":        store.ErrDupKey,
 	"ErrKeysFull":      store.ErrKeysFull,
+	"ErrDepFailed":     store.ErrDepFailed,
 	"DupKeyError":      &store.DupKeyError{Key: "k", ID: "j"},
 	"StateError":       &store.StateError{ID: "j", From: store.Queued, To: store.Running},
 }
