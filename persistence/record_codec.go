@@ -70,6 +70,7 @@ const (
 	tKeyUntil      = 76
 	tAnyway        = 86
 	tDepID         = 87
+	tTimed         = 88
 	tTimes         = 32
 	tRetainedIDs   = 33
 	tExpiredTokens = 33
@@ -141,6 +142,7 @@ func appendFields(buf []byte, r *store.Record) []byte {
 	buf = putInt(buf, tKeyUntil, r.KeyUntil)
 	buf = putFlag(buf, tAnyway, r.Anyway)
 	buf = putString(buf, tDepID, r.DepID)
+	buf = putFlag(buf, tTimed, r.Timed)
 	buf = putInts(buf, tTimes, r.Times)
 	buf = putStrings(buf, tRetainedIDs, r.RetainedIDs)
 	buf = putStrings(buf, tExpiredTokens, r.ExpiredTokens)
@@ -284,6 +286,8 @@ func decodeField(d *decoder, r *store.Record, tag byte) bool {
 		r.Anyway = d.flag()
 	case 87:
 		r.DepID = d.str()
+	case 88:
+		r.Timed = d.flag()
 	case 32:
 		r.Times = d.ints()
 	case 33:

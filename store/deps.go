@@ -88,6 +88,7 @@ type depEnd struct {
 	id    string
 	state State
 	at    int64
+	timed bool // a timer ended it (a deadline, a timeout): see retention.add
 	ws    []*job
 }
 
@@ -133,6 +134,9 @@ func (s *Store) insertAny(r *Record, fx *effects) (bool, error) {
 // job is then inserted waiting on those not met, or as any push when none
 // is left, and registered on each of them. No lock may be held.
 func (s *Store) insertAfter(r *Record, fx *effects) (bool, error) {
+	// Jobs whose retention ran out by now are gone before the check,
+	// whatever the order maintenance would drop them in.
+	s.dropEvicted(fx)
 	d := &s.deps
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -177,9 +181,11 @@ func (s *Store) insertAfter(r *Record, fx *effects) (bool, error) {
 			}
 		}
 	}
-	if len(ends) > 0 {
-		fx.ends = append(fx.ends, ends...)
+	if len(ends) > 0 { // resolved now, apart from the operation's other ends
+		saved := fx.ends
+		fx.ends = ends
 		s.runEnds(fx)
+		fx.ends = saved
 	}
 	return false, nil
 }
@@ -228,38 +234,49 @@ func (s *Store) depEnded(j *job, fx *effects) {
 	}
 	d.bytes.Add(-int64(len(ws))*WaiterOverhead - WaitersOverhead - int64(len(j.id)))
 	if !s.replaying {
-		fx.ends = append(fx.ends, depEnd{id: j.id, state: j.state, at: j.updatedAt, ws: ws})
+		fx.ends = append(fx.ends, depEnd{id: j.id, state: j.state, at: j.updatedAt, timed: fx.timed, ws: ws})
 	}
 }
 
 // runEnds resolves the waiters of the dependencies that ended, and of
-// those their resolution ends in turn. deps.mu must be held, no other
-// lock.
+// those their resolution ends in turn, in rounds: the ends of a round in
+// order of time, then id (not in the order the shards' maintenance met
+// them), each one's waiters in push order (not in the order they
+// registered in, which a loaded snapshot changes). The queues' order and
+// retention's are then the same in every store. deps.mu must be held, no
+// other lock.
 func (s *Store) runEnds(fx *effects) {
-	for i := 0; i < len(fx.ends); i++ {
-		e := fx.ends[i]
-		fx.ends[i] = depEnd{}
-		// In push order, whatever the order they registered in (a
-		// loaded snapshot registers its jobs in another): the queues'
-		// order and retention's then agree with a replay's.
-		slices.SortFunc(e.ws, pushOrder)
-		var held *shard
-		for _, w := range e.ws {
-			if sh := w.ln.q.sh; sh != held {
-				if held != nil {
-					held.mu.Unlock()
-				}
-				held = sh
-				sh.mu.Lock()
-				s.drain(sh)
+	timed := fx.timed
+	for len(fx.ends) > 0 {
+		round := fx.ends
+		fx.ends = nil
+		slices.SortFunc(round, func(a, b depEnd) int {
+			if a.at != b.at {
+				return cmp.Compare(a.at, b.at)
 			}
-			s.resolveDep(w, e.id, e.state, e.at, fx)
-		}
-		if held != nil {
-			held.mu.Unlock()
+			return strings.Compare(a.id, b.id)
+		})
+		for _, e := range round {
+			slices.SortFunc(e.ws, pushOrder)
+			fx.timed = e.timed // the waiters it cancels are filed as it was
+			var held *shard
+			for _, w := range e.ws {
+				if sh := w.ln.q.sh; sh != held {
+					if held != nil {
+						held.mu.Unlock()
+					}
+					held = sh
+					sh.mu.Lock()
+					s.drain(sh)
+				}
+				s.resolveDep(w, e.id, e.state, e.at, fx)
+			}
+			if held != nil {
+				held.mu.Unlock()
+			}
 		}
 	}
-	fx.ends = fx.ends[:0]
+	fx.timed = timed
 }
 
 // pushOrder orders waiters by push time, then queue and push order in
@@ -307,7 +324,7 @@ func (s *Store) resolveDep(w *job, id string, st State, at int64, fx *effects) b
 		x.lastError, x.hasError = msg, true
 		s.cancelLocked(w, at, fx)
 	}
-	s.log(Record{Op: OpAfter, Now: at, ID: w.id, DepID: id, State: st}, fx)
+	s.log(Record{Op: OpAfter, Now: at, ID: w.id, DepID: id, State: st, Timed: fx.timed}, fx)
 	return true
 }
 
@@ -352,6 +369,8 @@ func (s *Store) replayAfter(r *Record, fx *effects) error {
 	sh := x.shard()
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	fx.timed = r.Timed
+	defer func() { fx.timed = false }()
 	if !s.resolveDep(x.j, r.DepID, r.State, r.Now, fx) {
 		return replayErr(r, "job does not wait for %s", r.DepID)
 	}

@@ -186,6 +186,7 @@ func errText(err error) string {
 		{store.ErrWrongState, "WRONGSTATE(not a StateError)"},
 		{store.ErrFull, "FULL"},
 		{store.ErrKeysFull, "FULL(unique keys)"},
+		{store.ErrDepFailed, "DEPFAILED"},
 		{store.ErrInvalid, "INVALID"},
 	} {
 		if errors.Is(err, e.err) {
@@ -205,10 +206,10 @@ func outcome(err error, format string, args ...any) string {
 }
 
 func fmtJob(j store.Job) string {
-	return fmt.Sprintf("{id=%s q=%s h=%s payload=%q state=%s prio=%d ckey=%q rkey=%q ckeys=%q rkeys=%q attempt=%d/%d backoff=%d created=%d updated=%d run_at=%d worker=%q expires=%d last_error=%q/%v blocked_by=%q result=%s progress=%s}",
+	return fmt.Sprintf("{id=%s q=%s h=%s payload=%q state=%s prio=%d ckey=%q rkey=%q ckeys=%q rkeys=%q attempt=%d/%d backoff=%d created=%d updated=%d run_at=%d worker=%q expires=%d last_error=%q/%v blocked_by=%q result=%s progress=%s after=%q}",
 		j.ID, j.Queue, j.Handler, j.Payload, j.State, j.Priority, j.ConcurrencyKey, j.RateLimitKey,
 		j.ConcurrencyKeys, j.RateLimitKeys, j.Attempt, j.MaxAttempts, j.Backoff, j.CreatedAt, j.UpdatedAt, j.RunAt, j.Worker, j.ExpiresAt,
-		j.LastError, j.HasLastError, j.BlockedBy, optBytes(j.Result), optBytes(j.Progress))
+		j.LastError, j.HasLastError, j.BlockedBy, optBytes(j.Result), optBytes(j.Progress), j.After)
 }
 
 func fmtJobs(js []store.Job) string {
@@ -777,10 +778,36 @@ func (g *opGen) pushOptions(now int64) store.PushOptions {
 			p.IdempotencyKey = strings.Repeat("i", store.MaxIdentifier+1)
 		}
 	}
+	g.after(&p)
 	if id := strings.TrimSpace(p.ID); id != "" {
 		g.addID(id)
 	}
 	return p
+}
+
+// after gives some pushes dependencies (deps.go): jobs pushed before,
+// most of them held, now and then a bad list.
+func (g *opGen) after(p *store.PushOptions) {
+	if len(g.ids) == 0 || !g.chance(20) {
+		return
+	}
+	n := 1 + g.src.intn(3)
+	for range n {
+		p.After = append(p.After, g.pick(g.ids))
+	}
+	p.After = slices.Compact(p.After) // a repeat next to its first is refused; others stay, refused
+	p.AfterAnyway = g.chance(30)
+	if g.chance(5) {
+		switch g.src.intn(3) {
+		case 0:
+			p.After = nil // ANYWAY alone
+			p.AfterAnyway = true
+		case 1:
+			p.After = append(p.After, " ")
+		case 2:
+			p.After = append(p.After, "nope")
+		}
+	}
 }
 
 func pushDesc(p store.PushOptions) string {
@@ -789,6 +816,9 @@ func pushDesc(p store.PushOptions) string {
 		p.Deadline, p.ExpiresIn, p.Timeout)
 	if p.UniqueKey != "" {
 		d += fmt.Sprintf(" unique=%q scope=%d ttl=%d on_duplicate=%d", p.UniqueKey, p.UniqueScope, p.UniqueTTL, p.OnDuplicate)
+	}
+	if p.After != nil || p.AfterAnyway {
+		d += fmt.Sprintf(" after=%q anyway=%v", p.After, p.AfterAnyway)
 	}
 	return d
 }

@@ -182,10 +182,13 @@ type Record struct {
 	// Dependencies (deps.go). After lists the jobs a waiting job waits
 	// for (push: those not succeeded at the push; snapjob: those not met
 	// yet); Anyway makes one that ends without success count as met.
-	// DepID is the dependency an after record resolves.
+	// DepID is the dependency an after record resolves, and Timed tells
+	// that a timer (a deadline, a timeout) ended it, or the dependency
+	// whose end cancelled it in turn.
 	After  []string `log:"85"`
 	Anyway bool     `log:"86"`
 	DepID  string   `log:"87"`
+	Timed  bool     `log:"88"`
 }
 
 // Journal receives every state change. The store calls Append while holding
