@@ -16,6 +16,7 @@ var (
 	ErrExpired       = errors.New("sluice: the reservation's lease has expired (EXPIRED)")
 	ErrDupJob        = errors.New("sluice: a job with this id already exists (DUPJOB)")
 	ErrDupKey        = errors.New("sluice: the unique key is held by another job (DUPKEY)")
+	ErrDepFailed     = errors.New("sluice: a dependency ended without success (DEPFAILED)")
 	ErrWrongState    = errors.New("sluice: not allowed in the job's state (WRONGSTATE)")
 	ErrFull          = errors.New("sluice: the queue or server is full (FULL)")
 	ErrMisconf       = errors.New("sluice: the server cannot persist changes (MISCONF)")
@@ -38,6 +39,7 @@ var codes = map[string]error{
 	"EXPIRED":       ErrExpired,
 	"DUPJOB":        ErrDupJob,
 	"DUPKEY":        ErrDupKey,
+	"DEPFAILED":     ErrDepFailed,
 	"WRONGSTATE":    ErrWrongState,
 	"FULL":          ErrFull,
 	"MISCONF":       ErrMisconf,

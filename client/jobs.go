@@ -24,6 +24,7 @@ const (
 	StateRetryPending State = "retry_pending"
 	StateCancelled    State = "cancelled"
 	StateExpired      State = "expired" // its deadline came before a reservation
+	StateWaiting      State = "waiting" // it waits for the jobs it was pushed after (PushOptions.After)
 )
 
 // Terminal reports whether nothing more happens to a job in state s on its
@@ -67,6 +68,11 @@ type PushOptions struct {
 	// does, a push of the same key does what OnDuplicate says. Not with
 	// IdempotencyKey.
 	Unique *Unique
+	// After names jobs (at most 64) that must succeed before this one is
+	// queued: until then it is waiting. A dependency that ends without
+	// success cancels it, unless AfterAnyway: then it runs anyway.
+	After       []string
+	AfterAnyway bool
 }
 
 // Unique is JOBPUSH's UNIQUE key and its options.
@@ -144,6 +150,15 @@ func (c *Client) Push(ctx context.Context, queue, handler string, payload []byte
 			if u.OnDuplicate != "" {
 				args = append(args, "ON-DUPLICATE", u.OnDuplicate)
 			}
+		}
+		if len(o.After) > 0 {
+			args = append(args, "AFTER", len(o.After))
+			for _, id := range o.After {
+				args = append(args, id)
+			}
+		}
+		if o.AfterAnyway {
+			args = append(args, "ANYWAY")
 		}
 	}
 	v, err := c.do(ctx, args...)
@@ -382,6 +397,9 @@ type Job struct {
 	Progress     []byte        // the last JOBPROGRESS; nil: none
 	Deadline     time.Time     // zero: none
 	Timeout      time.Duration // zero: none
+	// After lists what a waiting job still waits for (BlockedBy names the
+	// first, reason BlockedAfter); nil otherwise.
+	After []string
 }
 
 // Blocked reasons.
@@ -391,12 +409,13 @@ const (
 	BlockedThrottled   = "throttled"
 	BlockedBreaker     = "breaker"
 	BlockedPaused      = "paused"
+	BlockedAfter       = "after" // a waiting job: Key is the first job it still waits for
 )
 
 // BlockedBy is a decoded blocked_by field.
 type BlockedBy struct {
-	Reason string    // BlockedConcurrency, BlockedRateLimit, BlockedThrottled, BlockedBreaker or BlockedPaused
-	Key    string    // the policy key (concurrency, ratelimit, throttled), the breaker's ("handler:h")
+	Reason string    // BlockedConcurrency, BlockedRateLimit, BlockedThrottled, BlockedBreaker, BlockedPaused or BlockedAfter
+	Key    string    // the policy key (concurrency, ratelimit, throttled), the breaker's ("handler:h"), the job waited for (after)
 	Active int64     // active jobs for the key (concurrency), probes taken (a half-open breaker)
 	Limit  int64     // the policy's limit (concurrency), the breaker's probes (half-open)
 	Until  time.Time // when the rate window next admits (ratelimit), the throttle ends (throttled) or an open breaker turns half-open
@@ -441,6 +460,7 @@ func decodeJob(cmd string, v any) (*Job, error) {
 	}
 	j.ConcurrencyKeys = r.strs("concurrency_keys")
 	j.RateLimitKeys = r.strs("rate_limit_keys")
+	j.After = r.strs("after")
 	if r.fields["result"] != nil {
 		j.Result = []byte(r.str("result"))
 	}
@@ -494,6 +514,8 @@ func parseBlockedBy(s string) *BlockedBy {
 	switch {
 	case s == BlockedPaused:
 		b.Reason = BlockedPaused
+	case strings.HasPrefix(s, "after:"):
+		b.Reason, b.Key = BlockedAfter, strings.TrimPrefix(s, "after:")
 	case strings.HasPrefix(s, "concurrency:"):
 		b.Reason = BlockedConcurrency
 		rest := strings.TrimPrefix(s, "concurrency:")
