@@ -96,3 +96,49 @@ func BenchmarkWaitingBacklogCost(b *testing.B) {
 	b.ReportMetric(float64(tw.Nanoseconds())/float64(b.N), "ns/waiting")
 	b.ReportMetric(float64(tw)/float64(te), "ratio")
 }
+
+// BenchmarkBatchLastAck times the ack of the last job of a closed batch of
+// 100,000, which pushes the batch's callback before it returns. The bar
+// (issue 22): the callback within 10 ms of the last job's end.
+func BenchmarkBatchLastAck(b *testing.B) {
+	const now, n = 1_000_000, 100_000
+	var took time.Duration
+	for i := 0; i < b.N; i++ {
+		s := benchStore(b)
+		if err := s.OpenBatch(now, BatchOptions{ID: "b", Callback: PushOptions{Queue: "cb", Handler: "h"}}); err != nil {
+			b.Fatal(err)
+		}
+		for range n {
+			if _, err := s.Push(now, PushOptions{Queue: "q", Handler: "h", Batch: "b"}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := s.CloseBatch(now, "b"); err != nil {
+			b.Fatal(err)
+		}
+		var last string
+		for k := 0; k < n; k++ {
+			rs, err := s.Reserve(now, ReserveOptions{Worker: "w", Lease: 1 << 30, Queues: []string{"q"}})
+			if err != nil || len(rs) != 1 {
+				b.Fatal(rs, err)
+			}
+			if k == n-1 {
+				last = rs[0].Token
+				break
+			}
+			if err := s.Ack(now, rs[0].Token); err != nil {
+				b.Fatal(err)
+			}
+		}
+		start := time.Now()
+		if err := s.Ack(now+1, last); err != nil {
+			b.Fatal(err)
+		}
+		took += time.Since(start)
+		if info, _ := s.GetBatch(now+1, "b"); info.CallbackState != "queued" {
+			b.Fatalf("batch %+v", info)
+		}
+	}
+	b.ReportMetric(float64(took.Nanoseconds())/float64(b.N), "ns/last-ack")
+	b.ReportMetric(0, "ns/op")
+}

@@ -71,6 +71,9 @@ func (s *Store) maintain(now int64, fx *effects) {
 	if s.cron.nextDue.Load() <= now {
 		s.fireCron(now, fx) // cron.go
 	}
+	if s.batches.due.Load() <= now {
+		s.forgetBatches(now, fx) // batch.go
+	}
 }
 
 // maintainRound fires the timers due at now and resolves what they ended;
@@ -108,6 +111,9 @@ func (s *Store) maintainRound(now int64, fx *effects) bool {
 		ended := len(fx.ends) > 0
 		if ended {
 			s.finishEnds(fx)
+		}
+		if len(fx.callbacks) > 0 {
+			s.pushCallbacks(fx)
 		}
 		s.releaseKeys(fx)
 		s.dropEvicted(fx)

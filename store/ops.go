@@ -175,6 +175,12 @@ func (s *Store) pushRecord(now int64, p PushOptions, rec *Record) error {
 	if err != nil {
 		return err
 	}
+	batch := ""
+	if p.Batch != "" {
+		if batch, err = ident("batch id", p.Batch); err != nil {
+			return err
+		}
+	}
 	var after []string
 	if len(p.After) > 0 {
 		if after, err = checkAfter(id, p.After); err != nil {
@@ -193,7 +199,7 @@ func (s *Store) pushRecord(now int64, p PushOptions, rec *Record) error {
 		CKeys: ckeys, RKeys: rkeys,
 		Deadline: deadline, Timeout: p.Timeout,
 		KeyScope: scope, KeyUntil: until,
-		After: after, Anyway: p.AfterAnyway && len(after) > 0,
+		After: after, Anyway: p.AfterAnyway && len(after) > 0, Batch: batch,
 	}
 	if rec.MaxAtt == 0 {
 		rec.MaxAtt = DefaultMaxAttempts
@@ -223,7 +229,8 @@ func (s *Store) insertLocked(sh *shard, r *Record, fx *effects) (bool, error) {
 	now := r.Now
 	q := sh.queueFor(r.Queue)
 	// A unique key's holder is a record: it must note leaving its scope.
-	if r.RunAt <= now && len(r.Payload)+len(r.ID) <= packMax && r.Deadline == 0 && r.Timeout == 0 && r.KeyScope == ScopeNone {
+	if r.RunAt <= now && len(r.Payload)+len(r.ID) <= packMax && r.Deadline == 0 && r.Timeout == 0 && r.KeyScope == ScopeNone &&
+		r.Batch == "" && r.BatchCB == "" {
 		err := s.insertPacked(sh, q, r, fx)
 		return err == nil, err
 	}
@@ -240,8 +247,16 @@ func (s *Store) insertJob(sh *shard, q *queue, r *Record, fx *effects) (*job, er
 		payload: bytes.Clone(r.Payload), priority: r.Priority, maxAtt: r.MaxAtt, backoff: r.Backoff,
 		createdAt: now, updatedAt: now, tidx: -1, uscope: r.KeyScope,
 	}
-	if r.Deadline != 0 || r.Timeout != 0 || len(r.After) > 0 {
+	if r.Deadline != 0 || r.Timeout != 0 || len(r.After) > 0 || r.Batch != "" {
 		j.x = &jobExt{deadline: r.Deadline, timeout: r.Timeout}
+	}
+	if r.Batch != "" {
+		b, err := s.joinBatch(r.Batch)
+		if err != nil {
+			sh.maybeDelete(q)
+			return nil, err
+		}
+		j.x.batch = b
 	}
 	// The lane comes first: whoever finds j in the index reaches its
 	// queue, and so its shard, through it.
@@ -259,6 +274,9 @@ func (s *Store) insertJob(sh *shard, q *queue, r *Record, fx *effects) (*job, er
 		if !s.index.putIfAbsent(j.id, ref{j: j}) {
 			q.unref(j.ln)
 			sh.maybeDelete(q)
+			if j.x != nil && j.x.batch != nil {
+				s.leaveBatch(j.x.batch)
+			}
 			return nil, ErrDupJob
 		}
 	}
@@ -269,6 +287,9 @@ func (s *Store) insertJob(sh *shard, q *queue, r *Record, fx *effects) (*job, er
 		s.index.remove(j.id, ref{j: j})
 		q.unref(j.ln)
 		sh.maybeDelete(q)
+		if j.x != nil && j.x.batch != nil {
+			s.leaveBatch(j.x.batch)
+		}
 		return nil, err
 	}
 	queued := r.RunAt <= now
@@ -302,6 +323,9 @@ func (s *Store) insertJob(sh *shard, q *queue, r *Record, fx *effects) (*job, er
 		sh.armWait(j, now, r.RunAt, fx)
 	}
 	s.pushed(q, r, fx)
+	if r.BatchCB != "" && s.replaying {
+		s.calledBack(r)
+	}
 	return j, nil
 }
 
@@ -1617,6 +1641,9 @@ func (s *Store) flushLocked() {
 	s.deps.listMu.Lock()
 	s.deps.init()
 	s.deps.listMu.Unlock()
+	s.batches.mu.Lock()
+	s.batches.init(s.cfg.MaxBatches, s.cfg.MaxBatchJobs)
+	s.batches.mu.Unlock()
 	s.brk.reset()
 	s.total.Store(0)
 	s.bytes.Store(0)

@@ -24,7 +24,7 @@ func (o Op) String() string {
 		"idemexpire", "snapidem", "weight", "snapgroup", "snaprotation", "throttle", "snapfloor",
 		"cronset", "crondel", "cronfire", "snapcron", "breaker", "snapbreaker",
 		"progress", "lapse", "timeout", "uniquerelease", "replace",
-		"after"}
+		"after", "batchopen", "batchclose", "batchforget", "snapbatch", "batchdone"}
 	if int(o) < len(names) && o > 0 {
 		return names[o]
 	}
@@ -108,6 +108,10 @@ func (s *Store) Replay(r *Record) error {
 		return s.replayReplace(r, &fx)
 	case OpAfter:
 		return s.replayAfter(r, &fx)
+	case OpBatchOpen, OpBatchClose, OpBatchForget, OpBatchDone:
+		return s.replayBatch(r, &fx)
+	case OpSnapBatch:
+		return s.loadBatch(r)
 	case OpIdemExpire:
 		s.idem.mu.Lock()
 		s.idem.sweepLocked(r.Now)
@@ -273,6 +277,11 @@ func (s *Store) Dump(now int64, emit func(*Record) error) error {
 			}
 		}
 	}
+	for _, r := range s.batchRecords() {
+		if err := emit(r); err != nil {
+			return err
+		}
+	}
 	for _, r := range s.breakerRecords() {
 		if err := emit(r); err != nil {
 			return err
@@ -388,6 +397,7 @@ func (s *Store) jobRecord(j *job) *Record {
 		Seq: j.seq, Created: j.created, TSeq: j.tseq, KeyScope: j.uscope,
 		Deadline: j.xr().deadline, Timeout: j.xr().timeout, TimeoutAt: j.xr().timeoutAt, DueAt: j.timedDue(),
 		After: slices.Clone(j.xr().after), Anyway: j.xr().anyway, // a copy: the list changes in place
+		Batch: j.batchID(),
 	}
 }
 
@@ -493,7 +503,8 @@ func (s *Store) loadJob(r *Record) error {
 	if (r.State == Waiting) != (len(r.After) > 0) {
 		return replayErr(r, "a %s job with %d dependencies", r.State, len(r.After))
 	}
-	if r.Token != "" || r.Worker != "" || r.HasError || r.Result != nil || r.Progress != nil || r.Deadline != 0 || r.Timeout != 0 || r.After != nil {
+	if r.Token != "" || r.Worker != "" || r.HasError || r.Result != nil || r.Progress != nil || r.Deadline != 0 || r.Timeout != 0 || r.After != nil ||
+		r.Batch != "" {
 		j.x = &jobExt{token: r.Token, worker: r.Worker, lastError: r.Error, hasError: r.HasError,
 			result: r.Result, progress: r.Progress, deadline: r.Deadline, timeout: r.Timeout, timeoutAt: r.TimeoutAt,
 			after: slices.Clone(r.After), anyway: r.Anyway}
@@ -510,6 +521,11 @@ func (s *Store) loadJob(r *Record) error {
 	}
 	if j.state == Waiting {
 		s.loadedWaiting(j)
+	}
+	if r.Batch != "" {
+		if j.x.batch = s.batches.m[r.Batch]; j.x.batch == nil || j.state.Terminal() {
+			return replayErr(r, "batch %s is missing, or the job ended", r.Batch)
+		}
 	}
 	s.charge(q, j.bytes(), false)
 	var at int64
@@ -539,7 +555,7 @@ func (s *Store) loadJob(r *Record) error {
 // a queued job that never left queued since its push, and so has nothing
 // a packed entry does not hold.
 func packable(r *Record) bool {
-	return r.State == Queued && r.Attempt == 0 && r.Token == "" && r.Worker == "" && r.KeyScope == ScopeNone &&
+	return r.State == Queued && r.Attempt == 0 && r.Token == "" && r.Worker == "" && r.KeyScope == ScopeNone && r.Batch == "" &&
 		!r.HasError && r.Error == "" && r.Result == nil && r.Progress == nil && r.UpdatedAt == r.CreatedAt && r.RunAt == r.CreatedAt &&
 		r.TSeq == 0 && r.Expires == 0 && r.Deadline == 0 && r.Timeout == 0 && len(r.Payload)+len(r.ID) <= packMax
 }

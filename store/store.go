@@ -54,6 +54,10 @@ type Config struct {
 	IdempotencyKeys int
 	// MaxCron bounds the periodic entries (cron.go); default 10,000.
 	MaxCron int
+	// MaxBatches bounds the batches not complete, MaxBatchJobs the jobs of
+	// one batch (batch.go); defaults 10,000 and 1,000,000.
+	MaxBatches   int
+	MaxBatchJobs int64
 }
 
 // DefaultConfig returns the documented defaults.
@@ -70,6 +74,8 @@ func DefaultConfig() Config {
 		IdempotencyWindow: 24 * 60 * 60 * 1000,
 		IdempotencyKeys:   1_000_000,
 		MaxCron:           DefaultMaxCron,
+		MaxBatches:        DefaultMaxBatches,
+		MaxBatchJobs:      DefaultMaxBatchJobs,
 	}
 }
 
@@ -98,6 +104,8 @@ func (c Config) Validate() error {
 		return errors.New("store: IdempotencyKeys must be at least 1")
 	case c.MaxCron < 0:
 		return errors.New("store: MaxCron must not be negative")
+	case c.MaxBatches < 0 || c.MaxBatchJobs < 0:
+		return errors.New("store: MaxBatches and MaxBatchJobs must not be negative")
 	}
 	return nil
 }
@@ -117,6 +125,7 @@ type Store struct {
 	idem    idemKeys
 	cron    cronTable
 	deps    depTable // dependencies (deps.go)
+	batches batches  // batches (batch.go)
 	// limited is set when MaxJobs or MaxBytes is: only then do pushes
 	// also keep the store-wide counts below, which their limits are
 	// checked against in one atomic step. Each shard always counts its own
@@ -220,6 +229,7 @@ type jobExt struct {
 	// as met (ANYWAY).
 	after  []string
 	anyway bool
+	batch  *batch // the batch it belongs to, until it ends (batch.go)
 }
 
 // noExt is what a job without an extension reads.
@@ -301,6 +311,8 @@ type effects struct {
 	timed  bool       // a timer is ending the job being filed into retention
 	seq    uint64     // the operation's last journal record
 	ends   []depEnd   // dependencies that ended with waiters to resolve (deps.go)
+	// batches completed, whose callbacks are to push (batch.go)
+	callbacks []*batch
 }
 
 // addDrop notes a job evicted from retention, to drop after the locks.
@@ -342,6 +354,7 @@ func New(cfg Config, gen Generator) (*Store, error) {
 	s.idem.init(cfg.IdempotencyKeys, cfg.IdempotencyWindow)
 	s.cron.init(cfg.MaxCron)
 	s.deps.init()
+	s.batches.init(cfg.MaxBatches, cfg.MaxBatchJobs)
 	return s, nil
 }
 
@@ -413,6 +426,9 @@ func (s *Store) shardOf(queue string) *shard {
 func (s *Store) finish(fx *effects) {
 	if len(fx.ends) > 0 {
 		s.finishEnds(fx) // first: a cascade may end more jobs, with keys and drops
+	}
+	if len(fx.callbacks) > 0 {
+		s.pushCallbacks(fx)
 	}
 	s.releaseKeys(fx) // first: a drop's job left its scope long ago
 	if fx.drop1.j != nil {
@@ -537,6 +553,9 @@ func (s *Store) terminal(j *job, fx *effects) {
 	s.retentionOf(j).add(j, gen, !s.replaying, fx)
 	if s.deps.n.Load() > 0 {
 		s.depEnded(j, fx)
+	}
+	if j.x != nil && j.x.batch != nil {
+		s.batchEnded(j, j.x.batch, fx)
 	}
 	s.ended(j)
 }

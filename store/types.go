@@ -202,6 +202,8 @@ type PushOptions struct {
 	// met instead of cancelling the job.
 	After       []string
 	AfterAnyway bool
+	// Batch, when set, makes the job one of that open batch's (batch.go).
+	Batch string
 }
 
 // UniqueScope is how long a unique key stays held by its job.
