@@ -59,6 +59,7 @@ var pushArgs = []protocol.Arg{
 	{Name: "after", Type: "block", Token: "AFTER", Optional: true, Args: []protocol.Arg{
 		integerArg("numids"), {Name: "id", Type: "string", Multiple: true}}},
 	{Name: "anyway", Type: "pure-token", Token: "ANYWAY", Optional: true},
+	opt("BATCH", str("id")),
 }
 
 var reserveArgs = []protocol.Arg{
@@ -81,7 +82,7 @@ var failArgs = []protocol.Arg{
 // [IDEMPOTENCY key] [GROUP group] [EXPIRES ms | DEADLINE unix-ms] [TIMEOUT ms]
 // [UNIQUE key [SCOPE queued | active | until-terminal] [TTL ms]
 // [ON-DUPLICATE keep | reject | replace | extend]]
-// [AFTER numids id [id ...] [ANYWAY]]
+// [AFTER numids id [id ...] [ANYWAY]] [BATCH id]
 func (e *Env) jobPush(c *protocol.Client, args [][]byte) (any, error) {
 	now := e.now(c)
 	p, err := e.pushOptions(now, args)
@@ -199,6 +200,8 @@ func (e *Env) pushOptions(now int64, args [][]byte) (p store.PushOptions, err er
 			p.Deadline, err = positive(v)
 		case "UNIQUE":
 			p.UniqueKey, err = ident(v, "unique key")
+		case "BATCH":
+			p.Batch, err = ident(v, "batch id")
 		case "SCOPE", "TTL", "ON-DUPLICATE":
 			uniqueOpts = true
 			err = uniqueOption(kw, v, &p)
