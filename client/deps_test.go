@@ -57,3 +57,42 @@ func TestAfter(t *testing.T) {
 		t.Fatalf("ANYWAY after a failed job: %+v %v", j, err)
 	}
 }
+
+// TestBatch: BatchOpen, Push with Batch, BatchClose and BatchGet; the
+// callback is pushed once the batch's jobs all succeeded.
+func TestBatch(t *testing.T) {
+	c := startServer(t).client(t)
+	if err := c.BatchOpen(bg, "b", &client.BatchOptions{CallbackQueue: "cb", CallbackHandler: "h", CallbackPayload: []byte("done")}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := c.Push(bg, "q", "h", nil, &client.PushOptions{Batch: "b"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.BatchClose(bg, "b"); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := c.Reserve(bg, client.ReserveOptions{Worker: "w", Lease: time.Minute, Count: 2, Queues: []string{"q"}})
+	if err != nil || len(rs) != 2 {
+		t.Fatalf("reserve = %v %v", rs, err)
+	}
+	for _, r := range rs {
+		if err := c.Ack(bg, r.Token); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := c.BatchGet(bg, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprintf("%s %d %d %s", b.State, b.Total, b.Succeeded, b.CallbackState); got != "done 2 2 queued" || b.Callback == "" {
+		t.Fatalf("batch: %+v", b)
+	}
+	if _, err := c.BatchGet(bg, "nope"); !errors.Is(err, client.ErrNoBatch) {
+		t.Fatalf("unknown batch: %v", err)
+	}
+	if _, err := c.Push(bg, "q", "h", nil, &client.PushOptions{Batch: "b"}); !errors.Is(err, client.ErrNoBatch) {
+		t.Fatalf("push to a done batch: %v", err)
+	}
+}

@@ -73,6 +73,8 @@ type PushOptions struct {
 	// success cancels it, unless AfterAnyway: then it runs anyway.
 	After       []string
 	AfterAnyway bool
+	// Batch, if set, makes the job one of that open batch's (BatchOpen).
+	Batch string
 }
 
 // Unique is JOBPUSH's UNIQUE key and its options.
@@ -159,6 +161,9 @@ func (c *Client) Push(ctx context.Context, queue, handler string, payload []byte
 		}
 		if o.AfterAnyway {
 			args = append(args, "ANYWAY")
+		}
+		if o.Batch != "" {
+			args = append(args, "BATCH", o.Batch)
 		}
 	}
 	v, err := c.do(ctx, args...)
@@ -552,4 +557,65 @@ func parseBlockedBy(s string) *BlockedBy {
 		}
 	}
 	return b
+}
+
+// BatchOptions are BatchOpen's optional arguments.
+type BatchOptions struct {
+	// Callback, when Queue is set, is the job pushed once the closed
+	// batch's jobs all ended: always with Always, else only when every
+	// one succeeded.
+	CallbackQueue, CallbackHandler string
+	CallbackPayload                []byte
+	Always                         bool
+}
+
+// BatchOpen opens a batch; jobs join it with PushOptions.Batch until
+// BatchClose. opts may be nil.
+func (c *Client) BatchOpen(ctx context.Context, id string, opts *BatchOptions) error {
+	args := []any{"BATCHOPEN", id}
+	if o := opts; o != nil && o.CallbackQueue != "" {
+		args = append(args, "CALLBACK", o.CallbackQueue, o.CallbackHandler, o.CallbackPayload)
+		if o.Always {
+			args = append(args, "ON", "always")
+		}
+	}
+	_, err := c.do(ctx, args...)
+	return err
+}
+
+// BatchClose closes a batch: it completes once its jobs all ended.
+func (c *Client) BatchClose(ctx context.Context, id string) error {
+	_, err := c.do(ctx, "BATCHCLOSE", id)
+	return err
+}
+
+// Batch is a batch's progress as BATCHGET shows it.
+type Batch struct {
+	ID                                  string
+	State                               string // open, closed or done
+	Total, Succeeded, Failed, Cancelled int64
+	Expired, Pending                    int64
+	Callback                            string // the callback job's id once pushed
+	CallbackState                       string // its state, "skipped", "dropped" or empty
+	DoneAt                              time.Time
+}
+
+// BatchGet returns a batch's progress, or ErrNoBatch if the server does
+// not hold it.
+func (c *Client) BatchGet(ctx context.Context, id string) (*Batch, error) {
+	v, err := c.do(ctx, "BATCHGET", id)
+	if errors.Is(err, redis.Nil) {
+		return nil, ErrNoBatch
+	}
+	if err != nil {
+		return nil, err
+	}
+	r := newReply("BATCHGET", v)
+	b := &Batch{ID: r.str("id"), State: r.str("state"), Total: r.int("total"), Succeeded: r.int("succeeded"),
+		Failed: r.int("failed"), Cancelled: r.int("cancelled"), Expired: r.int("expired"), Pending: r.int("pending"),
+		Callback: r.str("callback"), CallbackState: r.str("callback_state"), DoneAt: r.time("done_at")}
+	if r.err != nil {
+		return nil, r.err
+	}
+	return b, nil
 }
