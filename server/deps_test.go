@@ -14,10 +14,11 @@ import (
 	"sluice/store"
 )
 
-// Jobs waiting for others, met, cancelled by a failure or run ANYWAY come
-// back the same after a restart from the log and after one from a
-// rewrite (the same DEBUG DIGEST), and what still waits is released by
-// its dependency's ack after either.
+// Jobs waiting for others, met, cancelled by a failure or run ANYWAY, and
+// batches open, closed and complete, come back the same after a restart
+// from the log and after one from a rewrite (the same DEBUG DIGEST), and
+// what still waits is released by its dependency's ack after either, as
+// the last job of a batch still pushes its callback.
 func TestRestartKeepsDependencies(t *testing.T) {
 	ctx := context.Background()
 	cfg := testConfig(t.TempDir())
@@ -62,6 +63,15 @@ func TestRestartKeepsDependencies(t *testing.T) {
 	do(c, "JOBPUSH", "b", "h", "x", "ID", "doomed", "AFTER", 2, "bad", "root")
 	do(c, "JOBPUSH", "c", "h", "x", "ID", "heir", "AFTER", 1, "doomed")
 	do(c, "JOBPUSH", "c", "h", "x", "ID", "stubborn", "AFTER", 1, "bad", "ANYWAY", "DELAY", 60_000)
+	do(c, "BATCHOPEN", "done", "CALLBACK", "cb", "h", "all done", "ON", "always")
+	do(c, "BATCHOPEN", "closed", "CALLBACK", "cb", "h", "closed done")
+	do(c, "BATCHOPEN", "open")
+	do(c, "JOBPUSH", "e", "h", "x", "ID", "m1", "BATCH", "done")
+	do(c, "JOBPUSH", "f", "h", "x", "ID", "m2", "BATCH", "closed")
+	do(c, "JOBPUSH", "f", "h", "x", "ID", "m3", "BATCH", "closed")
+	do(c, "JOBPUSH", "f", "h", "x", "ID", "m4", "BATCH", "open")
+	do(c, "BATCHCLOSE", "done")
+	do(c, "BATCHCLOSE", "closed")
 	reserve := func(c *redis.Client, q string) string {
 		t.Helper()
 		return field(do(c, "JOBRESERVE", "w", 60_000, "QUEUES", q).([]any)[0], "token").(string)
@@ -76,7 +86,12 @@ func TestRestartKeepsDependencies(t *testing.T) {
 		default: // root stays running
 		}
 	}
+	do(c, "JOBACK", reserve(c, "e"))
+	do(c, "JOBACK", reserve(c, "f"))
 	states(c, map[string]string{"child": "waiting", "doomed": "cancelled", "heir": "cancelled", "stubborn": "scheduled"})
+	if got := field(do(c, "BATCHGET", "done"), "callback_state"); got != "queued" {
+		t.Fatalf("the done batch's callback is %v", got)
+	}
 	before := do(c, "DEBUG", "DIGEST").(string)
 	shutdown(t, node)
 
@@ -113,6 +128,11 @@ func TestRestartKeepsDependencies(t *testing.T) {
 	states(c, map[string]string{"child": "queued", "grandchild": "waiting"})
 	do(c, "JOBACK", reserve(c, "b"))
 	states(c, map[string]string{"grandchild": "queued"})
+	do(c, "JOBACK", reserve(c, "f"))
+	b := do(c, "BATCHGET", "closed")
+	if field(b, "state") != "done" || field(b, "succeeded") != int64(2) || field(b, "callback_state") != "queued" {
+		t.Fatalf("the closed batch after its last ack: %v", b)
+	}
 	if !strings.Contains(c.Info(ctx, "stats").Val(), "waiting_jobs:0") {
 		t.Fatal("INFO stats still counts waiting jobs")
 	}
