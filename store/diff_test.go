@@ -66,6 +66,9 @@ type sut interface {
 	SetBreaker(now int64, key string, failures, window, cooldown, probes int64) error
 	ReleaseThrottle(now int64, token string, delay int64, key string, ms int64) error
 	Flush(now int64) error
+	OpenBatch(now int64, o store.BatchOptions) error
+	CloseBatch(now int64, id string) error
+	GetBatch(now int64, id string) (store.BatchInfo, bool)
 	Tick(now int64)
 	Len() int64
 }
@@ -187,6 +190,9 @@ func errText(err error) string {
 		{store.ErrFull, "FULL"},
 		{store.ErrKeysFull, "FULL(unique keys)"},
 		{store.ErrDepFailed, "DEPFAILED"},
+		{store.ErrNoBatch, "NOBATCH"},
+		{store.ErrBatchFull, "FULL(batch)"},
+		{store.ErrBatchesFull, "FULL(batches)"},
 		{store.ErrInvalid, "INVALID"},
 	} {
 		if errors.Is(err, e.err) {
@@ -348,7 +354,9 @@ func (g *opGen) token() string {
 
 func (g *opGen) next() op {
 	now := g.now
-	switch c := g.src.intn(155); {
+	switch c := g.src.intn(163); {
+	case c >= 155:
+		return g.batchOp(now)
 	case c < 22:
 		return g.push(now)
 	case c < 26:
@@ -779,6 +787,9 @@ func (g *opGen) pushOptions(now int64) store.PushOptions {
 		}
 	}
 	g.after(&p)
+	if g.chance(15) {
+		p.Batch = g.pick(diffBatches)
+	}
 	if id := strings.TrimSpace(p.ID); id != "" {
 		g.addID(id)
 	}
@@ -819,6 +830,9 @@ func pushDesc(p store.PushOptions) string {
 	}
 	if p.After != nil || p.AfterAnyway {
 		d += fmt.Sprintf(" after=%q anyway=%v", p.After, p.AfterAnyway)
+	}
+	if p.Batch != "" {
+		d += fmt.Sprintf(" batch=%q", p.Batch)
 	}
 	return d
 }
@@ -937,6 +951,9 @@ func pickConfig(src source) store.Config {
 	}
 	if src.intn(100) < 20 {
 		cfg.MaxJobs = int64(4 + src.intn(6))
+	}
+	if src.intn(100) < 20 { // batch.go
+		cfg.MaxBatches, cfg.MaxBatchJobs = 1+src.intn(2), int64(1+src.intn(3))
 	}
 	if src.intn(100) < 60 {
 		cfg.IdempotencyWindow = []int64{5, 50, 500}[src.intn(3)]

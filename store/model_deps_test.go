@@ -116,6 +116,7 @@ func (m *model) settle() {
 			}
 		}
 	}
+	m.pushCallbacks() // model_batch_test.go
 }
 
 // settleDue settles the ends the timers met (before retention and the

@@ -62,6 +62,7 @@ type mjob struct {
 	// and ANYWAY (model_deps_test.go).
 	waits  []*mjob
 	anyway bool
+	batch  *mbatch // its batch, until it ends (model_batch_test.go)
 }
 
 type expiredToken struct {
@@ -125,6 +126,14 @@ type model struct {
 	timedEnd bool // a timer is ending the job made terminal
 
 	ends []mend // jobs that ended with waiters to resolve (model_deps_test.go)
+
+	// Batches (model_batch_test.go): by id, the complete ones in
+	// completion order, those whose callbacks are to push, and the bounds.
+	batches      map[string]*mbatch
+	doneBatches  []*mbatch
+	callbacks    []*mbatch
+	maxBatches   int
+	maxBatchJobs int64
 }
 
 func newModel(cfg store.Config, gen store.Generator) *model {
@@ -138,6 +147,8 @@ func newModel(cfg store.Config, gen store.Generator) *model {
 		idemWindow:    cfg.IdempotencyWindow,
 		idemKeys:      cfg.IdempotencyKeys,
 		gen:           gen,
+		maxBatches:    cfg.MaxBatches,
+		maxBatchJobs:  cfg.MaxBatchJobs,
 	}
 	if m.idemWindow <= 0 {
 		m.idemWindow = modelDefaultIdemWindow
@@ -180,6 +191,7 @@ func (m *model) reset() {
 	m.rr = map[string]string{}
 	m.brk = map[string]*mbrk{}
 	m.ends = nil
+	m.batches, m.doneBatches, m.callbacks = map[string]*mbatch{}, nil, nil
 }
 
 // groupHeld reports whether a job of group g of queue q is held.
@@ -302,6 +314,7 @@ func (m *model) maintain(now int64) {
 	}
 	clear(m.jobs[len(kept):])
 	m.jobs = kept
+	m.forgetBatches(now)
 
 	for _, r := range m.rate {
 		r.adm = slide(r.adm, now, r.period)
@@ -385,6 +398,7 @@ func (m *model) makeTerminal(now int64, j *mjob, s store.State) {
 	j.terminalSeq = m.next()
 	j.wasTerminal = true // MaxRetained may drop it before noteStates sees it
 	m.ended(now, j)
+	m.batchEnded(now, j)
 	switch s {
 	case store.Succeeded:
 		m.counter(j.job.Queue).succeeded++
@@ -793,7 +807,7 @@ func (m *model) Push(now int64, p store.PushOptions) (string, error) {
 		return "", store.ErrInvalid
 	}
 	var ok bool
-	if p.After, ok = mAfter(p); !ok {
+	if p.After, ok = mAfter(p); !ok || (p.Batch != "" && !ident(&p.Batch)) {
 		return "", store.ErrInvalid
 	}
 	m.maintain(now)
@@ -893,7 +907,7 @@ func (m *model) pushUnique(now int64, p store.PushOptions) (string, error) {
 		return "", store.ErrInvalid
 	}
 	var ok bool
-	if p.After, ok = mAfter(p); !ok {
+	if p.After, ok = mAfter(p); !ok || (p.Batch != "" && !ident(&p.Batch)) {
 		return "", store.ErrInvalid
 	}
 	m.maintain(now)
@@ -983,6 +997,10 @@ func (m *model) push(now int64, p store.PushOptions) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	b, err := m.joinBatch(p.Batch)
+	if err != nil {
+		return "", err
+	}
 	if p.ID != "" && m.find(p.ID) != nil {
 		return "", store.ErrDupJob
 	}
@@ -1043,6 +1061,7 @@ func (m *model) push(now int64, p store.PushOptions) (string, error) {
 	m.waitFrom(now, j)
 	m.jobs = append(m.jobs, j)
 	m.counter(p.Queue).pushed++
+	m.joined(b, j)
 	return id, nil
 }
 
