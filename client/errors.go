@@ -16,6 +16,8 @@ var (
 	ErrExpired       = errors.New("sluice: the reservation's lease has expired (EXPIRED)")
 	ErrDupJob        = errors.New("sluice: a job with this id already exists (DUPJOB)")
 	ErrDupKey        = errors.New("sluice: the unique key is held by another job (DUPKEY)")
+	ErrDepFailed     = errors.New("sluice: a dependency ended without success (DEPFAILED)")
+	ErrNoBatch       = errors.New("sluice: no such open batch (NOBATCH)")
 	ErrWrongState    = errors.New("sluice: not allowed in the job's state (WRONGSTATE)")
 	ErrFull          = errors.New("sluice: the queue or server is full (FULL)")
 	ErrMisconf       = errors.New("sluice: the server cannot persist changes (MISCONF)")
@@ -38,6 +40,8 @@ var codes = map[string]error{
 	"EXPIRED":       ErrExpired,
 	"DUPJOB":        ErrDupJob,
 	"DUPKEY":        ErrDupKey,
+	"DEPFAILED":     ErrDepFailed,
+	"NOBATCH":       ErrNoBatch,
 	"WRONGSTATE":    ErrWrongState,
 	"FULL":          ErrFull,
 	"MISCONF":       ErrMisconf,

@@ -24,6 +24,7 @@ const (
 	StateRetryPending State = "retry_pending"
 	StateCancelled    State = "cancelled"
 	StateExpired      State = "expired" // its deadline came before a reservation
+	StateWaiting      State = "waiting" // it waits for the jobs it was pushed after (PushOptions.After)
 )
 
 // Terminal reports whether nothing more happens to a job in state s on its
@@ -67,6 +68,13 @@ type PushOptions struct {
 	// does, a push of the same key does what OnDuplicate says. Not with
 	// IdempotencyKey.
 	Unique *Unique
+	// After names jobs (at most 64) that must succeed before this one is
+	// queued: until then it is waiting. A dependency that ends without
+	// success cancels it, unless AfterAnyway: then it runs anyway.
+	After       []string
+	AfterAnyway bool
+	// Batch, if set, makes the job one of that open batch's (BatchOpen).
+	Batch string
 }
 
 // Unique is JOBPUSH's UNIQUE key and its options.
@@ -144,6 +152,18 @@ func (c *Client) Push(ctx context.Context, queue, handler string, payload []byte
 			if u.OnDuplicate != "" {
 				args = append(args, "ON-DUPLICATE", u.OnDuplicate)
 			}
+		}
+		if len(o.After) > 0 {
+			args = append(args, "AFTER", len(o.After))
+			for _, id := range o.After {
+				args = append(args, id)
+			}
+		}
+		if o.AfterAnyway {
+			args = append(args, "ANYWAY")
+		}
+		if o.Batch != "" {
+			args = append(args, "BATCH", o.Batch)
 		}
 	}
 	v, err := c.do(ctx, args...)
@@ -382,6 +402,9 @@ type Job struct {
 	Progress     []byte        // the last JOBPROGRESS; nil: none
 	Deadline     time.Time     // zero: none
 	Timeout      time.Duration // zero: none
+	// After lists what a waiting job still waits for (BlockedBy names the
+	// first, reason BlockedAfter); nil otherwise.
+	After []string
 }
 
 // Blocked reasons.
@@ -391,12 +414,13 @@ const (
 	BlockedThrottled   = "throttled"
 	BlockedBreaker     = "breaker"
 	BlockedPaused      = "paused"
+	BlockedAfter       = "after" // a waiting job: Key is the first job it still waits for
 )
 
 // BlockedBy is a decoded blocked_by field.
 type BlockedBy struct {
-	Reason string    // BlockedConcurrency, BlockedRateLimit, BlockedThrottled, BlockedBreaker or BlockedPaused
-	Key    string    // the policy key (concurrency, ratelimit, throttled), the breaker's ("handler:h")
+	Reason string    // BlockedConcurrency, BlockedRateLimit, BlockedThrottled, BlockedBreaker, BlockedPaused or BlockedAfter
+	Key    string    // the policy key (concurrency, ratelimit, throttled), the breaker's ("handler:h"), the job waited for (after)
 	Active int64     // active jobs for the key (concurrency), probes taken (a half-open breaker)
 	Limit  int64     // the policy's limit (concurrency), the breaker's probes (half-open)
 	Until  time.Time // when the rate window next admits (ratelimit), the throttle ends (throttled) or an open breaker turns half-open
@@ -441,6 +465,7 @@ func decodeJob(cmd string, v any) (*Job, error) {
 	}
 	j.ConcurrencyKeys = r.strs("concurrency_keys")
 	j.RateLimitKeys = r.strs("rate_limit_keys")
+	j.After = r.strs("after")
 	if r.fields["result"] != nil {
 		j.Result = []byte(r.str("result"))
 	}
@@ -494,6 +519,8 @@ func parseBlockedBy(s string) *BlockedBy {
 	switch {
 	case s == BlockedPaused:
 		b.Reason = BlockedPaused
+	case strings.HasPrefix(s, "after:"):
+		b.Reason, b.Key = BlockedAfter, strings.TrimPrefix(s, "after:")
 	case strings.HasPrefix(s, "concurrency:"):
 		b.Reason = BlockedConcurrency
 		rest := strings.TrimPrefix(s, "concurrency:")
@@ -530,4 +557,65 @@ func parseBlockedBy(s string) *BlockedBy {
 		}
 	}
 	return b
+}
+
+// BatchOptions are BatchOpen's optional arguments.
+type BatchOptions struct {
+	// Callback, when Queue is set, is the job pushed once the closed
+	// batch's jobs all ended: always with Always, else only when every
+	// one succeeded.
+	CallbackQueue, CallbackHandler string
+	CallbackPayload                []byte
+	Always                         bool
+}
+
+// BatchOpen opens a batch; jobs join it with PushOptions.Batch until
+// BatchClose. opts may be nil.
+func (c *Client) BatchOpen(ctx context.Context, id string, opts *BatchOptions) error {
+	args := []any{"BATCHOPEN", id}
+	if o := opts; o != nil && o.CallbackQueue != "" {
+		args = append(args, "CALLBACK", o.CallbackQueue, o.CallbackHandler, o.CallbackPayload)
+		if o.Always {
+			args = append(args, "ON", "always")
+		}
+	}
+	_, err := c.do(ctx, args...)
+	return err
+}
+
+// BatchClose closes a batch: it completes once its jobs all ended.
+func (c *Client) BatchClose(ctx context.Context, id string) error {
+	_, err := c.do(ctx, "BATCHCLOSE", id)
+	return err
+}
+
+// Batch is a batch's progress as BATCHGET shows it.
+type Batch struct {
+	ID                                  string
+	State                               string // open, closed or done
+	Total, Succeeded, Failed, Cancelled int64
+	Expired, Pending                    int64
+	Callback                            string // the callback job's id once pushed
+	CallbackState                       string // its state, "skipped", "dropped" or empty
+	DoneAt                              time.Time
+}
+
+// BatchGet returns a batch's progress, or ErrNoBatch if the server does
+// not hold it.
+func (c *Client) BatchGet(ctx context.Context, id string) (*Batch, error) {
+	v, err := c.do(ctx, "BATCHGET", id)
+	if errors.Is(err, redis.Nil) {
+		return nil, ErrNoBatch
+	}
+	if err != nil {
+		return nil, err
+	}
+	r := newReply("BATCHGET", v)
+	b := &Batch{ID: r.str("id"), State: r.str("state"), Total: r.int("total"), Succeeded: r.int("succeeded"),
+		Failed: r.int("failed"), Cancelled: r.int("cancelled"), Expired: r.int("expired"), Pending: r.int("pending"),
+		Callback: r.str("callback"), CallbackState: r.str("callback_state"), DoneAt: r.time("done_at")}
+	if r.err != nil {
+		return nil, r.err
+	}
+	return b, nil
 }

@@ -17,6 +17,9 @@ var sluiceCategories = map[string][]string{
 	"queuestats": {"producer", "worker"},
 	"jobget":     {"producer", "worker"},
 	"jobwait":    {"producer", "worker"}, // a producer waits for its job's result
+	"batchopen":  {"producer"},
+	"batchclose": {"producer"},
+	"batchget":   {"producer", "worker"},
 
 	"jobreserve":  {"worker"},
 	"jobstart":    {"worker"},
@@ -100,6 +103,18 @@ var keyArgs = map[string]func(args [][]byte) [][]byte{
 	"jobrelease":     releaseThrottleKey,
 	"jobscan":        scanQueue(2),
 	"jobbulk":        scanQueue(2),
+	"batchopen":      batchCallbackQueue,
+}
+
+// batchCallbackQueue is the queue of BATCHOPEN's callback, if any (the
+// batch itself needs no key right).
+func batchCallbackQueue(args [][]byte) [][]byte {
+	for i := 2; i+1 < len(args); i++ {
+		if strings.EqualFold(string(args[i]), "CALLBACK") {
+			return args[i+1 : i+2]
+		}
+	}
+	return nil
 }
 
 // policyKey is a policy's key; for a breaker on a queue or a key, that

@@ -101,6 +101,7 @@ func Table(e *Env) []protocol.Command {
 	cmds = append(cmds, queueCommands(e)...)
 	cmds = append(cmds, policyCommands(e)...)
 	cmds = append(cmds, cronCommands(e)...)
+	cmds = append(cmds, batchCommands(e)...)
 	cmds = append(cmds, serverCommands(e)...)
 	cmds = append(cmds, replicationCommands(e)...)
 	cmds = append(cmds, pubsubCommands()...)

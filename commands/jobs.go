@@ -56,6 +56,10 @@ var pushArgs = []protocol.Arg{
 			{Name: "keep", Type: "pure-token", Token: "KEEP"}, {Name: "reject", Type: "pure-token", Token: "REJECT"},
 			{Name: "replace", Type: "pure-token", Token: "REPLACE"}, {Name: "extend", Type: "pure-token", Token: "EXTEND"}}},
 	}},
+	{Name: "after", Type: "block", Token: "AFTER", Optional: true, Args: []protocol.Arg{
+		integerArg("numids"), {Name: "id", Type: "string", Multiple: true}}},
+	{Name: "anyway", Type: "pure-token", Token: "ANYWAY", Optional: true},
+	opt("BATCH", str("id")),
 }
 
 var reserveArgs = []protocol.Arg{
@@ -78,6 +82,7 @@ var failArgs = []protocol.Arg{
 // [IDEMPOTENCY key] [GROUP group] [EXPIRES ms | DEADLINE unix-ms] [TIMEOUT ms]
 // [UNIQUE key [SCOPE queued | active | until-terminal] [TTL ms]
 // [ON-DUPLICATE keep | reject | replace | extend]]
+// [AFTER numids id [id ...] [ANYWAY]] [BATCH id]
 func (e *Env) jobPush(c *protocol.Client, args [][]byte) (any, error) {
 	now := e.now(c)
 	p, err := e.pushOptions(now, args)
@@ -157,6 +162,16 @@ func (e *Env) pushOptions(now int64, args [][]byte) (p store.PushOptions, err er
 		if err != nil {
 			return p, err
 		}
+		switch kw {
+		case "ANYWAY":
+			p.AfterAnyway = true
+			continue
+		case "AFTER":
+			if p.After, err = afterIDs(o); err != nil {
+				return p, err
+			}
+			continue
+		}
 		v, err := o.value()
 		if err != nil {
 			return p, err
@@ -185,6 +200,8 @@ func (e *Env) pushOptions(now int64, args [][]byte) (p store.PushOptions, err er
 			p.Deadline, err = positive(v)
 		case "UNIQUE":
 			p.UniqueKey, err = ident(v, "unique key")
+		case "BATCH":
+			p.Batch, err = ident(v, "batch id")
 		case "SCOPE", "TTL", "ON-DUPLICATE":
 			uniqueOpts = true
 			err = uniqueOption(kw, v, &p)
@@ -196,6 +213,8 @@ func (e *Env) pushOptions(now int64, args [][]byte) (p store.PushOptions, err er
 		}
 	}
 	switch {
+	case p.AfterAnyway && p.After == nil:
+		return p, protocol.Error("ERR ANYWAY needs AFTER")
 	case uniqueOpts && p.UniqueKey == "":
 		return p, protocol.Error("ERR SCOPE, TTL and ON-DUPLICATE need UNIQUE key")
 	case p.UniqueKey != "" && p.IdempotencyKey != "":
@@ -208,6 +227,32 @@ func (e *Env) pushOptions(now int64, args [][]byte) (p store.PushOptions, err er
 		p.RunAt = at
 	}
 	return p, nil
+}
+
+// afterIDs reads AFTER's count and ids: 1 to store.MaxAfter of them.
+func afterIDs(o *options) ([]string, error) {
+	v, err := o.value()
+	if err != nil {
+		return nil, err
+	}
+	n, err := integer(v)
+	if err != nil {
+		return nil, err
+	}
+	if n < 1 || n > store.MaxAfter {
+		return nil, protocol.Error("ERR AFTER takes 1 to " + protocol.Int(store.MaxAfter) + " job ids")
+	}
+	if int64(len(o.args)-o.i) < n {
+		return nil, protocol.ErrSyntax
+	}
+	ids := make([]string, n)
+	for k := range ids {
+		if ids[k], err = ident(o.args[o.i], "dependency id"); err != nil {
+			return nil, err
+		}
+		o.i++
+	}
+	return ids, nil
 }
 
 // uniqueOption reads one of UNIQUE's options into p.
@@ -663,6 +708,9 @@ func jobMap(j store.Job) protocol.Map {
 		"last_error", lastErr, "blocked_by", nullable(j.BlockedBy),
 		"result", nullBytes(j.Result), "progress", nullBytes(j.Progress),
 		"deadline", nullableTime(j.Deadline), "timeout", nullableTime(j.Timeout),
+	}
+	if j.After != nil {
+		m = append(m, "after", j.After) // what a waiting job still waits for
 	}
 	return append(m, moreKeys(j)...)
 }

@@ -597,7 +597,9 @@ func (e *Env) infoLines(section string, srv *protocol.Server, now int64) []strin
 		// Keys held (idem.go): unique keys, and idempotency keys
 		// remembered, expired ones not yet forgotten included.
 		return append(e.infoStats(srv), "unique_keys:"+strconv.Itoa(e.Store.UniqueKeys()),
-			"idempotency_keys:"+strconv.Itoa(e.Store.IdempotencyKeys()))
+			"idempotency_keys:"+strconv.Itoa(e.Store.IdempotencyKeys()),
+			"waiting_jobs:"+strconv.FormatInt(e.Store.WaitingJobs(), 10), // deps.go
+			"open_batches:"+strconv.Itoa(e.Store.OpenBatches()))          // batch.go
 	case "queues":
 		return e.infoQueues(now)
 	case "policies":
@@ -757,6 +759,8 @@ func (e *Env) infoMemory(srv *protocol.Server) []string {
 		"used_memory_idempotency:" + strconv.FormatInt(m.Keys, 10),
 		"used_memory_cron:" + strconv.FormatInt(m.Cron, 10),
 		"used_memory_jobscan:" + strconv.FormatInt(m.Scan, 10),
+		"used_memory_deps:" + strconv.FormatInt(m.Deps, 10),
+		"used_memory_batches:" + strconv.FormatInt(m.Batches, 10),
 		"maxmemory:" + strconv.FormatInt(e.MaxMemory, 10),
 		"maxmemory_human:" + humanBytes(e.MaxMemory),
 		"maxmemory_policy:noeviction",

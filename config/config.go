@@ -53,6 +53,8 @@ type Config struct {
 	// are forgotten early. Default 1000000.
 	IdempotencyMaxKeys int
 	MaxCron            int // periodic entries (CRONSET) held at most; default 10000
+	MaxBatches         int // batches not complete (BATCHOPEN) held at most; default 10000
+	MaxBatchJobs       int // jobs one batch takes at most; default 1000000
 	// Retention of terminal jobs: succeeded, cancelled and expired ones
 	// for Retention seconds, at most MaxRetained of them (defaults 3600,
 	// 100000); failed ones (dead letters) for FailedRetention seconds, at
@@ -127,6 +129,8 @@ func DefaultConfig() Config {
 		IdempotencyWindow:  24 * 60 * 60,
 		IdempotencyMaxKeys: 1_000_000,
 		MaxCron:            10_000,
+		MaxBatches:         10_000,
+		MaxBatchJobs:       1_000_000,
 		Retention:          3600,
 		MaxRetained:        100_000,
 		FailedRetention:    7 * 24 * 3600,
@@ -254,6 +258,12 @@ var Options = []Option{
 	{"max-cron", "most periodic entries (CRONSET) held; 0 refuses every new one",
 		func(c *Config, v string) (err error) { c.MaxCron, err = intIn[int](v, maxCronRange); return },
 		func(c *Config) string { return strconv.Itoa(c.MaxCron) }},
+	{"max-batches", "most batches (BATCHOPEN) not complete held at once; 0 refuses every new one",
+		func(c *Config, v string) (err error) { c.MaxBatches, err = intIn[int](v, maxBatchesRange); return },
+		func(c *Config) string { return strconv.Itoa(c.MaxBatches) }},
+	{"max-batch-jobs", "most jobs one batch takes",
+		func(c *Config, v string) (err error) { c.MaxBatchJobs, err = intIn[int](v, maxBatchJobsRange); return },
+		func(c *Config) string { return strconv.Itoa(c.MaxBatchJobs) }},
 	{"retention", "seconds a succeeded, cancelled or expired job stays readable",
 		func(c *Config, v string) (err error) { c.Retention, err = intIn[int64](v, retentionRange); return },
 		func(c *Config) string { return strconv.FormatInt(c.Retention, 10) }},
@@ -606,7 +616,7 @@ func (c *Config) Validate() error {
 		{slowlogLenRange, int64(c.SlowlogMaxLen)}, {shutdownTimeoutRange, int64(c.ShutdownTimeout)},
 		{reserveQueuesRange, int64(c.MaxReserveQueues)},
 		{idemWindowRange, c.IdempotencyWindow}, {idemKeysRange, int64(c.IdempotencyMaxKeys)},
-		{maxCronRange, int64(c.MaxCron)},
+		{maxCronRange, int64(c.MaxCron)}, {maxBatchesRange, int64(c.MaxBatches)}, {maxBatchJobsRange, int64(c.MaxBatchJobs)},
 		{retentionRange, c.Retention}, {maxRetainedRange, int64(c.MaxRetained)},
 		{failedRetentionRange, c.FailedRetention}, {maxFailedRange, int64(c.MaxFailed)},
 	} {
@@ -879,6 +889,9 @@ var (
 	idemWindowRange = bounds{"idempotency-window", 1, 10 * 365 * 24 * 3600, "seconds"}
 	idemKeysRange   = bounds{"idempotency-max-keys", 1, math.MaxInt32, ""}
 	maxCronRange    = bounds{"max-cron", 0, 1_000_000, ""}
+	// Batches (store/batch.go): each open one is a few hundred bytes.
+	maxBatchesRange   = bounds{"max-batches", 0, 1_000_000, ""}
+	maxBatchJobsRange = bounds{"max-batch-jobs", 1, math.MaxInt32, ""}
 
 	retentionRange       = bounds{"retention", 1, 10 * 365 * 24 * 3600, "seconds"}
 	maxRetainedRange     = bounds{"max-retained", 1, math.MaxInt32, ""}

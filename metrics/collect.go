@@ -106,6 +106,9 @@ var (
 
 	cronEntriesDesc = desc("cron_entries", "Periodic entries held (CRONSET).")
 	cronFiredDesc   = desc("cron_fired_total", "Jobs pushed by periodic entries' ticks since the node started.")
+
+	waitingDesc = desc("jobs_waiting", "Jobs waiting for the jobs they were pushed AFTER (state waiting), in every queue.")
+	batchesDesc = desc("batches_open", "Batches not complete (BATCHOPEN, not yet closed or with jobs pending).")
 )
 
 var stateNames = []string{"queued", "scheduled", "reserved", "running", "retry_pending", "failed", "expired"}
@@ -262,6 +265,8 @@ func (c *collector) collectServer(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(maxMemDesc, prometheus.GaugeValue, float64(c.src.MaxMemory))
 	ch <- prometheus.MustNewConstMetric(cronEntriesDesc, prometheus.GaugeValue, float64(st.CronEntries()))
 	ch <- prometheus.MustNewConstMetric(cronFiredDesc, prometheus.CounterValue, float64(st.CronFired()))
+	ch <- prometheus.MustNewConstMetric(waitingDesc, prometheus.GaugeValue, float64(st.WaitingJobs()))
+	ch <- prometheus.MustNewConstMetric(batchesDesc, prometheus.GaugeValue, float64(st.OpenBatches()))
 	c.collectJobWaits(ch)
 	srv := c.src.Server
 	if srv == nil {

@@ -328,3 +328,28 @@ func TestScrapeExpiredAndDeadLetters(t *testing.T) {
 		`sluice_dead_letters{queue="q"}`:         "2",
 	})
 }
+
+// Waiting jobs and open batches show as gauges.
+func TestScrapeWaitingAndBatches(t *testing.T) {
+	st := newStore(t)
+	m := New(DefaultConfig())
+	st.SetObserver(m)
+	now := int64(1_000_000)
+	if err := st.OpenBatch(now, store.BatchOptions{ID: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []store.PushOptions{
+		{Queue: "q", Handler: "h", ID: "a", Batch: "b"},
+		{Queue: "q", Handler: "h", ID: "w1", After: []string{"a"}},
+		{Queue: "r", Handler: "h", ID: "w2", After: []string{"a"}},
+	} {
+		if _, err := st.Push(now, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := m.Handler(Sources{Store: st, Now: func() int64 { return now }})
+	expect(t, scrape(t, h), map[string]string{
+		`sluice_jobs_waiting`: "2",
+		`sluice_batches_open`: "1",
+	})
+}

@@ -68,12 +68,21 @@ const (
 	tProgress      = 66
 	tKeyScope      = 75
 	tKeyUntil      = 76
+	tAnyway        = 86
+	tDepID         = 87
+	tTimed         = 88
+	tBatch         = 89
+	tBatchCB       = 90
+	tBatchClosed   = 92
+	tBatchDone     = 93
 	tTimes         = 32
 	tRetainedIDs   = 33
 	tExpiredTokens = 33
 	tProbeIDs      = 49
 	tCKeys         = 50
 	tRKeys         = 51
+	tAfter         = 85
+	tBatchCounts   = 91
 )
 
 // appendFields writes r's fields: scalars, then lists, each by number.
@@ -136,12 +145,21 @@ func appendFields(buf []byte, r *store.Record) []byte {
 	buf = putBytes(buf, tProgress, r.Progress)
 	buf = putUint(buf, tKeyScope, uint64(r.KeyScope))
 	buf = putInt(buf, tKeyUntil, r.KeyUntil)
+	buf = putFlag(buf, tAnyway, r.Anyway)
+	buf = putString(buf, tDepID, r.DepID)
+	buf = putFlag(buf, tTimed, r.Timed)
+	buf = putString(buf, tBatch, r.Batch)
+	buf = putString(buf, tBatchCB, r.BatchCB)
+	buf = putFlag(buf, tBatchClosed, r.BatchClosed)
+	buf = putFlag(buf, tBatchDone, r.BatchDone)
 	buf = putInts(buf, tTimes, r.Times)
 	buf = putStrings(buf, tRetainedIDs, r.RetainedIDs)
 	buf = putStrings(buf, tExpiredTokens, r.ExpiredTokens)
 	buf = putStrings(buf, tProbeIDs, r.ProbeIDs)
 	buf = putStrings(buf, tCKeys, r.CKeys)
 	buf = putStrings(buf, tRKeys, r.RKeys)
+	buf = putStrings(buf, tAfter, r.After)
+	buf = putInts(buf, tBatchCounts, r.BatchCounts)
 	return buf
 }
 
@@ -274,6 +292,20 @@ func decodeField(d *decoder, r *store.Record, tag byte) bool {
 		r.KeyScope = store.UniqueScope(d.uvarint())
 	case 76:
 		r.KeyUntil = d.varint()
+	case 86:
+		r.Anyway = d.flag()
+	case 87:
+		r.DepID = d.str()
+	case 88:
+		r.Timed = d.flag()
+	case 89:
+		r.Batch = d.str()
+	case 90:
+		r.BatchCB = d.str()
+	case 92:
+		r.BatchClosed = d.flag()
+	case 93:
+		r.BatchDone = d.flag()
 	case 32:
 		r.Times = d.ints()
 	case 33:
@@ -289,6 +321,10 @@ func decodeField(d *decoder, r *store.Record, tag byte) bool {
 		r.CKeys = d.strs()
 	case 51:
 		r.RKeys = d.strs()
+	case 85:
+		r.After = d.strs()
+	case 91:
+		r.BatchCounts = d.ints()
 	default:
 		return false
 	}

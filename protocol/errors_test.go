@@ -57,6 +57,10 @@ var storeErrors = map[string]error{
 	"ErrScanCursor":    store.ErrScanCursor,
 	"ErrDupKey":        store.ErrDupKey,
 	"ErrKeysFull":      store.ErrKeysFull,
+	"ErrDepFailed":     store.ErrDepFailed,
+	"ErrNoBatch":       store.ErrNoBatch,
+	"ErrBatchFull":     store.ErrBatchFull,
+	"ErrBatchesFull":   store.ErrBatchesFull,
 	"DupKeyError":      &store.DupKeyError{Key: "k", ID: "j"},
 	"StateError":       &store.StateError{ID: "j", From: store.Queued, To: store.Running},
 }

@@ -146,6 +146,7 @@ func (s *Server) openStore() error {
 	scfg.IdempotencyWindow = s.cfg.IdempotencyWindow * 1000
 	scfg.IdempotencyKeys = s.cfg.IdempotencyMaxKeys
 	scfg.MaxCron = s.cfg.MaxCron
+	scfg.MaxBatches, scfg.MaxBatchJobs = s.cfg.MaxBatches, int64(s.cfg.MaxBatchJobs)
 	scfg.Retention, scfg.MaxRetained = s.cfg.Retention*1000, s.cfg.MaxRetained
 	scfg.FailedRetention, scfg.MaxFailed = s.cfg.FailedRetention*1000, s.cfg.MaxFailed
 	if s.opts.Store != nil {

@@ -95,6 +95,9 @@ func (s *Store) lapse(j *job, at int64, fx *effects) {
 	if from == Queued {
 		j.ln.q.removeQueued(j) // after the move: the entry it leaves must read as stale
 	}
+	if from == Waiting {
+		s.clearAfter(j)
+	}
 	j.updatedAt = at
 	fx.timed = true
 	s.terminal(j, fx)

@@ -66,6 +66,9 @@ type sut interface {
 	SetBreaker(now int64, key string, failures, window, cooldown, probes int64) error
 	ReleaseThrottle(now int64, token string, delay int64, key string, ms int64) error
 	Flush(now int64) error
+	OpenBatch(now int64, o store.BatchOptions) error
+	CloseBatch(now int64, id string) error
+	GetBatch(now int64, id string) (store.BatchInfo, bool)
 	Tick(now int64)
 	Len() int64
 }
@@ -186,6 +189,10 @@ func errText(err error) string {
 		{store.ErrWrongState, "WRONGSTATE(not a StateError)"},
 		{store.ErrFull, "FULL"},
 		{store.ErrKeysFull, "FULL(unique keys)"},
+		{store.ErrDepFailed, "DEPFAILED"},
+		{store.ErrNoBatch, "NOBATCH"},
+		{store.ErrBatchFull, "FULL(batch)"},
+		{store.ErrBatchesFull, "FULL(batches)"},
 		{store.ErrInvalid, "INVALID"},
 	} {
 		if errors.Is(err, e.err) {
@@ -205,10 +212,10 @@ func outcome(err error, format string, args ...any) string {
 }
 
 func fmtJob(j store.Job) string {
-	return fmt.Sprintf("{id=%s q=%s h=%s payload=%q state=%s prio=%d ckey=%q rkey=%q ckeys=%q rkeys=%q attempt=%d/%d backoff=%d created=%d updated=%d run_at=%d worker=%q expires=%d last_error=%q/%v blocked_by=%q result=%s progress=%s}",
+	return fmt.Sprintf("{id=%s q=%s h=%s payload=%q state=%s prio=%d ckey=%q rkey=%q ckeys=%q rkeys=%q attempt=%d/%d backoff=%d created=%d updated=%d run_at=%d worker=%q expires=%d last_error=%q/%v blocked_by=%q result=%s progress=%s after=%q}",
 		j.ID, j.Queue, j.Handler, j.Payload, j.State, j.Priority, j.ConcurrencyKey, j.RateLimitKey,
 		j.ConcurrencyKeys, j.RateLimitKeys, j.Attempt, j.MaxAttempts, j.Backoff, j.CreatedAt, j.UpdatedAt, j.RunAt, j.Worker, j.ExpiresAt,
-		j.LastError, j.HasLastError, j.BlockedBy, optBytes(j.Result), optBytes(j.Progress))
+		j.LastError, j.HasLastError, j.BlockedBy, optBytes(j.Result), optBytes(j.Progress), j.After)
 }
 
 func fmtJobs(js []store.Job) string {
@@ -347,7 +354,9 @@ func (g *opGen) token() string {
 
 func (g *opGen) next() op {
 	now := g.now
-	switch c := g.src.intn(155); {
+	switch c := g.src.intn(163); {
+	case c >= 155:
+		return g.batchOp(now)
 	case c < 22:
 		return g.push(now)
 	case c < 26:
@@ -777,10 +786,39 @@ func (g *opGen) pushOptions(now int64) store.PushOptions {
 			p.IdempotencyKey = strings.Repeat("i", store.MaxIdentifier+1)
 		}
 	}
+	g.after(&p)
+	if g.chance(15) {
+		p.Batch = g.pick(diffBatches)
+	}
 	if id := strings.TrimSpace(p.ID); id != "" {
 		g.addID(id)
 	}
 	return p
+}
+
+// after gives some pushes dependencies (deps.go): jobs pushed before,
+// most of them held, now and then a bad list.
+func (g *opGen) after(p *store.PushOptions) {
+	if len(g.ids) == 0 || !g.chance(20) {
+		return
+	}
+	n := 1 + g.src.intn(3)
+	for range n {
+		p.After = append(p.After, g.pick(g.ids))
+	}
+	p.After = slices.Compact(p.After) // a repeat next to its first is refused; others stay, refused
+	p.AfterAnyway = g.chance(30)
+	if g.chance(5) {
+		switch g.src.intn(3) {
+		case 0:
+			p.After = nil // ANYWAY alone
+			p.AfterAnyway = true
+		case 1:
+			p.After = append(p.After, " ")
+		case 2:
+			p.After = append(p.After, "nope")
+		}
+	}
 }
 
 func pushDesc(p store.PushOptions) string {
@@ -789,6 +827,12 @@ func pushDesc(p store.PushOptions) string {
 		p.Deadline, p.ExpiresIn, p.Timeout)
 	if p.UniqueKey != "" {
 		d += fmt.Sprintf(" unique=%q scope=%d ttl=%d on_duplicate=%d", p.UniqueKey, p.UniqueScope, p.UniqueTTL, p.OnDuplicate)
+	}
+	if p.After != nil || p.AfterAnyway {
+		d += fmt.Sprintf(" after=%q anyway=%v", p.After, p.AfterAnyway)
+	}
+	if p.Batch != "" {
+		d += fmt.Sprintf(" batch=%q", p.Batch)
 	}
 	return d
 }
@@ -907,6 +951,9 @@ func pickConfig(src source) store.Config {
 	}
 	if src.intn(100) < 20 {
 		cfg.MaxJobs = int64(4 + src.intn(6))
+	}
+	if src.intn(100) < 20 { // batch.go
+		cfg.MaxBatches, cfg.MaxBatchJobs = 1+src.intn(2), int64(1+src.intn(3))
 	}
 	if src.intn(100) < 60 {
 		cfg.IdempotencyWindow = []int64{5, 50, 500}[src.intn(3)]

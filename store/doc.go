@@ -52,14 +52,21 @@
 // idempotency key holds idemKeys.mu around its shard lock (idem.go), so
 // that the key's check and the job's insert are one step for every queue;
 // a periodic entry's firing holds cronTable.mu around its job's push
-// (cron.go), so that the job and the entry's next tick are one record. The other locks
+// (cron.go), so that the job and the entry's next tick are one record. A
+// push with dependencies holds deps.mu while it checks them, inserts its
+// job and registers it on them, and the resolution of a dependency's end
+// holds it around its waiters' shard locks (deps.go). The other locks
 // are leaves, taken while policyMu, idemKeys.mu or a shard lock may be held
 // but never while another leaf is held:
 //
-//	gate  →  policyMu  →  idemKeys.mu  →  cronTable.mu  →  shard.mu  →  backpressure registry shard |
-//	             id index shard | shard.inboxMu (of any shard) |
-//	             expiredTokens.mu | retention.mu | the Journal's own lock |
+//	gate  →  policyMu  →  idemKeys.mu  →  cronTable.mu  →  deps.mu  →  shard.mu  →  backpressure registry shard |
+//	             id index shard | shard.inboxMu (of any shard) | deps.listMu |
+//	             expiredTokens.mu | retention.mu | batches.mu | the Journal's own lock |
 //	             idemKeys.pendMu | queueNames.mu | the end hook's (JOBWAIT's) lock
+//
+// (batches.mu is the one leaf held around another: a batch's open, close
+// and completion are logged under it, so the Journal's lock comes after
+// it.)
 //
 // One exception among the leaves: a job of several keys is admitted under
 // the registry shards of all its keys at once (backpressure.AdmitAll),

@@ -479,7 +479,7 @@ func (s *Store) pushKeyed(r *Record, on OnDuplicate, fx *effects) (queued, dup b
 	}
 	s.idem.bytes.Add(reserved)
 	defer s.idem.bytes.Add(-reserved)
-	if queued, err = s.insert(r, fx); err != nil {
+	if queued, err = s.insertAny(r, fx); err != nil {
 		return false, false, err
 	}
 	s.idem.put(r.IdemKey, r.ID, r.Now, fx.seq, r.KeyScope, r.KeyUntil)
@@ -495,7 +495,7 @@ func (s *Store) pushKeyed(r *Record, on OnDuplicate, fx *effects) (queued, dup b
 func (s *Store) replayKeyed(r *Record, fx *effects) error {
 	s.idem.mu.Lock()
 	defer s.idem.mu.Unlock()
-	if _, err := s.insert(r, fx); err != nil {
+	if _, err := s.insertAny(r, fx); err != nil {
 		return err
 	}
 	s.idem.put(r.IdemKey, r.ID, r.Now, 0, r.KeyScope, r.KeyUntil)

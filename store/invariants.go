@@ -112,9 +112,9 @@ func (s *Store) CheckInvariants() error {
 			if !armed {
 				return fmt.Errorf("job %s is %s without a timer", j.id, j.state)
 			}
-		case Queued:
+		case Queued, Waiting:
 			if armed != (j.deadline() != 0) {
-				return fmt.Errorf("job %s is queued with deadline %d, armed %v", j.id, j.deadline(), armed)
+				return fmt.Errorf("job %s is %s with deadline %d, armed %v", j.id, j.state, j.deadline(), armed)
 			}
 		default:
 			if j.tidx >= 0 {

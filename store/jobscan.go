@@ -40,7 +40,7 @@ import (
 
 // tabled are the states a queue keeps tables of; a state added to the
 // lifecycle is read over the id index until it is listed here.
-var tabled = [numStates]bool{Scheduled: true, RetryPending: true, Failed: true, Cancelled: true, Expired: true}
+var tabled = [numStates]bool{Scheduled: true, RetryPending: true, Failed: true, Cancelled: true, Expired: true, Waiting: true}
 
 // stateSets are a queue's jobs by state: one table per state, those of
 // untabled states unused. Each table's own mutex is unused too: the shard lock

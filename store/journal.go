@@ -54,6 +54,14 @@ const (
 	// Unique keys (idem.go).
 	OpUniqueRelease // job ID left the scope of unique key IdemKey, which is forgotten (Now unset: the record follows the change that made it)
 	OpReplace       // a duplicate push replaced waiting job ID's Payload, MaxAtt, Backoff and run time (RunAt)
+	// Dependencies (deps.go).
+	OpAfter // dependency DepID of waiting job ID ended in State at Now: met (succeeded, or ANYWAY), else the job is cancelled
+	// Batches (batch.go).
+	OpBatchOpen   // batch Batch opened, its callback in the job's fields (none without Queue), ON always when Anyway
+	OpBatchClose  // batch Batch closed at Now
+	OpBatchForget // complete batch Batch forgotten by maintenance at Now
+	OpSnapBatch   // snapshot: a batch with its state (BatchClosed, BatchDone at Now, BatchCounts, callback job ID)
+	OpBatchDone   // batch Batch completed at Now: closed, none of its jobs pending (its callback's push follows)
 	opMax
 )
 
@@ -177,6 +185,25 @@ type Record struct {
 	// unique key the job holds (ScopeNone: none).
 	KeyScope UniqueScope `log:"75"`
 	KeyUntil int64       `log:"76"` // when the key is forgotten at the latest; 0: when its job leaves the scope
+	// Dependencies (deps.go). After lists the jobs a waiting job waits
+	// for (push: those not succeeded at the push; snapjob: those not met
+	// yet); Anyway makes one that ends without success count as met.
+	// DepID is the dependency an after record resolves, and Timed tells
+	// that a timer (a deadline, a timeout) ended it, or the dependency
+	// whose end cancelled it in turn.
+	After  []string `log:"85"`
+	Anyway bool     `log:"86"`
+	DepID  string   `log:"87"`
+	Timed  bool     `log:"88"`
+	// Batches (batch.go). Batch names the batch (push: the one the job
+	// joins); BatchCB marks a push as that batch's callback. A snapshot's
+	// batch carries BatchCounts: total, pending, succeeded, failed,
+	// cancelled, expired.
+	Batch       string  `log:"89"`
+	BatchCB     string  `log:"90"`
+	BatchCounts []int64 `log:"91"`
+	BatchClosed bool    `log:"92"`
+	BatchDone   bool    `log:"93"`
 }
 
 // Journal receives every state change. The store calls Append while holding

@@ -50,6 +50,35 @@ func (s *Store) Tick(now int64) {
 // maintain applies everything due at now, shard by shard, then the
 // retention drops. It holds at most one lock at a time.
 func (s *Store) maintain(now int64, fx *effects) {
+	// Resolving the jobs that waited for jobs the timers ended may
+	// schedule some at a time already past (deps.go): their timers run in
+	// a further round.
+	for s.maintainRound(now, fx) {
+	}
+	if s.ret.nextDue.Load() <= now {
+		for _, e := range s.ret.expire(now) {
+			s.drop(e, fx)
+		}
+	}
+	if s.dead.nextDue.Load() <= now {
+		for _, e := range s.dead.expire(now) {
+			s.drop(e, fx)
+		}
+	}
+	if s.idem.nextDue.Load() <= now {
+		s.sweepKeys(now, fx)
+	}
+	if s.cron.nextDue.Load() <= now {
+		s.fireCron(now, fx) // cron.go
+	}
+	if s.batches.due.Load() <= now {
+		s.forgetBatches(now, fx) // batch.go
+	}
+}
+
+// maintainRound fires the timers due at now and resolves what they ended;
+// it reports whether timers fell due meanwhile. No lock may be held.
+func (s *Store) maintainRound(now int64, fx *effects) bool {
 	if old := s.minDue.Load(); old <= now {
 		if s.brk.n.Load() > 0 {
 			s.runDueInOrder(now, fx)
@@ -74,29 +103,23 @@ func (s *Store) maintain(now int64, fx *effects) {
 				lowerDue(&s.minDue, sh.nextDue.Load())
 			}
 		}
-		// Timers may end jobs (deadlines, timeouts), which releases their
-		// unique keys and, by their filing, evicts others from retention:
-		// both happen now, before the operation that ran maintenance
-		// reads anything (a push of the key must find it free).
+		// Timers may end jobs (deadlines, timeouts), which resolves the
+		// jobs waiting for them (deps.go), releases their unique keys and,
+		// by their filing, evicts others from retention: all happen now,
+		// before the operation that ran maintenance reads anything (a push
+		// of the key must find it free).
+		ended := len(fx.ends) > 0
+		if ended {
+			s.finishEnds(fx)
+		}
+		if len(fx.callbacks) > 0 {
+			s.pushCallbacks(fx)
+		}
 		s.releaseKeys(fx)
 		s.dropEvicted(fx)
+		return ended && s.minDue.Load() <= now
 	}
-	if s.ret.nextDue.Load() <= now {
-		for _, e := range s.ret.expire(now) {
-			s.drop(e, fx)
-		}
-	}
-	if s.dead.nextDue.Load() <= now {
-		for _, e := range s.dead.expire(now) {
-			s.drop(e, fx)
-		}
-	}
-	if s.idem.nextDue.Load() <= now {
-		s.sweepKeys(now, fx)
-	}
-	if s.cron.nextDue.Load() <= now {
-		s.fireCron(now, fx) // cron.go
-	}
+	return false
 }
 
 // runDueInOrder fires the timers due at now shard by shard in the order
@@ -145,7 +168,7 @@ func (s *Store) runDue(sh *shard, now int64, fx *effects) {
 			} else {
 				s.due(j, fx)
 			}
-		case Queued: // only a deadline arms a queued job's timer
+		case Queued, Waiting: // only a deadline arms a queued or waiting job's timer
 			s.lapse(j, j.dueAt, fx)
 		}
 	}

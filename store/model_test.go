@@ -58,6 +58,11 @@ type mjob struct {
 	// The states the job has been in, as noteStates saw them after each
 	// operation: a unique key's scope is left for good.
 	wasReserved, wasRetryPending, wasTerminal bool
+	// While waiting: the jobs it still waits for, in the order named,
+	// and ANYWAY (model_deps_test.go).
+	waits  []*mjob
+	anyway bool
+	batch  *mbatch // its batch, until it ends (model_batch_test.go)
 }
 
 type expiredToken struct {
@@ -119,6 +124,16 @@ type model struct {
 	brk map[string]*mbrk // circuit breakers, by key (model_breaker_test.go)
 
 	timedEnd bool // a timer is ending the job made terminal
+
+	ends []mend // jobs that ended with waiters to resolve (model_deps_test.go)
+
+	// Batches (model_batch_test.go): by id, the complete ones in
+	// completion order, those whose callbacks are to push, and the bounds.
+	batches      map[string]*mbatch
+	doneBatches  []*mbatch
+	callbacks    []*mbatch
+	maxBatches   int
+	maxBatchJobs int64
 }
 
 func newModel(cfg store.Config, gen store.Generator) *model {
@@ -132,6 +147,8 @@ func newModel(cfg store.Config, gen store.Generator) *model {
 		idemWindow:    cfg.IdempotencyWindow,
 		idemKeys:      cfg.IdempotencyKeys,
 		gen:           gen,
+		maxBatches:    cfg.MaxBatches,
+		maxBatchJobs:  cfg.MaxBatchJobs,
 	}
 	if m.idemWindow <= 0 {
 		m.idemWindow = modelDefaultIdemWindow
@@ -173,6 +190,8 @@ func (m *model) reset() {
 	m.weights = map[string]int64{}
 	m.rr = map[string]string{}
 	m.brk = map[string]*mbrk{}
+	m.ends = nil
+	m.batches, m.doneBatches, m.callbacks = map[string]*mbatch{}, nil, nil
 }
 
 // groupHeld reports whether a job of group g of queue q is held.
@@ -228,6 +247,7 @@ func optIdent(s *string) bool {
 // were set), retention drops terminal jobs, rate windows slide, and queues
 // that no longer exist lose their counters.
 func (m *model) maintain(now int64) {
+	m.settle() // the last operation's own ends
 	m.noteStates()
 	type due struct {
 		j   *mjob
@@ -235,50 +255,54 @@ func (m *model) maintain(now int64) {
 		seq int64
 	}
 	// One event at a time, the earliest first: an event may make another
-	// due at once (a lease that ends after the job's deadline).
-	for {
-		var first *due
-		for _, j := range m.jobs {
-			at, ok := m.dueAt(j)
-			if !ok || at > now {
-				continue
+	// due at once (a lease that ends after the job's deadline). Then the
+	// jobs waiting for those the events ended are resolved, which may
+	// schedule some at a time already past: a further round runs them.
+	for round := true; round; round = len(m.ends) > 0 && m.settleDue() {
+		for {
+			var first *due
+			for _, j := range m.jobs {
+				at, ok := m.dueAt(j)
+				if !ok || at > now {
+					continue
+				}
+				if first == nil || at < first.at || (at == first.at && j.dueSeq < first.seq) {
+					first = &due{j, at, j.dueSeq}
+				}
 			}
-			if first == nil || at < first.at || (at == first.at && j.dueSeq < first.seq) {
-				first = &due{j, at, j.dueSeq}
+			if first == nil {
+				break
 			}
+			j, at := first.j, first.at
+			switch j.job.State {
+			case store.Reserved, store.Running:
+				m.brkOutcome(at, j, false)
+				m.expired = append(m.expired, expiredToken{j.token, at})
+				if j.timeoutAt != 0 && at >= j.timeoutAt {
+					m.timedEnd = true
+					m.failAttempt(at, j, store.FailOptions{Error: store.TimeoutError, HasError: true})
+					m.timedEnd = false
+					continue
+				}
+				j.token = ""
+				j.timeoutAt = 0
+				j.job.Worker = ""
+				j.job.ExpiresAt = 0
+				j.job.RunAt = at
+			default:
+				if j.lapseAt != 0 && (j.job.State == store.Queued || j.job.State == store.Waiting || j.lapseAt <= j.job.RunAt) {
+					j.lapseAt = 0
+					m.timedEnd = true
+					m.makeTerminal(at, j, store.Expired)
+					m.timedEnd = false
+					continue
+				}
+			}
+			j.job.State = store.Queued
+			j.job.UpdatedAt = at
+			j.entry = m.next()
+			m.waitFrom(at, j)
 		}
-		if first == nil {
-			break
-		}
-		j, at := first.j, first.at
-		switch j.job.State {
-		case store.Reserved, store.Running:
-			m.brkOutcome(at, j, false)
-			m.expired = append(m.expired, expiredToken{j.token, at})
-			if j.timeoutAt != 0 && at >= j.timeoutAt {
-				m.timedEnd = true
-				m.failAttempt(at, j, store.FailOptions{Error: store.TimeoutError, HasError: true})
-				m.timedEnd = false
-				continue
-			}
-			j.token = ""
-			j.timeoutAt = 0
-			j.job.Worker = ""
-			j.job.ExpiresAt = 0
-			j.job.RunAt = at
-		default:
-			if j.lapseAt != 0 && (j.job.State == store.Queued || j.lapseAt <= j.job.RunAt) {
-				j.lapseAt = 0
-				m.timedEnd = true
-				m.makeTerminal(at, j, store.Expired)
-				m.timedEnd = false
-				continue
-			}
-		}
-		j.job.State = store.Queued
-		j.job.UpdatedAt = at
-		j.entry = m.next()
-		m.waitFrom(at, j)
 	}
 
 	kept := m.jobs[:0]
@@ -290,6 +314,7 @@ func (m *model) maintain(now int64) {
 	}
 	clear(m.jobs[len(kept):])
 	m.jobs = kept
+	m.forgetBatches(now)
 
 	for _, r := range m.rate {
 		r.adm = slide(r.adm, now, r.period)
@@ -334,7 +359,7 @@ func (m *model) dueAt(j *mjob) (int64, bool) {
 			return j.lapseAt, true
 		}
 		return j.job.RunAt, true
-	case store.Queued:
+	case store.Queued, store.Waiting:
 		return j.lapseAt, j.lapseAt != 0
 	}
 	return 0, false
@@ -346,7 +371,7 @@ func (m *model) waitFrom(now int64, j *mjob) {
 	j.lapseAt = 0
 	if j.job.Deadline != 0 {
 		j.lapseAt = max(j.job.Deadline, now)
-		if j.job.State == store.Queued {
+		if j.job.State == store.Queued || j.job.State == store.Waiting {
 			j.dueSeq = m.next()
 		}
 	}
@@ -372,6 +397,8 @@ func (m *model) makeTerminal(now int64, j *mjob, s store.State) {
 	j.terminalAt = now
 	j.terminalSeq = m.next()
 	j.wasTerminal = true // MaxRetained may drop it before noteStates sees it
+	m.ended(now, j)
+	m.batchEnded(now, j)
 	switch s {
 	case store.Succeeded:
 		m.counter(j.job.Queue).succeeded++
@@ -670,6 +697,7 @@ func (m *model) view(now int64, j *mjob) store.Job {
 	out := j.job
 	out.Payload = bytes.Clone(j.job.Payload)
 	out.BlockedBy = m.blockedBy(now, j)
+	afterView(j, &out)
 	return out
 }
 
@@ -747,7 +775,10 @@ func mAll(first string, more []string) []string {
 // ---- operations -----------------------------------------------------------
 
 // PushMany is Push, one after another.
+// Maintenance runs first, even when every push is refused, as in the
+// store.
 func (m *model) PushMany(now int64, ps []store.PushOptions, ids []string, errs []error) {
+	m.maintain(now)
 	for i, p := range ps {
 		ids[i], errs[i] = m.Push(now, p)
 	}
@@ -771,6 +802,10 @@ func (m *model) Push(now int64, p store.PushOptions) (string, error) {
 		p.Deadline = now + p.ExpiresIn
 	}
 	if p.Deadline != 0 && p.Deadline <= max(now, p.RunAt) {
+		return "", store.ErrInvalid
+	}
+	var ok bool
+	if p.After, ok = mAfter(p); !ok || (p.Batch != "" && !ident(&p.Batch)) {
 		return "", store.ErrInvalid
 	}
 	m.maintain(now)
@@ -870,6 +905,10 @@ func (m *model) pushUnique(now int64, p store.PushOptions) (string, error) {
 	if p.Deadline != 0 && p.Deadline <= max(now, p.RunAt) {
 		return "", store.ErrInvalid
 	}
+	var ok bool
+	if p.After, ok = mAfter(p); !ok || (p.Batch != "" && !ident(&p.Batch)) {
+		return "", store.ErrInvalid
+	}
 	m.maintain(now)
 	m.forgetKeys(now)
 	if e, ok := m.keys[p.UniqueKey]; ok {
@@ -953,6 +992,14 @@ func (m *model) replace(now int64, j *mjob, p store.PushOptions) {
 
 // push creates the job of a valid push, after maintenance.
 func (m *model) push(now int64, p store.PushOptions) (string, error) {
+	waits, err := m.depsOf(p.After, p.AfterAnyway)
+	if err != nil {
+		return "", err
+	}
+	b, err := m.joinBatch(p.Batch)
+	if err != nil {
+		return "", err
+	}
 	if p.ID != "" && m.find(p.ID) != nil {
 		return "", store.ErrDupJob
 	}
@@ -997,7 +1044,11 @@ func (m *model) push(now int64, p store.PushOptions) (string, error) {
 	if j.job.Backoff == 0 {
 		j.job.Backoff = store.DefaultBackoff
 	}
-	if p.RunAt > now {
+	if len(waits) > 0 {
+		j.job.State = store.Waiting
+		j.job.RunAt = max(p.RunAt, 0)
+		j.waits, j.anyway = waits, p.AfterAnyway
+	} else if p.RunAt > now {
 		j.job.State = store.Scheduled
 		j.job.RunAt = p.RunAt
 		j.dueSeq = m.next()
@@ -1009,6 +1060,7 @@ func (m *model) push(now int64, p store.PushOptions) (string, error) {
 	m.waitFrom(now, j)
 	m.jobs = append(m.jobs, j)
 	m.counter(p.Queue).pushed++
+	m.joined(b, j)
 	return id, nil
 }
 
@@ -1432,7 +1484,7 @@ func (m *model) QueueStats(now int64, queue string) (store.QueueStats, error) {
 		case store.Expired:
 			st.Expired++
 		}
-		if !j.job.State.Terminal() {
+		if !j.job.State.Terminal() && j.job.State != store.Waiting { // waiting: nothing to do until its dependencies end
 			nonTerminal = true
 		}
 	}
@@ -1780,11 +1832,15 @@ func (m *model) Flush(now int64) error { m.reset(); return nil }
 
 func (m *model) Tick(now int64) { m.maintain(now) }
 
-func (m *model) Len() int64 { return int64(len(m.jobs)) }
+func (m *model) Len() int64 {
+	m.settle() // what the last operation ended resolves within it
+	return int64(len(m.jobs))
+}
 
 // nextDue is the earliest lease expiry, scheduled or retry time, or
 // retention drop pending.
 func (m *model) nextDue() (int64, bool) {
+	m.settle()
 	var due int64
 	any := false
 	for _, j := range m.jobs {

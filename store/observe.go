@@ -117,22 +117,26 @@ type Memory struct {
 	Keys     int64 // idempotency keys remembered
 	Cron     int64 // periodic entries
 	Scan     int64 // the tables of jobs by queue and state that JOBSCAN reads (jobscan.go)
+	Deps     int64 // dependencies: what waiting jobs wait for, and who waits for each job (deps.go)
+	Batches  int64 // batches (batch.go)
 }
 
 // Used is the figure --maxmemory is checked against.
 func (m Memory) Used() int64 {
-	return m.Jobs + m.Queues + m.Policies + m.Tokens + m.Keys + m.Cron + m.Scan
+	return m.Jobs + m.Queues + m.Policies + m.Tokens + m.Keys + m.Cron + m.Scan + m.Deps + m.Batches
 }
 
 // Memory reports the estimated memory held, by part.
 func (s *Store) Memory() Memory {
 	return Memory{Jobs: s.Bytes(), Queues: s.state.Load(), Policies: s.reg.Bytes() + s.brk.bytes.Load(), Tokens: s.expired.bytes.Load(),
-		Keys: s.idem.bytes.Load(), Cron: s.cron.bytes.Load(), Scan: s.scanBytes.Load()}
+		Keys: s.idem.bytes.Load(), Cron: s.cron.bytes.Load(), Scan: s.scanBytes.Load(),
+		Deps: s.deps.bytes.Load(), Batches: s.batches.bytes.Load()}
 }
 
 // otherBytes is the estimate of everything but jobs. Any lock may be held.
 func (s *Store) otherBytes() int64 {
-	return s.state.Load() + s.reg.Bytes() + s.brk.bytes.Load() + s.expired.bytes.Load() + s.idem.bytes.Load() + s.cron.bytes.Load() + s.scanBytes.Load()
+	return s.state.Load() + s.reg.Bytes() + s.brk.bytes.Load() + s.expired.bytes.Load() + s.idem.bytes.Load() + s.cron.bytes.Load() + s.scanBytes.Load() +
+		s.deps.bytes.Load() + s.batches.bytes.Load()
 }
 
 // admitState reports whether size more bytes of state besides jobs fit

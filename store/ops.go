@@ -49,6 +49,17 @@ func (s *Store) PushMany(now int64, ps []PushOptions, ids []string, errs []error
 			if queued && !seen(notify, rec.Queue) {
 				notify = append(notify, rec.Queue)
 			}
+		} else if err == nil && len(rec.After) > 0 {
+			// The dependencies' lock comes before any shard's (deps.go).
+			if held != nil {
+				held.mu.Unlock()
+				held = nil
+			}
+			var queued bool
+			queued, err = s.insertAfter(&rec, &fx)
+			if queued && !seen(notify, rec.Queue) {
+				notify = append(notify, rec.Queue)
+			}
 		} else if err == nil {
 			if sh := s.shardOf(rec.Queue); sh != held {
 				if held != nil {
@@ -164,6 +175,20 @@ func (s *Store) pushRecord(now int64, p PushOptions, rec *Record) error {
 	if err != nil {
 		return err
 	}
+	batch := ""
+	if p.Batch != "" {
+		if batch, err = ident("batch id", p.Batch); err != nil {
+			return err
+		}
+	}
+	var after []string
+	if len(p.After) > 0 {
+		if after, err = checkAfter(id, p.After); err != nil {
+			return err
+		}
+	} else if p.AfterAnyway {
+		return invalid("ANYWAY needs AFTER")
+	}
 	if err := s.writable(); err != nil {
 		return err
 	}
@@ -174,6 +199,7 @@ func (s *Store) pushRecord(now int64, p PushOptions, rec *Record) error {
 		CKeys: ckeys, RKeys: rkeys,
 		Deadline: deadline, Timeout: p.Timeout,
 		KeyScope: scope, KeyUntil: until,
+		After: after, Anyway: p.AfterAnyway && len(after) > 0, Batch: batch,
 	}
 	if rec.MaxAtt == 0 {
 		rec.MaxAtt = DefaultMaxAttempts
@@ -197,19 +223,40 @@ func (s *Store) insert(r *Record, fx *effects) (bool, error) {
 
 // insertLocked is insert with r.Queue's shard, sh, locked and drained.
 func (s *Store) insertLocked(sh *shard, r *Record, fx *effects) (bool, error) {
+	if len(r.After) > 0 {
+		return false, invalid("a push with dependencies takes the dependencies' lock") // insertAfter
+	}
 	now := r.Now
 	q := sh.queueFor(r.Queue)
 	// A unique key's holder is a record: it must note leaving its scope.
-	if r.RunAt <= now && len(r.Payload)+len(r.ID) <= packMax && r.Deadline == 0 && r.Timeout == 0 && r.KeyScope == ScopeNone {
+	if r.RunAt <= now && len(r.Payload)+len(r.ID) <= packMax && r.Deadline == 0 && r.Timeout == 0 && r.KeyScope == ScopeNone &&
+		r.Batch == "" && r.BatchCB == "" {
 		err := s.insertPacked(sh, q, r, fx)
 		return err == nil, err
 	}
+	j, err := s.insertJob(sh, q, r, fx)
+	return err == nil && j.state == Queued, err
+}
+
+// insertJob is insertLocked for a job that is not packed: it returns the
+// job. A push with dependencies (r.After) is inserted waiting. Lock must be
+// held.
+func (s *Store) insertJob(sh *shard, q *queue, r *Record, fx *effects) (*job, error) {
+	now := r.Now
 	j := &job{
 		payload: bytes.Clone(r.Payload), priority: r.Priority, maxAtt: r.MaxAtt, backoff: r.Backoff,
 		createdAt: now, updatedAt: now, tidx: -1, uscope: r.KeyScope,
 	}
-	if r.Deadline != 0 || r.Timeout != 0 {
+	if r.Deadline != 0 || r.Timeout != 0 || len(r.After) > 0 || r.Batch != "" {
 		j.x = &jobExt{deadline: r.Deadline, timeout: r.Timeout}
+	}
+	if r.Batch != "" {
+		b, err := s.joinBatch(r.Batch)
+		if err != nil {
+			sh.maybeDelete(q)
+			return nil, err
+		}
+		j.x.batch = b
 	}
 	// The lane comes first: whoever finds j in the index reaches its
 	// queue, and so its shard, through it.
@@ -227,7 +274,10 @@ func (s *Store) insertLocked(sh *shard, r *Record, fx *effects) (bool, error) {
 		if !s.index.putIfAbsent(j.id, ref{j: j}) {
 			q.unref(j.ln)
 			sh.maybeDelete(q)
-			return false, ErrDupJob
+			if j.x != nil && j.x.batch != nil {
+				s.leaveBatch(j.x.batch)
+			}
+			return nil, ErrDupJob
 		}
 	}
 	size := j.bytes()
@@ -237,27 +287,46 @@ func (s *Store) insertLocked(sh *shard, r *Record, fx *effects) (bool, error) {
 		s.index.remove(j.id, ref{j: j})
 		q.unref(j.ln)
 		sh.maybeDelete(q)
-		return false, err
+		if j.x != nil && j.x.batch != nil {
+			s.leaveBatch(j.x.batch)
+		}
+		return nil, err
 	}
 	queued := r.RunAt <= now
-	if queued {
+	switch {
+	case len(r.After) > 0:
+		j.state, j.runAt = Waiting, r.RunAt
+		j.x.after, j.x.anyway = slices.Clone(r.After), r.Anyway
+		for _, id := range r.After {
+			s.deps.bytes.Add(depBytes(id))
+		}
+		s.deps.waiting.Add(1)
+		queued = false
+	case queued:
 		j.state, j.runAt = Queued, now
-	} else {
+	default:
 		j.state, j.runAt = Scheduled, r.RunAt
 	}
 	s.added(sh, q, size, s.limited && !s.replaying, j.state)
 	q.pushed++
 	q.created++
 	j.created = q.created
-	if queued {
+	switch {
+	case queued:
 		q.enqueue(j)
 		sh.armWait(j, now, 0, fx)
-	} else {
+	case j.state == Waiting:
+		q.setAdd(j, sh.index.hash(j.id))
+		sh.armWait(j, now, 0, fx) // its deadline, if any
+	default:
 		q.setAdd(j, sh.index.hash(j.id))
 		sh.armWait(j, now, r.RunAt, fx)
 	}
 	s.pushed(q, r, fx)
-	return queued, nil
+	if r.BatchCB != "" && s.replaying {
+		s.calledBack(r)
+	}
+	return j, nil
 }
 
 // added counts a new job of size bytes in state st in q, and store-wide
@@ -991,6 +1060,8 @@ func (s *Store) cancelLocked(j *job, now int64, fx *effects) {
 		s.probeFreed(j, fx)
 	case Scheduled, RetryPending:
 		j.ln.q.sh.unarm(j)
+	case Waiting:
+		s.clearAfter(j)
 	}
 	if j.x != nil && j.x.deadline != 0 {
 		j.ln.q.sh.unarm(j) // a queued job's deadline timer
@@ -1086,6 +1157,10 @@ func (s *Store) snapshot(j *job, now int64) Job {
 	}
 	if j.state == Reserved || j.state == Running {
 		out.Worker, out.ExpiresAt = j.xr().worker, j.dueAt
+	}
+	if j.state == Waiting && len(j.xr().after) > 0 {
+		out.After = slices.Clone(j.x.after)
+		out.BlockedBy = "after:" + j.x.after[0]
 	}
 	if j.state == Queued {
 		if j.ln.q.paused {
@@ -1457,6 +1532,7 @@ func (s *Store) flush(now int64, fx *effects) {
 	s.policyMu.Lock()
 	s.idem.mu.Lock()
 	s.cron.mu.Lock()
+	s.deps.mu.Lock()
 	for _, sh := range s.shards {
 		sh.mu.Lock()
 	}
@@ -1465,6 +1541,7 @@ func (s *Store) flush(now int64, fx *effects) {
 	for _, sh := range s.shards {
 		sh.mu.Unlock()
 	}
+	s.deps.mu.Unlock()
 	s.cron.mu.Unlock()
 	s.idem.mu.Unlock()
 	s.policyMu.Unlock()
@@ -1510,6 +1587,12 @@ func (s *Store) flushLocked() {
 	s.weights.mu.Unlock()
 	s.rotation.reset()
 	s.cron.resetLocked()
+	s.deps.listMu.Lock()
+	s.deps.init()
+	s.deps.listMu.Unlock()
+	s.batches.mu.Lock()
+	s.batches.init(s.cfg.MaxBatches, s.cfg.MaxBatchJobs)
+	s.batches.mu.Unlock()
 	s.brk.reset()
 	s.total.Store(0)
 	s.bytes.Store(0)

@@ -23,7 +23,8 @@ func (o Op) String() string {
 		"expire", "due", "drop", "snapqueue", "snapjob", "snappolicy", "snapadmissions", "snapexpired", "snapretained", "snapend",
 		"idemexpire", "snapidem", "weight", "snapgroup", "snaprotation", "throttle", "snapfloor",
 		"cronset", "crondel", "cronfire", "snapcron", "breaker", "snapbreaker",
-		"progress", "lapse", "timeout", "uniquerelease", "replace"}
+		"progress", "lapse", "timeout", "uniquerelease", "replace",
+		"after", "batchopen", "batchclose", "batchforget", "snapbatch", "batchdone"}
 	if int(o) < len(names) && o > 0 {
 		return names[o]
 	}
@@ -49,7 +50,7 @@ func (s *Store) Replay(r *Record) error {
 		if r.IdemKey != "" {
 			err = s.replayKeyed(r, &fx)
 		} else {
-			_, err = s.insert(r, &fx)
+			_, err = s.insertAny(r, &fx)
 		}
 		if err != nil {
 			return replayErr(r, "%v", err)
@@ -105,6 +106,12 @@ func (s *Store) Replay(r *Record) error {
 		return s.replayRelease(r)
 	case OpReplace:
 		return s.replayReplace(r, &fx)
+	case OpAfter:
+		return s.replayAfter(r, &fx)
+	case OpBatchOpen, OpBatchClose, OpBatchForget, OpBatchDone:
+		return s.replayBatch(r, &fx)
+	case OpSnapBatch:
+		return s.loadBatch(r)
 	case OpIdemExpire:
 		s.idem.mu.Lock()
 		s.idem.sweepLocked(r.Now)
@@ -175,7 +182,7 @@ func (s *Store) replayJob(r *Record, fx *effects) error {
 		s.due(j, fx)
 		return nil
 	case OpLapse:
-		if j.state != Scheduled && j.state != Queued && j.state != RetryPending {
+		if j.state != Scheduled && j.state != Queued && j.state != RetryPending && j.state != Waiting {
 			return replayErr(r, "job is %s, not waiting", j.state)
 		}
 		sh.unarm(j)
@@ -268,6 +275,11 @@ func (s *Store) Dump(now int64, emit func(*Record) error) error {
 			if err := emit(&Record{Op: OpSnapAdmissions, PolicyKey: key, Times: times, Now: clock}); err != nil {
 				return err
 			}
+		}
+	}
+	for _, r := range s.batchRecords() {
+		if err := emit(r); err != nil {
+			return err
 		}
 	}
 	for _, r := range s.breakerRecords() {
@@ -384,6 +396,8 @@ func (s *Store) jobRecord(j *job) *Record {
 		Result: j.xr().result, Progress: j.xr().progress,
 		Seq: j.seq, Created: j.created, TSeq: j.tseq, KeyScope: j.uscope,
 		Deadline: j.xr().deadline, Timeout: j.xr().timeout, TimeoutAt: j.xr().timeoutAt, DueAt: j.timedDue(),
+		After: slices.Clone(j.xr().after), Anyway: j.xr().anyway, // a copy: the list changes in place
+		Batch: j.batchID(),
 	}
 }
 
@@ -438,6 +452,7 @@ func (s *Store) load(r *Record) error {
 	case OpSnapCron:
 		return s.loadCron(r)
 	case OpSnapEnd:
+		return s.registerLoaded()
 	default:
 		return replayErr(r, "unknown record kind")
 	}
@@ -485,9 +500,14 @@ func (s *Store) loadJob(r *Record) error {
 	if r.KeyScope >= numScopes {
 		return replayErr(r, "unknown unique key scope")
 	}
-	if r.Token != "" || r.Worker != "" || r.HasError || r.Result != nil || r.Progress != nil || r.Deadline != 0 || r.Timeout != 0 {
+	if (r.State == Waiting) != (len(r.After) > 0) {
+		return replayErr(r, "a %s job with %d dependencies", r.State, len(r.After))
+	}
+	if r.Token != "" || r.Worker != "" || r.HasError || r.Result != nil || r.Progress != nil || r.Deadline != 0 || r.Timeout != 0 || r.After != nil ||
+		r.Batch != "" {
 		j.x = &jobExt{token: r.Token, worker: r.Worker, lastError: r.Error, hasError: r.HasError,
-			result: r.Result, progress: r.Progress, deadline: r.Deadline, timeout: r.Timeout, timeoutAt: r.TimeoutAt}
+			result: r.Result, progress: r.Progress, deadline: r.Deadline, timeout: r.Timeout, timeoutAt: r.TimeoutAt,
+			after: slices.Clone(r.After), anyway: r.Anyway}
 	}
 	j.id = j.keepID(r.ID)
 	j.ln = q.laneRef(r)
@@ -498,6 +518,14 @@ func (s *Store) loadJob(r *Record) error {
 	s.added(sh, q, j.bytes(), false, j.state)
 	if tabled[j.state] {
 		q.setAdd(j, s.index.hash(j.id))
+	}
+	if j.state == Waiting {
+		s.loadedWaiting(j)
+	}
+	if r.Batch != "" {
+		if j.x.batch = s.batches.m[r.Batch]; j.x.batch == nil || j.state.Terminal() {
+			return replayErr(r, "batch %s is missing, or the job ended", r.Batch)
+		}
 	}
 	s.charge(q, j.bytes(), false)
 	var at int64
@@ -527,7 +555,7 @@ func (s *Store) loadJob(r *Record) error {
 // a queued job that never left queued since its push, and so has nothing
 // a packed entry does not hold.
 func packable(r *Record) bool {
-	return r.State == Queued && r.Attempt == 0 && r.Token == "" && r.Worker == "" && r.KeyScope == ScopeNone &&
+	return r.State == Queued && r.Attempt == 0 && r.Token == "" && r.Worker == "" && r.KeyScope == ScopeNone && r.Batch == "" &&
 		!r.HasError && r.Error == "" && r.Result == nil && r.Progress == nil && r.UpdatedAt == r.CreatedAt && r.RunAt == r.CreatedAt &&
 		r.TSeq == 0 && r.Expires == 0 && r.Deadline == 0 && r.Timeout == 0 && len(r.Payload)+len(r.ID) <= packMax
 }

@@ -65,6 +65,15 @@ func randomOps(t *testing.T, s *Store, rng *rand.Rand, n int) int64 {
 	queues := []string{"a", "b", "c"}
 	keys := []string{"", "k1", "k2", "t:1", "t:2"} // t:* may be a template
 	for i := 0; i < n; i++ {
+		// Batches (batch.go), drawn from i so that the random sequence
+		// stays as it was.
+		if i%17 == 0 {
+			s.OpenBatch(now, BatchOptions{ID: fmt.Sprint("b", (i/17)%4), Always: i%2 == 0,
+				Callback: PushOptions{Queue: queues[i%3], Handler: "h2", Payload: []byte("cb")}})
+		}
+		if i%23 == 0 {
+			s.CloseBatch(now, fmt.Sprint("b", (i/23)%4))
+		}
 		switch op := rng.IntN(20); {
 		case op < 5:
 			p := PushOptions{Queue: pick(queues), Handler: pick([]string{"h1", "h2"}), Payload: []byte{byte(i)},
@@ -95,6 +104,16 @@ func randomOps(t *testing.T, s *Store, rng *rand.Rand, n int) int64 {
 			}
 			if rng.IntN(6) == 0 {
 				p.Timeout = int64(1 + rng.IntN(300))
+			}
+			if i%4 == 2 && len(ids) > 0 { // dependencies (deps.go), drawn from i as above
+				p.After = []string{ids[(i*7)%len(ids)]}
+				if i%8 == 6 {
+					p.After = append(p.After, ids[(i*3)%len(ids)]) // a repeat is refused
+					p.AfterAnyway = true
+				}
+			}
+			if i%5 == 3 {
+				p.Batch = fmt.Sprint("b", i%4)
 			}
 			if id, err := s.Push(now, p); err == nil {
 				ids = append(ids, id)

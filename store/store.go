@@ -54,6 +54,10 @@ type Config struct {
 	IdempotencyKeys int
 	// MaxCron bounds the periodic entries (cron.go); default 10,000.
 	MaxCron int
+	// MaxBatches bounds the batches not complete, MaxBatchJobs the jobs of
+	// one batch (batch.go); defaults 10,000 and 1,000,000.
+	MaxBatches   int
+	MaxBatchJobs int64
 }
 
 // DefaultConfig returns the documented defaults.
@@ -70,6 +74,8 @@ func DefaultConfig() Config {
 		IdempotencyWindow: 24 * 60 * 60 * 1000,
 		IdempotencyKeys:   1_000_000,
 		MaxCron:           DefaultMaxCron,
+		MaxBatches:        DefaultMaxBatches,
+		MaxBatchJobs:      DefaultMaxBatchJobs,
 	}
 }
 
@@ -98,6 +104,8 @@ func (c Config) Validate() error {
 		return errors.New("store: IdempotencyKeys must be at least 1")
 	case c.MaxCron < 0:
 		return errors.New("store: MaxCron must not be negative")
+	case c.MaxBatches < 0 || c.MaxBatchJobs < 0:
+		return errors.New("store: MaxBatches and MaxBatchJobs must not be negative")
 	}
 	return nil
 }
@@ -116,6 +124,8 @@ type Store struct {
 	dead    retention // failed jobs: the dead letters
 	idem    idemKeys
 	cron    cronTable
+	deps    depTable // dependencies (deps.go)
+	batches batches  // batches (batch.go)
 	// limited is set when MaxJobs or MaxBytes is: only then do pushes
 	// also keep the store-wide counts below, which their limits are
 	// checked against in one atomic step. Each shard always counts its own
@@ -215,6 +225,12 @@ type jobExt struct {
 	deadline  int64
 	timeout   int64
 	timeoutAt int64
+	// Dependencies (deps.go): the ids a waiting job still waits for, in
+	// the order named, and whether one that ends without success counts
+	// as met (ANYWAY).
+	after  []string
+	anyway bool
+	batch  *batch // the batch it belongs to, until it ends (batch.go)
 }
 
 // noExt is what a job without an extension reads.
@@ -296,6 +312,9 @@ type effects struct {
 	timers bool       // a timer earlier than before may have been armed
 	timed  bool       // a timer is ending the job being filed into retention
 	seq    uint64     // the operation's last journal record
+	ends   []depEnd   // dependencies that ended with waiters to resolve (deps.go)
+	// batches completed, whose callbacks are to push (batch.go)
+	callbacks []*batch
 }
 
 // addDrop notes a job evicted from retention, to drop after the locks.
@@ -337,6 +356,8 @@ func New(cfg Config, gen Generator) (*Store, error) {
 	s.dead.init(cfg.MaxFailed, cfg.FailedRetention)
 	s.idem.init(cfg.IdempotencyKeys, cfg.IdempotencyWindow)
 	s.cron.init(cfg.MaxCron)
+	s.deps.init()
+	s.batches.init(cfg.MaxBatches, cfg.MaxBatchJobs)
 	return s, nil
 }
 
@@ -406,6 +427,12 @@ func (s *Store) shardOf(queue string) *shard {
 
 // finish performs what an operation left for after its locks.
 func (s *Store) finish(fx *effects) {
+	if len(fx.ends) > 0 {
+		s.finishEnds(fx) // first: a cascade may end more jobs, with keys and drops
+	}
+	if len(fx.callbacks) > 0 {
+		s.pushCallbacks(fx)
+	}
 	s.releaseKeys(fx) // first: a drop's job left its scope long ago
 	if fx.drop1.j != nil {
 		s.drop(fx.drop1, fx)
@@ -504,6 +531,9 @@ func (s *Store) move(j *job, to State) error {
 	q.counts[to]++
 	from := j.state
 	j.state = to
+	if from == Waiting {
+		s.deps.waiting.Add(-1)
+	}
 	if tabled[from] || tabled[to] {
 		h := q.sh.index.hash(j.id)
 		q.setRemove(j, from, h)
@@ -524,6 +554,12 @@ func (s *Store) terminal(j *job, fx *effects) {
 	gen := j.retainGen.Add(1) // odd: retained
 	// A replayed log carries its drops as records: no eviction of its own.
 	s.retentionOf(j).add(j, gen, !s.replaying, fx)
+	if s.deps.n.Load() > 0 {
+		s.depEnded(j, fx)
+	}
+	if j.x != nil && j.x.batch != nil {
+		s.batchEnded(j, j.x.batch, fx)
+	}
 	s.ended(j)
 }
 

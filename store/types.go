@@ -23,6 +23,9 @@ const (
 	// Expired: the job's deadline (JOBPUSH EXPIRES or DEADLINE) came
 	// while it waited for a reservation.
 	Expired
+	// Waiting: the job waits for the jobs it was pushed AFTER to succeed
+	// (deps.go); it is in no lane and reserve never sees it.
+	Waiting
 	numStates
 )
 
@@ -36,6 +39,7 @@ var stateNames = [...]string{
 	RetryPending: "retry_pending",
 	Cancelled:    "cancelled",
 	Expired:      "expired",
+	Waiting:      "waiting",
 }
 
 func (s State) String() string {
@@ -64,6 +68,7 @@ var transitions = map[State][]State{
 	Succeeded:    nil,
 	Cancelled:    nil,
 	Expired:      nil,
+	Waiting:      {Queued, Scheduled, Cancelled, Expired},
 }
 
 var allowed [numStates][numStates]bool
@@ -191,6 +196,14 @@ type PushOptions struct {
 	UniqueScope UniqueScope // ScopeNone: ScopeTerminal
 	UniqueTTL   int64
 	OnDuplicate OnDuplicate
+	// After names jobs (at most MaxAfter, none twice) that must succeed
+	// before this one is queued: until then it is waiting (deps.go).
+	// AfterAnyway makes a dependency that ends without success count as
+	// met instead of cancelling the job.
+	After       []string
+	AfterAnyway bool
+	// Batch, when set, makes the job one of that open batch's (batch.go).
+	Batch string
 }
 
 // UniqueScope is how long a unique key stays held by its job.
@@ -301,6 +314,9 @@ type Job struct {
 	Progress        []byte // the last JOBPROGRESS; nil: none
 	Deadline        int64  // JOBPUSH EXPIRES or DEADLINE: unix ms; 0 if none
 	Timeout         int64  // JOBPUSH TIMEOUT: ms; 0 if none
+	// After lists the dependencies a waiting job still waits for, in the
+	// order they were named; nil when none.
+	After []string
 }
 
 // QueueStats is QUEUESTATS's answer.
