@@ -25,7 +25,7 @@ import (
 // most queued jobs are packed (packed.go). Each of those states is one
 // partition over the id index itself, filtered by queue and state, and
 // costs what SCAN costs. The states of jobs that went wrong or wait
-// (scheduled, retry_pending, failed, cancelled, expired) are tabled, so a search
+// (scheduled, waiting, retry_pending, failed, cancelled, expired) are tabled, so a search
 // for a queue's failed jobs costs what they cost, whatever else it holds.
 //
 // A partition is read as ScanIDs reads an index shard: home slots in
