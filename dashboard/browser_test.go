@@ -344,15 +344,17 @@ func TestBrowserSearchBulkAndResult(t *testing.T) {
 	tb.shot("queue-group")
 	tb.clean("the group filter")
 	groups := `Array.from(document.querySelectorAll("tr[data-job] td:nth-child(4)")).map(td => td.textContent)`
+	// A page asks the search for 50; like SCAN's COUNT that is a hint,
+	// and a page may hold a few more (a table slot's jobs come together).
 	first := tb.eval(groups).([]any)
-	if len(first) != 50 {
-		t.Errorf("the first page lists %d jobs, want 50", len(first))
+	if len(first) < 50 || len(first) >= 60 {
+		t.Errorf("the first page lists %d jobs, want 50 or a few more, and a next page", len(first))
 	}
 	tb.click("#next")
 	tb.clean("the next page")
 	second := tb.eval(groups).([]any)
-	if len(second) != 10 {
-		t.Errorf("the second page lists %d jobs, want the other 10", len(second))
+	if len(first)+len(second) != 60 {
+		t.Errorf("the pages list %d and %d jobs, want 60 in all", len(first), len(second))
 	}
 	for _, g := range append(first, second...) {
 		if g != "acme" {
