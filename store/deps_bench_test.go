@@ -62,39 +62,10 @@ func BenchmarkWaitingBacklogCost(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	opts := ReserveOptions{Worker: "w", Lease: 1 << 40, Queues: []string{"q"}}
-	run := func(s *Store, n int) time.Duration {
-		for range n {
-			s.Push(now, PushOptions{Queue: "q", Handler: "h", Payload: payload})
-		}
-		toks := make([]string, 0, n)
-		start := time.Now()
-		for range n {
-			rs, err := s.Reserve(now, opts)
-			if err != nil || len(rs) != 1 {
-				b.Fatalf("reserve: %v %v", rs, err)
-			}
-			toks = append(toks, rs[0].Token)
-		}
-		took := time.Since(start)
-		for _, tok := range toks { // untimed: the bar is about reserving
-			if err := s.Ack(now, tok); err != nil {
-				b.Fatal(err)
-			}
-		}
-		return took
-	}
-	run(empty, 110_000) // retention full on both
-	run(waiting, 110_000)
-	debug.FreeOSMemory()
-	te, tw := pairedBlocks(b, func(n int) time.Duration { return run(empty, n) },
-		func(n int) time.Duration { return run(waiting, n) })
+	pairedBacklog(b, now, empty, waiting, "waiting")
 	if waiting.WaitingJobs() != 1_000_000 {
 		b.Fatalf("%d jobs waiting", waiting.WaitingJobs())
 	}
-	b.ReportMetric(float64(te.Nanoseconds())/float64(b.N), "ns/empty")
-	b.ReportMetric(float64(tw.Nanoseconds())/float64(b.N), "ns/waiting")
-	b.ReportMetric(float64(tw)/float64(te), "ratio")
 }
 
 // BenchmarkBatchLastAck times the ack of the last job of a closed batch of
