@@ -784,28 +784,34 @@ func (m *model) PushMany(now int64, ps []store.PushOptions, ids []string, errs [
 	}
 }
 
-func (m *model) Push(now int64, p store.PushOptions) (string, error) {
-	if p.UniqueKey != "" {
-		return m.pushUnique(now, p)
-	}
-	keyed := p.IdempotencyKey != ""
+// validPush checks (trimming its names) what every push must satisfy,
+// keyed or not, and turns EXPIRES into the deadline; false: ErrInvalid.
+func validPush(now int64, p *store.PushOptions) bool {
 	if !ident(&p.Queue) || !ident(&p.Handler) || !optIdent(&p.ID) ||
 		!optIdent(&p.ConcurrencyKey) || !optIdent(&p.RateLimitKey) || !optIdent(&p.Group) ||
-		(keyed && !ident(&p.IdempotencyKey)) ||
 		p.MaxAttempts < 0 || p.Backoff < 0 || p.RunAt < 0 ||
 		!mKeys(p.ConcurrencyKey, p.ExtraConcurrencyKeys) || !mKeys(p.RateLimitKey, p.ExtraRateLimitKeys) ||
 		p.Deadline < 0 || p.ExpiresIn < 0 || p.Timeout < 0 || (p.Deadline != 0 && p.ExpiresIn != 0) ||
 		p.ExpiresIn > store.MaxSpan || p.Timeout > store.MaxSpan {
-		return "", store.ErrInvalid
+		return false
 	}
 	if p.ExpiresIn != 0 {
 		p.Deadline = now + p.ExpiresIn
 	}
 	if p.Deadline != 0 && p.Deadline <= max(now, p.RunAt) {
-		return "", store.ErrInvalid
+		return false
 	}
 	var ok bool
-	if p.After, ok = mAfter(p); !ok || (p.Batch != "" && !ident(&p.Batch)) {
+	p.After, ok = mAfter(*p)
+	return ok && (p.Batch == "" || ident(&p.Batch))
+}
+
+func (m *model) Push(now int64, p store.PushOptions) (string, error) {
+	if p.UniqueKey != "" {
+		return m.pushUnique(now, p)
+	}
+	keyed := p.IdempotencyKey != ""
+	if !validPush(now, &p) || (keyed && !ident(&p.IdempotencyKey)) {
 		return "", store.ErrInvalid
 	}
 	m.maintain(now)
@@ -889,24 +895,8 @@ func (m *model) forgetKeys(now int64) {
 
 // pushUnique is Push with a unique key.
 func (m *model) pushUnique(now int64, p store.PushOptions) (string, error) {
-	if !ident(&p.Queue) || !ident(&p.Handler) || !optIdent(&p.ID) ||
-		!optIdent(&p.ConcurrencyKey) || !optIdent(&p.RateLimitKey) || !optIdent(&p.Group) ||
-		p.IdempotencyKey != "" || !ident(&p.UniqueKey) || p.UniqueScope > store.ScopeTerminal ||
-		p.OnDuplicate > store.DupExtend || p.UniqueTTL < 0 ||
-		p.MaxAttempts < 0 || p.Backoff < 0 || p.RunAt < 0 ||
-		!mKeys(p.ConcurrencyKey, p.ExtraConcurrencyKeys) || !mKeys(p.RateLimitKey, p.ExtraRateLimitKeys) ||
-		p.Deadline < 0 || p.ExpiresIn < 0 || p.Timeout < 0 || (p.Deadline != 0 && p.ExpiresIn != 0) ||
-		p.ExpiresIn > store.MaxSpan || p.Timeout > store.MaxSpan {
-		return "", store.ErrInvalid
-	}
-	if p.ExpiresIn != 0 {
-		p.Deadline = now + p.ExpiresIn
-	}
-	if p.Deadline != 0 && p.Deadline <= max(now, p.RunAt) {
-		return "", store.ErrInvalid
-	}
-	var ok bool
-	if p.After, ok = mAfter(p); !ok || (p.Batch != "" && !ident(&p.Batch)) {
+	if !validPush(now, &p) || p.IdempotencyKey != "" || !ident(&p.UniqueKey) || p.UniqueScope > store.ScopeTerminal ||
+		p.OnDuplicate > store.DupExtend || p.UniqueTTL < 0 {
 		return "", store.ErrInvalid
 	}
 	m.maintain(now)
