@@ -27,30 +27,14 @@ func TestRestartKeepsExpiryAndDeadLetters(t *testing.T) {
 	var clock atomic.Int64
 	const t0 = int64(4102444800000)
 	clock.Store(t0)
-	newNode := func(t *testing.T, cfg config.Config) *server.Server {
-		node, err := server.New(cfg, server.Options{Log: zerolog.New(zerolog.NewTestWriter(t)), Version: "test",
-			Now: clock.Load, Generator: store.NewSeqGenerator()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return node
-	}
 	digestAfterRestart := func(prepare func(c *redis.Client)) (before, after string) {
 		t.Helper()
-		node := newNode(t, cfg)
-		if err := node.Start(); err != nil {
-			t.Fatal(err)
-		}
-		c := redis.NewClient(&redis.Options{Addr: node.Addrs()[0]})
+		node, c := startClocked(t, cfg, clock.Load)
 		prepare(c)
 		before = c.Do(ctx, "DEBUG", "DIGEST").Val().(string)
 		c.Close()
 		shutdown(t, node)
-		again := newNode(t, cfg)
-		if err := again.Start(); err != nil {
-			t.Fatal(err)
-		}
-		c = redis.NewClient(&redis.Options{Addr: again.Addrs()[0]})
+		again, c := startClocked(t, cfg, clock.Load)
 		after = c.Do(ctx, "DEBUG", "DIGEST").Val().(string)
 		c.Close()
 		shutdown(t, again)
@@ -90,17 +74,7 @@ func TestRestartKeepsExpiryAndDeadLetters(t *testing.T) {
 	}
 	first := before
 	before, after = digestAfterRestart(func(c *redis.Client) {
-		do(c, "BGREWRITEAOF")
-		for deadline := time.Now().Add(10 * time.Second); ; {
-			info := c.Info(ctx, "persistence").Val()
-			if strings.Contains(info, "aof_rewrites:1") && strings.Contains(info, "aof_rewrite_in_progress:0") {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the rewrite did not finish:\n%s", info)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		rewriteLog(t, c)
 	})
 	if before != after {
 		t.Fatalf("DEBUG DIGEST %q before the restart from the rewrite, %q after", before, after)
@@ -123,4 +97,38 @@ func field(v any, name string) any {
 		}
 	}
 	return nil
+}
+
+// startClocked starts a node of cfg on the test's clock now, with ids of a
+// sequence (so that DEBUG DIGEST depends on the jobs alone), and a client
+// of it.
+func startClocked(t *testing.T, cfg config.Config, now func() int64) (*server.Server, *redis.Client) {
+	t.Helper()
+	node, err := server.New(cfg, server.Options{Log: zerolog.New(zerolog.NewTestWriter(t)), Version: "test",
+		Now: now, Generator: store.NewSeqGenerator()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := node.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return node, redis.NewClient(&redis.Options{Addr: node.Addrs()[0]})
+}
+
+// rewriteLog runs the node's first BGREWRITEAOF and waits until it is done.
+func rewriteLog(t *testing.T, c *redis.Client) {
+	t.Helper()
+	if err := c.Do(context.Background(), "BGREWRITEAOF").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		info := c.Info(context.Background(), "persistence").Val()
+		if strings.Contains(info, "aof_rewrites:1") && strings.Contains(info, "aof_rewrite_in_progress:0") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the rewrite did not finish:\n%s", info)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -5,13 +5,10 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/rs/zerolog"
 
 	"sluice/server"
-	"sluice/store"
 )
 
 // Jobs waiting for others, met, cancelled by a failure or run ANYWAY, and
@@ -26,18 +23,7 @@ func TestRestartKeepsDependencies(t *testing.T) {
 	var clock atomic.Int64
 	const t0 = int64(4102444800000)
 	clock.Store(t0)
-	start := func() (*server.Server, *redis.Client) {
-		t.Helper()
-		node, err := server.New(cfg, server.Options{Log: zerolog.New(zerolog.NewTestWriter(t)), Version: "test",
-			Now: clock.Load, Generator: store.NewSeqGenerator()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := node.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return node, redis.NewClient(&redis.Options{Addr: node.Addrs()[0]})
-	}
+	start := func() (*server.Server, *redis.Client) { return startClocked(t, cfg, clock.Load) }
 	do := func(c *redis.Client, args ...any) any {
 		t.Helper()
 		v, err := c.Do(ctx, args...).Result()
@@ -99,17 +85,7 @@ func TestRestartKeepsDependencies(t *testing.T) {
 	if after := do(c, "DEBUG", "DIGEST").(string); after != before {
 		t.Fatalf("DEBUG DIGEST %q before the restart, %q after", before, after)
 	}
-	do(c, "BGREWRITEAOF")
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		info := c.Info(ctx, "persistence").Val()
-		if strings.Contains(info, "aof_rewrites:1") && strings.Contains(info, "aof_rewrite_in_progress:0") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the rewrite did not finish:\n%s", info)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	rewriteLog(t, c)
 	shutdown(t, node)
 
 	node, c = start()
