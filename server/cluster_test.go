@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -19,8 +20,22 @@ import (
 	"sluice/server"
 )
 
+// freeAddr returns a loopback address whose port is free.
+//
+// The port is taken below the kernel's ephemeral range (32768 and up on
+// Linux): the address is free now but bound only later, and meanwhile the
+// test's own listeners on port 0 (a node's RESP and HTTP ports) would
+// otherwise be handed the same port now and then.
 func freeAddr(t *testing.T) string {
 	t.Helper()
+	for range 100 {
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000)))
+		if err != nil {
+			continue // taken: another
+		}
+		defer ln.Close()
+		return ln.Addr().String()
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
