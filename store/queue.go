@@ -118,23 +118,30 @@ type group struct {
 
 type lane struct {
 	// Read or written by every push, reserve and ack of the lane: first,
-	// so that they share as few cache lines as possible.
+	// in the lane's first four cache lines, so that a reservation from a
+	// lane not touched for a while (one of 100,000 fair groups) reads as
+	// few lines as it can.
 	q        *queue
 	p        *part
-	n        int   // live queued jobs
-	idx      int   // in p.lanes, -1 when absent
-	refs     int64 // jobs of any state that belong to the lane
+	n        int       // live queued jobs
+	idx      int       // in p.lanes, -1 when absent
+	refs     int64     // jobs of any state that belong to the lane
+	more     *laneMore // a lane of several keys of a kind (multikey.go); nil for most
 	buckets  bucketHeap
+	headPrio int64  // the head's priority and entry order, copied when the
+	headSeq  uint64 // lane is placed in its group's heap (fix), so that heap comparisons read the lanes themselves
 	parked   bool
 	dead     bool
-	headPrio int64             // the head's priority and entry order, copied when the
-	headSeq  uint64            // lane is placed in its group's heap (fix), so that heap comparisons read the lanes themselves
+	parkGen  uint32            // bumped at every park, so a stale unpark timer is ignored
 	keys     backpressure.Keys // the lane's policy keys, with their state cached
 
 	// first is the lane's own bucket, used whenever it is free: a lane of
 	// one priority (the common case) never allocates another, and a lane
 	// drained as fast as it fills reuses it at every push.
 	first bucket
+
+	// Read by fewer operations.
+
 	// byPrio finds the bucket of a priority once the lane has held two
 	// priorities at once; until then it is nil and the lane has at most
 	// one bucket. Once made, it holds every bucket.
@@ -142,12 +149,10 @@ type lane struct {
 	spare  *bucket // the last other bucket emptied, kept for reuse
 	aside  *chunk  // an emptied chunk, kept for the lane's next packed job
 
-	key     laneKey
-	more    *laneMore  // a lane of several keys of a kind (multikey.go); nil for most
-	brks    []*breaker // the breakers over the lane's jobs, as of brkGen (breakers.over)
-	brkGen  uint64
-	parkGen uint32 // bumped at every park, so a stale unpark timer is ignored
-	on      parkKey
+	key    laneKey
+	brks   []*breaker // the breakers over the lane's jobs, as of brkGen (breakers.over)
+	brkGen uint64
+	on     parkKey
 	// listed[kind] is set while the lane is in q.parked under its key of
 	// that kind, so parking again (after a rate window reopened it, say)
 	// does not list it twice.
@@ -223,12 +228,23 @@ func precedes(prioA int64, seqA uint64, prioB int64, seqB uint64) bool {
 }
 
 // head is the lane's next job. The lane must be non-empty.
-func (l *lane) head() ref { return l.buckets[0].front() }
+func (l *lane) head() ref { return l.topBucket().front() }
+
+// topBucket is the lane's highest-priority bucket: its own first bucket
+// when that leads, found without reading the bucket heap's array (one
+// more cold line when the lane was not touched for a while). The lane
+// must hold a bucket.
+func (l *lane) topBucket() *bucket {
+	if l.first.idx == 0 {
+		return &l.first
+	}
+	return l.buckets[0]
+}
 
 // top is the priority and entry order of the lane's next job. The lane
 // must be non-empty.
 func (l *lane) top() (int64, uint64) {
-	b := l.buckets[0]
+	b := l.topBucket()
 	return b.prio, b.front().seq()
 }
 
@@ -289,7 +305,7 @@ func (l *lane) bucketFor(prio int64) *bucket {
 func (l *lane) popHead() *job {
 	var j *job
 	if r := l.head(); r.j != nil {
-		j = l.buckets[0].jobs.popFront()
+		j = l.topBucket().jobs.popFront()
 	} else {
 		j = l.q.sh.unpack(r.c, r.off)
 		j.loose = false
@@ -303,7 +319,7 @@ func (l *lane) popHead() *job {
 // dropping stale entries and empty buckets.
 func (l *lane) clean() {
 	for len(l.buckets) > 0 {
-		b := l.buckets[0]
+		b := l.topBucket()
 		for b.jobs.len() > 0 && !live(b.jobs.front()) {
 			b.jobs.popFront()
 		}
