@@ -90,8 +90,8 @@ func (s *Store) Bytes() int64 {
 }
 
 // Estimates of the memory held besides jobs, which --maxmemory counts as
-// well. BenchmarkStateMemory measures 387 bytes for an empty queue that is
-// only paused (10-byte name), 703 for a lane of a queue (each distinct
+// well. BenchmarkStateMemory measures 547 bytes for an empty queue that is
+// only paused (10-byte name), 1,010 for a lane of a queue (each distinct
 // handler, concurrency key and rate-limit key its jobs carry: the lane,
 // its group's share and its places in the key lists), and 110 for an
 // expired token remembered (33 bytes long); the figures below round them
@@ -99,8 +99,8 @@ func (s *Store) Bytes() int64 {
 // own length. Policies and keys in use are counted by the backpressure
 // registry (Registry.Bytes); retained terminal jobs are jobs (JobBytes).
 const (
-	QueueOverhead        = 400
-	LaneOverhead         = 720
+	QueueOverhead        = 560
+	LaneOverhead         = 1024
 	ExpiredTokenOverhead = 80
 )
 
