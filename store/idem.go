@@ -452,7 +452,14 @@ func (s *Store) pushKeyed(r *Record, on OnDuplicate, fx *effects) (queued, dup b
 			case DupReject:
 				return false, false, &DupKeyError{Key: r.IdemKey, ID: e.id}
 			case DupReplace, DupExtend:
-				if e.unique() && s.replaceHolder(e.id, r, on == DupExtend, fx) {
+				if !e.unique() {
+					break
+				}
+				ok, err := s.replaceHolder(e.id, r, on == DupExtend, fx)
+				if err != nil {
+					return false, false, err
+				}
+				if ok {
 					r.ID = e.id
 					return false, true, nil
 				}
@@ -599,49 +606,64 @@ func (s *Store) replayRelease(r *Record) error {
 // extend) to the key's holder id, and reports whether it did: only a
 // holder that still waits (queued, scheduled or retry_pending) in r's
 // queue, with r's handler, keys and group, is changed; the caller answers
-// as keep otherwise. idem.mu must be held.
-func (s *Store) replaceHolder(id string, r *Record, extend bool, fx *effects) bool {
+// as keep otherwise. A replace that would take the job's memory past
+// --maxmemory or its queue's share is refused with that error, and
+// changes nothing. idem.mu must be held.
+func (s *Store) replaceHolder(id string, r *Record, extend bool, fx *effects) (bool, error) {
 	ref, sh, err := s.withID(id)
 	if err != nil {
-		return false
+		return false, nil
 	}
 	defer sh.mu.Unlock()
 	j := ref.j
 	if j == nil || j.uscope == ScopeNone { // packed: never a unique key's holder
-		return false
+		return false, nil
 	}
 	switch j.state {
 	case Queued, Scheduled, RetryPending:
 	default:
-		return false
+		return false, nil
 	}
 	l := j.ln
 	if l.q.name != r.Queue || l.key != (laneKey{r.Handler, r.CKey, r.RKey, r.Group, moreKey(r.CKeys, r.RKeys)}) {
-		return false
+		return false, nil
 	}
 	runAt := j.runAt
 	if extend {
 		runAt = max(r.RunAt, r.Now)
 	}
-	s.applyReplace(j, r.Now, r.Payload, r.MaxAtt, r.Backoff, runAt, fx)
+	if err := s.applyReplace(j, r.Now, r.Payload, r.MaxAtt, r.Backoff, runAt, true, fx); err != nil {
+		return false, err
+	}
 	s.log(Record{Op: OpReplace, Now: r.Now, ID: j.id, Payload: r.Payload, MaxAtt: r.MaxAtt, Backoff: r.Backoff, RunAt: runAt}, fx)
-	return true
+	return true, nil
 }
 
 // applyReplace gives waiting job j a new payload, max attempts and backoff,
 // and a scheduled or retry_pending job the run time runAt (queued at once
 // when runAt <= now). A queued job keeps its place: its entry in its lane
-// cannot move. Lock must be held.
-func (s *Store) applyReplace(j *job, now int64, payload []byte, maxAtt, backoff, runAt int64, fx *effects) {
+// cannot move. live checks the memory the job grows by against the
+// store's limit and its queue's shares first, and refuses it with
+// nothing changed; replay never refuses. Lock must be held.
+func (s *Store) applyReplace(j *job, now int64, payload []byte, maxAtt, backoff, runAt int64, live bool, fx *effects) error {
 	q := j.ln.q
 	old := j.bytes()
+	was, wasMax, wasBackoff := j.payload, j.maxAtt, j.backoff
 	j.payload = bytes.Clone(payload)
-	j.maxAtt, j.backoff, j.updatedAt = maxAtt, backoff, now
+	j.maxAtt, j.backoff = maxAtt, backoff
 	d := j.bytes() - old
-	s.count(q.sh, 0, d)
-	s.charge(q, d, false)
+	if live && d > 0 {
+		if err := s.grow(q, d); err != nil {
+			j.payload, j.maxAtt, j.backoff = was, wasMax, wasBackoff
+			return err
+		}
+	} else {
+		s.count(q.sh, 0, d)
+		s.charge(q, d, false)
+	}
+	j.updatedAt = now
 	if j.state == Queued || runAt == j.runAt {
-		return
+		return nil
 	}
 	q.sh.unarm(j)
 	j.runAt = runAt
@@ -653,6 +675,25 @@ func (s *Store) applyReplace(j *job, now int64, payload []byte, maxAtt, backoff,
 	} else {
 		q.sh.armWait(j, now, runAt, fx)
 	}
+	return nil
+}
+
+// grow counts d more bytes of a job of q, live, unless that passes its
+// queue's shares or the store's memory limit: check and count are one
+// step, as admitJob's. Lock must be held.
+func (s *Store) grow(q *queue, d int64) error {
+	if err := s.charge(q, d, true); err != nil {
+		return err
+	}
+	if s.limited {
+		if n := s.bytes.Add(d); s.cfg.MaxBytes > 0 && n+s.otherBytes() > s.cfg.MaxBytes {
+			s.bytes.Add(-d)
+			s.charge(q, -d, false)
+			return errFullMemory
+		}
+	}
+	q.sh.bytes.Add(d)
+	return nil
 }
 
 // replayReplace applies a logged OpReplace.
@@ -667,8 +708,7 @@ func (s *Store) replayReplace(r *Record, fx *effects) error {
 	s.drain(sh)
 	switch j := x.j; j.state {
 	case Queued, Scheduled, RetryPending:
-		s.applyReplace(j, r.Now, r.Payload, r.MaxAtt, r.Backoff, r.RunAt, fx)
-		return nil
+		return s.applyReplace(j, r.Now, r.Payload, r.MaxAtt, r.Backoff, r.RunAt, false, fx)
 	default:
 		return replayErr(r, "job is %s", j.state)
 	}

@@ -367,3 +367,32 @@ func TestUniqueTTLHeapStaysBounded(t *testing.T) {
 	}
 	checkInvariants(t, s)
 }
+
+// A replace that would grow its holder past --maxmemory is refused with
+// the memory error and changes nothing; one that fits goes through.
+func TestUniqueReplaceWithinMemory(t *testing.T) {
+	s := idemStore(t, func(c *Config) { c.MaxBytes = 64 << 10 })
+	p := uniq("q", "k", ScopeTerminal, DupReplace)
+	id1, err := s.Push(1000, p)
+	must(t, err)
+	before := s.Memory()
+	big := p
+	big.Payload = make([]byte, 128<<10)
+	if _, err := s.Push(1001, big); !errors.Is(err, ErrFull) {
+		t.Fatalf("a replace past the limit answered %v, want the memory limit's FULL", err)
+	}
+	j, _ := s.Get(1001, id1)
+	eq(t, "payload kept", string(j.Payload), "p")
+	if after := s.Memory(); after != before {
+		t.Fatalf("a refused replace changed the memory counted: %+v, before %+v", after, before)
+	}
+	checkInvariants(t, s)
+	fits := p
+	fits.Payload = make([]byte, 1<<10)
+	id, err := s.Push(1002, fits)
+	must(t, err)
+	eq(t, "replace's id", id, id1)
+	j, _ = s.Get(1002, id1)
+	eq(t, "payload replaced", len(j.Payload), 1<<10)
+	checkInvariants(t, s)
+}
