@@ -344,23 +344,66 @@ func (l *lane) chunkFor(b *bucket, p *packing) *chunk {
 	// 64 bytes), so that jobs of many priorities, one bucket each, take
 	// little. Each next chunk of
 	// a bucket doubles from chunkMin, so that a long one allocates rarely.
-	c := &chunk{ln: l}
-	c.base(p)
-	size := (c.size(p) + 63) &^ 63
+	var h chunk
+	h.ln = l
+	h.base(p)
+	size := (h.size(p) + 63) &^ 63
 	if b != nil {
 		size = min(chunkMin<<min(b.grown, chunkBits), chunkMax)
 		if size < chunkMax {
 			b.grown++
 		}
 	}
-	for size < c.size(p) {
+	for size < h.size(p) {
 		size *= 2
 	}
 	if size > chunkMax { // only a generated id longer than MaxIdentifier gets here
 		panic("store: a packed job does not fit in a chunk: is a generated id longer than MaxIdentifier?")
 	}
-	c.buf = make([]byte, size)
+	c := newChunk(size)
+	h.buf = c.buf
+	*c = h
 	return c
+}
+
+// chunkWith is a chunk and its bytes in one allocation, so that reading a
+// chunk not touched for a while (the head of one of 100,000 fair groups'
+// lanes) reads its header and its first entries from adjacent lines, and
+// the collector has one object to mark, not two. A is a byte array.
+type chunkWith[A any] struct {
+	c chunk
+	b A
+}
+
+func chunkOf[A any](size int) *chunk {
+	x := new(chunkWith[A])
+	x.c.buf = unsafe.Slice((*byte)(unsafe.Pointer(&x.b)), size)
+	return &x.c
+}
+
+// newChunk makes an empty chunk of size bytes.
+func newChunk(size int) *chunk {
+	switch size {
+	case 64:
+		return chunkOf[[64]byte](size)
+	case 128:
+		return chunkOf[[128]byte](size)
+	case 192:
+		return chunkOf[[192]byte](size)
+	case 256:
+		return chunkOf[[256]byte](size)
+	case 320:
+		return chunkOf[[320]byte](size)
+	case 384:
+		return chunkOf[[384]byte](size)
+	case 512:
+		return chunkOf[[512]byte](size)
+	case 1024:
+		return chunkOf[[1024]byte](size)
+	}
+	// Larger chunks keep their bytes apart: with the header they would
+	// round up to a size class up to 16% larger.
+	return &chunk{buf: make([]byte, size)}
 }
 
 // commitPacked makes the entry of p just written in c at c.n (ending at
