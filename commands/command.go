@@ -21,6 +21,14 @@ func opt(token string, a protocol.Arg) protocol.Arg {
 	return a
 }
 
+// repeated is an optional argument that may be given again, each time
+// after its token (JOBPUSH's CONCURRENCY and RATELIMIT, up to 4 each).
+func repeated(token string, a protocol.Arg) protocol.Arg {
+	a = opt(token, a)
+	a.Multiple, a.MultipleToken = true, true
+	return a
+}
+
 var commandSubs = []protocol.Command{
 	{Name: "command|count", Arity: 2, Summary: "Count the commands."},
 	{Name: "command|info", Arity: -2, Summary: "Describe commands.", Args: []protocol.Arg{{Name: "command-name", Type: "string", Optional: true, Multiple: true}}},
@@ -201,6 +209,9 @@ func argDocs(args []protocol.Arg) []any {
 		}
 		if a.Multiple {
 			flags = append(flags, protocol.SimpleString("multiple"))
+		}
+		if a.MultipleToken {
+			flags = append(flags, protocol.SimpleString("multiple_token"))
 		}
 		if flags != nil {
 			d = append(d, "flags", flags)

@@ -41,10 +41,13 @@ func jobCommands(e *Env) []protocol.Command {
 var pushArgs = []protocol.Arg{
 	str("queue"), str("handler"), str("payload"),
 	opt("ID", str("id")), opt("PRIORITY", integerArg("priority")),
-	opt("CONCURRENCY", str("key")), opt("RATELIMIT", str("key")),
+	repeated("CONCURRENCY", str("key")), repeated("RATELIMIT", str("key")),
 	{Name: "when", Type: "oneof", Optional: true, Args: []protocol.Arg{
 		{Name: "ms", Type: "integer", Token: "DELAY"}, {Name: "unix-ms", Type: "integer", Token: "AT"}}},
 	opt("MAXATTEMPTS", integerArg("n")), opt("BACKOFF", integerArg("ms")),
+	{Name: "expiry", Type: "oneof", Optional: true, Args: []protocol.Arg{
+		{Name: "ms", Type: "integer", Token: "EXPIRES"}, {Name: "unix-ms", Type: "integer", Token: "DEADLINE"}}},
+	opt("TIMEOUT", integerArg("ms")),
 	opt("IDEMPOTENCY", str("key")), opt("GROUP", str("group")),
 	{Name: "unique", Type: "block", Token: "UNIQUE", Optional: true, Args: []protocol.Arg{
 		str("key"),

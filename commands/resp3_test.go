@@ -45,6 +45,7 @@ func TestRESP3Replies(t *testing.T) {
 		{[]string{"COMMAND", "INFO", "jobget", "nope"}, "*2\r\n*10\r\n$6\r\njobget\r\n:2\r\n~2\r\n+readonly\r\n+fast\r\n", []string{"~1\r\n+@jobs\r\n", "\r\n_\r\n"}},
 		{[]string{"COMMAND", "DOCS", "queuelen"}, "%1\r\n$8\r\nqueuelen\r\n%4\r\n$7\r\nsummary\r\n", []string{"$9\r\narguments\r\n*1\r\n%3\r\n$4\r\nname\r\n"}},
 		{[]string{"COMMAND", "DOCS", "jobrelease"}, "%1\r\n", []string{"$5\r\nflags\r\n~1\r\n+optional\r\n"}},
+		{[]string{"COMMAND", "DOCS", "jobpush"}, "%1\r\n", []string{"$5\r\ntoken\r\n$11\r\nCONCURRENCY\r\n$5\r\nflags\r\n~3\r\n+optional\r\n+multiple\r\n+multiple_token\r\n", "$5\r\ntoken\r\n$7\r\nEXPIRES\r\n", "$5\r\ntoken\r\n$7\r\nTIMEOUT\r\n"}},
 		{[]string{"HELLO", "2"}, "*14\r\n", []string{"$5\r\nproto\r\n:2\r\n"}},
 		{[]string{"JOBGET", "nope"}, "$-1\r\n", nil},
 		{[]string{"QUEUESTATS", "q"}, "*30\r\n", []string{"$6\r\npaused\r\n:1\r\n"}},

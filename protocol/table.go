@@ -128,7 +128,10 @@ type Arg struct {
 	Token    string // a keyword that introduces the argument
 	Optional bool
 	Multiple bool
-	Args     []Arg // for block and oneof
+	// MultipleToken: the token comes again before each value (CONCURRENCY
+	// a CONCURRENCY b), Redis's multiple_token.
+	MultipleToken bool
+	Args          []Arg // for block and oneof
 }
 
 // Table is the immutable command table the dispatcher serves.
