@@ -94,6 +94,10 @@ func (e *Env) jobWait(c *protocol.Client, args [][]byte) (any, error) {
 	if !ok {
 		return protocol.NullArray, nil
 	}
+	// With appendfsync always, the end is told only once it is synced.
+	if err := e.Store.SyncEnd(id); err != nil {
+		return nil, err
+	}
 	return waitReply(out.Ended), nil
 }
 

@@ -2,12 +2,14 @@ package commands_test
 
 import (
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"sluice/internal/check"
+	"sluice/store"
 )
 
 func TestResultsAndProgress(t *testing.T) { protocols(t, testResultsAndProgress) }
@@ -161,4 +163,82 @@ func TestResultsCommandsRights(t *testing.T) {
 	do(t, w, "JOBPROGRESS", tok, "1/2")
 	do(t, w, "JOBACK", tok, "RESULT", "ok")
 	check.Equal(t, "producer's JOBWAIT", asMap(t, do(t, p, "JOBWAIT", id), waitFields...)["result"], any("ok"))
+}
+
+// gateJournal numbers records and, while held, keeps every Wait from
+// returning: a log whose fsync has not come back.
+type gateJournal struct {
+	mu   sync.Mutex
+	cond *sync.Cond
+	n    uint64
+	held bool
+}
+
+func (j *gateJournal) Append(store.Record) uint64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.n++
+	return j.n
+}
+
+func (j *gateJournal) Appended() uint64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.n
+}
+
+func (j *gateJournal) Wait(uint64) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for j.held {
+		j.cond.Wait()
+	}
+	return nil
+}
+
+func (j *gateJournal) Err() error { return nil }
+
+func (j *gateJournal) hold(on bool) {
+	j.mu.Lock()
+	j.held = on
+	j.mu.Unlock()
+	j.cond.Broadcast()
+}
+
+// A JOBWAIT client is told of an end only once the end's record is synced
+// (appendfsync always): while the log's fsync has not come back, neither
+// the JOBACK nor the JOBWAIT is answered.
+func TestJobWaitAnswersAfterTheEndIsSynced(t *testing.T) {
+	ts := start(t)
+	j := &gateJournal{}
+	j.cond = sync.NewCond(&j.mu)
+	ts.store.SetJournal(j)
+	t.Cleanup(func() { j.hold(false) }) // before the server's shutdown, which waits for the ack
+	c := ts.client(t)
+	id := do(t, c, "JOBPUSH", "q", "h", "p").(string)
+	token := reserve(t, c, "w", 60000, "QUEUES", "q")[0]["token"].(string)
+	waited := make(chan any, 1)
+	w := ts.client(t)
+	go func() {
+		v, _ := w.Do(ctx, "JOBWAIT", id, 10000).Result()
+		waited <- v
+	}()
+	jw := ts.node.JobWaits()
+	waitFor(t, "a waiter", func() bool { return jw.Waiting() == 1 })
+	j.hold(true)
+	acked := make(chan error, 1)
+	a := ts.client(t)
+	go func() { acked <- a.Do(ctx, "JOBACK", token).Err() }()
+	select {
+	case v := <-waited:
+		t.Fatalf("JOBWAIT answered %v before the ack was synced", v)
+	case <-time.After(200 * time.Millisecond):
+	}
+	j.hold(false)
+	if err := <-acked; err != nil {
+		t.Fatal(err)
+	}
+	if v := <-waited; v == nil {
+		t.Fatal("JOBWAIT answered null after the ack was synced")
+	}
 }

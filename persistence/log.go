@@ -308,6 +308,15 @@ func (l *Log) Append(r store.Record) uint64 {
 	return seq
 }
 
+// Appended is the sequence number of the last record appended, for Wait:
+// what the store waits for when it cannot know which record it needs
+// (Store.SyncEnd).
+func (l *Log) Appended() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.appended
+}
+
 // BeginUnit starts a unit: the records appended until EndUnit are logged
 // as one, which replay applies whole or not at all (a transaction). The
 // store calls it while nothing else can append.

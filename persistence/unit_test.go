@@ -238,3 +238,27 @@ func TestUnitRefusesChangesPastItsBound(t *testing.T) {
 	defer l2.Close()
 	sameState(t, "after a reopen", dump(t, st2, now), want)
 }
+
+// Appended tells the sequence number of the last record or unit appended,
+// the one Wait needs for everything appended so far.
+func TestAppendedCountsRecordsAndUnits(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	st, l := open(t, cfg)
+	id, err := st.Push(1000, store.PushOptions{Queue: "a", Handler: "h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := l.Appended(); got != 1 {
+		t.Fatalf("after one push Appended is %d, want 1", got)
+	}
+	transaction(t, st, 1000, "x") // one frame
+	if got := l.Appended(); got != 2 {
+		t.Fatalf("after a unit Appended is %d, want 2", got)
+	}
+	if err := st.SyncEnd(id); err != nil { // not ended: waits for all, harmless
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -42,6 +42,26 @@ func (s *Store) ended(j *job) {
 	}
 }
 
+// SyncEnd waits until the record that ended job id is durable, when the
+// journal can tell how far it has appended (the append-only log): JOBWAIT
+// answers only with an end that a crash right after would not undo. The
+// end hook runs before its operation's records are synced, and may run
+// before they are appended (an expiry logs after filing the job); the
+// job's shard lock, taken here, orders this after that operation's
+// critical section, which appends its records before releasing it. A job
+// gone meanwhile ended earlier still: everything appended so far is
+// waited for.
+func (s *Store) SyncEnd(id string) error {
+	aj, ok := s.journal.(interface{ Appended() uint64 })
+	if !ok || s.journal == nil {
+		return nil
+	}
+	if _, sh, err := s.withID(id); err == nil {
+		sh.mu.Unlock()
+	}
+	return s.durable(&effects{seq: aj.Appended()})
+}
+
 // flushed tells the end hook that every job is gone. No lock may be held.
 func (s *Store) flushed() {
 	if fn := s.onEnd.Load(); fn != nil {

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"errors"
+	"sync"
 	"testing"
 )
 
@@ -80,5 +81,80 @@ func TestResultsKeptReplayedAndCounted(t *testing.T) {
 	s.Flush(9)
 	if s.Bytes() != 0 || len(ends) != 3 || ends[2].ID != "" {
 		t.Fatalf("after flush: %d bytes, ends %+v", s.Bytes(), ends)
+	}
+}
+
+// syncJournal numbers records, tells how far it has appended, and notes
+// the highest sequence number waited for.
+type syncJournal struct {
+	mu     sync.Mutex
+	ops    []Op
+	waited uint64
+}
+
+func (j *syncJournal) Append(r Record) uint64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.ops = append(j.ops, r.Op)
+	return uint64(len(j.ops))
+}
+
+func (j *syncJournal) Appended() uint64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return uint64(len(j.ops))
+}
+
+func (j *syncJournal) Wait(seq uint64) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.waited = max(j.waited, seq)
+	return nil
+}
+
+func (j *syncJournal) Err() error { return nil }
+
+// seqOf is the sequence number of the last record of op.
+func (j *syncJournal) seqOf(op Op) uint64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for i := len(j.ops) - 1; i >= 0; i-- {
+		if j.ops[i] == op {
+			return uint64(i + 1)
+		}
+	}
+	return 0
+}
+
+// SyncEnd waits for the record that ended the job, whichever way it ended
+// (an ack logs before filing the job, an expiry after), and for everything
+// appended when the job is gone.
+func TestSyncEndWaitsForTheEndingRecord(t *testing.T) {
+	j := &syncJournal{}
+	s, _ := New(DefaultConfig(), NewSeqGenerator())
+	s.SetJournal(j)
+	id, err := s.Push(1000, PushOptions{Queue: "q", Handler: "h"})
+	must(t, err)
+	rs, err := s.Reserve(1000, ReserveOptions{Worker: "w", Lease: 1000, Queues: []string{"q"}})
+	must(t, err)
+	must(t, s.Ack(1001, rs[0].Token))
+	must(t, s.SyncEnd(id))
+	if want := j.seqOf(OpAck); want == 0 || j.waited < want {
+		t.Fatalf("SyncEnd waited for %d, the ack is record %d", j.waited, want)
+	}
+	late, err := s.Push(1002, PushOptions{Queue: "q", Handler: "h", Deadline: 2000})
+	must(t, err)
+	s.Tick(2001) // the deadline passes: the job expires, logged after it is filed
+	if got, _ := s.Get(2001, late); got.State != Expired {
+		t.Fatalf("the job is %s, want expired", got.State)
+	}
+	must(t, s.SyncEnd(late))
+	if want := j.seqOf(OpLapse); want == 0 || j.waited < want {
+		t.Fatalf("SyncEnd waited for %d, the expiry is record %d", j.waited, want)
+	}
+	s.Flush(2002)
+	must(t, s.SyncEnd(late))
+	if j.waited != j.Appended() {
+		t.Fatalf("for a job gone SyncEnd waited for %d of %d appended", j.waited, j.Appended())
 	}
 }
