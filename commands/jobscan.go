@@ -26,7 +26,8 @@ func jobScanCommands(e *Env) []protocol.Command {
 			Args: append([]protocol.Arg{str("cursor")}, append(filterArgs, opt("COUNT", integerArg("count")))...)},
 		{Name: "jobdelete", Arity: 2, Flags: protocol.Write | protocol.Fast, Handler: e.jobDelete,
 			Group: "jobs", Summary: "Forget a finished job at once.", Args: []protocol.Arg{str("id")}},
-		{Name: "jobbulk", Arity: -2, Flags: protocol.NoMulti, Handler: e.jobBulk,
+		{Name: "jobbulk", Arity: -2, Flags: protocol.NoMulti | protocol.Blocking, Handler: e.jobBulk,
+			Waits: func([][]byte) bool { return true }, // rests between slices on the connection, to see a hang-up
 			Group: "jobs", Summary: "Retry, cancel or delete every job matching filters, in slices; returns counts.",
 			Args: append([]protocol.Arg{action}, filterArgs...)},
 		{Name: "jobbulkids", Arity: -3, Flags: protocol.Write, Handler: e.jobBulkIDs,
@@ -258,38 +259,51 @@ func (e *Env) jobBulk(c *protocol.Client, args [][]byte) (any, error) {
 		return nil, protocol.Error("ERR JOBBULKIDS is not in this server's table")
 	}
 	sub := srv.DetachedAs(c.User(), "jobbulk:client-"+strconv.FormatInt(c.ID(), 10))
-	var total bulkCounts
-	c.Ungated(func() {
+	run := func(rest func(time.Duration) (left bool)) (any, error) {
+		var total bulkCounts
 		cursor := "0"
 		for {
-			next, ids, serr := e.Store.ScanJobs(cursor, f, bulkSlice, 10*bulkSlice)
-			if serr != nil {
-				err = serr
-				return
+			next, ids, err := e.Store.ScanJobs(cursor, f, bulkSlice, 10*bulkSlice)
+			if err != nil {
+				return nil, err
 			}
 			if len(ids) > 0 {
 				start := time.Now()
-				v, rerr := sub.Run(cmd, bulkArgs(args[1], ids))
-				if rerr != nil {
-					err = rerr
-					return
+				v, err := sub.Run(cmd, bulkArgs(args[1], ids))
+				if err != nil {
+					return nil, err
 				}
 				total.add(v)
 				// Three times as long without work: a bulk action takes at
 				// most a quarter of a core from the other clients.
-				time.Sleep(bulkRest * time.Since(start))
+				if rest(bulkRest * time.Since(start)) {
+					return nil, errBulkLeft
+				}
 			}
 			if next == "0" {
-				return
+				return total.reply(), nil
 			}
 			cursor = next
 		}
-	})
-	if err != nil {
-		return nil, err
 	}
-	return total.reply(), nil
+	if !c.MayBlock() { // a caller inside the process (the dashboard): no connection to watch
+		var v any
+		c.Ungated(func() {
+			v, err = run(func(d time.Duration) bool { time.Sleep(d); return false })
+		})
+		return v, err
+	}
+	// A connection's rests are waits on it (Block, Park): a client that
+	// hangs up stops the bulk after the slice in progress, and its gate is
+	// let go meanwhile.
+	w, done := c.Block()
+	defer done()
+	return run(func(d time.Duration) bool { return w.Park(time.Now().Add(d)) })
 }
+
+// errBulkLeft ends a JOBBULK whose client hung up (or a server that
+// drains): nobody reads it.
+var errBulkLeft = protocol.Error("ERR JOBBULK stopped: the client left")
 
 func bulkArgs(action []byte, ids []string) [][]byte {
 	out := make([][]byte, 0, 2+len(ids))

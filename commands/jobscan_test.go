@@ -5,8 +5,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"sluice/store"
 )
 
 // jobScanAll runs a whole JOBSCAN and returns the ids, in order of return.
@@ -208,5 +211,50 @@ func TestJobScanQueueTwice(t *testing.T) {
 	}
 	if got := field(do(t, admin, "JOBGET", secret[0]), "state"); got != "failed" {
 		t.Fatalf("the secret job is %v after the refusals", got)
+	}
+}
+
+// A JOBBULK whose client hangs up stops after the slice in progress
+// instead of going on changing jobs for nobody.
+func TestJobBulkStopsWhenTheClientLeaves(t *testing.T) {
+	ts := start(t)
+	const n = 40 * 256 // forty slices
+	now := time.Now().UnixMilli()
+	for range n {
+		if _, err := ts.store.Push(now, store.PushOptions{Queue: "q", Handler: "h"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rs, err := ts.store.Reserve(now, store.ReserveOptions{Worker: "w", Lease: 600_000, Count: n, Queues: []string{"q"}})
+	if err != nil || len(rs) != n {
+		t.Fatalf("reserve: %d %v", len(rs), err)
+	}
+	for _, r := range rs {
+		if _, err := ts.store.Fail(now, r.Token, store.FailOptions{NoRetry: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	failed := func() int64 {
+		st, err := ts.store.QueueStats(time.Now().UnixMilli(), "q")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Failed
+	}
+	w := dialWire(t, ts.addr)
+	w.send([]string{"JOBBULK", "RETRY", "QUEUE", "q"})
+	waitFor(t, "the first slice", func() bool { return failed() < n })
+	w.nc.Close()
+	// The bulk notices at its next rest; once it has, the count holds.
+	var last int64 = -1
+	waitFor(t, "the bulk to stop", func() bool {
+		now := failed()
+		stopped := now == last
+		last = now
+		time.Sleep(50 * time.Millisecond)
+		return stopped
+	})
+	if last == 0 || last > n-256 {
+		t.Fatalf("after the client left, %d of %d jobs are still failed: want the bulk stopped after a slice or a few", last, n)
 	}
 }

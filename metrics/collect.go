@@ -85,7 +85,7 @@ var (
 	cmdFailedDesc = desc("command_errors_total", "Commands that replied with an error, by command.", "command")
 
 	connectedDesc = desc("connected_clients", "Client connections open.")
-	blockedDesc   = desc("blocked_clients", "Clients waiting in JOBRESERVE ... BLOCK or JOBWAIT.")
+	blockedDesc   = desc("blocked_clients", "Clients waiting in JOBRESERVE ... BLOCK or JOBWAIT, or running JOBBULK.")
 	connsDesc     = desc("connections_received_total", "Connections accepted.")
 	rejectedDesc  = desc("rejected_connections_total", "Connections refused (maxclients, protected mode, shutdown).")
 	netInDesc     = desc("net_input_bytes_total", "Bytes read from clients.")
