@@ -48,6 +48,9 @@ type setup struct {
 	atomic func(*store.Store) protocol.Atomic
 	// repl, if set, is the node's view of its group; nil: standalone.
 	repl commands.Replication
+	// journal, if set, is the store's log, installed before the server
+	// starts (the log is off otherwise).
+	journal store.Journal
 }
 
 func start(t testing.TB, opts ...func(*setup)) *testServer {
@@ -74,6 +77,9 @@ func start(t testing.TB, opts ...func(*setup)) *testServer {
 			e.Shutdown = nil // an embedded server: nothing watches for SHUTDOWN
 			if s.repl != nil {
 				e.Replication = s.repl
+			}
+			if s.journal != nil {
+				e.Store.SetJournal(s.journal)
 			}
 		},
 		Commands: func(cmds []protocol.Command) []protocol.Command { return serialize(cmds, s.serial) },

@@ -209,10 +209,9 @@ func (j *gateJournal) hold(on bool) {
 // (appendfsync always): while the log's fsync has not come back, neither
 // the JOBACK nor the JOBWAIT is answered.
 func TestJobWaitAnswersAfterTheEndIsSynced(t *testing.T) {
-	ts := start(t)
 	j := &gateJournal{}
 	j.cond = sync.NewCond(&j.mu)
-	ts.store.SetJournal(j)
+	ts := start(t, func(s *setup) { s.journal = j })
 	t.Cleanup(func() { j.hold(false) }) // before the server's shutdown, which waits for the ack
 	c := ts.client(t)
 	id := do(t, c, "JOBPUSH", "q", "h", "p").(string)

@@ -640,7 +640,7 @@ func (s *Store) reserveFrom(q *queue, now int64, worker string, lease int64, han
 			s.brk.mu.Unlock()
 		}
 		out = append(out, Reservation{
-			Token: j.x.token, ID: j.id, Queue: q.name, Handler: l.p.g.handler, // the part's line: the lane's key is on a cold one
+			Token: j.x.token, ID: j.id, Queue: q.name, Handler: l.p.g.handler, // the lane's own key is on a line reserve does not otherwise read
 			Payload: j.payload, Priority: j.priority, Attempt: j.attempt, ExpiresAt: j.dueAt,
 		})
 	}
