@@ -239,6 +239,45 @@ async function run(driver) {
     fields(asMap(driver, await call('QUEUESTATS', 'idem:q'), 'QUEUESTATS'), { scheduled: 2, pushed_total: 2 }, 'QUEUESTATS idem:q');
   });
 
+  await step('[WORKFLOWS] a unique key, a dependency, a result and JOBWAIT, a batch, JOBSCAN and JOBBULK', async () => {
+    const id = text(await call('JOBPUSH', 'wf:q', 'h', 'p', 'UNIQUE', 'wf:k', 'ON-DUPLICATE', 'reject'));
+    let dup = null;
+    try {
+      await call('JOBPUSH', 'wf:q', 'h', 'p', 'UNIQUE', 'wf:k', 'ON-DUPLICATE', 'reject');
+    } catch (e) {
+      dup = e;
+    }
+    assert.ok(dup && String(dup.message).startsWith(`DUPKEY key wf:k is held by job ${id}`), `the duplicate: ${dup}`);
+    const dep = text(await call('JOBPUSH', 'wf:q', 'h', 'then', 'AFTER', 1, id));
+    fields(asMap(driver, await call('JOBGET', dep), 'JOBGET'), { state: 'waiting' }, 'JOBGET of a dependent');
+    assert.equal(await call('JOBWAIT', id, 50), null, 'JOBWAIT that times out');
+    const r = asMap(driver, (await call('JOBRESERVE', 'w9', 30000, 'QUEUES', 'wf:q'))[0], 'reservation');
+    assert.equal(r.id, id);
+    assert.equal(text(await call('JOBACK', r.token, 'RESULT', '{"n":1}')), 'OK');
+    fields(asMap(driver, await call('JOBWAIT', id), 'JOBWAIT'),
+      { id, state: 'succeeded', result: '{"n":1}', last_error: null }, 'JOBWAIT');
+    fields(asMap(driver, await call('JOBGET', dep), 'JOBGET'), { state: 'queued' }, 'JOBGET of the released dependent');
+    assert.equal(text(await call('BATCHOPEN', 'wf:b')), 'OK');
+    const b1 = text(await call('JOBPUSH', 'wf:bq', 'h', 'x', 'BATCH', 'wf:b'));
+    assert.equal(text(await call('BATCHCLOSE', 'wf:b')), 'OK');
+    fields(asMap(driver, await call('BATCHGET', 'wf:b'), 'BATCHGET'),
+      { id: 'wf:b', state: 'closed', total: 1, pending: 1 }, 'BATCHGET');
+    const t = asMap(driver, (await call('JOBRESERVE', 'w9', 30000, 'QUEUES', 'wf:bq'))[0], 'reservation').token;
+    assert.equal(text(await call('JOBFAIL', t, 'ERROR', 'wf boom', 'NORETRY')), 'failed');
+    fields(asMap(driver, await call('BATCHGET', 'wf:b'), 'BATCHGET'), { state: 'done', failed: 1, pending: 0 }, 'BATCHGET done');
+    let cursor = '0';
+    const found = [];
+    do {
+      const [next, ids] = await call('JOBSCAN', cursor, 'QUEUE', 'wf:bq', 'STATE', 'failed');
+      cursor = text(next);
+      found.push(...ids.map(text));
+    } while (cursor !== '0');
+    assert.deepStrictEqual(found, [b1], 'JOBSCAN');
+    const bulk = asMap(driver, await call('JOBBULK', 'RETRY', 'QUEUE', 'wf:bq'), 'JOBBULK');
+    assert.equal(bulk.changed, 1, `JOBBULK: ${JSON.stringify(bulk)}`);
+    fields(asMap(driver, await call('JOBGET', b1), 'JOBGET'), { state: 'queued' }, 'JOBGET after JOBBULK RETRY');
+  });
+
   await step('INFO queues and policies, names with \':\'', async () => {
     const q = parseInfo(await driver.info('queues'));
     const mail = q['queue_mail%3Aout'];

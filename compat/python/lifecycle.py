@@ -215,6 +215,44 @@ def _():
     fields(as_map(call("QUEUESTATS", "idem:q"), "QUEUESTATS"), {"scheduled": 2, "pushed_total": 2}, "QUEUESTATS idem:q")
 
 
+@step("[WORKFLOWS] a unique key, a dependency, a result and JOBWAIT, a batch, JOBSCAN and JOBBULK")
+def _():
+    jid = text(call("JOBPUSH", "wf:q", "h", "p", "UNIQUE", "wf:k", "ON-DUPLICATE", "reject"))
+    try:
+        call("JOBPUSH", "wf:q", "h", "p", "UNIQUE", "wf:k", "ON-DUPLICATE", "reject")
+        raise AssertionError("a duplicate push was taken")
+    except redis.ResponseError as e:
+        assert str(e).startswith("DUPKEY key wf:k is held by job " + jid), str(e)
+    dep = text(call("JOBPUSH", "wf:q", "h", "then", "AFTER", 1, jid))
+    fields(as_map(call("JOBGET", dep), "JOBGET"), {"state": "waiting"}, "JOBGET of a dependent")
+    assert call("JOBWAIT", jid, 50) is None, "JOBWAIT that times out"
+    reply = call("JOBRESERVE", "w9", 30000, "QUEUES", "wf:q")
+    m = as_map(reply[0], "reservation")
+    fields(m, {"id": jid}, "reservation")
+    assert call("JOBACK", m["token"], "RESULT", '{"n":1}') in (True, b"OK")
+    fields(as_map(call("JOBWAIT", jid), "JOBWAIT"),
+           {"id": jid, "state": "succeeded", "result": '{"n":1}', "last_error": None}, "JOBWAIT")
+    fields(as_map(call("JOBGET", dep), "JOBGET"), {"state": "queued"}, "JOBGET of the released dependent")
+    assert call("BATCHOPEN", "wf:b") in (True, b"OK")
+    b1 = text(call("JOBPUSH", "wf:bq", "h", "x", "BATCH", "wf:b"))
+    assert call("BATCHCLOSE", "wf:b") in (True, b"OK")
+    fields(as_map(call("BATCHGET", "wf:b"), "BATCHGET"), {"id": "wf:b", "state": "closed", "total": 1, "pending": 1}, "BATCHGET")
+    t = as_map(call("JOBRESERVE", "w9", 30000, "QUEUES", "wf:bq")[0], "reservation")["token"]
+    assert text(call("JOBFAIL", t, "ERROR", "wf boom", "NORETRY")) == "failed"
+    fields(as_map(call("BATCHGET", "wf:b"), "BATCHGET"), {"state": "done", "failed": 1, "pending": 0}, "BATCHGET done")
+    cursor, found = "0", []
+    while True:
+        cursor, ids = call("JOBSCAN", cursor, "QUEUE", "wf:bq", "STATE", "failed")
+        cursor = text(cursor)
+        found += [text(i) for i in ids]
+        if cursor == "0":
+            break
+    assert found == [b1], found
+    bulk = as_map(call("JOBBULK", "RETRY", "QUEUE", "wf:bq"), "JOBBULK")
+    assert bulk["changed"] == 1, bulk
+    fields(as_map(call("JOBGET", b1), "JOBGET"), {"state": "queued"}, "JOBGET after JOBBULK RETRY")
+
+
 @step("info() with ':' in queue names and policy keys")
 def _():
     q = r.info("queues")

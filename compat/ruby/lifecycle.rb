@@ -174,6 +174,44 @@ step("[IDEMPOTENCY] a push with every option, and its retry, answer the same id"
   fields(as_map(call("QUEUESTATS", "idem:q"), "QUEUESTATS"), { "scheduled" => 2, "pushed_total" => 2 }, "QUEUESTATS idem:q")
 end
 
+step("[WORKFLOWS] a unique key, a dependency, a result and JOBWAIT, a batch, JOBSCAN and JOBBULK") do
+  jid = call("JOBPUSH", "wf:q", "h", "p", "UNIQUE", "wf:k", "ON-DUPLICATE", "reject")
+  begin
+    call("JOBPUSH", "wf:q", "h", "p", "UNIQUE", "wf:k", "ON-DUPLICATE", "reject")
+    raise "a duplicate push was taken"
+  rescue Redis::CommandError => e
+    check(e.message.start_with?("DUPKEY key wf:k is held by job #{jid}"), "the duplicate: #{e.message}")
+  end
+  dep = call("JOBPUSH", "wf:q", "h", "then", "AFTER", 1, jid)
+  fields(as_map(call("JOBGET", dep), "JOBGET"), { "state" => "waiting" }, "JOBGET of a dependent")
+  check(call("JOBWAIT", jid, 50).nil?, "JOBWAIT that times out")
+  m = as_map(call("JOBRESERVE", "w9", 30000, "QUEUES", "wf:q")[0], "reservation")
+  fields(m, { "id" => jid }, "reservation")
+  check(call("JOBACK", m["token"], "RESULT", '{"n":1}') == "OK", "JOBACK RESULT")
+  fields(as_map(call("JOBWAIT", jid), "JOBWAIT"),
+         { "id" => jid, "state" => "succeeded", "result" => '{"n":1}', "last_error" => nil }, "JOBWAIT")
+  fields(as_map(call("JOBGET", dep), "JOBGET"), { "state" => "queued" }, "JOBGET of the released dependent")
+  check(call("BATCHOPEN", "wf:b") == "OK", "BATCHOPEN")
+  b1 = call("JOBPUSH", "wf:bq", "h", "x", "BATCH", "wf:b")
+  check(call("BATCHCLOSE", "wf:b") == "OK", "BATCHCLOSE")
+  fields(as_map(call("BATCHGET", "wf:b"), "BATCHGET"),
+         { "id" => "wf:b", "state" => "closed", "total" => 1, "pending" => 1 }, "BATCHGET")
+  t = as_map(call("JOBRESERVE", "w9", 30000, "QUEUES", "wf:bq")[0], "reservation")["token"]
+  check(call("JOBFAIL", t, "ERROR", "wf boom", "NORETRY") == "failed", "JOBFAIL")
+  fields(as_map(call("BATCHGET", "wf:b"), "BATCHGET"), { "state" => "done", "failed" => 1, "pending" => 0 }, "BATCHGET done")
+  cursor = "0"
+  found = []
+  loop do
+    cursor, ids = call("JOBSCAN", cursor, "QUEUE", "wf:bq", "STATE", "failed")
+    found.concat(ids)
+    break if cursor == "0"
+  end
+  check(found == [b1], "JOBSCAN: #{found.inspect}")
+  bulk = as_map(call("JOBBULK", "RETRY", "QUEUE", "wf:bq"), "JOBBULK")
+  check(bulk["changed"] == 1, "JOBBULK: #{bulk.inspect}")
+  fields(as_map(call("JOBGET", b1), "JOBGET"), { "state" => "queued" }, "JOBGET after JOBBULK RETRY")
+end
+
 # The field names percent-encode a name's bytes (docs/commands.md).
 def unescape(s)
   s.gsub(/%[0-9A-Fa-f]{2}/) { |h| h[1..].hex.chr }.force_encoding("UTF-8")
