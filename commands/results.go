@@ -94,9 +94,12 @@ func (e *Env) jobWait(c *protocol.Client, args [][]byte) (any, error) {
 	if !ok {
 		return protocol.NullArray, nil
 	}
-	// With appendfsync always, the end is told only once it is synced.
-	if err := e.Store.SyncEnd(id); err != nil {
-		return nil, err
+	// With appendfsync always, the end is told only once it is synced;
+	// not inside EXEC, which holds every other client off meanwhile.
+	if c.MayBlock() {
+		if err := e.Store.SyncEnd(id); err != nil {
+			return nil, err
+		}
 	}
 	return waitReply(out.Ended), nil
 }

@@ -241,3 +241,27 @@ func TestJobWaitAnswersAfterTheEndIsSynced(t *testing.T) {
 		t.Fatal("JOBWAIT answered null after the ack was synced")
 	}
 }
+
+// Inside EXEC, JOBWAIT does not wait for the log: EXEC holds every other
+// client off while it runs, so a slow or failing fsync would stall them all.
+func TestJobWaitInExecDoesNotWaitForTheLog(t *testing.T) {
+	j := &gateJournal{}
+	j.cond = sync.NewCond(&j.mu)
+	ts := start(t, func(s *setup) { s.journal = j })
+	t.Cleanup(func() { j.hold(false) })
+	c := ts.client(t)
+	id := do(t, c, "JOBPUSH", "q", "h", "p").(string)
+	token := reserve(t, c, "w", 60000, "QUEUES", "q")[0]["token"].(string)
+	do(t, c, "JOBACK", token)
+	other := do(t, c, "JOBPUSH", "q2", "h", "p").(string)
+	j.hold(true) // an fsync that does not come back
+	m := ts.client(t)
+	pipe := m.TxPipeline()
+	pipe.Do(ctx, "JOBWAIT", id)
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatalf("EXEC of JOBWAIT while the fsync is held: %v", err)
+	}
+	if got := field(do(t, ts.client(t), "JOBGET", other), "state"); got != "queued" {
+		t.Fatalf("JOBGET after the EXEC: %v", got)
+	}
+}

@@ -6,7 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/rs/zerolog"
@@ -261,4 +263,53 @@ func TestAppendedCountsRecordsAndUnits(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// While the log cannot be written, SyncEnd does not wait for it: a JOBWAIT
+// answers as the end was applied instead of hanging until the disk comes
+// back.
+func TestSyncEndDoesNotWaitForAFailingLog(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Fsync = FsyncAlways
+	ffs := &faultFS{}
+	cfg.FS = ffs
+	st, l := open(t, cfg)
+	id, err := st.Push(1, store.PushOptions{Queue: "q", Handler: "h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := st.Reserve(1, store.ReserveOptions{Worker: "w", Lease: 1000, Queues: []string{"q"}})
+	if err != nil || len(rs) != 1 {
+		t.Fatal(err)
+	}
+	if err := st.Ack(2, rs[0].Token); err != nil { // answered: the ack is fsynced
+		t.Fatal(err)
+	}
+	errno := error(syscall.ENOSPC)
+	ffs.writeErr.Store(&errno)
+	pushed := make(chan struct{})
+	go func() { // its write fails: it waits for the disk
+		st.Push(3, store.PushOptions{Queue: "q", Handler: "h"})
+		close(pushed)
+	}()
+	for deadline := time.Now().Add(5 * time.Second); l.Err() == nil; {
+		if time.Now().After(deadline) {
+			t.Fatal("the failed write was not noticed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	done := make(chan error, 1)
+	go func() { done <- st.SyncEnd(id) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second): // a guard against a hang, not a speed bar
+		t.Fatal("SyncEnd waits for a log that cannot be written")
+	}
+	var none error
+	ffs.writeErr.Store(&none)
+	<-pushed
+	l.Close()
 }

@@ -48,12 +48,14 @@ func (s *Store) ended(j *job) {
 // end hook runs before its operation's records are synced, and may run
 // before they are appended (an expiry logs after filing the job); the
 // job's shard lock, taken here, orders this after that operation's
-// critical section, which appends its records before releasing it. A job
-// gone meanwhile ended earlier still: everything appended so far is
-// waited for.
+// critical section, which appends its records before releasing it, and
+// everything appended by then is waited for (one fsync, shared with the
+// writes around it). While the log cannot be written it does not wait:
+// the answer then tells the end as applied, as before the log failed,
+// rather than hang until the disk comes back.
 func (s *Store) SyncEnd(id string) error {
 	aj, ok := s.journal.(interface{ Appended() uint64 })
-	if !ok || s.journal == nil {
+	if !ok || s.journal == nil || s.journal.Err() != nil {
 		return nil
 	}
 	if _, sh, err := s.withID(id); err == nil {
