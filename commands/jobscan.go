@@ -286,24 +286,27 @@ func (e *Env) jobBulk(c *protocol.Client, args [][]byte) (any, error) {
 			cursor = next
 		}
 	}
-	if !c.MayBlock() { // a caller inside the process (the dashboard): no connection to watch
-		var v any
-		c.Ungated(func() {
-			v, err = run(func(d time.Duration) bool { time.Sleep(d); return false })
-		})
-		return v, err
+	// The slices run without the connection's gate, as a replicated
+	// write waits: each takes it itself. A connection's rests are waits on
+	// it (Block, Park), so that a client that hangs up stops the bulk
+	// after the slice in progress; only the rests count as blocked time,
+	// so the command's own time (its stats, SLOWLOG) is its slices'.
+	rest := func(d time.Duration) bool {
+		w, done := c.Block()
+		defer done()
+		return w.Park(time.Now().Add(d))
 	}
-	// A connection's rests are waits on it (Block, Park): a client that
-	// hangs up stops the bulk after the slice in progress, and its gate is
-	// let go meanwhile.
-	w, done := c.Block()
-	defer done()
-	return run(func(d time.Duration) bool { return w.Park(time.Now().Add(d)) })
+	if !c.MayBlock() { // a caller inside the process (the dashboard): no connection to watch
+		rest = func(d time.Duration) bool { time.Sleep(d); return false }
+	}
+	var v any
+	c.Ungated(func() { v, err = run(rest) })
+	return v, err
 }
 
-// errBulkLeft ends a JOBBULK whose client hung up (or a server that
-// drains): nobody reads it.
-var errBulkLeft = protocol.Error("ERR JOBBULK stopped: the client left")
+// errBulkLeft ends a JOBBULK whose client hung up, or whose server is
+// shutting down: nobody reads it.
+var errBulkLeft = protocol.Error("ERR JOBBULK stopped: the client left or the server is shutting down")
 
 func bulkArgs(action []byte, ids []string) [][]byte {
 	out := make([][]byte, 0, 2+len(ids))

@@ -258,3 +258,33 @@ func TestJobBulkStopsWhenTheClientLeaves(t *testing.T) {
 		t.Fatalf("after the client left, %d of %d jobs are still failed: want the bulk stopped after a slice or a few", last, n)
 	}
 }
+
+// A JOBBULK's slices count as its own time in its statistics; only its
+// rests between them count as time blocked.
+func TestJobBulkStatsCountItsWork(t *testing.T) {
+	ts := start(t)
+	const n = 4 * 256
+	now := time.Now().UnixMilli()
+	for range n {
+		if _, err := ts.store.Push(now, store.PushOptions{Queue: "q", Handler: "h"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := ts.client(t, resp2)
+	began := time.Now()
+	do(t, c, "JOBBULK", "CANCEL", "QUEUE", "q")
+	took := time.Since(began)
+	found := false
+	for _, cs := range ts.srv.CommandStats() {
+		if cs.Name == "jobbulk" {
+			found = true
+			// A quarter of the run is work, the rest rests: count at least a tenth.
+			if time.Duration(cs.Usec)*time.Microsecond < took/10 {
+				t.Fatalf("JOBBULK's statistics count %d µs of a %v run", cs.Usec, took)
+			}
+		}
+	}
+	if !found {
+		t.Fatal("no statistics for jobbulk")
+	}
+}
