@@ -9,7 +9,8 @@ import (
 
 // Packed queued jobs. A job pushed straight into queued (no DELAY or AT)
 // and never reserved costs no record of its own: it is an entry in a chunk,
-// a small noscan byte buffer owned by its lane's priority bucket. The lane
+// a byte buffer owned by its lane's priority bucket (small chunks share
+// one allocation with their header, newChunk). The lane
 // gives its queue, handler and keys, the bucket its priority; the entry
 // holds the rest. A bucket's FIFO is then two FIFOs, each in entry order
 // (seq): its chunks, oldest first, and a ring of *job for the jobs that
@@ -381,7 +382,9 @@ func chunkOf[A any](size int) *chunk {
 	return &x.c
 }
 
-// newChunk makes an empty chunk of size bytes.
+// newChunk makes an empty chunk of size bytes: the sizes chunks of one job
+// or of a bucket's first doublings take, up to 1 KiB, in one allocation
+// with the header; other sizes keep their bytes apart.
 func newChunk(size int) *chunk {
 	switch size {
 	case 64:

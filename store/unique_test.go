@@ -396,3 +396,30 @@ func TestUniqueReplaceWithinMemory(t *testing.T) {
 	eq(t, "payload replaced", len(j.Payload), 1<<10)
 	checkInvariants(t, s)
 }
+
+// An extend that the queue's memory share refuses changes nothing: the
+// holder's payload, run time and update time, and the share's usage.
+func TestUniqueExtendRefusedByShare(t *testing.T) {
+	s := idemStore(t, nil)
+	must(t, s.SetShares([]Share{{Pattern: "q", Bytes: 8 << 10}}))
+	p := uniq("q", "k", ScopeTerminal, DupExtend)
+	p.RunAt = 6000
+	id, err := s.Push(1000, p)
+	must(t, err)
+	before := s.Shares()[0].Used
+	j0, _ := s.Get(1000, id)
+	big := p
+	big.RunAt = 9000
+	big.Payload = make([]byte, 16<<10)
+	if _, err := s.Push(1001, big); !errors.Is(err, ErrFull) {
+		t.Fatalf("an extend past the share answered %v, want FULL", err)
+	}
+	j, _ := s.Get(1001, id)
+	if string(j.Payload) != "p" || j.RunAt != j0.RunAt || j.UpdatedAt != j0.UpdatedAt {
+		t.Fatalf("the refused extend changed the job: %+v (was %+v)", j, j0)
+	}
+	if got := s.Shares()[0].Used; got != before {
+		t.Fatalf("share usage %d, was %d", got, before)
+	}
+	checkInvariants(t, s)
+}
