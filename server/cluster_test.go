@@ -95,6 +95,29 @@ func everyNode(t *testing.T, nodes []*server.Server, l int, cmd ...any) []string
 	return out
 }
 
+// leaderClient waits for the group's leader and returns it and a client of
+// it, closed when the test ends.
+func leaderClient(t *testing.T, nodes []*server.Server) (int, *redis.Client) {
+	t.Helper()
+	l := leaderOf(t, nodes)
+	lc := redis.NewClient(&redis.Options{Addr: nodes[l].Addrs()[0], Protocol: 2})
+	t.Cleanup(func() { lc.Close() })
+	return l, lc
+}
+
+// doer returns a function that sends a command on c and fails the test on
+// an error.
+func doer(t *testing.T, c *redis.Client) func(cmd ...any) any {
+	return func(cmd ...any) any {
+		t.Helper()
+		v, err := c.Do(context.Background(), cmd...).Result()
+		if err != nil {
+			t.Fatalf("%v: %v", cmd, err)
+		}
+		return v
+	}
+}
+
 func leaderOf(t *testing.T, nodes []*server.Server) int {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
@@ -115,9 +138,7 @@ func leaderOf(t *testing.T, nodes []*server.Server) int {
 func TestGroupServesTheLifecycle(t *testing.T) {
 	ctx := context.Background()
 	nodes := startGroup(t)
-	l := leaderOf(t, nodes)
-	lc := redis.NewClient(&redis.Options{Addr: nodes[l].Addrs()[0], Protocol: 2})
-	defer lc.Close()
+	l, lc := leaderClient(t, nodes)
 	fc := redis.NewClient(&redis.Options{Addr: nodes[(l+1)%3].Addrs()[0], Protocol: 2})
 	defer fc.Close()
 
@@ -259,9 +280,7 @@ func TestLeaderChangeUnblocksAndIsKnown(t *testing.T) {
 func TestRaftMembership(t *testing.T) {
 	ctx := context.Background()
 	nodes := startGroup(t)
-	l := leaderOf(t, nodes)
-	lc := redis.NewClient(&redis.Options{Addr: nodes[l].Addrs()[0], Protocol: 2})
-	defer lc.Close()
+	l, lc := leaderClient(t, nodes)
 	if err := lc.Do(ctx, "JOBPUSH", "q", "h", "before the join").Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -338,9 +357,7 @@ func TestRaftMembership(t *testing.T) {
 func TestUsersAreReplicated(t *testing.T) {
 	ctx := context.Background()
 	nodes := startGroup(t)
-	l := leaderOf(t, nodes)
-	lc := redis.NewClient(&redis.Options{Addr: nodes[l].Addrs()[0], Protocol: 2})
-	defer lc.Close()
+	l, lc := leaderClient(t, nodes)
 	const pw = "clear-password-7f3a"
 	if err := lc.Do(ctx, "ACL", "SETUSER", "producer", "on", ">"+pw, "~team-a:*", "+@producer").Err(); err != nil {
 		t.Fatal(err)
@@ -387,9 +404,7 @@ func TestUsersAreReplicated(t *testing.T) {
 func TestGroupStatus(t *testing.T) {
 	ctx := context.Background()
 	nodes := startGroup(t, func(c *config.Config) { c.MetricsAddr = "127.0.0.1:0" })
-	l := leaderOf(t, nodes)
-	lc := redis.NewClient(&redis.Options{Addr: nodes[l].Addrs()[0], Protocol: 2})
-	defer lc.Close()
+	l, lc := leaderClient(t, nodes)
 	for range 10 {
 		if err := lc.Do(ctx, "JOBPUSH", "q", "h", "x").Err(); err != nil {
 			t.Fatal(err)
@@ -574,9 +589,7 @@ func TestMembershipChangeDuringTransactions(t *testing.T) {
 func TestGroupAppliesTemplatesAndThrottles(t *testing.T) {
 	ctx := context.Background()
 	nodes := startGroup(t)
-	l := leaderOf(t, nodes)
-	lc := redis.NewClient(&redis.Options{Addr: nodes[l].Addrs()[0], Protocol: 2})
-	defer lc.Close()
+	l, lc := leaderClient(t, nodes)
 	for _, cmd := range [][]any{
 		{"POLICYSET", "CONCURRENCY", "tenant:*", 1},
 		{"POLICYSET", "RATELIMIT", "api:*", 1, 600000},
@@ -610,19 +623,9 @@ func TestGroupAppliesTemplatesAndThrottles(t *testing.T) {
 // A circuit breaker goes through the same states on every node: failures
 // open it on each, the same jobs are probes, and the digests agree.
 func TestGroupAppliesBreakers(t *testing.T) {
-	ctx := context.Background()
 	nodes := startGroup(t)
-	l := leaderOf(t, nodes)
-	lc := redis.NewClient(&redis.Options{Addr: nodes[l].Addrs()[0], Protocol: 2})
-	defer lc.Close()
-	do := func(cmd ...any) any {
-		t.Helper()
-		v, err := lc.Do(ctx, cmd...).Result()
-		if err != nil {
-			t.Fatalf("%v: %v", cmd, err)
-		}
-		return v
-	}
+	l, lc := leaderClient(t, nodes)
+	do := doer(t, lc)
 	do("POLICYSET", "BREAKER", "handler:h", 2, 600000, 600000)
 	do("POLICYSET", "BREAKER", "key:api", 1, 600000, 1, 2)
 	for i := range 4 {
@@ -661,17 +664,8 @@ func TestGroupAppliesBreakers(t *testing.T) {
 func TestGroupAppliesUniqueKeys(t *testing.T) {
 	ctx := context.Background()
 	nodes := startGroup(t)
-	l := leaderOf(t, nodes)
-	lc := redis.NewClient(&redis.Options{Addr: nodes[l].Addrs()[0], Protocol: 2})
-	defer lc.Close()
-	do := func(cmd ...any) any {
-		t.Helper()
-		v, err := lc.Do(ctx, cmd...).Result()
-		if err != nil {
-			t.Fatalf("%v: %v", cmd, err)
-		}
-		return v
-	}
+	l, lc := leaderClient(t, nodes)
+	do := doer(t, lc)
 	for i := range 6 {
 		do("JOBPUSH", "q", "h", fmt.Sprint(i), "UNIQUE", fmt.Sprint("k", i%3), "SCOPE", []string{"queued", "active", "until-terminal"}[i%3])
 	}

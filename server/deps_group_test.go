@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // Dependencies and batches resolve alike on every node of a group: the
@@ -15,9 +13,7 @@ import (
 func TestGroupAppliesDependenciesAndBatches(t *testing.T) {
 	ctx := context.Background()
 	nodes := startGroup(t)
-	l := leaderOf(t, nodes)
-	lc := redis.NewClient(&redis.Options{Addr: nodes[l].Addrs()[0], Protocol: 2})
-	defer lc.Close()
+	l, lc := leaderClient(t, nodes)
 	for _, cmd := range [][]any{
 		{"JOBPUSH", "a", "h", "1", "ID", "ok"},
 		{"JOBPUSH", "a", "h", "2", "ID", "bad"},

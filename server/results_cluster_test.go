@@ -16,9 +16,7 @@ import (
 func TestGroupJobWaitOnEveryNode(t *testing.T) {
 	ctx := context.Background()
 	nodes := startGroup(t)
-	l := leaderOf(t, nodes)
-	lc := redis.NewClient(&redis.Options{Addr: nodes[l].Addrs()[0], Protocol: 2})
-	defer lc.Close()
+	l, lc := leaderClient(t, nodes)
 	id, err := lc.Do(ctx, "JOBPUSH", "q", "h", "p").Text()
 	if err != nil {
 		t.Fatal(err)
