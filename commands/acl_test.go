@@ -54,12 +54,12 @@ func TestACLProducerLimitedToQueues(t *testing.T) {
 	log := do(t, admin, "ACL", "LOG").([]any)
 	var objects []string
 	for _, e := range log {
-		if field(e, "username") != "alice" {
-			t.Errorf("log entry of %v", field(e, "username"))
+		if check.MapField(e, "username") != "alice" {
+			t.Errorf("log entry of %v", check.MapField(e, "username"))
 		}
-		if o := field(e, "object").(string); !strings.HasPrefix(o, "client") {
+		if o := check.MapField(e, "object").(string); !strings.HasPrefix(o, "client") {
 			// (go-redis's own CLIENT MAINT_NOTIFICATIONS is refused too)
-			objects = append(objects, field(e, "reason").(string)+":"+o)
+			objects = append(objects, check.MapField(e, "reason").(string)+":"+o)
 		}
 	}
 	want := "command:policyset command:flushall command:jobcancel key:team-b:mail"
@@ -94,8 +94,8 @@ func TestACLRefusedInMulti(t *testing.T) {
 	if len(e) == 0 {
 		t.Fatal("ACL LOG is empty")
 	}
-	check.Field(t, "ACL LOG's newest context", field(e[0], "context"), any("multi"))
-	check.Field(t, "ACL LOG's newest object", field(e[0], "object"), any("team-b:mail"))
+	check.Field(t, "ACL LOG's newest context", check.MapField(e[0], "context"), any("multi"))
+	check.Field(t, "ACL LOG's newest object", check.MapField(e[0], "object"), any("team-b:mail"))
 }
 
 // go-redis with a named user runs the job lifecycle; a wrong password is
@@ -122,7 +122,7 @@ func TestACLNamedUserLifecycle(t *testing.T) {
 		}
 		found := false
 		for _, e := range do(t, admin, "ACL", "LOG").([]any) {
-			found = found || field(e, "reason") == "auth"
+			found = found || check.MapField(e, "reason") == "auth"
 		}
 		if !found {
 			t.Error("the failed login is not in ACL LOG")
@@ -176,8 +176,8 @@ func TestACLIntrospection(t *testing.T) {
 		t.Errorf("ACL LIST: %q", got)
 	}
 	u := do(t, admin, "ACL", "GETUSER", "bob")
-	check.Field(t, "GETUSER keys", field(u, "keys"), any("~q:*"))
-	check.Field(t, "GETUSER commands", field(u, "commands"), any("-@all +acl +jobpush"))
+	check.Field(t, "GETUSER keys", check.MapField(u, "keys"), any("~q:*"))
+	check.Field(t, "GETUSER commands", check.MapField(u, "commands"), any("-@all +acl +jobpush"))
 	isNil(t, admin, "ACL", "GETUSER", "nobody")
 	cats := do(t, admin, "ACL", "CAT").([]any)
 	for _, c := range []string{"producer", "worker", "admin", "read", "write", "fast", "connection"} {
@@ -323,7 +323,7 @@ func TestACLUserMaxClients(t *testing.T) {
 	if got := do(t, admin, "ACL", "LIST").([]any); got[0] != want {
 		t.Errorf("ACL LIST: %q, want %q", got[0], want)
 	}
-	if got := field(do(t, admin, "ACL", "GETUSER", "carol"), "maxclients"); got != int64(2) {
+	if got := check.MapField(do(t, admin, "ACL", "GETUSER", "carol"), "maxclients"); got != int64(2) {
 		t.Errorf("GETUSER maxclients: %v", got)
 	}
 	var pools []*redis.Client
@@ -406,7 +406,7 @@ func TestACLThrottleAndRoundRobinKeys(t *testing.T) {
 	}
 	isNil(t, admin, "POLICYGET", "THROTTLE", "other:api")
 	res := do(t, w, "JOBRESERVE", "w1", 30000, "ROUNDROBIN", "QUEUES", "jobs:mail").([]any)
-	tok := field(res[0], "token")
+	tok := check.MapField(res[0], "token")
 	if got := doErr(t, w, "JOBRELEASE", tok, "THROTTLE", "other:api", 60000); got != "NOPERM No permissions to access a key" {
 		t.Errorf("JOBRELEASE ... THROTTLE outside the patterns: %q", got)
 	}

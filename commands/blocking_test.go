@@ -317,7 +317,7 @@ func TestBlockChurnLosesNoJob(t *testing.T) {
 					return
 				}
 				for _, r := range v.([]any) {
-					tok, id := field(r, "token").(string), field(r, "id").(string)
+					tok, id := check.MapField(r, "token").(string), check.MapField(r, "id").(string)
 					if err := c.Do(ctx, "JOBACK", tok).Err(); err != nil {
 						continue // its lease ran out first: it is handed out again
 					}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"sluice/internal/check"
 	"sluice/store"
 )
 
@@ -102,7 +103,7 @@ func BenchmarkBulkRetryResponsiveness(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if got := field(res, "changed"); got != int64(*bulkN) {
+		if got := check.MapField(res, "changed"); got != int64(*bulkN) {
 			b.Fatalf("JOBBULK RETRY changed %v jobs, want %d", got, *bulkN)
 		}
 		slices.Sort(lat)

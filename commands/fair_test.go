@@ -41,7 +41,7 @@ func testFairGroups(t *testing.T, proto func(*redis.Options)) {
 	p := asMap(t, do(t, c, "POLICYGET", "WEIGHT", "B"), policyFields...)
 	check.Fields(t, "POLICYGET WEIGHT", p, map[string]any{"kind": "weight", "key": "B", "limit": int64(2)})
 	list := do(t, c, "POLICYLIST").([]any)
-	if len(list) != 1 || field(list[0], "kind") != "weight" {
+	if len(list) != 1 || check.MapField(list[0], "kind") != "weight" {
 		t.Fatalf("POLICYLIST %v", list)
 	}
 	for _, bad := range [][]any{
@@ -58,7 +58,7 @@ func testFairGroups(t *testing.T, proto func(*redis.Options)) {
 			t.Fatalf("%v: %q", bad, e)
 		}
 	}
-	if got := do(t, c, "POLICYGET", "WEIGHT", "B"); field(got, "limit") != int64(2) {
+	if got := do(t, c, "POLICYGET", "WEIGHT", "B"); check.MapField(got, "limit") != int64(2) {
 		t.Fatalf("a refused POLICYSET changed the weight: %v", got)
 	}
 	if got := do(t, c, "POLICYDEL", "WEIGHT", "B"); got != int64(1) {

@@ -15,6 +15,7 @@ import (
 	"sluice/blocking"
 	"sluice/commands"
 	"sluice/config"
+	"sluice/internal/check"
 	"sluice/metrics"
 	"sluice/protocol"
 	"sluice/server"
@@ -160,7 +161,7 @@ func protocols(t *testing.T, test func(t *testing.T, proto func(*redis.Options))
 					if err != nil {
 						return err
 					}
-					if got := field(v, "proto"); got != int64(p) {
+					if got := check.MapField(v, "proto"); got != int64(p) {
 						return fmt.Errorf("asked for RESP%d, HELLO says %v", p, got)
 					}
 					return nil
@@ -234,22 +235,6 @@ func asMap(t testing.TB, v any, fields ...string) map[string]any {
 		m[f] = arr[2*i+1]
 	}
 	return m
-}
-
-// field is a map reply's field, in either protocol's shape (see asMap);
-// nil if v is no map or lacks it. Safe in any goroutine.
-func field(v any, name string) any {
-	switch m := v.(type) {
-	case map[any]any:
-		return m[name]
-	case []any:
-		for i := 0; i+1 < len(m); i += 2 {
-			if m[i] == name {
-				return m[i+1]
-			}
-		}
-	}
-	return nil
 }
 
 var jobFields = []string{"id", "queue", "handler", "payload", "state", "priority",

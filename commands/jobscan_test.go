@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"sluice/internal/check"
 	"sluice/store"
 )
 
@@ -107,7 +108,7 @@ func TestJobDelete(t *testing.T) {
 	if got := doErr(t, c, "JOBDELETE", queued); !strings.HasPrefix(got, "WRONGSTATE job "+queued+" is queued") {
 		t.Fatalf("JOBDELETE of a queued job: %q", got)
 	}
-	if got := field(do(t, c, "JOBGET", queued), "state"); got != "queued" {
+	if got := check.MapField(do(t, c, "JOBGET", queued), "state"); got != "queued" {
 		t.Fatalf("the refused delete changed the job: %v", got)
 	}
 	if got := do(t, c, "DBSIZE"); got != int64(1) {
@@ -209,7 +210,7 @@ func TestJobScanQueueTwice(t *testing.T) {
 	if got := doErr(t, admin, "JOBSCAN", 0, "QUEUE", "mine", "QUEUE", "secret"); got != "ERR QUEUE is given twice" {
 		t.Errorf("JOBSCAN with QUEUE twice: %q", got)
 	}
-	if got := field(do(t, admin, "JOBGET", secret[0]), "state"); got != "failed" {
+	if got := check.MapField(do(t, admin, "JOBGET", secret[0]), "state"); got != "failed" {
 		t.Fatalf("the secret job is %v after the refusals", got)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"sluice/internal/check"
 	"sluice/protocol"
 	"sluice/store"
 )
@@ -108,7 +109,7 @@ func TestLayeredKeysExactUnderConcurrentWorkers(t *testing.T) {
 					if r.IntN(3) == 0 {
 						time.Sleep(time.Duration(r.IntN(1500)) * time.Microsecond)
 					}
-					if err := wc.Do(ctx, "JOBACK", field(res, "token")).Err(); err != nil {
+					if err := wc.Do(ctx, "JOBACK", check.MapField(res, "token")).Err(); err != nil {
 						t.Error(err)
 						return
 					}
@@ -190,12 +191,12 @@ func TestLayeredKeysExactUnderConcurrentWorkers(t *testing.T) {
 	// customer's reservations, and no cap holds a slot.
 	for cu := range customers {
 		p := do(t, c, "POLICYGET", "RATELIMIT", fmt.Sprint("quota:", cu))
-		if got := field(p, "active"); got != reserved[cu] {
+		if got := check.MapField(p, "active"); got != reserved[cu] {
 			t.Fatalf("quota:%d holds %v admissions, %d jobs were reserved", cu, got, reserved[cu])
 		}
 	}
 	for key := range active {
-		if got := field(do(t, c, "POLICYGET", "CONCURRENCY", key), "active"); got != int64(0) {
+		if got := check.MapField(do(t, c, "POLICYGET", "CONCURRENCY", key), "active"); got != int64(0) {
 			t.Fatalf("%s holds %v slots with every job done", key, got)
 		}
 	}

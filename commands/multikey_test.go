@@ -49,7 +49,7 @@ func testMultiKeyCommands(t *testing.T, proto func(*redis.Options)) {
 			t.Errorf("%v: %s, want %s", tc.args, got, tc.err)
 		}
 	}
-	if got := field(do(t, c, "QUEUESTATS", "bad"), "queued"); got != int64(0) {
+	if got := check.MapField(do(t, c, "QUEUESTATS", "bad"), "queued"); got != int64(0) {
 		t.Fatalf("refused pushes queued %v", got)
 	}
 	if got := doErr(t, c, "CRONSET", "e", "@every 1m", "q", "h", "x", "CONCURRENCY", "a", "CONCURRENCY", "b"); !strings.Contains(got, "at most one CONCURRENCY") {

@@ -261,7 +261,7 @@ func TestJobWaitInExecDoesNotWaitForTheLog(t *testing.T) {
 	if _, err := pipe.Exec(ctx); err != nil {
 		t.Fatalf("EXEC of JOBWAIT while the fsync is held: %v", err)
 	}
-	if got := field(do(t, ts.client(t), "JOBGET", other), "state"); got != "queued" {
+	if got := check.MapField(do(t, ts.client(t), "JOBGET", other), "state"); got != "queued" {
 		t.Fatalf("JOBGET after the EXEC: %v", got)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/redis/go-redis/v9"
+
+	"sluice/internal/check"
 )
 
 // scanAll runs a whole SCAN with go-redis and returns how often each id
@@ -169,7 +171,7 @@ func TestScanWhileJobsComeAndGo(t *testing.T) {
 					return
 				}
 				for _, r := range v {
-					tok := field(r, "token")
+					tok := check.MapField(r, "token")
 					if err := cw.Do(ctx, "JOBACK", tok).Err(); err != nil {
 						t.Error(err)
 						return

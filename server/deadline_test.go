@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"sluice/config"
+	"sluice/internal/check"
 	"sluice/server"
 	"sluice/store"
 )
@@ -58,13 +59,13 @@ func TestRestartKeepsExpiryAndDeadLetters(t *testing.T) {
 		do(c, "JOBPUSH", "d", "h", "x", "ID", "undead")
 		do(c, "JOBRESERVE", "w", 60_000, "COUNT", 2, "QUEUES", "t")
 		for range 2 {
-			tok := field(do(c, "JOBRESERVE", "w", 60_000, "QUEUES", "d").([]any)[0], "token")
+			tok := check.MapField(do(c, "JOBRESERVE", "w", 60_000, "QUEUES", "d").([]any)[0], "token")
 			do(c, "JOBFAIL", tok, "ERROR", "boom")
 		}
 		do(c, "JOBCANCEL", "undead")
 		clock.Store(t0 + 20) // "lapsed" expires, "timed" times out
 		for id, want := range map[string]string{"lapsed": "expired", "timed": "retry_pending", "dead": "failed", "undead": "cancelled", "waiting": "queued"} {
-			if got := field(do(c, "JOBGET", id), "state"); got != want {
+			if got := check.MapField(do(c, "JOBGET", id), "state"); got != want {
 				t.Fatalf("%s is %v, want %s", id, got, want)
 			}
 		}
@@ -82,21 +83,6 @@ func TestRestartKeepsExpiryAndDeadLetters(t *testing.T) {
 	if before != first {
 		t.Fatalf("DEBUG DIGEST %q after the first restart, %q at the second", first, before)
 	}
-}
-
-// field reads a field of a map reply, RESP2 (flat) or RESP3.
-func field(v any, name string) any {
-	switch m := v.(type) {
-	case map[any]any:
-		return m[name]
-	case []any:
-		for i := 0; i+1 < len(m); i += 2 {
-			if m[i] == name {
-				return m[i+1]
-			}
-		}
-	}
-	return nil
 }
 
 // startClocked starts a node of cfg on the test's clock now, with ids of a

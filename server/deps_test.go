@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"sluice/internal/check"
 	"sluice/server"
 )
 
@@ -35,7 +36,7 @@ func TestRestartKeepsDependencies(t *testing.T) {
 	states := func(c *redis.Client, want map[string]string) {
 		t.Helper()
 		for id, st := range want {
-			if got := field(do(c, "JOBGET", id), "state"); got != st {
+			if got := check.MapField(do(c, "JOBGET", id), "state"); got != st {
 				t.Fatalf("%s is %v, want %s", id, got, st)
 			}
 		}
@@ -60,7 +61,7 @@ func TestRestartKeepsDependencies(t *testing.T) {
 	do(c, "BATCHCLOSE", "closed")
 	reserve := func(c *redis.Client, q string) string {
 		t.Helper()
-		return field(do(c, "JOBRESERVE", "w", 60_000, "QUEUES", q).([]any)[0], "token").(string)
+		return check.MapField(do(c, "JOBRESERVE", "w", 60_000, "QUEUES", q).([]any)[0], "token").(string)
 	}
 	for _, id := range []string{"root", "ok", "bad"} {
 		tok := reserve(c, "a")
@@ -75,7 +76,7 @@ func TestRestartKeepsDependencies(t *testing.T) {
 	do(c, "JOBACK", reserve(c, "e"))
 	do(c, "JOBACK", reserve(c, "f"))
 	states(c, map[string]string{"child": "waiting", "doomed": "cancelled", "heir": "cancelled", "stubborn": "scheduled"})
-	if got := field(do(c, "BATCHGET", "done"), "callback_state"); got != "queued" {
+	if got := check.MapField(do(c, "BATCHGET", "done"), "callback_state"); got != "queued" {
 		t.Fatalf("the done batch's callback is %v", got)
 	}
 	before := do(c, "DEBUG", "DIGEST").(string)
@@ -94,7 +95,7 @@ func TestRestartKeepsDependencies(t *testing.T) {
 	}
 	// The running root's token came back with it: its ack releases the
 	// child, and the child's the grandchild.
-	tok := field(do(c, "JOBGET", "root"), "state")
+	tok := check.MapField(do(c, "JOBGET", "root"), "state")
 	if tok != "reserved" {
 		t.Fatalf("root is %v", tok)
 	}
@@ -106,7 +107,7 @@ func TestRestartKeepsDependencies(t *testing.T) {
 	states(c, map[string]string{"grandchild": "queued"})
 	do(c, "JOBACK", reserve(c, "f"))
 	b := do(c, "BATCHGET", "closed")
-	if field(b, "state") != "done" || field(b, "succeeded") != int64(2) || field(b, "callback_state") != "queued" {
+	if check.MapField(b, "state") != "done" || check.MapField(b, "succeeded") != int64(2) || check.MapField(b, "callback_state") != "queued" {
 		t.Fatalf("the closed batch after its last ack: %v", b)
 	}
 	if !strings.Contains(c.Info(ctx, "stats").Val(), "waiting_jobs:0") {

@@ -49,3 +49,20 @@ func Equal(t testing.TB, what string, got, want any, opts ...cmp.Option) {
 		t.Fatalf("%s differs (-want +got):\n%s", what, d)
 	}
 }
+
+// MapField is a map reply's field, in either protocol's shape: a RESP3 map
+// (map[any]any) or a RESP2 flat field/value list; nil if v is no map or
+// lacks it. Safe in any goroutine.
+func MapField(v any, name string) any {
+	switch m := v.(type) {
+	case map[any]any:
+		return m[name]
+	case []any:
+		for i := 0; i+1 < len(m); i += 2 {
+			if m[i] == name {
+				return m[i+1]
+			}
+		}
+	}
+	return nil
+}

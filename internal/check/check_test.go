@@ -52,3 +52,19 @@ func TestField(t *testing.T) {
 		t.Errorf("Field of equal values failed: %q", r.msgs)
 	}
 }
+
+func TestMapField(t *testing.T) {
+	flat := []any{"id", "a", "state", "queued"}
+	resp3 := map[any]any{"id": "a", "state": "queued"}
+	for _, v := range []any{flat, resp3} {
+		if got := MapField(v, "state"); got != "queued" {
+			t.Fatalf("MapField(%v, state) = %v", v, got)
+		}
+		if got := MapField(v, "nope"); got != nil {
+			t.Fatalf("MapField(%v, nope) = %v", v, got)
+		}
+	}
+	if got := MapField("text", "state"); got != nil {
+		t.Fatalf("MapField of no map = %v", got)
+	}
+}
