@@ -344,57 +344,6 @@ func (s *Store) scanUntabled(c *scanCursor, f *ScanFilter, ids []string, count, 
 	return f.keep(found, ids), next == 0
 }
 
-// scanIndex is ScanIDs keeping only the ids of queue (any, when empty),
-// read without their shard locks: a job's queue never changes.
-func (s *Store) scanIndex(cursor uint64, count, maxSlots int, queue string, visited *int) (uint64, []string) {
-	x := &s.index
-	sh := int(cursor & (idShards - 1))
-	v := cursor >> idShardBits
-	var ids []string
-	n0 := *visited
-	for sh < idShards && len(ids) < count && *visited-n0 < maxSlots {
-		t := &x.shards[sh]
-		t.mu.Lock()
-		if t.n == 0 {
-			v = 0
-		} else {
-			mask := uint64(len(t.slots) - 1)
-			for n := 0; n < ScanSlice && len(ids) < count && *visited-n0 < maxSlots; n++ {
-				for i := v & mask; ; i = (i + 1) & mask {
-					sl := t.slots[i]
-					if sl.p == nil {
-						break
-					}
-					if sl.h&mask != v&mask {
-						continue
-					}
-					r := sl.ref()
-					if queue != "" && r.lane().q.name != queue {
-						continue
-					}
-					if r.j != nil {
-						ids = append(ids, r.j.id)
-					} else {
-						ids = append(ids, string(r.c.idAt(r.off)))
-					}
-				}
-				*visited++
-				if v = nextHome(v, mask); v == 0 {
-					break
-				}
-			}
-		}
-		t.mu.Unlock()
-		if v == 0 {
-			sh++
-		}
-	}
-	if sh == idShards {
-		return 0, ids
-	}
-	return v<<idShardBits | uint64(sh), ids
-}
-
 // setAdd files j under its state, when tabled. Lock must be held.
 func (q *queue) setAdd(j *job, h uint64) {
 	if !tabled[j.state] {

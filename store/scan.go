@@ -33,22 +33,29 @@ const ScanSlice = 128
 // It takes index shard locks only, one at a time, for at most ScanSlice
 // slots each.
 func (s *Store) ScanIDs(cursor uint64, count, maxSlots int) (next uint64, ids []string) {
+	visited := 0
+	return s.scanIndex(cursor, count, maxSlots, "", &visited)
+}
+
+// scanIndex is ScanIDs keeping only the ids of queue (any, when empty),
+// read without their shard locks: a job's queue never changes. visited
+// counts the slots it looks at (JOBSCAN's budget spans several calls).
+func (s *Store) scanIndex(cursor uint64, count, maxSlots int, queue string, visited *int) (next uint64, ids []string) {
 	x := &s.index
 	sh := int(cursor & (idShards - 1))
 	v := cursor >> idShardBits
-	visited := 0
-	for sh < idShards && len(ids) < count && visited < maxSlots {
+	n0 := *visited
+	for sh < idShards && len(ids) < count && *visited-n0 < maxSlots {
 		t := &x.shards[sh]
 		t.mu.Lock()
 		if t.n == 0 {
 			v = 0 // an empty table: nothing here, whatever the cursor said
 		} else {
 			mask := uint64(len(t.slots) - 1)
-			for n := 0; n < ScanSlice && len(ids) < count && visited < maxSlots; n++ {
-				ids = t.scanHome(v&mask, mask, ids)
-				visited++
-				v = nextHome(v, mask)
-				if v == 0 {
+			for n := 0; n < ScanSlice && len(ids) < count && *visited-n0 < maxSlots; n++ {
+				ids = t.scanHome(v&mask, mask, queue, ids)
+				*visited++
+				if v = nextHome(v, mask); v == 0 {
 					break
 				}
 			}
@@ -64,8 +71,9 @@ func (s *Store) ScanIDs(cursor uint64, count, maxSlots int) (next uint64, ids []
 	return v<<idShardBits | uint64(sh), ids
 }
 
-// scanHome appends the ids whose home slot is b. Lock must be held.
-func (t *idShard) scanHome(b, mask uint64, ids []string) []string {
+// scanHome appends the ids whose home slot is b, of queue only when it is
+// not empty. Lock must be held.
+func (t *idShard) scanHome(b, mask uint64, queue string, ids []string) []string {
 	for i := b; ; i = (i + 1) & mask {
 		s := t.slots[i]
 		if s.p == nil {
@@ -74,7 +82,11 @@ func (t *idShard) scanHome(b, mask uint64, ids []string) []string {
 		if s.h&mask != b {
 			continue
 		}
-		if r := s.ref(); r.j != nil {
+		r := s.ref()
+		if queue != "" && r.lane().q.name != queue {
+			continue
+		}
+		if r.j != nil {
 			ids = append(ids, r.j.id)
 		} else {
 			ids = append(ids, string(r.c.idAt(r.off))) // fixed while indexed
