@@ -489,7 +489,8 @@ func decodeJob(cmd string, v any) (*Job, error) {
 
 // splitBlocked cuts a blocked_by that names several keys (a job of
 // several keys refused by more than one) into one reason each: the
-// server joins them with ", ", and a reason starts with its kind.
+// server joins them with ", ", and a reason starts with its kind. It is
+// store.SplitBlockedBy's twin: the client imports nothing of the server.
 func splitBlocked(s string) []string {
 	var out []string
 	start := 0

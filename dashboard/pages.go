@@ -539,7 +539,7 @@ func blockedReasons(b string) []string {
 	if b == "" {
 		return nil
 	}
-	parts := splitBlocked(b)
+	parts := store.SplitBlockedBy(b)
 	out := make([]string, len(parts))
 	for i, p := range parts {
 		out[i] = strings.TrimPrefix(blockedReason(p), "waiting: ")
@@ -585,27 +585,6 @@ func blockedReason(b string) string {
 		}
 	}
 	return "waiting: " + b
-}
-
-// splitBlocked cuts a blocked_by naming several keys into one reason a
-// key: the server joins them with ", ", and a reason starts with its kind.
-func splitBlocked(s string) []string {
-	var out []string
-	start := 0
-	for i := 0; i+2 < len(s); i++ {
-		if s[i] != ',' || s[i+1] != ' ' {
-			continue
-		}
-		rest := s[i+2:]
-		for _, p := range []string{"concurrency:", "ratelimit:", "throttled:", "breaker:"} {
-			if strings.HasPrefix(rest, p) {
-				out = append(out, s[start:i])
-				start = i + 2
-				break
-			}
-		}
-	}
-	return append(out, s[start:])
 }
 
 // ---- policies page -------------------------------------------------------------------

@@ -269,6 +269,28 @@ func (s *Store) blocksOf(now int64, l *lane) string {
 	return strings.Join(out, ", ")
 }
 
+// SplitBlockedBy cuts a blocked_by that names several keys (as blocksOf
+// joins them, with ", ") into one reason a key: a reason starts with its
+// kind, and a key may itself hold ", ". One reason comes back whole.
+func SplitBlockedBy(s string) []string {
+	var out []string
+	start := 0
+	for i := 0; i+2 < len(s); i++ {
+		if s[i] != ',' || s[i+1] != ' ' {
+			continue
+		}
+		rest := s[i+2:]
+		for _, p := range []string{"concurrency:", "ratelimit:", "throttled:", "breaker:"} {
+			if strings.HasPrefix(rest, p) {
+				out = append(out, s[start:i])
+				start = i + 2
+				break
+			}
+		}
+	}
+	return append(out, s[start:])
+}
+
 // checkKeys validates a job's keys of one kind: first and more (the
 // further ones), trimmed in place. At most MaxKeys, none twice.
 func checkKeys(what string, first string, more []string) ([]string, error) {

@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -117,4 +118,19 @@ func TestMultiKeyBadInput(t *testing.T) {
 	eq(t, "keys", fmt.Sprint(j.ConcurrencyKeys, j.RateLimitKeys), "[a b c d] [a b c d]")
 	got, _ := f.one("q")
 	eq(t, "reserved", got, id)
+}
+
+// SplitBlockedBy undoes blocksOf's join: one reason a key, a key that
+// holds ", " itself kept whole.
+func TestSplitBlockedBy(t *testing.T) {
+	for in, want := range map[string][]string{
+		"concurrency:a 2/2":                         {"concurrency:a 2/2"},
+		"concurrency:a, b 1/1, ratelimit:x 2/2":     {"concurrency:a, b 1/1", "ratelimit:x 2/2"},
+		"throttled:k until 5, breaker:key:api open": {"throttled:k until 5", "breaker:key:api open"},
+		"paused": {"paused"},
+	} {
+		if got := SplitBlockedBy(in); !slices.Equal(got, want) {
+			t.Errorf("SplitBlockedBy(%q) = %q, want %q", in, got, want)
+		}
+	}
 }
